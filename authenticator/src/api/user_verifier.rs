@@ -1,0 +1,216 @@
+//! How the authenticator asks a person for presence (a deliberate act) and verification (who
+//! they are: fingerprint, face, PIN).
+//!
+//! Verification is a typed state: the UV flag in authenticator data can only be set from a
+//! [`UserVerified`] value, which a verifier returns only after it really verified someone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+/// What kind of biometric sensor a verifier uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BiometryType {
+    /// No biometric sensor.
+    None,
+    /// A fingerprint reader.
+    Fingerprint,
+    /// A face sensor.
+    Face,
+    /// An iris scanner.
+    Iris,
+}
+
+/// Error codes that mobile biometric APIs use, so apps can map them one to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifierErrorCode {
+    /// No sensor is present or reachable.
+    BiometryNotAvailable,
+    /// A sensor exists but nothing is enrolled.
+    BiometryNotEnrolled,
+    /// Too many failed attempts.
+    BiometryLockout,
+    /// The user cancelled.
+    UserCancel,
+    /// The system cancelled (e.g. another request took over).
+    SystemCancel,
+    /// The user was not recognised.
+    AuthenticationFailed,
+    /// No device passcode/PIN is set.
+    PasscodeNotSet,
+    /// The user chose the fallback (PIN).
+    UserFallback,
+    /// The application cancelled.
+    AppCancel,
+    /// The request was not valid.
+    InvalidContext,
+    /// No interaction is possible (no terminal, no display).
+    NotInteractive,
+}
+
+/// A verifier's current capabilities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierStatus {
+    /// Whether user verification can be performed now.
+    pub available: bool,
+    /// The biometric sensor type, if any.
+    pub biometry: BiometryType,
+    /// Whether at least one biometric template (or a PIN) is enrolled.
+    pub enrolled: bool,
+    /// Why verification is not available, if it is not.
+    pub error: Option<VerifierErrorCode>,
+}
+
+/// What the person is being asked to approve; shown in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptAction {
+    /// Create a passkey.
+    Register,
+    /// Sign in with a passkey.
+    SignIn,
+    /// Erase every credential.
+    Reset,
+    /// Pick this authenticator among several.
+    Select,
+}
+
+/// The request shown to the person.
+#[derive(Debug, Clone)]
+pub struct Prompt<'a> {
+    /// What is being approved.
+    pub action: PromptAction,
+    /// The relying party, when there is one.
+    pub rp_id: Option<&'a str>,
+    /// The account name, when known.
+    pub user_name: Option<&'a str>,
+}
+
+/// Why a person-facing step did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UserActionError {
+    /// The person declined.
+    #[error("the user denied the request")]
+    Denied,
+    /// The client cancelled (CTAPHID_CANCEL).
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// Nobody answered in time.
+    #[error("the user did not respond in time")]
+    Timeout,
+    /// This verifier cannot perform the step.
+    #[error("user verification is not available ({0:?})")]
+    Unavailable(VerifierErrorCode),
+    /// Too many failed attempts: locked out.
+    #[error("user verification is locked out")]
+    Lockout,
+    /// The person was not recognised.
+    #[error("user verification failed")]
+    Failed,
+}
+
+/// Proof that a person was verified. Only verifiers construct it, and the UV flag is set only
+/// from one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserVerified {
+    method: VerificationMethod,
+}
+
+/// How a person was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerificationMethod {
+    /// A biometric match.
+    Biometric(BiometryType),
+    /// A PIN or passcode.
+    Pin,
+}
+
+impl UserVerified {
+    /// Records a successful verification. Call only after a real check succeeded.
+    pub fn by(method: VerificationMethod) -> Self {
+        Self { method }
+    }
+
+    /// How the person was verified.
+    pub fn method(&self) -> VerificationMethod {
+        self.method
+    }
+}
+
+/// CTAPHID keepalive status codes a handler reports while it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeepaliveStatus {
+    /// The authenticator is working.
+    Processing = 1,
+    /// The authenticator waits for the person.
+    UpNeeded = 2,
+}
+
+/// Shared between a transport and a running request: lets the transport cancel the request and
+/// learn whether it is waiting for the person (for CTAPHID KEEPALIVE).
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    cancelled: Arc<AtomicBool>,
+    status: Arc<AtomicU8>,
+}
+
+impl Default for Interaction {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Interaction {
+    /// A fresh, uncancelled interaction.
+    pub fn new() -> Self {
+        Self {
+            cancelled: Arc::new(AtomicBool::new(false)),
+            status: Arc::new(AtomicU8::new(KeepaliveStatus::Processing as u8)),
+        }
+    }
+
+    /// Asks the running request to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the request was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Reports what the request is doing.
+    pub fn set_status(&self, status: KeepaliveStatus) {
+        self.status.store(status as u8, Ordering::SeqCst);
+    }
+
+    /// What the request is doing now.
+    pub fn status(&self) -> KeepaliveStatus {
+        if self.status.load(Ordering::SeqCst) == KeepaliveStatus::UpNeeded as u8 {
+            KeepaliveStatus::UpNeeded
+        } else {
+            KeepaliveStatus::Processing
+        }
+    }
+}
+
+/// Asks a person for presence and verification.
+pub trait UserVerifier: Send {
+    /// What this verifier can do now.
+    fn status(&self) -> VerifierStatus;
+
+    /// Asks for a deliberate act of presence (a touch, a key press). Must honour
+    /// `interaction.is_cancelled()` promptly and report [`KeepaliveStatus::UpNeeded`] while
+    /// waiting.
+    fn check_presence(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<(), UserActionError>;
+
+    /// Verifies who the person is. A successful verification implies presence.
+    fn verify_user(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError>;
+}

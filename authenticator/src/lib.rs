@@ -1,0 +1,18 @@
+//! passgate's CTAP 2.1 authenticator.
+//!
+//! The core is transport-agnostic: [`ctap::Authenticator::handle`] takes a command byte plus
+//! canonical CBOR and returns a status byte plus canonical CBOR. [`ctaphid`] frames those
+//! messages into 64-byte HID reports, and [`transport`] carries the reports over a byte pipe
+//! (TCP today, a Linux uhid device later). Platform seams live in [`api`], and the default
+//! software backends in [`software`].
+
+pub mod api;
+pub mod ctap;
+pub mod ctaphid;
+pub mod env;
+pub mod presence;
+pub mod software;
+pub mod transport;
+
+pub use ctap::Authenticator;
+pub use env::Env;
