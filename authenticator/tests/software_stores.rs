@@ -1,4 +1,5 @@
 //! The default software backends on a real file system.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

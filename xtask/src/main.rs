@@ -1,1 +1,3 @@
+//! Project automation.
+
 fn main() {}
