@@ -200,7 +200,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    // Loopback echo of the same bytes (same packet count both ways), the transport floor.
+    // Loopback echo of the same request bytes: one write, the same bytes read back.
     let echo = TcpListener::bind("127.0.0.1:0").expect("bind");
     let echo_addr = echo.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -216,24 +216,12 @@ fn bench(c: &mut Criterion) {
     });
     let mut echo_stream = TcpStream::connect(echo_addr).expect("connect");
     echo_stream.set_nodelay(true).expect("nodelay");
-    let request_packets = ctaphid::encode_message(cid, ctaphid::CMD_CBOR, &requests[0]);
-    let response_len = a.handle(&requests[0]).len();
-    let response_packets =
-        ctaphid::encode_message(cid, ctaphid::CMD_CBOR, &vec![0; response_len]).len();
+    let request_bytes = ctaphid::encode_message(cid, ctaphid::CMD_CBOR, &requests[0]).concat();
+    let mut back = vec![0u8; request_bytes.len()];
     c.bench_function("loopback_echo_same_bytes", |b| {
         b.iter(|| {
-            // Send the request packets, read back as many packets as a response has.
-            for p in &request_packets {
-                echo_stream.write_all(p).expect("write");
-            }
-            let mut buf = [0u8; PACKET_SIZE];
-            for _ in 0..request_packets.len() {
-                echo_stream.read_exact(&mut buf).expect("read");
-            }
-            for _ in request_packets.len()..response_packets {
-                echo_stream.write_all(&buf).expect("write");
-                echo_stream.read_exact(&mut buf).expect("read");
-            }
+            echo_stream.write_all(&request_bytes).expect("write");
+            echo_stream.read_exact(&mut back).expect("read");
         })
     });
 }
@@ -254,9 +242,8 @@ fn ctaphid_init(stream: &mut TcpStream) -> u32 {
 }
 
 fn ctaphid_cbor(stream: &mut TcpStream, cid: u32, request: &[u8]) -> Vec<u8> {
-    for p in ctaphid::encode_message(cid, ctaphid::CMD_CBOR, request) {
-        stream.write_all(&p).expect("write");
-    }
+    let bytes = ctaphid::encode_message(cid, ctaphid::CMD_CBOR, request).concat();
+    stream.write_all(&bytes).expect("write");
     let mut asm = MessageAssembler::new();
     let mut buf = [0u8; PACKET_SIZE];
     loop {

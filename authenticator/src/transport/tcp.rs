@@ -8,6 +8,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,21 @@ use crate::ctaphid::{
 /// How often a connection wakes to send keepalives and check reassembly timeouts.
 const TICK: Duration = Duration::from_millis(20);
 
-struct Shared<H> {
+/// Work for the device's single request thread.
+enum Job {
+    Cbor {
+        cid: u32,
+        request: Vec<u8>,
+        interaction: Interaction,
+        done: Arc<AtomicBool>,
+        writer: Arc<Mutex<TcpStream>>,
+    },
+    Wink,
+}
+
+struct Shared {
     device: Mutex<Device>,
-    handler: Mutex<H>,
+    jobs: Mutex<Sender<Job>>,
     running: Mutex<Option<(u32, Interaction)>>,
     next_connection: AtomicU64,
 }
@@ -34,12 +47,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Serves `handler` on `listener` until accepting fails. Blocks; run it on its own thread.
 pub fn serve<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io::Result<()> {
+    let (jobs, queue) = channel();
     let shared = Arc::new(Shared {
         device: Mutex::new(Device::new()),
-        handler: Mutex::new(handler),
+        jobs: Mutex::new(jobs),
         running: Mutex::new(None),
         next_connection: AtomicU64::new(1),
     });
+    // One long-lived thread runs requests (the device is busy with one at a time), so a
+    // request costs a channel hand-off rather than a thread spawn.
+    let worker_shared = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("ctap-requests".into())
+        .spawn(move || run_requests(handler, &queue, &worker_shared))?;
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -72,19 +92,39 @@ struct Running {
     last_keepalive: Instant,
 }
 
+/// Writes reports with one system call (one wake-up of the reader for a whole message).
 fn write_packets(writer: &Mutex<TcpStream>, packets: &[Packet]) -> io::Result<()> {
-    let mut w = lock(writer);
-    for p in packets {
-        w.write_all(p)?;
-    }
-    Ok(())
+    let bytes = packets.concat();
+    lock(writer).write_all(&bytes)
 }
 
-fn connection<H: CtapHandler + 'static>(
-    stream: TcpStream,
-    shared: &Arc<Shared<H>>,
-    id: ConnectionId,
-) -> io::Result<()> {
+fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Job>, shared: &Shared) {
+    while let Ok(job) = queue.recv() {
+        match job {
+            Job::Wink => handler.wink(),
+            Job::Cbor {
+                cid,
+                request,
+                interaction,
+                done,
+                writer,
+            } => {
+                let response = handler.handle_cbor(&request, &interaction);
+                let bytes = encode_message(cid, CMD_CBOR, &response).concat();
+                let mut w = lock(&writer);
+                done.store(true, Ordering::SeqCst);
+                *lock(&shared.running) = None;
+                // Free the device before answering, so the client's next request is not
+                // refused as busy.
+                lock(&shared.device).finish(cid);
+                // A write error means the client left; the device is already free.
+                let _ = w.write_all(&bytes);
+            }
+        }
+    }
+}
+
+fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(TICK))?;
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
@@ -143,8 +183,8 @@ fn connection<H: CtapHandler + 'static>(
     result
 }
 
-fn on_packet<H: CtapHandler + 'static>(
-    shared: &Arc<Shared<H>>,
+fn on_packet(
+    shared: &Arc<Shared>,
     writer: &Arc<Mutex<TcpStream>>,
     id: ConnectionId,
     packet: &Packet,
@@ -155,7 +195,7 @@ fn on_packet<H: CtapHandler + 'static>(
         Action::None => Ok(()),
         Action::Reply(packets) => write_packets(writer, &packets),
         Action::Wink(packets) => {
-            lock(&shared.handler).wink();
+            let _ = lock(&shared.jobs).send(Job::Wink);
             write_packets(writer, &packets)
         }
         Action::Cancel { cid } => {
@@ -176,31 +216,21 @@ fn on_packet<H: CtapHandler + 'static>(
                 done: Arc::clone(&done),
                 last_keepalive: Instant::now(),
             });
-            let shared = Arc::clone(shared);
-            let writer = Arc::clone(writer);
-            std::thread::Builder::new()
-                .name(format!("ctap-request-{cid:08x}"))
-                .spawn(move || {
-                    let response = lock(&shared.handler).handle_cbor(&request, &interaction);
-                    let packets = encode_message(cid, CMD_CBOR, &response);
-                    let mut w = lock(&writer);
-                    done.store(true, Ordering::SeqCst);
-                    *lock(&shared.running) = None;
-                    // Free the device before answering, so the client's next request is not
-                    // refused as busy.
-                    lock(&shared.device).finish(cid);
-                    for p in &packets {
-                        if w.write_all(p).is_err() {
-                            break;
-                        }
-                    }
-                })
-                .map(|_| ())
+            let job = Job::Cbor {
+                cid,
+                request,
+                interaction,
+                done,
+                writer: Arc::clone(writer),
+            };
+            lock(&shared.jobs)
+                .send(job)
+                .map_err(|_| io::Error::other("the request thread has stopped"))
         }
     }
 }
 
-fn cancel<H>(shared: &Shared<H>, cid: u32) {
+fn cancel(shared: &Shared, cid: u32) {
     if let Some((running_cid, interaction)) = lock(&shared.running).as_ref() {
         if *running_cid == cid {
             interaction.cancel();
