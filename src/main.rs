@@ -1,1 +1,158 @@
-fn main() {}
+//! `passgate`: one binary for the authenticator, the relying party and the tools around them.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::api::user_verifier::UserVerifier;
+use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
+use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
+use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::{Authenticator, Env};
+
+#[derive(Parser)]
+#[command(
+    name = "passgate",
+    version,
+    about = "Passkeys with hardware keys and biometric user verification"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The CTAP 2.1 platform authenticator.
+    Authenticator {
+        #[command(subcommand)]
+        command: AuthenticatorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthenticatorCommand {
+    /// Serve the authenticator over CTAPHID (64-byte HID reports carried as-is over TCP).
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresenceMode {
+    /// Ask on this terminal: Enter approves, `n` denies.
+    Terminal,
+    /// Approve presence with nobody there. FOR TESTS ONLY; never claims user verification.
+    Auto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AttestationArg {
+    /// No attestation statement.
+    None,
+    /// Packed self-attestation (signed by the credential key, no certificate).
+    Packed,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Where to listen, `tcp://HOST:PORT` (port 0 picks a free port).
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    listen: String,
+    /// State directory (device key, credentials). Default: $XDG_STATE_HOME/passgate or
+    /// ~/.local/state/passgate.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How user presence is collected.
+    #[arg(long, value_enum, default_value_t = PresenceMode::Terminal)]
+    presence: PresenceMode,
+    /// Attestation format when the client does not ask for one.
+    #[arg(long, value_enum, default_value_t = AttestationArg::None)]
+    attestation: AttestationArg,
+    /// How many credentials the store holds at most.
+    #[arg(long, default_value_t = 250_000)]
+    capacity: usize,
+    /// Seconds to wait for the person at a presence prompt.
+    #[arg(long, default_value_t = 30)]
+    presence_timeout: u64,
+}
+
+fn default_state_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("passgate"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_STATE_HOME nor HOME is set; pass --state-dir")?;
+    Ok(PathBuf::from(home).join(".local/state/passgate"))
+}
+
+fn parse_tcp_listen(listen: &str) -> Result<&str> {
+    match listen.strip_prefix("tcp://") {
+        Some(addr) if !addr.is_empty() => Ok(addr),
+        _ => bail!("--listen must look like tcp://127.0.0.1:8765, got {listen:?}"),
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let addr = parse_tcp_listen(&args.listen)?;
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    let device_key = DeviceKey::load_or_create(&state_dir)
+        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
+    let credentials = FileCredentialStore::open(&state_dir, &device_key, args.capacity)
+        .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
+    let key_store = SoftwareKeyStore::new(&device_key);
+    let (user, reset_window): (Box<dyn UserVerifier>, _) = match args.presence {
+        PresenceMode::Auto => (Box::new(AutoPresence::new()), None),
+        PresenceMode::Terminal => (
+            Box::new(TerminalPresence::new(Duration::from_secs(
+                args.presence_timeout,
+            ))),
+            Some(Duration::from_secs(10)),
+        ),
+    };
+    let env = Env {
+        key_store: Box::new(key_store),
+        credentials: Box::new(credentials),
+        user,
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    let config = AuthenticatorConfig {
+        default_attestation: match args.attestation {
+            AttestationArg::None => AttestationFormat::None,
+            AttestationArg::Packed => AttestationFormat::PackedSelf,
+        },
+        reset_window,
+        ..AuthenticatorConfig::default()
+    };
+    let authenticator = Authenticator::new(env, config);
+    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("listening on tcp://{local}");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on tcp://{local}");
+    passgate_authenticator::transport::tcp::serve(listener, authenticator)?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PASSGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Authenticator {
+            command: AuthenticatorCommand::Serve(args),
+        } => serve(args),
+    }
+}

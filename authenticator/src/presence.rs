@@ -1,1 +1,207 @@
-//! presence
+//! User-presence backends that need no biometric hardware.
+//!
+//! - [`TerminalPresence`]: asks on the controlling terminal of the `passgate` process (a
+//!   trusted prompt: web content cannot type into it). This is the default.
+//! - [`AutoPresence`]: approves presence with nobody there. For automated tests only; it logs a
+//!   warning when created and never claims user verification.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+use crate::api::user_verifier::{
+    BiometryType, Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError,
+    UserVerified, UserVerifier, VerifierErrorCode, VerifierStatus,
+};
+
+fn no_verification_status() -> VerifierStatus {
+    VerifierStatus {
+        available: false,
+        biometry: BiometryType::None,
+        enrolled: false,
+        error: Some(VerifierErrorCode::BiometryNotAvailable),
+    }
+}
+
+/// Approves every presence check at once. Tests only.
+#[derive(Debug)]
+pub struct AutoPresence {
+    _private: (),
+}
+
+impl AutoPresence {
+    /// Creates the auto-approver and logs a warning that presence is not being checked.
+    pub fn new() -> Self {
+        tracing::warn!(
+            "presence is approved automatically (--presence auto): for tests only, never for real use; \
+             user verification is never claimed in this mode"
+        );
+        Self { _private: () }
+    }
+}
+
+impl Default for AutoPresence {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UserVerifier for AutoPresence {
+    fn status(&self) -> VerifierStatus {
+        no_verification_status()
+    }
+
+    fn check_presence(
+        &mut self,
+        _prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<(), UserActionError> {
+        if interaction.is_cancelled() {
+            return Err(UserActionError::Cancelled);
+        }
+        Ok(())
+    }
+
+    fn verify_user(
+        &mut self,
+        _prompt: &Prompt<'_>,
+        _interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError> {
+        Err(UserActionError::Unavailable(
+            VerifierErrorCode::BiometryNotAvailable,
+        ))
+    }
+}
+
+/// Asks for presence on the terminal: the person presses Enter to approve or types `n` to deny.
+#[derive(Debug)]
+pub struct TerminalPresence {
+    lines: Option<Receiver<String>>,
+    timeout: Duration,
+}
+
+impl TerminalPresence {
+    /// Opens `/dev/tty`. With no terminal, every presence check fails with `NotInteractive`.
+    pub fn new(timeout: Duration) -> Self {
+        let lines = std::fs::File::open("/dev/tty").ok().map(|tty| {
+            let (tx, rx) = channel();
+            // A reader thread turns blocking terminal reads into a channel that can be
+            // waited on with a timeout and interrupted by CTAPHID_CANCEL.
+            std::thread::spawn(move || {
+                for line in BufReader::new(tty).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
+        Self { lines, timeout }
+    }
+
+    fn describe(prompt: &Prompt<'_>) -> String {
+        let what = match prompt.action {
+            PromptAction::Register => "create a passkey",
+            PromptAction::SignIn => "sign in",
+            PromptAction::Reset => "ERASE ALL PASSKEYS",
+            PromptAction::Select => "use this authenticator",
+        };
+        let rp = prompt
+            .rp_id
+            .map(|r| format!(" for {r}"))
+            .unwrap_or_default();
+        let user = prompt
+            .user_name
+            .map(|u| format!(" as {u}"))
+            .unwrap_or_default();
+        format!("{what}{rp}{user}")
+    }
+}
+
+impl UserVerifier for TerminalPresence {
+    fn status(&self) -> VerifierStatus {
+        no_verification_status()
+    }
+
+    fn check_presence(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<(), UserActionError> {
+        let Some(lines) = &self.lines else {
+            return Err(UserActionError::Unavailable(
+                VerifierErrorCode::NotInteractive,
+            ));
+        };
+        // Discard anything typed before the prompt appeared: approval must answer this prompt.
+        loop {
+            match lines.try_recv() {
+                Ok(_) => continue,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    return Err(UserActionError::Unavailable(
+                        VerifierErrorCode::NotInteractive,
+                    ));
+                }
+            }
+        }
+        interaction.set_status(KeepaliveStatus::UpNeeded);
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(
+            stderr,
+            "\npassgate: a request wants to {}.\n          Press Enter to approve, or type n and Enter to deny ({} s).",
+            Self::describe(prompt),
+            self.timeout.as_secs()
+        );
+        let deadline = Instant::now() + self.timeout;
+        let outcome = loop {
+            if interaction.is_cancelled() {
+                break Err(UserActionError::Cancelled);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(UserActionError::Timeout);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            match lines.recv_timeout(wait) {
+                Ok(answer) => {
+                    let answer = answer.trim().to_ascii_lowercase();
+                    break if answer.is_empty() || answer == "y" || answer == "yes" {
+                        Ok(())
+                    } else {
+                        Err(UserActionError::Denied)
+                    };
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(UserActionError::Unavailable(
+                        VerifierErrorCode::NotInteractive,
+                    ));
+                }
+            }
+        };
+        interaction.set_status(KeepaliveStatus::Processing);
+        let _ = writeln!(
+            stderr,
+            "passgate: {}",
+            match outcome {
+                Ok(()) => "approved",
+                Err(UserActionError::Cancelled) => "cancelled by the client",
+                Err(UserActionError::Timeout) => "timed out",
+                Err(_) => "denied",
+            }
+        );
+        outcome
+    }
+
+    fn verify_user(
+        &mut self,
+        _prompt: &Prompt<'_>,
+        _interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError> {
+        Err(UserActionError::Unavailable(
+            VerifierErrorCode::BiometryNotAvailable,
+        ))
+    }
+}

@@ -145,6 +145,16 @@ pub enum KeepaliveStatus {
     UpNeeded = 2,
 }
 
+impl KeepaliveStatus {
+    /// The status byte sent in a CTAPHID KEEPALIVE packet.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Processing => 1,
+            Self::UpNeeded => 2,
+        }
+    }
+}
+
 /// Shared between a transport and a running request: lets the transport cancel the request and
 /// learn whether it is waiting for the person (for CTAPHID KEEPALIVE).
 #[derive(Debug, Clone)]
@@ -164,7 +174,7 @@ impl Interaction {
     pub fn new() -> Self {
         Self {
             cancelled: Arc::new(AtomicBool::new(false)),
-            status: Arc::new(AtomicU8::new(KeepaliveStatus::Processing as u8)),
+            status: Arc::new(AtomicU8::new(KeepaliveStatus::Processing.code())),
         }
     }
 
@@ -180,12 +190,12 @@ impl Interaction {
 
     /// Reports what the request is doing.
     pub fn set_status(&self, status: KeepaliveStatus) {
-        self.status.store(status as u8, Ordering::SeqCst);
+        self.status.store(status.code(), Ordering::SeqCst);
     }
 
     /// What the request is doing now.
     pub fn status(&self) -> KeepaliveStatus {
-        if self.status.load(Ordering::SeqCst) == KeepaliveStatus::UpNeeded as u8 {
+        if self.status.load(Ordering::SeqCst) == KeepaliveStatus::UpNeeded.code() {
             KeepaliveStatus::UpNeeded
         } else {
             KeepaliveStatus::Processing

@@ -1,1 +1,205 @@
-//! ctap
+//! The CTAP 2.1 command layer: one file per command, dispatched by [`Authenticator::handle`].
+
+pub mod cbor;
+pub mod data;
+mod get_assertion;
+mod get_info;
+mod make_credential;
+mod reset;
+mod selection;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use crate::api::credential_store::StoreError;
+use crate::api::user_verifier::{Interaction, UserActionError};
+use crate::env::Env;
+pub use get_assertion::PendingAssertions;
+pub use status::StatusCode;
+
+/// passgate's AAGUID (bc5e712f-3ad4-41a7-a970-289c9ab407c9).
+pub const PASSGATE_AAGUID: [u8; 16] = [
+    0xbc, 0x5e, 0x71, 0x2f, 0x3a, 0xd4, 0x41, 0xa7, 0xa9, 0x70, 0x28, 0x9c, 0x9a, 0xb4, 0x07, 0xc9,
+];
+
+/// CTAP command bytes (CTAP 2.1 §6).
+pub mod command {
+    /// authenticatorMakeCredential.
+    pub const MAKE_CREDENTIAL: u8 = 0x01;
+    /// authenticatorGetAssertion.
+    pub const GET_ASSERTION: u8 = 0x02;
+    /// authenticatorGetInfo.
+    pub const GET_INFO: u8 = 0x04;
+    /// authenticatorClientPIN.
+    pub const CLIENT_PIN: u8 = 0x06;
+    /// authenticatorReset.
+    pub const RESET: u8 = 0x07;
+    /// authenticatorGetNextAssertion.
+    pub const GET_NEXT_ASSERTION: u8 = 0x08;
+    /// authenticatorSelection.
+    pub const SELECTION: u8 = 0x0b;
+}
+
+/// Attestation statement formats the authenticator can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttestationFormat {
+    /// No attestation (`fmt: "none"`, empty statement).
+    None,
+    /// Packed self-attestation: signed by the credential key itself, no certificate.
+    PackedSelf,
+}
+
+/// Behaviour settings of an authenticator.
+#[derive(Debug, Clone)]
+pub struct AuthenticatorConfig {
+    /// The AAGUID reported in getInfo and attested credential data.
+    pub aaguid: [u8; 16],
+    /// Attestation used when the client does not ask for a format.
+    pub default_attestation: AttestationFormat,
+    /// When set, authenticatorReset is accepted only this long after start (CTAP asks 10 s of
+    /// roaming authenticators).
+    pub reset_window: Option<Duration>,
+    /// Most descriptors accepted in an allowList or excludeList.
+    pub max_credential_count_in_list: usize,
+    /// Longest credential ID accepted in a descriptor (ours are 16 bytes).
+    pub max_credential_id_length: usize,
+    /// Firmware version reported in getInfo.
+    pub firmware_version: u64,
+}
+
+impl Default for AuthenticatorConfig {
+    fn default() -> Self {
+        Self {
+            aaguid: PASSGATE_AAGUID,
+            default_attestation: AttestationFormat::None,
+            reset_window: Some(Duration::from_secs(10)),
+            max_credential_count_in_list: 64,
+            max_credential_id_length: 128,
+            firmware_version: 0x0001_0000,
+        }
+    }
+}
+
+/// Largest message the authenticator accepts (the CTAPHID limit), reported as maxMsgSize.
+pub const MAX_MSG_SIZE: usize = 7609;
+
+/// Length of the credential IDs this authenticator creates.
+pub const CREDENTIAL_ID_LENGTH: usize = 16;
+
+/// A CTAP 2.1 authenticator running on one platform [`Env`].
+pub struct Authenticator {
+    env: Env,
+    config: AuthenticatorConfig,
+    started: Instant,
+    pending: Option<PendingAssertions>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("env", &self.env)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of one command: a CBOR response body or a status code.
+pub(crate) type CommandResult = Result<Vec<u8>, StatusCode>;
+
+impl Authenticator {
+    /// An authenticator on `env`.
+    pub fn new(env: Env, config: AuthenticatorConfig) -> Self {
+        let started = env.clock.now();
+        Self {
+            env,
+            config,
+            started,
+            pending: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AuthenticatorConfig {
+        &self.config
+    }
+
+    /// The platform.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Runs one command (command byte + canonical CBOR) with no transport interaction and
+    /// returns status byte + canonical CBOR.
+    pub fn handle(&mut self, request: &[u8]) -> Vec<u8> {
+        self.handle_with(request, &Interaction::new())
+    }
+
+    /// Like [`Self::handle`], with a transport's interaction (cancellation, keepalive status).
+    pub fn handle_with(&mut self, request: &[u8], interaction: &Interaction) -> Vec<u8> {
+        let result = match request.split_first() {
+            None => Err(StatusCode::InvalidLength),
+            Some((&cmd, body)) => {
+                if cmd != command::GET_NEXT_ASSERTION {
+                    self.pending = None;
+                }
+                self.dispatch(cmd, body, interaction)
+            }
+        };
+        match result {
+            Ok(mut body) => {
+                body.insert(0, StatusCode::Ok.byte());
+                body
+            }
+            Err(status) => {
+                tracing::debug!(status = %status, "command failed");
+                vec![status.byte()]
+            }
+        }
+    }
+
+    fn dispatch(&mut self, cmd: u8, body: &[u8], interaction: &Interaction) -> CommandResult {
+        match cmd {
+            command::MAKE_CREDENTIAL => self.make_credential(body, interaction),
+            command::GET_ASSERTION => self.get_assertion(body, interaction),
+            command::GET_INFO => self.get_info(body),
+            command::RESET => self.reset(body, interaction),
+            command::GET_NEXT_ASSERTION => self.get_next_assertion(body),
+            command::SELECTION => self.selection(body, interaction),
+            _ => Err(StatusCode::InvalidCommand),
+        }
+    }
+}
+
+/// Maps a failed person-facing step to its CTAP status.
+pub(crate) fn user_error_status(err: UserActionError) -> StatusCode {
+    match err {
+        UserActionError::Denied => StatusCode::OperationDenied,
+        UserActionError::Cancelled => StatusCode::KeepaliveCancel,
+        UserActionError::Timeout => StatusCode::UserActionTimeout,
+        UserActionError::Unavailable(_) => StatusCode::OperationDenied,
+        UserActionError::Lockout => StatusCode::UvBlocked,
+        UserActionError::Failed => StatusCode::UvInvalid,
+    }
+}
+
+/// Maps a credential store failure to its CTAP status, logging it (never any secret).
+pub(crate) fn store_error_status(err: StoreError) -> StatusCode {
+    match err {
+        StoreError::Full { .. } => StatusCode::KeyStoreFull,
+        other => {
+            tracing::error!(error = %other, "credential store failure");
+            StatusCode::Other
+        }
+    }
+}
+
+/// Commands that take no parameters reject a body.
+pub(crate) fn expect_empty(body: &[u8]) -> Result<(), StatusCode> {
+    if body.is_empty() {
+        Ok(())
+    } else {
+        Err(StatusCode::InvalidLength)
+    }
+}

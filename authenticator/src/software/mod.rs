@@ -1,1 +1,15 @@
-//! software
+//! The default software backends: a device key in the state directory, a key store whose
+//! private keys are AES-256-GCM wrapped under it, and a durable, encrypted credential store.
+//!
+//! These protect credentials against other users of the machine, against backups or disk
+//! images that lack `device.key`, and against leaks through logs; they do not protect against
+//! root or malware running as the user. That is what the TPM backend is for.
+
+mod credential_store;
+mod device_key;
+pub(crate) mod fs;
+mod key_store;
+
+pub use credential_store::FileCredentialStore;
+pub use device_key::{DeviceKey, DeviceKeyError};
+pub use key_store::SoftwareKeyStore;

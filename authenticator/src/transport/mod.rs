@@ -1,1 +1,3 @@
-//! transport
+//! Byte pipes that carry CTAPHID reports to the authenticator.
+
+pub mod tcp;

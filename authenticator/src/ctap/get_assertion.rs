@@ -1,0 +1,293 @@
+//! authenticatorGetAssertion and authenticatorGetNextAssertion (CTAP 2.1 §6.2, §6.3).
+
+use std::time::{Duration, Instant};
+
+use ciborium::value::Value;
+
+use super::cbor::{Params, ValueExt, encode, int_map, text_map, uint};
+use super::data::{Options, authenticator_data, flags, parse_descriptor_list, rp_id_hash};
+use super::make_credential::cred_protect;
+use super::{
+    Authenticator, CommandResult, StatusCode, expect_empty, store_error_status, user_error_status,
+};
+use crate::api::credential_store::CredentialRecord;
+use crate::api::user_verifier::{Interaction, Prompt, PromptAction, UserVerified};
+
+/// How long getNextAssertion may follow getAssertion (§6.3: 30 seconds).
+const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
+
+mod key {
+    pub const RP_ID: u64 = 0x01;
+    pub const CLIENT_DATA_HASH: u64 = 0x02;
+    pub const ALLOW_LIST: u64 = 0x03;
+    pub const EXTENSIONS: u64 = 0x04;
+    pub const OPTIONS: u64 = 0x05;
+    pub const PIN_UV_AUTH_PARAM: u64 = 0x06;
+    pub const PIN_UV_AUTH_PROTOCOL: u64 = 0x07;
+}
+
+/// The rest of a multi-credential getAssertion, served by getNextAssertion.
+pub struct PendingAssertions {
+    rp_id: String,
+    client_data_hash: Vec<u8>,
+    flags: u8,
+    verified: bool,
+    remaining: std::vec::IntoIter<CredentialRecord>,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for PendingAssertions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAssertions")
+            .field("rp_id", &self.rp_id)
+            .field("remaining", &self.remaining.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Request {
+    rp_id: String,
+    client_data_hash: Vec<u8>,
+    allow_list: Option<Vec<super::data::CredentialDescriptor>>,
+    options: Options,
+}
+
+fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
+    let mut params = Params::parse(body)?;
+    let rp_id = params.required(key::RP_ID)?.ctap_text()?;
+    let client_data_hash = params.required(key::CLIENT_DATA_HASH)?.ctap_bytes()?;
+    let allow_list = params
+        .take(key::ALLOW_LIST)
+        .map(|v| parse_descriptor_list(v, max_list))
+        .transpose()?
+        .filter(|list| !list.is_empty());
+    if let Some(ext) = params.take(key::EXTENSIONS) {
+        // No assertion extensions are implemented yet; unknown ones are ignored.
+        ext.ctap_map()?;
+    }
+    let options = Options::parse(params.take(key::OPTIONS))?;
+    let pin_uv_auth_param = params
+        .take(key::PIN_UV_AUTH_PARAM)
+        .map(Value::ctap_bytes)
+        .transpose()?;
+    let pin_uv_auth_protocol = params
+        .take(key::PIN_UV_AUTH_PROTOCOL)
+        .map(Value::ctap_uint)
+        .transpose()?;
+    if pin_uv_auth_param.is_some() {
+        return Err(match pin_uv_auth_protocol {
+            None => StatusCode::MissingParameter,
+            Some(_) => StatusCode::InvalidParameter,
+        });
+    }
+    if rp_id.is_empty() || rp_id.len() > super::data::MAX_RP_ID_LENGTH {
+        return Err(StatusCode::InvalidParameter);
+    }
+    if client_data_hash.len() != 32 {
+        return Err(StatusCode::InvalidParameter);
+    }
+    if options.rk.is_some() {
+        return Err(StatusCode::UnsupportedOption);
+    }
+    Ok(Request {
+        rp_id,
+        client_data_hash,
+        allow_list,
+        options,
+    })
+}
+
+impl Authenticator {
+    pub(super) fn get_assertion(
+        &mut self,
+        body: &[u8],
+        interaction: &Interaction,
+    ) -> CommandResult {
+        let request = parse(body, self.config.max_credential_count_in_list)?;
+        let uv_available = self.env.user.status().available;
+        let want_uv = request.options.uv == Some(true);
+        if want_uv && !uv_available {
+            return Err(StatusCode::InvalidOption);
+        }
+        let want_up = request.options.up.unwrap_or(true);
+
+        // Locate applicable credentials (§6.2.2 step 7). credProtect is applied as if UV will
+        // happen when UV was requested; UV failure aborts the request anyway.
+        let credentials: Vec<CredentialRecord> = match &request.allow_list {
+            Some(list) => {
+                let mut found = Vec::new();
+                for descriptor in list {
+                    if descriptor.id.len() > self.config.max_credential_id_length {
+                        continue;
+                    }
+                    if let Some(record) = self
+                        .env
+                        .credentials
+                        .get(&request.rp_id, &descriptor.id)
+                        .map_err(store_error_status)?
+                    {
+                        if record.cred_protect != cred_protect::UV_REQUIRED || want_uv {
+                            found.push(record);
+                            // With an allowList, only the first applicable credential is used.
+                            break;
+                        }
+                    }
+                }
+                found
+            }
+            None => self
+                .env
+                .credentials
+                .discoverable(&request.rp_id)
+                .map_err(store_error_status)?
+                .into_iter()
+                .filter(|r| r.cred_protect == cred_protect::UV_OPTIONAL || want_uv)
+                .collect(),
+        };
+        let Some(first) = credentials.first() else {
+            return Err(StatusCode::NoCredentials);
+        };
+
+        let prompt = Prompt {
+            action: PromptAction::SignIn,
+            rp_id: Some(&request.rp_id),
+            user_name: if credentials.len() == 1 {
+                first.user_name.as_deref()
+            } else {
+                None
+            },
+        };
+        let verified: Option<UserVerified> = if want_uv {
+            Some(
+                self.env
+                    .user
+                    .verify_user(&prompt, interaction)
+                    .map_err(user_error_status)?,
+            )
+        } else {
+            None
+        };
+        let mut flag_bits = 0;
+        if want_up {
+            if verified.is_none() {
+                self.env
+                    .user
+                    .check_presence(&prompt, interaction)
+                    .map_err(user_error_status)?;
+            }
+            flag_bits |= flags::UP;
+        }
+        if verified.is_some() {
+            flag_bits |= flags::UV;
+        }
+
+        let total = credentials.len();
+        let with_count = request.allow_list.is_none() && total > 1;
+        let mut iter = credentials.into_iter();
+        let Some(record) = iter.next() else {
+            return Err(StatusCode::NoCredentials);
+        };
+        let response = self.assertion_response(
+            &request.rp_id,
+            &request.client_data_hash,
+            flag_bits,
+            verified.is_some(),
+            &record,
+            with_count.then_some(total),
+        )?;
+        if with_count {
+            self.pending = Some(PendingAssertions {
+                rp_id: request.rp_id,
+                client_data_hash: request.client_data_hash,
+                flags: flag_bits,
+                verified: verified.is_some(),
+                remaining: iter,
+                deadline: self.env.clock.now() + NEXT_ASSERTION_WINDOW,
+            });
+        }
+        Ok(response)
+    }
+
+    pub(super) fn get_next_assertion(&mut self, body: &[u8]) -> CommandResult {
+        expect_empty(body)?;
+        let now = self.env.clock.now();
+        let Some(mut pending) = self.pending.take() else {
+            return Err(StatusCode::NotAllowed);
+        };
+        if now > pending.deadline {
+            return Err(StatusCode::NotAllowed);
+        }
+        let Some(record) = pending.remaining.next() else {
+            return Err(StatusCode::NotAllowed);
+        };
+        let response = self.assertion_response(
+            &pending.rp_id,
+            &pending.client_data_hash,
+            pending.flags,
+            pending.verified,
+            &record,
+            None,
+        )?;
+        if pending.remaining.len() > 0 {
+            self.pending = Some(pending);
+        }
+        Ok(response)
+    }
+
+    fn assertion_response(
+        &mut self,
+        rp_id: &str,
+        client_data_hash: &[u8],
+        flag_bits: u8,
+        verified: bool,
+        record: &CredentialRecord,
+        number_of_credentials: Option<usize>,
+    ) -> CommandResult {
+        // Silent probes (up=false) neither count as a use nor reveal a counter.
+        let sign_count = if flag_bits & flags::UP != 0 {
+            self.env
+                .credentials
+                .next_sign_count(rp_id, &record.id)
+                .map_err(store_error_status)?
+        } else {
+            0
+        };
+        let auth_data = authenticator_data(&rp_id_hash(rp_id), flag_bits, sign_count, None, None)?;
+        let mut signed = Vec::with_capacity(auth_data.len() + client_data_hash.len());
+        signed.extend_from_slice(&auth_data);
+        signed.extend_from_slice(client_data_hash);
+        let signature = self.env.key_store.sign(&record.key, &signed).map_err(|e| {
+            tracing::error!(error = %e, "assertion signature failed");
+            StatusCode::Other
+        })?;
+        let text = |s: &str| Value::Text(s.to_owned());
+        let user = record.discoverable.then(|| {
+            // Identifying fields only after user verification (§6.2.2 step 12).
+            let name = |v: &Option<String>| {
+                if verified {
+                    v.clone().map(Value::Text)
+                } else {
+                    None
+                }
+            };
+            text_map([
+                ("id", Some(Value::Bytes(record.user_id.clone()))),
+                ("name", name(&record.user_name)),
+                ("displayName", name(&record.user_display_name)),
+            ])
+        });
+        Ok(encode(&int_map([
+            (
+                1,
+                Some(text_map([
+                    ("id", Some(Value::Bytes(record.id.clone()))),
+                    ("type", Some(text("public-key"))),
+                ])),
+            ),
+            (2, Some(Value::Bytes(auth_data))),
+            (3, Some(Value::Bytes(signature))),
+            (4, user),
+            (5, number_of_credentials.map(uint)),
+        ])))
+    }
+}

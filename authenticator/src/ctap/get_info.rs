@@ -1,0 +1,53 @@
+//! authenticatorGetInfo (CTAP 2.1 §6.4).
+
+use ciborium::value::Value;
+
+use super::cbor::{encode, int, int_map, text_map, uint};
+use super::{Authenticator, CommandResult, expect_empty, store_error_status};
+
+impl Authenticator {
+    pub(super) fn get_info(&mut self, body: &[u8]) -> CommandResult {
+        expect_empty(body)?;
+        let uv = self.env.user.status();
+        let remaining = self
+            .env
+            .credentials
+            .remaining_capacity()
+            .map_err(store_error_status)?;
+        let text = |s: &str| Value::Text(s.to_owned());
+        let mut options = vec![
+            (text("rk"), Value::Bool(true)),
+            (text("up"), Value::Bool(true)),
+            (text("plat"), Value::Bool(false)),
+        ];
+        if uv.available {
+            options.push((text("uv"), Value::Bool(uv.enrolled)));
+        }
+        let response = int_map([
+            (
+                1,
+                Some(Value::Array(vec![text("FIDO_2_0"), text("FIDO_2_1")])),
+            ),
+            (2, Some(Value::Array(vec![text("credProtect")]))),
+            (3, Some(Value::Bytes(self.config.aaguid.to_vec()))),
+            (4, Some(Value::Map(options))),
+            (5, Some(uint(super::MAX_MSG_SIZE))),
+            (7, Some(uint(self.config.max_credential_count_in_list))),
+            (8, Some(uint(self.config.max_credential_id_length))),
+            (9, Some(Value::Array(vec![text("internal")]))),
+            (
+                10,
+                Some(Value::Array(vec![text_map([
+                    ("alg", Some(int(-7))),
+                    ("type", Some(text("public-key"))),
+                ])])),
+            ),
+            (
+                14,
+                Some(Value::Integer(self.config.firmware_version.into())),
+            ),
+            (20, Some(uint(remaining))),
+        ]);
+        Ok(encode(&response))
+    }
+}

@@ -1,0 +1,292 @@
+//! authenticatorMakeCredential (CTAP 2.1 §6.1).
+
+use ciborium::value::Value;
+
+use super::cbor::{Params, TextMap, ValueExt, encode, int, int_map, text_map};
+use super::data::{
+    Options, RpEntity, UserEntity, authenticator_data, choose_algorithm, flags,
+    parse_descriptor_list, rp_id_hash,
+};
+use super::{
+    AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
+    store_error_status, user_error_status,
+};
+use crate::api::credential_store::CredentialRecord;
+use crate::api::key_store::{KeyAlgorithm, KeyStoreError};
+use crate::api::user_verifier::{Interaction, Prompt, PromptAction, UserVerified};
+
+/// Parameter keys.
+mod key {
+    pub const CLIENT_DATA_HASH: u64 = 0x01;
+    pub const RP: u64 = 0x02;
+    pub const USER: u64 = 0x03;
+    pub const PUB_KEY_CRED_PARAMS: u64 = 0x04;
+    pub const EXCLUDE_LIST: u64 = 0x05;
+    pub const EXTENSIONS: u64 = 0x06;
+    pub const OPTIONS: u64 = 0x07;
+    pub const PIN_UV_AUTH_PARAM: u64 = 0x08;
+    pub const PIN_UV_AUTH_PROTOCOL: u64 = 0x09;
+    pub const ENTERPRISE_ATTESTATION: u64 = 0x0a;
+    pub const ATTESTATION_FORMATS_PREFERENCE: u64 = 0x0b;
+}
+
+/// credProtect levels (CTAP 2.1 §12.1).
+pub(crate) mod cred_protect {
+    pub const UV_OPTIONAL: u8 = 1;
+    pub const UV_REQUIRED: u8 = 3;
+}
+
+/// A parsed makeCredential request.
+struct Request {
+    client_data_hash: Vec<u8>,
+    rp: RpEntity,
+    user: UserEntity,
+    algorithm: KeyAlgorithm,
+    exclude_list: Vec<super::data::CredentialDescriptor>,
+    cred_protect: Option<u8>,
+    options: Options,
+    attestation: Option<AttestationFormat>,
+}
+
+fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
+    let mut params = Params::parse(body)?;
+    let client_data_hash = params.required(key::CLIENT_DATA_HASH)?.ctap_bytes()?;
+    let rp = RpEntity::parse(params.required(key::RP)?)?;
+    let user = UserEntity::parse(params.required(key::USER)?)?;
+    let alg = choose_algorithm(params.required(key::PUB_KEY_CRED_PARAMS)?);
+    let exclude_list = params
+        .take(key::EXCLUDE_LIST)
+        .map(|v| parse_descriptor_list(v, max_list))
+        .transpose()?
+        .unwrap_or_default();
+    let cred_protect = match params.take(key::EXTENSIONS) {
+        None => None,
+        Some(ext) => parse_extensions(ext)?,
+    };
+    let options = Options::parse(params.take(key::OPTIONS))?;
+    let pin_uv_auth_param = params
+        .take(key::PIN_UV_AUTH_PARAM)
+        .map(Value::ctap_bytes)
+        .transpose()?;
+    let pin_uv_auth_protocol = params
+        .take(key::PIN_UV_AUTH_PROTOCOL)
+        .map(Value::ctap_uint)
+        .transpose()?;
+    if pin_uv_auth_param.is_some() {
+        // No PIN/UV auth protocol is offered in getInfo, so any pinUvAuthParam is unusable.
+        return Err(match pin_uv_auth_protocol {
+            None => StatusCode::MissingParameter,
+            Some(_) => StatusCode::InvalidParameter,
+        });
+    }
+    if let Some(ep) = params.take(key::ENTERPRISE_ATTESTATION) {
+        ep.ctap_uint()?;
+        // Not enterprise-attestation capable (§6.1.2 step 9).
+        return Err(StatusCode::InvalidParameter);
+    }
+    let attestation = match params.take(key::ATTESTATION_FORMATS_PREFERENCE) {
+        None => None,
+        Some(list) => {
+            let mut chosen = None;
+            for f in list.ctap_array()? {
+                let f = f.ctap_text()?;
+                if chosen.is_none() {
+                    chosen = match f.as_str() {
+                        "packed" => Some(AttestationFormat::PackedSelf),
+                        "none" => Some(AttestationFormat::None),
+                        _ => None,
+                    };
+                }
+            }
+            chosen
+        }
+    };
+    if client_data_hash.len() != 32 {
+        return Err(StatusCode::InvalidParameter);
+    }
+    let algorithm = KeyAlgorithm::from_cose_id(alg?).ok_or(StatusCode::UnsupportedAlgorithm)?;
+    Ok(Request {
+        client_data_hash,
+        rp,
+        user,
+        algorithm,
+        exclude_list,
+        cred_protect,
+        options,
+        attestation,
+    })
+}
+
+/// Parses the extensions map; returns the requested credProtect level. Unknown extensions are
+/// ignored, as CTAP requires.
+fn parse_extensions(ext: Value) -> Result<Option<u8>, StatusCode> {
+    let mut map = TextMap::new(ext.ctap_map()?)?;
+    match map.take("credProtect") {
+        None => Ok(None),
+        Some(level) => {
+            let level =
+                u8::try_from(level.ctap_uint()?).map_err(|_| StatusCode::InvalidParameter)?;
+            if (cred_protect::UV_OPTIONAL..=cred_protect::UV_REQUIRED).contains(&level) {
+                Ok(Some(level))
+            } else {
+                Err(StatusCode::InvalidParameter)
+            }
+        }
+    }
+}
+
+impl Authenticator {
+    pub(super) fn make_credential(
+        &mut self,
+        body: &[u8],
+        interaction: &Interaction,
+    ) -> CommandResult {
+        let request = parse(body, self.config.max_credential_count_in_list)?;
+        let uv_available = self.env.user.status().available;
+        if request.options.up == Some(false) {
+            return Err(StatusCode::InvalidOption);
+        }
+        if request.options.uv == Some(true) && !uv_available {
+            return Err(StatusCode::InvalidOption);
+        }
+        let discoverable = request.options.rk.unwrap_or(false);
+        let prompt = Prompt {
+            action: PromptAction::Register,
+            rp_id: Some(&request.rp.id),
+            user_name: request.user.name.as_deref(),
+        };
+
+        // User verification first when asked for: it also proves presence.
+        let verified: Option<UserVerified> = if request.options.uv == Some(true) {
+            Some(
+                self.env
+                    .user
+                    .verify_user(&prompt, interaction)
+                    .map_err(user_error_status)?,
+            )
+        } else {
+            None
+        };
+
+        for descriptor in &request.exclude_list {
+            if descriptor.id.len() > self.config.max_credential_id_length {
+                continue;
+            }
+            let found = self
+                .env
+                .credentials
+                .get(&request.rp.id, &descriptor.id)
+                .map_err(store_error_status)?;
+            if let Some(existing) = found {
+                if existing.cred_protect == cred_protect::UV_REQUIRED && verified.is_none() {
+                    continue;
+                }
+                // The person must consent before learning that a credential exists (§6.1.2 step 11).
+                if verified.is_none() {
+                    self.env
+                        .user
+                        .check_presence(&prompt, interaction)
+                        .map_err(user_error_status)?;
+                }
+                return Err(StatusCode::CredentialExcluded);
+            }
+        }
+
+        if self
+            .env
+            .credentials
+            .remaining_capacity()
+            .map_err(store_error_status)?
+            == 0
+        {
+            return Err(StatusCode::KeyStoreFull);
+        }
+
+        if verified.is_none() {
+            self.env
+                .user
+                .check_presence(&prompt, interaction)
+                .map_err(user_error_status)?;
+        }
+
+        let created = self
+            .env
+            .key_store
+            .create_key(request.algorithm)
+            .map_err(|e| match e {
+                KeyStoreError::Full => StatusCode::KeyStoreFull,
+                KeyStoreError::UnsupportedAlgorithm(_) => StatusCode::UnsupportedAlgorithm,
+                other => {
+                    tracing::error!(error = %other, "key creation failed");
+                    StatusCode::Other
+                }
+            })?;
+        let mut id = vec![0u8; CREDENTIAL_ID_LENGTH];
+        self.env.rng.fill(&mut id).map_err(|_| StatusCode::Other)?;
+        let record = CredentialRecord {
+            id: id.clone(),
+            rp_id: request.rp.id.clone(),
+            rp_name: request.rp.name.clone(),
+            user_id: request.user.id.clone(),
+            user_name: request.user.name.clone(),
+            user_display_name: request.user.display_name.clone(),
+            discoverable,
+            algorithm: request.algorithm,
+            key: created.handle.clone(),
+            created_at: self.env.clock.unix_seconds(),
+            cred_protect: request.cred_protect.unwrap_or(cred_protect::UV_OPTIONAL),
+        };
+        if let Err(e) = self.env.credentials.insert(&record) {
+            // Do not leave an orphaned key behind in stores that keep state per key.
+            let _ = self.env.key_store.delete_key(&created.handle);
+            return Err(store_error_status(e));
+        }
+
+        let mut flag_bits = flags::UP;
+        if verified.is_some() {
+            flag_bits |= flags::UV;
+        }
+        let extensions = request
+            .cred_protect
+            .map(|level| text_map([("credProtect", Some(int(i64::from(level))))]));
+        let auth_data = authenticator_data(
+            &rp_id_hash(&request.rp.id),
+            flag_bits,
+            0,
+            Some((&self.config.aaguid, &id, &created.public_key)),
+            extensions.as_ref(),
+        )?;
+        let format = request
+            .attestation
+            .unwrap_or(self.config.default_attestation);
+        let (fmt, att_stmt) = match format {
+            AttestationFormat::None => ("none", Value::Map(Vec::new())),
+            AttestationFormat::PackedSelf => {
+                let mut signed = Vec::with_capacity(auth_data.len() + 32);
+                signed.extend_from_slice(&auth_data);
+                signed.extend_from_slice(&request.client_data_hash);
+                let sig = self
+                    .env
+                    .key_store
+                    .sign(&created.handle, &signed)
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "attestation signature failed");
+                        StatusCode::Other
+                    })?;
+                (
+                    "packed",
+                    text_map([
+                        ("alg", Some(int(request.algorithm.cose_id()))),
+                        ("sig", Some(Value::Bytes(sig))),
+                    ]),
+                )
+            }
+        };
+        tracing::info!(rp = %request.rp.id, discoverable, "credential created");
+        Ok(encode(&int_map([
+            (1, Some(Value::Text(fmt.to_owned()))),
+            (2, Some(Value::Bytes(auth_data))),
+            (3, Some(att_stmt)),
+        ])))
+    }
+}

@@ -1,0 +1,793 @@
+//! Command-layer unit tests on in-memory test doubles (the real stores have their own tests,
+//! and the whole stack is exercised over TCP by the integration tests).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
+use ciborium::value::Value;
+
+use super::cbor::{decode_canonical, encode, int, int_map, text_map};
+use super::{Authenticator, AuthenticatorConfig, command};
+use crate::api::clock::Clock;
+use crate::api::credential_store::{CredentialRecord, CredentialStore, StoreError};
+use crate::api::key_store::{
+    CreatedKey, KeyAlgorithm, KeyHandle, KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey,
+};
+use crate::api::rng::SystemRng;
+use crate::env::Env;
+use crate::presence::AutoPresence;
+
+/// Test double: keys kept as PKCS#8 in the handle (no wrapping).
+struct PlainKeys;
+
+impl KeyStore for PlainKeys {
+    fn info(&self) -> KeyStoreInfo {
+        KeyStoreInfo {
+            backend: "test",
+            detail: String::new(),
+        }
+    }
+    fn create_key(&mut self, _: KeyAlgorithm) -> Result<CreatedKey, KeyStoreError> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let public_key = P256PublicKey::from_sec1_uncompressed(pair.public_key().as_ref()).unwrap();
+        Ok(CreatedKey {
+            handle: KeyHandle(pkcs8.as_ref().to_vec()),
+            public_key,
+        })
+    }
+    fn sign(&mut self, handle: &KeyHandle, message: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &handle.0)
+            .map_err(|_| KeyStoreError::InvalidHandle)?;
+        Ok(pair
+            .sign(&SystemRandom::new(), message)
+            .unwrap()
+            .as_ref()
+            .to_vec())
+    }
+    fn delete_key(&mut self, _: &KeyHandle) -> Result<(), KeyStoreError> {
+        Ok(())
+    }
+}
+
+/// Test double: credentials in a map, counters in memory.
+#[derive(Default)]
+struct MemoryStore {
+    records: Vec<CredentialRecord>,
+    counters: HashMap<Vec<u8>, u32>,
+    capacity: usize,
+}
+
+impl CredentialStore for MemoryStore {
+    fn get(&mut self, rp_id: &str, id: &[u8]) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self
+            .records
+            .iter()
+            .find(|r| r.rp_id == rp_id && r.id == id)
+            .cloned())
+    }
+    fn insert(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
+        if self.records.len() >= self.capacity {
+            return Err(StoreError::Full {
+                capacity: self.capacity,
+            });
+        }
+        if record.discoverable {
+            self.records.retain(|r| {
+                !(r.discoverable && r.rp_id == record.rp_id && r.user_id == record.user_id)
+            });
+        }
+        self.records.push(record.clone());
+        Ok(())
+    }
+    fn update(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
+        for r in &mut self.records {
+            if r.id == record.id {
+                *r = record.clone();
+            }
+        }
+        Ok(())
+    }
+    fn delete(&mut self, id: &[u8]) -> Result<Option<CredentialRecord>, StoreError> {
+        let pos = self.records.iter().position(|r| r.id == id);
+        Ok(pos.map(|p| self.records.remove(p)))
+    }
+    fn discoverable(&mut self, rp_id: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut v: Vec<_> = self
+            .records
+            .iter()
+            .filter(|r| r.discoverable && r.rp_id == rp_id)
+            .cloned()
+            .collect();
+        v.reverse();
+        Ok(v)
+    }
+    fn relying_parties(&mut self) -> Result<Vec<(String, Option<String>, usize)>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn discoverable_count(&mut self) -> Result<usize, StoreError> {
+        Ok(self.records.iter().filter(|r| r.discoverable).count())
+    }
+    fn remaining_capacity(&mut self) -> Result<usize, StoreError> {
+        Ok(self.capacity - self.records.len())
+    }
+    fn next_sign_count(&mut self, _: &str, id: &[u8]) -> Result<u32, StoreError> {
+        let c = self.counters.entry(id.to_vec()).or_insert(0);
+        *c += 1;
+        Ok(*c)
+    }
+    fn reset(&mut self) -> Result<(), StoreError> {
+        self.records.clear();
+        Ok(())
+    }
+}
+
+struct FixedClock(Instant);
+impl Clock for FixedClock {
+    fn unix_seconds(&self) -> u64 {
+        1_700_000_000
+    }
+    fn now(&self) -> Instant {
+        self.0
+    }
+}
+
+fn authenticator(capacity: usize) -> Authenticator {
+    let env = Env {
+        key_store: Box::new(PlainKeys),
+        credentials: Box::new(MemoryStore {
+            capacity,
+            ..Default::default()
+        }),
+        user: Box::new(AutoPresence::new()),
+        clock: Box::new(FixedClock(Instant::now())),
+        rng: Box::new(SystemRng::new()),
+    };
+    Authenticator::new(env, AuthenticatorConfig::default())
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn es256() -> Value {
+    Value::Array(vec![text_map([
+        ("alg", Some(int(-7))),
+        ("type", Some(text("public-key"))),
+    ])])
+}
+
+fn make_credential_request(
+    rp: &str,
+    user_id: &[u8],
+    rk: bool,
+    extra: Vec<(i64, Value)>,
+) -> Vec<u8> {
+    let mut entries = vec![
+        (1, Value::Bytes(vec![7; 32])),
+        (
+            2,
+            text_map([("id", Some(text(rp))), ("name", Some(text("Example")))]),
+        ),
+        (
+            3,
+            text_map([
+                ("id", Some(Value::Bytes(user_id.to_vec()))),
+                ("name", Some(text("alice"))),
+            ]),
+        ),
+        (4, es256()),
+        (7, text_map([("rk", Some(Value::Bool(rk)))])),
+    ];
+    entries.extend(extra);
+    request(command::MAKE_CREDENTIAL, entries)
+}
+
+fn request(cmd: u8, entries: Vec<(i64, Value)>) -> Vec<u8> {
+    let map = Value::Map(entries.into_iter().map(|(k, v)| (int(k), v)).collect());
+    let mut out = vec![cmd];
+    out.extend(encode(&map));
+    out
+}
+
+fn ok_map(response: &[u8]) -> HashMap<i64, Value> {
+    assert_eq!(response[0], 0, "status {:#04x}", response[0]);
+    let Value::Map(m) = decode_canonical(&response[1..]).unwrap() else {
+        panic!("not a map")
+    };
+    m.into_iter()
+        .map(|(k, v)| {
+            (
+                i64::try_from(i128::from(k.as_integer().unwrap())).unwrap(),
+                v,
+            )
+        })
+        .collect()
+}
+
+struct Made {
+    id: Vec<u8>,
+    public_key: Vec<u8>,
+    auth_data: Vec<u8>,
+    fmt: String,
+    att_stmt: Value,
+}
+
+fn make(
+    a: &mut Authenticator,
+    rp: &str,
+    user_id: &[u8],
+    rk: bool,
+    extra: Vec<(i64, Value)>,
+) -> Made {
+    let resp = ok_map(&a.handle(&make_credential_request(rp, user_id, rk, extra)));
+    let auth_data = resp[&2].as_bytes().unwrap().clone();
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let id = auth_data[55..55 + id_len].to_vec();
+    let cose = &auth_data[55 + id_len..];
+    // x at offset 10..42, y at 45..77 of the canonical COSE key.
+    let mut public_key = vec![4];
+    public_key.extend_from_slice(&cose[10..42]);
+    public_key.extend_from_slice(&cose[45..77]);
+    Made {
+        id,
+        public_key,
+        auth_data,
+        fmt: resp[&1].as_text().unwrap().to_owned(),
+        att_stmt: resp[&3].clone(),
+    }
+}
+
+fn get_assertion(rp: &str, allow: Option<&[u8]>, up: Option<bool>) -> Vec<u8> {
+    let mut entries = vec![(1, text(rp)), (2, Value::Bytes(vec![9; 32]))];
+    if let Some(id) = allow {
+        entries.push((
+            3,
+            Value::Array(vec![text_map([
+                ("id", Some(Value::Bytes(id.to_vec()))),
+                ("type", Some(text("public-key"))),
+            ])]),
+        ));
+    }
+    if let Some(up) = up {
+        entries.push((5, text_map([("up", Some(Value::Bool(up)))])));
+    }
+    request(command::GET_ASSERTION, entries)
+}
+
+fn verify(public_key: &[u8], auth_data: &[u8], client_data_hash: &[u8], sig: &[u8]) -> bool {
+    let mut msg = auth_data.to_vec();
+    msg.extend_from_slice(client_data_hash);
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key)
+        .verify(&msg, sig)
+        .is_ok()
+}
+
+#[test]
+fn get_info_reports_versions_aaguid_and_options() {
+    let mut a = authenticator(10);
+    let info = ok_map(&a.handle(&[command::GET_INFO]));
+    assert_eq!(
+        info[&1],
+        Value::Array(vec![text("FIDO_2_0"), text("FIDO_2_1")])
+    );
+    assert_eq!(info[&3], Value::Bytes(super::PASSGATE_AAGUID.to_vec()));
+    let Value::Map(options) = &info[&4] else {
+        panic!()
+    };
+    assert!(options.contains(&(text("rk"), Value::Bool(true))));
+    assert!(
+        !options.iter().any(|(k, _)| *k == text("uv")),
+        "no uv without a verifier"
+    );
+    assert_eq!(info[&5], int(7609));
+    assert_eq!(info[&20], int(10));
+}
+
+#[test]
+fn make_credential_none_then_assert_with_increasing_counter() {
+    let mut a = authenticator(10);
+    let made = make(&mut a, "example.com", b"user-1", false, vec![]);
+    assert_eq!(made.fmt, "none");
+    assert_eq!(made.att_stmt, Value::Map(vec![]));
+    assert_eq!(made.id.len(), super::CREDENTIAL_ID_LENGTH);
+    assert_eq!(made.auth_data[32], 0x41, "UP|AT, no UV");
+    assert_eq!(&made.auth_data[33..37], &[0, 0, 0, 0]);
+    assert_eq!(
+        &made.auth_data[..32],
+        &super::data::rp_id_hash("example.com")
+    );
+
+    let mut last = 0;
+    for _ in 0..3 {
+        let resp = ok_map(&a.handle(&get_assertion("example.com", Some(&made.id), None)));
+        let auth_data = resp[&2].as_bytes().unwrap();
+        assert_eq!(auth_data.len(), 37);
+        assert_eq!(auth_data[32], 0x01);
+        let counter = u32::from_be_bytes(auth_data[33..37].try_into().unwrap());
+        assert!(counter > last);
+        last = counter;
+        assert!(verify(
+            &made.public_key,
+            auth_data,
+            &[9; 32],
+            resp[&3].as_bytes().unwrap()
+        ));
+        assert!(
+            !resp.contains_key(&4),
+            "no user entity for a non-discoverable credential"
+        );
+        assert!(!resp.contains_key(&5));
+    }
+    // Silent probe: no UP flag, no counter.
+    let resp = ok_map(&a.handle(&get_assertion("example.com", Some(&made.id), Some(false))));
+    let auth_data = resp[&2].as_bytes().unwrap();
+    assert_eq!(auth_data[32], 0x00);
+    assert_eq!(&auth_data[33..37], &[0, 0, 0, 0]);
+    // Next real assertion continues above the last real counter.
+    let resp = ok_map(&a.handle(&get_assertion("example.com", Some(&made.id), None)));
+    let counter = u32::from_be_bytes(resp[&2].as_bytes().unwrap()[33..37].try_into().unwrap());
+    assert_eq!(counter, last + 1);
+    // Another RP cannot use it.
+    assert_eq!(
+        a.handle(&get_assertion("evil.example", Some(&made.id), None)),
+        vec![0x2e]
+    );
+}
+
+#[test]
+fn packed_self_attestation_on_request() {
+    let mut a = authenticator(10);
+    let made = make(
+        &mut a,
+        "example.com",
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("tpm"), text("packed")]))],
+    );
+    assert_eq!(made.fmt, "packed");
+    let Value::Map(stmt) = &made.att_stmt else {
+        panic!()
+    };
+    assert_eq!(stmt[0], (text("alg"), int(-7)));
+    let sig = stmt[1].1.as_bytes().unwrap();
+    assert!(verify(&made.public_key, &made.auth_data, &[7; 32], sig));
+    assert_eq!(stmt.len(), 2, "self attestation has no x5c");
+}
+
+#[test]
+fn discoverable_credentials_and_get_next_assertion() {
+    let mut a = authenticator(10);
+    let first = make(&mut a, "example.com", b"alice", true, vec![]);
+    let second = make(&mut a, "example.com", b"bob", true, vec![]);
+    make(&mut a, "other.example", b"carol", true, vec![]);
+    let resp = ok_map(&a.handle(&get_assertion("example.com", None, None)));
+    assert_eq!(resp[&5], int(2));
+    assert_eq!(
+        resp[&4],
+        text_map([("id", Some(Value::Bytes(b"bob".to_vec())))]),
+        "newest first, no name without UV"
+    );
+    assert_eq!(
+        resp[&1],
+        text_map([
+            ("id", Some(Value::Bytes(second.id.clone()))),
+            ("type", Some(text("public-key")))
+        ])
+    );
+    let next = ok_map(&a.handle(&[command::GET_NEXT_ASSERTION]));
+    assert_eq!(
+        next[&4],
+        text_map([("id", Some(Value::Bytes(b"alice".to_vec())))])
+    );
+    assert!(!next.contains_key(&5));
+    assert!(verify(
+        &first.public_key,
+        next[&2].as_bytes().unwrap(),
+        &[9; 32],
+        next[&3].as_bytes().unwrap()
+    ));
+    assert_eq!(a.handle(&[command::GET_NEXT_ASSERTION]), vec![0x30]);
+    // Re-registering the same user replaces the credential.
+    make(&mut a, "example.com", b"alice", true, vec![]);
+    let resp = ok_map(&a.handle(&get_assertion("example.com", None, None)));
+    assert_eq!(resp[&5], int(2));
+    // Another command in between ends the getNextAssertion sequence.
+    a.handle(&[command::GET_INFO]);
+    assert_eq!(a.handle(&[command::GET_NEXT_ASSERTION]), vec![0x30]);
+}
+
+#[test]
+fn exclude_list_and_store_full() {
+    let mut a = authenticator(1);
+    let made = make(&mut a, "example.com", b"u", false, vec![]);
+    let excl = Value::Array(vec![text_map([
+        ("id", Some(Value::Bytes(made.id.clone()))),
+        ("type", Some(text("public-key"))),
+    ])]);
+    assert_eq!(
+        a.handle(&make_credential_request(
+            "example.com",
+            b"u",
+            false,
+            vec![(5, excl.clone())]
+        )),
+        vec![0x19]
+    );
+    // The same credential does not exclude registration at another RP; but the store is full.
+    assert_eq!(
+        a.handle(&make_credential_request(
+            "other.example",
+            b"u",
+            false,
+            vec![(5, excl)]
+        )),
+        vec![0x28]
+    );
+}
+
+#[test]
+fn cred_protect_required_hides_credential_without_uv() {
+    let mut a = authenticator(10);
+    let made = make(
+        &mut a,
+        "example.com",
+        b"u",
+        true,
+        vec![(6, text_map([("credProtect", Some(int(3)))]))],
+    );
+    assert_eq!(made.auth_data[32] & 0x80, 0x80, "extension data present");
+    assert_eq!(
+        a.handle(&get_assertion("example.com", None, None)),
+        vec![0x2e]
+    );
+    assert_eq!(
+        a.handle(&get_assertion("example.com", Some(&made.id), None)),
+        vec![0x2e]
+    );
+    let level2 = make(
+        &mut a,
+        "two.example",
+        b"u",
+        true,
+        vec![(6, text_map([("credProtect", Some(int(2)))]))],
+    );
+    assert_eq!(
+        a.handle(&get_assertion("two.example", None, None)),
+        vec![0x2e]
+    );
+    assert_eq!(
+        a.handle(&get_assertion("two.example", Some(&level2.id), None))[0],
+        0
+    );
+}
+
+#[test]
+fn reset_erases_credentials() {
+    let mut a = authenticator(10);
+    let made = make(&mut a, "example.com", b"u", true, vec![]);
+    assert_eq!(a.handle(&[command::RESET]), vec![0]);
+    assert_eq!(
+        a.handle(&get_assertion("example.com", Some(&made.id), None)),
+        vec![0x2e]
+    );
+    assert_eq!(a.handle(&[command::SELECTION]), vec![0]);
+}
+
+/// Malformed and invalid requests, each with its exact CTAP status.
+#[test]
+fn malformed_requests_get_exact_status_codes() {
+    let rp = || text_map([("id", Some(text("example.com")))]);
+    let user = || text_map([("id", Some(Value::Bytes(vec![1])))]);
+    let cdh = || Value::Bytes(vec![0; 32]);
+    let mc = |entries: Vec<(i64, Value)>| request(command::MAKE_CREDENTIAL, entries);
+    let cases: Vec<(&str, Vec<u8>, u8)> = vec![
+        ("empty request", vec![], 0x03),
+        ("unknown command", vec![0x55], 0x01),
+        ("getInfo with a body", vec![0x04, 0xa0], 0x03),
+        ("truncated CBOR", vec![0x01, 0xa1, 0x01], 0x12),
+        ("trailing bytes", vec![0x01, 0xa0, 0x00], 0x12),
+        (
+            "non-shortest integer key",
+            vec![0x01, 0xa1, 0x18, 0x01, 0x00],
+            0x12,
+        ),
+        (
+            "indefinite-length map",
+            vec![0x01, 0xbf, 0x01, 0x00, 0xff],
+            0x12,
+        ),
+        (
+            "unsorted keys",
+            vec![0x01, 0xa2, 0x02, 0x00, 0x01, 0x00],
+            0x12,
+        ),
+        (
+            "duplicate keys",
+            vec![0x01, 0xa2, 0x01, 0x00, 0x01, 0x00],
+            0x12,
+        ),
+        ("float", vec![0x01, 0xfa, 0x3f, 0x80, 0x00, 0x00], 0x12),
+        ("parameters not a map", vec![0x01, 0x80], 0x11),
+        ("makeCredential empty map", mc(vec![]), 0x14),
+        (
+            "clientDataHash is text",
+            mc(vec![(1, text("x")), (2, rp()), (3, user()), (4, es256())]),
+            0x11,
+        ),
+        (
+            "rp missing",
+            mc(vec![(1, cdh()), (3, user()), (4, es256())]),
+            0x14,
+        ),
+        (
+            "rp.id missing",
+            mc(vec![
+                (1, cdh()),
+                (2, text_map([("name", Some(text("x")))])),
+                (3, user()),
+                (4, es256()),
+            ]),
+            0x14,
+        ),
+        (
+            "rp.id not text",
+            mc(vec![
+                (1, cdh()),
+                (2, text_map([("id", Some(int(1)))])),
+                (3, user()),
+                (4, es256()),
+            ]),
+            0x11,
+        ),
+        (
+            "user missing",
+            mc(vec![(1, cdh()), (2, rp()), (4, es256())]),
+            0x14,
+        ),
+        (
+            "user.id 65 bytes",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, text_map([("id", Some(Value::Bytes(vec![1; 65])))])),
+                (4, es256()),
+            ]),
+            0x02,
+        ),
+        (
+            "pubKeyCredParams missing",
+            mc(vec![(1, cdh()), (2, rp()), (3, user())]),
+            0x14,
+        ),
+        (
+            "only RS256",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (
+                    4,
+                    Value::Array(vec![text_map([
+                        ("alg", Some(int(-257))),
+                        ("type", Some(text("public-key"))),
+                    ])]),
+                ),
+            ]),
+            0x26,
+        ),
+        (
+            "param without alg",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (
+                    4,
+                    Value::Array(vec![text_map([("type", Some(text("public-key")))])]),
+                ),
+            ]),
+            0x14,
+        ),
+        (
+            "clientDataHash 31 bytes",
+            mc(vec![
+                (1, Value::Bytes(vec![0; 31])),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+            ]),
+            0x02,
+        ),
+        (
+            "up=false on makeCredential",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (7, text_map([("up", Some(Value::Bool(false)))])),
+            ]),
+            0x2c,
+        ),
+        (
+            "uv=true without a verifier",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (7, text_map([("uv", Some(Value::Bool(true)))])),
+            ]),
+            0x2c,
+        ),
+        (
+            "option not a bool",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (7, text_map([("rk", Some(int(1)))])),
+            ]),
+            0x11,
+        ),
+        (
+            "pinUvAuthParam without protocol",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (8, Value::Bytes(vec![0; 16])),
+            ]),
+            0x14,
+        ),
+        (
+            "pinUvAuthParam with unsupported protocol",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (8, Value::Bytes(vec![0; 16])),
+                (9, int(1)),
+            ]),
+            0x02,
+        ),
+        (
+            "enterprise attestation",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (10, int(1)),
+            ]),
+            0x02,
+        ),
+        (
+            "credProtect 4",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (6, text_map([("credProtect", Some(int(4)))])),
+            ]),
+            0x02,
+        ),
+        (
+            "excludeList not an array",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (5, int(1)),
+            ]),
+            0x11,
+        ),
+        (
+            "excludeList descriptor without id",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (
+                    5,
+                    Value::Array(vec![text_map([("type", Some(text("public-key")))])]),
+                ),
+            ]),
+            0x14,
+        ),
+        (
+            "excludeList of 65",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (
+                    5,
+                    Value::Array(vec![
+                        text_map([
+                            ("id", Some(Value::Bytes(vec![1]))),
+                            ("type", Some(text("public-key")))
+                        ]);
+                        65
+                    ]),
+                ),
+            ]),
+            0x15,
+        ),
+        (
+            "getAssertion rpId missing",
+            request(command::GET_ASSERTION, vec![(2, cdh())]),
+            0x14,
+        ),
+        (
+            "getAssertion rk option",
+            request(
+                command::GET_ASSERTION,
+                vec![
+                    (1, text("example.com")),
+                    (2, cdh()),
+                    (5, text_map([("rk", Some(Value::Bool(true)))])),
+                ],
+            ),
+            0x2b,
+        ),
+        (
+            "getAssertion no credentials",
+            request(
+                command::GET_ASSERTION,
+                vec![(1, text("example.com")), (2, cdh())],
+            ),
+            0x2e,
+        ),
+        (
+            "getAssertion allowList item not a map",
+            request(
+                command::GET_ASSERTION,
+                vec![
+                    (1, text("example.com")),
+                    (2, cdh()),
+                    (3, Value::Array(vec![int(1)])),
+                ],
+            ),
+            0x11,
+        ),
+        (
+            "getNextAssertion without getAssertion",
+            vec![command::GET_NEXT_ASSERTION],
+            0x30,
+        ),
+        (
+            "deeply nested",
+            {
+                let mut v = int(0);
+                for _ in 0..40 {
+                    v = Value::Array(vec![v]);
+                }
+                let mut r = vec![0x01];
+                r.extend(encode(&int_map([(1, Some(v))])));
+                r
+            },
+            0x12,
+        ),
+    ];
+    let mut a = authenticator(10);
+    for (name, req, expected) in cases {
+        assert_eq!(a.handle(&req), vec![expected], "{name}");
+    }
+}

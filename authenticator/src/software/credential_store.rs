@@ -1,0 +1,698 @@
+//! [`FileCredentialStore`]: one encrypted file per credential.
+//!
+//! Layout under the state directory:
+//!
+//! ```text
+//! credentials/<rp-tag>/<cred-tag>.rk     a discoverable credential
+//! credentials/<rp-tag>/<cred-tag>.cred   a non-discoverable credential
+//! credentials/<rp-tag>/<user-tag>.user   which discoverable credential a user handle has now
+//! counter.epoch                          the signature-counter epoch
+//! ```
+//!
+//! Tags are the first 16 bytes of HMAC-SHA256 under a key derived from the device key, so file
+//! names reveal neither relying parties, users nor credential IDs. Each credential file is
+//! `version || nonce || AES-256-GCM(record)` with the tags as associated data, so a file moved
+//! to another name or RP directory fails to open. A lookup by (RP ID, credential ID) is one path
+//! computation and one file read: no scan, no decryption of other credentials.
+//!
+//! Every write is atomic and durable (temp file, fsync, rename, directory fsync). Replacing a
+//! discoverable credential writes the new credential, then repoints the user file, then deletes
+//! the old credential; if a crash leaves both, readers keep the newest and remove the other.
+//!
+//! Signature counters avoid a disk write per assertion with an epoch: `counter.epoch` is
+//! incremented durably each time the store opens, and a credential's counter is
+//! `epoch << 12 | n`, where `n` counts its uses in this epoch (1..=4095; when one credential
+//! would pass 4095 the epoch is bumped durably and every `n` restarts). Every value of a newer
+//! epoch is larger than every value of an older one, so each credential's counter strictly
+//! increases across restarts and crashes, without any per-assertion fsync.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use ciborium::value::Value;
+use zeroize::Zeroizing;
+
+use super::DeviceKey;
+use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
+use crate::api::credential_store::{CredentialRecord, CredentialStore, StoreError};
+use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore};
+use crate::ctap::cbor::{self, ValueExt};
+
+const RECORD_VERSION: u8 = 1;
+const EPOCH_FILE: &str = "counter.epoch";
+const EPOCH_MAGIC: &[u8; 8] = b"PGEPOCH1";
+const EPOCH_SHIFT: u32 = 12;
+const MAX_USES_PER_EPOCH: u16 = 4095;
+const MAX_EPOCH: u32 = (1 << (32 - EPOCH_SHIFT)) - 1;
+const RECORD_CACHE_CAPACITY: usize = 1024;
+const RESIDENT_EXT: &str = "rk";
+const NON_RESIDENT_EXT: &str = "cred";
+const USER_EXT: &str = "user";
+
+type Tag = [u8; 16];
+
+/// Durable, encrypted credential store in the state directory.
+pub struct FileCredentialStore {
+    state_dir: PathBuf,
+    root: PathBuf,
+    record_key: LessSafeKey,
+    tag_key: hmac::Key,
+    rng: SystemRandom,
+    capacity: usize,
+    total: usize,
+    discoverable: usize,
+    epoch: u32,
+    uses: HashMap<Tag, u16>,
+    cache: HashMap<Tag, CredentialRecord>,
+}
+
+impl std::fmt::Debug for FileCredentialStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCredentialStore")
+            .field("root", &self.root)
+            .field("total", &self.total)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_tag(name: &str) -> Option<Tag> {
+    if name.len() != 32 {
+        return None;
+    }
+    let mut tag = [0u8; 16];
+    for (i, out) in tag.iter_mut().enumerate() {
+        *out = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(tag)
+}
+
+/// What a directory entry in an RP directory is.
+enum Entry {
+    Resident(Tag),
+    NonResident,
+    User,
+    Temp,
+    Other,
+}
+
+fn classify(name: &str) -> Entry {
+    if name.starts_with(TEMP_PREFIX) {
+        return Entry::Temp;
+    }
+    match name.rsplit_once('.') {
+        Some((stem, RESIDENT_EXT)) => parse_tag(stem).map_or(Entry::Other, Entry::Resident),
+        Some((stem, NON_RESIDENT_EXT)) => {
+            parse_tag(stem).map_or(Entry::Other, |_| Entry::NonResident)
+        }
+        Some((_, USER_EXT)) => Entry::User,
+        _ => Entry::Other,
+    }
+}
+
+impl FileCredentialStore {
+    /// Opens (creating if needed) the store in `state_dir`, holding at most `capacity`
+    /// credentials. Counts stored credentials from directory entries (no decryption), removes
+    /// temp files left by a crash, and starts a new counter epoch.
+    pub fn open(
+        state_dir: &Path,
+        device_key: &DeviceKey,
+        capacity: usize,
+    ) -> Result<Self, StoreError> {
+        let root = state_dir.join("credentials");
+        private_dir(&root).map_err(io_error(&root))?;
+        // Leftovers of a reset interrupted by a crash.
+        for entry in std::fs::read_dir(state_dir).map_err(io_error(state_dir))? {
+            let entry = entry.map_err(io_error(state_dir))?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("credentials.deleting-")
+            {
+                let path = entry.path();
+                std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            }
+        }
+        let mut total = 0;
+        let mut discoverable = 0;
+        for rp_dir in std::fs::read_dir(&root).map_err(io_error(&root))? {
+            let rp_dir = rp_dir.map_err(io_error(&root))?.path();
+            if !rp_dir.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&rp_dir).map_err(io_error(&rp_dir))? {
+                let entry = entry.map_err(io_error(&rp_dir))?;
+                match classify(&entry.file_name().to_string_lossy()) {
+                    Entry::Resident(_) => {
+                        total += 1;
+                        discoverable += 1;
+                    }
+                    Entry::NonResident => total += 1,
+                    Entry::Temp => {
+                        let path = entry.path();
+                        std::fs::remove_file(&path).map_err(io_error(&path))?;
+                    }
+                    Entry::User | Entry::Other => {}
+                }
+            }
+        }
+        let record_key = device_key.derive(b"credential store: record encryption");
+        let record_key = UnboundKey::new(&AES_256_GCM, record_key.as_ref())
+            .map(LessSafeKey::new)
+            .map_err(|_| StoreError::Crypto("invalid record key".into()))?;
+        let tag_key = device_key.derive(b"credential store: file name tags");
+        let tag_key = hmac::Key::new(hmac::HMAC_SHA256, tag_key.as_ref());
+        let mut store = Self {
+            state_dir: state_dir.to_path_buf(),
+            root,
+            record_key,
+            tag_key,
+            rng: SystemRandom::new(),
+            capacity,
+            total,
+            discoverable,
+            epoch: 0,
+            uses: HashMap::new(),
+            cache: HashMap::new(),
+        };
+        let previous = store.read_epoch()?;
+        store.write_epoch(previous.saturating_add(1))?;
+        Ok(store)
+    }
+
+    fn tag(&self, domain: &[u8], parts: &[&[u8]]) -> Tag {
+        let mut ctx = hmac::Context::with_key(&self.tag_key);
+        ctx.update(domain);
+        for part in parts {
+            // Length-prefix each part so that concatenations cannot collide.
+            ctx.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&ctx.sign().as_ref()[..16]);
+        tag
+    }
+
+    fn rp_tag(&self, rp_id: &str) -> Tag {
+        self.tag(b"rp", &[rp_id.as_bytes()])
+    }
+
+    fn cred_tag(&self, id: &[u8]) -> Tag {
+        self.tag(b"credential", &[id])
+    }
+
+    fn user_tag(&self, rp_id: &str, user_id: &[u8]) -> Tag {
+        self.tag(b"user", &[rp_id.as_bytes(), user_id])
+    }
+
+    fn rp_dir(&self, rp_tag: &Tag) -> PathBuf {
+        self.root.join(hex(rp_tag))
+    }
+
+    fn cred_path(&self, rp_tag: &Tag, cred_tag: &Tag, resident: bool) -> PathBuf {
+        let ext = if resident {
+            RESIDENT_EXT
+        } else {
+            NON_RESIDENT_EXT
+        };
+        self.rp_dir(rp_tag).join(format!("{}.{ext}", hex(cred_tag)))
+    }
+
+    fn user_path(&self, rp_tag: &Tag, user_tag: &Tag) -> PathBuf {
+        self.rp_dir(rp_tag)
+            .join(format!("{}.{USER_EXT}", hex(user_tag)))
+    }
+
+    fn epoch_path(&self) -> PathBuf {
+        self.state_dir.join(EPOCH_FILE)
+    }
+
+    fn read_epoch(&self) -> Result<u32, StoreError> {
+        let path = self.epoch_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                if bytes.len() != EPOCH_MAGIC.len() + 4
+                    || &bytes[..EPOCH_MAGIC.len()] != EPOCH_MAGIC
+                {
+                    return Err(corrupt(&path, "not a passgate counter epoch file"));
+                }
+                let mut n = [0u8; 4];
+                n.copy_from_slice(&bytes[EPOCH_MAGIC.len()..]);
+                Ok(u32::from_be_bytes(n))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_error(&path)(e)),
+        }
+    }
+
+    fn write_epoch(&mut self, epoch: u32) -> Result<(), StoreError> {
+        if epoch > MAX_EPOCH {
+            return Err(StoreError::Crypto(
+                "signature counter space exhausted (epoch overflow)".into(),
+            ));
+        }
+        let path = self.epoch_path();
+        let mut bytes = EPOCH_MAGIC.to_vec();
+        bytes.extend_from_slice(&epoch.to_be_bytes());
+        write_atomic(&path, &bytes, true).map_err(io_error(&path))?;
+        self.epoch = epoch;
+        self.uses.clear();
+        Ok(())
+    }
+
+    fn aad(rp_tag: &Tag, cred_tag: &Tag) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(33);
+        aad.push(RECORD_VERSION);
+        aad.extend_from_slice(rp_tag);
+        aad.extend_from_slice(cred_tag);
+        aad
+    }
+
+    fn seal(
+        &self,
+        record: &CredentialRecord,
+        rp_tag: &Tag,
+        cred_tag: &Tag,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut plain = Zeroizing::new(encode_record(record));
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
+        self.record_key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(Self::aad(rp_tag, cred_tag)),
+                &mut *plain,
+            )
+            .map_err(|_| StoreError::Crypto("record encryption failed".into()))?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + plain.len());
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&plain);
+        Ok(out)
+    }
+
+    fn open_file(
+        &self,
+        path: &Path,
+        rp_tag: &Tag,
+        cred_tag: &Tag,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(path)(e)),
+        };
+        let Some((&version, rest)) = bytes.split_first() else {
+            return Err(corrupt(path, "empty file"));
+        };
+        if version != RECORD_VERSION || rest.len() < NONCE_LEN + 16 {
+            return Err(corrupt(path, "unknown version or truncated"));
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt(path, "bad nonce"))?;
+        let mut buffer = Zeroizing::new(sealed.to_vec());
+        let plain = self
+            .record_key
+            .open_in_place(
+                nonce,
+                Aad::from(Self::aad(rp_tag, cred_tag)),
+                buffer.as_mut_slice(),
+            )
+            .map_err(|_| corrupt(path, "integrity check failed"))?;
+        decode_record(plain)
+            .map(Some)
+            .ok_or_else(|| corrupt(path, "record does not decode"))
+    }
+
+    /// Reads a credential file of either kind.
+    fn load(
+        &self,
+        rp_tag: &Tag,
+        cred_tag: &Tag,
+    ) -> Result<Option<(CredentialRecord, PathBuf)>, StoreError> {
+        for resident in [true, false] {
+            let path = self.cred_path(rp_tag, cred_tag, resident);
+            if let Some(record) = self.open_file(&path, rp_tag, cred_tag)? {
+                return Ok(Some((record, path)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn cache_put(&mut self, tag: Tag, record: &CredentialRecord) {
+        if self.cache.len() >= RECORD_CACHE_CAPACITY {
+            self.cache.clear();
+        }
+        self.cache.insert(tag, record.clone());
+    }
+
+    fn remove_file(&self, path: &Path, durable: bool) -> Result<bool, StoreError> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                if durable {
+                    if let Some(dir) = path.parent() {
+                        sync_dir(dir).map_err(io_error(dir))?;
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(path)(e)),
+        }
+    }
+
+    fn insert_with(&mut self, record: &CredentialRecord, durable: bool) -> Result<(), StoreError> {
+        if self.total >= self.capacity {
+            return Err(StoreError::Full {
+                capacity: self.capacity,
+            });
+        }
+        let rp_tag = self.rp_tag(&record.rp_id);
+        let cred_tag = self.cred_tag(&record.id);
+        let dir = self.rp_dir(&rp_tag);
+        if !dir.exists() {
+            private_dir(&dir).map_err(io_error(&dir))?;
+            if durable {
+                sync_dir(&self.root).map_err(io_error(&self.root))?;
+            }
+        }
+        let sealed = self.seal(record, &rp_tag, &cred_tag)?;
+        let path = self.cred_path(&rp_tag, &cred_tag, record.discoverable);
+        write_atomic(&path, &sealed, durable).map_err(io_error(&path))?;
+        self.total += 1;
+        if record.discoverable {
+            self.discoverable += 1;
+            let user_tag = self.user_tag(&record.rp_id, &record.user_id);
+            let user_path = self.user_path(&rp_tag, &user_tag);
+            let previous = std::fs::read_to_string(&user_path)
+                .ok()
+                .and_then(|s| parse_tag(s.trim()));
+            write_atomic(&user_path, hex(&cred_tag).as_bytes(), durable)
+                .map_err(io_error(&user_path))?;
+            if let Some(old) = previous.filter(|old| *old != cred_tag) {
+                let old_path = self.cred_path(&rp_tag, &old, true);
+                if self.remove_file(&old_path, durable)? {
+                    self.total = self.total.saturating_sub(1);
+                    self.discoverable = self.discoverable.saturating_sub(1);
+                }
+                self.cache.remove(&old);
+            }
+        }
+        self.cache_put(cred_tag, record);
+        Ok(())
+    }
+
+    /// Fills a state directory with `count` discoverable credentials for `rp_id`, without an
+    /// fsync per credential, and returns their IDs. For benchmarks and scale tests only.
+    #[doc(hidden)]
+    pub fn populate_for_benchmark(
+        state_dir: &Path,
+        device_key: &DeviceKey,
+        key_store: &mut dyn KeyStore,
+        rp_id: &str,
+        count: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut store = Self::open(state_dir, device_key, usize::MAX)?;
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let key = key_store
+                .create_key(KeyAlgorithm::Es256)
+                .map_err(|e| StoreError::Crypto(e.to_string()))?;
+            let mut id = vec![0u8; 16];
+            store
+                .rng
+                .fill(&mut id)
+                .map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
+            let record = CredentialRecord {
+                id: id.clone(),
+                rp_id: rp_id.to_owned(),
+                rp_name: None,
+                user_id: u64::try_from(i).unwrap_or(u64::MAX).to_be_bytes().to_vec(),
+                user_name: Some(format!("user{i}")),
+                user_display_name: None,
+                discoverable: true,
+                algorithm: KeyAlgorithm::Es256,
+                key: key.handle,
+                created_at: 0,
+                cred_protect: 1,
+            };
+            store.insert_with(&record, false)?;
+            ids.push(id);
+        }
+        store.cache.clear();
+        Ok(ids)
+    }
+}
+
+impl CredentialStore for FileCredentialStore {
+    fn get(&mut self, rp_id: &str, id: &[u8]) -> Result<Option<CredentialRecord>, StoreError> {
+        let cred_tag = self.cred_tag(id);
+        if let Some(record) = self.cache.get(&cred_tag) {
+            return Ok((record.rp_id == rp_id && record.id == id).then(|| record.clone()));
+        }
+        let rp_tag = self.rp_tag(rp_id);
+        match self.load(&rp_tag, &cred_tag)? {
+            Some((record, path)) => {
+                if record.rp_id != rp_id || record.id != id {
+                    return Err(corrupt(&path, "record does not match its file name"));
+                }
+                self.cache_put(cred_tag, &record);
+                Ok(Some(record))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn insert(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
+        self.insert_with(record, true)
+    }
+
+    fn update(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
+        let rp_tag = self.rp_tag(&record.rp_id);
+        let cred_tag = self.cred_tag(&record.id);
+        let Some((existing, path)) = self.load(&rp_tag, &cred_tag)? else {
+            return Err(StoreError::Io {
+                path: self.cred_path(&rp_tag, &cred_tag, record.discoverable),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such credential"),
+            });
+        };
+        if existing.discoverable != record.discoverable {
+            return Err(StoreError::Crypto(
+                "a credential's discoverability cannot change".into(),
+            ));
+        }
+        let sealed = self.seal(record, &rp_tag, &cred_tag)?;
+        write_atomic(&path, &sealed, true).map_err(io_error(&path))?;
+        self.cache_put(cred_tag, record);
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &[u8]) -> Result<Option<CredentialRecord>, StoreError> {
+        let cred_tag = self.cred_tag(id);
+        let root = self.root.clone();
+        for rp_dir in std::fs::read_dir(&root).map_err(io_error(&root))? {
+            let rp_dir = rp_dir.map_err(io_error(&root))?;
+            let Some(rp_tag) = parse_tag(&rp_dir.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let Some((record, path)) = self.load(&rp_tag, &cred_tag)? else {
+                continue;
+            };
+            if record.id != id {
+                continue;
+            }
+            self.remove_file(&path, true)?;
+            self.cache.remove(&cred_tag);
+            self.total = self.total.saturating_sub(1);
+            if record.discoverable {
+                self.discoverable = self.discoverable.saturating_sub(1);
+                let user_path =
+                    self.user_path(&rp_tag, &self.user_tag(&record.rp_id, &record.user_id));
+                let points_here = std::fs::read_to_string(&user_path)
+                    .ok()
+                    .and_then(|s| parse_tag(s.trim()))
+                    == Some(cred_tag);
+                if points_here {
+                    self.remove_file(&user_path, true)?;
+                }
+            }
+            let dir = rp_dir.path();
+            // Removing an empty RP directory fails harmlessly when it is not empty.
+            if std::fs::remove_dir(&dir).is_ok() {
+                sync_dir(&root).map_err(io_error(&root))?;
+            }
+            return Ok(Some(record));
+        }
+        Ok(None)
+    }
+
+    fn discoverable(&mut self, rp_id: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+        let rp_tag = self.rp_tag(rp_id);
+        let dir = self.rp_dir(&rp_tag);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&dir)(e)),
+        };
+        let mut records: Vec<(Tag, CredentialRecord)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            if let Entry::Resident(cred_tag) = classify(&entry.file_name().to_string_lossy()) {
+                if let Some(record) = self.open_file(&entry.path(), &rp_tag, &cred_tag)? {
+                    if record.rp_id == rp_id {
+                        records.push((cred_tag, record));
+                    }
+                }
+            }
+        }
+        // Newest first; tie-break on the ID for a stable order.
+        records.sort_by(|a, b| {
+            b.1.created_at
+                .cmp(&a.1.created_at)
+                .then(a.1.id.cmp(&b.1.id))
+        });
+        // A crash during replacement can leave two credentials for one user: keep the newest.
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        let mut result = Vec::with_capacity(records.len());
+        for (tag, record) in records {
+            if seen.contains(&record.user_id) {
+                if self.remove_file(&self.cred_path(&rp_tag, &tag, true), true)? {
+                    self.total = self.total.saturating_sub(1);
+                    self.discoverable = self.discoverable.saturating_sub(1);
+                }
+                self.cache.remove(&tag);
+                continue;
+            }
+            seen.push(record.user_id.clone());
+            result.push(record);
+        }
+        Ok(result)
+    }
+
+    fn relying_parties(&mut self) -> Result<Vec<(String, Option<String>, usize)>, StoreError> {
+        let root = self.root.clone();
+        let mut out = Vec::new();
+        for rp_dir in std::fs::read_dir(&root).map_err(io_error(&root))? {
+            let rp_dir = rp_dir.map_err(io_error(&root))?;
+            let Some(rp_tag) = parse_tag(&rp_dir.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let dir = rp_dir.path();
+            let mut count = 0;
+            let mut first = None;
+            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+                let entry = entry.map_err(io_error(&dir))?;
+                if let Entry::Resident(tag) = classify(&entry.file_name().to_string_lossy()) {
+                    count += 1;
+                    if first.is_none() {
+                        first = Some((tag, entry.path()));
+                    }
+                }
+            }
+            if let Some((tag, path)) = first {
+                if let Some(record) = self.open_file(&path, &rp_tag, &tag)? {
+                    out.push((record.rp_id, record.rp_name, count));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn discoverable_count(&mut self) -> Result<usize, StoreError> {
+        Ok(self.discoverable)
+    }
+
+    fn remaining_capacity(&mut self) -> Result<usize, StoreError> {
+        Ok(self.capacity.saturating_sub(self.total))
+    }
+
+    fn next_sign_count(&mut self, _rp_id: &str, id: &[u8]) -> Result<u32, StoreError> {
+        let tag = self.cred_tag(id);
+        let used = self.uses.get(&tag).copied().unwrap_or(0);
+        let n = if used >= MAX_USES_PER_EPOCH {
+            self.write_epoch(self.epoch.saturating_add(1))?;
+            1
+        } else {
+            used + 1
+        };
+        self.uses.insert(tag, n);
+        Ok((self.epoch << EPOCH_SHIFT) | u32::from(n))
+    }
+
+    fn reset(&mut self) -> Result<(), StoreError> {
+        let mut suffix = [0u8; 8];
+        self.rng
+            .fill(&mut suffix)
+            .map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
+        let doomed = self
+            .state_dir
+            .join(format!("credentials.deleting-{}", hex(&suffix)));
+        std::fs::rename(&self.root, &doomed).map_err(io_error(&self.root))?;
+        private_dir(&self.root).map_err(io_error(&self.root))?;
+        sync_dir(&self.state_dir).map_err(io_error(&self.state_dir))?;
+        // From here on the credentials are gone for readers; removing the files is cleanup
+        // (redone at the next open if interrupted).
+        std::fs::remove_dir_all(&doomed).map_err(io_error(&doomed))?;
+        self.total = 0;
+        self.discoverable = 0;
+        self.cache.clear();
+        self.uses.clear();
+        Ok(())
+    }
+}
+
+fn encode_record(r: &CredentialRecord) -> Vec<u8> {
+    let text = |s: &Option<String>| s.clone().map(Value::Text);
+    cbor::encode(&cbor::int_map([
+        (1, Some(Value::Bytes(r.id.clone()))),
+        (2, Some(Value::Text(r.rp_id.clone()))),
+        (3, text(&r.rp_name)),
+        (4, Some(Value::Bytes(r.user_id.clone()))),
+        (5, text(&r.user_name)),
+        (6, text(&r.user_display_name)),
+        (7, Some(Value::Bool(r.discoverable))),
+        (8, Some(cbor::int(r.algorithm.cose_id()))),
+        (9, Some(Value::Bytes(r.key.0.clone()))),
+        (10, Some(Value::Integer(r.created_at.into()))),
+        (11, Some(cbor::int(i64::from(r.cred_protect)))),
+    ]))
+}
+
+fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
+    let mut params = cbor::Params::parse(bytes).ok()?;
+    let text = |v: Option<Value>| v.map(ValueExt::ctap_text).transpose().ok();
+    Some(CredentialRecord {
+        id: params.take(1)?.ctap_bytes().ok()?,
+        rp_id: params.take(2)?.ctap_text().ok()?,
+        rp_name: text(params.take(3))?,
+        user_id: params.take(4)?.ctap_bytes().ok()?,
+        user_name: text(params.take(5))?,
+        user_display_name: text(params.take(6))?,
+        discoverable: params.take(7)?.ctap_bool().ok()?,
+        algorithm: KeyAlgorithm::from_cose_id(params.take(8)?.ctap_int().ok()?)?,
+        key: KeyHandle(params.take(9)?.ctap_bytes().ok()?),
+        created_at: params.take(10)?.ctap_uint().ok()?,
+        cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
+    })
+}
