@@ -1,0 +1,236 @@
+//! Installing what the test suites need: Debian packages (only when missing) and the Python
+//! virtual environment with the pinned interop-test dependencies.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::run::{Step, probe};
+
+/// A Debian package some suite needs.
+#[derive(Debug)]
+pub struct AptPackage {
+    /// The package name.
+    pub name: &'static str,
+    /// Why it is needed (printed when it is installed).
+    pub why: &'static str,
+    /// A command that succeeds when the need is already met some other way (for example a
+    /// Python built from source that has `venv` and `ensurepip`); `None` means only `dpkg`
+    /// decides.
+    pub satisfied_by: Option<&'static [&'static str]>,
+}
+
+/// Every Debian package the suites need: the one list to extend (chromium, swtpm, fprintd,
+/// postgresql, ... come with later suites).
+pub const APT_PACKAGES: &[AptPackage] = &[
+    AptPackage {
+        name: "python3",
+        why: "runs the python-fido2 interop tests",
+        satisfied_by: Some(&["python3", "--version"]),
+    },
+    AptPackage {
+        name: "python3-venv",
+        why: "creates the .venv for the interop tests",
+        satisfied_by: Some(&[
+            "python3",
+            "-c",
+            "import venv, ensurepip; ensurepip.version()",
+        ]),
+    },
+];
+
+/// Installs packages with apt-get, running `apt-get update` once before the first install.
+#[derive(Debug, Default)]
+pub struct AptInstaller {
+    updated: bool,
+}
+
+impl AptInstaller {
+    /// A fresh installer that has not run `apt-get update` yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs `packages` (all at once).
+    pub fn install(&mut self, packages: &[&str]) -> Result<()> {
+        if packages.is_empty() {
+            return Ok(());
+        }
+        if !probe("apt-get", &["--version"]) {
+            bail!(
+                "missing packages {} and apt-get is not available: install them by hand",
+                packages.join(" ")
+            );
+        }
+        let sudo = if is_root() {
+            None
+        } else if probe("sudo", &["-n", "true"]) {
+            Some("sudo")
+        } else {
+            bail!(
+                "missing packages {} and not running as root (and no password-less sudo): \
+                 run `apt-get install {}` as root",
+                packages.join(" "),
+                packages.join(" ")
+            );
+        };
+        let run = |args: &[&str]| -> Result<()> {
+            let (program, args) = match sudo {
+                Some(sudo) => {
+                    let mut all = vec!["apt-get"];
+                    all.extend_from_slice(args);
+                    (sudo, all)
+                }
+                None => ("apt-get", args.to_vec()),
+            };
+            let captured = Step::new(program, &args, Path::new("/"))
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .run()?;
+            if !captured.success {
+                bail!("`apt-get {}` {}", args.join(" "), captured.status_text());
+            }
+            Ok(())
+        };
+        if !self.updated {
+            run(&["update"])?;
+            self.updated = true;
+        }
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        run(&args)
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Whether dpkg knows `package` as installed.
+fn dpkg_installed(package: &str) -> bool {
+    std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| {
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).ends_with("install ok installed")
+        })
+}
+
+/// Installs every package of [`APT_PACKAGES`] that is neither installed nor otherwise satisfied.
+pub fn ensure_apt_packages(installer: &mut AptInstaller) -> Result<()> {
+    let mut missing = Vec::new();
+    for package in APT_PACKAGES {
+        let satisfied = package
+            .satisfied_by
+            .and_then(|cmd| cmd.split_first())
+            .is_some_and(|(program, args)| probe(program, args));
+        if satisfied || dpkg_installed(package.name) {
+            continue;
+        }
+        println!(
+            "xtask: installing Debian package {} ({})",
+            package.name, package.why
+        );
+        missing.push(package.name);
+    }
+    installer.install(&missing)
+}
+
+/// The interop tests' virtual environment.
+pub fn venv_dir(root: &Path) -> PathBuf {
+    root.join(".venv")
+}
+
+/// The venv's Python interpreter.
+pub fn venv_python(root: &Path) -> PathBuf {
+    venv_dir(root).join("bin").join("python")
+}
+
+/// The pinned requirements of the interop tests.
+fn requirements_file(root: &Path) -> PathBuf {
+    root.join("ctap-tests")
+        .join("python")
+        .join("requirements.txt")
+}
+
+/// Records which requirements (and which interpreter) the venv was installed from.
+fn stamp_file(root: &Path) -> PathBuf {
+    venv_dir(root).join(".passgate-requirements.stamp")
+}
+
+/// Creates `.venv` if needed and installs the pinned requirements when they changed since the
+/// last install (compared with a stamp file inside the venv).
+pub fn ensure_venv(root: &Path) -> Result<()> {
+    let venv = venv_dir(root);
+    let python = venv_python(root);
+    if venv.exists() && !probe(&python.to_string_lossy(), &["-c", "import sys"]) {
+        println!(
+            "xtask: {} is broken (no working interpreter), recreating it",
+            venv.display()
+        );
+        fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
+    }
+    if !venv.exists() {
+        let venv_arg = venv.to_string_lossy().into_owned();
+        let created = Step::new("python3", &["-m", "venv", &venv_arg], root).run()?;
+        if !created.success {
+            // Do not leave a half-made venv behind: the next run would think it exists.
+            let _ = fs::remove_dir_all(&venv);
+            bail!(
+                "`python3 -m venv {}` {} (is python3-venv installed?)",
+                venv.display(),
+                created.status_text()
+            );
+        }
+    }
+
+    let requirements_path = requirements_file(root);
+    let requirements = fs::read_to_string(&requirements_path)
+        .with_context(|| format!("reading {}", requirements_path.display()))?;
+    let interpreter = std::process::Command::new(&python)
+        .args(["-c", "import sys; print(sys.version)"])
+        .output()
+        .context("asking the venv's python for its version")?;
+    let wanted_stamp = format!(
+        "python {}\n{}",
+        String::from_utf8_lossy(&interpreter.stdout).trim(),
+        requirements
+    );
+    let stamp = stamp_file(root);
+    if fs::read_to_string(&stamp).is_ok_and(|current| current == wanted_stamp) {
+        println!("xtask: {} is up to date", venv.display());
+        return Ok(());
+    }
+
+    let python_str = python.to_string_lossy().into_owned();
+    let requirements_arg = requirements_path.to_string_lossy().into_owned();
+    let installed = Step::new(
+        &python_str,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "-r",
+            &requirements_arg,
+        ],
+        root,
+    )
+    .run()?;
+    if !installed.success {
+        bail!(
+            "installing {} into {} {}",
+            requirements_path.display(),
+            venv.display(),
+            installed.status_text()
+        );
+    }
+    fs::write(&stamp, wanted_stamp).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(())
+}
