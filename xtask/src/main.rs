@@ -13,6 +13,7 @@
 //! cargo xtask setup                     # only install packages and the venv
 //! ```
 
+mod bench;
 mod deps;
 mod parse;
 mod run;
@@ -97,6 +98,8 @@ commands:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
                            python (= build,python), all
   setup                  only install the Debian packages and the Python venv
+  bench                  run the criterion benchmarks and print each target as a ratio
+                         against its peer measured in the same run
   help                   this text
 ";
 
@@ -117,6 +120,10 @@ fn real_main() -> Result<ExitCode> {
         Some("test") => {
             let suites = parse_test_args(args.get(1..).unwrap_or_default())?;
             test(&root, &suites)
+        }
+        Some("bench") => {
+            let target = target_dir(&root)?;
+            bench::run(&root, &target)
         }
         Some("setup") => {
             let mut installer = deps::AptInstaller::new();

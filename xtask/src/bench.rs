@@ -1,0 +1,113 @@
+//! `cargo xtask bench`: runs the criterion benchmarks and reports each target as a ratio
+//! against the peer measured in the same run.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+
+/// One issue target: `subject / peer <= limit`, where the peer may be a sum of benchmarks.
+struct Target {
+    what: &'static str,
+    subject: &'static str,
+    peers: &'static [&'static str],
+    limit: f64,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        what: "in-process getAssertion vs bare aws-lc-rs P-256 sign",
+        subject: "get_assertion_in_process_10_creds",
+        peers: &["bare_sign_aws_lc_rs"],
+        limit: 1.5,
+    },
+    Target {
+        what: "getAssertion with 100,000 credentials vs 10 credentials",
+        subject: "get_assertion_in_process_100k_creds",
+        peers: &["get_assertion_in_process_10_creds"],
+        limit: 2.0,
+    },
+    Target {
+        what: "CTAPHID getAssertion over loopback TCP vs in-process + loopback echo",
+        subject: "get_assertion_ctaphid_tcp_10_creds",
+        peers: &[
+            "get_assertion_in_process_10_creds",
+            "loopback_echo_same_bytes",
+        ],
+        limit: 2.0,
+    },
+];
+
+/// Mean time in nanoseconds from criterion's `estimates.json`.
+fn mean_ns(target_dir: &Path, id: &str) -> Result<f64> {
+    let path = target_dir
+        .join("criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mean = json.find("\"mean\"").context("no mean in estimates.json")?;
+    let rest = &json[mean..];
+    let key = "\"point_estimate\":";
+    let start = rest.find(key).context("no point_estimate")? + key.len();
+    let number: String = rest[start..]
+        .chars()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+'))
+        .collect();
+    number
+        .parse()
+        .with_context(|| format!("parsing {number:?}"))
+}
+
+/// Runs the benchmarks and prints the ratios; fails when a target is missed.
+pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
+    let output = Command::new(crate::cargo())
+        .args([
+            "bench",
+            "-p",
+            "passgate-authenticator",
+            "--bench",
+            "get_assertion",
+        ])
+        .current_dir(root)
+        .output()
+        .context("running cargo bench")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    print!("{stdout}");
+    if !output.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!("cargo bench failed");
+    }
+    println!("\nbenchmark targets (same run):");
+    let mut missed = 0;
+    for t in TARGETS {
+        let subject = mean_ns(target_dir, t.subject)?;
+        let mut peer = 0.0;
+        for p in t.peers {
+            peer += mean_ns(target_dir, p)?;
+        }
+        let ratio = subject / peer;
+        let ok = ratio <= t.limit;
+        if !ok {
+            missed += 1;
+        }
+        println!(
+            "  {} {}: {:.1} µs / {:.1} µs = {:.2}x (target <= {:.1}x)",
+            if ok { "MET " } else { "MISS" },
+            t.what,
+            subject / 1000.0,
+            peer / 1000.0,
+            ratio,
+            t.limit
+        );
+    }
+    for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
+        println!("  {line}");
+    }
+    Ok(if missed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
