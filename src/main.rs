@@ -11,7 +11,9 @@ use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
 use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
 use passgate_authenticator::{Authenticator, Env};
 
 #[derive(Parser)]
@@ -115,9 +117,12 @@ fn serve(args: ServeArgs) -> Result<()> {
             Some(Duration::from_secs(10)),
         ),
     };
+    let state = FileStateStore::open(&state_dir, &device_key)
+        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
     let env = Env {
         key_store: Box::new(key_store),
         credentials: Box::new(credentials),
+        state: Box::new(state),
         user,
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),

@@ -26,7 +26,9 @@ use passgate_authenticator::ctap::cbor::{encode, int, text_map};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::ctaphid::{self, MessageAssembler, PACKET_SIZE};
 use passgate_authenticator::presence::AutoPresence;
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
 use passgate_authenticator::{Authenticator, Env};
 
 const RP: &str = "bench.example";
@@ -37,6 +39,7 @@ fn authenticator(dir: &Path) -> Authenticator {
     let env = Env {
         key_store: Box::new(SoftwareKeyStore::new(&device_key)),
         credentials: Box::new(credentials),
+        state: Box::new(FileStateStore::open(dir, &device_key).expect("state")),
         user: Box::new(AutoPresence::new()),
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),

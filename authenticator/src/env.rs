@@ -5,6 +5,7 @@ use crate::api::clock::Clock;
 use crate::api::credential_store::CredentialStore;
 use crate::api::key_store::KeyStore;
 use crate::api::rng::Rng;
+use crate::api::state_store::StateStore;
 use crate::api::user_verifier::UserVerifier;
 
 /// One platform's implementations of every seam.
@@ -13,6 +14,8 @@ pub struct Env {
     pub key_store: Box<dyn KeyStore>,
     /// Where credential metadata lives.
     pub credentials: Box<dyn CredentialStore>,
+    /// Authenticator-wide persistent state (PIN).
+    pub state: Box<dyn StateStore>,
     /// How a person is asked for presence and verification.
     pub user: Box<dyn UserVerifier>,
     /// Time.

@@ -16,7 +16,9 @@ use passgate_authenticator::ctaphid::{
     CtapHandler, MessageAssembler, PACKET_SIZE, Packet, error,
 };
 use passgate_authenticator::presence::AutoPresence;
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
 use passgate_authenticator::{Authenticator, Env};
 
 fn serve_passgate() -> (std::net::SocketAddr, tempfile::TempDir) {
@@ -25,6 +27,7 @@ fn serve_passgate() -> (std::net::SocketAddr, tempfile::TempDir) {
     let env = Env {
         key_store: Box::new(SoftwareKeyStore::new(&key)),
         credentials: Box::new(FileCredentialStore::open(dir.path(), &key, 1000).unwrap()),
+        state: Box::new(FileStateStore::open(dir.path(), &key).unwrap()),
         user: Box::new(AutoPresence::new()),
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),

@@ -18,9 +18,12 @@ def test_get_info_fields(passgate):
 
     assert info.options.get("rk") is True
     assert info.options.get("up") is True
-    # No user verification and no PIN yet: a client must never be led to expect UV.
+    # No built-in user verification with --presence auto; a PIN is supported but not set.
     assert "uv" not in info.options or info.options["uv"] is False
-    assert "clientPin" not in info.options
+    assert info.options.get("clientPin") is False
+    assert info.options.get("pinUvAuthToken") is True
+    assert list(info.pin_uv_protocols) == [2, 1]
+    assert info.min_pin_length == 4
 
     assert {"type": "public-key", "alg": ES256} in [dict(a) for a in info.algorithms]
 

@@ -6,4 +6,5 @@ pub mod clock;
 pub mod credential_store;
 pub mod key_store;
 pub mod rng;
+pub mod state_store;
 pub mod user_verifier;

@@ -5,13 +5,17 @@ use std::time::{Duration, Instant};
 use ciborium::value::Value;
 
 use super::cbor::{Params, ValueExt, encode, int_map, text_map, uint};
+use super::client_pin::permission;
 use super::data::{Options, authenticator_data, flags, parse_descriptor_list, rp_id_hash};
 use super::make_credential::cred_protect;
+use super::pin_protocol::Protocol;
 use super::{
     Authenticator, CommandResult, StatusCode, expect_empty, store_error_status, user_error_status,
 };
 use crate::api::credential_store::CredentialRecord;
-use crate::api::user_verifier::{Interaction, Prompt, PromptAction, UserVerified};
+use crate::api::user_verifier::{
+    Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
+};
 
 /// How long getNextAssertion may follow getAssertion (§6.3: 30 seconds).
 const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
@@ -50,6 +54,7 @@ struct Request {
     client_data_hash: Vec<u8>,
     allow_list: Option<Vec<super::data::CredentialDescriptor>>,
     options: Options,
+    pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
 }
 
 fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
@@ -74,12 +79,6 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .take(key::PIN_UV_AUTH_PROTOCOL)
         .map(Value::ctap_uint)
         .transpose()?;
-    if pin_uv_auth_param.is_some() {
-        return Err(match pin_uv_auth_protocol {
-            None => StatusCode::MissingParameter,
-            Some(_) => StatusCode::InvalidParameter,
-        });
-    }
     if rp_id.is_empty() || rp_id.len() > super::data::MAX_RP_ID_LENGTH {
         return Err(StatusCode::InvalidParameter);
     }
@@ -94,6 +93,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         client_data_hash,
         allow_list,
         options,
+        pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
     })
 }
 
@@ -105,11 +105,47 @@ impl Authenticator {
     ) -> CommandResult {
         let request = parse(body, self.config.max_credential_count_in_list)?;
         let uv_available = self.env.user.status().available;
-        let want_uv = request.options.uv == Some(true);
-        if want_uv && !uv_available {
+        let pin_set = self.pin.state()?.is_set();
+        let want_up = request.options.up.unwrap_or(true);
+        if let Some((param, _)) = &request.pin_uv_auth {
+            if param.is_empty() {
+                let prompt = Prompt {
+                    action: PromptAction::Select,
+                    rp_id: Some(&request.rp_id),
+                    user_name: None,
+                };
+                self.env
+                    .user
+                    .check_presence(&prompt, interaction)
+                    .map_err(user_error_status)?;
+                return Err(if pin_set {
+                    StatusCode::PinInvalid
+                } else {
+                    StatusCode::PinNotSet
+                });
+            }
+        }
+        let token_use = match &request.pin_uv_auth {
+            Some((param, protocol)) => {
+                let protocol =
+                    Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
+                Some(self.use_pin_uv_auth_token(
+                    protocol,
+                    param,
+                    &request.client_data_hash,
+                    permission::GA,
+                    &request.rp_id,
+                    want_up,
+                )?)
+            }
+            None => None,
+        };
+        let token_verified = token_use.and_then(|t| t.verified);
+        let want_uv = token_use_requested(&request) || request.options.uv == Some(true);
+        let want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);
+        if want_builtin_uv && !uv_available {
             return Err(StatusCode::InvalidOption);
         }
-        let want_up = request.options.up.unwrap_or(true);
 
         // Locate applicable credentials (§6.2.2 step 7). credProtect is applied as if UV will
         // happen when UV was requested; UV failure aborts the request anyway.
@@ -157,7 +193,7 @@ impl Authenticator {
                 None
             },
         };
-        let verified: Option<UserVerified> = if want_uv {
+        let verified: Option<UserVerified> = if want_builtin_uv {
             Some(
                 self.env
                     .user
@@ -165,11 +201,12 @@ impl Authenticator {
                     .map_err(user_error_status)?,
             )
         } else {
-            None
+            token_verified
         };
+        let presence_done = verified.is_some_and(|v| v.method() != VerificationMethod::Pin);
         let mut flag_bits = 0;
         if want_up {
-            if verified.is_none() {
+            if !presence_done {
                 self.env
                     .user
                     .check_presence(&prompt, interaction)
@@ -290,4 +327,9 @@ impl Authenticator {
             (5, number_of_credentials.map(uint)),
         ])))
     }
+}
+
+/// Whether the request carries a pinUvAuthParam: credProtect then treats it as verified.
+fn token_use_requested(request: &Request) -> bool {
+    request.pin_uv_auth.is_some()
 }

@@ -23,6 +23,14 @@ impl Authenticator {
         if uv.available {
             options.push((text("uv"), Value::Bool(uv.enrolled)));
         }
+        let pin = self.pin.state()?;
+        options.push((text("clientPin"), Value::Bool(pin.is_set())));
+        options.push((text("pinUvAuthToken"), Value::Bool(true)));
+        options.push((text("makeCredUvNotRqd"), Value::Bool(true)));
+        let protocols = super::pin_protocol::SUPPORTED
+            .iter()
+            .map(|p| Value::Integer((*p).into()))
+            .collect();
         let response = int_map([
             (
                 1,
@@ -32,6 +40,7 @@ impl Authenticator {
             (3, Some(Value::Bytes(self.config.aaguid.to_vec()))),
             (4, Some(Value::Map(options))),
             (5, Some(uint(super::MAX_MSG_SIZE))),
+            (6, Some(Value::Array(protocols))),
             (7, Some(uint(self.config.max_credential_count_in_list))),
             (8, Some(uint(self.config.max_credential_id_length))),
             (9, Some(Value::Array(vec![text("internal")]))),
@@ -46,6 +55,8 @@ impl Authenticator {
                 14,
                 Some(Value::Integer(self.config.firmware_version.into())),
             ),
+            (12, Some(Value::Bool(pin.force_change))),
+            (13, Some(Value::Integer(pin.min_length.into()))),
             (20, Some(uint(remaining))),
         ]);
         Ok(encode(&response))

@@ -3,17 +3,21 @@
 use ciborium::value::Value;
 
 use super::cbor::{Params, TextMap, ValueExt, encode, int, int_map, text_map};
+use super::client_pin::permission;
 use super::data::{
     Options, RpEntity, UserEntity, authenticator_data, choose_algorithm, flags,
     parse_descriptor_list, rp_id_hash,
 };
+use super::pin_protocol::Protocol;
 use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
 };
 use crate::api::credential_store::CredentialRecord;
 use crate::api::key_store::{KeyAlgorithm, KeyStoreError};
-use crate::api::user_verifier::{Interaction, Prompt, PromptAction, UserVerified};
+use crate::api::user_verifier::{
+    Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
+};
 
 /// Parameter keys.
 mod key {
@@ -46,6 +50,7 @@ struct Request {
     cred_protect: Option<u8>,
     options: Options,
     attestation: Option<AttestationFormat>,
+    pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
 }
 
 fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
@@ -72,13 +77,6 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .take(key::PIN_UV_AUTH_PROTOCOL)
         .map(Value::ctap_uint)
         .transpose()?;
-    if pin_uv_auth_param.is_some() {
-        // No PIN/UV auth protocol is offered in getInfo, so any pinUvAuthParam is unusable.
-        return Err(match pin_uv_auth_protocol {
-            None => StatusCode::MissingParameter,
-            Some(_) => StatusCode::InvalidParameter,
-        });
-    }
     if let Some(ep) = params.take(key::ENTERPRISE_ATTESTATION) {
         ep.ctap_uint()?;
         // Not enterprise-attestation capable (§6.1.2 step 9).
@@ -114,6 +112,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         cred_protect,
         options,
         attestation,
+        pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
     })
 }
 
@@ -143,30 +142,69 @@ impl Authenticator {
     ) -> CommandResult {
         let request = parse(body, self.config.max_credential_count_in_list)?;
         let uv_available = self.env.user.status().available;
-        if request.options.up == Some(false) {
-            return Err(StatusCode::InvalidOption);
-        }
-        if request.options.uv == Some(true) && !uv_available {
-            return Err(StatusCode::InvalidOption);
-        }
-        let discoverable = request.options.rk.unwrap_or(false);
+        let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {
             action: PromptAction::Register,
             rp_id: Some(&request.rp.id),
             user_name: request.user.name.as_deref(),
         };
+        // Step 1: a zero-length pinUvAuthParam asks "is a PIN set?" after a touch (used by
+        // platforms to let the person pick an authenticator).
+        if let Some((param, _)) = &request.pin_uv_auth {
+            if param.is_empty() {
+                self.env
+                    .user
+                    .check_presence(&prompt, interaction)
+                    .map_err(user_error_status)?;
+                return Err(if pin_set {
+                    StatusCode::PinInvalid
+                } else {
+                    StatusCode::PinNotSet
+                });
+            }
+        }
+        if request.options.up == Some(false) {
+            return Err(StatusCode::InvalidOption);
+        }
+        let discoverable = request.options.rk.unwrap_or(false);
+        let token_use = match &request.pin_uv_auth {
+            Some((param, protocol)) => {
+                let protocol =
+                    Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
+                Some(self.use_pin_uv_auth_token(
+                    protocol,
+                    param,
+                    &request.client_data_hash,
+                    permission::MC,
+                    &request.rp.id,
+                    true,
+                )?)
+            }
+            None => None,
+        };
+        let want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
+        if want_builtin_uv && !uv_available {
+            return Err(StatusCode::InvalidOption);
+        }
+        // A PIN-protected authenticator creates discoverable credentials only with user
+        // verification (makeCredUvNotRqd covers non-discoverable ones).
+        if token_use.is_none() && !want_builtin_uv && pin_set && discoverable {
+            return Err(StatusCode::PuatRequired);
+        }
 
         // User verification first when asked for: it also proves presence.
-        let verified: Option<UserVerified> = if request.options.uv == Some(true) {
-            Some(
+        let verified: Option<UserVerified> = match token_use {
+            Some(token) => token.verified,
+            None if want_builtin_uv => Some(
                 self.env
                     .user
                     .verify_user(&prompt, interaction)
                     .map_err(user_error_status)?,
-            )
-        } else {
-            None
+            ),
+            None => None,
         };
+        // A PIN proves who, not that someone is here now: presence is still asked for.
+        let presence_done = verified.is_some_and(|v| v.method() != VerificationMethod::Pin);
 
         for descriptor in &request.exclude_list {
             if descriptor.id.len() > self.config.max_credential_id_length {
@@ -182,7 +220,7 @@ impl Authenticator {
                     continue;
                 }
                 // The person must consent before learning that a credential exists (§6.1.2 step 11).
-                if verified.is_none() {
+                if !presence_done {
                     self.env
                         .user
                         .check_presence(&prompt, interaction)
@@ -202,7 +240,7 @@ impl Authenticator {
             return Err(StatusCode::KeyStoreFull);
         }
 
-        if verified.is_none() {
+        if !presence_done {
             self.env
                 .user
                 .check_presence(&prompt, interaction)

@@ -1,10 +1,12 @@
 //! The CTAP 2.1 command layer: one file per command, dispatched by [`Authenticator::handle`].
 
 pub mod cbor;
+mod client_pin;
 pub mod data;
 mod get_assertion;
 mod get_info;
 mod make_credential;
+pub mod pin_protocol;
 mod reset;
 mod selection;
 pub mod status;
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::api::credential_store::StoreError;
 use crate::api::user_verifier::{Interaction, UserActionError};
 use crate::env::Env;
+pub use client_pin::{PinRuntime, PinState, permission};
 pub use get_assertion::PendingAssertions;
 pub use status::StatusCode;
 
@@ -94,6 +97,7 @@ pub struct Authenticator {
     config: AuthenticatorConfig,
     started: Instant,
     pending: Option<PendingAssertions>,
+    pin: PinRuntime,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -110,13 +114,15 @@ pub(crate) type CommandResult = Result<Vec<u8>, StatusCode>;
 
 impl Authenticator {
     /// An authenticator on `env`.
-    pub fn new(env: Env, config: AuthenticatorConfig) -> Self {
+    pub fn new(mut env: Env, config: AuthenticatorConfig) -> Self {
         let started = env.clock.now();
+        let pin = PinRuntime::load(env.state.as_mut());
         Self {
             env,
             config,
             started,
             pending: None,
+            pin,
         }
     }
 
@@ -164,6 +170,7 @@ impl Authenticator {
             command::MAKE_CREDENTIAL => self.make_credential(body, interaction),
             command::GET_ASSERTION => self.get_assertion(body, interaction),
             command::GET_INFO => self.get_info(body),
+            command::CLIENT_PIN => self.client_pin(body, interaction),
             command::RESET => self.reset(body, interaction),
             command::GET_NEXT_ASSERTION => self.get_next_assertion(body),
             command::SELECTION => self.selection(body, interaction),

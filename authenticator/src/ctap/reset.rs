@@ -24,6 +24,7 @@ impl Authenticator {
             .check_presence(&prompt, interaction)
             .map_err(user_error_status)?;
         self.env.credentials.reset().map_err(store_error_status)?;
+        self.reset_pin()?;
         tracing::warn!("authenticator reset: every credential was erased");
         Ok(Vec::new())
     }

@@ -19,8 +19,10 @@ use crate::api::key_store::{
     CreatedKey, KeyAlgorithm, KeyHandle, KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey,
 };
 use crate::api::rng::SystemRng;
+use crate::api::state_store::StateStore;
 use crate::env::Env;
 use crate::presence::AutoPresence;
+use zeroize::Zeroizing;
 
 /// Test double: keys kept as PKCS#8 in the handle (no wrapping).
 struct PlainKeys;
@@ -130,6 +132,24 @@ impl CredentialStore for MemoryStore {
     }
 }
 
+/// Test double: state blobs in memory.
+#[derive(Default)]
+struct MemoryState(HashMap<String, Vec<u8>>);
+
+impl StateStore for MemoryState {
+    fn load(&mut self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(self.0.get(name).map(|v| Zeroizing::new(v.clone())))
+    }
+    fn save(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.0.insert(name.into(), bytes.to_vec());
+        Ok(())
+    }
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.0.remove(name);
+        Ok(())
+    }
+}
+
 struct FixedClock(Instant);
 impl Clock for FixedClock {
     fn unix_seconds(&self) -> u64 {
@@ -147,6 +167,7 @@ fn authenticator(capacity: usize) -> Authenticator {
             capacity,
             ..Default::default()
         }),
+        state: Box::new(MemoryState::default()),
         user: Box::new(AutoPresence::new()),
         clock: Box::new(FixedClock(Instant::now())),
         rng: Box::new(SystemRng::new()),
@@ -659,9 +680,69 @@ fn malformed_requests_get_exact_status_codes() {
                 (3, user()),
                 (4, es256()),
                 (8, Value::Bytes(vec![0; 16])),
-                (9, int(1)),
+                (9, int(3)),
             ]),
             0x02,
+        ),
+        (
+            "pinUvAuthParam without a token",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (8, Value::Bytes(vec![0; 16])),
+                (9, int(1)),
+            ]),
+            0x33,
+        ),
+        (
+            "zero-length pinUvAuthParam, no PIN set",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (8, Value::Bytes(vec![])),
+                (9, int(1)),
+            ]),
+            0x35,
+        ),
+        (
+            "clientPIN without subCommand",
+            request(0x06, vec![(1, int(2))]),
+            0x14,
+        ),
+        (
+            "clientPIN unknown subCommand",
+            request(0x06, vec![(1, int(2)), (2, int(0x42))]),
+            0x3e,
+        ),
+        (
+            "clientPIN getPinToken without a PIN",
+            request(
+                0x06,
+                vec![
+                    (1, int(2)),
+                    (2, int(5)),
+                    (3, int_map([])),
+                    (6, Value::Bytes(vec![0; 32])),
+                ],
+            ),
+            0x35,
+        ),
+        (
+            "clientPIN getKeyAgreement protocol 7",
+            request(0x06, vec![(1, int(7)), (2, int(2))]),
+            0x02,
+        ),
+        (
+            "clientPIN getPinUvAuthTokenUsingUv without UV",
+            request(
+                0x06,
+                vec![(1, int(2)), (2, int(6)), (3, int_map([])), (9, int(1))],
+            ),
+            0x3e,
         ),
         (
             "enterprise attestation",
@@ -789,5 +870,220 @@ fn malformed_requests_get_exact_status_codes() {
     let mut a = authenticator(10);
     for (name, req, expected) in cases {
         assert_eq!(a.handle(&req), vec![expected], "{name}");
+    }
+}
+
+mod pin {
+    use super::*;
+    use crate::ctap::pin_protocol::{KeyAgreement, Protocol};
+
+    fn shared(a: &mut Authenticator, protocol: Protocol, n: i64) -> (KeyAgreement, Vec<u8>) {
+        let resp = ok_map(&a.handle(&request(0x06, vec![(1, int(n)), (2, int(2))])));
+        let platform = KeyAgreement::generate().unwrap();
+        let secret = platform.decapsulate(protocol, resp[&1].clone()).unwrap();
+        (platform, secret.to_vec())
+    }
+
+    fn padded(pin: &str) -> Vec<u8> {
+        let mut p = pin.as_bytes().to_vec();
+        p.resize(64, 0);
+        p
+    }
+
+    fn left16(pin: &str) -> Vec<u8> {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pin.as_bytes()).as_ref()[..16]
+            .to_vec()
+    }
+
+    fn set_pin(a: &mut Authenticator, protocol: Protocol, n: i64, pin: &str) -> Vec<u8> {
+        let (platform, secret) = shared(a, protocol, n);
+        let enc = protocol.encrypt(&secret, &padded(pin)).unwrap();
+        let param = protocol.authenticate(&secret, &enc);
+        a.handle(&request(
+            0x06,
+            vec![
+                (1, int(n)),
+                (2, int(3)),
+                (3, platform.cose_public_key()),
+                (4, Value::Bytes(param)),
+                (5, Value::Bytes(enc)),
+            ],
+        ))
+    }
+
+    fn token(
+        a: &mut Authenticator,
+        protocol: Protocol,
+        n: i64,
+        pin: &str,
+        permissions: Option<i64>,
+    ) -> Result<Vec<u8>, u8> {
+        let (platform, secret) = shared(a, protocol, n);
+        let hash_enc = protocol.encrypt(&secret, &left16(pin)).unwrap();
+        let mut entries = vec![
+            (1, int(n)),
+            (3, platform.cose_public_key()),
+            (6, Value::Bytes(hash_enc)),
+        ];
+        match permissions {
+            None => entries.push((2, int(5))),
+            Some(p) => {
+                entries.push((2, int(9)));
+                entries.push((9, int(p)));
+            }
+        }
+        let resp = a.handle(&request(0x06, entries));
+        if resp[0] != 0 {
+            return Err(resp[0]);
+        }
+        let enc = ok_map(&resp)[&2].as_bytes().unwrap().clone();
+        Ok(protocol.decrypt(&secret, &enc).unwrap().to_vec())
+    }
+
+    fn retries(a: &mut Authenticator) -> Value {
+        ok_map(&a.handle(&request(0x06, vec![(2, int(1))])))[&3].clone()
+    }
+
+    #[test]
+    fn set_pin_token_and_user_verified_registration_for_both_protocols() {
+        for (protocol, n) in [(Protocol::One, 1), (Protocol::Two, 2)] {
+            let mut a = authenticator(10);
+            assert_eq!(set_pin(&mut a, protocol, n, "12"), vec![0x37], "too short");
+            assert_eq!(set_pin(&mut a, protocol, n, "1234"), vec![0]);
+            assert_eq!(
+                set_pin(&mut a, protocol, n, "5678"),
+                vec![0x33],
+                "already set"
+            );
+            let info = ok_map(&a.handle(&[command::GET_INFO]));
+            let Value::Map(options) = &info[&4] else {
+                panic!()
+            };
+            assert!(options.contains(&(text("clientPin"), Value::Bool(true))));
+            assert_eq!(info[&6], Value::Array(vec![int(2), int(1)]));
+
+            // Discoverable registration now needs a token.
+            assert_eq!(
+                a.handle(&make_credential_request("example.com", b"u", true, vec![])),
+                vec![0x36]
+            );
+            let mc_token = token(&mut a, protocol, n, "1234", Some(0x03)).unwrap();
+            assert_eq!(mc_token.len(), 32);
+            let param = protocol.authenticate(&mc_token, &[7; 32]);
+            let made = make(
+                &mut a,
+                "example.com",
+                b"u",
+                true,
+                vec![(8, Value::Bytes(param.clone())), (9, int(n))],
+            );
+            assert_eq!(made.auth_data[32] & 0x05, 0x05, "UP and UV");
+            // The token's mc permission was used up, and it is bound to example.com.
+            assert_eq!(
+                a.handle(&make_credential_request(
+                    "example.com",
+                    b"v",
+                    false,
+                    vec![(8, Value::Bytes(param)), (9, int(n))]
+                )),
+                vec![0x33]
+            );
+            // A fresh token: a silent probe binds it to example.com without using it up.
+            let ga_token = token(&mut a, protocol, n, "1234", Some(0x02)).unwrap();
+            let ga_param = protocol.authenticate(&ga_token, &[9; 32]);
+            let ga = |rp: &str, up: Option<bool>| {
+                let mut entries = vec![
+                    (1, text(rp)),
+                    (2, Value::Bytes(vec![9; 32])),
+                    (6, Value::Bytes(ga_param.clone())),
+                    (7, int(n)),
+                ];
+                if let Some(up) = up {
+                    entries.push((5, text_map([("up", Some(Value::Bool(up)))])));
+                }
+                request(command::GET_ASSERTION, entries)
+            };
+            let probe = ok_map(&a.handle(&ga("example.com", Some(false))));
+            assert_eq!(
+                probe[&2].as_bytes().unwrap()[32],
+                0x00,
+                "no UP, no UV on a probe"
+            );
+            assert_eq!(
+                a.handle(&ga("other.example", None)),
+                vec![0x33],
+                "token bound to example.com"
+            );
+            let resp = ok_map(&a.handle(&ga("example.com", None)));
+            assert_eq!(
+                resp[&2].as_bytes().unwrap()[32],
+                0x05,
+                "UP and UV on the assertion"
+            );
+            assert_eq!(
+                resp[&4],
+                text_map([
+                    ("id", Some(Value::Bytes(b"u".to_vec()))),
+                    ("name", Some(text("alice")))
+                ]),
+                "names after UV"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_pins_count_down_block_after_three_and_reset_clears() {
+        let mut a = authenticator(10);
+        assert_eq!(set_pin(&mut a, Protocol::Two, 2, "1234"), vec![0]);
+        assert_eq!(retries(&mut a), int(8));
+        assert_eq!(token(&mut a, Protocol::Two, 2, "0000", None), Err(0x31));
+        assert_eq!(token(&mut a, Protocol::Two, 2, "0000", None), Err(0x31));
+        assert_eq!(retries(&mut a), int(6));
+        assert_eq!(
+            token(&mut a, Protocol::Two, 2, "0000", None),
+            Err(0x34),
+            "third in a row"
+        );
+        assert_eq!(
+            token(&mut a, Protocol::Two, 2, "1234", None),
+            Err(0x34),
+            "blocked until power cycle"
+        );
+        assert_eq!(retries(&mut a), int(5));
+        // Reset erases the PIN.
+        assert_eq!(a.handle(&[command::RESET]), vec![0]);
+        assert_eq!(token(&mut a, Protocol::Two, 2, "1234", None), Err(0x35));
+    }
+
+    #[test]
+    fn change_pin_and_permissions() {
+        let mut a = authenticator(10);
+        assert_eq!(set_pin(&mut a, Protocol::One, 1, "1234"), vec![0]);
+        let (platform, secret) = shared(&mut a, Protocol::One, 1);
+        let new_enc = Protocol::One.encrypt(&secret, &padded("987654")).unwrap();
+        let hash_enc = Protocol::One.encrypt(&secret, &left16("1234")).unwrap();
+        let param = Protocol::One.authenticate(&secret, &[&new_enc[..], &hash_enc].concat());
+        let resp = a.handle(&request(
+            0x06,
+            vec![
+                (1, int(1)),
+                (2, int(4)),
+                (3, platform.cose_public_key()),
+                (4, Value::Bytes(param)),
+                (5, Value::Bytes(new_enc)),
+                (6, Value::Bytes(hash_enc)),
+            ],
+        ));
+        assert_eq!(resp, vec![0]);
+        assert_eq!(token(&mut a, Protocol::One, 1, "1234", None), Err(0x31));
+        assert!(token(&mut a, Protocol::One, 1, "987654", None).is_ok());
+        assert_eq!(
+            token(&mut a, Protocol::One, 1, "987654", Some(0)),
+            Err(0x02)
+        );
+        assert_eq!(
+            token(&mut a, Protocol::One, 1, "987654", Some(0x20)),
+            Err(0x40)
+        );
     }
 }

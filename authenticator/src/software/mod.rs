@@ -9,7 +9,9 @@ mod credential_store;
 mod device_key;
 pub(crate) mod fs;
 mod key_store;
+mod state_store;
 
 pub use credential_store::FileCredentialStore;
 pub use device_key::{DeviceKey, DeviceKeyError};
 pub use key_store::SoftwareKeyStore;
+pub use state_store::FileStateStore;
