@@ -18,6 +18,7 @@ fn record(
     rk: bool,
     created: u64,
 ) -> CredentialRecord {
+    let key = keys.create_key(KeyAlgorithm::Es256).unwrap();
     CredentialRecord {
         id: id.to_vec(),
         rp_id: rp.into(),
@@ -27,7 +28,8 @@ fn record(
         user_display_name: Some("Alice".into()),
         discoverable: rk,
         algorithm: KeyAlgorithm::Es256,
-        key: keys.create_key(KeyAlgorithm::Es256).unwrap().handle,
+        key: key.handle,
+        public_key: key.public_key,
         created_at: created,
         cred_protect: 1,
     }

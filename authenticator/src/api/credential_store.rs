@@ -1,6 +1,6 @@
 //! Persistent credential metadata.
 
-use crate::api::key_store::{KeyAlgorithm, KeyHandle};
+use crate::api::key_store::{KeyAlgorithm, KeyHandle, P256PublicKey};
 
 /// A stored credential. The private key is behind `key`, an opaque handle of the key store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub struct CredentialRecord {
     pub algorithm: KeyAlgorithm,
     /// The key store's handle for the private key.
     pub key: KeyHandle,
+    /// The public key (reported by credential management).
+    pub public_key: P256PublicKey,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
     /// credProtect level (1 = userVerificationOptional, 2 = ...WithCredentialIDList,

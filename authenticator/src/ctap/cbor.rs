@@ -156,6 +156,18 @@ impl Params {
         }
     }
 
+    /// Parameters from an already decoded value, which must be a map.
+    pub fn from_value(value: Value) -> Result<Self, StatusCode> {
+        Ok(Self::from_map(value.ctap_map()?))
+    }
+
+    /// No parameters.
+    pub fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
     fn from_map(map: Vec<(Value, Value)>) -> Self {
         let entries = map
             .into_iter()

@@ -415,8 +415,8 @@ impl Authenticator {
         if permissions == 0 {
             return Err(StatusCode::InvalidParameter);
         }
-        // Only makeCredential and getAssertion are implemented so far.
-        if permissions & !(permission::MC | permission::GA) != 0 {
+        // bioEnrollment, largeBlobWrite and authenticatorConfig are not offered yet.
+        if permissions & !(permission::MC | permission::GA | permission::CM) != 0 {
             return Err(StatusCode::UnauthorizedPermission);
         }
         Ok(permissions)
@@ -548,5 +548,31 @@ impl Authenticator {
         let verified = token.verified.take();
         token.permissions &= permission::LBW;
         Ok(TokenUse { verified })
+    }
+}
+
+impl Authenticator {
+    /// Checks a credentialManagement pinUvAuthParam: a live token with the `cm` permission.
+    /// Returns the RP ID the token is bound to, if any. The token stays usable for further
+    /// management subcommands.
+    pub(super) fn verify_management_token(
+        &mut self,
+        protocol: Protocol,
+        param: &[u8],
+        message: &[u8],
+    ) -> Result<Option<String>, StatusCode> {
+        let now = self.env.clock.now();
+        let token = self.pin.token.as_ref().ok_or(StatusCode::PinAuthInvalid)?;
+        if now.saturating_duration_since(token.issued) > TOKEN_LIFETIME {
+            self.pin.token = None;
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        if !protocol.verify(token.value.as_ref(), message, param) {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        if token.permissions & permission::CM == 0 {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        Ok(token.rp_id.clone())
     }
 }

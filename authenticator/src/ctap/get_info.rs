@@ -27,6 +27,7 @@ impl Authenticator {
         options.push((text("clientPin"), Value::Bool(pin.is_set())));
         options.push((text("pinUvAuthToken"), Value::Bool(true)));
         options.push((text("makeCredUvNotRqd"), Value::Bool(true)));
+        options.push((text("credMgmt"), Value::Bool(true)));
         let protocols = super::pin_protocol::SUPPORTED
             .iter()
             .map(|p| Value::Integer((*p).into()))

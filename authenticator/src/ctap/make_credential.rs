@@ -271,6 +271,7 @@ impl Authenticator {
             discoverable,
             algorithm: request.algorithm,
             key: created.handle.clone(),
+            public_key: created.public_key.clone(),
             created_at: self.env.clock.unix_seconds(),
             cred_protect: request.cred_protect.unwrap_or(cred_protect::UV_OPTIONAL),
         };

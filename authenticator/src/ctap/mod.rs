@@ -2,6 +2,7 @@
 
 pub mod cbor;
 mod client_pin;
+mod credential_management;
 pub mod data;
 mod get_assertion;
 mod get_info;
@@ -41,8 +42,12 @@ pub mod command {
     pub const RESET: u8 = 0x07;
     /// authenticatorGetNextAssertion.
     pub const GET_NEXT_ASSERTION: u8 = 0x08;
+    /// authenticatorCredentialManagement.
+    pub const CREDENTIAL_MANAGEMENT: u8 = 0x0a;
     /// authenticatorSelection.
     pub const SELECTION: u8 = 0x0b;
+    /// The CTAP 2.1 pre-release credential management command, still used by some platforms.
+    pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
 }
 
 /// Attestation statement formats the authenticator can produce.
@@ -98,6 +103,7 @@ pub struct Authenticator {
     started: Instant,
     pending: Option<PendingAssertions>,
     pin: PinRuntime,
+    enumeration: Option<credential_management::Enumeration>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -123,6 +129,7 @@ impl Authenticator {
             started,
             pending: None,
             pin,
+            enumeration: None,
         }
     }
 
@@ -150,6 +157,11 @@ impl Authenticator {
                 if cmd != command::GET_NEXT_ASSERTION {
                     self.pending = None;
                 }
+                if cmd != command::CREDENTIAL_MANAGEMENT
+                    && cmd != command::CREDENTIAL_MANAGEMENT_PREVIEW
+                {
+                    self.enumeration = None;
+                }
                 self.dispatch(cmd, body, interaction)
             }
         };
@@ -171,6 +183,9 @@ impl Authenticator {
             command::GET_ASSERTION => self.get_assertion(body, interaction),
             command::GET_INFO => self.get_info(body),
             command::CLIENT_PIN => self.client_pin(body, interaction),
+            command::CREDENTIAL_MANAGEMENT | command::CREDENTIAL_MANAGEMENT_PREVIEW => {
+                self.credential_management(body)
+            }
             command::RESET => self.reset(body, interaction),
             command::GET_NEXT_ASSERTION => self.get_next_assertion(body),
             command::SELECTION => self.selection(body, interaction),

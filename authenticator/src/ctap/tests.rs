@@ -849,6 +849,39 @@ fn malformed_requests_get_exact_status_codes() {
             0x11,
         ),
         (
+            "credMgmt without a token",
+            request(0x0a, vec![(1, int(1))]),
+            0x36,
+        ),
+        (
+            "credMgmt token param without protocol",
+            request(0x0a, vec![(1, int(1)), (4, Value::Bytes(vec![0; 32]))]),
+            0x14,
+        ),
+        (
+            "credMgmt with a param but no token",
+            request(
+                0x0a,
+                vec![(1, int(1)), (3, int(2)), (4, Value::Bytes(vec![0; 32]))],
+            ),
+            0x33,
+        ),
+        (
+            "credMgmt unknown subCommand",
+            request(0x0a, vec![(1, int(0x33))]),
+            0x3e,
+        ),
+        (
+            "credMgmt next RP without begin",
+            request(0x0a, vec![(1, int(3))]),
+            0x30,
+        ),
+        (
+            "credMgmt next credential without begin",
+            request(0x41, vec![(1, int(5))]),
+            0x30,
+        ),
+        (
             "getNextAssertion without getAssertion",
             vec![command::GET_NEXT_ASSERTION],
             0x30,

@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 use super::DeviceKey;
 use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
 use crate::api::credential_store::{CredentialRecord, CredentialStore, StoreError};
-use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore};
+use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 
 const RECORD_VERSION: u8 = 1;
@@ -453,6 +453,7 @@ impl FileCredentialStore {
                 discoverable: true,
                 algorithm: KeyAlgorithm::Es256,
                 key: key.handle,
+                public_key: key.public_key,
                 created_at: 0,
                 cred_protect: 1,
             };
@@ -676,6 +677,10 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
         (9, Some(Value::Bytes(r.key.0.clone()))),
         (10, Some(Value::Integer(r.created_at.into()))),
         (11, Some(cbor::int(i64::from(r.cred_protect)))),
+        (
+            12,
+            Some(Value::Bytes(r.public_key.to_sec1_uncompressed().to_vec())),
+        ),
     ]))
 }
 
@@ -694,5 +699,6 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         key: KeyHandle(params.take(9)?.ctap_bytes().ok()?),
         created_at: params.take(10)?.ctap_uint().ok()?,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
+        public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
     })
 }
