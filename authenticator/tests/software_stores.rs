@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use passgate_authenticator::api::credential_store::{
-    CredentialRecord, CredentialStore, StoreError,
+    CredRandom, CredentialRecord, CredentialStore, StoreError,
 };
 use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
@@ -32,6 +32,9 @@ fn record(
         public_key: key.public_key,
         created_at: created,
         cred_protect: 1,
+        cred_random: Some(CredRandom(zeroize::Zeroizing::new(
+            [created; 64].map(|b| u8::try_from(b % 251).unwrap()),
+        ))),
     }
 }
 

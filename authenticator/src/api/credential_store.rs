@@ -2,6 +2,28 @@
 
 use crate::api::key_store::{KeyAlgorithm, KeyHandle, P256PublicKey};
 
+/// The hmac-secret (PRF) keys of a credential: 32 bytes used with user verification, then 32
+/// used without. Zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredRandom(pub zeroize::Zeroizing<[u8; 64]>);
+
+impl CredRandom {
+    /// The key for an assertion with (`true`) or without user verification.
+    pub fn key(&self, user_verified: bool) -> &[u8] {
+        if user_verified {
+            &self.0[..32]
+        } else {
+            &self.0[32..]
+        }
+    }
+}
+
+impl std::fmt::Debug for CredRandom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredRandom(..)")
+    }
+}
+
 /// A stored credential. The private key is behind `key`, an opaque handle of the key store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRecord {
@@ -30,6 +52,8 @@ pub struct CredentialRecord {
     /// credProtect level (1 = userVerificationOptional, 2 = ...WithCredentialIDList,
     /// 3 = userVerificationRequired).
     pub cred_protect: u8,
+    /// hmac-secret keys, when the credential was created with the extension.
+    pub cred_random: Option<CredRandom>,
 }
 
 /// Credential store failures.

@@ -307,7 +307,7 @@ impl Authenticator {
                 if self.pin.state()?.is_set() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
-                let shared = self.decapsulate(protocol, ka)?;
+                let shared = self.pin_decapsulate(protocol, ka)?;
                 if !protocol.verify(&shared, &new_pin_enc, &param) {
                     return Err(StatusCode::PinAuthInvalid);
                 }
@@ -324,7 +324,7 @@ impl Authenticator {
                     return Err(StatusCode::MissingParameter);
                 };
                 self.check_pin_usable()?;
-                let shared = self.decapsulate(protocol, ka)?;
+                let shared = self.pin_decapsulate(protocol, ka)?;
                 let message = [&new_pin_enc[..], &pin_hash_enc].concat();
                 if !protocol.verify(&shared, &message, &param) {
                     return Err(StatusCode::PinAuthInvalid);
@@ -351,7 +351,7 @@ impl Authenticator {
                     (self.check_permissions(permissions)?, rp_id)
                 };
                 self.check_pin_usable()?;
-                let shared = self.decapsulate(protocol, ka)?;
+                let shared = self.pin_decapsulate(protocol, ka)?;
                 let state = self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
                 if state.force_change {
                     return Err(StatusCode::PinPolicyViolation);
@@ -375,7 +375,7 @@ impl Authenticator {
                 if !status.available {
                     return Err(StatusCode::InvalidSubcommand);
                 }
-                let shared = self.decapsulate(protocol, ka)?;
+                let shared = self.pin_decapsulate(protocol, ka)?;
                 let prompt = Prompt {
                     action: PromptAction::SignIn,
                     rp_id: rp_id.as_deref(),
@@ -398,7 +398,8 @@ impl Authenticator {
         }
     }
 
-    fn decapsulate(
+    /// ECDH with the current key-agreement key and the protocol KDF (clientPIN, hmac-secret).
+    pub(super) fn pin_decapsulate(
         &mut self,
         protocol: Protocol,
         peer: Value,

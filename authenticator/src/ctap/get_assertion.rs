@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use ciborium::value::Value;
 
-use super::cbor::{Params, ValueExt, encode, int_map, text_map, uint};
+use super::cbor::{Params, TextMap, ValueExt, encode, int_map, text_map, uint};
 use super::client_pin::permission;
 use super::data::{Options, authenticator_data, flags, parse_descriptor_list, rp_id_hash};
 use super::make_credential::cred_protect;
@@ -16,6 +16,8 @@ use crate::api::credential_store::CredentialRecord;
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
+use aws_lc_rs::hmac;
+use zeroize::Zeroizing;
 
 /// How long getNextAssertion may follow getAssertion (§6.3: 30 seconds).
 const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
@@ -32,18 +34,24 @@ mod key {
 
 /// The rest of a multi-credential getAssertion, served by getNextAssertion.
 pub struct PendingAssertions {
+    context: AssertionContext,
+    remaining: std::vec::IntoIter<CredentialRecord>,
+    deadline: Instant,
+}
+
+/// What every assertion of one getAssertion (and its getNextAssertions) shares.
+struct AssertionContext {
     rp_id: String,
     client_data_hash: Vec<u8>,
     flags: u8,
     verified: bool,
-    remaining: std::vec::IntoIter<CredentialRecord>,
-    deadline: Instant,
+    hmac_secret: Option<HmacSecret>,
 }
 
 impl std::fmt::Debug for PendingAssertions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingAssertions")
-            .field("rp_id", &self.rp_id)
+            .field("rp_id", &self.context.rp_id)
             .field("remaining", &self.remaining.len())
             .finish_non_exhaustive()
     }
@@ -55,6 +63,55 @@ struct Request {
     allow_list: Option<Vec<super::data::CredentialDescriptor>>,
     options: Options,
     pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
+    hmac_secret: Option<HmacSecretInput>,
+}
+
+/// The hmac-secret extension input (CTAP 2.1 §12.5).
+pub(super) struct HmacSecretInput {
+    key_agreement: Value,
+    salt_enc: Vec<u8>,
+    salt_auth: Vec<u8>,
+    protocol: u64,
+}
+
+impl HmacSecretInput {
+    pub(super) fn parse(value: Value) -> Result<Self, StatusCode> {
+        let mut p = Params::from_value(value)?;
+        Ok(Self {
+            key_agreement: p.required(1)?,
+            salt_enc: p.required(2)?.ctap_bytes()?,
+            salt_auth: p.required(3)?.ctap_bytes()?,
+            protocol: p.take(4).map(Value::ctap_uint).transpose()?.unwrap_or(1),
+        })
+    }
+}
+
+/// A checked hmac-secret request: the shared secret and the decrypted salts.
+pub(super) struct HmacSecret {
+    protocol: Protocol,
+    shared: Zeroizing<Vec<u8>>,
+    salts: Zeroizing<Vec<u8>>,
+}
+
+impl HmacSecret {
+    /// The encrypted extension output for a credential, if it has hmac-secret keys.
+    pub(super) fn output(
+        &self,
+        record: &CredentialRecord,
+        user_verified: bool,
+    ) -> Result<Option<Value>, StatusCode> {
+        let Some(cred_random) = &record.cred_random else {
+            return Ok(None);
+        };
+        let key = hmac::Key::new(hmac::HMAC_SHA256, cred_random.key(user_verified));
+        let mut outputs = Zeroizing::new(Vec::with_capacity(64));
+        for salt in self.salts.chunks(32) {
+            outputs.extend_from_slice(hmac::sign(&key, salt).as_ref());
+        }
+        Ok(Some(Value::Bytes(
+            self.protocol.encrypt(&self.shared, &outputs)?,
+        )))
+    }
 }
 
 fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
@@ -66,10 +123,16 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .map(|v| parse_descriptor_list(v, max_list))
         .transpose()?
         .filter(|list| !list.is_empty());
-    if let Some(ext) = params.take(key::EXTENSIONS) {
-        // No assertion extensions are implemented yet; unknown ones are ignored.
-        ext.ctap_map()?;
-    }
+    let hmac_secret = match params.take(key::EXTENSIONS) {
+        None => None,
+        Some(ext) => {
+            // Unknown extensions are ignored.
+            let mut ext = TextMap::new(ext.ctap_map()?)?;
+            ext.take("hmac-secret")
+                .map(HmacSecretInput::parse)
+                .transpose()?
+        }
+    };
     let options = Options::parse(params.take(key::OPTIONS))?;
     let pin_uv_auth_param = params
         .take(key::PIN_UV_AUTH_PARAM)
@@ -94,16 +157,38 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         allow_list,
         options,
         pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
+        hmac_secret,
     })
 }
 
 impl Authenticator {
+    /// Establishes the hmac-secret shared secret and checks and decrypts the salts.
+    pub(super) fn check_hmac_secret(
+        &mut self,
+        input: HmacSecretInput,
+    ) -> Result<HmacSecret, StatusCode> {
+        let protocol = Protocol::from_number(input.protocol)?;
+        let shared = self.pin_decapsulate(protocol, input.key_agreement)?;
+        if !protocol.verify(&shared, &input.salt_enc, &input.salt_auth) {
+            return Err(StatusCode::PinAuthInvalid);
+        }
+        let salts = protocol.decrypt(&shared, &input.salt_enc)?;
+        if salts.len() != 32 && salts.len() != 64 {
+            return Err(StatusCode::InvalidLength);
+        }
+        Ok(HmacSecret {
+            protocol,
+            shared,
+            salts,
+        })
+    }
+
     pub(super) fn get_assertion(
         &mut self,
         body: &[u8],
         interaction: &Interaction,
     ) -> CommandResult {
-        let request = parse(body, self.config.max_credential_count_in_list)?;
+        let mut request = parse(body, self.config.max_credential_count_in_list)?;
         let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let want_up = request.options.up.unwrap_or(true);
@@ -184,6 +269,11 @@ impl Authenticator {
             return Err(StatusCode::NoCredentials);
         };
 
+        let hmac_secret = match request.hmac_secret.take() {
+            None => None,
+            Some(input) => Some(self.check_hmac_secret(input)?),
+        };
+
         let prompt = Prompt {
             action: PromptAction::SignIn,
             rp_id: Some(&request.rp_id),
@@ -224,20 +314,17 @@ impl Authenticator {
         let Some(record) = iter.next() else {
             return Err(StatusCode::NoCredentials);
         };
-        let response = self.assertion_response(
-            &request.rp_id,
-            &request.client_data_hash,
-            flag_bits,
-            verified.is_some(),
-            &record,
-            with_count.then_some(total),
-        )?;
+        let context = AssertionContext {
+            rp_id: request.rp_id,
+            client_data_hash: request.client_data_hash,
+            flags: flag_bits,
+            verified: verified.is_some(),
+            hmac_secret,
+        };
+        let response = self.assertion_response(&context, &record, with_count.then_some(total))?;
         if with_count {
             self.pending = Some(PendingAssertions {
-                rp_id: request.rp_id,
-                client_data_hash: request.client_data_hash,
-                flags: flag_bits,
-                verified: verified.is_some(),
+                context,
                 remaining: iter,
                 deadline: self.env.clock.now() + NEXT_ASSERTION_WINDOW,
             });
@@ -257,14 +344,7 @@ impl Authenticator {
         let Some(record) = pending.remaining.next() else {
             return Err(StatusCode::NotAllowed);
         };
-        let response = self.assertion_response(
-            &pending.rp_id,
-            &pending.client_data_hash,
-            pending.flags,
-            pending.verified,
-            &record,
-            None,
-        )?;
+        let response = self.assertion_response(&pending.context, &record, None)?;
         if pending.remaining.len() > 0 {
             self.pending = Some(pending);
         }
@@ -273,13 +353,15 @@ impl Authenticator {
 
     fn assertion_response(
         &mut self,
-        rp_id: &str,
-        client_data_hash: &[u8],
-        flag_bits: u8,
-        verified: bool,
+        context: &AssertionContext,
         record: &CredentialRecord,
         number_of_credentials: Option<usize>,
     ) -> CommandResult {
+        let rp_id = context.rp_id.as_str();
+        let client_data_hash = context.client_data_hash.as_slice();
+        let flag_bits = context.flags;
+        let verified = context.verified;
+        let hmac_secret = context.hmac_secret.as_ref();
         // Silent probes (up=false) neither count as a use nor reveal a counter.
         let sign_count = if flag_bits & flags::UP != 0 {
             self.env
@@ -289,7 +371,19 @@ impl Authenticator {
         } else {
             0
         };
-        let auth_data = authenticator_data(&rp_id_hash(rp_id), flag_bits, sign_count, None, None)?;
+        let extensions = match hmac_secret {
+            Some(h) => h
+                .output(record, verified)?
+                .map(|out| text_map([("hmac-secret", Some(out))])),
+            None => None,
+        };
+        let auth_data = authenticator_data(
+            &rp_id_hash(rp_id),
+            flag_bits,
+            sign_count,
+            None,
+            extensions.as_ref(),
+        )?;
         let mut signed = Vec::with_capacity(auth_data.len() + client_data_hash.len());
         signed.extend_from_slice(&auth_data);
         signed.extend_from_slice(client_data_hash);

@@ -37,7 +37,14 @@ impl Authenticator {
                 1,
                 Some(Value::Array(vec![text("FIDO_2_0"), text("FIDO_2_1")])),
             ),
-            (2, Some(Value::Array(vec![text("credProtect")]))),
+            (
+                2,
+                Some(Value::Array(vec![
+                    text("credProtect"),
+                    text("hmac-secret"),
+                    text("hmac-secret-mc"),
+                ])),
+            ),
             (3, Some(Value::Bytes(self.config.aaguid.to_vec()))),
             (4, Some(Value::Map(options))),
             (5, Some(uint(super::MAX_MSG_SIZE))),

@@ -8,12 +8,13 @@ use super::data::{
     Options, RpEntity, UserEntity, authenticator_data, choose_algorithm, flags,
     parse_descriptor_list, rp_id_hash,
 };
+use super::get_assertion::HmacSecretInput;
 use super::pin_protocol::Protocol;
 use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
 };
-use crate::api::credential_store::CredentialRecord;
+use crate::api::credential_store::{CredRandom, CredentialRecord};
 use crate::api::key_store::{KeyAlgorithm, KeyStoreError};
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
@@ -48,6 +49,8 @@ struct Request {
     algorithm: KeyAlgorithm,
     exclude_list: Vec<super::data::CredentialDescriptor>,
     cred_protect: Option<u8>,
+    hmac_secret: bool,
+    hmac_secret_mc: Option<HmacSecretInput>,
     options: Options,
     attestation: Option<AttestationFormat>,
     pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
@@ -64,8 +67,8 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .map(|v| parse_descriptor_list(v, max_list))
         .transpose()?
         .unwrap_or_default();
-    let cred_protect = match params.take(key::EXTENSIONS) {
-        None => None,
+    let (cred_protect, hmac_secret, hmac_secret_mc) = match params.take(key::EXTENSIONS) {
+        None => (None, false, None),
         Some(ext) => parse_extensions(ext)?,
     };
     let options = Options::parse(params.take(key::OPTIONS))?;
@@ -110,28 +113,42 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         algorithm,
         exclude_list,
         cred_protect,
+        hmac_secret,
+        hmac_secret_mc,
         options,
         attestation,
         pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
     })
 }
 
-/// Parses the extensions map; returns the requested credProtect level. Unknown extensions are
-/// ignored, as CTAP requires.
-fn parse_extensions(ext: Value) -> Result<Option<u8>, StatusCode> {
+/// Parses the extensions map: the requested credProtect level and whether hmac-secret is
+/// asked for. Unknown extensions are ignored, as CTAP requires.
+type Extensions = (Option<u8>, bool, Option<HmacSecretInput>);
+
+fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
     let mut map = TextMap::new(ext.ctap_map()?)?;
-    match map.take("credProtect") {
-        None => Ok(None),
+    let cred_protect = match map.take("credProtect") {
+        None => None,
         Some(level) => {
             let level =
                 u8::try_from(level.ctap_uint()?).map_err(|_| StatusCode::InvalidParameter)?;
-            if (cred_protect::UV_OPTIONAL..=cred_protect::UV_REQUIRED).contains(&level) {
-                Ok(Some(level))
-            } else {
-                Err(StatusCode::InvalidParameter)
+            if !(cred_protect::UV_OPTIONAL..=cred_protect::UV_REQUIRED).contains(&level) {
+                return Err(StatusCode::InvalidParameter);
             }
+            Some(level)
         }
-    }
+    };
+    let hmac_secret = map
+        .take("hmac-secret")
+        .map(Value::ctap_bool)
+        .transpose()?
+        .unwrap_or(false);
+    // hmac-secret-mc (CTAP 2.2) evaluates the PRF at creation; it needs hmac-secret itself.
+    let hmac_secret_mc = match map.take("hmac-secret-mc") {
+        Some(v) if hmac_secret => Some(HmacSecretInput::parse(v)?),
+        Some(_) | None => None,
+    };
+    Ok((cred_protect, hmac_secret, hmac_secret_mc))
 }
 
 impl Authenticator {
@@ -140,7 +157,8 @@ impl Authenticator {
         body: &[u8],
         interaction: &Interaction,
     ) -> CommandResult {
-        let request = parse(body, self.config.max_credential_count_in_list)?;
+        let mut request = parse(body, self.config.max_credential_count_in_list)?;
+        let hmac_mc_input = request.hmac_secret_mc.take();
         let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {
@@ -202,6 +220,10 @@ impl Authenticator {
                     .map_err(user_error_status)?,
             ),
             None => None,
+        };
+        let hmac_secret_mc = match hmac_mc_input {
+            None => None,
+            Some(input) => Some(self.check_hmac_secret(input)?),
         };
         // A PIN proves who, not that someone is here now: presence is still asked for.
         let presence_done = verified.is_some_and(|v| v.method() != VerificationMethod::Pin);
@@ -274,6 +296,16 @@ impl Authenticator {
             public_key: created.public_key.clone(),
             created_at: self.env.clock.unix_seconds(),
             cred_protect: request.cred_protect.unwrap_or(cred_protect::UV_OPTIONAL),
+            cred_random: if request.hmac_secret {
+                let mut keys = zeroize::Zeroizing::new([0u8; 64]);
+                self.env
+                    .rng
+                    .fill(keys.as_mut())
+                    .map_err(|_| StatusCode::Other)?;
+                Some(CredRandom(keys))
+            } else {
+                None
+            },
         };
         if let Err(e) = self.env.credentials.insert(&record) {
             // Do not leave an orphaned key behind in stores that keep state per key.
@@ -285,9 +317,23 @@ impl Authenticator {
         if verified.is_some() {
             flag_bits |= flags::UV;
         }
-        let extensions = request
-            .cred_protect
-            .map(|level| text_map([("credProtect", Some(int(i64::from(level))))]));
+        let mc_output = match &hmac_secret_mc {
+            Some(h) => h.output(&record, verified.is_some())?,
+            None => None,
+        };
+        let extensions = (request.cred_protect.is_some() || request.hmac_secret).then(|| {
+            text_map([
+                (
+                    "credProtect",
+                    request.cred_protect.map(|level| int(i64::from(level))),
+                ),
+                (
+                    "hmac-secret",
+                    request.hmac_secret.then_some(Value::Bool(true)),
+                ),
+                ("hmac-secret-mc", mc_output),
+            ])
+        });
         let auth_data = authenticator_data(
             &rp_id_hash(&request.rp.id),
             flag_bits,

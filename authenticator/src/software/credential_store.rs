@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 
 use super::DeviceKey;
 use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
-use crate::api::credential_store::{CredentialRecord, CredentialStore, StoreError};
+use crate::api::credential_store::{CredRandom, CredentialRecord, CredentialStore, StoreError};
 use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 
@@ -456,6 +456,7 @@ impl FileCredentialStore {
                 public_key: key.public_key,
                 created_at: 0,
                 cred_protect: 1,
+                cred_random: None,
             };
             store.insert_with(&record, false)?;
             ids.push(id);
@@ -681,6 +682,10 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
             12,
             Some(Value::Bytes(r.public_key.to_sec1_uncompressed().to_vec())),
         ),
+        (
+            13,
+            r.cred_random.as_ref().map(|c| Value::Bytes(c.0.to_vec())),
+        ),
     ]))
 }
 
@@ -700,5 +705,17 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         created_at: params.take(10)?.ctap_uint().ok()?,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
         public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
+        cred_random: match params.take(13) {
+            None => None,
+            Some(v) => {
+                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
+                let mut out = Zeroizing::new([0u8; 64]);
+                if bytes.len() != 64 {
+                    return None;
+                }
+                out.copy_from_slice(&bytes);
+                Some(CredRandom(out))
+            }
+        },
     })
 }
