@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use passgate_authenticator::api::credential_store::{
-    CredRandom, CredentialRecord, CredentialStore, StoreError,
+    CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
 };
 use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
@@ -32,6 +32,8 @@ fn record(
         public_key: key.public_key,
         created_at: created,
         cred_protect: 1,
+        cred_blob: Some(b"blob".to_vec()),
+        large_blob_key: Some(CredRandom32(zeroize::Zeroizing::new([7; 32]))),
         cred_random: Some(CredRandom(zeroize::Zeroizing::new(
             [created; 64].map(|b| u8::try_from(b % 251).unwrap()),
         ))),

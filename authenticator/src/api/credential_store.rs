@@ -24,6 +24,16 @@ impl std::fmt::Debug for CredRandom {
     }
 }
 
+/// A 32-byte per-credential secret (largeBlobKey). Zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredRandom32(pub zeroize::Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for CredRandom32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredRandom32(..)")
+    }
+}
+
 /// A stored credential. The private key is behind `key`, an opaque handle of the key store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRecord {
@@ -54,6 +64,10 @@ pub struct CredentialRecord {
     pub cred_protect: u8,
     /// hmac-secret keys, when the credential was created with the extension.
     pub cred_random: Option<CredRandom>,
+    /// The credBlob stored at creation (at most 32 bytes).
+    pub cred_blob: Option<Vec<u8>>,
+    /// The largeBlobKey, when the credential was created with the extension.
+    pub large_blob_key: Option<CredRandom32>,
 }
 
 /// Credential store failures.

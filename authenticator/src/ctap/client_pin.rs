@@ -80,6 +80,10 @@ pub struct PinState {
     pub min_length: u8,
     /// Whether the PIN must be changed before a token is issued.
     pub force_change: bool,
+    /// Relying parties allowed to learn the minimum PIN length (minPinLength extension).
+    pub min_pin_length_rp_ids: Vec<String>,
+    /// Whether every makeCredential/getAssertion requires user verification.
+    pub always_uv: bool,
 }
 
 impl std::fmt::Debug for PinState {
@@ -99,6 +103,8 @@ impl Default for PinState {
             retries: MAX_PIN_RETRIES,
             min_length: DEFAULT_MIN_PIN_LENGTH,
             force_change: false,
+            min_pin_length_rp_ids: Vec::new(),
+            always_uv: false,
         }
     }
 }
@@ -116,6 +122,17 @@ impl PinState {
             (3, Some(Value::Integer(self.retries.into()))),
             (4, Some(Value::Integer(self.min_length.into()))),
             (5, Some(Value::Bool(self.force_change))),
+            (
+                6,
+                Some(Value::Array(
+                    self.min_pin_length_rp_ids
+                        .iter()
+                        .cloned()
+                        .map(Value::Text)
+                        .collect(),
+                )),
+            ),
+            (7, Some(Value::Bool(self.always_uv))),
         ])))
     }
 
@@ -140,6 +157,19 @@ impl PinState {
             retries: u8::try_from(p.take(3)?.ctap_uint().ok()?).ok()?,
             min_length: u8::try_from(p.take(4)?.ctap_uint().ok()?).ok()?,
             force_change: p.take(5)?.ctap_bool().ok()?,
+            min_pin_length_rp_ids: match p.take(6) {
+                None => Vec::new(),
+                Some(v) => v
+                    .ctap_array()
+                    .ok()?
+                    .into_iter()
+                    .map(|t| t.ctap_text().ok())
+                    .collect::<Option<Vec<_>>>()?,
+            },
+            always_uv: p
+                .take(7)
+                .map(|v| v.ctap_bool().ok())
+                .unwrap_or(Some(false))?,
         })
     }
 
@@ -228,7 +258,7 @@ pub(crate) struct TokenUse {
 }
 
 impl Authenticator {
-    fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
+    pub(super) fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
         self.env
             .state
             .save(STATE_NAME, &state.encode())
@@ -416,8 +446,8 @@ impl Authenticator {
         if permissions == 0 {
             return Err(StatusCode::InvalidParameter);
         }
-        // bioEnrollment, largeBlobWrite and authenticatorConfig are not offered yet.
-        if permissions & !(permission::MC | permission::GA | permission::CM) != 0 {
+        // bioEnrollment is not offered yet (no built-in fingerprint enrollment).
+        if permissions & permission::BE != 0 {
             return Err(StatusCode::UnauthorizedPermission);
         }
         Ok(permissions)
@@ -554,13 +584,30 @@ impl Authenticator {
 
 impl Authenticator {
     /// Checks a credentialManagement pinUvAuthParam: a live token with the `cm` permission.
-    /// Returns the RP ID the token is bound to, if any. The token stays usable for further
-    /// management subcommands.
     pub(super) fn verify_management_token(
         &mut self,
         protocol: Protocol,
         param: &[u8],
         message: &[u8],
+    ) -> Result<Option<String>, StatusCode> {
+        self.verify_token(protocol, param, message, permission::CM)
+    }
+
+    /// Whether makeCredential/getAssertion/config/largeBlobs writes need user verification:
+    /// a PIN is set or built-in verification is enrolled.
+    pub(super) fn uv_protected(&self) -> Result<bool, StatusCode> {
+        let status = self.env.user.status();
+        Ok(self.pin.state()?.is_set() || (status.available && status.enrolled))
+    }
+
+    /// Checks a pinUvAuthParam over `message` against a live token holding `required`.
+    /// Returns the RP ID the token is bound to, if any; the token stays usable.
+    pub(super) fn verify_token(
+        &mut self,
+        protocol: Protocol,
+        param: &[u8],
+        message: &[u8],
+        required: u8,
     ) -> Result<Option<String>, StatusCode> {
         let now = self.env.clock.now();
         let token = self.pin.token.as_ref().ok_or(StatusCode::PinAuthInvalid)?;
@@ -571,7 +618,7 @@ impl Authenticator {
         if !protocol.verify(token.value.as_ref(), message, param) {
             return Err(StatusCode::PinAuthInvalid);
         }
-        if token.permissions & permission::CM == 0 {
+        if token.permissions & required == 0 {
             return Err(StatusCode::PinAuthInvalid);
         }
         Ok(token.rp_id.clone())

@@ -46,6 +46,8 @@ struct AssertionContext {
     flags: u8,
     verified: bool,
     hmac_secret: Option<HmacSecret>,
+    get_cred_blob: bool,
+    large_blob_key: bool,
 }
 
 impl std::fmt::Debug for PendingAssertions {
@@ -64,6 +66,8 @@ struct Request {
     options: Options,
     pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
     hmac_secret: Option<HmacSecretInput>,
+    get_cred_blob: bool,
+    large_blob_key: bool,
 }
 
 /// The hmac-secret extension input (CTAP 2.1 §12.5).
@@ -123,14 +127,30 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .map(|v| parse_descriptor_list(v, max_list))
         .transpose()?
         .filter(|list| !list.is_empty());
-    let hmac_secret = match params.take(key::EXTENSIONS) {
-        None => None,
+    let (hmac_secret, get_cred_blob, large_blob_key) = match params.take(key::EXTENSIONS) {
+        None => (None, false, false),
         Some(ext) => {
             // Unknown extensions are ignored.
             let mut ext = TextMap::new(ext.ctap_map()?)?;
-            ext.take("hmac-secret")
+            let hmac = ext
+                .take("hmac-secret")
                 .map(HmacSecretInput::parse)
+                .transpose()?;
+            let blob = ext
+                .take("getCredBlob")
+                .map(Value::ctap_bool)
                 .transpose()?
+                .unwrap_or(false);
+            let lbk = match ext.take("largeBlobKey") {
+                None => false,
+                Some(v) => {
+                    if !v.ctap_bool()? {
+                        return Err(StatusCode::InvalidOption);
+                    }
+                    true
+                }
+            };
+            (hmac, blob, lbk)
         }
     };
     let options = Options::parse(params.take(key::OPTIONS))?;
@@ -158,6 +178,8 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         options,
         pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
         hmac_secret,
+        get_cred_blob,
+        large_blob_key,
     })
 }
 
@@ -227,9 +249,24 @@ impl Authenticator {
         };
         let token_verified = token_use.and_then(|t| t.verified);
         let want_uv = token_use_requested(&request) || request.options.uv == Some(true);
-        let want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);
+        let mut want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);
         if want_builtin_uv && !uv_available {
             return Err(StatusCode::InvalidOption);
+        }
+        if self.pin.state()?.always_uv
+            && want_up
+            && request.pin_uv_auth.is_none()
+            && !want_builtin_uv
+        {
+            if uv_available {
+                want_builtin_uv = true;
+            } else {
+                return Err(if pin_set {
+                    StatusCode::PuatRequired
+                } else {
+                    StatusCode::PinNotSet
+                });
+            }
         }
 
         // Locate applicable credentials (§6.2.2 step 7). credProtect is applied as if UV will
@@ -320,6 +357,8 @@ impl Authenticator {
             flags: flag_bits,
             verified: verified.is_some(),
             hmac_secret,
+            get_cred_blob: request.get_cred_blob,
+            large_blob_key: request.large_blob_key,
         };
         let response = self.assertion_response(&context, &record, with_count.then_some(total))?;
         if with_count {
@@ -371,11 +410,17 @@ impl Authenticator {
         } else {
             0
         };
-        let extensions = match hmac_secret {
-            Some(h) => h
-                .output(record, verified)?
-                .map(|out| text_map([("hmac-secret", Some(out))])),
+        let hmac_output = match hmac_secret {
+            Some(h) => h.output(record, verified)?,
             None => None,
+        };
+        let cred_blob = context
+            .get_cred_blob
+            .then(|| Value::Bytes(record.cred_blob.clone().unwrap_or_default()));
+        let outputs = text_map([("credBlob", cred_blob), ("hmac-secret", hmac_output)]);
+        let extensions = match &outputs {
+            Value::Map(m) if m.is_empty() => None,
+            _ => Some(outputs),
         };
         let auth_data = authenticator_data(
             &rp_id_hash(rp_id),
@@ -419,6 +464,18 @@ impl Authenticator {
             (3, Some(Value::Bytes(signature))),
             (4, user),
             (5, number_of_credentials.map(uint)),
+            (
+                7,
+                context
+                    .large_blob_key
+                    .then(|| {
+                        record
+                            .large_blob_key
+                            .as_ref()
+                            .map(|k| Value::Bytes(k.0.to_vec()))
+                    })
+                    .flatten(),
+            ),
         ])))
     }
 }

@@ -26,8 +26,12 @@ impl Authenticator {
         let pin = self.pin.state()?;
         options.push((text("clientPin"), Value::Bool(pin.is_set())));
         options.push((text("pinUvAuthToken"), Value::Bool(true)));
-        options.push((text("makeCredUvNotRqd"), Value::Bool(true)));
+        options.push((text("makeCredUvNotRqd"), Value::Bool(!pin.always_uv)));
         options.push((text("credMgmt"), Value::Bool(true)));
+        options.push((text("authnrCfg"), Value::Bool(true)));
+        options.push((text("alwaysUv"), Value::Bool(pin.always_uv)));
+        options.push((text("setMinPINLength"), Value::Bool(true)));
+        options.push((text("largeBlobs"), Value::Bool(true)));
         let protocols = super::pin_protocol::SUPPORTED
             .iter()
             .map(|p| Value::Integer((*p).into()))
@@ -40,9 +44,12 @@ impl Authenticator {
             (
                 2,
                 Some(Value::Array(vec![
+                    text("credBlob"),
                     text("credProtect"),
                     text("hmac-secret"),
                     text("hmac-secret-mc"),
+                    text("largeBlobKey"),
+                    text("minPinLength"),
                 ])),
             ),
             (3, Some(Value::Bytes(self.config.aaguid.to_vec()))),
@@ -63,8 +70,17 @@ impl Authenticator {
                 14,
                 Some(Value::Integer(self.config.firmware_version.into())),
             ),
+            (
+                11,
+                Some(uint(super::large_blobs::MAX_SERIALIZED_LARGE_BLOB_ARRAY)),
+            ),
             (12, Some(Value::Bool(pin.force_change))),
             (13, Some(Value::Integer(pin.min_length.into()))),
+            (15, Some(uint(super::make_credential::MAX_CRED_BLOB_LENGTH))),
+            (
+                16,
+                Some(uint(super::config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH)),
+            ),
             (20, Some(uint(remaining))),
         ]);
         Ok(encode(&response))

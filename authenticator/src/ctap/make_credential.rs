@@ -14,7 +14,7 @@ use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
 };
-use crate::api::credential_store::{CredRandom, CredentialRecord};
+use crate::api::credential_store::{CredRandom, CredRandom32, CredentialRecord};
 use crate::api::key_store::{KeyAlgorithm, KeyStoreError};
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
@@ -48,9 +48,7 @@ struct Request {
     user: UserEntity,
     algorithm: KeyAlgorithm,
     exclude_list: Vec<super::data::CredentialDescriptor>,
-    cred_protect: Option<u8>,
-    hmac_secret: bool,
-    hmac_secret_mc: Option<HmacSecretInput>,
+    ext: Extensions,
     options: Options,
     attestation: Option<AttestationFormat>,
     pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
@@ -67,8 +65,8 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         .map(|v| parse_descriptor_list(v, max_list))
         .transpose()?
         .unwrap_or_default();
-    let (cred_protect, hmac_secret, hmac_secret_mc) = match params.take(key::EXTENSIONS) {
-        None => (None, false, None),
+    let ext = match params.take(key::EXTENSIONS) {
+        None => Extensions::default(),
         Some(ext) => parse_extensions(ext)?,
     };
     let options = Options::parse(params.take(key::OPTIONS))?;
@@ -112,19 +110,28 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         user,
         algorithm,
         exclude_list,
-        cred_protect,
-        hmac_secret,
-        hmac_secret_mc,
+        ext,
         options,
         attestation,
         pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
     })
 }
 
-/// Parses the extensions map: the requested credProtect level and whether hmac-secret is
-/// asked for. Unknown extensions are ignored, as CTAP requires.
-type Extensions = (Option<u8>, bool, Option<HmacSecretInput>);
+/// Longest credBlob stored (reported as maxCredBlobLength).
+pub const MAX_CRED_BLOB_LENGTH: usize = 32;
 
+/// The makeCredential extension inputs passgate implements.
+#[derive(Default)]
+struct Extensions {
+    cred_protect: Option<u8>,
+    hmac_secret: bool,
+    hmac_secret_mc: Option<HmacSecretInput>,
+    cred_blob: Option<Vec<u8>>,
+    large_blob_key: bool,
+    min_pin_length: bool,
+}
+
+/// Parses the extensions map. Unknown extensions are ignored, as CTAP requires.
 fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
     let mut map = TextMap::new(ext.ctap_map()?)?;
     let cred_protect = match map.take("credProtect") {
@@ -148,7 +155,30 @@ fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
         Some(v) if hmac_secret => Some(HmacSecretInput::parse(v)?),
         Some(_) | None => None,
     };
-    Ok((cred_protect, hmac_secret, hmac_secret_mc))
+    let cred_blob = map.take("credBlob").map(Value::ctap_bytes).transpose()?;
+    let large_blob_key = match map.take("largeBlobKey") {
+        None => false,
+        // The extension is only ever sent as true (§12.3).
+        Some(v) => {
+            if !v.ctap_bool()? {
+                return Err(StatusCode::InvalidOption);
+            }
+            true
+        }
+    };
+    let min_pin_length = map
+        .take("minPinLength")
+        .map(Value::ctap_bool)
+        .transpose()?
+        .unwrap_or(false);
+    Ok(Extensions {
+        cred_protect,
+        hmac_secret,
+        hmac_secret_mc,
+        cred_blob,
+        large_blob_key,
+        min_pin_length,
+    })
 }
 
 impl Authenticator {
@@ -158,7 +188,7 @@ impl Authenticator {
         interaction: &Interaction,
     ) -> CommandResult {
         let mut request = parse(body, self.config.max_credential_count_in_list)?;
-        let hmac_mc_input = request.hmac_secret_mc.take();
+        let hmac_mc_input = request.ext.hmac_secret_mc.take();
         let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {
@@ -185,6 +215,9 @@ impl Authenticator {
             return Err(StatusCode::InvalidOption);
         }
         let discoverable = request.options.rk.unwrap_or(false);
+        if request.ext.large_blob_key && !discoverable {
+            return Err(StatusCode::InvalidOption);
+        }
         let token_use = match &request.pin_uv_auth {
             Some((param, protocol)) => {
                 let protocol =
@@ -200,9 +233,22 @@ impl Authenticator {
             }
             None => None,
         };
-        let want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
+        let always_uv = self.pin.state()?.always_uv;
+        let mut want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
         if want_builtin_uv && !uv_available {
             return Err(StatusCode::InvalidOption);
+        }
+        if always_uv && token_use.is_none() && !want_builtin_uv {
+            // alwaysUv: verify with the built-in method, else demand a PIN token.
+            if uv_available {
+                want_builtin_uv = true;
+            } else {
+                return Err(if pin_set {
+                    StatusCode::PuatRequired
+                } else {
+                    StatusCode::PinNotSet
+                });
+            }
         }
         // A PIN-protected authenticator creates discoverable credentials only with user
         // verification (makeCredUvNotRqd covers non-discoverable ones).
@@ -283,6 +329,21 @@ impl Authenticator {
             })?;
         let mut id = vec![0u8; CREDENTIAL_ID_LENGTH];
         self.env.rng.fill(&mut id).map_err(|_| StatusCode::Other)?;
+        let stored_blob = request
+            .ext
+            .cred_blob
+            .clone()
+            .filter(|b| b.len() <= MAX_CRED_BLOB_LENGTH);
+        let large_blob_key = if request.ext.large_blob_key {
+            let mut key = zeroize::Zeroizing::new([0u8; 32]);
+            self.env
+                .rng
+                .fill(key.as_mut())
+                .map_err(|_| StatusCode::Other)?;
+            Some(CredRandom32(key))
+        } else {
+            None
+        };
         let record = CredentialRecord {
             id: id.clone(),
             rp_id: request.rp.id.clone(),
@@ -295,8 +356,13 @@ impl Authenticator {
             key: created.handle.clone(),
             public_key: created.public_key.clone(),
             created_at: self.env.clock.unix_seconds(),
-            cred_protect: request.cred_protect.unwrap_or(cred_protect::UV_OPTIONAL),
-            cred_random: if request.hmac_secret {
+            cred_protect: request
+                .ext
+                .cred_protect
+                .unwrap_or(cred_protect::UV_OPTIONAL),
+            cred_blob: stored_blob.clone(),
+            large_blob_key,
+            cred_random: if request.ext.hmac_secret {
                 let mut keys = zeroize::Zeroizing::new([0u8; 64]);
                 self.env
                     .rng
@@ -321,19 +387,38 @@ impl Authenticator {
             Some(h) => h.output(&record, verified.is_some())?,
             None => None,
         };
-        let extensions = (request.cred_protect.is_some() || request.hmac_secret).then(|| {
-            text_map([
-                (
-                    "credProtect",
-                    request.cred_protect.map(|level| int(i64::from(level))),
-                ),
-                (
-                    "hmac-secret",
-                    request.hmac_secret.then_some(Value::Bool(true)),
-                ),
-                ("hmac-secret-mc", mc_output),
-            ])
-        });
+        let min_pin_length = if request.ext.min_pin_length {
+            let pin = self.pin.state()?;
+            pin.min_pin_length_rp_ids
+                .contains(&request.rp.id)
+                .then(|| Value::Integer(pin.min_length.into()))
+        } else {
+            None
+        };
+        let outputs = text_map([
+            (
+                "credBlob",
+                request
+                    .ext
+                    .cred_blob
+                    .as_ref()
+                    .map(|_| Value::Bool(stored_blob.is_some())),
+            ),
+            (
+                "credProtect",
+                request.ext.cred_protect.map(|level| int(i64::from(level))),
+            ),
+            (
+                "hmac-secret",
+                request.ext.hmac_secret.then_some(Value::Bool(true)),
+            ),
+            ("hmac-secret-mc", mc_output),
+            ("minPinLength", min_pin_length),
+        ]);
+        let extensions = match &outputs {
+            Value::Map(m) if m.is_empty() => None,
+            _ => Some(outputs),
+        };
         let auth_data = authenticator_data(
             &rp_id_hash(&request.rp.id),
             flag_bits,
@@ -372,6 +457,13 @@ impl Authenticator {
             (1, Some(Value::Text(fmt.to_owned()))),
             (2, Some(Value::Bytes(auth_data))),
             (3, Some(att_stmt)),
+            (
+                5,
+                record
+                    .large_blob_key
+                    .as_ref()
+                    .map(|k| Value::Bytes(k.0.to_vec())),
+            ),
         ])))
     }
 }

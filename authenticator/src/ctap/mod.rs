@@ -2,10 +2,12 @@
 
 pub mod cbor;
 mod client_pin;
+mod config;
 mod credential_management;
 pub mod data;
 mod get_assertion;
 mod get_info;
+mod large_blobs;
 mod make_credential;
 pub mod pin_protocol;
 mod reset;
@@ -46,6 +48,10 @@ pub mod command {
     pub const CREDENTIAL_MANAGEMENT: u8 = 0x0a;
     /// authenticatorSelection.
     pub const SELECTION: u8 = 0x0b;
+    /// authenticatorLargeBlobs.
+    pub const LARGE_BLOBS: u8 = 0x0c;
+    /// authenticatorConfig.
+    pub const CONFIG: u8 = 0x0d;
     /// The CTAP 2.1 pre-release credential management command, still used by some platforms.
     pub const CREDENTIAL_MANAGEMENT_PREVIEW: u8 = 0x41;
 }
@@ -104,6 +110,7 @@ pub struct Authenticator {
     pending: Option<PendingAssertions>,
     pin: PinRuntime,
     enumeration: Option<credential_management::Enumeration>,
+    large_blob_write: Option<large_blobs::PendingWrite>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -130,6 +137,7 @@ impl Authenticator {
             pending: None,
             pin,
             enumeration: None,
+            large_blob_write: None,
         }
     }
 
@@ -189,6 +197,8 @@ impl Authenticator {
             command::RESET => self.reset(body, interaction),
             command::GET_NEXT_ASSERTION => self.get_next_assertion(body),
             command::SELECTION => self.selection(body, interaction),
+            command::LARGE_BLOBS => self.large_blobs(body),
+            command::CONFIG => self.authenticator_config(body),
             _ => Err(StatusCode::InvalidCommand),
         }
     }

@@ -25,6 +25,7 @@ impl Authenticator {
             .map_err(user_error_status)?;
         self.env.credentials.reset().map_err(store_error_status)?;
         self.reset_pin()?;
+        self.reset_large_blobs()?;
         tracing::warn!("authenticator reset: every credential was erased");
         Ok(Vec::new())
     }

@@ -1115,7 +1115,7 @@ mod pin {
             Err(0x02)
         );
         assert_eq!(
-            token(&mut a, Protocol::One, 1, "987654", Some(0x20)),
+            token(&mut a, Protocol::One, 1, "987654", Some(0x08)),
             Err(0x40)
         );
     }

@@ -37,7 +37,9 @@ use zeroize::Zeroizing;
 
 use super::DeviceKey;
 use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
-use crate::api::credential_store::{CredRandom, CredentialRecord, CredentialStore, StoreError};
+use crate::api::credential_store::{
+    CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
+};
 use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 
@@ -457,6 +459,8 @@ impl FileCredentialStore {
                 created_at: 0,
                 cred_protect: 1,
                 cred_random: None,
+                cred_blob: None,
+                large_blob_key: None,
             };
             store.insert_with(&record, false)?;
             ids.push(id);
@@ -686,6 +690,13 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
             13,
             r.cred_random.as_ref().map(|c| Value::Bytes(c.0.to_vec())),
         ),
+        (14, r.cred_blob.clone().map(Value::Bytes)),
+        (
+            15,
+            r.large_blob_key
+                .as_ref()
+                .map(|k| Value::Bytes(k.0.to_vec())),
+        ),
     ]))
 }
 
@@ -715,6 +726,22 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
                 }
                 out.copy_from_slice(&bytes);
                 Some(CredRandom(out))
+            }
+        },
+        cred_blob: match params.take(14) {
+            None => None,
+            Some(v) => Some(v.ctap_bytes().ok()?),
+        },
+        large_blob_key: match params.take(15) {
+            None => None,
+            Some(v) => {
+                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
+                let mut out = Zeroizing::new([0u8; 32]);
+                if bytes.len() != 32 {
+                    return None;
+                }
+                out.copy_from_slice(&bytes);
+                Some(CredRandom32(out))
             }
         },
     })
