@@ -1,0 +1,34 @@
+"""`passgate conformance` run by a user against the real `passgate authenticator serve`."""
+
+import subprocess
+
+
+def test_conformance_suite_against_the_binary(passgate):
+    result = subprocess.run(
+        [str(passgate.binary), "conformance", "--target", f"tcp://127.0.0.1:{passgate.port}",
+         "--presence-auto", "--allow-reset"],
+        capture_output=True, text=True, timeout=120,
+    )
+    lines = result.stdout.strip().splitlines()
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert result.returncode == 0, "\n".join(failed) or result.stderr
+    assert not failed
+    passed = sum(1 for line in lines if line.startswith("PASS"))
+    assert passed >= 120
+    assert lines[-1] == f"{passed} passed, 0 failed, 1 skipped"
+
+
+def test_conformance_reports_failure_with_exit_code(passgate):
+    # Without permission to reset, state-changing checks are skipped, not failed.
+    result = subprocess.run(
+        [str(passgate.binary), "conformance", "--target", f"tcp://127.0.0.1:{passgate.port}", "--filter", "pin-"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0
+    assert "SKIP pin-03" in result.stdout
+    bad = subprocess.run(
+        [str(passgate.binary), "conformance", "--target", "tcp://127.0.0.1:1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert bad.returncode != 0
+    assert "FAIL hid-01" in bad.stdout and "cannot connect" in bad.stdout

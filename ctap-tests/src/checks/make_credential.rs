@@ -1,0 +1,613 @@
+//! authenticatorMakeCredential checks (CTAP 2.1 §6.1).
+
+use aws_lc_rs::digest;
+use ciborium::value::Value;
+
+use super::checks;
+use crate::cbor::{as_int, bytes, get, imap, int, text, tget, tmap};
+use crate::needs::PRESENCE;
+use crate::{Check, Ctx, ensure, expect_status, make, mc_request, parse_made, verify};
+
+/// Sends `request(rp)` as command `cmd` and expects `status`.
+macro_rules! status_check {
+    ($fname:ident, $cmd:expr, $request:expr, $status:expr) => {
+        fn $fname(ctx: &mut Ctx) -> Result<(), String> {
+            let rp = ctx.rp();
+            let build: fn(&str) -> Value = $request;
+            let (status, _) = ctx.channel()?.ctap($cmd, Some(&build(&rp)))?;
+            expect_status(status, $status)
+        }
+    };
+}
+pub(crate) use status_check;
+
+/// Like `status_check!` with raw request bytes.
+macro_rules! raw_check {
+    ($fname:ident, $bytes:expr, $status:expr) => {
+        fn $fname(ctx: &mut Ctx) -> Result<(), String> {
+            let (status, _) = ctx.channel()?.ctap_raw(&$bytes)?;
+            expect_status(status, $status)
+        }
+    };
+}
+pub(crate) use raw_check;
+
+fn without(rp: &str, key: i64) -> Value {
+    let Value::Map(m) = mc_request(rp, b"u", false, vec![]) else {
+        return Value::Null;
+    };
+    Value::Map(
+        m.into_iter()
+            .filter(|(k, _)| as_int(Some(k)) != Some(i128::from(key)))
+            .collect(),
+    )
+}
+
+fn es256_only() -> Value {
+    Value::Array(vec![tmap(vec![
+        ("alg", int(-7)),
+        ("type", text("public-key")),
+    ])])
+}
+
+fn none_attestation(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
+    let fmt = get(&made.response, 1)
+        .and_then(Value::as_text)
+        .unwrap_or("");
+    let stmt = get(&made.response, 3).ok_or("no attStmt")?;
+    if fmt == "none" {
+        ensure!(
+            matches!(stmt, Value::Map(m) if m.is_empty()),
+            "none attestation with a non-empty statement"
+        );
+    } else {
+        ensure!(fmt == "packed", "unexpected format {fmt}");
+    }
+    Ok(())
+}
+
+fn packed_on_request(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(
+        &mut ctx.channel()?,
+        &ctx.rp(),
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("packed")]))],
+    )?;
+    ensure!(
+        get(&made.response, 1).and_then(Value::as_text) == Some("packed"),
+        "packed was not chosen"
+    );
+    let stmt = get(&made.response, 3).ok_or("no attStmt")?;
+    ensure!(
+        as_int(tget(stmt, "alg")) == Some(-7),
+        "attStmt alg is not -7"
+    );
+    let sig = tget(stmt, "sig")
+        .and_then(Value::as_bytes)
+        .ok_or("no sig")?;
+    if tget(stmt, "x5c").is_none() {
+        ensure!(
+            verify(&made.public_key, &made.auth_data, &[0x11; 32], sig),
+            "self-attestation signature does not verify"
+        );
+    }
+    Ok(())
+}
+
+fn auth_data_layout(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let made = make(&mut ctx.channel()?, &rp, b"u", false, vec![])?;
+    let d = &made.auth_data;
+    ensure!(
+        d[..32] == *digest::digest(&digest::SHA256, rp.as_bytes()).as_ref(),
+        "rpIdHash is not SHA-256(rp.id)"
+    );
+    ensure!(d[32] & 0x41 == 0x41, "flags 0x{:02x} lack UP|AT", d[32]);
+    ensure!(d[32] & 0x04 == 0, "UV set without user verification");
+    let info = ctx.info()?;
+    let aaguid = get(&info, 3).and_then(Value::as_bytes).ok_or("no aaguid")?;
+    ensure!(
+        &d[37..53] == aaguid.as_slice(),
+        "attested AAGUID differs from getInfo"
+    );
+    Ok(())
+}
+
+fn cose_key(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
+    let id_len = made.id.len();
+    let mut reader = &made.auth_data[55 + id_len..];
+    let key: Value = ciborium::de::from_reader(&mut reader).map_err(|e| e.to_string())?;
+    ensure!(as_int(get(&key, 1)) == Some(2), "kty is not EC2");
+    ensure!(as_int(get(&key, 3)) == Some(-7), "alg is not ES256");
+    ensure!(as_int(get(&key, -1)) == Some(1), "crv is not P-256");
+    ensure!(made.public_key.len() == 65, "x/y are not 32 bytes each");
+    Ok(())
+}
+
+fn id_length(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
+    let info = ctx.info()?;
+    if let Some(max) = as_int(get(&info, 8)) {
+        ensure!(
+            i128::try_from(made.id.len()).unwrap_or(i128::MAX) <= max,
+            "credential ID longer than maxCredentialIdLength"
+        );
+    }
+    Ok(())
+}
+
+fn counter_zero_or_more(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
+    ensure!(made.auth_data.len() >= 37, "short authData");
+    Ok(())
+}
+
+fn resident_discoverable(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let made = make(&mut ch, &rp, b"resident", true, vec![])?;
+    let (status, body) = ch.ctap(0x02, Some(&crate::ga_request(&rp, &[], vec![])))?;
+    expect_status(status, 0)?;
+    let body = body.ok_or("no body")?;
+    let cred = get(&body, 1)
+        .and_then(|c| tget(c, "id"))
+        .and_then(Value::as_bytes)
+        .ok_or("no credential")?;
+    ensure!(*cred == made.id, "discovered a different credential");
+    Ok(())
+}
+
+fn exclude_list(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let made = make(&mut ch, &rp, b"u", false, vec![])?;
+    let list = Value::Array(vec![tmap(vec![
+        ("id", bytes(&made.id)),
+        ("type", text("public-key")),
+    ])]);
+    let (status, _) = ch.ctap(
+        0x01,
+        Some(&mc_request(&rp, b"u", false, vec![(5, list.clone())])),
+    )?;
+    expect_status(status, 0x19)?;
+    let other = format!("other.{rp}");
+    let (status, _) = ch.ctap(
+        0x01,
+        Some(&mc_request(&other, b"u", false, vec![(5, list)])),
+    )?;
+    expect_status(status, 0).map_err(|e| format!("excludeList matched across RPs: {e}"))
+}
+
+fn unknown_extension_ignored(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let (status, body) = ctx.channel()?.ctap(
+        0x01,
+        Some(&mc_request(
+            &rp,
+            b"u",
+            false,
+            vec![(6, tmap(vec![("x-unknown", Value::Bool(true))]))],
+        )),
+    )?;
+    expect_status(status, 0)?;
+    let made = parse_made(body.ok_or("no body")?)?;
+    ensure!(
+        made.auth_data[32] & 0x80 == 0,
+        "an ignored extension produced extension data"
+    );
+    Ok(())
+}
+
+fn unknown_option_ignored(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let (status, _) = ctx.channel()?.ctap(
+        0x01,
+        Some(&mc_request(
+            &rp,
+            b"u",
+            false,
+            vec![(7, tmap(vec![("x-opt", Value::Bool(true))]))],
+        )),
+    )?;
+    expect_status(status, 0)
+}
+
+fn cred_protect_echo(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let made = make(
+        &mut ctx.channel()?,
+        &rp,
+        b"u",
+        true,
+        vec![(6, tmap(vec![("credProtect", int(2))]))],
+    )?;
+    ensure!(made.auth_data[32] & 0x80 != 0, "no extension data");
+    Ok(())
+}
+
+fn uv_option_without_uv(ctx: &mut Ctx) -> Result<(), String> {
+    if ctx.option("uv")?.is_some() {
+        return Err(crate::skip("the target does not offer this feature"));
+    }
+    let rp = ctx.rp();
+    let (status, _) = ctx.channel()?.ctap(
+        0x01,
+        Some(&mc_request(
+            &rp,
+            b"u",
+            false,
+            vec![(7, tmap(vec![("uv", Value::Bool(true))]))],
+        )),
+    )?;
+    ensure!(
+        status == 0x2c || status == 0x2b,
+        "expected INVALID_OPTION, got 0x{status:02x}"
+    );
+    Ok(())
+}
+
+fn zero_length_pin_auth(ctx: &mut Ctx) -> Result<(), String> {
+    if ctx.option("clientPin")? != Some(false) {
+        return Err(crate::skip("the target does not offer this feature")); // Only meaningful when a PIN is supported but not set.
+    }
+    let rp = ctx.rp();
+    let (status, _) = ctx.channel()?.ctap(
+        0x01,
+        Some(&mc_request(
+            &rp,
+            b"u",
+            false,
+            vec![(8, bytes(&[])), (9, int(1))],
+        )),
+    )?;
+    expect_status(status, 0x35)
+}
+
+status_check!(missing_cdh, 0x01, |rp| without(rp, 1), 0x14);
+status_check!(missing_rp, 0x01, |rp| without(rp, 2), 0x14);
+status_check!(missing_user, 0x01, |rp| without(rp, 3), 0x14);
+status_check!(missing_params, 0x01, |rp| without(rp, 4), 0x14);
+status_check!(
+    cdh_is_text,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(1, text("hash"))]),
+    0x11
+);
+status_check!(
+    rp_id_is_int,
+    0x01,
+    |rp| {
+        let _ = rp;
+        imap(vec![
+            (1, bytes(&[0; 32])),
+            (2, tmap(vec![("id", int(5))])),
+            (3, tmap(vec![("id", bytes(b"u"))])),
+            (4, es256_only()),
+        ])
+    },
+    0x11
+);
+status_check!(
+    user_id_is_text,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(3, tmap(vec![("id", text("u"))]))]),
+    0x11
+);
+status_check!(
+    only_rs256,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(
+            4,
+            Value::Array(vec![tmap(vec![
+                ("alg", int(-257)),
+                ("type", text("public-key"))
+            ])])
+        )]
+    ),
+    0x26
+);
+status_check!(
+    empty_params,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(4, Value::Array(vec![]))]),
+    0x26
+);
+status_check!(
+    param_without_alg,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(
+            4,
+            Value::Array(vec![tmap(vec![("type", text("public-key"))])])
+        )]
+    ),
+    0x14
+);
+status_check!(
+    up_false,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(7, tmap(vec![("up", Value::Bool(false))]))]
+    ),
+    0x2c
+);
+status_check!(
+    option_not_bool,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(7, tmap(vec![("rk", int(1))]))]),
+    0x11
+);
+status_check!(
+    exclude_not_array,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(5, int(1))]),
+    0x11
+);
+status_check!(
+    exclude_item_without_id,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(
+            5,
+            Value::Array(vec![tmap(vec![("type", text("public-key"))])])
+        )]
+    ),
+    0x14
+);
+status_check!(
+    pin_auth_without_protocol,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(8, bytes(&[0; 16]))]),
+    0x14
+);
+status_check!(
+    pin_protocol_unknown,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(8, bytes(&[0; 16])), (9, int(99))]),
+    0x02
+);
+status_check!(
+    extensions_not_map,
+    0x01,
+    |rp| mc_request(rp, b"u", false, vec![(6, int(1))]),
+    0x11
+);
+raw_check!(truncated, [0x01, 0xa2, 0x01, 0x58, 0x20, 0x00], 0x12);
+raw_check!(unsorted, [0x01, 0xa2, 0x02, 0xa0, 0x01, 0x40], 0x12);
+raw_check!(indefinite, [0x01, 0xbf, 0xff], 0x12);
+raw_check!(trailing, [0x01, 0xa0, 0x00], 0x12);
+raw_check!(not_a_map, [0x01, 0x80], 0x11);
+raw_check!(non_shortest_int, [0x01, 0xa1, 0x18, 0x01, 0x40], 0x12);
+
+/// The makeCredential checks.
+pub fn checks() -> Vec<Check> {
+    checks![
+        (
+            "mc-01",
+            "default attestation is none with an empty statement (or packed)",
+            PRESENCE,
+            none_attestation
+        ),
+        (
+            "mc-02",
+            "packed attestation on request verifies",
+            PRESENCE,
+            packed_on_request
+        ),
+        (
+            "mc-03",
+            "authData: rpIdHash, UP|AT, no UV, AAGUID from getInfo",
+            PRESENCE,
+            auth_data_layout
+        ),
+        (
+            "mc-04",
+            "credential public key is an EC2 P-256 ES256 COSE key",
+            PRESENCE,
+            cose_key
+        ),
+        (
+            "mc-05",
+            "credential ID within maxCredentialIdLength",
+            PRESENCE,
+            id_length
+        ),
+        (
+            "mc-06",
+            "authData carries a counter",
+            PRESENCE,
+            counter_zero_or_more
+        ),
+        (
+            "mc-07",
+            "a resident credential is discoverable",
+            PRESENCE,
+            resident_discoverable
+        ),
+        (
+            "mc-08",
+            "excludeList is CREDENTIAL_EXCLUDED, only for the same RP",
+            PRESENCE,
+            exclude_list
+        ),
+        (
+            "mc-09",
+            "unknown extensions are ignored",
+            PRESENCE,
+            unknown_extension_ignored
+        ),
+        (
+            "mc-10",
+            "unknown options are ignored",
+            PRESENCE,
+            unknown_option_ignored
+        ),
+        (
+            "mc-11",
+            "credProtect produces extension data",
+            PRESENCE,
+            cred_protect_echo
+        ),
+        (
+            "mc-12",
+            "uv=true without built-in UV is INVALID_OPTION",
+            PRESENCE,
+            uv_option_without_uv
+        ),
+        (
+            "mc-13",
+            "zero-length pinUvAuthParam without a PIN is PIN_NOT_SET",
+            PRESENCE,
+            zero_length_pin_auth
+        ),
+        (
+            "mc-14",
+            "missing clientDataHash is MISSING_PARAMETER",
+            PRESENCE,
+            missing_cdh
+        ),
+        (
+            "mc-15",
+            "missing rp is MISSING_PARAMETER",
+            PRESENCE,
+            missing_rp
+        ),
+        (
+            "mc-16",
+            "missing user is MISSING_PARAMETER",
+            PRESENCE,
+            missing_user
+        ),
+        (
+            "mc-17",
+            "missing pubKeyCredParams is MISSING_PARAMETER",
+            PRESENCE,
+            missing_params
+        ),
+        (
+            "mc-18",
+            "clientDataHash as text is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            cdh_is_text
+        ),
+        (
+            "mc-19",
+            "rp.id as an integer is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            rp_id_is_int
+        ),
+        (
+            "mc-20",
+            "user.id as text is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            user_id_is_text
+        ),
+        (
+            "mc-21",
+            "only RS256 offered is UNSUPPORTED_ALGORITHM",
+            PRESENCE,
+            only_rs256
+        ),
+        (
+            "mc-22",
+            "no algorithm offered is UNSUPPORTED_ALGORITHM",
+            PRESENCE,
+            empty_params
+        ),
+        (
+            "mc-23",
+            "a parameter without alg is MISSING_PARAMETER",
+            PRESENCE,
+            param_without_alg
+        ),
+        ("mc-24", "up=false is INVALID_OPTION", PRESENCE, up_false),
+        (
+            "mc-25",
+            "a non-boolean option is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            option_not_bool
+        ),
+        (
+            "mc-26",
+            "excludeList not an array is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            exclude_not_array
+        ),
+        (
+            "mc-27",
+            "excludeList item without id is MISSING_PARAMETER",
+            PRESENCE,
+            exclude_item_without_id
+        ),
+        (
+            "mc-28",
+            "pinUvAuthParam without protocol is MISSING_PARAMETER",
+            PRESENCE,
+            pin_auth_without_protocol
+        ),
+        (
+            "mc-29",
+            "an unknown pinUvAuthProtocol is INVALID_PARAMETER",
+            PRESENCE,
+            pin_protocol_unknown
+        ),
+        (
+            "mc-30",
+            "extensions not a map is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            extensions_not_map
+        ),
+        (
+            "mc-31",
+            "truncated CBOR is INVALID_CBOR",
+            PRESENCE,
+            truncated
+        ),
+        (
+            "mc-32",
+            "unsorted map keys are INVALID_CBOR",
+            PRESENCE,
+            unsorted
+        ),
+        (
+            "mc-33",
+            "an indefinite-length map is INVALID_CBOR",
+            PRESENCE,
+            indefinite
+        ),
+        (
+            "mc-34",
+            "trailing bytes are INVALID_CBOR",
+            PRESENCE,
+            trailing
+        ),
+        (
+            "mc-35",
+            "parameters that are not a map are CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            not_a_map
+        ),
+        (
+            "mc-36",
+            "a non-shortest integer is INVALID_CBOR",
+            PRESENCE,
+            non_shortest_int
+        ),
+    ]
+}
