@@ -17,11 +17,14 @@ use super::cbor::{Params, ValueExt, encode, int_map};
 use super::pin_protocol::{KeyAgreement, Protocol};
 use super::{Authenticator, CommandResult, StatusCode, user_error_status};
 use crate::api::user_verifier::{
-    Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
+    Interaction, Prompt, PromptAction, UserActionError, UserVerified, VerificationMethod,
 };
 
 /// PIN retries after a correct PIN (CTAP: 8).
 pub const MAX_PIN_RETRIES: u8 = 8;
+/// Failed built-in verifications (fingerprint, face) before built-in UV is blocked and the
+/// platform must fall back to the PIN.
+pub const MAX_UV_RETRIES: u8 = 8;
 /// Wrong PINs in a row before a power cycle is required.
 const MISMATCHES_BEFORE_POWER_CYCLE: u8 = 3;
 /// Default minimum PIN length in Unicode code points.
@@ -84,6 +87,8 @@ pub struct PinState {
     pub min_pin_length_rp_ids: Vec<String>,
     /// Whether every makeCredential/getAssertion requires user verification.
     pub always_uv: bool,
+    /// Built-in user verification attempts left before it is blocked (PIN still works).
+    pub uv_retries: u8,
 }
 
 impl std::fmt::Debug for PinState {
@@ -105,6 +110,7 @@ impl Default for PinState {
             force_change: false,
             min_pin_length_rp_ids: Vec::new(),
             always_uv: false,
+            uv_retries: MAX_UV_RETRIES,
         }
     }
 }
@@ -133,6 +139,7 @@ impl PinState {
                 )),
             ),
             (7, Some(Value::Bool(self.always_uv))),
+            (8, Some(Value::Integer(self.uv_retries.into()))),
         ])))
     }
 
@@ -170,6 +177,10 @@ impl PinState {
                 .take(7)
                 .map(|v| v.ctap_bool().ok())
                 .unwrap_or(Some(false))?,
+            uv_retries: match p.take(8) {
+                None => MAX_UV_RETRIES,
+                Some(v) => u8::try_from(v.ctap_uint().ok()?).ok()?,
+            },
         })
     }
 
@@ -411,18 +422,18 @@ impl Authenticator {
                     rp_id: rp_id.as_deref(),
                     user_name: None,
                 };
-                let verified = self
-                    .env
-                    .user
-                    .verify_user(&prompt, interaction)
-                    .map_err(user_error_status)?;
+                let verified = self.verify_builtin(&prompt, interaction)?;
                 self.issue_token(protocol, &shared, permissions, rp_id, verified)
             }
             sub::GET_UV_RETRIES => {
                 if !self.env.user.status().available {
                     return Err(StatusCode::InvalidSubcommand);
                 }
-                Ok(encode(&int_map([(5, Some(Value::Integer(8.into())))])))
+                let retries = self.pin.state()?.uv_retries;
+                Ok(encode(&int_map([(
+                    5,
+                    Some(Value::Integer(retries.into())),
+                )])))
             }
             _ => Err(StatusCode::InvalidSubcommand),
         }
@@ -492,6 +503,8 @@ impl Authenticator {
         }
         self.pin.mismatches = 0;
         state.retries = MAX_PIN_RETRIES;
+        // A correct PIN also unblocks built-in verification (CTAP 2.1 §6.5.5.7.2).
+        state.uv_retries = MAX_UV_RETRIES;
         self.save_pin_state(state.clone())?;
         Ok(state)
     }
@@ -622,5 +635,51 @@ impl Authenticator {
             return Err(StatusCode::PinAuthInvalid);
         }
         Ok(token.rp_id.clone())
+    }
+}
+
+impl Authenticator {
+    /// Built-in user verification with a durable retry counter: the counter is decremented
+    /// before the attempt, restored on success, and at zero built-in UV is blocked
+    /// (CTAP2_ERR_UV_BLOCKED) so the platform falls back to the PIN. A correct PIN restores it.
+    pub(super) fn verify_builtin(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<UserVerified, StatusCode> {
+        let mut state = self.pin.state()?.clone();
+        if state.uv_retries == 0 {
+            return Err(StatusCode::UvBlocked);
+        }
+        state.uv_retries -= 1;
+        self.save_pin_state(state.clone())?;
+        match self.env.user.verify_user(prompt, interaction) {
+            Ok(verified) => {
+                state.uv_retries = MAX_UV_RETRIES;
+                self.save_pin_state(state)?;
+                Ok(verified)
+            }
+            // Not an attempt: the person or the client gave up, or no sensor answered.
+            Err(
+                e @ (UserActionError::Cancelled
+                | UserActionError::Timeout
+                | UserActionError::Unavailable(_)
+                | UserActionError::Denied),
+            ) => {
+                state.uv_retries = state.uv_retries.saturating_add(1).min(MAX_UV_RETRIES);
+                self.save_pin_state(state)?;
+                Err(user_error_status(e))
+            }
+            Err(UserActionError::Lockout) => {
+                state.uv_retries = 0;
+                self.save_pin_state(state)?;
+                Err(StatusCode::UvBlocked)
+            }
+            Err(UserActionError::Failed) => Err(if state.uv_retries == 0 {
+                StatusCode::UvBlocked
+            } else {
+                StatusCode::UvInvalid
+            }),
+        }
     }
 }

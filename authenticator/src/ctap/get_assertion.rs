@@ -321,12 +321,7 @@ impl Authenticator {
             },
         };
         let verified: Option<UserVerified> = if want_builtin_uv {
-            Some(
-                self.env
-                    .user
-                    .verify_user(&prompt, interaction)
-                    .map_err(user_error_status)?,
-            )
+            Some(self.verify_builtin(&prompt, interaction)?)
         } else {
             token_verified
         };

@@ -81,8 +81,25 @@ impl Authenticator {
                 16,
                 Some(uint(super::config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH)),
             ),
+            (17, uv.available.then(|| Value::Integer(3.into()))),
+            (
+                18,
+                uv.available
+                    .then(|| Value::Integer(uv_modality(uv.biometry).into())),
+            ),
             (20, Some(uint(remaining))),
         ]);
         Ok(encode(&response))
+    }
+}
+
+/// The FIDO registry's user-verification method bit for a sensor (uvModality).
+fn uv_modality(biometry: crate::api::user_verifier::BiometryType) -> u32 {
+    use crate::api::user_verifier::BiometryType;
+    match biometry {
+        BiometryType::Fingerprint => 0x0000_0002,
+        BiometryType::Face => 0x0000_0010,
+        BiometryType::Iris => 0x0000_0040,
+        BiometryType::None => 0x0000_0004,
     }
 }

@@ -259,12 +259,7 @@ impl Authenticator {
         // User verification first when asked for: it also proves presence.
         let verified: Option<UserVerified> = match token_use {
             Some(token) => token.verified,
-            None if want_builtin_uv => Some(
-                self.env
-                    .user
-                    .verify_user(&prompt, interaction)
-                    .map_err(user_error_status)?,
-            ),
+            None if want_builtin_uv => Some(self.verify_builtin(&prompt, interaction)?),
             None => None,
         };
         let hmac_secret_mc = match hmac_mc_input {
