@@ -263,6 +263,28 @@ impl PinRuntime {
     }
 }
 
+/// The pinUvAuthParam and pinUvAuthProtocol of a makeCredential/getAssertion request.
+pub(crate) struct PinUvAuth {
+    param: Vec<u8>,
+    protocol: Option<u64>,
+}
+
+impl PinUvAuth {
+    /// Takes both parameters from a request map.
+    pub(crate) fn take(
+        params: &mut Params,
+        param_key: u64,
+        protocol_key: u64,
+    ) -> Result<Option<Self>, StatusCode> {
+        let param = params.take(param_key).map(Value::ctap_bytes).transpose()?;
+        let protocol = params
+            .take(protocol_key)
+            .map(Value::ctap_uint)
+            .transpose()?;
+        Ok(param.map(|param| Self { param, protocol }))
+    }
+}
+
 /// What a verified pinUvAuthParam grants a makeCredential/getAssertion.
 pub(crate) struct TokenUse {
     pub verified: Option<UserVerified>,
@@ -681,5 +703,46 @@ impl Authenticator {
                 StatusCode::UvInvalid
             }),
         }
+    }
+}
+
+impl Authenticator {
+    /// The pinUvAuthParam steps shared by makeCredential and getAssertion (§6.1.2 steps 1–2,
+    /// §6.2.2 steps 1–2): a zero-length parameter asks, after a touch, whether a PIN is set;
+    /// otherwise the token must verify for `permission` and `rp_id`.
+    pub(super) fn authorize_pin_uv_auth(
+        &mut self,
+        auth: Option<&PinUvAuth>,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+        client_data_hash: &[u8],
+        required: u8,
+        consume: bool,
+    ) -> Result<Option<TokenUse>, StatusCode> {
+        let Some(auth) = auth else {
+            return Ok(None);
+        };
+        if auth.param.is_empty() {
+            self.env
+                .user
+                .check_presence(prompt, interaction)
+                .map_err(user_error_status)?;
+            return Err(if self.pin.state()?.is_set() {
+                StatusCode::PinInvalid
+            } else {
+                StatusCode::PinNotSet
+            });
+        }
+        let protocol = Protocol::from_number(auth.protocol.ok_or(StatusCode::MissingParameter)?)?;
+        let rp_id = prompt.rp_id.unwrap_or_default();
+        self.use_pin_uv_auth_token(
+            protocol,
+            &auth.param,
+            client_data_hash,
+            required,
+            rp_id,
+            consume,
+        )
+        .map(Some)
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use ciborium::value::Value;
 
 use super::cbor::{Params, TextMap, ValueExt, encode, int_map, text_map, uint};
-use super::client_pin::permission;
+use super::client_pin::{PinUvAuth, permission};
 use super::data::{Options, authenticator_data, flags, parse_descriptor_list, rp_id_hash};
 use super::make_credential::cred_protect;
 use super::pin_protocol::Protocol;
@@ -64,7 +64,7 @@ struct Request {
     client_data_hash: Vec<u8>,
     allow_list: Option<Vec<super::data::CredentialDescriptor>>,
     options: Options,
-    pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
+    pin_uv_auth: Option<PinUvAuth>,
     hmac_secret: Option<HmacSecretInput>,
     get_cred_blob: bool,
     large_blob_key: bool,
@@ -154,14 +154,11 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         }
     };
     let options = Options::parse(params.take(key::OPTIONS))?;
-    let pin_uv_auth_param = params
-        .take(key::PIN_UV_AUTH_PARAM)
-        .map(Value::ctap_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = params
-        .take(key::PIN_UV_AUTH_PROTOCOL)
-        .map(Value::ctap_uint)
-        .transpose()?;
+    let pin_uv_auth = PinUvAuth::take(
+        &mut params,
+        key::PIN_UV_AUTH_PARAM,
+        key::PIN_UV_AUTH_PROTOCOL,
+    )?;
     if rp_id.is_empty() || rp_id.len() > super::data::MAX_RP_ID_LENGTH {
         return Err(StatusCode::InvalidParameter);
     }
@@ -176,7 +173,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         client_data_hash,
         allow_list,
         options,
-        pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
+        pin_uv_auth,
         hmac_secret,
         get_cred_blob,
         large_blob_key,
@@ -214,39 +211,19 @@ impl Authenticator {
         let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let want_up = request.options.up.unwrap_or(true);
-        if let Some((param, _)) = &request.pin_uv_auth {
-            if param.is_empty() {
-                let prompt = Prompt {
-                    action: PromptAction::Select,
-                    rp_id: Some(&request.rp_id),
-                    user_name: None,
-                };
-                self.env
-                    .user
-                    .check_presence(&prompt, interaction)
-                    .map_err(user_error_status)?;
-                return Err(if pin_set {
-                    StatusCode::PinInvalid
-                } else {
-                    StatusCode::PinNotSet
-                });
-            }
-        }
-        let token_use = match &request.pin_uv_auth {
-            Some((param, protocol)) => {
-                let protocol =
-                    Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
-                Some(self.use_pin_uv_auth_token(
-                    protocol,
-                    param,
-                    &request.client_data_hash,
-                    permission::GA,
-                    &request.rp_id,
-                    want_up,
-                )?)
-            }
-            None => None,
+        let select_prompt = Prompt {
+            action: PromptAction::Select,
+            rp_id: Some(&request.rp_id),
+            user_name: None,
         };
+        let token_use = self.authorize_pin_uv_auth(
+            request.pin_uv_auth.as_ref(),
+            &select_prompt,
+            interaction,
+            &request.client_data_hash,
+            permission::GA,
+            want_up,
+        )?;
         let token_verified = token_use.and_then(|t| t.verified);
         let want_uv = token_use_requested(&request) || request.options.uv == Some(true);
         let mut want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);

@@ -3,13 +3,12 @@
 use ciborium::value::Value;
 
 use super::cbor::{Params, TextMap, ValueExt, encode, int, int_map, text_map};
-use super::client_pin::permission;
+use super::client_pin::{PinUvAuth, permission};
 use super::data::{
     Options, RpEntity, UserEntity, authenticator_data, choose_algorithm, flags,
     parse_descriptor_list, rp_id_hash,
 };
 use super::get_assertion::HmacSecretInput;
-use super::pin_protocol::Protocol;
 use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
@@ -51,7 +50,7 @@ struct Request {
     ext: Extensions,
     options: Options,
     attestation: Option<AttestationFormat>,
-    pin_uv_auth: Option<(Vec<u8>, Option<u64>)>,
+    pin_uv_auth: Option<PinUvAuth>,
 }
 
 fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
@@ -70,14 +69,11 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         Some(ext) => parse_extensions(ext)?,
     };
     let options = Options::parse(params.take(key::OPTIONS))?;
-    let pin_uv_auth_param = params
-        .take(key::PIN_UV_AUTH_PARAM)
-        .map(Value::ctap_bytes)
-        .transpose()?;
-    let pin_uv_auth_protocol = params
-        .take(key::PIN_UV_AUTH_PROTOCOL)
-        .map(Value::ctap_uint)
-        .transpose()?;
+    let pin_uv_auth = PinUvAuth::take(
+        &mut params,
+        key::PIN_UV_AUTH_PARAM,
+        key::PIN_UV_AUTH_PROTOCOL,
+    )?;
     if let Some(ep) = params.take(key::ENTERPRISE_ATTESTATION) {
         ep.ctap_uint()?;
         // Not enterprise-attestation capable (§6.1.2 step 9).
@@ -113,7 +109,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
         ext,
         options,
         attestation,
-        pin_uv_auth: pin_uv_auth_param.map(|p| (p, pin_uv_auth_protocol)),
+        pin_uv_auth,
     })
 }
 
@@ -198,19 +194,6 @@ impl Authenticator {
         };
         // Step 1: a zero-length pinUvAuthParam asks "is a PIN set?" after a touch (used by
         // platforms to let the person pick an authenticator).
-        if let Some((param, _)) = &request.pin_uv_auth {
-            if param.is_empty() {
-                self.env
-                    .user
-                    .check_presence(&prompt, interaction)
-                    .map_err(user_error_status)?;
-                return Err(if pin_set {
-                    StatusCode::PinInvalid
-                } else {
-                    StatusCode::PinNotSet
-                });
-            }
-        }
         if request.options.up == Some(false) {
             return Err(StatusCode::InvalidOption);
         }
@@ -218,21 +201,14 @@ impl Authenticator {
         if request.ext.large_blob_key && !discoverable {
             return Err(StatusCode::InvalidOption);
         }
-        let token_use = match &request.pin_uv_auth {
-            Some((param, protocol)) => {
-                let protocol =
-                    Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
-                Some(self.use_pin_uv_auth_token(
-                    protocol,
-                    param,
-                    &request.client_data_hash,
-                    permission::MC,
-                    &request.rp.id,
-                    true,
-                )?)
-            }
-            None => None,
-        };
+        let token_use = self.authorize_pin_uv_auth(
+            request.pin_uv_auth.as_ref(),
+            &prompt,
+            interaction,
+            &request.client_data_hash,
+            permission::MC,
+            true,
+        )?;
         let always_uv = self.pin.state()?.always_uv;
         let mut want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
         if want_builtin_uv && !uv_available {
