@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::key_store::KeyStore;
 use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
@@ -36,6 +37,137 @@ enum Command {
     },
     /// Run the CTAP 2.1 conformance suite against a CTAPHID endpoint.
     Conformance(ConformanceArgs),
+    /// Show the key store backend and user-verification status.
+    Status(StatusArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum KeyStoreKind {
+    /// Keys generated in software, AES-256-GCM wrapped under the device key.
+    Software,
+    /// Keys created and used inside a TPM 2.0 (build with `--features tpm`).
+    Tpm,
+}
+
+#[derive(clap::Args, Clone)]
+struct KeyStoreArgs {
+    /// Where credential private keys live.
+    #[arg(long, value_enum, default_value_t = KeyStoreKind::Software)]
+    key_store: KeyStoreKind,
+    /// The TPM to use with `--key-store tpm`, as a TCTI string (default: $TPM2TOOLS_TCTI,
+    /// $TSS2_TCTI, then device:/dev/tpmrm0), e.g. `swtpm:host=127.0.0.1,port=2321`.
+    #[arg(long)]
+    tcti: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    key_store: KeyStoreArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn tcti(args: &KeyStoreArgs) -> String {
+    args.tcti
+        .clone()
+        .or_else(|| std::env::var("TPM2TOOLS_TCTI").ok())
+        .or_else(|| std::env::var("TSS2_TCTI").ok())
+        .unwrap_or_else(|| "device:/dev/tpmrm0".to_owned())
+}
+
+/// Opens the chosen key store.
+fn open_key_store(args: &KeyStoreArgs, device_key: &DeviceKey) -> Result<Box<dyn KeyStore>> {
+    match args.key_store {
+        KeyStoreKind::Software => Ok(Box::new(SoftwareKeyStore::new(device_key))),
+        KeyStoreKind::Tpm => open_tpm(&tcti(args)),
+    }
+}
+
+#[cfg(feature = "tpm")]
+fn open_tpm(tcti: &str) -> Result<Box<dyn KeyStore>> {
+    let store = passgate_authenticator::tpm::TpmKeyStore::open(tcti)?;
+    Ok(Box::new(store))
+}
+
+#[cfg(not(feature = "tpm"))]
+fn open_tpm(_tcti: &str) -> Result<Box<dyn KeyStore>> {
+    bail!(
+        "this passgate was built without TPM support: rebuild with `--features tpm` (needs libtss2-dev)"
+    )
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
+    let (backend, detail, error) = match args.key_store.key_store {
+        KeyStoreKind::Software => (
+            "software",
+            "P-256 keys wrapped with AES-256-GCM under the device key".to_owned(),
+            None,
+        ),
+        KeyStoreKind::Tpm => match open_tpm(&tcti(&args.key_store)) {
+            Ok(store) => {
+                let info = store.info();
+                ("tpm", info.detail, None)
+            }
+            Err(e) => ("tpm", String::new(), Some(format!("{e:#}"))),
+        },
+    };
+    let verifier = passgate_authenticator::presence::no_verification_status();
+    if args.json {
+        println!(
+            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}}}}",
+            json_string(backend),
+            json_string(&detail),
+            error.is_none(),
+            error.as_deref().map_or("null".to_owned(), json_string),
+            verifier.available,
+            json_string(&format!("{:?}", verifier.biometry)),
+            verifier.enrolled,
+            verifier
+                .error
+                .map_or("null".to_owned(), |e| json_string(&format!("{e:?}"))),
+        );
+    } else {
+        match &error {
+            None => println!("key store: {backend} ({detail})"),
+            Some(e) => println!("key store: {backend} UNAVAILABLE: {e}"),
+        }
+        println!(
+            "user verification: {} (biometry {:?}, enrolled {}{})",
+            if verifier.available {
+                "available"
+            } else {
+                "not available"
+            },
+            verifier.biometry,
+            verifier.enrolled,
+            verifier
+                .error
+                .map(|e| format!(", {e:?}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(if error.is_none() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 #[derive(clap::Args)]
@@ -116,6 +248,8 @@ struct ServeArgs {
     /// Seconds to wait for the person at a presence prompt.
     #[arg(long, default_value_t = 30)]
     presence_timeout: u64,
+    #[command(flatten)]
+    key_store: KeyStoreArgs,
 }
 
 fn default_state_dir() -> Result<PathBuf> {
@@ -144,7 +278,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
     let credentials = FileCredentialStore::open(&state_dir, &device_key, args.capacity)
         .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
-    let key_store = SoftwareKeyStore::new(&device_key);
+    let key_store = open_key_store(&args.key_store, &device_key)?;
+    tracing::info!(backend = key_store.info().backend, detail = %key_store.info().detail, "key store ready");
     let (user, reset_window): (Box<dyn UserVerifier>, _) = match args.presence {
         PresenceMode::Auto => (Box::new(AutoPresence::new()), None),
         PresenceMode::Terminal => (
@@ -157,7 +292,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let state = FileStateStore::open(&state_dir, &device_key)
         .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
     let env = Env {
-        key_store: Box::new(key_store),
+        key_store,
         credentials: Box::new(credentials),
         state: Box::new(state),
         user,
@@ -197,5 +332,6 @@ fn main() -> Result<std::process::ExitCode> {
             command: AuthenticatorCommand::Serve(args),
         } => serve(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Conformance(args) => conformance(args),
+        Command::Status(args) => status(args),
     }
 }

@@ -12,6 +12,8 @@ pub mod ctaphid;
 pub mod env;
 pub mod presence;
 pub mod software;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 pub mod transport;
 
 pub use ctap::Authenticator;

@@ -14,7 +14,8 @@ use crate::api::user_verifier::{
     UserVerified, UserVerifier, VerifierErrorCode, VerifierStatus,
 };
 
-fn no_verification_status() -> VerifierStatus {
+/// The status of a platform with no user-verification method (presence only).
+pub fn no_verification_status() -> VerifierStatus {
     VerifierStatus {
         available: false,
         biometry: BiometryType::None,

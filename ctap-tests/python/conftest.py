@@ -39,7 +39,10 @@ def _binary() -> Path:
 class Passgate:
     """One `passgate authenticator serve` process on a state directory; restartable."""
 
-    def __init__(self, binary: Path, state_dir: Path, log_dir: Path, attestation: str | None):
+    def __init__(
+        self, binary: Path, state_dir: Path, log_dir: Path, attestation: str | None, extra: list[str] | None = None
+    ):
+        self.extra = list(extra or [])
         self.binary = binary
         self.state_dir = state_dir
         self.log_dir = log_dir
@@ -67,7 +70,7 @@ class Passgate:
         ]
         if self.attestation is not None:
             cmd += ["--attestation", self.attestation]
-        return cmd
+        return cmd + self.extra
 
     def start(self) -> "Passgate":
         assert self.proc is None, "already running"
@@ -222,12 +225,14 @@ def spawn(tmp_path):
     binary = _binary()
     started: list[Passgate] = []
 
-    def _spawn(attestation: str | None = None, state_dir: Path | None = None) -> Passgate:
+    def _spawn(
+        attestation: str | None = None, state_dir: Path | None = None, extra: list[str] | None = None
+    ) -> Passgate:
         index = len(started)
         state = state_dir if state_dir is not None else tmp_path / f"state-{index}"
         log_dir = tmp_path / f"logs-{index}"
         log_dir.mkdir()
-        instance = Passgate(binary, state, log_dir, attestation)
+        instance = Passgate(binary, state, log_dir, attestation, extra)
         started.append(instance)
         return instance.start()
 

@@ -38,6 +38,21 @@ pub const APT_PACKAGES: &[AptPackage] = &[
             "import venv, ensurepip; ensurepip.version()",
         ]),
     },
+    AptPackage {
+        name: "libtss2-dev",
+        why: "builds the TPM 2.0 key store (tss-esapi)",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "swtpm",
+        why: "a software TPM 2.0 for the TPM key store tests",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "swtpm-tools",
+        why: "swtpm's setup tools",
+        satisfied_by: None,
+    },
 ];
 
 /// Installs packages with apt-get, running `apt-get update` once before the first install.

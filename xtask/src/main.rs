@@ -212,7 +212,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
         let result = match suite {
             Suite::Fmt => check_suite(suite, root, &["fmt", "--all", "--", "--check"]),
             Suite::Clippy => {
-                let mut args = vec!["clippy", "--workspace", "--all-targets"];
+                let mut args = vec!["clippy", "--workspace", "--all-targets", "--all-features"];
                 args.extend(locked_flag());
                 args.extend(["--", "-D", "warnings"]);
                 check_suite(suite, root, &args)
@@ -256,7 +256,8 @@ fn check_suite(suite: Suite, root: &Path, args: &[&str]) -> SuiteResult {
 }
 
 fn rust_tests(root: &Path) -> SuiteResult {
-    let mut args = vec!["test", "--workspace"];
+    // --all-features: the TPM key store and its swtpm tests are part of every run.
+    let mut args = vec!["test", "--workspace", "--all-features"];
     args.extend(locked_flag());
     let captured = match Step::new(&cargo(), &args, root).run() {
         Ok(captured) => captured,
@@ -291,7 +292,7 @@ fn rust_tests(root: &Path) -> SuiteResult {
 
 /// Builds the `passgate` binary and returns its path when the build succeeded.
 fn build(root: &Path) -> (SuiteResult, Option<PathBuf>) {
-    let mut args = vec!["build", "--bin", "passgate"];
+    let mut args = vec!["build", "--bin", "passgate", "--all-features"];
     args.extend(locked_flag());
     let outcome = Step::new(&cargo(), &args, root).run().and_then(|captured| {
         if !captured.success {
