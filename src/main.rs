@@ -250,6 +250,41 @@ struct ServeArgs {
     presence_timeout: u64,
     #[command(flatten)]
     key_store: KeyStoreArgs,
+    /// How users are verified: `none` (presence only) or `fprintd` (fingerprint through the
+    /// fprintd daemon; build with `--features fprintd`).
+    #[arg(long, value_enum, default_value_t = VerifierKind::None)]
+    user_verifier: VerifierKind,
+    /// Whose enrolled fingerprints count with `--user-verifier fprintd` (default: $USER).
+    #[arg(long)]
+    fprint_user: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum VerifierKind {
+    /// Presence only; user verification through the PIN.
+    None,
+    /// Fingerprint verification through fprintd on the system bus.
+    Fprintd,
+}
+
+#[cfg(feature = "fprintd")]
+fn fprintd_verifier(
+    user: &str,
+    timeout: Duration,
+    presence: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    Ok(Box::new(
+        passgate_authenticator::fprintd::FprintdVerifier::new(user, timeout, presence),
+    ))
+}
+
+#[cfg(not(feature = "fprintd"))]
+fn fprintd_verifier(
+    _: &str,
+    _: Duration,
+    _: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    bail!("this passgate was built without fprintd support: rebuild with `--features fprintd`")
 }
 
 fn default_state_dir() -> Result<PathBuf> {
@@ -291,6 +326,17 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let state = FileStateStore::open(&state_dir, &device_key)
         .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
+    let user = match args.user_verifier {
+        VerifierKind::None => user,
+        VerifierKind::Fprintd => {
+            let name = args
+                .fprint_user
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "root".to_owned());
+            fprintd_verifier(&name, Duration::from_secs(args.presence_timeout), user)?
+        }
+    };
     let env = Env {
         key_store,
         credentials: Box::new(credentials),

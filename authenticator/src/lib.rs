@@ -10,6 +10,8 @@ pub mod api;
 pub mod ctap;
 pub mod ctaphid;
 pub mod env;
+#[cfg(feature = "fprintd")]
+pub mod fprintd;
 pub mod presence;
 pub mod software;
 #[cfg(feature = "tpm")]

@@ -53,6 +53,26 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         why: "swtpm's setup tools",
         satisfied_by: None,
     },
+    AptPackage {
+        name: "dbus",
+        why: "a private system bus for the fprintd tests",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "fprintd",
+        why: "the real fingerprint daemon, driven through libfprint's virtual device",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "python3-dbusmock",
+        why: "mocks polkit on the private system bus",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "python3-gi",
+        why: "GLib main loop for the fprintd enrolment helper",
+        satisfied_by: None,
+    },
 ];
 
 /// Installs packages with apt-get, running `apt-get update` once before the first install.

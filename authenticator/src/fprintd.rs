@@ -1,0 +1,255 @@
+//! [`FprintdVerifier`]: fingerprint user verification through the fprintd daemon (D-Bus,
+//! `net.reactivated.Fprint`), with terminal presence for the deliberate-act step.
+//!
+//! Verification claims the default sensor, starts a verify for any enrolled finger, and
+//! waits for `VerifyStatus` with a timeout, honouring CTAPHID cancellation (VerifyStop). Each
+//! fprintd result maps to one outcome: `verify-match` proves the user; `verify-no-match`
+//! is a failed attempt; the retry results (`verify-retry-scan`, `verify-swipe-too-short`,
+//! `verify-finger-not-centered`, `verify-remove-and-retry`) ask for another touch within the
+//! same attempt; `verify-disconnected` and `verify-unknown-error` mean the sensor is gone.
+
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use zbus::blocking::{Connection, Proxy};
+use zbus::zvariant::OwnedObjectPath;
+
+use crate::api::user_verifier::{
+    BiometryType, Interaction, KeepaliveStatus, Prompt, UserActionError, UserVerified,
+    UserVerifier, VerificationMethod, VerifierErrorCode, VerifierStatus,
+};
+
+const SERVICE: &str = "net.reactivated.Fprint";
+const MANAGER_PATH: &str = "/net/reactivated/Fprint/Manager";
+const MANAGER: &str = "net.reactivated.Fprint.Manager";
+const DEVICE: &str = "net.reactivated.Fprint.Device";
+
+/// What one fprintd `VerifyStatus` result means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// The finger matched an enrolled print.
+    Match,
+    /// The finger did not match.
+    NoMatch,
+    /// The scan was unusable; the person should touch again.
+    Retry,
+    /// The sensor went away.
+    Disconnected,
+    /// fprintd reported an unknown error.
+    Error,
+}
+
+/// Maps an fprintd verify result string.
+pub fn scan_outcome(result: &str) -> ScanOutcome {
+    match result {
+        "verify-match" => ScanOutcome::Match,
+        "verify-no-match" => ScanOutcome::NoMatch,
+        "verify-retry-scan"
+        | "verify-swipe-too-short"
+        | "verify-finger-not-centered"
+        | "verify-remove-and-retry" => ScanOutcome::Retry,
+        "verify-disconnected" => ScanOutcome::Disconnected,
+        _ => ScanOutcome::Error,
+    }
+}
+
+/// Fingerprint verification through fprintd on the system bus.
+pub struct FprintdVerifier {
+    connection: Option<Connection>,
+    username: String,
+    timeout: Duration,
+    presence: Box<dyn UserVerifier>,
+}
+
+impl std::fmt::Debug for FprintdVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FprintdVerifier")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FprintdVerifier {
+    /// Connects to the system bus (`$DBUS_SYSTEM_BUS_ADDRESS` or the default). `username`
+    /// is whose enrolled fingers count; `presence` collects the deliberate act.
+    pub fn new(username: &str, timeout: Duration, presence: Box<dyn UserVerifier>) -> Self {
+        let connection = Connection::system()
+            .map_err(|e| tracing::warn!(error = %e, "no system bus: fingerprint verification unavailable"))
+            .ok();
+        Self {
+            connection,
+            username: username.to_owned(),
+            timeout,
+            presence,
+        }
+    }
+
+    fn device(&self) -> Result<Proxy<'_>, VerifierErrorCode> {
+        let connection = self
+            .connection
+            .as_ref()
+            .ok_or(VerifierErrorCode::BiometryNotAvailable)?;
+        let manager = Proxy::new(connection, SERVICE, MANAGER_PATH, MANAGER)
+            .map_err(|_| VerifierErrorCode::BiometryNotAvailable)?;
+        let path: OwnedObjectPath = manager
+            .call("GetDefaultDevice", &())
+            .map_err(|_| VerifierErrorCode::BiometryNotAvailable)?;
+        Proxy::new(connection, SERVICE, path, DEVICE)
+            .map_err(|_| VerifierErrorCode::BiometryNotAvailable)
+    }
+
+    fn enrolled(&self, device: &Proxy<'_>) -> bool {
+        device
+            .call::<_, _, Vec<String>>("ListEnrolledFingers", &(self.username.as_str(),))
+            .is_ok_and(|fingers| !fingers.is_empty())
+    }
+
+    fn scan(&self, interaction: &Interaction) -> Result<UserVerified, UserActionError> {
+        let device = self.device().map_err(UserActionError::Unavailable)?;
+        if !self.enrolled(&device) {
+            return Err(UserActionError::Unavailable(
+                VerifierErrorCode::BiometryNotEnrolled,
+            ));
+        }
+        let signals = device
+            .receive_signal("VerifyStatus")
+            .map_err(|_| UserActionError::Unavailable(VerifierErrorCode::BiometryNotAvailable))?;
+        device
+            .call::<_, _, ()>("Claim", &(self.username.as_str(),))
+            .map_err(|_| UserActionError::Unavailable(VerifierErrorCode::SystemCancel))?;
+        let outcome = self.run_verify(&device, signals, interaction);
+        let _ = device.call::<_, _, ()>("Release", &());
+        outcome
+    }
+
+    fn run_verify(
+        &self,
+        device: &Proxy<'_>,
+        signals: zbus::blocking::proxy::SignalIterator<'_>,
+        interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError> {
+        // Signals are read on a helper thread so this one can watch the deadline and CANCEL.
+        let (tx, rx) = channel::<(String, bool)>();
+        let mut signals = signals;
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for message in signals.by_ref() {
+                    let Ok((result, done)) = message.body().deserialize::<(String, bool)>() else {
+                        continue;
+                    };
+                    let finished = done;
+                    if tx.send((result, done)).is_err() || finished {
+                        break;
+                    }
+                }
+            });
+            if device.call::<_, _, ()>("VerifyStart", &("any",)).is_err() {
+                return Err(UserActionError::Unavailable(
+                    VerifierErrorCode::BiometryNotAvailable,
+                ));
+            }
+            interaction.set_status(KeepaliveStatus::UpNeeded);
+            let deadline = Instant::now() + self.timeout;
+            let outcome = loop {
+                if interaction.is_cancelled() {
+                    break Err(UserActionError::Cancelled);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    break Err(UserActionError::Timeout);
+                }
+                match rx.recv_timeout((deadline - now).min(Duration::from_millis(50))) {
+                    Ok((result, done)) => match scan_outcome(&result) {
+                        ScanOutcome::Match => {
+                            break Ok(UserVerified::by(VerificationMethod::Biometric(
+                                BiometryType::Fingerprint,
+                            )));
+                        }
+                        ScanOutcome::NoMatch => break Err(UserActionError::Failed),
+                        ScanOutcome::Retry if !done => continue,
+                        ScanOutcome::Retry => break Err(UserActionError::Failed),
+                        ScanOutcome::Disconnected | ScanOutcome::Error => {
+                            break Err(UserActionError::Unavailable(
+                                VerifierErrorCode::SystemCancel,
+                            ));
+                        }
+                    },
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        break Err(UserActionError::Unavailable(
+                            VerifierErrorCode::SystemCancel,
+                        ));
+                    }
+                }
+            };
+            interaction.set_status(KeepaliveStatus::Processing);
+            // Stopping also ends fprintd's signal stream, which lets the helper thread finish.
+            let _ = device.call::<_, _, ()>("VerifyStop", &());
+            outcome
+        })
+    }
+}
+
+impl UserVerifier for FprintdVerifier {
+    fn status(&self) -> VerifierStatus {
+        match self.device() {
+            Err(error) => VerifierStatus {
+                available: false,
+                biometry: BiometryType::None,
+                enrolled: false,
+                error: Some(error),
+            },
+            Ok(device) => {
+                let enrolled = self.enrolled(&device);
+                VerifierStatus {
+                    available: true,
+                    biometry: BiometryType::Fingerprint,
+                    enrolled,
+                    error: (!enrolled).then_some(VerifierErrorCode::BiometryNotEnrolled),
+                }
+            }
+        }
+    }
+
+    fn check_presence(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<(), UserActionError> {
+        self.presence.check_presence(prompt, interaction)
+    }
+
+    fn verify_user(
+        &mut self,
+        _prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError> {
+        tracing::info!("touch the fingerprint sensor to verify");
+        self.scan(interaction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ScanOutcome, scan_outcome};
+
+    #[test]
+    fn every_fprintd_result_maps_to_an_outcome() {
+        assert_eq!(scan_outcome("verify-match"), ScanOutcome::Match);
+        assert_eq!(scan_outcome("verify-no-match"), ScanOutcome::NoMatch);
+        for retry in [
+            "verify-retry-scan",
+            "verify-swipe-too-short",
+            "verify-finger-not-centered",
+            "verify-remove-and-retry",
+        ] {
+            assert_eq!(scan_outcome(retry), ScanOutcome::Retry);
+        }
+        assert_eq!(
+            scan_outcome("verify-disconnected"),
+            ScanOutcome::Disconnected
+        );
+        assert_eq!(scan_outcome("verify-unknown-error"), ScanOutcome::Error);
+        assert_eq!(scan_outcome("something-new"), ScanOutcome::Error);
+    }
+}

@@ -1,0 +1,137 @@
+"""Fingerprint user verification with the real fprintd and libfprint's virtual device on a
+private system bus (polkit mocked with python-dbusmock): a WebAuthn registration and sign-in
+through python-fido2 that carry UV only after a matching scan."""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
+from fido2.ctap import CtapError
+from fido2.ctap2 import Ctap2
+from fido2.server import Fido2Server
+from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, UserVerificationRequirement
+from webauthn import verify_authentication_response, verify_registration_response
+
+from helpers import ORIGIN, RP_ID, to_json
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+HERE = Path(__file__).parent
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
+<allow receive_sender="*"/><allow send_type="method_call"/><allow send_type="signal"/>
+</policy></busconfig>"""
+ALLOW = "['net.reactivated.fprint.device.enroll','net.reactivated.fprint.device.verify','net.reactivated.fprint.device.setusername']"
+
+
+def _wait_for(predicate, what, timeout=10):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"{what} did not come up"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def fprint(tmp_path):
+    """A private system bus with mocked polkit and the real fprintd on a virtual sensor."""
+    bus_sock = tmp_path / "bus.sock"
+    conf = tmp_path / "bus.conf"
+    conf.write_text(BUS_CONFIG.format(sock=bus_sock))
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={bus_sock}")
+    procs = [subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for(bus_sock.exists, "the private system bus")
+        procs.append(subprocess.Popen([SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        allow = f"import dbus,time\nfor i in range(100):\n try:\n  dbus.SystemBus().get_object('org.freedesktop.PolicyKit1','/org/freedesktop/PolicyKit1/Authority').SetAllowed({ALLOW},dbus_interface='org.freedesktop.DBus.Mock');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)"
+        subprocess.run([SYSTEM_PYTHON, "-c", allow], env=env, check=True, timeout=20)
+        vdev = tmp_path / "vdev.sock"
+        (tmp_path / "state").mkdir()
+        (tmp_path / "run").mkdir()
+        fenv = dict(env, FP_DRIVERS_ALLOWLIST="virtual_device", FP_VIRTUAL_DEVICE=str(vdev),
+                    STATE_DIRECTORY=str(tmp_path / "state"), RUNTIME_DIRECTORY=str(tmp_path / "run"))
+        procs.append(subprocess.Popen(["/usr/libexec/fprintd", "-t"], env=fenv,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # The virtual device's socket appears when the sensor is opened; wait for fprintd
+        # to list the device on the bus instead.
+        probe = ("import dbus,time\nfor i in range(100):\n try:\n  m=dbus.SystemBus().get_object('net.reactivated.Fprint','/net/reactivated/Fprint/Manager')\n"
+                 "  assert m.GetDevices(dbus_interface='net.reactivated.Fprint.Manager');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)")
+        subprocess.run([SYSTEM_PYTHON, "-c", probe], env=env, check=True, timeout=20)
+        yield {"env": env, "vdev": vdev}
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait()
+
+
+def _enroll(fprint, finger):
+    out = subprocess.run([SYSTEM_PYTHON, str(HERE / "fprint_enroll.py"), "root", str(fprint["vdev"]), finger],
+                         env=fprint["env"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+class _Touch(UserInteraction):
+    """Touches the virtual sensor with `finger` whenever passgate asks for verification."""
+
+    def __init__(self, vdev, finger):
+        self.vdev, self.finger = vdev, finger
+
+    def prompt_up(self):
+        pass
+
+    def request_uv(self, permissions, rd_id):
+        def touch():
+            time.sleep(0.3)
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(self.vdev))
+            s.sendall(f"SCAN {self.finger}".encode())
+            s.close()
+        threading.Thread(target=touch, daemon=True).start()
+        return True
+
+
+def _spawn(spawn, fprint, monkeypatch):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    return spawn(extra=["--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "10"])
+
+
+def test_uv_only_after_a_matching_scan(spawn, fprint, monkeypatch):
+    pg = _spawn(spawn, fprint, monkeypatch)
+    info = Ctap2(pg.device()).get_info()
+    assert info.options.get("uv") is False, "a sensor without enrolled fingers is not usable UV"
+    _enroll(fprint, "finger-a")
+    info = Ctap2(pg.device()).get_info()
+    assert info.options.get("uv") is True and info.uv_modality == 2
+
+    server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+    user = PublicKeyCredentialUserEntity(id=b"fp-user", name="fp")
+    client = Fido2Client(pg.device(), DefaultClientDataCollector(ORIGIN), user_interaction=_Touch(fprint["vdev"], "finger-a"))
+    options, state = server.register_begin(user, resident_key_requirement="required", user_verification=UserVerificationRequirement.REQUIRED)
+    registration = client.make_credential(options.public_key)
+    auth_data = server.register_complete(state, registration)
+    assert auth_data.is_user_verified()
+    verified = verify_registration_response(credential=to_json(registration), expected_challenge=options.public_key.challenge,
+                                            expected_origin=ORIGIN, expected_rp_id=RP_ID, require_user_verification=True)
+
+    options, state = server.authenticate_begin(user_verification=UserVerificationRequirement.REQUIRED)
+    response = client.get_assertion(options.public_key).get_response(0)
+    server.authenticate_complete(state, [auth_data.credential_data], response)
+    checked = verify_authentication_response(credential=to_json(response), expected_challenge=options.public_key.challenge,
+                                             expected_origin=ORIGIN, expected_rp_id=RP_ID,
+                                             credential_public_key=verified.credential_public_key,
+                                             credential_current_sign_count=0, require_user_verification=True)
+    assert checked.user_verified is True
+
+    # A finger that is not enrolled: no UV, no assertion.
+    wrong = Fido2Client(pg.device(), DefaultClientDataCollector(ORIGIN), user_interaction=_Touch(fprint["vdev"], "finger-b"))
+    options, state = server.authenticate_begin(user_verification=UserVerificationRequirement.REQUIRED)
+    with pytest.raises(ClientError) as err:
+        wrong.get_assertion(options.public_key)
+    assert isinstance(err.value.cause, CtapError) and err.value.cause.code == CtapError.ERR.UV_INVALID
