@@ -64,6 +64,12 @@ struct KeyStoreArgs {
 struct StatusArgs {
     #[command(flatten)]
     key_store: KeyStoreArgs,
+    /// Which user verifier to report on.
+    #[arg(long, value_enum, default_value_t = VerifierKind::None)]
+    user_verifier: VerifierKind,
+    /// Whose enrolled fingerprints count (default: $USER).
+    #[arg(long)]
+    fprint_user: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -128,7 +134,15 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             Err(e) => ("tpm", String::new(), Some(format!("{e:#}"))),
         },
     };
-    let verifier = passgate_authenticator::presence::no_verification_status();
+    let verifier = match args.user_verifier {
+        VerifierKind::None => passgate_authenticator::presence::no_verification_status(),
+        VerifierKind::Fprintd => {
+            let name = fprint_user(args.fprint_user.clone());
+            let presence: Box<dyn UserVerifier> =
+                Box::new(TerminalPresence::new(Duration::from_secs(1)));
+            fprintd_verifier(&name, Duration::from_secs(1), presence)?.status()
+        }
+    };
     if args.json {
         println!(
             "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}}}}",
@@ -267,6 +281,11 @@ enum VerifierKind {
     Fprintd,
 }
 
+fn fprint_user(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".to_owned())
+}
+
 #[cfg(feature = "fprintd")]
 fn fprintd_verifier(
     user: &str,
@@ -329,11 +348,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let user = match args.user_verifier {
         VerifierKind::None => user,
         VerifierKind::Fprintd => {
-            let name = args
-                .fprint_user
-                .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .unwrap_or_else(|| "root".to_owned());
+            let name = fprint_user(args.fprint_user.clone());
             fprintd_verifier(&name, Duration::from_secs(args.presence_timeout), user)?
         }
     };

@@ -135,3 +135,80 @@ def test_uv_only_after_a_matching_scan(spawn, fprint, monkeypatch):
     with pytest.raises(ClientError) as err:
         wrong.get_assertion(options.public_key)
     assert isinstance(err.value.cause, CtapError) and err.value.cause.code == CtapError.ERR.UV_INVALID
+
+
+class _Scanner:
+    """Touches the virtual sensor with `finger` every 0.25 s while active."""
+
+    def __init__(self, vdev, finger):
+        self.vdev, self.finger, self.stop = vdev, finger, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(0.25):
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(str(self.vdev))
+                s.sendall(f"SCAN {self.finger}".encode())
+                s.close()
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_status_lockout_pin_fallback_and_cancel(spawn, fprint, monkeypatch):
+    pg = _spawn(spawn, fprint, monkeypatch)
+    _enroll(fprint, "finger-a")
+    status = subprocess.run([str(pg.binary), "status", "--user-verifier", "fprintd", "--fprint-user", "root", "--json"],
+                            capture_output=True, text=True, timeout=30, env=fprint["env"])
+    assert '"biometryType":"Fingerprint"' in status.stdout and '"enrolled":true' in status.stdout, status.stdout
+
+    ctap = Ctap2(pg.device())
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, [{"type": "public-key", "alg": -7}],
+                                    options={"rk": True, "uv": True})
+    assert made.auth_data.is_user_verified()
+    allow = [{"type": "public-key", "id": made.auth_data.credential_data.credential_id}]
+
+    # Eight non-matching scans: UV_INVALID seven times, then UV_BLOCKED, durably.
+    codes = []
+    with _Scanner(fprint["vdev"], "finger-b"):
+        for _ in range(9):
+            with pytest.raises(CtapError) as err:
+                ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+            codes.append(err.value.code)
+    assert codes == [CtapError.ERR.UV_INVALID] * 7 + [CtapError.ERR.UV_BLOCKED] * 2
+    from fido2.ctap2.pin import ClientPin
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 0
+    pg.restart()
+    ctap = Ctap2(pg.device())
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 0, "the UV lockout survives a restart"
+    # Fallback to the PIN: it works and unblocks the sensor.
+    pin.set_pin("1234")
+    token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    got = ctap.get_assertion(RP_ID, b"\3" * 32, allow,
+                             pin_uv_param=pin.protocol.authenticate(token, b"\3" * 32), pin_uv_protocol=pin.protocol.VERSION)
+    assert got.auth_data.is_user_verified()
+    assert pin.get_uv_retries() == 8
+
+    # Cancel mid-scan: nobody touches the sensor, the client cancels, passgate answers
+    # KEEPALIVE_CANCEL and releases the sensor; the next scan works.
+    event = threading.Event()
+    threading.Timer(0.8, event.set).start()
+    started = time.time()
+    with pytest.raises(CtapError) as err:
+        ctap.get_assertion(RP_ID, b"\4" * 32, allow, options={"uv": True}, event=event)
+    assert err.value.code == CtapError.ERR.KEEPALIVE_CANCEL
+    assert time.time() - started < 5
+    with _Scanner(fprint["vdev"], "finger-a"):
+        ok = ctap.get_assertion(RP_ID, b"\5" * 32, allow, options={"uv": True})
+    assert ok.auth_data.is_user_verified()
