@@ -227,6 +227,25 @@ impl UserVerifier for FprintdVerifier {
         tracing::info!("touch the fingerprint sensor to verify");
         self.scan(interaction)
     }
+
+    fn enrollment_state(&self) -> Option<[u8; 32]> {
+        // fprintd exposes which fingers are enrolled, not template identities: enrolling or
+        // deleting a finger changes this state; re-enrolling the same finger does not.
+        let device = self.device().ok()?;
+        let mut fingers: Vec<String> = device
+            .call("ListEnrolledFingers", &(self.username.as_str(),))
+            .ok()?;
+        fingers.sort();
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(self.username.as_bytes());
+        for finger in &fingers {
+            ctx.update(&[0]);
+            ctx.update(finger.as_bytes());
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Some(out)
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ fn record(
         created_at: created,
         cred_protect: 1,
         cred_blob: Some(b"blob".to_vec()),
+        biometric_set: Some([5; 32]),
         large_blob_key: Some(CredRandom32(zeroize::Zeroizing::new([7; 32]))),
         cred_random: Some(CredRandom(zeroize::Zeroizing::new(
             [created; 64].map(|b| u8::try_from(b % 251).unwrap()),

@@ -1,5 +1,5 @@
 """Enrolls a finger on fprintd's virtual device. Run with Debian's /usr/bin/python3 (it needs the
-system's dbus and gi modules): fprint_enroll.py USER SOCKET FINGER_ID."""
+system's dbus and gi modules): fprint_enroll.py USER SOCKET FINGER_ID [FINGER_NAME]."""
 
 import socket
 import sys
@@ -9,6 +9,7 @@ import dbus.mainloop.glib
 from gi.repository import GLib
 
 user, sock, finger = sys.argv[1:4]
+finger_name = sys.argv[4] if len(sys.argv) > 4 else "right-index-finger"
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 bus = dbus.SystemBus()
 manager = dbus.Interface(bus.get_object("net.reactivated.Fprint", "/net/reactivated/Fprint/Manager"),
@@ -35,7 +36,7 @@ def scan():
 
 device.connect_to_signal("EnrollStatus", on_status)
 device.Claim(user)
-device.EnrollStart("right-index-finger")
+device.EnrollStart(finger_name)
 GLib.timeout_add(150, scan)
 GLib.timeout_add(15000, loop.quit)
 loop.run()

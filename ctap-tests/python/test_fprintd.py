@@ -71,8 +71,8 @@ def fprint(tmp_path):
             p.wait()
 
 
-def _enroll(fprint, finger):
-    out = subprocess.run([SYSTEM_PYTHON, str(HERE / "fprint_enroll.py"), "root", str(fprint["vdev"]), finger],
+def _enroll(fprint, finger, name="right-index-finger"):
+    out = subprocess.run([SYSTEM_PYTHON, str(HERE / "fprint_enroll.py"), "root", str(fprint["vdev"]), finger, name],
                          env=fprint["env"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -212,3 +212,30 @@ def test_status_lockout_pin_fallback_and_cancel(spawn, fprint, monkeypatch):
     with _Scanner(fprint["vdev"], "finger-a"):
         ok = ctap.get_assertion(RP_ID, b"\5" * 32, allow, options={"uv": True})
     assert ok.auth_data.is_user_verified()
+
+
+def test_enrollment_change_invalidates_bound_credentials(spawn, fprint, monkeypatch):
+    pg = _spawn(spawn, fprint, monkeypatch)
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    params = [{"type": "public-key", "alg": -7}]
+    with _Scanner(fprint["vdev"], "finger-a"):
+        bound = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"bound"}, params,
+                                     extensions={"passgateBiometricSet": True}, options={"rk": True, "uv": True})
+        free = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"free"}, params, options={"rk": True, "uv": True})
+    assert bound.auth_data.extensions == {"passgateBiometricSet": True}
+    allow = lambda made: [{"type": "public-key", "id": made.auth_data.credential_data.credential_id}]
+    with _Scanner(fprint["vdev"], "finger-a"):
+        assert ctap.get_assertion(RP_ID, b"\2" * 32, allow(bound), options={"uv": True}).auth_data.is_user_verified()
+    # Binding needs a biometric verification in the same ceremony.
+    with pytest.raises(CtapError) as err:
+        ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"x"}, params, extensions={"passgateBiometricSet": True})
+    assert err.value.code == CtapError.ERR.INVALID_OPTION
+
+    _enroll(fprint, "finger-c", "left-index-finger")
+    with pytest.raises(CtapError) as err:
+        ctap.get_assertion(RP_ID, b"\3" * 32, allow(bound))
+    assert err.value.code == CtapError.ERR.INVALID_CREDENTIAL
+    with _Scanner(fprint["vdev"], "finger-a"):
+        still = ctap.get_assertion(RP_ID, b"\4" * 32, allow(free), options={"uv": True})
+    assert still.auth_data.is_user_verified(), "credentials without the binding keep working"

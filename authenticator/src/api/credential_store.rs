@@ -68,6 +68,9 @@ pub struct CredentialRecord {
     pub cred_blob: Option<Vec<u8>>,
     /// The largeBlobKey, when the credential was created with the extension.
     pub large_blob_key: Option<CredRandom32>,
+    /// For credentials bound to the "current biometric set": the enrollment state at
+    /// creation. A different state later invalidates the credential.
+    pub biometric_set: Option<[u8; 32]>,
 }
 
 /// Credential store failures.

@@ -223,4 +223,11 @@ pub trait UserVerifier: Send {
         prompt: &Prompt<'_>,
         interaction: &Interaction,
     ) -> Result<UserVerified, UserActionError>;
+
+    /// A fingerprint of the current biometric enrollment (changes when templates are
+    /// enrolled or deleted), for credentials bound to the "current biometric set".
+    /// `None` when the verifier has no biometric enrollment.
+    fn enrollment_state(&self) -> Option<[u8; 32]> {
+        None
+    }
 }

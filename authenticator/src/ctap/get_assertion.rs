@@ -279,6 +279,18 @@ impl Authenticator {
                 .filter(|r| r.cred_protect == cred_protect::UV_OPTIONAL || want_uv)
                 .collect(),
         };
+        // Credentials bound to the biometric set stop working when fingerprints are enrolled
+        // or deleted: a precise error rather than a silent "no credentials".
+        let enrollment = self.env.user.enrollment_state();
+        let found_any = !credentials.is_empty();
+        let credentials: Vec<CredentialRecord> = credentials
+            .into_iter()
+            .filter(|r| r.biometric_set.is_none() || r.biometric_set == enrollment)
+            .collect();
+        if found_any && credentials.is_empty() {
+            tracing::warn!(rp = %request.rp_id, "credential invalidated by a biometric enrollment change");
+            return Err(StatusCode::InvalidCredential);
+        }
         let Some(first) = credentials.first() else {
             return Err(StatusCode::NoCredentials);
         };

@@ -113,6 +113,10 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
     })
 }
 
+/// The extension that binds a credential to the current biometric set: it stops working when
+/// fingerprints are enrolled or deleted.
+pub const BIOMETRIC_SET_EXTENSION: &str = "passgateBiometricSet";
+
 /// Longest credBlob stored (reported as maxCredBlobLength).
 pub const MAX_CRED_BLOB_LENGTH: usize = 32;
 
@@ -125,6 +129,7 @@ struct Extensions {
     cred_blob: Option<Vec<u8>>,
     large_blob_key: bool,
     min_pin_length: bool,
+    biometric_set: bool,
 }
 
 /// Parses the extensions map. Unknown extensions are ignored, as CTAP requires.
@@ -152,6 +157,12 @@ fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
         Some(_) | None => None,
     };
     let cred_blob = map.take("credBlob").map(Value::ctap_bytes).transpose()?;
+    // passgate's own extension: bind the credential to the current biometric enrollment.
+    let biometric_set = map
+        .take(BIOMETRIC_SET_EXTENSION)
+        .map(Value::ctap_bool)
+        .transpose()?
+        .unwrap_or(false);
     let large_blob_key = match map.take("largeBlobKey") {
         None => false,
         // The extension is only ever sent as true (§12.3).
@@ -174,6 +185,7 @@ fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
         cred_blob,
         large_blob_key,
         min_pin_length,
+        biometric_set,
     })
 }
 
@@ -300,6 +312,17 @@ impl Authenticator {
             })?;
         let mut id = vec![0u8; CREDENTIAL_ID_LENGTH];
         self.env.rng.fill(&mut id).map_err(|_| StatusCode::Other)?;
+        let biometric_set = if request.ext.biometric_set {
+            let biometric =
+                verified.is_some_and(|v| matches!(v.method(), VerificationMethod::Biometric(_)));
+            match (biometric, self.env.user.enrollment_state()) {
+                (true, Some(state)) => Some(state),
+                // Binding needs a biometric verification in this very ceremony.
+                _ => return Err(StatusCode::InvalidOption),
+            }
+        } else {
+            None
+        };
         let stored_blob = request
             .ext
             .cred_blob
@@ -332,6 +355,7 @@ impl Authenticator {
                 .cred_protect
                 .unwrap_or(cred_protect::UV_OPTIONAL),
             cred_blob: stored_blob.clone(),
+            biometric_set,
             large_blob_key,
             cred_random: if request.ext.hmac_secret {
                 let mut keys = zeroize::Zeroizing::new([0u8; 64]);
@@ -385,6 +409,10 @@ impl Authenticator {
             ),
             ("hmac-secret-mc", mc_output),
             ("minPinLength", min_pin_length),
+            (
+                BIOMETRIC_SET_EXTENSION,
+                biometric_set.map(|_| Value::Bool(true)),
+            ),
         ]);
         let extensions = match &outputs {
             Value::Map(m) if m.is_empty() => None,

@@ -461,6 +461,7 @@ impl FileCredentialStore {
                 cred_random: None,
                 cred_blob: None,
                 large_blob_key: None,
+                biometric_set: None,
             };
             store.insert_with(&record, false)?;
             ids.push(id);
@@ -691,6 +692,7 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
             r.cred_random.as_ref().map(|c| Value::Bytes(c.0.to_vec())),
         ),
         (14, r.cred_blob.clone().map(Value::Bytes)),
+        (16, r.biometric_set.map(|s| Value::Bytes(s.to_vec()))),
         (
             15,
             r.large_blob_key
@@ -731,6 +733,10 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         cred_blob: match params.take(14) {
             None => None,
             Some(v) => Some(v.ctap_bytes().ok()?),
+        },
+        biometric_set: match params.take(16) {
+            None => None,
+            Some(v) => Some(v.ctap_bytes().ok()?.try_into().ok()?),
         },
         large_blob_key: match params.take(15) {
             None => None,
