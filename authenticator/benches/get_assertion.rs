@@ -259,9 +259,68 @@ fn ctaphid_cbor(stream: &mut TcpStream, cid: u32, request: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Key store signing: software (wrapped key, cached) beside a TPM 2.0 (swtpm), same run.
+fn key_stores(c: &mut Criterion) {
+    use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let device_key = DeviceKey::load_or_create(dir.path()).expect("device key");
+    let mut software = SoftwareKeyStore::new(&device_key);
+    let key = software.create_key(KeyAlgorithm::Es256).expect("key");
+    let message = [7u8; 69];
+    c.bench_function("key_store_sign_software", |b| {
+        b.iter(|| {
+            software
+                .sign(&key.handle, black_box(&message))
+                .expect("sign")
+        })
+    });
+    #[cfg(feature = "tpm")]
+    {
+        let state = tempfile::tempdir().expect("tempdir");
+        let port = loop {
+            let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = probe.local_addr().expect("addr").port();
+            if port < 65000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                break port;
+            }
+        };
+        let mut swtpm = std::process::Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.path().display()))
+            .args([
+                "--server",
+                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+            ])
+            .args([
+                "--ctrl",
+                &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+            ])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .spawn()
+            .expect("swtpm");
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut tpm = passgate_authenticator::tpm::TpmKeyStore::open(&format!(
+            "swtpm:host=127.0.0.1,port={port}"
+        ))
+        .expect("tpm");
+        let tpm_key = tpm.create_key(KeyAlgorithm::Es256).expect("key");
+        c.bench_function("key_store_sign_tpm_swtpm", |b| {
+            b.iter(|| {
+                tpm.sign(&tpm_key.handle, black_box(&message))
+                    .expect("sign")
+            })
+        });
+        drop(tpm);
+        let _ = swtpm.kill();
+        let _ = swtpm.wait();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    targets = bench
+    targets = bench, key_stores
 }
 criterion_main!(benches);

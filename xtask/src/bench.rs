@@ -69,6 +69,8 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
             "passgate-authenticator",
             "--bench",
             "get_assertion",
+            "--features",
+            "tpm",
         ])
         .current_dir(root)
         .output()
@@ -100,6 +102,17 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
             peer / 1000.0,
             ratio,
             t.limit
+        );
+    }
+    if let (Ok(software), Ok(tpm)) = (
+        mean_ns(target_dir, "key_store_sign_software"),
+        mean_ns(target_dir, "key_store_sign_tpm_swtpm"),
+    ) {
+        println!(
+            "  INFO sign latency: TPM (swtpm) {:.1} µs vs software key store {:.1} µs = {:.1}x",
+            tpm / 1000.0,
+            software / 1000.0,
+            tpm / software
         );
     }
     for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
