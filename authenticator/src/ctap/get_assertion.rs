@@ -208,7 +208,6 @@ impl Authenticator {
         interaction: &Interaction,
     ) -> CommandResult {
         let mut request = parse(body, self.config.max_credential_count_in_list)?;
-        let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let want_up = request.options.up.unwrap_or(true);
         let select_prompt = Prompt {
@@ -227,7 +226,8 @@ impl Authenticator {
         let token_verified = token_use.and_then(|t| t.verified);
         let want_uv = token_use_requested(&request) || request.options.uv == Some(true);
         let mut want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);
-        if want_builtin_uv && !uv_available {
+        // Asking the verifier may cost a round trip to a daemon: only when UV is wanted.
+        if want_builtin_uv && !self.env.user.status().available {
             return Err(StatusCode::InvalidOption);
         }
         if self.pin.state()?.always_uv
@@ -235,7 +235,7 @@ impl Authenticator {
             && request.pin_uv_auth.is_none()
             && !want_builtin_uv
         {
-            if uv_available {
+            if self.env.user.status().available {
                 want_builtin_uv = true;
             } else {
                 return Err(if pin_set {
@@ -281,7 +281,11 @@ impl Authenticator {
         };
         // Credentials bound to the biometric set stop working when fingerprints are enrolled
         // or deleted: a precise error rather than a silent "no credentials".
-        let enrollment = self.env.user.enrollment_state();
+        let enrollment = if credentials.iter().any(|r| r.biometric_set.is_some()) {
+            self.env.user.enrollment_state()
+        } else {
+            None
+        };
         let found_any = !credentials.is_empty();
         let credentials: Vec<CredentialRecord> = credentials
             .into_iter()

@@ -197,7 +197,6 @@ impl Authenticator {
     ) -> CommandResult {
         let mut request = parse(body, self.config.max_credential_count_in_list)?;
         let hmac_mc_input = request.ext.hmac_secret_mc.take();
-        let uv_available = self.env.user.status().available;
         let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {
             action: PromptAction::Register,
@@ -223,12 +222,13 @@ impl Authenticator {
         )?;
         let always_uv = self.pin.state()?.always_uv;
         let mut want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
-        if want_builtin_uv && !uv_available {
+        // Asking the verifier may cost a round trip to a daemon: only when UV is wanted.
+        if want_builtin_uv && !self.env.user.status().available {
             return Err(StatusCode::InvalidOption);
         }
         if always_uv && token_use.is_none() && !want_builtin_uv {
             // alwaysUv: verify with the built-in method, else demand a PIN token.
-            if uv_available {
+            if self.env.user.status().available {
                 want_builtin_uv = true;
             } else {
                 return Err(if pin_set {
