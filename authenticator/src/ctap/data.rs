@@ -189,6 +189,15 @@ impl Options {
     }
 }
 
+/// The largeBlobKey extension input: only ever `true` (§12.3); `false` is INVALID_OPTION.
+pub fn large_blob_key_input(value: Option<Value>) -> Result<bool, StatusCode> {
+    match value.map(Value::ctap_bool).transpose()? {
+        None => Ok(false),
+        Some(true) => Ok(true),
+        Some(false) => Err(StatusCode::InvalidOption),
+    }
+}
+
 /// SHA-256 of an RP ID.
 pub fn rp_id_hash(rp_id: &str) -> [u8; 32] {
     let d = digest::digest(&digest::SHA256, rp_id.as_bytes());

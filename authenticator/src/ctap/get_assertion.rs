@@ -141,15 +141,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
                 .map(Value::ctap_bool)
                 .transpose()?
                 .unwrap_or(false);
-            let lbk = match ext.take("largeBlobKey") {
-                None => false,
-                Some(v) => {
-                    if !v.ctap_bool()? {
-                        return Err(StatusCode::InvalidOption);
-                    }
-                    true
-                }
-            };
+            let lbk = super::data::large_blob_key_input(ext.take("largeBlobKey"))?;
             (hmac, blob, lbk)
         }
     };

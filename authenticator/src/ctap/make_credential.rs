@@ -163,16 +163,7 @@ fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
         .map(Value::ctap_bool)
         .transpose()?
         .unwrap_or(false);
-    let large_blob_key = match map.take("largeBlobKey") {
-        None => false,
-        // The extension is only ever sent as true (§12.3).
-        Some(v) => {
-            if !v.ctap_bool()? {
-                return Err(StatusCode::InvalidOption);
-            }
-            true
-        }
-    };
+    let large_blob_key = super::data::large_blob_key_input(map.take("largeBlobKey"))?;
     let min_pin_length = map
         .take("minPinLength")
         .map(Value::ctap_bool)
