@@ -239,3 +239,53 @@ def test_enrollment_change_invalidates_bound_credentials(spawn, fprint, monkeypa
     with _Scanner(fprint["vdev"], "finger-a"):
         still = ctap.get_assertion(RP_ID, b"\4" * 32, allow(free), options={"uv": True})
     assert still.auth_data.is_user_verified(), "credentials without the binding keep working"
+
+
+def _send(vdev, command):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(vdev))
+    s.sendall(command.encode())
+    s.close()
+
+
+def test_retry_results_keep_waiting_and_sensor_errors_are_reported(spawn, fprint, monkeypatch):
+    pg = _spawn(spawn, fprint, monkeypatch)
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, [{"type": "public-key", "alg": -7}],
+                                    options={"rk": True, "uv": True})
+    allow = [{"type": "public-key", "id": made.auth_data.credential_data.credential_id}]
+
+    # A retry result (swipe too short) keeps the same attempt waiting; a good scan then matches.
+    def retry_then_match():
+        time.sleep(0.3)
+        _send(fprint["vdev"], "RETRY 1")
+        time.sleep(0.3)
+        _send(fprint["vdev"], "SCAN finger-a")
+    threading.Thread(target=retry_then_match, daemon=True).start()
+    got = ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+    assert got.auth_data.is_user_verified()
+    from fido2.ctap2.pin import ClientPin
+    assert ClientPin(ctap).get_uv_retries() == 8, "a retry is not a failed attempt"
+
+    # The sensor reports an error: the attempt ends without UV and does not count.
+    def error():
+        time.sleep(0.3)
+        _send(fprint["vdev"], "ERROR 0")
+    threading.Thread(target=error, daemon=True).start()
+    with pytest.raises(CtapError) as err:
+        ctap.get_assertion(RP_ID, b"\3" * 32, allow, options={"uv": True})
+    assert err.value.code == CtapError.ERR.OPERATION_DENIED
+    assert ClientPin(ctap).get_uv_retries() == 8
+
+    # The sensor is unplugged mid-scan: no UV, a clear error, nothing counted.
+    def unplug():
+        time.sleep(0.3)
+        _send(fprint["vdev"], "UNPLUG")
+    threading.Thread(target=unplug, daemon=True).start()
+    with pytest.raises(CtapError) as err:
+        ctap.get_assertion(RP_ID, b"\4" * 32, allow, options={"uv": True})
+    assert err.value.code in (CtapError.ERR.OPERATION_DENIED, CtapError.ERR.INVALID_OPTION)
+    # With the sensor gone, UV is no longer offered.
+    assert "uv" not in Ctap2(pg.device()).get_info().options
