@@ -648,3 +648,42 @@ fn key_handles_sign_verifiably_and_only_under_their_device_key() {
     let again = keys.sign(&created.handle, b"client data").unwrap();
     verifier.verify(b"client data", &again).unwrap();
 }
+
+#[test]
+fn resolving_a_crash_duplicate_repoints_the_user_index() {
+    // Crash before the index was repointed, but the new credential is newer: it wins, and the
+    // index must follow it so that deleting it leaves nothing behind.
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"old", b"alice", true, 1))
+        .unwrap();
+    let old_file = rk_files(dir.path()).remove(0);
+    let old_bytes = std::fs::read(&old_file).unwrap();
+    let index = files(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "user"))
+        .unwrap();
+    let old_index = std::fs::read(&index).unwrap();
+    store
+        .insert(&record(&mut keys, "example.com", b"new", b"alice", true, 2))
+        .unwrap();
+    let new_index = std::fs::read(&index).unwrap();
+    assert_ne!(new_index, old_index);
+    drop(store);
+    std::fs::write(&old_file, &old_bytes).unwrap();
+    std::fs::write(&index, &old_index).unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let found = store.discoverable("example.com").unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, b"new");
+    assert!(!old_file.exists());
+    assert_eq!(std::fs::read(&index).unwrap(), new_index);
+    assert_eq!(store.delete(b"new").unwrap().unwrap().id, b"new");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("credentials"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

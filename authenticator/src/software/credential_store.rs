@@ -659,6 +659,7 @@ impl CredentialStore for FileCredentialStore {
         let mut kept: HashMap<Vec<u8>, usize> = HashMap::with_capacity(records.len());
         let mut result: Vec<(Tag, CredentialRecord)> = Vec::with_capacity(records.len());
         let mut stale: Vec<Tag> = Vec::new();
+        let mut resolved: Vec<usize> = Vec::new();
         for (tag, record) in records {
             let Some(&at) = kept.get(&record.user_id) else {
                 kept.insert(record.user_id.clone(), result.len());
@@ -675,6 +676,18 @@ impl CredentialStore for FileCredentialStore {
                 *winner = (tag, record);
             } else {
                 stale.push(tag);
+            }
+            resolved.push(at);
+        }
+        // Point the user index at each winner before removing the losers, so that the index
+        // never names a removed file (a later delete then removes index and RP directory too).
+        for at in resolved {
+            if let Some((tag, record)) = result.get(at) {
+                let user_path = self.user_path(&rp_tag, &self.user_tag(rp_id, &record.user_id));
+                if self.indexed(&rp_tag, rp_id, &record.user_id) != Some(*tag) {
+                    write_atomic(&user_path, hex(tag).as_bytes(), true)
+                        .map_err(io_error(&user_path))?;
+                }
             }
         }
         for tag in stale {
