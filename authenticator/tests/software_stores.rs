@@ -362,3 +362,328 @@ fn update_rewrites_in_place() {
         Some("renamed")
     );
 }
+
+fn rk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = files(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rk"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn replacing_a_user_needs_no_spare_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 2);
+    store
+        .insert(&record(&mut keys, "example.com", b"a1", b"alice", true, 1))
+        .unwrap();
+    store
+        .insert(&record(&mut keys, "example.com", b"b1", b"bob", true, 1))
+        .unwrap();
+    assert_eq!(store.remaining_capacity().unwrap(), 0);
+    let carol = record(&mut keys, "example.com", b"c1", b"carol", true, 2);
+    assert!(matches!(
+        store.insert(&carol),
+        Err(StoreError::Full { capacity: 2 })
+    ));
+    store
+        .insert(&record(&mut keys, "example.com", b"a2", b"alice", true, 2))
+        .unwrap();
+    assert_eq!(store.remaining_capacity().unwrap(), 0);
+    assert_eq!(store.discoverable_count().unwrap(), 2);
+    assert_eq!(store.get("example.com", b"a1").unwrap(), None);
+    assert_eq!(rk_files(dir.path()).len(), 2);
+}
+
+#[test]
+fn an_existing_credential_id_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    let first = record(&mut keys, "example.com", b"same-id", b"alice", true, 1);
+    store.insert(&first).unwrap();
+    let file = rk_files(dir.path()).remove(0);
+    let bytes = std::fs::read(&file).unwrap();
+    for rk in [true, false] {
+        let again = record(&mut keys, "example.com", b"same-id", b"bob", rk, 2);
+        let err = store.insert(&again).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { path, source }
+                if *path == file && source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+    assert_eq!(store.remaining_capacity().unwrap(), 9);
+    assert_eq!(store.get("example.com", b"same-id").unwrap(), Some(first));
+}
+
+#[test]
+fn replacing_a_user_keeps_a_corrupt_predecessor_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"old", b"alice", true, 1))
+        .unwrap();
+    drop(store);
+    let old_file = rk_files(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&old_file).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&old_file, &bytes).unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"new", b"alice", true, 2))
+        .unwrap();
+    assert_eq!(std::fs::read(&old_file).unwrap(), bytes);
+    assert_eq!(
+        store.get("example.com", b"new").unwrap().unwrap().id,
+        b"new"
+    );
+    assert!(matches!(
+        store.discoverable("example.com"),
+        Err(StoreError::Corrupt { path, .. }) if path == old_file
+    ));
+    assert_eq!(std::fs::read(&old_file).unwrap(), bytes);
+}
+
+/// Replaces alice's credential at the same creation time, then restores the old file (and,
+/// with `index_repointed == false`, the old user index), as a crash would leave them.
+fn crash_with_equal_times(index_repointed: bool) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"old", b"alice", true, 7))
+        .unwrap();
+    let old_file = rk_files(dir.path()).remove(0);
+    let old_bytes = std::fs::read(&old_file).unwrap();
+    let index = files(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "user"))
+        .unwrap();
+    let old_index = std::fs::read(&index).unwrap();
+    store
+        .insert(&record(&mut keys, "example.com", b"new", b"alice", true, 7))
+        .unwrap();
+    drop(store);
+    std::fs::write(&old_file, &old_bytes).unwrap();
+    if !index_repointed {
+        std::fs::write(&index, &old_index).unwrap();
+    }
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let found = store.discoverable("example.com").unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(rk_files(dir.path()).len(), 1, "the loser is removed");
+    assert_eq!(store.discoverable_count().unwrap(), 1);
+    assert_eq!(store.remaining_capacity().unwrap(), 9);
+    found[0].id.clone()
+}
+
+#[test]
+fn crash_during_replacement_at_equal_times_resolves_by_the_user_index() {
+    // Crash after the index was repointed: the new state.
+    assert_eq!(crash_with_equal_times(true), b"new");
+    // Crash before the index was repointed: insert never returned, the old state.
+    assert_eq!(crash_with_equal_times(false), b"old");
+}
+
+#[test]
+fn delete_removes_the_empty_rp_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "a.example", b"1", b"u", true, 1))
+        .unwrap();
+    store
+        .insert(&record(&mut keys, "b.example", b"2", b"u", false, 1))
+        .unwrap();
+    let root = dir.path().join("credentials");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 2);
+    assert_eq!(store.delete(b"1").unwrap().unwrap().id, b"1");
+    assert_eq!(store.delete(b"2").unwrap().unwrap().id, b"2");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+    assert_eq!(store.relying_parties().unwrap(), vec![]);
+    assert_eq!(store.remaining_capacity().unwrap(), 10);
+}
+
+#[test]
+fn counter_values_are_epoch_and_use_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    // First open: epoch 1.
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 1);
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 2);
+    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (1 << 12) | 1);
+    for n in 3..=4095 {
+        assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | n);
+    }
+    // The 4096th use bumps the epoch durably; every counter restarts in epoch 2.
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (2 << 12) | 1);
+    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (2 << 12) | 1);
+    drop(store);
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (3 << 12) | 1);
+    let epoch = std::fs::read(dir.path().join("counter.epoch")).unwrap();
+    assert_eq!(&epoch[epoch.len() - 4..], &3u32.to_be_bytes());
+}
+
+#[test]
+fn counter_epoch_exhaustion_is_an_error_never_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, _keys, store) = open(dir.path(), 10);
+    drop(store);
+    let epoch_file = dir.path().join("counter.epoch");
+    let mut bytes = std::fs::read(&epoch_file).unwrap();
+    let at = bytes.len() - 4;
+    // The last usable epoch is 2^20 - 1; the next open uses it.
+    bytes[at..].copy_from_slice(&((1u32 << 20) - 2).to_be_bytes());
+    std::fs::write(&epoch_file, &bytes).unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let mut last = 0;
+    for _ in 0..4095 {
+        last = store.next_sign_count("r", b"a").unwrap();
+    }
+    assert_eq!(last, u32::MAX);
+    assert!(store.next_sign_count("r", b"a").is_err());
+    assert!(store.next_sign_count("r", b"a").is_err());
+    drop(store);
+    let key = DeviceKey::load_or_create(dir.path()).unwrap();
+    let on_disk = std::fs::read(&epoch_file).unwrap();
+    assert!(FileCredentialStore::open(dir.path(), &key, 10).is_err());
+    assert_eq!(std::fs::read(&epoch_file).unwrap(), on_disk);
+}
+
+#[test]
+fn corrupt_epoch_file_is_an_error_and_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DeviceKey::load_or_create(dir.path()).unwrap();
+    let epoch_file = dir.path().join("counter.epoch");
+    std::fs::write(&epoch_file, b"junk").unwrap();
+    let err = FileCredentialStore::open(dir.path(), &key, 10).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { path, .. } if *path == epoch_file),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&epoch_file).unwrap(), b"junk");
+}
+
+#[test]
+fn stale_temp_files_in_the_state_directory_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, _keys, store) = open(dir.path(), 10);
+    drop(store);
+    std::fs::write(dir.path().join(".tmp-0011223344556677"), b"partial").unwrap();
+    std::fs::create_dir(dir.path().join("credentials.deleting-00")).unwrap();
+    std::fs::write(dir.path().join("unrelated"), b"keep").unwrap();
+    let (_k, _keys, _store) = open(dir.path(), 10);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["counter.epoch", "credentials", "device.key", "unrelated"]
+    );
+}
+
+#[test]
+fn device_key_never_appears_in_other_files_and_corrupt_key_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    let rk = record(&mut keys, "example.com", b"id", b"alice", true, 1);
+    store.insert(&rk).unwrap();
+    drop(store);
+    let key_file = dir.path().join("device.key");
+    let key_bytes = std::fs::read(&key_file).unwrap();
+    assert_eq!(key_bytes.len(), 40);
+    let secret = &key_bytes[8..];
+    for path in files(dir.path()) {
+        if path.is_file() && path != key_file {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(32).any(|w| w == secret),
+                "{}",
+                path.display()
+            );
+            assert!(
+                !bytes.windows(rk.key.0.len()).any(|w| w == rk.key.0),
+                "key handle in plaintext in {}",
+                path.display()
+            );
+        }
+    }
+    let mut truncated = key_bytes.clone();
+    truncated.pop();
+    std::fs::write(&key_file, &truncated).unwrap();
+    let err = DeviceKey::load_or_create(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(&key_file.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&key_file).unwrap(), truncated);
+}
+
+#[test]
+fn key_handles_sign_verifiably_and_only_under_their_device_key() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+    use passgate_authenticator::api::key_store::KeyStoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (_k, mut keys, _store) = open(dir.path(), 10);
+    let (_k2, mut foreign, _store2) = open(other.path(), 10);
+    assert_eq!(keys.info().backend, "software");
+    let created = keys.create_key(KeyAlgorithm::Es256).unwrap();
+    let public = created.public_key.to_sec1_uncompressed();
+    let signature = keys.sign(&created.handle, b"client data").unwrap();
+    let verifier = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..]);
+    verifier.verify(b"client data", &signature).unwrap();
+    assert!(verifier.verify(b"other data", &signature).is_err());
+    assert!(matches!(
+        foreign.sign(&created.handle, b"client data"),
+        Err(KeyStoreError::InvalidHandle)
+    ));
+    // After delete_key the handle still works from the record (it is the wrapped key).
+    keys.delete_key(&created.handle).unwrap();
+    let again = keys.sign(&created.handle, b"client data").unwrap();
+    verifier.verify(b"client data", &again).unwrap();
+}
+
+#[test]
+fn resolving_a_crash_duplicate_repoints_the_user_index() {
+    // Crash before the index was repointed, but the new credential is newer: it wins, and the
+    // index must follow it so that deleting it leaves nothing behind.
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"old", b"alice", true, 1))
+        .unwrap();
+    let old_file = rk_files(dir.path()).remove(0);
+    let old_bytes = std::fs::read(&old_file).unwrap();
+    let index = files(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "user"))
+        .unwrap();
+    let old_index = std::fs::read(&index).unwrap();
+    store
+        .insert(&record(&mut keys, "example.com", b"new", b"alice", true, 2))
+        .unwrap();
+    let new_index = std::fs::read(&index).unwrap();
+    assert_ne!(new_index, old_index);
+    drop(store);
+    std::fs::write(&old_file, &old_bytes).unwrap();
+    std::fs::write(&index, &old_index).unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let found = store.discoverable("example.com").unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, b"new");
+    assert!(!old_file.exists());
+    assert_eq!(std::fs::read(&index).unwrap(), new_index);
+    assert_eq!(store.delete(b"new").unwrap().unwrap().id, b"new");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("credentials"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

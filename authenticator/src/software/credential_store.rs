@@ -15,9 +15,17 @@
 //! to another name or RP directory fails to open. A lookup by (RP ID, credential ID) is one path
 //! computation and one file read: no scan, no decryption of other credentials.
 //!
-//! Every write is atomic and durable (temp file, fsync, rename, directory fsync). Replacing a
-//! discoverable credential writes the new credential, then repoints the user file, then deletes
-//! the old credential; if a crash leaves both, readers keep the newest and remove the other.
+//! Every write is atomic and durable (temp file, fsync, rename, directory fsync); temp files
+//! left by a crash are removed at `open`. Replacing a discoverable credential (same RP and user
+//! handle) writes the new credential, then repoints the user file, then deletes the old
+//! credential (after decrypting it to confirm it belongs to that user: the user file is only a
+//! hint). If a crash leaves both, `discoverable` keeps the newest (`created_at`; on a tie, the
+//! one the user file names, as it is repointed only once the new credential is durable) and
+//! removes the other. A replacement needs no spare capacity.
+//!
+//! A file that fails decryption or decoding is reported as [`StoreError::Corrupt`] and never
+//! deleted or overwritten by the store: not by `open`, not by a replacing `insert` (the corrupt
+//! predecessor is kept), and an `insert` never writes over an existing credential file.
 //!
 //! Signature counters avoid a disk write per assertion with an epoch: `counter.epoch` is
 //! incremented durably each time the store opens, and a credential's counter is
@@ -49,6 +57,8 @@ const EPOCH_MAGIC: &[u8; 8] = b"PGEPOCH1";
 const EPOCH_SHIFT: u32 = 12;
 const MAX_USES_PER_EPOCH: u16 = 4095;
 const MAX_EPOCH: u32 = (1 << (32 - EPOCH_SHIFT)) - 1;
+/// A credentials directory being removed by `reset`.
+const DELETING_PREFIX: &str = "credentials.deleting-";
 const RECORD_CACHE_CAPACITY: usize = 1024;
 const RESIDENT_EXT: &str = "rk";
 const NON_RESIDENT_EXT: &str = "cred";
@@ -140,16 +150,17 @@ impl FileCredentialStore {
     ) -> Result<Self, StoreError> {
         let root = state_dir.join("credentials");
         private_dir(&root).map_err(io_error(&root))?;
-        // Leftovers of a reset interrupted by a crash.
+        // Leftovers of a crash: a reset that was interrupted, temp files of counter-epoch or
+        // device-key writes.
         for entry in std::fs::read_dir(state_dir).map_err(io_error(state_dir))? {
             let entry = entry.map_err(io_error(state_dir))?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("credentials.deleting-")
-            {
-                let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let path = entry.path();
+            if name.starts_with(DELETING_PREFIX) {
                 std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            } else if name.starts_with(TEMP_PREFIX) && path.is_file() {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
             }
         }
         let mut total = 0;
@@ -384,34 +395,55 @@ impl FileCredentialStore {
     }
 
     fn insert_with(&mut self, record: &CredentialRecord, durable: bool) -> Result<(), StoreError> {
-        if self.total >= self.capacity {
+        let rp_tag = self.rp_tag(&record.rp_id);
+        let cred_tag = self.cred_tag(&record.id);
+        let path = self.cred_path(&rp_tag, &cred_tag, record.discoverable);
+        // The discoverable credential this one replaces (same RP and user handle), if any.
+        let replaced = if record.discoverable {
+            let user_tag = self.user_tag(&record.rp_id, &record.user_id);
+            let user_path = self.user_path(&rp_tag, &user_tag);
+            let previous = match self
+                .indexed(&rp_tag, &record.rp_id, &record.user_id)
+                .filter(|old| *old != cred_tag)
+            {
+                Some(old) => self.replaceable(record, &rp_tag, &old)?.then_some(old),
+                None => None,
+            };
+            Some((user_path, previous))
+        } else {
+            None
+        };
+        let replaces_one = matches!(replaced, Some((_, Some(_))));
+        if self.total >= self.capacity && !replaces_one {
             return Err(StoreError::Full {
                 capacity: self.capacity,
             });
         }
-        let rp_tag = self.rp_tag(&record.rp_id);
-        let cred_tag = self.cred_tag(&record.id);
-        let dir = self.rp_dir(&rp_tag);
-        if !dir.exists() {
-            private_dir(&dir).map_err(io_error(&dir))?;
-            if durable {
-                sync_dir(&self.root).map_err(io_error(&self.root))?;
+        // Never overwrite a stored credential (it may be a corrupt file kept for inspection);
+        // credential IDs are random, so this only happens on a caller bug.
+        for resident in [true, false] {
+            let existing = self.cred_path(&rp_tag, &cred_tag, resident);
+            if existing.exists() {
+                return Err(StoreError::Io {
+                    path: existing,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "a credential with this ID is already stored",
+                    ),
+                });
             }
         }
+        let dir = self.rp_dir(&rp_tag);
+        // Creates the RP directory (and makes its entry durable) when missing.
+        private_dir(&dir).map_err(io_error(&dir))?;
         let sealed = self.seal(record, &rp_tag, &cred_tag)?;
-        let path = self.cred_path(&rp_tag, &cred_tag, record.discoverable);
         write_atomic(&path, &sealed, durable).map_err(io_error(&path))?;
         self.total += 1;
-        if record.discoverable {
+        if let Some((user_path, previous)) = replaced {
             self.discoverable += 1;
-            let user_tag = self.user_tag(&record.rp_id, &record.user_id);
-            let user_path = self.user_path(&rp_tag, &user_tag);
-            let previous = std::fs::read_to_string(&user_path)
-                .ok()
-                .and_then(|s| parse_tag(s.trim()));
             write_atomic(&user_path, hex(&cred_tag).as_bytes(), durable)
                 .map_err(io_error(&user_path))?;
-            if let Some(old) = previous.filter(|old| *old != cred_tag) {
+            if let Some(old) = previous {
                 let old_path = self.cred_path(&rp_tag, &old, true);
                 if self.remove_file(&old_path, durable)? {
                     self.total = self.total.saturating_sub(1);
@@ -422,6 +454,49 @@ impl FileCredentialStore {
         }
         self.cache_put(cred_tag, record);
         Ok(())
+    }
+
+    /// Whether the discoverable credential `old` (named by the user index) is really `record`'s
+    /// predecessor and may be deleted once `record` is stored. The index is not authenticated,
+    /// so the old record is decrypted and its RP and user handle compared. A corrupt old file
+    /// is kept (never deleted silently): it will surface as `StoreError::Corrupt`.
+    fn replaceable(
+        &self,
+        record: &CredentialRecord,
+        rp_tag: &Tag,
+        old: &Tag,
+    ) -> Result<bool, StoreError> {
+        let old_path = self.cred_path(rp_tag, old, true);
+        match self.open_file(&old_path, rp_tag, old) {
+            Ok(Some(existing)) => {
+                Ok(existing.rp_id == record.rp_id && existing.user_id == record.user_id)
+            }
+            Ok(None) => Ok(false),
+            Err(StoreError::Corrupt { path, reason }) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    %reason,
+                    "keeping a corrupt credential file instead of replacing it"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The credential the user index of (`rp_id`, `user_id`) names, if any.
+    fn indexed(&self, rp_tag: &Tag, rp_id: &str, user_id: &[u8]) -> Option<Tag> {
+        let path = self.user_path(rp_tag, &self.user_tag(rp_id, user_id));
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| parse_tag(s.trim()))
+    }
+
+    /// Forgets the decoded records cached in memory, so that the next lookups read their
+    /// files. For benchmarks (cold lookups) only.
+    #[doc(hidden)]
+    pub fn clear_record_cache(&mut self) {
+        self.cache.clear();
     }
 
     /// Fills a state directory with `count` discoverable credentials for `rp_id`, without an
@@ -578,22 +653,51 @@ impl CredentialStore for FileCredentialStore {
                 .cmp(&a.1.created_at)
                 .then(a.1.id.cmp(&b.1.id))
         });
-        // A crash during replacement can leave two credentials for one user: keep the newest.
-        let mut seen: Vec<Vec<u8>> = Vec::new();
-        let mut result = Vec::with_capacity(records.len());
+        // A crash during replacement can leave two credentials for one user: keep the newest
+        // (on equal creation times, the one the user index names: it is repointed only after
+        // the new credential is durable), remove the other.
+        let mut kept: HashMap<Vec<u8>, usize> = HashMap::with_capacity(records.len());
+        let mut result: Vec<(Tag, CredentialRecord)> = Vec::with_capacity(records.len());
+        let mut stale: Vec<Tag> = Vec::new();
+        let mut resolved: Vec<usize> = Vec::new();
         for (tag, record) in records {
-            if seen.contains(&record.user_id) {
-                if self.remove_file(&self.cred_path(&rp_tag, &tag, true), true)? {
-                    self.total = self.total.saturating_sub(1);
-                    self.discoverable = self.discoverable.saturating_sub(1);
-                }
-                self.cache.remove(&tag);
+            let Some(&at) = kept.get(&record.user_id) else {
+                kept.insert(record.user_id.clone(), result.len());
+                result.push((tag, record));
                 continue;
+            };
+            let Some(winner) = result.get_mut(at) else {
+                continue;
+            };
+            let indexed = winner.1.created_at == record.created_at
+                && self.indexed(&rp_tag, rp_id, &record.user_id) == Some(tag);
+            if indexed {
+                stale.push(winner.0);
+                *winner = (tag, record);
+            } else {
+                stale.push(tag);
             }
-            seen.push(record.user_id.clone());
-            result.push(record);
+            resolved.push(at);
         }
-        Ok(result)
+        // Point the user index at each winner before removing the losers, so that the index
+        // never names a removed file (a later delete then removes index and RP directory too).
+        for at in resolved {
+            if let Some((tag, record)) = result.get(at) {
+                let user_path = self.user_path(&rp_tag, &self.user_tag(rp_id, &record.user_id));
+                if self.indexed(&rp_tag, rp_id, &record.user_id) != Some(*tag) {
+                    write_atomic(&user_path, hex(tag).as_bytes(), true)
+                        .map_err(io_error(&user_path))?;
+                }
+            }
+        }
+        for tag in stale {
+            if self.remove_file(&self.cred_path(&rp_tag, &tag, true), true)? {
+                self.total = self.total.saturating_sub(1);
+                self.discoverable = self.discoverable.saturating_sub(1);
+            }
+            self.cache.remove(&tag);
+        }
+        Ok(result.into_iter().map(|(_, record)| record).collect())
     }
 
     fn relying_parties(&mut self) -> Result<Vec<(String, Option<String>, usize)>, StoreError> {
@@ -654,7 +758,7 @@ impl CredentialStore for FileCredentialStore {
             .map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
         let doomed = self
             .state_dir
-            .join(format!("credentials.deleting-{}", hex(&suffix)));
+            .join(format!("{DELETING_PREFIX}{}", hex(&suffix)));
         std::fs::rename(&self.root, &doomed).map_err(io_error(&self.root))?;
         private_dir(&self.root).map_err(io_error(&self.root))?;
         sync_dir(&self.state_dir).map_err(io_error(&self.state_dir))?;

@@ -5,15 +5,16 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::fs::{private_dir, write_atomic};
+use super::fs::{create_new_atomic, private_dir};
 
 const FILE_NAME: &str = "device.key";
 const MAGIC: &[u8; 8] = b"PGDEVK01";
 const FILE_LEN: usize = MAGIC.len() + 32;
+const HKDF_SALT: &[u8] = b"passgate device key v1";
 
 /// Why the device key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,42 @@ impl DeviceKey {
             source,
         })?;
         let path = state_dir.join(FILE_NAME);
+        match Self::load(&path)? {
+            Some(key) => Ok(key),
+            None => Self::create(path),
+        }
+    }
+
+    /// Creates a new key file; if another process created one first, loads that one instead.
+    fn create(path: PathBuf) -> Result<Self, DeviceKeyError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| DeviceKeyError::Random)?;
+        let mut content = Zeroizing::new(Vec::with_capacity(FILE_LEN));
+        content.extend_from_slice(MAGIC);
+        content.extend_from_slice(bytes.as_ref());
+        let created = create_new_atomic(&path, &content).map_err(|source| DeviceKeyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if created {
+            tracing::info!("created a new device key");
+            return Ok(Self { bytes });
+        }
+        // Lost a race with another process: the existing key wins, whatever it holds.
+        Self::load(&path)?.ok_or(DeviceKeyError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "device key vanished while being created",
+            ),
+        })
+    }
+
+    /// Loads the key file, or `None` if there is none.
+    fn load(path: &Path) -> Result<Option<Self>, DeviceKeyError> {
+        let path = path.to_path_buf();
         match std::fs::File::open(&path) {
             Ok(mut file) => {
                 let io = |source| DeviceKeyError::Io {
@@ -77,7 +114,9 @@ impl DeviceKey {
                 if mode & 0o077 != 0 {
                     return Err(DeviceKeyError::InsecurePermissions { path, mode });
                 }
-                let mut content = Zeroizing::new(Vec::with_capacity(FILE_LEN));
+                // One spare byte so that reading a too-long file never reallocates (and leaves
+                // an unzeroized copy behind).
+                let mut content = Zeroizing::new(Vec::with_capacity(FILE_LEN + 1));
                 file.by_ref()
                     .take(u64::try_from(FILE_LEN + 1).unwrap_or(u64::MAX))
                     .read_to_end(&mut content)
@@ -99,33 +138,31 @@ impl DeviceKey {
                 }
                 let mut bytes = Zeroizing::new([0u8; 32]);
                 bytes.copy_from_slice(&content[MAGIC.len()..]);
-                Ok(Self { bytes })
+                Ok(Some(Self { bytes }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut bytes = Zeroizing::new([0u8; 32]);
-                SystemRandom::new()
-                    .fill(bytes.as_mut())
-                    .map_err(|_| DeviceKeyError::Random)?;
-                let mut content = Zeroizing::new(Vec::with_capacity(FILE_LEN));
-                content.extend_from_slice(MAGIC);
-                content.extend_from_slice(bytes.as_ref());
-                write_atomic(&path, &content, true)
-                    .map_err(|source| DeviceKeyError::Io { path, source })?;
-                tracing::info!("created a new device key");
-                Ok(Self { bytes })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(DeviceKeyError::Io { path, source }),
         }
     }
 
-    /// Derives an independent 32-byte key for `label` (HKDF-SHA256).
+    /// Derives an independent 32-byte key for `label`: HKDF-SHA256 (RFC 5869) with the salt
+    /// `passgate device key v1` and `label` as info.
+    ///
+    /// A 32-byte output is exactly one HKDF-Expand block, `HMAC(PRK, info || 0x01)`, so it is
+    /// computed with HMAC directly: unlike `aws_lc_rs::hkdf`'s fallible `expand`/`fill`, this
+    /// has no error path that could leave an all-zero key behind. A unit test checks it against
+    /// `aws_lc_rs::hkdf`.
     pub(crate) fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let salt = hmac::Key::new(hmac::HMAC_SHA256, HKDF_SALT);
+        let mut prk = Zeroizing::new([0u8; 32]);
+        prk.copy_from_slice(hmac::sign(&salt, self.bytes.as_ref()).as_ref());
+        let prk = hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref());
+        let mut ctx = hmac::Context::with_key(&prk);
+        ctx.update(label);
+        ctx.update(&[1]);
+        let block = ctx.sign();
         let mut out = Zeroizing::new([0u8; 32]);
-        let prk = Salt::new(HKDF_SHA256, b"passgate device key v1").extract(self.bytes.as_ref());
-        // Expanding 32 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32).
-        if let Ok(okm) = prk.expand(&[label], HKDF_SHA256) {
-            let _ = okm.fill(out.as_mut());
-        }
+        out.copy_from_slice(block.as_ref());
         out
     }
 }
@@ -150,6 +187,24 @@ mod tests {
         let dir_mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(format!("{a:?}"), "DeviceKey(..)");
+    }
+
+    #[test]
+    fn derivation_is_hkdf_sha256() {
+        use aws_lc_rs::hkdf::{HKDF_SHA256, Salt};
+        let key = DeviceKey {
+            bytes: Zeroizing::new([0x42; 32]),
+        };
+        for label in [&b"software key store: key wrapping"[..], b"", b"x"] {
+            let mut expected = [0u8; 32];
+            Salt::new(HKDF_SHA256, HKDF_SALT)
+                .extract(&[0x42; 32])
+                .expand(&[label], HKDF_SHA256)
+                .unwrap()
+                .fill(&mut expected)
+                .unwrap();
+            assert_eq!(*key.derive(label), expected);
+        }
     }
 
     #[test]
