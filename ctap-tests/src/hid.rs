@@ -1,7 +1,7 @@
 //! A CTAPHID client (CTAP 2.1 §11.2) over a pluggable report transport.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 /// One 64-byte HID report.
@@ -21,11 +21,29 @@ pub struct TcpTransport {
     buffer: Vec<u8>,
 }
 
+/// How long connecting to, or writing a report to, a TCP target may take.
+pub const TCP_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl TcpTransport {
-    /// Connects to `host:port`.
+    /// Connects to `host:port` (each resolved address tried with [`TCP_IO_TIMEOUT`]), with
+    /// `TCP_NODELAY` and a write timeout so that a stuck target never hangs the suite.
     pub fn connect(addr: &str) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr)?;
+        let mut last = io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        );
+        for candidate in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&candidate, TCP_IO_TIMEOUT) {
+                Ok(stream) => return Self::from_stream(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn from_stream(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(TCP_IO_TIMEOUT))?;
         Ok(Self {
             stream,
             buffer: Vec::with_capacity(128),
@@ -144,6 +162,50 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
+/// A parsed CTAPHID_INIT response payload (§11.2.9.1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitResponse {
+    /// The nonce echoed back.
+    pub nonce: [u8; 8],
+    /// The channel ID allocated (or kept).
+    pub cid: u32,
+    /// CTAPHID protocol version (2).
+    pub protocol_version: u8,
+    /// Device version: major, minor, build.
+    pub device_version: [u8; 3],
+    /// Capability flags.
+    pub capabilities: u8,
+}
+
+impl InitResponse {
+    /// Parses an INIT response message; anything but a 17-byte INIT payload is an error.
+    pub fn parse(m: &Message) -> Result<Self, String> {
+        if m.command != cmd::INIT {
+            return Err(format!("expected an INIT response, got {m:?}"));
+        }
+        let p: &[u8; 17] = m.payload.as_slice().try_into().map_err(|_| {
+            format!(
+                "INIT response payload is {} bytes instead of 17",
+                m.payload.len()
+            )
+        })?;
+        Ok(Self {
+            nonce: [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]],
+            cid: u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+            protocol_version: p[12],
+            device_version: [p[13], p[14], p[15]],
+            capabilities: p[16],
+        })
+    }
+}
+
+/// Eight random bytes for an INIT nonce.
+pub fn fresh_nonce() -> Result<[u8; 8], String> {
+    let mut nonce = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no randomness for an INIT nonce")?;
+    Ok(nonce)
+}
+
 /// An open channel on a device.
 pub struct Channel {
     /// The transport.
@@ -198,23 +260,33 @@ pub fn read_message(t: &mut dyn Transport, timeout: Duration) -> Result<Message,
 }
 
 impl Channel {
-    /// Opens a channel: INIT on the broadcast CID with a fresh nonce.
+    /// Opens a channel: INIT on the broadcast CID with a fresh random nonce.
+    ///
+    /// Broadcast INIT responses carrying another nonce (meant for another client of a shared
+    /// device) are skipped, as §11.2.9.1.3 asks of clients.
     pub fn open(mut transport: Box<dyn Transport>) -> Result<Self, String> {
-        let nonce = *b"ctapconf";
+        let nonce = fresh_nonce()?;
         transport
             .send(&init_report(BROADCAST, cmd::INIT, 8, &nonce))
             .map_err(|e| format!("transport error: {e}"))?;
-        let m = read_message(transport.as_mut(), RESPONSE_TIMEOUT)?;
-        if m.command != cmd::INIT || m.payload.len() < 17 || m.payload[..8] != nonce {
-            return Err(format!("bad INIT response {m:?}"));
+        let deadline = Instant::now() + RESPONSE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no INIT response carrying our nonce (timeout)".into());
+            }
+            let m = read_message(transport.as_mut(), left)?;
+            let init = InitResponse::parse(&m)?;
+            if init.nonce != nonce {
+                continue;
+            }
+            return Ok(Self {
+                transport,
+                cid: init.cid,
+                capabilities: init.capabilities,
+                keepalives: Vec::new(),
+            });
         }
-        let cid = u32::from_be_bytes([m.payload[8], m.payload[9], m.payload[10], m.payload[11]]);
-        Ok(Self {
-            transport,
-            cid,
-            capabilities: m.payload[16],
-            keepalives: Vec::new(),
-        })
     }
 
     /// Sends a message on this channel.

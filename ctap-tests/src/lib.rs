@@ -14,6 +14,7 @@ pub mod hid;
 pub mod pin;
 
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
@@ -308,6 +309,22 @@ pub fn all_checks() -> Vec<Check> {
     v
 }
 
+/// Runs one check; a panic inside it (for example an unchecked index into a malformed response
+/// from a faulty target) fails that check instead of aborting the whole run.
+fn run_guarded(check: fn(&mut Ctx) -> Result<(), String>, ctx: &mut Ctx) -> Result<(), String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| check(ctx))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(format!("the check panicked (malformed response?): {what}"))
+        }
+    }
+}
+
 /// Runs the suite against `target`, writing one line per check and the totals.
 pub fn run(target: &Target, options: &RunOptions, out: &mut dyn Write) -> Report {
     let mut report = Report::default();
@@ -339,7 +356,7 @@ pub fn run(target: &Target, options: &RunOptions, out: &mut dyn Write) -> Report
             info: None,
         };
         let started = Instant::now();
-        match (check.run)(&mut ctx) {
+        match run_guarded(check.run, &mut ctx) {
             Ok(()) => {
                 report.passed += 1;
                 let _ = writeln!(

@@ -15,15 +15,20 @@ fn assert_ok(ch: &mut Channel, request: &Value) -> Result<Value, String> {
     body.ok_or_else(|| "getAssertion returned no body".to_owned())
 }
 
+/// The assertion's authData, at least the 37 bytes of rpIdHash, flags and counter.
 fn auth_data(body: &Value) -> Result<Vec<u8>, String> {
-    Ok(get(body, 2)
+    let d = get(body, 2)
         .and_then(Value::as_bytes)
         .ok_or("no authData")?
-        .clone())
+        .clone();
+    ensure!(d.len() >= 37, "authData is only {} bytes", d.len());
+    Ok(d)
 }
 
 fn counter(d: &[u8]) -> u32 {
-    u32::from_be_bytes([d[33], d[34], d[35], d[36]])
+    d.get(33..37)
+        .and_then(|c| <[u8; 4]>::try_from(c).ok())
+        .map_or(0, u32::from_be_bytes)
 }
 
 fn setup(ctx: &mut Ctx, rk: bool) -> Result<(Channel, String, Made), String> {
@@ -46,6 +51,19 @@ fn signature_verifies(ctx: &mut Ctx) -> Result<(), String> {
     );
     ensure!(d[32] & 0x01 != 0, "UP flag not set");
     ensure!(d[32] & 0x40 == 0, "AT flag set in an assertion");
+    ensure!(
+        d[..32] == *aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, rp.as_bytes()).as_ref(),
+        "rpIdHash is not SHA-256(rpId)"
+    );
+    let id = get(&body, 1)
+        .and_then(|c| tget(c, "id"))
+        .and_then(Value::as_bytes)
+        .ok_or("no credential descriptor")?;
+    ensure!(*id == made.id, "the assertion names another credential");
+    ensure!(
+        !verify(&made.public_key, &d, &[0x23; 32], sig),
+        "the signature also verifies over a different clientDataHash"
+    );
     Ok(())
 }
 
@@ -320,12 +338,89 @@ raw_check!(
     0x12
 );
 
+fn next_after_allow_list(ctx: &mut Ctx) -> Result<(), String> {
+    // With an allowList the authenticator answers with one credential and keeps no state for
+    // getNextAssertion (§6.2.2, §6.3).
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let a = make(&mut ch, &rp, b"alice", true, vec![])?;
+    let b = make(&mut ch, &rp, b"bob", true, vec![])?;
+    let body = assert_ok(&mut ch, &ga_request(&rp, &[&a.id, &b.id], vec![]))?;
+    ensure!(
+        get(&body, 5).is_none(),
+        "numberOfCredentials returned for an allowList request"
+    );
+    let (status, _) = ch.ctap(0x08, None)?;
+    expect_status(status, 0x30)
+}
+
+fn unknown_option_ignored(ctx: &mut Ctx) -> Result<(), String> {
+    let (mut ch, rp, made) = setup(ctx, false)?;
+    assert_ok(
+        &mut ch,
+        &ga_request(
+            &rp,
+            &[&made.id],
+            vec![(5, tmap(vec![("x-opt", Value::Bool(true))]))],
+        ),
+    )?;
+    Ok(())
+}
+
+fn uv_option_without_uv(ctx: &mut Ctx) -> Result<(), String> {
+    if ctx.option("uv")?.is_some() {
+        return Err(crate::skip("the target has built-in user verification"));
+    }
+    let (mut ch, rp, made) = setup(ctx, false)?;
+    let (status, _) = ch.ctap(
+        0x02,
+        Some(&ga_request(
+            &rp,
+            &[&made.id],
+            vec![(5, tmap(vec![("uv", Value::Bool(true))]))],
+        )),
+    )?;
+    ensure!(
+        status == 0x2c || status == 0x2b,
+        "expected INVALID_OPTION, got 0x{status:02x}"
+    );
+    Ok(())
+}
+
+fn probe_counts(ctx: &mut Ctx) -> Result<(), String> {
+    // WebAuthn §6.1.1 counts every successful assertion; an authenticator may instead leave a
+    // silent probe (up=false) out of the count and report 0 for it (no counter revealed). Either
+    // way the counter never goes backwards: the probe reports 0 or more than the assertion
+    // before it, and the next user-present assertion reports more than both.
+    let (mut ch, rp, made) = setup(ctx, false)?;
+    let request = ga_request(&rp, &[&made.id], vec![]);
+    let first = counter(&auth_data(&assert_ok(&mut ch, &request)?)?);
+    let probe = counter(&auth_data(&assert_ok(
+        &mut ch,
+        &ga_request(
+            &rp,
+            &[&made.id],
+            vec![(5, tmap(vec![("up", Value::Bool(false))]))],
+        ),
+    )?)?);
+    let next = counter(&auth_data(&assert_ok(&mut ch, &request)?)?);
+    ensure!(
+        probe == 0 || probe > first,
+        "counter {first}, then {probe} on an up=false assertion (neither 0 nor increasing)"
+    );
+    ensure!(
+        next > first.max(probe) || (first == 0 && probe == 0 && next == 0),
+        "counter {first}, probe {probe}, then {next}: the counter went backwards"
+    );
+    Ok(())
+}
+
 /// The getAssertion checks.
 pub fn checks() -> Vec<Check> {
     checks![
         (
             "ga-01",
-            "allowList assertion verifies, UP set, no AT",
+            "allowList assertion: rpIdHash, UP set, no AT, credential named, signature binds clientDataHash",
             PRESENCE,
             signature_verifies
         ),
@@ -466,6 +561,30 @@ pub fn checks() -> Vec<Check> {
             "duplicate map keys are INVALID_CBOR",
             PRESENCE,
             ga_duplicate_keys
+        ),
+        (
+            "ga-25",
+            "getNextAssertion after an allowList request is NOT_ALLOWED",
+            PRESENCE,
+            next_after_allow_list
+        ),
+        (
+            "ga-26",
+            "unknown options are ignored",
+            PRESENCE,
+            unknown_option_ignored
+        ),
+        (
+            "ga-27",
+            "uv=true without built-in UV is INVALID_OPTION",
+            PRESENCE,
+            uv_option_without_uv
+        ),
+        (
+            "ga-28",
+            "a silent probe never makes the counter go backwards",
+            PRESENCE,
+            probe_counts
         ),
     ]
 }

@@ -143,6 +143,43 @@ fn transports(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
+fn canonical_response(ctx: &mut Ctx) -> Result<(), String> {
+    // §8 (CTAP2 canonical CBOR): re-encode canonically with this suite's own encoder and
+    // compare byte for byte; keys are unsigned integers in ascending order.
+    let mut ch = ctx.channel()?;
+    let m = ch.request(crate::hid::cmd::CBOR, &[0x04])?;
+    ensure!(
+        m.command == crate::hid::cmd::CBOR,
+        "getInfo answered with command 0x{:02x}",
+        m.command
+    );
+    let (&status, body) = m.payload.split_first().ok_or("empty getInfo response")?;
+    expect_status(status, 0)?;
+    let value = crate::cbor::decode(body)?;
+    let canonical = crate::cbor::encode(&value);
+    ensure!(
+        canonical == body,
+        "getInfo response is not canonical CBOR ({} bytes, canonical form {} bytes)",
+        body.len(),
+        canonical.len()
+    );
+    let Value::Map(entries) = &value else {
+        return Err("getInfo response is not a map".into());
+    };
+    let keys: Vec<Option<i128>> = entries.iter().map(|(k, _)| as_int(Some(k))).collect();
+    ensure!(
+        keys.iter().all(|k| k.is_some_and(|k| k > 0)),
+        "getInfo keys {keys:?} are not all positive integers"
+    );
+    for required in [1, 3] {
+        ensure!(
+            keys.contains(&Some(required)),
+            "required getInfo member 0x{required:02x} missing"
+        );
+    }
+    Ok(())
+}
+
 /// The getInfo checks.
 pub fn checks() -> Vec<Check> {
     checks![
@@ -207,6 +244,12 @@ pub fn checks() -> Vec<Check> {
             "selection succeeds with presence",
             crate::needs::PRESENCE,
             selection_basic
+        ),
+        (
+            "info-13",
+            "the getInfo response is canonical CBOR with versions and aaguid",
+            NOTHING,
+            canonical_response
         ),
     ]
 }

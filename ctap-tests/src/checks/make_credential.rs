@@ -106,6 +106,11 @@ fn auth_data_layout(ctx: &mut Ctx) -> Result<(), String> {
     );
     ensure!(d[32] & 0x41 == 0x41, "flags 0x{:02x} lack UP|AT", d[32]);
     ensure!(d[32] & 0x04 == 0, "UV set without user verification");
+    ensure!(
+        d[32] & 0x80 == 0,
+        "ED set although no extension was requested"
+    );
+    ensure!(d[32] & 0x22 == 0, "reserved flag bits set: 0x{:02x}", d[32]);
     let info = ctx.info()?;
     let aaguid = get(&info, 3).and_then(Value::as_bytes).ok_or("no aaguid")?;
     ensure!(
@@ -117,13 +122,43 @@ fn auth_data_layout(ctx: &mut Ctx) -> Result<(), String> {
 
 fn cose_key(ctx: &mut Ctx) -> Result<(), String> {
     let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
-    let id_len = made.id.len();
-    let mut reader = &made.auth_data[55 + id_len..];
+    let start = 55usize.saturating_add(made.id.len());
+    let encoded = made
+        .auth_data
+        .get(start..)
+        .ok_or("authData ends before the credential public key")?;
+    let mut reader = encoded;
     let key: Value = ciborium::de::from_reader(&mut reader).map_err(|e| e.to_string())?;
+    // Without extensions the COSE key is the last item of authData (§6.1, WebAuthn §6.5.1).
+    ensure!(
+        reader.is_empty(),
+        "{} bytes follow the COSE key although ED is clear",
+        reader.len()
+    );
+    ensure!(
+        crate::cbor::encode(&key) == encoded,
+        "the COSE key is not canonical CBOR"
+    );
+    let Value::Map(entries) = &key else {
+        return Err("the COSE key is not a map".into());
+    };
+    ensure!(
+        entries.len() == 5,
+        "the COSE key has {} entries, expected exactly kty, alg, crv, x, y",
+        entries.len()
+    );
     ensure!(as_int(get(&key, 1)) == Some(2), "kty is not EC2");
     ensure!(as_int(get(&key, 3)) == Some(-7), "alg is not ES256");
     ensure!(as_int(get(&key, -1)) == Some(1), "crv is not P-256");
-    ensure!(made.public_key.len() == 65, "x/y are not 32 bytes each");
+    for (label, name) in [(-2, "x"), (-3, "y")] {
+        let n = get(&key, label).and_then(Value::as_bytes).map(Vec::len);
+        ensure!(n == Some(32), "{name} is {n:?} bytes, expected 32");
+    }
+    aws_lc_rs::signature::ParsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &made.public_key,
+    )
+    .map_err(|e| format!("x, y is not a point on P-256: {e}"))?;
     Ok(())
 }
 
@@ -139,9 +174,119 @@ fn id_length(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
-fn counter_zero_or_more(ctx: &mut Ctx) -> Result<(), String> {
-    let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
-    ensure!(made.auth_data.len() >= 37, "short authData");
+fn counter_then_assertion(ctx: &mut Ctx) -> Result<(), String> {
+    // A fresh credential's counter is whatever the authenticator's counter scheme gives
+    // (0 for per-credential counters, a global value otherwise); the next assertion's counter
+    // must be greater, unless the authenticator implements no counter at all (always 0).
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let made = make(&mut ch, &rp, b"u", false, vec![])?;
+    let at_creation = made
+        .auth_data
+        .get(33..37)
+        .and_then(|c| <[u8; 4]>::try_from(c).ok())
+        .map(u32::from_be_bytes)
+        .ok_or("short authData")?;
+    let (status, body) = ch.ctap(0x02, Some(&crate::ga_request(&rp, &[&made.id], vec![])))?;
+    expect_status(status, 0)?;
+    let body = body.ok_or("getAssertion returned no body")?;
+    let after = get(&body, 2)
+        .and_then(Value::as_bytes)
+        .and_then(|d| d.get(33..37))
+        .and_then(|c| <[u8; 4]>::try_from(c).ok())
+        .map(u32::from_be_bytes)
+        .ok_or("assertion authData too short")?;
+    ensure!(
+        after > at_creation || (at_creation == 0 && after == 0),
+        "counter {at_creation} at creation, {after} at the next assertion"
+    );
+    Ok(())
+}
+
+fn not_resident_not_discoverable(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    make(&mut ch, &rp, b"server-side", false, vec![])?;
+    let (status, _) = ch.ctap(0x02, Some(&crate::ga_request(&rp, &[], vec![])))?;
+    expect_status(status, 0x2e).map_err(|e| format!("rk=false credential discovered: {e}"))
+}
+
+fn algorithm_preference(ctx: &mut Ctx) -> Result<(), String> {
+    // §6.1.2 step 3: the first supported algorithm in the client's order wins; unsupported
+    // ones before it are skipped.
+    let params = Value::Array(vec![
+        tmap(vec![("alg", int(-65535)), ("type", text("public-key"))]),
+        tmap(vec![("alg", int(-7)), ("type", text("public-key"))]),
+        tmap(vec![("alg", int(-8)), ("type", text("public-key"))]),
+    ]);
+    let made = make(
+        &mut ctx.channel()?,
+        &ctx.rp(),
+        b"u",
+        false,
+        vec![(4, params)],
+    )?;
+    let start = 55usize.saturating_add(made.id.len());
+    let mut reader = made.auth_data.get(start..).ok_or("no COSE key")?;
+    let key: Value = ciborium::de::from_reader(&mut reader).map_err(|e| e.to_string())?;
+    ensure!(
+        as_int(get(&key, 3)) == Some(-7),
+        "chose alg {:?} instead of ES256",
+        as_int(get(&key, 3))
+    );
+    Ok(())
+}
+
+fn exclude_list_unknown_id(ctx: &mut Ctx) -> Result<(), String> {
+    let rp = ctx.rp();
+    let list = Value::Array(vec![tmap(vec![
+        ("id", bytes(&[0x5a; 48])),
+        ("type", text("public-key")),
+    ])]);
+    let made = make(&mut ctx.channel()?, &rp, b"u", false, vec![(5, list)])?;
+    ensure!(
+        made.id != [0x5a; 48],
+        "the new credential reuses the excluded ID"
+    );
+    Ok(())
+}
+
+fn packed_statement_shape(ctx: &mut Ctx) -> Result<(), String> {
+    // Self attestation (no x5c): attStmt is exactly {alg, sig} and alg equals the credential's
+    // algorithm (WebAuthn §8.2).
+    let made = make(
+        &mut ctx.channel()?,
+        &ctx.rp(),
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("packed")]))],
+    )?;
+    let stmt = get(&made.response, 3).ok_or("no attStmt")?;
+    let Value::Map(entries) = stmt else {
+        return Err("attStmt is not a map".into());
+    };
+    if tget(stmt, "x5c").is_some() {
+        return Err(crate::skip(
+            "the target uses full attestation (x5c); self-attestation shape not applicable",
+        ));
+    }
+    let keys: Vec<&str> = entries.iter().filter_map(|(k, _)| k.as_text()).collect();
+    ensure!(
+        keys == ["alg", "sig"],
+        "self attestation statement keys {keys:?}, expected [alg, sig]"
+    );
+    let sig = tget(stmt, "sig")
+        .and_then(Value::as_bytes)
+        .ok_or("no sig")?;
+    // The signature is over authData || clientDataHash: the wrong hash must not verify.
+    ensure!(
+        !verify(&made.public_key, &made.auth_data, &[0x12; 32], sig),
+        "the attestation signature also verifies over a different clientDataHash"
+    );
+    ensure!(
+        verify(&made.public_key, &made.auth_data, &[0x11; 32], sig),
+        "self-attestation signature does not verify"
+    );
     Ok(())
 }
 
@@ -203,16 +348,14 @@ fn unknown_extension_ignored(ctx: &mut Ctx) -> Result<(), String> {
 
 fn unknown_option_ignored(ctx: &mut Ctx) -> Result<(), String> {
     let rp = ctx.rp();
-    let (status, _) = ctx.channel()?.ctap(
-        0x01,
-        Some(&mc_request(
-            &rp,
-            b"u",
-            false,
-            vec![(7, tmap(vec![("x-opt", Value::Bool(true))]))],
-        )),
+    make(
+        &mut ctx.channel()?,
+        &rp,
+        b"u",
+        false,
+        vec![(7, tmap(vec![("x-opt", Value::Bool(true))]))],
     )?;
-    expect_status(status, 0)
+    Ok(())
 }
 
 fn cred_protect_echo(ctx: &mut Ctx) -> Result<(), String> {
@@ -225,6 +368,15 @@ fn cred_protect_echo(ctx: &mut Ctx) -> Result<(), String> {
         vec![(6, tmap(vec![("credProtect", int(2))]))],
     )?;
     ensure!(made.auth_data[32] & 0x80 != 0, "no extension data");
+    let start = 55usize.saturating_add(made.id.len());
+    let mut reader = made.auth_data.get(start..).ok_or("no COSE key")?;
+    let _key: Value = ciborium::de::from_reader(&mut reader).map_err(|e| e.to_string())?;
+    let extensions = crate::cbor::decode(reader)
+        .map_err(|e| format!("extension outputs after the COSE key: {e}"))?;
+    ensure!(
+        as_int(tget(&extensions, "credProtect")) == Some(2),
+        "extension outputs {extensions:?} lack credProtect: 2"
+    );
     Ok(())
 }
 
@@ -418,7 +570,7 @@ pub fn checks() -> Vec<Check> {
         ),
         (
             "mc-04",
-            "credential public key is an EC2 P-256 ES256 COSE key",
+            "credential public key: canonical EC2 COSE key, ES256, P-256, valid 32-byte x, y",
             PRESENCE,
             cose_key
         ),
@@ -430,9 +582,9 @@ pub fn checks() -> Vec<Check> {
         ),
         (
             "mc-06",
-            "authData carries a counter",
+            "the next assertion's counter exceeds the creation counter",
             PRESENCE,
-            counter_zero_or_more
+            counter_then_assertion
         ),
         (
             "mc-07",
@@ -460,7 +612,7 @@ pub fn checks() -> Vec<Check> {
         ),
         (
             "mc-11",
-            "credProtect produces extension data",
+            "credProtect 2 is echoed in the authData extension outputs",
             PRESENCE,
             cred_protect_echo
         ),
@@ -608,6 +760,30 @@ pub fn checks() -> Vec<Check> {
             "a non-shortest integer is INVALID_CBOR",
             PRESENCE,
             non_shortest_int
+        ),
+        (
+            "mc-37",
+            "an rk=false credential is not discoverable",
+            PRESENCE,
+            not_resident_not_discoverable
+        ),
+        (
+            "mc-38",
+            "the first supported algorithm in pubKeyCredParams is chosen",
+            PRESENCE,
+            algorithm_preference
+        ),
+        (
+            "mc-39",
+            "an excludeList of unknown IDs does not prevent creation",
+            PRESENCE,
+            exclude_list_unknown_id
+        ),
+        (
+            "mc-40",
+            "packed self attestation: attStmt is exactly {alg, sig} over authData || clientDataHash",
+            PRESENCE,
+            packed_statement_shape
         ),
     ]
 }

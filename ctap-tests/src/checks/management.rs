@@ -35,6 +35,8 @@ fn cm(
     ch.ctap(0x0a, Some(&imap(entries)))
 }
 
+const NO_CM: &str = "the target offers no credentialManagement with clientPin";
+
 fn setup_cm(ctx: &mut Ctx) -> Result<Option<(Channel, Vec<u8>, String)>, String> {
     if ctx.option("credMgmt")? != Some(true) || ctx.option("clientPin")?.is_none() {
         return Ok(None);
@@ -59,7 +61,7 @@ fn setup_cm(ctx: &mut Ctx) -> Result<Option<(Channel, Vec<u8>, String)>, String>
 
 fn cm_metadata(ctx: &mut Ctx) -> Result<(), String> {
     let Some((mut ch, t, _)) = setup_cm(ctx)? else {
-        return Ok(());
+        return Err(crate::skip(NO_CM));
     };
     let (status, body) = cm(&mut ch, &t, 1, None)?;
     expect_status(status, 0)?;
@@ -77,7 +79,7 @@ fn cm_metadata(ctx: &mut Ctx) -> Result<(), String> {
 
 fn cm_enumerate(ctx: &mut Ctx) -> Result<(), String> {
     let Some((mut ch, t, rp)) = setup_cm(ctx)? else {
-        return Ok(());
+        return Err(crate::skip(NO_CM));
     };
     let (status, body) = cm(&mut ch, &t, 2, None)?;
     expect_status(status, 0)?;
@@ -111,7 +113,7 @@ fn cm_enumerate(ctx: &mut Ctx) -> Result<(), String> {
 
 fn cm_delete(ctx: &mut Ctx) -> Result<(), String> {
     let Some((mut ch, t, rp)) = setup_cm(ctx)? else {
-        return Ok(());
+        return Err(crate::skip(NO_CM));
     };
     let hash = digest::digest(&digest::SHA256, rp.as_bytes());
     let (_, first) = cm(&mut ch, &t, 4, Some(imap(vec![(1, bytes(hash.as_ref()))])))?;
@@ -132,7 +134,7 @@ fn cm_delete(ctx: &mut Ctx) -> Result<(), String> {
 
 fn cm_update(ctx: &mut Ctx) -> Result<(), String> {
     let Some((mut ch, t, rp)) = setup_cm(ctx)? else {
-        return Ok(());
+        return Err(crate::skip(NO_CM));
     };
     let hash = digest::digest(&digest::SHA256, rp.as_bytes());
     let (_, first) = cm(&mut ch, &t, 4, Some(imap(vec![(1, bytes(hash.as_ref()))])))?;
