@@ -2,6 +2,10 @@
 
 import subprocess
 
+# Checks failing because of known passgate bugs (reported, see ctap-tests/tests/against_passgate.rs).
+# They may pass by chance; any other failure fails this test.
+KNOWN_AUTHENTICATOR_BUGS = {"ga-29"}
+
 
 def test_conformance_suite_against_the_binary(passgate):
     result = subprocess.run(
@@ -11,11 +15,13 @@ def test_conformance_suite_against_the_binary(passgate):
     )
     lines = result.stdout.strip().splitlines()
     failed = [line for line in lines if line.startswith("FAIL")]
-    assert result.returncode == 0, "\n".join(failed) or result.stderr
-    assert not failed
+    unexpected = [line for line in failed if line.split()[1] not in KNOWN_AUTHENTICATOR_BUGS]
+    assert not unexpected, "\n".join(unexpected)
+    # The exit code reports any failure, known bugs included.
+    assert result.returncode == (1 if failed else 0), result.stderr
     passed = sum(1 for line in lines if line.startswith("PASS"))
-    assert passed >= 120
-    assert lines[-1] == f"{passed} passed, 0 failed, 1 skipped"
+    assert passed >= 160
+    assert lines[-1] == f"{passed} passed, {len(failed)} failed, 1 skipped"
 
 
 def test_conformance_reports_failure_with_exit_code(passgate):

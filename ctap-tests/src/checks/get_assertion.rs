@@ -415,6 +415,44 @@ fn probe_counts(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
+fn most_recent_first(ctx: &mut Ctx) -> Result<(), String> {
+    // CTAP 2.1 §6.2.2 (no allowList): the applicable credentials are ordered by creation time,
+    // most recent first. Four credentials made back to back (well within one second) also
+    // catch an authenticator whose creation time is too coarse to order them.
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let mut made = Vec::new();
+    for user in [&b"first"[..], b"second", b"third", b"fourth"] {
+        made.push(make(&mut ch, &rp, user, true, vec![])?.id);
+    }
+    let id = |r: &Value| {
+        get(r, 1)
+            .and_then(|c| tget(c, "id"))
+            .and_then(Value::as_bytes)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let first = assert_ok(&mut ch, &ga_request(&rp, &[], vec![]))?;
+    ensure!(
+        as_int(get(&first, 5)) == Some(4),
+        "numberOfCredentials {:?} instead of 4",
+        as_int(get(&first, 5))
+    );
+    let mut order = vec![id(&first)];
+    for _ in 1..4 {
+        let (status, next) = ch.ctap(0x08, None)?;
+        expect_status(status, 0)?;
+        order.push(id(&next.ok_or("getNextAssertion returned no body")?));
+    }
+    let position = |cred: &Vec<u8>| made.iter().position(|m| m == cred);
+    let got: Vec<Option<usize>> = order.iter().map(position).collect();
+    ensure!(
+        got == [Some(3), Some(2), Some(1), Some(0)],
+        "creation order of the returned credentials {got:?} (0 = oldest), expected newest first [3, 2, 1, 0]"
+    );
+    Ok(())
+}
+
 /// The getAssertion checks.
 pub fn checks() -> Vec<Check> {
     checks![
@@ -585,6 +623,12 @@ pub fn checks() -> Vec<Check> {
             "a silent probe never makes the counter go backwards",
             PRESENCE,
             probe_counts
+        ),
+        (
+            "ga-29",
+            "discovered credentials come most recently created first",
+            PRESENCE,
+            most_recent_first
         ),
     ]
 }

@@ -486,6 +486,48 @@ status_check!(
     0x14
 );
 status_check!(
+    rp_without_id,
+    0x01,
+    |rp| {
+        let _ = rp;
+        mc_request(
+            "unused",
+            b"u",
+            false,
+            vec![(2, tmap(vec![("name", text("No ID"))]))],
+        )
+    },
+    0x14
+);
+status_check!(
+    user_without_id,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(3, tmap(vec![("name", text("nobody"))]))]
+    ),
+    0x14
+);
+status_check!(
+    alg_is_text,
+    0x01,
+    |rp| mc_request(
+        rp,
+        b"u",
+        false,
+        vec![(
+            4,
+            Value::Array(vec![tmap(vec![
+                ("alg", text("ES256")),
+                ("type", text("public-key"))
+            ])])
+        )]
+    ),
+    0x11
+);
+status_check!(
     up_false,
     0x01,
     |rp| mc_request(
@@ -546,6 +588,103 @@ raw_check!(indefinite, [0x01, 0xbf, 0xff], 0x12);
 raw_check!(trailing, [0x01, 0xa0, 0x00], 0x12);
 raw_check!(not_a_map, [0x01, 0x80], 0x11);
 raw_check!(non_shortest_int, [0x01, 0xa1, 0x18, 0x01, 0x40], 0x12);
+
+fn rk_same_user_replaced(ctx: &mut Ctx) -> Result<(), String> {
+    // §6.1.2: a discoverable credential for the same rp.id and user.id overwrites the old one.
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let old = make(&mut ch, &rp, b"same-user", true, vec![])?;
+    let new = make(&mut ch, &rp, b"same-user", true, vec![])?;
+    ensure!(
+        old.id != new.id,
+        "the second credential reuses the first ID"
+    );
+    let (status, body) = ch.ctap(0x02, Some(&crate::ga_request(&rp, &[], vec![])))?;
+    expect_status(status, 0)?;
+    let body = body.ok_or("getAssertion returned no body")?;
+    let count = as_int(get(&body, 5)).unwrap_or(1);
+    ensure!(
+        count == 1,
+        "{count} discoverable credentials for one user (the old one was not replaced)"
+    );
+    let id = get(&body, 1)
+        .and_then(|c| tget(c, "id"))
+        .and_then(Value::as_bytes)
+        .ok_or("no credential")?;
+    ensure!(*id == new.id, "discovery returned the replaced credential");
+    Ok(())
+}
+
+fn exclude_list_skips_uv_required(ctx: &mut Ctx) -> Result<(), String> {
+    // §6.1.2 step 7: without UV, an excluded credential whose credProtect is
+    // userVerificationRequired (3) is removed from the excludeList, so creation proceeds
+    // (its existence is not revealed).
+    if ctx.option("uv")? == Some(true) {
+        return Err(crate::skip("the target verifies users by itself"));
+    }
+    let rp = ctx.rp();
+    let mut ch = ctx.channel()?;
+    let hidden = make(
+        &mut ch,
+        &rp,
+        b"hidden",
+        true,
+        vec![(6, tmap(vec![("credProtect", int(3))]))],
+    )?;
+    let list = Value::Array(vec![tmap(vec![
+        ("id", bytes(&hidden.id)),
+        ("type", text("public-key")),
+    ])]);
+    let (status, _) = ch.ctap(
+        0x01,
+        Some(&mc_request(&rp, b"other", false, vec![(5, list)])),
+    )?;
+    expect_status(status, 0)
+        .map_err(|e| format!("a credProtect=3 credential was revealed without UV: {e}"))
+}
+
+fn request_of_max_msg_size(ctx: &mut Ctx) -> Result<(), String> {
+    // getInfo maxMsgSize (default 1024, §6.4) bounds what the authenticator must accept: a
+    // makeCredential of exactly that size (padded with an unknown, hence ignored, extension)
+    // succeeds.
+    let info = ctx.info()?;
+    let max = as_int(get(&info, 5)).unwrap_or(1024);
+    let max = usize::try_from(max).map_err(|_| format!("maxMsgSize {max} out of range"))?;
+    ensure!(
+        max <= 7609,
+        "maxMsgSize {max} exceeds the CTAPHID maximum message of 7609 bytes"
+    );
+    let rp = ctx.rp();
+    let build = |pad: usize| {
+        mc_request(
+            &rp,
+            b"u",
+            false,
+            vec![(6, tmap(vec![("x-pad", bytes(&vec![0x70; pad]))]))],
+        )
+    };
+    let base = 1 + crate::cbor::encode(&build(0)).len();
+    ensure!(
+        base < max,
+        "a minimal request already exceeds maxMsgSize {max}"
+    );
+    // The byte string's header grows by one or two bytes with its length: settle the padding.
+    let mut pad = max - base;
+    while pad > 0 && 1 + crate::cbor::encode(&build(pad)).len() > max {
+        pad -= 1;
+    }
+    let request = build(pad);
+    let size = 1 + crate::cbor::encode(&request).len();
+    if size != max {
+        return Err(crate::skip(&format!(
+            "cannot pad a request to exactly {max} bytes (got {size})"
+        )));
+    }
+    let (status, body) = ctx.channel()?.ctap(0x01, Some(&request))?;
+    expect_status(status, 0).map_err(|e| format!("a {size}-byte request: {e}"))?;
+    parse_made(body.ok_or("makeCredential returned no body")?)?;
+    Ok(())
+}
 
 /// The makeCredential checks.
 pub fn checks() -> Vec<Check> {
@@ -784,6 +923,42 @@ pub fn checks() -> Vec<Check> {
             "packed self attestation: attStmt is exactly {alg, sig} over authData || clientDataHash",
             PRESENCE,
             packed_statement_shape
+        ),
+        (
+            "mc-41",
+            "rp without id is MISSING_PARAMETER",
+            PRESENCE,
+            rp_without_id
+        ),
+        (
+            "mc-42",
+            "user without id is MISSING_PARAMETER",
+            PRESENCE,
+            user_without_id
+        ),
+        (
+            "mc-43",
+            "a text alg is CBOR_UNEXPECTED_TYPE",
+            PRESENCE,
+            alg_is_text
+        ),
+        (
+            "mc-44",
+            "a discoverable credential for the same user replaces the old one",
+            PRESENCE,
+            rk_same_user_replaced
+        ),
+        (
+            "mc-45",
+            "excludeList ignores a credProtect=3 credential without UV",
+            PRESENCE,
+            exclude_list_skips_uv_required
+        ),
+        (
+            "mc-46",
+            "a request of exactly maxMsgSize bytes is accepted",
+            PRESENCE,
+            request_of_max_msg_size
         ),
     ]
 }
