@@ -178,9 +178,18 @@ impl Ctx {
     }
 
     /// Resets the authenticator (only in checks that need [`needs::RESET`]).
+    ///
+    /// An authenticator may refuse reset with NOT_ALLOWED (0x30) outside a short window after
+    /// power-up (§6.6): the calling check is then skipped, saying so, rather than failed.
     pub fn reset(&mut self) -> Result<(), String> {
         let (status, _) = self.channel()?.ctap(0x07, None)?;
         self.info = None;
+        if status == 0x30 {
+            return Err(skip(
+                "the target refused reset with NOT_ALLOWED (0x30): reset is only allowed \
+                 shortly after power-up; restart the target and run again",
+            ));
+        }
         expect_status(status, 0).map_err(|e| format!("reset failed: {e}"))
     }
 }

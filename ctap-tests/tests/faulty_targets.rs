@@ -17,6 +17,8 @@ enum Fault {
     ShortInit,
     /// INIT works; every CBOR request gets status 0 with a non-canonical map (keys 2 then 1).
     NonCanonical,
+    /// Like `ShortAuthData`, but reset is refused with NOT_ALLOWED.
+    ResetRefused,
 }
 
 const CID: [u8; 4] = [0x0a, 0x0b, 0x0c, 0x0d];
@@ -50,6 +52,9 @@ fn device(mut stream: TcpStream, fault: Fault) {
             0x01 if usize::from(u16::from_be_bytes([r[5], r[6]])) <= 57 => {
                 let n = usize::from(u16::from_be_bytes([r[5], r[6]]));
                 report(cid, 0x01, &r[7..7 + n])
+            }
+            0x10 if matches!(fault, Fault::ResetRefused) && r[7] == 0x07 => {
+                report(cid, 0x10, &[0x30])
             }
             0x10 => match fault {
                 Fault::NonCanonical => report(cid, 0x10, &[0x00, 0xa2, 0x02, 0x40, 0x01, 0x40]),
@@ -150,4 +155,18 @@ fn non_canonical_responses_are_failures() {
         "{info}"
     );
     assert!(line(&text, "info-01").contains("response is not canonical CBOR"));
+}
+
+#[test]
+fn refused_reset_skips_the_state_changing_checks() {
+    let (_, text, _) = run_against(Fault::ResetRefused);
+    assert!(!text.contains("panicked"), "a check panicked:\n{text}");
+    let rst = line(&text, "rst-01");
+    assert!(
+        rst.starts_with("SKIP ") && rst.contains("NOT_ALLOWED (0x30)"),
+        "{rst}"
+    );
+    let (_, text, _) = run_against(Fault::ShortAuthData);
+    let rst = line(&text, "rst-01");
+    assert!(rst.starts_with("FAIL "), "{rst}");
 }
