@@ -123,7 +123,9 @@ pub enum Action {
     },
     /// Wink, then send these reports.
     Wink(Vec<Packet>),
-    /// INIT arrived on the channel whose request is running: cancel it, then send `reply`.
+    /// INIT arrived on the channel whose request is running: cancel that request and discard
+    /// its response (the channel is resynchronised), then send `reply` to the sender. The device
+    /// stays busy until [`Device::finish`].
     Resync {
         /// The channel.
         cid: u32,
@@ -132,6 +134,7 @@ pub enum Action {
     },
 }
 
+/// A message being reassembled from an init packet and its continuation packets.
 struct Reassembly {
     connection: ConnectionId,
     cid: u32,
@@ -143,8 +146,15 @@ struct Reassembly {
 }
 
 /// The CTAPHID state of one authenticator device, shared by all its connections.
+///
+/// Channels are device-wide and the device runs one transaction at a time: while a message
+/// is being reassembled or a CBOR request is running, requests on other channels are answered
+/// with [`error::CHANNEL_BUSY`] (INIT is always answered).
 pub struct Device {
+    /// The CID the next INIT on the broadcast channel allocates.
     next_cid: u32,
+    /// Every CID in 1..=0xfffffffe has been handed out once (allocation wrapped around).
+    wrapped: bool,
     capabilities: u8,
     rx: Option<Reassembly>,
     busy: Option<(ConnectionId, u32)>,
@@ -160,54 +170,61 @@ impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Device")
             .field("next_cid", &self.next_cid)
+            .field("reassembling", &self.rx.as_ref().map(|rx| rx.cid))
             .field("busy", &self.busy)
             .finish_non_exhaustive()
     }
 }
 
-fn be_u32(bytes: &[u8]) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&bytes[..4]);
-    u32::from_be_bytes(b)
+/// The channel identifier of a report (its first four bytes, big-endian).
+pub fn packet_cid(packet: &Packet) -> u32 {
+    u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]])
 }
 
-/// A single-packet ERROR response.
-pub fn error_packet(cid: u32, code: u8) -> Packet {
+/// The BCNT field of an init packet.
+fn packet_bcnt(packet: &Packet) -> usize {
+    usize::from(u16::from_be_bytes([packet[5], packet[6]]))
+}
+
+/// A single-packet response carrying one status byte (ERROR, KEEPALIVE).
+fn status_packet(cid: u32, cmd: u8, code: u8) -> Packet {
     let mut p = [0u8; PACKET_SIZE];
     p[..4].copy_from_slice(&cid.to_be_bytes());
-    p[4] = 0x80 | CMD_ERROR;
+    p[4] = 0x80 | cmd;
     p[6] = 1;
     p[7] = code;
     p
 }
 
-/// A KEEPALIVE packet with `status` (1 processing, 2 user presence needed).
-pub fn keepalive_packet(cid: u32, status: u8) -> Packet {
-    let mut p = [0u8; PACKET_SIZE];
-    p[..4].copy_from_slice(&cid.to_be_bytes());
-    p[4] = 0x80 | CMD_KEEPALIVE;
-    p[6] = 1;
-    p[7] = status;
-    p
+/// A single-packet ERROR response with `code` (see [`error`]).
+pub fn error_packet(cid: u32, code: u8) -> Packet {
+    status_packet(cid, CMD_ERROR, code)
 }
 
-/// Splits a message into an init packet and continuation packets. Payloads longer than
-/// [`MAX_MESSAGE_SIZE`] are truncated to it (callers never produce them).
+/// A KEEPALIVE packet with `status` (1 processing, 2 user presence needed).
+pub fn keepalive_packet(cid: u32, status: u8) -> Packet {
+    status_packet(cid, CMD_KEEPALIVE, status)
+}
+
+/// Splits a message into an init packet (CID, CMD|0x80, BCNT, 57 data bytes) and
+/// continuation packets (CID, SEQ 0..=0x7f, 59 data bytes), zero padded. Payloads longer than
+/// [`MAX_MESSAGE_SIZE`] are truncated to it (the device never produces them; a client that
+/// wants to send an over-long BCNT builds the init packet itself).
 pub fn encode_message(cid: u32, cmd: u8, payload: &[u8]) -> Vec<Packet> {
-    let payload = &payload[..payload.len().min(MAX_MESSAGE_SIZE)];
+    let payload = payload.get(..MAX_MESSAGE_SIZE).unwrap_or(payload);
     let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
-    let mut packets = Vec::with_capacity(1 + payload.len() / CONT_DATA);
+    let (first, rest) = payload.split_at(payload.len().min(INIT_DATA));
+    let mut packets = Vec::with_capacity(1 + rest.len().div_ceil(CONT_DATA));
     let mut p = [0u8; PACKET_SIZE];
     p[..4].copy_from_slice(&cid.to_be_bytes());
     p[4] = 0x80 | cmd;
     p[5..7].copy_from_slice(&len.to_be_bytes());
-    let first = payload.len().min(INIT_DATA);
-    p[7..7 + first].copy_from_slice(&payload[..first]);
+    p[7..7 + first.len()].copy_from_slice(first);
     packets.push(p);
-    for (seq, chunk) in payload[first..].chunks(CONT_DATA).enumerate() {
+    for (seq, chunk) in (0u8..=0x7f).zip(rest.chunks(CONT_DATA)) {
         let mut p = [0u8; PACKET_SIZE];
         p[..4].copy_from_slice(&cid.to_be_bytes());
-        p[4] = u8::try_from(seq).unwrap_or(0x7f) & 0x7f;
+        p[4] = seq;
         p[5..5 + chunk.len()].copy_from_slice(chunk);
         packets.push(p);
     }
@@ -219,57 +236,86 @@ impl Device {
     pub fn new() -> Self {
         Self {
             next_cid: 1,
+            wrapped: false,
             capabilities: capability::WINK | capability::CBOR | capability::NMSG,
             rx: None,
             busy: None,
         }
     }
 
-    fn allocated(&self, cid: u32) -> bool {
-        cid != 0 && cid != BROADCAST_CID && cid < self.next_cid
+    /// Whether `cid` was handed out by an INIT on the broadcast channel.
+    pub fn is_allocated(&self, cid: u32) -> bool {
+        cid != 0 && cid != BROADCAST_CID && (self.wrapped || cid < self.next_cid)
     }
 
-    /// Handles one report from `connection`.
+    /// The channel whose CBOR request is running, if any.
+    pub fn busy_channel(&self) -> Option<u32> {
+        self.busy.map(|(_, cid)| cid)
+    }
+
+    /// When the partial message (if any) times out; a transport without its own ticking can
+    /// sleep until then and call [`Self::on_tick`].
+    pub fn reassembly_deadline(&self) -> Option<Instant> {
+        self.rx
+            .as_ref()
+            .map(|rx| rx.last_packet + REASSEMBLY_TIMEOUT)
+    }
+
+    fn allocate(&mut self) -> u32 {
+        let cid = self.next_cid;
+        if cid >= BROADCAST_CID - 1 {
+            // 2^32 - 2 channels later: start over (the oldest channels are long gone).
+            self.next_cid = 1;
+            self.wrapped = true;
+        } else {
+            self.next_cid = cid + 1;
+        }
+        cid
+    }
+
+    /// Handles one report from `connection` at time `now`. Never panics, whatever the bytes.
     pub fn on_packet(&mut self, connection: ConnectionId, packet: &Packet, now: Instant) -> Action {
-        let cid = be_u32(packet);
-        let is_init = packet[4] & 0x80 != 0;
-        if !is_init {
+        let cid = packet_cid(packet);
+        if packet[4] & 0x80 == 0 {
             return self.on_continuation(connection, cid, packet, now);
         }
         let cmd = packet[4] & 0x7f;
-        let bcnt = usize::from(u16::from_be_bytes([packet[5], packet[6]]));
+        let bcnt = packet_bcnt(packet);
         if cid == 0 {
-            return Action::Reply(vec![error_packet(cid, error::INVALID_CHANNEL)]);
+            return reply_error(cid, error::INVALID_CHANNEL);
         }
         if cmd == CMD_INIT {
             return self.on_init(cid, bcnt, packet);
         }
-        if cid == BROADCAST_CID || !self.allocated(cid) {
-            return Action::Reply(vec![error_packet(cid, error::INVALID_CHANNEL)]);
+        if !self.is_allocated(cid) {
+            // Also the broadcast channel: only INIT may use it.
+            return reply_error(cid, error::INVALID_CHANNEL);
         }
-        if let Some((_, busy_cid)) = self.busy {
-            if cmd == CMD_CANCEL && busy_cid == cid {
-                return Action::Cancel { cid };
-            }
-            return if busy_cid == cid || cmd != CMD_CANCEL {
-                Action::Reply(vec![error_packet(cid, error::CHANNEL_BUSY)])
-            } else {
-                Action::None
+        if cmd == CMD_CANCEL {
+            // CTAP 2.1 §11.2.9.1.5: a CANCEL with no CBOR request of its channel running is
+            // ignored, and a CANCEL never gets a response.
+            return match self.busy {
+                Some((_, busy)) if busy == cid => Action::Cancel { cid },
+                _ => Action::None,
             };
+        }
+        if self.busy.is_some() {
+            return reply_error(cid, error::CHANNEL_BUSY);
         }
         if let Some(rx) = &self.rx {
             if rx.cid != cid {
-                return Action::Reply(vec![error_packet(cid, error::CHANNEL_BUSY)]);
+                return reply_error(cid, error::CHANNEL_BUSY);
             }
-            // A new request on the channel that is mid-message breaks the sequence.
+            // A new request on the channel that is mid-message breaks the sequence: the
+            // partial message is dropped.
             self.rx = None;
-            return Action::Reply(vec![error_packet(cid, error::INVALID_SEQ)]);
+            return reply_error(cid, error::INVALID_SEQ);
         }
         if bcnt > MAX_MESSAGE_SIZE {
-            return Action::Reply(vec![error_packet(cid, error::INVALID_LEN)]);
+            return reply_error(cid, error::INVALID_LEN);
         }
-        if bcnt <= INIT_DATA {
-            return self.complete(connection, cid, cmd, packet[7..7 + bcnt].to_vec());
+        if let Some(data) = packet[7..].get(..bcnt) {
+            return self.complete(connection, cid, cmd, data.to_vec());
         }
         let mut data = Vec::with_capacity(bcnt);
         data.extend_from_slice(&packet[7..]);
@@ -286,31 +332,29 @@ impl Device {
     }
 
     fn on_init(&mut self, cid: u32, bcnt: usize, packet: &Packet) -> Action {
-        if cid != BROADCAST_CID && !self.allocated(cid) {
-            return Action::Reply(vec![error_packet(cid, error::INVALID_CHANNEL)]);
+        if cid != BROADCAST_CID && !self.is_allocated(cid) {
+            return reply_error(cid, error::INVALID_CHANNEL);
         }
         if bcnt != 8 {
-            return Action::Reply(vec![error_packet(cid, error::INVALID_LEN)]);
+            return reply_error(cid, error::INVALID_LEN);
         }
         // INIT on an allocated channel resynchronises it: drop its partial message. A request
-        // that is already running cannot be taken back; the transport cancels it.
+        // that is already running cannot be taken back here; the transport cancels it.
         if self.rx.as_ref().is_some_and(|rx| rx.cid == cid) {
             self.rx = None;
         }
         let cancel_running = self.busy.is_some_and(|(_, busy)| busy == cid);
         let new_cid = if cid == BROADCAST_CID {
-            let c = self.next_cid;
-            self.next_cid = self.next_cid.saturating_add(1).min(BROADCAST_CID - 1);
-            c
+            self.allocate()
         } else {
             cid
         };
-        let mut payload = Vec::with_capacity(17);
-        payload.extend_from_slice(&packet[7..15]);
-        payload.extend_from_slice(&new_cid.to_be_bytes());
-        payload.push(PROTOCOL_VERSION);
-        payload.extend_from_slice(&DEVICE_VERSION);
-        payload.push(self.capabilities);
+        let mut payload = [0u8; 17];
+        payload[..8].copy_from_slice(&packet[7..15]);
+        payload[8..12].copy_from_slice(&new_cid.to_be_bytes());
+        payload[12] = PROTOCOL_VERSION;
+        payload[13..16].copy_from_slice(&DEVICE_VERSION);
+        payload[16] = self.capabilities;
         let reply = encode_message(cid, CMD_INIT, &payload);
         if cancel_running {
             Action::Resync { cid, reply }
@@ -327,26 +371,27 @@ impl Device {
         now: Instant,
     ) -> Action {
         let Some(rx) = &mut self.rx else {
-            return Action::None; // Spurious continuation: ignored (§11.2.4).
+            return Action::None; // A continuation with no message started is ignored.
         };
         if rx.cid != cid || rx.connection != connection {
-            return Action::None;
+            return Action::None; // Not part of the transaction in progress.
         }
         if packet[4] != rx.next_seq {
             self.rx = None;
-            return Action::Reply(vec![error_packet(cid, error::INVALID_SEQ)]);
+            return reply_error(cid, error::INVALID_SEQ);
         }
         rx.next_seq = rx.next_seq.wrapping_add(1);
         rx.last_packet = now;
-        let take = (rx.expected - rx.data.len().min(rx.expected)).min(CONT_DATA);
-        rx.data.extend_from_slice(&packet[5..5 + take]);
-        if rx.data.len() >= rx.expected {
-            if let Some(mut done) = self.rx.take() {
-                done.data.truncate(done.expected);
-                return self.complete(connection, done.cid, done.cmd, done.data);
-            }
+        let missing = rx.expected.saturating_sub(rx.data.len());
+        rx.data
+            .extend_from_slice(&packet[5..5 + missing.min(CONT_DATA)]);
+        if rx.data.len() < rx.expected {
+            return Action::None;
         }
-        Action::None
+        match self.rx.take() {
+            Some(done) => self.complete(connection, done.cid, done.cmd, done.data),
+            None => Action::None,
+        }
     }
 
     fn complete(
@@ -360,7 +405,7 @@ impl Device {
             CMD_PING => Action::Reply(encode_message(cid, CMD_PING, &payload)),
             CMD_CBOR => {
                 if payload.is_empty() {
-                    return Action::Reply(vec![error_packet(cid, error::INVALID_LEN)]);
+                    return reply_error(cid, error::INVALID_LEN);
                 }
                 self.busy = Some((connection, cid));
                 Action::Dispatch {
@@ -370,17 +415,18 @@ impl Device {
             }
             CMD_WINK => {
                 if !payload.is_empty() {
-                    return Action::Reply(vec![error_packet(cid, error::INVALID_LEN)]);
+                    return reply_error(cid, error::INVALID_LEN);
                 }
                 Action::Wink(encode_message(cid, CMD_WINK, &[]))
             }
-            CMD_CANCEL => Action::None, // Nothing running on this channel: no response.
-            _ => Action::Reply(vec![error_packet(cid, error::INVALID_CMD)]),
+            // MSG (we are CTAP2-only: NMSG), LOCK, and anything unknown.
+            _ => reply_error(cid, error::INVALID_CMD),
         }
     }
 
     /// Called periodically by the connection that may own a partial message: after
-    /// [`REASSEMBLY_TIMEOUT`] without a continuation, the message is dropped with MSG_TIMEOUT.
+    /// [`REASSEMBLY_TIMEOUT`] without a continuation, the message is dropped and the ERROR
+    /// packet with [`error::MSG_TIMEOUT`] to send to that connection is returned.
     pub fn on_tick(&mut self, connection: ConnectionId, now: Instant) -> Option<Packet> {
         let rx = self.rx.as_ref()?;
         if rx.connection == connection
@@ -393,14 +439,15 @@ impl Device {
         None
     }
 
-    /// The running request of `cid` finished; the device is free again.
+    /// The running request of `cid` finished (answered, or abandoned); the device is free.
     pub fn finish(&mut self, cid: u32) {
         if self.busy.is_some_and(|(_, c)| c == cid) {
             self.busy = None;
         }
     }
 
-    /// A connection went away: drop its partial message.
+    /// A connection went away: drop its partial message. Its running request, if any, stays
+    /// busy until the transport has cancelled it and calls [`Self::finish`].
     pub fn disconnect(&mut self, connection: ConnectionId) {
         if self
             .rx
@@ -410,6 +457,10 @@ impl Device {
             self.rx = None;
         }
     }
+}
+
+fn reply_error(cid: u32, code: u8) -> Action {
+    Action::Reply(vec![error_packet(cid, code)])
 }
 
 /// Why a response could not be reassembled (client side).
@@ -426,15 +477,38 @@ pub enum AssembleError {
     /// A continuation packet arrived with no message started.
     #[error("continuation packet without an init packet")]
     NoMessage,
+    /// A continuation packet belongs to another channel than the message in progress.
+    #[error("continuation packet for channel {got:#010x} while reassembling {expected:#010x}")]
+    Channel {
+        /// The channel of the message in progress.
+        expected: u32,
+        /// The channel of the continuation packet.
+        got: u32,
+    },
     /// The length field is larger than CTAPHID allows.
     #[error("message length {0} exceeds the CTAPHID maximum")]
     TooLong(usize),
 }
 
-/// Reassembles messages from reports (the client side of the framing).
+/// A message in progress on the client side.
+#[derive(Debug)]
+struct Partial {
+    cid: u32,
+    cmd: u8,
+    expected: usize,
+    data: Vec<u8>,
+    next_seq: u8,
+}
+
+/// Reassembles messages from reports: the client side of the framing, for tests, the
+/// benchmarks and conformance tools.
+///
+/// Feed every report read from the device to [`Self::push`]; it returns `(cid, cmd, payload)`
+/// (`cmd` without the 0x80 bit) once a message is complete. An init packet starts a new
+/// message, dropping any unfinished one.
 #[derive(Debug, Default)]
 pub struct MessageAssembler {
-    current: Option<(u32, u8, usize, Vec<u8>, u8)>,
+    current: Option<Partial>,
 }
 
 impl MessageAssembler {
@@ -443,40 +517,60 @@ impl MessageAssembler {
         Self::default()
     }
 
+    /// Whether a message has started and is not complete yet.
+    pub fn is_pending(&self) -> bool {
+        self.current.is_some()
+    }
+
     /// Adds a report; returns `(cid, cmd, payload)` when a message is complete. KEEPALIVE and
-    /// ERROR arrive as complete one-packet messages too.
+    /// ERROR arrive as complete one-packet messages too. After an error the assembler is empty.
     pub fn push(&mut self, packet: &Packet) -> Result<Option<(u32, u8, Vec<u8>)>, AssembleError> {
-        let cid = be_u32(packet);
+        let cid = packet_cid(packet);
         if packet[4] & 0x80 != 0 {
+            self.current = None;
             let cmd = packet[4] & 0x7f;
-            let len = usize::from(u16::from_be_bytes([packet[5], packet[6]]));
-            if len > MAX_MESSAGE_SIZE {
-                return Err(AssembleError::TooLong(len));
+            let expected = packet_bcnt(packet);
+            if expected > MAX_MESSAGE_SIZE {
+                return Err(AssembleError::TooLong(expected));
             }
-            let first = len.min(INIT_DATA);
-            let data = packet[7..7 + first].to_vec();
-            if data.len() == len {
-                self.current = None;
-                return Ok(Some((cid, cmd, data)));
+            if let Some(data) = packet[7..].get(..expected) {
+                return Ok(Some((cid, cmd, data.to_vec())));
             }
-            self.current = Some((cid, cmd, len, data, 0));
+            let mut data = Vec::with_capacity(expected);
+            data.extend_from_slice(&packet[7..]);
+            self.current = Some(Partial {
+                cid,
+                cmd,
+                expected,
+                data,
+                next_seq: 0,
+            });
             return Ok(None);
         }
-        let Some((c, cmd, len, mut data, seq)) = self.current.take() else {
+        let Some(mut partial) = self.current.take() else {
             return Err(AssembleError::NoMessage);
         };
-        if packet[4] != seq {
+        if partial.cid != cid {
+            return Err(AssembleError::Channel {
+                expected: partial.cid,
+                got: cid,
+            });
+        }
+        if packet[4] != partial.next_seq {
             return Err(AssembleError::Sequence {
-                expected: seq,
+                expected: partial.next_seq,
                 got: packet[4],
             });
         }
-        let take = (len - data.len()).min(CONT_DATA);
-        data.extend_from_slice(&packet[5..5 + take]);
-        if data.len() == len {
-            return Ok(Some((c, cmd, data)));
+        let missing = partial.expected.saturating_sub(partial.data.len());
+        partial
+            .data
+            .extend_from_slice(&packet[5..5 + missing.min(CONT_DATA)]);
+        if partial.data.len() >= partial.expected {
+            return Ok(Some((partial.cid, partial.cmd, partial.data)));
         }
-        self.current = Some((c, cmd, len, data, seq.wrapping_add(1)));
+        partial.next_seq = partial.next_seq.wrapping_add(1);
+        self.current = Some(partial);
         Ok(None)
     }
 }
@@ -494,114 +588,319 @@ mod tests {
         p
     }
 
+    fn cont_packet(cid: u32, seq: u8, data: &[u8]) -> Packet {
+        let mut p = [0u8; PACKET_SIZE];
+        p[..4].copy_from_slice(&cid.to_be_bytes());
+        p[4] = seq;
+        p[5..5 + data.len()].copy_from_slice(data);
+        p
+    }
+
+    fn err(cid: u32, code: u8) -> Action {
+        Action::Reply(vec![error_packet(cid, code)])
+    }
+
     fn allocate(d: &mut Device) -> u32 {
         let Action::Reply(r) = d.on_packet(
             1,
             &init_packet(BROADCAST_CID, CMD_INIT, 8, &[9; 8]),
             Instant::now(),
         ) else {
-            panic!()
+            panic!("INIT is answered")
         };
+        assert_eq!(r.len(), 1);
         assert_eq!(&r[0][7..15], &[9; 8]);
-        be_u32(&r[0][15..19])
+        u32::from_be_bytes(r[0][15..19].try_into().unwrap())
     }
 
     #[test]
-    fn init_allocates_distinct_channels_and_reports_capabilities() {
+    fn init_response_exact_bytes() {
+        let mut d = Device::new();
+        let nonce = [1, 2, 3, 4, 5, 6, 7, 8];
+        let Action::Reply(r) = d.on_packet(
+            1,
+            &init_packet(BROADCAST_CID, CMD_INIT, 8, &nonce),
+            Instant::now(),
+        ) else {
+            panic!("INIT is answered")
+        };
+        let mut expected = [0u8; PACKET_SIZE];
+        expected[..24].copy_from_slice(&[
+            0xff, 0xff, 0xff, 0xff, 0x86, 0x00, 17, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 1, 2, 0, 1, 0,
+            0x0d,
+        ]);
+        assert_eq!(r, vec![expected]);
+        assert!(d.is_allocated(1));
+        assert!(!d.is_allocated(2));
+    }
+
+    #[test]
+    fn init_allocates_distinct_channels_and_resyncs_allocated_ones() {
         let mut d = Device::new();
         let a = allocate(&mut d);
         let b = allocate(&mut d);
-        assert_ne!(a, b);
-        assert!(a != 0 && a != BROADCAST_CID);
+        assert_eq!((a, b), (1, 2));
         let Action::Reply(r) =
             d.on_packet(1, &init_packet(a, CMD_INIT, 8, &[1; 8]), Instant::now())
         else {
-            panic!()
+            panic!("INIT is answered")
         };
-        assert_eq!(be_u32(&r[0]), a);
+        assert_eq!(packet_cid(&r[0]), a);
         assert_eq!(&r[0][4..7], &[0x86, 0, 17]);
         assert_eq!(
-            be_u32(&r[0][15..19]),
-            a,
-            "INIT on an allocated channel keeps it"
+            &r[0][15..19],
+            &a.to_be_bytes(),
+            "INIT on a channel keeps it"
         );
-        assert_eq!(r[0][19], 2);
         assert_eq!(
             r[0][23],
             capability::WINK | capability::CBOR | capability::NMSG
         );
+        assert_eq!(allocate(&mut d), 3, "resync allocates nothing");
     }
 
     #[test]
-    fn framing_errors_have_exact_codes() {
+    fn cid_allocation_wraps_without_reusing_reserved_ids() {
+        let mut d = Device::new();
+        d.next_cid = BROADCAST_CID - 1;
+        assert_eq!(allocate(&mut d), 0xffff_fffe);
+        assert!(d.is_allocated(0xffff_fffe));
+        assert_eq!(allocate(&mut d), 1);
+        assert!(
+            d.is_allocated(77),
+            "after wrapping every ordinary CID is valid"
+        );
+        assert!(!d.is_allocated(0));
+        assert!(!d.is_allocated(BROADCAST_CID));
+    }
+
+    #[test]
+    fn framing_error_table() {
         let now = Instant::now();
         let mut d = Device::new();
         let cid = allocate(&mut d);
-        let err = |code| Action::Reply(vec![error_packet(cid, code)]);
+        let cases: Vec<(&str, Vec<Packet>, Action)> = vec![
+            (
+                "CID 0",
+                vec![init_packet(0, CMD_PING, 0, &[])],
+                err(0, error::INVALID_CHANNEL),
+            ),
+            (
+                "INIT on CID 0",
+                vec![init_packet(0, CMD_INIT, 8, &[0; 8])],
+                err(0, error::INVALID_CHANNEL),
+            ),
+            (
+                "PING on broadcast",
+                vec![init_packet(BROADCAST_CID, CMD_PING, 0, &[])],
+                err(BROADCAST_CID, error::INVALID_CHANNEL),
+            ),
+            (
+                "CANCEL on broadcast",
+                vec![init_packet(BROADCAST_CID, CMD_CANCEL, 0, &[])],
+                err(BROADCAST_CID, error::INVALID_CHANNEL),
+            ),
+            (
+                "unallocated",
+                vec![init_packet(77, CMD_CBOR, 1, &[4])],
+                err(77, error::INVALID_CHANNEL),
+            ),
+            (
+                "INIT on unallocated",
+                vec![init_packet(77, CMD_INIT, 8, &[0; 8])],
+                err(77, error::INVALID_CHANNEL),
+            ),
+            (
+                "INIT 7 bytes",
+                vec![init_packet(BROADCAST_CID, CMD_INIT, 7, &[0; 7])],
+                err(BROADCAST_CID, error::INVALID_LEN),
+            ),
+            (
+                "INIT 9 bytes on a channel",
+                vec![init_packet(cid, CMD_INIT, 9, &[0; 9])],
+                err(cid, error::INVALID_LEN),
+            ),
+            (
+                "BCNT 7610",
+                vec![init_packet(cid, CMD_PING, 7610, &[])],
+                err(cid, error::INVALID_LEN),
+            ),
+            (
+                "BCNT 65535",
+                vec![init_packet(cid, CMD_CBOR, 0xffff, &[])],
+                err(cid, error::INVALID_LEN),
+            ),
+            (
+                "MSG",
+                vec![init_packet(cid, CMD_MSG, 1, &[0])],
+                err(cid, error::INVALID_CMD),
+            ),
+            (
+                "LOCK",
+                vec![init_packet(cid, CMD_LOCK, 1, &[1])],
+                err(cid, error::INVALID_CMD),
+            ),
+            (
+                "unknown",
+                vec![init_packet(cid, 0x55, 0, &[])],
+                err(cid, error::INVALID_CMD),
+            ),
+            (
+                "KEEPALIVE from the host",
+                vec![init_packet(cid, CMD_KEEPALIVE, 1, &[1])],
+                err(cid, error::INVALID_CMD),
+            ),
+            (
+                "empty CBOR",
+                vec![init_packet(cid, CMD_CBOR, 0, &[])],
+                err(cid, error::INVALID_LEN),
+            ),
+            (
+                "WINK with data",
+                vec![init_packet(cid, CMD_WINK, 1, &[1])],
+                err(cid, error::INVALID_LEN),
+            ),
+            (
+                "WINK",
+                vec![init_packet(cid, CMD_WINK, 0, &[])],
+                Action::Wink(vec![init_packet(cid, CMD_WINK, 0, &[])]),
+            ),
+            (
+                "CANCEL with nothing running",
+                vec![init_packet(cid, CMD_CANCEL, 0, &[])],
+                Action::None,
+            ),
+            (
+                "continuation with no message",
+                vec![cont_packet(cid, 0, &[1; 59])],
+                Action::None,
+            ),
+            (
+                "sequence skips 0",
+                vec![
+                    init_packet(cid, CMD_PING, 100, &[1; 57]),
+                    cont_packet(cid, 1, &[]),
+                ],
+                err(cid, error::INVALID_SEQ),
+            ),
+            (
+                "sequence repeats",
+                vec![
+                    init_packet(cid, CMD_PING, 200, &[1; 57]),
+                    cont_packet(cid, 0, &[]),
+                    cont_packet(cid, 0, &[]),
+                ],
+                err(cid, error::INVALID_SEQ),
+            ),
+            (
+                "new request mid-message",
+                vec![
+                    init_packet(cid, CMD_PING, 100, &[1; 57]),
+                    init_packet(cid, CMD_PING, 1, &[1]),
+                ],
+                err(cid, error::INVALID_SEQ),
+            ),
+            (
+                "PING 3 bytes after all that",
+                vec![init_packet(cid, CMD_PING, 3, &[1, 2, 3])],
+                Action::Reply(vec![init_packet(cid, CMD_PING, 3, &[1, 2, 3])]),
+            ),
+        ];
+        for (name, packets, expected) in cases {
+            let mut last = Action::None;
+            for (i, p) in packets.iter().enumerate() {
+                last = d.on_packet(1, p, now);
+                if i + 1 < packets.len() {
+                    assert_eq!(last, Action::None, "{name}: packet {i}");
+                }
+            }
+            assert_eq!(last, expected, "{name}");
+            assert_eq!(
+                d.reassembly_deadline(),
+                None,
+                "{name}: nothing left pending"
+            );
+        }
+    }
+
+    #[test]
+    fn reassembly_times_out_for_its_connection_only() {
+        let now = Instant::now();
+        let mut d = Device::new();
+        let cid = allocate(&mut d);
+        let other = allocate(&mut d);
         assert_eq!(
-            d.on_packet(1, &init_packet(0, CMD_PING, 0, &[]), now),
-            Action::Reply(vec![error_packet(0, error::INVALID_CHANNEL)])
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(BROADCAST_CID, CMD_PING, 0, &[]), now),
-            Action::Reply(vec![error_packet(BROADCAST_CID, error::INVALID_CHANNEL)])
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(77, CMD_PING, 0, &[]), now),
-            Action::Reply(vec![error_packet(77, error::INVALID_CHANNEL)])
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(BROADCAST_CID, CMD_INIT, 7, &[0; 7]), now),
-            Action::Reply(vec![error_packet(BROADCAST_CID, error::INVALID_LEN)])
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_PING, 7610, &[]), now),
-            err(error::INVALID_LEN)
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_MSG, 1, &[0]), now),
-            err(error::INVALID_CMD)
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_LOCK, 1, &[1]), now),
-            err(error::INVALID_CMD)
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, 0x55, 0, &[]), now),
-            err(error::INVALID_CMD)
-        );
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_CBOR, 0, &[]), now),
-            err(error::INVALID_LEN)
-        );
-        // Wrong sequence.
-        assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_PING, 100, &[1; 57]), now),
+            d.on_packet(1, &init_packet(cid, CMD_PING, 200, &[1; 57]), now),
             Action::None
         );
-        let mut cont = [0u8; PACKET_SIZE];
-        cont[..4].copy_from_slice(&cid.to_be_bytes());
-        cont[4] = 1;
-        assert_eq!(d.on_packet(1, &cont, now), err(error::INVALID_SEQ));
-        // Timeout.
+        assert_eq!(d.reassembly_deadline(), Some(now + REASSEMBLY_TIMEOUT));
+        // Another channel is busy-refused; a continuation from another connection or for
+        // another channel is ignored.
         assert_eq!(
-            d.on_packet(1, &init_packet(cid, CMD_PING, 100, &[1; 57]), now),
+            d.on_packet(2, &init_packet(other, CMD_PING, 1, &[1]), now),
+            err(other, error::CHANNEL_BUSY)
+        );
+        assert_eq!(
+            d.on_packet(2, &init_packet(other, CMD_CANCEL, 0, &[]), now),
+            Action::None,
+            "CANCEL never gets a response"
+        );
+        assert_eq!(
+            d.on_packet(2, &cont_packet(cid, 0, &[2; 59]), now),
             Action::None
         );
-        assert_eq!(d.on_tick(1, now + Duration::from_millis(100)), None);
         assert_eq!(
-            d.on_tick(2, now + Duration::from_millis(600)),
-            None,
-            "only the owner times out"
+            d.on_packet(1, &cont_packet(other, 0, &[2; 59]), now),
+            Action::None
         );
+        let t1 = now + Duration::from_millis(400);
+        assert_eq!(d.on_tick(1, t1), None);
+        // A continuation restarts the clock.
         assert_eq!(
-            d.on_tick(1, now + Duration::from_millis(600)),
+            d.on_packet(1, &cont_packet(cid, 0, &[2; 59]), t1),
+            Action::None
+        );
+        assert_eq!(d.reassembly_deadline(), Some(t1 + REASSEMBLY_TIMEOUT));
+        let t2 = now + Duration::from_millis(800);
+        assert_eq!(d.on_tick(1, t2), None, "400 ms after the continuation");
+        let t3 = t1 + REASSEMBLY_TIMEOUT;
+        assert_eq!(d.on_tick(2, t3), None, "only the owner times out");
+        assert_eq!(
+            d.on_tick(1, t3),
             Some(error_packet(cid, error::MSG_TIMEOUT))
+        );
+        assert_eq!(d.on_tick(1, t3), None, "reported once");
+        assert_eq!(
+            d.on_packet(2, &init_packet(other, CMD_PING, 1, &[1]), t3),
+            Action::Reply(vec![init_packet(other, CMD_PING, 1, &[1])])
         );
     }
 
     #[test]
-    fn busy_channel_and_cancel() {
+    fn disconnect_drops_the_partial_message() {
+        let now = Instant::now();
+        let mut d = Device::new();
+        let cid = allocate(&mut d);
+        let other = allocate(&mut d);
+        assert_eq!(
+            d.on_packet(1, &init_packet(cid, CMD_CBOR, 100, &[1; 57]), now),
+            Action::None
+        );
+        d.disconnect(2);
+        assert!(
+            d.reassembly_deadline().is_some(),
+            "another connection's leaving"
+        );
+        d.disconnect(1);
+        assert_eq!(d.reassembly_deadline(), None);
+        assert_eq!(
+            d.on_packet(2, &init_packet(other, CMD_PING, 1, &[5]), now),
+            Action::Reply(vec![init_packet(other, CMD_PING, 1, &[5])])
+        );
+    }
+
+    #[test]
+    fn busy_channel_cancel_and_resync() {
         let now = Instant::now();
         let mut d = Device::new();
         let a = allocate(&mut d);
@@ -613,23 +912,125 @@ mod tests {
                 request: vec![4]
             }
         );
+        assert_eq!(d.busy_channel(), Some(a));
         assert_eq!(
             d.on_packet(2, &init_packet(b, CMD_PING, 1, &[0]), now),
-            Action::Reply(vec![error_packet(b, error::CHANNEL_BUSY)])
+            err(b, error::CHANNEL_BUSY)
+        );
+        assert_eq!(
+            d.on_packet(1, &init_packet(a, CMD_PING, 1, &[0]), now),
+            err(a, error::CHANNEL_BUSY),
+            "the busy channel itself"
         );
         assert_eq!(
             d.on_packet(2, &init_packet(b, CMD_CANCEL, 0, &[]), now),
-            Action::None
+            Action::None,
+            "CANCEL of another channel is ignored"
         );
         assert_eq!(
-            d.on_packet(1, &init_packet(a, CMD_CANCEL, 0, &[]), now),
-            Action::Cancel { cid: a }
+            d.on_packet(2, &init_packet(a, CMD_CANCEL, 0, &[]), now),
+            Action::Cancel { cid: a },
+            "any handle may cancel the channel"
+        );
+        // INIT on the broadcast channel is answered while busy.
+        assert_eq!(allocate(&mut d), 3);
+        let Action::Resync { cid, reply } =
+            d.on_packet(1, &init_packet(a, CMD_INIT, 8, &[6; 8]), now)
+        else {
+            panic!("INIT on the running channel resynchronises it")
+        };
+        assert_eq!(cid, a);
+        assert_eq!(
+            &reply[0][..19],
+            &[
+                &init_packet(a, CMD_INIT, 17, &[6; 8])[..15],
+                &a.to_be_bytes()
+            ]
+            .concat()[..]
+        );
+        assert_eq!(d.busy_channel(), Some(a), "busy until the request returns");
+        d.finish(b);
+        assert_eq!(
+            d.busy_channel(),
+            Some(a),
+            "finishing another channel does nothing"
         );
         d.finish(a);
+        assert_eq!(d.busy_channel(), None);
         assert_eq!(
             d.on_packet(2, &init_packet(b, CMD_PING, 1, &[5]), now),
             Action::Reply(encode_message(b, CMD_PING, &[5]))
         );
+    }
+
+    #[test]
+    fn init_drops_the_channels_partial_message() {
+        let now = Instant::now();
+        let mut d = Device::new();
+        let a = allocate(&mut d);
+        let b = allocate(&mut d);
+        assert_eq!(
+            d.on_packet(1, &init_packet(a, CMD_PING, 100, &[1; 57]), now),
+            Action::None
+        );
+        // INIT on another channel is answered and leaves the partial message alone.
+        assert!(matches!(
+            d.on_packet(2, &init_packet(b, CMD_INIT, 8, &[0; 8]), now),
+            Action::Reply(_)
+        ));
+        assert!(d.reassembly_deadline().is_some());
+        assert!(matches!(
+            d.on_packet(1, &init_packet(a, CMD_INIT, 8, &[0; 8]), now),
+            Action::Reply(_)
+        ));
+        assert_eq!(d.reassembly_deadline(), None);
+        assert_eq!(
+            d.on_packet(1, &cont_packet(a, 0, &[0; 59]), now),
+            Action::None,
+            "the dropped message's continuation is ignored"
+        );
+    }
+
+    #[test]
+    fn multi_packet_cbor_is_dispatched_whole() {
+        let now = Instant::now();
+        let mut d = Device::new();
+        let cid = allocate(&mut d);
+        let request: Vec<u8> = (0..200u8).collect();
+        let packets = encode_message(cid, CMD_CBOR, &request);
+        assert_eq!(packets.len(), 4, "57 + 59 + 59 + 25");
+        for p in &packets[..3] {
+            assert_eq!(d.on_packet(1, p, now), Action::None);
+        }
+        assert_eq!(
+            d.on_packet(1, &packets[3], now),
+            Action::Dispatch { cid, request }
+        );
+    }
+
+    #[test]
+    fn encode_message_packet_boundaries() {
+        assert_eq!(
+            encode_message(5, CMD_PING, &[]),
+            vec![init_packet(5, CMD_PING, 0, &[])]
+        );
+        assert_eq!(
+            encode_message(5, CMD_PING, &[7; 57]),
+            vec![init_packet(5, CMD_PING, 57, &[7; 57])]
+        );
+        assert_eq!(
+            encode_message(5, CMD_PING, &[7; 58]),
+            vec![
+                init_packet(5, CMD_PING, 58, &[7; 57]),
+                cont_packet(5, 0, &[7])
+            ]
+        );
+        let max = encode_message(5, CMD_CBOR, &[3; MAX_MESSAGE_SIZE]);
+        assert_eq!(max.len(), 129);
+        assert_eq!(max[0], init_packet(5, CMD_CBOR, 7609, &[3; 57]));
+        assert_eq!(max[128], cont_packet(5, 0x7f, &[3; 59]));
+        let over = encode_message(5, CMD_CBOR, &[3; MAX_MESSAGE_SIZE + 100]);
+        assert_eq!(over, max, "truncated to the maximum");
     }
 
     #[test]
@@ -646,36 +1047,131 @@ mod tests {
         for p in &packets {
             reply = d.on_packet(1, p, now);
         }
-        let Action::Reply(out) = reply else { panic!() };
+        let Action::Reply(out) = reply else {
+            panic!("PING is answered")
+        };
+        assert_eq!(out, packets, "the echo is the same packets");
         let mut asm = MessageAssembler::new();
-        let mut got = None;
-        for p in &out {
-            got = asm.push(p).unwrap();
+        for p in &out[..128] {
+            assert_eq!(asm.push(p), Ok(None));
+            assert!(asm.is_pending());
         }
-        assert_eq!(got, Some((cid, CMD_PING, payload)));
+        assert_eq!(asm.push(&out[128]), Ok(Some((cid, CMD_PING, payload))));
+        assert!(!asm.is_pending());
     }
 
     #[test]
-    fn random_packets_never_panic() {
+    fn assembler_errors() {
+        let mut asm = MessageAssembler::new();
+        assert_eq!(
+            asm.push(&cont_packet(1, 0, &[])),
+            Err(AssembleError::NoMessage)
+        );
+        assert_eq!(
+            asm.push(&init_packet(1, CMD_CBOR, 7610, &[])),
+            Err(AssembleError::TooLong(7610))
+        );
+        assert_eq!(asm.push(&init_packet(1, CMD_CBOR, 100, &[1; 57])), Ok(None));
+        assert_eq!(
+            asm.push(&cont_packet(2, 0, &[])),
+            Err(AssembleError::Channel {
+                expected: 1,
+                got: 2
+            })
+        );
+        assert_eq!(
+            asm.push(&cont_packet(1, 0, &[])),
+            Err(AssembleError::NoMessage)
+        );
+        assert_eq!(asm.push(&init_packet(1, CMD_CBOR, 100, &[1; 57])), Ok(None));
+        assert_eq!(
+            asm.push(&cont_packet(1, 1, &[])),
+            Err(AssembleError::Sequence {
+                expected: 0,
+                got: 1
+            })
+        );
+        // A keepalive is a complete message; an init packet restarts.
+        assert_eq!(
+            asm.push(&keepalive_packet(1, 2)),
+            Ok(Some((1, CMD_KEEPALIVE, vec![2])))
+        );
+        assert_eq!(
+            asm.push(&error_packet(9, error::OTHER)),
+            Ok(Some((9, CMD_ERROR, vec![0x7f])))
+        );
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_packets_never_panic_and_the_device_recovers() {
         let mut d = Device::new();
-        let mut state = 0x1234_5678_u64;
-        let now = Instant::now();
-        for i in 0..20_000u32 {
-            let mut p = [0u8; PACKET_SIZE];
-            for b in p.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *b = state.to_le_bytes()[0];
-            }
-            if i % 3 == 0 {
-                p[..4].copy_from_slice(&1u32.to_be_bytes());
-            }
-            let _ = d.on_packet(u64::from(i % 2), &p, now);
-            let _ = d.on_tick(0, now + Duration::from_secs(1));
-            if i % 7 == 0 {
-                d.finish(1);
-            }
+        let mut asm = MessageAssembler::new();
+        let mut state = 0x1234_5678_9abc_def0_u64;
+        let start = Instant::now();
+        let mut dispatched = 0u32;
+        for _ in 0..3 {
+            allocate(&mut d);
         }
+        for i in 0..50_000u32 {
+            let mut p = [0u8; PACKET_SIZE];
+            for chunk in p.chunks_mut(8) {
+                chunk.copy_from_slice(&xorshift(&mut state).to_le_bytes());
+            }
+            // Bias towards interesting headers: known channels, small lengths, real commands.
+            match i % 5 {
+                0 => p[..4].copy_from_slice(&(1 + (i % 3)).to_be_bytes()),
+                1 => p[..4].copy_from_slice(&BROADCAST_CID.to_be_bytes()),
+                _ => {}
+            }
+            if i % 4 == 0 {
+                p[4] = 0x80
+                    | [CMD_INIT, CMD_PING, CMD_CBOR, CMD_CANCEL, CMD_WINK][usize::from(p[63] % 5)];
+                // Mostly lengths of one or two packets; sometimes anything.
+                if p[5] % 8 != 0 {
+                    p[5] = 0;
+                    p[6] %= 120;
+                }
+            } else if i % 4 == 1 {
+                p[4] %= 4;
+            }
+            let now = start + Duration::from_millis(u64::from(i));
+            if let Action::Dispatch { cid, request } = d.on_packet(u64::from(i % 2), &p, now) {
+                assert!(!request.is_empty() && request.len() <= MAX_MESSAGE_SIZE);
+                dispatched += 1;
+                if i % 3 == 0 {
+                    d.finish(cid);
+                }
+            }
+            let _ = d.on_tick(u64::from(i % 2), now);
+            if let Some(cid) = d.busy_channel() {
+                if i % 11 == 0 {
+                    d.finish(cid);
+                }
+            }
+            let _ = asm.push(&p);
+        }
+        assert!(
+            dispatched > 10,
+            "the fuzz reaches CBOR dispatch ({dispatched})"
+        );
+        // Whatever state the noise left, the device still works.
+        let later = start + Duration::from_secs(3600);
+        let _ = d.on_tick(0, later);
+        let _ = d.on_tick(1, later);
+        if let Some(cid) = d.busy_channel() {
+            d.finish(cid);
+        }
+        let cid = allocate(&mut d);
+        assert_eq!(
+            d.on_packet(1, &init_packet(cid, CMD_PING, 2, &[4, 2]), later),
+            Action::Reply(vec![init_packet(cid, CMD_PING, 2, &[4, 2])])
+        );
     }
 }

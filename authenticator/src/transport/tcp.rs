@@ -1,43 +1,74 @@
-//! CTAPHID over TCP: every 64-byte HID report is written and read as-is, in both directions.
+//! CTAPHID over TCP: every 64-byte HID report is written and read as-is, in both directions,
+//! with no extra framing.
 //!
 //! All connections share one [`Device`], like several open handles on one USB authenticator:
-//! channels are device-wide and one CBOR request runs at a time. A request runs on a worker
-//! thread so the connection keeps reading (CANCEL, CHANNEL_BUSY answers) and sends KEEPALIVE
-//! every 100 ms until the response is ready.
+//! channels are device-wide and one transaction runs at a time. Threads:
+//!
+//! - one per connection reads reports, answers framing, PING, INIT and errors itself, sends
+//!   KEEPALIVE every 100 ms while its CBOR request runs and reports reassembly timeouts;
+//! - one request thread runs CBOR requests (and WINK) on the handler and writes the response,
+//!   so a connection keeps reading while its request runs (to see CANCEL, and to answer other
+//!   channels with CHANNEL_BUSY).
+//!
+//! A client that disconnects mid-request cancels it through its [`Interaction`]; the device is
+//! free again as soon as the handler returns. A handler that panics is answered with
+//! ERR_OTHER and the device keeps serving. Run with [`serve`] (blocks) or [`TcpServer`] (a
+//! background server that can be stopped, for tests and embedding).
 
+use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::api::user_verifier::Interaction;
 use crate::ctaphid::{
     Action, CMD_CBOR, ConnectionId, CtapHandler, Device, KEEPALIVE_INTERVAL, PACKET_SIZE, Packet,
-    encode_message, keepalive_packet,
+    encode_message, error, error_packet, keepalive_packet,
 };
 
 /// How often a connection wakes to send keepalives and check reassembly timeouts.
 const TICK: Duration = Duration::from_millis(20);
+/// A client that does not read its responses for this long is disconnected, so that it
+/// cannot stall the device.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Work for the device's single request thread.
 enum Job {
     Cbor {
         cid: u32,
         request: Vec<u8>,
-        interaction: Interaction,
-        done: Arc<AtomicBool>,
+        running: Arc<RunningRequest>,
         writer: Arc<Mutex<TcpStream>>,
     },
     Wink,
 }
 
+/// The CBOR request that is running, shared by the request thread, the connection that sent
+/// it, and any connection that cancels or resynchronises its channel.
+struct RunningRequest {
+    cid: u32,
+    interaction: Interaction,
+    /// Nothing more is sent for this request: its response was written, or it is to be
+    /// discarded (INIT resynchronised the channel, or the client left). The request thread sets
+    /// it and the connection checks it under the connection's writer lock, so no KEEPALIVE
+    /// follows the response.
+    settled: AtomicBool,
+}
+
 struct Shared {
     device: Mutex<Device>,
-    jobs: Mutex<Sender<Job>>,
-    running: Mutex<Option<(u32, Interaction)>>,
+    /// `None` once the server stops: the request thread then ends.
+    jobs: Mutex<Option<Sender<Job>>>,
+    running: Mutex<Option<Arc<RunningRequest>>>,
+    /// A clone of every open connection's stream, to shut them down when the server stops.
+    connections: Mutex<HashMap<ConnectionId, TcpStream>>,
     next_connection: AtomicU64,
+    stopping: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,88 +76,276 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Serves `handler` on `listener` until accepting fails. Blocks; run it on its own thread.
+impl Shared {
+    /// Creates the shared state and starts the request thread running `handler`.
+    fn start<H: CtapHandler + 'static>(handler: H) -> io::Result<Arc<Self>> {
+        let (jobs, queue) = channel();
+        let shared = Arc::new(Self {
+            device: Mutex::new(Device::new()),
+            jobs: Mutex::new(Some(jobs)),
+            running: Mutex::new(None),
+            connections: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+        });
+        // One long-lived thread runs requests (the device is busy with one at a time), so a
+        // request costs a channel hand-off rather than a thread spawn.
+        let worker_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("ctap-requests".into())
+            .spawn(move || run_requests(handler, &queue, &worker_shared))?;
+        Ok(shared)
+    }
+
+    fn submit(&self, job: Job) -> io::Result<()> {
+        lock(&self.jobs)
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the server is stopping"))?
+            .send(job)
+            .map_err(|_| io::Error::other("the request thread has stopped"))
+    }
+
+    /// Cancels the running request of `cid`; with `discard`, its response is not sent.
+    fn cancel(&self, cid: u32, discard: bool) {
+        if let Some(running) = lock(&self.running).as_ref() {
+            if running.cid == cid {
+                if discard {
+                    running.settled.store(true, Ordering::SeqCst);
+                }
+                running.interaction.cancel();
+            }
+        }
+    }
+
+    /// Stops accepting work: shuts every connection down and cancels the running request.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        *lock(&self.jobs) = None;
+        if let Some(running) = lock(&self.running).as_ref() {
+            running.interaction.cancel();
+        }
+        for stream in lock(&self.connections).values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Serves `handler` on `listener` until accepting fails. Blocks; run it on its own thread (or
+/// use [`TcpServer`], which can be stopped).
 pub fn serve<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io::Result<()> {
-    let (jobs, queue) = channel();
-    let shared = Arc::new(Shared {
-        device: Mutex::new(Device::new()),
-        jobs: Mutex::new(jobs),
-        running: Mutex::new(None),
-        next_connection: AtomicU64::new(1),
-    });
-    // One long-lived thread runs requests (the device is busy with one at a time), so a
-    // request costs a channel hand-off rather than a thread spawn.
-    let worker_shared = Arc::clone(&shared);
-    std::thread::Builder::new()
-        .name("ctap-requests".into())
-        .spawn(move || run_requests(handler, &queue, &worker_shared))?;
+    let shared = Shared::start(handler)?;
+    let result = accept_loop(&listener, &shared);
+    shared.stop();
+    result
+}
+
+/// A CTAPHID-over-TCP server running on background threads.
+///
+/// ```no_run
+/// # use passgate_authenticator::transport::tcp::TcpServer;
+/// # fn demo(handler: impl passgate_authenticator::ctaphid::CtapHandler + 'static) -> std::io::Result<()> {
+/// let server = TcpServer::start(std::net::TcpListener::bind("127.0.0.1:0")?, handler)?;
+/// let addr = server.local_addr(); // connect clients here
+/// server.stop()?; // or drop it
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TcpServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("stopping", &self.stopping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpServer {
+    /// Starts serving `handler` on `listener` in the background.
+    pub fn start<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let shared = Shared::start(handler)?;
+        let accept_shared = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("ctaphid-accept".into())
+            .spawn(move || {
+                let result = accept_loop(&listener, &accept_shared);
+                accept_shared.stop();
+                result
+            });
+        let accept = match accept {
+            Ok(handle) => handle,
+            Err(e) => {
+                shared.stop();
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server: no new connections, every open connection is shut down and the
+    /// running request is cancelled. Returns the accept loop's error, if it failed earlier.
+    /// Connection threads and the request thread end on their own shortly after (the request
+    /// thread once the handler returns).
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        let Some(accept) = self.accept.take() else {
+            return Ok(());
+        };
+        self.shared.stop();
+        // Wake the blocking accept with a connection of our own; it sees `stopping` and ends.
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        accept
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")))
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::debug!(error = %e, "CTAPHID server ended with an error");
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> io::Result<()> {
     for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let stream = match stream {
             Ok(s) => s,
             Err(e)
-                if e.kind() == ErrorKind::Interrupted
-                    || e.kind() == ErrorKind::ConnectionAborted =>
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Interrupted
+                        | ErrorKind::ConnectionAborted
+                        | ErrorKind::ConnectionReset
+                ) =>
             {
                 continue;
             }
             Err(e) => return Err(e),
         };
-        let shared = Arc::clone(&shared);
         let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
-        std::thread::Builder::new()
+        let thread_shared = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
             .name(format!("ctaphid-conn-{id}"))
             .spawn(move || {
-                if let Err(e) = connection(stream, &shared, id) {
+                if let Err(e) = connection(stream, &thread_shared, id) {
                     tracing::debug!(connection = id, error = %e, "connection ended with an error");
                 }
-            })?;
+                lock(&thread_shared.connections).remove(&id);
+            });
+        if let Err(e) = spawned {
+            // Out of threads: refuse this client (the stream is dropped), keep serving.
+            tracing::warn!(error = %e, "cannot start a connection thread");
+        }
     }
     Ok(())
 }
 
-/// A request of this connection that is running on a worker.
-struct Running {
-    cid: u32,
-    interaction: Interaction,
-    done: Arc<AtomicBool>,
-    last_keepalive: Instant,
-}
-
 /// Writes reports with one system call (one wake-up of the reader for a whole message).
 fn write_packets(writer: &Mutex<TcpStream>, packets: &[Packet]) -> io::Result<()> {
-    let bytes = packets.concat();
-    lock(writer).write_all(&bytes)
+    let mut w = lock(writer);
+    match packets {
+        [single] => w.write_all(single),
+        _ => w.write_all(&packets.concat()),
+    }
 }
 
 fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Job>, shared: &Shared) {
     while let Ok(job) = queue.recv() {
         match job {
-            Job::Wink => handler.wink(),
+            Job::Wink => {
+                if catch_unwind(AssertUnwindSafe(|| handler.wink())).is_err() {
+                    tracing::error!("the handler panicked in wink");
+                }
+            }
             Job::Cbor {
                 cid,
                 request,
-                interaction,
-                done,
+                running,
                 writer,
             } => {
-                let response = handler.handle_cbor(&request, &interaction);
-                let bytes = encode_message(cid, CMD_CBOR, &response).concat();
+                tracing::debug!(cid, command = request.first(), "CBOR request");
+                let started = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    handler.handle_cbor(&request, &running.interaction)
+                }));
+                let bytes = match outcome {
+                    Ok(response) => {
+                        tracing::debug!(
+                            cid,
+                            status = response.first(),
+                            len = response.len(),
+                            elapsed_ms = started.elapsed().as_millis(),
+                            "CBOR response"
+                        );
+                        encode_message(cid, CMD_CBOR, &response).concat()
+                    }
+                    Err(_) => {
+                        tracing::error!(cid, "the handler panicked; answering ERR_OTHER");
+                        error_packet(cid, error::OTHER).to_vec()
+                    }
+                };
                 let mut w = lock(&writer);
-                done.store(true, Ordering::SeqCst);
+                let discard = running.settled.swap(true, Ordering::SeqCst);
                 *lock(&shared.running) = None;
                 // Free the device before answering, so the client's next request is not
                 // refused as busy.
                 lock(&shared.device).finish(cid);
-                // A write error means the client left; the device is already free.
-                let _ = w.write_all(&bytes);
+                if discard {
+                    tracing::debug!(cid, "response discarded (channel resynchronised or closed)");
+                } else if let Err(e) = w.write_all(&bytes) {
+                    // The client left or stopped reading: the rest of its stream would be out
+                    // of step, so close it.
+                    tracing::debug!(cid, error = %e, "cannot deliver the response");
+                    let _ = w.shutdown(Shutdown::Both);
+                }
             }
         }
     }
 }
 
+/// A request of this connection that is running on the request thread.
+struct Running {
+    request: Arc<RunningRequest>,
+    last_keepalive: Instant,
+}
+
 fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(TICK))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    lock(&shared.connections).insert(id, stream.try_clone()?);
+    if shared.stopping.load(Ordering::SeqCst) {
+        return Ok(());
+    }
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let mut reader = stream;
     tracing::debug!(connection = id, "client connected");
@@ -134,57 +353,69 @@ fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::
     let mut filled = 0usize;
     let mut running: Option<Running> = None;
     let result = loop {
-        match reader.read(&mut buf[filled..]) {
+        match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
+            // End of stream; a partial report before it is just a disconnect.
             Ok(0) => break Ok(()),
             Ok(n) => {
-                filled += n;
-                if filled == PACKET_SIZE {
+                filled = filled.saturating_add(n);
+                if filled >= PACKET_SIZE {
                     filled = 0;
-                    let packet = buf;
-                    if let Err(e) = on_packet(shared, &writer, id, &packet, &mut running) {
+                    if let Err(e) = on_packet(shared, &writer, id, &buf, &mut running) {
                         break Err(e);
                     }
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
         }
-        let now = Instant::now();
-        let timeout_packet = lock(&shared.device).on_tick(id, now);
-        if let Some(p) = timeout_packet {
-            if let Err(e) = write_packets(&writer, &[p]) {
-                break Err(e);
-            }
-        }
-        if let Some(r) = &mut running {
-            if r.done.load(Ordering::SeqCst) {
-                running = None;
-            } else if now.saturating_duration_since(r.last_keepalive) >= KEEPALIVE_INTERVAL {
-                r.last_keepalive = now;
-                let mut w = lock(&writer);
-                // Checked under the writer lock: no keepalive after the response.
-                if !r.done.load(Ordering::SeqCst) {
-                    if let Err(e) =
-                        w.write_all(&keepalive_packet(r.cid, r.interaction.status().code()))
-                    {
-                        break Err(e);
-                    }
-                }
-            }
+        if let Err(e) = on_tick(shared, &writer, id, &mut running) {
+            break Err(e);
         }
     };
-    // The client is gone: stop its running request and forget its partial message.
+    // The client is gone: stop its running request (nobody is left to read the response) and
+    // forget its partial message.
     if let Some(r) = running {
-        r.interaction.cancel();
+        r.request.settled.store(true, Ordering::SeqCst);
+        r.request.interaction.cancel();
     }
     lock(&shared.device).disconnect(id);
     tracing::debug!(connection = id, "client disconnected");
     result
 }
 
+/// Reassembly timeout and keepalives, checked after every read (at least every [`TICK`]).
+fn on_tick(
+    shared: &Shared,
+    writer: &Mutex<TcpStream>,
+    id: ConnectionId,
+    running: &mut Option<Running>,
+) -> io::Result<()> {
+    let now = Instant::now();
+    let timeout_packet = lock(&shared.device).on_tick(id, now);
+    if let Some(p) = timeout_packet {
+        tracing::debug!(connection = id, "message timeout");
+        write_packets(writer, &[p])?;
+    }
+    let Some(r) = running else {
+        return Ok(());
+    };
+    if r.request.settled.load(Ordering::SeqCst) {
+        *running = None;
+    } else if now.saturating_duration_since(r.last_keepalive) >= KEEPALIVE_INTERVAL {
+        r.last_keepalive = now;
+        let mut w = lock(writer);
+        // Checked under the writer lock: no keepalive after the response.
+        if !r.request.settled.load(Ordering::SeqCst) {
+            let status = r.request.interaction.status().code();
+            w.write_all(&keepalive_packet(r.request.cid, status))?;
+        }
+    }
+    Ok(())
+}
+
 fn on_packet(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     writer: &Arc<Mutex<TcpStream>>,
     id: ConnectionId,
     packet: &Packet,
@@ -195,45 +426,105 @@ fn on_packet(
         Action::None => Ok(()),
         Action::Reply(packets) => write_packets(writer, &packets),
         Action::Wink(packets) => {
-            let _ = lock(&shared.jobs).send(Job::Wink);
+            shared.submit(Job::Wink)?;
             write_packets(writer, &packets)
         }
         Action::Cancel { cid } => {
-            cancel(shared, cid);
+            tracing::debug!(connection = id, cid, "cancel");
+            shared.cancel(cid, false);
             Ok(())
         }
         Action::Resync { cid, reply } => {
-            cancel(shared, cid);
+            tracing::debug!(connection = id, cid, "channel resynchronised");
+            shared.cancel(cid, true);
             write_packets(writer, &reply)
         }
         Action::Dispatch { cid, request } => {
-            let interaction = Interaction::new();
-            *lock(&shared.running) = Some((cid, interaction.clone()));
-            let done = Arc::new(AtomicBool::new(false));
-            *running = Some(Running {
+            let request_state = Arc::new(RunningRequest {
                 cid,
-                interaction: interaction.clone(),
-                done: Arc::clone(&done),
-                last_keepalive: Instant::now(),
+                interaction: Interaction::new(),
+                settled: AtomicBool::new(false),
             });
+            *lock(&shared.running) = Some(Arc::clone(&request_state));
             let job = Job::Cbor {
                 cid,
                 request,
-                interaction,
-                done,
+                running: Arc::clone(&request_state),
                 writer: Arc::clone(writer),
             };
-            lock(&shared.jobs)
-                .send(job)
-                .map_err(|_| io::Error::other("the request thread has stopped"))
+            if let Err(e) = shared.submit(job) {
+                // Nobody will run it: free the device again.
+                *lock(&shared.running) = None;
+                lock(&shared.device).finish(cid);
+                return Err(e);
+            }
+            *running = Some(Running {
+                request: request_state,
+                last_keepalive: Instant::now(),
+            });
+            Ok(())
         }
     }
 }
 
-fn cancel(shared: &Shared, cid: u32) {
-    if let Some((running_cid, interaction)) = lock(&shared.running).as_ref() {
-        if *running_cid == cid {
-            interaction.cancel();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctaphid::{BROADCAST_CID, CMD_INIT, MessageAssembler};
+
+    struct Panics;
+
+    impl CtapHandler for Panics {
+        fn handle_cbor(&mut self, request: &[u8], _interaction: &Interaction) -> Vec<u8> {
+            assert_ne!(request, [0x66], "the test handler panics on 0x66");
+            vec![0x00, request.len().try_into().unwrap()]
         }
+    }
+
+    fn message(stream: &mut TcpStream) -> (u32, u8, Vec<u8>) {
+        let mut asm = MessageAssembler::new();
+        loop {
+            let mut p = [0u8; PACKET_SIZE];
+            stream.read_exact(&mut p).unwrap();
+            if let Some(m) = asm.push(&p).unwrap() {
+                return m;
+            }
+        }
+    }
+
+    fn send(stream: &mut TcpStream, cid: u32, cmd: u8, payload: &[u8]) {
+        stream
+            .write_all(&encode_message(cid, cmd, payload).concat())
+            .unwrap();
+    }
+
+    #[test]
+    fn handler_panic_answers_err_other_and_the_device_keeps_serving() {
+        let server = TcpServer::start(TcpListener::bind("127.0.0.1:0").unwrap(), Panics).unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        send(&mut s, BROADCAST_CID, CMD_INIT, &[1; 8]);
+        let (_, _, init) = message(&mut s);
+        let cid = u32::from_be_bytes(init[8..12].try_into().unwrap());
+        send(&mut s, cid, CMD_CBOR, &[0x66]);
+        assert_eq!(message(&mut s), (cid, 0x3f, vec![error::OTHER]));
+        send(&mut s, cid, CMD_CBOR, &[0x04, 1, 2]);
+        assert_eq!(message(&mut s), (cid, CMD_CBOR, vec![0x00, 3]));
+        server.stop().unwrap();
+    }
+
+    #[test]
+    fn stop_closes_connections_and_refuses_new_ones() {
+        let server = TcpServer::start(TcpListener::bind("127.0.0.1:0").unwrap(), Panics).unwrap();
+        let addr = server.local_addr();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        send(&mut s, BROADCAST_CID, CMD_INIT, &[1; 8]);
+        let _ = message(&mut s);
+        server.stop().unwrap();
+        let mut p = [0u8; 1];
+        assert_eq!(s.read(&mut p).unwrap(), 0, "the open connection is closed");
+        let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        assert!(refused.is_err(), "the listener is gone");
     }
 }
