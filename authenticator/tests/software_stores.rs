@@ -31,6 +31,7 @@ fn record(
         key: key.handle,
         public_key: key.public_key,
         created_at: created,
+        created_ns: created * 1_000_000_000,
         cred_protect: 1,
         cred_blob: Some(b"blob".to_vec()),
         biometric_set: Some([5; 32]),
@@ -286,6 +287,36 @@ fn crash_between_write_and_replace_keeps_the_newest() {
         !old_file.exists(),
         "the superseded credential is cleaned up"
     );
+}
+
+#[test]
+fn discoverable_order_is_newest_first_within_one_second() {
+    // Same creation second, IDs in the opposite order of creation: only the nanosecond
+    // creation order can put the newest first (known bug ga-29).
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    let ids: [&[u8]; 3] = [b"zz-oldest", b"mm-middle", b"aa-newest"];
+    for (i, id) in ids.iter().enumerate() {
+        let mut r = record(&mut keys, "example.com", id, id, true, 5);
+        r.created_ns += u64::try_from(i).unwrap();
+        store.insert(&r).unwrap();
+    }
+    let order: Vec<Vec<u8>> = store
+        .discoverable("example.com")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        order,
+        vec![b"aa-newest".to_vec(), b"mm-middle".to_vec(), b"zz-oldest".to_vec()]
+    );
+    // And after a reopen (the order is persisted, not only cached).
+    drop(store);
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let first = store.discoverable("example.com").unwrap().remove(0);
+    assert_eq!(first.id, b"aa-newest");
+    assert_eq!(first.created_ns, 5_000_000_002);
 }
 
 #[test]

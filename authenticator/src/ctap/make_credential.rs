@@ -329,6 +329,7 @@ impl Authenticator {
         } else {
             None
         };
+        let created_ns = self.next_creation_ns();
         let record = CredentialRecord {
             id: id.clone(),
             rp_id: request.rp.id.clone(),
@@ -340,7 +341,8 @@ impl Authenticator {
             algorithm: request.algorithm,
             key: created.handle.clone(),
             public_key: created.public_key.clone(),
-            created_at: self.env.clock.unix_seconds(),
+            created_at: created_ns / 1_000_000_000,
+            created_ns,
             cred_protect: request
                 .ext
                 .cred_protect

@@ -111,6 +111,8 @@ pub struct Authenticator {
     pin: PinRuntime,
     enumeration: Option<credential_management::Enumeration>,
     large_blob_write: Option<large_blobs::PendingWrite>,
+    /// The creation order given to the last credential made by this process.
+    last_created_ns: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -138,7 +140,17 @@ impl Authenticator {
             pin,
             enumeration: None,
             large_blob_write: None,
+            last_created_ns: 0,
         }
+    }
+
+    /// The creation order for a new credential: the wall clock in nanoseconds, but strictly
+    /// greater than the last one this process gave out, so that two credentials made in the
+    /// same clock tick (or a coarse or stepped-back clock) still sort newest first.
+    fn next_creation_ns(&mut self) -> u64 {
+        let now = self.env.clock.unix_nanos();
+        self.last_created_ns = now.max(self.last_created_ns.saturating_add(1));
+        self.last_created_ns
     }
 
     /// The configuration.

@@ -434,6 +434,22 @@ fn discoverable_credentials_and_get_next_assertion() {
 }
 
 #[test]
+fn creation_order_strictly_increases_under_a_coarse_clock() {
+    // FixedClock never advances: the authenticator itself keeps the order strict (ga-29).
+    let mut a = authenticator(10);
+    make(&mut a, "example.com", b"alice", true, vec![]);
+    make(&mut a, "example.com", b"bob", true, vec![]);
+    let records = a.env.credentials.discoverable("example.com").unwrap();
+    let [newer, older] = &records[..] else {
+        panic!("two credentials");
+    };
+    assert_eq!(newer.user_id, b"bob");
+    assert_eq!(older.created_ns, 1_700_000_000_000_000_000);
+    assert_eq!(newer.created_ns, older.created_ns + 1);
+    assert_eq!(newer.created_at, 1_700_000_000);
+}
+
+#[test]
 fn exclude_list_and_store_full() {
     let mut a = authenticator(1);
     let made = make(&mut a, "example.com", b"u", false, vec![]);
