@@ -18,7 +18,7 @@ fn record(
     rk: bool,
     created: u64,
 ) -> CredentialRecord {
-    let key = keys.create_key(KeyAlgorithm::Es256).unwrap();
+    let key = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
     CredentialRecord {
         id: id.to_vec(),
         rp_id: rp.into(),
@@ -309,7 +309,11 @@ fn discoverable_order_is_newest_first_within_one_second() {
         .collect();
     assert_eq!(
         order,
-        vec![b"aa-newest".to_vec(), b"mm-middle".to_vec(), b"zz-oldest".to_vec()]
+        vec![
+            b"aa-newest".to_vec(),
+            b"mm-middle".to_vec(),
+            b"zz-oldest".to_vec()
+        ]
     );
     // And after a reopen (the order is persisted, not only cached).
     drop(store);
@@ -664,19 +668,19 @@ fn key_handles_sign_verifiably_and_only_under_their_device_key() {
     let (_k, mut keys, _store) = open(dir.path(), 10);
     let (_k2, mut foreign, _store2) = open(other.path(), 10);
     assert_eq!(keys.info().backend, "software");
-    let created = keys.create_key(KeyAlgorithm::Es256).unwrap();
+    let created = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
     let public = created.public_key.to_sec1_uncompressed();
-    let signature = keys.sign(&created.handle, b"client data").unwrap();
+    let signature = keys.sign(&created.handle, b"client data", None).unwrap();
     let verifier = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..]);
     verifier.verify(b"client data", &signature).unwrap();
     assert!(verifier.verify(b"other data", &signature).is_err());
     assert!(matches!(
-        foreign.sign(&created.handle, b"client data"),
+        foreign.sign(&created.handle, b"client data", None),
         Err(KeyStoreError::InvalidHandle)
     ));
     // After delete_key the handle still works from the record (it is the wrapped key).
     keys.delete_key(&created.handle).unwrap();
-    let again = keys.sign(&created.handle, b"client data").unwrap();
+    let again = keys.sign(&created.handle, b"client data", None).unwrap();
     verifier.verify(b"client data", &again).unwrap();
 }
 

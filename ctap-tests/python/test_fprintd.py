@@ -289,3 +289,47 @@ def test_retry_results_keep_waiting_and_sensor_errors_are_reported(spawn, fprint
     assert err.value.code in (CtapError.ERR.OPERATION_DENIED, CtapError.ERR.INVALID_OPTION)
     # With the sensor gone, UV is no longer offered.
     assert "uv" not in Ctap2(pg.device()).get_info().options
+
+
+def test_max_attempts_sets_the_failed_scan_limit(spawn, fprint, monkeypatch):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    pg = spawn(extra=["--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "10",
+                      "--max-attempts", "3"])
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    from fido2.ctap2.pin import ClientPin
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 3
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, [{"type": "public-key", "alg": -7}],
+                                    options={"rk": True, "uv": True})
+    allow = [{"type": "public-key", "id": made.auth_data.credential_data.credential_id}]
+
+    # Three non-matching scans: biometryLockout (UV_BLOCKED) after the third; uvRetries counts down.
+    codes, retries = [], []
+    with _Scanner(fprint["vdev"], "finger-b"):
+        for _ in range(4):
+            with pytest.raises(CtapError) as err:
+                ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+            codes.append(err.value.code)
+            retries.append(pin.get_uv_retries())
+    assert codes == [CtapError.ERR.UV_INVALID] * 2 + [CtapError.ERR.UV_BLOCKED] * 2
+    assert retries == [2, 1, 0, 0]
+    with pytest.raises(CtapError) as err:
+        pin.get_uv_token(ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    assert err.value.code == CtapError.ERR.UV_BLOCKED
+    # The limit and the lockout hold across a restart with the same option.
+    pg.restart()
+    ctap = Ctap2(pg.device())
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 0
+    # PIN fallback: a correct PIN restores the configured number, not the default 8.
+    pin.set_pin("1234")
+    token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    got = ctap.get_assertion(RP_ID, b"\3" * 32, allow,
+                             pin_uv_param=pin.protocol.authenticate(token, b"\3" * 32), pin_uv_protocol=pin.protocol.VERSION)
+    assert got.auth_data.is_user_verified()
+    assert pin.get_uv_retries() == 3
+    with _Scanner(fprint["vdev"], "finger-a"):
+        ok = ctap.get_assertion(RP_ID, b"\4" * 32, allow, options={"uv": True})
+    assert ok.auth_data.is_user_verified()

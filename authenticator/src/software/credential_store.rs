@@ -513,7 +513,7 @@ impl FileCredentialStore {
         let mut ids = Vec::with_capacity(count);
         for i in 0..count {
             let key = key_store
-                .create_key(KeyAlgorithm::Es256)
+                .create_key(KeyAlgorithm::Es256, None)
                 .map_err(|e| StoreError::Crypto(e.to_string()))?;
             let mut id = vec![0u8; 16];
             store
