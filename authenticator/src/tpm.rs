@@ -211,6 +211,13 @@ impl std::fmt::Debug for TpmKeyStore {
     }
 }
 
+impl Drop for TpmKeyStore {
+    fn drop(&mut self) {
+        // Free the TPM's object slot now rather than leave it to the next start.
+        let _ = self.context.flush_context(self.primary.into());
+    }
+}
+
 fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
@@ -302,11 +309,18 @@ impl TpmKeyStore {
     /// Connects to the TPM behind `tcti` and derives the storage primary, with the release
     /// state in memory only (no PIN; for status probes and tests).
     pub fn open(tcti: &str) -> Result<Self, KeyStoreError> {
+        Self::connect(tcti, false)
+    }
+
+    fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
         let conf = TctiNameConf::from_str(tcti)
             .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
         let mut context = Context::new(conf).map_err(|e| {
             KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}"))
         })?;
+        if flush_stale {
+            Self::flush_stale_transients(&mut context);
+        }
         let template = storage_primary_template().map_err(tpm_error("template"))?;
         let primary = context
             .execute_with_nullauth_session(|ctx| {
@@ -338,7 +352,8 @@ impl TpmKeyStore {
         mut state: Box<dyn StateStore>,
         biometric_release: bool,
     ) -> Result<Self, KeyStoreError> {
-        let mut store = Self::open(tcti)?;
+        // The daemon is the TPM's long-lived user: it clears what a killed predecessor left.
+        let mut store = Self::connect(tcti, true)?;
         let stored = state
             .load(RELEASE_STATE)
             .map_err(|e| KeyStoreError::Backend(format!("TPM release state: {e}")))?;
@@ -363,6 +378,34 @@ impl TpmKeyStore {
             store.save_release()?;
         }
         Ok(store)
+    }
+
+    /// A TPM reached without a resource manager (swtpm, `/dev/tpm0`) keeps the transient
+    /// objects of a process that was killed (our storage primary) until it restarts, and
+    /// has only a few slots: without this, a few restarts of passgate exhaust them
+    /// (TPM_RC_OBJECT_MEMORY). Only the serving daemon does this at start (short-lived probes
+    /// such as `passgate status` do not, so they never flush a running daemon's primary).
+    /// Through `/dev/tpmrm0` the resource manager shows only this connection's objects (none
+    /// yet), so nothing of anyone else's is flushed.
+    fn flush_stale_transients(context: &mut Context) {
+        use tss_esapi::constants::CapabilityType;
+        use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
+        use tss_esapi::structures::CapabilityData;
+        let Ok((CapabilityData::Handles(handles), _)) =
+            context.get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64)
+        else {
+            return;
+        };
+        for handle in handles.into_inner() {
+            let flushed = context
+                .tr_from_tpm_public(handle)
+                .and_then(|object| context.flush_context(object));
+            if let Err(e) = flushed {
+                tracing::debug!(error = %e, "could not flush a stale transient TPM object");
+            } else {
+                tracing::info!("flushed a transient TPM object left by an earlier process");
+            }
+        }
     }
 
     fn save_release(&mut self) -> Result<(), KeyStoreError> {
