@@ -18,6 +18,7 @@ from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserE
 from webauthn import verify_authentication_response, verify_registration_response
 
 from helpers import ORIGIN, RP_ID, to_json
+from test_tpm import swtpm_factory  # noqa: F401  (fixture: a private swtpm)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).parent
@@ -333,3 +334,49 @@ def test_max_attempts_sets_the_failed_scan_limit(spawn, fprint, monkeypatch):
     with _Scanner(fprint["vdev"], "finger-a"):
         ok = ctap.get_assertion(RP_ID, b"\4" * 32, allow, options={"uv": True})
     assert ok.auth_data.is_user_verified()
+
+
+def test_tpm_keys_are_released_by_a_fingerprint_match_only_with_the_verifier_configured(
+        spawn, fprint, monkeypatch, swtpm_factory):  # noqa: F811
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    tcti = swtpm_factory("tpm-fp")
+    tpm = ["--key-store", "tpm", "--tcti", tcti]
+    fp = ["--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "10"]
+    pg = spawn(extra=tpm + fp)
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    from fido2.ctap2.pin import ClientPin
+    ClientPin(ctap).set_pin("1234")
+    assert ctap.get_info().options["alwaysUv"] is True
+    params = [{"type": "public-key", "alg": -7}]
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, params, options={"rk": True, "uv": True})
+        cred = made.auth_data.credential_data
+        allow = [{"type": "public-key", "id": cred.credential_id}]
+        got = ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+    assert got.auth_data.is_user_verified()
+    cred.public_key.verify(got.auth_data + b"\2" * 32, got.signature)
+
+    # Served once without the fingerprint verifier: the daemon-held release copy is erased,
+    # so afterwards a fingerprint match alone no longer unlocks the TPM keys ...
+    pg.stop()
+    pg.extra = tpm
+    pg.start()
+    pg.stop()
+    pg.extra = tpm + fp
+    pg.start()
+    ctap = Ctap2(pg.device())
+    with _Scanner(fprint["vdev"], "finger-a"):
+        with pytest.raises(CtapError) as err:
+            ctap.get_assertion(RP_ID, b"\3" * 32, allow, options={"uv": True})
+    assert err.value.code == CtapError.ERR.PUAT_REQUIRED
+    # ... until the PIN (checked by the TPM) has been entered once.
+    pin = ClientPin(ctap)
+    token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    got = ctap.get_assertion(RP_ID, b"\4" * 32, allow,
+                             pin_uv_param=pin.protocol.authenticate(token, b"\4" * 32), pin_uv_protocol=pin.protocol.VERSION)
+    assert got.auth_data.is_user_verified()
+    with _Scanner(fprint["vdev"], "finger-a"):
+        got = ctap.get_assertion(RP_ID, b"\5" * 32, allow, options={"uv": True})
+    assert got.auth_data.is_user_verified()
+    cred.public_key.verify(got.auth_data + b"\5" * 32, got.signature)
