@@ -301,6 +301,10 @@ def test_max_attempts_sets_the_failed_scan_limit(spawn, fprint, monkeypatch):
     from fido2.ctap2.pin import ClientPin
     pin = ClientPin(ctap)
     assert pin.get_uv_retries() == 3
+    pg_1 = spawn(extra=["--user-verifier", "fprintd", "--fprint-user", "root", "--max-attempts", "1"])
+    info = Ctap2(pg_1.device()).get_info()
+    assert info.preferred_platform_uv_attempts == 1, "never more than the lockout limit"
+    pg_1.kill()
     with _Scanner(fprint["vdev"], "finger-a"):
         made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, [{"type": "public-key", "alg": -7}],
                                     options={"rk": True, "uv": True})

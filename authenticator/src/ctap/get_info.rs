@@ -84,7 +84,12 @@ impl Authenticator {
                 16,
                 Some(uint(super::config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH)),
             ),
-            (17, uv.available.then(|| Value::Integer(3.into()))),
+            // preferredPlatformUvAttempts: never more than the configured lockout limit.
+            (
+                17,
+                uv.available
+                    .then(|| Value::Integer(self.config.max_uv_attempts.min(3).into())),
+            ),
             (
                 18,
                 uv.available
