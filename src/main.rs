@@ -83,22 +83,68 @@ fn tcti(args: &KeyStoreArgs) -> String {
         .unwrap_or_else(|| "device:/dev/tpmrm0".to_owned())
 }
 
-/// Opens the chosen key store.
-fn open_key_store(args: &KeyStoreArgs, device_key: &DeviceKey) -> Result<Box<dyn KeyStore>> {
+/// Opens the chosen key store. The TPM store keeps its release state (release key, TPM PIN
+/// object) in `state`; `biometric_release` lets a biometric verifier release TPM keys.
+fn open_key_store(
+    args: &KeyStoreArgs,
+    device_key: &DeviceKey,
+    state: FileStateStore,
+    biometric_release: bool,
+) -> Result<Box<dyn KeyStore>> {
     match args.key_store {
         KeyStoreKind::Software => Ok(Box::new(SoftwareKeyStore::new(device_key))),
-        KeyStoreKind::Tpm => open_tpm(&tcti(args)),
+        KeyStoreKind::Tpm => open_tpm(&tcti(args), state, biometric_release),
     }
 }
 
 #[cfg(feature = "tpm")]
-fn open_tpm(tcti: &str) -> Result<Box<dyn KeyStore>> {
-    let store = passgate_authenticator::tpm::TpmKeyStore::open(tcti)?;
+fn open_tpm(
+    tcti: &str,
+    state: FileStateStore,
+    biometric_release: bool,
+) -> Result<Box<dyn KeyStore>> {
+    let store = passgate_authenticator::tpm::TpmKeyStore::open_with_state(
+        tcti,
+        Box::new(state),
+        biometric_release,
+    )?;
     Ok(Box::new(store))
 }
 
 #[cfg(not(feature = "tpm"))]
-fn open_tpm(_tcti: &str) -> Result<Box<dyn KeyStore>> {
+fn open_tpm(_: &str, _: FileStateStore, _: bool) -> Result<Box<dyn KeyStore>> {
+    bail!(
+        "this passgate was built without TPM support: rebuild with `--features tpm` (needs libtss2-dev)"
+    )
+}
+
+/// What `passgate status` reports about a TPM.
+struct TpmStatus {
+    detail: String,
+    /// The dictionary-attack state: failed tries, max tries, recovery seconds, lockout
+    /// recovery seconds.
+    dictionary_attack: Option<(u32, u32, u32, u32)>,
+}
+
+#[cfg(feature = "tpm")]
+fn probe_tpm(tcti: &str) -> Result<TpmStatus> {
+    let mut store = passgate_authenticator::tpm::TpmKeyStore::open(tcti)?;
+    let da = store.dictionary_attack_status().ok().map(|d| {
+        (
+            d.failed_tries,
+            d.max_tries,
+            d.recovery_time,
+            d.lockout_recovery,
+        )
+    });
+    Ok(TpmStatus {
+        detail: store.info().detail,
+        dictionary_attack: da,
+    })
+}
+
+#[cfg(not(feature = "tpm"))]
+fn probe_tpm(_tcti: &str) -> Result<TpmStatus> {
     bail!(
         "this passgate was built without TPM support: rebuild with `--features tpm` (needs libtss2-dev)"
     )
@@ -120,18 +166,16 @@ fn json_string(s: &str) -> String {
 }
 
 fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
-    let (backend, detail, error) = match args.key_store.key_store {
+    let (backend, detail, error, da) = match args.key_store.key_store {
         KeyStoreKind::Software => (
             "software",
             "P-256 keys wrapped with AES-256-GCM under the device key".to_owned(),
             None,
+            None,
         ),
-        KeyStoreKind::Tpm => match open_tpm(&tcti(&args.key_store)) {
-            Ok(store) => {
-                let info = store.info();
-                ("tpm", info.detail, None)
-            }
-            Err(e) => ("tpm", String::new(), Some(format!("{e:#}"))),
+        KeyStoreKind::Tpm => match probe_tpm(&tcti(&args.key_store)) {
+            Ok(tpm) => ("tpm", tpm.detail, None, tpm.dictionary_attack),
+            Err(e) => ("tpm", String::new(), Some(format!("{e:#}")), None),
         },
     };
     let verifier = match args.user_verifier {
@@ -144,12 +188,19 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
         }
     };
     if args.json {
+        let da_json = da.map_or("null".to_owned(), |(failed, max, recovery, lockout)| {
+            format!(
+                "{{\"failedTries\":{failed},\"maxTries\":{max},\"recoveryTime\":{recovery},\"lockoutRecovery\":{lockout},\"lockedOut\":{}}}",
+                failed >= max
+            )
+        });
         println!(
-            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}}}}",
+            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{},\"dictionaryAttack\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}}}}",
             json_string(backend),
             json_string(&detail),
             error.is_none(),
             error.as_deref().map_or("null".to_owned(), json_string),
+            da_json,
             verifier.available,
             json_string(&format!("{:?}", verifier.biometry)),
             verifier.enrolled,
@@ -161,6 +212,18 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
         match &error {
             None => println!("key store: {backend} ({detail})"),
             Some(e) => println!("key store: {backend} UNAVAILABLE: {e}"),
+        }
+        if let Some((failed, max, recovery, lockout)) = da {
+            // The TPM PIN object is DA-protected: in lockout, every PIN (the right one too)
+            // is refused until failures are forgotten.
+            println!(
+                "TPM dictionary-attack lockout: {} ({failed} of {max} failed authorizations; one forgotten every {recovery} s; lockout-auth recovery {lockout} s)",
+                if failed >= max {
+                    "LOCKED OUT, PIN verification refused"
+                } else {
+                    "not locked out"
+                }
+            );
         }
         println!(
             "user verification: {} (biometry {:?}, enrolled {}{})",
@@ -271,6 +334,10 @@ struct ServeArgs {
     /// Whose enrolled fingerprints count with `--user-verifier fprintd` (default: $USER).
     #[arg(long)]
     fprint_user: Option<String>,
+    /// Failed fingerprint scans before built-in verification is locked out (biometryLockout,
+    /// CTAP2_ERR_UV_BLOCKED) and the PIN is required; a correct PIN or a match restores them.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
+    max_attempts: u8,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -332,7 +399,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
     let credentials = FileCredentialStore::open(&state_dir, &device_key, args.capacity)
         .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
-    let key_store = open_key_store(&args.key_store, &device_key)?;
+    let key_store_state = FileStateStore::open(&state_dir, &device_key)
+        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
+    let key_store = open_key_store(
+        &args.key_store,
+        &device_key,
+        key_store_state,
+        args.user_verifier == VerifierKind::Fprintd,
+    )?;
     tracing::info!(backend = key_store.info().backend, detail = %key_store.info().detail, "key store ready");
     let (user, reset_window): (Box<dyn UserVerifier>, _) = match args.presence {
         PresenceMode::Auto => (Box::new(AutoPresence::new()), None),
@@ -366,6 +440,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             AttestationArg::Packed => AttestationFormat::PackedSelf,
         },
         reset_window,
+        max_uv_attempts: args.max_attempts,
         ..AuthenticatorConfig::default()
     };
     let authenticator = Authenticator::new(env, config);

@@ -265,12 +265,12 @@ fn key_stores(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let device_key = DeviceKey::load_or_create(dir.path()).expect("device key");
     let mut software = SoftwareKeyStore::new(&device_key);
-    let key = software.create_key(KeyAlgorithm::Es256).expect("key");
+    let key = software.create_key(KeyAlgorithm::Es256, None).expect("key");
     let message = [7u8; 69];
     c.bench_function("key_store_sign_software", |b| {
         b.iter(|| {
             software
-                .sign(&key.handle, black_box(&message))
+                .sign(&key.handle, black_box(&message), None)
                 .expect("sign")
         })
     });
@@ -305,10 +305,15 @@ fn key_stores(c: &mut Criterion) {
             "swtpm:host=127.0.0.1,port={port}"
         ))
         .expect("tpm");
-        let tpm_key = tpm.create_key(KeyAlgorithm::Es256).expect("key");
+        // No PIN set: the release is the store's open one. Each signature decrypts the key's
+        // authorization value, loads the key and signs with that authorization.
+        let release = tpm.release_for(None);
+        let tpm_key = tpm
+            .create_key(KeyAlgorithm::Es256, release.as_ref())
+            .expect("key");
         c.bench_function("key_store_sign_tpm_swtpm", |b| {
             b.iter(|| {
-                tpm.sign(&tpm_key.handle, black_box(&message))
+                tpm.sign(&tpm_key.handle, black_box(&message), release.as_ref())
                     .expect("sign")
             })
         });

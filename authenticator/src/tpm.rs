@@ -1,4 +1,5 @@
-//! [`TpmKeyStore`]: P-256 signing keys created inside a TPM 2.0 and never exported.
+//! [`TpmKeyStore`]: P-256 signing keys created inside a TPM 2.0 and never exported, usable
+//! only after user verification once a PIN is set.
 //!
 //! Keys are children of an ECC P-256 storage primary in the owner hierarchy, re-derived from
 //! the TPM's own seed at every start (a fixed template gives the same primary on the same TPM,
@@ -6,33 +7,63 @@
 //! TPM-wrapped TPM2B_PRIVATE: only this TPM's primary can load it, so a copied state directory
 //! is useless elsewhere. Signing happens in the TPM.
 //!
-//! Not yet: releasing each key's authorization value only after user verification, and the
-//! PIN-derived authorization that puts wrong guesses under the TPM's dictionary-attack
-//! lockout. Keys are created with an empty authorization value for now.
+//! Each key gets a random 32-byte authorization value at creation; the TPM signs only when it
+//! is presented. The handle keeps that value only AES-256-GCM encrypted under the **release
+//! key** `R` (32 random bytes, one per authenticator), so signing needs a [`KeyRelease`].
+//! Where `R` lives decides who enforces verification:
+//!
+//! - no PIN set: `R` is kept in the state store ("open"): there is no verification to gate on;
+//! - PIN set: `R` is sealed in a TPM **PIN object** (a keyedHash sealed-data object *without*
+//!   `noDA`) whose authorization value is derived from the PIN hash the platform sends in
+//!   clientPIN. Verifying a PIN is TPM2_Unseal with that value: a wrong PIN is
+//!   TPM_RC_AUTH_FAIL and counts against the TPM's dictionary-attack (DA) lockout, and in
+//!   lockout the TPM refuses the right PIN too. Nothing on disk can check a PIN guess offline;
+//! - PIN set and a biometric verifier configured: additionally a copy of `R` in the state store
+//!   that the daemon hands out after a biometric match. There the daemon, not the TPM, enforces
+//!   the match.
+//!
+//! Handles of version 1 (keys made before authorization values existed) still sign with the
+//! empty authorization value.
 
 use std::str::FromStr;
 
-use aws_lc_rs::digest;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{digest, hmac, rand};
+use ciborium::value::Value;
 use tss_esapi::Context;
 use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::handles::KeyHandle as TpmKeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::structures::{
-    Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, Private, Public, PublicBuilder,
-    PublicEccParametersBuilder, Signature, SignatureScheme, SymmetricDefinitionObject,
+    Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, Private,
+    Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
+    Signature, SignatureScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+use zeroize::Zeroizing;
 
 use crate::api::key_store::{
-    CreatedKey, KeyAlgorithm, KeyHandle, KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey,
+    CreatedKey, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo,
+    P256PublicKey, PinCheckError,
 };
+use crate::api::state_store::StateStore;
+use crate::api::user_verifier::{UserVerified, VerificationMethod};
+use crate::ctap::cbor::{self, ValueExt};
 
-const HANDLE_VERSION: u8 = 1;
+/// Handles made before keys had authorization values: empty authValue.
+const HANDLE_VERSION_EMPTY_AUTH: u8 = 1;
+/// Handles whose authValue is encrypted under the release key.
+const HANDLE_VERSION: u8 = 2;
+const AUTH_LEN: usize = 32;
+const TAG_LEN: usize = 16;
+/// Where the release state lives in the state store.
+const RELEASE_STATE: &str = "tpm-release";
 
 fn tpm_error(what: &str) -> impl FnOnce(tss_esapi::Error) -> KeyStoreError + '_ {
     move |e| KeyStoreError::Backend(format!("TPM {what} failed: {e}"))
@@ -44,6 +75,132 @@ pub struct TpmKeyStore {
     context: Context,
     primary: TpmKeyHandle,
     manufacturer: String,
+    release: ReleaseState,
+    /// Where `release` is persisted; `None` keeps it in memory only (status probes, tests).
+    state: Option<Box<dyn StateStore>>,
+    /// Whether a biometric verifier may obtain the release key (daemon-enforced).
+    biometric_release: bool,
+}
+
+/// The TPM PIN object: a sealed-data object holding the release key under a PIN-derived
+/// authorization value.
+#[derive(Clone)]
+struct PinObject {
+    public: Vec<u8>,
+    private: Vec<u8>,
+    /// Salt of the PIN-to-authValue derivation (random per PIN).
+    salt: [u8; 16],
+}
+
+/// Where the release key is kept; see the module documentation.
+#[derive(Clone, Default)]
+struct ReleaseState {
+    /// Usable without verification: only while no PIN is set.
+    open: Option<Zeroizing<[u8; 32]>>,
+    /// Usable after a biometric match reported by the verifier (daemon-enforced).
+    biometric: Option<Zeroizing<[u8; 32]>>,
+    /// The TPM PIN object, once a PIN is set.
+    pin: Option<PinObject>,
+}
+
+impl ReleaseState {
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let secret = |k: &Option<Zeroizing<[u8; 32]>>| k.as_ref().map(|k| Value::Bytes(k.to_vec()));
+        Zeroizing::new(cbor::encode(&cbor::int_map([
+            (1, secret(&self.open)),
+            (2, secret(&self.biometric)),
+            (3, self.pin.as_ref().map(|p| Value::Bytes(p.public.clone()))),
+            (
+                4,
+                self.pin.as_ref().map(|p| Value::Bytes(p.private.clone())),
+            ),
+            (5, self.pin.as_ref().map(|p| Value::Bytes(p.salt.to_vec()))),
+        ])))
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut p = cbor::Params::parse(bytes).ok()?;
+        let secret = |v: Option<Value>| -> Option<Option<Zeroizing<[u8; 32]>>> {
+            match v {
+                None => Some(None),
+                Some(v) => {
+                    let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
+                    let mut out = Zeroizing::new([0u8; 32]);
+                    if bytes.len() != 32 {
+                        return None;
+                    }
+                    out.copy_from_slice(&bytes);
+                    Some(Some(out))
+                }
+            }
+        };
+        let open = secret(p.take(1))?;
+        let biometric = secret(p.take(2))?;
+        let pin = match (p.take(3), p.take(4), p.take(5)) {
+            (None, None, None) => None,
+            (Some(public), Some(private), Some(salt)) => Some(PinObject {
+                public: public.ctap_bytes().ok()?,
+                private: private.ctap_bytes().ok()?,
+                salt: salt.ctap_bytes().ok()?.try_into().ok()?,
+            }),
+            _ => return None,
+        };
+        Some(Self {
+            open,
+            biometric,
+            pin,
+        })
+    }
+}
+
+fn random_secret() -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    rand::fill(out.as_mut())
+        .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+    Ok(out)
+}
+
+/// The AES-256-GCM key that encrypts key authorization values, from the release key.
+fn auth_wrapping_key(release: &KeyRelease) -> Result<LessSafeKey, KeyStoreError> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, release.secret());
+    let derived = Zeroizing::new(
+        hmac::sign(&key, b"passgate tpm: key authorization wrapping v1")
+            .as_ref()
+            .to_vec(),
+    );
+    UnboundKey::new(&AES_256_GCM, &derived)
+        .map(LessSafeKey::new)
+        .map_err(|_| KeyStoreError::Backend("invalid wrapping key".into()))
+}
+
+/// The PIN object's authorization value: HMAC-SHA256 keyed by the per-PIN salt over the PIN
+/// hash. No stretching: guesses can only be checked by the TPM, which counts them.
+fn pin_auth(salt: &[u8; 16], pin_hash: &[u8]) -> Result<Auth, KeyStoreError> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, salt);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(b"passgate tpm: PIN object authorization v1");
+    ctx.update(pin_hash);
+    Auth::try_from(ctx.sign().as_ref().to_vec()).map_err(tpm_error("auth"))
+}
+
+/// The TPM's dictionary-attack state (TPM2_GetCapability, TPM_PT_LOCKOUT_*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DictionaryAttackStatus {
+    /// Failed authorizations of DA-protected objects counted now.
+    pub failed_tries: u32,
+    /// The count at which the TPM locks out.
+    pub max_tries: u32,
+    /// Seconds after which one failure is forgotten (0: only lockout-hierarchy recovery).
+    pub recovery_time: u32,
+    /// Seconds to wait after a failed lockout-hierarchy authorization.
+    pub lockout_recovery: u32,
+}
+
+impl DictionaryAttackStatus {
+    /// Whether DA-protected objects (the PIN object) are refused now.
+    pub fn locked_out(&self) -> bool {
+        self.failed_tries >= self.max_tries
+    }
 }
 
 impl std::fmt::Debug for TpmKeyStore {
@@ -51,6 +208,13 @@ impl std::fmt::Debug for TpmKeyStore {
         f.debug_struct("TpmKeyStore")
             .field("manufacturer", &self.manufacturer)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TpmKeyStore {
+    fn drop(&mut self) {
+        // Free the TPM's object slot now rather than leave it to the next start.
+        let _ = self.context.flush_context(self.primary.into());
     }
 }
 
@@ -142,13 +306,21 @@ fn fixed32(v: &[u8]) -> Option<[u8; 32]> {
 }
 
 impl TpmKeyStore {
-    /// Connects to the TPM behind `tcti` and derives the storage primary.
+    /// Connects to the TPM behind `tcti` and derives the storage primary, with the release
+    /// state in memory only (no PIN; for status probes and tests).
     pub fn open(tcti: &str) -> Result<Self, KeyStoreError> {
+        Self::connect(tcti, false)
+    }
+
+    fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
         let conf = TctiNameConf::from_str(tcti)
             .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
         let mut context = Context::new(conf).map_err(|e| {
             KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}"))
         })?;
+        if flush_stale {
+            Self::flush_stale_transients(&mut context);
+        }
         let template = storage_primary_template().map_err(tpm_error("template"))?;
         let primary = context
             .execute_with_nullauth_session(|ctx| {
@@ -162,23 +334,118 @@ impl TpmKeyStore {
             context,
             primary,
             manufacturer,
+            release: ReleaseState {
+                open: Some(random_secret()?),
+                ..ReleaseState::default()
+            },
+            state: None,
+            biometric_release: false,
         })
     }
 
-    fn read_manufacturer(context: &mut Context) -> Option<String> {
-        use tss_esapi::constants::{CapabilityType, PropertyTag};
+    /// Like [`Self::open`], with the release state (release key, PIN object) persisted in
+    /// `state`. `biometric_release` lets a biometric verifier obtain the release key after a
+    /// match; without it, once a PIN is set only the PIN (checked by the TPM) releases keys,
+    /// and a copy kept for a formerly configured biometric verifier is erased.
+    pub fn open_with_state(
+        tcti: &str,
+        mut state: Box<dyn StateStore>,
+        biometric_release: bool,
+    ) -> Result<Self, KeyStoreError> {
+        // The daemon is the TPM's long-lived user: it clears what a killed predecessor left.
+        let mut store = Self::connect(tcti, true)?;
+        let stored = state
+            .load(RELEASE_STATE)
+            .map_err(|e| KeyStoreError::Backend(format!("TPM release state: {e}")))?;
+        let mut dirty = false;
+        store.release = match stored {
+            // Fail closed: an unreadable release state never turns into a fresh "no PIN" one.
+            Some(bytes) => ReleaseState::decode(&bytes).ok_or_else(|| {
+                KeyStoreError::Backend("TPM release state does not decode".into())
+            })?,
+            None => {
+                dirty = true;
+                store.release.clone()
+            }
+        };
+        if store.release.pin.is_some() && !biometric_release && store.release.biometric.is_some() {
+            store.release.biometric = None;
+            dirty = true;
+        }
+        store.state = Some(state);
+        store.biometric_release = biometric_release;
+        if dirty {
+            store.save_release()?;
+        }
+        Ok(store)
+    }
+
+    /// A TPM reached without a resource manager (swtpm, `/dev/tpm0`) keeps the transient
+    /// objects of a process that was killed (our storage primary) until it restarts, and
+    /// has only a few slots: without this, a few restarts of passgate exhaust them
+    /// (TPM_RC_OBJECT_MEMORY). Only the serving daemon does this at start (short-lived probes
+    /// such as `passgate status` do not, so they never flush a running daemon's primary).
+    /// Through `/dev/tpmrm0` the resource manager shows only this connection's objects (none
+    /// yet), so nothing of anyone else's is flushed.
+    fn flush_stale_transients(context: &mut Context) {
+        use tss_esapi::constants::CapabilityType;
+        use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
+        use tss_esapi::structures::CapabilityData;
+        let Ok((CapabilityData::Handles(handles), _)) =
+            context.get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64)
+        else {
+            return;
+        };
+        for handle in handles.into_inner() {
+            let flushed = context
+                .tr_from_tpm_public(handle)
+                .and_then(|object| context.flush_context(object));
+            if let Err(e) = flushed {
+                tracing::debug!(error = %e, "could not flush a stale transient TPM object");
+            } else {
+                tracing::info!("flushed a transient TPM object left by an earlier process");
+            }
+        }
+    }
+
+    fn save_release(&mut self) -> Result<(), KeyStoreError> {
+        if let Some(state) = self.state.as_mut() {
+            state
+                .save(RELEASE_STATE, &self.release.encode())
+                .map_err(|e| KeyStoreError::Backend(format!("saving TPM release state: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The TPM's dictionary-attack counter and parameters.
+    pub fn dictionary_attack_status(&mut self) -> Result<DictionaryAttackStatus, KeyStoreError> {
+        use tss_esapi::constants::PropertyTag;
+        let mut read = |tag: PropertyTag| -> Result<u32, KeyStoreError> {
+            Self::read_property(&mut self.context, tag)
+                .ok_or_else(|| KeyStoreError::Backend(format!("TPM property {tag:?} unreadable")))
+        };
+        Ok(DictionaryAttackStatus {
+            failed_tries: read(PropertyTag::LockoutCounter)?,
+            max_tries: read(PropertyTag::MaxAuthFail)?,
+            recovery_time: read(PropertyTag::LockoutInterval)?,
+            lockout_recovery: read(PropertyTag::LockoutRecovery)?,
+        })
+    }
+
+    fn read_property(context: &mut Context, tag: tss_esapi::constants::PropertyTag) -> Option<u32> {
+        use tss_esapi::constants::CapabilityType;
         use tss_esapi::structures::CapabilityData;
         let (data, _) = context
-            .get_capability(
-                CapabilityType::TpmProperties,
-                PropertyTag::Manufacturer.into(),
-                1,
-            )
+            .get_capability(CapabilityType::TpmProperties, tag.into(), 1)
             .ok()?;
         let CapabilityData::TpmProperties(props) = data else {
             return None;
         };
-        let value = props.find(PropertyTag::Manufacturer)?.value();
+        Some(props.find(tag)?.value())
+    }
+
+    fn read_manufacturer(context: &mut Context) -> Option<String> {
+        let value = Self::read_property(context, tss_esapi::constants::PropertyTag::Manufacturer)?;
         let text: String = value
             .to_be_bytes()
             .iter()
@@ -193,24 +460,153 @@ impl TpmKeyStore {
         &self.manufacturer
     }
 
-    fn split_handle(handle: &KeyHandle) -> Result<(Public, Private), KeyStoreError> {
+    /// Splits a handle into the key's public and private areas and its authorization value
+    /// (decrypted with `release` for version-2 handles).
+    fn split_handle(
+        handle: &KeyHandle,
+        release: Option<&KeyRelease>,
+    ) -> Result<(Public, Private, Auth), KeyStoreError> {
         let bytes = &handle.0;
         let (&version, rest) = bytes.split_first().ok_or(KeyStoreError::InvalidHandle)?;
-        if version != HANDLE_VERSION || rest.len() < 2 {
-            return Err(KeyStoreError::InvalidHandle);
+        /// A u16-length-prefixed field at `at`, and where the next one starts.
+        fn field(rest: &[u8], at: usize) -> Result<(&[u8], usize), KeyStoreError> {
+            let len = rest.get(at..at + 2).ok_or(KeyStoreError::InvalidHandle)?;
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let value = rest
+                .get(at + 2..at + 2 + len)
+                .ok_or(KeyStoreError::InvalidHandle)?;
+            Ok((value, at + 2 + len))
         }
-        let public_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let public = rest
-            .get(2..2 + public_len)
-            .ok_or(KeyStoreError::InvalidHandle)?;
-        let private = rest
-            .get(2 + public_len..)
-            .ok_or(KeyStoreError::InvalidHandle)?;
-        let public = Public::unmarshall(public).map_err(|_| KeyStoreError::InvalidHandle)?;
+        let (public_bytes, end) = field(rest, 0)?;
+        let public = Public::unmarshall(public_bytes).map_err(|_| KeyStoreError::InvalidHandle)?;
+        let (private, auth) = match version {
+            HANDLE_VERSION_EMPTY_AUTH => {
+                let private = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
+                (private, Auth::default())
+            }
+            HANDLE_VERSION => {
+                let (private, end) = field(rest, end)?;
+                let sealed = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
+                if sealed.len() != NONCE_LEN + AUTH_LEN + TAG_LEN {
+                    return Err(KeyStoreError::InvalidHandle);
+                }
+                let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
+                let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+                let nonce = Nonce::try_assume_unique_for_key(nonce)
+                    .map_err(|_| KeyStoreError::InvalidHandle)?;
+                let mut buffer = Zeroizing::new(ciphertext.to_vec());
+                // The public area is the associated data: an authValue moved to another key's
+                // handle does not decrypt. A release key of another authenticator (or from
+                // before a reset) does not either.
+                let plain = auth_wrapping_key(release)?
+                    .open_in_place(nonce, Aad::from(public_bytes), &mut buffer)
+                    .map_err(|_| KeyStoreError::InvalidHandle)?;
+                (
+                    private,
+                    Auth::try_from(plain.to_vec()).map_err(tpm_error("auth"))?,
+                )
+            }
+            _ => return Err(KeyStoreError::InvalidHandle),
+        };
         let private =
             Private::try_from(private.to_vec()).map_err(|_| KeyStoreError::InvalidHandle)?;
-        Ok((public, private))
+        Ok((public, private, auth))
     }
+
+    /// Loads the PIN object and unseals the release key with a PIN-derived authorization.
+    fn unseal_with_pin(&mut self, pin_hash: &[u8]) -> Result<Zeroizing<[u8; 32]>, PinCheckError> {
+        let backend = |e: KeyStoreError| PinCheckError::Backend(e.to_string());
+        let pin = self
+            .release
+            .pin
+            .clone()
+            .ok_or_else(|| PinCheckError::Backend("no PIN is set in the TPM".into()))?;
+        let public = Public::unmarshall(&pin.public)
+            .map_err(|_| PinCheckError::Backend("PIN object public area is corrupt".into()))?;
+        let private = Private::try_from(pin.private.clone())
+            .map_err(|_| PinCheckError::Backend("PIN object private area is corrupt".into()))?;
+        let auth = pin_auth(&pin.salt, pin_hash).map_err(backend)?;
+        let primary = self.primary;
+        let object = self
+            .context
+            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
+            .map_err(|e| PinCheckError::Backend(format!("TPM refused the PIN object: {e}")))?;
+        let unsealed = self
+            .context
+            .tr_set_auth(object.into(), auth)
+            .and_then(|()| {
+                self.context
+                    .execute_with_nullauth_session(|ctx| ctx.unseal(object.into()))
+            });
+        let flushed = self.context.flush_context(object.into());
+        let secret = match unsealed {
+            Ok(secret) => secret,
+            Err(tss_esapi::Error::Tss2Error(rc)) => {
+                return Err(match rc.kind() {
+                    Some(Tss2ResponseCodeKind::AuthFail) => PinCheckError::Wrong,
+                    Some(Tss2ResponseCodeKind::Lockout) => PinCheckError::LockedOut,
+                    _ => PinCheckError::Backend(format!("TPM Unseal failed: {rc}")),
+                });
+            }
+            Err(e) => return Err(PinCheckError::Backend(format!("TPM Unseal failed: {e}"))),
+        };
+        flushed.map_err(|e| PinCheckError::Backend(format!("TPM FlushContext failed: {e}")))?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        if secret.value().len() != out.len() {
+            return Err(PinCheckError::Backend(
+                "PIN object holds no release key".into(),
+            ));
+        }
+        out.copy_from_slice(secret.value());
+        Ok(out)
+    }
+
+    /// Creates a PIN object sealing `secret` under the authorization derived from `pin_hash`.
+    fn seal_for_pin(
+        &mut self,
+        pin_hash: &[u8],
+        secret: &[u8; 32],
+    ) -> Result<PinObject, KeyStoreError> {
+        let mut salt = [0u8; 16];
+        rand::fill(&mut salt)
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+        let auth = pin_auth(&salt, pin_hash)?;
+        let data = SensitiveData::try_from(secret.to_vec()).map_err(tpm_error("sensitive"))?;
+        let template = pin_object_template().map_err(tpm_error("template"))?;
+        let primary = self.primary;
+        let created = self
+            .context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create(primary, template, Some(auth), Some(data), None, None)
+            })
+            .map_err(tpm_error("Create (PIN object)"))?;
+        Ok(PinObject {
+            public: created
+                .out_public
+                .marshall()
+                .map_err(tpm_error("marshal"))?,
+            private: created.out_private.value().to_vec(),
+            salt,
+        })
+    }
+}
+
+/// The PIN object: sealed data (no sign/decrypt), authorized by its authValue, and — unlike
+/// every other object here — subject to dictionary-attack protection (no `noDA`).
+fn pin_object_template() -> Result<Public, tss_esapi::Error> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_user_with_auth(true)
+        .with_no_da(false)
+        .build()?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
 }
 
 impl KeyStore for TpmKeyStore {
@@ -221,16 +617,26 @@ impl KeyStore for TpmKeyStore {
         }
     }
 
-    fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<CreatedKey, KeyStoreError> {
+    fn create_key(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        release: Option<&KeyRelease>,
+    ) -> Result<CreatedKey, KeyStoreError> {
         match algorithm {
             KeyAlgorithm::Es256 => {}
         }
+        let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
+        let wrapping = auth_wrapping_key(release)?;
+        let mut auth = Zeroizing::new([0u8; AUTH_LEN]);
+        rand::fill(auth.as_mut())
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
         let template = signing_key_template().map_err(tpm_error("template"))?;
         let primary = self.primary;
+        let tpm_auth = Auth::try_from(auth.to_vec()).map_err(tpm_error("auth"))?;
         let created = self
             .context
             .execute_with_nullauth_session(|ctx| {
-                ctx.create(primary, template, None, None, None, None)
+                ctx.create(primary, template, Some(tpm_auth), None, None, None)
             })
             .map_err(tpm_error("Create"))?;
         let Public::Ecc { unique, .. } = &created.out_public else {
@@ -245,23 +651,44 @@ impl KeyStore for TpmKeyStore {
             .marshall()
             .map_err(tpm_error("marshal"))?;
         let private = created.out_private.value();
-        let mut handle = Vec::with_capacity(3 + public.len() + private.len());
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce)
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+        let mut sealed = Zeroizing::new(auth.to_vec());
+        wrapping
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&public[..]),
+                &mut *sealed,
+            )
+            .map_err(|_| KeyStoreError::Backend("sealing the key authorization failed".into()))?;
+        let len = |v: &[u8]| {
+            u16::try_from(v.len())
+                .map(u16::to_be_bytes)
+                .map_err(|_| KeyStoreError::Backend("TPM blob too long".into()))
+        };
+        let mut handle =
+            Vec::with_capacity(5 + public.len() + private.len() + NONCE_LEN + sealed.len());
         handle.push(HANDLE_VERSION);
-        handle.extend_from_slice(
-            &u16::try_from(public.len())
-                .map_err(|_| KeyStoreError::Backend("public too long".into()))?
-                .to_be_bytes(),
-        );
+        handle.extend_from_slice(&len(&public)?);
         handle.extend_from_slice(&public);
+        handle.extend_from_slice(&len(private)?);
         handle.extend_from_slice(private);
+        handle.extend_from_slice(&nonce);
+        handle.extend_from_slice(&sealed);
         Ok(CreatedKey {
             handle: KeyHandle(handle),
             public_key,
         })
     }
 
-    fn sign(&mut self, handle: &KeyHandle, message: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
-        let (public, private) = Self::split_handle(handle)?;
+    fn sign(
+        &mut self,
+        handle: &KeyHandle,
+        message: &[u8],
+        release: Option<&KeyRelease>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let (public, private, auth) = Self::split_handle(handle, release)?;
         let primary = self.primary;
         let hash = digest::digest(&digest::SHA256, message);
         let digest = Digest::try_from(hash.as_ref().to_vec()).map_err(tpm_error("digest"))?;
@@ -279,8 +706,11 @@ impl KeyStore for TpmKeyStore {
                 tracing::debug!(error = %e, "the TPM refused the key blob");
                 KeyStoreError::InvalidHandle
             })?;
-        let signature = self.context.execute_with_nullauth_session(|ctx| {
-            ctx.sign(key, digest, SignatureScheme::Null, validation)
+        // A password session: the TPM checks the key's authValue set here.
+        let signature = self.context.tr_set_auth(key.into(), auth).and_then(|()| {
+            self.context.execute_with_nullauth_session(|ctx| {
+                ctx.sign(key, digest, SignatureScheme::Null, validation)
+            })
         });
         let flushed = self.context.flush_context(key.into());
         let signature = signature.map_err(tpm_error("Sign"))?;
@@ -300,6 +730,71 @@ impl KeyStore for TpmKeyStore {
         // Keys are transient: nothing persists in the TPM; the wrapped blob lives only in the
         // credential record, which the caller deletes.
         Ok(())
+    }
+
+    fn requires_uv(&self) -> bool {
+        self.release.pin.is_some()
+    }
+
+    fn manages_pin(&self) -> bool {
+        true
+    }
+
+    fn set_pin(
+        &mut self,
+        pin_hash: &[u8],
+        current: Option<&KeyRelease>,
+    ) -> Result<(), KeyStoreError> {
+        let secret = match (current, &self.release.open) {
+            (Some(release), _) => Zeroizing::new(*release.secret()),
+            (None, Some(open)) => open.clone(),
+            (None, None) => return Err(KeyStoreError::UserVerificationRequired),
+        };
+        let object = self.seal_for_pin(pin_hash, &secret)?;
+        let mut next = self.release.clone();
+        next.pin = Some(object);
+        next.open = None;
+        next.biometric = self.biometric_release.then(|| secret.clone());
+        let previous = std::mem::replace(&mut self.release, next);
+        if let Err(e) = self.save_release() {
+            self.release = previous;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn verify_pin(&mut self, pin_hash: &[u8]) -> Result<KeyRelease, PinCheckError> {
+        let secret = self.unseal_with_pin(pin_hash)?;
+        if self.biometric_release && self.release.biometric.is_none() {
+            // A biometric verifier was configured after the PIN was set: from now on it may
+            // release the keys too (daemon-enforced, documented).
+            self.release.biometric = Some(secret.clone());
+            self.save_release()
+                .map_err(|e| PinCheckError::Backend(e.to_string()))?;
+        }
+        Ok(KeyRelease::from_secret(secret))
+    }
+
+    fn release_for(&mut self, verified: Option<&UserVerified>) -> Option<KeyRelease> {
+        if let Some(open) = &self.release.open {
+            return Some(KeyRelease::from_secret(open.clone()));
+        }
+        match verified.map(UserVerified::method) {
+            Some(VerificationMethod::Biometric(_)) if self.biometric_release => {
+                self.release.biometric.clone().map(KeyRelease::from_secret)
+            }
+            _ => None,
+        }
+    }
+
+    fn reset(&mut self) -> Result<(), KeyStoreError> {
+        // A new release key: handles made before the reset no longer decrypt, whatever
+        // happened to the credential records.
+        self.release = ReleaseState {
+            open: Some(random_secret()?),
+            ..ReleaseState::default()
+        };
+        self.save_release()
     }
 }
 

@@ -18,7 +18,7 @@ fn record(
     rk: bool,
     created: u64,
 ) -> CredentialRecord {
-    let key = keys.create_key(KeyAlgorithm::Es256).unwrap();
+    let key = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
     CredentialRecord {
         id: id.to_vec(),
         rp_id: rp.into(),
@@ -31,6 +31,7 @@ fn record(
         key: key.handle,
         public_key: key.public_key,
         created_at: created,
+        created_ns: created * 1_000_000_000,
         cred_protect: 1,
         cred_blob: Some(b"blob".to_vec()),
         biometric_set: Some([5; 32]),
@@ -286,6 +287,40 @@ fn crash_between_write_and_replace_keeps_the_newest() {
         !old_file.exists(),
         "the superseded credential is cleaned up"
     );
+}
+
+#[test]
+fn discoverable_order_is_newest_first_within_one_second() {
+    // Same creation second, IDs in the opposite order of creation: only the nanosecond
+    // creation order can put the newest first (known bug ga-29).
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    let ids: [&[u8]; 3] = [b"zz-oldest", b"mm-middle", b"aa-newest"];
+    for (i, id) in ids.iter().enumerate() {
+        let mut r = record(&mut keys, "example.com", id, id, true, 5);
+        r.created_ns += u64::try_from(i).unwrap();
+        store.insert(&r).unwrap();
+    }
+    let order: Vec<Vec<u8>> = store
+        .discoverable("example.com")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            b"aa-newest".to_vec(),
+            b"mm-middle".to_vec(),
+            b"zz-oldest".to_vec()
+        ]
+    );
+    // And after a reopen (the order is persisted, not only cached).
+    drop(store);
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let first = store.discoverable("example.com").unwrap().remove(0);
+    assert_eq!(first.id, b"aa-newest");
+    assert_eq!(first.created_ns, 5_000_000_002);
 }
 
 #[test]
@@ -633,19 +668,19 @@ fn key_handles_sign_verifiably_and_only_under_their_device_key() {
     let (_k, mut keys, _store) = open(dir.path(), 10);
     let (_k2, mut foreign, _store2) = open(other.path(), 10);
     assert_eq!(keys.info().backend, "software");
-    let created = keys.create_key(KeyAlgorithm::Es256).unwrap();
+    let created = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
     let public = created.public_key.to_sec1_uncompressed();
-    let signature = keys.sign(&created.handle, b"client data").unwrap();
+    let signature = keys.sign(&created.handle, b"client data", None).unwrap();
     let verifier = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..]);
     verifier.verify(b"client data", &signature).unwrap();
     assert!(verifier.verify(b"other data", &signature).is_err());
     assert!(matches!(
-        foreign.sign(&created.handle, b"client data"),
+        foreign.sign(&created.handle, b"client data", None),
         Err(KeyStoreError::InvalidHandle)
     ));
     // After delete_key the handle still works from the record (it is the wrapped key).
     keys.delete_key(&created.handle).unwrap();
-    let again = keys.sign(&created.handle, b"client data").unwrap();
+    let again = keys.sign(&created.handle, b"client data", None).unwrap();
     verifier.verify(b"client data", &again).unwrap();
 }
 

@@ -18,6 +18,7 @@ from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserE
 from webauthn import verify_authentication_response, verify_registration_response
 
 from helpers import ORIGIN, RP_ID, to_json
+from test_tpm import swtpm_factory  # noqa: F401  (fixture: a private swtpm)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).parent
@@ -289,3 +290,97 @@ def test_retry_results_keep_waiting_and_sensor_errors_are_reported(spawn, fprint
     assert err.value.code in (CtapError.ERR.OPERATION_DENIED, CtapError.ERR.INVALID_OPTION)
     # With the sensor gone, UV is no longer offered.
     assert "uv" not in Ctap2(pg.device()).get_info().options
+
+
+def test_max_attempts_sets_the_failed_scan_limit(spawn, fprint, monkeypatch):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    pg = spawn(extra=["--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "10",
+                      "--max-attempts", "3"])
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    from fido2.ctap2.pin import ClientPin
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 3
+    pg_1 = spawn(extra=["--user-verifier", "fprintd", "--fprint-user", "root", "--max-attempts", "1"])
+    info = Ctap2(pg_1.device()).get_info()
+    assert info.preferred_platform_uv_attempts == 1, "never more than the lockout limit"
+    pg_1.kill()
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, [{"type": "public-key", "alg": -7}],
+                                    options={"rk": True, "uv": True})
+    allow = [{"type": "public-key", "id": made.auth_data.credential_data.credential_id}]
+
+    # Three non-matching scans: biometryLockout (UV_BLOCKED) after the third; uvRetries counts down.
+    codes, retries = [], []
+    with _Scanner(fprint["vdev"], "finger-b"):
+        for _ in range(4):
+            with pytest.raises(CtapError) as err:
+                ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+            codes.append(err.value.code)
+            retries.append(pin.get_uv_retries())
+    assert codes == [CtapError.ERR.UV_INVALID] * 2 + [CtapError.ERR.UV_BLOCKED] * 2
+    assert retries == [2, 1, 0, 0]
+    with pytest.raises(CtapError) as err:
+        pin.get_uv_token(ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    assert err.value.code == CtapError.ERR.UV_BLOCKED
+    # The limit and the lockout hold across a restart with the same option.
+    pg.restart()
+    ctap = Ctap2(pg.device())
+    pin = ClientPin(ctap)
+    assert pin.get_uv_retries() == 0
+    # PIN fallback: a correct PIN restores the configured number, not the default 8.
+    pin.set_pin("1234")
+    token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    got = ctap.get_assertion(RP_ID, b"\3" * 32, allow,
+                             pin_uv_param=pin.protocol.authenticate(token, b"\3" * 32), pin_uv_protocol=pin.protocol.VERSION)
+    assert got.auth_data.is_user_verified()
+    assert pin.get_uv_retries() == 3
+    with _Scanner(fprint["vdev"], "finger-a"):
+        ok = ctap.get_assertion(RP_ID, b"\4" * 32, allow, options={"uv": True})
+    assert ok.auth_data.is_user_verified()
+
+
+def test_tpm_keys_are_released_by_a_fingerprint_match_only_with_the_verifier_configured(
+        spawn, fprint, monkeypatch, swtpm_factory):  # noqa: F811
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    tcti = swtpm_factory("tpm-fp")
+    tpm = ["--key-store", "tpm", "--tcti", tcti]
+    fp = ["--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "10"]
+    pg = spawn(extra=tpm + fp)
+    _enroll(fprint, "finger-a")
+    ctap = Ctap2(pg.device())
+    from fido2.ctap2.pin import ClientPin
+    ClientPin(ctap).set_pin("1234")
+    assert ctap.get_info().options["alwaysUv"] is True
+    params = [{"type": "public-key", "alg": -7}]
+    with _Scanner(fprint["vdev"], "finger-a"):
+        made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, params, options={"rk": True, "uv": True})
+        cred = made.auth_data.credential_data
+        allow = [{"type": "public-key", "id": cred.credential_id}]
+        got = ctap.get_assertion(RP_ID, b"\2" * 32, allow, options={"uv": True})
+    assert got.auth_data.is_user_verified()
+    cred.public_key.verify(got.auth_data + b"\2" * 32, got.signature)
+
+    # Served once without the fingerprint verifier: the daemon-held release copy is erased,
+    # so afterwards a fingerprint match alone no longer unlocks the TPM keys ...
+    pg.stop()
+    pg.extra = tpm
+    pg.start()
+    pg.stop()
+    pg.extra = tpm + fp
+    pg.start()
+    ctap = Ctap2(pg.device())
+    with _Scanner(fprint["vdev"], "finger-a"):
+        with pytest.raises(CtapError) as err:
+            ctap.get_assertion(RP_ID, b"\3" * 32, allow, options={"uv": True})
+    assert err.value.code == CtapError.ERR.PUAT_REQUIRED
+    # ... until the PIN (checked by the TPM) has been entered once.
+    pin = ClientPin(ctap)
+    token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
+    got = ctap.get_assertion(RP_ID, b"\4" * 32, allow,
+                             pin_uv_param=pin.protocol.authenticate(token, b"\4" * 32), pin_uv_protocol=pin.protocol.VERSION)
+    assert got.auth_data.is_user_verified()
+    with _Scanner(fprint["vdev"], "finger-a"):
+        got = ctap.get_assertion(RP_ID, b"\5" * 32, allow, options={"uv": True})
+    assert got.auth_data.is_user_verified()
+    cred.public_key.verify(got.auth_data + b"\5" * 32, got.signature)

@@ -44,14 +44,6 @@ fn serve(user: Box<dyn UserVerifier>) -> (String, tempfile::TempDir) {
     (format!("tcp://{addr}"), dir)
 }
 
-/// Checks that fail because of known passgate bugs (reported to the lead), each with why. They
-/// may pass by chance; every other check must pass.
-const KNOWN_AUTHENTICATOR_BUGS: &[(&str, &str)] = &[(
-    "ga-29",
-    "credentials made within one second are ordered by ID, not newest first: created_at has \
-     1 s resolution (CTAP 2.1 §6.2.2 orders by creation time, most recent first)",
-)];
-
 #[test]
 fn full_suite_passes_against_passgate() {
     let (target, _dir) = serve(Box::new(AutoPresence::new()));
@@ -64,24 +56,11 @@ fn full_suite_passes_against_passgate() {
     let report = run(&Target::parse(&target).unwrap(), &options, &mut out);
     let text = String::from_utf8(out).unwrap();
     println!("{text}");
-    let unexpected: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("FAIL "))
-        .filter(|l| {
-            !KNOWN_AUTHENTICATOR_BUGS
-                .iter()
-                .any(|(id, _)| l.starts_with(&format!("FAIL {id} ")))
-        })
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "unexpected failures: {unexpected:#?}"
-    );
-    for (id, why) in KNOWN_AUTHENTICATOR_BUGS {
-        if text.contains(&format!("FAIL {id} ")) {
-            println!("known authenticator bug, {id}: {why}");
-        }
-    }
+    let failures: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert!(failures.is_empty(), "failures: {failures:#?}");
+    assert_eq!(report.failed, 0);
+    // ga-29 (newest first within one second) used to be a known failure: it must pass now.
+    assert!(text.contains("PASS ga-29 "), "{text}");
     assert!(report.passed >= 160, "only {} checks passed", report.passed);
     assert_eq!(
         report.passed + report.failed + report.skipped,
@@ -92,10 +71,10 @@ fn full_suite_passes_against_passgate() {
         report.skipped, 1,
         "only the no-person check is skipped here"
     );
-    assert!(text.trim_end().ends_with(&format!(
-        "{} passed, {} failed, 1 skipped",
-        report.passed, report.failed
-    )));
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("{} passed, 0 failed, 1 skipped", report.passed))
+    );
 }
 
 /// A person who never answers the presence prompt (until the client cancels).

@@ -59,6 +59,11 @@ pub struct CredentialRecord {
     pub public_key: P256PublicKey,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
+    /// Creation order: nanoseconds since the Unix epoch, made strictly increasing by the
+    /// authenticator that created the credential, so that credentials created within one
+    /// second still come back newest first. Records stored before this field existed read
+    /// as `created_at` × 10⁹.
+    pub created_ns: u64,
     /// credProtect level (1 = userVerificationOptional, 2 = ...WithCredentialIDList,
     /// 3 = userVerificationRequired).
     pub cred_protect: u8,

@@ -4,8 +4,14 @@
 //! with a handle. The private key need never leave the store: a software store returns the key
 //! wrapped (encrypted) under its device key, a TPM returns a TPM-wrapped blob that only that TPM
 //! can load. The handle is kept in the credential record, so the stores themselves are stateless.
+//!
+//! A store may also gate its keys on user verification ([`KeyStore::requires_uv`]): the TPM
+//! store then signs only with a [`KeyRelease`], a secret it hands out only after a verification
+//! (a PIN checked by the TPM itself, or a biometric match reported by the verifier).
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::user_verifier::UserVerified;
 
 /// Signature algorithms a key store can create keys for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +123,51 @@ pub enum KeyStoreError {
     /// The store is full.
     #[error("key store is full")]
     Full,
+    /// The key is gated on user verification and no [`KeyRelease`] was given.
+    #[error("the key can be used only after user verification")]
+    UserVerificationRequired,
     /// The backing hardware or file failed.
     #[error("key store backend failed: {0}")]
+    Backend(String),
+}
+
+/// The secret that unlocks keys gated on user verification. A store hands it out only after
+/// a verification ([`KeyStore::verify_pin`], [`KeyStore::release_for`]); the authenticator keeps
+/// it only for the ceremony (or the pinUvAuthToken) that verification authorised. Zeroized on
+/// drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRelease(Zeroizing<[u8; 32]>);
+
+impl KeyRelease {
+    /// Wraps a store's release secret. Only key stores should call this.
+    pub fn from_secret(secret: Zeroizing<[u8; 32]>) -> Self {
+        Self(secret)
+    }
+
+    /// The secret bytes.
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRelease(..)")
+    }
+}
+
+/// Why a PIN check done by the key store (in hardware) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinCheckError {
+    /// The PIN is wrong; the hardware counted the failure (TPM dictionary-attack counter).
+    #[error("wrong PIN")]
+    Wrong,
+    /// The hardware refuses every PIN check for now (TPM dictionary-attack lockout), the
+    /// correct PIN included.
+    #[error("PIN checks are locked out by the hardware")]
+    LockedOut,
+    /// The store holds no PIN, or the hardware failed.
+    #[error("PIN check failed: {0}")]
     Backend(String),
 }
 
@@ -126,11 +175,61 @@ pub enum KeyStoreError {
 pub trait KeyStore: Send {
     /// What this store is.
     fn info(&self) -> KeyStoreInfo;
-    /// Creates a new key pair.
-    fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<CreatedKey, KeyStoreError>;
+    /// Creates a new key pair. A store that gates keys on user verification needs the
+    /// ceremony's `release` to bind the new key to it.
+    fn create_key(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        release: Option<&KeyRelease>,
+    ) -> Result<CreatedKey, KeyStoreError>;
     /// Signs `message` (the store hashes it as the algorithm requires) and returns the
-    /// signature in the encoding WebAuthn expects (ASN.1 DER for ES256).
-    fn sign(&mut self, handle: &KeyHandle, message: &[u8]) -> Result<Vec<u8>, KeyStoreError>;
+    /// signature in the encoding WebAuthn expects (ASN.1 DER for ES256). A store that gates
+    /// keys on user verification refuses without a `release`
+    /// ([`KeyStoreError::UserVerificationRequired`]); others ignore it.
+    fn sign(
+        &mut self,
+        handle: &KeyHandle,
+        message: &[u8],
+        release: Option<&KeyRelease>,
+    ) -> Result<Vec<u8>, KeyStoreError>;
     /// Destroys the key behind `handle`, where the backend keeps state for it.
     fn delete_key(&mut self, handle: &KeyHandle) -> Result<(), KeyStoreError>;
+
+    /// Whether signing needs a [`KeyRelease`] now, i.e. every ceremony must verify the user
+    /// (the authenticator then behaves as with alwaysUv).
+    fn requires_uv(&self) -> bool {
+        false
+    }
+    /// Whether this store checks the PIN itself (in hardware) instead of the authenticator
+    /// keeping a PIN hash.
+    fn manages_pin(&self) -> bool {
+        false
+    }
+    /// Sets a new PIN (`pin_hash` is `LEFT(SHA-256(PIN), 16)`), given the release obtained by
+    /// verifying the current PIN, if one is set.
+    fn set_pin(
+        &mut self,
+        _pin_hash: &[u8],
+        _current: Option<&KeyRelease>,
+    ) -> Result<(), KeyStoreError> {
+        Err(KeyStoreError::Backend(
+            "this key store does not manage a PIN".into(),
+        ))
+    }
+    /// Checks a PIN (`LEFT(SHA-256(PIN), 16)`) and, when it is right, releases the keys.
+    fn verify_pin(&mut self, _pin_hash: &[u8]) -> Result<KeyRelease, PinCheckError> {
+        Err(PinCheckError::Backend(
+            "this key store does not manage a PIN".into(),
+        ))
+    }
+    /// The release for a ceremony verified by `verified` (a built-in verifier such as a
+    /// fingerprint), or without verification (`None`); `None` back when that is not enough.
+    /// A PIN verification goes through [`Self::verify_pin`] instead.
+    fn release_for(&mut self, _verified: Option<&UserVerified>) -> Option<KeyRelease> {
+        None
+    }
+    /// Forgets the PIN and every release secret (authenticatorReset).
+    fn reset(&mut self) -> Result<(), KeyStoreError> {
+        Ok(())
+    }
 }

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use super::cbor::{Params, ValueExt, encode, int_map};
 use super::pin_protocol::{KeyAgreement, Protocol};
 use super::{Authenticator, CommandResult, StatusCode, user_error_status};
+use crate::api::key_store::{KeyRelease, PinCheckError};
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserActionError, UserVerified, VerificationMethod,
 };
@@ -23,7 +24,8 @@ use crate::api::user_verifier::{
 /// PIN retries after a correct PIN (CTAP: 8).
 pub const MAX_PIN_RETRIES: u8 = 8;
 /// Failed built-in verifications (fingerprint, face) before built-in UV is blocked and the
-/// platform must fall back to the PIN.
+/// platform must fall back to the PIN, unless configured otherwise
+/// ([`super::AuthenticatorConfig::max_uv_attempts`]).
 pub const MAX_UV_RETRIES: u8 = 8;
 /// Wrong PINs in a row before a power cycle is required.
 const MISMATCHES_BEFORE_POWER_CYCLE: u8 = 3;
@@ -89,6 +91,9 @@ pub struct PinState {
     pub always_uv: bool,
     /// Built-in user verification attempts left before it is blocked (PIN still works).
     pub uv_retries: u8,
+    /// The PIN is held and checked by the key store (the TPM's PIN object), not by `hash`:
+    /// nothing on disk can test a PIN guess.
+    pub in_key_store: bool,
 }
 
 impl std::fmt::Debug for PinState {
@@ -111,6 +116,7 @@ impl Default for PinState {
             min_pin_length_rp_ids: Vec::new(),
             always_uv: false,
             uv_retries: MAX_UV_RETRIES,
+            in_key_store: false,
         }
     }
 }
@@ -118,7 +124,7 @@ impl Default for PinState {
 impl PinState {
     /// Whether a PIN is set.
     pub fn is_set(&self) -> bool {
-        self.hash.is_some()
+        self.hash.is_some() || self.in_key_store
     }
 
     fn encode(&self) -> Zeroizing<Vec<u8>> {
@@ -140,6 +146,7 @@ impl PinState {
             ),
             (7, Some(Value::Bool(self.always_uv))),
             (8, Some(Value::Integer(self.uv_retries.into()))),
+            (9, self.in_key_store.then_some(Value::Bool(true))),
         ])))
     }
 
@@ -181,6 +188,10 @@ impl PinState {
                 None => MAX_UV_RETRIES,
                 Some(v) => u8::try_from(v.ctap_uint().ok()?).ok()?,
             },
+            in_key_store: match p.take(9) {
+                None => false,
+                Some(v) => v.ctap_bool().ok()?,
+            },
         })
     }
 
@@ -216,6 +227,8 @@ struct Token {
     rp_id: Option<String>,
     issued: Instant,
     verified: Option<UserVerified>,
+    /// The key release that came with the verification (TPM key store), consumed with it.
+    release: Option<KeyRelease>,
 }
 
 /// In-memory PIN state: key agreement, the current token, the power-cycle counter.
@@ -238,14 +251,23 @@ impl std::fmt::Debug for PinRuntime {
 impl PinRuntime {
     /// Loads the PIN state. A state that cannot be read makes every PIN-dependent command
     /// fail (fail closed) instead of looking like "no PIN set".
-    pub fn load(store: &mut dyn crate::api::state_store::StateStore) -> Self {
+    pub fn load(store: &mut dyn crate::api::state_store::StateStore, max_uv_attempts: u8) -> Self {
         let state = match store.load(STATE_NAME) {
-            Ok(None) => Ok(PinState::default()),
+            Ok(None) => Ok(PinState {
+                uv_retries: max_uv_attempts,
+                ..PinState::default()
+            }),
             Ok(Some(bytes)) => {
                 PinState::decode(&bytes).ok_or_else(|| "PIN state does not decode".to_owned())
             }
             Err(e) => Err(e.to_string()),
-        };
+        }
+        .map(|mut state| {
+            // A lowered maxAttempts applies at once; a raised one only after the next success
+            // (no free attempts from a restart with a higher limit).
+            state.uv_retries = state.uv_retries.min(max_uv_attempts);
+            state
+        });
         if let Err(e) = &state {
             tracing::error!(error = %e, "PIN state unavailable: PIN-protected operations will fail");
         }
@@ -288,6 +310,8 @@ impl PinUvAuth {
 /// What a verified pinUvAuthParam grants a makeCredential/getAssertion.
 pub(crate) struct TokenUse {
     pub verified: Option<UserVerified>,
+    /// The key release of the token's verification, if the key store gave one.
+    pub release: Option<KeyRelease>,
 }
 
 impl Authenticator {
@@ -313,7 +337,14 @@ impl Authenticator {
             .state
             .remove(STATE_NAME)
             .map_err(|_| StatusCode::Other)?;
-        self.pin.state = Ok(PinState::default());
+        self.env.key_store.reset().map_err(|e| {
+            tracing::error!(error = %e, "could not reset the key store's PIN state");
+            StatusCode::Other
+        })?;
+        self.pin.state = Ok(PinState {
+            uv_retries: self.config.max_uv_attempts,
+            ..PinState::default()
+        });
         self.pin.token = None;
         self.pin.mismatches = 0;
         self.regenerate_key_agreement();
@@ -375,7 +406,7 @@ impl Authenticator {
                     return Err(StatusCode::PinAuthInvalid);
                 }
                 let mut state = self.pin.state()?.clone();
-                self.store_new_pin(protocol, &shared, &new_pin_enc, &mut state)?;
+                self.store_new_pin(protocol, &shared, &new_pin_enc, &mut state, None)?;
                 self.save_pin_state(state)?;
                 Ok(Vec::new())
             }
@@ -392,8 +423,15 @@ impl Authenticator {
                 if !protocol.verify(&shared, &message, &param) {
                     return Err(StatusCode::PinAuthInvalid);
                 }
-                let mut state = self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
-                self.store_new_pin(protocol, &shared, &new_pin_enc, &mut state)?;
+                let (mut state, release) =
+                    self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
+                self.store_new_pin(
+                    protocol,
+                    &shared,
+                    &new_pin_enc,
+                    &mut state,
+                    release.as_ref(),
+                )?;
                 state.force_change = false;
                 self.save_pin_state(state)?;
                 self.pin.token = None;
@@ -415,7 +453,7 @@ impl Authenticator {
                 };
                 self.check_pin_usable()?;
                 let shared = self.pin_decapsulate(protocol, ka)?;
-                let state = self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
+                let (state, release) = self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
                 if state.force_change {
                     return Err(StatusCode::PinPolicyViolation);
                 }
@@ -425,6 +463,7 @@ impl Authenticator {
                     permissions,
                     rp_id,
                     UserVerified::by(VerificationMethod::Pin),
+                    release,
                 )
             }
             sub::GET_TOKEN_USING_UV => {
@@ -445,7 +484,8 @@ impl Authenticator {
                     user_name: None,
                 };
                 let verified = self.verify_builtin(&prompt, interaction)?;
-                self.issue_token(protocol, &shared, permissions, rp_id, verified)
+                let release = self.env.key_store.release_for(Some(&verified));
+                self.issue_token(protocol, &shared, permissions, rp_id, verified, release)
             }
             sub::GET_UV_RETRIES => {
                 if !self.env.user.status().available {
@@ -500,18 +540,51 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Decrements retries durably, then compares the PIN hash; resets retries on success.
+    /// Decrements retries durably, then checks the PIN hash (against the stored hash, or in
+    /// the key store's hardware); resets retries on success and returns the key release the
+    /// key store gave for it, if any.
     fn verify_pin_hash(
         &mut self,
         protocol: Protocol,
         shared: &[u8],
         pin_hash_enc: &[u8],
-    ) -> Result<PinState, StatusCode> {
+    ) -> Result<(PinState, Option<KeyRelease>), StatusCode> {
         let mut state = self.pin.state()?.clone();
+        if state.in_key_store && !self.env.key_store.manages_pin() {
+            tracing::error!(
+                "the PIN is held by a TPM key store, but this authenticator runs another key store"
+            );
+            return Err(StatusCode::Other);
+        }
         state.retries = state.retries.saturating_sub(1);
         self.save_pin_state(state.clone())?;
         let left16 = protocol.decrypt(shared, pin_hash_enc)?;
-        if left16.len() != 16 || !state.matches(&left16) {
+        let (matched, release) = if left16.len() != 16 {
+            (false, None)
+        } else if state.in_key_store {
+            match self.env.key_store.verify_pin(&left16) {
+                Ok(release) => (true, Some(release)),
+                Err(PinCheckError::Wrong) => (false, None),
+                Err(e @ (PinCheckError::LockedOut | PinCheckError::Backend(_))) => {
+                    // The TPM did not judge this PIN: no retry is spent on it.
+                    state.retries = state.retries.saturating_add(1).min(MAX_PIN_RETRIES);
+                    self.save_pin_state(state)?;
+                    return Err(if matches!(e, PinCheckError::LockedOut) {
+                        tracing::warn!("PIN refused: the TPM is in dictionary-attack lockout");
+                        // Temporary, like the power-cycle block: the TPM forgets failures with
+                        // time (or with its lockout authorization); not PIN_BLOCKED, which only
+                        // a reset lifts.
+                        StatusCode::PinAuthBlocked
+                    } else {
+                        tracing::error!(error = %e, "TPM PIN check failed");
+                        StatusCode::Other
+                    });
+                }
+            }
+        } else {
+            (state.matches(&left16), None)
+        };
+        if !matched {
             self.regenerate_key_agreement();
             self.pin.mismatches = self.pin.mismatches.saturating_add(1);
             tracing::warn!(retries = state.retries, "wrong PIN");
@@ -526,9 +599,9 @@ impl Authenticator {
         self.pin.mismatches = 0;
         state.retries = MAX_PIN_RETRIES;
         // A correct PIN also unblocks built-in verification (CTAP 2.1 §6.5.5.7.2).
-        state.uv_retries = MAX_UV_RETRIES;
+        state.uv_retries = self.config.max_uv_attempts;
         self.save_pin_state(state.clone())?;
-        Ok(state)
+        Ok((state, release))
     }
 
     fn store_new_pin(
@@ -537,6 +610,7 @@ impl Authenticator {
         shared: &[u8],
         new_pin_enc: &[u8],
         state: &mut PinState,
+        current: Option<&KeyRelease>,
     ) -> Result<(), StatusCode> {
         let padded = protocol.decrypt(shared, new_pin_enc)?;
         if padded.len() != 64 {
@@ -551,8 +625,21 @@ impl Authenticator {
             return Err(StatusCode::PinPolicyViolation);
         }
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pin);
-        aws_lc_rs::rand::fill(&mut state.salt).map_err(|_| StatusCode::Other)?;
-        state.hash = Some(PinState::stretch(&state.salt, &digest.as_ref()[..16]));
+        let left16 = &digest.as_ref()[..16];
+        if self.env.key_store.manages_pin() {
+            // The TPM seals the key release under this PIN; no hash that could test guesses
+            // offline is stored.
+            self.env.key_store.set_pin(left16, current).map_err(|e| {
+                tracing::error!(error = %e, "the key store could not set the PIN");
+                StatusCode::Other
+            })?;
+            state.hash = None;
+            state.in_key_store = true;
+        } else {
+            aws_lc_rs::rand::fill(&mut state.salt).map_err(|_| StatusCode::Other)?;
+            state.hash = Some(PinState::stretch(&state.salt, left16));
+            state.in_key_store = false;
+        }
         state.retries = MAX_PIN_RETRIES;
         Ok(())
     }
@@ -564,6 +651,7 @@ impl Authenticator {
         permissions: u8,
         rp_id: Option<String>,
         verified: UserVerified,
+        release: Option<KeyRelease>,
     ) -> CommandResult {
         let mut value = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(value.as_mut()).map_err(|_| StatusCode::Other)?;
@@ -574,6 +662,7 @@ impl Authenticator {
             rp_id,
             issued: self.env.clock.now(),
             verified: Some(verified),
+            release,
         });
         Ok(encode(&int_map([(2, Some(Value::Bytes(encrypted)))])))
     }
@@ -607,13 +696,19 @@ impl Authenticator {
             None => token.rp_id = Some(rp_id.to_owned()),
         }
         if !consume {
-            // Silent probes (up=false) neither use up nor report the verification.
-            return Ok(TokenUse { verified: None });
+            // Silent probes (up=false) neither use up nor report the verification; the key
+            // release stays with the token, and a probe may sign with it.
+            return Ok(TokenUse {
+                verified: None,
+                release: token.release.clone(),
+            });
         }
-        // One verification, one use: the UV result is consumed, and only lbw survives.
+        // One verification, one use: the UV result (and its key release) is consumed, and
+        // only lbw survives.
         let verified = token.verified.take();
+        let release = token.release.take();
         token.permissions &= permission::LBW;
-        Ok(TokenUse { verified })
+        Ok(TokenUse { verified, release })
     }
 }
 
@@ -626,6 +721,12 @@ impl Authenticator {
         message: &[u8],
     ) -> Result<Option<String>, StatusCode> {
         self.verify_token(protocol, param, message, permission::CM)
+    }
+
+    /// Whether every makeCredential/getAssertion must verify the user: the alwaysUv setting,
+    /// or a key store that signs only after verification (the TPM store once a PIN is set).
+    pub(super) fn always_uv(&self) -> Result<bool, StatusCode> {
+        Ok(self.pin.state()?.always_uv || self.env.key_store.requires_uv())
     }
 
     /// Whether makeCredential/getAssertion/config/largeBlobs writes need user verification:
@@ -677,7 +778,7 @@ impl Authenticator {
         self.save_pin_state(state.clone())?;
         match self.env.user.verify_user(prompt, interaction) {
             Ok(verified) => {
-                state.uv_retries = MAX_UV_RETRIES;
+                state.uv_retries = self.config.max_uv_attempts;
                 self.save_pin_state(state)?;
                 Ok(verified)
             }
@@ -688,7 +789,10 @@ impl Authenticator {
                 | UserActionError::Unavailable(_)
                 | UserActionError::Denied),
             ) => {
-                state.uv_retries = state.uv_retries.saturating_add(1).min(MAX_UV_RETRIES);
+                state.uv_retries = state
+                    .uv_retries
+                    .saturating_add(1)
+                    .min(self.config.max_uv_attempts);
                 self.save_pin_state(state)?;
                 Err(user_error_status(e))
             }

@@ -13,6 +13,7 @@ use super::{
     Authenticator, CommandResult, StatusCode, expect_empty, store_error_status, user_error_status,
 };
 use crate::api::credential_store::CredentialRecord;
+use crate::api::key_store::KeyRelease;
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
@@ -48,6 +49,8 @@ struct AssertionContext {
     hmac_secret: Option<HmacSecret>,
     get_cred_blob: bool,
     large_blob_key: bool,
+    /// Unlocks keys gated on verification (TPM) for this ceremony only.
+    release: Option<KeyRelease>,
 }
 
 impl std::fmt::Debug for PendingAssertions {
@@ -215,18 +218,17 @@ impl Authenticator {
             permission::GA,
             want_up,
         )?;
-        let token_verified = token_use.and_then(|t| t.verified);
+        let (token_verified, token_release) = match token_use {
+            Some(token) => (token.verified, token.release),
+            None => (None, None),
+        };
         let want_uv = token_use_requested(&request) || request.options.uv == Some(true);
         let mut want_builtin_uv = request.pin_uv_auth.is_none() && request.options.uv == Some(true);
         // Asking the verifier may cost a round trip to a daemon: only when UV is wanted.
         if want_builtin_uv && !self.env.user.status().available {
             return Err(StatusCode::InvalidOption);
         }
-        if self.pin.state()?.always_uv
-            && want_up
-            && request.pin_uv_auth.is_none()
-            && !want_builtin_uv
-        {
+        if self.always_uv()? && want_up && request.pin_uv_auth.is_none() && !want_builtin_uv {
             if self.env.user.status().available {
                 want_builtin_uv = true;
             } else {
@@ -310,6 +312,10 @@ impl Authenticator {
         } else {
             token_verified
         };
+        let release = match token_release {
+            Some(release) => Some(release),
+            None => self.env.key_store.release_for(verified.as_ref()),
+        };
         let presence_done = verified.is_some_and(|v| v.method() != VerificationMethod::Pin);
         let mut flag_bits = 0;
         if want_up {
@@ -339,6 +345,7 @@ impl Authenticator {
             hmac_secret,
             get_cred_blob: request.get_cred_blob,
             large_blob_key: request.large_blob_key,
+            release,
         };
         let response = self.assertion_response(&context, &record, with_count.then_some(total))?;
         if with_count {
@@ -412,10 +419,11 @@ impl Authenticator {
         let mut signed = Vec::with_capacity(auth_data.len() + client_data_hash.len());
         signed.extend_from_slice(&auth_data);
         signed.extend_from_slice(client_data_hash);
-        let signature = self.env.key_store.sign(&record.key, &signed).map_err(|e| {
-            tracing::error!(error = %e, "assertion signature failed");
-            StatusCode::Other
-        })?;
+        let signature = self
+            .env
+            .key_store
+            .sign(&record.key, &signed, context.release.as_ref())
+            .map_err(super::sign_error_status)?;
         let text = |s: &str| Value::Text(s.to_owned());
         let user = record.discoverable.then(|| {
             // Identifying fields only after user verification (§6.2.2 step 12).

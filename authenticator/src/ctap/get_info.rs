@@ -23,13 +23,16 @@ impl Authenticator {
         if uv.available {
             options.push((text("uv"), Value::Bool(uv.enrolled)));
         }
+        // With the TPM key store and a PIN set, keys sign only after verification: advertised
+        // honestly as alwaysUv (and no makeCredUvNotRqd).
+        let always_uv = self.always_uv()?;
         let pin = self.pin.state()?;
         options.push((text("clientPin"), Value::Bool(pin.is_set())));
         options.push((text("pinUvAuthToken"), Value::Bool(true)));
-        options.push((text("makeCredUvNotRqd"), Value::Bool(!pin.always_uv)));
+        options.push((text("makeCredUvNotRqd"), Value::Bool(!always_uv)));
         options.push((text("credMgmt"), Value::Bool(true)));
         options.push((text("authnrCfg"), Value::Bool(true)));
-        options.push((text("alwaysUv"), Value::Bool(pin.always_uv)));
+        options.push((text("alwaysUv"), Value::Bool(always_uv)));
         options.push((text("setMinPINLength"), Value::Bool(true)));
         options.push((text("largeBlobs"), Value::Bool(true)));
         let protocols = super::pin_protocol::SUPPORTED
@@ -81,7 +84,12 @@ impl Authenticator {
                 16,
                 Some(uint(super::config::MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH)),
             ),
-            (17, uv.available.then(|| Value::Integer(3.into()))),
+            // preferredPlatformUvAttempts: never more than the configured lockout limit.
+            (
+                17,
+                uv.available
+                    .then(|| Value::Integer(self.config.max_uv_attempts.min(3).into())),
+            ),
             (
                 18,
                 uv.available

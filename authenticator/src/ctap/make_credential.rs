@@ -211,7 +211,7 @@ impl Authenticator {
             permission::MC,
             true,
         )?;
-        let always_uv = self.pin.state()?.always_uv;
+        let always_uv = self.always_uv()?;
         let mut want_builtin_uv = token_use.is_none() && request.options.uv == Some(true);
         // Asking the verifier may cost a round trip to a daemon: only when UV is wanted.
         if want_builtin_uv && !self.env.user.status().available {
@@ -236,10 +236,16 @@ impl Authenticator {
         }
 
         // User verification first when asked for: it also proves presence.
-        let verified: Option<UserVerified> = match token_use {
-            Some(token) => token.verified,
-            None if want_builtin_uv => Some(self.verify_builtin(&prompt, interaction)?),
-            None => None,
+        let (verified, token_release): (Option<UserVerified>, _) = match token_use {
+            Some(token) => (token.verified, token.release),
+            None if want_builtin_uv => (Some(self.verify_builtin(&prompt, interaction)?), None),
+            None => (None, None),
+        };
+        // What lets a key store that gates keys on verification (TPM) bind the new key: the
+        // PIN token's release, or the one for a built-in (or no) verification.
+        let release = match token_release {
+            Some(release) => Some(release),
+            None => self.env.key_store.release_for(verified.as_ref()),
         };
         let hmac_secret_mc = match hmac_mc_input {
             None => None,
@@ -292,10 +298,11 @@ impl Authenticator {
         let created = self
             .env
             .key_store
-            .create_key(request.algorithm)
+            .create_key(request.algorithm, release.as_ref())
             .map_err(|e| match e {
                 KeyStoreError::Full => StatusCode::KeyStoreFull,
                 KeyStoreError::UnsupportedAlgorithm(_) => StatusCode::UnsupportedAlgorithm,
+                KeyStoreError::UserVerificationRequired => StatusCode::PuatRequired,
                 other => {
                     tracing::error!(error = %other, "key creation failed");
                     StatusCode::Other
@@ -329,6 +336,7 @@ impl Authenticator {
         } else {
             None
         };
+        let created_ns = self.next_creation_ns();
         let record = CredentialRecord {
             id: id.clone(),
             rp_id: request.rp.id.clone(),
@@ -340,7 +348,8 @@ impl Authenticator {
             algorithm: request.algorithm,
             key: created.handle.clone(),
             public_key: created.public_key.clone(),
-            created_at: self.env.clock.unix_seconds(),
+            created_at: created_ns / 1_000_000_000,
+            created_ns,
             cred_protect: request
                 .ext
                 .cred_protect
@@ -428,11 +437,8 @@ impl Authenticator {
                 let sig = self
                     .env
                     .key_store
-                    .sign(&created.handle, &signed)
-                    .map_err(|e| {
-                        tracing::error!(error = %e, "attestation signature failed");
-                        StatusCode::Other
-                    })?;
+                    .sign(&created.handle, &signed, release.as_ref())
+                    .map_err(super::sign_error_status)?;
                 (
                     "packed",
                     text_map([

@@ -81,6 +81,10 @@ pub struct AuthenticatorConfig {
     pub max_credential_id_length: usize,
     /// Firmware version reported in getInfo.
     pub firmware_version: u64,
+    /// Failed built-in verifications (fingerprint scans) before built-in UV is blocked
+    /// (biometryLockout, CTAP2_ERR_UV_BLOCKED) and the platform falls back to the PIN; also
+    /// the uvRetries value after a success.
+    pub max_uv_attempts: u8,
 }
 
 impl Default for AuthenticatorConfig {
@@ -92,6 +96,7 @@ impl Default for AuthenticatorConfig {
             max_credential_count_in_list: 64,
             max_credential_id_length: 128,
             firmware_version: 0x0001_0000,
+            max_uv_attempts: client_pin::MAX_UV_RETRIES,
         }
     }
 }
@@ -111,6 +116,8 @@ pub struct Authenticator {
     pin: PinRuntime,
     enumeration: Option<credential_management::Enumeration>,
     large_blob_write: Option<large_blobs::PendingWrite>,
+    /// The creation order given to the last credential made by this process.
+    last_created_ns: u64,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -129,7 +136,7 @@ impl Authenticator {
     /// An authenticator on `env`.
     pub fn new(mut env: Env, config: AuthenticatorConfig) -> Self {
         let started = env.clock.now();
-        let pin = PinRuntime::load(env.state.as_mut());
+        let pin = PinRuntime::load(env.state.as_mut(), config.max_uv_attempts);
         Self {
             env,
             config,
@@ -138,7 +145,17 @@ impl Authenticator {
             pin,
             enumeration: None,
             large_blob_write: None,
+            last_created_ns: 0,
         }
+    }
+
+    /// The creation order for a new credential: the wall clock in nanoseconds, but strictly
+    /// greater than the last one this process gave out, so that two credentials made in the
+    /// same clock tick (or a coarse or stepped-back clock) still sort newest first.
+    fn next_creation_ns(&mut self) -> u64 {
+        let now = self.env.clock.unix_nanos();
+        self.last_created_ns = now.max(self.last_created_ns.saturating_add(1));
+        self.last_created_ns
     }
 
     /// The configuration.
@@ -213,6 +230,18 @@ pub(crate) fn user_error_status(err: UserActionError) -> StatusCode {
         UserActionError::Unavailable(_) => StatusCode::OperationDenied,
         UserActionError::Lockout => StatusCode::UvBlocked,
         UserActionError::Failed => StatusCode::UvInvalid,
+    }
+}
+
+/// Maps a signing failure to its CTAP status. A key gated on user verification that is asked
+/// to sign without it means the request needed a pinUvAuthToken (or built-in UV).
+pub(crate) fn sign_error_status(err: crate::api::key_store::KeyStoreError) -> StatusCode {
+    match err {
+        crate::api::key_store::KeyStoreError::UserVerificationRequired => StatusCode::PuatRequired,
+        other => {
+            tracing::error!(error = %other, "signature failed");
+            StatusCode::Other
+        }
     }
 }
 

@@ -16,7 +16,8 @@ use super::{Authenticator, AuthenticatorConfig, command};
 use crate::api::clock::Clock;
 use crate::api::credential_store::{CredentialRecord, CredentialStore, StoreError};
 use crate::api::key_store::{
-    CreatedKey, KeyAlgorithm, KeyHandle, KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey,
+    CreatedKey, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo,
+    P256PublicKey,
 };
 use crate::api::rng::SystemRng;
 use crate::api::state_store::StateStore;
@@ -34,7 +35,11 @@ impl KeyStore for PlainKeys {
             detail: String::new(),
         }
     }
-    fn create_key(&mut self, _: KeyAlgorithm) -> Result<CreatedKey, KeyStoreError> {
+    fn create_key(
+        &mut self,
+        _: KeyAlgorithm,
+        _: Option<&KeyRelease>,
+    ) -> Result<CreatedKey, KeyStoreError> {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
                 .unwrap();
@@ -46,7 +51,12 @@ impl KeyStore for PlainKeys {
             public_key,
         })
     }
-    fn sign(&mut self, handle: &KeyHandle, message: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
+    fn sign(
+        &mut self,
+        handle: &KeyHandle,
+        message: &[u8],
+        _: Option<&KeyRelease>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &handle.0)
             .map_err(|_| KeyStoreError::InvalidHandle)?;
         Ok(pair
@@ -431,6 +441,22 @@ fn discoverable_credentials_and_get_next_assertion() {
     // Another command in between ends the getNextAssertion sequence.
     a.handle(&[command::GET_INFO]);
     assert_eq!(a.handle(&[command::GET_NEXT_ASSERTION]), vec![0x30]);
+}
+
+#[test]
+fn creation_order_strictly_increases_under_a_coarse_clock() {
+    // FixedClock never advances: the authenticator itself keeps the order strict (ga-29).
+    let mut a = authenticator(10);
+    make(&mut a, "example.com", b"alice", true, vec![]);
+    make(&mut a, "example.com", b"bob", true, vec![]);
+    let records = a.env.credentials.discoverable("example.com").unwrap();
+    let [newer, older] = &records[..] else {
+        panic!("two credentials");
+    };
+    assert_eq!(newer.user_id, b"bob");
+    assert_eq!(older.created_ns, 1_700_000_000_000_000_000);
+    assert_eq!(newer.created_ns, older.created_ns + 1);
+    assert_eq!(newer.created_at, 1_700_000_000);
 }
 
 #[test]
@@ -1097,6 +1123,179 @@ mod pin {
         // Reset erases the PIN.
         assert_eq!(a.handle(&[command::RESET]), vec![0]);
         assert_eq!(token(&mut a, Protocol::Two, 2, "1234", None), Err(0x35));
+    }
+
+    /// Test double of a key store that gates keys on verification and checks the PIN itself
+    /// (like the TPM store): PlainKeys plus a release secret, a PIN hash and a lockout switch.
+    #[derive(Default)]
+    struct GatedKeys {
+        pin: Option<Vec<u8>>,
+        locked_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    const RELEASE: [u8; 32] = [0x5a; 32];
+
+    impl KeyStore for GatedKeys {
+        fn info(&self) -> KeyStoreInfo {
+            PlainKeys.info()
+        }
+        fn create_key(
+            &mut self,
+            algorithm: KeyAlgorithm,
+            release: Option<&KeyRelease>,
+        ) -> Result<CreatedKey, KeyStoreError> {
+            if release.map(KeyRelease::secret) != Some(&RELEASE) {
+                return Err(KeyStoreError::UserVerificationRequired);
+            }
+            PlainKeys.create_key(algorithm, release)
+        }
+        fn sign(
+            &mut self,
+            handle: &KeyHandle,
+            message: &[u8],
+            release: Option<&KeyRelease>,
+        ) -> Result<Vec<u8>, KeyStoreError> {
+            if release.map(KeyRelease::secret) != Some(&RELEASE) {
+                return Err(KeyStoreError::UserVerificationRequired);
+            }
+            PlainKeys.sign(handle, message, release)
+        }
+        fn delete_key(&mut self, _: &KeyHandle) -> Result<(), KeyStoreError> {
+            Ok(())
+        }
+        fn requires_uv(&self) -> bool {
+            self.pin.is_some()
+        }
+        fn manages_pin(&self) -> bool {
+            true
+        }
+        fn set_pin(&mut self, pin: &[u8], _: Option<&KeyRelease>) -> Result<(), KeyStoreError> {
+            self.pin = Some(pin.to_vec());
+            Ok(())
+        }
+        fn verify_pin(
+            &mut self,
+            pin: &[u8],
+        ) -> Result<KeyRelease, crate::api::key_store::PinCheckError> {
+            use crate::api::key_store::PinCheckError;
+            if self.locked_out.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(PinCheckError::LockedOut);
+            }
+            if self.pin.as_deref() == Some(pin) {
+                Ok(KeyRelease::from_secret(Zeroizing::new(RELEASE)))
+            } else {
+                Err(PinCheckError::Wrong)
+            }
+        }
+        fn release_for(
+            &mut self,
+            _: Option<&crate::api::user_verifier::UserVerified>,
+        ) -> Option<KeyRelease> {
+            self.pin
+                .is_none()
+                .then(|| KeyRelease::from_secret(Zeroizing::new(RELEASE)))
+        }
+        fn reset(&mut self) -> Result<(), KeyStoreError> {
+            self.pin = None;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_key_store_holding_the_pin_gates_every_ceremony_on_it() {
+        let keys = GatedKeys::default();
+        let locked_out = keys.locked_out.clone();
+        let env = Env {
+            key_store: Box::new(keys),
+            credentials: Box::new(MemoryStore {
+                capacity: 10,
+                ..Default::default()
+            }),
+            state: Box::new(MemoryState::default()),
+            user: Box::new(AutoPresence::new()),
+            clock: Box::new(FixedClock(Instant::now())),
+            rng: Box::new(SystemRng::new()),
+        };
+        let mut a = Authenticator::new(env, AuthenticatorConfig::default());
+        let always_uv = |a: &mut Authenticator| {
+            let info = ok_map(&a.handle(&[command::GET_INFO]));
+            let Value::Map(options) = &info[&4] else {
+                panic!()
+            };
+            (
+                options.contains(&(text("alwaysUv"), Value::Bool(true))),
+                options.contains(&(text("makeCredUvNotRqd"), Value::Bool(false))),
+            )
+        };
+        // No PIN: the store's open release, presence only.
+        assert_eq!(always_uv(&mut a), (false, false));
+        let made = make(&mut a, "example.com", b"u", true, vec![]);
+        ok_map(&a.handle(&get_assertion("example.com", Some(&made.id), None)));
+
+        assert_eq!(set_pin(&mut a, Protocol::Two, 2, "1234"), vec![0]);
+        assert!(
+            a.pin.state().unwrap().in_key_store,
+            "the key store holds the PIN"
+        );
+        assert_eq!(always_uv(&mut a), (true, true));
+        // Without verification: PUAT_REQUIRED, for a silent probe as well.
+        assert_eq!(
+            a.handle(&get_assertion("example.com", Some(&made.id), None)),
+            vec![0x36]
+        );
+        assert_eq!(
+            a.handle(&get_assertion("example.com", Some(&made.id), Some(false))),
+            vec![0x36]
+        );
+        assert_eq!(
+            a.handle(&make_credential_request("example.com", b"v", false, vec![])),
+            vec![0x36]
+        );
+        // With a PIN token: the key store's release signs; a probe may sign with it too.
+        let t = token(&mut a, Protocol::Two, 2, "1234", Some(0x03)).unwrap();
+        let entries = vec![
+            (1, text("example.com")),
+            (2, Value::Bytes(vec![9; 32])),
+            (
+                3,
+                Value::Array(vec![text_map([
+                    ("id", Some(Value::Bytes(made.id.clone()))),
+                    ("type", Some(text("public-key"))),
+                ])]),
+            ),
+            (6, Value::Bytes(Protocol::Two.authenticate(&t, &[9; 32]))),
+            (7, int(2)),
+        ];
+        let probe = entries
+            .iter()
+            .cloned()
+            .chain([(5, text_map([("up", Some(Value::Bool(false)))]))])
+            .collect();
+        let resp = ok_map(&a.handle(&request(command::GET_ASSERTION, probe)));
+        assert_eq!(resp[&2].as_bytes().unwrap()[32], 0x00);
+        let resp = ok_map(&a.handle(&request(command::GET_ASSERTION, entries.clone())));
+        assert_eq!(resp[&2].as_bytes().unwrap()[32], 0x05);
+        // The token's verification (and release) is consumed with its ga permission.
+        assert_eq!(
+            a.handle(&request(command::GET_ASSERTION, entries)),
+            vec![0x33]
+        );
+
+        // Wrong PIN: judged by the key store, counted by CTAP too.
+        assert_eq!(token(&mut a, Protocol::Two, 2, "0000", None), Err(0x31));
+        assert_eq!(retries(&mut a), int(7));
+        // Hardware lockout: PIN_AUTH_BLOCKED for the right PIN, no retry spent.
+        locked_out.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(token(&mut a, Protocol::Two, 2, "1234", None), Err(0x34));
+        assert_eq!(retries(&mut a), int(7));
+        locked_out.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(token(&mut a, Protocol::Two, 2, "1234", None).is_ok());
+        assert_eq!(retries(&mut a), int(8));
+
+        // Reset forgets the key store's PIN as well.
+        assert_eq!(a.handle(&[command::RESET]), vec![0]);
+        assert_eq!(always_uv(&mut a), (false, false));
+        assert!(!a.pin.state().unwrap().is_set());
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! left by a crash are removed at `open`. Replacing a discoverable credential (same RP and user
 //! handle) writes the new credential, then repoints the user file, then deletes the old
 //! credential (after decrypting it to confirm it belongs to that user: the user file is only a
-//! hint). If a crash leaves both, `discoverable` keeps the newest (`created_at`; on a tie, the
+//! hint). If a crash leaves both, `discoverable` keeps the newest (`created_ns`; on a tie, the
 //! one the user file names, as it is repointed only once the new credential is durable) and
 //! removes the other. A replacement needs no spare capacity.
 //!
@@ -513,7 +513,7 @@ impl FileCredentialStore {
         let mut ids = Vec::with_capacity(count);
         for i in 0..count {
             let key = key_store
-                .create_key(KeyAlgorithm::Es256)
+                .create_key(KeyAlgorithm::Es256, None)
                 .map_err(|e| StoreError::Crypto(e.to_string()))?;
             let mut id = vec![0u8; 16];
             store
@@ -532,6 +532,7 @@ impl FileCredentialStore {
                 key: key.handle,
                 public_key: key.public_key,
                 created_at: 0,
+                created_ns: 0,
                 cred_protect: 1,
                 cred_random: None,
                 cred_blob: None,
@@ -647,10 +648,11 @@ impl CredentialStore for FileCredentialStore {
                 }
             }
         }
-        // Newest first; tie-break on the ID for a stable order.
+        // Newest first (nanosecond creation order, strictly increasing per process); tie-break
+        // on the ID for a stable order among records that predate `created_ns`.
         records.sort_by(|a, b| {
-            b.1.created_at
-                .cmp(&a.1.created_at)
+            b.1.created_ns
+                .cmp(&a.1.created_ns)
                 .then(a.1.id.cmp(&b.1.id))
         });
         // A crash during replacement can leave two credentials for one user: keep the newest
@@ -669,7 +671,7 @@ impl CredentialStore for FileCredentialStore {
             let Some(winner) = result.get_mut(at) else {
                 continue;
             };
-            let indexed = winner.1.created_at == record.created_at
+            let indexed = winner.1.created_ns == record.created_ns
                 && self.indexed(&rp_tag, rp_id, &record.user_id) == Some(tag);
             if indexed {
                 stale.push(winner.0);
@@ -797,6 +799,7 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
         ),
         (14, r.cred_blob.clone().map(Value::Bytes)),
         (16, r.biometric_set.map(|s| Value::Bytes(s.to_vec()))),
+        (17, Some(Value::Integer(r.created_ns.into()))),
         (
             15,
             r.large_blob_key
@@ -809,6 +812,12 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
 fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
     let mut params = cbor::Params::parse(bytes).ok()?;
     let text = |v: Option<Value>| v.map(ValueExt::ctap_text).transpose().ok();
+    let created_at = params.take(10)?.ctap_uint().ok()?;
+    // Records written before the nanosecond order existed (no key 17) sort by their seconds.
+    let created_ns = match params.take(17) {
+        None => created_at.saturating_mul(1_000_000_000),
+        Some(v) => v.ctap_uint().ok()?,
+    };
     Some(CredentialRecord {
         id: params.take(1)?.ctap_bytes().ok()?,
         rp_id: params.take(2)?.ctap_text().ok()?,
@@ -819,7 +828,8 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         discoverable: params.take(7)?.ctap_bool().ok()?,
         algorithm: KeyAlgorithm::from_cose_id(params.take(8)?.ctap_int().ok()?)?,
         key: KeyHandle(params.take(9)?.ctap_bytes().ok()?),
-        created_at: params.take(10)?.ctap_uint().ok()?,
+        created_at,
+        created_ns,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
         public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
         cred_random: match params.take(13) {
@@ -855,4 +865,49 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
             }
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code.
+    use super::*;
+
+    #[test]
+    fn records_without_a_creation_order_decode_with_their_seconds() {
+        let record = CredentialRecord {
+            id: b"id".to_vec(),
+            rp_id: "example.com".into(),
+            rp_name: None,
+            user_id: b"u".to_vec(),
+            user_name: None,
+            user_display_name: None,
+            discoverable: true,
+            algorithm: KeyAlgorithm::Es256,
+            key: KeyHandle(vec![1, 2, 3]),
+            public_key: P256PublicKey {
+                x: [1; 32],
+                y: [2; 32],
+            },
+            created_at: 1_700_000_000,
+            created_ns: 1_700_000_000_123_456_789,
+            cred_protect: 1,
+            cred_random: None,
+            cred_blob: None,
+            large_blob_key: None,
+            biometric_set: None,
+        };
+        let encoded = encode_record(&record);
+        assert_eq!(decode_record(&encoded), Some(record.clone()));
+        // The same record as written before key 17 existed.
+        let Value::Map(entries) = ciborium::from_reader::<Value, _>(&encoded[..]).unwrap() else {
+            panic!("a record is a map");
+        };
+        let old: Vec<(Value, Value)> = entries
+            .into_iter()
+            .filter(|(k, _)| *k != Value::Integer(17.into()))
+            .collect();
+        let decoded = decode_record(&cbor::encode(&Value::Map(old))).unwrap();
+        assert_eq!(decoded.created_ns, 1_700_000_000_000_000_000);
+        assert_eq!(decoded.created_at, 1_700_000_000);
+    }
 }

@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::DeviceKey;
 use crate::api::key_store::{
-    CreatedKey, KeyAlgorithm, KeyHandle, KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey,
+    CreatedKey, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo,
+    P256PublicKey,
 };
 
 const HANDLE_VERSION: u8 = 1;
@@ -114,7 +115,13 @@ impl KeyStore for SoftwareKeyStore {
         }
     }
 
-    fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<CreatedKey, KeyStoreError> {
+    fn create_key(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        // Software keys are not gated on verification: the authenticator's own checks are all
+        // there is (see the software key store's threat model).
+        _release: Option<&KeyRelease>,
+    ) -> Result<CreatedKey, KeyStoreError> {
         match algorithm {
             KeyAlgorithm::Es256 => {}
         }
@@ -153,7 +160,12 @@ impl KeyStore for SoftwareKeyStore {
         Ok(CreatedKey { handle, public_key })
     }
 
-    fn sign(&mut self, handle: &KeyHandle, message: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
+    fn sign(
+        &mut self,
+        handle: &KeyHandle,
+        message: &[u8],
+        _release: Option<&KeyRelease>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
         let id = handle_digest(handle);
         if !self.cache.contains_key(&id) {
             let pair = self.unwrap_key(handle)?;
@@ -191,12 +203,12 @@ mod tests {
     #[test]
     fn signatures_verify_after_reload_from_the_handle() {
         let (dir, mut store) = store();
-        let created = store.create_key(KeyAlgorithm::Es256).unwrap();
+        let created = store.create_key(KeyAlgorithm::Es256, None).unwrap();
         let public = created.public_key.to_sec1_uncompressed();
         // A fresh store on the same device key (empty cache) must unwrap the handle.
         let mut reloaded = SoftwareKeyStore::new(&DeviceKey::load_or_create(dir.path()).unwrap());
         for s in [&mut store, &mut reloaded] {
-            let sig = s.sign(&created.handle, b"message").unwrap();
+            let sig = s.sign(&created.handle, b"message", None).unwrap();
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..])
                 .verify(b"message", &sig)
                 .unwrap();
@@ -208,23 +220,23 @@ mod tests {
     fn foreign_or_tampered_handles_are_rejected() {
         let (_d1, mut a) = store();
         let (_d2, mut b) = store();
-        let created = a.create_key(KeyAlgorithm::Es256).unwrap();
+        let created = a.create_key(KeyAlgorithm::Es256, None).unwrap();
         assert!(matches!(
-            b.sign(&created.handle, b"m"),
+            b.sign(&created.handle, b"m", None),
             Err(KeyStoreError::InvalidHandle)
         ));
         let mut tampered = created.handle.clone();
         tampered.0[20] ^= 1;
         assert!(matches!(
-            a.sign(&tampered, b"m"),
+            a.sign(&tampered, b"m", None),
             Err(KeyStoreError::InvalidHandle)
         ));
         assert!(matches!(
-            a.sign(&KeyHandle(vec![]), b"m"),
+            a.sign(&KeyHandle(vec![]), b"m", None),
             Err(KeyStoreError::InvalidHandle)
         ));
         assert!(matches!(
-            a.sign(&KeyHandle(vec![1; 3]), b"m"),
+            a.sign(&KeyHandle(vec![1; 3]), b"m", None),
             Err(KeyStoreError::InvalidHandle)
         ));
     }
@@ -232,7 +244,7 @@ mod tests {
     #[test]
     fn handle_does_not_contain_the_private_scalar() {
         let (_d, mut store) = store();
-        let created = store.create_key(KeyAlgorithm::Es256).unwrap();
+        let created = store.create_key(KeyAlgorithm::Es256, None).unwrap();
         let id = handle_digest(&created.handle);
         let scalar = store.cache[&id].private_key().as_be_bytes().unwrap();
         let scalar = scalar.as_ref();
