@@ -73,6 +73,26 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         why: "GLib main loop for the fprintd enrolment helper",
         satisfied_by: None,
     },
+    AptPackage {
+        name: "postgresql",
+        why: "the relying party's PostgreSQL storage tests (a private cluster under /tmp)",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "chromium",
+        why: "headless Chromium for the browser tests",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "nodejs",
+        why: "runs the Playwright browser tests and the SimpleWebAuthn peer",
+        satisfied_by: Some(&["node", "--version"]),
+    },
+    AptPackage {
+        name: "npm",
+        why: "installs the browser tests' pinned packages (npm ci)",
+        satisfied_by: Some(&["npm", "--version"]),
+    },
 ];
 
 /// Installs packages with apt-get, running `apt-get update` once before the first install.

@@ -39,15 +39,18 @@ enum Suite {
     Build,
     /// `pytest ctap-tests/python` against the freshly built binary.
     Python,
+    /// `npm test` in `web-demo/`: headless Chromium through Playwright against the binary.
+    Browser,
 }
 
 impl Suite {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Fmt,
         Self::Clippy,
         Self::Rust,
         Self::Build,
         Self::Python,
+        Self::Browser,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Suite {
             Self::Rust => "rust-tests",
             Self::Build => "build",
             Self::Python => "python-interop",
+            Self::Browser => "browser",
         }
     }
 
@@ -70,9 +74,10 @@ impl Suite {
             "build" => vec![Self::Build],
             // The interop tests drive the binary, so they always build it first.
             "python" | "python-interop" | "interop" => vec![Self::Build, Self::Python],
+            "browser" | "chromium" => vec![Self::Build, Self::Browser],
             "all" => Self::ALL.to_vec(),
             other => bail!(
-                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, all"
+                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, all"
             ),
         })
     }
@@ -96,7 +101,7 @@ commands:
   test [--only SUITES]   install what is missing, then run the suites (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), all
+                           python (= build,python), browser (= build,browser), all
   setup                  only install the Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -195,7 +200,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
 
     // Install first, so a missing package fails the run before minutes of compiling.
     let mut setup_error: Option<String> = None;
-    if suites.contains(&Suite::Python) {
+    if suites.contains(&Suite::Python) || suites.contains(&Suite::Browser) {
         let mut installer = deps::AptInstaller::new();
         if let Err(err) =
             deps::ensure_apt_packages(&mut installer).and_then(|()| deps::ensure_venv(root))
@@ -224,6 +229,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
                 result
             }
             Suite::Python => python(root, binary.as_deref(), setup_error.as_deref()),
+            Suite::Browser => browser(root, binary.as_deref(), setup_error.as_deref()),
         };
         results.push(result);
     }
@@ -410,6 +416,64 @@ fn python(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> Suit
             // A skipped interop test hides a missing feature: count it as a failure.
             failed: counts.failed.saturating_add(counts.skipped),
         }),
+        note: notes.join("; "),
+    }
+}
+
+/// Runs `npm ci` (when `node_modules` is missing or older than the lockfile) and `npm test` in
+/// `web-demo/`; the tests print TAP, whose `# pass N` / `# fail N` lines are counted.
+fn browser(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> SuiteResult {
+    let fail = |note: String| SuiteResult {
+        suite: Suite::Browser,
+        ok: false,
+        counts: None,
+        note,
+    };
+    if let Some(err) = setup_error {
+        return fail(format!("not run: setup failed: {err}"));
+    }
+    let Some(binary) = binary else {
+        return fail("not run: the passgate binary was not built".to_owned());
+    };
+    let dir = root.join("web-demo");
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules").join(".package-lock.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = match (modified(&lock), modified(&installed)) {
+        (Some(lock), Some(installed)) => installed < lock,
+        _ => true,
+    };
+    if stale {
+        match Step::new("npm", &["ci", "--no-audit", "--no-fund"], &dir).run() {
+            Ok(c) if c.success => {}
+            Ok(c) => return fail(format!("`npm ci` {}", c.status_text())),
+            Err(err) => return fail(format!("could not run npm: {err:#}")),
+        }
+    }
+    let captured = match Step::new("npm", &["test", "--silent"], &dir)
+        .env("PASSGATE_BIN", binary.as_os_str())
+        .run()
+    {
+        Ok(c) => c,
+        Err(err) => return fail(format!("could not run npm test: {err:#}")),
+    };
+    let Some(counts) = parse::tap_counts(captured.lines()) else {
+        return fail(format!(
+            "npm test {} and printed no TAP summary",
+            captured.status_text()
+        ));
+    };
+    let mut notes = Vec::new();
+    if counts.passed == 0 {
+        notes.push("no tests ran".to_owned());
+    }
+    if !captured.success {
+        notes.push(format!("npm test {}", captured.status_text()));
+    }
+    SuiteResult {
+        suite: Suite::Browser,
+        ok: captured.success && counts.failed == 0 && counts.passed > 0,
+        counts: Some(counts),
         note: notes.join("; "),
     }
 }

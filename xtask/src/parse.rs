@@ -49,6 +49,30 @@ pub fn cargo_test_counts<'a>(lines: impl IntoIterator<Item = &'a str>) -> TestCo
     total
 }
 
+/// Reads the totals of node's TAP reporter (`# pass 5`, `# fail 1`; `# cancelled` counts as
+/// failed). `None` when no `# pass` line was printed.
+pub fn tap_counts<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<TestCounts> {
+    let mut passed = None;
+    let mut failed = 0u64;
+    for line in lines {
+        let Some(rest) = line.trim().strip_prefix("# ") else {
+            continue;
+        };
+        let Some((word, n)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(n) = n.trim().parse::<u64>() else {
+            continue;
+        };
+        match word {
+            "pass" => passed = Some(n),
+            "fail" | "cancelled" => failed = failed.saturating_add(n),
+            _ => {}
+        }
+    }
+    passed.map(|passed| TestCounts { passed, failed })
+}
+
 /// Finds pytest's last summary line (`=== 3 passed, 1 failed, 2 errors in 0.51s ===` or, with
 /// `-q`, the same without the rulers) and returns its counts. `None` when there is none (pytest
 /// crashed or was killed).
@@ -203,5 +227,25 @@ some other line mentioning 5 passed; 7 failed
             Some(r#"/work/ta"r\get"#)
         );
         assert_eq!(json_string_field(json, "workspace_root"), None);
+    }
+
+    #[test]
+    fn tap_totals_are_read_and_cancelled_counts_as_failed() {
+        let out = [
+            "ok 1 - a",
+            "# tests 4",
+            "# pass 2",
+            "# fail 1",
+            "# cancelled 1",
+            "# todo 0",
+        ];
+        assert_eq!(
+            tap_counts(out),
+            Some(TestCounts {
+                passed: 2,
+                failed: 2
+            })
+        );
+        assert_eq!(tap_counts(["# tests 0", "not ok 1"]), None);
     }
 }
