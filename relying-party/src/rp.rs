@@ -856,7 +856,9 @@ impl RelyingParty {
             .record_use(
                 &row.id,
                 row.sign_count,
-                i64::from(verdict.sign_count),
+                // A regression accepted by policy never lowers the stored counter: a clone
+                // must not be able to reset it.
+                i64::from(verdict.sign_count).max(row.sign_count),
                 verdict.backup_state,
                 regressed,
                 now,
@@ -874,6 +876,12 @@ impl RelyingParty {
             .user_by_id(&row.user_id)
             .await?
             .ok_or_else(|| ApiError::internal("credential without user"))?;
+        // Answer with the record as it is now stored.
+        let mut row = row;
+        row.sign_count = i64::from(verdict.sign_count).max(row.sign_count);
+        row.backup_state = verdict.backup_state;
+        row.last_used_at = Some(now);
+        row.counter_regressions = row.counter_regressions.saturating_add(i64::from(regressed));
         let mut out = Authenticated {
             user,
             credential: row,
