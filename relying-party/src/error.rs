@@ -75,7 +75,10 @@ impl From<StoreError> for ApiError {
 impl From<VerifyError> for ApiError {
     fn from(err: VerifyError) -> Self {
         let status = match err {
-            VerifyError::CounterRegression { .. } => StatusCode::FORBIDDEN,
+            // Both point at a cloned or substituted authenticator, not at a malformed request.
+            VerifyError::CounterRegression { .. } | VerifyError::BackupEligibilityChanged => {
+                StatusCode::FORBIDDEN
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, err.code(), err.to_string())

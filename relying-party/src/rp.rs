@@ -827,6 +827,7 @@ impl RelyingParty {
             .map_err(ApiError::internal)?,
             sign_count: u32::try_from(row.sign_count).unwrap_or(u32::MAX),
             user_handle: b64::decode(&row.user_id).map_err(ApiError::internal)?,
+            backup_eligible: Some(row.backup_eligible),
         };
         let challenge = b64::decode(&ceremony_row.challenge).map_err(ApiError::internal)?;
         let verdict = verify_assertion(

@@ -588,6 +588,9 @@ struct VerifyCredential {
     #[serde(default)]
     sign_count: u32,
     user_handle: String,
+    /// The BE flag recorded at registration; checked when given.
+    #[serde(default)]
+    backup_eligible: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -645,6 +648,7 @@ async fn verify_for_backend(
         sign_count: req.credential.sign_count,
         user_handle: b64::decode(&req.credential.user_handle)
             .map_err(|_| bad("credential.userHandle"))?,
+        backup_eligible: req.credential.backup_eligible,
     };
     let challenge = b64::decode(&req.expected_challenge).map_err(|_| bad("expectedChallenge"))?;
     let verdict = verify_assertion(

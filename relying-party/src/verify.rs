@@ -62,6 +62,10 @@ pub struct StoredCredential {
     pub sign_count: u32,
     /// The user handle it was registered for.
     pub user_handle: Vec<u8>,
+    /// The BE flag recorded at registration. Backup eligibility is fixed for a credential's
+    /// life (Level 3 §7.2 step 18), so a change means another authenticator or tampering.
+    /// `None` when the caller did not record it.
+    pub backup_eligible: Option<bool>,
 }
 
 /// What the ceremony expects of the assertion.
@@ -189,6 +193,9 @@ pub enum VerifyError {
         /// The received counter.
         received: u32,
     },
+    /// The BE flag differs from the one recorded at registration.
+    #[error("backup eligibility differs from registration: not the registered authenticator")]
+    BackupEligibilityChanged,
 }
 
 impl VerifyError {
@@ -210,6 +217,7 @@ impl VerifyError {
             Self::UserHandleMismatch => "user_handle_mismatch",
             Self::BadSignature => "bad_signature",
             Self::CounterRegression { .. } => "counter_regression",
+            Self::BackupEligibilityChanged => "backup_eligibility_changed",
         }
     }
 }
@@ -378,6 +386,12 @@ pub fn verify_assertion(
     }
     if expect.require_user_verification && !header.user_verified() {
         return Err(VerifyError::UserVerificationMissing);
+    }
+    if stored
+        .backup_eligible
+        .is_some_and(|be| be != header.backup_eligible())
+    {
+        return Err(VerifyError::BackupEligibilityChanged);
     }
 
     // Steps 19–20: the signature over authenticatorData || SHA-256(clientDataJSON).

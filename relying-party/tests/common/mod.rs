@@ -180,7 +180,7 @@ impl SoftCredential {
 
     /// Signs an assertion over a given challenge.
     pub fn assert_challenge(&mut self, challenge: &[u8], origin: &str, tamper: &Tamper) -> Value {
-        self.counter += 1;
+        self.counter = self.counter.wrapping_add(1);
         let counter = tamper.counter.unwrap_or(self.counter);
         let cd = client_data(
             tamper.client_type.as_deref().unwrap_or("webauthn.get"),
