@@ -2,7 +2,12 @@
 //! driven by a software authenticator that builds browser-shaped JSON. Every bad-input case
 //! asserts the status, the error code, and that nothing stored changed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_lines
+)]
 
 mod common;
 

@@ -1,0 +1,225 @@
+//! Load generator for `passgate rp` over loopback, used by `relying-party/loadtest/run.py`.
+//!
+//! - `rp_load fixture ORIGIN RP_ID`: prints one `POST /api/verify/assertion` request body (a
+//!   fresh P-256 credential and an assertion with counter 0, so it verifies every time): the
+//!   same body goes to the SimpleWebAuthn peer and to py_webauthn.
+//! - `rp_load ceremonies URL ORIGIN CONNECTIONS SECONDS`: registers one account per connection,
+//!   then runs full sign-in ceremonies (options → sign → verify, with the ceremony stored and
+//!   taken from the database, the counter updated and a session created) on keep-alive
+//!   connections; prints `{"ceremonies_per_sec", "p50_ms", "p99_ms", "errors"}`.
+//!
+//! The HTTP client is a minimal HTTP/1.1 keep-alive client on tokio: it measures the server,
+//! not a client library.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{SoftCredential, Tamper, b64};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+struct Conn {
+    stream: BufReader<TcpStream>,
+    host: String,
+    cookie: Option<String>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream: BufReader::new(stream),
+            host: addr.to_owned(),
+            cookie: None,
+        }
+    }
+
+    async fn post(&mut self, path: &str, body: &Value) -> (u16, Value) {
+        let body = serde_json::to_vec(body).unwrap();
+        let cookie = self
+            .cookie
+            .as_ref()
+            .map(|c| format!("Cookie: {c}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{cookie}Content-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body).await.unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap();
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap();
+            } else if k.eq_ignore_ascii_case("set-cookie") {
+                self.cookie = v.trim().split(';').next().map(str::to_owned);
+            }
+        }
+        let mut buf = vec![0u8; length];
+        self.stream.read_exact(&mut buf).await.unwrap();
+        (status, serde_json::from_slice(&buf).unwrap_or(Value::Null))
+    }
+}
+
+fn fixture(origin: &str, rp_id: &str) {
+    let challenge = [0x5au8; 32];
+    let options = json!({
+        "rp": {"id": rp_id},
+        "user": {"id": b64(&[7u8; 16])},
+        "challenge": b64(&challenge),
+    });
+    let (mut cred, _) = SoftCredential::register(&options, origin, &Tamper::default());
+    let response = cred.assert_challenge(
+        &challenge,
+        origin,
+        &Tamper {
+            counter: Some(0),
+            ..Tamper::default()
+        },
+    );
+    let body = json!({
+        "credential": {
+            "id": b64(&cred.id),
+            "publicKey": cred.cose_b64(),
+            "signCount": 0,
+            "userHandle": b64(&cred.user_handle),
+        },
+        "response": response,
+        "expectedChallenge": b64(&challenge),
+        "expectedOrigins": [origin],
+        "expectedRpId": rp_id,
+        "requireUserVerification": true,
+    });
+    println!("{body}");
+}
+
+async fn one_client(
+    addr: String,
+    origin: String,
+    index: usize,
+    deadline: Instant,
+) -> (Vec<Duration>, u64) {
+    let mut conn = Conn::open(&addr).await;
+    let username = format!("load-{}-{index}", std::process::id());
+    let (status, options) = conn
+        .post("/api/register/options", &json!({ "username": username }))
+        .await;
+    assert_eq!(status, 200, "{options}");
+    let (mut cred, response) = SoftCredential::register(&options, &origin, &Tamper::default());
+    let (status, done) = conn.post("/api/register/verify", &response).await;
+    assert_eq!(status, 200, "{done}");
+    conn.cookie = None;
+    let mut latencies = Vec::new();
+    let mut errors = 0u64;
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        let (status, options) = conn
+            .post("/api/login/options", &json!({ "username": username }))
+            .await;
+        if status != 200 {
+            errors += 1;
+            continue;
+        }
+        let assertion = cred.assert(&options, &origin, &Tamper::default());
+        let (status, _) = conn.post("/api/login/verify", &assertion).await;
+        conn.cookie = None;
+        if status == 200 {
+            latencies.push(start.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    (latencies, errors)
+}
+
+fn percentile(sorted: &[Duration], pct: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (sorted.len() - 1) * pct / 100;
+    sorted[rank].as_secs_f64() * 1000.0
+}
+
+async fn ceremonies(url: &str, origin: &str, connections: usize, seconds: u64) {
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..connections {
+        tasks.push(tokio::spawn(one_client(
+            addr.clone(),
+            origin.to_owned(),
+            i,
+            deadline,
+        )));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "{}",
+        json!({
+            "ceremonies": all.len(),
+            "ceremonies_per_sec": u32::try_from(all.len()).map(f64::from).unwrap_or(f64::MAX) / elapsed,
+            "p50_ms": percentile(&all, 50),
+            "p99_ms": percentile(&all, 99),
+            "errors": errors,
+        })
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("fixture") => fixture(&args[1], &args[2]),
+        Some("ceremonies") => {
+            ceremonies(
+                &args[1],
+                &args[2],
+                args[3].parse().unwrap(),
+                args[4].parse().unwrap(),
+            )
+            .await;
+        }
+        _ => {
+            eprintln!(
+                "usage: rp_load fixture ORIGIN RP_ID | rp_load ceremonies URL ORIGIN CONNECTIONS SECONDS"
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""HTTP load test of `passgate rp` over loopback, with its peers measured in the same run.
+
+Measures, on this machine:
+  1. `POST /api/verify/assertion` (stateless verification) with wrk against `passgate rp
+     --workers 1`, and the same requests against a node:http server verifying with
+     @simplewebauthn/server (single-threaded by nature): requests/s, p50, p99.
+  2. py_webauthn verifying the same assertion in-process (JSON in, verdict out), per second.
+  3. The library figure from criterion (`cargo bench -p passgate-relying-party --bench verify`)
+     when present, for the "HTTP >= 0.7x library per worker core" ratio.
+  4. Full sign-in ceremonies (options -> sign -> verify: the challenge stored, taken, the
+     counter updated, a session created) on SQLite and on PostgreSQL, with `rp_load`.
+
+Usage (from the repo root, after `cargo build --release --bin passgate --example rp_load
+-p passgate-relying-party` and `npm ci` in relying-party/loadtest):
+    .venv/bin/python relying-party/loadtest/run.py
+`cargo xtask bench` runs it. Prints a summary and writes target/rp-loadtest.json.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+PASSGATE = Path(os.environ.get("PASSGATE_BIN", TARGET / "release" / "passgate"))
+RP_LOAD = Path(os.environ.get("RP_LOAD_BIN", TARGET / "release" / "examples" / "rp_load"))
+SECONDS = int(os.environ.get("LOADTEST_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("LOADTEST_CONNECTIONS", "8"))
+TOKEN = "loadtest-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise SystemExit(f"{what} exited with {proc.returncode}")
+            continue
+        if "listening on" in line:
+            return
+    raise SystemExit(f"{what} did not start within 30 s")
+
+
+def start_rp(port: int, database: str, workdir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            str(PASSGATE), "rp", "--workers", "1",
+            "--listen", f"127.0.0.1:{port}",
+            "--database", database,
+            "--rp-id", "localhost",
+            "--origin", f"http://localhost:{port}",
+            "--api-token", TOKEN,
+            "--receipt-key", str(workdir / "receipt-key.p8"),
+            "--rate-limit-per-sec", "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PASSGATE_LOG": "warn"},
+    )
+    wait_listening(proc, "passgate rp")
+    return proc
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def post(port: int, path: str, body: bytes, token: str | None = None) -> tuple[int, dict]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    conn.request("POST", path, body, headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, json.loads(data or b"null")
+
+
+def wrk(url: str, body_file: Path, workdir: Path) -> dict:
+    script = workdir / "post.lua"
+    script.write_text(
+        "local f = io.open(%r, 'rb')\n"
+        "wrk.method = 'POST'\n"
+        "wrk.body = f:read('*a')\n"
+        "f:close()\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+        "wrk.headers['Authorization'] = 'Bearer %s'\n" % (str(body_file), TOKEN)
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "requests_per_sec": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def py_webauthn_rate(body: dict) -> float:
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+
+    response_json = json.dumps(body["response"])
+    credential_public_key = base64url_to_bytes(body["credential"]["publicKey"])
+    challenge = base64url_to_bytes(body["expectedChallenge"])
+
+    def once() -> None:
+        verify_authentication_response(
+            credential=response_json,
+            expected_challenge=challenge,
+            expected_rp_id=body["expectedRpId"],
+            expected_origin=body["expectedOrigins"],
+            credential_public_key=credential_public_key,
+            credential_current_sign_count=0,
+            require_user_verification=True,
+        )
+
+    once()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 3.0:
+        once()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def library_rate() -> dict | None:
+    rates = {}
+    for name in ["passgate_verify_assertion_json", "bare_verify_aws_lc_rs", "webauthn_rs_authenticate_credential"]:
+        path = TARGET / "criterion" / "assertion_verify" / name / "new" / "estimates.json"
+        if not path.exists():
+            return None
+        mean_ns = json.loads(path.read_text())["mean"]["point_estimate"]
+        rates[name] = 1e9 / mean_ns
+    return rates
+
+
+class Postgres:
+    """A private cluster in a temp dir, run as the postgres user (root may not run it)."""
+
+    def __init__(self) -> None:
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not initdb:
+            raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = Path(initdb[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="passgate-pg-"))
+        self.port = free_port()
+        shutil.chown(self.dir, "postgres", "postgres")
+        os.chmod(self.dir, 0o700)
+
+    def run(self, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
+
+    def start(self) -> str:
+        data = self.dir / "data"
+        self.run(str(self.bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+        self.run(
+            str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-w",
+            "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on",
+            "start",
+        )
+        self.run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "rp")
+        return f"postgres://postgres@127.0.0.1:{self.port}/rp"
+
+    def stop(self) -> None:
+        try:
+            self.run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def ceremonies(port: int) -> dict:
+    out = subprocess.run(
+        [str(RP_LOAD), "ceremonies", f"http://127.0.0.1:{port}", f"http://localhost:{port}", str(CONNECTIONS), str(SECONDS)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def main() -> int:
+    for tool in [PASSGATE, RP_LOAD]:
+        if not tool.exists():
+            raise SystemExit(f"{tool} is missing: cargo build --release --bin passgate --example rp_load -p passgate-relying-party")
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing (apt-get install wrk)")
+    if not (HERE / "node_modules" / "@simplewebauthn" / "server").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+    results: dict = {"cores": os.cpu_count(), "seconds": SECONDS, "connections": CONNECTIONS}
+    work = Path(tempfile.mkdtemp(prefix="passgate-load-"))
+    rp = node = None
+    pg = None
+    try:
+        port = free_port()
+        rp = start_rp(port, f"sqlite://{work}/rp.sqlite3", work)
+        body = subprocess.run(
+            [str(RP_LOAD), "fixture", f"http://localhost:{port}", "localhost"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        body_file = work / "verify.json"
+        body_file.write_text(body)
+        status, answer = post(port, "/api/verify/assertion", body.encode(), TOKEN)
+        assert status == 200 and answer["verified"] is True, answer
+
+        node_port = free_port()
+        node = subprocess.Popen(
+            ["node", str(HERE / "simplewebauthn-server.mjs"), str(node_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=HERE,
+        )
+        wait_listening(node, "simplewebauthn server")
+        status, answer = post(node_port, "/", body.encode())
+        assert status == 200 and answer["verified"] is True, answer
+
+        results["py_webauthn_per_sec"] = py_webauthn_rate(json.loads(body))
+        results["library"] = library_rate()
+        results["http_passgate"] = wrk(f"http://127.0.0.1:{port}/api/verify/assertion", body_file, work)
+        results["http_simplewebauthn"] = wrk(f"http://127.0.0.1:{node_port}/", body_file, work)
+        stop(node)
+        node = None
+        results["ceremonies_sqlite"] = ceremonies(port)
+        stop(rp)
+        rp = None
+
+        pg = Postgres()
+        url = pg.start()
+        pg_port = free_port()
+        rp = start_rp(pg_port, url, work)
+        results["ceremonies_postgres"] = ceremonies(pg_port)
+    finally:
+        stop(rp)
+        stop(node)
+        if pg:
+            pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    h, n = results["http_passgate"], results["http_simplewebauthn"]
+    lines = [
+        "relying-party load test (loopback, server on 1 worker thread, wrk -t1 -c%d, %d s)" % (CONNECTIONS, SECONDS),
+        "  POST /api/verify/assertion, passgate:        %8.0f req/s  p50 %.2f ms  p99 %.2f ms" % (h["requests_per_sec"], h["p50_ms"], h["p99_ms"]),
+        "  same requests, @simplewebauthn/server (node): %8.0f req/s  p50 %.2f ms  p99 %.2f ms" % (n["requests_per_sec"], n["p50_ms"], n["p99_ms"]),
+        "  ratio passgate / simplewebauthn:              %8.2fx (target >= 4x)" % (h["requests_per_sec"] / n["requests_per_sec"]),
+        "  py_webauthn in-process, same assertion:       %8.0f /s" % results["py_webauthn_per_sec"],
+    ]
+    lib = results["library"]
+    if lib:
+        ours = lib["passgate_verify_assertion_json"]
+        lines += [
+            "  library (criterion): ours %.0f/s, bare aws-lc-rs verify %.0f/s (%.2fx, target >= 0.85x), webauthn-rs %.0f/s"
+            % (ours, lib["bare_verify_aws_lc_rs"], ours / lib["bare_verify_aws_lc_rs"], lib["webauthn_rs_authenticate_credential"]),
+            "  library vs py_webauthn:                       %8.2fx (target >= 2x)" % (ours / results["py_webauthn_per_sec"]),
+            "  HTTP (1 worker core) vs library:              %8.2fx (target >= 0.7x)" % (h["requests_per_sec"] / ours),
+        ]
+    for store in ["sqlite", "postgres"]:
+        c = results[f"ceremonies_{store}"]
+        lines.append(
+            "  full sign-in ceremonies on %-8s (2 requests each): %6.0f /s  p50 %.2f ms  p99 %.2f ms  errors %d"
+            % (store, c["ceremonies_per_sec"], c["p50_ms"], c["p99_ms"], c["errors"])
+        )
+    print("\n".join(lines))
+    (TARGET / "rp-loadtest.json").write_text(json.dumps(results, indent=2))
+    failures = []
+    if h["non_2xx"]:
+        failures.append(f"{h['non_2xx']} non-2xx answers from passgate")
+    if h["requests_per_sec"] < 4 * n["requests_per_sec"]:
+        failures.append("HTTP below 4x simplewebauthn")
+    if lib and h["requests_per_sec"] < 0.7 * lib["passgate_verify_assertion_json"]:
+        failures.append("HTTP below 0.7x the library figure")
+    for f in failures:
+        print("  MISS", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
