@@ -106,6 +106,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
         anyhow::bail!("cargo bench -p passgate-relying-party failed");
     }
     stdout.push_str(&rp_stdout);
+    let load_missed = rp_load_test(root, target_dir)?;
     println!("\nbenchmark targets (same run):");
     let mut missed = 0;
     for t in TARGETS {
@@ -153,9 +154,52 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
     for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
         println!("  {line}");
     }
+    let missed = missed + load_missed;
     Ok(if missed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Builds the release server and load generator and runs `relying-party/loadtest/run.py`
+/// (wrk against `passgate rp` and @simplewebauthn/server, py_webauthn, full ceremonies on
+/// SQLite and PostgreSQL). Returns the number of missed targets it reported.
+fn rp_load_test(root: &Path, target_dir: &Path) -> Result<usize> {
+    if !std::path::Path::new("/usr/bin/wrk").exists() {
+        crate::deps::AptInstaller::new().install(&["wrk"])?;
+    }
+    crate::deps::ensure_venv(root)?;
+    let built = Command::new(crate::cargo())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "passgate",
+            "-p",
+            "passgate-relying-party",
+            "--bin",
+            "passgate",
+            "--example",
+            "rp_load",
+        ])
+        .current_dir(root)
+        .status()
+        .context("building the release server and load generator")?;
+    if !built.success() {
+        anyhow::bail!("cargo build --release for the load test failed");
+    }
+    let output = Command::new(crate::deps::venv_python(root))
+        .arg(root.join("relying-party/loadtest/run.py"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(root)
+        .output()
+        .context("running relying-party/loadtest/run.py")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("\n{stdout}");
+    if !output.status.success() && !stdout.contains("MISS") {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!("the load test failed");
+    }
+    Ok(stdout.lines().filter(|l| l.trim_start().starts_with("MISS")).count())
 }
