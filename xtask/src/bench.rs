@@ -166,7 +166,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
 /// (wrk against `passgate rp` and @simplewebauthn/server, py_webauthn, full ceremonies on
 /// SQLite and PostgreSQL). Returns the number of missed targets it reported.
 fn rp_load_test(root: &Path, target_dir: &Path) -> Result<usize> {
-    if !std::path::Path::new("/usr/bin/wrk").exists() {
+    if !Path::new("/usr/bin/wrk").exists() {
         crate::deps::AptInstaller::new().install(&["wrk"])?;
     }
     crate::deps::ensure_venv(root)?;
