@@ -1091,3 +1091,45 @@ async fn json_errors_for_unknown_routes_and_methods_and_openapi_is_served() {
 fn futures_lite<F: Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
+
+#[tokio::test]
+async fn android_and_ios_app_origins_register_and_sign_in() {
+    const ANDROID: &str = "android:apk-key-hash:Kj2gYbRg8wR0jrGz0kQk3c8d_2Uu3zqU3yX-0Wf1c2E";
+    const IOS: &str = "ios:bundle-id:dev.passgate.demo";
+    let s = Server::start(|c| {
+        c.origins = vec![ORIGIN.into(), ANDROID.into(), IOS.into()];
+    })
+    .await;
+    for (i, origin) in [ANDROID, IOS].into_iter().enumerate() {
+        let name = format!("app-user-{i}");
+        let options = s
+            .post("/api/register/options", &json!({ "username": name }), None)
+            .await;
+        let (mut cred, response) =
+            SoftCredential::register(&options.body, origin, &Tamper::default());
+        let done = s.post("/api/register/verify", &response, None).await;
+        assert_eq!(done.status, StatusCode::OK, "{origin}: {}", done.body);
+        let login = s.login_options(Some(&name)).await;
+        let r = s
+            .post(
+                "/api/login/verify",
+                &cred.assert(&login, origin, &Tamper::default()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{origin}: {}", r.body);
+        assert_eq!(r.body["verdict"]["origin"], origin);
+    }
+    // An app origin that is not configured is refused.
+    let (mut cred, _) = s.sign_up("web-user").await;
+    let login = s.login_options(Some("web-user")).await;
+    let r = s
+        .post(
+            "/api/login/verify",
+            &cred.assert(&login, "android:apk-key-hash:AAAA", &Tamper::default()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "origin_not_allowed");
+}
