@@ -201,5 +201,8 @@ fn rp_load_test(root: &Path, target_dir: &Path) -> Result<usize> {
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         anyhow::bail!("the load test failed");
     }
-    Ok(stdout.lines().filter(|l| l.trim_start().starts_with("MISS")).count())
+    Ok(stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("MISS"))
+        .count())
 }
