@@ -1,0 +1,157 @@
+//! `passgate rp` as an operator runs it: flags, JSON logs with request IDs and without secrets,
+//! a config error that names the key, and a graceful shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_passgate"));
+    cmd.args([
+        "rp",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &format!("sqlite://{}/rp.sqlite3", dir.display()),
+        "--rp-id",
+        "localhost",
+        "--origin",
+        "http://localhost:8080",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn request(addr: &str, raw: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "passgate rp ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn json_logs_carry_request_ids_and_no_secrets_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(
+        dir.path(),
+        &[("PASSGATE_LOG_FORMAT", "json"), ("PASSGATE_LOG", "debug")],
+    );
+    let body = r#"{"id":"c2VjcmV0LWFzc2VydGlvbg","rawId":"c2VjcmV0LWFzc2VydGlvbg","type":"public-key","response":{"clientDataJSON":"eyJzZWNyZXQiOnRydWV9","authenticatorData":"AAAA","signature":"U0lHTkFUVVJF"}}"#;
+    let reply = request(
+        &addr,
+        &format!(
+            "POST /api/login/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nCookie: passgate_session=TOPSECRETCOOKIE\r\nX-Request-Id: req-under-test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(
+        reply
+            .to_ascii_lowercase()
+            .contains("x-request-id: req-under-test"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(r#""code":"client_data_malformed""#),
+        "{reply}"
+    );
+
+    let status = sigterm_and_wait(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "req-under-test"
+                && l["span"]["path"] == "/api/login/verify"),
+        "no log line carries the request ID:\n{logs}"
+    );
+    for secret in [
+        "TOPSECRETCOOKIE",
+        "c2VjcmV0LWFzc2VydGlvbg",
+        "U0lHTkFUVVJF",
+        "eyJzZWNyZXQiOnRydWV9",
+    ] {
+        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
+    }
+    assert!(
+        logs.contains("shutting down"),
+        "no shutdown line in the logs:\n{logs}"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rp.toml");
+    std::fs::write(&config, "rp_id = \"localhost\"\nlisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["rp", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lisen"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "rp",
+            "--rp-id",
+            "example.com",
+            "--origin",
+            "https://evil.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("evil.example"), "{err}");
+}
