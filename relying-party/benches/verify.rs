@@ -12,40 +12,19 @@ use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, KeyPair, UnparsedPublicKey};
-use common::{SoftCredential, Tamper, unb64};
+use common::{Tamper, unb64};
 use criterion::{Criterion, criterion_group, criterion_main};
 use passgate_relying_party::cose::CredentialPublicKey;
 use passgate_relying_party::verify::{
     AssertionExpectation, CounterPolicy, StoredCredential, verify_assertion_json,
 };
-use webauthn_rs_core::WebauthnCore;
-use webauthn_rs_core::proto::{
-    AttestationConveyancePreference, PublicKeyCredential, RegisterPublicKeyCredential,
-    UserVerificationPolicy,
-};
+use webauthn_rs_core::proto::{PublicKeyCredential, UserVerificationPolicy};
 
 const ORIGIN: &str = "https://passgate.example";
 const RP_ID: &str = "passgate.example";
 
 fn bench(c: &mut Criterion) {
-    let core = WebauthnCore::new_unsafe_experts_only(
-        "passgate",
-        RP_ID,
-        vec![url::Url::parse(ORIGIN).unwrap()],
-        Duration::from_secs(60),
-        Some(false),
-        Some(false),
-    );
-    let builder = core
-        .new_challenge_register_builder(&[9u8; 16], "alice", "Alice")
-        .unwrap()
-        .attestation(AttestationConveyancePreference::None)
-        .user_verification_policy(UserVerificationPolicy::Required);
-    let (ccr, reg_state) = core.generate_challenge_register(builder).unwrap();
-    let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
-    let (mut soft, response) = SoftCredential::register(&options, ORIGIN, &Tamper::default());
-    let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
-    let credential = core.register_credential(&reg, &reg_state, None).unwrap();
+    let (core, credential, mut soft) = common::webauthn_rs_with_credential(ORIGIN, RP_ID);
 
     let builder = core
         .new_challenge_authenticate_builder(

@@ -225,16 +225,17 @@ struct RegisterOptionsRequest {
     attestation: Option<String>,
 }
 
-async fn register_options(
-    State(state): State<Shared>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+/// Registration options, shared by the JSON API and the FIDO conformance shape.
+async fn registration_options(
+    state: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    rate_limit(&state, addr)?;
-    let req: RegisterOptionsRequest = parse(&body_bytes(body, &headers)?)?;
-    let session = current_session(&state, &headers).await?;
-    let options = state
+) -> Result<Value, ApiError> {
+    rate_limit(state, addr)?;
+    let req: RegisterOptionsRequest = parse(&body_bytes(body, headers)?)?;
+    let session = current_session(state, headers).await?;
+    state
         .rp
         .begin_registration(
             &req.username,
@@ -242,8 +243,18 @@ async fn register_options(
             session.as_ref().map(|(_, u)| u),
             req.attestation.as_deref(),
         )
-        .await?;
-    Ok(Json(options))
+        .await
+}
+
+async fn register_options(
+    State(state): State<Shared>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    registration_options(&state, addr, &headers, body)
+        .await
+        .map(Json)
 }
 
 async fn register_verify(
@@ -278,20 +289,22 @@ struct LoginOptionsRequest {
     user_verification: Option<String>,
 }
 
-async fn login_options(
-    State(state): State<Shared>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+/// Sign-in options (an empty body means discoverable), shared by the JSON API and the FIDO
+/// conformance shape.
+async fn sign_in_options(
+    state: &AppState,
+    addr: SocketAddr,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    rate_limit(&state, addr)?;
-    let body = body_bytes(body, &headers)?;
+) -> Result<Value, ApiError> {
+    rate_limit(state, addr)?;
+    let body = body_bytes(body, headers)?;
     let req: LoginOptionsRequest = if body.is_empty() {
         LoginOptionsRequest::default()
     } else {
         parse(&body)?
     };
-    let options = state
+    state
         .rp
         .begin_authentication(
             AuthPurpose::Login,
@@ -300,8 +313,18 @@ async fn login_options(
             None,
             req.user_verification.as_deref(),
         )
-        .await?;
-    Ok(Json(options))
+        .await
+}
+
+async fn login_options(
+    State(state): State<Shared>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    sign_in_options(&state, addr, &headers, body)
+        .await
+        .map(Json)
 }
 
 async fn login_verify(
@@ -693,23 +716,7 @@ async fn fido_attestation_options(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    conformance(
-        async {
-            rate_limit(&state, addr)?;
-            let req: RegisterOptionsRequest = parse(&body_bytes(body, &headers)?)?;
-            let session = current_session(&state, &headers).await?;
-            state
-                .rp
-                .begin_registration(
-                    &req.username,
-                    req.display_name.as_deref(),
-                    session.as_ref().map(|(_, u)| u),
-                    req.attestation.as_deref(),
-                )
-                .await
-        }
-        .await,
-    )
+    conformance(registration_options(&state, addr, &headers, body).await)
 }
 
 async fn fido_attestation_result(
@@ -737,23 +744,7 @@ async fn fido_assertion_options(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    conformance(
-        async {
-            rate_limit(&state, addr)?;
-            let req: LoginOptionsRequest = parse(&body_bytes(body, &headers)?)?;
-            state
-                .rp
-                .begin_authentication(
-                    AuthPurpose::Login,
-                    req.username.as_deref(),
-                    None,
-                    None,
-                    req.user_verification.as_deref(),
-                )
-                .await
-        }
-        .await,
-    )
+    conformance(sign_in_options(&state, addr, &headers, body).await)
 }
 
 async fn fido_assertion_result(

@@ -11,19 +11,14 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{BE, BS, SoftCredential, Tamper, UP, UV, b64, unb64};
+use common::{BE, BS, Tamper, UP, UV, b64, unb64};
 use passgate_relying_party::cose::CredentialPublicKey;
 use passgate_relying_party::verify::{
     AssertionExpectation, CounterPolicy, StoredCredential, verify_assertion_json,
 };
 use serde_json::Value;
 use webauthn_rs_core::WebauthnCore;
-use webauthn_rs_core::proto::{
-    AttestationConveyancePreference, PublicKeyCredential, RegisterPublicKeyCredential,
-    UserVerificationPolicy,
-};
+use webauthn_rs_core::proto::{PublicKeyCredential, UserVerificationPolicy};
 
 const ORIGIN: &str = "https://passgate.example";
 const RP_ID: &str = "passgate.example";
@@ -286,24 +281,7 @@ struct Oracle {
 
 #[test]
 fn every_verdict_agrees_with_webauthn_rs() {
-    let core = WebauthnCore::new_unsafe_experts_only(
-        "passgate",
-        RP_ID,
-        vec![url::Url::parse(ORIGIN).unwrap()],
-        Duration::from_secs(60),
-        Some(false),
-        Some(false),
-    );
-    let builder = core
-        .new_challenge_register_builder(&[9u8; 16], "alice", "Alice")
-        .unwrap()
-        .attestation(AttestationConveyancePreference::None)
-        .user_verification_policy(UserVerificationPolicy::Required);
-    let (ccr, reg_state) = core.generate_challenge_register(builder).unwrap();
-    let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
-    let (mut soft, response) = SoftCredential::register(&options, ORIGIN, &Tamper::default());
-    let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
-    let credential = core.register_credential(&reg, &reg_state, None).unwrap();
+    let (core, credential, mut soft) = common::webauthn_rs_with_credential(ORIGIN, RP_ID);
     let mut oracle = Oracle { core, credential };
     let public_key = CredentialPublicKey::from_cose(&unb64(&soft.cose_b64())).unwrap();
     let mut stored_count = 0u32;

@@ -231,3 +231,38 @@ impl SoftCredential {
         b64(&cose_p256(&self.key))
     }
 }
+
+/// A webauthn-rs 0.6 relying party with one credential of a fresh [`SoftCredential`] registered
+/// through it (attestation none, UV required): the oracle of the differential test and the peer
+/// of the benchmark.
+pub fn webauthn_rs_with_credential(
+    origin: &str,
+    rp_id: &str,
+) -> (
+    webauthn_rs_core::WebauthnCore,
+    webauthn_rs_core::proto::Credential,
+    SoftCredential,
+) {
+    use webauthn_rs_core::proto::{
+        AttestationConveyancePreference, RegisterPublicKeyCredential, UserVerificationPolicy,
+    };
+    let core = webauthn_rs_core::WebauthnCore::new_unsafe_experts_only(
+        "passgate",
+        rp_id,
+        vec![url::Url::parse(origin).unwrap()],
+        std::time::Duration::from_secs(60),
+        Some(false),
+        Some(false),
+    );
+    let builder = core
+        .new_challenge_register_builder(&[9u8; 16], "alice", "Alice")
+        .unwrap()
+        .attestation(AttestationConveyancePreference::None)
+        .user_verification_policy(UserVerificationPolicy::Required);
+    let (ccr, reg_state) = core.generate_challenge_register(builder).unwrap();
+    let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
+    let (soft, response) = SoftCredential::register(&options, origin, &Tamper::default());
+    let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
+    let credential = core.register_credential(&reg, &reg_state, None).unwrap();
+    (core, credential, soft)
+}
