@@ -39,7 +39,8 @@ enum Suite {
     Build,
     /// `pytest ctap-tests/python` against the freshly built binary.
     Python,
-    /// `npm test` in `web-demo/`: headless Chromium through Playwright against the binary.
+    /// `npm test` in `relying-party/browser/` and `web-demo/`: headless Chromium through
+    /// Playwright against the binary.
     Browser,
 }
 
@@ -420,8 +421,12 @@ fn python(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> Suit
     }
 }
 
-/// Runs `npm ci` (when `node_modules` is missing or older than the lockfile) and `npm test` in
-/// `web-demo/`; the tests print TAP, whose `# pass N` / `# fail N` lines are counted.
+/// The npm projects whose `npm test` runs headless Chromium against the built binary.
+const BROWSER_TEST_DIRS: &[&str] = &["relying-party/browser", "web-demo"];
+
+/// For each of [`BROWSER_TEST_DIRS`] that exists: `npm ci` (when `node_modules` is missing or
+/// older than the lockfile) and `npm test`; the tests print TAP, whose `# pass N` / `# fail N`
+/// lines are counted and summed.
 fn browser(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> SuiteResult {
     let fail = |note: String| SuiteResult {
         suite: Suite::Browser,
@@ -435,7 +440,44 @@ fn browser(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> Sui
     let Some(binary) = binary else {
         return fail("not run: the passgate binary was not built".to_owned());
     };
-    let dir = root.join("web-demo");
+    let mut total = TestCounts::default();
+    let mut notes = Vec::new();
+    let mut ok = true;
+    for dir in BROWSER_TEST_DIRS {
+        let dir_path = root.join(dir);
+        if !dir_path.join("package.json").exists() {
+            continue;
+        }
+        match npm_test(&dir_path, binary) {
+            Ok((counts, success)) => {
+                total.add(counts);
+                if !success || counts.failed > 0 {
+                    ok = false;
+                    notes.push(format!("{dir}: npm test failed"));
+                }
+            }
+            Err(note) => {
+                ok = false;
+                total.failed = total.failed.saturating_add(1);
+                notes.push(format!("{dir}: {note}"));
+            }
+        }
+    }
+    if total.passed == 0 {
+        ok = false;
+        notes.push("no browser tests ran".to_owned());
+    }
+    SuiteResult {
+        suite: Suite::Browser,
+        ok,
+        counts: Some(total),
+        note: notes.join("; "),
+    }
+}
+
+/// `npm ci` when needed, then `npm test --silent` with `PASSGATE_BIN`; the TAP totals and
+/// whether npm succeeded.
+fn npm_test(dir: &Path, binary: &Path) -> std::result::Result<(TestCounts, bool), String> {
     let lock = dir.join("package-lock.json");
     let installed = dir.join("node_modules").join(".package-lock.json");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -444,38 +486,23 @@ fn browser(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> Sui
         _ => true,
     };
     if stale {
-        match Step::new("npm", &["ci", "--no-audit", "--no-fund"], &dir).run() {
+        match Step::new("npm", &["ci", "--no-audit", "--no-fund"], dir).run() {
             Ok(c) if c.success => {}
-            Ok(c) => return fail(format!("`npm ci` {}", c.status_text())),
-            Err(err) => return fail(format!("could not run npm: {err:#}")),
+            Ok(c) => return Err(format!("`npm ci` {}", c.status_text())),
+            Err(err) => return Err(format!("could not run npm: {err:#}")),
         }
     }
-    let captured = match Step::new("npm", &["test", "--silent"], &dir)
+    let captured = Step::new("npm", &["test", "--silent"], dir)
         .env("PASSGATE_BIN", binary.as_os_str())
         .run()
-    {
-        Ok(c) => c,
-        Err(err) => return fail(format!("could not run npm test: {err:#}")),
-    };
-    let Some(counts) = parse::tap_counts(captured.lines()) else {
-        return fail(format!(
+        .map_err(|err| format!("could not run npm test: {err:#}"))?;
+    let counts = parse::tap_counts(captured.lines()).ok_or_else(|| {
+        format!(
             "npm test {} and printed no TAP summary",
             captured.status_text()
-        ));
-    };
-    let mut notes = Vec::new();
-    if counts.passed == 0 {
-        notes.push("no tests ran".to_owned());
-    }
-    if !captured.success {
-        notes.push(format!("npm test {}", captured.status_text()));
-    }
-    SuiteResult {
-        suite: Suite::Browser,
-        ok: captured.success && counts.failed == 0 && counts.passed > 0,
-        counts: Some(counts),
-        note: notes.join("; "),
-    }
+        )
+    })?;
+    Ok((counts, captured.success))
 }
 
 /// Prints one line per suite and the totals line; returns the process exit code.
