@@ -4,7 +4,8 @@
 //! code webauthn-rs verifies with (see the crate docs for the figures behind that choice).
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_ASN1, ED25519, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+    ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ED25519, RSA_PKCS1_2048_8192_SHA256,
+    UnparsedPublicKey,
 };
 use ciborium::Value;
 
@@ -12,6 +13,8 @@ use ciborium::Value;
 pub const COSE_ES256: i64 = -7;
 /// EdDSA (Ed25519).
 pub const COSE_EDDSA: i64 = -8;
+/// ECDSA P-384 with SHA-384 (offered by webauthn-rs's default algorithm list).
+pub const COSE_ES384: i64 = -35;
 /// RSASSA-PKCS1-v1_5 with SHA-256 (Windows Hello).
 pub const COSE_RS256: i64 = -257;
 
@@ -34,6 +37,8 @@ pub enum CoseKeyError {
 pub enum CredentialPublicKey {
     /// ECDSA P-256 with SHA-256; the SEC1 uncompressed point.
     Es256(Vec<u8>),
+    /// ECDSA P-384 with SHA-384; the SEC1 uncompressed point.
+    Es384(Vec<u8>),
     /// Ed25519; the 32-byte public key.
     EdDsa(Vec<u8>),
     /// RSASSA-PKCS1-v1_5 SHA-256; the PKCS#1 `RSAPublicKey` DER.
@@ -69,22 +74,25 @@ impl CredentialPublicKey {
         };
         let alg = int(3, "alg")?;
         let kty = int(1, "kty")?;
-        match alg {
-            COSE_ES256 => {
-                if kty != 2 || int(-1, "crv")? != 1 {
-                    return Err(CoseKeyError::BadParameter("crv"));
-                }
-                let x = bytes_of(-2, "x")?;
-                let y = bytes_of(-3, "y")?;
-                if x.len() != 32 || y.len() != 32 {
-                    return Err(CoseKeyError::BadParameter("x/y"));
-                }
-                let mut point = Vec::with_capacity(65);
-                point.push(4);
-                point.extend_from_slice(x);
-                point.extend_from_slice(y);
-                Ok(Self::Es256(point))
+        // EC2 keys: (curve, coordinate length) per algorithm (RFC 9053 §7.1).
+        let ec2_point = |crv: i64, len: usize| -> Result<Vec<u8>, CoseKeyError> {
+            if kty != 2 || int(-1, "crv")? != crv {
+                return Err(CoseKeyError::BadParameter("crv"));
             }
+            let x = bytes_of(-2, "x")?;
+            let y = bytes_of(-3, "y")?;
+            if x.len() != len || y.len() != len {
+                return Err(CoseKeyError::BadParameter("x/y"));
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            Ok(point)
+        };
+        match alg {
+            COSE_ES256 => Ok(Self::Es256(ec2_point(1, 32)?)),
+            COSE_ES384 => Ok(Self::Es384(ec2_point(2, 48)?)),
             COSE_EDDSA => {
                 if kty != 1 || int(-1, "crv")? != 6 {
                     return Err(CoseKeyError::BadParameter("crv"));
@@ -114,6 +122,7 @@ impl CredentialPublicKey {
     pub fn algorithm(&self) -> i64 {
         match self {
             Self::Es256(_) => COSE_ES256,
+            Self::Es384(_) => COSE_ES384,
             Self::EdDsa(_) => COSE_EDDSA,
             Self::Rs256(_) => COSE_RS256,
         }
@@ -126,6 +135,7 @@ impl CredentialPublicKey {
             &[u8],
         ) = match self {
             Self::Es256(point) => (&ECDSA_P256_SHA256_ASN1, point),
+            Self::Es384(point) => (&ECDSA_P384_SHA384_ASN1, point),
             Self::EdDsa(key) => (&ED25519, key),
             Self::Rs256(der) => (&RSA_PKCS1_2048_8192_SHA256, der),
         };
@@ -208,6 +218,57 @@ mod tests {
             CredentialPublicKey::from_cose(b"\x01"),
             Err(CoseKeyError::NotAMap)
         );
+    }
+
+    #[test]
+    fn es384_and_ed25519_keys_verify_real_signatures() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{
+            ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+        };
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng).unwrap();
+        let p384 =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let point = p384.public_key().as_ref();
+        let map = Value::Map(vec![
+            (Value::Integer(1.into()), Value::Integer(2.into())),
+            (Value::Integer(3.into()), Value::Integer((-35).into())),
+            (Value::Integer((-1).into()), Value::Integer(2.into())),
+            (
+                Value::Integer((-2).into()),
+                Value::Bytes(point[1..49].to_vec()),
+            ),
+            (
+                Value::Integer((-3).into()),
+                Value::Bytes(point[49..97].to_vec()),
+            ),
+        ]);
+        let mut cose = Vec::new();
+        ciborium::into_writer(&map, &mut cose).unwrap();
+        let key = CredentialPublicKey::from_cose(&cose).unwrap();
+        assert_eq!(key.algorithm(), -35);
+        let sig = p384.sign(&rng, b"signed data").unwrap();
+        assert!(key.verify(b"signed data", sig.as_ref()));
+        assert!(!key.verify(b"other data", sig.as_ref()));
+
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let ed = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let map = Value::Map(vec![
+            (Value::Integer(1.into()), Value::Integer(1.into())),
+            (Value::Integer(3.into()), Value::Integer((-8).into())),
+            (Value::Integer((-1).into()), Value::Integer(6.into())),
+            (
+                Value::Integer((-2).into()),
+                Value::Bytes(ed.public_key().as_ref().to_vec()),
+            ),
+        ]);
+        let mut cose = Vec::new();
+        ciborium::into_writer(&map, &mut cose).unwrap();
+        let key = CredentialPublicKey::from_cose(&cose).unwrap();
+        let sig = ed.sign(b"signed data");
+        assert!(key.verify(b"signed data", sig.as_ref()));
+        assert!(!key.verify(b"signed datA", sig.as_ref()));
     }
 
     #[test]
