@@ -42,6 +42,22 @@ enum Command {
     /// The relying-party server: passkey ceremonies, sessions, signed actions with receipts and
     /// server-side assertion verification.
     Rp(RpArgs),
+    /// The web demo: the relying party with the demo pages on http://localhost:8080, an SQLite
+    /// file in the state directory; open the printed URL in a browser.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Where to listen; the allowed origin follows as http://localhost:PORT.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Where the demo's database and receipt key live (default: the state directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The demo pages (default: web-demo/site in the source tree this binary was built from).
+    #[arg(long)]
+    static_dir: Option<PathBuf>,
 }
 
 /// `passgate rp`: settings come from `--config FILE`, then `PASSGATE_RP_*` variables, then these
@@ -146,10 +162,70 @@ fn rp_config(args: &RpArgs) -> Result<passgate_relying_party::RpConfig> {
 }
 
 fn rp(args: &RpArgs) -> Result<()> {
-    let config = rp_config(args)?;
+    run_rp(rp_config(args)?, args.workers, |_| {})
+}
+
+fn demo(args: DemoArgs) -> Result<()> {
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
+    if args.listen.port() == 0 {
+        bail!("passgate demo needs a fixed port: the allowed origin is http://localhost:PORT");
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&state_dir)
+            .with_context(|| format!("creating {}", state_dir.display()))?;
+    }
+    let static_dir = args
+        .static_dir
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web-demo/site")));
+    if !static_dir.join("index.html").is_file() {
+        bail!(
+            "the demo pages are not in {} (pass --static-dir DIR)",
+            static_dir.display()
+        );
+    }
+    let config = passgate_relying_party::RpConfig {
+        listen: args.listen,
+        database: format!("sqlite://{}", state_dir.join("demo-rp.sqlite3").display()),
+        rp_id: "localhost".into(),
+        rp_name: "passgate demo".into(),
+        origins: vec![format!("http://localhost:{}", args.listen.port())],
+        receipt_key: Some(state_dir.join("demo-receipt-key.p8")),
+        static_dir: Some(static_dir),
+        ..passgate_relying_party::RpConfig::default()
+    };
+    run_rp(config, None, |local| {
+        let url = format!("http://localhost:{}", local.port());
+        println!();
+        println!("passgate demo is running: open {url} in a browser on this machine.");
+        println!("  1. Create an account: your browser asks your authenticator (platform passkey,");
+        println!("     phone, or security key) to make a passkey; user verification is required.");
+        println!(
+            "  2. Sign out, then sign in with the passkey (or pick it from the username field)."
+        );
+        println!(
+            "  3. {url}/account.html: rename or delete passkeys; deleting asks you to confirm."
+        );
+        println!("  4. {url}/approve.html: approve a payment and get a receipt anyone can verify.");
+        println!("Stop with Ctrl-C. Data: {}", state_dir.display());
+    })
+}
+
+/// Serves the relying party with `config`; `ready` runs once the socket is bound.
+fn run_rp(
+    config: passgate_relying_party::RpConfig,
+    workers: Option<usize>,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Some(workers) = args.workers {
+    if let Some(workers) = workers {
         runtime.worker_threads(workers.max(1));
     }
     runtime.build()?.block_on(async move {
@@ -162,6 +238,7 @@ fn rp(args: &RpArgs) -> Result<()> {
             .with_context(|| format!("binding {listen}"))?;
         let local = listener.local_addr()?;
         println!("listening on http://{local}");
+        ready(local);
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%rp_id, %origins, "relying party serving on http://{local}");
@@ -615,5 +692,6 @@ fn main() -> Result<std::process::ExitCode> {
         Command::Conformance(args) => conformance(args),
         Command::Status(args) => status(args),
         Command::Rp(args) => rp(&args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Demo(args) => demo(args).map(|()| std::process::ExitCode::SUCCESS),
     }
 }
