@@ -1,0 +1,1008 @@
+//! [`Bridge`]: the create and get ceremonies (WebAuthn L3 §5.1.3, §5.1.4) against one CTAP 2.1
+//! authenticator.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ciborium::value::Value;
+use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_authenticator::ctap::{StatusCode, command};
+use serde_json::{Map, Value as Json, json};
+use zeroize::Zeroizing;
+
+use crate::b64;
+use crate::cbor::{self, AuthenticatorData, bytes, int_key, integer, text, text_key};
+use crate::client_data::{CeremonyType, client_data_json};
+use crate::error::{BridgeError, ErrorName};
+use crate::options::{
+    self, CreationOptions, ExtensionInputs, PrfValues, RequestOptions, UserVerification,
+    decode_member, descriptor_ids,
+};
+use crate::origin::Caller;
+use crate::pin::{self, Shared};
+use crate::transport::{CtapTransport, TransportError};
+
+/// The ceremony timeout when the options give none (Chrome's default is 5 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest timeout honoured.
+const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The shortest timeout honoured (a page cannot make a ceremony impossible to answer).
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One of several discoverable credentials the person picks from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The credential ID.
+    pub credential_id: Vec<u8>,
+    /// The user handle.
+    pub user_handle: Option<Vec<u8>>,
+    /// The account name, when the authenticator reveals it.
+    pub name: Option<String>,
+    /// The display name, when the authenticator reveals it.
+    pub display_name: Option<String>,
+}
+
+/// What the bridge asks of the person through the host's own (trusted) UI.
+pub trait UserInterface: Send + Sync {
+    /// Whether this host can ask for the authenticator's PIN.
+    fn collects_pin(&self) -> bool {
+        false
+    }
+
+    /// Asks for the PIN to verify the user for `rp_id`; `None` when the person declines.
+    fn pin(&self, _rp_id: &str) -> Option<Zeroizing<String>> {
+        None
+    }
+
+    /// Lets the person pick one of several accounts in a discoverable sign-in; `None` when
+    /// they decline. The default takes the first (the authenticator lists newest first).
+    fn choose_account(&self, _rp_id: &str, accounts: &[Account]) -> Option<usize> {
+        (!accounts.is_empty()).then_some(0)
+    }
+}
+
+/// A host with no UI of its own: no PIN entry, the newest account in discoverable sign-ins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUserInterface;
+
+impl UserInterface for NoUserInterface {}
+
+/// The WebAuthn client. Shareable between threads: [`Bridge::cancel`] aborts the running
+/// ceremony from another thread; ceremonies run one at a time.
+pub struct Bridge {
+    transport: Mutex<Box<dyn CtapTransport>>,
+    ui: Box<dyn UserInterface>,
+    current: Mutex<Option<Interaction>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge").finish_non_exhaustive()
+    }
+}
+
+/// What getInfo says about the authenticator.
+#[derive(Debug, Clone)]
+struct Info {
+    algorithms: Vec<i64>,
+    extensions: Vec<String>,
+    rk: bool,
+    uv_builtin: bool,
+    client_pin: Option<bool>,
+    always_uv: bool,
+    max_list: usize,
+    max_id_length: usize,
+}
+
+impl Info {
+    fn parse(v: &Value) -> Self {
+        let option = |name: &str| match int_key(v, 4).and_then(|o| text_key(o, name)) {
+            Some(Value::Bool(b)) => Some(*b),
+            _ => None,
+        };
+        let algorithms = match int_key(v, 10) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter(|i| text(text_key(i, "type")) == Some("public-key"))
+                .filter_map(|i| integer(text_key(i, "alg")))
+                .collect(),
+            // CTAP 2.1 §6.4: absent means ES256 only.
+            _ => vec![-7],
+        };
+        let extensions = match int_key(v, 2) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| text(Some(i)).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let size = |key: i64, default: usize| {
+            integer(int_key(v, key))
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        Self {
+            algorithms,
+            extensions,
+            rk: option("rk").unwrap_or(false),
+            uv_builtin: option("uv").unwrap_or(false),
+            client_pin: option("clientPin"),
+            always_uv: option("alwaysUv").unwrap_or(false),
+            max_list: size(7, 1),
+            max_id_length: size(8, 1024),
+        }
+    }
+
+    fn has_extension(&self, name: &str) -> bool {
+        self.extensions.iter().any(|e| e == name)
+    }
+}
+
+/// How a ceremony verifies the user.
+enum Uv {
+    /// It does not.
+    None,
+    /// The authenticator's built-in method (`options.uv = true`).
+    BuiltIn,
+    /// A pinUvAuthToken obtained with the PIN.
+    Token(Zeroizing<Vec<u8>>),
+}
+
+/// One running ceremony: holds the transport, the cancellation handle and the timer.
+struct Ceremony<'a> {
+    bridge: &'a Bridge,
+    transport: MutexGuard<'a, Box<dyn CtapTransport>>,
+    interaction: Interaction,
+    timed_out: Arc<AtomicBool>,
+    /// Dropping it wakes and ends the timer thread.
+    _timer: Option<mpsc::Sender<()>>,
+}
+
+impl Drop for Ceremony<'_> {
+    fn drop(&mut self) {
+        *self
+            .bridge
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+fn transport_error(e: TransportError) -> BridgeError {
+    match e {
+        TransportError::Timeout => BridgeError::new(ErrorName::TimeoutError, e.to_string()),
+        TransportError::Unreachable(_) => BridgeError::not_allowed(e.to_string()),
+        TransportError::Protocol(_) => BridgeError::unknown(e.to_string()),
+    }
+}
+
+impl Ceremony<'_> {
+    fn cancelled(&self) -> BridgeError {
+        if self.timed_out.load(Ordering::SeqCst) {
+            BridgeError::not_allowed("the request timed out")
+        } else {
+            BridgeError::new(ErrorName::AbortError, "the request was cancelled")
+        }
+    }
+
+    /// Runs one CTAP command; an error status becomes the page's exception.
+    fn call(&mut self, cmd: u8, params: Option<&Value>) -> Result<Value, BridgeError> {
+        self.call_status(cmd, params)?
+            .map_err(BridgeError::from_status)
+    }
+
+    /// Runs one CTAP command; the inner error is the authenticator's status (other than
+    /// KEEPALIVE_CANCEL, which is the ceremony's cancellation or timeout).
+    fn call_status(
+        &mut self,
+        cmd: u8,
+        params: Option<&Value>,
+    ) -> Result<Result<Value, u8>, BridgeError> {
+        if self.interaction.is_cancelled() {
+            return Err(self.cancelled());
+        }
+        let mut request = vec![cmd];
+        if let Some(p) = params {
+            request.extend_from_slice(&cbor::encode(p));
+        }
+        let response = self
+            .transport
+            .call(&request, &self.interaction)
+            .map_err(transport_error)?;
+        let Some((&status, body)) = response.split_first() else {
+            return Err(BridgeError::unknown(
+                "the authenticator sent an empty response",
+            ));
+        };
+        if status == StatusCode::KeepaliveCancel.byte() {
+            return Err(self.cancelled());
+        }
+        if status != StatusCode::Ok.byte() {
+            return Ok(Err(status));
+        }
+        if body.is_empty() {
+            return Ok(Ok(Value::Map(Vec::new())));
+        }
+        cbor::decode(body).map(Ok)
+    }
+
+    fn info(&mut self) -> Result<Info, BridgeError> {
+        Ok(Info::parse(&self.call(command::GET_INFO, None)?))
+    }
+
+    fn shared_secret(&mut self) -> Result<Shared, BridgeError> {
+        let response = self.call(
+            command::CLIENT_PIN,
+            Some(&int_map(vec![
+                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                (2, Value::Integer(pin::sub::GET_KEY_AGREEMENT.into())),
+            ])),
+        )?;
+        Shared::establish(&response)
+    }
+
+    /// Decides how to verify the user and, for the PIN, gets a token for `permission` on
+    /// `rp_id`. `needs_uv`: the authenticator will refuse the request without verification.
+    fn plan_uv(
+        &mut self,
+        info: &Info,
+        requirement: UserVerification,
+        needs_uv: bool,
+        rp_id: &str,
+        permission: i64,
+        shared: &mut Option<Shared>,
+    ) -> Result<Uv, BridgeError> {
+        let must = requirement == UserVerification::Required || needs_uv || info.always_uv;
+        if requirement == UserVerification::Discouraged && !must {
+            return Ok(Uv::None);
+        }
+        if info.uv_builtin {
+            return Ok(Uv::BuiltIn);
+        }
+        if info.client_pin == Some(true) && self.bridge.ui.collects_pin() {
+            let Some(pin) = self.bridge.ui.pin(rp_id) else {
+                return Err(BridgeError::not_allowed("the user did not enter the PIN"));
+            };
+            let secret = self.shared_secret()?;
+            let response = self.call(
+                command::CLIENT_PIN,
+                Some(&int_map(vec![
+                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                    (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
+                    (3, secret.platform_key.clone()),
+                    (6, Value::Bytes(secret.pin_hash_enc(&pin)?)),
+                    (9, Value::Integer(permission.into())),
+                    (10, Value::Text(rp_id.to_owned())),
+                ])),
+            )?;
+            let token = secret.token(&response)?;
+            *shared = Some(secret);
+            return Ok(Uv::Token(token));
+        }
+        if must {
+            return Err(BridgeError::not_allowed(
+                "user verification is required, but the authenticator has no built-in method and no PIN can be entered here",
+            ));
+        }
+        Ok(Uv::None)
+    }
+
+    /// The hmac-secret extension input for PRF salts.
+    fn hmac_secret_input(
+        &mut self,
+        shared: &mut Option<Shared>,
+        salts: &[u8],
+    ) -> Result<Value, BridgeError> {
+        if shared.is_none() {
+            *shared = Some(self.shared_secret()?);
+        }
+        let secret = shared
+            .as_ref()
+            .ok_or_else(|| BridgeError::unknown("no shared secret"))?;
+        let salt_enc = secret.encrypt(salts)?;
+        let salt_auth = secret.authenticate(&salt_enc);
+        Ok(int_map(vec![
+            (1, secret.platform_key.clone()),
+            (2, Value::Bytes(salt_enc)),
+            (3, Value::Bytes(salt_auth)),
+            (4, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+        ]))
+    }
+}
+
+fn int_map(entries: Vec<(i64, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Integer(k.into()), v))
+            .collect(),
+    )
+}
+
+fn text_map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Text(k.to_owned()), v))
+            .collect(),
+    )
+}
+
+fn descriptor_list(ids: &[Vec<u8>]) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|id| {
+                text_map(vec![
+                    ("id", Value::Bytes(id.clone())),
+                    ("type", Value::Text("public-key".into())),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn sha256(data: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// The PRF salts (32 or 64 bytes) for `values`.
+fn prf_salts(values: &PrfValues) -> Result<Vec<u8>, BridgeError> {
+    let mut salts = pin::prf_salt(&decode_member(&values.first, "prf.eval.first")?).to_vec();
+    if let Some(second) = &values.second {
+        salts.extend_from_slice(&pin::prf_salt(&decode_member(second, "prf.eval.second")?));
+    }
+    Ok(salts)
+}
+
+/// `{first, second?}` from a decrypted hmac-secret output.
+fn prf_results(output: &[u8]) -> Json {
+    let mut results = Map::new();
+    if let Some(first) = output.get(..32) {
+        results.insert("first".into(), Json::String(b64::encode(first)));
+    }
+    if let Some(second) = output.get(32..64) {
+        results.insert("second".into(), Json::String(b64::encode(second)));
+    }
+    Json::Object(results)
+}
+
+fn check_rp_id_hash(auth_data: &AuthenticatorData, rp_id: &str) -> Result<(), BridgeError> {
+    if auth_data.rp_id_hash.as_slice() == sha256(rp_id.as_bytes()).as_slice() {
+        Ok(())
+    } else {
+        Err(BridgeError::unknown(
+            "the authenticator answered for another RP ID",
+        ))
+    }
+}
+
+fn timeout_of(ms: Option<u64>) -> Duration {
+    ms.map_or(DEFAULT_TIMEOUT, |ms| {
+        Duration::from_millis(ms).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
+    })
+}
+
+impl Bridge {
+    /// A bridge to the authenticator behind `transport`, asking the person through `ui`.
+    pub fn new(transport: Box<dyn CtapTransport>, ui: Box<dyn UserInterface>) -> Self {
+        Self {
+            transport: Mutex::new(transport),
+            ui,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// Aborts the running ceremony (it fails with `AbortError`).
+    pub fn cancel(&self) {
+        if let Some(interaction) = self
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            interaction.cancel();
+        }
+    }
+
+    fn begin(&self, timeout: Duration) -> Ceremony<'_> {
+        let transport = self
+            .transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let interaction = Interaction::new();
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(interaction.clone());
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (stop, wait) = mpsc::channel::<()>();
+        let timer_interaction = interaction.clone();
+        let timer_flag = Arc::clone(&timed_out);
+        let timer = std::thread::Builder::new()
+            .name("webauthn-timeout".into())
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
+                    timer_flag.store(true, Ordering::SeqCst);
+                    timer_interaction.cancel();
+                }
+            });
+        Ceremony {
+            bridge: self,
+            transport,
+            interaction,
+            timed_out,
+            _timer: timer.ok().map(|_| stop),
+        }
+    }
+
+    /// Handles one request, `{"type":"create"|"get"|"isUvpaa","origin":...,"topOrigin":...,
+    /// "options":{...}}`, and returns the credential JSON, `{"result":bool}` for isUvpaa, or
+    /// `{"error":{"name","message"}}`. The origin must come from the host, never the page.
+    pub fn handle(&self, request_json: &str) -> String {
+        let reply = serde_json::from_str::<Json>(request_json)
+            .map_err(|e| BridgeError::type_error(format!("the request is not JSON: {e}")))
+            .and_then(|request| self.dispatch(&request));
+        match reply {
+            Ok(value) => value.to_string(),
+            Err(e) => json!({ "error": e.to_json() }).to_string(),
+        }
+    }
+
+    /// [`Self::handle`] on parsed JSON.
+    pub fn dispatch(&self, request: &Json) -> Result<Json, BridgeError> {
+        let Some(object) = request.as_object() else {
+            return Err(BridgeError::type_error("the request is not a JSON object"));
+        };
+        let kind = object
+            .get("type")
+            .and_then(Json::as_str)
+            .ok_or_else(|| BridgeError::type_error("the request has no \"type\""))?;
+        if kind == "isUvpaa" {
+            return Ok(json!({ "result": self.is_uvpaa()? }));
+        }
+        let origin = object
+            .get("origin")
+            .and_then(Json::as_str)
+            .ok_or_else(|| BridgeError::type_error("the request has no \"origin\""))?;
+        let top_origin = match object.get("topOrigin") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(BridgeError::type_error("\"topOrigin\" is not a string")),
+        };
+        let options = object
+            .get("options")
+            .ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
+        match kind {
+            "create" => self.create(origin, top_origin, options),
+            "get" => self.get(origin, top_origin, options),
+            other => Err(BridgeError::type_error(format!(
+                "unknown request type {other:?}"
+            ))),
+        }
+    }
+
+    /// `isUserVerifyingPlatformAuthenticatorAvailable()`: built-in verification, or a PIN
+    /// this host can collect.
+    pub fn is_uvpaa(&self) -> Result<bool, BridgeError> {
+        let mut ceremony = self.begin(Duration::from_secs(10));
+        let info = ceremony.info()?;
+        Ok(info.uv_builtin || (info.client_pin == Some(true) && self.ui.collects_pin()))
+    }
+
+    /// Sets the authenticator's first PIN (authenticatorClientPIN setPIN).
+    pub fn set_pin(&self, new_pin: &str) -> Result<(), BridgeError> {
+        let mut ceremony = self.begin(Duration::from_secs(30));
+        let secret = ceremony.shared_secret()?;
+        let new_pin_enc = secret.new_pin_enc(new_pin)?;
+        let param = secret.authenticate(&new_pin_enc);
+        ceremony.call(
+            command::CLIENT_PIN,
+            Some(&int_map(vec![
+                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                (2, Value::Integer(pin::sub::SET_PIN.into())),
+                (3, secret.platform_key.clone()),
+                (4, Value::Bytes(param)),
+                (5, Value::Bytes(new_pin_enc)),
+            ])),
+        )?;
+        Ok(())
+    }
+
+    /// `navigator.credentials.create()` from JSON options.
+    pub fn create(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &Json,
+    ) -> Result<Json, BridgeError> {
+        let caller = Caller::new(origin, top_origin)?;
+        let options: CreationOptions = options::parse(options, "creation options")?;
+        self.create_with(&caller, &options)
+    }
+
+    /// `navigator.credentials.get()` from JSON options.
+    pub fn get(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &Json,
+    ) -> Result<Json, BridgeError> {
+        let caller = Caller::new(origin, top_origin)?;
+        let options: RequestOptions = options::parse(options, "request options")?;
+        self.get_with(&caller, &options)
+    }
+
+    /// The create ceremony on typed options.
+    pub fn create_with(
+        &self,
+        caller: &Caller,
+        options: &CreationOptions,
+    ) -> Result<Json, BridgeError> {
+        // Everything that needs no authenticator is checked first: a page that is not
+        // allowed never reaches it.
+        let rp_id = caller.origin.rp_id_for(options.rp.id.as_deref())?;
+        let challenge = decode_member(&options.challenge, "challenge")?;
+        let user_id = decode_member(&options.user.id, "user.id")?;
+        if user_id.is_empty() || user_id.len() > 64 {
+            return Err(BridgeError::type_error("user.id must be 1 to 64 bytes"));
+        }
+        let exclude = descriptor_ids(
+            options.exclude_credentials.as_deref(),
+            "excludeCredentials[].id",
+        )?;
+        let selection = options.authenticator_selection.clone().unwrap_or_default();
+        if selection.authenticator_attachment.as_deref() == Some("cross-platform") {
+            return Err(BridgeError::not_allowed(
+                "only a platform authenticator is available here",
+            ));
+        }
+        let extensions = options.extensions.clone().unwrap_or_default();
+        let prf = extensions.prf.clone();
+        if prf
+            .as_ref()
+            .is_some_and(|p| p.eval_by_credential.as_ref().is_some_and(|m| !m.is_empty()))
+        {
+            return Err(BridgeError::new(
+                ErrorName::NotSupportedError,
+                "prf.evalByCredential cannot be used when creating a credential",
+            ));
+        }
+        let prf_create_salts = match prf.as_ref().and_then(|p| p.eval.as_ref()) {
+            Some(values) => Some(prf_salts(values)?),
+            None => None,
+        };
+        let requirement = UserVerification::parse(selection.user_verification.as_deref());
+        let client_data = client_data_json(
+            CeremonyType::Create,
+            &challenge,
+            caller.origin.as_str(),
+            caller.top_origin.as_deref(),
+        );
+        let client_data_hash = sha256(&client_data);
+
+        let mut ceremony = self.begin(timeout_of(options.timeout));
+        let info = ceremony.info()?;
+        let params: Vec<i64> = if options.pub_key_cred_params.is_empty() {
+            vec![-7, -257]
+        } else {
+            options
+                .pub_key_cred_params
+                .iter()
+                .filter(|p| p.kind == "public-key")
+                .map(|p| p.alg)
+                .collect()
+        };
+        let algorithms: Vec<i64> = params
+            .into_iter()
+            .filter(|alg| info.algorithms.contains(alg))
+            .collect();
+        if algorithms.is_empty() {
+            return Err(BridgeError::new(
+                ErrorName::NotSupportedError,
+                "the authenticator supports none of pubKeyCredParams",
+            ));
+        }
+        let rk = match selection.resident_key.as_deref() {
+            Some("required") => true,
+            Some("preferred") => info.rk,
+            Some("discouraged") => false,
+            _ => selection.require_resident_key.unwrap_or(false),
+        };
+        if rk && !info.rk {
+            return Err(BridgeError::new(
+                ErrorName::ConstraintError,
+                "the authenticator cannot store discoverable credentials",
+            ));
+        }
+        let mut shared = None;
+        let needs_uv = rk && info.client_pin == Some(true);
+        let uv = ceremony.plan_uv(
+            &info,
+            requirement,
+            needs_uv,
+            &rp_id,
+            pin::permission::MC,
+            &mut shared,
+        )?;
+
+        let mut ext = Vec::new();
+        let want_prf = prf.is_some() && info.has_extension("hmac-secret");
+        if want_prf {
+            ext.push(("hmac-secret", Value::Bool(true)));
+            if let Some(salts) = &prf_create_salts {
+                if info.has_extension("hmac-secret-mc") {
+                    ext.push((
+                        "hmac-secret-mc",
+                        ceremony.hmac_secret_input(&mut shared, salts)?,
+                    ));
+                }
+            }
+        }
+        let mut ctap_options = vec![("rk", Value::Bool(rk))];
+        if matches!(uv, Uv::BuiltIn) {
+            ctap_options.push(("uv", Value::Bool(true)));
+        }
+        let mut user = vec![
+            ("id", Value::Bytes(user_id)),
+            ("name", Value::Text(options.user.name.clone())),
+        ];
+        if !options.user.display_name.is_empty() {
+            user.push((
+                "displayName",
+                Value::Text(options.user.display_name.clone()),
+            ));
+        }
+        let conveyance_none = matches!(options.attestation.as_deref(), None | Some("none"));
+        let mut request = vec![
+            (1, Value::Bytes(client_data_hash.clone())),
+            (
+                2,
+                text_map(vec![
+                    ("id", Value::Text(rp_id.clone())),
+                    ("name", Value::Text(options.rp.name.clone())),
+                ]),
+            ),
+            (3, text_map(user)),
+            (
+                4,
+                Value::Array(
+                    algorithms
+                        .iter()
+                        .map(|alg| {
+                            text_map(vec![
+                                ("alg", Value::Integer((*alg).into())),
+                                ("type", Value::Text("public-key".into())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (7, text_map(ctap_options)),
+        ];
+        let exclude: Vec<Vec<u8>> = exclude
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        if !exclude.is_empty() {
+            let batch = exclude.len().min(info.max_list);
+            if batch < exclude.len() {
+                tracing::warn!(
+                    excluded = exclude.len(),
+                    max = info.max_list,
+                    "excludeCredentials is longer than the authenticator accepts: sending the first batch"
+                );
+            }
+            request.push((5, descriptor_list(exclude.get(..batch).unwrap_or_default())));
+        }
+        if !ext.is_empty() {
+            request.push((6, text_map(ext)));
+        }
+        if let Uv::Token(token) = &uv {
+            request.push((
+                8,
+                Value::Bytes(pin::pin_uv_auth_param(token, &client_data_hash)),
+            ));
+            request.push((9, Value::Integer(pin::PROTOCOL_NUMBER.into())));
+        }
+        if conveyance_none {
+            request.push((11, Value::Array(vec![Value::Text("none".into())])));
+        } else if let Some(formats) = options
+            .attestation_formats
+            .as_ref()
+            .filter(|f| !f.is_empty())
+        {
+            request.push((
+                11,
+                Value::Array(formats.iter().cloned().map(Value::Text).collect()),
+            ));
+        }
+        let response = ceremony.call(command::MAKE_CREDENTIAL, Some(&int_map(request)))?;
+
+        let auth_data_bytes = bytes(int_key(&response, 2))
+            .ok_or_else(|| BridgeError::unknown("makeCredential response without authData"))?
+            .to_vec();
+        let mut fmt = text(int_key(&response, 1))
+            .ok_or_else(|| BridgeError::unknown("makeCredential response without fmt"))?
+            .to_owned();
+        let mut att_stmt = int_key(&response, 3)
+            .cloned()
+            .unwrap_or(Value::Map(Vec::new()));
+        if conveyance_none && fmt != "none" {
+            fmt = "none".into();
+            att_stmt = Value::Map(Vec::new());
+        }
+        let auth_data = AuthenticatorData::parse(&auth_data_bytes)?;
+        check_rp_id_hash(&auth_data, &rp_id)?;
+        if requirement == UserVerification::Required && auth_data.flags & cbor::flags::UV == 0 {
+            return Err(BridgeError::not_allowed("the user was not verified"));
+        }
+        let attested = auth_data
+            .attested
+            .as_ref()
+            .ok_or_else(|| BridgeError::unknown("no attested credential data"))?;
+        let attestation_object = cbor::encode(&text_map(vec![
+            ("fmt", Value::Text(fmt)),
+            ("attStmt", att_stmt),
+            ("authData", Value::Bytes(auth_data_bytes.clone())),
+        ]));
+
+        let mut extension_results = Map::new();
+        if extensions.cred_props == Some(true) {
+            extension_results.insert("credProps".into(), json!({ "rk": rk }));
+        }
+        if prf.is_some() {
+            let outputs = auth_data.extensions.as_ref();
+            let enabled = matches!(
+                outputs.and_then(|e| text_key(e, "hmac-secret")),
+                Some(Value::Bool(true))
+            );
+            let mut prf_out = Map::new();
+            prf_out.insert("enabled".into(), Json::Bool(enabled));
+            if let (Some(enc), Some(secret)) = (
+                bytes(outputs.and_then(|e| text_key(e, "hmac-secret-mc"))),
+                shared.as_ref(),
+            ) {
+                prf_out.insert("results".into(), prf_results(&secret.decrypt(enc)?));
+            }
+            extension_results.insert("prf".into(), Json::Object(prf_out));
+        }
+
+        let id = b64::encode(&attested.credential_id);
+        let mut response_json = json!({
+            "clientDataJSON": b64::encode(&client_data),
+            "attestationObject": b64::encode(&attestation_object),
+            "authenticatorData": b64::encode(&auth_data_bytes),
+            "transports": ["internal"],
+        });
+        if let Some(alg) = cbor::cose_algorithm(&attested.public_key) {
+            response_json["publicKeyAlgorithm"] = json!(alg);
+        }
+        if let Some(spki) = cbor::cose_to_spki(&attested.public_key) {
+            response_json["publicKey"] = json!(b64::encode(&spki));
+        }
+        Ok(json!({
+            "id": id,
+            "rawId": id,
+            "type": "public-key",
+            "authenticatorAttachment": "platform",
+            "response": response_json,
+            "clientExtensionResults": extension_results,
+        }))
+    }
+
+    /// The get ceremony on typed options.
+    pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
+        let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
+        let challenge = decode_member(&options.challenge, "challenge")?;
+        let allow = descriptor_ids(
+            options.allow_credentials.as_deref(),
+            "allowCredentials[].id",
+        )?;
+        let extensions: ExtensionInputs = options.extensions.clone().unwrap_or_default();
+        let prf = extensions.prf.clone();
+        let by_credential: Vec<(Vec<u8>, PrfValues)> = match prf
+            .as_ref()
+            .and_then(|p| p.eval_by_credential.as_ref())
+        {
+            None => Vec::new(),
+            Some(map) => {
+                if !map.is_empty() && allow.is_empty() {
+                    return Err(BridgeError::new(
+                        ErrorName::NotSupportedError,
+                        "prf.evalByCredential needs allowCredentials",
+                    ));
+                }
+                let mut out = Vec::new();
+                for (key, values) in map {
+                    let id = b64::decode(key).filter(|id| !id.is_empty() && allow.contains(id));
+                    let Some(id) = id else {
+                        return Err(BridgeError::new(
+                            ErrorName::SyntaxError,
+                            format!(
+                                "prf.evalByCredential key {key:?} is not an allowed credential ID"
+                            ),
+                        ));
+                    };
+                    out.push((id, values.clone()));
+                }
+                out
+            }
+        };
+        let requirement = UserVerification::parse(options.user_verification.as_deref());
+        let client_data = client_data_json(
+            CeremonyType::Get,
+            &challenge,
+            caller.origin.as_str(),
+            caller.top_origin.as_deref(),
+        );
+        let client_data_hash = sha256(&client_data);
+
+        let mut ceremony = self.begin(timeout_of(options.timeout));
+        let info = ceremony.info()?;
+        let mut allow: Vec<Vec<u8>> = allow
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        // Which credential answers must be known before the request when the list is longer
+        // than the authenticator takes, or when PRF salts depend on the credential: a silent
+        // (up=false) probe finds it, batch by batch.
+        if allow.len() > info.max_list || (!by_credential.is_empty() && allow.len() > 1) {
+            let mut found = None;
+            for batch in allow.chunks(info.max_list) {
+                let probe = int_map(vec![
+                    (1, Value::Text(rp_id.clone())),
+                    (2, Value::Bytes(client_data_hash.clone())),
+                    (3, descriptor_list(batch)),
+                    (5, text_map(vec![("up", Value::Bool(false))])),
+                ]);
+                match ceremony.call_status(command::GET_ASSERTION, Some(&probe))? {
+                    Ok(r) => {
+                        found = bytes(int_key(&r, 1).and_then(|c| text_key(c, "id")))
+                            .map(<[u8]>::to_vec)
+                            .or_else(|| (batch.len() == 1).then(|| batch.concat()));
+                        break;
+                    }
+                    Err(status) if status == StatusCode::NoCredentials.byte() => {}
+                    Err(status) => return Err(BridgeError::from_status(status)),
+                }
+            }
+            let Some(id) = found else {
+                return Err(BridgeError::from_status(StatusCode::NoCredentials.byte()));
+            };
+            allow = vec![id];
+        }
+        let mut shared = None;
+        let uv = ceremony.plan_uv(
+            &info,
+            requirement,
+            false,
+            &rp_id,
+            pin::permission::GA,
+            &mut shared,
+        )?;
+        let prf_values = match allow.as_slice() {
+            [only] => by_credential
+                .iter()
+                .find(|(id, _)| id == only)
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+        .or_else(|| prf.as_ref().and_then(|p| p.eval.clone()));
+        let mut ext = Vec::new();
+        let mut prf_requested = false;
+        if let Some(values) = &prf_values {
+            prf_requested = true;
+            if info.has_extension("hmac-secret") {
+                let salts = prf_salts(values)?;
+                ext.push((
+                    "hmac-secret",
+                    ceremony.hmac_secret_input(&mut shared, &salts)?,
+                ));
+            }
+        }
+        let mut ctap_options = vec![("up", Value::Bool(true))];
+        if matches!(uv, Uv::BuiltIn) {
+            ctap_options.push(("uv", Value::Bool(true)));
+        }
+        let mut request = vec![
+            (1, Value::Text(rp_id.clone())),
+            (2, Value::Bytes(client_data_hash.clone())),
+            (5, text_map(ctap_options)),
+        ];
+        if !allow.is_empty() {
+            request.push((3, descriptor_list(&allow)));
+        }
+        if !ext.is_empty() {
+            request.push((4, text_map(ext)));
+        }
+        if let Uv::Token(token) = &uv {
+            request.push((
+                6,
+                Value::Bytes(pin::pin_uv_auth_param(token, &client_data_hash)),
+            ));
+            request.push((7, Value::Integer(pin::PROTOCOL_NUMBER.into())));
+        }
+        let first = ceremony.call(command::GET_ASSERTION, Some(&int_map(request)))?;
+        let count = integer(int_key(&first, 5)).unwrap_or(1);
+        let mut assertions = vec![first];
+        if allow.is_empty() {
+            for _ in 1..count.min(100) {
+                assertions.push(ceremony.call(command::GET_NEXT_ASSERTION, None)?);
+            }
+        }
+        let accounts: Vec<Account> = assertions
+            .iter()
+            .map(|a| {
+                let user = int_key(a, 4);
+                Account {
+                    credential_id: bytes(int_key(a, 1).and_then(|c| text_key(c, "id")))
+                        .map(<[u8]>::to_vec)
+                        .or_else(|| allow.first().cloned())
+                        .unwrap_or_default(),
+                    user_handle: bytes(user.and_then(|u| text_key(u, "id"))).map(<[u8]>::to_vec),
+                    name: text(user.and_then(|u| text_key(u, "name"))).map(str::to_owned),
+                    display_name: text(user.and_then(|u| text_key(u, "displayName")))
+                        .map(str::to_owned),
+                }
+            })
+            .collect();
+        let chosen = if accounts.len() > 1 {
+            self.ui
+                .choose_account(&rp_id, &accounts)
+                .ok_or_else(|| BridgeError::not_allowed("the user did not choose an account"))?
+        } else {
+            0
+        };
+        let (Some(assertion), Some(account)) = (assertions.get(chosen), accounts.get(chosen))
+        else {
+            return Err(BridgeError::not_allowed("no account was chosen"));
+        };
+        if account.credential_id.is_empty() {
+            return Err(BridgeError::unknown("the assertion names no credential"));
+        }
+        let auth_data_bytes = bytes(int_key(assertion, 2))
+            .ok_or_else(|| BridgeError::unknown("getAssertion response without authData"))?;
+        let signature = bytes(int_key(assertion, 3))
+            .ok_or_else(|| BridgeError::unknown("getAssertion response without signature"))?;
+        let auth_data = AuthenticatorData::parse(auth_data_bytes)?;
+        check_rp_id_hash(&auth_data, &rp_id)?;
+        if requirement == UserVerification::Required && auth_data.flags & cbor::flags::UV == 0 {
+            return Err(BridgeError::not_allowed("the user was not verified"));
+        }
+        let mut extension_results = Map::new();
+        if prf_requested {
+            let mut prf_out = Map::new();
+            if let (Some(enc), Some(secret)) = (
+                bytes(
+                    auth_data
+                        .extensions
+                        .as_ref()
+                        .and_then(|e| text_key(e, "hmac-secret")),
+                ),
+                shared.as_ref(),
+            ) {
+                prf_out.insert("results".into(), prf_results(&secret.decrypt(enc)?));
+            }
+            extension_results.insert("prf".into(), Json::Object(prf_out));
+        }
+        let id = b64::encode(&account.credential_id);
+        let mut response_json = json!({
+            "clientDataJSON": b64::encode(&client_data),
+            "authenticatorData": b64::encode(auth_data_bytes),
+            "signature": b64::encode(signature),
+        });
+        if let Some(handle) = &account.user_handle {
+            response_json["userHandle"] = json!(b64::encode(handle));
+        }
+        Ok(json!({
+            "id": id,
+            "rawId": id,
+            "type": "public-key",
+            "authenticatorAttachment": "platform",
+            "response": response_json,
+            "clientExtensionResults": extension_results,
+        }))
+    }
+}

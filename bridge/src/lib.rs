@@ -1,0 +1,33 @@
+//! passgate's WebAuthn client ("the bridge"): every host — the browser extension's
+//! native-messaging host, a webview shim, a local HTTP bridge — hands it the caller's true
+//! origin and a page's WebAuthn Level 3 JSON options, and gets back the credential in
+//! `PublicKeyCredential.toJSON()` form or a DOMException name.
+//!
+//! The bridge does what a browser does between the page and the authenticator: it checks the
+//! RP ID against the origin (with the public suffix list), builds and hashes
+//! `clientDataJSON`, maps the options to CTAP 2.1 `authenticatorMakeCredential` /
+//! `authenticatorGetAssertion` (PIN/UV auth protocol 2 for user verification, hmac-secret for
+//! the PRF extension), and turns the answer back into JSON.
+//!
+//! ```text
+//! {"type":"create","origin":"https://example.com","options":{...creation options JSON...}}
+//!   -> {"id":...,"rawId":...,"type":"public-key","authenticatorAttachment":"platform",
+//!       "response":{...},"clientExtensionResults":{...}}
+//!   or {"error":{"name":"NotAllowedError","message":"..."}}
+//! ```
+
+pub mod b64;
+pub mod cbor;
+mod ceremony;
+pub mod client_data;
+pub mod error;
+pub mod native;
+pub mod options;
+pub mod origin;
+pub mod pin;
+pub mod transport;
+
+pub use ceremony::{Account, Bridge, NoUserInterface, UserInterface};
+pub use error::{BridgeError, ErrorName};
+pub use origin::{Caller, CallerOrigin};
+pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};

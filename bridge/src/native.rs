@@ -1,0 +1,549 @@
+//! Chrome native messaging: the host side of `chrome.runtime.connectNative`.
+//!
+//! Each message is a 4-byte length in native byte order followed by that many bytes of UTF-8
+//! JSON. Requests from the extension's background script:
+//!
+//! ```text
+//! {"requestId": any, "type": "create" | "get" | "isUvpaa" | "cancel",
+//!  "origin": "https://...", "topOrigin": "https://..." (optional), "options": {...}}
+//! ```
+//!
+//! The background script fills `origin` (and `topOrigin`) from the sender's tab, never from
+//! the page. Replies: `{"requestId", "ok": true, "credential": {...}}` (create, get),
+//! `{"requestId", "ok": true, "result": bool}` (isUvpaa), or
+//! `{"requestId", "ok": false, "error": {"name", "message"}}`. A `cancel` names the
+//! `requestId` of the request to abort and gets no reply of its own: the aborted request
+//! answers `AbortError`.
+//!
+//! Requests run one at a time on a worker thread, so a `cancel` is read while a ceremony
+//! waits for the person. A message longer than [`MAX_MESSAGE`] is answered with an error and
+//! ends the session (the stream cannot be trusted after it); malformed JSON is answered and
+//! the session goes on.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Value as Json, json};
+
+use crate::Bridge;
+use crate::error::BridgeError;
+
+/// The longest message accepted from, and sent to, the browser (Chrome's limit for messages
+/// from a native host; the bridge holds the other direction to it too).
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+
+/// The host name the manifest registers.
+pub const HOST_NAME: &str = "dev.passgate.bridge";
+
+/// Why no message could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is over [`MAX_MESSAGE`].
+    #[error("a message of {0} bytes is over the {MAX_MESSAGE}-byte limit")]
+    TooLarge(u32),
+    /// The stream ended inside a message.
+    #[error("the stream ended inside a message")]
+    Truncated,
+    /// Reading failed.
+    #[error("reading a message failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads one framed message; `None` at a clean end of stream.
+pub fn read_frame<R: Read>(input: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut prefix = [0u8; 4];
+    let mut filled = 0;
+    while filled < prefix.len() {
+        match input.read(&mut prefix[filled..]) {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let declared = u32::from_ne_bytes(prefix);
+    let len = usize::try_from(declared).map_err(|_| FrameError::TooLarge(declared))?;
+    if len > MAX_MESSAGE {
+        return Err(FrameError::TooLarge(declared));
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body).map_err(|e| match e.kind() {
+        ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    Ok(Some(body))
+}
+
+/// Writes one framed message and flushes.
+pub fn write_frame<W: Write>(output: &mut W, message: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(message.len())
+        .ok()
+        .filter(|_| message.len() <= MAX_MESSAGE)
+        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "message over the 1 MB limit"))?;
+    output.write_all(&len.to_ne_bytes())?;
+    output.write_all(message)?;
+    output.flush()
+}
+
+/// A reply for `request_id`.
+fn reply(request_id: &Json, result: Result<(String, Json), BridgeError>) -> Json {
+    match result {
+        Ok((key, value)) => {
+            let mut r = json!({ "requestId": request_id, "ok": true });
+            r[key] = value;
+            r
+        }
+        Err(e) => json!({ "requestId": request_id, "ok": false, "error": e.to_json() }),
+    }
+}
+
+fn send<W: Write>(output: &Mutex<W>, message: &Json) -> io::Result<()> {
+    let mut bytes = message.to_string().into_bytes();
+    if bytes.len() > MAX_MESSAGE {
+        let error = BridgeError::unknown("the reply is over the 1 MB native-messaging limit");
+        bytes = reply(&message["requestId"], Err(error))
+            .to_string()
+            .into_bytes();
+    }
+    let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
+    write_frame(&mut *output, &bytes)
+}
+
+/// Runs one request on the bridge, never unwinding into the host loop.
+fn run(bridge: &Bridge, request: &Json) -> Result<(String, Json), BridgeError> {
+    let kind = request
+        .get("type")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.dispatch(request)))
+            .unwrap_or_else(|_| Err(BridgeError::unknown("internal error")));
+    let value = outcome?;
+    Ok(if kind == "isUvpaa" {
+        (
+            "result".to_owned(),
+            value.get("result").cloned().unwrap_or(Json::Null),
+        )
+    } else {
+        ("credential".to_owned(), value)
+    })
+}
+
+struct Job {
+    request_id: Json,
+    request: Json,
+}
+
+/// What the reader and the worker share.
+#[derive(Default)]
+struct State {
+    /// The requestId of the running request.
+    running: Option<Json>,
+    /// requestIds cancelled before they started.
+    cancelled: HashSet<String>,
+}
+
+/// Serves native-messaging requests from `input` until it ends, replying on `output`.
+/// Returns an error only when replies can no longer be written or the input broke framing.
+pub fn serve<R: Read, W: Write + Send + 'static>(
+    bridge: Arc<Bridge>,
+    mut input: R,
+    output: W,
+) -> Result<(), FrameError> {
+    let output = Arc::new(Mutex::new(output));
+    let state = Arc::new(Mutex::new(State::default()));
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let worker = {
+        let bridge = Arc::clone(&bridge);
+        let output = Arc::clone(&output);
+        let state = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("native-host-worker".into())
+            .spawn(move || -> io::Result<()> {
+                for job in queue {
+                    let key = job.request_id.to_string();
+                    let skip = {
+                        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+                        let skip = s.cancelled.remove(&key);
+                        if !skip {
+                            s.running = Some(job.request_id.clone());
+                        }
+                        skip
+                    };
+                    let result = if skip {
+                        Err(BridgeError::new(
+                            crate::ErrorName::AbortError,
+                            "the request was cancelled",
+                        ))
+                    } else {
+                        run(&bridge, &job.request)
+                    };
+                    state.lock().unwrap_or_else(PoisonError::into_inner).running = None;
+                    send(&output, &reply(&job.request_id, result))?;
+                }
+                Ok(())
+            })?
+    };
+    let outcome = loop {
+        let message = match read_frame(&mut input) {
+            Ok(Some(message)) => message,
+            Ok(None) => break Ok(()),
+            Err(e) => {
+                let error = BridgeError::type_error(e.to_string());
+                // The stream is no longer in step after a bad frame: answer, then stop.
+                let _ = send(&output, &reply(&Json::Null, Err(error)));
+                break Err(e);
+            }
+        };
+        let request: Json = match serde_json::from_slice(&message) {
+            Ok(r @ Json::Object(_)) => r,
+            Ok(_) => {
+                let error = BridgeError::type_error("the message is not a JSON object");
+                send(&output, &reply(&Json::Null, Err(error)))?;
+                continue;
+            }
+            Err(e) => {
+                let error = BridgeError::type_error(format!("the message is not JSON: {e}"));
+                send(&output, &reply(&Json::Null, Err(error)))?;
+                continue;
+            }
+        };
+        let request_id = request.get("requestId").cloned().unwrap_or(Json::Null);
+        if request.get("type").and_then(Json::as_str) == Some("cancel") {
+            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.running.as_ref() == Some(&request_id) {
+                bridge.cancel();
+            } else {
+                s.cancelled.insert(request_id.to_string());
+            }
+            continue;
+        }
+        if jobs
+            .send(Job {
+                request_id,
+                request,
+            })
+            .is_err()
+        {
+            break Ok(());
+        }
+    };
+    // The browser closed the port (or broke framing): abort what is running, finish the
+    // queue, and stop.
+    drop(jobs);
+    if state
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .running
+        .is_some()
+    {
+        bridge.cancel();
+    }
+    let written = worker
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the worker panicked")));
+    outcome?;
+    written.map_err(FrameError::Io)
+}
+
+/// Where a browser looks for native-messaging host manifests of this user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    /// Chromium.
+    Chromium,
+    /// Google Chrome.
+    Chrome,
+}
+
+impl Browser {
+    /// `~/.config/<browser>/NativeMessagingHosts` (honouring `XDG_CONFIG_HOME`).
+    pub fn manifest_dir(self, home: &Path, xdg_config_home: Option<&Path>) -> PathBuf {
+        let config = xdg_config_home
+            .filter(|p| p.is_absolute())
+            .map_or_else(|| home.join(".config"), Path::to_path_buf);
+        config
+            .join(match self {
+                Self::Chromium => "chromium",
+                Self::Chrome => "google-chrome",
+            })
+            .join("NativeMessagingHosts")
+    }
+}
+
+/// What `passgate bridge install` writes.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// The NativeMessagingHosts directory.
+    pub manifest_dir: PathBuf,
+    /// The `passgate` executable.
+    pub executable: PathBuf,
+    /// The extension allowed to connect (32 letters a-p).
+    pub extension_id: String,
+    /// The authenticator the host talks to, `tcp://HOST:PORT`.
+    pub authenticator: String,
+}
+
+/// Whether `id` looks like a Chrome extension ID.
+pub fn valid_extension_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| (b'a'..=b'p').contains(&b))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync,
+/// rename over the target, fsync of the directory.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no parent directory"))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        file.write_all(contents)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes the launcher script and the host manifest; returns the manifest's path.
+pub fn install(options: &Install) -> io::Result<PathBuf> {
+    if !valid_extension_id(&options.extension_id) {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{:?} is not an extension ID (32 letters a to p, shown on chrome://extensions)",
+                options.extension_id
+            ),
+        ));
+    }
+    let executable = options.executable.to_str().ok_or_else(|| {
+        io::Error::new(ErrorKind::InvalidInput, "the executable path is not UTF-8")
+    })?;
+    fs::create_dir_all(&options.manifest_dir)?;
+    // Chrome starts `path` with the caller's origin as its only argument: a launcher adds the
+    // subcommand and the authenticator address.
+    let launcher = options.manifest_dir.join(format!("{HOST_NAME}.sh"));
+    let script = format!(
+        "#!/bin/sh\n# Written by `passgate bridge install`: Chrome's native-messaging host for passgate.\nexec {} bridge native-host --authenticator {} \"$@\"\n",
+        shell_quote(executable),
+        shell_quote(&options.authenticator)
+    );
+    write_atomic(&launcher, script.as_bytes(), 0o755)?;
+    let launcher_str = launcher.to_str().ok_or_else(|| {
+        io::Error::new(
+            ErrorKind::InvalidInput,
+            "the manifest directory is not UTF-8",
+        )
+    })?;
+    let manifest = json!({
+        "name": HOST_NAME,
+        "description": "passgate: passkeys from the platform authenticator",
+        "path": launcher_str,
+        "type": "stdio",
+        "allowed_origins": [format!("chrome-extension://{}/", options.extension_id)],
+    });
+    let path = options.manifest_dir.join(format!("{HOST_NAME}.json"));
+    let mut text = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(&path, &text, 0o644)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{CtapTransport, TransportError};
+    use passgate_authenticator::api::user_verifier::Interaction;
+
+    /// An authenticator that must never be reached.
+    struct Unreachable;
+
+    impl CtapTransport for Unreachable {
+        fn call(&mut self, _: &[u8], _: &Interaction) -> Result<Vec<u8>, TransportError> {
+            Err(TransportError::Unreachable("test".into()))
+        }
+    }
+
+    fn frame(bytes: &[u8]) -> Vec<u8> {
+        let mut out = u32::try_from(bytes.len()).unwrap().to_ne_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    fn replies(mut output: &[u8]) -> Vec<Json> {
+        let mut out = Vec::new();
+        while let Some(m) = read_frame(&mut output).unwrap() {
+            out.push(serde_json::from_slice(&m).unwrap());
+        }
+        out
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn bridge() -> Arc<Bridge> {
+        Arc::new(Bridge::new(
+            Box::new(Unreachable),
+            Box::new(crate::NoUserInterface),
+        ))
+    }
+
+    #[test]
+    fn framing_round_trip_and_limits() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, b"{\"a\":1}").unwrap();
+        assert_eq!(&buf[..4], &7u32.to_ne_bytes());
+        assert_eq!(read_frame(&mut &buf[..]).unwrap().unwrap(), b"{\"a\":1}");
+        assert!(read_frame(&mut &[][..]).unwrap().is_none());
+        assert!(matches!(
+            read_frame(&mut &[1u8, 0][..]),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            read_frame(&mut &frame(b"abc")[..5]),
+            Err(FrameError::Truncated)
+        ));
+        let huge = (u32::try_from(MAX_MESSAGE).unwrap() + 1).to_ne_bytes();
+        assert!(matches!(
+            read_frame(&mut &huge[..]),
+            Err(FrameError::TooLarge(n)) if usize::try_from(n).unwrap() == MAX_MESSAGE + 1
+        ));
+        assert!(write_frame(&mut Vec::new(), &vec![b' '; MAX_MESSAGE + 1]).is_err());
+    }
+
+    #[test]
+    fn host_loop_answers_every_message_and_stops_on_an_oversized_length() {
+        let mut input = Vec::new();
+        input.extend(frame(b"not json"));
+        input.extend(frame(b"[1,2]"));
+        input.extend(frame(
+            br#"{"requestId":7,"type":"create","origin":"https://evil.example","options":{"rp":{"id":"localhost","name":"x"},"user":{"id":"AQ","name":"a","displayName":"a"},"challenge":"AAAA","pubKeyCredParams":[{"type":"public-key","alg":-7}]}}"#,
+        ));
+        input.extend(frame(
+            br#"{"requestId":"g","type":"get","origin":"https://example.com","options":{}}"#,
+        ));
+        input.extend(frame(br#"{"requestId":"u","type":"isUvpaa"}"#));
+        input.extend(frame(br#"{"requestId":"c","type":"cancel"}"#));
+        input.extend_from_slice(&u32::MAX.to_ne_bytes());
+        input.extend(frame(br#"{"requestId":"never","type":"isUvpaa"}"#));
+        let sink = Sink::default();
+        let result = serve(bridge(), &input[..], sink.clone());
+        assert!(matches!(result, Err(FrameError::TooLarge(u32::MAX))));
+        let out = replies(&sink.0.lock().unwrap());
+        assert_eq!(out.len(), 6, "{out:?}");
+        // Malformed messages are answered in order as they are read; requests run on the
+        // worker, so compare by requestId.
+        let by_id = |id: Json| out.iter().find(|r| r["requestId"] == id).unwrap().clone();
+        let type_errors: Vec<_> = out
+            .iter()
+            .filter(|r| r["requestId"].is_null())
+            .map(|r| r["error"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(type_errors, ["TypeError", "TypeError", "TypeError"]);
+        assert!(out.iter().any(|r| {
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("over the 1048576-byte limit")
+        }));
+        let evil = by_id(json!(7));
+        assert_eq!(evil["ok"], false);
+        assert_eq!(evil["error"]["name"], "SecurityError");
+        let get = by_id(json!("g"));
+        assert_eq!(get["error"]["name"], "TypeError");
+        assert!(
+            get["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("challenge")
+        );
+        let uvpaa = by_id(json!("u"));
+        assert_eq!(uvpaa["ok"], false);
+        assert_eq!(uvpaa["error"]["name"], "NotAllowedError");
+        assert!(out.iter().all(|r| r["requestId"] != "never"));
+    }
+
+    #[test]
+    fn install_writes_manifest_and_launcher_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Browser::Chromium.manifest_dir(dir.path(), None);
+        assert!(target.ends_with(".config/chromium/NativeMessagingHosts"));
+        assert!(
+            Browser::Chrome
+                .manifest_dir(dir.path(), Some(Path::new("/xdg")))
+                .starts_with("/xdg/google-chrome")
+        );
+        let options = Install {
+            manifest_dir: target.clone(),
+            executable: PathBuf::from("/opt/pass gate/it's/passgate"),
+            extension_id: "abcdefghijklmnopabcdefghijklmnop".into(),
+            authenticator: "tcp://127.0.0.1:8765".into(),
+        };
+        let path = install(&options).unwrap();
+        let manifest: Json = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(manifest["name"], HOST_NAME);
+        assert_eq!(manifest["type"], "stdio");
+        assert_eq!(
+            manifest["allowed_origins"],
+            json!(["chrome-extension://abcdefghijklmnopabcdefghijklmnop/"])
+        );
+        let launcher = PathBuf::from(manifest["path"].as_str().unwrap());
+        let script = fs::read_to_string(&launcher).unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains(
+            "exec '/opt/pass gate/it'\\''s/passgate' bridge native-host --authenticator 'tcp://127.0.0.1:8765' \"$@\""
+        ));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&launcher).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        // Installing again replaces both files and leaves no temporary files behind.
+        install(&options).unwrap();
+        let names: Vec<_> = fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let bad = Install {
+            extension_id: "not-an-id".into(),
+            ..options
+        };
+        assert_eq!(install(&bad).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+}
