@@ -1,0 +1,110 @@
+//! A real passgate authenticator for the bridge tests: software keys and files in a temporary
+//! directory, presence approved automatically, user verification only through its PIN.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_authenticator::ctap::AuthenticatorConfig;
+use passgate_authenticator::presence::AutoPresence;
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
+use passgate_authenticator::{Authenticator, Env};
+use passgate_bridge::{CtapTransport, InProcess, TransportError, UserInterface};
+use zeroize::Zeroizing;
+
+pub const PIN: &str = "482916";
+
+/// The authenticator `passgate authenticator serve --presence auto` would run on `dir`.
+pub fn authenticator(dir: &Path) -> Authenticator {
+    let device_key = DeviceKey::load_or_create(dir).unwrap();
+    let env = Env {
+        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
+        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 1000).unwrap()),
+        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
+        user: Box::new(AutoPresence::new()),
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    Authenticator::new(env, AuthenticatorConfig::default())
+}
+
+/// A host UI that enters the PIN and counts how often it was asked.
+#[derive(Clone, Default)]
+pub struct PinEntry {
+    pub pin: Option<String>,
+    pub asked: Arc<AtomicUsize>,
+}
+
+impl PinEntry {
+    pub fn with(pin: &str) -> Self {
+        Self {
+            pin: Some(pin.to_owned()),
+            asked: Arc::default(),
+        }
+    }
+
+    pub fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl UserInterface for PinEntry {
+    fn collects_pin(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    fn pin(&self, _rp_id: &str) -> Option<Zeroizing<String>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        self.pin.clone().map(Zeroizing::new)
+    }
+}
+
+/// Counts the requests that reach the authenticator, by command byte.
+#[derive(Clone)]
+pub struct Counting {
+    pub inner: InProcess,
+    pub commands: Arc<std::sync::Mutex<Vec<u8>>>,
+    /// makeCredential/getAssertion wait for the ceremony to be cancelled before they reach
+    /// the authenticator (a person who never answers).
+    pub stall: bool,
+}
+
+impl Counting {
+    pub fn new(inner: InProcess) -> Self {
+        Self {
+            inner,
+            commands: Arc::default(),
+            stall: false,
+        }
+    }
+
+    pub fn commands(&self) -> Vec<u8> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+impl CtapTransport for Counting {
+    fn call(
+        &mut self,
+        request: &[u8],
+        interaction: &Interaction,
+    ) -> Result<Vec<u8>, TransportError> {
+        let cmd = request.first().copied().unwrap_or(0);
+        self.commands.lock().unwrap().push(cmd);
+        if self.stall && (cmd == 0x01 || cmd == 0x02) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !interaction.is_cancelled() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.inner.call(request, interaction)
+    }
+}
