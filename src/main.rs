@@ -45,6 +45,12 @@ enum Command {
     /// The web demo: the relying party with the demo pages on http://localhost:8080, an SQLite
     /// file in the state directory; open the printed URL in a browser.
     Demo(DemoArgs),
+    /// The WebAuthn client for browsers: the native-messaging host a browser extension talks
+    /// to, and its installer.
+    Bridge {
+        #[command(subcommand)]
+        command: BridgeCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -665,6 +671,93 @@ fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+#[derive(Subcommand)]
+enum BridgeCommand {
+    /// Chrome native messaging on stdin/stdout (the browser starts it; see
+    /// `passgate bridge install`). Each request carries the caller's origin, filled in by the
+    /// extension from the sender's tab.
+    NativeHost(NativeHostArgs),
+    /// Register the native-messaging host (`dev.passgate.bridge`) with Chromium or Chrome for
+    /// this user.
+    Install(BridgeInstallArgs),
+}
+
+#[derive(clap::Args)]
+struct NativeHostArgs {
+    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// What the browser passes: the calling extension's origin (informational).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    browser_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BrowserArg {
+    /// Chromium (~/.config/chromium).
+    Chromium,
+    /// Google Chrome (~/.config/google-chrome).
+    Chrome,
+}
+
+#[derive(clap::Args)]
+struct BridgeInstallArgs {
+    /// Which browser's NativeMessagingHosts directory to write to.
+    #[arg(long, value_enum, default_value_t = BrowserArg::Chromium)]
+    browser: BrowserArg,
+    /// The extension allowed to connect (32 letters a to p, shown on chrome://extensions).
+    #[arg(long)]
+    extension_id: String,
+    /// The authenticator the host talks to.
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// Write here instead of the browser's directory.
+    #[arg(long)]
+    manifest_dir: Option<PathBuf>,
+}
+
+fn bridge(command: BridgeCommand) -> Result<()> {
+    use passgate_bridge::native;
+    match command {
+        BridgeCommand::NativeHost(args) => {
+            tracing::info!(caller = ?args.browser_args, authenticator = %args.authenticator, "native-messaging host started");
+            let bridge = std::sync::Arc::new(passgate_bridge::Bridge::new(
+                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                Box::new(passgate_bridge::NoUserInterface),
+            ));
+            native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
+                .context("native messaging")?;
+            Ok(())
+        }
+        BridgeCommand::Install(args) => {
+            let manifest_dir = match args.manifest_dir {
+                Some(dir) => dir,
+                None => {
+                    let home =
+                        std::env::var_os("HOME").context("HOME is not set; pass --manifest-dir")?;
+                    let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
+                    let browser = match args.browser {
+                        BrowserArg::Chromium => native::Browser::Chromium,
+                        BrowserArg::Chrome => native::Browser::Chrome,
+                    };
+                    browser.manifest_dir(std::path::Path::new(&home), xdg.as_deref())
+                }
+            };
+            let path = native::install(&native::Install {
+                manifest_dir,
+                executable: std::env::current_exe().context("finding this executable")?,
+                extension_id: args.extension_id,
+                authenticator: args.authenticator,
+            })?;
+            println!(
+                "installed the native-messaging host manifest {}",
+                path.display()
+            );
+            Ok(())
+        }
+    }
+}
+
 fn main() -> Result<std::process::ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PASSGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -693,5 +786,6 @@ fn main() -> Result<std::process::ExitCode> {
         Command::Status(args) => status(args),
         Command::Rp(args) => rp(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Bridge { command } => bridge(command).map(|()| std::process::ExitCode::SUCCESS),
     }
 }

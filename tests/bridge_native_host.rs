@@ -1,0 +1,260 @@
+//! `passgate bridge native-host` as Chrome starts it: framed JSON on stdin/stdout, talking to a
+//! served passgate authenticator over CTAPHID/TCP; malformed and oversized messages answered
+//! cleanly; and `passgate bridge install` writing the host manifest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::ctap::AuthenticatorConfig;
+use passgate_authenticator::presence::AutoPresence;
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
+use passgate_authenticator::transport::tcp::TcpServer;
+use passgate_authenticator::{Authenticator, Env};
+use serde_json::{Value, json};
+
+fn authenticator(dir: &std::path::Path) -> Authenticator {
+    let device_key = DeviceKey::load_or_create(dir).unwrap();
+    let env = Env {
+        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
+        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
+        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
+        user: Box::new(AutoPresence::new()),
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    Authenticator::new(env, AuthenticatorConfig::default())
+}
+
+struct Host {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+}
+
+impl Host {
+    fn start(target: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
+            .args([
+                "bridge",
+                "native-host",
+                "--authenticator",
+                target,
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop/",
+            ])
+            .env("PASSGATE_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn send(&mut self, message: &[u8]) {
+        let mut framed = u32::try_from(message.len()).unwrap().to_ne_bytes().to_vec();
+        framed.extend_from_slice(message);
+        self.send_raw(&framed);
+    }
+
+    /// Reads one framed reply; `None` at end of stream.
+    fn read(&mut self) -> Option<Value> {
+        let mut prefix = [0u8; 4];
+        match self.stdout.read_exact(&mut prefix) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
+            Err(e) => panic!("{e}"),
+        }
+        let len = usize::try_from(u32::from_ne_bytes(prefix)).unwrap();
+        assert!(len <= 1024 * 1024, "reply over Chrome's 1 MB limit");
+        let mut body = vec![0u8; len];
+        self.stdout.read_exact(&mut body).unwrap();
+        Some(serde_json::from_slice(&body).unwrap())
+    }
+
+    fn request(&mut self, message: &Value) -> Value {
+        self.send(message.to_string().as_bytes());
+        self.read().expect("a reply")
+    }
+
+    /// Waits for the process to exit (never longer than 10 s).
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().unwrap();
+                panic!("the native host did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn creation() -> Value {
+    json!({
+        "rp": {"id": "example.com", "name": "Example"},
+        "user": {"id": "dXNlci0x", "name": "kim", "displayName": "Kim"},
+        "challenge": "Y2hhbGxlbmdlLWNoYWxsZW5nZQ",
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        "authenticatorSelection": {"residentKey": "required", "userVerification": "preferred"},
+        "extensions": {"credProps": true},
+    })
+}
+
+#[test]
+fn native_host_serves_framed_requests_and_rejects_bad_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TcpServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        authenticator(dir.path()),
+    )
+    .unwrap();
+    let mut host = Host::start(&format!("tcp://{}", server.local_addr()));
+
+    // No built-in verification, no PIN entry in this host.
+    let r = host.request(&json!({"requestId": 1, "type": "isUvpaa"}));
+    assert_eq!(r, json!({"requestId": 1, "ok": true, "result": false}));
+
+    let r = host.request(&json!({
+        "requestId": "c1", "type": "create", "origin": "https://www.example.com", "options": creation(),
+    }));
+    assert_eq!(r["requestId"], "c1");
+    assert_eq!(r["ok"], true, "{r}");
+    let credential = &r["credential"];
+    assert_eq!(credential["authenticatorAttachment"], "platform");
+    assert_eq!(
+        credential["clientExtensionResults"]["credProps"]["rk"],
+        true
+    );
+    assert_eq!(credential["response"]["transports"], json!(["internal"]));
+
+    let r = host.request(&json!({
+        "requestId": "g1", "type": "get", "origin": "https://www.example.com",
+        "options": {"challenge": "AAAAAAAAAAAAAAAAAAAAAA", "rpId": "example.com", "userVerification": "discouraged"},
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["credential"]["id"], credential["id"]);
+    assert_eq!(r["credential"]["response"]["userHandle"], "dXNlci0x");
+
+    // Another site asking for example.com.
+    let r = host.request(&json!({
+        "requestId": "evil", "type": "get", "origin": "https://example.com.evil.net",
+        "options": {"challenge": "AAAA", "rpId": "example.com"},
+    }));
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["name"], "SecurityError");
+
+    // Malformed JSON: answered, and the host keeps serving.
+    host.send(b"{\"requestId\": 3, \"type\": ");
+    let r = host.read().unwrap();
+    assert_eq!(r["requestId"], Value::Null);
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["name"], "TypeError");
+    let r = host.request(&json!({"requestId": 4, "type": "isUvpaa"}));
+    assert_eq!(r["ok"], true);
+
+    // A length over 1 MB: answered, then the host ends (the stream is out of step).
+    host.send_raw(&(2u32 * 1024 * 1024).to_ne_bytes());
+    host.send_raw(&[b' '; 64]);
+    let r = host.read().unwrap();
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["name"], "TypeError");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2097152 bytes is over the 1048576-byte limit"),
+        "{r}"
+    );
+    assert!(host.read().is_none());
+    assert!(!host.wait().success());
+    server.stop().unwrap();
+}
+
+#[test]
+fn native_host_ends_quietly_when_the_browser_closes_the_port() {
+    let mut host = Host::start("tcp://127.0.0.1:9");
+    let r = host.request(&json!({
+        "requestId": 1, "type": "create", "origin": "http://example.com", "options": creation(),
+    }));
+    assert_eq!(r["error"]["name"], "SecurityError");
+    // The authenticator is unreachable: a clean error, not a hang.
+    let r = host.request(&json!({"requestId": 2, "type": "isUvpaa"}));
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["name"], "NotAllowedError", "{r}");
+    host.stdin = None;
+    assert!(host.read().is_none());
+    assert!(host.wait().success());
+}
+
+#[test]
+fn install_writes_the_manifest_for_this_executable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "bridge",
+            "install",
+            "--extension-id",
+            "ponmlkjihgfedcbaponmlkjihgfedcba",
+            "--browser",
+            "chrome",
+        ])
+        .env("HOME", dir.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest_path = dir
+        .path()
+        .join(".config/google-chrome/NativeMessagingHosts/dev.passgate.bridge.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["name"], "dev.passgate.bridge");
+    assert_eq!(manifest["type"], "stdio");
+    assert_eq!(
+        manifest["allowed_origins"],
+        json!(["chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba/"])
+    );
+    let launcher = std::fs::read_to_string(manifest["path"].as_str().unwrap()).unwrap();
+    assert!(
+        launcher.contains(&format!(
+            "exec '{}' bridge native-host --authenticator 'tcp://127.0.0.1:8765' \"$@\"",
+            std::fs::canonicalize(env!("CARGO_BIN_EXE_passgate"))
+                .unwrap()
+                .display()
+        )),
+        "{launcher}"
+    );
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["bridge", "install", "--extension-id", "short"])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an extension ID"));
+}
