@@ -1,28 +1,35 @@
-// Shared code of the demo pages: the JSON API, the WebAuthn calls, messages for people.
+// Shared code of the demo pages: the JSON API, the WebAuthn calls, and messages for people.
 
+// base64url without padding, for browsers without the WebAuthn Level 3 JSON helpers.
 const b64u = {
   encode(buffer) {
-    const bytes = new Uint8Array(buffer);
+    const bytes = buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer);
     let s = '';
-    for (const b of bytes) s += String.fromCharCode(b);
-    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    for (let i = 0; i < bytes.length; i += 1) s += String.fromCharCode(bytes[i]);
+    return btoa(s).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
   },
   decode(text) {
-    const s = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4));
-    return Uint8Array.from(s, (c) => c.charCodeAt(0)).buffer;
+    const std = text.replaceAll('-', '+').replaceAll('_', '/');
+    const s = atob(std + '='.repeat((4 - (std.length % 4)) % 4));
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i += 1) out[i] = s.charCodeAt(i);
+    return out.buffer;
   },
 };
 
 /** An error the page can show: the server's code and message, or a WebAuthn failure. */
 export class DemoError extends Error {
-  constructor(code, message) {
+  constructor(code, message, { status, server = false } = {}) {
     super(message);
     this.code = code;
+    this.status = status;
+    this.server = server;
   }
 }
 
+/** Calls the relying party's JSON API; a 4xx/5xx becomes a DemoError with the server's code. */
 export async function api(method, path, body) {
-  const init = { method, credentials: 'same-origin', headers: {} };
+  const init = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -36,14 +43,17 @@ export async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const e = data.error ?? {};
-    throw new DemoError(e.code ?? `http_${response.status}`, e.message ?? `The server answered ${response.status}.`);
+    throw new DemoError(e.code ?? `http_${response.status}`, e.message ?? `The server answered ${response.status}.`,
+      { status: response.status, server: true });
   }
   return data;
 }
 
-// Level 3 JSON forms when the browser has them; a hand-written fallback otherwise.
+// WebAuthn Level 3 JSON forms when the browser has them; the hand-written fallback otherwise.
 function creationOptions(json) {
-  if (PublicKeyCredential.parseCreationOptionsFromJSON) return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+  if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === 'function') {
+    return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+  }
   return {
     ...json,
     challenge: b64u.decode(json.challenge),
@@ -53,7 +63,9 @@ function creationOptions(json) {
 }
 
 function requestOptions(json) {
-  if (PublicKeyCredential.parseRequestOptionsFromJSON) return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+  if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function') {
+    return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+  }
   return {
     ...json,
     challenge: b64u.decode(json.challenge),
@@ -61,7 +73,7 @@ function requestOptions(json) {
   };
 }
 
-function toJSON(credential) {
+function credentialJSON(credential) {
   if (typeof credential.toJSON === 'function') return credential.toJSON();
   const r = credential.response;
   const response = { clientDataJSON: b64u.encode(r.clientDataJSON) };
@@ -71,86 +83,127 @@ function toJSON(credential) {
   } else {
     response.authenticatorData = b64u.encode(r.authenticatorData);
     response.signature = b64u.encode(r.signature);
-    response.userHandle = r.userHandle ? b64u.encode(r.userHandle) : null;
+    if (r.userHandle) response.userHandle = b64u.encode(r.userHandle);
   }
   return {
-    id: credential.id, rawId: b64u.encode(credential.rawId), type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment ?? null,
-    clientExtensionResults: credential.getClientExtensionResults(), response,
+    id: credential.id,
+    rawId: b64u.encode(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment ?? undefined,
+    clientExtensionResults: credential.getClientExtensionResults(),
+    response,
   };
 }
 
 /** Turns a WebAuthn DOMException into something a person can act on. */
-function webauthnError(e) {
+function webauthnError(e, ceremony) {
   switch (e?.name) {
     case 'NotAllowedError':
-      return new DemoError('cancelled', 'The passkey request was cancelled or timed out. Try again, and approve it on your device.');
+      return new DemoError('NotAllowedError', ceremony === 'create'
+        ? 'Creating the passkey was cancelled or timed out, or your device could not verify you. Try again and approve it on your device.'
+        : 'The passkey request was cancelled or timed out, or your device could not verify you. Try again and approve it on your device.');
     case 'InvalidStateError':
-      return new DemoError('already_registered', 'This device already holds a passkey for this account.');
+      return new DemoError('InvalidStateError', 'This authenticator already holds a passkey for this account: it is already registered. Use another device or security key.');
     case 'SecurityError':
-      return new DemoError('security', 'This page is not allowed to use passkeys for this site (origin or RP ID mismatch).');
+      return new DemoError('SecurityError', `This page (${location.origin}) is not allowed to use passkeys for this site: the origin does not match the relying party.`);
     case 'NotSupportedError':
-      return new DemoError('not_supported', 'Your authenticator does not support what this site asks for.');
+      return new DemoError('NotSupportedError', 'Your authenticator does not support what this site asks for.');
     case 'AbortError':
-      return new DemoError('aborted', 'The passkey request was aborted.');
+      return new DemoError('AbortError', 'The passkey request was stopped.');
     default:
-      return new DemoError('webauthn', `Passkey error: ${e?.message ?? e}`);
+      return new DemoError(e?.name ?? 'webauthn', `The passkey request failed: ${e?.message ?? e}`);
   }
 }
 
+function requireWebAuthn() {
+  if (!window.PublicKeyCredential || !navigator.credentials) {
+    throw new DemoError('unsupported', 'This browser cannot use passkeys (WebAuthn is unavailable here).');
+  }
+}
+
+/** navigator.credentials.create with server JSON in and RegistrationResponseJSON out. */
 export async function createPasskey(options) {
+  requireWebAuthn();
   let credential;
   try {
     credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
   } catch (e) {
-    throw webauthnError(e);
+    throw webauthnError(e, 'create');
   }
-  return toJSON(credential);
+  return credentialJSON(credential);
 }
 
+/** navigator.credentials.get; resolves null when a conditional request is aborted. */
 export async function getPasskey(options, { mediation, signal } = {}) {
+  requireWebAuthn();
   let credential;
   try {
-    credential = await navigator.credentials.get({ publicKey: requestOptions(options), mediation, signal });
+    const request = { publicKey: requestOptions(options) };
+    if (mediation) request.mediation = mediation;
+    if (signal) request.signal = signal;
+    credential = await navigator.credentials.get(request);
   } catch (e) {
-    if (e?.name === 'AbortError' && signal?.aborted) return null;
-    throw webauthnError(e);
+    if (signal?.aborted) return null;
+    throw webauthnError(e, 'get');
   }
-  return credential ? toJSON(credential) : null;
+  return credential ? credentialJSON(credential) : null;
 }
 
-const messages = {
-  unknown_user: 'No account has that username. Sign up first.',
+// What to tell people for the server's error codes they can cause or fix.
+const advice = {
+  unknown_user: 'No account has that username. Check it, or create an account below.',
   username_taken: 'That username is taken. Sign in instead, or pick another.',
+  invalid_username: 'Usernames and names are 1 to 64 printable characters.',
+  invalid_name: 'A passkey name is 1 to 64 printable characters.',
+  no_credentials: 'That account has no passkeys left.',
   unknown_credential: 'This passkey is not registered here (it may have been deleted).',
-  user_verification_missing: 'Your device did not verify you (fingerprint, face or PIN). This site requires it.',
-  last_credential: 'This is your only passkey. Add another one before deleting it.',
-  step_up_required: 'Confirm it is you first.',
+  user_verification_missing: 'Your device did not verify you (fingerprint, face or PIN), and this site requires it.',
+  origin_not_allowed: 'This page is not the real site: the passkey answer came from an origin the site does not accept.',
+  last_credential: 'This is your only passkey, so it cannot be deleted. Add another one first.',
+  step_up_required: 'Confirm it is you with a passkey first.',
   not_signed_in: 'You are not signed in.',
+  challenge_expired: 'That took too long. Start again.',
+  unknown_challenge: 'That request was already used or has expired. Start again.',
+  credential_already_registered: 'This passkey is already registered.',
+  rate_limited: 'Too many attempts. Wait a moment and try again.',
+  network: '',
 };
 
+/** Writes to the page's aria-live status region. */
 export function status(text, kind = 'ok') {
   const el = document.getElementById('status');
   el.className = kind;
   el.textContent = text;
 }
 
-export function showError(e) {
-  const text = messages[e.code] ? `${messages[e.code]} (${e.code})` : `${e.message}${e.code ? ` (${e.code})` : ''}`;
-  status(text, 'error');
+/** The text shown for an error: advice, then the server's own message and code. */
+export function errorText(e) {
+  if (e instanceof DemoError && e.server) {
+    const hint = advice[e.code];
+    return `${hint ? `${hint} ` : ''}Server said: “${e.message}” (${e.code}, HTTP ${e.status}).`;
+  }
+  if (e instanceof DemoError) return `${e.message} (${e.code})`;
+  return `Something went wrong: ${e?.message ?? e}`;
 }
 
-/** Runs an action with its button disabled and errors shown in the status region. */
+export function showError(e) {
+  status(errorText(e), 'error');
+}
+
+/** Runs an action with its button disabled and any error shown in the status region. */
 export function busy(button, fn) {
   return async (event) => {
     event?.preventDefault();
+    if (button.disabled) return;
     button.disabled = true;
+    button.setAttribute('aria-busy', 'true');
     try {
       await fn();
     } catch (e) {
       showError(e);
     } finally {
       button.disabled = false;
+      button.removeAttribute('aria-busy');
     }
   };
 }
@@ -159,19 +212,54 @@ export function formatTime(ms) {
   return ms ? new Date(ms).toLocaleString() : 'never';
 }
 
-/** The "which authenticator answered" panel. */
-export function showAuthenticator(credential) {
-  const el = document.getElementById('authenticator');
-  if (!el || !credential) return;
-  el.textContent = `Answered by: ${credential.authenticator} (AAGUID ${credential.aaguid}), ` +
-    `${credential.deviceType === 'multiDevice' ? 'synced passkey' : 'device-bound passkey'}, ` +
-    `signature counter ${credential.signCount}.`;
+export function deviceType(c) {
+  return c.deviceType === 'multiDevice'
+    ? `synced passkey, ${c.backupState ? 'backed up' : 'not backed up yet'}`
+    : 'device-bound (not backed up)';
 }
 
+/** The "which authenticator answered" panel. */
+export function showAuthenticator(credential, verdict) {
+  const el = document.getElementById('authenticator');
+  if (!el || !credential) return;
+  const rows = [
+    ['Authenticator', credential.authenticator],
+    ['AAGUID', credential.aaguid],
+    ['Passkey', credential.name],
+    ['Kind', deviceType(credential)],
+    ['Transports', credential.transports?.length ? credential.transports.join(', ') : 'not reported'],
+    ['Signature counter', String(credential.signCount)],
+  ];
+  if (verdict) rows.push(['User verified', verdict.userVerified ? 'yes' : 'no']);
+  const dl = document.createElement('dl');
+  for (const [term, value] of rows) {
+    const dt = document.createElement('dt');
+    dt.textContent = term;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    dd.dataset.field = term.toLowerCase().replaceAll(' ', '-');
+    dl.append(dt, dd);
+  }
+  const h = document.createElement('h2');
+  h.textContent = 'Which authenticator answered';
+  el.replaceChildren(h, dl);
+  el.hidden = false;
+}
+
+/** The signed-in session, or null. */
 export async function session() {
   try {
     return await api('GET', '/api/session');
   } catch {
     return null;
   }
+}
+
+/** Opens a <dialog> and resolves with its form's submit value ('' when dismissed). */
+export function ask(dialog) {
+  return new Promise((resolve) => {
+    dialog.returnValue = '';
+    dialog.addEventListener('close', () => resolve(dialog.returnValue), { once: true });
+    dialog.showModal();
+  });
 }
