@@ -199,10 +199,21 @@ fn native_host_ends_quietly_when_the_browser_closes_the_port() {
         "requestId": 1, "type": "create", "origin": "http://example.com", "options": creation(),
     }));
     assert_eq!(r["error"]["name"], "SecurityError");
-    // The authenticator is unreachable: a clean error, not a hang.
-    let r = host.request(&json!({"requestId": 2, "type": "isUvpaa"}));
+    // The authenticator is unreachable: a clean error, not a hang; isUVPAA says false.
+    let r = host.request(&json!({
+        "requestId": 2, "type": "create", "origin": "https://example.com", "options": creation(),
+    }));
     assert_eq!(r["ok"], false);
     assert_eq!(r["error"]["name"], "NotAllowedError", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{r}"
+    );
+    let r = host.request(&json!({"requestId": 3, "type": "isUvpaa"}));
+    assert_eq!(r, json!({"requestId": 3, "ok": true, "result": false}));
     host.stdin = None;
     assert!(host.read().is_none());
     assert!(host.wait().success());

@@ -229,6 +229,36 @@ impl Ceremony<'_> {
         cbor::decode(body).map(Ok)
     }
 
+    /// Finds which of `ids` the authenticator holds for `rp_id` with silent (up=false)
+    /// getAssertions, batch by batch, as platforms do for lists longer than the authenticator
+    /// takes. Nothing is signed that a relying party would accept: the assertions carry no UP.
+    fn probe(
+        &mut self,
+        rp_id: &str,
+        client_data_hash: &[u8],
+        ids: &[Vec<u8>],
+        batch: usize,
+    ) -> Result<Option<Vec<u8>>, BridgeError> {
+        for chunk in ids.chunks(batch.max(1)) {
+            let probe = int_map(vec![
+                (1, Value::Text(rp_id.to_owned())),
+                (2, Value::Bytes(client_data_hash.to_vec())),
+                (3, descriptor_list(chunk)),
+                (5, text_map(vec![("up", Value::Bool(false))])),
+            ]);
+            match self.call_status(command::GET_ASSERTION, Some(&probe))? {
+                Ok(r) => {
+                    return Ok(bytes(int_key(&r, 1).and_then(|c| text_key(c, "id")))
+                        .map(<[u8]>::to_vec)
+                        .or_else(|| (chunk.len() == 1).then(|| chunk.concat())));
+                }
+                Err(status) if status == StatusCode::NoCredentials.byte() => {}
+                Err(status) => return Err(BridgeError::from_status(status)),
+            }
+        }
+        Ok(None)
+    }
+
     fn info(&mut self) -> Result<Info, BridgeError> {
         Ok(Info::parse(&self.call(command::GET_INFO, None)?))
     }
@@ -460,7 +490,13 @@ impl Bridge {
             .and_then(Json::as_str)
             .ok_or_else(|| BridgeError::type_error("the request has no \"type\""))?;
         if kind == "isUvpaa" {
-            return Ok(json!({ "result": self.is_uvpaa()? }));
+            // Like the browser's, this promise never rejects: an unreachable authenticator is
+            // "not available".
+            let available = self.is_uvpaa().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "isUVPAA: the authenticator did not answer");
+                false
+            });
+            return Ok(json!({ "result": available }));
         }
         let origin = object
             .get("origin")
@@ -604,9 +640,13 @@ impl Bridge {
                 "the authenticator supports none of pubKeyCredParams",
             ));
         }
+        // A PIN-protected authenticator makes discoverable credentials only with verification:
+        // "preferred" falls back to a non-discoverable one when none can be done here.
+        let can_verify =
+            info.uv_builtin || (info.client_pin == Some(true) && self.ui.collects_pin());
         let rk = match selection.resident_key.as_deref() {
             Some("required") => true,
-            Some("preferred") => info.rk,
+            Some("preferred") => info.rk && (can_verify || info.client_pin != Some(true)),
             Some("discouraged") => false,
             _ => selection.require_resident_key.unwrap_or(false),
         };
@@ -615,6 +655,19 @@ impl Bridge {
                 ErrorName::ConstraintError,
                 "the authenticator cannot store discoverable credentials",
             ));
+        }
+        let mut exclude: Vec<Vec<u8>> = exclude
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        if exclude.len() > info.max_list {
+            // Longer than one request takes: find the excluded credential the authenticator
+            // holds, if any, and send only it (the authenticator then asks for presence
+            // before it answers CREDENTIAL_EXCLUDED, as CTAP requires).
+            exclude = ceremony
+                .probe(&rp_id, &client_data_hash, &exclude, info.max_list)?
+                .into_iter()
+                .collect();
         }
         let mut shared = None;
         let needs_uv = rk && info.client_pin == Some(true);
@@ -681,20 +734,8 @@ impl Bridge {
             ),
             (7, text_map(ctap_options)),
         ];
-        let exclude: Vec<Vec<u8>> = exclude
-            .into_iter()
-            .filter(|id| id.len() <= info.max_id_length)
-            .collect();
         if !exclude.is_empty() {
-            let batch = exclude.len().min(info.max_list);
-            if batch < exclude.len() {
-                tracing::warn!(
-                    excluded = exclude.len(),
-                    max = info.max_list,
-                    "excludeCredentials is longer than the authenticator accepts: sending the first batch"
-                );
-            }
-            request.push((5, descriptor_list(exclude.get(..batch).unwrap_or_default())));
+            request.push((5, descriptor_list(&exclude)));
         }
         if !ext.is_empty() {
             request.push((6, text_map(ext)));
@@ -849,25 +890,7 @@ impl Bridge {
         // than the authenticator takes, or when PRF salts depend on the credential: a silent
         // (up=false) probe finds it, batch by batch.
         if allow.len() > info.max_list || (!by_credential.is_empty() && allow.len() > 1) {
-            let mut found = None;
-            for batch in allow.chunks(info.max_list) {
-                let probe = int_map(vec![
-                    (1, Value::Text(rp_id.clone())),
-                    (2, Value::Bytes(client_data_hash.clone())),
-                    (3, descriptor_list(batch)),
-                    (5, text_map(vec![("up", Value::Bool(false))])),
-                ]);
-                match ceremony.call_status(command::GET_ASSERTION, Some(&probe))? {
-                    Ok(r) => {
-                        found = bytes(int_key(&r, 1).and_then(|c| text_key(c, "id")))
-                            .map(<[u8]>::to_vec)
-                            .or_else(|| (batch.len() == 1).then(|| batch.concat()));
-                        break;
-                    }
-                    Err(status) if status == StatusCode::NoCredentials.byte() => {}
-                    Err(status) => return Err(BridgeError::from_status(status)),
-                }
-            }
+            let found = ceremony.probe(&rp_id, &client_data_hash, &allow, info.max_list)?;
             let Some(id) = found else {
                 return Err(BridgeError::from_status(StatusCode::NoCredentials.byte()));
             };

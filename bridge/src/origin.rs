@@ -37,7 +37,12 @@ impl CallerOrigin {
             )));
         }
         let host = match url.host() {
-            Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+            Some(Host::Domain(d)) if !d.ends_with('.') => d.to_ascii_lowercase(),
+            Some(Host::Domain(_)) => {
+                return Err(BridgeError::security(format!(
+                    "{origin:?}: a host with a trailing dot is another origin than its RP ID"
+                )));
+            }
             Some(Host::Ipv4(_) | Host::Ipv6(_)) => {
                 return Err(BridgeError::security(format!(
                     "{origin:?}: an IP address cannot be an RP ID"
@@ -222,6 +227,7 @@ mod tests {
         ("https://github.io", None, None),
         ("https://co.uk", None, None),
         ("https://example.com", Some("com"), None),
+        ("https://example.com.", Some("example.com"), None),
         ("http://localhost", None, Some("localhost")),
         (
             "http://localhost:8080",

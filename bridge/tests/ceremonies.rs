@@ -131,12 +131,21 @@ fn user_verification_requirements() {
     assert_eq!(auth_data[32] & 0x05, 0x01, "UP without UV");
     assert_eq!(cred["clientExtensionResults"]["credProps"]["rk"], true);
 
-    // With a PIN set but a host that cannot ask for it, a discoverable credential cannot be
-    // made (the authenticator insists on verification), and "required" sign-in fails.
+    // With a PIN set but a host that cannot ask for it, a required discoverable credential
+    // cannot be made (the authenticator insists on verification); a preferred one falls back
+    // to non-discoverable, and "required" sign-in fails.
     let pin_setter = Bridge::new(Box::new(transport.clone()), Box::new(NoUserInterface));
     pin_setter.set_pin(PIN).unwrap();
     let e = bridge.create(ORIGIN, None, &preferred).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError);
+    let mut rk_preferred = preferred.clone();
+    rk_preferred["authenticatorSelection"]["residentKey"] = json!("preferred");
+    rk_preferred["user"]["id"] = json!(b64::encode(b"frank-2"));
+    let non_discoverable = bridge.create(ORIGIN, None, &rk_preferred).unwrap();
+    assert_eq!(
+        non_discoverable["clientExtensionResults"]["credProps"]["rk"],
+        false
+    );
     let e = bridge.get(ORIGIN, None, &request(&[&cred])).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError);
     // A wrong PIN is NotAllowedError too.
@@ -297,4 +306,76 @@ fn the_ctaphid_tcp_transport_reaches_a_served_authenticator() {
     let e = bridge.get(ORIGIN, None, &request(&[&cred])).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError, "{e}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_long_exclude_list_still_finds_the_existing_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bridge, transport) = pin_bridge(dir.path());
+    let cred = bridge.create(ORIGIN, None, &creation("mallory")).unwrap();
+    let mut exclude: Vec<Value> = (0u8..100)
+        .map(|i| json!({"type": "public-key", "id": b64::encode(&[i; 16])}))
+        .collect();
+    exclude.push(json!({"type": "public-key", "id": cred["id"]}));
+    let mut again = creation("mallory");
+    again["excludeCredentials"] = json!(exclude);
+    let before = transport.commands().len();
+    let e = bridge.create(ORIGIN, None, &again).unwrap_err();
+    assert_eq!(e.name, ErrorName::InvalidStateError, "{e}");
+    // getInfo, two silent probes, PIN (key agreement, token), makeCredential.
+    assert_eq!(
+        transport.commands()[before..],
+        [0x04, 0x02, 0x02, 0x06, 0x06, 0x01]
+    );
+    // Without the existing credential in the list, 101 unknown IDs do not stop creation.
+    let mut fresh = creation("mallory");
+    fresh["excludeCredentials"] = json!(exclude[..100]);
+    bridge.create(ORIGIN, None, &fresh).unwrap();
+}
+
+/// Picks the account with this name.
+struct Chooser(&'static str);
+
+impl passgate_bridge::UserInterface for Chooser {
+    fn collects_pin(&self) -> bool {
+        true
+    }
+    fn pin(&self, _: &str) -> Option<zeroize::Zeroizing<String>> {
+        Some(zeroize::Zeroizing::new(PIN.to_owned()))
+    }
+    fn choose_account(&self, _: &str, accounts: &[passgate_bridge::Account]) -> Option<usize> {
+        accounts
+            .iter()
+            .position(|a| a.name.as_deref() == Some(self.0))
+    }
+}
+
+#[test]
+fn discoverable_sign_in_with_several_accounts_lets_the_person_choose() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = InProcess::new(authenticator(dir.path()));
+    let setup = Bridge::new(Box::new(shared.clone()), Box::new(PinEntry::with(PIN)));
+    setup.set_pin(PIN).unwrap();
+    let olivia = setup.create(ORIGIN, None, &creation("olivia")).unwrap();
+    let peggy = setup.create(ORIGIN, None, &creation("peggy")).unwrap();
+    let mut discoverable = request(&[]);
+    discoverable
+        .as_object_mut()
+        .unwrap()
+        .remove("allowCredentials");
+    // The default takes the newest.
+    let newest = setup.get(ORIGIN, None, &discoverable).unwrap();
+    assert_eq!(newest["id"], peggy["id"]);
+    for (name, cred) in [("olivia", &olivia), ("peggy", &peggy)] {
+        let chooser = Bridge::new(Box::new(shared.clone()), Box::new(Chooser(name)));
+        let a = chooser.get(ORIGIN, None, &discoverable).unwrap();
+        assert_eq!(a["id"], cred["id"], "{name}");
+        assert_eq!(
+            a["response"]["userHandle"],
+            json!(b64::encode(name.as_bytes()))
+        );
+    }
+    let nobody = Bridge::new(Box::new(shared.clone()), Box::new(Chooser("trent")));
+    let e = nobody.get(ORIGIN, None, &discoverable).unwrap_err();
+    assert_eq!(e.name, ErrorName::NotAllowedError);
 }
