@@ -63,9 +63,10 @@ impl ReceiptSigner {
                     &SystemRandom::new(),
                 )
                 .map_err(|_| ReceiptKeyError::Invalid(path.display().to_string()))?;
-                let bytes = Zeroizing::new(doc.as_ref().to_vec());
-                write_private_file(path, &bytes).map_err(io)?;
-                bytes
+                write_private_file(path, doc.as_ref()).map_err(io)?;
+                // Read back what is on disk: when two instances start together, the one whose
+                // link lost uses the winner's key, so all of them sign with the same key.
+                Zeroizing::new(std::fs::read(path).map_err(io)?)
             }
             Err(e) => return Err(io(e)),
         };
@@ -192,12 +193,14 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         _ => std::path::PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir)?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{}",
         path.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -242,6 +245,31 @@ mod tests {
             ReceiptSigner::load_or_create(&path),
             Err(ReceiptKeyError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn instances_starting_together_end_up_with_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.p8");
+        let barrier = std::sync::Barrier::new(8);
+        let spkis: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        ReceiptSigner::load_or_create(&path)
+                            .unwrap()
+                            .spki()
+                            .to_vec()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let on_disk = ReceiptSigner::load_or_create(&path).unwrap();
+        assert!(spkis.iter().all(|s| s == on_disk.spki()));
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
