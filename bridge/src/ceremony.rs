@@ -439,12 +439,13 @@ impl Bridge {
         }
     }
 
-    fn begin(&self, timeout: Duration) -> Ceremony<'_> {
+    /// Starts a ceremony that `interaction` (or [`Self::cancel`]) can cancel.
+    fn begin(&self, timeout: Duration, interaction: Option<&Interaction>) -> Ceremony<'_> {
         let transport = self
             .transport
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let interaction = Interaction::new();
+        let interaction = interaction.cloned().unwrap_or_default();
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(interaction.clone());
         let timed_out = Arc::new(AtomicBool::new(false));
         let (stop, wait) = mpsc::channel::<()>();
@@ -473,15 +474,20 @@ impl Bridge {
     pub fn handle(&self, request_json: &str) -> String {
         let reply = serde_json::from_str::<Json>(request_json)
             .map_err(|e| BridgeError::type_error(format!("the request is not JSON: {e}")))
-            .and_then(|request| self.dispatch(&request));
+            .and_then(|request| self.dispatch(&request, None));
         match reply {
             Ok(value) => value.to_string(),
             Err(e) => json!({ "error": e.to_json() }).to_string(),
         }
     }
 
-    /// [`Self::handle`] on parsed JSON.
-    pub fn dispatch(&self, request: &Json) -> Result<Json, BridgeError> {
+    /// [`Self::handle`] on parsed JSON. `interaction`, when given, cancels this request (and
+    /// only it) whenever its owner calls [`Interaction::cancel`], even before it started.
+    pub fn dispatch(
+        &self,
+        request: &Json,
+        interaction: Option<&Interaction>,
+    ) -> Result<Json, BridgeError> {
         let Some(object) = request.as_object() else {
             return Err(BridgeError::type_error("the request is not a JSON object"));
         };
@@ -492,7 +498,7 @@ impl Bridge {
         if kind == "isUvpaa" {
             // Like the browser's, this promise never rejects: an unreachable authenticator is
             // "not available".
-            let available = self.is_uvpaa().unwrap_or_else(|e| {
+            let available = self.is_uvpaa_with(interaction).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "isUVPAA: the authenticator did not answer");
                 false
             });
@@ -510,9 +516,16 @@ impl Bridge {
         let options = object
             .get("options")
             .ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
+        let caller = Caller::new(origin, top_origin)?;
         match kind {
-            "create" => self.create(origin, top_origin, options),
-            "get" => self.get(origin, top_origin, options),
+            "create" => {
+                let options: CreationOptions = options::parse(options, "creation options")?;
+                self.create_inner(&caller, &options, interaction)
+            }
+            "get" => {
+                let options: RequestOptions = options::parse(options, "request options")?;
+                self.get_inner(&caller, &options, interaction)
+            }
             other => Err(BridgeError::type_error(format!(
                 "unknown request type {other:?}"
             ))),
@@ -522,14 +535,18 @@ impl Bridge {
     /// `isUserVerifyingPlatformAuthenticatorAvailable()`: built-in verification, or a PIN
     /// this host can collect.
     pub fn is_uvpaa(&self) -> Result<bool, BridgeError> {
-        let mut ceremony = self.begin(Duration::from_secs(10));
+        self.is_uvpaa_with(None)
+    }
+
+    fn is_uvpaa_with(&self, interaction: Option<&Interaction>) -> Result<bool, BridgeError> {
+        let mut ceremony = self.begin(Duration::from_secs(10), interaction);
         let info = ceremony.info()?;
         Ok(info.uv_builtin || (info.client_pin == Some(true) && self.ui.collects_pin()))
     }
 
     /// Sets the authenticator's first PIN (authenticatorClientPIN setPIN).
     pub fn set_pin(&self, new_pin: &str) -> Result<(), BridgeError> {
-        let mut ceremony = self.begin(Duration::from_secs(30));
+        let mut ceremony = self.begin(Duration::from_secs(30), None);
         let secret = ceremony.shared_secret()?;
         let new_pin_enc = secret.new_pin_enc(new_pin)?;
         let param = secret.authenticate(&new_pin_enc);
@@ -576,6 +593,15 @@ impl Bridge {
         caller: &Caller,
         options: &CreationOptions,
     ) -> Result<Json, BridgeError> {
+        self.create_inner(caller, options, None)
+    }
+
+    fn create_inner(
+        &self,
+        caller: &Caller,
+        options: &CreationOptions,
+        interaction: Option<&Interaction>,
+    ) -> Result<Json, BridgeError> {
         // Everything that needs no authenticator is checked first: a page that is not
         // allowed never reaches it.
         let rp_id = caller.origin.rp_id_for(options.rp.id.as_deref())?;
@@ -618,7 +644,7 @@ impl Bridge {
         );
         let client_data_hash = sha256(&client_data);
 
-        let mut ceremony = self.begin(timeout_of(options.timeout));
+        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
         let info = ceremony.info()?;
         let params: Vec<i64> = if options.pub_key_cred_params.is_empty() {
             vec![-7, -257]
@@ -835,6 +861,15 @@ impl Bridge {
 
     /// The get ceremony on typed options.
     pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
+        self.get_inner(caller, options, None)
+    }
+
+    fn get_inner(
+        &self,
+        caller: &Caller,
+        options: &RequestOptions,
+        interaction: Option<&Interaction>,
+    ) -> Result<Json, BridgeError> {
         let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
         let challenge = decode_member(&options.challenge, "challenge")?;
         let allow = descriptor_ids(
@@ -880,7 +915,7 @@ impl Bridge {
         );
         let client_data_hash = sha256(&client_data);
 
-        let mut ceremony = self.begin(timeout_of(options.timeout));
+        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
         let info = ceremony.info()?;
         let mut allow: Vec<Vec<u8>> = allow
             .into_iter()

@@ -20,13 +20,14 @@
 //! ends the session (the stream cannot be trusted after it); malformed JSON is answered and
 //! the session goes on.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use passgate_authenticator::api::user_verifier::Interaction;
 use serde_json::{Value as Json, json};
 
 use crate::Bridge;
@@ -115,14 +116,19 @@ fn send<W: Write>(output: &Mutex<W>, message: &Json) -> io::Result<()> {
 }
 
 /// Runs one request on the bridge, never unwinding into the host loop.
-fn run(bridge: &Bridge, request: &Json) -> Result<(String, Json), BridgeError> {
+fn run(
+    bridge: &Bridge,
+    request: &Json,
+    interaction: &Interaction,
+) -> Result<(String, Json), BridgeError> {
     let kind = request
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bridge.dispatch(request)))
-            .unwrap_or_else(|_| Err(BridgeError::unknown("internal error")));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        bridge.dispatch(request, Some(interaction))
+    }))
+    .unwrap_or_else(|_| Err(BridgeError::unknown("internal error")));
     let value = outcome?;
     Ok(if kind == "isUvpaa" {
         (
@@ -137,15 +143,28 @@ fn run(bridge: &Bridge, request: &Json) -> Result<(String, Json), BridgeError> {
 struct Job {
     request_id: Json,
     request: Json,
+    /// Cancels this request, queued or running.
+    interaction: Interaction,
 }
 
-/// What the reader and the worker share.
+/// What the reader and the worker share: the cancellation handles of the requests not
+/// answered yet, by requestId (oldest first).
 #[derive(Default)]
 struct State {
-    /// The requestId of the running request.
-    running: Option<Json>,
-    /// requestIds cancelled before they started.
-    cancelled: HashSet<String>,
+    pending: HashMap<String, Vec<Interaction>>,
+}
+
+/// Drops the oldest cancellation handle of `key`: its request was answered.
+fn forget(state: &Mutex<State>, key: &str) {
+    let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(list) = s.pending.get_mut(key) {
+        if !list.is_empty() {
+            list.remove(0);
+        }
+        if list.is_empty() {
+            s.pending.remove(key);
+        }
+    }
 }
 
 /// Serves native-messaging requests from `input` until it ends, replying on `output`.
@@ -166,24 +185,15 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
             .name("native-host-worker".into())
             .spawn(move || -> io::Result<()> {
                 for job in queue {
-                    let key = job.request_id.to_string();
-                    let skip = {
-                        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-                        let skip = s.cancelled.remove(&key);
-                        if !skip {
-                            s.running = Some(job.request_id.clone());
-                        }
-                        skip
-                    };
-                    let result = if skip {
+                    let result = if job.interaction.is_cancelled() {
                         Err(BridgeError::new(
                             crate::ErrorName::AbortError,
                             "the request was cancelled",
                         ))
                     } else {
-                        run(&bridge, &job.request)
+                        run(&bridge, &job.request, &job.interaction)
                     };
-                    state.lock().unwrap_or_else(PoisonError::into_inner).running = None;
+                    forget(&state, &job.request_id.to_string());
                     send(&output, &reply(&job.request_id, result))?;
                 }
                 Ok(())
@@ -214,35 +224,42 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
             }
         };
         let request_id = request.get("requestId").cloned().unwrap_or(Json::Null);
+        let key = request_id.to_string();
         if request.get("type").and_then(Json::as_str) == Some("cancel") {
-            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-            if s.running.as_ref() == Some(&request_id) {
-                bridge.cancel();
-            } else {
-                s.cancelled.insert(request_id.to_string());
+            let s = state.lock().unwrap_or_else(PoisonError::into_inner);
+            for interaction in s.pending.get(&key).into_iter().flatten() {
+                interaction.cancel();
             }
             continue;
         }
-        if jobs
-            .send(Job {
-                request_id,
-                request,
-            })
-            .is_err()
-        {
+        let interaction = Interaction::new();
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pending
+            .entry(key)
+            .or_default()
+            .push(interaction.clone());
+        let job = Job {
+            request_id,
+            request,
+            interaction,
+        };
+        if jobs.send(job).is_err() {
             break Ok(());
         }
     };
-    // The browser closed the port (or broke framing): abort what is running, finish the
-    // queue, and stop.
+    // The browser closed the port (or broke framing): abort what is pending, let the worker
+    // answer it, and stop.
     drop(jobs);
-    if state
+    for interaction in state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .running
-        .is_some()
+        .pending
+        .values()
+        .flatten()
     {
-        bridge.cancel();
+        interaction.cancel();
     }
     let written = worker
         .join()
@@ -378,7 +395,6 @@ pub fn install(options: &Install) -> io::Result<PathBuf> {
 mod tests {
     use super::*;
     use crate::transport::{CtapTransport, TransportError};
-    use passgate_authenticator::api::user_verifier::Interaction;
 
     /// An authenticator that must never be reached.
     struct Unreachable;
@@ -446,28 +462,82 @@ mod tests {
         assert!(write_frame(&mut Vec::new(), &vec![b' '; MAX_MESSAGE + 1]).is_err());
     }
 
+    /// Hands out its chunks in order; before each chunk, waits until the sink holds at least
+    /// that many replies (so a test decides what the host has answered before it reads on).
+    struct Gated {
+        chunks: std::collections::VecDeque<(usize, Vec<u8>)>,
+        current: Vec<u8>,
+        sink: Sink,
+    }
+
+    impl Gated {
+        fn new(sink: &Sink, chunks: Vec<(usize, Vec<u8>)>) -> Self {
+            Self {
+                chunks: chunks.into(),
+                current: Vec::new(),
+                sink: sink.clone(),
+            }
+        }
+    }
+
+    impl Read for Gated {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.current.is_empty() {
+                let Some((wait_for, chunk)) = self.chunks.pop_front() else {
+                    return Ok(0);
+                };
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while replies(&self.sink.0.lock().unwrap()).len() < wait_for {
+                    assert!(std::time::Instant::now() < deadline, "no reply came");
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                self.current = chunk;
+            }
+            let n = buf.len().min(self.current.len());
+            buf[..n].copy_from_slice(&self.current[..n]);
+            self.current.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// An authenticator that never answers until the request is cancelled.
+    struct Stalled;
+
+    impl CtapTransport for Stalled {
+        fn call(&mut self, _: &[u8], i: &Interaction) -> Result<Vec<u8>, TransportError> {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !i.is_cancelled() {
+                if std::time::Instant::now() > deadline {
+                    return Err(TransportError::Timeout);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(vec![0x2d])
+        }
+    }
+
     #[test]
     fn host_loop_answers_every_message_and_stops_on_an_oversized_length() {
-        let mut input = Vec::new();
-        input.extend(frame(b"not json"));
-        input.extend(frame(b"[1,2]"));
-        input.extend(frame(
-            br#"{"requestId":7,"type":"create","origin":"https://evil.example","options":{"rp":{"id":"localhost","name":"x"},"user":{"id":"AQ","name":"a","displayName":"a"},"challenge":"AAAA","pubKeyCredParams":[{"type":"public-key","alg":-7}]}}"#,
-        ));
-        input.extend(frame(
-            br#"{"requestId":"g","type":"get","origin":"https://example.com","options":{}}"#,
-        ));
-        input.extend(frame(br#"{"requestId":"u","type":"isUvpaa"}"#));
-        input.extend(frame(br#"{"requestId":"c","type":"cancel"}"#));
-        input.extend_from_slice(&u32::MAX.to_ne_bytes());
-        input.extend(frame(br#"{"requestId":"never","type":"isUvpaa"}"#));
         let sink = Sink::default();
-        let result = serve(bridge(), &input[..], sink.clone());
+        let input = Gated::new(
+            &sink,
+            vec![
+                (0, frame(b"not json")),
+                (0, frame(b"[1,2]")),
+                (0, frame(br#"{"requestId":7,"type":"create","origin":"https://evil.example","options":{"rp":{"id":"localhost","name":"x"},"user":{"id":"AQ","name":"a","displayName":"a"},"challenge":"AAAA","pubKeyCredParams":[{"type":"public-key","alg":-7}]}}"#)),
+                (0, frame(br#"{"requestId":"g","type":"get","origin":"https://example.com","options":{}}"#)),
+                (0, frame(br#"{"requestId":"u","type":"isUvpaa"}"#)),
+                (0, frame(br#"{"requestId":"c","type":"cancel"}"#)),
+                (5, u32::MAX.to_ne_bytes().to_vec()),
+                (0, frame(br#"{"requestId":"never","type":"isUvpaa"}"#)),
+            ],
+        );
+        let result = serve(bridge(), input, sink.clone());
         assert!(matches!(result, Err(FrameError::TooLarge(u32::MAX))));
         let out = replies(&sink.0.lock().unwrap());
         assert_eq!(out.len(), 6, "{out:?}");
-        // Malformed messages are answered in order as they are read; requests run on the
-        // worker, so compare by requestId.
+        // Malformed messages are answered as they are read; requests run on the worker, so
+        // compare by requestId.
         let by_id = |id: Json| out.iter().find(|r| r["requestId"] == id).unwrap().clone();
         let type_errors: Vec<_> = out
             .iter()
@@ -475,12 +545,10 @@ mod tests {
             .map(|r| r["error"]["name"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(type_errors, ["TypeError", "TypeError", "TypeError"]);
-        assert!(out.iter().any(|r| {
-            r["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("over the 1048576-byte limit")
-        }));
+        assert_eq!(
+            out[5]["error"]["message"],
+            "a message of 4294967295 bytes is over the 1048576-byte limit"
+        );
         let evil = by_id(json!(7));
         assert_eq!(evil["ok"], false);
         assert_eq!(evil["error"]["name"], "SecurityError");
@@ -498,6 +566,46 @@ mod tests {
             json!({"requestId": "u", "ok": true, "result": false})
         );
         assert!(out.iter().all(|r| r["requestId"] != "never"));
+    }
+
+    #[test]
+    fn cancel_aborts_the_running_and_a_queued_request_and_eof_aborts_the_rest() {
+        let sink = Sink::default();
+        let bridge = Arc::new(Bridge::new(
+            Box::new(Stalled),
+            Box::new(crate::NoUserInterface),
+        ));
+        let create = |id: &str| {
+            frame(
+                json!({"requestId": id, "type": "create", "origin": "https://example.com", "options": {
+                    "rp": {"name": "x"}, "user": {"id": "AQ", "name": "a", "displayName": "a"},
+                    "challenge": "AAAA", "pubKeyCredParams": [],
+                }})
+                .to_string()
+                .as_bytes(),
+            )
+        };
+        let input = Gated::new(
+            &sink,
+            vec![
+                (0, create("a")),
+                (0, create("b")),
+                (0, create("c")),
+                // b waits behind a: cancelling it answers it when its turn comes.
+                (0, frame(br#"{"requestId":"b","type":"cancel"}"#)),
+                (0, frame(br#"{"requestId":"a","type":"cancel"}"#)),
+                // a and b answered; c is running: the port closes.
+                (2, Vec::new()),
+            ],
+        );
+        serve(bridge, input, sink.clone()).unwrap();
+        let out = replies(&sink.0.lock().unwrap());
+        let ids: Vec<_> = out.iter().map(|r| r["requestId"].clone()).collect();
+        assert_eq!(ids, [json!("a"), json!("b"), json!("c")]);
+        for r in &out {
+            assert_eq!(r["ok"], false);
+            assert_eq!(r["error"]["name"], "AbortError", "{r}");
+        }
     }
 
     #[test]
