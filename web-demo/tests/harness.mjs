@@ -168,7 +168,7 @@ export function authenticatorOptions(overrides = {}) {
  * `autofill: false` hides conditional mediation from the page, as in a browser without passkey
  * autofill (Chromium's virtual environment answers conditional requests at once otherwise).
  */
-export async function newJourneyPage(context, { authenticator = {}, autofill = true, spyMediation = false } = {}) {
+export async function newJourneyPage(context, { authenticator = {}, autofill = true, spyMediation = false, noJsonHelpers = false } = {}) {
   await withTimeout(context.clearCookies(), 'clear cookies');
   const page = await withTimeout(context.newPage(), 'new page');
   page.setDefaultTimeout(STEP_MS);
@@ -179,6 +179,16 @@ export async function newJourneyPage(context, { authenticator = {}, autofill = t
         Object.defineProperty(PublicKeyCredential, 'isConditionalMediationAvailable', {
           value: async () => false, configurable: true,
         });
+      }
+    });
+  }
+  if (noJsonHelpers) {
+    // As in browsers without WebAuthn Level 3's JSON helpers: the pages' fallback runs.
+    await page.addInitScript(() => {
+      if (window.PublicKeyCredential) {
+        delete PublicKeyCredential.parseCreationOptionsFromJSON;
+        delete PublicKeyCredential.parseRequestOptionsFromJSON;
+        delete PublicKeyCredential.prototype.toJSON;
       }
     });
   }

@@ -32,7 +32,7 @@ after(async () => {
 function journey(name, options, body) {
   test(name, { timeout: JOURNEY_TIMEOUT_MS }, async () => {
     const start = performance.now();
-    const slug = name.split(' ')[0];
+    const slug = name.split(':')[0];
     const shot = screenshots(slug);
     const session = await newJourneyPage(browser.context, options);
     try {
@@ -88,7 +88,7 @@ function cellText(page, row, cls) {
   return page.locator('#passkeys tr').nth(row).locator(`td.${cls}`).innerText();
 }
 
-journey('1-sign-up with the virtual authenticator (ctap2/internal, resident key, UV)', {}, async ({ page, cdp, authenticatorId, shot }) => {
+journey('1-sign-up: with the virtual authenticator (ctap2/internal, resident key, UV)', {}, async ({ page, cdp, authenticatorId, shot }) => {
   const name = username('ada');
   await goto(page, `${rp.base}/`);
   assert.equal(await page.getAttribute('#signin-username', 'autocomplete'), 'username webauthn');
@@ -143,7 +143,7 @@ journey('1-sign-up with the virtual authenticator (ctap2/internal, resident key,
   assert.equal(Buffer.from(held.credentials[0].credentialId, 'base64').toString('base64url'), c.id);
 });
 
-journey('2-sign-in by username after signing out', { autofill: false }, async ({ page, shot }) => {
+journey('2-username-sign-in: by username after signing out', { autofill: false }, async ({ page, shot }) => {
   const name = username('grace');
   const reg = await signUp(page, rp.base, name, 'Grace Hopper');
   await signOut(page, rp.base);
@@ -182,7 +182,7 @@ journey('2-sign-in by username after signing out', { autofill: false }, async ({
   await shot(page, 'account');
 });
 
-journey('3-sign-in by passkey autofill (conditional UI, discoverable, no username)', { spyMediation: true }, async ({ page, shot }) => {
+journey('3-autofill-sign-in: by passkey autofill (conditional UI, discoverable, no username)', { spyMediation: true }, async ({ page, shot }) => {
   const name = username('alan');
   const reg = await signUp(page, rp.base, name, 'Alan Turing');
   await shot(page, 'account-after-sign-up');
@@ -209,7 +209,7 @@ journey('3-sign-in by passkey autofill (conditional UI, discoverable, no usernam
   await shot(page, 'account');
 });
 
-journey('4-manage passkeys: rename, add a second, delete after re-auth, last one refused', {}, async ({ page, cdp, shot }) => {
+journey('4-manage-passkeys: rename, add a second, delete after re-auth, last one refused', {}, async ({ page, cdp, shot }) => {
   const name = username('hedy');
   const reg = await signUp(page, rp.base, name, 'Hedy Lamarr');
   const firstId = reg.body.credential.id;
@@ -280,7 +280,7 @@ journey('4-manage passkeys: rename, add a second, delete after re-auth, last one
   await shot(page, 'account-last-refused');
 });
 
-journey('5-approve an action and verify its receipt', {}, async ({ page, shot }) => {
+journey('5-approve-action: approve an action and verify its receipt', {}, async ({ page, shot }) => {
   const name = username('joan');
   const reg = await signUp(page, rp.base, name, 'Joan Clarke');
   await goto(page, `${rp.base}/approve.html`);
@@ -346,7 +346,7 @@ journey('5-approve an action and verify its receipt', {}, async ({ page, shot })
   await shot(page, 'approve-tampered');
 });
 
-journey('6-sign-in refused when the authenticator does not verify the user', { autofill: false }, async ({ page, cdp, authenticatorId, shot }) => {
+journey('6-no-uv: sign-in refused when the authenticator does not verify the user', { autofill: false }, async ({ page, cdp, authenticatorId, shot }) => {
   const name = username('barbara');
   await signUp(page, rp.base, name, 'Barbara Liskov');
   await signOut(page, rp.base);
@@ -382,7 +382,7 @@ journey('6-sign-in refused when the authenticator does not verify the user', { a
   await shot(page, 'index-refused-by-server');
 });
 
-journey('7-a page on another origin cannot sign in', { autofill: false }, async ({ page, shot }) => {
+journey('7-other-origin: a page on another origin cannot sign in', { autofill: false }, async ({ page, shot }) => {
   const name = username('radia');
   await signUp(page, rp.base, name, 'Radia Perlman');
   await signOut(page, rp.base);
@@ -420,4 +420,27 @@ journey('7-a page on another origin cannot sign in', { autofill: false }, async 
   await statusText(page, 'Sign in first');
   assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
   await shot(page, 'account-still-signed-out');
+});
+
+journey('8-no-json-helpers: sign up and sign in through the base64url fallback', { autofill: false, noJsonHelpers: true }, async ({ page, shot }) => {
+  const name = username('katherine');
+  await goto(page, `${rp.base}/`);
+  assert.deepEqual(await withTimeout(page.evaluate(() => [typeof PublicKeyCredential.parseCreationOptionsFromJSON,
+    typeof PublicKeyCredential.parseRequestOptionsFromJSON, typeof PublicKeyCredential.prototype.toJSON]), 'probe'),
+  ['undefined', 'undefined', 'undefined']);
+  const reg = await signUp(page, rp.base, name, 'Katherine Johnson');
+  assert.equal(reg.body.credential.id, reg.request.id);
+  assert.equal(reg.request.rawId, reg.request.id);
+  assert.deepEqual(reg.request.response.transports, ['internal']);
+  assert.equal(attestedFlags(reg.request).uv, true);
+  await shot(page, 'account');
+  await signOut(page, rp.base);
+  await page.fill('#signin-username', name);
+  const login = await captureResponse(page, 'POST', '/api/login/verify', () => page.click('#signin-button'));
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  assert.equal(login.body.user.name, name);
+  assert.equal(login.request.response.userHandle, reg.body.user.id);
+  assert.equal(login.body.verdict.userVerified, true);
+  await statusText(page, `Signed in as ${name}`);
+  await shot(page, 'index-signed-in');
 });
