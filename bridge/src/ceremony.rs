@@ -28,6 +28,8 @@ use crate::transport::{CtapTransport, TransportError};
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The longest timeout honoured.
 const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a wrong PIN is asked again within one ceremony.
+const PIN_ATTEMPTS: usize = 3;
 /// The shortest timeout honoured (a page cannot make a ceremony impossible to answer).
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -293,24 +295,38 @@ impl Ceremony<'_> {
             return Ok(Uv::BuiltIn);
         }
         if info.client_pin == Some(true) && self.bridge.ui.collects_pin() {
-            let Some(pin) = self.bridge.ui.pin(rp_id) else {
-                return Err(BridgeError::not_allowed("the user did not enter the PIN"));
-            };
-            let secret = self.shared_secret()?;
-            let response = self.call(
-                command::CLIENT_PIN,
-                Some(&int_map(vec![
-                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                    (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
-                    (3, secret.platform_key.clone()),
-                    (6, Value::Bytes(secret.pin_hash_enc(&pin)?)),
-                    (9, Value::Integer(permission.into())),
-                    (10, Value::Text(rp_id.to_owned())),
-                ])),
-            )?;
-            let token = secret.token(&response)?;
-            *shared = Some(secret);
-            return Ok(Uv::Token(token));
+            // A wrong PIN is asked again, as browsers do, until the authenticator wants a
+            // power cycle (three in a row) or the PIN is blocked.
+            let mut last = StatusCode::PinInvalid.byte();
+            for _ in 0..PIN_ATTEMPTS {
+                let Some(pin) = self.bridge.ui.pin(rp_id) else {
+                    return Err(BridgeError::not_allowed("the user did not enter the PIN"));
+                };
+                // A wrong PIN makes the authenticator pick a new key agreement: a fresh
+                // shared secret for every attempt.
+                let secret = self.shared_secret()?;
+                let response = self.call_status(
+                    command::CLIENT_PIN,
+                    Some(&int_map(vec![
+                        (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                        (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
+                        (3, secret.platform_key.clone()),
+                        (6, Value::Bytes(secret.pin_hash_enc(&pin)?)),
+                        (9, Value::Integer(permission.into())),
+                        (10, Value::Text(rp_id.to_owned())),
+                    ])),
+                )?;
+                match response {
+                    Ok(response) => {
+                        let token = secret.token(&response)?;
+                        *shared = Some(secret);
+                        return Ok(Uv::Token(token));
+                    }
+                    Err(status) if status == StatusCode::PinInvalid.byte() => last = status,
+                    Err(status) => return Err(BridgeError::from_status(status)),
+                }
+            }
+            return Err(BridgeError::from_status(last));
         }
         if must {
             return Err(BridgeError::not_allowed(

@@ -148,14 +148,14 @@ fn user_verification_requirements() {
     );
     let e = bridge.get(ORIGIN, None, &request(&[&cred])).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError);
-    // A wrong PIN is NotAllowedError too.
-    let wrong = Bridge::new(
-        Box::new(transport.clone()),
-        Box::new(PinEntry::with("000000")),
-    );
+    // A wrong PIN is asked again; the third wrong one in a row makes the authenticator
+    // want a power cycle, and the page gets NotAllowedError.
+    let wrong_ui = PinEntry::with("000000");
+    let wrong = Bridge::new(Box::new(transport.clone()), Box::new(wrong_ui.clone()));
     let e = wrong.get(ORIGIN, None, &request(&[&cred])).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError);
-    assert!(e.message.contains("PinInvalid"), "{e}");
+    assert!(e.message.contains("PinAuthBlocked"), "{e}");
+    assert_eq!(wrong_ui.asked(), 3);
 }
 
 #[test]
@@ -378,4 +378,91 @@ fn discoverable_sign_in_with_several_accounts_lets_the_person_choose() {
     let nobody = Bridge::new(Box::new(shared.clone()), Box::new(Chooser("trent")));
     let e = nobody.get(ORIGIN, None, &discoverable).unwrap_err();
     assert_eq!(e.name, ErrorName::NotAllowedError);
+}
+
+/// The first wrong, then right.
+struct SecondTry(std::sync::atomic::AtomicUsize);
+
+impl passgate_bridge::UserInterface for SecondTry {
+    fn collects_pin(&self) -> bool {
+        true
+    }
+    fn pin(&self, _: &str) -> Option<zeroize::Zeroizing<String>> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(zeroize::Zeroizing::new(
+            if n == 0 { "999999" } else { PIN }.to_owned(),
+        ))
+    }
+}
+
+#[test]
+fn a_mistyped_pin_is_asked_again_and_packed_attestation_verifies_with_the_spki() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = InProcess::new(authenticator(dir.path()));
+    Bridge::new(Box::new(shared.clone()), Box::new(NoUserInterface))
+        .set_pin(PIN)
+        .unwrap();
+    let bridge = Bridge::new(
+        Box::new(shared),
+        Box::new(SecondTry(std::sync::atomic::AtomicUsize::new(0))),
+    );
+    let mut direct = creation("rupert");
+    direct["attestation"] = json!("direct");
+    direct["attestationFormats"] = json!(["packed"]);
+    let cred = bridge.create(ORIGIN, None, &direct).unwrap();
+    let response = &cred["response"];
+    let att: ciborium::Value = ciborium::from_reader(
+        &b64::decode(response["attestationObject"].as_str().unwrap()).unwrap()[..],
+    )
+    .unwrap();
+    let field = |name: &str| {
+        att.as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(name))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(field("fmt").as_text(), Some("packed"));
+    let stmt = field("attStmt");
+    let sig = stmt
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("sig"))
+        .unwrap()
+        .1
+        .as_bytes()
+        .unwrap()
+        .clone();
+    // Self attestation: signed by the credential key over authData || SHA-256(clientDataJSON).
+    let auth_data = b64::decode(response["authenticatorData"].as_str().unwrap()).unwrap();
+    let client_data = b64::decode(response["clientDataJSON"].as_str().unwrap()).unwrap();
+    let mut signed = auth_data.clone();
+    signed.extend_from_slice(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &client_data).as_ref(),
+    );
+    let spki = b64::decode(response["publicKey"].as_str().unwrap()).unwrap();
+    let point = &spki[spki.len() - 65..];
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        point,
+    )
+    .verify(&signed, &sig)
+    .expect("the attestation signature verifies with the SPKI public key");
+    assert_eq!(auth_data[32] & 0x04, 0x04, "verified by the second PIN");
+
+    // And the assertion verifies with the same key.
+    let a = bridge.get(ORIGIN, None, &request(&[&cred])).unwrap();
+    let mut signed = b64::decode(a["response"]["authenticatorData"].as_str().unwrap()).unwrap();
+    let cd = b64::decode(a["response"]["clientDataJSON"].as_str().unwrap()).unwrap();
+    signed.extend_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cd).as_ref());
+    let sig = b64::decode(a["response"]["signature"].as_str().unwrap()).unwrap();
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        point,
+    )
+    .verify(&signed, &sig)
+    .expect("the assertion verifies");
 }
