@@ -66,11 +66,23 @@ async function goto(page, url) {
 }
 
 /** Signs up on the index page; returns the register/verify exchange. */
-async function signUp(page, base, name, displayName) {
+async function signUp(page, base, name, displayName, { keyboard = false } = {}) {
   await goto(page, `${base}/`);
-  await page.fill('#signup-username', name);
-  await page.fill('#signup-display', displayName);
-  const exchange = await captureResponse(page, 'POST', '/api/register/verify', () => page.click('#signup-button'));
+  let submit;
+  if (keyboard) {
+    // Keyboard only: focus the field, type, Tab to the next field, Enter submits the form.
+    await page.focus('#signup-username');
+    await page.keyboard.type(name);
+    await page.keyboard.press('Tab');
+    assert.equal(await withTimeout(page.evaluate(() => document.activeElement.id), 'active element'), 'signup-display');
+    await page.keyboard.type(displayName);
+    submit = () => page.keyboard.press('Enter');
+  } else {
+    await page.fill('#signup-username', name);
+    await page.fill('#signup-display', displayName);
+    submit = () => page.click('#signup-button');
+  }
+  const exchange = await captureResponse(page, 'POST', '/api/register/verify', submit);
   assert.equal(exchange.status, 200, JSON.stringify(exchange.body));
   await statusText(page, `Welcome, ${displayName}`);
   await page.waitForURL(`${base}/account.html`, { timeout: STEP_MS });
@@ -94,7 +106,7 @@ journey('1-sign-up: with the virtual authenticator (ctap2/internal, resident key
   assert.equal(await page.getAttribute('#signin-username', 'autocomplete'), 'username webauthn');
   await shot(page, 'index');
 
-  const reg = await signUp(page, rp.base, name, 'Ada Lovelace');
+  const reg = await signUp(page, rp.base, name, 'Ada Lovelace', { keyboard: true });
   // What the authenticator said in the attestation the page sent.
   const flags = attestedFlags(reg.request);
   assert.deepEqual({ up: flags.up, uv: flags.uv, be: flags.be, bs: flags.bs, at: flags.at },
@@ -155,7 +167,7 @@ journey('2-username-sign-in: by username after signing out', { autofill: false }
   const login = await captureResponse(page, 'POST', '/api/login/verify', () => page.click('#signin-button'));
   const optionsResponse = await options;
   assert.deepEqual(JSON.parse(optionsResponse.request().postData()), { username: name });
-  const optionsBody = await optionsResponse.json();
+  const optionsBody = await withTimeout(optionsResponse.json(), 'login options body');
   assert.equal(optionsBody.userVerification, 'required');
   assert.deepEqual(optionsBody.allowCredentials.map((a) => a.id), [reg.body.credential.id]);
 
@@ -253,6 +265,14 @@ journey('4-manage-passkeys: rename, add a second, delete after re-auth, last one
     const path = new URL(r.url()).pathname;
     if (path.startsWith('/api/reauth/') || r.request().method() === 'DELETE') order.push(`${r.request().method()} ${path} ${r.status()}`);
   });
+  // Escape closes the dialog and nothing happens.
+  await page.click('button[aria-label="Delete Work laptop"]');
+  await page.locator('#delete-dialog[open]').waitFor();
+  assert.equal(await withTimeout(page.evaluate(() => document.activeElement.textContent), 'focus'), 'Keep it');
+  await page.keyboard.press('Escape');
+  await page.locator('#delete-dialog').waitFor({ state: 'hidden' });
+  assert.deepEqual(order, []);
+  assert.equal(await page.locator('#passkeys tr').count(), 2);
   await page.click('button[aria-label="Delete Work laptop"]');
   assert.match(await page.innerText('#delete-text'), /Work laptop/);
   await shot(page, 'account-delete-dialog');
@@ -295,7 +315,7 @@ journey('5-approve-action: approve an action and verify its receipt', {}, async 
   await page.fill('#payload', payload);
   const options = page.waitForResponse((r) => r.url().endsWith('/api/actions/options'));
   const approved = await captureResponse(page, 'POST', '/api/actions/verify', () => page.click('#approve'));
-  const actionOptions = await (await options).json();
+  const actionOptions = await withTimeout((await options).json(), 'action options body');
   assert.equal(actionOptions.payload, payload);
   assert.equal(actionOptions.publicKey.userVerification, 'required');
   // The challenge ends with SHA-256(payload).
@@ -365,8 +385,8 @@ journey('6-no-uv: sign-in refused when the authenticator does not verify the use
   // A client that ignores the requirement (options rewritten to "discouraged") gets an assertion
   // with UV clear: the server refuses it.
   await page.route('**/api/login/options', async (route) => {
-    const response = await route.fetch();
-    const json = await response.json();
+    const response = await route.fetch({ timeout: STEP_MS });
+    const json = await withTimeout(response.json(), 'rewritten options body');
     await route.fulfill({ response, json: { ...json, userVerification: 'discouraged' } });
   });
   const refused = await captureResponse(page, 'POST', '/api/login/verify', () => page.click('#signin-button'));
