@@ -155,3 +155,71 @@ fn a_bad_setting_is_refused_with_its_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("evil.example"), "{err}");
 }
+
+#[test]
+fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let state = dir.path().join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("Stop with Ctrl-C") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "demo exited: {text}");
+        text.push_str(&line);
+    }
+    assert!(
+        text.contains(&format!("open http://localhost:{port}")),
+        "{text}"
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let page = request(
+        &addr,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains("autocomplete=\"username webauthn\""),
+        "{page}"
+    );
+    let options = request(
+        &addr,
+        "POST /api/register/options HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 20\r\nConnection: close\r\n\r\n{\"username\":\"demo\"}\n",
+    );
+    assert!(options.starts_with("HTTP/1.1 200"), "{options}");
+    assert!(options.contains("\"id\":\"localhost\""), "{options}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("demo-receipt-key.p8")), 0o600);
+    assert!(sigterm_and_wait(&mut child).success());
+
+    // Port 0 cannot work: the origin must be known.
+    let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fixed port"));
+}
