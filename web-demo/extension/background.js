@@ -1,0 +1,244 @@
+// passgate bridge: the browser side of the WebAuthn client.
+//
+// Chromium hands every navigator.credentials.create()/get() and
+// isUserVerifyingPlatformAuthenticatorAvailable() call to this extension once it has called
+// chrome.webAuthenticationProxy.attach(). Each request goes to the native-messaging host
+// `dev.passgate.bridge` (`passgate bridge native-host`), which builds clientDataJSON, talks CTAP
+// 2.1 to the authenticator and answers with PublicKeyCredential.toJSON().
+//
+// The caller's origin: chrome.webAuthenticationProxy has no origin field of its own. Chromium
+// writes the calling frame's origin into the proxied options as
+// `extensions.remoteDesktopClientOverride = {origin, sameOriginWithAncestors}` (a page that passes
+// that extension itself is refused by Chromium unless enterprise policy allows it, and a request
+// that already carries it is not proxied). That value is the only origin used here: nothing a
+// page sends can reach this worker any other way (no externally_connectable, no content script).
+// A request without it is answered with SecurityError, never guessed from tabs.
+
+const HOST = 'dev.passgate.bridge';
+// WebAuthn's default when the page gives no timeout, and the bounds this worker keeps to.
+const DEFAULT_TIMEOUT_MS = 120_000;
+const MIN_TIMEOUT_MS = 5_000;
+const MAX_TIMEOUT_MS = 600_000;
+// Extra time for the native host after the ceremony's own timeout.
+const GRACE_MS = 3_000;
+const UVPAA_TIMEOUT_MS = 5_000;
+const ATTACH_RETRY_MS = 1_000;
+
+/** requestId -> { kind, timer, settle(reply) } for requests the native host has not answered. */
+const pending = new Map();
+/** The native port, or null (connected on the next request). */
+let port = null;
+let connections = 0;
+
+/** A short diagnostic ring (no key material): what tests and chrome://extensions can inspect. */
+const trace = [];
+function note(event, fields = {}) {
+  trace.push({ at: Date.now(), event, ...fields });
+  if (trace.length > 100) trace.shift();
+}
+globalThis.passgateTrace = trace;
+globalThis.passgateStatus = () => ({ attached, connected: port !== null, connections, pending: pending.size });
+
+// ---- attaching --------------------------------------------------------------------------------
+
+let attached = false;
+
+async function attach() {
+  try {
+    await chrome.webAuthenticationProxy.attach();
+    attached = true;
+    note('attached');
+  } catch (e) {
+    const message = String(e?.message ?? e);
+    // Attachment survives a service-worker restart: "already attached" means this extension has it.
+    if (/already/i.test(message)) {
+      attached = true;
+      note('attached', { already: true });
+      return;
+    }
+    attached = false;
+    note('attach-failed', { message });
+    setTimeout(attach, ATTACH_RETRY_MS);
+  }
+}
+
+// ---- the native host --------------------------------------------------------------------------
+
+function connect() {
+  if (port) return port;
+  connections += 1;
+  const p = chrome.runtime.connectNative(HOST);
+  note('native-connect', { connection: connections });
+  p.onMessage.addListener((message) => {
+    const entry = pending.get(message?.requestId);
+    if (!entry) {
+      note('native-unmatched', { requestId: message?.requestId ?? null });
+      return;
+    }
+    entry.settle(message);
+  });
+  p.onDisconnect.addListener(() => {
+    const why = chrome.runtime.lastError?.message ?? 'the native host closed the connection';
+    note('native-disconnect', { message: why });
+    if (port === p) port = null;
+    // Whatever was in flight is lost with the host; the next request starts a new one.
+    for (const entry of [...pending.values()]) {
+      entry.settle({ ok: false, error: { name: 'NotAllowedError', message: `passgate native host stopped: ${why}` } });
+    }
+  });
+  port = p;
+  return p;
+}
+
+function post(message) {
+  try {
+    connect().postMessage(message);
+    return null;
+  } catch (e) {
+    // A port that died between the check and the post: drop it, try a fresh one once.
+    port = null;
+    try {
+      connect().postMessage(message);
+      return null;
+    } catch (again) {
+      return String(again?.message ?? again);
+    }
+  }
+}
+
+/**
+ * Sends one request to the native host; resolves with its reply, or with a NotAllowedError reply
+ * after `ms` (and then tells the host to cancel). Never rejects.
+ */
+function ask(requestId, message, ms) {
+  return new Promise((resolve) => {
+    let done = false;
+    const settle = (reply) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      pending.delete(requestId);
+      resolve(reply);
+    };
+    const timer = setTimeout(() => {
+      note('timeout', { requestId, ms });
+      post({ requestId, type: 'cancel' });
+      settle({ ok: false, error: { name: 'NotAllowedError', message: `the authenticator did not answer within ${ms} ms` } });
+    }, ms);
+    pending.set(requestId, { kind: message.type, settle });
+    const failed = post({ requestId, ...message });
+    if (failed) settle({ ok: false, error: { name: 'NotAllowedError', message: `cannot reach the passgate native host: ${failed}` } });
+  });
+}
+
+// ---- requests ---------------------------------------------------------------------------------
+
+/** The DOMException details Chromium accepts, from whatever the host said. */
+function domError(error) {
+  const name = typeof error?.name === 'string' && /^[A-Za-z]+Error$/.test(error.name) ? error.name : 'UnknownError';
+  const message = typeof error?.message === 'string' ? error.message.slice(0, 500) : 'passgate bridge error';
+  return { name, message };
+}
+
+function ceremonyTimeout(options) {
+  const t = Number(options?.timeout);
+  const ms = Number.isFinite(t) && t > 0 ? t : DEFAULT_TIMEOUT_MS;
+  return Math.min(MAX_TIMEOUT_MS, Math.max(MIN_TIMEOUT_MS, ms)) + GRACE_MS;
+}
+
+/**
+ * Parses requestDetailsJson and takes the caller's origin out of the options Chromium filled in.
+ * Returns { options, origin } or { error }.
+ */
+function callerAndOptions(requestDetailsJson) {
+  let options;
+  try {
+    options = JSON.parse(requestDetailsJson);
+  } catch {
+    return { error: { name: 'TypeError', message: 'the browser sent options that are not JSON' } };
+  }
+  if (!options || typeof options !== 'object') {
+    return { error: { name: 'TypeError', message: 'the browser sent no options' } };
+  }
+  const override = options.extensions?.remoteDesktopClientOverride;
+  const origin = override?.origin;
+  if (typeof origin !== 'string' || origin === '' || origin === 'null') {
+    return { error: { name: 'SecurityError', message: 'the browser did not name the calling origin' } };
+  }
+  if (override.sameOriginWithAncestors === false) {
+    // The top-level origin is not in the request, so clientDataJSON could not name it.
+    return { error: { name: 'NotAllowedError', message: 'passkeys in cross-origin frames are not supported by the passgate extension' } };
+  }
+  const extensions = { ...options.extensions };
+  delete extensions.remoteDesktopClientOverride;
+  const forwarded = { ...options, extensions };
+  if (Object.keys(extensions).length === 0) delete forwarded.extensions;
+  return { options: forwarded, origin };
+}
+
+async function complete(kind, details) {
+  try {
+    if (kind === 'create') await chrome.webAuthenticationProxy.completeCreateRequest(details);
+    else await chrome.webAuthenticationProxy.completeGetRequest(details);
+    note('completed', { kind, requestId: details.requestId, error: details.error?.name ?? null });
+  } catch (e) {
+    // Already cancelled by Chromium, or the response was refused.
+    note('complete-failed', { kind, requestId: details.requestId, message: String(e?.message ?? e) });
+  }
+}
+
+async function ceremony(kind, { requestId, requestDetailsJson }) {
+  const parsed = callerAndOptions(requestDetailsJson);
+  if (parsed.error) {
+    note('refused', { kind, requestId, error: parsed.error.name });
+    await complete(kind, { requestId, error: parsed.error });
+    return;
+  }
+  note('request', { kind, requestId, origin: parsed.origin, rpId: kind === 'create' ? parsed.options.rp?.id ?? null : parsed.options.rpId ?? null });
+  const reply = await ask(requestId, { type: kind, origin: parsed.origin, options: parsed.options }, ceremonyTimeout(parsed.options));
+  if (reply.cancelled) return;
+  if (!reply.ok) {
+    await complete(kind, { requestId, error: domError(reply.error) });
+    return;
+  }
+  let responseJson;
+  try {
+    const credential = reply.credential;
+    if (!credential || typeof credential.id !== 'string' || typeof credential.response?.clientDataJSON !== 'string') {
+      throw new Error('no credential in the reply');
+    }
+    responseJson = JSON.stringify(credential);
+  } catch (e) {
+    await complete(kind, { requestId, error: { name: 'UnknownError', message: `the native host's reply is unusable: ${e.message}` } });
+    return;
+  }
+  await complete(kind, { requestId, responseJson });
+}
+
+async function isUvpaa({ requestId }) {
+  // Chromium names no origin for this question and it reveals nothing about any credential.
+  const reply = await ask(requestId, { type: 'isUvpaa' }, UVPAA_TIMEOUT_MS);
+  if (reply.cancelled) return;
+  const answer = reply.ok === true && reply.result === true;
+  try {
+    await chrome.webAuthenticationProxy.completeIsUvpaaRequest({ requestId, isUvpaa: answer });
+  } catch (e) {
+    note('complete-failed', { kind: 'isUvpaa', requestId, message: String(e?.message ?? e) });
+  }
+}
+
+// Listeners are registered synchronously at top level so a restarted worker gets its events.
+chrome.webAuthenticationProxy.onCreateRequest.addListener((request) => { ceremony('create', request); });
+chrome.webAuthenticationProxy.onGetRequest.addListener((request) => { ceremony('get', request); });
+chrome.webAuthenticationProxy.onIsUvpaaRequest.addListener((request) => { isUvpaa(request); });
+chrome.webAuthenticationProxy.onRequestCanceled.addListener((requestId) => {
+  note('canceled', { requestId });
+  const entry = pending.get(requestId);
+  if (!entry) return;
+  post({ requestId, type: 'cancel' });
+  // Chromium has already rejected the page's promise: nothing to complete.
+  entry.settle({ cancelled: true });
+});
+chrome.runtime.onStartup.addListener(attach);
+chrome.runtime.onInstalled.addListener(attach);
+attach();

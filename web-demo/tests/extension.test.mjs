@@ -1,0 +1,403 @@
+// The passgate browser extension end to end, with NO virtual authenticator: headless Chromium
+// loads web-demo/extension/ (chrome.webAuthenticationProxy), which hands every WebAuthn call to
+// the native-messaging host `passgate bridge native-host`, which talks CTAP 2.1 over TCP to
+// `passgate authenticator serve --presence auto`. The relying party is `passgate rp` with
+// --no-require-uv: the native host has no way to ask for a PIN and presence auto never claims
+// user verification, so every response here has UV=false and the server says so.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+import {
+  demoDir, siteDir, binary, chromiumPath, STEP_MS, withTimeout, freePort, screenshots, pageFetch,
+  captureResponse, attestedFlags, assertionFlags,
+} from './harness.mjs';
+
+const JOURNEY_TIMEOUT_MS = 90_000;
+const extensionDir = join(demoDir, 'extension');
+const HOST = 'dev.passgate.bridge';
+
+/** The ID Chromium gives an extension whose manifest has `key`: SHA-256 of the key, a-p. */
+function extensionId() {
+  const { key } = JSON.parse(readFileSync(join(extensionDir, 'manifest.json'), 'utf8'));
+  const hex = createHash('sha256').update(Buffer.from(key, 'base64')).digest('hex').slice(0, 32);
+  return [...hex].map((c) => String.fromCharCode(97 + parseInt(c, 16))).join('');
+}
+
+function stopChild(child, ms = 5_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); }, ms);
+    child.once('exit', () => { clearTimeout(timer); done(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Spawns `passgate ARGS` and waits for its `listening on ...` line: { child, address, log }. */
+async function spawnListening(args, what) {
+  const child = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PASSGATE_LOG: process.env.PASSGATE_LOG ?? 'info' },
+  });
+  const log = [];
+  const keep = (l) => { log.push(l); if (log.length > 200) log.shift(); };
+  createInterface({ input: child.stderr }).on('line', keep);
+  const lines = createInterface({ input: child.stdout });
+  try {
+    const address = await withTimeout(new Promise((ready, failed) => {
+      lines.on('line', (l) => {
+        keep(l);
+        const m = /^listening on (\S+)/.exec(l);
+        if (m) ready(m[1]);
+      });
+      child.once('error', failed);
+      child.once('exit', (code, signal) => failed(new Error(
+        `${what} exited (${code ?? signal}) before listening:\n${log.join('\n')}`)));
+    }), `${what} start`, 20_000);
+    return { child, address, log };
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+}
+
+async function startAuthenticator(work) {
+  const stateDir = join(work, 'authenticator');
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const started = await spawnListening(['authenticator', 'serve', '--listen', 'tcp://127.0.0.1:0',
+    '--state-dir', stateDir, '--presence', 'auto'], 'passgate authenticator serve');
+  return { ...started, stateDir };
+}
+
+async function startRp(work) {
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const port = await freePort();
+    try {
+      const started = await spawnListening(['rp', '--listen', `127.0.0.1:${port}`,
+        '--database', `sqlite://${join(work, 'rp.sqlite3')}`,
+        '--rp-id', 'localhost', '--origin', `http://localhost:${port}`,
+        '--static-dir', siteDir, '--no-require-uv', '--rate-limit-per-sec', '0'], 'passgate rp');
+      return { ...started, port, base: `http://localhost:${port}`, ipBase: `http://127.0.0.1:${port}` };
+    } catch (e) {
+      lastError = e;
+      if (!/binding|Address already in use/i.test(String(e.message))) break;
+    }
+  }
+  throw lastError;
+}
+
+/** `passgate bridge install` into the profile's own NativeMessagingHosts directory. */
+async function installHost(profile, authenticator, id) {
+  const dir = join(profile, 'NativeMessagingHosts');
+  const child = spawn(binary, ['bridge', 'install', '--browser', 'chromium', '--extension-id', id,
+    '--authenticator', authenticator, '--manifest-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const code = await withTimeout(new Promise((done) => child.once('exit', done)), 'bridge install');
+  assert.equal(code, 0, out);
+  const manifest = JSON.parse(readFileSync(join(dir, `${HOST}.json`), 'utf8'));
+  assert.deepEqual(manifest.allowed_origins, [`chrome-extension://${id}/`]);
+  return dir;
+}
+
+async function launchWithExtension(profile) {
+  const context = await withTimeout(chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport: { width: 1100, height: 800 },
+    timeout: 30_000,
+    ignoreDefaultArgs: ['--disable-extensions'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--disable-extensions-except=${extensionDir}`, `--load-extension=${extensionDir}`],
+  }), 'launch chromium', 40_000);
+  context.setDefaultTimeout(STEP_MS);
+  context.setDefaultNavigationTimeout(STEP_MS);
+  return context;
+}
+
+/** Talks to `passgate bridge native-host` directly (what the browser does), one request. */
+async function nativeHostRequest(authenticator, message) {
+  const child = spawn(binary, ['bridge', 'native-host', '--authenticator', authenticator],
+    { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stderr.resume();
+  const body = Buffer.from(JSON.stringify(message));
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32LE(body.length); // native endian (little-endian here)
+  child.stdin.write(Buffer.concat([prefix, body]));
+  try {
+    return await withTimeout(new Promise((resolve, reject) => {
+      let buffered = Buffer.alloc(0);
+      child.stdout.on('data', (d) => {
+        buffered = Buffer.concat([buffered, d]);
+        if (buffered.length >= 4 && buffered.length >= 4 + buffered.readUInt32LE(0)) {
+          resolve(JSON.parse(buffered.subarray(4, 4 + buffered.readUInt32LE(0)).toString('utf8')));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`native host exited (${code}) without a reply`)));
+    }), 'native host reply');
+  } finally {
+    child.stdin.end();
+    await stopChild(child);
+  }
+}
+
+let work;
+let authenticator;
+let rp;
+let context;
+let worker;
+let EXTENSION_ID;
+const durations = [];
+
+/** Evaluates in the extension's service worker (its trace and status). */
+function inWorker(fn, arg) {
+  return withTimeout(worker.evaluate(fn, arg), 'service worker evaluate');
+}
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'passgate-extension-'));
+  EXTENSION_ID = extensionId();
+  authenticator = await startAuthenticator(work);
+  rp = await startRp(work);
+  const profile = join(work, 'profile');
+  mkdirSync(profile);
+  await installHost(profile, authenticator.address, EXTENSION_ID);
+  context = await launchWithExtension(profile);
+  worker = context.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`))
+    ?? await withTimeout(context.waitForEvent('serviceworker', {
+      predicate: (w) => w.url().startsWith(`chrome-extension://${EXTENSION_ID}/`), timeout: STEP_MS,
+    }), 'extension service worker');
+  // attach() is asynchronous: wait until the worker says it holds the proxy.
+  const deadline = Date.now() + STEP_MS;
+  for (;;) {
+    const status = await inWorker(() => globalThis.passgateStatus());
+    if (status.attached) break;
+    if (Date.now() > deadline) {
+      throw new Error(`the extension did not attach: ${JSON.stringify(await inWorker(() => globalThis.passgateTrace))}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+after(async () => {
+  if (context) await withTimeout(context.close(), 'close chromium', 15_000).catch(() => {});
+  if (rp) await stopChild(rp.child);
+  if (authenticator) await stopChild(authenticator.child);
+  if (work) rmSync(work, { recursive: true, force: true });
+  for (const [name, ms] of durations) console.log(`journey ${name}: ${ms} ms`);
+});
+
+function journey(name, body) {
+  test(name, { timeout: JOURNEY_TIMEOUT_MS }, async () => {
+    const start = performance.now();
+    const shot = screenshots(`extension-${name.split(':')[0]}`);
+    await withTimeout(context.clearCookies(), 'clear cookies');
+    const page = await withTimeout(context.newPage(), 'new page');
+    page.setDefaultTimeout(STEP_MS);
+    page.setDefaultNavigationTimeout(STEP_MS);
+    try {
+      await body({ page, shot });
+    } catch (e) {
+      await shot(page, 'failure').catch(() => {});
+      console.log(`extension trace:\n${JSON.stringify(await inWorker(() => globalThis.passgateTrace).catch(() => null))}`);
+      console.log(`rp log (tail):\n${rp.log.slice(-10).join('\n')}`);
+      console.log(`authenticator log (tail):\n${authenticator.log.slice(-10).join('\n')}`);
+      throw e;
+    } finally {
+      await withTimeout(page.close(), 'close page').catch(() => {});
+      const ms = Math.round(performance.now() - start);
+      durations.push([name, ms]);
+      console.log(`journey "${name}" took ${ms} ms`);
+    }
+  });
+}
+
+let users = 0;
+function username(prefix) {
+  users += 1;
+  return `${prefix}-${users}-${Date.now().toString(36)}`;
+}
+
+async function goto(page, url) {
+  await withTimeout(page.goto(url, { waitUntil: 'load' }), `goto ${url}`);
+}
+
+function clientData(response) {
+  return JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString('utf8'));
+}
+
+/** Signs up on the index page; returns the register/verify exchange. */
+async function signUp(page, name, displayName) {
+  await goto(page, `${rp.base}/`);
+  await page.fill('#signup-username', name);
+  await page.fill('#signup-display', displayName);
+  const exchange = await captureResponse(page, 'POST', '/api/register/verify', () => page.click('#signup-button'));
+  assert.equal(exchange.status, 200, JSON.stringify(exchange.body));
+  await page.waitForURL(`${rp.base}/account.html`, { timeout: STEP_MS });
+  await page.locator('#passkeys tr').first().waitFor();
+  return exchange;
+}
+
+async function signOut(page) {
+  await page.click('#signout');
+  await page.waitForURL(`${rp.base}/`, { timeout: STEP_MS });
+  await page.locator('#signup-button').waitFor();
+}
+
+/** Signs in by username on the index page; returns the login/verify exchange. */
+async function signIn(page, name) {
+  await page.fill('#signin-username', name);
+  const exchange = await captureResponse(page, 'POST', '/api/login/verify', () => page.click('#signin-button'));
+  assert.equal(exchange.status, 200, JSON.stringify(exchange.body));
+  await page.waitForURL(`${rp.base}/account.html`, { timeout: STEP_MS });
+  return exchange;
+}
+
+/** Runs navigator.credentials.get in the page: { ok, credential } or { ok: false, name, message }. */
+function pageGet(page, publicKey, extra = {}) {
+  return withTimeout(page.evaluate(async ([pk, more]) => {
+    const decode = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+    const options = { ...pk, ...more, challenge: decode(pk.challenge) };
+    if (pk.allowCredentials) options.allowCredentials = pk.allowCredentials.map((c) => ({ ...c, id: decode(c.id) }));
+    try {
+      const credential = await navigator.credentials.get({ publicKey: options });
+      return { ok: true, credential: credential.toJSON() };
+    } catch (e) {
+      return { ok: false, name: e.name, message: e.message };
+    }
+  }, [publicKey, extra]), 'navigator.credentials.get', 30_000);
+}
+
+let registered; // { name, credentialId } from journey 1, used by the others
+
+journey('1-sign-up-sign-in: through extension, native host and passgate authenticator', async ({ page, shot }) => {
+  assert.equal(worker.url(), `chrome-extension://${EXTENSION_ID}/background.js`);
+  const name = username('ext');
+  await goto(page, `${rp.base}/`);
+  await shot(page, 'index');
+
+  const reg = await signUp(page, name, 'Extension User');
+  const flags = attestedFlags(reg.request);
+  // Presence auto: user present, never verified.
+  assert.deepEqual({ up: flags.up, uv: flags.uv, at: flags.at }, { up: true, uv: false, at: true });
+  assert.deepEqual(clientData(reg.request).origin, rp.base);
+  assert.equal(clientData(reg.request).type, 'webauthn.create');
+  assert.equal(reg.body.verified, true);
+  const credentialId = reg.body.credential.id;
+  assert.equal(reg.request.id, credentialId);
+  assert.equal(reg.request.rawId, credentialId);
+  await shot(page, 'account');
+
+  // The request really went through this extension and its native host, with the page's origin.
+  const trace = await inWorker(() => globalThis.passgateTrace);
+  const created = trace.filter((e) => e.event === 'request' && e.kind === 'create');
+  assert.ok(created.length >= 1, JSON.stringify(trace));
+  assert.equal(created.at(-1).origin, rp.base);
+  assert.ok(trace.some((e) => e.event === 'completed' && e.kind === 'create' && e.error === null));
+
+  await signOut(page);
+  assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
+  await shot(page, 'index-signed-out');
+
+  const login = await signIn(page, name);
+  assert.equal(login.body.verified, true);
+  assert.equal(login.body.user.name, name);
+  assert.equal(login.body.credential.id, credentialId);
+  assert.equal(login.request.id, credentialId);
+  assert.equal(login.body.verdict.userPresent, true);
+  assert.equal(login.body.verdict.userVerified, false);
+  assert.equal(login.body.verdict.origin, rp.base);
+  assert.equal(clientData(login.request).origin, rp.base);
+  assert.equal(clientData(login.request).type, 'webauthn.get');
+  assert.deepEqual(assertionFlags(login.request), { up: true, uv: false, be: false, bs: false });
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-signed-in');
+
+  // A second sign-in with the same passkey: the authenticator's signature counter moves on.
+  await signOut(page);
+  const again = await signIn(page, name);
+  assert.equal(again.body.credential.id, credentialId);
+  assert.ok(again.body.credential.signCount > login.body.credential.signCount,
+    `${again.body.credential.signCount} > ${login.body.credential.signCount}`);
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-second-sign-in');
+
+  // The authenticator holds that credential: asked directly (no browser), it signs with it.
+  const direct = await nativeHostRequest(authenticator.address, {
+    requestId: 'direct', type: 'get', origin: rp.base,
+    options: { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'localhost', allowCredentials: [{ type: 'public-key', id: credentialId }], userVerification: 'discouraged' },
+  });
+  assert.equal(direct.ok, true, JSON.stringify(direct));
+  assert.equal(direct.credential.id, credentialId);
+  registered = { name, credentialId };
+});
+
+journey('2-other-origin: http://127.0.0.1 cannot get an assertion for RP ID localhost', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.ipBase}/`);
+  await shot(page, 'index-at-ip');
+  const before = (await inWorker(() => globalThis.passgateTrace)).length;
+  const result = await pageGet(page, {
+    challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'localhost', timeout: 10_000, userVerification: 'discouraged',
+    allowCredentials: [{ type: 'public-key', id: registered.credentialId }],
+  });
+  assert.equal(result.ok, false, JSON.stringify(result));
+  assert.equal(result.name, 'SecurityError', JSON.stringify(result));
+  // Without an RP ID the default is the IP host, which the bridge refuses too.
+  const own = await pageGet(page, { challenge: 'AAECAwQFBgcICQoLDA0ODw', timeout: 10_000, userVerification: 'discouraged' });
+  assert.equal(own.ok, false, JSON.stringify(own));
+  assert.match(own.name, /SecurityError|NotAllowedError/);
+  const trace = (await inWorker(() => globalThis.passgateTrace)).slice(before);
+  console.log(`other-origin: first ${result.name} (${result.message}); own ${own.name} (${own.message}); extension saw ${JSON.stringify(trace.filter((e) => e.event === 'request').map((e) => e.origin))}`);
+  // Whatever reached the extension carried the IP origin, never localhost.
+  for (const e of trace.filter((x) => x.event === 'request')) assert.equal(e.origin, rp.ipBase);
+  await shot(page, 'after-refusal');
+});
+
+journey('3-forged-origin: page script cannot choose the origin', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.base}/`);
+  // The page cannot reach the extension itself: no externally_connectable, so no runtime API.
+  const reach = await withTimeout(page.evaluate(async (id) => {
+    if (!globalThis.chrome?.runtime?.sendMessage) return 'no chrome.runtime';
+    try { await chrome.runtime.sendMessage(id, { type: 'get', origin: 'https://evil.example' }); return 'sent'; } catch (e) { return `refused: ${e.message}`; }
+  }, EXTENSION_ID), 'runtime.sendMessage from the page');
+  assert.notEqual(reach, 'sent');
+
+  // Claiming the browser's own origin field is refused by Chromium (or never reaches the host).
+  const options = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+  assert.equal(options.status, 200, JSON.stringify(options.body));
+  const claimed = await pageGet(page, options.body, {
+    extensions: { remoteDesktopClientOverride: { origin: 'https://evil.example', sameOriginWithAncestors: true } },
+  });
+  if (claimed.ok) {
+    assert.equal(clientData(claimed.credential).origin, rp.base, 'a page-supplied override must not change the origin');
+  } else {
+    assert.match(claimed.name, /NotAllowedError|SecurityError|NotSupportedError/, JSON.stringify(claimed));
+  }
+  console.log(`forged remoteDesktopClientOverride: ${claimed.ok ? 'ignored' : `${claimed.name} (${claimed.message})`}`);
+
+  // Extra fields naming another origin are ignored: the server sees the true origin.
+  const fresh = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+  const forged = await pageGet(page, fresh.body, { origin: 'https://evil.example', topOrigin: 'https://evil.example', crossOrigin: true });
+  assert.equal(forged.ok, true, JSON.stringify(forged));
+  assert.equal(clientData(forged.credential).origin, rp.base);
+  assert.equal(clientData(forged.credential).crossOrigin, false);
+  const verify = await pageFetch(page, 'POST', '/api/login/verify', forged.credential);
+  assert.equal(verify.status, 200, JSON.stringify(verify.body));
+  assert.equal(verify.body.verified, true);
+  assert.equal(verify.body.verdict.origin, rp.base);
+  assert.equal(verify.body.verdict.userVerified, false);
+  assert.equal(verify.body.credential.id, registered.credentialId);
+  await goto(page, `${rp.base}/account.html`);
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-after-forged-fields');
+});
