@@ -359,6 +359,13 @@ journey('2-other-origin: http://127.0.0.1 cannot get an assertion for RP ID loca
   console.log(`other-origin: first ${result.name} (${result.message}); own ${own.name} (${own.message}); extension saw ${JSON.stringify(trace.filter((e) => e.event === 'request').map((e) => e.origin))}`);
   // Whatever reached the extension carried the IP origin, never localhost.
   for (const e of trace.filter((x) => x.event === 'request')) assert.equal(e.origin, rp.ipBase);
+  // Had Chromium let it through, the bridge refuses that origin for RP ID localhost as well.
+  const bridged = await nativeHostRequest(authenticator.address, {
+    requestId: 'ip', type: 'get', origin: rp.ipBase,
+    options: { challenge: 'AAECAwQFBgcICQoLDA0ODw', rpId: 'localhost', allowCredentials: [{ type: 'public-key', id: registered.credentialId }] },
+  });
+  assert.equal(bridged.ok, false, JSON.stringify(bridged));
+  assert.equal(bridged.error.name, 'SecurityError');
   await shot(page, 'after-refusal');
 });
 
@@ -372,7 +379,17 @@ journey('3-forged-origin: page script cannot choose the origin', async ({ page, 
   }, EXTENSION_ID), 'runtime.sendMessage from the page');
   assert.notEqual(reach, 'sent');
 
-  // Claiming the browser's own origin field is refused by Chromium (or never reaches the host).
+  // What Chromium hands the extension: record the raw requestDetailsJson of the next gets.
+  await inWorker(() => {
+    globalThis.rawGets = [];
+    if (!globalThis.rawListener) {
+      globalThis.rawListener = (r) => globalThis.rawGets.push(JSON.parse(r.requestDetailsJson));
+      chrome.webAuthenticationProxy.onGetRequest.addListener(globalThis.rawListener);
+    }
+  });
+  const traceStart = (await inWorker(() => globalThis.passgateTrace)).length;
+
+  // Claiming the browser's own origin field is refused by Chromium (or overwritten by it).
   const options = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
   assert.equal(options.status, 200, JSON.stringify(options.body));
   const claimed = await pageGet(page, options.body, {
@@ -397,6 +414,17 @@ journey('3-forged-origin: page script cannot choose the origin', async ({ page, 
   assert.equal(verify.body.verdict.origin, rp.base);
   assert.equal(verify.body.verdict.userVerified, false);
   assert.equal(verify.body.credential.id, registered.credentialId);
+  // Chromium wrote the true origin into every proxied request, whatever the page passed, and
+  // that is the origin the extension forwarded.
+  const raw = await inWorker(() => globalThis.rawGets);
+  assert.ok(raw.length >= 1);
+  for (const r of raw) {
+    assert.deepEqual(r.extensions?.remoteDesktopClientOverride, { origin: rp.base, sameOriginWithAncestors: true }, JSON.stringify(r));
+    assert.equal(r.origin, undefined);
+  }
+  const seen = (await inWorker(() => globalThis.passgateTrace)).slice(traceStart).filter((e) => e.event === 'request');
+  assert.equal(seen.length, raw.length);
+  for (const e of seen) assert.equal(e.origin, rp.base);
   await goto(page, `${rp.base}/account.html`);
   await page.locator('#passkeys tr').first().waitFor();
   await shot(page, 'account-after-forged-fields');
