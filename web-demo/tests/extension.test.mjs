@@ -429,3 +429,72 @@ journey('3-forged-origin: page script cannot choose the origin', async ({ page, 
   await page.locator('#passkeys tr').first().waitFor();
   await shot(page, 'account-after-forged-fields');
 });
+
+/** PIDs of the native hosts Chromium started for this test's authenticator (not ours). */
+function browserNativeHosts() {
+  const pids = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (!argv.includes('native-host') || !argv.includes(authenticator.address)) continue;
+      const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))[1]);
+      if (ppid !== process.pid) pids.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+journey('4-no-hang: a frozen authenticator or a dead native host ends the request, then it reconnects', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.base}/`);
+  const hosts = browserNativeHosts();
+  assert.equal(hosts.length, 1, `one native host for this browser: ${hosts}`);
+  const status = await inWorker(() => globalThis.passgateStatus());
+  assert.equal(status.connected, true);
+
+  // (a) The authenticator stops answering: the page still gets an answer, bounded by its timeout.
+  authenticator.child.kill('SIGSTOP');
+  try {
+    const options = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+    const started = performance.now();
+    const frozen = await pageGet(page, { ...options.body, timeout: 5_000 });
+    const waited = Math.round(performance.now() - started);
+    console.log(`frozen authenticator: ${frozen.ok ? 'ok?' : `${frozen.name} (${frozen.message})`} after ${waited} ms`);
+    assert.equal(frozen.ok, false, JSON.stringify(frozen));
+    assert.match(frozen.name, /NotAllowedError|TimeoutError|AbortError/);
+    assert.ok(waited < 20_000, `answered after ${waited} ms`);
+
+    // (b) The native host dies mid-request: the page gets NotAllowedError at once.
+    const again = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+    const pending = pageGet(page, { ...again.body, timeout: 60_000 });
+    const deadline = Date.now() + STEP_MS;
+    while ((await inWorker(() => globalThis.passgateStatus())).pending === 0) {
+      if (Date.now() > deadline) throw new Error('the request never reached the extension');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const killedAt = performance.now();
+    for (const pid of browserNativeHosts()) process.kill(pid, 'SIGKILL');
+    const dead = await pending;
+    const after = Math.round(performance.now() - killedAt);
+    console.log(`native host killed: ${dead.ok ? 'ok?' : `${dead.name} (${dead.message})`} ${after} ms later`);
+    assert.equal(dead.ok, false, JSON.stringify(dead));
+    assert.equal(dead.name, 'NotAllowedError');
+    assert.ok(after < 5_000, `answered ${after} ms after the host died`);
+  } finally {
+    authenticator.child.kill('SIGCONT');
+  }
+  await shot(page, 'index-after-failures');
+
+  // (c) The next ceremony starts a new native host and signs in.
+  const before = (await inWorker(() => globalThis.passgateStatus())).connections;
+  const login = await signIn(page, registered.name);
+  assert.equal(login.body.verified, true);
+  assert.equal(login.body.credential.id, registered.credentialId);
+  assert.equal(login.body.verdict.origin, rp.base);
+  const now = await inWorker(() => globalThis.passgateStatus());
+  assert.ok(now.connections > before, JSON.stringify(now));
+  assert.equal(now.connected, true);
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-after-reconnect');
+});
