@@ -281,7 +281,7 @@ class ScriptedCollector(ClientDataCollector):
         is_create = isinstance(options, PublicKeyCredentialCreationOptions)
         rp_id = self.rp_id or (options.rp.id if is_create else options.rp_id) or RP_ID
         if self.raw is not None:
-            return CollectedClientData(self.raw(options.challenge).encode()), rp_id
+            return _raw_client_data(self.raw(options.challenge).encode(), options.challenge), rp_id
         data = {
             "type": "webauthn.create" if is_create else "webauthn.get",
             "challenge": b64u(options.challenge),
@@ -292,6 +292,17 @@ class ScriptedCollector(ClientDataCollector):
             del data["crossOrigin"]
         data.update(self.fields)
         return CollectedClientData(json.dumps(data, separators=(",", ":")).encode()), rp_id
+
+
+def _raw_client_data(raw: bytes, challenge: bytes) -> CollectedClientData:
+    """CollectedClientData over arbitrary bytes (python-fido2's constructor insists on the
+    required members; the authenticator only ever sees the hash)."""
+    data = CollectedClientData.__new__(CollectedClientData, raw)
+    object.__setattr__(data, "_data", {})
+    object.__setattr__(data, "type", "webauthn.get")
+    object.__setattr__(data, "challenge", challenge)
+    object.__setattr__(data, "origin", ORIGIN)
+    return data
 
 
 def set_pin(passgate) -> None:
