@@ -220,6 +220,7 @@ async function isUvpaa({ requestId }) {
   const reply = await ask(requestId, { type: 'isUvpaa' }, UVPAA_TIMEOUT_MS);
   if (reply.cancelled) return;
   const answer = reply.ok === true && reply.result === true;
+  note('isUvpaa', { requestId, answer, error: reply.ok ? null : reply.error?.name ?? null });
   try {
     await chrome.webAuthenticationProxy.completeIsUvpaaRequest({ requestId, isUvpaa: answer });
   } catch (e) {

@@ -498,3 +498,47 @@ journey('4-no-hang: a frozen authenticator or a dead native host ends the reques
   await page.locator('#passkeys tr').first().waitFor();
   await shot(page, 'account-after-reconnect');
 });
+
+journey('5-uvpaa-and-abort: isUVPAA answers through the host; an aborted request is cancelled', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.base}/`);
+  const uvpaa = await withTimeout(page.evaluate(() => PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable()), 'isUVPAA');
+  const answered = (await inWorker(() => globalThis.passgateTrace)).filter((e) => e.event === 'isUvpaa');
+  assert.ok(answered.length >= 1, 'the question reached the extension');
+  assert.equal(uvpaa, answered.at(-1).answer);
+  console.log(`isUserVerifyingPlatformAuthenticatorAvailable: ${uvpaa} (native host error: ${answered.at(-1).error})`);
+
+  // The page aborts while the authenticator is frozen: AbortError at once, and the extension
+  // passes the cancellation on to the native host.
+  authenticator.child.kill('SIGSTOP');
+  try {
+    const options = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+    const result = await withTimeout(page.evaluate(async (pk) => {
+      const decode = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+      const controller = new AbortController();
+      const request = navigator.credentials.get({
+        signal: controller.signal,
+        publicKey: { ...pk, timeout: 60_000, challenge: decode(pk.challenge), allowCredentials: pk.allowCredentials.map((c) => ({ ...c, id: decode(c.id) })) },
+      });
+      setTimeout(() => controller.abort(), 500);
+      const started = performance.now();
+      try { await request; return { ok: true }; } catch (e) { return { ok: false, name: e.name, ms: performance.now() - started }; }
+    }, options.body), 'aborted get', 20_000);
+    assert.equal(result.ok, false);
+    assert.equal(result.name, 'AbortError');
+    assert.ok(result.ms < 5_000, `aborted after ${result.ms} ms`);
+    const deadline = Date.now() + STEP_MS;
+    while (!(await inWorker(() => globalThis.passgateTrace)).some((e) => e.event === 'canceled')) {
+      if (Date.now() > deadline) throw new Error('the extension never heard of the cancellation');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal((await inWorker(() => globalThis.passgateStatus())).pending, 0);
+  } finally {
+    authenticator.child.kill('SIGCONT');
+  }
+  // And the next sign-in works.
+  const login = await signIn(page, registered.name);
+  assert.equal(login.body.credential.id, registered.credentialId);
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-after-abort');
+});
