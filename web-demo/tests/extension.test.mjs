@@ -291,6 +291,10 @@ journey('1-sign-up-sign-in: through extension, native host and passgate authenti
   assert.deepEqual(clientData(reg.request).origin, rp.base);
   assert.equal(clientData(reg.request).type, 'webauthn.create');
   assert.equal(reg.body.verified, true);
+  // The passgate authenticator made it, not a Chromium virtual authenticator.
+  assert.equal(reg.body.credential.aaguid, flags.aaguid);
+  assert.notEqual(flags.aaguid, '01020304-0506-0708-0102-030405060708');
+  assert.deepEqual(reg.body.credential.transports, ['internal']);
   const credentialId = reg.body.credential.id;
   assert.equal(reg.request.id, credentialId);
   assert.equal(reg.request.rawId, credentialId);
