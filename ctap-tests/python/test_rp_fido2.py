@@ -315,3 +315,49 @@ def test_fido_conformance_endpoints_register_and_sign_in(rp, browser_client):
     assert taken.body["errorMessage"].startswith("username_taken:"), taken
     unknown = rp.browser().post("/assertion/options", {"username": "no-such-user"})
     assert unknown.status == 404 and unknown.body["errorMessage"].startswith("unknown_user:"), unknown
+
+
+@pytest.mark.timeout(120)
+def test_second_passkey_exclusion_and_client_data_checks(rp, browser_client):
+    from fido2.client import ClientError
+
+    from rp_support import ScriptedCollector
+
+    browser, _, created, _ = register(rp, browser_client(), "dave")
+    credential_id = b64u(created.raw_id)
+
+    # Adding a passkey while signed in: the existing one is excluded, so the same authenticator
+    # refuses to make a second one (CTAP2_ERR_CREDENTIAL_EXCLUDED → DEVICE_INELIGIBLE).
+    options = browser.ok("POST", "/api/register/options", {})
+    assert options["user"]["name"] == "dave"
+    assert [c["id"] for c in options["excludeCredentials"]] == [credential_id]
+    with pytest.raises(ClientError) as excluded:
+        create(browser_client(), options)
+    assert excluded.value.code == ClientError.ERR.DEVICE_INELIGIBLE
+
+    # A registration finished by a signed-out browser for a signed-in user's ceremony is refused.
+    options = browser.ok("POST", "/api/register/options", {})
+    options["excludeCredentials"] = []
+    # (not discoverable: a discoverable one for the same user handle would replace the first)
+    options["authenticatorSelection"]["residentKey"] = "discouraged"
+    other = create(browser_client(), options)
+    assert other.client_extension_results["credProps"]["rk"] is False
+    expect_error(rp.browser().post("/api/register/verify", response_json(other)), 401, "not_signed_in")
+
+    # clientDataJSON signed by the authenticator but from the wrong origin or of the wrong type.
+    for fields, code in (({"origin": "https://evil.example"}, "origin_not_allowed"),
+                         ({"type": "webauthn.create"}, "wrong_ceremony_type")):
+        options = rp.browser().ok("POST", "/api/login/options", {"username": "dave"})
+        assertion = get(browser_client(collector=ScriptedCollector(fields=fields)), options)
+        expect_error(rp.browser().post("/api/login/verify", response_json(assertion)), 400, code)
+        # The refused attempt consumed the challenge.
+        expect_error(rp.browser().post("/api/login/verify", response_json(assertion)), 400, "unknown_challenge")
+    # A challenge the server never issued.
+    options = {"challenge": b64u(bytes(32)), "rpId": RP_ID, "userVerification": "required",
+               "allowCredentials": [{"type": "public-key", "id": credential_id}]}
+    expect_error(rp.browser().post("/api/login/verify", response_json(get(browser_client(), options))), 400,
+                 "unknown_challenge")
+    # The sign-in still works afterwards and the account still has exactly one passkey.
+    options = browser.ok("POST", "/api/login/options", {"username": "dave"})
+    assert browser.ok("POST", "/api/login/verify", response_json(get(browser_client(), options)))["verified"] is True
+    assert [c["id"] for c in browser.ok("GET", "/api/credentials")["credentials"]] == [credential_id]
