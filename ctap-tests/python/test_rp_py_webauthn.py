@@ -318,8 +318,9 @@ def build_corpus(passgate) -> Corpus:
     c.add("counter raised", edit(r, "authenticatorData", set_byte(36, lambda x: x + 1)), a, ch, "bad_signature")
     c.add("authenticatorData truncated to 36 bytes", edit(r, "authenticatorData", lambda d: d[:36]), a, ch,
           "authenticator_data_malformed")
+    # A byte the flags do not announce: refused as malformed before the signature is checked.
     c.add("authenticatorData with a byte appended", edit(r, "authenticatorData", lambda d: d + b"\x00"), a, ch,
-          "bad_signature")
+          "authenticator_data_malformed")
     c.add("clientDataJSON with a space appended", edit(r, "clientDataJSON", lambda d: d + b" "), a, ch,
           "bad_signature")
     c.add("clientDataJSON not JSON", edit(r, "clientDataJSON", lambda d: b"{not json"), a, ch,

@@ -306,11 +306,46 @@ impl AuthenticatorDataHeader {
                 "backup state set without backup eligibility",
             ));
         }
+        check_tail(data.get(37..).unwrap_or_default(), flags)?;
         Ok(Self {
             rp_id_hash,
             flags,
             sign_count,
         })
+    }
+}
+
+/// Checks what follows the 37-byte header against the AT and ED flags (Level 3 §6.1): attested
+/// credential data exactly when AT is set, one CBOR extensions map exactly when ED is set, and
+/// nothing else. A signed but inconsistent structure comes from a broken or hostile
+/// authenticator and is refused like any other malformed input.
+fn check_tail(mut rest: &[u8], flags: u8) -> Result<(), VerifyError> {
+    const AT: u8 = 0x40;
+    const ED: u8 = 0x80;
+    let malformed = VerifyError::AuthenticatorDataMalformed;
+    if flags & AT != 0 {
+        // aaguid (16) || credentialIdLength (2) || credentialId || credentialPublicKey (CBOR).
+        let len_bytes = rest.get(16..18).ok_or(malformed(
+            "AT set but attested credential data is truncated",
+        ))?;
+        let id_len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+        rest = rest
+            .get(18 + id_len..)
+            .ok_or(malformed("AT set but the credential ID is truncated"))?;
+        ciborium::from_reader::<ciborium::Value, _>(&mut rest)
+            .map_err(|_| malformed("AT set but the credential public key is not CBOR"))?;
+    }
+    if flags & ED != 0 {
+        let extensions = ciborium::from_reader::<ciborium::Value, _>(&mut rest)
+            .map_err(|_| malformed("ED set but the extensions are not CBOR"))?;
+        if !matches!(extensions, ciborium::Value::Map(_)) {
+            return Err(malformed("ED set but the extensions are not a CBOR map"));
+        }
+    }
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(malformed("bytes after the data the flags announce"))
     }
 }
 
@@ -449,4 +484,55 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(flags: u8, tail: &[u8]) -> Vec<u8> {
+        let mut data = vec![0u8; 32];
+        data.push(flags);
+        data.extend_from_slice(&[0, 0, 0, 1]);
+        data.extend_from_slice(tail);
+        data
+    }
+
+    #[test]
+    fn the_tail_must_match_the_at_and_ed_flags() {
+        let empty_map = [0xa0];
+        let ok = [
+            header(0x05, &[]),
+            header(0x85, &empty_map),
+            header(0x85, &[0xa1, 0x61, 0x78, 0x01]),
+        ];
+        for data in ok {
+            assert!(AuthenticatorDataHeader::parse(&data).is_ok(), "{data:02x?}");
+        }
+        let bad: [(&str, Vec<u8>); 7] = [
+            ("ED without extensions", header(0x85, &[])),
+            ("extensions without ED", header(0x05, &empty_map)),
+            ("trailing garbage", header(0x05, &[0xde, 0xad])),
+            ("AT without credential data", header(0x45, &[])),
+            ("ED with a tail that is not CBOR", header(0x85, &[0xff])),
+            ("extensions then a stray byte", header(0x85, &[0xa0, 0x00])),
+            ("ED with a CBOR array", header(0x85, &[0x80])),
+        ];
+        for (what, data) in bad {
+            assert!(
+                matches!(
+                    AuthenticatorDataHeader::parse(&data),
+                    Err(VerifyError::AuthenticatorDataMalformed(_))
+                ),
+                "{what} was accepted"
+            );
+        }
+        // AT with complete attested credential data (as in registration) parses.
+        let mut attested = vec![0u8; 16];
+        attested.extend_from_slice(&[0, 2, 9, 9]);
+        attested.extend_from_slice(&[0xa1, 0x01, 0x02]);
+        assert!(AuthenticatorDataHeader::parse(&header(0x45, &attested)).is_ok());
+        attested.truncate(19);
+        assert!(AuthenticatorDataHeader::parse(&header(0x45, &attested)).is_err());
+    }
 }
