@@ -15,13 +15,18 @@
 // A request without it is answered with SecurityError, never guessed from tabs.
 
 const HOST = 'dev.passgate.bridge';
-// WebAuthn's default when the page gives no timeout, and the bounds this worker keeps to.
-const DEFAULT_TIMEOUT_MS = 120_000;
-const MIN_TIMEOUT_MS = 5_000;
-const MAX_TIMEOUT_MS = 600_000;
-// Extra time for the native host after the ceremony's own timeout.
-const GRACE_MS = 3_000;
-const UVPAA_TIMEOUT_MS = 5_000;
+// Bounds on waiting for the native host. Chromium puts the ceremony's timeout into the proxied
+// options (it chose 180 s for a page asking 5 s on Chromium 156); the wait is that, clamped, plus
+// a grace period. The worker's own console (and tests) may lower them through passgateConfig;
+// pages cannot reach it.
+const config = {
+  defaultTimeoutMs: 120_000, // when the options carry none
+  minTimeoutMs: 5_000,
+  maxTimeoutMs: 600_000,
+  graceMs: 3_000, // after the ceremony's own timeout
+  uvpaaTimeoutMs: 5_000,
+};
+globalThis.passgateConfig = config;
 const ATTACH_RETRY_MS = 1_000;
 
 /** requestId -> { kind, timer, settle(reply) } for requests the native host has not answered. */
@@ -50,15 +55,16 @@ async function attach() {
     note('attached');
   } catch (e) {
     const message = String(e?.message ?? e);
-    // Attachment survives a service-worker restart: "already attached" means this extension has it.
-    if (/already/i.test(message)) {
+    // Attachment outlives a service-worker restart: "already attached" means this extension
+    // has it, unless another extension is the one attached (then keep trying, slowly).
+    if (/already/i.test(message) && !/another/i.test(message)) {
       attached = true;
       note('attached', { already: true });
       return;
     }
     attached = false;
     note('attach-failed', { message });
-    setTimeout(attach, ATTACH_RETRY_MS);
+    setTimeout(attach, /another/i.test(message) ? 10 * ATTACH_RETRY_MS : ATTACH_RETRY_MS);
   }
 }
 
@@ -88,6 +94,16 @@ function connect() {
   });
   port = p;
   return p;
+}
+
+/** Tells a running host to drop `requestId`; starts no host for that. */
+function cancel(requestId) {
+  if (!port) return;
+  try {
+    port.postMessage({ requestId, type: 'cancel' });
+  } catch {
+    port = null;
+  }
 }
 
 function post(message) {
@@ -122,8 +138,8 @@ function ask(requestId, message, ms) {
     };
     const timer = setTimeout(() => {
       note('timeout', { requestId, ms });
-      post({ requestId, type: 'cancel' });
-      settle({ ok: false, error: { name: 'NotAllowedError', message: `the authenticator did not answer within ${ms} ms` } });
+      cancel(requestId);
+      settle({ ok: false, error: { name: 'NotAllowedError', message: `the passgate native host did not answer within ${ms} ms` } });
     }, ms);
     pending.set(requestId, { kind: message.type, settle });
     const failed = post({ requestId, ...message });
@@ -142,8 +158,8 @@ function domError(error) {
 
 function ceremonyTimeout(options) {
   const t = Number(options?.timeout);
-  const ms = Number.isFinite(t) && t > 0 ? t : DEFAULT_TIMEOUT_MS;
-  return Math.min(MAX_TIMEOUT_MS, Math.max(MIN_TIMEOUT_MS, ms)) + GRACE_MS;
+  const ms = Number.isFinite(t) && t > 0 ? t : config.defaultTimeoutMs;
+  return Math.min(config.maxTimeoutMs, Math.max(config.minTimeoutMs, ms)) + config.graceMs;
 }
 
 /**
@@ -217,7 +233,7 @@ async function ceremony(kind, { requestId, requestDetailsJson }) {
 
 async function isUvpaa({ requestId }) {
   // Chromium names no origin for this question and it reveals nothing about any credential.
-  const reply = await ask(requestId, { type: 'isUvpaa' }, UVPAA_TIMEOUT_MS);
+  const reply = await ask(requestId, { type: 'isUvpaa' }, config.uvpaaTimeoutMs);
   if (reply.cancelled) return;
   const answer = reply.ok === true && reply.result === true;
   note('isUvpaa', { requestId, answer, error: reply.ok ? null : reply.error?.name ?? null });
@@ -236,7 +252,7 @@ chrome.webAuthenticationProxy.onRequestCanceled.addListener((requestId) => {
   note('canceled', { requestId });
   const entry = pending.get(requestId);
   if (!entry) return;
-  post({ requestId, type: 'cancel' });
+  cancel(requestId);
   // Chromium has already rejected the page's promise: nothing to complete.
   entry.settle({ cancelled: true });
 });

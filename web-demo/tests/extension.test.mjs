@@ -469,6 +469,29 @@ journey('4-no-hang: a frozen authenticator or a dead native host ends the reques
     assert.match(frozen.name, /NotAllowedError|TimeoutError|AbortError/);
     assert.ok(waited < 20_000, `answered after ${waited} ms`);
 
+    // (a2) The native host itself stops answering: the extension's own timer answers the page.
+    const hostPids = browserNativeHosts();
+    for (const pid of hostPids) process.kill(pid, 'SIGSTOP');
+    try {
+      const stuck = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
+      const t0 = performance.now();
+      // Chromium proxies a 5 s request with its own, longer timeout (180 s on Chromium 156): cap
+      // the extension's wait for this step, through the worker's config (pages cannot reach it).
+      await inWorker(() => { globalThis.passgateConfig.maxTimeoutMs = 4_000; });
+      const silent = await pageGet(page, { ...stuck.body, timeout: 5_000 })
+        .finally(() => inWorker(() => { globalThis.passgateConfig.maxTimeoutMs = 600_000; }));
+      const proxied = (await inWorker(() => globalThis.rawGets ?? [])).at(-1);
+      if (proxied) console.log(`page asked timeout 5000, Chromium proxied timeout ${proxied.timeout}`);
+      const ms = Math.round(performance.now() - t0);
+      console.log(`frozen native host: ${silent.ok ? 'ok?' : `${silent.name} (${silent.message})`} after ${ms} ms`);
+      assert.equal(silent.ok, false, JSON.stringify(silent));
+      assert.equal(silent.name, 'NotAllowedError');
+      assert.match(silent.message, /did not answer within/);
+      assert.ok(ms >= 6_500 && ms < 15_000, `answered after ${ms} ms (4 s cap + 3 s grace)`);
+    } finally {
+      for (const pid of hostPids) process.kill(pid, 'SIGCONT');
+    }
+
     // (b) The native host dies mid-request: the page gets NotAllowedError at once.
     const again = await pageFetch(page, 'POST', '/api/login/options', { username: registered.name });
     const pending = pageGet(page, { ...again.body, timeout: 60_000 });
