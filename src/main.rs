@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use passgate_authenticator::api::clock::SystemClock;
 use passgate_authenticator::api::key_store::KeyStore;
 use passgate_authenticator::api::rng::SystemRng;
-use passgate_authenticator::api::user_verifier::UserVerifier;
+use passgate_authenticator::api::user_verifier::{UserVerifier, VerifierErrorCode};
 use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
 use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
 use passgate_authenticator::software::{
@@ -290,6 +290,42 @@ struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// The authenticator's state directory, for its PIN and lockout state (default: the
+    /// state directory `authenticator serve` uses).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The `--max-attempts` the authenticator is served with (failed scans before
+    /// biometryLockout).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
+    max_attempts: u8,
+}
+
+/// What the authenticator's state directory says about the PIN and built-in UV retries.
+struct PinSummary {
+    set: bool,
+    retries: u8,
+    uv_retries: u8,
+}
+
+/// Reads the PIN state without creating anything: `None` when the state directory holds no
+/// authenticator yet, an error when it holds one that cannot be read.
+fn read_pin_summary(state_dir: &std::path::Path, max_attempts: u8) -> Result<Option<PinSummary>> {
+    if !state_dir.join("device.key").is_file() {
+        return Ok(None);
+    }
+    let device_key = DeviceKey::load_or_create(state_dir)
+        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
+    let mut store = FileStateStore::open(state_dir, &device_key)
+        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
+    let runtime = passgate_authenticator::ctap::PinRuntime::load(&mut store, max_attempts);
+    let state = runtime
+        .state()
+        .map_err(|code| anyhow::anyhow!("the PIN state cannot be read ({code:?})"))?;
+    Ok(Some(PinSummary {
+        set: state.is_set(),
+        retries: state.retries,
+        uv_retries: state.uv_retries,
+    }))
 }
 
 fn tcti(args: &KeyStoreArgs) -> String {
@@ -395,7 +431,7 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             Err(e) => ("tpm", String::new(), Some(format!("{e:#}")), None),
         },
     };
-    let verifier = match args.user_verifier {
+    let mut verifier = match args.user_verifier {
         VerifierKind::None => passgate_authenticator::presence::no_verification_status(),
         VerifierKind::Fprintd => {
             let name = fprint_user(args.fprint_user.clone());
@@ -404,6 +440,19 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             fprintd_verifier(&name, Duration::from_secs(1), presence)?.status()
         }
     };
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
+    let pin = read_pin_summary(&state_dir, args.max_attempts);
+    if let Ok(Some(pin)) = &pin {
+        // The sensor works and a finger is enrolled, but the failed-scan limit is spent: only
+        // the PIN verifies now (and restores the attempts).
+        if verifier.available && verifier.enrolled && pin.uv_retries == 0 {
+            verifier.available = false;
+            verifier.error = Some(VerifierErrorCode::BiometryLockout);
+        }
+    }
     if args.json {
         let da_json = da.map_or("null".to_owned(), |(failed, max, recovery, lockout)| {
             format!(
@@ -411,19 +460,35 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
                 failed >= max
             )
         });
+        let pin_json = match &pin {
+            Ok(None) => "null".to_owned(),
+            Ok(Some(p)) => format!(
+                "{{\"set\":{},\"retries\":{},\"uvRetries\":{},\"errorCode\":{}}}",
+                p.set,
+                p.retries,
+                p.uv_retries,
+                if p.set {
+                    "null".to_owned()
+                } else {
+                    json_string(VerifierErrorCode::PasscodeNotSet.as_str())
+                }
+            ),
+            Err(e) => format!("{{\"error\":{}}}", json_string(&format!("{e:#}"))),
+        };
         println!(
-            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{},\"dictionaryAttack\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}}}}",
+            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{},\"dictionaryAttack\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}},\"pin\":{}}}",
             json_string(backend),
             json_string(&detail),
             error.is_none(),
             error.as_deref().map_or("null".to_owned(), json_string),
             da_json,
             verifier.available,
-            json_string(&format!("{:?}", verifier.biometry)),
+            json_string(verifier.biometry.as_str()),
             verifier.enrolled,
             verifier
                 .error
-                .map_or("null".to_owned(), |e| json_string(&format!("{e:?}"))),
+                .map_or("null".to_owned(), |e| json_string(e.as_str())),
+            pin_json,
         );
     } else {
         match &error {
@@ -443,19 +508,31 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             );
         }
         println!(
-            "user verification: {} (biometry {:?}, enrolled {}{})",
+            "user verification: {} (biometry {}, enrolled {}{})",
             if verifier.available {
                 "available"
             } else {
                 "not available"
             },
-            verifier.biometry,
+            verifier.biometry.as_str(),
             verifier.enrolled,
             verifier
                 .error
-                .map(|e| format!(", {e:?}"))
+                .map(|e| format!(", {}", e.as_str()))
                 .unwrap_or_default()
         );
+        match &pin {
+            Ok(None) => println!(
+                "PIN: no authenticator state in {} yet",
+                state_dir.display()
+            ),
+            Ok(Some(p)) if p.set => println!(
+                "PIN: set ({} retries left; {} of {} fingerprint attempts left)",
+                p.retries, p.uv_retries, args.max_attempts
+            ),
+            Ok(Some(_)) => println!("PIN: not set (passcodeNotSet)"),
+            Err(e) => println!("PIN: state unreadable: {e:#}"),
+        }
     }
     Ok(if error.is_none() {
         std::process::ExitCode::SUCCESS

@@ -4,6 +4,7 @@ through python-fido2 that carry UV only after a matching scan."""
 
 import os
 import socket
+import json
 import subprocess
 import threading
 import time
@@ -167,9 +168,17 @@ class _Scanner:
 def test_status_lockout_pin_fallback_and_cancel(spawn, fprint, monkeypatch):
     pg = _spawn(spawn, fprint, monkeypatch)
     _enroll(fprint, "finger-a")
-    status = subprocess.run([str(pg.binary), "status", "--user-verifier", "fprintd", "--fprint-user", "root", "--json"],
-                            capture_output=True, text=True, timeout=30, env=fprint["env"])
-    assert '"biometryType":"Fingerprint"' in status.stdout and '"enrolled":true' in status.stdout, status.stdout
+    def status() -> dict:
+        out = subprocess.run([str(pg.binary), "status", "--user-verifier", "fprintd", "--fprint-user", "root",
+                              "--state-dir", str(pg.state_dir), "--json"],
+                             capture_output=True, text=True, timeout=30, env=fprint["env"])
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    before = status()
+    assert before["userVerification"] == {"isAvailable": True, "biometryType": "Fingerprint", "enrolled": True,
+                                          "errorCode": None}, before
+    assert before["pin"] == {"set": False, "retries": 8, "uvRetries": 8, "errorCode": "passcodeNotSet"}, before
 
     ctap = Ctap2(pg.device())
     with _Scanner(fprint["vdev"], "finger-a"):
@@ -193,6 +202,10 @@ def test_status_lockout_pin_fallback_and_cancel(spawn, fprint, monkeypatch):
     ctap = Ctap2(pg.device())
     pin = ClientPin(ctap)
     assert pin.get_uv_retries() == 0, "the UV lockout survives a restart"
+    locked = status()
+    assert locked["userVerification"] == {"isAvailable": False, "biometryType": "Fingerprint", "enrolled": True,
+                                          "errorCode": "biometryLockout"}, locked
+    assert locked["pin"]["uvRetries"] == 0, locked
     # Fallback to the PIN: it works and unblocks the sensor.
     pin.set_pin("1234")
     token = pin.get_pin_token("1234", ClientPin.PERMISSION.GET_ASSERTION, RP_ID)
@@ -200,6 +213,9 @@ def test_status_lockout_pin_fallback_and_cancel(spawn, fprint, monkeypatch):
                              pin_uv_param=pin.protocol.authenticate(token, b"\3" * 32), pin_uv_protocol=pin.protocol.VERSION)
     assert got.auth_data.is_user_verified()
     assert pin.get_uv_retries() == 8
+    unlocked = status()
+    assert unlocked["userVerification"]["errorCode"] is None and unlocked["userVerification"]["isAvailable"], unlocked
+    assert unlocked["pin"] == {"set": True, "retries": 8, "uvRetries": 8, "errorCode": None}, unlocked
 
     # Cancel mid-scan: nobody touches the sensor, the client cancels, passgate answers
     # KEEPALIVE_CANCEL and releases the sensor; the next scan works.

@@ -107,6 +107,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
     }
     stdout.push_str(&rp_stdout);
     let load_missed = rp_load_test(root, target_dir)?;
+    let fprintd_line = fprintd_latency(root, target_dir)?;
     println!("\nbenchmark targets (same run):");
     let mut missed = 0;
     for t in TARGETS {
@@ -154,6 +155,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
     for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
         println!("  {line}");
     }
+    println!("  INFO {fprintd_line}");
     let missed = missed + load_missed;
     Ok(if missed == 0 {
         ExitCode::SUCCESS
@@ -205,4 +207,45 @@ fn rp_load_test(root: &Path, target_dir: &Path) -> Result<usize> {
         .lines()
         .filter(|l| l.trim_start().starts_with("MISS"))
         .count())
+}
+
+/// Builds the release binary with the fprintd verifier and runs
+/// `ctap-tests/python/bench_fprintd.py` (the real fprintd on a virtual sensor): the latency
+/// the fingerprint path adds after the touch, beside a getAssertion without UV in the same
+/// run. Returns its summary line.
+fn fprintd_latency(root: &Path, target_dir: &Path) -> Result<String> {
+    let built = Command::new(crate::cargo())
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "passgate",
+            "--features",
+            "fprintd,tpm",
+        ])
+        .current_dir(root)
+        .status()
+        .context("building the release binary with fprintd")?;
+    if !built.success() {
+        anyhow::bail!("cargo build --release --features fprintd,tpm failed");
+    }
+    let output = Command::new(crate::deps::venv_python(root))
+        .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"])
+        .arg(root.join("ctap-tests/python/bench_fprintd.py"))
+        .env("PASSGATE_BIN", target_dir.join("release/passgate"))
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(root.join("ctap-tests/python"))
+        .output()
+        .context("running ctap-tests/python/bench_fprintd.py")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!("the fprintd latency benchmark failed");
+    }
+    stdout
+        .lines()
+        .find(|l| l.starts_with("fprintd:"))
+        .map(str::to_owned)
+        .context("the fprintd benchmark printed no summary")
 }

@@ -54,6 +54,11 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         satisfied_by: None,
     },
     AptPackage {
+        name: "tpm2-tools",
+        why: "tpm2_dictionarylockout sets and reads the swtpm's dictionary-attack parameters in the TPM tests",
+        satisfied_by: None,
+    },
+    AptPackage {
         name: "dbus",
         why: "a private system bus for the fprintd tests",
         satisfied_by: None,

@@ -47,6 +47,38 @@ pub enum VerifierErrorCode {
     NotInteractive,
 }
 
+impl VerifierErrorCode {
+    /// The name mobile biometric APIs use for this code (LAError / BiometricPrompt style,
+    /// camelCase), e.g. `biometryNotEnrolled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BiometryNotAvailable => "biometryNotAvailable",
+            Self::BiometryNotEnrolled => "biometryNotEnrolled",
+            Self::BiometryLockout => "biometryLockout",
+            Self::UserCancel => "userCancel",
+            Self::SystemCancel => "systemCancel",
+            Self::AuthenticationFailed => "authenticationFailed",
+            Self::PasscodeNotSet => "passcodeNotSet",
+            Self::UserFallback => "userFallback",
+            Self::AppCancel => "appCancel",
+            Self::InvalidContext => "invalidContext",
+            Self::NotInteractive => "notInteractive",
+        }
+    }
+}
+
+impl BiometryType {
+    /// The name app-facing biometric APIs use (`None`, `Fingerprint`, `FaceID`, `Iris`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Fingerprint => "Fingerprint",
+            Self::Face => "FaceID",
+            Self::Iris => "Iris",
+        }
+    }
+}
+
 /// A verifier's current capabilities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifierStatus {
