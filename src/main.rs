@@ -522,10 +522,7 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
                 .unwrap_or_default()
         );
         match &pin {
-            Ok(None) => println!(
-                "PIN: no authenticator state in {} yet",
-                state_dir.display()
-            ),
+            Ok(None) => println!("PIN: no authenticator state in {} yet", state_dir.display()),
             Ok(Some(p)) if p.set => println!(
                 "PIN: set ({} retries left; {} of {} fingerprint attempts left)",
                 p.retries, p.uv_retries, args.max_attempts
