@@ -19,15 +19,21 @@
 pub mod b64;
 pub mod cbor;
 mod ceremony;
+pub mod channel;
 pub mod client_data;
 pub mod error;
+pub mod local_http;
 pub mod native;
 pub mod options;
 pub mod origin;
 pub mod pin;
+pub mod prompt;
 pub mod transport;
 
-pub use ceremony::{Account, Bridge, NoUserInterface, UserInterface};
+pub use ceremony::{
+    Account, AccountChoice, Bridge, NewPinRequest, NoUserInterface, PinRequest, Purpose,
+    UserInterface,
+};
 pub use error::{BridgeError, ErrorName};
 pub use origin::{Caller, CallerOrigin};
 pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};
