@@ -39,15 +39,18 @@ struct Host {
 }
 
 impl Host {
+    /// A host with no PIN prompt.
     fn start(target: &str) -> Self {
+        Self::start_with(target, &["--pin-prompt", "none"])
+    }
+
+    fn start_with(target: &str, prompt: &[&str]) -> Self {
+        let mut args = vec!["bridge", "native-host", "--authenticator", target];
+        args.extend_from_slice(prompt);
+        // What Chrome passes: the caller's origin.
+        args.push("chrome-extension://abcdefghijklmnopabcdefghijklmnop/");
         let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
-            .args([
-                "bridge",
-                "native-host",
-                "--authenticator",
-                target,
-                "chrome-extension://abcdefghijklmnopabcdefghijklmnop/",
-            ])
+            .args(&args)
             .env("PASSGATE_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -190,6 +193,107 @@ fn native_host_serves_framed_requests_and_rejects_bad_frames() {
     assert!(host.read().is_none());
     assert!(!host.wait().success());
     server.stop().unwrap();
+}
+
+/// The scripted pinentry in `dir` (bridge/tests/scripted-pinentry.py, a real Assuan speaker
+/// standing in for the person): (program, log).
+fn scripted_pinentry(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
+    let control = dir.join("pinentry.json");
+    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
+    let log = dir.join("pinentry.log");
+    let program = dir.join("pinentry");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
+            script.display(),
+            control.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (program, log)
+}
+
+fn prompts_shown(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["prompt"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn native_host_verifies_the_user_with_the_pin_typed_in_pinentry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pinentry, log) = scripted_pinentry(dir.path());
+    let server = TcpServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        authenticator(dir.path()),
+    )
+    .unwrap();
+    let mut host = Host::start_with(
+        &format!("tcp://{}", server.local_addr()),
+        &["--pinentry", pinentry.to_str().unwrap()],
+    );
+    // pinentry is the default prompt: a first PIN can be set, so UV is available.
+    let r = host.request(&json!({"requestId": 1, "type": "isUvpaa"}));
+    assert_eq!(r, json!({"requestId": 1, "ok": true, "result": true}));
+    let mut options = creation();
+    options["authenticatorSelection"]["userVerification"] = json!("required");
+    let r = host.request(&json!({
+        "requestId": "c", "type": "create", "origin": "https://www.example.com", "options": options,
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    let flags = |r: &Value| {
+        let data = r["credential"]["response"]["authenticatorData"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        base64_url_byte(&data, 32)
+    };
+    assert_eq!(flags(&r) & 0x05, 0x05, "UP and UV");
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:"]);
+    let id = r["credential"]["id"].clone();
+    let r = host.request(&json!({
+        "requestId": "g", "type": "get", "origin": "https://www.example.com",
+        "options": {"challenge": "Y2hhbGxlbmdlLWNoYWxsZW5nZQ", "rpId": "example.com", "userVerification": "required",
+                    "allowCredentials": [{"type": "public-key", "id": id}]},
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(flags(&r) & 0x05, 0x05);
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:", "PIN:"]);
+    host.stdin = None;
+    assert!(host.read().is_none());
+    assert!(host.wait().success());
+    server.stop().unwrap();
+}
+
+/// Byte `at` of base64url `text`.
+fn base64_url_byte(text: &str, at: usize) -> u8 {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = u32::try_from(ALPHABET.iter().position(|&a| a == c).unwrap()).unwrap();
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push(u8::try_from((bits >> n) & 0xFF).unwrap());
+        }
+    }
+    out[at]
 }
 
 #[test]

@@ -137,7 +137,7 @@ function webauthnError(e, ceremony) {
   const explained = browserWebauthnError(e, ceremony);
   if (authenticatorChoice.kind === 'passgate' && e?.message) {
     // passgate says why (cancelled in its prompt, not paired, bridge not running): show it.
-    explained.message += ` passgate said: “${e.message}”`;
+    explained.message += ` passgate said: “${e.message.replace(/^passgate: /, '')}”`;
   }
   return explained;
 }
@@ -276,7 +276,7 @@ export function showAuthenticator(credential, verdict) {
     ['Transports', credential.transports?.length ? credential.transports.join(', ') : 'not reported'],
     ['Signature counter', String(credential.signCount)],
   ];
-  rows.push(['Answered through', authenticatorChoice.kind === 'passgate'
+  rows.push(['Requests go through', authenticatorChoice.kind === 'passgate'
     ? `passgate's local bridge (${authenticatorChoice.url})` : "this browser's WebAuthn"]);
   if (verdict) rows.push(['User verified', verdict.userVerified ? 'yes' : 'no']);
   const dl = document.createElement('dl');
@@ -392,7 +392,9 @@ export function renderChoice() {
   let bar = document.getElementById('authenticator-choice');
   if (!bar) {
     bar = element('section', { id: 'authenticator-choice', class: 'choice', 'aria-label': 'Authenticator' });
-    main.prepend(bar);
+    const heading = main.querySelector('h1');
+    if (heading) heading.after(bar);
+    else main.prepend(bar);
   }
   const passgate = authenticatorChoice.kind === 'passgate';
   bar.dataset.kind = authenticatorChoice.kind;

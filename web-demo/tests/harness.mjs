@@ -2,7 +2,7 @@
 // and the demo pages, an optional relay ("phishing proxy") on another origin, and headless
 // Chromium with CDP virtual authenticators. Every browser call is bounded by a timeout.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, chmodSync, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -227,6 +227,10 @@ export async function addAuthenticator(cdp, overrides) {
 /** A screenshot writer for one journey: test-output/screenshots/<journey>-<nn>-<name>.png. */
 export function screenshots(journey) {
   mkdirSync(screenshotDir, { recursive: true });
+  // This run's pictures only: an earlier run's (a failure, say) would mislead.
+  for (const old of readdirSync(screenshotDir)) {
+    if (old.startsWith(`${journey}-`)) rmSync(join(screenshotDir, old), { force: true });
+  }
   let n = 0;
   const taken = [];
   const shot = async (page, name) => {

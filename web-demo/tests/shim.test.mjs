@@ -38,6 +38,7 @@ function journey(name, body) {
   test(name, { timeout: JOURNEY_TIMEOUT_MS }, async () => {
     const start = performance.now();
     const shot = screenshots(`shim-${name.split(':')[0]}`);
+    demo.pinentry.direct({}); // the person types the PIN and approves, unless a journey says otherwise
     const page = await withTimeout(browser.context.newPage(), 'new page');
     page.setDefaultTimeout(STEP_MS);
     page.setDefaultNavigationTimeout(STEP_MS);
@@ -152,7 +153,7 @@ journey('1-pair-sign-up-sign-in: pair, sign up, sign out, sign in by username an
   assert.deepEqual(assertionFlags(login.request), { up: true, uv: true, be: false, bs: false });
   assert.equal(await panel(page, 'authenticator'), 'passgate');
   assert.equal(await panel(page, 'aaguid'), PASSGATE_AAGUID);
-  assert.match(await panel(page, 'answered-through'), /passgate's local bridge/);
+  assert.match(await panel(page, 'requests-go-through'), /passgate's local bridge/);
   await shot(page, 'account-signed-in-by-username');
 
   // Discoverable: no username, the one account of this RP ID answers.
@@ -192,8 +193,11 @@ journey('2-cancelled-prompt: a cancelled or denied prompt is NotAllowedError and
   // Sign-in denied at the approval prompt (the PIN was right).
   demo.pinentry.direct({ script: { CONFIRM: ['cancel'] } });
   const denied = await dialogsDuring(async () => {
+    const before = demo.pinentry.dialogs().length;
     await page.fill('#signin-username', registered.name);
     await page.click('#signin-button');
+    await demo.pinentry.waitForDialogs(before + 2);
+    await page.locator('#status', { hasText: 'Approve the sign-in' }).waitFor({ state: 'detached' }).catch(() => {});
     return statusText(page, 'NotAllowedError');
   });
   assert.deepEqual(denied.dialogs.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'cancel']]);
