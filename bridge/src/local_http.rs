@@ -332,6 +332,30 @@ struct AppState {
     hosts: Vec<String>,
 }
 
+/// A refusal before the request is handled; becomes `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refusal(self.status, self.code, self.message)
+    }
+}
+
 /// A refusal: `{"error": {"code", "message"}}`.
 fn refusal(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "error": { "code": code, "message": message.into() } });
@@ -419,7 +443,7 @@ async fn entry(State(state): State<AppState>, request: Request<Body>) -> Respons
         return with_cors(r, &origin);
     }
     let response = match read_json(&state.bridge.shared.config, &parts.headers, body).await {
-        Err(r) => r,
+        Err(r) => r.into_response(),
         Ok(body) => match path {
             "/v1/pair" => pair(&state.bridge, &origin, &body),
             "/v1/unpair" => unpair(&state.bridge, &origin, &parts.headers),
@@ -485,21 +509,21 @@ fn preflight(headers: &HeaderMap, origin: &str) -> Response {
 }
 
 /// Reads a JSON body within the limits.
-async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<Json, Response> {
+async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<Json, Refusal> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
-        return Err(refusal(
+        return Err(Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "the body must be application/json",
         ));
     }
     let too_large = || {
-        refusal(
+        Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body is over {} bytes", config.max_body_bytes),
@@ -521,7 +545,7 @@ async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<J
     .await
     {
         Err(_) => {
-            return Err(refusal(
+            return Err(Refusal::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 "the body did not arrive in time",
@@ -531,7 +555,7 @@ async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<J
         Ok(Ok(bytes)) => bytes,
     };
     serde_json::from_slice(&bytes).map_err(|e| {
-        refusal(
+        Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("the body is not JSON: {e}"),
@@ -591,7 +615,7 @@ fn pair(bridge: &LocalBridge, origin: &str, body: &Json) -> Response {
 }
 
 /// The session of the bearer token, if it was issued to `origin`.
-fn session_of(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Result<String, Response> {
+fn session_of(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Result<String, Refusal> {
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|a| a.to_str().ok())
@@ -602,7 +626,7 @@ fn session_of(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Result
         })
         .filter(|t| !t.is_empty())
     else {
-        return Err(refusal(
+        return Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
             "pairing_required",
             "pair first: POST /v1/pair with the code passgate shows, then send Authorization: Bearer TOKEN",
@@ -619,7 +643,7 @@ fn session_of(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Result
     }
     match found {
         Some(session) if session.origin == origin => Ok(session.id.clone()),
-        _ => Err(refusal(
+        _ => Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
             "pairing_invalid",
             "this token is not one passgate issued to this origin (passgate restarted?): pair again",
@@ -630,7 +654,7 @@ fn session_of(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Result
 fn unpair(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Response {
     let id = match session_of(bridge, origin, headers) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     bridge.lock().sessions.retain(|s| s.id != id);
     bridge.shared.router.cancel_session(&id);
@@ -655,7 +679,7 @@ impl Drop for CancelOnDrop {
 async fn message(bridge: &LocalBridge, origin: &str, headers: &HeaderMap, body: Json) -> Response {
     let session = match session_of(bridge, origin, headers) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(_permit) = bridge.shared.in_flight.try_acquire() else {
         return refusal(

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, verify as verifySignature } from 'node:crypto';
 import {
   startDemo, startRelay, launchBrowser, screenshots, pageFetch, captureResponse, attestedFlags,
-  assertionFlags, withTimeout, httpRequest, authenticatorOptions, STEP_MS, PASSGATE_AAGUID, TEST_PIN,
+  assertionFlags, withTimeout, httpRequest, authenticatorOptions, STEP_MS, PASSGATE_AAGUID,
 } from './harness.mjs';
 import {
   username, goto, statusText, clientData, signUp, signOut, signIn, rename, deletePasskey, approve,
@@ -413,4 +413,148 @@ journey('5-other-origins: no bridge path gives another origin an assertion for t
   assert.equal(direct.ok, true, JSON.stringify(direct));
   assert.equal(clientData(direct.result).origin, demo.base);
   await shot(page, 'index-forged-origin-ignored');
+});
+
+/**
+ * Stand-ins for the native side of each host channel, defined before the shim loads: each
+ * forwards the shim's messages to the real Rust router behind the local bridge (the "native"
+ * part here), with the page's true origin in the Origin header, and records what it carried.
+ */
+function installHostStandIn({ kind, url, token }) {
+  globalThis.hostLog = [];
+  const forward = async (message) => {
+    globalThis.hostLog.push(message);
+    const response = await fetch(`${url}/v1/message`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(message),
+    });
+    return response.json();
+  };
+  if (kind === 'webkit') {
+    // WKScriptMessageHandlerWithReply: postMessage returns a promise of the reply.
+    globalThis.webkit = { messageHandlers: { passgate: { postMessage: (message) => forward(message) } } };
+  } else if (kind === 'android') {
+    // androidx.webkit WebMessageListener: JSON text in, replies as message events.
+    const port = {
+      onmessage: null,
+      postMessage(text) {
+        forward(JSON.parse(text)).then((reply) => this.onmessage?.({ data: JSON.stringify(reply) }));
+      },
+    };
+    globalThis.PassgateAndroid = port;
+  } else if (kind === 'tauri') {
+    globalThis.__TAURI_INTERNALS__ = {
+      invoke: (command, args) => {
+        if (command !== 'plugin:passgate|message') return Promise.reject(new Error(`unknown command ${command}`));
+        return forward(args.message);
+      },
+    };
+  }
+}
+
+journey('6-host-channels: the shim over WKWebView, Android and Tauri channels (stand-ins forwarding to the real router)', async ({ shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  const paired = await httpRequest(`${demo.bridgeUrl}/v1/pair`, {
+    headers: { 'content-type': 'application/json', origin: demo.base }, body: { code: demo.pairingCode },
+  });
+  assert.equal(paired.status, 200, JSON.stringify(paired.body));
+  // The example page a hybrid app would load (served by the demo, so it is a local page).
+  const hostPage = `${demo.base}/shim/example.html`;
+  for (const kind of ['webkit', 'android', 'tauri']) {
+    const view = await withTimeout(browser.context.newPage(), 'new page');
+    try {
+      await view.addInitScript(installHostStandIn, { kind, url: demo.bridgeUrl, token: paired.body.token });
+      await goto(view, hostPage);
+      assert.equal(await withTimeout(view.evaluate(() => globalThis.passgateWebview.channel), 'channel'), kind);
+      await view.locator('#uvpaa', { hasText: 'true' }).waitFor();
+      assert.equal(await view.innerText('#channel'), kind);
+      const direct = await withTimeout(view.evaluate(() => globalThis.passgateWebview.request('isUvpaa', {}).catch((e) => `${e.name}: ${e.message}`)), 'isUvpaa request');
+      assert.equal(direct, true, String(direct));
+      assert.equal(await withTimeout(view.evaluate(() => PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable()), 'isUVPAA'), true);
+
+      // A sign-in by page code written for the browser's API.
+      const options = await pageFetch(view, 'POST', '/api/login/options', { username: registered.name });
+      const signed = await withTimeout(view.evaluate(async (json) => {
+        const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(json) });
+        const r = credential.response;
+        return {
+          isPkc: credential instanceof PublicKeyCredential,
+          isAssertion: r instanceof AuthenticatorAssertionResponse,
+          rawIdIsBuffer: credential.rawId instanceof ArrayBuffer,
+          authenticatorDataBytes: r.authenticatorData.byteLength,
+          signatureIsBuffer: r.signature instanceof ArrayBuffer,
+          userHandleIsBuffer: r.userHandle instanceof ArrayBuffer,
+          attachment: credential.authenticatorAttachment,
+          type: credential.type,
+          extensions: credential.getClientExtensionResults(),
+          json: credential.toJSON(),
+        };
+      }, options.body), `get over ${kind}`, 30_000);
+      assert.deepEqual({ ...signed, json: undefined, authenticatorDataBytes: signed.authenticatorDataBytes >= 37 },
+        { isPkc: true, isAssertion: true, rawIdIsBuffer: true, authenticatorDataBytes: true, signatureIsBuffer: true,
+          userHandleIsBuffer: true, attachment: 'platform', type: 'public-key', extensions: {}, json: undefined });
+      assert.equal(clientData(signed.json).origin, demo.base);
+      const verified = await pageFetch(view, 'POST', '/api/login/verify', signed.json);
+      assert.equal(verified.status, 200, JSON.stringify(verified.body));
+      assert.equal(verified.body.verdict.userVerified, true);
+      const log = await withTimeout(view.evaluate(() => globalThis.hostLog), 'host log');
+      const get = log.find((m) => m.type === 'get');
+      assert.ok(get && typeof get.requestId === 'string' && get.options.challenge === options.body.challenge, JSON.stringify(log));
+      assert.equal(get.origin, undefined, 'the shim never names an origin');
+
+      if (kind === 'webkit') {
+        // A sign-up over the channel: the attestation response's getters.
+        const name = username('webkit');
+        await pageFetch(view, 'POST', '/api/logout', {}); // a new account, not a second passkey
+        const reg = await pageFetch(view, 'POST', '/api/register/options', { username: name, displayName: 'WebKit User' });
+        const made = await withTimeout(view.evaluate(async (json) => {
+          const credential = await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(json) });
+          const r = credential.response;
+          return {
+            isAttestation: r instanceof AuthenticatorAttestationResponse,
+            transports: r.getTransports(),
+            algorithm: r.getPublicKeyAlgorithm(),
+            spkiBytes: r.getPublicKey().byteLength,
+            authDataBytes: r.getAuthenticatorData().byteLength,
+            attestationIsBuffer: r.attestationObject instanceof ArrayBuffer,
+            credProps: credential.getClientExtensionResults().credProps,
+            json: credential.toJSON(),
+          };
+        }, reg.body), 'create over webkit', 30_000);
+        assert.deepEqual({ ...made, json: undefined }, {
+          isAttestation: true, transports: ['internal'], algorithm: -7, spkiBytes: 91, authDataBytes: made.authDataBytes,
+          attestationIsBuffer: true, credProps: { rk: true }, json: undefined,
+        });
+        assert.ok(made.authDataBytes > 37 + 16);
+        const stored = await pageFetch(view, 'POST', '/api/register/verify', made.json);
+        assert.equal(stored.status, 200, JSON.stringify(stored.body));
+        assert.equal(stored.body.credential.aaguid, PASSGATE_AAGUID);
+      }
+      if (kind === 'android') {
+        // An abort travels as a cancel message naming the request, and closes the prompt.
+        demo.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+        const before = demo.pinentry.dialogs().length;
+        const again = await pageFetch(view, 'POST', '/api/login/options', { username: registered.name });
+        const aborted = view.evaluate(async (json) => {
+          const controller = new AbortController();
+          globalThis.abortIt = () => controller.abort();
+          try {
+            await navigator.credentials.get({ signal: controller.signal, publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(json) });
+            return 'resolved';
+          } catch (e) { return e.name; }
+        }, again.body);
+        await demo.pinentry.waitForDialogs(before + 1);
+        await withTimeout(view.evaluate(() => globalThis.abortIt()), 'abort');
+        assert.equal(await withTimeout(aborted, 'aborted get'), 'AbortError');
+        const sent = await withTimeout(view.evaluate(() => globalThis.hostLog), 'host log');
+        const lastGet = sent.filter((m) => m.type === 'get').at(-1);
+        const cancel = sent.find((m) => m.type === 'cancel');
+        assert.ok(cancel, JSON.stringify(sent));
+        assert.equal(cancel.target, lastGet.requestId);
+        demo.pinentry.direct({});
+      }
+      await shot(view, `webview-${kind}`);
+    } finally {
+      await withTimeout(view.close(), 'close page').catch(() => {});
+    }
+  }
 });
