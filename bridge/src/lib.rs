@@ -10,11 +10,17 @@
 //! the PRF extension), and turns the answer back into JSON.
 //!
 //! ```text
-//! {"type":"create","origin":"https://example.com","options":{...creation options JSON...}}
+//! Bridge::handle("https://example.com", r#"{"type":"create","options":{...creation options JSON...}}"#)
 //!   -> {"id":...,"rawId":...,"type":"public-key","authenticatorAttachment":"platform",
 //!       "response":{...},"clientExtensionResults":{...}}
 //!   or {"error":{"name":"NotAllowedError","message":"..."}}
 //! ```
+//!
+//! Around it: [`prompt`] (the trusted prompts where the PIN is typed and presence approved:
+//! pinentry or the terminal, never the page), [`channel`] (the request/reply layer webview
+//! hosts speak, routed by message type), [`local_http`] (that channel over HTTP on loopback,
+//! for configured and paired origins) and [`native`] (Chrome native messaging for the
+//! extension).
 
 pub mod b64;
 pub mod cbor;
