@@ -280,6 +280,11 @@ fn native_host_verifies_the_user_with_the_pin_typed_in_pinentry() {
 
 /// Byte `at` of base64url `text`.
 fn base64_url_byte(text: &str, at: usize) -> u8 {
+    base64_url_decode(text)[at]
+}
+
+/// Decodes unpadded base64url.
+fn base64_url_decode(text: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bits = 0u32;
     let mut n = 0;
@@ -293,7 +298,7 @@ fn base64_url_byte(text: &str, at: usize) -> u8 {
             out.push(u8::try_from((bits >> n) & 0xFF).unwrap());
         }
     }
-    out[at]
+    out
 }
 
 #[test]
@@ -372,4 +377,146 @@ fn install_writes_the_manifest_for_this_executable() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an extension ID"));
+}
+
+/// One HTTP exchange on a fresh connection: (status line, body).
+fn http(addr: &str, request: &str) -> (String, Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.lines().next().unwrap().to_owned(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn post(
+    addr: &str,
+    path: &str,
+    origin: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (String, Value) {
+    let body = body.to_string();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pinentry, log) = scripted_pinentry(dir.path());
+    let server = TcpServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        authenticator(dir.path()),
+    )
+    .unwrap();
+    let origin = "http://localhost:3000";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "bridge",
+            "local-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-origin",
+            origin,
+            "--authenticator",
+            &format!("tcp://{}", server.local_addr()),
+            "--pin-prompt",
+            "pinentry",
+            "--pinentry",
+            pinentry.to_str().unwrap(),
+        ])
+        .env("PASSGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut read_line = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut lines, &mut line).unwrap();
+        line.trim().to_owned()
+    };
+    let first = read_line();
+    let addr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let second = read_line();
+    let code = second
+        .strip_prefix(&format!("pages of {origin} may pair with code: "))
+        .unwrap_or_else(|| panic!("{second}"))
+        .to_owned();
+
+    let (status, _) = post(
+        &addr,
+        "/v1/pair",
+        "http://localhost:3001",
+        None,
+        &json!({"code": code}),
+    );
+    assert!(status.contains(" 403 "), "{status}");
+    let (status, paired) = post(&addr, "/v1/pair", origin, None, &json!({"code": code}));
+    assert!(status.contains(" 200 "), "{status} {paired}");
+    let token = paired["token"].as_str().unwrap().to_owned();
+    let mut options = creation();
+    options["rp"]["id"] = json!("localhost");
+    options["authenticatorSelection"]["userVerification"] = json!("required");
+    let (_, reply) = post(
+        &addr,
+        "/v1/message",
+        origin,
+        Some(&token),
+        &json!({"type": "create", "requestId": "c", "origin": "https://www.example.com", "options": options}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    let flags = base64_url_byte(
+        reply["result"]["response"]["authenticatorData"]
+            .as_str()
+            .unwrap(),
+        32,
+    );
+    assert_eq!(flags & 0x05, 0x05, "UP and UV");
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:"]);
+    // The origin is the Origin header's, not the one the body names.
+    let client_data: Value = serde_json::from_slice(&base64_url_decode(
+        reply["result"]["response"]["clientDataJSON"]
+            .as_str()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(client_data["origin"], origin);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "local-http ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop().unwrap();
 }

@@ -291,8 +291,16 @@ let second; // a second `passgate authenticator serve` (another device), from jo
 journey('1-sign-up-sign-in: through extension, native host and passgate authenticator', async ({ page, shot }) => {
   assert.equal(worker.url(), `chrome-extension://${EXTENSION_ID}/background.js`);
   const name = username('ext');
+  const traceBefore = (await inWorker(() => globalThis.passgateTrace)).length;
   await goto(page, `${rp.base}/`);
   await shot(page, 'index');
+  // The page arms passkey autofill on load if the browser offers it; through the proxy no
+  // request reaches the extension for it (no prompt appears until the person acts).
+  const conditional = await withTimeout(page.evaluate(() => PublicKeyCredential.isConditionalMediationAvailable()), 'conditional mediation');
+  await new Promise((r) => setTimeout(r, 500));
+  const onLoad = (await inWorker(() => globalThis.passgateTrace)).slice(traceBefore).filter((e) => e.event === 'request');
+  console.log(`with the extension attached: isConditionalMediationAvailable() = ${conditional}; requests proxied on load: ${onLoad.length}`);
+  assert.deepEqual(onLoad, []);
 
   // The authenticator has no PIN yet and the RP requires verification: the native host's
   // prompt asks for a new PIN twice, the authenticator's for approval.
