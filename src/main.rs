@@ -45,11 +45,12 @@ enum Command {
     /// The relying-party server: passkey ceremonies, sessions, signed actions with receipts and
     /// server-side assertion verification.
     Rp(RpArgs),
-    /// The web demo: the relying party with the demo pages on http://localhost:8080, an SQLite
-    /// file in the state directory; open the printed URL in a browser.
+    /// The whole system in one command: the relying party with the demo pages on
+    /// http://localhost:8080 (SQLite in the state directory), passgate's authenticator, and the
+    /// local bridge the pages reach it through; open the printed URL in a browser.
     Demo(DemoArgs),
     /// The WebAuthn client for browsers: the native-messaging host a browser extension talks
-    /// to, and its installer.
+    /// to, its installer, and the local HTTP bridge for pages with the webview shim.
     Bridge {
         #[command(subcommand)]
         command: BridgeCommand,
@@ -880,11 +881,9 @@ enum PinPromptKind {
     None,
 }
 
+/// How a trusted prompt is run.
 #[derive(clap::Args, Clone)]
 struct PinPromptArgs {
-    /// Where the PIN is typed.
-    #[arg(long, value_enum)]
-    pin_prompt: Option<PinPromptKind>,
     /// The pinentry program (default: $PASSGATE_PINENTRY, then `pinentry` on PATH).
     #[arg(long)]
     pinentry: Option<PathBuf>,
@@ -933,8 +932,10 @@ struct NativeHostArgs {
     /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     authenticator: String,
-    /// Where the PIN is typed (default: pinentry; the browser starts this host with no
+    /// Where the PIN is typed (pinentry by default: the browser starts this host with no
     /// terminal).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Pinentry)]
+    pin_prompt: PinPromptKind,
     #[command(flatten)]
     prompt: PinPromptArgs,
     /// What the browser passes: the calling extension's origin (informational).
@@ -983,7 +984,9 @@ struct LocalHttpArgs {
     /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     authenticator: String,
-    /// Where the PIN is typed (default: this terminal, pinentry without one).
+    /// Where the PIN is typed (by default this terminal, pinentry without one).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Auto)]
+    pin_prompt: PinPromptKind,
     #[command(flatten)]
     prompt: PinPromptArgs,
 }
@@ -992,7 +995,7 @@ fn bridge(command: BridgeCommand) -> Result<()> {
     use passgate_bridge::native;
     match command {
         BridgeCommand::NativeHost(args) => {
-            let kind = args.prompt.pin_prompt.unwrap_or(PinPromptKind::Pinentry);
+            let kind = args.pin_prompt;
             // Without a usable prompt the host still answers (ceremonies needing user
             // verification then fail with a clear error); the reason goes to the browser's log.
             let prompt = trusted_prompt(kind, &args.prompt).unwrap_or_else(|e| {
@@ -1053,8 +1056,7 @@ fn bridge(command: BridgeCommand) -> Result<()> {
             Ok(())
         }
         BridgeCommand::LocalHttp(args) => {
-            let kind = args.prompt.pin_prompt.unwrap_or(PinPromptKind::Auto);
-            let prompt = trusted_prompt(kind, &args.prompt)?;
+            let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
             let bridge = Arc::new(passgate_bridge::Bridge::new(
                 Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
                 bridge_ui(prompt.as_ref()),
