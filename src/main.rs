@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -16,6 +17,8 @@ use passgate_authenticator::software::{
     DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
 };
 use passgate_authenticator::{Authenticator, Env};
+use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TerminalPrompt, TrustedPrompt};
 
 #[derive(Parser)]
 #[command(
@@ -42,11 +45,12 @@ enum Command {
     /// The relying-party server: passkey ceremonies, sessions, signed actions with receipts and
     /// server-side assertion verification.
     Rp(RpArgs),
-    /// The web demo: the relying party with the demo pages on http://localhost:8080, an SQLite
-    /// file in the state directory; open the printed URL in a browser.
+    /// The whole system in one command: the relying party with the demo pages on
+    /// http://localhost:8080 (SQLite in the state directory), passgate's authenticator, and the
+    /// local bridge the pages reach it through; open the printed URL in a browser.
     Demo(DemoArgs),
     /// The WebAuthn client for browsers: the native-messaging host a browser extension talks
-    /// to, and its installer.
+    /// to, its installer, and the local HTTP bridge for pages with the webview shim.
     Bridge {
         #[command(subcommand)]
         command: BridgeCommand,
@@ -58,12 +62,39 @@ struct DemoArgs {
     /// Where to listen; the allowed origin follows as http://localhost:PORT.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Where the demo's database and receipt key live (default: the state directory).
+    /// Where the local bridge to passgate's authenticator listens (loopback; port 0 picks a
+    /// free port).
+    #[arg(long, default_value = "127.0.0.1:8781")]
+    bridge_listen: std::net::SocketAddr,
+    /// Where the demo's database, receipt key and authenticator live (default: the state
+    /// directory).
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// The demo pages (default: web-demo/site in the source tree this binary was built from).
     #[arg(long)]
     static_dir: Option<PathBuf>,
+    /// Where the PIN is typed and presence approved: this terminal or a pinentry window.
+    #[arg(long = "prompt", value_enum, default_value_t = PinPromptKind::Auto)]
+    prompt_kind: PinPromptKind,
+    #[command(flatten)]
+    prompt: PinPromptArgs,
+    /// How passgate's authenticator verifies users: `auto` uses fprintd when a finger is
+    /// enrolled (binary built with `--features fprintd`), otherwise the PIN.
+    #[arg(long, value_enum, default_value_t = DemoVerifier::Auto)]
+    user_verifier: DemoVerifier,
+    /// Whose enrolled fingerprints count (default: $USER).
+    #[arg(long)]
+    fprint_user: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum DemoVerifier {
+    /// fprintd when a finger is enrolled, the PIN otherwise.
+    Auto,
+    /// The PIN, typed in the trusted prompt.
+    Pin,
+    /// A fingerprint through fprintd (the PIN still works as fallback).
+    Fprintd,
 }
 
 /// `passgate rp`: settings come from `--config FILE`, then `PASSGATE_RP_*` variables, then these
@@ -171,24 +202,57 @@ fn rp(args: &RpArgs) -> Result<()> {
     run_rp(rp_config(args)?, args.workers, |_| {})
 }
 
+/// The demo's authenticator user verifier: fprintd when asked (or, for `auto`, when a finger
+/// is enrolled), wrapped around the trusted prompt's presence; the prompt's presence alone
+/// otherwise (the PIN verifies).
+fn demo_verifier(
+    args: &DemoArgs,
+    presence: PromptPresence,
+) -> Result<(Box<dyn UserVerifier>, &'static str)> {
+    let timeout = Duration::from_secs(args.prompt.prompt_timeout.max(1));
+    let name = fprint_user(args.fprint_user.clone());
+    match args.user_verifier {
+        DemoVerifier::Pin => Ok((Box::new(presence), "PIN")),
+        DemoVerifier::Fprintd => Ok((
+            fprintd_verifier(&name, timeout, Box::new(presence))?,
+            "fingerprint (fprintd), PIN as fallback",
+        )),
+        DemoVerifier::Auto => {
+            if cfg!(feature = "fprintd") {
+                let fingerprint = fprintd_verifier(&name, timeout, Box::new(presence.clone()))?;
+                let status = fingerprint.status();
+                if status.available && status.enrolled {
+                    return Ok((fingerprint, "fingerprint (fprintd), PIN as fallback"));
+                }
+            }
+            Ok((Box::new(presence), "PIN"))
+        }
+    }
+}
+
 fn demo(args: DemoArgs) -> Result<()> {
-    let state_dir = match args.state_dir {
-        Some(dir) => dir,
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
         None => default_state_dir()?,
     };
     if args.listen.port() == 0 {
         bail!("passgate demo needs a fixed port: the allowed origin is http://localhost:PORT");
     }
-    {
+    if !args.bridge_listen.ip().is_loopback() {
+        bail!("--bridge-listen must be a loopback address, e.g. 127.0.0.1:8781");
+    }
+    let authenticator_dir = state_dir.join("authenticator");
+    for dir in [&state_dir, &authenticator_dir] {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&state_dir)
-            .with_context(|| format!("creating {}", state_dir.display()))?;
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let static_dir = args
         .static_dir
+        .clone()
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web-demo/site")));
     if !static_dir.join("index.html").is_file() {
         bail!(
@@ -196,30 +260,105 @@ fn demo(args: DemoArgs) -> Result<()> {
             static_dir.display()
         );
     }
+    let origin = format!("http://localhost:{}", args.listen.port());
+
+    // passgate's authenticator, in this process: software keys, presence approved and the
+    // PIN typed in the trusted prompt (this terminal, or pinentry), never in the page.
+    let prompt = match args.prompt_kind {
+        PinPromptKind::None => bail!("passgate demo needs a prompt: --prompt terminal or pinentry"),
+        kind => trusted_prompt(kind, &args.prompt)?
+            .context("passgate demo needs a prompt: --prompt terminal or pinentry")?,
+    };
+    let presence = PromptPresence::new(Arc::clone(&prompt));
+    let (user, verification) = demo_verifier(&args, presence)?;
+    let authenticator = build_authenticator(AuthenticatorParts {
+        state_dir: &authenticator_dir,
+        key_store: &KeyStoreArgs {
+            key_store: KeyStoreKind::Software,
+            tcti: None,
+        },
+        user,
+        biometric_release: false,
+        attestation: AttestationFormat::None,
+        capacity: 10_000,
+        max_uv_attempts: 8,
+        reset_window: Some(Duration::from_secs(10)),
+    })?;
+    let bridge = Arc::new(passgate_bridge::Bridge::new(
+        Box::new(passgate_bridge::InProcess::new(authenticator)),
+        Box::new(PromptUi::new(Arc::clone(&prompt))),
+    ));
+    let router = Arc::new(passgate_bridge::channel::Router::webauthn(bridge));
+    let local_bridge = LocalBridge::new(router, LocalBridgeConfig::new(vec![origin.clone()]))?;
+
     let config = passgate_relying_party::RpConfig {
         listen: args.listen,
         database: format!("sqlite://{}", state_dir.join("demo-rp.sqlite3").display()),
         rp_id: "localhost".into(),
         rp_name: "passgate demo".into(),
-        origins: vec![format!("http://localhost:{}", args.listen.port())],
+        origins: vec![origin],
         receipt_key: Some(state_dir.join("demo-receipt-key.p8")),
         static_dir: Some(static_dir),
         ..passgate_relying_party::RpConfig::default()
     };
-    run_rp(config, None, |local| {
+    let prompt_name = prompt.name();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let state = passgate_relying_party::build_state(config).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
+            .await
+            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
+        let local = listener.local_addr()?;
+        let bridge_addr = bridge_listener.local_addr()?;
         let url = format!("http://localhost:{}", local.port());
+        println!("listening on http://{local}");
         println!();
         println!("passgate demo is running: open {url} in a browser on this machine.");
-        println!("  1. Create an account: your browser asks your authenticator (platform passkey,");
-        println!("     phone, or security key) to make a passkey; user verification is required.");
+        println!();
+        println!("  Pick the authenticator at the top of the page:");
+        println!("  - this browser's own (platform passkey, phone, security key), or");
         println!(
-            "  2. Sign out, then sign in with the passkey (or pick it from the username field)."
+            "  - passgate's authenticator (software keys in {}):",
+            authenticator_dir.display()
         );
+        println!("    press \"Use passgate's authenticator\" and enter");
+        println!("      local bridge: http://{bridge_addr}");
+        println!(
+            "      pairing code: {}",
+            local_bridge.pairing_code().as_str()
+        );
+        println!("    User verification: {verification}; the PIN is typed, and each request");
+        println!("    approved, in the {prompt_name} prompt, never in the page.");
+        println!();
+        println!("  1. Create an account: a passkey is made; user verification is required.");
+        println!("  2. Sign out, then sign in with the passkey (username, or leave it empty).");
         println!(
             "  3. {url}/account.html: rename or delete passkeys; deleting asks you to confirm."
         );
         println!("  4. {url}/approve.html: approve a payment and get a receipt anyone can verify.");
         println!("Stop with Ctrl-C. Data: {}", state_dir.display());
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tokio::spawn(async move {
+            passgate_relying_party::server::shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let rp = passgate_relying_party::server::serve(listener, state, wait(stopped.clone()));
+        let bridge = local_bridge.serve(bridge_listener, wait(stopped));
+        let (rp, bridge) = tokio::join!(rp, bridge);
+        rp?;
+        bridge?;
+        Ok(())
     })
 }
 
@@ -583,6 +722,8 @@ enum AuthenticatorCommand {
 enum PresenceMode {
     /// Ask on this terminal: Enter approves, `n` denies.
     Terminal,
+    /// Ask in a pinentry window (`--pinentry`, $PASSGATE_PINENTRY or `pinentry` on PATH).
+    Pinentry,
     /// Approve presence with nobody there. FOR TESTS ONLY; never claims user verification.
     Auto,
 }
@@ -616,6 +757,9 @@ struct ServeArgs {
     /// Seconds to wait for the person at a presence prompt.
     #[arg(long, default_value_t = 30)]
     presence_timeout: u64,
+    /// The pinentry program for `--presence pinentry`.
+    #[arg(long)]
+    pinentry: Option<PathBuf>,
     #[command(flatten)]
     key_store: KeyStoreArgs,
     /// How users are verified: `none` (presence only) or `fprintd` (fingerprint through the
@@ -680,61 +824,98 @@ fn parse_tcp_listen(listen: &str) -> Result<&str> {
     }
 }
 
+/// What every authenticator here is made of, whoever collects presence.
+struct AuthenticatorParts<'a> {
+    state_dir: &'a std::path::Path,
+    key_store: &'a KeyStoreArgs,
+    /// Presence (and, wrapped by fprintd, verification).
+    user: Box<dyn UserVerifier>,
+    biometric_release: bool,
+    attestation: AttestationFormat,
+    capacity: usize,
+    max_uv_attempts: u8,
+    reset_window: Option<Duration>,
+}
+
+/// Opens the device key, credential and state stores in `state_dir` and builds the
+/// authenticator.
+fn build_authenticator(parts: AuthenticatorParts<'_>) -> Result<Authenticator> {
+    let state_dir = parts.state_dir;
+    let device_key = DeviceKey::load_or_create(state_dir)
+        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
+    let credentials = FileCredentialStore::open(state_dir, &device_key, parts.capacity)
+        .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
+    let key_store_state = FileStateStore::open(state_dir, &device_key)
+        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
+    let key_store = open_key_store(
+        parts.key_store,
+        &device_key,
+        key_store_state,
+        parts.biometric_release,
+    )?;
+    tracing::info!(backend = key_store.info().backend, detail = %key_store.info().detail, "key store ready");
+    let state = FileStateStore::open(state_dir, &device_key)
+        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
+    let env = Env {
+        key_store,
+        credentials: Box::new(credentials),
+        state: Box::new(state),
+        user: parts.user,
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    let config = AuthenticatorConfig {
+        default_attestation: parts.attestation,
+        reset_window: parts.reset_window,
+        max_uv_attempts: parts.max_uv_attempts,
+        ..AuthenticatorConfig::default()
+    };
+    Ok(Authenticator::new(env, config))
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     let addr = parse_tcp_listen(&args.listen)?;
     let state_dir = match args.state_dir {
         Some(dir) => dir,
         None => default_state_dir()?,
     };
-    let device_key = DeviceKey::load_or_create(&state_dir)
-        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
-    let credentials = FileCredentialStore::open(&state_dir, &device_key, args.capacity)
-        .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
-    let key_store_state = FileStateStore::open(&state_dir, &device_key)
-        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
-    let key_store = open_key_store(
-        &args.key_store,
-        &device_key,
-        key_store_state,
-        args.user_verifier == VerifierKind::Fprintd,
-    )?;
-    tracing::info!(backend = key_store.info().backend, detail = %key_store.info().detail, "key store ready");
+    let presence_timeout = Duration::from_secs(args.presence_timeout);
     let (user, reset_window): (Box<dyn UserVerifier>, _) = match args.presence {
         PresenceMode::Auto => (Box::new(AutoPresence::new()), None),
         PresenceMode::Terminal => (
-            Box::new(TerminalPresence::new(Duration::from_secs(
-                args.presence_timeout,
-            ))),
+            Box::new(TerminalPresence::new(presence_timeout)),
             Some(Duration::from_secs(10)),
         ),
+        PresenceMode::Pinentry => {
+            let pinentry = Pinentry::locate(args.pinentry.as_deref())
+                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
+                .with_timeout(presence_timeout);
+            (
+                Box::new(PromptPresence::new(Arc::new(pinentry))),
+                Some(Duration::from_secs(10)),
+            )
+        }
     };
-    let state = FileStateStore::open(&state_dir, &device_key)
-        .with_context(|| format!("opening the state store in {}", state_dir.display()))?;
     let user = match args.user_verifier {
         VerifierKind::None => user,
         VerifierKind::Fprintd => {
             let name = fprint_user(args.fprint_user.clone());
-            fprintd_verifier(&name, Duration::from_secs(args.presence_timeout), user)?
+            fprintd_verifier(&name, presence_timeout, user)?
         }
     };
-    let env = Env {
-        key_store,
-        credentials: Box::new(credentials),
-        state: Box::new(state),
+    let authenticator = build_authenticator(AuthenticatorParts {
+        state_dir: &state_dir,
+        key_store: &args.key_store,
         user,
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    let config = AuthenticatorConfig {
-        default_attestation: match args.attestation {
+        biometric_release: args.user_verifier == VerifierKind::Fprintd,
+        attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,
         },
-        reset_window,
+        capacity: args.capacity,
         max_uv_attempts: args.max_attempts,
-        ..AuthenticatorConfig::default()
-    };
-    let authenticator = Authenticator::new(env, config);
+        reset_window,
+    })?;
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("listening on tcp://{local}");
@@ -749,11 +930,75 @@ fn serve(args: ServeArgs) -> Result<()> {
 enum BridgeCommand {
     /// Chrome native messaging on stdin/stdout (the browser starts it; see
     /// `passgate bridge install`). Each request carries the caller's origin, filled in by the
-    /// extension from the sender's tab.
+    /// extension from what Chromium says.
     NativeHost(NativeHostArgs),
     /// Register the native-messaging host (`dev.passgate.bridge`) with Chromium or Chrome for
     /// this user.
     Install(BridgeInstallArgs),
+    /// The local HTTP bridge on a loopback address, for pages that load the webview shim
+    /// (`web-demo/site/shim/passgate-webview.js`): configured origins only, after pairing with
+    /// the code it prints.
+    LocalHttp(LocalHttpArgs),
+}
+
+/// Where the PIN is typed: never into the page.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum PinPromptKind {
+    /// A pinentry program (`--pinentry`, $PASSGATE_PINENTRY, or `pinentry` on PATH).
+    Pinentry,
+    /// The terminal running passgate.
+    Terminal,
+    /// The terminal when there is one, pinentry otherwise.
+    Auto,
+    /// Nowhere: ceremonies that need user verification fail (unless the authenticator
+    /// verifies by itself).
+    None,
+}
+
+/// How a trusted prompt is run.
+#[derive(clap::Args, Clone)]
+struct PinPromptArgs {
+    /// The pinentry program (default: $PASSGATE_PINENTRY, then `pinentry` on PATH).
+    #[arg(long)]
+    pinentry: Option<PathBuf>,
+    /// Seconds a prompt waits for the person.
+    #[arg(long, default_value_t = 120)]
+    prompt_timeout: u64,
+}
+
+/// The trusted prompt `kind` names; `None` for [`PinPromptKind::None`].
+fn trusted_prompt(
+    kind: PinPromptKind,
+    args: &PinPromptArgs,
+) -> Result<Option<Arc<dyn TrustedPrompt>>> {
+    let timeout = Duration::from_secs(args.prompt_timeout.max(1));
+    let pinentry = || -> Result<Arc<dyn TrustedPrompt>> {
+        let p = Pinentry::locate(args.pinentry.as_deref())
+            .map_err(|e| anyhow::anyhow!("pinentry: {e}"))?
+            .with_timeout(timeout);
+        Ok(Arc::new(p))
+    };
+    Ok(match kind {
+        PinPromptKind::None => None,
+        PinPromptKind::Pinentry => Some(pinentry()?),
+        PinPromptKind::Terminal => Some(Arc::new(
+            TerminalPrompt::open()
+                .map_err(|e| anyhow::anyhow!("--pin-prompt terminal: {e}"))?
+                .with_timeout(timeout),
+        )),
+        PinPromptKind::Auto => match TerminalPrompt::open() {
+            Ok(t) => Some(Arc::new(t.with_timeout(timeout))),
+            Err(_) => Some(pinentry()?),
+        },
+    })
+}
+
+/// The bridge's UI on `prompt` (no UI without one).
+fn bridge_ui(prompt: Option<&Arc<dyn TrustedPrompt>>) -> Box<dyn passgate_bridge::UserInterface> {
+    match prompt {
+        Some(p) => Box::new(PromptUi::new(Arc::clone(p))),
+        None => Box::new(passgate_bridge::NoUserInterface),
+    }
 }
 
 #[derive(clap::Args)]
@@ -761,6 +1006,12 @@ struct NativeHostArgs {
     /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     authenticator: String,
+    /// Where the PIN is typed (pinentry by default: the browser starts this host with no
+    /// terminal).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Pinentry)]
+    pin_prompt: PinPromptKind,
+    #[command(flatten)]
+    prompt: PinPromptArgs,
     /// What the browser passes: the calling extension's origin (informational).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     browser_args: Vec<String>,
@@ -788,16 +1039,47 @@ struct BridgeInstallArgs {
     /// Write here instead of the browser's directory.
     #[arg(long)]
     manifest_dir: Option<PathBuf>,
+    /// Where the host asks for the PIN (default: pinentry).
+    #[arg(long, value_enum)]
+    pin_prompt: Option<PinPromptKind>,
+    /// The pinentry program the host runs.
+    #[arg(long)]
+    pinentry: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct LocalHttpArgs {
+    /// Where to listen (a loopback address; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8781")]
+    listen: std::net::SocketAddr,
+    /// An origin whose pages may use the bridge, e.g. http://localhost:8080 (repeat for more).
+    #[arg(long = "allow-origin", required = true)]
+    allow_origins: Vec<String>,
+    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// Where the PIN is typed (by default this terminal, pinentry without one).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Auto)]
+    pin_prompt: PinPromptKind,
+    #[command(flatten)]
+    prompt: PinPromptArgs,
 }
 
 fn bridge(command: BridgeCommand) -> Result<()> {
     use passgate_bridge::native;
     match command {
         BridgeCommand::NativeHost(args) => {
-            tracing::info!(caller = ?args.browser_args, authenticator = %args.authenticator, "native-messaging host started");
-            let bridge = std::sync::Arc::new(passgate_bridge::Bridge::new(
+            let kind = args.pin_prompt;
+            // Without a usable prompt the host still answers (ceremonies needing user
+            // verification then fail with a clear error); the reason goes to the browser's log.
+            let prompt = trusted_prompt(kind, &args.prompt).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "no trusted PIN prompt: user verification by PIN is unavailable");
+                None
+            });
+            tracing::info!(caller = ?args.browser_args, authenticator = %args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
+            let bridge = Arc::new(passgate_bridge::Bridge::new(
                 Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
-                Box::new(passgate_bridge::NoUserInterface),
+                bridge_ui(prompt.as_ref()),
             ));
             native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
                 .context("native messaging")?;
@@ -817,17 +1099,66 @@ fn bridge(command: BridgeCommand) -> Result<()> {
                     browser.manifest_dir(std::path::Path::new(&home), xdg.as_deref())
                 }
             };
+            let mut host_args = Vec::new();
+            if let Some(kind) = args.pin_prompt {
+                let name = kind
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default();
+                host_args.extend(["--pin-prompt".to_owned(), name]);
+            }
+            if let Some(program) = &args.pinentry {
+                let absolute = std::path::absolute(program)
+                    .with_context(|| format!("resolving {}", program.display()))?;
+                let text = absolute
+                    .to_str()
+                    .context("the pinentry path is not UTF-8")?
+                    .to_owned();
+                host_args.extend(["--pinentry".to_owned(), text]);
+            }
             let path = native::install(&native::Install {
                 manifest_dir,
                 executable: std::env::current_exe().context("finding this executable")?,
                 extension_id: args.extension_id,
                 authenticator: args.authenticator,
+                host_args,
             })?;
             println!(
                 "installed the native-messaging host manifest {}",
                 path.display()
             );
             Ok(())
+        }
+        BridgeCommand::LocalHttp(args) => {
+            let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
+            let bridge = Arc::new(passgate_bridge::Bridge::new(
+                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                bridge_ui(prompt.as_ref()),
+            ));
+            let router = Arc::new(passgate_bridge::channel::Router::webauthn(bridge));
+            let local = LocalBridge::new(router, LocalBridgeConfig::new(args.allow_origins))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(args.listen)
+                    .await
+                    .with_context(|| format!("binding {}", args.listen))?;
+                let addr = listener.local_addr()?;
+                println!("listening on http://{addr}");
+                println!(
+                    "pages of {} may pair with code: {}",
+                    local.allowed_origins().join(", "),
+                    local.pairing_code().as_str()
+                );
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                local
+                    .serve(listener, passgate_relying_party::server::shutdown_signal())
+                    .await?;
+                Ok(())
+            })
         }
     }
 }

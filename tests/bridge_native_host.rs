@@ -39,15 +39,18 @@ struct Host {
 }
 
 impl Host {
+    /// A host with no PIN prompt.
     fn start(target: &str) -> Self {
+        Self::start_with(target, &["--pin-prompt", "none"])
+    }
+
+    fn start_with(target: &str, prompt: &[&str]) -> Self {
+        let mut args = vec!["bridge", "native-host", "--authenticator", target];
+        args.extend_from_slice(prompt);
+        // What Chrome passes: the caller's origin.
+        args.push("chrome-extension://abcdefghijklmnopabcdefghijklmnop/");
         let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
-            .args([
-                "bridge",
-                "native-host",
-                "--authenticator",
-                target,
-                "chrome-extension://abcdefghijklmnopabcdefghijklmnop/",
-            ])
+            .args(&args)
             .env("PASSGATE_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -192,6 +195,112 @@ fn native_host_serves_framed_requests_and_rejects_bad_frames() {
     server.stop().unwrap();
 }
 
+/// The scripted pinentry in `dir` (bridge/tests/scripted-pinentry.py, a real Assuan speaker
+/// standing in for the person): (program, log).
+fn scripted_pinentry(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
+    let control = dir.join("pinentry.json");
+    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
+    let log = dir.join("pinentry.log");
+    let program = dir.join("pinentry");
+    std::fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
+            script.display(),
+            control.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (program, log)
+}
+
+fn prompts_shown(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["prompt"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn native_host_verifies_the_user_with_the_pin_typed_in_pinentry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pinentry, log) = scripted_pinentry(dir.path());
+    let server = TcpServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        authenticator(dir.path()),
+    )
+    .unwrap();
+    let mut host = Host::start_with(
+        &format!("tcp://{}", server.local_addr()),
+        &["--pinentry", pinentry.to_str().unwrap()],
+    );
+    // pinentry is the default prompt: a first PIN can be set, so UV is available.
+    let r = host.request(&json!({"requestId": 1, "type": "isUvpaa"}));
+    assert_eq!(r, json!({"requestId": 1, "ok": true, "result": true}));
+    let mut options = creation();
+    options["authenticatorSelection"]["userVerification"] = json!("required");
+    let r = host.request(&json!({
+        "requestId": "c", "type": "create", "origin": "https://www.example.com", "options": options,
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    let flags = |r: &Value| {
+        let data = r["credential"]["response"]["authenticatorData"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        base64_url_byte(&data, 32)
+    };
+    assert_eq!(flags(&r) & 0x05, 0x05, "UP and UV");
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:"]);
+    let id = r["credential"]["id"].clone();
+    let r = host.request(&json!({
+        "requestId": "g", "type": "get", "origin": "https://www.example.com",
+        "options": {"challenge": "Y2hhbGxlbmdlLWNoYWxsZW5nZQ", "rpId": "example.com", "userVerification": "required",
+                    "allowCredentials": [{"type": "public-key", "id": id}]},
+    }));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(flags(&r) & 0x05, 0x05);
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:", "PIN:"]);
+    host.stdin = None;
+    assert!(host.read().is_none());
+    assert!(host.wait().success());
+    server.stop().unwrap();
+}
+
+/// Byte `at` of base64url `text`.
+fn base64_url_byte(text: &str, at: usize) -> u8 {
+    base64_url_decode(text)[at]
+}
+
+/// Decodes unpadded base64url.
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = u32::try_from(ALPHABET.iter().position(|&a| a == c).unwrap()).unwrap();
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push(u8::try_from((bits >> n) & 0xFF).unwrap());
+        }
+    }
+    out
+}
+
 #[test]
 fn native_host_ends_quietly_when_the_browser_closes_the_port() {
     let mut host = Host::start("tcp://127.0.0.1:9");
@@ -268,4 +377,146 @@ fn install_writes_the_manifest_for_this_executable() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not an extension ID"));
+}
+
+/// One HTTP exchange on a fresh connection: (status line, body).
+fn http(addr: &str, request: &str) -> (String, Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.lines().next().unwrap().to_owned(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn post(
+    addr: &str,
+    path: &str,
+    origin: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> (String, Value) {
+    let body = body.to_string();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pinentry, log) = scripted_pinentry(dir.path());
+    let server = TcpServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        authenticator(dir.path()),
+    )
+    .unwrap();
+    let origin = "http://localhost:3000";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "bridge",
+            "local-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-origin",
+            origin,
+            "--authenticator",
+            &format!("tcp://{}", server.local_addr()),
+            "--pin-prompt",
+            "pinentry",
+            "--pinentry",
+            pinentry.to_str().unwrap(),
+        ])
+        .env("PASSGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut read_line = || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut lines, &mut line).unwrap();
+        line.trim().to_owned()
+    };
+    let first = read_line();
+    let addr = first
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let second = read_line();
+    let code = second
+        .strip_prefix(&format!("pages of {origin} may pair with code: "))
+        .unwrap_or_else(|| panic!("{second}"))
+        .to_owned();
+
+    let (status, _) = post(
+        &addr,
+        "/v1/pair",
+        "http://localhost:3001",
+        None,
+        &json!({"code": code}),
+    );
+    assert!(status.contains(" 403 "), "{status}");
+    let (status, paired) = post(&addr, "/v1/pair", origin, None, &json!({"code": code}));
+    assert!(status.contains(" 200 "), "{status} {paired}");
+    let token = paired["token"].as_str().unwrap().to_owned();
+    let mut options = creation();
+    options["rp"]["id"] = json!("localhost");
+    options["authenticatorSelection"]["userVerification"] = json!("required");
+    let (_, reply) = post(
+        &addr,
+        "/v1/message",
+        origin,
+        Some(&token),
+        &json!({"type": "create", "requestId": "c", "origin": "https://www.example.com", "options": options}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    let flags = base64_url_byte(
+        reply["result"]["response"]["authenticatorData"]
+            .as_str()
+            .unwrap(),
+        32,
+    );
+    assert_eq!(flags & 0x05, 0x05, "UP and UV");
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:"]);
+    // The origin is the Origin header's, not the one the body names.
+    let client_data: Value = serde_json::from_slice(&base64_url_decode(
+        reply["result"]["response"]["clientDataJSON"]
+            .as_str()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(client_data["origin"], origin);
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "local-http ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.stop().unwrap();
 }

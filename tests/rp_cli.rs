@@ -164,13 +164,41 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
         l.local_addr().unwrap().port()
     };
     let state = dir.path().join("state");
+    // The person at passgate's prompt: the scripted pinentry (a real Assuan speaker).
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
+    let control = dir.path().join("pinentry.json");
+    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
+    let pinentry = dir.path().join("pinentry");
+    std::fs::write(
+        &pinentry,
+        format!(
+            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
+            script.display(),
+            control.display(),
+            dir.path().join("pinentry.log").display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pinentry, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
         .args([
             "demo",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--bridge-listen",
+            "127.0.0.1:0",
             "--state-dir",
             state.to_str().unwrap(),
+            "--prompt",
+            "pinentry",
+            "--pinentry",
+            pinentry.to_str().unwrap(),
+            "--user-verifier",
+            "pin",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -207,6 +235,58 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&state), 0o700);
     assert_eq!(mode(&state.join("demo-receipt-key.p8")), 0o600);
+    assert_eq!(mode(&state.join("authenticator")), 0o700);
+
+    // passgate's authenticator behind the local bridge: the demo origin pairs with the printed
+    // code and reaches it; the answer says a PIN can verify users.
+    let bridge = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("local bridge: http://"))
+        .unwrap_or_else(|| panic!("no local bridge line: {text}"))
+        .to_owned();
+    let code = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pairing code: "))
+        .unwrap_or_else(|| panic!("no pairing code: {text}"))
+        .to_owned();
+    assert!(text.contains("User verification: PIN"), "{text}");
+    let origin = format!("http://localhost:{port}");
+    let body = format!("{{\"code\":\"{code}\"}}");
+    let paired = request(
+        &bridge,
+        &format!(
+            "POST /v1/pair HTTP/1.1\r\nHost: {bridge}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(paired.starts_with("HTTP/1.1 200"), "{paired}");
+    let token = paired
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_owned();
+    let message = r#"{"type":"isUvpaa","requestId":1}"#;
+    let answer = request(
+        &bridge,
+        &format!(
+            "POST /v1/message HTTP/1.1\r\nHost: {bridge}\r\nOrigin: {origin}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{message}",
+            message.len()
+        ),
+    );
+    assert!(
+        answer.ends_with(r#"{"ok":true,"requestId":1,"result":true}"#),
+        "{answer}"
+    );
+    // Another origin is refused.
+    let refused = request(
+        &bridge,
+        &format!(
+            "POST /v1/pair HTTP/1.1\r\nHost: {bridge}\r\nOrigin: http://localhost:1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     assert!(sigterm_and_wait(&mut child).success());
 
     // Port 0 cannot work: the origin must be known.

@@ -46,22 +46,93 @@ pub struct Account {
     pub display_name: Option<String>,
 }
 
-/// What the bridge asks of the person through the host's own (trusted) UI.
+/// What a ceremony that needs the person is for: shown in the host's prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// Creating a passkey for this account name.
+    Create {
+        /// `user.name` from the creation options.
+        user_name: &'a str,
+    },
+    /// Signing in (or re-authenticating, approving an action).
+    Get,
+}
+
+/// A request to enter the authenticator's PIN.
+#[derive(Debug, Clone, Copy)]
+pub struct PinRequest<'a> {
+    /// The caller's origin, as the host established it (the prompt shows it).
+    pub origin: &'a str,
+    /// The RP ID the PIN token will be bound to.
+    pub rp_id: &'a str,
+    /// What the ceremony does.
+    pub purpose: Purpose<'a>,
+    /// The PIN entered before was wrong; this many attempts are left before the PIN is
+    /// blocked (when the authenticator said).
+    pub after_wrong_pin: Option<Option<u64>>,
+    /// Cancelled when the page aborts or the ceremony times out: the prompt must close then.
+    pub interaction: &'a Interaction,
+}
+
+/// A request to choose the authenticator's first PIN (asked twice, so a typo is not locked
+/// in). Made when user verification is needed and the authenticator has no PIN yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPinRequest<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID of the ceremony that needs it.
+    pub rp_id: &'a str,
+    /// What the ceremony does.
+    pub purpose: Purpose<'a>,
+    /// The shortest PIN the authenticator accepts, in Unicode code points.
+    pub min_length: usize,
+    /// Why the previous choice was refused, if it was.
+    pub problem: Option<&'a str>,
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// Several discoverable credentials answered: the person picks one.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountChoice<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID.
+    pub rp_id: &'a str,
+    /// The accounts, newest first.
+    pub accounts: &'a [Account],
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// What the bridge asks of the person through the host's own (trusted) UI: never the page.
 pub trait UserInterface: Send + Sync {
     /// Whether this host can ask for the authenticator's PIN.
     fn collects_pin(&self) -> bool {
         false
     }
 
-    /// Asks for the PIN to verify the user for `rp_id`; `None` when the person declines.
-    fn pin(&self, _rp_id: &str) -> Option<Zeroizing<String>> {
+    /// Asks for the PIN; `None` when the person declines or the request is cancelled.
+    fn pin(&self, _request: &PinRequest<'_>) -> Option<Zeroizing<String>> {
+        None
+    }
+
+    /// Whether this host can set the authenticator's first PIN when verification is required
+    /// and none is set yet.
+    fn sets_pin(&self) -> bool {
+        false
+    }
+
+    /// Asks for a new PIN, twice, and returns it once both entries match; `None` when the
+    /// person declines or the request is cancelled.
+    fn new_pin(&self, _request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
         None
     }
 
     /// Lets the person pick one of several accounts in a discoverable sign-in; `None` when
     /// they decline. The default takes the first (the authenticator lists newest first).
-    fn choose_account(&self, _rp_id: &str, accounts: &[Account]) -> Option<usize> {
-        (!accounts.is_empty()).then_some(0)
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
+        (!choice.accounts.is_empty()).then_some(0)
     }
 }
 
@@ -96,6 +167,7 @@ struct Info {
     always_uv: bool,
     max_list: usize,
     max_id_length: usize,
+    min_pin_length: usize,
 }
 
 impl Info {
@@ -135,6 +207,8 @@ impl Info {
             always_uv: option("alwaysUv").unwrap_or(false),
             max_list: size(7, 1),
             max_id_length: size(8, 1024),
+            // CTAP 2.1 §6.4: absent means the default minimum of 4.
+            min_pin_length: size(0x0D, 4),
         }
     }
 
@@ -214,6 +288,11 @@ impl Ceremony<'_> {
             .transport
             .call(&request, &self.interaction)
             .map_err(transport_error)?;
+        if self.interaction.is_cancelled() {
+            // Cancelled while the authenticator worked: the page has been told it is over,
+            // whatever the answer (as browsers do).
+            return Err(self.cancelled());
+        }
         let Some((&status, body)) = response.split_first() else {
             return Err(BridgeError::unknown(
                 "the authenticator sent an empty response",
@@ -277,14 +356,13 @@ impl Ceremony<'_> {
     }
 
     /// Decides how to verify the user and, for the PIN, gets a token for `permission` on
-    /// `rp_id`. `needs_uv`: the authenticator will refuse the request without verification.
+    /// the RP ID. `needs_uv`: the authenticator will refuse the request without verification.
     fn plan_uv(
         &mut self,
         info: &Info,
         requirement: UserVerification,
         needs_uv: bool,
-        rp_id: &str,
-        permission: i64,
+        context: &UvContext<'_>,
         shared: &mut Option<Shared>,
     ) -> Result<Uv, BridgeError> {
         let must = requirement == UserVerification::Required || needs_uv || info.always_uv;
@@ -294,12 +372,37 @@ impl Ceremony<'_> {
         if info.uv_builtin {
             return Ok(Uv::BuiltIn);
         }
-        if info.client_pin == Some(true) && self.bridge.ui.collects_pin() {
+        let ui = &self.bridge.ui;
+        if info.client_pin == Some(false) && must && ui.sets_pin() {
+            // Verification is required and no PIN exists yet: the trusted prompt sets one
+            // (as browsers do) instead of failing, and that PIN verifies this ceremony.
+            let pin = self.set_first_pin(info, context)?;
+            let secret = self.shared_secret()?;
+            let response = self.call(
+                command::CLIENT_PIN,
+                Some(&token_request(&secret, &pin, context)?),
+            )?;
+            let token = secret.token(&response)?;
+            *shared = Some(secret);
+            return Ok(Uv::Token(token));
+        }
+        if info.client_pin == Some(true) && ui.collects_pin() {
             // A wrong PIN is asked again, as browsers do, until the authenticator wants a
             // power cycle (three in a row) or the PIN is blocked.
             let mut last = StatusCode::PinInvalid.byte();
+            let mut after_wrong_pin = None;
             for _ in 0..PIN_ATTEMPTS {
-                let Some(pin) = self.bridge.ui.pin(rp_id) else {
+                let request = PinRequest {
+                    origin: context.origin,
+                    rp_id: context.rp_id,
+                    purpose: context.purpose,
+                    after_wrong_pin,
+                    interaction: &self.interaction,
+                };
+                let Some(pin) = self.bridge.ui.pin(&request) else {
+                    if self.interaction.is_cancelled() {
+                        return Err(self.cancelled());
+                    }
                     return Err(BridgeError::not_allowed("the user did not enter the PIN"));
                 };
                 // A wrong PIN makes the authenticator pick a new key agreement: a fresh
@@ -307,14 +410,7 @@ impl Ceremony<'_> {
                 let secret = self.shared_secret()?;
                 let response = self.call_status(
                     command::CLIENT_PIN,
-                    Some(&int_map(vec![
-                        (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                        (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
-                        (3, secret.platform_key.clone()),
-                        (6, Value::Bytes(secret.pin_hash_enc(&pin)?)),
-                        (9, Value::Integer(permission.into())),
-                        (10, Value::Text(rp_id.to_owned())),
-                    ])),
+                    Some(&token_request(&secret, &pin, context)?),
                 )?;
                 match response {
                     Ok(response) => {
@@ -322,7 +418,10 @@ impl Ceremony<'_> {
                         *shared = Some(secret);
                         return Ok(Uv::Token(token));
                     }
-                    Err(status) if status == StatusCode::PinInvalid.byte() => last = status,
+                    Err(status) if status == StatusCode::PinInvalid.byte() => {
+                        last = status;
+                        after_wrong_pin = Some(self.pin_retries());
+                    }
                     Err(status) => return Err(BridgeError::from_status(status)),
                 }
             }
@@ -334,6 +433,89 @@ impl Ceremony<'_> {
             ));
         }
         Ok(Uv::None)
+    }
+
+    /// How many PIN attempts are left (authenticatorClientPIN getPINRetries), if it says.
+    fn pin_retries(&mut self) -> Option<u64> {
+        let response = self
+            .call(
+                command::CLIENT_PIN,
+                Some(&int_map(vec![
+                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                    (2, Value::Integer(pin::sub::GET_RETRIES.into())),
+                ])),
+            )
+            .ok()?;
+        integer(int_key(&response, 3)).and_then(|n| u64::try_from(n).ok())
+    }
+
+    /// Asks the person for a first PIN (twice, in the host's prompt) and sets it.
+    fn set_first_pin(
+        &mut self,
+        info: &Info,
+        context: &UvContext<'_>,
+    ) -> Result<Zeroizing<String>, BridgeError> {
+        let mut problem: Option<String> = None;
+        for _ in 0..PIN_ATTEMPTS {
+            let request = NewPinRequest {
+                origin: context.origin,
+                rp_id: context.rp_id,
+                purpose: context.purpose,
+                min_length: info.min_pin_length,
+                problem: problem.as_deref(),
+                interaction: &self.interaction,
+            };
+            let Some(pin) = self.bridge.ui.new_pin(&request) else {
+                if self.interaction.is_cancelled() {
+                    return Err(self.cancelled());
+                }
+                return Err(BridgeError::not_allowed(
+                    "user verification is required and the user did not choose a PIN",
+                ));
+            };
+            let length = pin.chars().count();
+            if length < info.min_pin_length {
+                problem = Some(format!(
+                    "The PIN must have at least {} characters.",
+                    info.min_pin_length
+                ));
+                continue;
+            }
+            if pin.len() > 63 {
+                problem = Some("The PIN must be at most 63 bytes long.".to_owned());
+                continue;
+            }
+            let secret = self.shared_secret()?;
+            let new_pin_enc = secret.new_pin_enc(&pin)?;
+            let param = secret.authenticate(&new_pin_enc);
+            match self.call_status(
+                command::CLIENT_PIN,
+                Some(&int_map(vec![
+                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+                    (2, Value::Integer(pin::sub::SET_PIN.into())),
+                    (3, secret.platform_key.clone()),
+                    (4, Value::Bytes(param)),
+                    (5, Value::Bytes(new_pin_enc)),
+                ])),
+            )? {
+                Ok(_) => {
+                    tracing::info!(
+                        rp_id = context.rp_id,
+                        "the authenticator's first PIN was set"
+                    );
+                    return Ok(pin);
+                }
+                Err(status) if status == StatusCode::PinPolicyViolation.byte() => {
+                    problem = Some(
+                        "The authenticator refused this PIN (too short or too simple).".to_owned(),
+                    );
+                }
+                Err(status) => return Err(BridgeError::from_status(status)),
+            }
+        }
+        Err(BridgeError::not_allowed(
+            "user verification is required and no acceptable PIN was chosen",
+        ))
     }
 
     /// The hmac-secret extension input for PRF salts.
@@ -357,6 +539,30 @@ impl Ceremony<'_> {
             (4, Value::Integer(pin::PROTOCOL_NUMBER.into())),
         ]))
     }
+}
+
+/// Who a PIN token is for: shown in prompts and bound into the token.
+struct UvContext<'a> {
+    origin: &'a str,
+    rp_id: &'a str,
+    purpose: Purpose<'a>,
+    permission: i64,
+}
+
+/// getPinUvAuthTokenUsingPinWithPermissions for `context`'s permission and RP ID.
+fn token_request(
+    secret: &Shared,
+    pin: &str,
+    context: &UvContext<'_>,
+) -> Result<Value, BridgeError> {
+    Ok(int_map(vec![
+        (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
+        (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
+        (3, secret.platform_key.clone()),
+        (6, Value::Bytes(secret.pin_hash_enc(pin)?)),
+        (9, Value::Integer(context.permission.into())),
+        (10, Value::Text(context.rp_id.to_owned())),
+    ]))
 }
 
 fn int_map(entries: Vec<(i64, Value)>) -> Value {
@@ -427,6 +633,18 @@ fn check_rp_id_hash(auth_data: &AuthenticatorData, rp_id: &str) -> Result<(), Br
     }
 }
 
+/// The request's `type` and `options`.
+fn kind_and_options(request: &Json) -> Result<(&str, Option<&Json>), BridgeError> {
+    let Some(object) = request.as_object() else {
+        return Err(BridgeError::type_error("the request is not a JSON object"));
+    };
+    let kind = object
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or_else(|| BridgeError::type_error("the request has no \"type\""))?;
+    Ok((kind, object.get("options")))
+}
+
 fn timeout_of(ms: Option<u64>) -> Duration {
     ms.map_or(DEFAULT_TIMEOUT, |ms| {
         Duration::from_millis(ms).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
@@ -484,68 +702,145 @@ impl Bridge {
         }
     }
 
-    /// Handles one request, `{"type":"create"|"get"|"isUvpaa","origin":...,"topOrigin":...,
-    /// "options":{...}}`, and returns the credential JSON, `{"result":bool}` for isUvpaa, or
-    /// `{"error":{"name","message"}}`. The origin must come from the host, never the page.
-    pub fn handle(&self, request_json: &str) -> String {
+    /// What every host calls: handles one request from the page whose origin the host
+    /// established, `origin`, and returns the reply JSON.
+    ///
+    /// The request is `{"type": "create" | "get" | "isUvpaa" | "getClientCapabilities",
+    /// "options": {...}}` (Level 3 JSON options for create and get). The reply is the
+    /// credential in `PublicKeyCredential.toJSON()` form for create and get, `{"result": bool}`
+    /// for isUvpaa, `{"result": {...}}` for getClientCapabilities, or
+    /// `{"error": {"name", "message"}}`. Any `origin` or `topOrigin` member in the request is
+    /// ignored: only the host knows the origin.
+    pub fn handle(&self, origin: &str, request_json: &str) -> String {
+        self.handle_nested(origin, None, request_json)
+    }
+
+    /// [`Self::handle`] for a caller in a cross-origin frame of `top_origin` (the host has
+    /// checked the `publickey-credentials-*` permissions policy).
+    pub fn handle_nested(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        request_json: &str,
+    ) -> String {
         let reply = serde_json::from_str::<Json>(request_json)
             .map_err(|e| BridgeError::type_error(format!("the request is not JSON: {e}")))
-            .and_then(|request| self.dispatch(&request, None));
+            .and_then(|request| self.run(origin, top_origin, &request, None));
         match reply {
             Ok(value) => value.to_string(),
             Err(e) => json!({ "error": e.to_json() }).to_string(),
         }
     }
 
-    /// [`Self::handle`] on parsed JSON. `interaction`, when given, cancels this request (and
-    /// only it) whenever its owner calls [`Interaction::cancel`], even before it started.
+    /// [`Self::handle_nested`] on parsed JSON, cancellable through `interaction` (the request
+    /// and only it, even before it started).
+    pub fn run(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        request: &Json,
+        interaction: Option<&Interaction>,
+    ) -> Result<Json, BridgeError> {
+        let (kind, options) = kind_and_options(request)?;
+        self.execute(kind, Some(origin), top_origin, options, interaction)
+    }
+
+    /// A request whose origin is inside it: `{"type", "origin", "topOrigin"?, "options"}`. For
+    /// a host whose messages come from a trusted part of itself (the browser extension fills
+    /// `origin` from what Chromium says, never from the page), such as the native-messaging
+    /// host. `interaction`, when given, cancels this request (and only it).
     pub fn dispatch(
         &self,
         request: &Json,
         interaction: Option<&Interaction>,
     ) -> Result<Json, BridgeError> {
-        let Some(object) = request.as_object() else {
-            return Err(BridgeError::type_error("the request is not a JSON object"));
+        let (kind, options) = kind_and_options(request)?;
+        let origin = match request.get("origin") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(BridgeError::type_error("\"origin\" is not a string")),
         };
-        let kind = object
-            .get("type")
-            .and_then(Json::as_str)
-            .ok_or_else(|| BridgeError::type_error("the request has no \"type\""))?;
-        if kind == "isUvpaa" {
-            // Like the browser's, this promise never rejects: an unreachable authenticator is
-            // "not available".
-            let available = self.is_uvpaa_with(interaction).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "isUVPAA: the authenticator did not answer");
-                false
-            });
-            return Ok(json!({ "result": available }));
-        }
-        let origin = object
-            .get("origin")
-            .and_then(Json::as_str)
-            .ok_or_else(|| BridgeError::type_error("the request has no \"origin\""))?;
-        let top_origin = match object.get("topOrigin") {
+        let top_origin = match request.get("topOrigin") {
             None | Some(Json::Null) => None,
             Some(Json::String(s)) => Some(s.as_str()),
             Some(_) => return Err(BridgeError::type_error("\"topOrigin\" is not a string")),
         };
-        let options = object
-            .get("options")
-            .ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
-        let caller = Caller::new(origin, top_origin)?;
+        self.execute(kind, origin, top_origin, options, interaction)
+    }
+
+    fn execute(
+        &self,
+        kind: &str,
+        origin: Option<&str>,
+        top_origin: Option<&str>,
+        options: Option<&Json>,
+        interaction: Option<&Interaction>,
+    ) -> Result<Json, BridgeError> {
         match kind {
-            "create" => {
-                let options: CreationOptions = options::parse(options, "creation options")?;
-                self.create_inner(&caller, &options, interaction)
+            "isUvpaa" => {
+                // Like the browser's, this promise never rejects: an unreachable
+                // authenticator is "not available".
+                let available = self.is_uvpaa_with(interaction).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "isUVPAA: the authenticator did not answer");
+                    false
+                });
+                return Ok(json!({ "result": available }));
             }
-            "get" => {
-                let options: RequestOptions = options::parse(options, "request options")?;
-                self.get_inner(&caller, &options, interaction)
+            "getClientCapabilities" => {
+                return Ok(json!({ "result": self.client_capabilities_with(interaction) }));
             }
-            other => Err(BridgeError::type_error(format!(
-                "unknown request type {other:?}"
-            ))),
+            "create" | "get" => {}
+            other => {
+                return Err(BridgeError::type_error(format!(
+                    "unknown request type {other:?}"
+                )));
+            }
         }
+        let origin =
+            origin.ok_or_else(|| BridgeError::type_error("the request has no \"origin\""))?;
+        let options =
+            options.ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
+        let caller = Caller::new(origin, top_origin)?;
+        if kind == "create" {
+            let options: CreationOptions = options::parse(options, "creation options")?;
+            self.create_inner(&caller, &options, interaction)
+        } else {
+            let options: RequestOptions = options::parse(options, "request options")?;
+            self.get_inner(&caller, &options, interaction)
+        }
+    }
+
+    /// `PublicKeyCredential.getClientCapabilities()` (WebAuthn L3 §5.1.7) for this host and
+    /// authenticator. Never fails: an unreachable authenticator offers nothing.
+    pub fn client_capabilities(&self) -> Json {
+        self.client_capabilities_with(None)
+    }
+
+    fn client_capabilities_with(&self, interaction: Option<&Interaction>) -> Json {
+        let info = {
+            let mut ceremony = self.begin(Duration::from_secs(10), interaction);
+            ceremony.info()
+        };
+        let (verifies, prf) = match &info {
+            Ok(info) => (self.can_verify(info), info.has_extension("hmac-secret")),
+            Err(e) => {
+                tracing::warn!(error = %e, "getClientCapabilities: the authenticator did not answer");
+                (false, false)
+            }
+        };
+        json!({
+            "conditionalCreate": false,
+            "conditionalGet": false,
+            "hybridTransport": false,
+            "passkeyPlatformAuthenticator": verifies,
+            "userVerifyingPlatformAuthenticator": verifies,
+            "relatedOrigins": false,
+            "signalAllAcceptedCredentials": false,
+            "signalCurrentUserDetails": false,
+            "signalUnknownCredential": false,
+            "extension:credProps": true,
+            "extension:prf": prf,
+        })
     }
 
     /// `isUserVerifyingPlatformAuthenticatorAvailable()`: built-in verification, or a PIN
@@ -557,7 +852,15 @@ impl Bridge {
     fn is_uvpaa_with(&self, interaction: Option<&Interaction>) -> Result<bool, BridgeError> {
         let mut ceremony = self.begin(Duration::from_secs(10), interaction);
         let info = ceremony.info()?;
-        Ok(info.uv_builtin || (info.client_pin == Some(true) && self.ui.collects_pin()))
+        Ok(self.can_verify(&info))
+    }
+
+    /// Whether a ceremony here can verify the user: built-in verification, a PIN this host
+    /// can collect, or a first PIN this host can set.
+    fn can_verify(&self, info: &Info) -> bool {
+        info.uv_builtin
+            || (info.client_pin == Some(true) && self.ui.collects_pin())
+            || (info.client_pin == Some(false) && self.ui.sets_pin())
     }
 
     /// Sets the authenticator's first PIN (authenticatorClientPIN setPIN).
@@ -684,8 +987,7 @@ impl Bridge {
         }
         // A PIN-protected authenticator makes discoverable credentials only with verification:
         // "preferred" falls back to a non-discoverable one when none can be done here.
-        let can_verify =
-            info.uv_builtin || (info.client_pin == Some(true) && self.ui.collects_pin());
+        let can_verify = self.can_verify(&info);
         let rk = match selection.resident_key.as_deref() {
             Some("required") => true,
             Some("preferred") => info.rk && (can_verify || info.client_pin != Some(true)),
@@ -717,8 +1019,14 @@ impl Bridge {
             &info,
             requirement,
             needs_uv,
-            &rp_id,
-            pin::permission::MC,
+            &UvContext {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                purpose: Purpose::Create {
+                    user_name: &options.user.name,
+                },
+                permission: pin::permission::MC,
+            },
             &mut shared,
         )?;
 
@@ -952,8 +1260,12 @@ impl Bridge {
             &info,
             requirement,
             false,
-            &rp_id,
-            pin::permission::GA,
+            &UvContext {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                purpose: Purpose::Get,
+                permission: pin::permission::GA,
+            },
             &mut shared,
         )?;
         let prf_values = match allow.as_slice() {
@@ -1023,9 +1335,21 @@ impl Bridge {
             })
             .collect();
         let chosen = if accounts.len() > 1 {
-            self.ui
-                .choose_account(&rp_id, &accounts)
-                .ok_or_else(|| BridgeError::not_allowed("the user did not choose an account"))?
+            let choice = AccountChoice {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                accounts: &accounts,
+                interaction: &ceremony.interaction,
+            };
+            match self.ui.choose_account(&choice) {
+                Some(i) => i,
+                None if ceremony.interaction.is_cancelled() => return Err(ceremony.cancelled()),
+                None => {
+                    return Err(BridgeError::not_allowed(
+                        "the user did not choose an account",
+                    ));
+                }
+            }
         } else {
             0
         };

@@ -10,24 +10,36 @@
 //! the PRF extension), and turns the answer back into JSON.
 //!
 //! ```text
-//! {"type":"create","origin":"https://example.com","options":{...creation options JSON...}}
+//! Bridge::handle("https://example.com", r#"{"type":"create","options":{...creation options JSON...}}"#)
 //!   -> {"id":...,"rawId":...,"type":"public-key","authenticatorAttachment":"platform",
 //!       "response":{...},"clientExtensionResults":{...}}
 //!   or {"error":{"name":"NotAllowedError","message":"..."}}
 //! ```
+//!
+//! Around it: [`prompt`] (the trusted prompts where the PIN is typed and presence approved:
+//! pinentry or the terminal, never the page), [`channel`] (the request/reply layer webview
+//! hosts speak, routed by message type), [`local_http`] (that channel over HTTP on loopback,
+//! for configured and paired origins) and [`native`] (Chrome native messaging for the
+//! extension).
 
 pub mod b64;
 pub mod cbor;
 mod ceremony;
+pub mod channel;
 pub mod client_data;
 pub mod error;
+pub mod local_http;
 pub mod native;
 pub mod options;
 pub mod origin;
 pub mod pin;
+pub mod prompt;
 pub mod transport;
 
-pub use ceremony::{Account, Bridge, NoUserInterface, UserInterface};
+pub use ceremony::{
+    Account, AccountChoice, Bridge, NewPinRequest, NoUserInterface, PinRequest, Purpose,
+    UserInterface,
+};
 pub use error::{BridgeError, ErrorName};
 pub use origin::{Caller, CallerOrigin};
 pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};

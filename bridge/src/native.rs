@@ -303,6 +303,8 @@ pub struct Install {
     pub extension_id: String,
     /// The authenticator the host talks to, `tcp://HOST:PORT`.
     pub authenticator: String,
+    /// More arguments for `passgate bridge native-host` (e.g. `--pinentry PATH`).
+    pub host_args: Vec<String>,
 }
 
 /// Whether `id` looks like a Chrome extension ID.
@@ -365,8 +367,13 @@ pub fn install(options: &Install) -> io::Result<PathBuf> {
     // Chrome starts `path` with the caller's origin as its only argument: a launcher adds the
     // subcommand and the authenticator address.
     let launcher = options.manifest_dir.join(format!("{HOST_NAME}.sh"));
+    let mut extra = String::new();
+    for arg in &options.host_args {
+        extra.push(' ');
+        extra.push_str(&shell_quote(arg));
+    }
     let script = format!(
-        "#!/bin/sh\n# Written by `passgate bridge install`: Chrome's native-messaging host for passgate.\nexec {} bridge native-host --authenticator {} \"$@\"\n",
+        "#!/bin/sh\n# Written by `passgate bridge install`: Chrome's native-messaging host for passgate.\nexec {} bridge native-host --authenticator {}{extra} \"$@\"\n",
         shell_quote(executable),
         shell_quote(&options.authenticator)
     );
@@ -623,6 +630,7 @@ mod tests {
             executable: PathBuf::from("/opt/pass gate/it's/passgate"),
             extension_id: "abcdefghijklmnopabcdefghijklmnop".into(),
             authenticator: "tcp://127.0.0.1:8765".into(),
+            host_args: Vec::new(),
         };
         let path = install(&options).unwrap();
         let manifest: Json = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -650,6 +658,15 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+        // Host arguments are quoted into the launcher.
+        let with_prompt = Install {
+            host_args: vec!["--pinentry".into(), "/usr/bin/pin entry".into()],
+            ..options.clone()
+        };
+        install(&with_prompt).unwrap();
+        assert!(fs::read_to_string(&launcher).unwrap().contains(
+            "--authenticator 'tcp://127.0.0.1:8765' '--pinentry' '/usr/bin/pin entry' \"$@\""
+        ));
         let bad = Install {
             extension_id: "not-an-id".into(),
             ..options

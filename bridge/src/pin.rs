@@ -15,6 +15,8 @@ pub const PROTOCOL_NUMBER: i64 = 2;
 
 /// authenticatorClientPIN subcommands used here.
 pub mod sub {
+    /// getPINRetries.
+    pub const GET_RETRIES: i64 = 0x01;
     /// getKeyAgreement.
     pub const GET_KEY_AGREEMENT: i64 = 0x02;
     /// setPIN.

@@ -264,7 +264,8 @@ fn malformed_requests_are_type_errors_and_never_reach_the_authenticator() {
         r#"{"type":"get","origin":"https://example.com","options":{"challenge":"AAAA","timeout":-5}}"#,
     ];
     for case in cases {
-        let reply: Value = serde_json::from_str(&bridge.handle(case)).unwrap();
+        let reply: Value =
+            serde_json::from_str(&bridge.handle("https://example.com", case)).unwrap();
         assert_eq!(reply["error"]["name"], "TypeError", "{case}: {reply}");
         assert!(reply["error"]["message"].as_str().unwrap().len() > 5);
     }
@@ -274,7 +275,8 @@ fn malformed_requests_are_type_errors_and_never_reach_the_authenticator() {
         let junk: String = (0..40)
             .map(|i| char::from(n.wrapping_mul(i) % 128))
             .collect();
-        let reply: Value = serde_json::from_str(&bridge.handle(&junk)).unwrap();
+        let reply: Value =
+            serde_json::from_str(&bridge.handle("https://example.com", &junk)).unwrap();
         assert!(reply["error"]["name"].is_string());
     }
 }
@@ -340,11 +342,12 @@ impl passgate_bridge::UserInterface for Chooser {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &str) -> Option<zeroize::Zeroizing<String>> {
+    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
         Some(zeroize::Zeroizing::new(PIN.to_owned()))
     }
-    fn choose_account(&self, _: &str, accounts: &[passgate_bridge::Account]) -> Option<usize> {
-        accounts
+    fn choose_account(&self, choice: &passgate_bridge::AccountChoice<'_>) -> Option<usize> {
+        choice
+            .accounts
             .iter()
             .position(|a| a.name.as_deref() == Some(self.0))
     }
@@ -387,7 +390,7 @@ impl passgate_bridge::UserInterface for SecondTry {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &str) -> Option<zeroize::Zeroizing<String>> {
+    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Some(zeroize::Zeroizing::new(
             if n == 0 { "999999" } else { PIN }.to_owned(),

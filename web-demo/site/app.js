@@ -1,4 +1,41 @@
-// Shared code of the demo pages: the JSON API, the WebAuthn calls, and messages for people.
+// Shared code of the demo pages: the JSON API, the WebAuthn calls, messages for people, and
+// the choice of authenticator (this browser's own, or passgate's through the webview shim and
+// the local bridge that `passgate demo` runs).
+
+const BRIDGE_KEY = 'passgate.localBridge';
+const DEFAULT_BRIDGE = 'http://127.0.0.1:8781';
+
+/** Which authenticator answers: { kind: 'browser' } or { kind: 'passgate', url }. */
+export const authenticatorChoice = { kind: 'browser', url: null };
+
+function storedBridge() {
+  try {
+    const value = JSON.parse(localStorage.getItem(BRIDGE_KEY) ?? 'null');
+    return value && typeof value.url === 'string' && typeof value.token === 'string' ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+async function loadShim() {
+  if (!globalThis.passgateWebview) await import('/shim/passgate-webview.js');
+  return globalThis.passgateWebview;
+}
+
+// A paired page uses passgate's authenticator from the first WebAuthn call on.
+{
+  const paired = storedBridge();
+  if (paired) {
+    try {
+      (await loadShim()).install({ channel: 'http', http: paired });
+      authenticatorChoice.kind = 'passgate';
+      authenticatorChoice.url = paired.url;
+    } catch (e) {
+      console.warn('passgate shim:', e);
+      localStorage.removeItem(BRIDGE_KEY);
+    }
+  }
+}
 
 // base64url without padding, for browsers without the WebAuthn Level 3 JSON helpers.
 const b64u = {
@@ -97,6 +134,15 @@ function credentialJSON(credential) {
 
 /** Turns a WebAuthn DOMException into something a person can act on. */
 function webauthnError(e, ceremony) {
+  const explained = browserWebauthnError(e, ceremony);
+  if (authenticatorChoice.kind === 'passgate' && e?.message) {
+    // passgate says why (cancelled in its prompt, not paired, bridge not running): show it.
+    explained.message += ` passgate said: “${e.message.replace(/^passgate: /, '')}”`;
+  }
+  return explained;
+}
+
+function browserWebauthnError(e, ceremony) {
   switch (e?.name) {
     case 'NotAllowedError':
       return new DemoError('NotAllowedError', ceremony === 'create'
@@ -230,6 +276,8 @@ export function showAuthenticator(credential, verdict) {
     ['Transports', credential.transports?.length ? credential.transports.join(', ') : 'not reported'],
     ['Signature counter', String(credential.signCount)],
   ];
+  rows.push(['Requests go through', authenticatorChoice.kind === 'passgate'
+    ? `passgate's local bridge (${authenticatorChoice.url})` : "this browser's WebAuthn"]);
   if (verdict) rows.push(['User verified', verdict.userVerified ? 'yes' : 'no']);
   const dl = document.createElement('dl');
   for (const [term, value] of rows) {
@@ -263,3 +311,115 @@ export function ask(dialog) {
     dialog.showModal();
   });
 }
+
+// ---- choosing the authenticator ---------------------------------------------------------------
+
+function element(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === 'class') el.className = value;
+    else if (key.startsWith('data-') || key.startsWith('aria-') || key === 'for' || key === 'role') el.setAttribute(key, value);
+    else el[key] = value;
+  }
+  el.append(...children);
+  return el;
+}
+
+function pairDialog() {
+  let dialog = document.getElementById('pair-dialog');
+  if (dialog) return dialog;
+  dialog = element('dialog', { id: 'pair-dialog', 'aria-labelledby': 'pair-h' },
+    element('form', { method: 'dialog', id: 'pair-form' },
+      element('h2', { id: 'pair-h' }, "Use passgate's authenticator"),
+      element('p', {}, 'The terminal running ', element('code', {}, 'passgate demo'),
+        ' shows the local bridge address and a pairing code. Pairing lets this site, and only this site, ask passgate for passkeys. Your PIN is never typed here: passgate asks for it in its own prompt.'),
+      element('label', { for: 'pair-url' }, 'Local bridge'),
+      element('input', { id: 'pair-url', name: 'url', value: DEFAULT_BRIDGE, autocomplete: 'off', spellcheck: false, required: true }),
+      element('label', { for: 'pair-code' }, 'Pairing code'),
+      element('input', { id: 'pair-code', name: 'code', placeholder: 'XXXX-XXXX-XXXX', autocomplete: 'off', spellcheck: false, autocapitalize: 'characters', required: true }),
+      element('p', { id: 'pair-error', class: 'form-error', role: 'alert' }),
+      element('div', { class: 'actions' },
+        element('button', { type: 'button', class: 'secondary', id: 'pair-cancel' }, 'Cancel'),
+        element('button', { type: 'submit', id: 'pair-submit' }, 'Pair'))));
+  document.body.append(dialog);
+  const errorEl = dialog.querySelector('#pair-error');
+  dialog.querySelector('#pair-cancel').addEventListener('click', () => dialog.close());
+  const submit = dialog.querySelector('#pair-submit');
+  dialog.querySelector('#pair-form').addEventListener('submit', busy(submit, async () => {
+    errorEl.textContent = '';
+    const url = dialog.querySelector('#pair-url').value.trim();
+    const code = dialog.querySelector('#pair-code').value.trim();
+    try {
+      const shim = await loadShim();
+      const token = await shim.pair(url, code);
+      const paired = { url: url.replace(/\/+$/, ''), token };
+      shim.install({ channel: 'http', http: paired });
+      localStorage.setItem(BRIDGE_KEY, JSON.stringify(paired));
+      authenticatorChoice.kind = 'passgate';
+      authenticatorChoice.url = paired.url;
+      dialog.close();
+      renderChoice();
+      status("Paired: passkeys on this site now come from passgate's authenticator. passgate asks for your PIN and approval in its own prompt.");
+      document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+    } catch (e) {
+      errorEl.textContent = `Pairing failed: ${e.message}${e.passgateCode ? ` (${e.passgateCode})` : ''}`;
+    }
+  }));
+  return dialog;
+}
+
+async function useBrowser() {
+  const paired = storedBridge();
+  localStorage.removeItem(BRIDGE_KEY);
+  if (paired) {
+    // Tell the bridge to forget this page's token (best effort: it may be gone already).
+    await fetch(`${paired.url}/v1/unpair`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${paired.token}` }, body: '{}',
+    }).catch(() => {});
+  }
+  globalThis.passgateWebview?.uninstall();
+  authenticatorChoice.kind = 'browser';
+  authenticatorChoice.url = null;
+  renderChoice();
+  status("Passkeys on this site now come from this browser's own authenticators.");
+  document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+}
+
+/** The bar at the top of each page: which authenticator answers, and a button to switch. */
+export function renderChoice() {
+  const main = document.getElementById('main');
+  if (!main) return;
+  let bar = document.getElementById('authenticator-choice');
+  if (!bar) {
+    bar = element('section', { id: 'authenticator-choice', class: 'choice', 'aria-label': 'Authenticator' });
+    const heading = main.querySelector('h1');
+    if (heading) heading.after(bar);
+    else main.prepend(bar);
+  }
+  const passgate = authenticatorChoice.kind === 'passgate';
+  bar.dataset.kind = authenticatorChoice.kind;
+  const label = element('p', { id: 'choice-label' }, 'Authenticator: ',
+    element('strong', {}, passgate ? "passgate's authenticator" : "this browser's"),
+    passgate ? element('span', { class: 'muted' }, ` through the local bridge at ${authenticatorChoice.url}`)
+      : element('span', { class: 'muted' }, ' (platform passkeys, phone, security keys)'));
+  const button = passgate
+    ? element('button', { type: 'button', class: 'secondary', id: 'use-browser' }, "Use this browser's authenticators")
+    : element('button', { type: 'button', class: 'secondary', id: 'use-passgate' }, "Use passgate's authenticator");
+  button.addEventListener('click', passgate ? () => useBrowser() : () => {
+    const dialog = pairDialog();
+    dialog.querySelector('#pair-error').textContent = '';
+    dialog.showModal();
+    dialog.querySelector('#pair-code').focus();
+  });
+  bar.replaceChildren(label, button);
+}
+
+globalThis.addEventListener('passgate-webview-unpaired', () => {
+  localStorage.removeItem(BRIDGE_KEY);
+  globalThis.passgateWebview?.uninstall();
+  authenticatorChoice.kind = 'browser';
+  authenticatorChoice.url = null;
+  renderChoice();
+});
+
+renderChoice();

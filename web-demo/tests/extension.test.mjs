@@ -1,9 +1,10 @@
 // The passgate browser extension end to end, with NO virtual authenticator: headless Chromium
 // loads web-demo/extension/ (chrome.webAuthenticationProxy), which hands every WebAuthn call to
 // the native-messaging host `passgate bridge native-host`, which talks CTAP 2.1 over TCP to
-// `passgate authenticator serve --presence auto`. The relying party is `passgate rp` with
-// --no-require-uv: the native host has no way to ask for a PIN and presence auto never claims
-// user verification, so every response here has UV=false and the server says so.
+// `passgate authenticator serve --presence pinentry`. The relying party is `passgate rp` requiring
+// user verification: the native host asks for the PIN in its trusted prompt (pinentry; here the
+// scripted pinentry standing in for the person, a real Assuan speaker), the authenticator asks
+// for approval in the same prompt, and every assertion carries UP and UV.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,8 +16,9 @@ import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 import {
   demoDir, siteDir, binary, chromiumPath, STEP_MS, withTimeout, freePort, screenshots, pageFetch,
-  captureResponse, attestedFlags, assertionFlags,
+  captureResponse, attestedFlags, assertionFlags, scriptedPinentry, startRelay, PASSGATE_AAGUID,
 } from './harness.mjs';
+import { rename, deletePasskey, approve as approveAction, statusText } from './flows.mjs';
 
 const JOURNEY_TIMEOUT_MS = 90_000;
 const extensionDir = join(demoDir, 'extension');
@@ -66,11 +68,12 @@ async function spawnListening(args, what) {
   }
 }
 
-async function startAuthenticator(work) {
-  const stateDir = join(work, 'authenticator');
+/** `passgate authenticator serve` whose presence is approved in the (scripted) pinentry. */
+async function startAuthenticator(work, name = 'authenticator') {
+  const stateDir = join(work, name);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const started = await spawnListening(['authenticator', 'serve', '--listen', 'tcp://127.0.0.1:0',
-    '--state-dir', stateDir, '--presence', 'auto'], 'passgate authenticator serve');
+    '--state-dir', stateDir, '--presence', 'pinentry', '--pinentry', pinentry.program], 'passgate authenticator serve');
   return { ...started, stateDir };
 }
 
@@ -82,7 +85,7 @@ async function startRp(work) {
       const started = await spawnListening(['rp', '--listen', `127.0.0.1:${port}`,
         '--database', `sqlite://${join(work, 'rp.sqlite3')}`,
         '--rp-id', 'localhost', '--origin', `http://localhost:${port}`,
-        '--static-dir', siteDir, '--no-require-uv', '--rate-limit-per-sec', '0'], 'passgate rp');
+        '--static-dir', siteDir, '--rate-limit-per-sec', '0'], 'passgate rp');
       return { ...started, port, base: `http://localhost:${port}`, ipBase: `http://127.0.0.1:${port}` };
     } catch (e) {
       lastError = e;
@@ -96,7 +99,8 @@ async function startRp(work) {
 async function installHost(profile, authenticator, id) {
   const dir = join(profile, 'NativeMessagingHosts');
   const child = spawn(binary, ['bridge', 'install', '--browser', 'chromium', '--extension-id', id,
-    '--authenticator', authenticator, '--manifest-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--authenticator', authenticator, '--manifest-dir', dir, '--pin-prompt', 'pinentry', '--pinentry', pinentry.program],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
@@ -125,7 +129,7 @@ async function launchWithExtension(profile) {
 
 /** Talks to `passgate bridge native-host` directly (what the browser does), one request. */
 async function nativeHostRequest(authenticator, message) {
-  const child = spawn(binary, ['bridge', 'native-host', '--authenticator', authenticator],
+  const child = spawn(binary, ['bridge', 'native-host', '--authenticator', authenticator, '--pinentry', pinentry.program],
     { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr.resume();
   const body = Buffer.from(JSON.stringify(message));
@@ -150,6 +154,8 @@ async function nativeHostRequest(authenticator, message) {
 }
 
 let work;
+let pinentry;
+let profile;
 let authenticator;
 let rp;
 let context;
@@ -164,10 +170,11 @@ function inWorker(fn, arg) {
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'passgate-extension-'));
+  pinentry = scriptedPinentry(work);
   EXTENSION_ID = extensionId();
   authenticator = await startAuthenticator(work);
   rp = await startRp(work);
-  const profile = join(work, 'profile');
+  profile = join(work, 'profile');
   mkdirSync(profile);
   await installHost(profile, authenticator.address, EXTENSION_ID);
   context = await launchWithExtension(profile);
@@ -191,8 +198,9 @@ after(async () => {
   if (context) await withTimeout(context.close(), 'close chromium', 15_000).catch(() => {});
   if (rp) await stopChild(rp.child);
   if (authenticator) await stopChild(authenticator.child);
+  if (second) await stopChild(second.child);
   if (work) rmSync(work, { recursive: true, force: true });
-  for (const [name, ms] of durations) console.log(`journey ${name}: ${ms} ms`);
+  for (const [name, ms] of durations) console.log(`journey extension ${name}: ${ms} ms`);
 });
 
 function journey(name, body) {
@@ -210,12 +218,13 @@ function journey(name, body) {
       console.log(`extension trace:\n${JSON.stringify(await inWorker(() => globalThis.passgateTrace).catch(() => null))}`);
       console.log(`rp log (tail):\n${rp.log.slice(-10).join('\n')}`);
       console.log(`authenticator log (tail):\n${authenticator.log.slice(-10).join('\n')}`);
+      console.log(`pinentry dialogs (tail):\n${JSON.stringify(pinentry.dialogs().slice(-6), null, 1)}`);
       throw e;
     } finally {
       await withTimeout(page.close(), 'close page').catch(() => {});
       const ms = Math.round(performance.now() - start);
       durations.push([name, ms]);
-      console.log(`journey "${name}" took ${ms} ms`);
+      console.log(`journey "extension ${name}" took ${ms} ms`);
     }
   });
 }
@@ -277,17 +286,34 @@ function pageGet(page, publicKey, extra = {}) {
 }
 
 let registered; // { name, credentialId } from journey 1, used by the others
+let second; // a second `passgate authenticator serve` (another device), from journey 6
 
 journey('1-sign-up-sign-in: through extension, native host and passgate authenticator', async ({ page, shot }) => {
   assert.equal(worker.url(), `chrome-extension://${EXTENSION_ID}/background.js`);
   const name = username('ext');
+  const traceBefore = (await inWorker(() => globalThis.passgateTrace)).length;
   await goto(page, `${rp.base}/`);
   await shot(page, 'index');
+  // The page arms passkey autofill on load if the browser offers it; through the proxy no
+  // request reaches the extension for it (no prompt appears until the person acts).
+  const conditional = await withTimeout(page.evaluate(() => PublicKeyCredential.isConditionalMediationAvailable()), 'conditional mediation');
+  await new Promise((r) => setTimeout(r, 500));
+  const onLoad = (await inWorker(() => globalThis.passgateTrace)).slice(traceBefore).filter((e) => e.event === 'request');
+  console.log(`with the extension attached: isConditionalMediationAvailable() = ${conditional}; requests proxied on load: ${onLoad.length}`);
+  assert.deepEqual(onLoad, []);
 
+  // The authenticator has no PIN yet and the RP requires verification: the native host's
+  // prompt asks for a new PIN twice, the authenticator's for approval.
+  const before = pinentry.dialogs().length;
   const reg = await signUp(page, name, 'Extension User');
+  const dialogs = pinentry.dialogs().slice(before);
+  assert.deepEqual(dialogs.map((d) => [d.command, d.prompt ?? null]), [['GETPIN', 'New PIN:'], ['GETPIN', 'Repeat:'], ['CONFIRM', null]]);
+  assert.ok(dialogs[0].description.includes(`${rp.base} wants to create a passkey for “${name}” on localhost.`), dialogs[0].description);
+  assert.match(dialogs[2].description, new RegExp(`^Create a passkey for localhost as “${name}”\\?`));
   const flags = attestedFlags(reg.request);
-  // Presence auto: user present, never verified.
-  assert.deepEqual({ up: flags.up, uv: flags.uv, at: flags.at }, { up: true, uv: false, at: true });
+  assert.deepEqual({ up: flags.up, uv: flags.uv, at: flags.at }, { up: true, uv: true, at: true });
+  assert.equal(flags.aaguid, PASSGATE_AAGUID);
+  assert.equal(reg.body.credential.authenticator, 'passgate');
   assert.deepEqual(clientData(reg.request).origin, rp.base);
   assert.equal(clientData(reg.request).type, 'webauthn.create');
   assert.equal(reg.body.verified, true);
@@ -311,17 +337,19 @@ journey('1-sign-up-sign-in: through extension, native host and passgate authenti
   assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
   await shot(page, 'index-signed-out');
 
+  const beforeLogin = pinentry.dialogs().length;
   const login = await signIn(page, name);
+  assert.deepEqual(pinentry.dialogs().slice(beforeLogin).map((d) => d.command), ['GETPIN', 'CONFIRM']);
   assert.equal(login.body.verified, true);
   assert.equal(login.body.user.name, name);
   assert.equal(login.body.credential.id, credentialId);
   assert.equal(login.request.id, credentialId);
   assert.equal(login.body.verdict.userPresent, true);
-  assert.equal(login.body.verdict.userVerified, false);
+  assert.equal(login.body.verdict.userVerified, true);
   assert.equal(login.body.verdict.origin, rp.base);
   assert.equal(clientData(login.request).origin, rp.base);
   assert.equal(clientData(login.request).type, 'webauthn.get');
-  assert.deepEqual(assertionFlags(login.request), { up: true, uv: false, be: false, bs: false });
+  assert.deepEqual(assertionFlags(login.request), { up: true, uv: true, be: false, bs: false });
   await page.locator('#passkeys tr').first().waitFor();
   await shot(page, 'account-signed-in');
 
@@ -416,7 +444,7 @@ journey('3-forged-origin: page script cannot choose the origin', async ({ page, 
   assert.equal(verify.status, 200, JSON.stringify(verify.body));
   assert.equal(verify.body.verified, true);
   assert.equal(verify.body.verdict.origin, rp.base);
-  assert.equal(verify.body.verdict.userVerified, false);
+  assert.equal(verify.body.verdict.userVerified, true);
   assert.equal(verify.body.credential.id, registered.credentialId);
   // Chromium wrote the true origin into every proxied request, whatever the page passed, and
   // that is the origin the extension forwarded.
@@ -434,14 +462,14 @@ journey('3-forged-origin: page script cannot choose the origin', async ({ page, 
   await shot(page, 'account-after-forged-fields');
 });
 
-/** PIDs of the native hosts Chromium started for this test's authenticator (not ours). */
-function browserNativeHosts() {
+/** PIDs of the native hosts Chromium started for `address` (this test's authenticator). */
+function browserNativeHosts(address = authenticator.address) {
   const pids = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!argv.includes('native-host') || !argv.includes(authenticator.address)) continue;
+      if (!argv.includes('native-host') || !argv.includes(address)) continue;
       const ppid = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))[1]);
       if (ppid !== process.pid) pids.push(Number(entry));
     } catch { /* gone */ }
@@ -568,4 +596,105 @@ journey('5-uvpaa-and-abort: isUVPAA answers through the host; an aborted request
   assert.equal(login.body.credential.id, registered.credentialId);
   await page.locator('#passkeys tr').first().waitFor();
   await shot(page, 'account-after-abort');
+});
+
+/**
+ * Points the browser's native host at another authenticator ("plugging in another device"):
+ * rewrites the host's launcher, then ends the running host so the extension starts a new one.
+ */
+async function switchAuthenticator(to, from) {
+  await installHost(profile, to.address, EXTENSION_ID);
+  for (const pid of browserNativeHosts(from.address)) process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + STEP_MS;
+  while ((await inWorker(() => globalThis.passgateStatus())).connected) {
+    if (Date.now() > deadline) throw new Error('the extension still holds the old native host');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+journey('6-manage-passkeys: rename, add (excluded), add from another authenticator, delete after re-auth, last refused', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.base}/`);
+  await signIn(page, registered.name);
+  const list = await pageFetch(page, 'GET', '/api/credentials');
+  const mine = list.body.credentials.find((c) => c.id === registered.credentialId);
+  await rename(page, registered.credentialId, mine.name, 'Extension laptop');
+  await shot(page, 'account-renamed');
+
+  // The same authenticator already holds a passkey for this account.
+  await page.click('#add');
+  assert.match(await statusText(page, 'InvalidStateError'), /already registered/);
+  await shot(page, 'account-already-registered');
+
+  // Another device: a second passgate authenticator behind the same extension.
+  second = await startAuthenticator(work, 'second-authenticator');
+  await switchAuthenticator(second, authenticator);
+  const before = pinentry.dialogs().length;
+  const added = await captureResponse(page, 'POST', '/api/register/verify', () => page.click('#add'));
+  assert.equal(added.status, 200, JSON.stringify(added.body));
+  // Its first use sets its own PIN.
+  assert.deepEqual(pinentry.dialogs().slice(before).map((d) => [d.command, d.prompt ?? null]),
+    [['GETPIN', 'New PIN:'], ['GETPIN', 'Repeat:'], ['CONFIRM', null]]);
+  assert.equal(attestedFlags(added.request).uv, true);
+  assert.equal(added.body.credential.aaguid, PASSGATE_AAGUID);
+  assert.notEqual(added.body.credential.id, registered.credentialId);
+  await page.locator('#passkeys tr').nth(1).waitFor();
+  await shot(page, 'account-two-passkeys');
+
+  // Back to the first device: delete the second device's passkey after re-authenticating.
+  await switchAuthenticator(authenticator, second);
+  const removal = await deletePasskey(page, added.body.credential.id, added.body.credential.name);
+  assert.equal(removal.reauth.status, 200);
+  assert.equal(removal.reauth.request.id, registered.credentialId);
+  assert.equal(assertionFlags(removal.reauth.request).uv, true);
+  assert.equal(removal.deleted.status, 200);
+  assert.deepEqual(removal.deleted.body, { deleted: added.body.credential.id });
+  await page.waitForFunction(() => document.querySelectorAll('#passkeys tr').length === 1);
+  await shot(page, 'account-after-delete');
+
+  const last = await deletePasskey(page, registered.credentialId, 'Extension laptop');
+  assert.equal(last.reauth.status, 200);
+  assert.equal(last.deleted.status, 409);
+  assert.equal(last.deleted.body.error.code, 'last_credential');
+  await statusText(page, 'last_credential');
+  await shot(page, 'account-last-refused');
+});
+
+journey('7-approve-action: a signed action with user verification through the extension', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  await goto(page, `${rp.base}/`);
+  await signIn(page, registered.name);
+  const payload = '{"pay": "Mozilla Foundation", "amount": "25.00", "currency": "EUR"}';
+  const approved = await approveAction(page, rp.base, payload);
+  const receipt = JSON.parse(approved.body.receipt.receiptJson);
+  assert.equal(receipt.payload, payload);
+  assert.equal(receipt.userVerified, true);
+  assert.equal(receipt.origin, rp.base);
+  assert.equal(receipt.credentialId, registered.credentialId);
+  assert.equal(receipt.payloadSha256, createHash('sha256').update(payload).digest('base64url'));
+  assert.match(await page.innerText('#receipt-uv'), /^yes/);
+  assert.equal(await page.locator('#authenticator dd[data-field="aaguid"]').innerText(), PASSGATE_AAGUID);
+  await shot(page, 'approve-receipt');
+});
+
+journey('8-relay-origin: a relay on another origin gets an assertion the RP refuses, and the prompt names the relay', async ({ page, shot }) => {
+  assert.ok(registered, 'journey 1 registered a passkey');
+  const relay = await startRelay(rp.port);
+  try {
+    await goto(page, `${relay.base}/`);
+    const before = pinentry.dialogs().length;
+    await page.fill('#signin-username', registered.name);
+    const refused = await captureResponse(page, 'POST', '/api/login/verify', () => page.click('#signin-button'));
+    // The person sees who is asking: the relay's origin, not the RP's.
+    const shown = pinentry.dialogs().slice(before);
+    assert.ok(shown[0].description.includes(`${relay.base} wants to sign in`), shown[0].description);
+    assert.equal(clientData(refused.request).origin, relay.base);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error.code, 'origin_not_allowed');
+    assert.equal(refused.headers['set-cookie'], undefined);
+    assert.match(await statusText(page, 'origin_not_allowed'), /not the real site/);
+    await shot(page, 'relay-refused-by-server');
+  } finally {
+    await relay.stop();
+  }
 });

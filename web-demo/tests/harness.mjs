@@ -2,7 +2,7 @@
 // and the demo pages, an optional relay ("phishing proxy") on another origin, and headless
 // Chromium with CDP virtual authenticators. Every browser call is bounded by a timeout.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, chmodSync, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,11 @@ export const siteDir = join(demoDir, 'site');
 export const screenshotDir = join(demoDir, 'test-output', 'screenshots');
 export const binary = process.env.PASSGATE_BIN || resolve(demoDir, '..', 'target', 'debug', 'passgate');
 export const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+/** passgate's AAGUID (the relying party names it "passgate"). */
+export const PASSGATE_AAGUID = 'bc5e712f-3ad4-41a7-a970-289c9ab407c9';
+/** The PIN the scripted pinentry types unless told otherwise. */
+export const TEST_PIN = '482916';
+const scriptedPinentryPath = resolve(demoDir, '..', 'bridge', 'tests', 'scripted-pinentry.py');
 
 /** Default bound for a single browser/CDP/server step. */
 export const STEP_MS = 15_000;
@@ -43,7 +48,8 @@ export function freePort() {
   });
 }
 
-function stopChild(child, ms = 5_000) {
+/** SIGTERM, then SIGKILL after `ms`. */
+export function stopChild(child, ms = 5_000) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((done) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); }, ms);
@@ -221,6 +227,10 @@ export async function addAuthenticator(cdp, overrides) {
 /** A screenshot writer for one journey: test-output/screenshots/<journey>-<nn>-<name>.png. */
 export function screenshots(journey) {
   mkdirSync(screenshotDir, { recursive: true });
+  // This run's pictures only: an earlier run's (a failure, say) would mislead.
+  for (const old of readdirSync(screenshotDir)) {
+    if (old.startsWith(`${journey}-`)) rmSync(join(screenshotDir, old), { force: true });
+  }
   let n = 0;
   const taken = [];
   const shot = async (page, name) => {
@@ -326,4 +336,130 @@ export function attestedFlags(registrationResponse) {
 export function assertionFlags(authenticationResponse) {
   const flags = Buffer.from(authenticationResponse.response.authenticatorData, 'base64url')[32];
   return { up: Boolean(flags & 0x01), uv: Boolean(flags & 0x04), be: Boolean(flags & 0x08), bs: Boolean(flags & 0x10) };
+}
+
+/**
+ * Spawns `passgate ARGS` and collects stdout until a line matches `until` (default: the
+ * `listening on ADDRESS` line). Returns { child, log, lines, match }.
+ */
+export async function spawnPassgate(args, { what = `passgate ${args[0]}`, until = /^listening on (\S+)/, env = {}, ms = 20_000 } = {}) {
+  const child = spawn(binary, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PASSGATE_LOG: process.env.PASSGATE_LOG ?? 'info', ...env },
+  });
+  const log = [];
+  const lines = [];
+  const keep = (l) => { log.push(l); if (log.length > 300) log.shift(); };
+  createInterface({ input: child.stderr }).on('line', keep);
+  const out = createInterface({ input: child.stdout });
+  try {
+    const match = await withTimeout(new Promise((ready, failed) => {
+      out.on('line', (l) => {
+        keep(l);
+        lines.push(l);
+        const m = until.exec(l);
+        if (m) ready(m);
+      });
+      child.once('error', failed);
+      child.once('exit', (code, signal) => failed(new Error(
+        `${what} exited (${code ?? signal}) early:\n${log.join('\n')}`)));
+    }), `${what} start`, ms);
+    return { child, log, lines, match };
+  } catch (e) {
+    await stopChild(child);
+    throw e;
+  }
+}
+
+/**
+ * The scripted pinentry (bridge/tests/scripted-pinentry.py): a real Assuan speaker standing in
+ * for the person at passgate's trusted prompt. `direct({getpin, confirm, script})` says how the
+ * next dialogs are answered; `dialogs()` is what passgate showed, one entry per dialog.
+ */
+export function scriptedPinentry(work) {
+  const control = join(work, 'pinentry-control.json');
+  const logFile = join(work, 'pinentry-log.jsonl');
+  const program = join(work, 'pinentry');
+  writeFileSync(program, `#!/bin/sh\nexec python3 '${scriptedPinentryPath}' --control '${control}' --log '${logFile}'\n`);
+  chmodSync(program, 0o755);
+  const direct = (c) => writeFileSync(control, JSON.stringify({ getpin: TEST_PIN, confirm: 'ok', ...c }));
+  direct({});
+  return {
+    program,
+    direct,
+    dialogs() {
+      if (!existsSync(logFile)) return [];
+      return readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    },
+    /** Waits until `n` dialogs have been shown. */
+    async waitForDialogs(n, ms = STEP_MS) {
+      const deadline = Date.now() + ms;
+      while (this.dialogs().length < n) {
+        if (Date.now() > deadline) throw new Error(`only ${this.dialogs().length} of ${n} pinentry dialogs`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      return this.dialogs();
+    },
+  };
+}
+
+/**
+ * `passgate demo` on a free port: the relying party with the pages, passgate's in-process
+ * authenticator and the local bridge, its prompt a scripted pinentry. Returns { port, base,
+ * bridgeUrl, pairingCode, pinentry, log, lines, work, child, stop }.
+ */
+export async function startDemo() {
+  const work = mkdtempSync(join(tmpdir(), 'passgate-demo-'));
+  const pinentry = scriptedPinentry(work);
+  let lastError;
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const port = await freePort();
+    try {
+      const started = await spawnPassgate(['demo', '--listen', `127.0.0.1:${port}`, '--bridge-listen', '127.0.0.1:0',
+        '--state-dir', join(work, 'state'), '--static-dir', siteDir, '--prompt', 'pinentry', '--pinentry', pinentry.program,
+        '--prompt-timeout', '30', '--user-verifier', 'pin'], { what: 'passgate demo', until: /^Stop with Ctrl-C/ });
+      const text = started.lines.join('\n');
+      const bridgeUrl = /local bridge: (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1];
+      const pairingCode = /pairing code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/.exec(text)?.[1];
+      if (!bridgeUrl || !pairingCode) throw new Error(`passgate demo printed no bridge or code:\n${text}`);
+      return {
+        ...started,
+        port,
+        base: `http://localhost:${port}`,
+        ipBase: `http://127.0.0.1:${port}`,
+        bridgeUrl,
+        pairingCode,
+        pinentry,
+        work,
+        async stop() {
+          await stopChild(started.child);
+          rmSync(work, { recursive: true, force: true });
+        },
+      };
+    } catch (e) {
+      lastError = e;
+      if (!/binding|Address already in use/i.test(String(e.message))) break;
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+  throw lastError;
+}
+
+/** A raw HTTP request from Node (any headers, a forged Origin included): { status, headers, body }. */
+export function httpRequest(url, { method = 'POST', headers = {}, body } = {}) {
+  return withTimeout(new Promise((done, failed) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        let parsed = null;
+        try { parsed = JSON.parse(text); } catch { /* empty or not JSON */ }
+        done({ status: res.statusCode, headers: res.headers, body: parsed });
+      });
+    });
+    req.on('error', failed);
+    if (body !== undefined) req.write(typeof body === 'string' ? body : JSON.stringify(body));
+    req.end();
+  }), `${method} ${url}`);
 }

@@ -26,7 +26,7 @@ pub struct AptPackage {
 pub const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "python3",
-        why: "runs the python-fido2 interop tests",
+        why: "runs the python-fido2 interop tests and the scripted pinentry of the bridge and browser tests",
         satisfied_by: Some(&["python3", "--version"]),
     },
     AptPackage {

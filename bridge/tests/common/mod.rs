@@ -61,7 +61,7 @@ impl UserInterface for PinEntry {
         self.pin.is_some()
     }
 
-    fn pin(&self, _rp_id: &str) -> Option<Zeroizing<String>> {
+    fn pin(&self, _request: &passgate_bridge::PinRequest<'_>) -> Option<Zeroizing<String>> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         self.pin.clone().map(Zeroizing::new)
     }

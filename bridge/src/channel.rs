@@ -1,0 +1,514 @@
+//! The host channel: one small request/reply layer for every way a page reaches passgate
+//! through its host (a Tauri `invoke`, WKWebView's `messageHandlers`, an Android
+//! `WebMessageListener`, the local HTTP bridge).
+//!
+//! ```text
+//! page -> host:  {"type": "create", "requestId": "r1", "options": {...}}
+//! host -> page:  {"requestId": "r1", "ok": true, "result": {...}}
+//!           or:  {"requestId": "r1", "ok": false, "error": {"name": "NotAllowedError", "message": "..."}}
+//! page -> host:  {"type": "cancel", "requestId": "c1", "target": "r1"}
+//! ```
+//!
+//! The transport carries opaque JSON; the [`Router`] picks the handler by `type`. WebAuthn is
+//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]);
+//! `cancel` is the router's own and works for every type. Other features register their own
+//! types on the same router ([`Router::register`]) and need no change to any transport.
+//!
+//! Who sent a message is the host's knowledge, never the message's: every handler gets the
+//! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
+//! of a paired page). `origin`/`topOrigin` members in a message are never read.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use passgate_authenticator::api::user_verifier::Interaction;
+use serde_json::{Map, Value as Json, json};
+
+use crate::Bridge;
+use crate::error::{BridgeError, ErrorName};
+
+/// The message type the router keeps for itself.
+pub const CANCEL: &str = "cancel";
+/// How many requests may be in flight on one router at a time.
+pub const MAX_PENDING: usize = 32;
+/// The longest `requestId` accepted, in bytes.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Who sent a message, as the host established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The origin of the calling document.
+    pub origin: String,
+    /// The top-level origin, when the caller is a cross-origin frame.
+    pub top_origin: Option<String>,
+    /// Requests are cancelled only from within the same session (a webview, a pairing).
+    pub session: String,
+}
+
+impl Sender {
+    /// A top-level document of `origin`, in a session of its own origin.
+    pub fn new(origin: impl Into<String>) -> Self {
+        let origin = origin.into();
+        Self {
+            session: origin.clone(),
+            origin,
+            top_origin: None,
+        }
+    }
+
+    /// The same sender in `session`.
+    pub fn in_session(mut self, session: impl Into<String>) -> Self {
+        self.session = session.into();
+        self
+    }
+}
+
+/// What a handler gets besides the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Who sent it.
+    pub sender: &'a Sender,
+    /// Cancelled by a `cancel` message for this request (or by the host, e.g. when the HTTP
+    /// client went away); long handlers must watch it.
+    pub interaction: &'a Interaction,
+}
+
+/// Handles one message type.
+pub trait Handler: Send + Sync {
+    /// The result for `message` (the whole message object, `type` and `requestId`
+    /// included), or the error the page gets.
+    fn handle(
+        &self,
+        context: &Context<'_>,
+        message: &Map<String, Json>,
+    ) -> Result<Json, BridgeError>;
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&Context<'_>, &Map<String, Json>) -> Result<Json, BridgeError> + Send + Sync,
+{
+    fn handle(
+        &self,
+        context: &Context<'_>,
+        message: &Map<String, Json>,
+    ) -> Result<Json, BridgeError> {
+        self(context, message)
+    }
+}
+
+/// Why a handler could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// Another handler has the type.
+    #[error("the message type {0:?} already has a handler")]
+    Taken(String),
+    /// `cancel` belongs to the router.
+    #[error("the message type {0:?} is reserved")]
+    Reserved(String),
+    /// Types are 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+    #[error("{0:?} is not a message type (1 to 64 of A-Z a-z 0-9 . _ -)")]
+    Invalid(String),
+}
+
+/// The WebAuthn message types, handled by a [`Bridge`].
+struct WebAuthn {
+    bridge: Arc<Bridge>,
+}
+
+impl Handler for WebAuthn {
+    fn handle(
+        &self,
+        context: &Context<'_>,
+        message: &Map<String, Json>,
+    ) -> Result<Json, BridgeError> {
+        let kind = message.get("type").and_then(Json::as_str).unwrap_or("");
+        // Only `type` and `options` go to the bridge: whatever else the page put in the
+        // message (an "origin" of its choosing, say) is dropped here.
+        let mut request = json!({ "type": kind });
+        if let Some(options) = message.get("options") {
+            request["options"] = options.clone();
+        }
+        let reply = self.bridge.run(
+            &context.sender.origin,
+            context.sender.top_origin.as_deref(),
+            &request,
+            Some(context.interaction),
+        )?;
+        Ok(match kind {
+            "isUvpaa" | "getClientCapabilities" => {
+                reply.get("result").cloned().unwrap_or(Json::Null)
+            }
+            _ => reply,
+        })
+    }
+}
+
+/// Routes messages to handlers by `type`, and cancels requests in flight.
+pub struct Router {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+    /// (session, requestId) -> the running request's cancellation handle.
+    pending: Mutex<HashMap<(String, String), Interaction>>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("types", &self.types())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Removes a request from the pending table when it ends, however it ends.
+struct PendingGuard<'a> {
+    router: &'a Router,
+    key: Option<(String, String)>,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.router
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+    }
+}
+
+fn valid_type(kind: &str) -> bool {
+    (1..=64).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The key a requestId is filed under: strings as they are, numbers as their JSON text.
+fn request_key(id: &Json) -> Option<String> {
+    match id {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Router {
+    /// A router with no handlers (only `cancel`).
+    pub fn new() -> Self {
+        Self {
+            handlers: HashMap::new(),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A router with the WebAuthn types on `bridge`: `create`, `get` (result: the credential
+    /// in `toJSON()` form), `isUvpaa` (result: a boolean), `getClientCapabilities` (result:
+    /// the capabilities record).
+    pub fn webauthn(bridge: Arc<Bridge>) -> Self {
+        let mut router = Self::new();
+        let handler: Arc<dyn Handler> = Arc::new(WebAuthn { bridge });
+        for kind in ["create", "get", "isUvpaa", "getClientCapabilities"] {
+            router
+                .handlers
+                .insert(kind.to_owned(), Arc::clone(&handler));
+        }
+        router
+    }
+
+    /// Adds a handler for `kind`.
+    pub fn register(&mut self, kind: &str, handler: Arc<dyn Handler>) -> Result<(), RegisterError> {
+        if kind == CANCEL {
+            return Err(RegisterError::Reserved(kind.to_owned()));
+        }
+        if !valid_type(kind) {
+            return Err(RegisterError::Invalid(kind.to_owned()));
+        }
+        match self.handlers.entry(kind.to_owned()) {
+            Entry::Occupied(_) => Err(RegisterError::Taken(kind.to_owned())),
+            Entry::Vacant(slot) => {
+                slot.insert(handler);
+                Ok(())
+            }
+        }
+    }
+
+    /// The types this router answers, sorted (`cancel` included).
+    pub fn types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        types.push(CANCEL);
+        types.sort_unstable();
+        types
+    }
+
+    /// Handles one message (JSON text) from `sender`; returns the reply (JSON text).
+    pub fn handle(&self, sender: &Sender, message_json: &str) -> String {
+        let reply = match serde_json::from_str::<Json>(message_json) {
+            Ok(message) => self.handle_value(sender, &message, None),
+            Err(e) => failure(
+                &Json::Null,
+                &BridgeError::type_error(format!("the message is not JSON: {e}")),
+            ),
+        };
+        reply.to_string()
+    }
+
+    /// Handles one parsed message. `interaction`, when given, lets the host cancel the
+    /// request too (e.g. when its HTTP client went away).
+    pub fn handle_value(
+        &self,
+        sender: &Sender,
+        message: &Json,
+        interaction: Option<&Interaction>,
+    ) -> Json {
+        let Some(object) = message.as_object() else {
+            return failure(
+                &Json::Null,
+                &BridgeError::type_error("the message is not a JSON object"),
+            );
+        };
+        let request_id = object.get("requestId").cloned().unwrap_or(Json::Null);
+        let key = match &request_id {
+            Json::Null => None,
+            id => match request_key(id).filter(|k| k.len() <= MAX_REQUEST_ID) {
+                Some(k) => Some(k),
+                None => {
+                    return failure(
+                        &Json::Null,
+                        &BridgeError::type_error(format!(
+                            "\"requestId\" must be a string or number of at most {MAX_REQUEST_ID} bytes"
+                        )),
+                    );
+                }
+            },
+        };
+        let Some(kind) = object.get("type").and_then(Json::as_str) else {
+            return failure(
+                &request_id,
+                &BridgeError::type_error("the message has no \"type\""),
+            );
+        };
+        if kind == CANCEL {
+            return self.cancel(sender, &request_id, object);
+        }
+        let Some(handler) = self.handlers.get(kind) else {
+            return failure(
+                &request_id,
+                &BridgeError::new(
+                    ErrorName::NotSupportedError,
+                    format!("this host does not handle {kind:?} messages"),
+                ),
+            );
+        };
+        let interaction = interaction.cloned().unwrap_or_default();
+        let mut guard = PendingGuard {
+            router: self,
+            key: None,
+        };
+        if let Some(key) = key {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() >= MAX_PENDING {
+                return failure(
+                    &request_id,
+                    &BridgeError::not_allowed("too many requests are in flight"),
+                );
+            }
+            let full_key = (sender.session.clone(), key);
+            match pending.entry(full_key.clone()) {
+                Entry::Occupied(_) => {
+                    return failure(
+                        &request_id,
+                        &BridgeError::new(
+                            ErrorName::InvalidStateError,
+                            "a request with this requestId is still running",
+                        ),
+                    );
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(interaction.clone());
+                }
+            }
+            guard.key = Some(full_key);
+        }
+        let context = Context {
+            sender,
+            interaction: &interaction,
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.handle(&context, object)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(kind, "a message handler panicked");
+            Err(BridgeError::unknown("internal error"))
+        });
+        drop(guard);
+        match outcome {
+            Ok(result) => json!({ "requestId": request_id, "ok": true, "result": result }),
+            Err(e) => failure(&request_id, &e),
+        }
+    }
+
+    /// `{"type":"cancel","target":ID}`: cancels the request `ID` of the same session.
+    fn cancel(&self, sender: &Sender, request_id: &Json, object: &Map<String, Json>) -> Json {
+        let Some(target) = object.get("target").and_then(request_key) else {
+            return failure(
+                request_id,
+                &BridgeError::type_error("a cancel message names its \"target\" requestId"),
+            );
+        };
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = pending.get(&(sender.session.clone(), target));
+        if let Some(interaction) = found {
+            interaction.cancel();
+        }
+        json!({ "requestId": request_id, "ok": true, "result": { "cancelled": found.is_some() } })
+    }
+
+    /// Cancels every request in flight for `session` (its webview closed, its pairing ended).
+    pub fn cancel_session(&self, session: &str) -> usize {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for ((s, _), interaction) in pending.iter() {
+            if s == session {
+                interaction.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+fn failure(request_id: &Json, error: &BridgeError) -> Json {
+    json!({ "requestId": request_id, "ok": false, "error": error.to_json() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn echo() -> Arc<dyn Handler> {
+        Arc::new(|context: &Context<'_>, message: &Map<String, Json>| {
+            Ok(json!({ "origin": context.sender.origin, "saw": message.get("value").cloned() }))
+        })
+    }
+
+    #[test]
+    fn routes_by_type_with_the_hosts_origin() {
+        let mut router = Router::new();
+        router.register("demo.echo", echo()).unwrap();
+        assert_eq!(router.types(), ["cancel", "demo.echo"]);
+        let sender = Sender::new("https://app.example");
+        let reply = router.handle_value(
+            &sender,
+            &json!({"type": "demo.echo", "requestId": 7, "value": 1, "origin": "https://evil.example"}),
+            None,
+        );
+        assert_eq!(
+            reply,
+            json!({"requestId": 7, "ok": true, "result": {"origin": "https://app.example", "saw": 1}})
+        );
+        let unknown =
+            router.handle_value(&sender, &json!({"type": "nope", "requestId": "x"}), None);
+        assert_eq!(unknown["ok"], false);
+        assert_eq!(unknown["requestId"], "x");
+        assert_eq!(unknown["error"]["name"], "NotSupportedError");
+        for bad in [
+            "",
+            "[]",
+            "{\"requestId\":1}",
+            "{\"type\":\"demo.echo\",\"requestId\":[1]}",
+        ] {
+            let reply: Json = serde_json::from_str(&router.handle(&sender, bad)).unwrap();
+            assert_eq!(reply["ok"], false, "{bad}");
+            assert_eq!(reply["error"]["name"], "TypeError", "{bad}");
+        }
+    }
+
+    #[test]
+    fn registration_refuses_taken_reserved_and_invalid_types() {
+        let mut router = Router::new();
+        router.register("vault.open", echo()).unwrap();
+        assert_eq!(
+            router.register("vault.open", echo()),
+            Err(RegisterError::Taken("vault.open".into()))
+        );
+        assert_eq!(
+            router.register("cancel", echo()),
+            Err(RegisterError::Reserved("cancel".into()))
+        );
+        for bad in ["", "has space", "é", &"x".repeat(65)] {
+            assert!(
+                matches!(router.register(bad, echo()), Err(RegisterError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancel_reaches_the_running_request_of_the_same_session_only() {
+        let mut router = Router::new();
+        router
+            .register(
+                "wait",
+                Arc::new(|context: &Context<'_>, _: &Map<String, Json>| {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !context.interaction.is_cancelled() {
+                        if Instant::now() > deadline {
+                            return Ok(json!("not cancelled"));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(BridgeError::new(ErrorName::AbortError, "cancelled"))
+                }),
+            )
+            .unwrap();
+        let router = Arc::new(router);
+        let alice = Sender::new("https://a.example");
+        let running = {
+            let router = Arc::clone(&router);
+            let alice = alice.clone();
+            std::thread::spawn(move || {
+                router.handle_value(&alice, &json!({"type": "wait", "requestId": "r1"}), None)
+            })
+        };
+        while router.pending.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The same requestId twice at once is refused.
+        let twice = router.handle_value(&alice, &json!({"type": "wait", "requestId": "r1"}), None);
+        assert_eq!(twice["error"]["name"], "InvalidStateError");
+        // Another session cannot cancel it.
+        let mallory = Sender::new("https://a.example").in_session("other");
+        let foreign = router.handle_value(
+            &mallory,
+            &json!({"type": "cancel", "requestId": "c0", "target": "r1"}),
+            None,
+        );
+        assert_eq!(foreign["result"]["cancelled"], false);
+        let cancel = router.handle_value(
+            &alice,
+            &json!({"type": "cancel", "requestId": "c1", "target": "r1"}),
+            None,
+        );
+        assert_eq!(
+            cancel,
+            json!({"requestId": "c1", "ok": true, "result": {"cancelled": true}})
+        );
+        let reply = running.join().unwrap();
+        assert_eq!(reply["requestId"], "r1");
+        assert_eq!(reply["error"]["name"], "AbortError");
+        assert!(router.pending.lock().unwrap().is_empty());
+        let missing =
+            router.handle_value(&alice, &json!({"type": "cancel", "requestId": "c2"}), None);
+        assert_eq!(missing["error"]["name"], "TypeError");
+    }
+}

@@ -1,0 +1,385 @@
+//! Trusted prompts: where a person types the PIN and approves presence, out of every page's
+//! reach.
+//!
+//! A page can draw anything, including a perfect copy of a PIN dialog; what it cannot do is
+//! open a pinentry window or read the terminal that runs passgate. So the PIN is entered there
+//! and never into the page, and approving presence is a deliberate act in that same prompt.
+//!
+//! - [`Pinentry`](pinentry::Pinentry): a pinentry program (GnuPG's, or any program speaking
+//!   its Assuan protocol), started for each dialog. The default for the native-messaging host,
+//!   which the browser starts with no terminal.
+//! - [`TerminalPrompt`](terminal::TerminalPrompt): the terminal running passgate (`/dev/tty`,
+//!   the PIN read with echo off).
+//!
+//! On top of either, [`PromptUi`] is the bridge's [`UserInterface`] (enter the PIN, choose
+//! a first PIN, pick an account) and [`PromptPresence`] is an authenticator's
+//! [`UserVerifier`] for presence (approve or deny each request).
+
+pub mod pinentry;
+pub mod terminal;
+
+use std::sync::Arc;
+
+use passgate_authenticator::api::user_verifier::{
+    Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError, UserVerified,
+    UserVerifier, VerifierErrorCode, VerifierStatus,
+};
+use zeroize::Zeroizing;
+
+use crate::ceremony::{AccountChoice, NewPinRequest, PinRequest, Purpose, UserInterface};
+
+pub use pinentry::Pinentry;
+pub use terminal::TerminalPrompt;
+
+/// One dialog: what the person reads and the choices they have.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialog<'a> {
+    /// The window title.
+    pub title: &'a str,
+    /// What is asked and why (may span lines).
+    pub description: &'a str,
+    /// The label in front of a secret's input field.
+    pub prompt: &'a str,
+    /// Why the previous answer was refused, shown prominently.
+    pub error: Option<&'a str>,
+    /// The label of the approving button.
+    pub ok: &'a str,
+    /// The label of the declining button.
+    pub cancel: &'a str,
+    /// A third choice, when there is one (e.g. "Another account").
+    pub not_ok: Option<&'a str>,
+}
+
+impl Default for Dialog<'_> {
+    fn default() -> Self {
+        Self {
+            title: "passgate",
+            description: "",
+            prompt: "PIN:",
+            error: None,
+            ok: "OK",
+            cancel: "Cancel",
+            not_ok: None,
+        }
+    }
+}
+
+/// The person's answer to a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The approving button.
+    Ok,
+    /// The third choice ([`Dialog::not_ok`]).
+    NotOk,
+}
+
+/// Why a prompt gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    /// The person declined (Cancel, Escape, `n`, end of input).
+    #[error("the user declined")]
+    Declined,
+    /// The request was cancelled (the page aborted, the ceremony timed out): the prompt was
+    /// closed.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// Nobody answered within the prompt's timeout.
+    #[error("nobody answered the prompt in time")]
+    TimedOut,
+    /// The prompt cannot be shown (no pinentry program, no terminal, a broken protocol).
+    #[error("the prompt is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A place to ask the person that web content cannot reach.
+pub trait TrustedPrompt: Send + Sync {
+    /// A short name for logs and messages ("pinentry", "terminal").
+    fn name(&self) -> &'static str;
+
+    /// Asks for a secret (a PIN); the input is not echoed.
+    fn secret(
+        &self,
+        dialog: &Dialog<'_>,
+        interaction: &Interaction,
+    ) -> Result<Zeroizing<String>, PromptError>;
+
+    /// Asks for a yes/no (or the third choice, when the dialog offers one).
+    fn confirm(
+        &self,
+        dialog: &Dialog<'_>,
+        interaction: &Interaction,
+    ) -> Result<Answer, PromptError>;
+
+    /// Lets the person pick one of `options`; the default asks about each in turn.
+    fn choose(
+        &self,
+        description: &str,
+        options: &[String],
+        interaction: &Interaction,
+    ) -> Result<usize, PromptError> {
+        for (i, option) in options.iter().enumerate() {
+            let last = i + 1 == options.len();
+            let text = format!("{description}\n\n{option} ({} of {})", i + 1, options.len());
+            let dialog = Dialog {
+                description: &text,
+                ok: "Use this account",
+                cancel: "Cancel",
+                not_ok: (!last).then_some("Next account"),
+                ..Dialog::default()
+            };
+            match self.confirm(&dialog, interaction)? {
+                Answer::Ok => return Ok(i),
+                Answer::NotOk => {}
+            }
+        }
+        Err(PromptError::Declined)
+    }
+}
+
+/// "http://localhost:9000 wants to sign in to localhost" and the like.
+fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
+    match purpose {
+        Purpose::Create { user_name } => {
+            format!(
+                "{origin} wants to create a passkey for \u{201c}{user_name}\u{201d} on {rp_id}."
+            )
+        }
+        Purpose::Get => format!("{origin} wants to sign in with your passkey for {rp_id}."),
+    }
+}
+
+/// The bridge's [`UserInterface`] on a trusted prompt.
+#[derive(Clone)]
+pub struct PromptUi {
+    prompt: Arc<dyn TrustedPrompt>,
+}
+
+impl std::fmt::Debug for PromptUi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptUi")
+            .field("prompt", &self.prompt.name())
+            .finish()
+    }
+}
+
+impl PromptUi {
+    /// Asks through `prompt`.
+    pub fn new(prompt: Arc<dyn TrustedPrompt>) -> Self {
+        Self { prompt }
+    }
+
+    fn log_failure(&self, what: &str, e: &PromptError) {
+        match e {
+            PromptError::Unavailable(why) => {
+                tracing::error!(prompt = self.prompt.name(), %why, "{what}: the trusted prompt is unavailable");
+            }
+            other => tracing::info!(prompt = self.prompt.name(), outcome = %other, "{what}"),
+        }
+    }
+}
+
+impl UserInterface for PromptUi {
+    fn collects_pin(&self) -> bool {
+        true
+    }
+
+    fn pin(&self, request: &PinRequest<'_>) -> Option<Zeroizing<String>> {
+        let description = format!(
+            "{}\n\nEnter your passgate PIN to confirm it is you.",
+            request_line(request.origin, request.rp_id, request.purpose)
+        );
+        let error = request.after_wrong_pin.map(|left| match left {
+            Some(1) => "Wrong PIN. 1 attempt left before the PIN is blocked.".to_owned(),
+            Some(n) => format!("Wrong PIN. {n} attempts left."),
+            None => "Wrong PIN.".to_owned(),
+        });
+        let dialog = Dialog {
+            description: &description,
+            prompt: "PIN:",
+            error: error.as_deref(),
+            ok: "Verify",
+            cancel: "Cancel",
+            ..Dialog::default()
+        };
+        self.prompt
+            .secret(&dialog, request.interaction)
+            .map_err(|e| self.log_failure("PIN entry", &e))
+            .ok()
+    }
+
+    fn sets_pin(&self) -> bool {
+        true
+    }
+
+    fn new_pin(&self, request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
+        let head = request_line(request.origin, request.rp_id, request.purpose);
+        let mut problem = request.problem.map(str::to_owned);
+        for _ in 0..3 {
+            let first_text = format!(
+                "{head}\n\nThis needs user verification, and passgate has no PIN yet. Choose a PIN (at least {} characters): you will type it whenever a site needs to know it is you.",
+                request.min_length
+            );
+            let first = Dialog {
+                description: &first_text,
+                prompt: "New PIN:",
+                error: problem.as_deref(),
+                ok: "Next",
+                ..Dialog::default()
+            };
+            let pin = match self.prompt.secret(&first, request.interaction) {
+                Ok(pin) => pin,
+                Err(e) => {
+                    self.log_failure("new PIN", &e);
+                    return None;
+                }
+            };
+            let again_text = format!("{head}\n\nType the new PIN again.");
+            let again = Dialog {
+                description: &again_text,
+                prompt: "Repeat:",
+                ok: "Set PIN",
+                ..Dialog::default()
+            };
+            let repeated = match self.prompt.secret(&again, request.interaction) {
+                Ok(pin) => pin,
+                Err(e) => {
+                    self.log_failure("new PIN (repeat)", &e);
+                    return None;
+                }
+            };
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                pin.as_bytes(),
+                repeated.as_bytes(),
+            )
+            .is_ok()
+            {
+                return Some(pin);
+            }
+            problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
+        }
+        None
+    }
+
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
+        let options: Vec<String> = choice
+            .accounts
+            .iter()
+            .map(|a| match (&a.name, &a.display_name) {
+                (Some(name), Some(display)) if display != name => format!("{display} ({name})"),
+                (Some(name), _) => name.clone(),
+                (None, Some(display)) => display.clone(),
+                (None, None) => "an unnamed account".to_owned(),
+            })
+            .collect();
+        let description = format!(
+            "{}\n\nThis device holds {} passkeys for {}. Which account?",
+            request_line(choice.origin, choice.rp_id, Purpose::Get),
+            options.len(),
+            choice.rp_id
+        );
+        self.prompt
+            .choose(&description, &options, choice.interaction)
+            .map_err(|e| self.log_failure("account choice", &e))
+            .ok()
+    }
+}
+
+/// An authenticator's presence check on a trusted prompt: each request is approved (or
+/// denied) there. It verifies nobody: user verification is the PIN, or a built-in verifier
+/// wrapped around this one (fprintd).
+#[derive(Clone)]
+pub struct PromptPresence {
+    prompt: Arc<dyn TrustedPrompt>,
+}
+
+impl std::fmt::Debug for PromptPresence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptPresence")
+            .field("prompt", &self.prompt.name())
+            .finish()
+    }
+}
+
+impl PromptPresence {
+    /// Asks through `prompt`.
+    pub fn new(prompt: Arc<dyn TrustedPrompt>) -> Self {
+        Self { prompt }
+    }
+}
+
+impl UserVerifier for PromptPresence {
+    fn status(&self) -> VerifierStatus {
+        passgate_authenticator::presence::no_verification_status()
+    }
+
+    fn check_presence(
+        &mut self,
+        prompt: &Prompt<'_>,
+        interaction: &Interaction,
+    ) -> Result<(), UserActionError> {
+        let rp = prompt.rp_id.unwrap_or("a site");
+        let user = prompt
+            .user_name
+            .map(|u| format!(" as \u{201c}{u}\u{201d}"))
+            .unwrap_or_default();
+        let (description, ok) = match prompt.action {
+            PromptAction::Register => (
+                format!("Create a passkey for {rp}{user}?"),
+                "Create passkey",
+            ),
+            PromptAction::SignIn => (
+                format!("Sign in to {rp}{user} with your passkey?"),
+                "Sign in",
+            ),
+            PromptAction::Reset => (
+                "ERASE EVERY PASSKEY on this authenticator? This cannot be undone.".to_owned(),
+                "Erase all",
+            ),
+            PromptAction::Select => ("Use this authenticator?".to_owned(), "Use it"),
+        };
+        let description = format!("{description}\n\nApprove only if you started this yourself.");
+        let dialog = Dialog {
+            description: &description,
+            ok,
+            cancel: "Deny",
+            ..Dialog::default()
+        };
+        interaction.set_status(KeepaliveStatus::UpNeeded);
+        let outcome = self.prompt.confirm(&dialog, interaction);
+        interaction.set_status(KeepaliveStatus::Processing);
+        tracing::info!(
+            prompt = self.prompt.name(),
+            rp_id = prompt.rp_id,
+            outcome = match &outcome {
+                Ok(_) => "approved",
+                Err(PromptError::Declined) => "denied",
+                Err(PromptError::Cancelled) => "cancelled",
+                Err(PromptError::TimedOut) => "timed out",
+                Err(PromptError::Unavailable(_)) => "unavailable",
+            },
+            "presence"
+        );
+        match outcome {
+            Ok(Answer::Ok) => Ok(()),
+            Ok(Answer::NotOk) | Err(PromptError::Declined) => Err(UserActionError::Denied),
+            Err(PromptError::Cancelled) => Err(UserActionError::Cancelled),
+            Err(PromptError::TimedOut) => Err(UserActionError::Timeout),
+            Err(PromptError::Unavailable(why)) => {
+                tracing::error!(%why, "the presence prompt is unavailable");
+                Err(UserActionError::Unavailable(
+                    VerifierErrorCode::NotInteractive,
+                ))
+            }
+        }
+    }
+
+    fn verify_user(
+        &mut self,
+        _prompt: &Prompt<'_>,
+        _interaction: &Interaction,
+    ) -> Result<UserVerified, UserActionError> {
+        Err(UserActionError::Unavailable(
+            VerifierErrorCode::BiometryNotAvailable,
+        ))
+    }
+}
