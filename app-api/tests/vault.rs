@@ -424,6 +424,28 @@ fn in_memory_only_never_touches_disk_and_locking_clears_it() {
     assert!(vault.get_value("k").unwrap().is_none());
     vault.store_value("k", &json!(2), &i()).unwrap();
     drop(vault);
+    // With lockAfter, idling clears it once: one event, not one per timer tick.
+    let idle = open_with(
+        &rig,
+        "mem2",
+        VaultOptions {
+            auth_mode: AuthMode::InMemoryOnly,
+            lock_after: 100,
+            max_attempts: 5,
+        },
+    );
+    let events = idle.subscribe();
+    idle.store_value("k", &json!(1), &i()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let seen: Vec<VaultEvent> = events.try_iter().collect();
+    assert_eq!(
+        seen,
+        vec![VaultEvent::Lock {
+            vault_id: "mem2".into(),
+            timeout: true
+        }]
+    );
+    assert!(idle.get_value("k").unwrap().is_none());
     let fresh = open(&rig, "mem", AuthMode::InMemoryOnly);
     assert!(
         fresh.get_value("k").unwrap().is_none(),

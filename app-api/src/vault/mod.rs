@@ -354,16 +354,26 @@ impl Inner {
             .map_or(0, |a| a.failed)
     }
 
+    /// Whether something is open to lock: an unlocked vault, or an InMemoryOnly one holding
+    /// data (an empty one has nothing to lock).
+    fn is_open(&self) -> bool {
+        match &self.state {
+            State::Unlocked { .. } => true,
+            State::Memory { values } => !values.is_empty(),
+            State::Locked | State::Absent => false,
+        }
+    }
+
     fn idle_expired(&self, now: Instant) -> bool {
         self.config.lock_after > 0
-            && matches!(self.state, State::Unlocked { .. } | State::Memory { .. })
+            && self.is_open()
             && now.saturating_duration_since(self.last_activity)
                 >= Duration::from_millis(self.config.lock_after)
     }
 
     /// Locks (dropping and zeroizing the key and values); InMemoryOnly loses its data.
     fn lock_now(&mut self, timeout: bool) {
-        let was_open = matches!(self.state, State::Unlocked { .. } | State::Memory { .. });
+        let was_open = self.is_open();
         self.state = match self.state {
             State::Unlocked { .. } => State::Locked,
             State::Memory { .. } => State::Memory {
@@ -1116,9 +1126,7 @@ fn spawn_idle_timer(shared: Weak<Shared>) {
                     inner.lock_now(true);
                 }
                 let wait = match inner.state {
-                    State::Unlocked { .. } | State::Memory { .. }
-                        if inner.config.lock_after > 0 =>
-                    {
+                    _ if inner.is_open() && inner.config.lock_after > 0 => {
                         let deadline =
                             inner.last_activity + Duration::from_millis(inner.config.lock_after);
                         deadline.saturating_duration_since(now) + Duration::from_millis(5)
