@@ -394,3 +394,37 @@ def test_soter_key_in_swtpm(app, rp, swtpm_factory, tmp_path):  # noqa: F811
     err = other.error({"type": "soter.startSoterAuthentication", "challenge": "c",
                        "requestAuthModes": ["fingerPrint"]}, touch="finger-a")
     assert err["errCode"] == 90007 and "TPM" in err["detail"], err
+
+
+def test_the_pin_unlocks_when_the_sensor_locks_out_and_passcode_only_vaults(app, spawn, tmp_path):
+    from fido2.ctap2 import Ctap2
+    from fido2.ctap2.pin import ClientPin
+
+    state = tmp_path / "state"
+    authenticator = spawn(state_dir=state)
+    ClientPin(Ctap2(authenticator.device())).set_pin("314159")
+    authenticator.stop()
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("314159\n")
+    serve = app(["--pin-file", str(pin_file), "--max-attempts", "2"])
+    open_vault(serve, "both", authMode="BiometricAndPasscode")
+    serve.result({"type": "vault.storeValue", "vaultId": "both", "key": "k", "value": "both"}, touch="finger-a")
+    serve.result({"type": "vault.lock", "vaultId": "both"})
+    assert serve.error({"type": "vault.unlock", "vaultId": "both"}, touch="finger-b")["code"] == "AuthFailed"
+    # The second failed scan locks the sensor out (--max-attempts 2): the PIN unlocks instead.
+    assert serve.result({"type": "vault.unlock", "vaultId": "both"}, touch="finger-b") is None
+    assert serve.result({"type": "vault.getValue", "vaultId": "both", "key": "k"}) == "both"
+    # The right PIN lifted the lockout: the finger works again.
+    assert serve.result({"type": "biometric.checkStatus"})["isAvailable"] is True
+
+    open_vault(serve, "pin", authMode="PasscodeOnly")
+    serve.result({"type": "vault.storeValue", "vaultId": "pin", "key": "k", "value": 7})
+    serve.result({"type": "vault.lock", "vaultId": "pin"})
+    pin_file.write_text("000000\n")
+    assert serve.error({"type": "vault.unlock", "vaultId": "pin"})["code"] == "AuthFailed"
+    assert serve.result({"type": "vault.remainingAttempts", "vaultId": "pin"}) == 4
+    pin_file.unlink()
+    assert serve.error({"type": "vault.unlock", "vaultId": "pin"})["code"] == "UserCanceledInteraction"
+    pin_file.write_text("314159\n")
+    serve.result({"type": "vault.unlock", "vaultId": "pin"})
+    assert serve.result({"type": "vault.getValue", "vaultId": "pin", "key": "k"}) == 7
