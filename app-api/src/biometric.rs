@@ -305,6 +305,7 @@ fn create_proof_key(
         Some(Planned::Builtin) => Verification::Builtin,
         Some(Planned::Pin(token)) => Verification::Pin(token),
     };
+    let builtin = matches!(verification, Verification::Builtin);
     let created = device
         .make_credential(
             &CreateRequest {
@@ -319,7 +320,7 @@ fn create_proof_key(
             },
             interaction,
         )
-        .map_err(|e| failure_error(device, &e, verify::classify(&e)))?;
+        .map_err(|e| failure_error(device, &e, verify::classify(&e), builtin))?;
     let spki = cose_to_spki(&created.public_key).ok_or_else(|| {
         BiometricError::new(
             VerifierErrorCode::SystemCancel,
@@ -369,9 +370,15 @@ fn plan_error(e: PlanError) -> BiometricError {
     }
 }
 
-/// The error for a failed operation; a denial is re-read against the sensor's state so that
-/// an unplugged reader reports `biometryNotAvailable`, not `userCancel`.
-fn failure_error(device: &crate::Device, e: &DeviceError, failure: Failure) -> BiometricError {
+/// The error for a failed operation. When the sensor was asked (`scanned`), a denial is re-read
+/// against its state so that an unplugged reader reports `biometryNotAvailable`, not
+/// `userCancel`; a denied presence prompt is `userCancel`.
+fn failure_error(
+    device: &crate::Device,
+    e: &DeviceError,
+    failure: Failure,
+    scanned: bool,
+) -> BiometricError {
     match failure {
         Failure::NotRecognised => BiometricError::of(VerifierErrorCode::AuthenticationFailed),
         Failure::LockedOut => BiometricError::of(VerifierErrorCode::BiometryLockout),
@@ -379,6 +386,10 @@ fn failure_error(device: &crate::Device, e: &DeviceError, failure: Failure) -> B
         Failure::TimedOut => BiometricError::new(
             VerifierErrorCode::SystemCancel,
             "nobody answered the verification in time",
+        ),
+        Failure::Denied if !scanned => BiometricError::new(
+            VerifierErrorCode::UserCancel,
+            "the presence prompt was declined or could not be shown",
         ),
         Failure::Denied | Failure::Unavailable => match verify::biometric_readiness(device) {
             Ok(Err(code)) => BiometricError::of(code),
@@ -554,7 +565,10 @@ pub fn authenticate(
                     recreated = true;
                     key = create_proof_key(platform, caller, interaction)?;
                 }
-                failure => return Err(failure_error(device, &e, failure)),
+                failure => {
+                    let scanned = matches!(verification, Verification::Builtin);
+                    return Err(failure_error(device, &e, failure, scanned));
+                }
             },
         }
     }
