@@ -367,12 +367,12 @@ fn failure_error(api: &str, e: &DeviceError) -> SoterError {
 }
 
 fn tee_name(platform: &Platform) -> (String, String) {
-    let backend = platform.soter_keys().name();
-    let version = env!("CARGO_PKG_VERSION").to_owned();
-    match platform.device().key_store_info() {
-        Some((_, detail)) if backend == "tpm" => (format!("passgate tpm ({detail})"), version),
-        _ => (format!("passgate {backend}"), version),
-    }
+    let name = match platform.soter_keys() {
+        KeyBackend::Software => "passgate software",
+        #[cfg(feature = "tpm")]
+        KeyBackend::Tpm { .. } => "passgate tpm2",
+    };
+    (name.to_owned(), env!("CARGO_PKG_VERSION").to_owned())
 }
 
 /// Creates (or replaces) the caller's SOTER gate credential and device key, with one
