@@ -173,8 +173,13 @@ impl Platform {
 
     /// This caller's directory (created 0700 on first use).
     pub(crate) fn caller_dir(&self, caller: &CallerId) -> std::io::Result<PathBuf> {
-        let dir = self.state_dir.join("callers").join(caller.dir_name());
+        let dir = self.caller_path(caller);
         fs::private_dir(&dir)?;
         Ok(dir)
+    }
+
+    /// Where this caller's directory is (not created).
+    pub(crate) fn caller_path(&self, caller: &CallerId) -> PathBuf {
+        self.state_dir.join("callers").join(caller.dir_name())
     }
 }

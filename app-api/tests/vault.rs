@@ -418,6 +418,10 @@ fn in_memory_only_never_touches_disk_and_locking_clears_it() {
     assert_eq!(vault.get_value("k").unwrap(), Some(json!("v")));
     assert!(vault.is_in_use() && !vault.is_locked());
     assert!(vault_files(&rig).is_empty());
+    assert!(
+        !rig.app_dir().join("callers").exists(),
+        "not even a directory is created"
+    );
     assert_eq!(rig.sensor.scans(), 0);
     vault.lock();
     assert!(!vault.is_in_use());

@@ -405,15 +405,9 @@ impl Vault {
         check_id("vaultId", &descriptor.vault_id, 128)?;
         check_id("username", &descriptor.username, 256)?;
         check_options(&options)?;
-        let dir = platform
-            .caller_dir(&caller)
-            .and_then(|d| {
-                let v = d.join("vaults");
-                crate::fs::private_dir(&v)?;
-                crate::fs::remove_stale_temps(&v)?;
-                Ok(v)
-            })
-            .map_err(|e| VaultError::io(&e))?;
+        // Created at the first write: an InMemoryOnly vault never touches the disk.
+        let dir = platform.caller_path(&caller).join("vaults");
+        crate::fs::remove_stale_temps(&dir).map_err(|e| VaultError::io(&e))?;
         let stem = crate::fs::hex(&sha256(descriptor.vault_id.as_bytes())[..16]);
         let path = dir.join(format!("{stem}.vault"));
         let attempts_path = dir.join(format!("{stem}.attempts"));
@@ -684,6 +678,7 @@ impl Vault {
                 "the vault would exceed 4 MiB",
             ));
         }
+        ensure_dir(&inner.path)?;
         crate::fs::write_atomic(&inner.path, &bytes, self.platform.write_hook())
             .map_err(|e| VaultError::io(&e))
     }
@@ -709,6 +704,9 @@ impl Vault {
             );
         }
         let bytes = serde_json::to_vec(&Attempts { failed }).unwrap_or_default();
+        if let Err(e) = ensure_dir(&inner.attempts_path) {
+            return e;
+        }
         if let Err(e) =
             crate::fs::write_atomic(&inner.attempts_path, &bytes, self.platform.write_hook())
         {
@@ -1027,6 +1025,14 @@ impl Vault {
             config: config.clone(),
         });
         Ok(config)
+    }
+}
+
+/// Creates the vaults directory (0700, with the caller's directory) before a file is written.
+fn ensure_dir(file: &std::path::Path) -> Result<(), VaultError> {
+    match file.parent() {
+        Some(dir) => crate::fs::private_dir(dir).map_err(|e| VaultError::io(&e)),
+        None => Ok(()),
     }
 }
 
