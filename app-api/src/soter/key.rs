@@ -303,3 +303,103 @@ mod tests {
         );
     }
 }
+
+/// The TPM backend against a real (software) TPM, started by the test.
+#[cfg(all(test, feature = "tpm"))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tpm_tests {
+    use super::*;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::pss::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    struct Swtpm {
+        child: Child,
+        port: u16,
+        _state: tempfile::TempDir,
+    }
+
+    impl Swtpm {
+        fn start() -> Self {
+            let state = tempfile::tempdir().unwrap();
+            let port = loop {
+                let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+                let port = probe.local_addr().unwrap().port();
+                if port < 65000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                    break port;
+                }
+            };
+            let child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", state.path().display()))
+                .arg("--server")
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("swtpm is installed (cargo xtask test installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "swtpm did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The probe connection above must be closed before a client connects (swtpm
+            // serves one at a time); it is, when the stream is dropped.
+            Self {
+                child,
+                port,
+                _state: state,
+            }
+        }
+
+        fn backend(&self) -> KeyBackend {
+            KeyBackend::Tpm {
+                tcti: format!("swtpm:host=127.0.0.1,port={}", self.port),
+            }
+        }
+    }
+
+    impl Drop for Swtpm {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn a_tpm_key_signs_pss_salt_20_only_with_its_secret_and_only_in_its_tpm() {
+        let tpm = Swtpm::start();
+        let backend = tpm.backend();
+        let secret = [5u8; 32];
+        let stored = create(&backend, &secret).unwrap();
+        let StoredKey::Tpm { private, .. } = &stored else {
+            panic!("a TPM key")
+        };
+        assert!(!private.is_empty());
+        let public = RsaPublicKey::from_public_key_der(&stored.spki()).unwrap();
+        let verifier = VerifyingKey::<Sha256>::new_with_salt_len(public, SALT_LEN);
+        for message in [b"first".as_slice(), b"second result json"] {
+            let sig = sign(&backend, &stored, &secret, message).unwrap();
+            assert_eq!(sig.len(), 256);
+            verifier
+                .verify(message, &Signature::try_from(&sig[..]).unwrap())
+                .unwrap();
+        }
+        // Without the UV-gated secret the TPM refuses (authorization failure).
+        let err = sign(&backend, &stored, &[6u8; 32], b"first").unwrap_err();
+        assert!(matches!(err, KeyError::Tpm(_)), "{err}");
+        // The software path cannot use a TPM key.
+        let err = sign(&KeyBackend::Software, &stored, &secret, b"first").unwrap_err();
+        assert!(matches!(err, KeyError::Tpm(_)), "{err}");
+        // Another TPM cannot load the wrapped key.
+        let other = Swtpm::start();
+        let err = sign(&other.backend(), &stored, &secret, b"first").unwrap_err();
+        assert!(err.to_string().contains("refused the key"), "{err}");
+    }
+}
