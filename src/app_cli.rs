@@ -395,33 +395,51 @@ fn vault(action: VaultAction) -> Result<std::process::ExitCode> {
         open["authMode"] = json!(mode);
     }
     let unlock = json!({"type": "vault.unlock", "vaultId": id, "usingPasscode": v.using_passcode});
-    let mut messages = vec![open];
-    match &action {
-        VaultAction::Status(_) => {}
-        VaultAction::Unlock(_) => messages.push(unlock),
+    // What to do once the vault is open (and unlocked, when it is locked).
+    let then = match &action {
+        VaultAction::Status(_) | VaultAction::Unlock(_) => None,
         VaultAction::Store { key, value, .. } => {
             let value: Json = serde_json::from_str(value)
                 .context("the value must be JSON (quote strings: '\"text\"')")?;
-            messages.push(unlock);
-            messages.push(
-                json!({"type": "vault.storeValue", "vaultId": id, "key": key, "value": value}),
-            );
+            Some(json!({"type": "vault.storeValue", "vaultId": id, "key": key, "value": value}))
         }
         VaultAction::Get { key, .. } => {
-            messages.push(unlock);
-            messages.push(json!({"type": "vault.getValue", "vaultId": id, "key": key}));
+            Some(json!({"type": "vault.getValue", "vaultId": id, "key": key}))
         }
         VaultAction::Remove { key, .. } => {
-            messages.push(unlock);
-            messages.push(json!({"type": "vault.removeValue", "vaultId": id, "key": key}));
+            Some(json!({"type": "vault.removeValue", "vaultId": id, "key": key}))
         }
-        VaultAction::Keys(_) => {
-            messages.push(unlock);
-            messages.push(json!({"type": "vault.getKeys", "vaultId": id}));
+        VaultAction::Keys(_) => Some(json!({"type": "vault.getKeys", "vaultId": id})),
+        VaultAction::Clear(_) => Some(json!({"type": "vault.clear", "vaultId": id})),
+    };
+    let router = Router::new(platform(&v.target.platform)?);
+    let send = |message: &Json| {
+        router.dispatch(
+            &v.target.caller,
+            message,
+            &passgate_authenticator::api::user_verifier::Interaction::new(),
+        )
+    };
+    let mut reply = send(&open);
+    let locked = reply["result"]["isLocked"] == json!(true);
+    if reply.get("error").is_none() {
+        let explicit_unlock = matches!(action, VaultAction::Unlock(_));
+        let needs_unlock = !matches!(action, VaultAction::Status(_) | VaultAction::Clear(_));
+        // A locked vault is unlocked first (one verification); an absent one is created by
+        // `store` (or `unlock`), and is simply empty for the read commands.
+        if explicit_unlock || (needs_unlock && locked) {
+            reply = send(&unlock);
         }
-        VaultAction::Clear(_) => messages.push(json!({"type": "vault.clear", "vaultId": id})),
+        if let (None, Some(message)) = (reply.get("error"), &then) {
+            reply = send(message);
+        }
     }
-    run(&v.target, &messages)
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(if reply.get("error").is_some() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }
 
 /// Runs `passgate app …`.

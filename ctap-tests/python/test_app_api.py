@@ -428,3 +428,66 @@ def test_the_pin_unlocks_when_the_sensor_locks_out_and_passcode_only_vaults(app,
     pin_file.write_text("314159\n")
     serve.result({"type": "vault.unlock", "vaultId": "pin"})
     assert serve.result({"type": "vault.getValue", "vaultId": "pin", "key": "k"}) == 7
+
+
+def oneshot(fprint, state: Path, args: list[str], touch: str | None = None) -> tuple[int, dict]:  # noqa: F811
+    """One `passgate app ...` command in its own process; touches the sensor while it runs."""
+    cmd = [str(_binary()), "app", *args, "--state-dir", str(state), "--presence", "auto",
+           "--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fprint["env"])
+    if touch is not None:
+        for delay in (0.8, 2.5, 2.5):
+            try:
+                proc.wait(delay)
+                break
+            except subprocess.TimeoutExpired:
+                scan(fprint["vdev"], touch)
+    out, err = proc.communicate(timeout=30)
+    assert out, err.decode(errors="replace")
+    return proc.returncode, json.loads(out)
+
+
+def test_the_one_shot_commands_work_across_processes(fprint, spawn, tmp_path):  # noqa: F811
+    _enroll(fprint, "finger-a")
+    state = tmp_path / "state"
+    code, status = oneshot(fprint, state, ["biometric", "status", "--caller", "com.example.cli"])
+    assert (code, status) == (0, {"result": {"isAvailable": True, "biometryType": "Fingerprint"}})
+    code, stored = oneshot(fprint, state, ["vault", "store", "--caller", "com.example.cli", "--vault-id", "v",
+                                           "token", '"t-42"'], touch="finger-a")
+    assert (code, stored) == (0, {"result": None, "events": [{"event": "unlock", "vaultId": "v"}]}), stored
+    code, status = oneshot(fprint, state, ["vault", "status", "--caller", "com.example.cli", "--vault-id", "v"])
+    assert code == 0 and status["result"]["isLocked"] is True and status["result"]["isInUse"] is True
+    code, got = oneshot(fprint, state, ["vault", "get", "--caller", "com.example.cli", "--vault-id", "v", "token"],
+                        touch="finger-a")
+    assert (code, got["result"]) == (0, "t-42"), got
+    code, refused = oneshot(fprint, state, ["vault", "get", "--caller", "com.example.cli", "--vault-id", "v",
+                                            "token"], touch="finger-b")
+    assert code == 1 and refused["error"]["code"] == "AuthFailed", refused
+    code, keys = oneshot(fprint, state, ["vault", "keys", "--caller", "another.app", "--vault-id", "v"])
+    assert (code, keys["result"]) == (0, []), "another caller's vault of the same ID is empty"
+
+    challenge = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    code, proof = oneshot(fprint, state, ["biometric", "authenticate", "--caller", "com.example.cli",
+                                          "--reason", "Sign in", "--challenge", challenge], touch="finger-a")
+    assert code == 0 and proof["result"]["method"] == "biometric", proof
+    key = proof["result"]["proof"]["key"]
+    checked = verify_authentication_response(
+        credential=proof["result"]["proof"]["credential"], expected_challenge=b64u_decode(challenge),
+        expected_origin="com.example.cli", expected_rp_id=key["rpId"],
+        credential_public_key=b64u_decode(key["publicKeyCose"]), credential_current_sign_count=0,
+        require_user_verification=True)
+    assert checked.user_verified
+
+    code, prepared = oneshot(fprint, state, ["soter", "prepare", "--caller", "com.example.cli"], touch="finger-a")
+    assert code == 0, prepared
+    code, again = oneshot(fprint, state, ["soter", "auth-key", "--caller", "com.example.cli"])
+    assert again["result"] == prepared["result"], "the prepared key is kept"
+    pem = json.loads(prepared["result"]["keyJson"])["pub_key"]
+    code, started = oneshot(fprint, state, ["soter", "start", "--caller", "com.example.cli", "--challenge", "order-9"],
+                            touch="finger-a")
+    assert code == 0, started
+    result = started["result"]
+    assert json.loads(result["resultJSON"])["raw"] == "order-9"
+    assert cryptography_verify(pem, result["resultJSON"], result["resultJSONSignature"], 20)
+    code, bad = oneshot(fprint, state, ["soter", "start", "--caller", "com.example.cli", "--challenge", "x" * 513])
+    assert code == 1 and bad["error"]["errCode"] == 90004
