@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use passgate_app_api::router::{MESSAGE_TYPES, Router};
 use passgate_app_api::soter::KeyBackend;
-use passgate_app_api::{Device, NoPasscode, PasscodeFile, PasscodeProvider, Platform};
+use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform, TerminalPasscode};
 use passgate_authenticator::api::clock::SystemClock;
 use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
@@ -86,7 +86,8 @@ pub struct PlatformArgs {
     /// Failed fingerprint scans before built-in verification locks out.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
     max_attempts: u8,
-    /// Read the authenticator PIN from this file when a PIN is needed (its first line).
+    /// Read the authenticator PIN from this file when a PIN is needed (its first line);
+    /// without it the PIN is asked on this terminal (echo off).
     #[arg(long)]
     pin_file: Option<PathBuf>,
     /// Where SOTER device keys are created (default: like --key-store).
@@ -229,7 +230,8 @@ fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
     };
     let passcodes: Box<dyn PasscodeProvider> = match &args.pin_file {
         Some(path) => Box::new(PasscodeFile::new(path)),
-        None => Box::new(NoPasscode),
+        // The terminal running passgate: a prompt the page cannot see or type into.
+        None => Box::new(TerminalPasscode),
     };
     let soter = soter_backend(args)?;
     let platform = Platform::new(device, &state_dir.join("app"), passcodes)

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use device::Device;
-pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest};
+pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, TerminalPasscode};
 
 /// The base64url alphabet without padding, as WebAuthn JSON uses it.
 pub fn b64(bytes: &[u8]) -> String {

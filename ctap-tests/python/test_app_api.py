@@ -491,3 +491,57 @@ def test_the_one_shot_commands_work_across_processes(fprint, spawn, tmp_path):  
     assert cryptography_verify(pem, result["resultJSON"], result["resultJSONSignature"], 20)
     code, bad = oneshot(fprint, state, ["soter", "start", "--caller", "com.example.cli", "--challenge", "x" * 513])
     assert code == 1 and bad["error"]["errCode"] == 90004
+
+
+def on_terminal(args: list[str], answer: str, timeout: float = 30) -> tuple[int, str]:
+    """Runs `passgate app ...` on a pseudo-terminal, types `answer` at the PIN prompt."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.execv(str(_binary()), [str(_binary()), "app", *args])
+    output = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no end within {timeout} s: {output!r}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"PIN (not shown" in output:
+            time.sleep(0.2)  # let passgate turn echo off first
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_the_pin_is_asked_on_the_terminal_without_echo(spawn, tmp_path):
+    from fido2.ctap2 import Ctap2
+    from fido2.ctap2.pin import ClientPin
+
+    state = tmp_path / "state"
+    authenticator = spawn(state_dir=state)
+    ClientPin(Ctap2(authenticator.device())).set_pin("314159")
+    authenticator.stop()
+    common = ["--state-dir", str(state), "--presence", "auto", "--caller", "com.example.tty",
+              "--vault-id", "p", "--auth-mode", "PasscodeOnly"]
+    code, out = on_terminal(["vault", "store", *common, "k", '"kept"'], "314159")
+    assert code == 0, out
+    assert "com.example.tty asks for the authenticator PIN (p)" in out
+    assert "314159" not in out, f"the PIN was echoed: {out!r}"
+    code, out = on_terminal(["vault", "get", *common, "k"], "271828")
+    assert code == 1 and '"AuthFailed"' in out, out
+    code, out = on_terminal(["vault", "get", *common, "k"], "")
+    assert code == 1 and '"UserCanceledInteraction"' in out, out
+    code, out = on_terminal(["vault", "get", *common, "k"], "314159")
+    assert code == 0 and '"result": "kept"' in out, out
+    assert "314159" not in out
