@@ -48,8 +48,9 @@ class AppServe:
                "--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "8"]
         cmd += extra or []
         with open(self.log_path, "wb") as log:
+            # A new session: no controlling terminal, so no PIN prompt can reach a developer's.
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                                         env={**fprint["env"], "RUST_BACKTRACE": "1"})
+                                         env={**fprint["env"], "RUST_BACKTRACE": "1"}, start_new_session=True)
         self.buffer = b""
         ready = self.read_line(20)
         assert ready.get("ready") is True, f"{ready}\n{self.log_tail()}"
@@ -434,7 +435,8 @@ def oneshot(fprint, state: Path, args: list[str], touch: str | None = None) -> t
     """One `passgate app ...` command in its own process; touches the sensor while it runs."""
     cmd = [str(_binary()), "app", *args, "--state-dir", str(state), "--presence", "auto",
            "--user-verifier", "fprintd", "--fprint-user", "root", "--presence-timeout", "8"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fprint["env"])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fprint["env"],
+                            start_new_session=True)
     if touch is not None:
         for delay in (0.8, 2.5, 2.5):
             try:

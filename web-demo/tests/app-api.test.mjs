@@ -20,6 +20,7 @@ async function startHost() {
   const state = mkdtempSync(join(tmpdir(), 'passgate-app-host-'));
   const child = spawn(binary, ['app', 'serve', '--state-dir', state, '--presence', 'auto'], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true, // a new session: no controlling terminal for a PIN prompt to reach
     env: { ...process.env, PASSGATE_LOG: 'warn' },
   });
   const log = [];
