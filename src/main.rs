@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod app_cli;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use passgate_authenticator::api::clock::SystemClock;
@@ -54,6 +56,12 @@ enum Command {
     Bridge {
         #[command(subcommand)]
         command: BridgeCommand,
+    },
+    /// App-facing APIs: biometric status/authenticate with a proof, an identity vault, and
+    /// SOTER-compatible challenge signing (`app serve`: the JSON host channel).
+    App {
+        #[command(subcommand)]
+        command: app_cli::AppCommand,
     },
 }
 
@@ -1192,5 +1200,6 @@ fn main() -> Result<std::process::ExitCode> {
         Command::Rp(args) => rp(&args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Demo(args) => demo(args).map(|()| std::process::ExitCode::SUCCESS),
         Command::Bridge { command } => bridge(command).map(|()| std::process::ExitCode::SUCCESS),
+        Command::App { command } => app_cli::main(command),
     }
 }

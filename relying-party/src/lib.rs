@@ -8,6 +8,8 @@
 //! - [`rp`]: ceremonies (registration on webauthn-rs, authentication, re-authentication, signed
 //!   actions with receipts) over a [`store::Store`] (SQLite or PostgreSQL).
 //! - [`server`]: the axum HTTP API, `passgate rp`.
+//! - [`soter`]: verification of SOTER `resultJSON` signatures (RSASSA-PSS, salt 20) with
+//!   registered device keys, single-use challenges and per-device counters.
 
 pub mod aaguid;
 pub mod b64;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod receipts;
 pub mod rp;
 pub mod server;
+pub mod soter;
 pub mod store;
 pub mod verify;
 

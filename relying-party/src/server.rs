@@ -819,6 +819,7 @@ pub fn router(state: Shared) -> Router {
         .route("/attestation/result", post(fido_attestation_result))
         .route("/assertion/options", post(fido_assertion_options))
         .route("/assertion/result", post(fido_assertion_result))
+        .merge(crate::soter::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let app = match static_dir {
         Some(dir) => api.fallback_service(

@@ -132,9 +132,10 @@ pub struct ReceiptRow {
 }
 
 /// Schema versions, applied in order, each once, each in a transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE users (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE users (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         display_name TEXT NOT NULL,
@@ -181,7 +182,22 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         signature TEXT NOT NULL,
         created_at BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        // SOTER devices: the registered key of one app (uid) on one device (cpu_id) and the
+        // highest counter seen; see `crate::soter`.
+        "CREATE TABLE soter_devices (
+        cpu_id TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        PRIMARY KEY (cpu_id, uid)
+    )",
+    ),
+];
 
 /// The store: one pool on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
@@ -286,6 +302,11 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The pool, for modules that keep their own tables (`crate::soter`).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Applies the migrations not yet recorded in `schema_migrations`.

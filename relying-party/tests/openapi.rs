@@ -63,10 +63,28 @@ fn first_literal(text: &str) -> Option<&str> {
     Some(&text[start..start + len])
 }
 
-/// `(path, method)` pairs from `.route("PATH", get(a).post(b))` calls in `router()`.
+/// `(path, method)` pairs from `.route("PATH", get(a).post(b))` calls in `router()`, and in the
+/// `pub fn routes()` of any module whose routes `router()` merges.
 fn router_routes() -> BTreeSet<(String, String)> {
     let router = &SERVER[SERVER.find("pub fn router(").expect("router() not found")..];
     let mut out = BTreeSet::new();
+    routes_in(router, &mut out);
+    for (file, text) in sources() {
+        let Some(start) = text.find("pub fn routes(") else {
+            continue;
+        };
+        let module = file.trim_end_matches(".rs");
+        assert!(
+            router.contains(&format!(".merge(crate::{module}::routes())")),
+            "{file} has routes() that router() does not merge"
+        );
+        let body = &text[start..];
+        routes_in(&body[..body.find("\n}\n").unwrap()], &mut out);
+    }
+    out
+}
+
+fn routes_in(router: &str, out: &mut BTreeSet<(String, String)>) {
     for (at, _) in router.match_indices(".route(") {
         let args = call_args(router, at + ".route(".len());
         let path = first_literal(args).expect("route without a path literal");
@@ -81,7 +99,6 @@ fn router_routes() -> BTreeSet<(String, String)> {
             }
         }
     }
-    out
 }
 
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {

@@ -1,0 +1,339 @@
+//! Choosing how an operation verifies the user, and what a failed verification means.
+//!
+//! The app APIs never decide that a person was verified: they ask the authenticator for a
+//! credential operation with built-in UV (fingerprint) or a PIN token, and read the UV flag
+//! and the CTAP status it answers with.
+
+use passgate_authenticator::api::user_verifier::{Interaction, VerifierErrorCode};
+use passgate_authenticator::ctap::StatusCode;
+use zeroize::Zeroizing;
+
+use crate::device::{Device, DeviceError, PinToken};
+
+/// What the person is asked to approve when a PIN is needed.
+#[derive(Debug, Clone, Copy)]
+pub struct PasscodeRequest<'a> {
+    /// Who asks (the page's origin or the app's ID), to show in the prompt.
+    pub caller: &'a str,
+    /// Why (the app's reason, a vault name).
+    pub reason: &'a str,
+    /// 1 for the first ask, 2 after a wrong PIN, ...
+    pub attempt: u32,
+}
+
+/// Collects the authenticator PIN through a prompt the host trusts — never from page script.
+pub trait PasscodeProvider: Send + Sync {
+    /// The PIN, or `None` when the person declines or no prompt is possible.
+    fn passcode(&self, request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>>;
+}
+
+/// A host without PIN entry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPasscode;
+
+impl PasscodeProvider for NoPasscode {
+    fn passcode(&self, _request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+        None
+    }
+}
+
+/// A PIN read from a file at each prompt (the CLI's `--pin-file`, for scripted use): the file
+/// holds the PIN on its first line. Missing or unreadable means "declined".
+#[derive(Debug, Clone)]
+pub struct PasscodeFile {
+    path: std::path::PathBuf,
+}
+
+impl PasscodeFile {
+    /// Reads the PIN from `path` whenever one is needed.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+}
+
+impl PasscodeProvider for PasscodeFile {
+    fn passcode(&self, _request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+        let text = Zeroizing::new(std::fs::read_to_string(&self.path).ok()?);
+        let line = text.lines().next()?.trim_end_matches('\r');
+        (!line.is_empty()).then(|| Zeroizing::new(line.to_owned()))
+    }
+}
+
+/// Asks for the PIN on the controlling terminal (`/dev/tty`) with echo off — a prompt web
+/// content cannot type into or read. An empty line cancels. Without a terminal, or when echo
+/// cannot be turned off, it declines rather than show the PIN.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TerminalPasscode;
+
+fn stty(tty: &std::fs::File, setting: &str) -> bool {
+    tty.try_clone().is_ok_and(|input| {
+        std::process::Command::new("stty")
+            .arg(setting)
+            .stdin(input)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+impl PasscodeProvider for TerminalPasscode {
+    fn passcode(&self, request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+        use std::io::{BufRead, Write};
+        let mut tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        let again = if request.attempt > 1 {
+            " The last PIN was wrong."
+        } else {
+            ""
+        };
+        let _ = write!(
+            tty,
+            "\npassgate: {} asks for the authenticator PIN ({}).{again}\n          PIN (not shown; empty line to cancel): ",
+            request.caller, request.reason
+        );
+        let _ = tty.flush();
+        if !stty(&tty, "-echo") {
+            let _ = writeln!(
+                tty,
+                "\npassgate: cannot hide what is typed here; not asking."
+            );
+            return None;
+        }
+        let mut line = Zeroizing::new(String::new());
+        let read = std::io::BufReader::new(&tty).read_line(&mut line);
+        let restored = stty(&tty, "echo");
+        let _ = writeln!(tty);
+        if !restored {
+            tracing::warn!("could not turn terminal echo back on (`stty echo` restores it)");
+        }
+        read.ok()?;
+        let pin = line.trim_end_matches(['\n', '\r']);
+        (!pin.is_empty()).then(|| Zeroizing::new(pin.to_owned()))
+    }
+}
+
+/// Which verifications an operation accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// The built-in biometric method only.
+    Biometric,
+    /// The PIN only.
+    Passcode,
+    /// Biometric, falling back to the PIN when biometrics cannot be used now (not
+    /// available, not enrolled, locked out); `passcode_first` asks for the PIN directly.
+    BiometricOrPasscode {
+        /// Skip the biometric attempt.
+        passcode_first: bool,
+    },
+}
+
+/// The chosen verification.
+#[derive(Debug)]
+pub enum Planned {
+    /// Built-in UV in the operation itself.
+    Builtin,
+    /// A PIN token already obtained (the PIN was right).
+    Pin(PinToken),
+}
+
+/// Why no verification could be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Biometrics cannot be used now, and no fallback is allowed or possible.
+    #[error("biometric verification is not possible: {0:?}")]
+    Biometry(VerifierErrorCode),
+    /// The authenticator has no PIN.
+    #[error("no PIN is set on the authenticator")]
+    PasscodeNotSet,
+    /// The person declined the PIN prompt (or none is possible here).
+    #[error("the PIN was not entered")]
+    PasscodeCancelled,
+    /// The PIN was wrong.
+    #[error("wrong PIN ({retries} tries left)")]
+    PasscodeWrong {
+        /// PIN tries the authenticator has left.
+        retries: u8,
+    },
+    /// The PIN is blocked, or blocked until the authenticator restarts.
+    #[error("the PIN is blocked")]
+    PasscodeBlocked,
+    /// The authenticator failed.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+/// Whether the built-in biometric method can verify now; the mobile error code if not.
+pub fn biometric_readiness(device: &Device) -> Result<Result<(), VerifierErrorCode>, DeviceError> {
+    if let Some(status) = device.verifier_status() {
+        if !status.available {
+            return Ok(Err(status
+                .error
+                .unwrap_or(VerifierErrorCode::BiometryNotAvailable)));
+        }
+        if !status.enrolled {
+            return Ok(Err(VerifierErrorCode::BiometryNotEnrolled));
+        }
+    } else {
+        match device.info()?.uv {
+            None => return Ok(Err(VerifierErrorCode::BiometryNotAvailable)),
+            Some(false) => return Ok(Err(VerifierErrorCode::BiometryNotEnrolled)),
+            Some(true) => {}
+        }
+    }
+    if device.uv_retries()? == Some(0) {
+        return Ok(Err(VerifierErrorCode::BiometryLockout));
+    }
+    Ok(Ok(()))
+}
+
+/// Plans the verification for one operation with `permissions` on `rp_id`. For the PIN, the
+/// token is obtained here (one wrong PIN ends the plan: the caller counts the attempt).
+pub fn plan(
+    device: &Device,
+    accept: Accept,
+    passcodes: &dyn PasscodeProvider,
+    request: &PasscodeRequest<'_>,
+    permissions: i64,
+    rp_id: &str,
+    interaction: &Interaction,
+) -> Result<Planned, PlanError> {
+    let (try_biometric, allow_passcode) = match accept {
+        Accept::Biometric => (true, false),
+        Accept::Passcode => (false, true),
+        Accept::BiometricOrPasscode { passcode_first } => (!passcode_first, true),
+    };
+    if try_biometric {
+        match biometric_readiness(device)? {
+            Ok(()) => return Ok(Planned::Builtin),
+            Err(code) if !allow_passcode => return Err(PlanError::Biometry(code)),
+            Err(code) => {
+                tracing::info!(reason = ?code, "biometrics cannot verify now: asking for the PIN");
+            }
+        }
+    }
+    passcode_token(device, passcodes, request, permissions, rp_id, interaction)
+}
+
+fn passcode_token(
+    device: &Device,
+    passcodes: &dyn PasscodeProvider,
+    request: &PasscodeRequest<'_>,
+    permissions: i64,
+    rp_id: &str,
+    interaction: &Interaction,
+) -> Result<Planned, PlanError> {
+    if device.info()?.client_pin != Some(true) {
+        return Err(PlanError::PasscodeNotSet);
+    }
+    let Some(pin) = passcodes.passcode(request) else {
+        return Err(PlanError::PasscodeCancelled);
+    };
+    match device.pin_token(&pin, permissions, rp_id, interaction) {
+        Ok(token) => Ok(Planned::Pin(token)),
+        Err(e) if e.is(StatusCode::PinInvalid) => Err(PlanError::PasscodeWrong {
+            retries: device.pin_retries().unwrap_or(0),
+        }),
+        Err(e) if e.is(StatusCode::PinBlocked) || e.is(StatusCode::PinAuthBlocked) => {
+            Err(PlanError::PasscodeBlocked)
+        }
+        Err(e) => Err(PlanError::Device(e)),
+    }
+}
+
+/// What a failed credential operation means for the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The finger (or PIN token) did not verify: one failed attempt.
+    NotRecognised,
+    /// Built-in verification is locked out after too many failures.
+    LockedOut,
+    /// The request was cancelled.
+    Cancelled,
+    /// The person declined, or the sensor failed mid-scan.
+    Denied,
+    /// Nobody answered in time.
+    TimedOut,
+    /// The authenticator cannot verify (no sensor, nothing enrolled).
+    Unavailable,
+    /// The credential was invalidated by a biometric enrollment change.
+    Invalidated,
+    /// The credential no longer exists on the authenticator (reset, deleted).
+    CredentialMissing,
+    /// The authenticator wants a PIN token (a TPM key store with a PIN set).
+    PasscodeRequired,
+    /// Anything else.
+    Other,
+}
+
+/// Classifies a failed makeCredential/getAssertion.
+pub fn classify(error: &DeviceError) -> Failure {
+    let DeviceError::Status(status) = error else {
+        return Failure::Other;
+    };
+    let is = |s: StatusCode| *status == s.byte();
+    if is(StatusCode::UvInvalid) || is(StatusCode::PinAuthInvalid) {
+        Failure::NotRecognised
+    } else if is(StatusCode::UvBlocked) {
+        Failure::LockedOut
+    } else if is(StatusCode::KeepaliveCancel) {
+        Failure::Cancelled
+    } else if is(StatusCode::OperationDenied) {
+        Failure::Denied
+    } else if is(StatusCode::UserActionTimeout) || is(StatusCode::ActionTimeout) {
+        Failure::TimedOut
+    } else if is(StatusCode::InvalidOption) {
+        Failure::Unavailable
+    } else if is(StatusCode::InvalidCredential) {
+        Failure::Invalidated
+    } else if is(StatusCode::NoCredentials) {
+        Failure::CredentialMissing
+    } else if is(StatusCode::PuatRequired) || is(StatusCode::PinNotSet) {
+        Failure::PasscodeRequired
+    } else {
+        Failure::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_classify_precisely() {
+        let f = |s: StatusCode| classify(&DeviceError::Status(s.byte()));
+        assert_eq!(f(StatusCode::UvInvalid), Failure::NotRecognised);
+        assert_eq!(f(StatusCode::UvBlocked), Failure::LockedOut);
+        assert_eq!(f(StatusCode::KeepaliveCancel), Failure::Cancelled);
+        assert_eq!(f(StatusCode::OperationDenied), Failure::Denied);
+        assert_eq!(f(StatusCode::UserActionTimeout), Failure::TimedOut);
+        assert_eq!(f(StatusCode::InvalidCredential), Failure::Invalidated);
+        assert_eq!(f(StatusCode::NoCredentials), Failure::CredentialMissing);
+        assert_eq!(f(StatusCode::PuatRequired), Failure::PasscodeRequired);
+        assert_eq!(f(StatusCode::Other), Failure::Other);
+        assert_eq!(classify(&DeviceError::Protocol("x".into())), Failure::Other);
+    }
+
+    #[test]
+    fn a_passcode_file_yields_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        let request = PasscodeRequest {
+            caller: "c",
+            reason: "r",
+            attempt: 1,
+        };
+        let provider = PasscodeFile::new(&path);
+        assert!(
+            provider.passcode(&request).is_none(),
+            "missing file: declined"
+        );
+        std::fs::write(&path, "1234\r\nignored\n").unwrap();
+        assert_eq!(provider.passcode(&request).unwrap().as_str(), "1234");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(provider.passcode(&request).is_none(), "empty: declined");
+    }
+}

@@ -1,0 +1,189 @@
+//! The host-channel router: message shapes, errors for malformed requests, events carried in
+//! replies, and callers kept apart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Rig, Touch};
+use passgate_app_api::router::{MESSAGE_TYPES, Router};
+use serde_json::{Value, json};
+
+const PAGE: &str = "https://shop.example";
+
+fn call(router: &Router, caller: &str, message: Value) -> Value {
+    serde_json::from_str(&router.handle(caller, &message.to_string())).unwrap()
+}
+
+#[test]
+fn every_message_type_routes_and_bad_requests_get_precise_errors() {
+    let rig = Rig::new();
+    rig.sensor.enroll("right-index");
+    let router = Router::new(Arc::clone(&rig.platform));
+    assert_eq!(MESSAGE_TYPES.len(), 22);
+    for kind in MESSAGE_TYPES {
+        let reply = call(&router, PAGE, json!({"type": kind, "unexpected": true}));
+        assert_eq!(
+            reply["error"]["code"], "invalidRequest",
+            "{kind}: unknown members are refused: {reply}"
+        );
+    }
+    assert_eq!(
+        rig.sensor.scans(),
+        0,
+        "no malformed request reached the sensor"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&router.handle(PAGE, "{not json")).unwrap()["error"]["code"],
+        "invalidRequest"
+    );
+    assert_eq!(
+        call(&router, PAGE, json!({}))["error"]["code"],
+        "invalidRequest"
+    );
+    assert_eq!(
+        call(&router, PAGE, json!({"type": "vault.nope"}))["error"]["code"],
+        "unknownType"
+    );
+    assert_eq!(
+        call(&router, "", json!({"type": "biometric.checkStatus"}))["error"]["code"],
+        "invalidRequest"
+    );
+    assert_eq!(
+        call(
+            &router,
+            PAGE,
+            json!({"type": "vault.getKeys", "vaultId": "x"})
+        )["error"]["code"],
+        "InvalidArguments",
+        "a vault must be opened first"
+    );
+    assert_eq!(
+        call(
+            &router,
+            PAGE,
+            json!({"type": "vault.open", "vaultId": "x", "username": "u", "authMode": "FaceOnly"})
+        )["error"]["code"],
+        "InvalidAuthMode"
+    );
+    assert_eq!(
+        call(&router, PAGE, json!({"type": "biometric.checkStatus"})),
+        json!({"result": {"isAvailable": true, "biometryType": "Fingerprint"}})
+    );
+    let soter = call(
+        &router,
+        PAGE,
+        json!({"type": "soter.startSoterAuthentication", "challenge": "", "requestAuthModes": ["fingerPrint"]}),
+    );
+    assert_eq!(soter["error"]["errCode"], 90004);
+    assert_eq!(
+        soter["error"]["errMsg"],
+        "startSoterAuthentication:fail challenge error"
+    );
+}
+
+#[test]
+fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
+    let rig = Rig::new();
+    rig.sensor.enroll("right-index");
+    let router = Router::new(Arc::clone(&rig.platform));
+    let opened = call(
+        &router,
+        PAGE,
+        json!({"type": "vault.open", "vaultId": "s", "username": "alice", "lockAfter": 200}),
+    );
+    assert_eq!(
+        opened["result"],
+        json!({"config": {"vaultId": "s", "username": "alice", "authMode": "BiometricOnly",
+                          "lockAfter": 200, "maxAttempts": 5},
+               "isLocked": false, "isInUse": false, "remainingAttempts": 5})
+    );
+    rig.sensor.touch(&[Touch::Match]);
+    let stored = call(
+        &router,
+        PAGE,
+        json!({"type": "vault.storeValue", "vaultId": "s", "key": "token", "value": {"t": 1}}),
+    );
+    assert_eq!(stored["result"], Value::Null);
+    assert_eq!(
+        stored["events"],
+        json!([{"event": "unlock", "vaultId": "s"}])
+    );
+    let got = call(
+        &router,
+        PAGE,
+        json!({"type": "vault.getValue", "vaultId": "s", "key": "token"}),
+    );
+    assert_eq!(got, json!({"result": {"t": 1}}), "no events this time");
+
+    // Another origin opening the same vault ID gets its own, empty vault.
+    let other = call(
+        &router,
+        "https://evil.example",
+        json!({"type": "vault.open", "vaultId": "s", "username": "mallory"}),
+    );
+    assert_eq!(other["result"]["isInUse"], false);
+    assert_eq!(
+        call(
+            &router,
+            "https://evil.example",
+            json!({"type": "vault.getKeys", "vaultId": "s"})
+        )["result"],
+        json!([])
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = call(
+        &router,
+        PAGE,
+        json!({"type": "vault.isLocked", "vaultId": "s"}),
+    );
+    assert_eq!(idle["result"], true);
+    assert_eq!(
+        idle["events"],
+        json!([{"event": "lock", "vaultId": "s", "timeout": true}])
+    );
+    assert_eq!(
+        call(
+            &router,
+            PAGE,
+            json!({"type": "vault.getValue", "vaultId": "s", "key": "token"})
+        )["error"]["code"],
+        "VaultLocked"
+    );
+    rig.sensor.touch(&[Touch::Match]);
+    call(
+        &router,
+        PAGE,
+        json!({"type": "vault.unlock", "vaultId": "s"}),
+    );
+    let changed = call(
+        &router,
+        PAGE,
+        json!({"type": "vault.updateConfig", "vaultId": "s", "authMode": "BiometricOnly", "lockAfter": 0}),
+    );
+    assert_eq!(changed["result"]["lockAfter"], 0);
+    assert_eq!(
+        changed["events"],
+        json!([{"event": "configChanged", "config": changed["result"]}])
+    );
+    assert_eq!(
+        call(
+            &router,
+            PAGE,
+            json!({"type": "vault.close", "vaultId": "s"})
+        )["result"],
+        Value::Null
+    );
+    assert_eq!(
+        call(
+            &router,
+            PAGE,
+            json!({"type": "vault.isLocked", "vaultId": "s"})
+        )["error"]["code"],
+        "InvalidArguments"
+    );
+}

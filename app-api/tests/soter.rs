@@ -1,0 +1,229 @@
+//! SOTER-compatible signing on a real in-process authenticator with a scripted sensor; the
+//! results are checked with the relying party's SOTER verifier (RSASSA-PSS, salt 20).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Rig, Touch};
+use passgate_app_api::soter::{self, StartRequest};
+use passgate_app_api::{CallerId, Device, NoPasscode, Platform};
+use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_relying_party::soter::{
+    KeyJson, ResultJson, decode_base64, pem_to_spki, rsa_2048, verify_pss20,
+};
+use serde_json::json;
+
+fn caller() -> CallerId {
+    CallerId::new("wx-app-10206").unwrap()
+}
+
+fn start(challenge: &str) -> StartRequest {
+    StartRequest {
+        challenge: challenge.into(),
+        request_auth_modes: vec!["fingerPrint".into()],
+        auth_content: "Use your fingerprint to pay".into(),
+    }
+}
+
+fn i() -> Interaction {
+    Interaction::new()
+}
+
+#[test]
+fn support_and_enrollment_follow_the_sensor() {
+    let rig = Rig::new();
+    assert_eq!(
+        soter::check_is_support_soter_authentication(&rig.platform),
+        json!({"supportMode": ["fingerPrint"], "errMsg": "checkIsSupportSoterAuthentication:ok"})
+    );
+    assert_eq!(
+        soter::check_is_soter_enrolled_in_device(&rig.platform, "fingerPrint").unwrap()["isEnrolled"],
+        false
+    );
+    rig.sensor.enroll("right-index");
+    assert_eq!(
+        soter::check_is_soter_enrolled_in_device(&rig.platform, "fingerPrint").unwrap(),
+        json!({"isEnrolled": true, "errMsg": "checkIsSoterEnrolledInDevice:ok"})
+    );
+    assert_eq!(
+        soter::check_is_soter_enrolled_in_device(&rig.platform, "facial").unwrap()["isEnrolled"],
+        false
+    );
+    assert_eq!(
+        soter::check_is_soter_enrolled_in_device(&rig.platform, "iris")
+            .unwrap_err()
+            .err_code,
+        90003
+    );
+    rig.sensor.unplug();
+    assert_eq!(
+        soter::check_is_support_soter_authentication(&rig.platform)["supportMode"],
+        json!([])
+    );
+    let err =
+        soter::start_soter_authentication(&rig.platform, &caller(), &start("c"), &i()).unwrap_err();
+    assert_eq!(err.err_code, 90001);
+    assert_eq!(
+        err.err_msg,
+        "startSoterAuthentication:fail not support soter"
+    );
+}
+
+#[test]
+fn a_prepared_key_signs_results_the_relying_party_verifier_accepts() {
+    let rig = Rig::new();
+    rig.sensor.enroll("right-index");
+    let err =
+        soter::start_soter_authentication(&rig.platform, &caller(), &start("c"), &i()).unwrap_err();
+    assert_eq!(
+        (err.err_code, err.err_msg.as_str()),
+        (90007, "startSoterAuthentication:fail auth key update error")
+    );
+    rig.sensor.touch(&[Touch::Match]);
+    let auth_key = soter::prepare_auth_key(&rig.platform, &caller(), &i()).unwrap();
+    assert_eq!(auth_key.key_store, "software");
+    assert_eq!(
+        soter::get_auth_key(&rig.platform, &caller()).unwrap(),
+        auth_key
+    );
+    let key_json: KeyJson = serde_json::from_str(&auth_key.key_json).unwrap();
+    assert!(
+        auth_key
+            .key_json
+            .starts_with(r#"{"pub_key":"-----BEGIN PUBLIC KEY-----\n"#)
+    );
+    assert_eq!(key_json.uid, "wx-app-10206");
+    assert_eq!(key_json.cpu_id.len(), 32);
+    assert_eq!(key_json.counter, 1);
+    let public = rsa_2048(&pem_to_spki(&key_json.pub_key).unwrap()).unwrap();
+    let key_sig = decode_base64(&auth_key.key_json_signature).unwrap();
+    assert_eq!(key_sig.len(), 256);
+    assert!(verify_pss20(
+        &public,
+        auth_key.key_json.as_bytes(),
+        &key_sig
+    ));
+
+    let mut counters = Vec::new();
+    for challenge in ["order-4711", "order-4712"] {
+        rig.sensor.touch(&[Touch::Match]);
+        let result =
+            soter::start_soter_authentication(&rig.platform, &caller(), &start(challenge), &i())
+                .unwrap();
+        assert_eq!(result.auth_mode, "fingerPrint");
+        assert_eq!(result.err_code, 0);
+        assert_eq!(result.err_msg, "startSoterAuthentication:ok");
+        let positions: Vec<usize> = [
+            "raw", "fid", "counter", "tee_n", "tee_v", "fp_n", "fp_v", "cpu_id", "uid",
+        ]
+        .iter()
+        .map(|k| result.result_json.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "SOTER's members, in SOTER's order: {}",
+            result.result_json
+        );
+        assert!(
+            result
+                .result_json
+                .starts_with(&format!("{{\"raw\":\"{challenge}\","))
+        );
+        let parsed: ResultJson = serde_json::from_str(&result.result_json).unwrap();
+        assert_eq!(parsed.raw, challenge);
+        assert_eq!(parsed.cpu_id, key_json.cpu_id);
+        assert_eq!(parsed.uid, key_json.uid);
+        assert_eq!(parsed.fp_n, "fprintd");
+        assert_eq!(parsed.fid.len(), 16);
+        let signature = decode_base64(&result.result_json_signature).unwrap();
+        assert!(verify_pss20(
+            &public,
+            result.result_json.as_bytes(),
+            &signature
+        ));
+        let mut tampered = result.result_json.clone().into_bytes();
+        tampered[9] ^= 1;
+        assert!(!verify_pss20(&public, &tampered, &signature));
+        counters.push(parsed.counter);
+    }
+    assert_eq!(
+        counters,
+        vec![2, 3],
+        "strictly increasing, after the key's own"
+    );
+
+    // The counter is durable: a new process (platform) on the same state continues it.
+    let platform = Platform::new(
+        Device::in_process(Arc::clone(&rig.authenticator)),
+        &rig.app_dir(),
+        Box::new(NoPasscode),
+    )
+    .unwrap();
+    rig.sensor.touch(&[Touch::Match]);
+    let next = soter::start_soter_authentication(&platform, &caller(), &start("x"), &i()).unwrap();
+    let parsed: ResultJson = serde_json::from_str(&next.result_json).unwrap();
+    assert_eq!(parsed.counter, 4);
+    // Nothing on disk holds the private key in the clear.
+    for (path, mode) in common::files(&rig.app_dir()) {
+        assert_eq!(mode, 0o600, "{}", path.display());
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert!(!text.contains("PRIVATE KEY"), "{}", path.display());
+    }
+}
+
+#[test]
+fn failures_carry_soter_error_codes() {
+    let rig = Rig::with(2, |p| p);
+    rig.sensor.enroll("right-index");
+    rig.sensor.touch(&[Touch::Match]);
+    soter::prepare_auth_key(&rig.platform, &caller(), &i()).unwrap();
+    let code = |req: &StartRequest| {
+        soter::start_soter_authentication(&rig.platform, &caller(), req, &i())
+            .map(|_| 0)
+            .unwrap_or_else(|e| e.err_code)
+    };
+    assert_eq!(code(&start("")), 90004);
+    assert_eq!(code(&start(&"x".repeat(513))), 90004);
+    let mut long = start("c");
+    long.auth_content = "y".repeat(43);
+    assert_eq!(code(&long), 90005);
+    let mut facial = start("c");
+    facial.request_auth_modes = vec!["facial".into()];
+    assert_eq!(code(&facial), 90003);
+    assert_eq!(rig.sensor.scans(), 1, "bad requests never reach the sensor");
+    rig.sensor.touch(&[Touch::Cancel]);
+    assert_eq!(code(&start("c")), 90008);
+    rig.sensor.touch(&[Touch::NoMatch]);
+    assert_eq!(code(&start("c")), 90009);
+    rig.sensor.touch(&[Touch::NoMatch]);
+    assert_eq!(
+        code(&start("c")),
+        90010,
+        "the second failed scan locks the sensor out"
+    );
+    assert_eq!(code(&start("c")), 90010);
+}
+
+#[test]
+fn an_enrollment_change_invalidates_the_auth_key_until_it_is_prepared_again() {
+    let rig = Rig::new();
+    rig.sensor.enroll("right-index");
+    rig.sensor.touch(&[Touch::Match]);
+    let first = soter::prepare_auth_key(&rig.platform, &caller(), &i()).unwrap();
+    rig.sensor.enroll("left-thumb");
+    let err =
+        soter::start_soter_authentication(&rig.platform, &caller(), &start("c"), &i()).unwrap_err();
+    assert_eq!(err.err_code, 90007);
+    assert!(
+        err.detail.contains("prepare the auth key again"),
+        "{}",
+        err.detail
+    );
+    rig.sensor.touch(&[Touch::Match, Touch::Match]);
+    let second = soter::prepare_auth_key(&rig.platform, &caller(), &i()).unwrap();
+    assert_ne!(first.key_json, second.key_json, "a new key");
+    soter::start_soter_authentication(&rig.platform, &caller(), &start("c"), &i()).unwrap();
+}

@@ -1,0 +1,502 @@
+//! `passgate app …`: the app-facing APIs (biometric, identity vault, SOTER) from the command
+//! line, on passgate's authenticator in this process (or one served over CTAPHID/TCP).
+//!
+//! `passgate app serve` is the host channel for scripts and tests: JSON lines on stdin,
+//! `{"caller": "<origin or app ID>", "message": {"type": ..., ...}}`, each answered by one
+//! line with the router's reply. The process is the trusted host, so it names the caller.
+//! The other subcommands are one-shot conveniences built from the same messages.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use passgate_app_api::router::{MESSAGE_TYPES, Router};
+use passgate_app_api::soter::KeyBackend;
+use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform, TerminalPasscode};
+use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::api::user_verifier::UserVerifier;
+use passgate_authenticator::ctap::AuthenticatorConfig;
+use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
+use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
+use passgate_authenticator::{Authenticator, Env};
+use serde_json::{Value as Json, json};
+
+use crate::{
+    KeyStoreArgs, KeyStoreKind, PresenceMode, VerifierKind, default_state_dir, fprint_user,
+    fprintd_verifier, open_key_store, tcti,
+};
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// Serve the app APIs as JSON lines on stdin/stdout (`{"caller":..,"message":{..}}`).
+    Serve(PlatformArgs),
+    /// Tauri-style biometric status and authentication with a proof.
+    Biometric {
+        #[command(subcommand)]
+        command: BiometricCommand,
+    },
+    /// The identity vault.
+    Vault {
+        #[command(subcommand)]
+        action: VaultAction,
+    },
+    /// SOTER-compatible challenge signing.
+    Soter {
+        #[command(subcommand)]
+        command: SoterCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SoterKeyStore {
+    /// RSA key in software, encrypted under a UV-gated secret.
+    Software,
+    /// RSA key in the TPM (binary built with `--features tpm`).
+    Tpm,
+}
+
+/// The authenticator and host settings every `passgate app` command runs with.
+#[derive(Args, Clone)]
+pub struct PlatformArgs {
+    /// State directory (the authenticator's; app data lives in its `app/`). Default:
+    /// $XDG_STATE_HOME/passgate or ~/.local/state/passgate.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Use the authenticator served at `tcp://HOST:PORT` instead of one in this process.
+    #[arg(long)]
+    authenticator: Option<String>,
+    /// How user presence is collected (the in-process authenticator).
+    #[arg(long, value_enum, default_value_t = PresenceMode::Terminal)]
+    presence: PresenceMode,
+    /// Seconds to wait for the person (presence prompt, fingerprint scan).
+    #[arg(long, default_value_t = 30)]
+    presence_timeout: u64,
+    #[command(flatten)]
+    key_store: KeyStoreArgs,
+    /// How users are verified: `none` or `fprintd`.
+    #[arg(long, value_enum, default_value_t = VerifierKind::None)]
+    user_verifier: VerifierKind,
+    /// Whose enrolled fingerprints count (default: $USER).
+    #[arg(long)]
+    fprint_user: Option<String>,
+    /// Failed fingerprint scans before built-in verification locks out.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
+    max_attempts: u8,
+    /// Read the authenticator PIN from this file when a PIN is needed (its first line);
+    /// without it the PIN is asked on this terminal (echo off).
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// Where SOTER device keys are created (default: like --key-store).
+    #[arg(long, value_enum)]
+    soter_key_store: Option<SoterKeyStore>,
+    /// The TPM for SOTER keys (default: --tcti).
+    #[arg(long)]
+    soter_tcti: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum BiometricCommand {
+    /// checkStatus(): prints `{isAvailable, biometryType, error?, errorCode?}`.
+    Status(CallerPlatform),
+    /// authenticate(reason, options): with --challenge, prints a proof.
+    Authenticate(AuthenticateArgs),
+    /// The device-bound key that signs proofs (created on first use).
+    ProofKey(CallerPlatform),
+}
+
+#[derive(Args)]
+pub struct CallerPlatform {
+    /// The caller: a page origin or an app ID.
+    #[arg(long, default_value = "passgate-cli")]
+    caller: String,
+    #[command(flatten)]
+    platform: PlatformArgs,
+}
+
+#[derive(Args)]
+pub struct AuthenticateArgs {
+    #[command(flatten)]
+    target: CallerPlatform,
+    /// Why (shown to the user).
+    #[arg(long)]
+    reason: String,
+    /// base64url bytes to sign into a proof.
+    #[arg(long)]
+    challenge: Option<String>,
+    /// Fall back to the PIN when biometrics cannot be used.
+    #[arg(long)]
+    allow_device_credential: bool,
+    /// Failed scans accepted in this call (1 to 5).
+    #[arg(long)]
+    attempts: Option<u8>,
+}
+
+#[derive(Args)]
+pub struct VaultTarget {
+    #[command(flatten)]
+    target: CallerPlatform,
+    /// The vault.
+    #[arg(long, default_value = "default")]
+    vault_id: String,
+    /// The vault's user.
+    #[arg(long, default_value = "user")]
+    username: String,
+    /// Auth mode of a new vault: BiometricOnly, BiometricAndPasscode, BiometricOrPasscode,
+    /// PasscodeOnly.
+    #[arg(long)]
+    auth_mode: Option<String>,
+    /// Unlock with the PIN.
+    #[arg(long)]
+    using_passcode: bool,
+}
+
+#[derive(Subcommand)]
+pub enum VaultAction {
+    /// Config, isLocked, isInUse, remainingAttempts.
+    Status(VaultTarget),
+    /// Unlock (creates a vault with nothing in it yet).
+    Unlock(VaultTarget),
+    /// Unlock and store a JSON value.
+    Store {
+        #[command(flatten)]
+        vault: VaultTarget,
+        /// The key.
+        key: String,
+        /// The value, as JSON (`'"token"'`, `'{"a":1}'`).
+        value: String,
+    },
+    /// Unlock and print a value.
+    Get {
+        #[command(flatten)]
+        vault: VaultTarget,
+        /// The key.
+        key: String,
+    },
+    /// Unlock and remove a value.
+    Remove {
+        #[command(flatten)]
+        vault: VaultTarget,
+        /// The key.
+        key: String,
+    },
+    /// Unlock and list the keys.
+    Keys(VaultTarget),
+    /// Delete the vault and its data.
+    Clear(VaultTarget),
+}
+
+#[derive(Subcommand)]
+pub enum SoterCommand {
+    /// checkIsSupportSoterAuthentication().
+    Support(CallerPlatform),
+    /// checkIsSoterEnrolledInDevice({checkAuthMode}).
+    Enrolled {
+        #[command(flatten)]
+        target: CallerPlatform,
+        /// fingerPrint, facial or speech.
+        #[arg(long, default_value = "fingerPrint")]
+        check_auth_mode: String,
+    },
+    /// Create the device key (one fingerprint verification); prints keyJson to register.
+    Prepare(CallerPlatform),
+    /// Print the prepared keyJson and its signature.
+    AuthKey(CallerPlatform),
+    /// startSoterAuthentication({challenge, requestAuthModes, authContent}).
+    Start {
+        #[command(flatten)]
+        target: CallerPlatform,
+        /// The challenge (signed as `raw`).
+        #[arg(long)]
+        challenge: String,
+        /// The prompt text.
+        #[arg(long, default_value = "")]
+        auth_content: String,
+    },
+}
+
+/// Builds the platform the app APIs run on.
+fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
+    let device = match &args.authenticator {
+        Some(target) => Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(target))),
+        None => Device::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
+    };
+    let passcodes: Box<dyn PasscodeProvider> = match &args.pin_file {
+        Some(path) => Box::new(PasscodeFile::new(path)),
+        // The terminal running passgate: a prompt the page cannot see or type into.
+        None => Box::new(TerminalPasscode),
+    };
+    let soter = soter_backend(args)?;
+    let platform = Platform::new(device, &state_dir.join("app"), passcodes)
+        .with_context(|| format!("opening {}", state_dir.join("app").display()))?
+        .with_soter_keys(soter);
+    Ok(Arc::new(platform))
+}
+
+fn soter_backend(args: &PlatformArgs) -> Result<KeyBackend> {
+    let kind = args
+        .soter_key_store
+        .unwrap_or(match args.key_store.key_store {
+            KeyStoreKind::Software => SoterKeyStore::Software,
+            KeyStoreKind::Tpm => SoterKeyStore::Tpm,
+        });
+    match kind {
+        SoterKeyStore::Software => Ok(KeyBackend::Software),
+        SoterKeyStore::Tpm => tpm_backend(args),
+    }
+}
+
+#[cfg(feature = "tpm")]
+fn tpm_backend(args: &PlatformArgs) -> Result<KeyBackend> {
+    let soter_tcti = args
+        .soter_tcti
+        .clone()
+        .unwrap_or_else(|| tcti(&args.key_store));
+    if args.authenticator.is_none()
+        && args.key_store.key_store == KeyStoreKind::Tpm
+        && soter_tcti == tcti(&args.key_store)
+        && soter_tcti.starts_with("swtpm")
+    {
+        bail!(
+            "swtpm serves one client at a time and the authenticator keeps its TPM connection open: \
+             give SOTER keys another TPM (--soter-tcti) or --soter-key-store software, or use a \
+             resource manager (device:/dev/tpmrm0, tpm2-abrmd)"
+        );
+    }
+    Ok(KeyBackend::Tpm { tcti: soter_tcti })
+}
+
+#[cfg(not(feature = "tpm"))]
+fn tpm_backend(_: &PlatformArgs) -> Result<KeyBackend> {
+    let _ = tcti;
+    bail!("this passgate was built without TPM support: rebuild with `--features tpm`")
+}
+
+/// The authenticator in this process, on the state directory (as `authenticator serve`).
+fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Authenticator> {
+    let device_key = DeviceKey::load_or_create(state_dir)
+        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
+    let credentials = FileCredentialStore::open(state_dir, &device_key, 250_000)
+        .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
+    let key_store = open_key_store(
+        &args.key_store,
+        &device_key,
+        FileStateStore::open(state_dir, &device_key)?,
+        args.user_verifier == VerifierKind::Fprintd,
+    )?;
+    let timeout = Duration::from_secs(args.presence_timeout);
+    let presence: Box<dyn UserVerifier> = match args.presence {
+        PresenceMode::Auto => Box::new(AutoPresence::new()),
+        PresenceMode::Terminal => Box::new(TerminalPresence::new(timeout)),
+    };
+    let user = match args.user_verifier {
+        VerifierKind::None => presence,
+        VerifierKind::Fprintd => {
+            fprintd_verifier(&fprint_user(args.fprint_user.clone()), timeout, presence)?
+        }
+    };
+    let env = Env {
+        key_store,
+        credentials: Box::new(credentials),
+        state: Box::new(FileStateStore::open(state_dir, &device_key)?),
+        user,
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    Ok(Authenticator::new(
+        env,
+        AuthenticatorConfig {
+            reset_window: None,
+            max_uv_attempts: args.max_attempts,
+            ..AuthenticatorConfig::default()
+        },
+    ))
+}
+
+fn serve(args: &PlatformArgs) -> Result<std::process::ExitCode> {
+    let router = Router::new(platform(args)?);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(
+        out,
+        "{}",
+        json!({ "ready": true, "messageTypes": MESSAGE_TYPES })
+    )?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match serde_json::from_str::<Json>(&line) {
+            Ok(envelope) => match (
+                envelope.get("caller").and_then(Json::as_str),
+                envelope.get("message"),
+            ) {
+                (Some(caller), Some(message)) => router.dispatch(
+                    caller,
+                    message,
+                    &passgate_authenticator::api::user_verifier::Interaction::new(),
+                ),
+                _ => {
+                    json!({ "error": { "code": "invalidRequest", "message": "a line is {\"caller\": ..., \"message\": {...}}" } })
+                }
+            },
+            Err(e) => {
+                json!({ "error": { "code": "invalidRequest", "message": format!("not JSON: {e}") } })
+            }
+        };
+        writeln!(out, "{reply}")?;
+        out.flush()?;
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Sends `messages` in order, stopping at the first error; prints the last reply.
+fn run(target: &CallerPlatform, messages: &[Json]) -> Result<std::process::ExitCode> {
+    let router = Router::new(platform(&target.platform)?);
+    let mut reply = Json::Null;
+    for message in messages {
+        reply = router.dispatch(
+            &target.caller,
+            message,
+            &passgate_authenticator::api::user_verifier::Interaction::new(),
+        );
+        if reply.get("error").is_some() {
+            break;
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(if reply.get("error").is_some() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+fn vault(action: VaultAction) -> Result<std::process::ExitCode> {
+    let v = match &action {
+        VaultAction::Status(v)
+        | VaultAction::Clear(v)
+        | VaultAction::Unlock(v)
+        | VaultAction::Keys(v)
+        | VaultAction::Store { vault: v, .. }
+        | VaultAction::Get { vault: v, .. }
+        | VaultAction::Remove { vault: v, .. } => v,
+    };
+    let id = json!(v.vault_id);
+    let mut open = json!({"type": "vault.open", "vaultId": id, "username": v.username});
+    if let Some(mode) = &v.auth_mode {
+        open["authMode"] = json!(mode);
+    }
+    let unlock = json!({"type": "vault.unlock", "vaultId": id, "usingPasscode": v.using_passcode});
+    // What to do once the vault is open (and unlocked, when it is locked).
+    let then = match &action {
+        VaultAction::Status(_) | VaultAction::Unlock(_) => None,
+        VaultAction::Store { key, value, .. } => {
+            let value: Json = serde_json::from_str(value)
+                .context("the value must be JSON (quote strings: '\"text\"')")?;
+            Some(json!({"type": "vault.storeValue", "vaultId": id, "key": key, "value": value}))
+        }
+        VaultAction::Get { key, .. } => {
+            Some(json!({"type": "vault.getValue", "vaultId": id, "key": key}))
+        }
+        VaultAction::Remove { key, .. } => {
+            Some(json!({"type": "vault.removeValue", "vaultId": id, "key": key}))
+        }
+        VaultAction::Keys(_) => Some(json!({"type": "vault.getKeys", "vaultId": id})),
+        VaultAction::Clear(_) => Some(json!({"type": "vault.clear", "vaultId": id})),
+    };
+    let router = Router::new(platform(&v.target.platform)?);
+    let send = |message: &Json| {
+        router.dispatch(
+            &v.target.caller,
+            message,
+            &passgate_authenticator::api::user_verifier::Interaction::new(),
+        )
+    };
+    let mut reply = send(&open);
+    let locked = reply["result"]["isLocked"] == json!(true);
+    if reply.get("error").is_none() {
+        let explicit_unlock = matches!(action, VaultAction::Unlock(_));
+        let needs_unlock = !matches!(action, VaultAction::Status(_) | VaultAction::Clear(_));
+        // A locked vault is unlocked first (one verification); an absent one is created by
+        // `store` (or `unlock`), and is simply empty for the read commands.
+        if explicit_unlock || (needs_unlock && locked) {
+            reply = send(&unlock);
+        }
+        if let (None, Some(message)) = (reply.get("error"), &then) {
+            reply = send(message);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    Ok(if reply.get("error").is_some() {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+/// Runs `passgate app …`.
+pub fn main(command: AppCommand) -> Result<std::process::ExitCode> {
+    match command {
+        AppCommand::Serve(args) => serve(&args),
+        AppCommand::Biometric { command } => match command {
+            BiometricCommand::Status(t) => run(&t, &[json!({"type": "biometric.checkStatus"})]),
+            BiometricCommand::ProofKey(t) => run(&t, &[json!({"type": "biometric.getProofKey"})]),
+            BiometricCommand::Authenticate(a) => {
+                let mut options = json!({ "allowDeviceCredential": a.allow_device_credential });
+                if let Some(c) = &a.challenge {
+                    options["challenge"] = json!(c);
+                }
+                if let Some(n) = a.attempts {
+                    options["maxAttempts"] = json!(n);
+                }
+                run(
+                    &a.target,
+                    &[
+                        json!({"type": "biometric.authenticate", "reason": a.reason, "options": options}),
+                    ],
+                )
+            }
+        },
+        AppCommand::Vault { action } => vault(action),
+        AppCommand::Soter { command } => match command {
+            SoterCommand::Support(t) => run(
+                &t,
+                &[json!({"type": "soter.checkIsSupportSoterAuthentication"})],
+            ),
+            SoterCommand::Enrolled {
+                target,
+                check_auth_mode,
+            } => run(
+                &target,
+                &[
+                    json!({"type": "soter.checkIsSoterEnrolledInDevice", "checkAuthMode": check_auth_mode}),
+                ],
+            ),
+            SoterCommand::Prepare(t) => run(&t, &[json!({"type": "soter.prepareAuthKey"})]),
+            SoterCommand::AuthKey(t) => run(&t, &[json!({"type": "soter.getAuthKey"})]),
+            SoterCommand::Start {
+                target,
+                challenge,
+                auth_content,
+            } => run(
+                &target,
+                &[json!({
+                    "type": "soter.startSoterAuthentication",
+                    "challenge": challenge,
+                    "requestAuthModes": ["fingerPrint"],
+                    "authContent": auth_content,
+                })],
+            ),
+        },
+    }
+}
