@@ -295,6 +295,16 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
     let presence: Box<dyn UserVerifier> = match args.presence {
         PresenceMode::Auto => Box::new(AutoPresence::new()),
         PresenceMode::Terminal => Box::new(TerminalPresence::new(timeout)),
+        // The pinentry program from $PASSGATE_PINENTRY or PATH, as `authenticator serve`
+        // without `--pinentry`.
+        PresenceMode::Pinentry => {
+            let pinentry = passgate_bridge::prompt::Pinentry::locate(None)
+                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
+                .with_timeout(timeout);
+            Box::new(passgate_bridge::prompt::PromptPresence::new(
+                std::sync::Arc::new(pinentry),
+            ))
+        }
     };
     let user = match args.user_verifier {
         VerifierKind::None => presence,
