@@ -301,9 +301,9 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
             let pinentry = passgate_bridge::prompt::Pinentry::locate(None)
                 .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
                 .with_timeout(timeout);
-            Box::new(passgate_bridge::prompt::PromptPresence::new(
-                std::sync::Arc::new(pinentry),
-            ))
+            Box::new(passgate_bridge::prompt::PromptPresence::new(Arc::new(
+                pinentry,
+            )))
         }
     };
     let user = match args.user_verifier {
