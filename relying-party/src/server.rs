@@ -981,3 +981,41 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_random_version_4_uuids() {
+        let ids: Vec<String> = (0..64)
+            .map(|_| {
+                RandomRequestId::generate()
+                    .and_then(|v| v.to_str().ok().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        for id in &ids {
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(
+                id.chars()
+                    .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{id}"
+            );
+            assert!(groups[2].starts_with('4'), "not version 4: {id}");
+            assert!(
+                groups[3].starts_with(['8', '9', 'a', 'b']),
+                "not the RFC 9562 variant: {id}"
+            );
+        }
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ids.len(), "repeated IDs: {ids:?}");
+    }
+}
