@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::b64;
@@ -23,8 +25,8 @@ use crate::error::ApiError;
 use crate::rp::{AuthPurpose, CredentialView, RelyingParty, UserView};
 use crate::store::{SessionRow, UserRow};
 use crate::verify::{
-    AssertionExpectation, AuthenticationResponseJson, CounterPolicy, StoredCredential,
-    constant_time_eq, verify_assertion,
+    AssertionExpectation, AssertionVerdict, AuthenticationResponseJson, CounterPolicy,
+    StoredCredential, constant_time_eq, verify_assertion,
 };
 
 /// The session cookie's name.
@@ -83,7 +85,24 @@ pub struct AppState {
 
 type Shared = Arc<AppState>;
 
+/// Whether the request says its body is `application/json` (parameters such as `charset` allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
 fn body_bytes(body: Result<Bytes, BytesRejection>, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+    json_body(body, is_json(headers))
+}
+
+/// The body, or the error naming why it cannot be used: too large, unreadable, not JSON.
+fn json_body(body: Result<Bytes, BytesRejection>, json_type: bool) -> Result<Bytes, ApiError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -95,14 +114,6 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, headers: &HeaderMap) -> Resul
             ApiError::bad_request("unreadable_body", e.body_text())
         }
     })?;
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-        });
     if !json_type {
         // Also the CSRF guard: a cross-site form cannot send application/json.
         return Err(ApiError::new(
@@ -636,33 +647,26 @@ fn yes() -> bool {
     true
 }
 
+/// The answer of `POST /api/verify/assertion`, serialized straight from the verdict.
+#[derive(Serialize)]
+struct VerifiedAssertion {
+    verified: bool,
+    verdict: AssertionVerdict,
+}
+
 /// `POST /api/verify/assertion`: stateless verification for other backends.
+///
+/// This is the endpoint other backends call on every sign-in, so it reads the headers in place
+/// (the `HeaderMap` extractor would copy them) and writes its answer without building a
+/// `serde_json::Value` first.
 async fn verify_for_backend(
     State(state): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        // The scheme name is case-insensitive (RFC 9110 §11.1).
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or_default();
-    let tokens = &state.rp.config().api_tokens;
-    if token.is_empty()
-        || !tokens
-            .iter()
-            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_token",
-            "a valid `Authorization: Bearer` API token is required",
-        ));
-    }
-    let req: VerifyRequest = parse(&body_bytes(body, &headers)?)?;
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    check_api_token(&state, request.headers())?;
+    let json_type = is_json(request.headers());
+    let body = json_body(Bytes::from_request(request, &state).await, json_type)?;
+    let req: VerifyRequest = parse(&body)?;
     let bad =
         |what: &str| ApiError::bad_request("malformed_request", format!("{what} is not base64url"));
     let stored = StoredCredential {
@@ -689,7 +693,57 @@ async fn verify_for_backend(
             counter_policy: req.counter_policy,
         },
     )?;
-    Ok(Json(json!({ "verified": true, "verdict": verdict })))
+    // About 300 bytes for a typical credential: one allocation, no regrowth.
+    Ok(json_response(
+        &VerifiedAssertion {
+            verified: true,
+            verdict,
+        },
+        512,
+    ))
+}
+
+/// A JSON response serialized into a buffer of `capacity` bytes to start with (axum's `Json`
+/// starts at 128 and grows as it writes).
+fn json_response<T: Serialize>(value: &T, capacity: usize) -> Response {
+    let mut body = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// Refuses a request without one of the configured API tokens as `Authorization: Bearer`.
+/// Each configured token is compared in constant time.
+fn check_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    let tokens = &state.rp.config().api_tokens;
+    if token.is_empty()
+        || !tokens
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_token",
+            "a valid `Authorization: Bearer` API token is required",
+        ));
+    }
+    Ok(())
 }
 
 // ---- FIDO conformance server shapes ----
@@ -788,6 +842,42 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// Makes the `x-request-id` of a request that arrives without one: a random UUID (version 4),
+/// as `tower_http`'s `MakeRequestUuid` does, but drawn from AWS-LC's user-space DRBG. The `uuid`
+/// crate asks the kernel (getrandom(2)) for every ID, which was one system call per request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl RandomRequestId {
+    /// A fresh ID in the hyphenated lowercase form (`8-4-4-4-12` hex digits).
+    pub fn generate() -> Option<HeaderValue> {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).ok()?;
+        // RFC 9562 §5.4: version 4, variant 10.
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 36];
+        let mut at = 0;
+        for (i, byte) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                text[at] = b'-';
+                at += 1;
+            }
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0x0f)];
+            at += 2;
+        }
+        HeaderValue::from_bytes(&text).ok()
+    }
+}
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        Self::generate().map(RequestId::new)
+    }
+}
+
 /// The router with every endpoint and layer.
 pub fn router(state: Shared) -> Router {
     let body_limit = state.rp.config().body_limit_bytes;
@@ -840,7 +930,7 @@ pub fn router(state: Shared) -> Router {
                 tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
             }),
         )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
         .with_state(state)
 }
 
@@ -891,4 +981,42 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_random_version_4_uuids() {
+        let ids: Vec<String> = (0..64)
+            .map(|_| {
+                RandomRequestId::generate()
+                    .and_then(|v| v.to_str().ok().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        for id in &ids {
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12],
+                "{id}"
+            );
+            assert!(
+                id.chars()
+                    .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{id}"
+            );
+            assert!(groups[2].starts_with('4'), "not version 4: {id}");
+            assert!(
+                groups[3].starts_with(['8', '9', 'a', 'b']),
+                "not the RFC 9562 variant: {id}"
+            );
+        }
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ids.len(), "repeated IDs: {ids:?}");
+    }
 }

@@ -38,6 +38,7 @@ struct Reply {
     status: StatusCode,
     body: Value,
     cookie: Option<String>,
+    request_id: Option<String>,
 }
 
 impl Reply {
@@ -97,6 +98,11 @@ impl Server {
             .get(header::SET_COOKIE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
             .unwrap();
@@ -114,6 +120,7 @@ impl Server {
             status,
             body,
             cookie,
+            request_id,
         }
     }
 
@@ -493,8 +500,56 @@ async fn backend_verification_endpoint_returns_a_typed_verdict() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["verified"], true);
     assert_eq!(r.body["verdict"]["userVerified"], true);
     assert_eq!(r.body["verdict"]["origin"], ORIGIN);
+    assert_eq!(r.body["verdict"]["credentialId"], cred_id.as_str());
+    assert_eq!(r.body["verdict"]["counter"]["status"], "increased");
+    // A request without X-Request-Id gets a generated random UUID (version 4) back.
+    let id = r.request_id.clone().unwrap_or_default();
+    assert_eq!(id.len(), 36, "{id:?}");
+    assert_eq!(id.as_bytes()[14], b'4', "{id:?}");
+
+    // With a valid token: the body must be JSON, and within the body limit (64 KiB here).
+    let not_json = s
+        .raw(
+            Method::POST,
+            "/api/verify/assertion",
+            Some("text/plain"),
+            serde_json::to_vec(&body).unwrap(),
+            None,
+            &auth,
+        )
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(not_json.code(), "unsupported_media_type");
+    let mut large = body.clone();
+    large["padding"] = json!("x".repeat(70 * 1024));
+    let too_large = s
+        .raw(
+            Method::POST,
+            "/api/verify/assertion",
+            Some("application/json"),
+            serde_json::to_vec(&large).unwrap(),
+            None,
+            &auth,
+        )
+        .await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.code(), "body_too_large");
+    // Without one, the token is refused before the body is looked at.
+    let no_token = s
+        .raw(
+            Method::POST,
+            "/api/verify/assertion",
+            Some("text/plain"),
+            serde_json::to_vec(&large).unwrap(),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(no_token.code(), "invalid_api_token");
 
     let cases = [
         (request(good.clone(), 5), "counter_regression"),
