@@ -400,10 +400,10 @@ fn demo(args: DemoArgs) -> Result<()> {
         );
         println!("  4. {url}/approve.html: approve a payment and get a receipt anyone can verify.");
         println!(
-            "  5. {url}/app-apis.html: the app APIs (biometric proof, identity vault, SOTER) through"
+            "  5. {url}/app-apis.html: the app APIs (biometric proof, identity vault, SOTER) on the"
         );
-        println!("     the same bridge; the page plays your backend with");
-        println!("      backend API token: {api_token}");
+        println!("     same authenticator and bridge; the page plays your backend with");
+        println!("       backend API token: {api_token}");
         if local_bridge.allowed_origins().len() > 1 {
             println!(
                 "  The local bridge also pairs pages of {}.",
