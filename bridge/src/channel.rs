@@ -12,7 +12,9 @@
 //! The transport carries opaque JSON; the [`Router`] picks the handler by `type`. WebAuthn is
 //! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]);
 //! `cancel` is the router's own and works for every type. Other features register their own
-//! types on the same router ([`Router::register`]) and need no change to any transport.
+//! types on the same router ([`Router::register`]), or a whole namespace of them
+//! ([`Router::register_namespace`]: the app-facing APIs take `biometric.*`, `vault.*` and
+//! `soter.*`, see [`APP_API_NAMESPACES`]), and need no change to any transport.
 //!
 //! Who sent a message is the host's knowledge, never the message's: every handler gets the
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
@@ -34,6 +36,18 @@ pub const CANCEL: &str = "cancel";
 pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
+/// The namespaces of the app-facing APIs (crate `passgate-app-api`, whose
+/// `channel::register` puts them on a router): a host that serves them routes every type in
+/// them to one handler; a host that does not (the extension's native-messaging host) refuses
+/// them by these names.
+pub const APP_API_NAMESPACES: [&str; 3] = ["biometric.", "vault.", "soter."];
+
+/// The app-API namespace `kind` belongs to, if any.
+pub fn app_api_namespace(kind: &str) -> Option<&'static str> {
+    APP_API_NAMESPACES
+        .into_iter()
+        .find(|prefix| kind.starts_with(prefix))
+}
 
 /// Who sent a message, as the host established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +124,9 @@ pub enum RegisterError {
     /// Types are 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
     #[error("{0:?} is not a message type (1 to 64 of A-Z a-z 0-9 . _ -)")]
     Invalid(String),
+    /// A namespace is a type prefix ending in `.` (`vault.`).
+    #[error("{0:?} is not a namespace (a message type prefix ending in \".\")")]
+    InvalidNamespace(String),
 }
 
 /// The WebAuthn message types, handled by a [`Bridge`].
@@ -148,6 +165,9 @@ impl Handler for WebAuthn {
 /// Routes messages to handlers by `type`, and cancels requests in flight.
 pub struct Router {
     handlers: HashMap<String, Arc<dyn Handler>>,
+    /// (prefix ending in `.`, handler): every type starting with the prefix. Prefixes never
+    /// overlap each other or a type in `handlers`, so a type has at most one handler.
+    namespaces: Vec<(String, Arc<dyn Handler>)>,
     /// (session, requestId) -> the running request's cancellation handle.
     pending: Mutex<HashMap<(String, String), Interaction>>,
 }
@@ -205,6 +225,7 @@ impl Router {
     pub fn new() -> Self {
         Self {
             handlers: HashMap::new(),
+            namespaces: Vec::new(),
             pending: Mutex::new(HashMap::new()),
         }
     }
@@ -231,6 +252,9 @@ impl Router {
         if !valid_type(kind) {
             return Err(RegisterError::Invalid(kind.to_owned()));
         }
+        if self.namespace_of(kind).is_some() {
+            return Err(RegisterError::Taken(kind.to_owned()));
+        }
         match self.handlers.entry(kind.to_owned()) {
             Entry::Occupied(_) => Err(RegisterError::Taken(kind.to_owned())),
             Entry::Vacant(slot) => {
@@ -240,10 +264,45 @@ impl Router {
         }
     }
 
-    /// The types this router answers, sorted (`cancel` included).
-    pub fn types(&self) -> Vec<&str> {
-        let mut types: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
-        types.push(CANCEL);
+    /// Adds `handler` for every type that starts with `prefix` (`"vault."`), known now or
+    /// not: the handler answers unknown ones itself. A prefix must end in `.` and may not
+    /// overlap another namespace or a registered type.
+    pub fn register_namespace(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RegisterError> {
+        let named = prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+        if !named || !prefix.ends_with('.') || !valid_type(prefix) {
+            return Err(RegisterError::InvalidNamespace(prefix.to_owned()));
+        }
+        let overlaps = self
+            .namespaces
+            .iter()
+            .any(|(p, _)| p.starts_with(prefix) || prefix.starts_with(p.as_str()))
+            || self.handlers.keys().any(|k| k.starts_with(prefix));
+        if overlaps {
+            return Err(RegisterError::Taken(format!("{prefix}*")));
+        }
+        self.namespaces.push((prefix.to_owned(), handler));
+        Ok(())
+    }
+
+    fn namespace_of(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.namespaces
+            .iter()
+            .find(|(prefix, _)| kind.starts_with(prefix.as_str()))
+            .map(|(_, handler)| handler)
+    }
+
+    /// The types this router answers, sorted (`cancel` included; a namespace as `prefix*`).
+    pub fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.handlers.keys().cloned().collect();
+        types.extend(self.namespaces.iter().map(|(p, _)| format!("{p}*")));
+        types.push(CANCEL.to_owned());
         types.sort_unstable();
         types
     }
@@ -298,7 +357,7 @@ impl Router {
         if kind == CANCEL {
             return self.cancel(sender, &request_id, object);
         }
-        let Some(handler) = self.handlers.get(kind) else {
+        let Some(handler) = self.handlers.get(kind).or_else(|| self.namespace_of(kind)) else {
             return failure(
                 &request_id,
                 &BridgeError::new(
@@ -451,6 +510,61 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_namespace_takes_every_type_under_its_prefix() {
+        let mut router = Router::new();
+        router.register("vault.exact", echo()).unwrap();
+        assert_eq!(
+            router.register_namespace("vault.", echo()),
+            Err(RegisterError::Taken("vault.*".into())),
+            "a registered type lies in it"
+        );
+        let namespace: Arc<dyn Handler> = Arc::new(
+            |context: &Context<'_>, message: &Map<String, Json>| {
+                Ok(
+                    json!({ "namespace": message.get("type").cloned(), "origin": context.sender.origin }),
+                )
+            },
+        );
+        router
+            .register_namespace("soter.", Arc::clone(&namespace))
+            .unwrap();
+        for overlapping in ["soter.", "soter.x."] {
+            assert!(
+                router
+                    .register_namespace(overlapping, Arc::clone(&namespace))
+                    .is_err(),
+                "{overlapping}"
+            );
+        }
+        for bad in ["soter", "", ".", "..", "has space.", "-x."] {
+            assert_eq!(
+                router.register_namespace(bad, Arc::clone(&namespace)),
+                Err(RegisterError::InvalidNamespace(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            router.register("soter.start", echo()),
+            Err(RegisterError::Taken("soter.start".into()))
+        );
+        assert_eq!(router.types(), ["cancel", "soter.*", "vault.exact"]);
+        let sender = Sender::new("https://app.example");
+        for kind in ["soter.startSoterAuthentication", "soter.notYetInvented"] {
+            let reply = router.handle_value(&sender, &json!({"type": kind, "requestId": 1}), None);
+            assert_eq!(
+                reply,
+                json!({"requestId": 1, "ok": true, "result": {"namespace": kind, "origin": "https://app.example"}})
+            );
+        }
+        let exact = router.handle_value(&sender, &json!({"type": "vault.exact", "value": 2}), None);
+        assert_eq!(exact["result"]["saw"], 2);
+        let outside = router.handle_value(&sender, &json!({"type": "vault.other"}), None);
+        assert_eq!(outside["error"]["name"], "NotSupportedError");
+        assert_eq!(app_api_namespace("vault.open"), Some("vault."));
+        assert_eq!(app_api_namespace("vaults"), None);
     }
 
     #[test]
