@@ -145,6 +145,9 @@ fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
             )
         }
         Purpose::Get => format!("{origin} wants to sign in with your passkey for {rp_id}."),
+        Purpose::Autofill => {
+            format!("Passkey autofill: {origin} offers to sign you in with a passkey for {rp_id}.")
+        }
     }
 }
 
@@ -271,9 +274,15 @@ impl UserInterface for PromptUi {
                 (None, None) => "an unnamed account".to_owned(),
             })
             .collect();
+        // Every account is named in the question itself, so each dialog of a one-at-a-time
+        // prompt (pinentry) shows the whole choice.
+        let listed: String = options
+            .iter()
+            .map(|o| format!("\n  \u{2022} {o}"))
+            .collect();
         let description = format!(
-            "{}\n\nThis device holds {} passkeys for {}. Which account?",
-            request_line(choice.origin, choice.rp_id, Purpose::Get),
+            "{}\n\nThis device holds {} passkeys for {}:{listed}\nWhich account?",
+            request_line(choice.origin, choice.rp_id, choice.purpose),
             options.len(),
             choice.rp_id
         );
