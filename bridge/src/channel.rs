@@ -132,12 +132,7 @@ impl Handler for WebAuthn {
         match kind {
             "get" if conditional => {
                 let request_id = message.get("requestId").and_then(request_key);
-                return self.conditional.arm_and_wait(
-                    sender,
-                    request_id,
-                    message,
-                    context.interaction,
-                );
+                return self.conditional.arm(sender, request_id, message);
             }
             conditional::AUTOFILL => return self.conditional.hint(sender, message),
             conditional::WAIT => {

@@ -19,11 +19,15 @@
 //!
 //! ```text
 //! page -> host  {"type": "get", "requestId": "r1", "mediation": "conditional", "documentId": "d7", "options": {...}}
-//! page -> host  {"type": "autofill", "requestId": "h1", "target": "r1"}  -> {"requestId": "h1", "ok": true, "result": {}}
-//! host -> page  (r1) the credential, an error, or after WAIT_WINDOW {"pending": true}
-//! page -> host  {"type": "wait", "requestId": "w2", "target": "r1"}      -> the same, for the next window
-//! page -> host  {"type": "cancel", "requestId": "c1", "target": "r1"}
+//!                 -> at once {"pending": true} once armed, or the error that refuses it
+//! page -> host  {"type": "wait", "requestId": "w2", "target": "r1"}
+//!                 -> the credential, an error, or {"pending": true} after a window: wait again
+//! page -> host  {"type": "autofill", "requestId": "h3", "target": "r1"}  -> at once {}
+//! page -> host  {"type": "cancel", "requestId": "c4", "target": "r1"}
 //! ```
+//!
+//! `documentId` (any string the shim picks per page load) only scopes replacement: a newer
+//! conditional request replaces the older one of the same document, not another tab's.
 //!
 //! Why the hint comes from the page, and why that is safe: the host cannot see a page's
 //! focus (the local bridge sees HTTP requests; a webview's native side sees no DOM events
@@ -37,7 +41,7 @@
 //! `{"pending": true}` at the end of each window whatever runs meanwhile (the ceremony is not
 //! tied to any one message). `docs/src/security/bridge.md` has the whole argument.
 //!
-//! Each waiting message ends after [`Limits::wait_window`] so that no transport holds a
+//! Each `wait` ends after [`Limits::wait_window`] so that no transport holds a
 //! request longer than it allows (the local bridge ends messages after 11 minutes); the
 //! conditional request itself has no timeout, as in browsers. A request nobody waits for
 //! (its page went away between two waits) is dropped after [`Limits::orphaned_after`].
@@ -217,13 +221,12 @@ impl Conditional {
     }
 
     /// `get` with `mediation: "conditional"`: checks and arms the request (replacing the
-    /// document's earlier one), then waits for its first window.
-    pub(crate) fn arm_and_wait(
+    /// document's earlier one) and answers `{"pending": true}` at once; `wait` follows.
+    pub(crate) fn arm(
         &self,
         sender: &Sender,
         request_id: Option<String>,
         message: &Map<String, Json>,
-        interaction: &Interaction,
     ) -> Result<Json, BridgeError> {
         let request_id = request_id.ok_or_else(|| {
             BridgeError::type_error("a conditional request needs a \"requestId\"")
@@ -285,7 +288,7 @@ impl Conditional {
             registry.requests.insert(key.clone(), Arc::clone(&pending));
         }
         tracing::debug!(session = key.0, "a conditional request is armed");
-        self.wait_on(&key, &pending, interaction)
+        Ok(json!({ "pending": true }))
     }
 
     /// `wait`: the next window of the conditional request `target`.

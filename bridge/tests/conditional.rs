@@ -557,3 +557,35 @@ fn conditional_messages_are_checked_and_unattended_requests_are_dropped() {
     let late = host.send(json!({"type": "wait", "requestId": "w2", "target": "r1"}));
     assert_eq!(late["error"]["name"], "InvalidStateError", "{late}");
 }
+
+#[test]
+fn another_session_cannot_offer_wait_for_or_cancel_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::new(dir.path());
+    host.sign_up("olivia");
+    let page = host.conditional("r1", "doc-1");
+    armed();
+    let dialogs = host.pinentry.dialogs().len();
+    // The same origin paired a second time (another token), or a page knowing the id: its
+    // messages run in its own session and find nothing.
+    let other = Sender::new(ORIGIN).in_session("pairing-2");
+    let send = |message: Value| host.router.handle_value(&other, &message, None);
+    assert_eq!(
+        send(json!({"type": "autofill", "requestId": "h", "target": "r1"}))["result"],
+        json!({})
+    );
+    assert_eq!(
+        send(json!({"type": "wait", "requestId": "w", "target": "r1"}))["error"]["name"],
+        "InvalidStateError"
+    );
+    assert_eq!(
+        send(json!({"type": "cancel", "requestId": "c", "target": "r1"}))["result"]["cancelled"],
+        false
+    );
+    assert_eq!(host.router.cancel_session("pairing-2"), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(host.pinentry.dialogs().len(), dialogs, "no prompt opened");
+    assert!(!page.is_finished());
+    host.cancel("r1");
+    assert_eq!(join(page).last().unwrap()["error"]["name"], "AbortError");
+}

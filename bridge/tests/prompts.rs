@@ -12,16 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Scripted, authenticator, authenticator_with_prompt};
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
 use passgate_bridge::prompt::{
-    Answer, Dialog, Pinentry, PromptError, PromptPresence, PromptUi, TerminalPrompt, TrustedPrompt,
+    Answer, Dialog, Pinentry, PromptError, PromptUi, TerminalPrompt, TrustedPrompt,
 };
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
 use serde_json::{Value, json};
