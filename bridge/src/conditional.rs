@@ -106,6 +106,9 @@ struct State {
     phase: Phase,
     /// Messages waiting for it right now.
     waiters: usize,
+    /// Counts waits: only the newest one waits, an older one is answered "pending" at once
+    /// (so a page cannot tie up a thread per message on one request).
+    newest_wait: u64,
     /// Since when nobody waits (creation, or the last waiter's end).
     unattended_since: Instant,
 }
@@ -255,6 +258,7 @@ impl Conditional {
             state: Mutex::new(State {
                 phase: Phase::Waiting,
                 waiters: 0,
+                newest_wait: 0,
                 unattended_since: Instant::now(),
             }),
             changed: Condvar::new(),
@@ -329,6 +333,9 @@ impl Conditional {
         let deadline = Instant::now() + self.limits.wait_window;
         let mut state = pending.lock();
         state.waiters += 1;
+        state.newest_wait += 1;
+        let this_wait = state.newest_wait;
+        pending.changed.notify_all();
         let end = loop {
             if let Phase::Settled(outcome) = &state.phase {
                 break End::Settled(outcome.clone());
@@ -337,7 +344,7 @@ impl Conditional {
                 break End::Cancelled;
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || state.newest_wait != this_wait {
                 break End::Window;
             }
             state = pending

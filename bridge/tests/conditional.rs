@@ -556,6 +556,31 @@ fn conditional_messages_are_checked_and_unattended_requests_are_dropped() {
     std::thread::sleep(Duration::from_millis(1300));
     let late = host.send(json!({"type": "wait", "requestId": "w2", "target": "r1"}));
     assert_eq!(late["error"]["name"], "InvalidStateError", "{late}");
+
+    // Only the newest wait waits: an older one for the same request is answered at once.
+    let armed = host.send(json!({
+        "type": "get", "requestId": "r2", "mediation": "conditional", "options": discoverable(),
+    }));
+    assert_eq!(armed["result"], json!({"pending": true}));
+    let wait = |id: &str| {
+        let router = Arc::clone(&host.router);
+        let sender = host.sender.clone();
+        let message = json!({"type": "wait", "requestId": id, "target": "r2"});
+        std::thread::spawn(move || {
+            let reply = router.handle_value(&sender, &message, None);
+            (reply, Instant::now())
+        })
+    };
+    let older = wait("w-older");
+    std::thread::sleep(Duration::from_millis(200));
+    let newer_started = Instant::now();
+    let newer = wait("w-newer");
+    let (reply, ended) = older.join().unwrap();
+    assert_eq!(reply["result"], json!({"pending": true}));
+    assert!(ended.duration_since(newer_started) < Duration::from_millis(700));
+    assert!(!newer.is_finished());
+    host.cancel("r2");
+    assert_eq!(newer.join().unwrap().0["error"]["name"], "AbortError");
 }
 
 #[test]
