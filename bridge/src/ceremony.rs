@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use ciborium::value::Value;
@@ -154,6 +154,10 @@ pub struct Bridge {
     transport: Mutex<Box<dyn CtapTransport>>,
     ui: Box<dyn UserInterface>,
     current: Mutex<Option<Interaction>>,
+    /// What getInfo said last: feature queries are answered from it while a ceremony holds
+    /// the authenticator, so that how long they take does not tell a page that a prompt is
+    /// open (e.g. an autofill prompt, which would say that a passkey exists).
+    last_info: Mutex<Option<Info>>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -347,7 +351,13 @@ impl Ceremony<'_> {
     }
 
     fn info(&mut self) -> Result<Info, BridgeError> {
-        Ok(Info::parse(&self.call(command::GET_INFO, None)?))
+        let info = Info::parse(&self.call(command::GET_INFO, None)?);
+        *self
+            .bridge
+            .last_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(info.clone());
+        Ok(info)
     }
 
     fn shared_secret(&mut self) -> Result<Shared, BridgeError> {
@@ -736,7 +746,26 @@ impl Bridge {
             transport: Mutex::new(transport),
             ui,
             current: Mutex::new(None),
+            last_info: Mutex::new(None),
         }
+    }
+
+    /// getInfo for a feature query: the last answer while a ceremony holds the
+    /// authenticator, a fresh one otherwise.
+    fn query_info(&self, interaction: Option<&Interaction>) -> Result<Info, BridgeError> {
+        let busy = matches!(self.transport.try_lock(), Err(TryLockError::WouldBlock));
+        if busy {
+            let cached = self
+                .last_info
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(info) = cached {
+                return Ok(info);
+            }
+        }
+        let mut ceremony = self.begin(Duration::from_secs(10), interaction);
+        ceremony.info()
     }
 
     /// Aborts the running ceremony (it fails with `AbortError`).
@@ -895,10 +924,7 @@ impl Bridge {
     }
 
     fn client_capabilities_with(&self, interaction: Option<&Interaction>) -> Json {
-        let info = {
-            let mut ceremony = self.begin(Duration::from_secs(10), interaction);
-            ceremony.info()
-        };
+        let info = self.query_info(interaction);
         let (verifies, prf) = match &info {
             Ok(info) => (self.can_verify(info), info.has_extension("hmac-secret")),
             Err(e) => {
@@ -928,8 +954,7 @@ impl Bridge {
     }
 
     fn is_uvpaa_with(&self, interaction: Option<&Interaction>) -> Result<bool, BridgeError> {
-        let mut ceremony = self.begin(Duration::from_secs(10), interaction);
-        let info = ceremony.info()?;
+        let info = self.query_info(interaction)?;
         Ok(self.can_verify(&info))
     }
 

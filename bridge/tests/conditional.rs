@@ -438,6 +438,24 @@ fn aborting_closes_the_open_prompt_at_once() {
     let open = host.wait_for_dialogs(dialogs + 1);
     let pid = open[dialogs]["pid"].as_u64().unwrap();
     assert!(alive(pid));
+    // While the prompt is open, feature queries answer at once (from the last getInfo):
+    // their timing does not tell the page that a prompt opened, i.e. that a passkey exists.
+    let started = Instant::now();
+    assert_eq!(
+        host.send(json!({"type": "isUvpaa", "requestId": "q1"}))["result"],
+        true
+    );
+    let capabilities = host.send(json!({"type": "getClientCapabilities", "requestId": "q2"}));
+    assert_eq!(capabilities["result"]["conditionalGet"], true);
+    assert_eq!(
+        capabilities["result"]["userVerifyingPlatformAuthenticator"],
+        true
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     assert_eq!(host.cancel("r1")["result"]["cancelled"], true);
     let replies = join(page);
