@@ -286,7 +286,7 @@ fn autofill_waits_silently_then_the_prompt_verifies_and_lists_the_accounts() {
     );
     for chooser in [2, 3] {
         assert!(
-            text(chooser).contains("holds 2 passkeys for example.com:\n  \u{2022} PEGGY (peggy)\n  \u{2022} OLIVIA (olivia)\nWhich account?"),
+            text(chooser).contains("holds 2 passkeys for example.com. Which account?\n  \u{2022} PEGGY (peggy)\n  \u{2022} OLIVIA (olivia)\n\n"),
             "{}",
             text(chooser)
         );

@@ -750,7 +750,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   assert.ok(shown[0].description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), shown[0].description);
   assert.equal(shown[0].prompt, 'PIN:');
   for (const chooser of shown.slice(2)) {
-    assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost:\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\nWhich account?`), chooser.description);
+    assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost. Which account?\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
   }
   assert.ok(shown[2].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
   assert.equal(shown[2].notok, 'Next account');
