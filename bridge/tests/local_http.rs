@@ -805,7 +805,8 @@ fn armed_autofill_requests_do_not_hold_up_ceremonies_and_end_with_their_page() {
         );
         assert_eq!((r.status, &r.body["result"]), (200, &json!(true)), "{r:?}");
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The vanished page's request ended with it: a wait for it finds nothing.
+    std::thread::sleep(Duration::from_millis(1000));
     let ended = post(
         addr,
         "/v1/message",

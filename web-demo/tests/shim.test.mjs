@@ -818,6 +818,7 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   await goto(page, `${host.base}/`);
   await ensurePaired(page);
   await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${host.base}/`); // signed out: the page arms its own autofill request
 
   // A second conditional request replaces the first (AbortError at once), and the page
   // itself shows no error for it.
