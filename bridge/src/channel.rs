@@ -10,11 +10,12 @@
 //! ```
 //!
 //! The transport carries opaque JSON; the [`Router`] picks the handler by `type`. WebAuthn is
-//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]);
-//! `cancel` is the router's own and works for every type. Other features register their own
-//! types on the same router ([`Router::register`]), or a whole namespace of them
-//! ([`Router::register_namespace`]: the app-facing APIs take `biometric.*`, `vault.*` and
-//! `soter.*`, see [`APP_API_NAMESPACES`]), and need no change to any transport.
+//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]),
+//! plus `autofill` and `wait` for conditional requests (passkey autofill, see
+//! [`crate::conditional`]); `cancel` is the router's own and works for every type. Other
+//! features register their own types on the same router ([`Router::register`]), or a whole
+//! namespace of them ([`Router::register_namespace`]: the app-facing APIs take `biometric.*`,
+//! `vault.*` and `soter.*`, see [`APP_API_NAMESPACES`]), and need no change to any transport.
 //!
 //! Who sent a message is the host's knowledge, never the message's: every handler gets the
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
@@ -28,6 +29,7 @@ use passgate_authenticator::api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
 use crate::Bridge;
+use crate::conditional::{self, Conditional, Limits};
 use crate::error::{BridgeError, ErrorName};
 
 /// The message type the router keeps for itself.
@@ -132,6 +134,7 @@ pub enum RegisterError {
 /// The WebAuthn message types, handled by a [`Bridge`].
 struct WebAuthn {
     bridge: Arc<Bridge>,
+    conditional: Arc<Conditional>,
 }
 
 impl Handler for WebAuthn {
@@ -141,21 +144,43 @@ impl Handler for WebAuthn {
         message: &Map<String, Json>,
     ) -> Result<Json, BridgeError> {
         let kind = message.get("type").and_then(Json::as_str).unwrap_or("");
+        let sender = context.sender;
+        let conditional = message.get("mediation").and_then(Json::as_str) == Some("conditional");
+        match kind {
+            "get" if conditional => {
+                let request_id = message.get("requestId").and_then(request_key);
+                return self.conditional.arm(sender, request_id, message);
+            }
+            conditional::AUTOFILL => return self.conditional.hint(sender, message),
+            conditional::WAIT => {
+                return self.conditional.wait(sender, message, context.interaction);
+            }
+            _ => {}
+        }
         // Only `type` and `options` go to the bridge: whatever else the page put in the
         // message (an "origin" of its choosing, say) is dropped here.
         let mut request = json!({ "type": kind });
         if let Some(options) = message.get("options") {
             request["options"] = options.clone();
         }
+        let _immediate =
+            matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));
         let reply = self.bridge.run(
-            &context.sender.origin,
-            context.sender.top_origin.as_deref(),
+            &sender.origin,
+            sender.top_origin.as_deref(),
             &request,
             Some(context.interaction),
         )?;
         Ok(match kind {
-            "isUvpaa" | "getClientCapabilities" => {
-                reply.get("result").cloned().unwrap_or(Json::Null)
+            "isUvpaa" => reply.get("result").cloned().unwrap_or(Json::Null),
+            "getClientCapabilities" => {
+                let mut capabilities = reply.get("result").cloned().unwrap_or(Json::Null);
+                // The bridge alone has no way to wait for the person at a field; this
+                // channel has (`autofill`).
+                if let Some(record) = capabilities.as_object_mut() {
+                    record.insert("conditionalGet".into(), Json::Bool(true));
+                }
+                capabilities
             }
             _ => reply,
         })
@@ -170,6 +195,8 @@ pub struct Router {
     namespaces: Vec<(String, Arc<dyn Handler>)>,
     /// (session, requestId) -> the running request's cancellation handle.
     pending: Mutex<HashMap<(String, String), Interaction>>,
+    /// Conditional requests, which outlive the messages that wait for them.
+    conditional: Option<Arc<Conditional>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -227,20 +254,39 @@ impl Router {
             handlers: HashMap::new(),
             namespaces: Vec::new(),
             pending: Mutex::new(HashMap::new()),
+            conditional: None,
         }
     }
 
     /// A router with the WebAuthn types on `bridge`: `create`, `get` (result: the credential
     /// in `toJSON()` form), `isUvpaa` (result: a boolean), `getClientCapabilities` (result:
-    /// the capabilities record).
+    /// the capabilities record, with `conditionalGet: true`), and for passkey autofill `get`
+    /// with `"mediation": "conditional"`, `autofill` and `wait` (see [`crate::conditional`]).
     pub fn webauthn(bridge: Arc<Bridge>) -> Self {
+        Self::webauthn_with(bridge, Limits::default())
+    }
+
+    /// [`Self::webauthn`] with other timing for conditional requests.
+    pub fn webauthn_with(bridge: Arc<Bridge>, limits: Limits) -> Self {
         let mut router = Self::new();
-        let handler: Arc<dyn Handler> = Arc::new(WebAuthn { bridge });
-        for kind in ["create", "get", "isUvpaa", "getClientCapabilities"] {
+        let conditional = Arc::new(Conditional::new(Arc::clone(&bridge), limits));
+        let handler: Arc<dyn Handler> = Arc::new(WebAuthn {
+            bridge,
+            conditional: Arc::clone(&conditional),
+        });
+        for kind in [
+            "create",
+            "get",
+            "isUvpaa",
+            "getClientCapabilities",
+            conditional::AUTOFILL,
+            conditional::WAIT,
+        ] {
             router
                 .handlers
                 .insert(kind.to_owned(), Arc::clone(&handler));
         }
+        router.conditional = Some(conditional);
         router
     }
 
@@ -422,23 +468,36 @@ impl Router {
                 &BridgeError::type_error("a cancel message names its \"target\" requestId"),
             );
         };
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = pending.get(&(sender.session.clone(), target));
-        if let Some(interaction) = found {
-            interaction.cancel();
-        }
-        json!({ "requestId": request_id, "ok": true, "result": { "cancelled": found.is_some() } })
+        let running = {
+            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let found = pending.get(&(sender.session.clone(), target.clone()));
+            if let Some(interaction) = found {
+                interaction.cancel();
+            }
+            found.is_some()
+        };
+        // A conditional request may be between two of its messages.
+        let conditional = self
+            .conditional
+            .as_ref()
+            .is_some_and(|c| c.cancel(&sender.session, &target));
+        json!({ "requestId": request_id, "ok": true, "result": { "cancelled": running || conditional } })
     }
 
     /// Cancels every request in flight for `session` (its webview closed, its pairing ended).
     pub fn cancel_session(&self, session: &str) -> usize {
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let mut n = 0;
-        for ((s, _), interaction) in pending.iter() {
-            if s == session {
-                interaction.cancel();
-                n += 1;
+        {
+            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((s, _), interaction) in pending.iter() {
+                if s == session {
+                    interaction.cancel();
+                    n += 1;
+                }
             }
+        }
+        if let Some(conditional) = &self.conditional {
+            n += conditional.cancel_session(session);
         }
         n
     }
