@@ -142,6 +142,7 @@ impl Host {
         assert_eq!(
             router.types(),
             [
+                "autofill",
                 "biometric.*",
                 "cancel",
                 "create",
@@ -149,7 +150,8 @@ impl Host {
                 "getClientCapabilities",
                 "isUvpaa",
                 "soter.*",
-                "vault.*"
+                "vault.*",
+                "wait"
             ]
         );
         let local = LocalBridge::new(
