@@ -283,11 +283,7 @@ fn demo(args: DemoArgs) -> Result<()> {
     }
     let authenticator_dir = state_dir.join("authenticator");
     for dir in [&state_dir, &authenticator_dir] {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        passgate_authenticator::fs::private_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     let static_dir = args
