@@ -16,18 +16,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use passgate_app_api::router::{MESSAGE_TYPES, Router};
 use passgate_app_api::soter::KeyBackend;
 use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform, TerminalPasscode};
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
-use passgate_authenticator::api::user_verifier::UserVerifier;
-use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
-use passgate_authenticator::{Authenticator, Env};
+use passgate_authenticator::Authenticator;
+use passgate_authenticator::ctap::AttestationFormat;
 use serde_json::{Value as Json, json};
 
 use crate::{
-    KeyStoreArgs, KeyStoreKind, PresenceMode, VerifierKind, default_state_dir, fprint_user,
-    fprintd_verifier, open_key_store, tcti,
+    AuthenticatorParts, KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierKind,
+    build_authenticator, default_state_dir, tcti, user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -279,55 +274,26 @@ fn tpm_backend(_: &PlatformArgs) -> Result<KeyBackend> {
     bail!("this passgate was built without TPM support: rebuild with `--features tpm`")
 }
 
-/// The authenticator in this process, on the state directory (as `authenticator serve`).
+/// The authenticator in this process, on the state directory (as `authenticator serve`, with
+/// pinentry from $PASSGATE_PINENTRY or PATH and no reset window).
 fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Authenticator> {
-    let device_key = DeviceKey::load_or_create(state_dir)
-        .with_context(|| format!("opening the device key in {}", state_dir.display()))?;
-    let credentials = FileCredentialStore::open(state_dir, &device_key, 250_000)
-        .with_context(|| format!("opening the credential store in {}", state_dir.display()))?;
-    let key_store = open_key_store(
-        &args.key_store,
-        &device_key,
-        FileStateStore::open(state_dir, &device_key)?,
-        args.user_verifier == VerifierKind::Fprintd,
-    )?;
-    let timeout = Duration::from_secs(args.presence_timeout);
-    let presence: Box<dyn UserVerifier> = match args.presence {
-        PresenceMode::Auto => Box::new(AutoPresence::new()),
-        PresenceMode::Terminal => Box::new(TerminalPresence::new(timeout)),
-        // The pinentry program from $PASSGATE_PINENTRY or PATH, as `authenticator serve`
-        // without `--pinentry`.
-        PresenceMode::Pinentry => {
-            let pinentry = passgate_bridge::prompt::Pinentry::locate(None)
-                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
-                .with_timeout(timeout);
-            Box::new(passgate_bridge::prompt::PromptPresence::new(Arc::new(
-                pinentry,
-            )))
-        }
-    };
-    let user = match args.user_verifier {
-        VerifierKind::None => presence,
-        VerifierKind::Fprintd => {
-            fprintd_verifier(&fprint_user(args.fprint_user.clone()), timeout, presence)?
-        }
-    };
-    let env = Env {
-        key_store,
-        credentials: Box::new(credentials),
-        state: Box::new(FileStateStore::open(state_dir, &device_key)?),
+    let user = user_verifier(&UserArgs {
+        presence: args.presence,
+        presence_timeout: Duration::from_secs(args.presence_timeout),
+        pinentry: None,
+        verifier: args.user_verifier,
+        fprint_user: args.fprint_user.clone(),
+    })?;
+    build_authenticator(AuthenticatorParts {
+        state_dir,
+        key_store: &args.key_store,
         user,
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Ok(Authenticator::new(
-        env,
-        AuthenticatorConfig {
-            reset_window: None,
-            max_uv_attempts: args.max_attempts,
-            ..AuthenticatorConfig::default()
-        },
-    ))
+        biometric_release: args.user_verifier == VerifierKind::Fprintd,
+        attestation: AttestationFormat::None,
+        capacity: 250_000,
+        max_uv_attempts: args.max_attempts,
+        reset_window: None,
+    })
 }
 
 fn serve(args: &PlatformArgs) -> Result<std::process::ExitCode> {

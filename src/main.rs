@@ -283,11 +283,7 @@ fn demo(args: DemoArgs) -> Result<()> {
     }
     let authenticator_dir = state_dir.join("authenticator");
     for dir in [&state_dir, &authenticator_dir] {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
+        passgate_authenticator::fs::private_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     let static_dir = args
@@ -892,6 +888,41 @@ fn parse_tcp_listen(listen: &str) -> Result<&str> {
     }
 }
 
+/// How an authenticator served here (`authenticator serve`, `passgate app`) collects presence
+/// and verifies users.
+struct UserArgs<'a> {
+    presence: PresenceMode,
+    /// How long presence (and a fingerprint scan) waits for the person.
+    presence_timeout: Duration,
+    /// The pinentry program for [`PresenceMode::Pinentry`] (default: $PASSGATE_PINENTRY, then
+    /// `pinentry` on PATH).
+    pinentry: Option<&'a std::path::Path>,
+    verifier: VerifierKind,
+    fprint_user: Option<String>,
+}
+
+/// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`.
+fn user_verifier(args: &UserArgs<'_>) -> Result<Box<dyn UserVerifier>> {
+    let presence: Box<dyn UserVerifier> = match args.presence {
+        PresenceMode::Auto => Box::new(AutoPresence::new()),
+        PresenceMode::Terminal => Box::new(TerminalPresence::new(args.presence_timeout)),
+        PresenceMode::Pinentry => {
+            let pinentry = Pinentry::locate(args.pinentry)
+                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
+                .with_timeout(args.presence_timeout);
+            Box::new(PromptPresence::new(Arc::new(pinentry)))
+        }
+    };
+    match args.verifier {
+        VerifierKind::None => Ok(presence),
+        VerifierKind::Fprintd => fprintd_verifier(
+            &fprint_user(args.fprint_user.clone()),
+            args.presence_timeout,
+            presence,
+        ),
+    }
+}
+
 /// What every authenticator here is made of, whoever collects presence.
 struct AuthenticatorParts<'a> {
     state_dir: &'a std::path::Path,
@@ -947,30 +978,17 @@ fn serve(args: ServeArgs) -> Result<()> {
         Some(dir) => dir,
         None => default_state_dir()?,
     };
-    let presence_timeout = Duration::from_secs(args.presence_timeout);
-    let (user, reset_window): (Box<dyn UserVerifier>, _) = match args.presence {
-        PresenceMode::Auto => (Box::new(AutoPresence::new()), None),
-        PresenceMode::Terminal => (
-            Box::new(TerminalPresence::new(presence_timeout)),
-            Some(Duration::from_secs(10)),
-        ),
-        PresenceMode::Pinentry => {
-            let pinentry = Pinentry::locate(args.pinentry.as_deref())
-                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
-                .with_timeout(presence_timeout);
-            (
-                Box::new(PromptPresence::new(Arc::new(pinentry))),
-                Some(Duration::from_secs(10)),
-            )
-        }
+    let reset_window = match args.presence {
+        PresenceMode::Auto => None,
+        PresenceMode::Terminal | PresenceMode::Pinentry => Some(Duration::from_secs(10)),
     };
-    let user = match args.user_verifier {
-        VerifierKind::None => user,
-        VerifierKind::Fprintd => {
-            let name = fprint_user(args.fprint_user.clone());
-            fprintd_verifier(&name, presence_timeout, user)?
-        }
-    };
+    let user = user_verifier(&UserArgs {
+        presence: args.presence,
+        presence_timeout: Duration::from_secs(args.presence_timeout),
+        pinentry: args.pinentry.as_deref(),
+        verifier: args.user_verifier,
+        fprint_user: args.fprint_user.clone(),
+    })?;
     let authenticator = build_authenticator(AuthenticatorParts {
         state_dir: &state_dir,
         key_store: &args.key_store,

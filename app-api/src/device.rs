@@ -14,7 +14,9 @@ use ciborium::value::Value;
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::{Interaction, VerifierStatus};
 use passgate_authenticator::ctap::{StatusCode, command};
-use passgate_bridge::cbor::{self, AuthenticatorData, bytes, int_key, integer, text_key};
+use passgate_bridge::cbor::{
+    self, AuthenticatorData, bytes, descriptor_list, int_key, int_map, integer, text_key, text_map,
+};
 use passgate_bridge::pin::{self, Shared};
 use passgate_bridge::{CtapTransport, InProcess, TransportError};
 use zeroize::Zeroizing;
@@ -56,54 +58,8 @@ impl From<passgate_bridge::BridgeError> for DeviceError {
     }
 }
 
-/// What getInfo says about user verification and the extensions the app APIs need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
-    /// The `uv` option: `None` without a built-in method, `Some(false)` with a sensor and
-    /// nothing enrolled, `Some(true)` when it can verify now.
-    pub uv: Option<bool>,
-    /// The FIDO `uvModality` bit of the built-in method (fingerprint `0x02`).
-    pub uv_modality: Option<u32>,
-    /// The `clientPin` option: `None` without PIN support, else whether a PIN is set.
-    pub client_pin: Option<bool>,
-    /// Every makeCredential/getAssertion needs verification.
-    pub always_uv: bool,
-    /// Non-discoverable credentials can be made without verification.
-    pub make_cred_uv_not_rqd: bool,
-    /// hmac-secret is offered.
-    pub hmac_secret: bool,
-    /// hmac-secret-mc is offered.
-    pub hmac_secret_mc: bool,
-    /// The shortest PIN the authenticator accepts (`minPINLength`, 4 when not said).
-    pub min_pin_length: usize,
-}
-
-impl Info {
-    fn parse(v: &Value) -> Self {
-        let option = |name: &str| match int_key(v, 4).and_then(|o| text_key(o, name)) {
-            Some(Value::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        let has_extension = |name: &str| match int_key(v, 2) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .any(|i| matches!(i, Value::Text(t) if t == name)),
-            _ => false,
-        };
-        Self {
-            uv: option("uv"),
-            uv_modality: integer(int_key(v, 18)).and_then(|m| u32::try_from(m).ok()),
-            client_pin: option("clientPin"),
-            always_uv: option("alwaysUv").unwrap_or(false),
-            make_cred_uv_not_rqd: option("makeCredUvNotRqd").unwrap_or(false),
-            hmac_secret: has_extension("hmac-secret"),
-            hmac_secret_mc: has_extension("hmac-secret-mc"),
-            min_pin_length: integer(int_key(v, 13))
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(4),
-        }
-    }
-}
+/// What getInfo says (user verification, PIN, extensions): the bridge's reading of it.
+pub use passgate_bridge::AuthenticatorInfo as Info;
 
 /// A pinUvAuthToken obtained with the PIN, for one operation. Zeroized on drop.
 pub struct PinToken {
@@ -205,24 +161,6 @@ impl std::fmt::Debug for Device {
     }
 }
 
-fn int_map(entries: Vec<(i64, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Integer(k.into()), v))
-            .collect(),
-    )
-}
-
-fn text_map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Text(k.to_owned()), v))
-            .collect(),
-    )
-}
-
 impl Device {
     /// An authenticator in this process: status comes from its verifier directly.
     pub fn in_process(authenticator: Arc<Mutex<Authenticator>>) -> Self {
@@ -248,25 +186,12 @@ impl Device {
         params: Option<&Value>,
         interaction: &Interaction,
     ) -> Result<Value, DeviceError> {
-        let mut request = vec![cmd];
-        if let Some(p) = params {
-            request.extend_from_slice(&cbor::encode(p));
-        }
         let response = self
             .transport
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .call(&request, interaction)?;
-        let Some((&status, body)) = response.split_first() else {
-            return Err(DeviceError::protocol("an empty response"));
-        };
-        if status != StatusCode::Ok.byte() {
-            return Err(DeviceError::Status(status));
-        }
-        if body.is_empty() {
-            return Ok(Value::Map(Vec::new()));
-        }
-        Ok(cbor::decode(body)?)
+            .call(&cbor::request(cmd, params), interaction)?;
+        cbor::reply(&response)?.map_err(DeviceError::Status)
     }
 
     /// authenticatorGetInfo.
@@ -315,10 +240,7 @@ impl Device {
 
     /// Built-in verifications left before lockout (`None` without a built-in method).
     pub fn uv_retries(&self) -> Result<Option<u8>, DeviceError> {
-        let request = int_map(vec![
-            (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-            (2, Value::Integer(0x07.into())),
-        ]);
+        let request = pin::subcommand_request(pin::sub::GET_UV_RETRIES);
         match self.call(command::CLIENT_PIN, Some(&request), &Interaction::new()) {
             Ok(r) => Ok(integer(int_key(&r, 5)).and_then(|n| u8::try_from(n).ok())),
             Err(e) if e.is(StatusCode::InvalidSubcommand) => Ok(None),
@@ -328,10 +250,7 @@ impl Device {
 
     /// PIN tries left.
     pub fn pin_retries(&self) -> Result<u8, DeviceError> {
-        let request = int_map(vec![
-            (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-            (2, Value::Integer(0x01.into())),
-        ]);
+        let request = pin::subcommand_request(pin::sub::GET_RETRIES);
         let r = self.call(command::CLIENT_PIN, Some(&request), &Interaction::new())?;
         integer(int_key(&r, 3))
             .and_then(|n| u8::try_from(n).ok())
@@ -341,10 +260,7 @@ impl Device {
     fn shared_secret(&self, interaction: &Interaction) -> Result<Shared, DeviceError> {
         let response = self.call(
             command::CLIENT_PIN,
-            Some(&int_map(vec![
-                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                (2, Value::Integer(pin::sub::GET_KEY_AGREEMENT.into())),
-            ])),
+            Some(&pin::subcommand_request(pin::sub::GET_KEY_AGREEMENT)),
             interaction,
         )?;
         Ok(Shared::establish(&response)?)
@@ -362,14 +278,7 @@ impl Device {
         let secret = self.shared_secret(interaction)?;
         let response = self.call(
             command::CLIENT_PIN,
-            Some(&int_map(vec![
-                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
-                (3, secret.platform_key.clone()),
-                (6, Value::Bytes(secret.pin_hash_enc(pin_text)?)),
-                (9, Value::Integer(permissions.into())),
-                (10, Value::Text(rp_id.to_owned())),
-            ])),
+            Some(&pin::token_request(&secret, pin_text, permissions, rp_id)?),
             interaction,
         )?;
         Ok(PinToken {
@@ -381,31 +290,12 @@ impl Device {
     pub fn set_pin(&self, new_pin: &str) -> Result<(), DeviceError> {
         let interaction = Interaction::new();
         let secret = self.shared_secret(&interaction)?;
-        let new_pin_enc = secret.new_pin_enc(new_pin)?;
-        let param = secret.authenticate(&new_pin_enc);
         self.call(
             command::CLIENT_PIN,
-            Some(&int_map(vec![
-                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                (2, Value::Integer(pin::sub::SET_PIN.into())),
-                (3, secret.platform_key.clone()),
-                (4, Value::Bytes(param)),
-                (5, Value::Bytes(new_pin_enc)),
-            ])),
+            Some(&pin::set_pin_request(&secret, new_pin)?),
             &interaction,
         )?;
         Ok(())
-    }
-
-    fn hmac_input(secret: &Shared, salt: &[u8; 32]) -> Result<Value, DeviceError> {
-        let salt_enc = secret.encrypt(salt)?;
-        let salt_auth = secret.authenticate(&salt_enc);
-        Ok(int_map(vec![
-            (1, secret.platform_key.clone()),
-            (2, Value::Bytes(salt_enc)),
-            (3, Value::Bytes(salt_auth)),
-            (4, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-        ]))
     }
 
     fn hmac_output(
@@ -445,7 +335,7 @@ impl Device {
             ext.push(("hmac-secret", Value::Bool(true)));
             if let Some(salt) = salt {
                 let shared = self.shared_secret(interaction)?;
-                ext.push(("hmac-secret-mc", Self::hmac_input(&shared, salt)?));
+                ext.push(("hmac-secret-mc", shared.hmac_secret_input(salt)?));
                 secret = Some(shared);
             }
         }
@@ -475,27 +365,18 @@ impl Device {
                     ("name", Value::Text(request.user_name.to_owned())),
                 ]),
             ),
-            (
-                4,
-                Value::Array(vec![text_map(vec![
-                    ("alg", Value::Integer((-7).into())),
-                    ("type", Value::Text("public-key".into())),
-                ])]),
-            ),
+            (4, cbor::credential_parameters(&[-7])),
             (7, text_map(options)),
         ];
         if !ext.is_empty() {
             params.push((6, text_map(ext)));
         }
         if let Verification::Pin(token) = request.verification {
-            params.push((
+            params.extend(pin::uv_auth_entries(
                 8,
-                Value::Bytes(pin::pin_uv_auth_param(
-                    &token.token,
-                    &request.client_data_hash,
-                )),
+                &token.token,
+                &request.client_data_hash,
             ));
-            params.push((9, Value::Integer(pin::PROTOCOL_NUMBER.into())));
         }
         let response = self.call(
             command::MAKE_CREDENTIAL,
@@ -527,20 +408,14 @@ impl Device {
         let mut params = vec![
             (1, Value::Text(request.rp_id.to_owned())),
             (2, Value::Bytes(request.client_data_hash.to_vec())),
-            (
-                3,
-                Value::Array(vec![text_map(vec![
-                    ("id", Value::Bytes(request.credential_id.to_vec())),
-                    ("type", Value::Text("public-key".into())),
-                ])]),
-            ),
+            (3, descriptor_list(&[request.credential_id])),
         ];
         let mut secret = None;
         if let Some(salt) = &request.hmac_salt {
             let shared = self.shared_secret(interaction)?;
             params.push((
                 4,
-                text_map(vec![("hmac-secret", Self::hmac_input(&shared, salt)?)]),
+                text_map(vec![("hmac-secret", shared.hmac_secret_input(salt)?)]),
             ));
             secret = Some(shared);
         }
@@ -550,14 +425,11 @@ impl Device {
         }
         params.push((5, text_map(options)));
         if let Verification::Pin(token) = request.verification {
-            params.push((
+            params.extend(pin::uv_auth_entries(
                 6,
-                Value::Bytes(pin::pin_uv_auth_param(
-                    &token.token,
-                    &request.client_data_hash,
-                )),
+                &token.token,
+                &request.client_data_hash,
             ));
-            params.push((7, Value::Integer(pin::PROTOCOL_NUMBER.into())));
         }
         let response = self.call(command::GET_ASSERTION, Some(&int_map(params)), interaction)?;
         let auth_data_bytes = bytes(int_key(&response, 2))
@@ -567,9 +439,7 @@ impl Device {
             .ok_or_else(|| DeviceError::protocol("getAssertion without signature"))?
             .to_vec();
         let auth_data = AuthenticatorData::parse(&auth_data_bytes)?;
-        let expected =
-            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, request.rp_id.as_bytes());
-        if auth_data.rp_id_hash.as_slice() != expected.as_ref() {
+        if !auth_data.is_for(request.rp_id) {
             return Err(DeviceError::protocol("the assertion is for another RP ID"));
         }
         let hmac_output = Self::hmac_output(secret.as_ref(), &auth_data, "hmac-secret")?;

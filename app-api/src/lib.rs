@@ -25,11 +25,14 @@
 pub mod biometric;
 pub mod channel;
 pub mod device;
-pub mod fs;
 pub mod router;
 pub mod soter;
 pub mod vault;
 pub mod verify;
+
+/// Private directories and atomic, durable writes (with the fault-injection hook the vault tests
+/// use): the authenticator's, so that every store keeps its files the same way.
+pub use passgate_authenticator::fs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

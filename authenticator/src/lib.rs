@@ -4,7 +4,8 @@
 //! canonical CBOR and returns a status byte plus canonical CBOR. [`ctaphid`] frames those
 //! messages into 64-byte HID reports, and [`transport`] carries the reports over a byte pipe
 //! (TCP today, a Linux uhid device later). Platform seams live in [`api`], and the default
-//! software backends in [`software`].
+//! software backends in [`software`]; [`fs`] has the
+//! private directories and atomic, durable writes every passgate crate keeps its files with.
 
 pub mod api;
 pub mod ctap;
@@ -12,6 +13,7 @@ pub mod ctaphid;
 pub mod env;
 #[cfg(feature = "fprintd")]
 pub mod fprintd;
+pub mod fs;
 pub mod presence;
 pub mod software;
 #[cfg(feature = "tpm")]

@@ -1,8 +1,87 @@
-//! CBOR helpers for reading authenticator responses, and authenticator data parsing.
+//! CBOR helpers for CTAP 2.1 messages: building requests, splitting and reading responses,
+//! and authenticator data parsing. Shared by every CTAP client in passgate (the bridge's
+//! ceremonies, the app APIs' device).
 
 use ciborium::value::Value;
+use passgate_authenticator::ctap::StatusCode;
 
 use crate::error::BridgeError;
+
+/// A CTAP request: the command byte, then its parameters in canonical CBOR.
+pub fn request(command: u8, params: Option<&Value>) -> Vec<u8> {
+    let mut request = vec![command];
+    if let Some(p) = params {
+        request.extend_from_slice(&encode(p));
+    }
+    request
+}
+
+/// Splits a CTAP response: `Ok(Ok(body))` for status OK (an empty body is the empty map),
+/// `Ok(Err(status))` for any other status (its body unread), and an error for an empty
+/// response or a body that is not one CBOR item.
+pub fn reply(response: &[u8]) -> Result<Result<Value, u8>, BridgeError> {
+    let Some((&status, body)) = response.split_first() else {
+        return Err(BridgeError::unknown(
+            "the authenticator sent an empty response",
+        ));
+    };
+    if status != StatusCode::Ok.byte() {
+        return Ok(Err(status));
+    }
+    if body.is_empty() {
+        return Ok(Ok(Value::Map(Vec::new())));
+    }
+    decode(body).map(Ok)
+}
+
+/// A map with integer keys (CTAP parameters), in the order given.
+pub fn int_map(entries: Vec<(i64, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Integer(k.into()), v))
+            .collect(),
+    )
+}
+
+/// A map with text keys, in the order given.
+pub fn text_map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Text(k.to_owned()), v))
+            .collect(),
+    )
+}
+
+/// The `pubKeyCredParams` list (type `public-key`) for COSE algorithm identifiers.
+pub fn credential_parameters(algorithms: &[i64]) -> Value {
+    Value::Array(
+        algorithms
+            .iter()
+            .map(|alg| {
+                text_map(vec![
+                    ("alg", Value::Integer((*alg).into())),
+                    ("type", Value::Text("public-key".into())),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// The `PublicKeyCredentialDescriptor` list (type `public-key`) for credential IDs.
+pub fn descriptor_list<I: AsRef<[u8]>>(ids: &[I]) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|id| {
+                text_map(vec![
+                    ("id", Value::Bytes(id.as_ref().to_vec())),
+                    ("type", Value::Text("public-key".into())),
+                ])
+            })
+            .collect(),
+    )
+}
 
 /// Decodes one CBOR item that spans all of `bytes`.
 pub fn decode(bytes: &[u8]) -> Result<Value, BridgeError> {
@@ -107,6 +186,12 @@ pub struct AttestedCredential {
 }
 
 impl AuthenticatorData {
+    /// Whether this authenticator data is for `rp_id` (its hash is SHA-256 of the RP ID).
+    pub fn is_for(&self, rp_id: &str) -> bool {
+        let expected = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, rp_id.as_bytes());
+        self.rp_id_hash.as_slice() == expected.as_ref()
+    }
+
     /// Parses authenticator data; anything malformed is `UnknownError` (the authenticator
     /// misbehaved).
     pub fn parse(data: &[u8]) -> Result<Self, BridgeError> {

@@ -13,9 +13,13 @@ use serde_json::{Map, Value as Json, json};
 use zeroize::Zeroizing;
 
 use crate::b64;
-use crate::cbor::{self, AuthenticatorData, bytes, int_key, integer, text, text_key};
+use crate::cbor::{
+    self, AuthenticatorData, bytes, descriptor_list, int_key, int_map, integer, text, text_key,
+    text_map,
+};
 use crate::client_data::{CeremonyType, client_data_json};
 use crate::error::{BridgeError, ErrorName};
+use crate::info::AuthenticatorInfo;
 use crate::options::{
     self, CreationOptions, ExtensionInputs, PrfValues, RequestOptions, UserVerification,
     decode_member, descriptor_ids,
@@ -157,73 +161,12 @@ pub struct Bridge {
     /// What getInfo said last: feature queries are answered from it while a ceremony holds
     /// the authenticator, so that how long they take does not tell a page that a prompt is
     /// open (e.g. an autofill prompt, which would say that a passkey exists).
-    last_info: Mutex<Option<Info>>,
+    last_info: Mutex<Option<AuthenticatorInfo>>,
 }
 
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bridge").finish_non_exhaustive()
-    }
-}
-
-/// What getInfo says about the authenticator.
-#[derive(Debug, Clone)]
-struct Info {
-    algorithms: Vec<i64>,
-    extensions: Vec<String>,
-    rk: bool,
-    uv_builtin: bool,
-    client_pin: Option<bool>,
-    always_uv: bool,
-    max_list: usize,
-    max_id_length: usize,
-    min_pin_length: usize,
-}
-
-impl Info {
-    fn parse(v: &Value) -> Self {
-        let option = |name: &str| match int_key(v, 4).and_then(|o| text_key(o, name)) {
-            Some(Value::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        let algorithms = match int_key(v, 10) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter(|i| text(text_key(i, "type")) == Some("public-key"))
-                .filter_map(|i| integer(text_key(i, "alg")))
-                .collect(),
-            // CTAP 2.1 §6.4: absent means ES256 only.
-            _ => vec![-7],
-        };
-        let extensions = match int_key(v, 2) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| text(Some(i)).map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let size = |key: i64, default: usize| {
-            integer(int_key(v, key))
-                .and_then(|n| usize::try_from(n).ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(default)
-        };
-        Self {
-            algorithms,
-            extensions,
-            rk: option("rk").unwrap_or(false),
-            uv_builtin: option("uv").unwrap_or(false),
-            client_pin: option("clientPin"),
-            always_uv: option("alwaysUv").unwrap_or(false),
-            max_list: size(7, 1),
-            max_id_length: size(8, 1024),
-            // CTAP 2.1 §6.4: absent means the default minimum of 4.
-            min_pin_length: size(0x0D, 4),
-        }
-    }
-
-    fn has_extension(&self, name: &str) -> bool {
-        self.extensions.iter().any(|e| e == name)
     }
 }
 
@@ -290,34 +233,19 @@ impl Ceremony<'_> {
         if self.interaction.is_cancelled() {
             return Err(self.cancelled());
         }
-        let mut request = vec![cmd];
-        if let Some(p) = params {
-            request.extend_from_slice(&cbor::encode(p));
-        }
         let response = self
             .transport
-            .call(&request, &self.interaction)
+            .call(&cbor::request(cmd, params), &self.interaction)
             .map_err(transport_error)?;
         if self.interaction.is_cancelled() {
             // Cancelled while the authenticator worked: the page has been told it is over,
             // whatever the answer (as browsers do).
             return Err(self.cancelled());
         }
-        let Some((&status, body)) = response.split_first() else {
-            return Err(BridgeError::unknown(
-                "the authenticator sent an empty response",
-            ));
-        };
-        if status == StatusCode::KeepaliveCancel.byte() {
-            return Err(self.cancelled());
+        match cbor::reply(&response)? {
+            Err(status) if status == StatusCode::KeepaliveCancel.byte() => Err(self.cancelled()),
+            reply => Ok(reply),
         }
-        if status != StatusCode::Ok.byte() {
-            return Ok(Err(status));
-        }
-        if body.is_empty() {
-            return Ok(Ok(Value::Map(Vec::new())));
-        }
-        cbor::decode(body).map(Ok)
     }
 
     /// Finds which of `ids` the authenticator holds for `rp_id` with silent (up=false)
@@ -350,8 +278,8 @@ impl Ceremony<'_> {
         Ok(None)
     }
 
-    fn info(&mut self) -> Result<Info, BridgeError> {
-        let info = Info::parse(&self.call(command::GET_INFO, None)?);
+    fn info(&mut self) -> Result<AuthenticatorInfo, BridgeError> {
+        let info = AuthenticatorInfo::parse(&self.call(command::GET_INFO, None)?);
         *self
             .bridge
             .last_info
@@ -363,10 +291,7 @@ impl Ceremony<'_> {
     fn shared_secret(&mut self) -> Result<Shared, BridgeError> {
         let response = self.call(
             command::CLIENT_PIN,
-            Some(&int_map(vec![
-                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                (2, Value::Integer(pin::sub::GET_KEY_AGREEMENT.into())),
-            ])),
+            Some(&pin::subcommand_request(pin::sub::GET_KEY_AGREEMENT)),
         )?;
         Shared::establish(&response)
     }
@@ -375,7 +300,7 @@ impl Ceremony<'_> {
     /// the RP ID. `needs_uv`: the authenticator will refuse the request without verification.
     fn plan_uv(
         &mut self,
-        info: &Info,
+        info: &AuthenticatorInfo,
         requirement: UserVerification,
         needs_uv: bool,
         context: &UvContext<'_>,
@@ -385,7 +310,7 @@ impl Ceremony<'_> {
         if requirement == UserVerification::Discouraged && !must {
             return Ok(Uv::None);
         }
-        if info.uv_builtin {
+        if info.uv_builtin() {
             return Ok(Uv::BuiltIn);
         }
         let ui = &self.bridge.ui;
@@ -456,10 +381,7 @@ impl Ceremony<'_> {
         let response = self
             .call(
                 command::CLIENT_PIN,
-                Some(&int_map(vec![
-                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                    (2, Value::Integer(pin::sub::GET_RETRIES.into())),
-                ])),
+                Some(&pin::subcommand_request(pin::sub::GET_RETRIES)),
             )
             .ok()?;
         integer(int_key(&response, 3)).and_then(|n| u64::try_from(n).ok())
@@ -468,7 +390,7 @@ impl Ceremony<'_> {
     /// Asks the person for a first PIN (twice, in the host's prompt) and sets it.
     fn set_first_pin(
         &mut self,
-        info: &Info,
+        info: &AuthenticatorInfo,
         context: &UvContext<'_>,
     ) -> Result<Zeroizing<String>, BridgeError> {
         let mut problem: Option<String> = None;
@@ -502,17 +424,9 @@ impl Ceremony<'_> {
                 continue;
             }
             let secret = self.shared_secret()?;
-            let new_pin_enc = secret.new_pin_enc(&pin)?;
-            let param = secret.authenticate(&new_pin_enc);
             match self.call_status(
                 command::CLIENT_PIN,
-                Some(&int_map(vec![
-                    (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                    (2, Value::Integer(pin::sub::SET_PIN.into())),
-                    (3, secret.platform_key.clone()),
-                    (4, Value::Bytes(param)),
-                    (5, Value::Bytes(new_pin_enc)),
-                ])),
+                Some(&pin::set_pin_request(&secret, &pin)?),
             )? {
                 Ok(_) => {
                     tracing::info!(
@@ -543,17 +457,10 @@ impl Ceremony<'_> {
         if shared.is_none() {
             *shared = Some(self.shared_secret()?);
         }
-        let secret = shared
+        shared
             .as_ref()
-            .ok_or_else(|| BridgeError::unknown("no shared secret"))?;
-        let salt_enc = secret.encrypt(salts)?;
-        let salt_auth = secret.authenticate(&salt_enc);
-        Ok(int_map(vec![
-            (1, secret.platform_key.clone()),
-            (2, Value::Bytes(salt_enc)),
-            (3, Value::Bytes(salt_auth)),
-            (4, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-        ]))
+            .ok_or_else(|| BridgeError::unknown("no shared secret"))?
+            .hmac_secret_input(salts)
     }
 }
 
@@ -643,45 +550,7 @@ fn token_request(
     pin: &str,
     context: &UvContext<'_>,
 ) -> Result<Value, BridgeError> {
-    Ok(int_map(vec![
-        (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-        (2, Value::Integer(pin::sub::GET_TOKEN_USING_PIN.into())),
-        (3, secret.platform_key.clone()),
-        (6, Value::Bytes(secret.pin_hash_enc(pin)?)),
-        (9, Value::Integer(context.permission.into())),
-        (10, Value::Text(context.rp_id.to_owned())),
-    ]))
-}
-
-fn int_map(entries: Vec<(i64, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Integer(k.into()), v))
-            .collect(),
-    )
-}
-
-fn text_map(entries: Vec<(&str, Value)>) -> Value {
-    Value::Map(
-        entries
-            .into_iter()
-            .map(|(k, v)| (Value::Text(k.to_owned()), v))
-            .collect(),
-    )
-}
-
-fn descriptor_list(ids: &[Vec<u8>]) -> Value {
-    Value::Array(
-        ids.iter()
-            .map(|id| {
-                text_map(vec![
-                    ("id", Value::Bytes(id.clone())),
-                    ("type", Value::Text("public-key".into())),
-                ])
-            })
-            .collect(),
-    )
+    pin::token_request(secret, pin, context.permission, context.rp_id)
 }
 
 fn sha256(data: &[u8]) -> Vec<u8> {
@@ -712,7 +581,7 @@ fn prf_results(output: &[u8]) -> Json {
 }
 
 fn check_rp_id_hash(auth_data: &AuthenticatorData, rp_id: &str) -> Result<(), BridgeError> {
-    if auth_data.rp_id_hash.as_slice() == sha256(rp_id.as_bytes()).as_slice() {
+    if auth_data.is_for(rp_id) {
         Ok(())
     } else {
         Err(BridgeError::unknown(
@@ -752,7 +621,10 @@ impl Bridge {
 
     /// getInfo for a feature query: the last answer while a ceremony holds the
     /// authenticator, a fresh one otherwise.
-    fn query_info(&self, interaction: Option<&Interaction>) -> Result<Info, BridgeError> {
+    fn query_info(
+        &self,
+        interaction: Option<&Interaction>,
+    ) -> Result<AuthenticatorInfo, BridgeError> {
         let busy = matches!(self.transport.try_lock(), Err(TryLockError::WouldBlock));
         if busy {
             let cached = self
@@ -960,8 +832,8 @@ impl Bridge {
 
     /// Whether a ceremony here can verify the user: built-in verification, a PIN this host
     /// can collect, or a first PIN this host can set.
-    fn can_verify(&self, info: &Info) -> bool {
-        info.uv_builtin
+    fn can_verify(&self, info: &AuthenticatorInfo) -> bool {
+        info.uv_builtin()
             || (info.client_pin == Some(true) && self.ui.collects_pin())
             || (info.client_pin == Some(false) && self.ui.sets_pin())
     }
@@ -970,17 +842,9 @@ impl Bridge {
     pub fn set_pin(&self, new_pin: &str) -> Result<(), BridgeError> {
         let mut ceremony = self.begin(Duration::from_secs(30), None);
         let secret = ceremony.shared_secret()?;
-        let new_pin_enc = secret.new_pin_enc(new_pin)?;
-        let param = secret.authenticate(&new_pin_enc);
         ceremony.call(
             command::CLIENT_PIN,
-            Some(&int_map(vec![
-                (1, Value::Integer(pin::PROTOCOL_NUMBER.into())),
-                (2, Value::Integer(pin::sub::SET_PIN.into())),
-                (3, secret.platform_key.clone()),
-                (4, Value::Bytes(param)),
-                (5, Value::Bytes(new_pin_enc)),
-            ])),
+            Some(&pin::set_pin_request(&secret, new_pin)?),
         )?;
         Ok(())
     }
@@ -1171,20 +1035,7 @@ impl Bridge {
                 ]),
             ),
             (3, text_map(user)),
-            (
-                4,
-                Value::Array(
-                    algorithms
-                        .iter()
-                        .map(|alg| {
-                            text_map(vec![
-                                ("alg", Value::Integer((*alg).into())),
-                                ("type", Value::Text("public-key".into())),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
+            (4, cbor::credential_parameters(&algorithms)),
             (7, text_map(ctap_options)),
         ];
         if !exclude.is_empty() {
@@ -1194,11 +1045,7 @@ impl Bridge {
             request.push((6, text_map(ext)));
         }
         if let Uv::Token(token) = &uv {
-            request.push((
-                8,
-                Value::Bytes(pin::pin_uv_auth_param(token, &client_data_hash)),
-            ));
-            request.push((9, Value::Integer(pin::PROTOCOL_NUMBER.into())));
+            request.extend(pin::uv_auth_entries(8, token, &client_data_hash));
         }
         if conveyance_none {
             request.push((11, Value::Array(vec![Value::Text("none".into())])));
@@ -1419,11 +1266,7 @@ impl Bridge {
             request.push((4, text_map(ext)));
         }
         if let Uv::Token(token) = &uv {
-            request.push((
-                6,
-                Value::Bytes(pin::pin_uv_auth_param(token, &client_data_hash)),
-            ));
-            request.push((7, Value::Integer(pin::PROTOCOL_NUMBER.into())));
+            request.extend(pin::uv_auth_entries(6, token, &client_data_hash));
         }
         let first = ceremony.call(command::GET_ASSERTION, Some(&int_map(request)))?;
         let count = integer(int_key(&first, 5)).unwrap_or(1);

@@ -29,6 +29,7 @@ pub mod channel;
 pub mod client_data;
 pub mod conditional;
 pub mod error;
+pub mod info;
 pub mod local_http;
 pub mod native;
 pub mod options;
@@ -42,5 +43,6 @@ pub use ceremony::{
     UserInterface,
 };
 pub use error::{BridgeError, ErrorName};
+pub use info::AuthenticatorInfo;
 pub use origin::{Caller, CallerOrigin};
 pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};

@@ -250,10 +250,7 @@ impl LocalBridge {
 
     fn new_session(&self, origin: &str) -> Result<Zeroizing<String>, LocalBridgeError> {
         let token = Zeroizing::new(b64::encode(&random_bytes::<32>()?));
-        let id: String = random_bytes::<8>()?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = passgate_authenticator::fs::hex(&random_bytes::<8>()?);
         self.lock().sessions.push(Session {
             token_hash: sha256(token.as_bytes()),
             origin: origin.to_owned(),

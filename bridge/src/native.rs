@@ -330,37 +330,14 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, fsync,
-/// rename over the target, fsync of the directory.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no parent directory"))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        file.write_all(contents)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Writes `contents` to `path` atomically and durably with exactly `mode` (temp file, fsync,
+/// rename, directory fsync).
+fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let options = passgate_authenticator::fs::WriteOptions {
+        mode,
+        ..passgate_authenticator::fs::WriteOptions::default()
+    };
+    passgate_authenticator::fs::write_atomic_with(path, contents, &options)
 }
 
 /// Writes the launcher script and the host manifest; returns the manifest's path.

@@ -1,11 +1,12 @@
-//! The platform side of PIN/UV auth protocol 2 (CTAP 2.1 §6.5): the shared secret, setting a
-//! PIN, pinUvAuthTokens, and the hmac-secret salts the PRF extension rides on.
+//! The platform side of PIN/UV auth protocol 2 (CTAP 2.1 §6.5): the shared secret, the
+//! authenticatorClientPIN requests (setting a PIN, pinUvAuthTokens, retries), and the
+//! hmac-secret input and salts the PRF extension rides on.
 
 use ciborium::value::Value;
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use zeroize::Zeroizing;
 
-use crate::cbor::{bytes, int_key};
+use crate::cbor::{bytes, int_key, int_map};
 use crate::error::BridgeError;
 
 /// The protocol this client speaks (the authenticator offers 2 and 1; 2 is preferred).
@@ -21,8 +22,49 @@ pub mod sub {
     pub const GET_KEY_AGREEMENT: i64 = 0x02;
     /// setPIN.
     pub const SET_PIN: i64 = 0x03;
+    /// getUVRetries.
+    pub const GET_UV_RETRIES: i64 = 0x07;
     /// getPinUvAuthTokenUsingPinWithPermissions.
     pub const GET_TOKEN_USING_PIN: i64 = 0x09;
+}
+
+/// An authenticatorClientPIN request that carries only the protocol and `subcommand`
+/// (getPINRetries, getKeyAgreement, getUVRetries).
+pub fn subcommand_request(subcommand: i64) -> Value {
+    int_map(vec![
+        (1, Value::Integer(PROTOCOL_NUMBER.into())),
+        (2, Value::Integer(subcommand.into())),
+    ])
+}
+
+/// getPinUvAuthTokenUsingPinWithPermissions: a token for `permissions` on `rp_id`, from `pin`.
+pub fn token_request(
+    secret: &Shared,
+    pin: &str,
+    permissions: i64,
+    rp_id: &str,
+) -> Result<Value, BridgeError> {
+    Ok(int_map(vec![
+        (1, Value::Integer(PROTOCOL_NUMBER.into())),
+        (2, Value::Integer(sub::GET_TOKEN_USING_PIN.into())),
+        (3, secret.platform_key.clone()),
+        (6, Value::Bytes(secret.pin_hash_enc(pin)?)),
+        (9, Value::Integer(permissions.into())),
+        (10, Value::Text(rp_id.to_owned())),
+    ]))
+}
+
+/// setPIN: the authenticator's first PIN, `new_pin` (at most 63 bytes).
+pub fn set_pin_request(secret: &Shared, new_pin: &str) -> Result<Value, BridgeError> {
+    let new_pin_enc = secret.new_pin_enc(new_pin)?;
+    let param = secret.authenticate(&new_pin_enc);
+    Ok(int_map(vec![
+        (1, Value::Integer(PROTOCOL_NUMBER.into())),
+        (2, Value::Integer(sub::SET_PIN.into())),
+        (3, secret.platform_key.clone()),
+        (4, Value::Bytes(param)),
+        (5, Value::Bytes(new_pin_enc)),
+    ]))
 }
 
 /// pinUvAuthToken permissions.
@@ -108,6 +150,19 @@ impl Shared {
         self.encrypt(&padded)
     }
 
+    /// The hmac-secret (or hmac-secret-mc) extension input for `salts` (32 or 64 bytes):
+    /// keyAgreement, saltEnc, saltAuth and the protocol.
+    pub fn hmac_secret_input(&self, salts: &[u8]) -> Result<Value, BridgeError> {
+        let salt_enc = self.encrypt(salts)?;
+        let salt_auth = self.authenticate(&salt_enc);
+        Ok(int_map(vec![
+            (1, self.platform_key.clone()),
+            (2, Value::Bytes(salt_enc)),
+            (3, Value::Bytes(salt_auth)),
+            (4, Value::Integer(PROTOCOL_NUMBER.into())),
+        ]))
+    }
+
     /// Decrypts the pinUvAuthToken of a getPinUvAuthToken* response.
     pub fn token(&self, response: &Value) -> Result<Zeroizing<Vec<u8>>, BridgeError> {
         let enc = bytes(int_key(response, 2)).ok_or_else(|| internal("no pinUvAuthToken"))?;
@@ -122,6 +177,18 @@ impl Shared {
 /// The pinUvAuthParam for a makeCredential/getAssertion: authenticate(token, clientDataHash).
 pub fn pin_uv_auth_param(token: &[u8], client_data_hash: &[u8]) -> Vec<u8> {
     PROTOCOL.authenticate(token, client_data_hash)
+}
+
+/// The `pinUvAuthParam` and `pinUvAuthProtocol` members of a makeCredential (keys 8, 9) or
+/// getAssertion (keys 6, 7) that `token` verifies: `param_key` is the first of the two.
+pub fn uv_auth_entries(param_key: i64, token: &[u8], client_data_hash: &[u8]) -> [(i64, Value); 2] {
+    [
+        (
+            param_key,
+            Value::Bytes(pin_uv_auth_param(token, client_data_hash)),
+        ),
+        (param_key + 1, Value::Integer(PROTOCOL_NUMBER.into())),
+    ]
 }
 
 /// The WebAuthn PRF salt for an input: SHA-256("WebAuthn PRF" || 0x00 || input) (§10.1.4).

@@ -3,7 +3,6 @@
 //! server's public key can check it later, and carrying the user's own assertion so that the
 //! approval itself can be re-verified with the credential's public key.
 
-use std::io::Write;
 use std::path::Path;
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -185,41 +184,15 @@ pub fn action_challenge(nonce: &[u8; 16], payload: &str) -> Vec<u8> {
     challenge
 }
 
-/// Writes a private file atomically: temp file (0600) + fsync + rename + directory fsync.
+/// Creates a private (0600) file atomically and durably, creating its directory where missing;
+/// an existing file is kept. A second instance may have created the key meanwhile: keeping the
+/// first one (a hard link fails if the target exists) means every instance ends up with the
+/// same key.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    // A second instance may have created the key meanwhile: keep the first one (hard link
-    // fails if the target exists), so every instance ends up with the same key.
-    let linked = std::fs::hard_link(&tmp, path);
-    std::fs::remove_file(&tmp)?;
-    match linked {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
     }
-    std::fs::File::open(&dir)?.sync_all()
+    passgate_authenticator::fs::create_new_atomic(path, bytes).map(drop)
 }
 
 #[cfg(test)]

@@ -97,7 +97,11 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+/// The body of a JSON API request, or the error naming why it cannot be used.
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+) -> Result<Bytes, ApiError> {
     json_body(body, is_json(headers))
 }
 
@@ -125,7 +129,8 @@ fn json_body(body: Result<Bytes, BytesRejection>, json_type: bool) -> Result<Byt
     Ok(bytes)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+/// The body as `T`; malformed JSON is `malformed_request`.
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))
 }
@@ -722,7 +727,7 @@ fn json_response<T: Serialize>(value: &T, capacity: usize) -> Response {
 
 /// Refuses a request without one of the configured API tokens as `Authorization: Bearer`.
 /// Each configured token is compared in constant time.
-fn check_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

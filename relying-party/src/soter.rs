@@ -22,7 +22,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
@@ -38,9 +38,8 @@ use sqlx::Row;
 
 use crate::b64;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::server::{self, AppState};
 use crate::store::{CeremonyRow, Store, StoreError, now_millis};
-use crate::verify::constant_time_eq;
 
 /// SOTER's salt length.
 pub const SALT_LEN: usize = 20;
@@ -151,55 +150,9 @@ pub fn verify_pss20(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> boo
         .is_ok()
 }
 
-fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or_default();
-    let tokens = &state.rp.config().api_tokens;
-    if token.is_empty()
-        || !tokens
-            .iter()
-            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_token",
-            "a valid `Authorization: Bearer` API token is required",
-        ));
-    }
-    Ok(())
-}
-
+/// The body as a JSON value: the server's body checks (size, `application/json`), then JSON.
 fn json_body(body: Result<Bytes, BytesRejection>, headers: &HeaderMap) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body exceeds the server's limit",
-            )
-        } else {
-            ApiError::bad_request("unreadable_body", e.body_text())
-        }
-    })?;
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !json_type {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as application/json",
-        ));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))
+    server::parse(&server::body_bytes(body, headers)?)
 }
 
 fn field<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T, ApiError> {
@@ -286,7 +239,7 @@ async fn challenge(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    server::check_api_token(&state, &headers)?;
     let req: ChallengeRequest = field(json_body(body, &headers)?)?;
     let mut raw = [0u8; 32];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
@@ -328,7 +281,7 @@ async fn register(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    server::check_api_token(&state, &headers)?;
     let req: RegisterRequest = field(json_body(body, &headers)?)?;
     let key_json: KeyJson = serde_json::from_str(&req.key_json)
         .map_err(|e| ApiError::bad_request("soter_key_json_malformed", format!("keyJson: {e}")))?;
@@ -462,7 +415,7 @@ async fn verify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    server::check_api_token(&state, &headers)?;
     let req: VerifyRequest = field(json_body(body, &headers)?)?;
     let result: ResultJson = serde_json::from_str(&req.result_json).map_err(|e| {
         ApiError::bad_request("soter_result_json_malformed", format!("resultJSON: {e}"))

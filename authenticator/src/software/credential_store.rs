@@ -44,12 +44,15 @@ use ciborium::value::Value;
 use zeroize::Zeroizing;
 
 use super::DeviceKey;
-use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
 use crate::api::credential_store::{
     CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
 };
 use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
+use crate::fs::{
+    Durability, NoHook, TEMP_PREFIX, WriteOptions, hex, private_dir, sync_dir, write_atomic,
+    write_atomic_with,
+};
 
 const RECORD_VERSION: u8 = 1;
 const EPOCH_FILE: &str = "counter.epoch";
@@ -284,7 +287,7 @@ impl FileCredentialStore {
         let path = self.epoch_path();
         let mut bytes = EPOCH_MAGIC.to_vec();
         bytes.extend_from_slice(&epoch.to_be_bytes());
-        write_atomic(&path, &bytes, true).map_err(io_error(&path))?;
+        write_atomic(&path, &bytes, &NoHook).map_err(io_error(&path))?;
         self.epoch = epoch;
         self.uses.clear();
         Ok(())
@@ -379,10 +382,10 @@ impl FileCredentialStore {
         self.cache.insert(tag, record.clone());
     }
 
-    fn remove_file(&self, path: &Path, durable: bool) -> Result<bool, StoreError> {
+    fn remove_file(&self, path: &Path, durability: Durability) -> Result<bool, StoreError> {
         match std::fs::remove_file(path) {
             Ok(()) => {
-                if durable {
+                if durability == Durability::Synced {
                     if let Some(dir) = path.parent() {
                         sync_dir(dir).map_err(io_error(dir))?;
                     }
@@ -394,7 +397,11 @@ impl FileCredentialStore {
         }
     }
 
-    fn insert_with(&mut self, record: &CredentialRecord, durable: bool) -> Result<(), StoreError> {
+    fn insert_with(
+        &mut self,
+        record: &CredentialRecord,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
         let rp_tag = self.rp_tag(&record.rp_id);
         let cred_tag = self.cred_tag(&record.id);
         let path = self.cred_path(&rp_tag, &cred_tag, record.discoverable);
@@ -437,15 +444,19 @@ impl FileCredentialStore {
         // Creates the RP directory (and makes its entry durable) when missing.
         private_dir(&dir).map_err(io_error(&dir))?;
         let sealed = self.seal(record, &rp_tag, &cred_tag)?;
-        write_atomic(&path, &sealed, durable).map_err(io_error(&path))?;
+        let options = WriteOptions {
+            durability,
+            ..WriteOptions::default()
+        };
+        write_atomic_with(&path, &sealed, &options).map_err(io_error(&path))?;
         self.total += 1;
         if let Some((user_path, previous)) = replaced {
             self.discoverable += 1;
-            write_atomic(&user_path, hex(&cred_tag).as_bytes(), durable)
+            write_atomic_with(&user_path, hex(&cred_tag).as_bytes(), &options)
                 .map_err(io_error(&user_path))?;
             if let Some(old) = previous {
                 let old_path = self.cred_path(&rp_tag, &old, true);
-                if self.remove_file(&old_path, durable)? {
+                if self.remove_file(&old_path, durability)? {
                     self.total = self.total.saturating_sub(1);
                     self.discoverable = self.discoverable.saturating_sub(1);
                 }
@@ -539,7 +550,7 @@ impl FileCredentialStore {
                 large_blob_key: None,
                 biometric_set: None,
             };
-            store.insert_with(&record, false)?;
+            store.insert_with(&record, Durability::Deferred)?;
             ids.push(id);
         }
         store.cache.clear();
@@ -567,7 +578,7 @@ impl CredentialStore for FileCredentialStore {
     }
 
     fn insert(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
-        self.insert_with(record, true)
+        self.insert_with(record, Durability::Synced)
     }
 
     fn update(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
@@ -585,7 +596,7 @@ impl CredentialStore for FileCredentialStore {
             ));
         }
         let sealed = self.seal(record, &rp_tag, &cred_tag)?;
-        write_atomic(&path, &sealed, true).map_err(io_error(&path))?;
+        write_atomic(&path, &sealed, &NoHook).map_err(io_error(&path))?;
         self.cache_put(cred_tag, record);
         Ok(())
     }
@@ -604,7 +615,7 @@ impl CredentialStore for FileCredentialStore {
             if record.id != id {
                 continue;
             }
-            self.remove_file(&path, true)?;
+            self.remove_file(&path, Durability::Synced)?;
             self.cache.remove(&cred_tag);
             self.total = self.total.saturating_sub(1);
             if record.discoverable {
@@ -616,7 +627,7 @@ impl CredentialStore for FileCredentialStore {
                     .and_then(|s| parse_tag(s.trim()))
                     == Some(cred_tag);
                 if points_here {
-                    self.remove_file(&user_path, true)?;
+                    self.remove_file(&user_path, Durability::Synced)?;
                 }
             }
             let dir = rp_dir.path();
@@ -687,13 +698,13 @@ impl CredentialStore for FileCredentialStore {
             if let Some((tag, record)) = result.get(at) {
                 let user_path = self.user_path(&rp_tag, &self.user_tag(rp_id, &record.user_id));
                 if self.indexed(&rp_tag, rp_id, &record.user_id) != Some(*tag) {
-                    write_atomic(&user_path, hex(tag).as_bytes(), true)
+                    write_atomic(&user_path, hex(tag).as_bytes(), &NoHook)
                         .map_err(io_error(&user_path))?;
                 }
             }
         }
         for tag in stale {
-            if self.remove_file(&self.cred_path(&rp_tag, &tag, true), true)? {
+            if self.remove_file(&self.cred_path(&rp_tag, &tag, true), Durability::Synced)? {
                 self.total = self.total.saturating_sub(1);
                 self.discoverable = self.discoverable.saturating_sub(1);
             }

@@ -9,7 +9,7 @@ use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use super::fs::{create_new_atomic, private_dir};
+use crate::fs::{create_new_atomic, private_dir};
 
 const FILE_NAME: &str = "device.key";
 const MAGIC: &[u8; 8] = b"PGDEVK01";

@@ -7,7 +7,6 @@
 
 mod credential_store;
 mod device_key;
-pub(crate) mod fs;
 mod key_store;
 mod state_store;
 

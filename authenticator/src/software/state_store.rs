@@ -8,9 +8,9 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use super::DeviceKey;
-use super::fs::{private_dir, sync_dir, write_atomic};
 use crate::api::credential_store::StoreError;
 use crate::api::state_store::StateStore;
+use crate::fs::{NoHook, private_dir, sync_dir, write_atomic};
 
 const VERSION: u8 = 1;
 
@@ -109,7 +109,7 @@ impl StateStore for FileStateStore {
             )
             .map_err(|_| StoreError::Crypto("state encryption failed".into()))?;
         let content = [&[VERSION][..], &nonce, &buffer].concat();
-        write_atomic(&path, &content, true).map_err(io(&path))
+        write_atomic(&path, &content, &NoHook).map_err(io(&path))
     }
 
     fn remove(&mut self, name: &str) -> Result<(), StoreError> {
