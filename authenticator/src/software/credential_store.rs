@@ -46,9 +46,9 @@ use zeroize::Zeroizing;
 use super::DeviceKey;
 use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
 use crate::api::credential_store::{
-    CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
+    CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
 };
-use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
+use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 
 const RECORD_VERSION: u8 = 1;
@@ -534,7 +534,7 @@ impl FileCredentialStore {
                 created_at: 0,
                 created_ns: 0,
                 cred_protect: 1,
-                cred_random: None,
+                hmac_secret: None,
                 cred_blob: None,
                 large_blob_key: None,
                 biometric_set: None,
@@ -795,7 +795,7 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
         ),
         (
             13,
-            r.cred_random.as_ref().map(|c| Value::Bytes(c.0.to_vec())),
+            r.hmac_secret.as_ref().and_then(encode_hmac_keys_in_record),
         ),
         (14, r.cred_blob.clone().map(Value::Bytes)),
         (16, r.biometric_set.map(|s| Value::Bytes(s.to_vec()))),
@@ -806,7 +806,79 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
                 .as_ref()
                 .map(|k| Value::Bytes(k.0.to_vec())),
         ),
+        (18, r.hmac_secret.as_ref().and_then(encode_hmac_keys_held)),
     ]))
+}
+
+/// Record key 13, the first form of the hmac-secret keys: CredRandomWithUV ||
+/// CredRandomWithoutUV, 64 bytes, both in the record. Still written for keys the key store
+/// keeps in the record (software key store), so those records read as before.
+fn encode_hmac_keys_in_record(keys: &HmacSecretKeys) -> Option<Value> {
+    let CredRandomWithUv::InRecord(with_uv) = &keys.with_uv else {
+        return None;
+    };
+    let mut both = Zeroizing::new(Vec::with_capacity(64));
+    both.extend_from_slice(with_uv.0.as_ref());
+    both.extend_from_slice(keys.without_uv.0.as_ref());
+    Some(Value::Bytes(both.to_vec()))
+}
+
+/// Record key 18, the second form: `{1: CredRandomWithoutUV, 2: the key store's handle of
+/// the CredRandomWithUV key}` for a key the key store holds (TPM).
+fn encode_hmac_keys_held(keys: &HmacSecretKeys) -> Option<Value> {
+    let CredRandomWithUv::InKeyStore(handle) = &keys.with_uv else {
+        return None;
+    };
+    Some(cbor::int_map([
+        (1, Some(Value::Bytes(keys.without_uv.0.to_vec()))),
+        (2, Some(Value::Bytes(handle.0.clone()))),
+    ]))
+}
+
+fn secret32(value: Value) -> Option<CredRandom32> {
+    let bytes = Zeroizing::new(value.ctap_bytes().ok()?);
+    let mut out = Zeroizing::new([0u8; 32]);
+    if bytes.len() != out.len() {
+        return None;
+    }
+    out.copy_from_slice(&bytes);
+    Some(CredRandom32(out))
+}
+
+/// The hmac-secret keys in either form (key 13 or key 18; both at once is corrupt).
+fn decode_hmac_keys(
+    in_record: Option<Value>,
+    held: Option<Value>,
+) -> Option<Option<HmacSecretKeys>> {
+    match (in_record, held) {
+        (None, None) => Some(None),
+        (Some(v), None) => {
+            let both = Zeroizing::new(v.ctap_bytes().ok()?);
+            if both.len() != 64 {
+                return None;
+            }
+            let (with_uv, without_uv) = both.split_at(32);
+            let half = |b: &[u8]| {
+                let mut out = Zeroizing::new([0u8; 32]);
+                out.copy_from_slice(b);
+                CredRandom32(out)
+            };
+            Some(Some(HmacSecretKeys {
+                with_uv: CredRandomWithUv::InRecord(half(with_uv)),
+                without_uv: half(without_uv),
+            }))
+        }
+        (None, Some(v)) => {
+            let mut p = cbor::Params::from_value(v).ok()?;
+            let without_uv = secret32(p.take(1)?)?;
+            let handle = KeyHandle(p.take(2)?.ctap_bytes().ok()?);
+            Some(Some(HmacSecretKeys {
+                with_uv: CredRandomWithUv::InKeyStore(handle),
+                without_uv,
+            }))
+        }
+        (Some(_), Some(_)) => None,
+    }
 }
 
 fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
@@ -832,18 +904,7 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         created_ns,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
         public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
-        cred_random: match params.take(13) {
-            None => None,
-            Some(v) => {
-                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
-                let mut out = Zeroizing::new([0u8; 64]);
-                if bytes.len() != 64 {
-                    return None;
-                }
-                out.copy_from_slice(&bytes);
-                Some(CredRandom(out))
-            }
-        },
+        hmac_secret: decode_hmac_keys(params.take(13), params.take(18))?,
         cred_blob: match params.take(14) {
             None => None,
             Some(v) => Some(v.ctap_bytes().ok()?),
@@ -854,15 +915,7 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         },
         large_blob_key: match params.take(15) {
             None => None,
-            Some(v) => {
-                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
-                let mut out = Zeroizing::new([0u8; 32]);
-                if bytes.len() != 32 {
-                    return None;
-                }
-                out.copy_from_slice(&bytes);
-                Some(CredRandom32(out))
-            }
+            Some(v) => Some(secret32(v)?),
         },
     })
 }
@@ -891,7 +944,7 @@ mod tests {
             created_at: 1_700_000_000,
             created_ns: 1_700_000_000_123_456_789,
             cred_protect: 1,
-            cred_random: None,
+            hmac_secret: None,
             cred_blob: None,
             large_blob_key: None,
             biometric_set: None,
