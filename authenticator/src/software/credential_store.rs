@@ -963,4 +963,92 @@ mod tests {
         assert_eq!(decoded.created_ns, 1_700_000_000_000_000_000);
         assert_eq!(decoded.created_at, 1_700_000_000);
     }
+
+    fn entries(record: &CredentialRecord) -> Vec<(Value, Value)> {
+        let Value::Map(entries) =
+            ciborium::from_reader::<Value, _>(&encode_record(record)[..]).unwrap()
+        else {
+            panic!("a record is a map");
+        };
+        entries
+    }
+
+    #[test]
+    fn hmac_secret_keys_in_both_record_forms() {
+        let mut record = decode_record(&encode_record(&CredentialRecord {
+            id: b"id".to_vec(),
+            rp_id: "example.com".into(),
+            rp_name: None,
+            user_id: b"u".to_vec(),
+            user_name: None,
+            user_display_name: None,
+            discoverable: false,
+            algorithm: KeyAlgorithm::Es256,
+            key: KeyHandle(vec![1, 2, 3]),
+            public_key: P256PublicKey {
+                x: [1; 32],
+                y: [2; 32],
+            },
+            created_at: 1,
+            created_ns: 1,
+            cred_protect: 1,
+            hmac_secret: None,
+            cred_blob: None,
+            large_blob_key: None,
+            biometric_set: None,
+        }))
+        .unwrap();
+        let secret = |b: u8| CredRandom32(Zeroizing::new([b; 32]));
+        // The first form, as every record before the TPM could hold the key: key 13,
+        // CredRandomWithUV || CredRandomWithoutUV. Written unchanged for in-record keys.
+        let mut written_before: Vec<u8> = [0xaa; 32].to_vec();
+        written_before.extend_from_slice(&[0xbb; 32]);
+        record.hmac_secret = Some(HmacSecretKeys {
+            with_uv: CredRandomWithUv::InRecord(secret(0xaa)),
+            without_uv: secret(0xbb),
+        });
+        let first = entries(&record);
+        assert!(first.contains(&(Value::Integer(13.into()), Value::Bytes(written_before))));
+        assert!(!first.iter().any(|(k, _)| *k == Value::Integer(18.into())));
+        assert_eq!(decode_record(&encode_record(&record)), Some(record.clone()));
+
+        // The second form: key 18, the without-UV key and the key store's handle.
+        record.hmac_secret = Some(HmacSecretKeys {
+            with_uv: CredRandomWithUv::InKeyStore(KeyHandle(vec![3, 9, 9])),
+            without_uv: secret(0xcc),
+        });
+        let second = entries(&record);
+        assert!(!second.iter().any(|(k, _)| *k == Value::Integer(13.into())));
+        assert!(second.contains(&(
+            Value::Integer(18.into()),
+            cbor::int_map([
+                (1, Some(Value::Bytes(vec![0xcc; 32]))),
+                (2, Some(Value::Bytes(vec![3, 9, 9]))),
+            ])
+        )));
+        assert_eq!(decode_record(&encode_record(&record)), Some(record.clone()));
+
+        // Both forms at once, or a short key, is corrupt.
+        let mut both = second.clone();
+        both.push((Value::Integer(13.into()), Value::Bytes(vec![0; 64])));
+        assert_eq!(decode_record(&cbor::encode(&Value::Map(both))), None);
+        let short: Vec<(Value, Value)> = first
+            .into_iter()
+            .map(|(k, v)| {
+                if k == Value::Integer(13.into()) {
+                    (k, Value::Bytes(vec![0; 63]))
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert_eq!(decode_record(&cbor::encode(&Value::Map(short))), None);
+        // The secrets never show in debug output.
+        let printed = format!("{record:?}");
+        assert!(
+            printed.contains("InKeyStore(KeyHandle(3 bytes))"),
+            "{printed}"
+        );
+        assert!(!printed.contains("204"), "{printed}");
+    }
 }
