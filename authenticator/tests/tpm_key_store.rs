@@ -1,6 +1,6 @@
 //! The TPM 2.0 key store against a real (software) TPM: swtpm, started by the test.
 #![cfg(feature = "tpm")]
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
