@@ -309,9 +309,10 @@ fn verifying_authenticator(dir: &Path, key_store: Box<dyn KeyStore>) -> Authenti
     Authenticator::new(env, AuthenticatorConfig::default())
 }
 
-/// A credential with hmac-secret, and a getAssertion request with UV and one hmac-secret salt
-/// (the key agreement stays valid, so the same request can be replayed).
-fn hmac_secret_request(a: &mut Authenticator) -> Vec<u8> {
+/// A credential with hmac-secret, and two getAssertion requests with UV: one with an
+/// hmac-secret salt, one without the extension (the key agreement stays valid, so the same
+/// requests can be replayed).
+fn hmac_secret_requests(a: &mut Authenticator) -> (Vec<u8>, Vec<u8>) {
     let response = a.handle(&request(
         command::CLIENT_PIN,
         vec![(1, int(2)), (2, int(2))],
@@ -357,21 +358,27 @@ fn hmac_secret_request(a: &mut Authenticator) -> Vec<u8> {
     let auth_data = &made[auth_data_start..];
     let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
     let id = auth_data[55..55 + len].to_vec();
-    request(
-        command::GET_ASSERTION,
-        vec![
+    let assertion = |extensions: Option<Value>| {
+        let mut entries = vec![
             (1, Value::Text(RP.into())),
             (2, Value::Bytes(vec![2; 32])),
             (
                 3,
                 Value::Array(vec![text_map([
-                    ("id", Some(Value::Bytes(id))),
+                    ("id", Some(Value::Bytes(id.clone()))),
                     ("type", Some(Value::Text("public-key".into()))),
                 ])]),
             ),
-            (4, text_map([("hmac-secret", Some(input))])),
             (5, text_map([("uv", Some(Value::Bool(true)))])),
-        ],
+        ];
+        if let Some(extensions) = extensions {
+            entries.push((4, extensions));
+        }
+        request(command::GET_ASSERTION, entries)
+    };
+    (
+        assertion(Some(text_map([("hmac-secret", Some(input))]))),
+        assertion(None),
     )
 }
 
@@ -405,7 +412,14 @@ fn key_stores(c: &mut Criterion) {
             &DeviceKey::load_or_create(software_dir.path()).expect("device key"),
         )),
     );
-    let ga = hmac_secret_request(&mut a);
+    let (ga, ga_plain) = hmac_secret_requests(&mut a);
+    c.bench_function("get_assertion_uv_software", |b| {
+        b.iter(|| {
+            let resp = a.handle(black_box(&ga_plain));
+            assert_eq!(resp[0], 0);
+            resp
+        })
+    });
     c.bench_function("get_assertion_uv_hmac_secret_software", |b| {
         b.iter(|| {
             let resp = a.handle(black_box(&ga));
@@ -474,7 +488,14 @@ fn key_stores(c: &mut Criterion) {
         ))
         .expect("tpm");
         let mut a = verifying_authenticator(tpm_dir.path(), Box::new(tpm));
-        let ga = hmac_secret_request(&mut a);
+        let (ga, ga_plain) = hmac_secret_requests(&mut a);
+        c.bench_function("get_assertion_uv_tpm_swtpm", |b| {
+            b.iter(|| {
+                let resp = a.handle(black_box(&ga_plain));
+                assert_eq!(resp[0], 0);
+                resp
+            })
+        });
         c.bench_function("get_assertion_uv_hmac_secret_tpm_swtpm", |b| {
             b.iter(|| {
                 let resp = a.handle(black_box(&ga));
