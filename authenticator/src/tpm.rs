@@ -24,6 +24,13 @@
 //!
 //! Handles of version 1 (keys made before authorization values existed) still sign with the
 //! empty authorization value.
+//!
+//! A credential's hmac-secret key for assertions with user verification (CredRandomWithUV) is
+//! a keyedHash HMAC-SHA-256 key created in the TPM under the same primary, with its own random
+//! authValue sealed under the release key like a signing key's (version-3 handles): the
+//! with-UV output is `TPM2_HMAC` in the TPM, and only a ceremony holding a [`KeyRelease`] gets
+//! it. Keys kept in the record (credentials made before, [`CredRandomWithUv::InRecord`]) are
+//! still evaluated in software. The without-UV key is never the store's business.
 
 use std::str::FromStr;
 

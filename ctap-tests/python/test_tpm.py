@@ -2,7 +2,8 @@
 sign-in through python-fido2, verified by py_webauthn; the key never leaves the TPM, so a copy
 of the state directory next to another TPM is useless. Once a PIN is set, keys sign only after
 verification, and the PIN is checked by the TPM: wrong guesses hit its dictionary-attack
-lockout."""
+lockout. The PRF (hmac-secret) output with user verification is computed by the TPM too, so a
+copy of the state directory cannot compute it (state_copy.py plays that attacker)."""
 
 import json
 import os

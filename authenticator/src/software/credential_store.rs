@@ -27,6 +27,12 @@
 //! deleted or overwritten by the store: not by `open`, not by a replacing `insert` (the corrupt
 //! predecessor is kept), and an `insert` never writes over an existing credential file.
 //!
+//! A record's hmac-secret keys come in two forms: key 13 holds CredRandomWithUV ||
+//! CredRandomWithoutUV (64 bytes; every record written before key stores could hold the with-UV
+//! key, and the software key store's still), key 18 holds CredRandomWithoutUV and the key
+//! store's handle of a with-UV key it keeps (the TPM's). Both are read; a record with both is
+//! corrupt.
+//!
 //! Signature counters avoid a disk write per assertion with an epoch: `counter.epoch` is
 //! incremented durably each time the store opens, and a credential's counter is
 //! `epoch << 12 | n`, where `n` counts its uses in this epoch (1..=4095; when one credential
