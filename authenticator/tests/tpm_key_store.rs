@@ -579,6 +579,16 @@ fn hmac_secret_keys_are_tpm_hmac_keys_released_only_like_signing_keys() {
         foreign.hmac_with_uv(&key, &salt1, Some(&release)),
         Err(KeyStoreError::InvalidHandle)
     ));
+    drop(foreign);
+
+    // authenticatorReset replaces the release key: the HMAC key's authValue is gone for good.
+    let mut store = open_with_state(&tpm, state_dir.path(), false);
+    store.reset().unwrap();
+    let fresh = store.release_for(None).unwrap();
+    assert!(matches!(
+        store.hmac_with_uv(&key, &salt1, Some(&fresh)),
+        Err(KeyStoreError::InvalidHandle)
+    ));
 }
 
 /// A stand-in fingerprint verifier whose every scan matches. The TPM here is real; the

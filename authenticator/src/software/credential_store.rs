@@ -47,7 +47,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use ciborium::value::Value;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::DeviceKey;
 use super::fs::{TEMP_PREFIX, hex, private_dir, sync_dir, write_atomic};
@@ -783,7 +783,7 @@ impl CredentialStore for FileCredentialStore {
 
 fn encode_record(r: &CredentialRecord) -> Vec<u8> {
     let text = |s: &Option<String>| s.clone().map(Value::Text);
-    cbor::encode(&cbor::int_map([
+    let mut record = cbor::int_map([
         (1, Some(Value::Bytes(r.id.clone()))),
         (2, Some(Value::Text(r.rp_id.clone()))),
         (3, text(&r.rp_name)),
@@ -813,7 +813,24 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
                 .map(|k| Value::Bytes(k.0.to_vec())),
         ),
         (18, r.hmac_secret.as_ref().and_then(encode_hmac_keys_held)),
-    ]))
+    ]);
+    let encoded = cbor::encode(&record);
+    // The map held copies of the record's secrets (hmac-secret keys, largeBlobKey).
+    zeroize_byte_strings(&mut record);
+    encoded
+}
+
+fn zeroize_byte_strings(value: &mut Value) {
+    match value {
+        Value::Bytes(bytes) => bytes.zeroize(),
+        Value::Map(entries) => {
+            for (_, v) in entries.iter_mut() {
+                zeroize_byte_strings(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(zeroize_byte_strings),
+        _ => {}
+    }
 }
 
 /// Record key 13, the first form of the hmac-secret keys: CredRandomWithUV ||
