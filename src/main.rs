@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod app_cli;
@@ -93,6 +93,11 @@ struct DemoArgs {
     /// Whose enrolled fingerprints count (default: $USER).
     #[arg(long)]
     fprint_user: Option<String>,
+    /// Another origin whose pages may pair with the local bridge (your own app on a dev
+    /// server, say; repeat for more). Each origin gets its own vaults and keys; the demo's
+    /// relying party still accepts passkeys for its own origin only.
+    #[arg(long = "bridge-allow-origin")]
+    bridge_allow_origins: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -238,6 +243,33 @@ fn demo_verifier(
     }
 }
 
+/// The app APIs' router (one per process) on `device`, with their files in `state_dir` and
+/// PINs asked in `prompt` (the one WebAuthn uses); without a prompt no PIN can be given.
+fn app_router(
+    device: passgate_app_api::Device,
+    state_dir: &std::path::Path,
+    prompt: Option<&Arc<dyn TrustedPrompt>>,
+) -> Result<Arc<passgate_app_api::router::Router>> {
+    let passcodes: Box<dyn passgate_app_api::PasscodeProvider> = match prompt {
+        Some(p) => Box::new(passgate_app_api::PromptPasscode::new(Arc::clone(p))),
+        None => Box::new(passgate_app_api::NoPasscode),
+    };
+    let platform = passgate_app_api::Platform::new(device, state_dir, passcodes)
+        .with_context(|| format!("opening {}", state_dir.display()))?;
+    Ok(Arc::new(passgate_app_api::router::Router::new(Arc::new(
+        platform,
+    ))))
+}
+
+/// A random bearer token (32 bytes, base64url) for the demo relying party's backend API.
+fn demo_api_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("reading /dev/urandom for the demo's API token")?;
+    Ok(passgate_bridge::b64::encode(&bytes))
+}
+
 fn demo(args: DemoArgs) -> Result<()> {
     let state_dir = match &args.state_dir {
         Some(dir) => dir.clone(),
@@ -292,12 +324,28 @@ fn demo(args: DemoArgs) -> Result<()> {
         max_uv_attempts: 8,
         reset_window: Some(Duration::from_secs(10)),
     })?;
+    // One authenticator for WebAuthn and the app APIs: the vault and proof credentials live
+    // next to the passkeys, and both ask in the same trusted prompt.
+    let authenticator = Arc::new(Mutex::new(authenticator));
     let bridge = Arc::new(passgate_bridge::Bridge::new(
-        Box::new(passgate_bridge::InProcess::new(authenticator)),
+        Box::new(passgate_bridge::InProcess::shared(Arc::clone(
+            &authenticator,
+        ))),
         Box::new(PromptUi::new(Arc::clone(&prompt))),
     ));
-    let router = Arc::new(passgate_bridge::channel::Router::webauthn(bridge));
-    let local_bridge = LocalBridge::new(router, LocalBridgeConfig::new(vec![origin.clone()]))?;
+    let app = app_router(
+        passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
+        &authenticator_dir.join("app"),
+        Some(&prompt),
+    )?;
+    let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+    passgate_app_api::channel::register(&mut router, app)?;
+    let mut bridge_origins = vec![origin.clone()];
+    bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
+    let local_bridge = LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(bridge_origins))?;
+    // The backend API token (`/api/verify/assertion`, `/api/soter/*`): a fresh one each run,
+    // shown only in this terminal. The app-APIs page plays the app's backend with it.
+    let api_token = demo_api_token()?;
 
     let config = passgate_relying_party::RpConfig {
         listen: args.listen,
@@ -305,6 +353,7 @@ fn demo(args: DemoArgs) -> Result<()> {
         rp_id: "localhost".into(),
         rp_name: "passgate demo".into(),
         origins: vec![origin],
+        api_tokens: vec![api_token.clone()],
         receipt_key: Some(state_dir.join("demo-receipt-key.p8")),
         static_dir: Some(static_dir),
         ..passgate_relying_party::RpConfig::default()
@@ -350,6 +399,17 @@ fn demo(args: DemoArgs) -> Result<()> {
             "  3. {url}/account.html: rename or delete passkeys; deleting asks you to confirm."
         );
         println!("  4. {url}/approve.html: approve a payment and get a receipt anyone can verify.");
+        println!(
+            "  5. {url}/app-apis.html: the app APIs (biometric proof, identity vault, SOTER) on the"
+        );
+        println!("     same authenticator and bridge; the page plays your backend with");
+        println!("       backend API token: {api_token}");
+        if local_bridge.allowed_origins().len() > 1 {
+            println!(
+                "  The local bridge also pairs pages of {}.",
+                local_bridge.allowed_origins()[1..].join(", ")
+            );
+        }
         println!("Stop with Ctrl-C. Data: {}", state_dir.display());
         use std::io::Write;
         std::io::stdout().flush()?;
@@ -1071,6 +1131,10 @@ struct LocalHttpArgs {
     pin_prompt: PinPromptKind,
     #[command(flatten)]
     prompt: PinPromptArgs,
+    /// The app APIs' files (vaults, proof and SOTER keys) live in DIR/app, as for
+    /// `passgate app --state-dir DIR` (default: the state directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 fn bridge(command: BridgeCommand) -> Result<()> {
@@ -1143,8 +1207,22 @@ fn bridge(command: BridgeCommand) -> Result<()> {
                 Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
                 bridge_ui(prompt.as_ref()),
             ));
-            let router = Arc::new(passgate_bridge::channel::Router::webauthn(bridge));
-            let local = LocalBridge::new(router, LocalBridgeConfig::new(args.allow_origins))?;
+            let state_dir = match &args.state_dir {
+                Some(dir) => dir.clone(),
+                None => default_state_dir()?,
+            };
+            // The app APIs on the same authenticator, over a connection of their own.
+            let app = app_router(
+                passgate_app_api::Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(
+                    &args.authenticator,
+                ))),
+                &state_dir.join("app"),
+                prompt.as_ref(),
+            )?;
+            let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+            passgate_app_api::channel::register(&mut router, app)?;
+            let local =
+                LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(args.allow_origins))?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

@@ -177,6 +177,22 @@ fn native_host_serves_framed_requests_and_rejects_bad_frames() {
     let r = host.request(&json!({"requestId": 4, "type": "isUvpaa"}));
     assert_eq!(r["ok"], true);
 
+    // The app APIs are not carried by the extension path: refused, and why.
+    let r = host.request(&json!({
+        "requestId": 5, "type": "vault.open", "origin": "https://www.example.com",
+        "vaultId": "v", "username": "u",
+    }));
+    assert_eq!(r["requestId"], 5);
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["name"], "NotSupportedError");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the browser extension carries WebAuthn only"),
+        "{r}"
+    );
+
     // A length over 1 MB: answered, then the host ends (the stream is out of step).
     host.send_raw(&(2u32 * 1024 * 1024).to_ne_bytes());
     host.send_raw(&[b' '; 64]);
@@ -439,6 +455,8 @@ fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry()
             "pinentry",
             "--pinentry",
             pinentry.to_str().unwrap(),
+            "--state-dir",
+            dir.path().join("host").to_str().unwrap(),
         ])
         .env("PASSGATE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -500,6 +518,45 @@ fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry()
     ))
     .unwrap();
     assert_eq!(client_data["origin"], origin);
+
+    // The app APIs on the same authenticator, behind the same checks: the PIN set above is
+    // asked in the same pinentry, and the vault belongs to the Origin header's origin.
+    let app = |body: Value| {
+        let (status, reply) = post(&addr, "/v1/message", origin, Some(&token), &body);
+        assert!(status.contains(" 200 "), "{status} {reply}");
+        assert_eq!(reply["ok"], true, "{reply}");
+        reply["result"].clone()
+    };
+    let opened = app(
+        json!({"type": "vault.open", "requestId": "o", "vaultId": "v",
+                            "username": "u", "authMode": "PasscodeOnly"}),
+    );
+    assert_eq!(opened["result"]["isInUse"], false, "{opened}");
+    let stored = app(json!({"type": "vault.storeValue", "vaultId": "v", "key": "k", "value": 7}));
+    assert_eq!(stored["result"], Value::Null, "{stored}");
+    app(json!({"type": "vault.lock", "vaultId": "v"}));
+    let unlocked = app(json!({"type": "vault.unlock", "vaultId": "v"}));
+    assert_eq!(unlocked["result"], Value::Null, "{unlocked}");
+    assert_eq!(
+        app(json!({"type": "vault.getValue", "vaultId": "v", "key": "k"}))["result"],
+        7
+    );
+    assert_eq!(prompts_shown(&log), ["New PIN:", "Repeat:", "PIN:", "PIN:"]);
+    let key = app(json!({"type": "biometric.getProofKey"}));
+    assert_eq!(key["result"]["origin"], origin);
+    assert!(
+        dir.path().join("host/app/callers").is_dir(),
+        "the app files live under --state-dir"
+    );
+    let (status, refused) = post(
+        &addr,
+        "/v1/message",
+        origin,
+        None,
+        &json!({"type": "vault.getValue", "vaultId": "v", "key": "k"}),
+    );
+    assert!(status.contains(" 401 "), "{status}");
+    assert_eq!(refused["error"]["code"], "pairing_required");
 
     let pid = child.id().to_string();
     assert!(

@@ -74,6 +74,8 @@ pub struct Info {
     pub hmac_secret: bool,
     /// hmac-secret-mc is offered.
     pub hmac_secret_mc: bool,
+    /// The shortest PIN the authenticator accepts (`minPINLength`, 4 when not said).
+    pub min_pin_length: usize,
 }
 
 impl Info {
@@ -96,6 +98,9 @@ impl Info {
             make_cred_uv_not_rqd: option("makeCredUvNotRqd").unwrap_or(false),
             hmac_secret: has_extension("hmac-secret"),
             hmac_secret_mc: has_extension("hmac-secret-mc"),
+            min_pin_length: integer(int_key(v, 13))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(4),
         }
     }
 }

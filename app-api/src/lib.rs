@@ -14,7 +14,8 @@
 //!   challenge, a strictly increasing counter and device fields, signed RSASSA-PSS SHA-256
 //!   (salt 20) by an RSA-2048 key that lives in the TPM when there is one.
 //! - [`router`]: `handle(caller, json) -> json`, the message types a webview's host channel
-//!   (or `passgate app serve`) carries to these APIs.
+//!   (or `passgate app serve`) carries to these APIs; [`channel::register`] puts them on the
+//!   bridge's host-channel router next to WebAuthn.
 //!
 //! Everything is scoped by the *caller* — a web page's true origin (supplied by the host,
 //! never by the page) or a native app's ID: its credentials live under the RP ID
@@ -22,6 +23,7 @@
 //! its own directory.
 
 pub mod biometric;
+pub mod channel;
 pub mod device;
 pub mod fs;
 pub mod router;
@@ -33,7 +35,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use device::Device;
-pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, TerminalPasscode};
+pub use verify::{
+    NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode, TerminalPasscode,
+};
 
 /// The base64url alphabet without padding, as WebAuthn JSON uses it.
 pub fn b64(bytes: &[u8]) -> String {

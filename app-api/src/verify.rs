@@ -4,8 +4,11 @@
 //! credential operation with built-in UV (fingerprint) or a PIN token, and read the UV flag
 //! and the CTAP status it answers with.
 
+use std::sync::Arc;
+
 use passgate_authenticator::api::user_verifier::{Interaction, VerifierErrorCode};
 use passgate_authenticator::ctap::StatusCode;
+use passgate_bridge::prompt::{Dialog, PromptError, TrustedPrompt};
 use zeroize::Zeroizing;
 
 use crate::device::{Device, DeviceError, PinToken};
@@ -23,8 +26,31 @@ pub struct PasscodeRequest<'a> {
 
 /// Collects the authenticator PIN through a prompt the host trusts — never from page script.
 pub trait PasscodeProvider: Send + Sync {
-    /// The PIN, or `None` when the person declines or no prompt is possible.
-    fn passcode(&self, request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>>;
+    /// The PIN, or `None` when the person declines or no prompt is possible. A prompt that
+    /// waits must close, and answer `None`, once `interaction` is cancelled (the page aborted,
+    /// its host went away).
+    fn passcode(
+        &self,
+        request: &PasscodeRequest<'_>,
+        interaction: &Interaction,
+    ) -> Option<Zeroizing<String>>;
+
+    /// Whether [`Self::new_passcode`] can ask the person to choose the authenticator's first
+    /// PIN (as the bridge does for WebAuthn), instead of failing with `passcodeNotSet`.
+    fn sets_passcode(&self) -> bool {
+        false
+    }
+
+    /// The first PIN, chosen by the person (at least `min_length` characters, typed twice),
+    /// or `None` when they decline.
+    fn new_passcode(
+        &self,
+        _request: &PasscodeRequest<'_>,
+        _min_length: usize,
+        _interaction: &Interaction,
+    ) -> Option<Zeroizing<String>> {
+        None
+    }
 }
 
 /// A host without PIN entry.
@@ -32,7 +58,7 @@ pub trait PasscodeProvider: Send + Sync {
 pub struct NoPasscode;
 
 impl PasscodeProvider for NoPasscode {
-    fn passcode(&self, _request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+    fn passcode(&self, _: &PasscodeRequest<'_>, _: &Interaction) -> Option<Zeroizing<String>> {
         None
     }
 }
@@ -52,7 +78,7 @@ impl PasscodeFile {
 }
 
 impl PasscodeProvider for PasscodeFile {
-    fn passcode(&self, _request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+    fn passcode(&self, _: &PasscodeRequest<'_>, _: &Interaction) -> Option<Zeroizing<String>> {
         let text = Zeroizing::new(std::fs::read_to_string(&self.path).ok()?);
         let line = text.lines().next()?.trim_end_matches('\r');
         (!line.is_empty()).then(|| Zeroizing::new(line.to_owned()))
@@ -78,7 +104,11 @@ fn stty(tty: &std::fs::File, setting: &str) -> bool {
 }
 
 impl PasscodeProvider for TerminalPasscode {
-    fn passcode(&self, request: &PasscodeRequest<'_>) -> Option<Zeroizing<String>> {
+    fn passcode(
+        &self,
+        request: &PasscodeRequest<'_>,
+        _interaction: &Interaction,
+    ) -> Option<Zeroizing<String>> {
         use std::io::{BufRead, Write};
         let mut tty = std::fs::OpenOptions::new()
             .read(true)
@@ -113,6 +143,135 @@ impl PasscodeProvider for TerminalPasscode {
         read.ok()?;
         let pin = line.trim_end_matches(['\n', '\r']);
         (!pin.is_empty()).then(|| Zeroizing::new(pin.to_owned()))
+    }
+}
+
+/// The PIN asked in one of the bridge's trusted prompts (a pinentry window, or the terminal
+/// running passgate): the same place `passgate demo` asks for WebAuthn PINs and approvals, so
+/// an app call and a sign-in are confirmed the same way, out of every page's reach. The dialog
+/// names the caller and its reason; a cancelled request closes it. It can also set the first
+/// PIN (typed twice).
+#[derive(Clone)]
+pub struct PromptPasscode {
+    prompt: Arc<dyn TrustedPrompt>,
+}
+
+impl std::fmt::Debug for PromptPasscode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromptPasscode")
+            .field("prompt", &self.prompt.name())
+            .finish()
+    }
+}
+
+impl PromptPasscode {
+    /// Asks through `prompt`.
+    pub fn new(prompt: Arc<dyn TrustedPrompt>) -> Self {
+        Self { prompt }
+    }
+
+    fn ask(&self, dialog: &Dialog<'_>, interaction: &Interaction) -> Option<Zeroizing<String>> {
+        match self.prompt.secret(dialog, interaction) {
+            Ok(pin) if !pin.is_empty() => Some(pin),
+            Ok(_) => None,
+            Err(PromptError::Unavailable(why)) => {
+                tracing::error!(prompt = self.prompt.name(), %why, "the PIN prompt is unavailable");
+                None
+            }
+            Err(other) => {
+                tracing::info!(prompt = self.prompt.name(), outcome = %other, "app PIN entry");
+                None
+            }
+        }
+    }
+}
+
+/// "https://shop.example asks for your passgate PIN." and its reason (the app's own words, or
+/// the vault it opens): who asks comes first and is passgate's knowledge, not the page's.
+fn ask_line(request: &PasscodeRequest<'_>) -> String {
+    format!(
+        "{} asks for your passgate PIN.\nReason: {}",
+        request.caller, request.reason
+    )
+}
+
+impl PasscodeProvider for PromptPasscode {
+    fn passcode(
+        &self,
+        request: &PasscodeRequest<'_>,
+        interaction: &Interaction,
+    ) -> Option<Zeroizing<String>> {
+        let description = format!(
+            "{}\n\nEnter the PIN to confirm it is you.",
+            ask_line(request)
+        );
+        let error = (request.attempt > 1).then_some("Wrong PIN. Try again.");
+        self.ask(
+            &Dialog {
+                description: &description,
+                prompt: "PIN:",
+                error,
+                ok: "Verify",
+                cancel: "Cancel",
+                ..Dialog::default()
+            },
+            interaction,
+        )
+    }
+
+    fn sets_passcode(&self) -> bool {
+        true
+    }
+
+    fn new_passcode(
+        &self,
+        request: &PasscodeRequest<'_>,
+        min_length: usize,
+        interaction: &Interaction,
+    ) -> Option<Zeroizing<String>> {
+        let head = ask_line(request);
+        let mut problem: Option<String> = None;
+        for _ in 0..3 {
+            let first_text = format!(
+                "{head}\n\nThis needs your PIN, and passgate has no PIN yet. Choose a PIN (at least {min_length} characters): you will type it whenever an app or a site needs to know it is you."
+            );
+            let pin = self.ask(
+                &Dialog {
+                    description: &first_text,
+                    prompt: "New PIN:",
+                    error: problem.as_deref(),
+                    ok: "Next",
+                    ..Dialog::default()
+                },
+                interaction,
+            )?;
+            if pin.chars().count() < min_length {
+                problem = Some(format!(
+                    "The PIN must have at least {min_length} characters."
+                ));
+                continue;
+            }
+            let again_text = format!("{head}\n\nType the new PIN again.");
+            let repeated = self.ask(
+                &Dialog {
+                    description: &again_text,
+                    prompt: "Repeat:",
+                    ok: "Set PIN",
+                    ..Dialog::default()
+                },
+                interaction,
+            )?;
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                pin.as_bytes(),
+                repeated.as_bytes(),
+            )
+            .is_ok()
+            {
+                return Some(pin);
+            }
+            problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
+        }
+        None
     }
 }
 
@@ -226,10 +385,22 @@ fn passcode_token(
     rp_id: &str,
     interaction: &Interaction,
 ) -> Result<Planned, PlanError> {
-    if device.info()?.client_pin != Some(true) {
-        return Err(PlanError::PasscodeNotSet);
-    }
-    let Some(pin) = passcodes.passcode(request) else {
+    let info = device.info()?;
+    let pin = match info.client_pin {
+        Some(true) => passcodes.passcode(request, interaction),
+        // No PIN yet: the person may choose one in the trusted prompt, as for WebAuthn.
+        Some(false) if passcodes.sets_passcode() => {
+            let Some(pin) = passcodes.new_passcode(request, info.min_pin_length, interaction)
+            else {
+                return Err(PlanError::PasscodeCancelled);
+            };
+            device.set_pin(&pin)?;
+            tracing::info!(caller = request.caller, "the authenticator PIN was set");
+            Some(pin)
+        }
+        Some(false) | None => return Err(PlanError::PasscodeNotSet),
+    };
+    let Some(pin) = pin else {
         return Err(PlanError::PasscodeCancelled);
     };
     match device.pin_token(&pin, permissions, rp_id, interaction) {
@@ -327,13 +498,21 @@ mod tests {
             attempt: 1,
         };
         let provider = PasscodeFile::new(&path);
+        let interaction = Interaction::new();
         assert!(
-            provider.passcode(&request).is_none(),
+            provider.passcode(&request, &interaction).is_none(),
             "missing file: declined"
         );
         std::fs::write(&path, "1234\r\nignored\n").unwrap();
-        assert_eq!(provider.passcode(&request).unwrap().as_str(), "1234");
+        assert_eq!(
+            provider.passcode(&request, &interaction).unwrap().as_str(),
+            "1234"
+        );
         std::fs::write(&path, "\n").unwrap();
-        assert!(provider.passcode(&request).is_none(), "empty: declined");
+        assert!(
+            provider.passcode(&request, &interaction).is_none(),
+            "empty: declined"
+        );
+        assert!(!provider.sets_passcode());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use ciborium::value::Value;
@@ -56,6 +56,10 @@ pub enum Purpose<'a> {
     },
     /// Signing in (or re-authenticating, approving an action).
     Get,
+    /// Signing in from passkey autofill: a conditional request the page armed, started by
+    /// a hint that the person is at a sign-in field (a hint the page could have given
+    /// itself: the prompt decides, not the hint).
+    Autofill,
 }
 
 /// A request to enter the authenticator's PIN.
@@ -99,6 +103,8 @@ pub struct AccountChoice<'a> {
     pub origin: &'a str,
     /// The RP ID.
     pub rp_id: &'a str,
+    /// What the sign-in is for ([`Purpose::Get`] or [`Purpose::Autofill`]).
+    pub purpose: Purpose<'a>,
     /// The accounts, newest first.
     pub accounts: &'a [Account],
     /// Cancelled when the page aborts or the ceremony times out.
@@ -148,6 +154,10 @@ pub struct Bridge {
     transport: Mutex<Box<dyn CtapTransport>>,
     ui: Box<dyn UserInterface>,
     current: Mutex<Option<Interaction>>,
+    /// What getInfo said last: feature queries are answered from it while a ceremony holds
+    /// the authenticator, so that how long they take does not tell a page that a prompt is
+    /// open (e.g. an autofill prompt, which would say that a passkey exists).
+    last_info: Mutex<Option<Info>>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -341,7 +351,13 @@ impl Ceremony<'_> {
     }
 
     fn info(&mut self) -> Result<Info, BridgeError> {
-        Ok(Info::parse(&self.call(command::GET_INFO, None)?))
+        let info = Info::parse(&self.call(command::GET_INFO, None)?);
+        *self
+            .bridge
+            .last_info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(info.clone());
+        Ok(info)
     }
 
     fn shared_secret(&mut self) -> Result<Shared, BridgeError> {
@@ -541,6 +557,78 @@ impl Ceremony<'_> {
     }
 }
 
+/// What a get ceremony derives from its options before it reaches the authenticator.
+struct PreparedGet {
+    rp_id: String,
+    allow: Vec<Vec<u8>>,
+    by_credential: Vec<(Vec<u8>, PrfValues)>,
+    prf: Option<options::PrfInputs>,
+    requirement: UserVerification,
+    client_data: Vec<u8>,
+    client_data_hash: Vec<u8>,
+}
+
+impl PreparedGet {
+    /// The RP ID checked against the caller's origin, the options decoded, clientDataJSON
+    /// built: every refusal that needs no authenticator.
+    fn new(caller: &Caller, options: &RequestOptions) -> Result<Self, BridgeError> {
+        let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
+        let challenge = decode_member(&options.challenge, "challenge")?;
+        let allow = descriptor_ids(
+            options.allow_credentials.as_deref(),
+            "allowCredentials[].id",
+        )?;
+        let extensions: ExtensionInputs = options.extensions.clone().unwrap_or_default();
+        let prf = extensions.prf.clone();
+        let by_credential: Vec<(Vec<u8>, PrfValues)> = match prf
+            .as_ref()
+            .and_then(|p| p.eval_by_credential.as_ref())
+        {
+            None => Vec::new(),
+            Some(map) => {
+                if !map.is_empty() && allow.is_empty() {
+                    return Err(BridgeError::new(
+                        ErrorName::NotSupportedError,
+                        "prf.evalByCredential needs allowCredentials",
+                    ));
+                }
+                let mut out = Vec::new();
+                for (key, values) in map {
+                    let id = b64::decode(key).filter(|id| !id.is_empty() && allow.contains(id));
+                    let Some(id) = id else {
+                        return Err(BridgeError::new(
+                            ErrorName::SyntaxError,
+                            format!(
+                                "prf.evalByCredential key {key:?} is not an allowed credential ID"
+                            ),
+                        ));
+                    };
+                    out.push((id, values.clone()));
+                }
+                out
+            }
+        };
+        let requirement = UserVerification::parse(options.user_verification.as_deref());
+        let client_data = client_data_json(
+            CeremonyType::Get,
+            &challenge,
+            caller.origin.as_str(),
+            caller.top_origin.as_deref(),
+        );
+        let client_data_hash = sha256(&client_data);
+
+        Ok(Self {
+            rp_id,
+            allow,
+            by_credential,
+            prf,
+            requirement,
+            client_data,
+            client_data_hash,
+        })
+    }
+}
+
 /// Who a PIN token is for: shown in prompts and bound into the token.
 struct UvContext<'a> {
     origin: &'a str,
@@ -658,7 +746,26 @@ impl Bridge {
             transport: Mutex::new(transport),
             ui,
             current: Mutex::new(None),
+            last_info: Mutex::new(None),
         }
+    }
+
+    /// getInfo for a feature query: the last answer while a ceremony holds the
+    /// authenticator, a fresh one otherwise.
+    fn query_info(&self, interaction: Option<&Interaction>) -> Result<Info, BridgeError> {
+        let busy = matches!(self.transport.try_lock(), Err(TryLockError::WouldBlock));
+        if busy {
+            let cached = self
+                .last_info
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(info) = cached {
+                return Ok(info);
+            }
+        }
+        let mut ceremony = self.begin(Duration::from_secs(10), interaction);
+        ceremony.info()
     }
 
     /// Aborts the running ceremony (it fails with `AbortError`).
@@ -806,7 +913,7 @@ impl Bridge {
             self.create_inner(&caller, &options, interaction)
         } else {
             let options: RequestOptions = options::parse(options, "request options")?;
-            self.get_inner(&caller, &options, interaction)
+            self.get_inner(&caller, &options, interaction, Purpose::Get)
         }
     }
 
@@ -817,10 +924,7 @@ impl Bridge {
     }
 
     fn client_capabilities_with(&self, interaction: Option<&Interaction>) -> Json {
-        let info = {
-            let mut ceremony = self.begin(Duration::from_secs(10), interaction);
-            ceremony.info()
-        };
+        let info = self.query_info(interaction);
         let (verifies, prf) = match &info {
             Ok(info) => (self.can_verify(info), info.has_extension("hmac-secret")),
             Err(e) => {
@@ -850,8 +954,7 @@ impl Bridge {
     }
 
     fn is_uvpaa_with(&self, interaction: Option<&Interaction>) -> Result<bool, BridgeError> {
-        let mut ceremony = self.begin(Duration::from_secs(10), interaction);
-        let info = ceremony.info()?;
+        let info = self.query_info(interaction)?;
         Ok(self.can_verify(&info))
     }
 
@@ -1185,60 +1288,72 @@ impl Bridge {
 
     /// The get ceremony on typed options.
     pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
-        self.get_inner(caller, options, None)
+        self.get_inner(caller, options, None, Purpose::Get)
     }
 
-    fn get_inner(
+    /// Checks what a get ceremony checks before it reaches the authenticator (the RP ID
+    /// against the origin, the options' encodings): a conditional request is refused at once
+    /// if it could never succeed, before it waits for the person.
+    pub(crate) fn check_get(caller: &Caller, options: &RequestOptions) -> Result<(), BridgeError> {
+        PreparedGet::new(caller, options).map(drop)
+    }
+
+    /// Whether the authenticator holds a credential that could answer `options` for
+    /// `caller`, found silently: getAssertion with `up = false` and no verification, over a
+    /// random client data hash, so nothing is signed that any relying party would accept and
+    /// nobody is asked. Credentials that need verification even to be found (credProtect
+    /// level 2 without an allow list, level 3) are not seen. What it finds stays in the host:
+    /// it only decides whether a conditional request may open the prompt.
+    pub(crate) fn has_credentials(
+        &self,
+        caller: &Caller,
+        options: &RequestOptions,
+        interaction: &Interaction,
+    ) -> Result<bool, BridgeError> {
+        let prepared = PreparedGet::new(caller, options)?;
+        let mut throwaway = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut throwaway)
+            .map_err(|_| BridgeError::unknown("no randomness for a silent probe"))?;
+        let mut ceremony = self.begin(Duration::from_secs(10), Some(interaction));
+        let info = ceremony.info()?;
+        let allow: Vec<Vec<u8>> = prepared
+            .allow
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        if !allow.is_empty() {
+            let found = ceremony.probe(&prepared.rp_id, &throwaway, &allow, info.max_list)?;
+            return Ok(found.is_some());
+        }
+        let probe = int_map(vec![
+            (1, Value::Text(prepared.rp_id)),
+            (2, Value::Bytes(throwaway.to_vec())),
+            (5, text_map(vec![("up", Value::Bool(false))])),
+        ]);
+        match ceremony.call_status(command::GET_ASSERTION, Some(&probe))? {
+            Ok(_) => Ok(true),
+            Err(status) if status == StatusCode::NoCredentials.byte() => Ok(false),
+            Err(status) => Err(BridgeError::from_status(status)),
+        }
+    }
+
+    /// The get ceremony, asking the person through the prompt for `purpose`.
+    pub(crate) fn get_inner(
         &self,
         caller: &Caller,
         options: &RequestOptions,
         interaction: Option<&Interaction>,
+        purpose: Purpose<'_>,
     ) -> Result<Json, BridgeError> {
-        let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
-        let challenge = decode_member(&options.challenge, "challenge")?;
-        let allow = descriptor_ids(
-            options.allow_credentials.as_deref(),
-            "allowCredentials[].id",
-        )?;
-        let extensions: ExtensionInputs = options.extensions.clone().unwrap_or_default();
-        let prf = extensions.prf.clone();
-        let by_credential: Vec<(Vec<u8>, PrfValues)> = match prf
-            .as_ref()
-            .and_then(|p| p.eval_by_credential.as_ref())
-        {
-            None => Vec::new(),
-            Some(map) => {
-                if !map.is_empty() && allow.is_empty() {
-                    return Err(BridgeError::new(
-                        ErrorName::NotSupportedError,
-                        "prf.evalByCredential needs allowCredentials",
-                    ));
-                }
-                let mut out = Vec::new();
-                for (key, values) in map {
-                    let id = b64::decode(key).filter(|id| !id.is_empty() && allow.contains(id));
-                    let Some(id) = id else {
-                        return Err(BridgeError::new(
-                            ErrorName::SyntaxError,
-                            format!(
-                                "prf.evalByCredential key {key:?} is not an allowed credential ID"
-                            ),
-                        ));
-                    };
-                    out.push((id, values.clone()));
-                }
-                out
-            }
-        };
-        let requirement = UserVerification::parse(options.user_verification.as_deref());
-        let client_data = client_data_json(
-            CeremonyType::Get,
-            &challenge,
-            caller.origin.as_str(),
-            caller.top_origin.as_deref(),
-        );
-        let client_data_hash = sha256(&client_data);
-
+        let PreparedGet {
+            rp_id,
+            allow,
+            by_credential,
+            prf,
+            requirement,
+            client_data,
+            client_data_hash,
+        } = PreparedGet::new(caller, options)?;
         let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
         let info = ceremony.info()?;
         let mut allow: Vec<Vec<u8>> = allow
@@ -1263,7 +1378,7 @@ impl Bridge {
             &UvContext {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
-                purpose: Purpose::Get,
+                purpose,
                 permission: pin::permission::GA,
             },
             &mut shared,
@@ -1338,6 +1453,7 @@ impl Bridge {
             let choice = AccountChoice {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
+                purpose,
                 accounts: &accounts,
                 interaction: &ceremony.interaction,
             };

@@ -10,9 +10,12 @@
 //! ```
 //!
 //! The transport carries opaque JSON; the [`Router`] picks the handler by `type`. WebAuthn is
-//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]);
-//! `cancel` is the router's own and works for every type. Other features register their own
-//! types on the same router ([`Router::register`]) and need no change to any transport.
+//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]),
+//! plus `autofill` and `wait` for conditional requests (passkey autofill, see
+//! [`crate::conditional`]); `cancel` is the router's own and works for every type. Other
+//! features register their own types on the same router ([`Router::register`]), or a whole
+//! namespace of them ([`Router::register_namespace`]: the app-facing APIs take `biometric.*`,
+//! `vault.*` and `soter.*`, see [`APP_API_NAMESPACES`]), and need no change to any transport.
 //!
 //! Who sent a message is the host's knowledge, never the message's: every handler gets the
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
@@ -26,6 +29,7 @@ use passgate_authenticator::api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
 use crate::Bridge;
+use crate::conditional::{self, Conditional, Limits};
 use crate::error::{BridgeError, ErrorName};
 
 /// The message type the router keeps for itself.
@@ -34,6 +38,18 @@ pub const CANCEL: &str = "cancel";
 pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
+/// The namespaces of the app-facing APIs (crate `passgate-app-api`, whose
+/// `channel::register` puts them on a router): a host that serves them routes every type in
+/// them to one handler; a host that does not (the extension's native-messaging host) refuses
+/// them by these names.
+pub const APP_API_NAMESPACES: [&str; 3] = ["biometric.", "vault.", "soter."];
+
+/// The app-API namespace `kind` belongs to, if any.
+pub fn app_api_namespace(kind: &str) -> Option<&'static str> {
+    APP_API_NAMESPACES
+        .into_iter()
+        .find(|prefix| kind.starts_with(prefix))
+}
 
 /// Who sent a message, as the host established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +126,15 @@ pub enum RegisterError {
     /// Types are 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
     #[error("{0:?} is not a message type (1 to 64 of A-Z a-z 0-9 . _ -)")]
     Invalid(String),
+    /// A namespace is a type prefix ending in `.` (`vault.`).
+    #[error("{0:?} is not a namespace (a message type prefix ending in \".\")")]
+    InvalidNamespace(String),
 }
 
 /// The WebAuthn message types, handled by a [`Bridge`].
 struct WebAuthn {
     bridge: Arc<Bridge>,
+    conditional: Arc<Conditional>,
 }
 
 impl Handler for WebAuthn {
@@ -124,21 +144,43 @@ impl Handler for WebAuthn {
         message: &Map<String, Json>,
     ) -> Result<Json, BridgeError> {
         let kind = message.get("type").and_then(Json::as_str).unwrap_or("");
+        let sender = context.sender;
+        let conditional = message.get("mediation").and_then(Json::as_str) == Some("conditional");
+        match kind {
+            "get" if conditional => {
+                let request_id = message.get("requestId").and_then(request_key);
+                return self.conditional.arm(sender, request_id, message);
+            }
+            conditional::AUTOFILL => return self.conditional.hint(sender, message),
+            conditional::WAIT => {
+                return self.conditional.wait(sender, message, context.interaction);
+            }
+            _ => {}
+        }
         // Only `type` and `options` go to the bridge: whatever else the page put in the
         // message (an "origin" of its choosing, say) is dropped here.
         let mut request = json!({ "type": kind });
         if let Some(options) = message.get("options") {
             request["options"] = options.clone();
         }
+        let _immediate =
+            matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));
         let reply = self.bridge.run(
-            &context.sender.origin,
-            context.sender.top_origin.as_deref(),
+            &sender.origin,
+            sender.top_origin.as_deref(),
             &request,
             Some(context.interaction),
         )?;
         Ok(match kind {
-            "isUvpaa" | "getClientCapabilities" => {
-                reply.get("result").cloned().unwrap_or(Json::Null)
+            "isUvpaa" => reply.get("result").cloned().unwrap_or(Json::Null),
+            "getClientCapabilities" => {
+                let mut capabilities = reply.get("result").cloned().unwrap_or(Json::Null);
+                // The bridge alone has no way to wait for the person at a field; this
+                // channel has (`autofill`).
+                if let Some(record) = capabilities.as_object_mut() {
+                    record.insert("conditionalGet".into(), Json::Bool(true));
+                }
+                capabilities
             }
             _ => reply,
         })
@@ -148,8 +190,13 @@ impl Handler for WebAuthn {
 /// Routes messages to handlers by `type`, and cancels requests in flight.
 pub struct Router {
     handlers: HashMap<String, Arc<dyn Handler>>,
+    /// (prefix ending in `.`, handler): every type starting with the prefix. Prefixes never
+    /// overlap each other or a type in `handlers`, so a type has at most one handler.
+    namespaces: Vec<(String, Arc<dyn Handler>)>,
     /// (session, requestId) -> the running request's cancellation handle.
     pending: Mutex<HashMap<(String, String), Interaction>>,
+    /// Conditional requests, which outlive the messages that wait for them.
+    conditional: Option<Arc<Conditional>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -205,21 +252,41 @@ impl Router {
     pub fn new() -> Self {
         Self {
             handlers: HashMap::new(),
+            namespaces: Vec::new(),
             pending: Mutex::new(HashMap::new()),
+            conditional: None,
         }
     }
 
     /// A router with the WebAuthn types on `bridge`: `create`, `get` (result: the credential
     /// in `toJSON()` form), `isUvpaa` (result: a boolean), `getClientCapabilities` (result:
-    /// the capabilities record).
+    /// the capabilities record, with `conditionalGet: true`), and for passkey autofill `get`
+    /// with `"mediation": "conditional"`, `autofill` and `wait` (see [`crate::conditional`]).
     pub fn webauthn(bridge: Arc<Bridge>) -> Self {
+        Self::webauthn_with(bridge, Limits::default())
+    }
+
+    /// [`Self::webauthn`] with other timing for conditional requests.
+    pub fn webauthn_with(bridge: Arc<Bridge>, limits: Limits) -> Self {
         let mut router = Self::new();
-        let handler: Arc<dyn Handler> = Arc::new(WebAuthn { bridge });
-        for kind in ["create", "get", "isUvpaa", "getClientCapabilities"] {
+        let conditional = Arc::new(Conditional::new(Arc::clone(&bridge), limits));
+        let handler: Arc<dyn Handler> = Arc::new(WebAuthn {
+            bridge,
+            conditional: Arc::clone(&conditional),
+        });
+        for kind in [
+            "create",
+            "get",
+            "isUvpaa",
+            "getClientCapabilities",
+            conditional::AUTOFILL,
+            conditional::WAIT,
+        ] {
             router
                 .handlers
                 .insert(kind.to_owned(), Arc::clone(&handler));
         }
+        router.conditional = Some(conditional);
         router
     }
 
@@ -231,6 +298,9 @@ impl Router {
         if !valid_type(kind) {
             return Err(RegisterError::Invalid(kind.to_owned()));
         }
+        if self.namespace_of(kind).is_some() {
+            return Err(RegisterError::Taken(kind.to_owned()));
+        }
         match self.handlers.entry(kind.to_owned()) {
             Entry::Occupied(_) => Err(RegisterError::Taken(kind.to_owned())),
             Entry::Vacant(slot) => {
@@ -240,10 +310,45 @@ impl Router {
         }
     }
 
-    /// The types this router answers, sorted (`cancel` included).
-    pub fn types(&self) -> Vec<&str> {
-        let mut types: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
-        types.push(CANCEL);
+    /// Adds `handler` for every type that starts with `prefix` (`"vault."`), known now or
+    /// not: the handler answers unknown ones itself. A prefix must end in `.` and may not
+    /// overlap another namespace or a registered type.
+    pub fn register_namespace(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RegisterError> {
+        let named = prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+        if !named || !prefix.ends_with('.') || !valid_type(prefix) {
+            return Err(RegisterError::InvalidNamespace(prefix.to_owned()));
+        }
+        let overlaps = self
+            .namespaces
+            .iter()
+            .any(|(p, _)| p.starts_with(prefix) || prefix.starts_with(p.as_str()))
+            || self.handlers.keys().any(|k| k.starts_with(prefix));
+        if overlaps {
+            return Err(RegisterError::Taken(format!("{prefix}*")));
+        }
+        self.namespaces.push((prefix.to_owned(), handler));
+        Ok(())
+    }
+
+    fn namespace_of(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.namespaces
+            .iter()
+            .find(|(prefix, _)| kind.starts_with(prefix.as_str()))
+            .map(|(_, handler)| handler)
+    }
+
+    /// The types this router answers, sorted (`cancel` included; a namespace as `prefix*`).
+    pub fn types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.handlers.keys().cloned().collect();
+        types.extend(self.namespaces.iter().map(|(p, _)| format!("{p}*")));
+        types.push(CANCEL.to_owned());
         types.sort_unstable();
         types
     }
@@ -298,7 +403,7 @@ impl Router {
         if kind == CANCEL {
             return self.cancel(sender, &request_id, object);
         }
-        let Some(handler) = self.handlers.get(kind) else {
+        let Some(handler) = self.handlers.get(kind).or_else(|| self.namespace_of(kind)) else {
             return failure(
                 &request_id,
                 &BridgeError::new(
@@ -363,23 +468,36 @@ impl Router {
                 &BridgeError::type_error("a cancel message names its \"target\" requestId"),
             );
         };
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = pending.get(&(sender.session.clone(), target));
-        if let Some(interaction) = found {
-            interaction.cancel();
-        }
-        json!({ "requestId": request_id, "ok": true, "result": { "cancelled": found.is_some() } })
+        let running = {
+            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let found = pending.get(&(sender.session.clone(), target.clone()));
+            if let Some(interaction) = found {
+                interaction.cancel();
+            }
+            found.is_some()
+        };
+        // A conditional request may be between two of its messages.
+        let conditional = self
+            .conditional
+            .as_ref()
+            .is_some_and(|c| c.cancel(&sender.session, &target));
+        json!({ "requestId": request_id, "ok": true, "result": { "cancelled": running || conditional } })
     }
 
     /// Cancels every request in flight for `session` (its webview closed, its pairing ended).
     pub fn cancel_session(&self, session: &str) -> usize {
-        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let mut n = 0;
-        for ((s, _), interaction) in pending.iter() {
-            if s == session {
-                interaction.cancel();
-                n += 1;
+        {
+            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((s, _), interaction) in pending.iter() {
+                if s == session {
+                    interaction.cancel();
+                    n += 1;
+                }
             }
+        }
+        if let Some(conditional) = &self.conditional {
+            n += conditional.cancel_session(session);
         }
         n
     }
@@ -451,6 +569,61 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_namespace_takes_every_type_under_its_prefix() {
+        let mut router = Router::new();
+        router.register("vault.exact", echo()).unwrap();
+        assert_eq!(
+            router.register_namespace("vault.", echo()),
+            Err(RegisterError::Taken("vault.*".into())),
+            "a registered type lies in it"
+        );
+        let namespace: Arc<dyn Handler> = Arc::new(
+            |context: &Context<'_>, message: &Map<String, Json>| {
+                Ok(
+                    json!({ "namespace": message.get("type").cloned(), "origin": context.sender.origin }),
+                )
+            },
+        );
+        router
+            .register_namespace("soter.", Arc::clone(&namespace))
+            .unwrap();
+        for overlapping in ["soter.", "soter.x."] {
+            assert!(
+                router
+                    .register_namespace(overlapping, Arc::clone(&namespace))
+                    .is_err(),
+                "{overlapping}"
+            );
+        }
+        for bad in ["soter", "", ".", "..", "has space.", "-x."] {
+            assert_eq!(
+                router.register_namespace(bad, Arc::clone(&namespace)),
+                Err(RegisterError::InvalidNamespace(bad.to_owned())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            router.register("soter.start", echo()),
+            Err(RegisterError::Taken("soter.start".into()))
+        );
+        assert_eq!(router.types(), ["cancel", "soter.*", "vault.exact"]);
+        let sender = Sender::new("https://app.example");
+        for kind in ["soter.startSoterAuthentication", "soter.notYetInvented"] {
+            let reply = router.handle_value(&sender, &json!({"type": kind, "requestId": 1}), None);
+            assert_eq!(
+                reply,
+                json!({"requestId": 1, "ok": true, "result": {"namespace": kind, "origin": "https://app.example"}})
+            );
+        }
+        let exact = router.handle_value(&sender, &json!({"type": "vault.exact", "value": 2}), None);
+        assert_eq!(exact["result"]["saw"], 2);
+        let outside = router.handle_value(&sender, &json!({"type": "vault.other"}), None);
+        assert_eq!(outside["error"]["name"], "NotSupportedError");
+        assert_eq!(app_api_namespace("vault.open"), Some("vault."));
+        assert_eq!(app_api_namespace("vaults"), None);
     }
 
     #[test]

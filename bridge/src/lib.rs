@@ -18,15 +18,16 @@
 //!
 //! Around it: [`prompt`] (the trusted prompts where the PIN is typed and presence approved:
 //! pinentry or the terminal, never the page), [`channel`] (the request/reply layer webview
-//! hosts speak, routed by message type), [`local_http`] (that channel over HTTP on loopback,
-//! for configured and paired origins) and [`native`] (Chrome native messaging for the
-//! extension).
+//! hosts speak, routed by message type; [`conditional`] is passkey autofill on it),
+//! [`local_http`] (that channel over HTTP on loopback, for configured and paired origins) and
+//! [`native`] (Chrome native messaging for the extension).
 
 pub mod b64;
 pub mod cbor;
 mod ceremony;
 pub mod channel;
 pub mod client_data;
+pub mod conditional;
 pub mod error;
 pub mod local_http;
 pub mod native;

@@ -36,6 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::b64;
 use crate::channel::{Router, Sender};
+use crate::conditional;
 
 /// Limits and timeouts of the local bridge.
 #[derive(Debug, Clone)]
@@ -53,7 +54,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Wrong pairing codes accepted before pairing is locked until restart.
     pub max_pairing_failures: u32,
-    /// Messages handled at once.
+    /// Messages handled at once (besides the waits of conditional requests, which have
+    /// their own [`crate::conditional::MAX_CONDITIONAL`] so that armed pages never hold up a
+    /// ceremony).
     pub max_in_flight: usize,
 }
 
@@ -120,6 +123,7 @@ struct Shared {
     allowed: Vec<String>,
     pairing: Mutex<Pairing>,
     in_flight: tokio::sync::Semaphore,
+    conditional_waits: tokio::sync::Semaphore,
 }
 
 /// The local HTTP bridge over a [`Router`].
@@ -198,6 +202,7 @@ impl LocalBridge {
             shared: Arc::new(Shared {
                 router,
                 in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+                conditional_waits: tokio::sync::Semaphore::new(conditional::MAX_CONDITIONAL),
                 config,
                 allowed,
                 pairing: Mutex::new(Pairing {
@@ -681,7 +686,12 @@ async fn message(bridge: &LocalBridge, origin: &str, headers: &HeaderMap, body: 
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    let Ok(_permit) = bridge.shared.in_flight.try_acquire() else {
+    let pool = if body.get("type").and_then(Json::as_str) == Some(conditional::WAIT) {
+        &bridge.shared.conditional_waits
+    } else {
+        &bridge.shared.in_flight
+    };
+    let Ok(_permit) = pool.try_acquire() else {
         return refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",

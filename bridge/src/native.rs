@@ -15,6 +15,12 @@
 //! `requestId` of the request to abort and gets no reply of its own: the aborted request
 //! answers `AbortError`.
 //!
+//! The app-facing APIs' messages (`biometric.*`, `vault.*`, `soter.*`) are refused with
+//! `NotSupportedError`: the extension only forwards what `chrome.webAuthenticationProxy`
+//! intercepts (`navigator.credentials`), and giving every site of the profile a way to open
+//! vaults through it is not something this host should do on the extension's word (see
+//! docs/src/app-apis/webview.md, "Which hosts carry the app APIs").
+//!
 //! Requests run one at a time on a worker thread, so a `cancel` is read while a ceremony
 //! waits for the person. A message longer than [`MAX_MESSAGE`] is answered with an error and
 //! ends the session (the stream cannot be trusted after it); malformed JSON is answered and
@@ -125,6 +131,14 @@ fn run(
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
+    if let Some(namespace) = crate::channel::app_api_namespace(kind) {
+        return Err(BridgeError::new(
+            crate::ErrorName::NotSupportedError,
+            format!(
+                "{kind:?}: the browser extension carries WebAuthn only; the app APIs ({namespace}*) are served to hybrid-app webviews and to pages paired with the local bridge, whose host names the calling origin"
+            ),
+        ));
+    }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         bridge.dispatch(request, Some(interaction))
     }))
@@ -573,6 +587,38 @@ mod tests {
             json!({"requestId": "u", "ok": true, "result": false})
         );
         assert!(out.iter().all(|r| r["requestId"] != "never"));
+    }
+
+    #[test]
+    fn app_api_messages_are_refused_with_the_reason() {
+        let sink = Sink::default();
+        let input = Gated::new(
+            &sink,
+            vec![
+                (0, frame(br#"{"requestId":"v","type":"vault.open","origin":"https://shop.example","vaultId":"x","username":"u"}"#)),
+                (1, frame(br#"{"requestId":"b","type":"biometric.checkStatus","origin":"https://shop.example"}"#)),
+                (2, frame(br#"{"requestId":"s","type":"soter.startSoterAuthentication","origin":"https://shop.example"}"#)),
+                // The end of input once all three are answered (it would abort a pending one).
+                (3, Vec::new()),
+            ],
+        );
+        serve(bridge(), input, sink.clone()).unwrap();
+        let out = replies(&sink.0.lock().unwrap());
+        assert_eq!(out.len(), 3, "{out:?}");
+        for (reply, (id, namespace)) in
+            out.iter()
+                .zip([("v", "vault."), ("b", "biometric."), ("s", "soter.")])
+        {
+            assert_eq!(reply["requestId"], id);
+            assert_eq!(reply["ok"], false);
+            assert_eq!(reply["error"]["name"], "NotSupportedError");
+            let message = reply["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("the browser extension carries WebAuthn only")
+                    && message.contains(&format!("({namespace}*)")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

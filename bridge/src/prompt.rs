@@ -110,16 +110,25 @@ pub trait TrustedPrompt: Send + Sync {
         interaction: &Interaction,
     ) -> Result<Answer, PromptError>;
 
-    /// Lets the person pick one of `options`; the default asks about each in turn.
+    /// Lets the person pick one of `options`; the default asks about each in turn, every
+    /// question naming all of them (so each dialog shows the whole choice).
     fn choose(
         &self,
         description: &str,
         options: &[String],
         interaction: &Interaction,
     ) -> Result<usize, PromptError> {
+        let listed: String = options
+            .iter()
+            .map(|o| format!("\n  \u{2022} {o}"))
+            .collect();
         for (i, option) in options.iter().enumerate() {
             let last = i + 1 == options.len();
-            let text = format!("{description}\n\n{option} ({} of {})", i + 1, options.len());
+            let text = format!(
+                "{description}{listed}\n\n{option} ({} of {})",
+                i + 1,
+                options.len()
+            );
             let dialog = Dialog {
                 description: &text,
                 ok: "Use this account",
@@ -145,6 +154,9 @@ fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
             )
         }
         Purpose::Get => format!("{origin} wants to sign in with your passkey for {rp_id}."),
+        Purpose::Autofill => {
+            format!("Passkey autofill: {origin} offers to sign you in with a passkey for {rp_id}.")
+        }
     }
 }
 
@@ -273,7 +285,7 @@ impl UserInterface for PromptUi {
             .collect();
         let description = format!(
             "{}\n\nThis device holds {} passkeys for {}. Which account?",
-            request_line(choice.origin, choice.rp_id, Purpose::Get),
+            request_line(choice.origin, choice.rp_id, choice.purpose),
             options.len(),
             choice.rp_id
         );

@@ -752,3 +752,78 @@ fn it_listens_on_loopback_only() {
     assert_eq!(b64::decode(&token).unwrap().len(), 32);
     assert!(local.issue_token("http://localhost:1").is_err());
 }
+
+#[test]
+fn armed_autofill_requests_do_not_hold_up_ceremonies_and_end_with_their_page() {
+    let server = start(|c| c.max_in_flight = 2, false);
+    let token = pair(&server, ORIGIN);
+    let addr = server.addr;
+    let options = json!({"challenge": b64::encode(&[6u8; 32]), "rpId": "localhost"});
+    // Three pages of the pairing arm passkey autofill and wait: more than max_in_flight.
+    let mut waits = Vec::new();
+    for n in 0..3 {
+        let armed = post(
+            addr,
+            "/v1/message",
+            ORIGIN,
+            Some(&token),
+            &json!({"type": "get", "requestId": format!("r{n}"), "mediation": "conditional",
+                    "documentId": format!("tab-{n}"), "options": options}),
+        );
+        assert_eq!(
+            armed.body,
+            json!({"requestId": format!("r{n}"), "ok": true, "result": {"pending": true}})
+        );
+        if n > 0 {
+            let token = token.clone();
+            waits.push(std::thread::spawn(move || {
+                post(
+                    addr,
+                    "/v1/message",
+                    ORIGIN,
+                    Some(&token),
+                    &json!({"type": "wait", "requestId": format!("w{n}"), "target": format!("r{n}")}),
+                )
+            }));
+        }
+    }
+    // The first page's wait goes away with its page (a reload, a closed tab).
+    let body = json!({"type": "wait", "requestId": "w0", "target": "r0"}).to_string();
+    let mut gone = TcpStream::connect(addr).unwrap();
+    gone.write_all(format!("POST /v1/message HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: {ORIGIN}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", addr.port(), body.len()).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(gone);
+
+    // Other requests are answered at once, not "busy".
+    for n in 0..3 {
+        let r = post(
+            addr,
+            "/v1/message",
+            ORIGIN,
+            Some(&token),
+            &json!({"type": "isUvpaa", "requestId": format!("u{n}")}),
+        );
+        assert_eq!((r.status, &r.body["result"]), (200, &json!(true)), "{r:?}");
+    }
+    // The vanished page's request ended with it: a wait for it finds nothing.
+    std::thread::sleep(Duration::from_millis(1000));
+    let ended = post(
+        addr,
+        "/v1/message",
+        ORIGIN,
+        Some(&token),
+        &json!({"type": "wait", "requestId": "w0-again", "target": "r0"}),
+    );
+    assert_eq!(
+        ended.body["error"]["name"], "InvalidStateError",
+        "{ended:?}"
+    );
+
+    // Unpairing ends the others.
+    let r = post(addr, "/v1/unpair", ORIGIN, Some(&token), &json!({}));
+    assert_eq!(r.status, 200);
+    for wait in waits {
+        let r = wait.join().unwrap();
+        assert_eq!(r.body["error"]["name"], "AbortError", "{r:?}");
+    }
+}

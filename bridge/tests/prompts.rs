@@ -11,88 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::authenticator;
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
+use common::{Scripted, authenticator, authenticator_with_prompt};
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
 use passgate_bridge::prompt::{
-    Answer, Dialog, Pinentry, PromptError, PromptPresence, PromptUi, TerminalPrompt, TrustedPrompt,
+    Answer, Dialog, Pinentry, PromptError, PromptUi, TerminalPrompt, TrustedPrompt,
 };
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";
 const PIN: &str = "482916";
-
-/// A scripted pinentry in `dir`: a wrapper program, its control file and its log.
-struct Scripted {
-    program: PathBuf,
-    control: PathBuf,
-    log: PathBuf,
-}
-
-impl Scripted {
-    fn new(dir: &Path) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripted-pinentry.py");
-        let control = dir.join("pinentry-control.json");
-        let log = dir.join("pinentry-log.jsonl");
-        let program = dir.join("pinentry");
-        std::fs::write(
-            &program,
-            format!(
-                "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-                script.display(),
-                control.display(),
-                log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let s = Self {
-            program,
-            control,
-            log,
-        };
-        s.direct(json!({"getpin": PIN, "confirm": "ok"}));
-        s
-    }
-
-    fn direct(&self, control: Value) {
-        std::fs::write(&self.control, control.to_string()).unwrap();
-    }
-
-    fn dialogs(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn prompt(&self) -> Arc<dyn TrustedPrompt> {
-        Arc::new(Pinentry::new(&self.program).with_timeout(Duration::from_secs(20)))
-    }
-}
-
-/// An authenticator whose presence is approved (or not) in `prompt`.
-fn authenticator_with_prompt(dir: &Path, prompt: Arc<dyn TrustedPrompt>) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 1000).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(PromptPresence::new(prompt)),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(env, AuthenticatorConfig::default())
-}
 
 fn creation(user: &str) -> Value {
     json!({

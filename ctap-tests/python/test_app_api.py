@@ -613,7 +613,7 @@ def test_the_pin_is_asked_on_the_terminal_without_echo(spawn, tmp_path):
               "--vault-id", "p", "--auth-mode", "PasscodeOnly"]
     code, out = on_terminal(["vault", "store", *common, "k", '"kept"'], "314159")
     assert code == 0, out
-    assert "com.example.tty asks for the authenticator PIN (p)" in out
+    assert "com.example.tty asks for the authenticator PIN (open the vault “p” of user)" in out
     assert "314159" not in out, f"the PIN was echoed: {out!r}"
     code, out = on_terminal(["vault", "get", *common, "k"], "271828")
     assert code == 1 and '"AuthFailed"' in out, out

@@ -2,8 +2,13 @@
 sensor (private system bus, polkit mocked), the demo's in-process authenticator behind its local
 HTTP bridge, and the demo's relying party. With a finger enrolled, `--user-verifier auto` picks
 fprintd; a matching scan verifies the user with no PIN typed, a foreign finger verifies nobody.
-py_webauthn checks the registration and the assertion independently of passgate."""
+py_webauthn checks the registration and the assertion independently of passgate.
 
+The app APIs ride the same bridge, on the same authenticator: a biometric proof (py_webauthn
+and the RP's /api/verify/assertion check it), a BiometricOnly vault, and a SOTER result that
+the demo RP's /api/soter/verify accepts once and `cryptography` checks (RSASSA-PSS, salt 20)."""
+
+import base64
 import http.cookiejar
 import json
 import os
@@ -16,6 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from webauthn import verify_authentication_response, verify_registration_response
 
 from conftest import _binary
@@ -56,6 +63,7 @@ class Demo:
         text = "".join(self.output)
         self.bridge = next(l.split("local bridge: ")[1].strip() for l in self.output if "local bridge: " in l)
         self.code = next(l.split("pairing code: ")[1].strip() for l in self.output if "pairing code: " in l)
+        self.api_token = next(l.split("backend API token: ")[1].strip() for l in self.output if "backend API token: " in l)
         self.text = text
         self.rp = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.token = None
@@ -80,10 +88,18 @@ class Demo:
     def message(self, body):
         return self.bridge_post("/v1/message", body, self.token)
 
-    def rp_post(self, path, body):
+    def app(self, body):
+        """An app-API message through the bridge: the app router's reply (`result` or `error`)."""
+        reply = self.message(body)
+        assert reply["ok"] is True, reply
+        return reply["result"]
+
+    def rp_post(self, path, body, bearer=None):
+        headers = {"Content-Type": "application/json", "Host": f"localhost:{self.port}"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json", "Host": f"localhost:{self.port}"},
-                                         method="POST")
+                                         headers=headers, method="POST")
         try:
             with self.rp.open(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
@@ -146,5 +162,89 @@ def test_the_demo_verifies_by_fingerprint_through_its_local_bridge(fprint, tmp_p
         assert reply["ok"] is False, reply
         assert reply["error"]["name"] == "NotAllowedError"
         assert demo.dialogs() == []
+    finally:
+        demo.stop()
+
+
+def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fprint, tmp_path):  # noqa: F811
+    _enroll(fprint, "finger-a")
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"])
+    demo = Demo(tmp_path, env)
+    try:
+        demo.token = demo.bridge_post("/v1/pair", {"code": demo.code})["token"]
+        assert demo.app({"type": "biometric.checkStatus", "requestId": 1}) == \
+            {"result": {"isAvailable": True, "biometryType": "Fingerprint"}}
+
+        # A proof over the backend's challenge, by a matching finger.
+        challenge = os.urandom(32)
+        with _Scanner(fprint["vdev"], "finger-a"):
+            done = demo.app({"type": "biometric.authenticate", "requestId": 2, "reason": "Sign in",
+                             "options": {"challenge": base64.urlsafe_b64encode(challenge).rstrip(b"=").decode()}})
+        assert done["result"]["method"] == "biometric", done
+        proof = done["result"]["proof"]
+        key = proof["key"]
+        assert key["origin"] == demo.origin and key["rpId"] == f"passgate-app:{demo.origin}"
+        checked = verify_authentication_response(
+            credential=proof["credential"], expected_challenge=challenge, expected_origin=demo.origin,
+            expected_rp_id=key["rpId"], credential_public_key=_b64(key["publicKeyCose"]),
+            credential_current_sign_count=0, require_user_verification=True)
+        assert checked.user_verified is True
+        status, verdict = demo.rp_post("/api/verify/assertion", {
+            "credential": {"id": key["credentialId"], "publicKey": key["publicKeyCose"], "signCount": 0,
+                           "userHandle": proof["credential"]["response"]["userHandle"]},
+            "response": proof["credential"], "expectedChallenge": proof["challenge"],
+            "expectedOrigins": [demo.origin], "expectedRpId": key["rpId"]}, bearer=demo.api_token)
+        assert status == 200 and verdict["verdict"]["userVerified"] is True, verdict
+        with _Scanner(fprint["vdev"], "finger-b"):
+            refused = demo.app({"type": "biometric.authenticate", "requestId": 3, "reason": "Sign in",
+                                "options": {"maxAttempts": 1}})
+        assert refused["error"]["code"] == "authenticationFailed", refused
+
+        # A BiometricOnly vault: written and reopened by the finger, refused to another one.
+        assert "error" not in demo.app({"type": "vault.open", "vaultId": "s", "username": "fp",
+                                        "authMode": "BiometricOnly"})
+        with _Scanner(fprint["vdev"], "finger-a"):
+            assert demo.app({"type": "vault.storeValue", "vaultId": "s", "key": "k", "value": "kept"}) == \
+                {"result": None, "events": [{"event": "unlock", "vaultId": "s"}]}
+        demo.app({"type": "vault.lock", "vaultId": "s"})
+        with _Scanner(fprint["vdev"], "finger-b"):
+            wrong = demo.app({"type": "vault.unlock", "vaultId": "s"})
+        assert wrong["error"]["code"] == "AuthFailed", wrong
+        with _Scanner(fprint["vdev"], "finger-a"):
+            assert "error" not in demo.app({"type": "vault.unlock", "vaultId": "s"})
+        assert demo.app({"type": "vault.getValue", "vaultId": "s", "key": "k"})["result"] == "kept"
+
+        # SOTER: the device key registered with the demo RP, a result verified there once.
+        assert demo.app({"type": "soter.checkIsSupportSoterAuthentication"})["result"]["supportMode"] == ["fingerPrint"]
+        with _Scanner(fprint["vdev"], "finger-a"):
+            auth_key = demo.app({"type": "soter.prepareAuthKey"})["result"]
+        status, registered = demo.rp_post("/api/soter/devices", {"keyJson": auth_key["keyJson"],
+                                                                 "keyJsonSignature": auth_key["keyJsonSignature"]},
+                                          bearer=demo.api_token)
+        assert status == 200 and registered["uid"] == demo.origin, registered
+        status, issued = demo.rp_post("/api/soter/challenge", {"uid": demo.origin}, bearer=demo.api_token)
+        assert status == 200, issued
+        with _Scanner(fprint["vdev"], "finger-a"):
+            result = demo.app({"type": "soter.startSoterAuthentication", "challenge": issued["challenge"],
+                               "requestAuthModes": ["fingerPrint"], "authContent": "Pay 12.00 EUR"})["result"]
+        signed = json.loads(result["resultJSON"])
+        assert signed["raw"] == issued["challenge"] and signed["uid"] == demo.origin
+        pem = json.loads(auth_key["keyJson"])["pub_key"]
+        serialization.load_pem_public_key(pem.encode()).verify(
+            base64.b64decode(result["resultJSONSignature"]), result["resultJSON"].encode(),
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=20), hashes.SHA256())
+        body = {"resultJSON": result["resultJSON"], "resultJSONSignature": result["resultJSONSignature"]}
+        status, verified = demo.rp_post("/api/soter/verify", body, bearer=demo.api_token)
+        assert status == 200 and verified["verified"] is True and verified["counter"] == signed["counter"], verified
+        status, replay = demo.rp_post("/api/soter/verify", body, bearer=demo.api_token)
+        assert status == 403 and replay["error"]["code"] == "soter_counter_not_increasing", replay
+        status, anonymous = demo.rp_post("/api/soter/verify", body)
+        assert status == 401 and anonymous["error"]["code"] == "invalid_api_token", anonymous
+
+        # The finger was every verification: no PIN asked. The one prompt approved making the
+        # proof key (made without verification, usable only with it).
+        dialogs = demo.dialogs()
+        assert [(d["command"], d["answer"]) for d in dialogs] == [("CONFIRM", "ok")], dialogs
+        assert dialogs[0]["description"].startswith(f"Create a passkey for passgate-app:{demo.origin} as \u201cproof key\u201d?")
     finally:
         demo.stop()

@@ -10,15 +10,16 @@
 //   soter      WeChat SOTER: checkIsSupportSoterAuthentication, checkIsSoterEnrolledInDevice,
 //              startSoterAuthentication (promises, and wx-style success/fail/complete).
 //
-// Everything goes through a host channel: any object with `request(message) -> Promise<reply>`
-// (the webview shim's channel: Tauri invoke, WKScriptMessageHandler, an Android interface, the
-// local HTTP bridge). The host — not this page — tells passgate who is calling (the page's
-// origin), so a page cannot reach another origin's vaults or keys. Messages are
-// `{type: "<api>.<call>", ...}`; replies are `{result}` or `{error}`, plus `events` when a
-// vault locked, unlocked or changed configuration.
+// Everything goes through a host channel: any object with `request(message, {signal}) ->
+// Promise<reply>`. `webviewChannel()` makes one from the webview shim
+// (shim/passgate-webview.js: Tauri invoke, WKScriptMessageHandler, an Android interface, the
+// local HTTP bridge), which carries these messages next to WebAuthn's. The host — not this
+// page — tells passgate who is calling (the page's origin), so a page cannot reach another
+// origin's vaults or keys. Messages are `{type: "<api>.<call>", ...}`; replies are `{result}`
+// or `{error}`, plus `events` when a vault locked, unlocked or changed configuration.
 //
-//   import { createPassgateApp, AuthMode } from './passgate-app.js';
-//   const { biometric, Vault, soter } = createPassgateApp(channel);
+//   import { createPassgateApp, webviewChannel, AuthMode } from './passgate-app.js';
+//   const { biometric, Vault, soter } = createPassgateApp(webviewChannel());
 //   const vault = new Vault({ vaultId: 'session', username: 'alice',
 //                             authMode: AuthMode.BiometricOnly, lockAfter: 60_000 });
 //   vault.onLock(({ timeout }) => showLockScreen(timeout));
@@ -75,6 +76,29 @@ export class ChannelError extends Error {
 
 const VAULT_CODES = new Set(Object.keys(VaultErrorCodes));
 
+/** How long one call may wait for the host: PIN and approval prompts included. */
+export const DEFAULT_TIMEOUT_MS = 310_000;
+
+/**
+ * The host channel of the webview shim (`shim/passgate-webview.js`, installed on any of its
+ * channels): `request(message, {signal})` sends `message` as the shim message of its `type`;
+ * the host's channel reply carries the app router's reply (`{result} | {error}`, `events`) as
+ * its result. A `signal` that aborts makes the shim send `cancel` (passgate closes its prompt)
+ * and rejects with the signal's AbortError.
+ */
+export function webviewChannel(shim = globalThis.passgateWebview, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  if (!shim || typeof shim.request !== 'function') {
+    throw new TypeError('webviewChannel needs the webview shim (load shim/passgate-webview.js first)');
+  }
+  return {
+    name: 'webview',
+    request(message, { signal } = {}) {
+      const { type, ...body } = message;
+      return shim.request(type, body, { signal, timeoutMs });
+    },
+  };
+}
+
 /**
  * The app APIs on `channel` (`{ request(message) -> Promise<reply> }`).
  * Returns `{ biometric, Vault, soter, request }`.
@@ -93,12 +117,16 @@ export function createPassgateApp(channel) {
     }
   }
 
-  /** Sends one message; resolves with `result`, rejects with the mapped error. */
-  async function request(message, toError = (e) => new ChannelError(e.code, e.message)) {
+  /**
+   * Sends one message; resolves with `result`, rejects with the mapped error (or, when
+   * `signal` aborted it, with the signal's AbortError, as fetch does).
+   */
+  async function request(message, toError = (e) => new ChannelError(e.code, e.message), { signal } = {}) {
     let reply;
     try {
-      reply = await channel.request(message);
+      reply = await (signal ? channel.request(message, { signal }) : channel.request(message));
     } catch (e) {
+      if (signal?.aborted || e?.name === 'AbortError') throw e;
       throw new ChannelError('channelFailed', `the host channel failed: ${e?.message ?? e}`);
     }
     if (typeof reply === 'string') reply = JSON.parse(reply);
@@ -123,11 +151,12 @@ export function createPassgateApp(channel) {
     checkStatus: () => request({ type: 'biometric.checkStatus' }, biometricError),
     /**
      * Verifies the user. `options`: allowDeviceCredential, title, subtitle, cancelTitle,
-     * fallbackTitle, confirmationRequired, maxAttempts, challenge (base64url). Resolves with
-     * `{method, proof?}`; rejects with a BiometricError.
+     * fallbackTitle, confirmationRequired, maxAttempts, challenge (base64url), and `signal`
+     * (an AbortSignal: aborting closes passgate's prompt). Resolves with `{method, proof?}`;
+     * rejects with a BiometricError.
      */
     authenticate(reason, options = {}) {
-      const opts = { ...options };
+      const { signal, ...opts } = options;
       if (opts.maxAttemps !== undefined && opts.maxAttempts === undefined) {
         opts.maxAttempts = opts.maxAttemps; // Tauri's spelling
       }
@@ -135,7 +164,7 @@ export function createPassgateApp(channel) {
       if (opts.challenge instanceof Uint8Array || opts.challenge instanceof ArrayBuffer) {
         opts.challenge = toBase64Url(opts.challenge);
       }
-      return request({ type: 'biometric.authenticate', reason, options: opts }, biometricError);
+      return request({ type: 'biometric.authenticate', reason, options: opts }, biometricError, { signal });
     },
     /** The key that signs proofs: `{credentialId, publicKey, publicKeyCose, rpId, origin}`. */
     getProofKey: () => request({ type: 'biometric.getProofKey' }, biometricError),
@@ -183,9 +212,9 @@ export function createPassgateApp(channel) {
       return this._opened;
     }
 
-    async _call(type, extra = {}) {
+    async _call(type, extra = {}, options = {}) {
       await this.open();
-      const result = await request({ type, vaultId: this.vaultId, ...extra }, vaultError);
+      const result = await request({ type, vaultId: this.vaultId, ...extra }, vaultError, options);
       this._scheduleIdleCheck();
       return result;
     }
@@ -229,8 +258,8 @@ export function createPassgateApp(channel) {
     onConfigChanged(handler) { return this._on('configChanged', handler); }
 
     lock() { return this._call('vault.lock'); }
-    /** Unlocks with a finger (or the PIN where the auth mode allows it). */
-    unlock({ usingPasscode = false } = {}) { return this._call('vault.unlock', { usingPasscode }); }
+    /** Unlocks with a finger (or the PIN where the auth mode allows it); `signal` aborts. */
+    unlock({ usingPasscode = false, signal } = {}) { return this._call('vault.unlock', { usingPasscode }, { signal }); }
     isLocked() { return this._call('vault.isLocked'); }
     isInUse() { return this._call('vault.isInUse'); }
     storeValue(key, value) { return this._call('vault.storeValue', { key, value: value === undefined ? null : value }); }
@@ -263,8 +292,8 @@ export function createPassgateApp(channel) {
 
   // wx-style: returns a promise, and also calls success/fail/complete when given.
   function wx(type, params = {}) {
-    const { success, fail, complete, ...rest } = params;
-    const promise = request({ type, ...rest }, soterError);
+    const { success, fail, complete, signal, ...rest } = params;
+    const promise = request({ type, ...rest }, soterError, { signal });
     promise.then((r) => { success?.(r); complete?.(r); }, (e) => { fail?.(e); complete?.(e); });
     return promise;
   }

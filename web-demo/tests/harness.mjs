@@ -118,7 +118,7 @@ export async function startRp() {
  * A relay on http://localhost:RELAY that forwards every request to the relying party unchanged:
  * what a phishing proxy at another origin does. Returns { port, base, stop }.
  */
-export async function startRelay(targetPort) {
+export async function startRelay(targetPort, port = 0) {
   const server = http.createServer((req, res) => {
     const upstream = http.request({
       host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers,
@@ -129,11 +129,11 @@ export async function startRelay(targetPort) {
     upstream.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
     req.pipe(upstream);
   });
-  await new Promise((ok, fail) => { server.once('error', fail); server.listen(0, '127.0.0.1', ok); });
-  const { port } = server.address();
+  await new Promise((ok, fail) => { server.once('error', fail); server.listen(port, '127.0.0.1', ok); });
+  const bound = server.address().port;
   return {
-    port,
-    base: `http://localhost:${port}`,
+    port: bound,
+    base: `http://localhost:${bound}`,
     stop: () => new Promise((done) => { server.closeAllConnections?.(); server.close(() => done()); }),
   };
 }
@@ -405,10 +405,11 @@ export function scriptedPinentry(work) {
 
 /**
  * `passgate demo` on a free port: the relying party with the pages, passgate's in-process
- * authenticator and the local bridge, its prompt a scripted pinentry. Returns { port, base,
- * bridgeUrl, pairingCode, pinentry, log, lines, work, child, stop }.
+ * authenticator and the local bridge, its prompt a scripted pinentry; `extraArgs` are added to
+ * its command line. Returns { port, base, bridgeUrl, pairingCode, apiToken, pinentry, log,
+ * lines, work, child, stop }.
  */
-export async function startDemo() {
+export async function startDemo({ extraArgs = [] } = {}) {
   const work = mkdtempSync(join(tmpdir(), 'passgate-demo-'));
   const pinentry = scriptedPinentry(work);
   let lastError;
@@ -417,10 +418,11 @@ export async function startDemo() {
     try {
       const started = await spawnPassgate(['demo', '--listen', `127.0.0.1:${port}`, '--bridge-listen', '127.0.0.1:0',
         '--state-dir', join(work, 'state'), '--static-dir', siteDir, '--prompt', 'pinentry', '--pinentry', pinentry.program,
-        '--prompt-timeout', '30', '--user-verifier', 'pin'], { what: 'passgate demo', until: /^Stop with Ctrl-C/ });
+        '--prompt-timeout', '30', '--user-verifier', 'pin', ...extraArgs], { what: 'passgate demo', until: /^Stop with Ctrl-C/ });
       const text = started.lines.join('\n');
       const bridgeUrl = /local bridge: (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1];
       const pairingCode = /pairing code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/.exec(text)?.[1];
+      const apiToken = /backend API token: ([A-Za-z0-9_-]{43})/.exec(text)?.[1];
       if (!bridgeUrl || !pairingCode) throw new Error(`passgate demo printed no bridge or code:\n${text}`);
       return {
         ...started,
@@ -429,6 +431,7 @@ export async function startDemo() {
         ipBase: `http://127.0.0.1:${port}`,
         bridgeUrl,
         pairingCode,
+        apiToken,
         pinentry,
         work,
         async stop() {

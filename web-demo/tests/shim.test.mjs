@@ -1,9 +1,9 @@
 // The demo pages on `passgate demo`, answered by passgate's own authenticator through the
 // webview shim (web-demo/site/shim/passgate-webview.js) and the local HTTP bridge: pairing,
-// sign-up, sign-in by username and discoverable, rename and delete, an approved action, with
-// user verification really performed (the PIN typed into the trusted prompt, here a scripted
-// pinentry standing in for the person), cancelled prompts, and every way another origin could
-// try to get an assertion for the demo's RP ID.
+// sign-up, sign-in by username, discoverable and by passkey autofill, rename and delete, an
+// approved action, with user verification really performed (the PIN typed into the trusted
+// prompt, here a scripted pinentry standing in for the person), cancelled prompts, and every
+// way another origin could try to get an assertion for the demo's RP ID.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, verify as verifySignature } from 'node:crypto';
@@ -19,35 +19,54 @@ const JOURNEY_TIMEOUT_MS = 120_000;
 const VIRTUAL_AAGUID = '01020304-0506-0708-0102-030405060708';
 
 let demo;
+let autofillDemo; // a second `passgate demo`, holding no passkey until journey 7 makes two
 let browser;
 const durations = [];
 let registered; // { name, credentialId } from journey 1
+let autofillAccounts; // [{ name, displayName, userId, credentialId }] from journey 7
 
 before(async () => {
   demo = await startDemo();
+  autofillDemo = await startDemo();
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.stop();
   await demo?.stop();
+  await autofillDemo?.stop();
   for (const [name, ms] of durations) console.log(`journey shim ${name}: ${ms} ms`);
 });
 
-function journey(name, body) {
+/**
+ * Journeys that are not about autofill load the pages without the username field's
+ * "webauthn" token: with passgate's shim, focusing that field opens passgate's prompt (a
+ * person would dismiss it to type a username; journeys 7 and 8 are about exactly that).
+ */
+function withoutAutofillToken() {
+  document.addEventListener('DOMContentLoaded', () => {
+    for (const field of document.querySelectorAll('input[autocomplete~="webauthn"]')) {
+      field.setAttribute('autocomplete', field.getAttribute('autocomplete').replace(/\s*\bwebauthn\b/, '') || 'on');
+    }
+  }, { once: true });
+}
+
+function journey(name, body, { on = () => demo, autofill = false } = {}) {
   test(name, { timeout: JOURNEY_TIMEOUT_MS }, async () => {
     const start = performance.now();
     const shot = screenshots(`shim-${name.split(':')[0]}`);
-    demo.pinentry.direct({}); // the person types the PIN and approves, unless a journey says otherwise
+    const host = on();
+    host.pinentry.direct({}); // the person types the PIN and approves, unless a journey says otherwise
     const page = await withTimeout(browser.context.newPage(), 'new page');
     page.setDefaultTimeout(STEP_MS);
     page.setDefaultNavigationTimeout(STEP_MS);
+    if (!autofill) await withTimeout(page.addInitScript(withoutAutofillToken), 'init script');
     try {
       await body({ page, shot });
     } catch (e) {
       await shot(page, 'failure').catch(() => {});
-      console.log(`demo log (tail):\n${demo.log.slice(-20).join('\n')}`);
-      console.log(`pinentry dialogs (tail):\n${JSON.stringify(demo.pinentry.dialogs().slice(-6), null, 1)}`);
+      console.log(`demo log (tail):\n${host.log.slice(-20).join('\n')}`);
+      console.log(`pinentry dialogs (tail):\n${JSON.stringify(host.pinentry.dialogs().slice(-6), null, 1)}`);
       throw e;
     } finally {
       await withTimeout(page.close(), 'close page').catch(() => {});
@@ -110,7 +129,8 @@ journey('1-pair-sign-up-sign-in: pair, sign up, sign out, sign in by username an
     channel: globalThis.passgateWebview.channel,
   })), 'feature queries');
   assert.deepEqual({ uvpaa: features.uvpaa, conditional: features.conditional, channel: features.channel },
-    { uvpaa: true, conditional: false, channel: 'http' });
+    { uvpaa: true, conditional: true, channel: 'http' });
+  assert.equal(features.capabilities.conditionalGet, true);
   assert.equal(features.capabilities.userVerifyingPlatformAuthenticator, true);
   assert.equal(features.capabilities['extension:prf'], true);
 
@@ -365,10 +385,26 @@ journey('5-other-origins: no bridge path gives another origin an assertion for t
     const text = await statusText(page, 'NotAllowedError');
     assert.match(text, /cannot be reached|refused/);
     assert.equal(demo.pinentry.dialogs().length, before, 'no prompt was shown for the relay');
+    // Passkey autofill from the relay: not offered, and a conditional request or an autofill
+    // hint sent by hand is refused like everything else.
+    const relayAutofill = await withTimeout(page.evaluate(async () => {
+      const outcome = (p) => p.then(() => 'resolved', (e) => e.name);
+      const shim = globalThis.passgateWebview;
+      return {
+        offered: await PublicKeyCredential.isConditionalMediationAvailable(),
+        conditional: await outcome(shim.request('get', { mediation: 'conditional', options: { challenge: 'AAAA' } }, { timeoutMs: 5000 })),
+        hint: await outcome(shim.request('autofill', { target: 'pg-1' }, { timeoutMs: 5000 })),
+      };
+    }), 'autofill from the relay');
+    assert.deepEqual(relayAutofill, { offered: false, conditional: 'NotAllowedError', hint: 'NotAllowedError' });
+    assert.equal(demo.pinentry.dialogs().length, before, 'no prompt was shown for the relay');
     await shot(page, 'relay-stolen-token-refused');
-    r = await httpRequest(message, { headers: { ...json, origin: relay.base, authorization: `Bearer ${token}` }, body: { type: 'isUvpaa', requestId: 1 } });
-    assert.equal(r.status, 403);
-    assert.equal(r.body.error.code, 'origin_not_allowed');
+    for (const body of [{ type: 'isUvpaa', requestId: 1 }, { type: 'autofill', requestId: 2, target: 'pg-1' },
+      { type: 'get', requestId: 3, mediation: 'conditional', options: { challenge: 'AAAA' } }]) {
+      r = await httpRequest(message, { headers: { ...json, origin: relay.base, authorization: `Bearer ${token}` }, body });
+      assert.equal(r.status, 403, body.type);
+      assert.equal(r.body.error.code, 'origin_not_allowed');
+    }
   } finally {
     await relay.stop();
   }
@@ -558,3 +594,286 @@ journey('6-host-channels: the shim over WKWebView, Android and Tauri channels (s
     }
   }
 });
+
+/**
+ * Everything the page exchanged with the local bridge's /v1/message, in the order the
+ * replies arrived: [{ sent, got }]. What the page could learn is exactly `got`.
+ */
+function bridgeTraffic(page, bridgeUrl) {
+  const seen = [];
+  const reading = [];
+  page.on('response', (response) => {
+    const request = response.request();
+    if (request.method() !== 'POST' || response.url() !== `${bridgeUrl}/v1/message`) return;
+    const entry = { sent: JSON.parse(request.postData() ?? 'null'), got: undefined };
+    seen.push(entry);
+    reading.push(response.json().then((b) => { entry.got = b; }, () => { entry.got = null; }));
+  });
+  return {
+    mark: () => seen.length,
+    async since(mark) {
+      await withTimeout(Promise.all(reading), 'bridge replies');
+      return seen.slice(mark);
+    },
+    /** The first exchange from `mark` on that satisfies `test`, once its reply is read. */
+    async waitFor(test, what, mark = 0) {
+      const deadline = Date.now() + STEP_MS;
+      for (;;) {
+        await withTimeout(Promise.all(reading), 'bridge replies');
+        const found = seen.slice(mark).find((e) => e.got !== undefined && test(e));
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no bridge exchange: ${what}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+  };
+}
+
+const isArm = (e) => e.sent?.type === 'get' && e.sent.mediation === 'conditional';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the pinentry process `pid` has exited. */
+async function closed(pid, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  while (alive()) {
+    if (Date.now() > deadline) throw new Error(`the pinentry (pid ${pid}) is still open`);
+    await sleep(25);
+  }
+}
+
+/** A conditional get started by page script; its outcome lands in globalThis.conditional[key]. */
+function startConditional(page, key, options) {
+  return withTimeout(page.evaluate(([k, pk]) => {
+    globalThis.conditional ??= {};
+    const controller = new AbortController();
+    const state = { outcome: 'pending', controller };
+    globalThis.conditional[k] = state;
+    const started = performance.now();
+    navigator.credentials.get({ mediation: 'conditional', signal: controller.signal, publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(pk) })
+      .then((credential) => { state.outcome = 'credential'; state.json = credential.toJSON(); },
+        (e) => { state.outcome = e.name; state.message = e.message; state.ms = performance.now() - started; });
+  }, [key, options]), `conditional get ${key}`);
+}
+
+function conditionalState(page, key) {
+  return withTimeout(page.evaluate((k) => {
+    const { outcome, message, ms, json } = globalThis.conditional[k];
+    return { outcome, message, ms, json };
+  }, key), `state of ${key}`);
+}
+
+journey('7-autofill: passkey autofill through the shim: silent without a passkey, the prompt lists both accounts, the second one picked; aborted for a username sign-in', async ({ page, shot }) => {
+  const host = autofillDemo;
+  const traffic = bridgeTraffic(page, host.bridgeUrl);
+  await goto(page, `${host.base}/`);
+  await pairThroughPage(page, host.pairingCode, host.bridgeUrl);
+  await page.locator('#authenticator-choice[data-kind="passgate"]').waitFor();
+  const features = await withTimeout(page.evaluate(async () => ({
+    conditional: await PublicKeyCredential.isConditionalMediationAvailable(),
+    capabilities: await PublicKeyCredential.getClientCapabilities(),
+  })), 'feature queries');
+  assert.equal(features.conditional, true);
+  assert.equal(features.capabilities.conditionalGet, true);
+
+  // Paired, the page arms autofill: one conditional get, answered "pending" at once, with no
+  // origin of the page's choosing in it.
+  const armed = await traffic.waitFor(isArm, 'the page arms autofill');
+  assert.deepEqual(armed.got, { requestId: armed.sent.requestId, ok: true, result: { pending: true } });
+  assert.equal(armed.sent.origin, undefined);
+  assert.match(armed.sent.documentId, /^doc-/);
+  assert.deepEqual(armed.sent.options.allowCredentials ?? [], [], 'a discoverable request');
+  await shot(page, 'index-autofill-armed');
+
+  // No passkey for localhost yet: focusing the field sends the hint, the hint's answer is
+  // the same empty object as always, and nothing is shown, nothing settles.
+  const silentFrom = host.pinentry.dialogs().length;
+  const noPasskeyMark = traffic.mark();
+  await page.focus('#signin-username');
+  const hint = await traffic.waitFor((e) => e.sent?.type === 'autofill', 'the autofill hint', noPasskeyMark);
+  assert.deepEqual(hint.sent, { type: 'autofill', target: armed.sent.requestId, requestId: hint.sent.requestId });
+  assert.deepEqual(hint.got, { requestId: hint.sent.requestId, ok: true, result: {} });
+  await sleep(1_500);
+  assert.equal(host.pinentry.dialogs().length, silentFrom, 'no prompt without a passkey');
+  // The page stays responsive meanwhile.
+  const typedAt = performance.now();
+  await page.fill('#signin-username', 'typed-while-pending');
+  assert.equal(await page.inputValue('#signin-username'), 'typed-while-pending');
+  assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
+  const responsiveMs = performance.now() - typedAt;
+  assert.ok(responsiveMs < 2_000, `typing and a fetch took ${responsiveMs} ms`);
+  assert.notEqual(await page.getAttribute('#status', 'class'), 'error');
+  // A conditional request of the page's own (it replaces the armed one) stays pending
+  // through a focus too, until the page aborts it.
+  const options = await pageFetch(page, 'POST', '/api/login/options', {});
+  await startConditional(page, 'own', options.body);
+  await page.focus('#signup-username');
+  await page.focus('#signin-username');
+  await sleep(1_000);
+  assert.equal((await conditionalState(page, 'own')).outcome, 'pending');
+  assert.equal(host.pinentry.dialogs().length, silentFrom, 'still no prompt');
+  await withTimeout(page.evaluate(() => globalThis.conditional.own.controller.abort()), 'abort');
+  await page.waitForFunction(() => globalThis.conditional.own.outcome !== 'pending', null, { timeout: STEP_MS });
+  const own = await conditionalState(page, 'own');
+  assert.equal(own.outcome, 'AbortError');
+  assert.ok(own.ms < STEP_MS);
+  const silent = await traffic.since(noPasskeyMark);
+  const settledWithoutPasskey = silent.filter((e) => e.got?.result?.response || e.got?.result?.id);
+  assert.deepEqual(settledWithoutPasskey, [], 'no credential, no account, came back');
+  assert.ok(silent.some((e) => e.sent?.type === 'cancel' && e.sent.target && isArm(silent.find((a) => a.sent?.requestId === e.sent.target) ?? {})),
+    'the abort cancelled the conditional request at the bridge');
+  assert.notEqual(await page.getAttribute('#status', 'class'), 'error');
+  await shot(page, 'index-autofill-no-passkey-pending');
+
+  // Two accounts on passgate's authenticator.
+  const ada = { name: username('ada'), displayName: 'Ada Lovelace' };
+  const grace = { name: username('grace'), displayName: 'Grace Hopper' };
+  for (const account of [ada, grace]) {
+    const reg = await signUp(page, host.base, account.name, account.displayName);
+    account.userId = reg.body.user.id;
+    account.credentialId = reg.body.credential.id;
+  }
+  const signedOutMark = traffic.mark();
+  await signOut(page, host.base);
+
+  // Autofill: focus the field; passgate's prompt asks for the PIN, for approval, then lists
+  // both accounts (newest first) and the person picks the second one listed, Ada.
+  const armedAgain = await traffic.waitFor(isArm, 'armed after signing out', signedOutMark);
+  const pickFrom = host.pinentry.dialogs().length;
+  const pickMark = traffic.mark();
+  host.pinentry.direct({ script: { CONFIRM: ['ok', 'notok', 'ok'] } });
+  const login = await captureResponse(page, 'POST', '/api/login/verify', () => page.focus('#signin-username'));
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  await statusText(page, 'from autofill');
+  const shown = host.pinentry.dialogs().slice(pickFrom);
+  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'ok'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
+  assert.ok(shown[0].description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), shown[0].description);
+  assert.equal(shown[0].prompt, 'PIN:');
+  for (const chooser of shown.slice(2)) {
+    assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost. Which account?\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
+  }
+  assert.ok(shown[2].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
+  assert.equal(shown[2].notok, 'Next account');
+  assert.ok(shown[3].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
+  assert.equal(login.body.user.name, ada.name);
+  assert.equal(login.body.verdict.userVerified, true);
+  assert.equal(login.request.id, ada.credentialId);
+  assert.equal(login.request.response.userHandle, ada.userId);
+  assert.equal(clientData(login.request).origin, host.base);
+  assert.deepEqual(assertionFlags(login.request), { up: true, uv: true, be: false, bs: false });
+  await page.waitForURL(`${host.base}/account.html`, { timeout: STEP_MS });
+  const session = await pageFetch(page, 'GET', '/api/session');
+  assert.equal(session.status, 200);
+  assert.equal(session.body.user.name, ada.name);
+  await page.locator('#passkeys tr').first().waitFor();
+  await shot(page, 'account-signed-in-by-autofill');
+
+  // Until the person picked, the page learnt nothing about accounts: every reply was
+  // "pending" or the hint's empty object, and the one credential names Ada only.
+  const exchanged = await traffic.since(pickMark);
+  const secrets = [ada.name, grace.name, ada.displayName, grace.displayName, ada.userId, grace.userId, ada.credentialId, grace.credentialId];
+  const credentialReplies = exchanged.filter((e) => e.got?.result?.response);
+  assert.equal(credentialReplies.length, 1);
+  const conditionalTypes = new Set(['get', 'wait', 'autofill', 'cancel']);
+  for (const e of exchanged.filter((x) => !x.got?.result?.response)) {
+    const text = JSON.stringify(e.got);
+    for (const secret of secrets) assert.ok(!text.includes(secret), `${text} reveals ${secret}`);
+    if (conditionalTypes.has(e.sent?.type)) {
+      assert.ok([JSON.stringify({ pending: true }), '{}', JSON.stringify({ cancelled: true }), JSON.stringify({ cancelled: false })]
+        .includes(JSON.stringify(e.got?.result)), text);
+    }
+  }
+  assert.ok(exchanged.some((e) => e.sent?.type === 'autofill' && e.sent.target === armedAgain.sent.requestId), 'the focus sent the hint');
+  const credentialText = JSON.stringify(credentialReplies[0].got);
+  for (const secret of [grace.name, grace.userId, grace.credentialId, ada.name]) assert.ok(!credentialText.includes(secret), secret);
+  assert.equal(credentialReplies[0].sent.target ?? credentialReplies[0].sent.requestId, armedAgain.sent.requestId);
+
+  // Abort: the prompt is open when the person decides to type a username instead. The page
+  // aborts its autofill request (passgate's prompt closes at once) and signs in by username.
+  const abortMark = traffic.mark();
+  await signOut(page, host.base);
+  await traffic.waitFor(isArm, 'armed after signing out', abortMark);
+  const abortFrom = host.pinentry.dialogs().length;
+  host.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+  await page.focus('#signin-username');
+  const open = await host.pinentry.waitForDialogs(abortFrom + 1);
+  assert.ok(open[abortFrom].description.startsWith('Passkey autofill:'), open[abortFrom].description);
+  await shot(page, 'index-autofill-prompt-open');
+  host.pinentry.direct({});
+  const byName = await signIn(page, host.base, grace.name);
+  await closed(open[abortFrom].pid);
+  const afterAbort = host.pinentry.dialogs().slice(abortFrom);
+  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['GETPIN', 'hang'], ['GETPIN', 'pin'], ['CONFIRM', 'ok']]);
+  assert.ok(afterAbort[1].description.startsWith(`${host.base} wants to sign in with your passkey for localhost.`), afterAbort[1].description);
+  assert.equal(byName.body.user.name, grace.name);
+  assert.equal((await pageFetch(page, 'GET', '/api/session')).body.user.name, grace.name);
+  await shot(page, 'account-signed-in-by-username-after-abort');
+  autofillAccounts = [ada, grace];
+}, { on: () => autofillDemo, autofill: true });
+
+journey('8-autofill-requests: a newer conditional request replaces the older; an immediate get while one waits; a dismissed prompt keeps it waiting until a click', async ({ page, shot }) => {
+  assert.ok(autofillAccounts, 'journey 7 made two accounts');
+  const [ada, grace] = autofillAccounts;
+  const host = autofillDemo;
+  await goto(page, `${host.base}/`);
+  await ensurePaired(page);
+  await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${host.base}/`); // signed out: the page arms its own autofill request
+
+  // A second conditional request replaces the first (AbortError at once), and the page
+  // itself shows no error for it.
+  const first = await pageFetch(page, 'POST', '/api/login/options', {});
+  await startConditional(page, 'first', first.body);
+  const second = await pageFetch(page, 'POST', '/api/login/options', {});
+  await startConditional(page, 'second', second.body);
+  await page.waitForFunction(() => globalThis.conditional.first.outcome !== 'pending', null, { timeout: STEP_MS });
+  const replaced = await conditionalState(page, 'first');
+  assert.equal(replaced.outcome, 'AbortError');
+  assert.match(replaced.message, /replaced/);
+  assert.equal((await conditionalState(page, 'second')).outcome, 'pending');
+  assert.notEqual(await page.getAttribute('#status', 'class'), 'error');
+
+  // An immediate get (the username sign-in) while it waits: it runs as usual.
+  const immediateFrom = host.pinentry.dialogs().length;
+  const byName = await pageFetch(page, 'POST', '/api/login/options', { username: grace.name });
+  const immediate = await withTimeout(page.evaluate(async (pk) => {
+    const credential = await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(pk) });
+    return credential.toJSON();
+  }, byName.body), 'immediate get', 30_000);
+  assert.equal(immediate.id, grace.credentialId);
+  const verified = await pageFetch(page, 'POST', '/api/login/verify', immediate);
+  assert.equal(verified.status, 200, JSON.stringify(verified.body));
+  assert.equal(verified.body.user.name, grace.name);
+  assert.deepEqual(host.pinentry.dialogs().slice(immediateFrom).map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.equal((await conditionalState(page, 'second')).outcome, 'pending', 'the conditional request still waits');
+  await pageFetch(page, 'POST', '/api/logout', {});
+
+  // The person dismisses the autofill prompt: the request keeps waiting; focusing again
+  // (the window regaining focus) or typing does not bring the prompt back; a click does.
+  const dismissFrom = host.pinentry.dialogs().length;
+  host.pinentry.direct({ script: { GETPIN: ['cancel'] } });
+  await page.focus('#signin-username');
+  await host.pinentry.waitForDialogs(dismissFrom + 1);
+  await sleep(500);
+  await page.focus('#signup-username');
+  await page.focus('#signin-username');
+  await page.locator('#signin-username').pressSequentially('ad', { delay: 20 });
+  await sleep(800);
+  assert.equal(host.pinentry.dialogs().length, dismissFrom + 1, 'no prompt from refocusing or typing');
+  assert.equal((await conditionalState(page, 'second')).outcome, 'pending');
+  await shot(page, 'index-autofill-dismissed');
+  host.pinentry.direct({ script: { CONFIRM: ['ok', 'ok'] } }); // approve; the first account listed (Grace)
+  await page.click('#signin-username');
+  await page.waitForFunction(() => globalThis.conditional.second.outcome !== 'pending', null, { timeout: STEP_MS });
+  const picked = await conditionalState(page, 'second');
+  assert.equal(picked.outcome, 'credential', JSON.stringify(picked));
+  assert.equal(picked.json.response.userHandle, grace.userId);
+  assert.deepEqual(host.pinentry.dialogs().slice(dismissFrom).map((d) => [d.command, d.answer]),
+    [['GETPIN', 'cancel'], ['GETPIN', 'pin'], ['CONFIRM', 'ok'], ['CONFIRM', 'ok']]);
+  const signedIn = await pageFetch(page, 'POST', '/api/login/verify', picked.json);
+  assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
+  assert.equal(signedIn.body.user.name, grace.name);
+  assert.equal((await pageFetch(page, 'GET', '/api/session')).body.user.name, grace.name);
+  assert.ok(ada.name !== grace.name);
+  await shot(page, 'index-autofill-picked-after-click');
+}, { on: () => autofillDemo, autofill: true });

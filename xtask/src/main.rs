@@ -264,7 +264,8 @@ fn check_suite(suite: Suite, root: &Path, args: &[&str]) -> SuiteResult {
 
 fn rust_tests(root: &Path) -> SuiteResult {
     // --all-features: the TPM key store and its swtpm tests are part of every run.
-    let mut args = vec!["test", "--workspace", "--all-features"];
+    // --no-fail-fast: one failing test binary must not hide the results of the others.
+    let mut args = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     args.extend(locked_flag());
     let captured = match Step::new(&cargo(), &args, root).run() {
         Ok(captured) => captured,

@@ -559,12 +559,12 @@ impl Vault {
         inner.emit(&event);
     }
 
-    fn passcode_request<'a>(&'a self, inner: &'a Inner, attempt: u32) -> PasscodeRequest<'a> {
-        PasscodeRequest {
-            caller: self.caller.name(),
-            reason: &inner.config.vault_id,
-            attempt,
-        }
+    /// What the PIN prompt says this is for.
+    fn passcode_reason(inner: &Inner) -> String {
+        format!(
+            "open the vault \u{201c}{}\u{201d} of {}",
+            inner.config.vault_id, inner.config.username
+        )
     }
 
     /// Creates the vault's credential with a verification and writes `values` under its key.
@@ -579,12 +579,17 @@ impl Vault {
         let device = self.platform.device();
         let rp_id = self.caller.rp_id();
         let mut accept = mode.accept(using_passcode);
+        let reason = Self::passcode_reason(inner);
         let created = loop {
             let planned = verify::plan(
                 device,
                 accept,
                 self.platform.passcodes(),
-                &self.passcode_request(inner, 1),
+                &PasscodeRequest {
+                    caller: self.caller.name(),
+                    reason: &reason,
+                    attempt: 1,
+                },
                 passgate_bridge::pin::permission::MC,
                 &rp_id,
                 interaction,
@@ -740,12 +745,17 @@ impl Vault {
         let device = self.platform.device();
         let mut accept = mode.accept(using_passcode);
         let attempt = u32::from(inner.failed_attempts()) + 1;
+        let reason = Self::passcode_reason(inner);
         let assertion = loop {
             let planned = verify::plan(
                 device,
                 accept,
                 self.platform.passcodes(),
-                &self.passcode_request(inner, attempt),
+                &PasscodeRequest {
+                    caller: self.caller.name(),
+                    reason: &reason,
+                    attempt,
+                },
                 passgate_bridge::pin::permission::GA,
                 &header.rp_id,
                 interaction,

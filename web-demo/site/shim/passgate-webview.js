@@ -15,6 +15,14 @@
  * HTTP Origin header) and passgate builds clientDataJSON from that. Anything this script puts
  * in a message is a request, not a claim.
  *
+ * Passkey autofill: when the host channel offers it (getClientCapabilities().conditionalGet),
+ * a get with mediation 'conditional' is armed at the host and stays pending, silently, until
+ * the person focuses (or types in, or clicks) a field whose autocomplete has the "webauthn"
+ * token; then this script sends the host an "autofill" hint and passgate's trusted prompt,
+ * not the page, shows the accounts and verifies the person. The hint is this page's word and
+ * the host treats it as no more than that: it only lets the prompt open, as an immediate get
+ * would. Nothing about accounts comes back until the person has picked one.
+ *
  * Host channel (see web-demo/README.md): messages {type, requestId, ...} and replies
  * {requestId, ok, result | error: {name, message}}; {type: "cancel", requestId, target}
  * aborts a request. Channels, picked in this order by install({channel: 'auto'}):
@@ -47,6 +55,12 @@
   const MIN_TIMEOUT_MS = 1000;
   const MAX_TIMEOUT_MS = 600000;
   const QUERY_TIMEOUT_MS = 5000;
+  // A conditional request's host answers each wait within its window (25 s) with
+  // {pending: true}; this bounds one wait, not the request (which has no timeout, as in
+  // browsers).
+  const WAIT_TIMEOUT_MS = 25000 + GRACE_MS;
+  const ARM_TIMEOUT_MS = 15000;
+  const MAX_REARMS = 3;
 
   // ---- base64url ------------------------------------------------------------------------------
 
@@ -283,22 +297,28 @@
   let channel = null;
   let counter = 0;
 
+  function randomText(n) {
+    return global.crypto && global.crypto.getRandomValues ? toBase64url(global.crypto.getRandomValues(new Uint8Array(n))) : String(Math.random()).slice(2, 10);
+  }
+
   function newRequestId() {
     counter += 1;
-    const random = global.crypto && global.crypto.getRandomValues ? toBase64url(global.crypto.getRandomValues(new Uint8Array(6))) : String(Math.random()).slice(2, 10);
-    return `pg-${counter}-${random}`;
+    return `pg-${counter}-${randomText(6)}`;
   }
+
+  // Scopes the host's "a newer conditional request replaces the older" to this document
+  // (another tab of the same pairing keeps its own). Grants nothing.
+  const documentId = `doc-${randomText(9)}`;
 
   /**
    * Sends {type, ...payload} and resolves with the reply's result. Rejects with the reply's
    * DOMException, with the signal's reason when aborted (and tells the host to cancel), and with
    * NotAllowedError when the host does not answer within `timeoutMs`.
    */
-  function request(type, payload, { signal, timeoutMs = DEFAULT_TIMEOUT_MS + GRACE_MS } = {}) {
+  function request(type, payload, { signal, timeoutMs = DEFAULT_TIMEOUT_MS + GRACE_MS, requestId = newRequestId() } = {}) {
     if (!channel) return Promise.reject(new DOMException('passgate: no host channel is installed', 'NotSupportedError'));
     if (signal && signal.aborted) return Promise.reject(abortReason(signal));
     const used = channel;
-    const requestId = newRequestId();
     const message = { ...payload, type, requestId };
     const transportAbort = typeof AbortController !== 'undefined' ? new AbortController() : null;
     return new Promise((resolve, reject) => {
@@ -347,17 +367,151 @@
     return credentialFrom(result, 'create');
   }
 
+  // ---- passkey autofill (conditional mediation) ---------------------------------------------
+
+  let conditionalSupport = null; // Promise<boolean> for the installed channel
+  let activeConditional = null; // this document's armed conditional request
+
+  /** Whether the host channel offers conditional requests (asked once per install). */
+  function hostConditional() {
+    if (!channel) return Promise.resolve(false);
+    if (!conditionalSupport) {
+      const asking = request('getClientCapabilities', {}, { timeoutMs: QUERY_TIMEOUT_MS })
+        .then((c) => Boolean(c && c.conditionalGet === true));
+      conditionalSupport = asking;
+      // A host that did not answer is asked again next time.
+      asking.catch(() => { if (conditionalSupport === asking) conditionalSupport = null; });
+    }
+    return conditionalSupport.catch(() => false);
+  }
+
+  /** A request that only the page's abort ends: a host without conditional requests. */
+  function pendingUntilAborted(signal) {
+    return new Promise((_, reject) => {
+      if (!signal) return;
+      if (signal.aborted) reject(abortReason(signal));
+      else signal.addEventListener('abort', () => reject(abortReason(signal)), { once: true });
+    });
+  }
+
+  /** A field whose autocomplete has the "webauthn" token (e.g. "username webauthn"). */
+  function isPasskeyField(element) {
+    if (!element || typeof element.getAttribute !== 'function') return false;
+    if (element.tagName !== 'INPUT' && element.tagName !== 'TEXTAREA') return false;
+    const tokens = String(element.getAttribute('autocomplete') || '').toLowerCase().split(/\s+/);
+    return tokens.includes('webauthn');
+  }
+
+  /**
+   * The person at a passkey field: the first focus or keystroke offers the passkeys once;
+   * after that only a click on the field offers them again (so that dismissing passgate's
+   * prompt, the window regaining focus, or typing a username does not bring it back).
+   */
+  function onFieldEvent(event) {
+    const active = activeConditional;
+    if (!active || active.done) return;
+    const path = typeof event.composedPath === 'function' ? event.composedPath() : [];
+    if (!isPasskeyField(path[0] || event.target)) return;
+    if (event.type === 'pointerdown' || !active.offered) {
+      active.offered = true;
+      active.hint();
+    }
+  }
+
+  const FIELD_EVENTS = ['focusin', 'input', 'pointerdown'];
+  let listening = false;
+
+  function listen(on) {
+    const doc = global.document;
+    if (!doc || listening === on) return;
+    listening = on;
+    for (const type of FIELD_EVENTS) {
+      if (on) doc.addEventListener(type, onFieldEvent, true);
+      else doc.removeEventListener(type, onFieldEvent, true);
+    }
+  }
+
+  function endConditional(reason) {
+    if (activeConditional) activeConditional.end(new DOMException(reason, 'AbortError'));
+  }
+
+  /**
+   * A conditional get: armed at the host, then waited for window after window. Settles with
+   * the credential the person picked in passgate's prompt, the page's abort reason, or
+   * AbortError when a newer conditional request of this page replaces it.
+   */
+  function conditionalGet(json, signal) {
+    endConditional('passgate: a newer conditional request replaced this one');
+    const used = channel;
+    return new Promise((resolve, reject) => {
+      const entry = {
+        id: newRequestId(), armed: false, offered: false, hintWaiting: false, done: false,
+        transport: typeof AbortController !== 'undefined' ? new AbortController() : null,
+      };
+      const onAbort = () => entry.end(abortReason(signal));
+      entry.hint = () => {
+        if (entry.done) return;
+        if (!entry.armed) { entry.hintWaiting = true; return; }
+        request('autofill', { target: entry.id }, { timeoutMs: QUERY_TIMEOUT_MS }).catch(() => {});
+      };
+      entry.end = (error, credential) => {
+        if (entry.done) return;
+        entry.done = true;
+        if (activeConditional === entry) activeConditional = null;
+        if (signal) signal.removeEventListener('abort', onAbort);
+        if (error) {
+          entry.transport?.abort();
+          used.send({ type: 'cancel', requestId: newRequestId(), target: entry.id }).catch(() => {});
+          reject(error);
+        } else {
+          resolve(credential);
+        }
+      };
+      if (signal) signal.addEventListener('abort', onAbort, { once: true });
+      activeConditional = entry;
+      const transportSignal = entry.transport?.signal;
+      const arm = () => request('get', { mediation: 'conditional', documentId, options: json },
+        { requestId: entry.id, signal: transportSignal, timeoutMs: ARM_TIMEOUT_MS });
+      (async () => {
+        let reply = await arm();
+        entry.armed = true;
+        if (entry.hintWaiting) entry.hint();
+        let rearms = 0;
+        while (!entry.done) {
+          if (!reply || reply.pending !== true) {
+            entry.end(null, credentialFrom(reply, 'get'));
+            return;
+          }
+          try {
+            reply = await request('wait', { target: entry.id }, { signal: transportSignal, timeoutMs: WAIT_TIMEOUT_MS });
+            rearms = 0;
+          } catch (e) {
+            // The host dropped it (this page was frozen longer than the host waits for a
+            // request nobody waits for): arm it again, it is still the page's request.
+            if (entry.done || !e || e.name !== 'InvalidStateError' || rearms >= MAX_REARMS) throw e;
+            rearms += 1;
+            entry.armed = false;
+            entry.id = newRequestId();
+            reply = await arm();
+            entry.armed = true;
+          }
+        }
+      })().catch((e) => entry.end(e instanceof Error || e instanceof DOMException ? e : errorFrom(e)));
+    });
+  }
+
   async function get(options) {
     if (!options || !options.publicKey) return original.get.call(credentials, options);
     if (options.mediation === 'conditional') {
-      // No autofill UI here: like a browser whose person never picks a suggestion, the request
-      // waits until the page aborts it.
-      return new Promise((_, reject) => {
-        if (options.signal) {
-          if (options.signal.aborted) reject(abortReason(options.signal));
-          options.signal.addEventListener('abort', () => reject(abortReason(options.signal)), { once: true });
-        }
-      });
+      if (options.signal && options.signal.aborted) throw abortReason(options.signal);
+      const json = toJSONForm(options.publicKey, 0);
+      if (!(await hostConditional())) {
+        // No autofill here: like a browser whose person never picks a suggestion, the
+        // request waits until the page aborts it.
+        return pendingUntilAborted(options.signal);
+      }
+      if (options.signal && options.signal.aborted) throw abortReason(options.signal);
+      return conditionalGet(json, options.signal);
     }
     const json = toJSONForm(options.publicKey, 0);
     const result = await request('get', { options: json }, { signal: options.signal, timeoutMs: ceremonyTimeout(json) });
@@ -385,7 +539,10 @@
     install(config = {}) {
       const picked = pickChannel(config);
       if (!picked) throw new TypeError('passgate: no host channel found (no Tauri, WKWebView or Android bridge, no local bridge configured)');
+      endConditional('passgate: the host channel changed');
       channel = picked;
+      conditionalSupport = null;
+      listen(true);
       if (credentials) {
         define(credentials, 'create', create);
         define(credentials, 'get', get);
@@ -393,7 +550,7 @@
       if (PKC) {
         define(PKC, 'isUserVerifyingPlatformAuthenticatorAvailable',
           () => request('isUvpaa', {}, { timeoutMs: QUERY_TIMEOUT_MS }).then((r) => r === true, () => false));
-        define(PKC, 'isConditionalMediationAvailable', () => Promise.resolve(false));
+        define(PKC, 'isConditionalMediationAvailable', () => hostConditional());
         define(PKC, 'getClientCapabilities',
           () => request('getClientCapabilities', {}, { timeoutMs: QUERY_TIMEOUT_MS }).catch(() => ({})));
       }
@@ -401,7 +558,10 @@
     },
     /** Gives the page the browser's own WebAuthn back. */
     uninstall() {
+      endConditional('passgate: the shim was uninstalled');
+      listen(false);
       channel = null;
+      conditionalSupport = null;
       if (credentials) {
         define(credentials, 'create', original.create);
         define(credentials, 'get', original.get);

@@ -1,0 +1,95 @@
+//! The app APIs on the bridge's host channel: [`register`] puts the `biometric.*`, `vault.*`
+//! and `soter.*` namespaces on a [`passgate_bridge::channel::Router`] — the one a webview host
+//! or the local HTTP bridge already runs for WebAuthn — so a page reaches both through the
+//! same channel, the same origin checks and the same pairing.
+//!
+//! ```text
+//! page -> host  {"type": "vault.unlock", "requestId": "r7", "vaultId": "session"}
+//! host -> page  {"requestId": "r7", "ok": true, "result": {"result": null, "events": [...]}}
+//!           or  {"requestId": "r7", "ok": true, "result": {"error": {"code": "UserCanceledInteraction", ...}}}
+//! ```
+//!
+//! The channel's `result` is the app router's whole reply (`{result}` or `{error}`, plus
+//! `events`): app errors carry their own codes (`VaultErrorCodes`, the mobile biometric codes,
+//! SOTER's `errCode`s), which a DOMException name would lose, so `ok: false` is left to the
+//! channel's own failures (not paired, too many requests, a cross-origin frame).
+//!
+//! **The caller is the host's sender origin** — the webview's committed origin, the local
+//! bridge's `Origin` header — never anything in the message: vaults, proof keys and SOTER keys
+//! are kept per origin, so two origins never see each other's. A member naming a caller
+//! (`caller`, `origin`) is refused like any unknown member (`invalidRequest`). The channel's
+//! cancellation handle is passed on, so a `cancel` message (or the HTTP client going away)
+//! closes a waiting PIN prompt or fingerprint scan.
+
+use std::sync::Arc;
+
+use passgate_bridge::channel::{self, APP_API_NAMESPACES, Context, Handler, RegisterError};
+use passgate_bridge::{BridgeError, ErrorName};
+use serde_json::{Map, Value as Json};
+
+use crate::router::Router;
+
+/// The host-channel handler of every app-API message type.
+#[derive(Debug, Clone)]
+pub struct AppHandler {
+    router: Arc<Router>,
+}
+
+impl AppHandler {
+    /// A handler that answers through `router` (one per process, shared by every caller).
+    pub fn new(router: Arc<Router>) -> Self {
+        Self { router }
+    }
+}
+
+impl Handler for AppHandler {
+    fn handle(
+        &self,
+        context: &Context<'_>,
+        message: &Map<String, Json>,
+    ) -> Result<Json, BridgeError> {
+        let sender = context.sender;
+        if sender
+            .top_origin
+            .as_deref()
+            .is_some_and(|top| top != sender.origin)
+        {
+            // A frame of another origin inside the app's page (an ad, a widget) must not get a
+            // vault of its own through the app's host.
+            return Err(BridgeError::new(
+                ErrorName::SecurityError,
+                "the app APIs answer top-level documents only, not cross-origin frames",
+            ));
+        }
+        // `requestId` is the channel's; everything else is the app request as sent.
+        let mut request = message.clone();
+        request.remove("requestId");
+        Ok(self
+            .router
+            .dispatch(&sender.origin, &Json::Object(request), context.interaction))
+    }
+}
+
+/// Registers the app-API namespaces on `channel`, answered by `router`.
+pub fn register(channel: &mut channel::Router, router: Arc<Router>) -> Result<(), RegisterError> {
+    let handler: Arc<dyn Handler> = Arc::new(AppHandler::new(router));
+    for namespace in APP_API_NAMESPACES {
+        channel.register_namespace(namespace, Arc::clone(&handler))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routed_type_lies_in_an_app_namespace() {
+        for kind in crate::router::MESSAGE_TYPES {
+            assert!(
+                channel::app_api_namespace(kind).is_some(),
+                "{kind} would not reach the app router through the host channel"
+            );
+        }
+    }
+}
