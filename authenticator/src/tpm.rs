@@ -24,6 +24,13 @@
 //!
 //! Handles of version 1 (keys made before authorization values existed) still sign with the
 //! empty authorization value.
+//!
+//! A credential's hmac-secret key for assertions with user verification (CredRandomWithUV) is
+//! a keyedHash HMAC-SHA-256 key created in the TPM under the same primary, with its own random
+//! authValue sealed under the release key like a signing key's (version-3 handles): the
+//! with-UV output is `TPM2_HMAC` in the TPM, and only a ceremony holding a [`KeyRelease`] gets
+//! it. Keys kept in the record (credentials made before, [`CredRandomWithUv::InRecord`]) are
+//! still evaluated in software. The without-UV key is never the store's business.
 
 use std::str::FromStr;
 
@@ -39,9 +46,9 @@ use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::structures::{
-    Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, Private,
-    Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData,
-    Signature, SignatureScheme, SymmetricDefinitionObject,
+    Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, MaxBuffer,
+    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
+    SensitiveData, Signature, SignatureScheme, SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -49,8 +56,9 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use zeroize::Zeroizing;
 
 use crate::api::key_store::{
-    CreatedKey, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo,
-    P256PublicKey, PinCheckError,
+    CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyHandle, KeyRelease,
+    KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey, PinCheckError, check_salts,
+    hmac_secret_in_software,
 };
 use crate::api::state_store::StateStore;
 use crate::api::user_verifier::{UserVerified, VerificationMethod};
@@ -58,8 +66,10 @@ use crate::ctap::cbor::{self, ValueExt};
 
 /// Handles made before keys had authorization values: empty authValue.
 const HANDLE_VERSION_EMPTY_AUTH: u8 = 1;
-/// Handles whose authValue is encrypted under the release key.
+/// Handles of signing keys whose authValue is encrypted under the release key.
 const HANDLE_VERSION: u8 = 2;
+/// Handles of hmac-secret HMAC keys (CredRandomWithUV): laid out as version 2.
+const HANDLE_VERSION_HMAC: u8 = 3;
 const AUTH_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 /// Where the release state lives in the state store.
@@ -266,6 +276,30 @@ fn signing_key_template() -> Result<Public, tss_esapi::Error> {
         .build()
 }
 
+/// An hmac-secret key: a keyedHash HMAC-SHA-256 key whose secret the TPM generates
+/// (`sensitiveDataOrigin`) and never exports (`fixedTPM`, `fixedParent`). `noDA` as for
+/// signing keys: its authValue is random, and a failure must not count towards the PIN's
+/// lockout.
+fn hmac_key_template() -> Result<Public, tss_esapi::Error> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_sign_encrypt(true)
+        .build()?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
+            KeyedHashScheme::HMAC_SHA_256,
+        ))
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+}
+
 /// DER INTEGER of a big-endian unsigned value.
 fn der_integer(out: &mut Vec<u8>, value: &[u8]) {
     let trimmed = {
@@ -303,6 +337,25 @@ fn fixed32(v: &[u8]) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     out[32 - v.len()..].copy_from_slice(v);
     Some(out)
+}
+
+/// What a key handle holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectKind {
+    /// A P-256 credential signing key.
+    Signing,
+    /// An hmac-secret HMAC key (CredRandomWithUV).
+    Hmac,
+}
+
+impl ObjectKind {
+    /// The TPM command the object is loaded for (for error messages).
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Signing => "Sign",
+            Self::Hmac => "HMAC",
+        }
+    }
 }
 
 impl TpmKeyStore {
@@ -461,13 +514,25 @@ impl TpmKeyStore {
     }
 
     /// Splits a handle into the key's public and private areas and its authorization value
-    /// (decrypted with `release` for version-2 handles).
+    /// (decrypted with `release` for version-2 and -3 handles). A handle of the other `kind`
+    /// (a signing key's for an HMAC key, or the reverse) is invalid here.
     fn split_handle(
         handle: &KeyHandle,
         release: Option<&KeyRelease>,
+        kind: ObjectKind,
     ) -> Result<(Public, Private, Auth), KeyStoreError> {
         let bytes = &handle.0;
         let (&version, rest) = bytes.split_first().ok_or(KeyStoreError::InvalidHandle)?;
+        let expected = matches!(
+            (kind, version),
+            (
+                ObjectKind::Signing,
+                HANDLE_VERSION_EMPTY_AUTH | HANDLE_VERSION
+            ) | (ObjectKind::Hmac, HANDLE_VERSION_HMAC)
+        );
+        if !expected {
+            return Err(KeyStoreError::InvalidHandle);
+        }
         /// A u16-length-prefixed field at `at`, and where the next one starts.
         fn field(rest: &[u8], at: usize) -> Result<(&[u8], usize), KeyStoreError> {
             let len = rest.get(at..at + 2).ok_or(KeyStoreError::InvalidHandle)?;
@@ -484,7 +549,7 @@ impl TpmKeyStore {
                 let private = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
                 (private, Auth::default())
             }
-            HANDLE_VERSION => {
+            HANDLE_VERSION | HANDLE_VERSION_HMAC => {
                 let (private, end) = field(rest, end)?;
                 let sealed = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
                 if sealed.len() != NONCE_LEN + AUTH_LEN + TAG_LEN {
@@ -508,9 +573,102 @@ impl TpmKeyStore {
             }
             _ => return Err(KeyStoreError::InvalidHandle),
         };
+        let type_matches = match kind {
+            ObjectKind::Signing => matches!(public, Public::Ecc { .. }),
+            ObjectKind::Hmac => matches!(public, Public::KeyedHash { .. }),
+        };
+        if !type_matches {
+            return Err(KeyStoreError::InvalidHandle);
+        }
         let private =
             Private::try_from(private.to_vec()).map_err(|_| KeyStoreError::InvalidHandle)?;
         Ok((public, private, auth))
+    }
+
+    /// Creates a child of the storage primary from `template` with a fresh random authValue,
+    /// and returns the created public area and its handle: `version`, the public area, the
+    /// TPM-wrapped private area, and the authValue sealed under `release` (AES-256-GCM, the
+    /// public area as associated data).
+    fn create_wrapped(
+        &mut self,
+        template: Public,
+        version: u8,
+        release: Option<&KeyRelease>,
+    ) -> Result<(Public, KeyHandle), KeyStoreError> {
+        let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
+        let wrapping = auth_wrapping_key(release)?;
+        let mut auth = Zeroizing::new([0u8; AUTH_LEN]);
+        rand::fill(auth.as_mut())
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+        let primary = self.primary;
+        let tpm_auth = Auth::try_from(auth.to_vec()).map_err(tpm_error("auth"))?;
+        let created = self
+            .context
+            .execute_with_nullauth_session(|ctx| {
+                ctx.create(primary, template, Some(tpm_auth), None, None, None)
+            })
+            .map_err(tpm_error("Create"))?;
+        let public = created
+            .out_public
+            .marshall()
+            .map_err(tpm_error("marshal"))?;
+        let private = created.out_private.value();
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce)
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+        let mut sealed = Zeroizing::new(auth.to_vec());
+        wrapping
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&public[..]),
+                &mut *sealed,
+            )
+            .map_err(|_| KeyStoreError::Backend("sealing the key authorization failed".into()))?;
+        let len = |v: &[u8]| {
+            u16::try_from(v.len())
+                .map(u16::to_be_bytes)
+                .map_err(|_| KeyStoreError::Backend("TPM blob too long".into()))
+        };
+        let mut handle =
+            Vec::with_capacity(5 + public.len() + private.len() + NONCE_LEN + sealed.len());
+        handle.push(version);
+        handle.extend_from_slice(&len(&public)?);
+        handle.extend_from_slice(&public);
+        handle.extend_from_slice(&len(private)?);
+        handle.extend_from_slice(private);
+        handle.extend_from_slice(&nonce);
+        handle.extend_from_slice(&sealed);
+        Ok((created.out_public, KeyHandle(handle)))
+    }
+
+    /// Loads the object of a handle, sets its authValue for a password session, runs `f`, and
+    /// flushes the object whatever `f` returned (the TPM has few object slots). A blob this
+    /// TPM's primary cannot load was made by another TPM or was tampered with.
+    fn with_loaded<T>(
+        &mut self,
+        handle: &KeyHandle,
+        release: Option<&KeyRelease>,
+        kind: ObjectKind,
+        f: impl FnOnce(&mut Context, TpmKeyHandle) -> Result<T, tss_esapi::Error>,
+    ) -> Result<T, KeyStoreError> {
+        let (public, private, auth) = Self::split_handle(handle, release, kind)?;
+        let primary = self.primary;
+        let object = self
+            .context
+            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
+            .map_err(|e| {
+                tracing::debug!(error = %e, "the TPM refused the key blob");
+                KeyStoreError::InvalidHandle
+            })?;
+        // A password session: the TPM checks the object's authValue set here.
+        let result = self
+            .context
+            .tr_set_auth(object.into(), auth)
+            .and_then(|()| f(&mut self.context, object));
+        let flushed = self.context.flush_context(object.into());
+        let value = result.map_err(tpm_error(kind.operation()))?;
+        flushed.map_err(tpm_error("FlushContext"))?;
+        Ok(value)
     }
 
     /// Loads the PIN object and unseals the release key with a PIN-derived authorization.
@@ -625,61 +783,16 @@ impl KeyStore for TpmKeyStore {
         match algorithm {
             KeyAlgorithm::Es256 => {}
         }
-        let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
-        let wrapping = auth_wrapping_key(release)?;
-        let mut auth = Zeroizing::new([0u8; AUTH_LEN]);
-        rand::fill(auth.as_mut())
-            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
         let template = signing_key_template().map_err(tpm_error("template"))?;
-        let primary = self.primary;
-        let tpm_auth = Auth::try_from(auth.to_vec()).map_err(tpm_error("auth"))?;
-        let created = self
-            .context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create(primary, template, Some(tpm_auth), None, None, None)
-            })
-            .map_err(tpm_error("Create"))?;
-        let Public::Ecc { unique, .. } = &created.out_public else {
+        let (public, handle) = self.create_wrapped(template, HANDLE_VERSION, release)?;
+        let Public::Ecc { unique, .. } = &public else {
             return Err(KeyStoreError::Backend("TPM returned a non-ECC key".into()));
         };
         let public_key = P256PublicKey {
             x: fixed32(unique.x().value()).ok_or(KeyStoreError::Backend("bad x".into()))?,
             y: fixed32(unique.y().value()).ok_or(KeyStoreError::Backend("bad y".into()))?,
         };
-        let public = created
-            .out_public
-            .marshall()
-            .map_err(tpm_error("marshal"))?;
-        let private = created.out_private.value();
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::fill(&mut nonce)
-            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
-        let mut sealed = Zeroizing::new(auth.to_vec());
-        wrapping
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&public[..]),
-                &mut *sealed,
-            )
-            .map_err(|_| KeyStoreError::Backend("sealing the key authorization failed".into()))?;
-        let len = |v: &[u8]| {
-            u16::try_from(v.len())
-                .map(u16::to_be_bytes)
-                .map_err(|_| KeyStoreError::Backend("TPM blob too long".into()))
-        };
-        let mut handle =
-            Vec::with_capacity(5 + public.len() + private.len() + NONCE_LEN + sealed.len());
-        handle.push(HANDLE_VERSION);
-        handle.extend_from_slice(&len(&public)?);
-        handle.extend_from_slice(&public);
-        handle.extend_from_slice(&len(private)?);
-        handle.extend_from_slice(private);
-        handle.extend_from_slice(&nonce);
-        handle.extend_from_slice(&sealed);
-        Ok(CreatedKey {
-            handle: KeyHandle(handle),
-            public_key,
-        })
+        Ok(CreatedKey { handle, public_key })
     }
 
     fn sign(
@@ -688,8 +801,6 @@ impl KeyStore for TpmKeyStore {
         message: &[u8],
         release: Option<&KeyRelease>,
     ) -> Result<Vec<u8>, KeyStoreError> {
-        let (public, private, auth) = Self::split_handle(handle, release)?;
-        let primary = self.primary;
         let hash = digest::digest(&digest::SHA256, message);
         let digest = Digest::try_from(hash.as_ref().to_vec()).map_err(tpm_error("digest"))?;
         let validation = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
@@ -698,23 +809,11 @@ impl KeyStore for TpmKeyStore {
             digest: Default::default(),
         })
         .map_err(tpm_error("ticket"))?;
-        // A blob this TPM's primary cannot load was made by another TPM or was tampered with.
-        let key = self
-            .context
-            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-            .map_err(|e| {
-                tracing::debug!(error = %e, "the TPM refused the key blob");
-                KeyStoreError::InvalidHandle
-            })?;
-        // A password session: the TPM checks the key's authValue set here.
-        let signature = self.context.tr_set_auth(key.into(), auth).and_then(|()| {
-            self.context.execute_with_nullauth_session(|ctx| {
+        let signature = self.with_loaded(handle, release, ObjectKind::Signing, |ctx, key| {
+            ctx.execute_with_nullauth_session(|ctx| {
                 ctx.sign(key, digest, SignatureScheme::Null, validation)
             })
-        });
-        let flushed = self.context.flush_context(key.into());
-        let signature = signature.map_err(tpm_error("Sign"))?;
-        flushed.map_err(tpm_error("FlushContext"))?;
+        })?;
         match signature {
             Signature::EcDsa(sig) => Ok(der_signature(
                 sig.signature_r().value(),
@@ -730,6 +829,56 @@ impl KeyStore for TpmKeyStore {
         // Keys are transient: nothing persists in the TPM; the wrapped blob lives only in the
         // credential record, which the caller deletes.
         Ok(())
+    }
+
+    fn create_cred_random_with_uv(
+        &mut self,
+        release: Option<&KeyRelease>,
+    ) -> Result<CredRandomWithUv, KeyStoreError> {
+        let template = hmac_key_template().map_err(tpm_error("template"))?;
+        let (_, handle) = self.create_wrapped(template, HANDLE_VERSION_HMAC, release)?;
+        Ok(CredRandomWithUv::InKeyStore(handle))
+    }
+
+    fn hmac_with_uv(
+        &mut self,
+        key: &CredRandomWithUv,
+        salts: &[u8],
+        release: Option<&KeyRelease>,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        check_salts(salts)?;
+        let handle = match key {
+            // Credentials made before the TPM held hmac-secret keys (or in software).
+            CredRandomWithUv::InRecord(secret) => {
+                return hmac_secret_in_software(&secret.0, salts);
+            }
+            CredRandomWithUv::InKeyStore(handle) => handle,
+        };
+        let buffers = salts
+            .chunks_exact(HMAC_SECRET_SALT_LEN)
+            .map(|salt| MaxBuffer::try_from(salt.to_vec()).map_err(tpm_error("buffer")))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One load, one TPM2_HMAC per salt, one flush.
+        let digests = self.with_loaded(handle, release, ObjectKind::Hmac, |ctx, object| {
+            buffers
+                .into_iter()
+                .map(|salt| {
+                    ctx.execute_with_nullauth_session(|ctx| {
+                        ctx.hmac(object.into(), salt, HashingAlgorithm::Sha256)
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut outputs = Zeroizing::new(Vec::with_capacity(salts.len()));
+        for digest in &digests {
+            if digest.value().len() != HMAC_SECRET_SALT_LEN {
+                return Err(KeyStoreError::Backend(
+                    "TPM returned an HMAC of the wrong length".into(),
+                ));
+            }
+            outputs.extend_from_slice(digest.value());
+        }
+        Ok(outputs)
     }
 
     fn requires_uv(&self) -> bool {

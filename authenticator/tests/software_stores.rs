@@ -5,9 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use passgate_authenticator::api::credential_store::{
-    CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
+    CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
 };
-use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
+use passgate_authenticator::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyStore};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
 
 fn record(
@@ -36,9 +36,14 @@ fn record(
         cred_blob: Some(b"blob".to_vec()),
         biometric_set: Some([5; 32]),
         large_blob_key: Some(CredRandom32(zeroize::Zeroizing::new([7; 32]))),
-        cred_random: Some(CredRandom(zeroize::Zeroizing::new(
-            [created; 64].map(|b| u8::try_from(b % 251).unwrap()),
-        ))),
+        hmac_secret: Some(HmacSecretKeys {
+            with_uv: CredRandomWithUv::InRecord(CredRandom32(zeroize::Zeroizing::new(
+                [created; 32].map(|b| u8::try_from(b % 251).unwrap()),
+            ))),
+            without_uv: CredRandom32(zeroize::Zeroizing::new(
+                [created + 1; 32].map(|b| u8::try_from(b % 251).unwrap()),
+            )),
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import cbor2
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,6 +29,7 @@ from webauthn import verify_authentication_response
 
 from conftest import _binary
 from rp_support import API_TOKEN, RpServer, expect_error
+from state_copy import open_vault_offline
 from test_fprintd import _enroll, fprint  # noqa: F401  (fixture: fprintd on a virtual sensor)
 from test_tpm import swtpm_factory  # noqa: F401  (fixture: a private swtpm)
 
@@ -395,6 +398,78 @@ def test_soter_key_in_swtpm(app, rp, swtpm_factory, tmp_path):  # noqa: F811
     err = other.error({"type": "soter.startSoterAuthentication", "challenge": "c",
                        "requestAuthModes": ["fingerPrint"]}, touch="finger-a")
     assert err["errCode"] == 90007 and "TPM" in err["detail"], err
+
+
+def test_a_tpm_vault_does_not_open_from_a_copy_of_the_state_directory(app, spawn, swtpm_factory, tmp_path):  # noqa: F811
+    """The vault key is the credential's hmac-secret output with UV, which the TPM computes: a
+    copy of the state directory (device.key included) opens nothing, offline or next to another
+    TPM, even with the right PIN or finger. The same offline attack opens a vault of the software
+    key store (the control: the attack works)."""
+    from fido2.ctap2 import Ctap2
+    from fido2.ctap2.pin import ClientPin
+
+    # The control: software key store, the with-UV key is a software value in the record.
+    soft_state = tmp_path / "soft-state"
+    soft = app(state=soft_state)
+    open_vault(soft, "soft", authMode="BiometricAndPasscode")
+    soft.result({"type": "vault.storeValue", "vaultId": "soft", "key": "k", "value": "soft-secret"},
+                touch="finger-a")
+    soft.close()
+    [soft_file] = vault_files(soft_state)
+    assert open_vault_offline(soft_state, soft_file) == {"k": '"soft-secret"'}
+
+    tcti = swtpm_factory("vault-tpm")
+    state = tmp_path / "state"
+    tpm_args = ["--key-store", "tpm", "--tcti", tcti, "--soter-key-store", "software"]
+    authenticator = spawn(state_dir=state, extra=["--key-store", "tpm", "--tcti", tcti])
+    ClientPin(Ctap2(authenticator.device())).set_pin("314159")
+    authenticator.stop()
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("314159\n")
+    serve = app([*tpm_args, "--pin-file", str(pin_file)])
+    open_vault(serve, "pin", authMode="PasscodeOnly")
+    serve.result({"type": "vault.storeValue", "vaultId": "pin", "key": "k", "value": "pin-secret"})
+    open_vault(serve, "finger", authMode="BiometricOnly")
+    serve.result({"type": "vault.storeValue", "vaultId": "finger", "key": "k", "value": "finger-secret"},
+                 touch="finger-a")
+    serve.close()
+    files = {header_vault_id(f): f for f in vault_files(state)}
+    assert set(files) == {"pin", "finger"}
+
+    # Offline, with every byte of every credential record: no key opens either vault.
+    copy = tmp_path / "copied-state"
+    shutil.copytree(state, copy)
+    for vault_id, path in files.items():
+        assert open_vault_offline(copy, copy / path.relative_to(state)) is None, vault_id
+
+    # The copy next to another TPM, with the right PIN and the enrolled finger: still locked.
+    other = app(["--key-store", "tpm", "--tcti", swtpm_factory("vault-other"), "--soter-key-store", "software",
+                 "--pin-file", str(pin_file)], state=copy)
+    assert open_vault(other, "pin")["isLocked"] is True
+    # The PIN object does not load in that TPM (CTAP2_ERR_OTHER: the TPM judged no PIN).
+    err = other.error({"type": "vault.unlock", "vaultId": "pin"})
+    assert err["code"] == "Unknown" and "status 0x7f" in err["message"], err
+    assert other.error({"type": "vault.getValue", "vaultId": "pin", "key": "k"})["code"] == "VaultLocked"
+    open_vault(other, "finger")
+    # The finger matches, but the credential's HMAC key does not load in that TPM.
+    err = other.error({"type": "vault.unlock", "vaultId": "finger"}, touch="finger-a")
+    assert err["code"] == "Unknown" and "status 0x7f" in err["message"], err
+    assert other.result({"type": "vault.isLocked", "vaultId": "finger"}) is True
+    other.close()
+
+    # The original, on its own TPM, still unlocks both.
+    again = app([*tpm_args, "--pin-file", str(pin_file)])
+    open_vault(again, "pin")
+    again.result({"type": "vault.unlock", "vaultId": "pin"})
+    assert again.result({"type": "vault.getValue", "vaultId": "pin", "key": "k"}) == "pin-secret"
+    open_vault(again, "finger")
+    again.result({"type": "vault.unlock", "vaultId": "finger"}, touch="finger-a")
+    assert again.result({"type": "vault.getValue", "vaultId": "finger", "key": "k"}) == "finger-secret"
+
+
+def header_vault_id(path: Path) -> str:
+    data = path.read_bytes()
+    return cbor2.loads(data[12:12 + int.from_bytes(data[8:12], "big")])[2]
 
 
 def test_the_pin_unlocks_when_the_sensor_locks_out_and_passcode_only_vaults(app, spawn, tmp_path):

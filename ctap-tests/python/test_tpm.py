@@ -2,20 +2,27 @@
 sign-in through python-fido2, verified by py_webauthn; the key never leaves the TPM, so a copy
 of the state directory next to another TPM is useless. Once a PIN is set, keys sign only after
 verification, and the PIN is checked by the TPM: wrong guesses hit its dictionary-attack
-lockout."""
+lockout. The PRF (hmac-secret) output with user verification is computed by the TPM too, so a
+copy of the state directory cannot compute it (state_copy.py plays that attacker)."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
 
 import pytest
+from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
 from fido2.ctap2.pin import ClientPin
+from fido2.server import Fido2Server
+from fido2.utils import websafe_decode
+from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity
 
-from helpers import RP_ID, authenticate, make_server, register
+from helpers import ORIGIN, RP_ID, authenticate, make_server, register
+from state_copy import offline_hmac_outputs, prf_salt
 
 
 def _free_port_pair():
@@ -205,3 +212,125 @@ def test_pin_in_the_tpm_gates_signing_and_wrong_pins_hit_the_tpm_lockout(spawn, 
     ctap.reset()
     assert ctap.get_info().options["alwaysUv"] is False
     assert _pin_code(lambda: ctap.get_assertion(RP_ID, b"\5" * 32, allow)) == CtapError.ERR.NO_CREDENTIALS
+
+
+class _Pin(UserInteraction):
+    """A person who types `pin` whenever the client asks for the PIN (presence is automatic)."""
+
+    def __init__(self, pin: str | None):
+        self.pin = pin
+
+    def prompt_up(self) -> None:
+        pass
+
+    def request_pin(self, permissions, rp_id):
+        return self.pin
+
+
+def _prf_client(pg, pin: str | None = None) -> Fido2Client:
+    return Fido2Client(pg.device(), DefaultClientDataCollector(ORIGIN), user_interaction=_Pin(pin))
+
+
+def _b(value) -> bytes:
+    return value if isinstance(value, bytes) else websafe_decode(value)
+
+
+def _prf_register(client, server, user_id: bytes, uv: str, first: bytes):
+    user = PublicKeyCredentialUserEntity(id=user_id, name=user_id.decode())
+    options, state = server.register_begin(user, resident_key_requirement="required", user_verification=uv)
+    options = options.public_key
+    options = type(options).from_dict({**dict(options), "extensions": {"prf": {"eval": {"first": first}}}})
+    registration = client.make_credential(options)
+    credential = server.register_complete(state, registration).credential_data
+    prf = registration.client_extension_results["prf"]
+    assert prf["enabled"] is True
+    return credential, registration.response.attestation_object.auth_data.is_user_verified(), \
+        _b(prf["results"]["first"])
+
+
+def _prf_eval(client, server, credential, uv: str, first: bytes, second: bytes | None = None):
+    """PRF outputs of one assertion, and whether the assertion carried UV."""
+    request, state = server.authenticate_begin([credential], user_verification=uv)
+    request = request.public_key
+    ev = {"first": first} if second is None else {"first": first, "second": second}
+    request = type(request).from_dict({**dict(request), "extensions": {"prf": {"eval": ev}}})
+    response = client.get_assertion(request).get_response(0)
+    server.authenticate_complete(state, [credential], response)
+    results = response.client_extension_results["prf"]["results"]
+    return {k: _b(v) for k, v in results.items()}, response.response.authenticator_data.is_user_verified()
+
+
+def test_prf_with_user_verification_is_computed_by_the_tpm(spawn, swtpm_factory, tmp_path):
+    tcti = swtpm_factory("tpm-prf")
+    _dictionary_lockout(tcti, "--setup-parameters", "--max-tries=8", "--recovery-time=600",
+                        "--lockout-recovery-time=1")
+    _dictionary_lockout(tcti, "--clear-lockout")
+    pg = spawn(extra=["--key-store", "tpm", "--tcti", tcti])
+    server = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+    first, second = os.urandom(32), os.urandom(32)
+
+    # No PIN yet: a credential made and used without verification gives the without-UV outputs.
+    credential, uv_at_creation, mc_plain = _prf_register(_prf_client(pg), server, b"prf-tpm", "discouraged", first)
+    assert uv_at_creation is False
+    plain, uv = _prf_eval(_prf_client(pg), server, credential, "discouraged", first, second)
+    assert uv is False and plain["first"] == mc_plain, "hmac-secret-mc without UV = a later non-UV output"
+    assert plain["first"] != plain["second"]
+
+    # With the PIN, which the TPM checks: the with-UV outputs, computed by the TPM.
+    ClientPin(Ctap2(pg.device())).set_pin("1234")
+    started = time.monotonic()
+    verified, uv = _prf_eval(_prf_client(pg, "1234"), server, credential, "required", first, second)
+    elapsed = time.monotonic() - started
+    assert uv is True
+    assert len(verified["first"]) == 32 and verified["first"] != verified["second"]
+    assert verified["first"] != plain["first"] and verified["second"] != plain["second"], \
+        "UV and non-UV outputs differ"
+    again, _ = _prf_eval(_prf_client(pg, "1234"), server, credential, "required", first, second)
+    assert again == verified, "same salt, same output"
+    print(f"python-fido2 PRF sign-in with a PIN, TPM key store (PIN token + getAssertion): {elapsed * 1000:.1f} ms")
+    # hmac-secret-mc in a ceremony verified by the PIN gives the with-UV output.
+    credential2, uv_at_creation, mc_verified = _prf_register(_prf_client(pg, "1234"), server, b"prf-tpm-2",
+                                                             "required", first)
+    assert uv_at_creation is True
+    later, _ = _prf_eval(_prf_client(pg, "1234"), server, credential2, "required", first)
+    assert later["first"] == mc_verified, "hmac-secret-mc with UV = a later UV output"
+    assert mc_verified != verified["first"], "each credential has its own key"
+
+    # After a restart of the authenticator: the same outputs.
+    pg.restart()
+    after, _ = _prf_eval(_prf_client(pg, "1234"), server, credential, "required", first, second)
+    assert after == verified
+
+    # A wrong PIN gives no output; the TPM counts it against its dictionary-attack lockout.
+    pg.stop()
+    before = json.loads(_status(pg, tcti, "--json").stdout)["keyStore"]["dictionaryAttack"]["failedTries"]
+    pg.start()
+    with pytest.raises(ClientError) as refused:
+        _prf_eval(_prf_client(pg, "0000"), server, credential, "required", first)
+    assert isinstance(refused.value.cause, CtapError) and refused.value.cause.code == CtapError.ERR.PIN_INVALID
+    pg.stop()
+    da = json.loads(_status(pg, tcti, "--json").stdout)["keyStore"]["dictionaryAttack"]
+    assert da["failedTries"] == before + 1, da
+
+    # A copy of the state directory, device.key included: the without-UV outputs can be computed
+    # offline (those keys are software values by design) -- the attack works -- but not the
+    # with-UV ones: no byte of any record is their key.
+    copy = tmp_path / "copied-state"
+    shutil.copytree(pg.state_dir, copy)
+    for salt, name in ((prf_salt(first), "first"), (prf_salt(second), "second")):
+        offline = offline_hmac_outputs(copy, salt)
+        assert plain[name] in offline, "the control: the attack finds the software key"
+        assert verified[name] not in offline
+    assert mc_verified not in offline_hmac_outputs(copy, prf_salt(first))
+
+    # The copy next to another TPM: the right PIN opens nothing there (the PIN object and the
+    # keys load only in their own TPM).
+    other = spawn(state_dir=copy, extra=["--key-store", "tpm", "--tcti", swtpm_factory("tpm-prf-other")])
+    with pytest.raises(ClientError) as foreign:
+        _prf_eval(_prf_client(other, "1234"), server, credential, "required", first)
+    assert isinstance(foreign.value.cause, CtapError) and foreign.value.cause.code == CtapError.ERR.OTHER
+    other.stop()
+
+    # The original still gives the same output.
+    pg.start()
+    assert _prf_eval(_prf_client(pg, "1234"), server, credential, "required", first)[0]["first"] == verified["first"]

@@ -152,6 +152,34 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
             tpm / software
         );
     }
+    if let (Ok(software), Ok(tpm)) = (
+        mean_ns(target_dir, "key_store_hmac_with_uv_software"),
+        mean_ns(target_dir, "key_store_hmac_with_uv_tpm_swtpm"),
+    ) {
+        println!(
+            "  INFO hmac-secret (with UV) latency: TPM (swtpm) {:.1} µs vs software {:.1} µs = {:.0}x",
+            tpm / 1000.0,
+            software / 1000.0,
+            tpm / software
+        );
+    }
+    let uv_assertions = [
+        "get_assertion_uv_software",
+        "get_assertion_uv_hmac_secret_software",
+        "get_assertion_uv_tpm_swtpm",
+        "get_assertion_uv_hmac_secret_tpm_swtpm",
+    ]
+    .map(|id| mean_ns(target_dir, id));
+    if let [Ok(sw), Ok(sw_hmac), Ok(tpm), Ok(tpm_hmac)] = uv_assertions {
+        println!(
+            "  INFO getAssertion with UV: software {:.2} ms, + hmac-secret {:.2} ms; TPM (swtpm) {:.2} ms, + hmac-secret in the TPM {:.2} ms ({:.2}x the software one)",
+            sw / 1e6,
+            sw_hmac / 1e6,
+            tpm / 1e6,
+            tpm_hmac / 1e6,
+            tpm_hmac / sw_hmac
+        );
+    }
     for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
         println!("  {line}");
     }

@@ -1,30 +1,26 @@
 //! Persistent credential metadata.
 
-use crate::api::key_store::{KeyAlgorithm, KeyHandle, P256PublicKey};
+use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, P256PublicKey};
 
-/// The hmac-secret (PRF) keys of a credential: 32 bytes used with user verification, then 32
-/// used without. Zeroized on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CredRandom(pub zeroize::Zeroizing<[u8; 64]>);
-
-impl CredRandom {
-    /// The key for an assertion with (`true`) or without user verification.
-    pub fn key(&self, user_verified: bool) -> &[u8] {
-        if user_verified {
-            &self.0[..32]
-        } else {
-            &self.0[32..]
-        }
-    }
+/// A credential's hmac-secret (PRF) keys (CTAP 2.1 §12.5): one for assertions with user
+/// verification, one for assertions without. Never printed.
+///
+/// Only the with-UV key goes through the key store ([`KeyStore::hmac_with_uv`]): a store that
+/// can hold it in hardware (the TPM store) keeps it there, gated on user verification like its
+/// signing keys. The without-UV key is meant to be usable without any verification, so it is
+/// always a software value in the (encrypted) record.
+///
+/// [`KeyStore::hmac_with_uv`]: crate::api::key_store::KeyStore::hmac_with_uv
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HmacSecretKeys {
+    /// CredRandomWithUV, as the key store that made it keeps it.
+    pub with_uv: CredRandomWithUv,
+    /// CredRandomWithoutUV.
+    pub without_uv: CredRandom32,
 }
 
-impl std::fmt::Debug for CredRandom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CredRandom(..)")
-    }
-}
-
-/// A 32-byte per-credential secret (largeBlobKey). Zeroized on drop, never printed.
+/// A 32-byte per-credential secret (largeBlobKey, an hmac-secret key). Zeroized on drop, never
+/// printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CredRandom32(pub zeroize::Zeroizing<[u8; 32]>);
 
@@ -68,7 +64,7 @@ pub struct CredentialRecord {
     /// 3 = userVerificationRequired).
     pub cred_protect: u8,
     /// hmac-secret keys, when the credential was created with the extension.
-    pub cred_random: Option<CredRandom>,
+    pub hmac_secret: Option<HmacSecretKeys>,
     /// The credBlob stored at creation (at most 32 bytes).
     pub cred_blob: Option<Vec<u8>>,
     /// The largeBlobKey, when the credential was created with the extension.

@@ -8,9 +8,16 @@
 //! A store may also gate its keys on user verification ([`KeyStore::requires_uv`]): the TPM
 //! store then signs only with a [`KeyRelease`], a secret it hands out only after a verification
 //! (a PIN checked by the TPM itself, or a biometric match reported by the verifier).
+//!
+//! The same seam holds a credential's hmac-secret key for assertions with user verification
+//! ([`CredRandomWithUv`]): by default 32 random bytes kept in the credential record and used in
+//! software; the TPM store creates an HMAC key inside the TPM instead and evaluates it there,
+//! only with a [`KeyRelease`]. The CTAP commands do not know which.
 
+use aws_lc_rs::hmac;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::credential_store::CredRandom32;
 use super::user_verifier::UserVerified;
 
 /// Signature algorithms a key store can create keys for.
@@ -102,6 +109,55 @@ pub struct CreatedKey {
     pub public_key: P256PublicKey,
 }
 
+/// A credential's hmac-secret key for assertions with user verification (CTAP's
+/// CredRandomWithUV), in the form the key store that created it keeps it. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CredRandomWithUv {
+    /// 32 bytes kept in the (encrypted) credential record and used in software: what the
+    /// software key store makes, and what every credential made before key stores could hold
+    /// hmac-secret keys has. Every key store evaluates this form.
+    InRecord(CredRandom32),
+    /// An HMAC key inside the key store (the TPM), behind a handle only that store can use;
+    /// it is evaluated there, and only with a [`KeyRelease`] where the store gates keys.
+    InKeyStore(KeyHandle),
+}
+
+impl std::fmt::Debug for CredRandomWithUv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InRecord(_) => f.write_str("CredRandomWithUv::InRecord(..)"),
+            Self::InKeyStore(handle) => write!(f, "CredRandomWithUv::InKeyStore({handle:?})"),
+        }
+    }
+}
+
+/// Length of one hmac-secret salt and of one output (CTAP 2.1 §12.5).
+pub const HMAC_SECRET_SALT_LEN: usize = 32;
+
+/// HMAC-SHA-256 under `key` of each 32-byte salt in `salts` (one or two, concatenated), the
+/// outputs concatenated in the same order: hmac-secret evaluated in software.
+pub fn hmac_secret_in_software(
+    key: &[u8; 32],
+    salts: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    check_salts(salts)?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut outputs = Zeroizing::new(Vec::with_capacity(salts.len()));
+    for salt in salts.chunks_exact(HMAC_SECRET_SALT_LEN) {
+        outputs.extend_from_slice(hmac::sign(&key, salt).as_ref());
+    }
+    Ok(outputs)
+}
+
+/// hmac-secret takes one or two 32-byte salts.
+pub fn check_salts(salts: &[u8]) -> Result<(), KeyStoreError> {
+    if salts.len() == HMAC_SECRET_SALT_LEN || salts.len() == 2 * HMAC_SECRET_SALT_LEN {
+        Ok(())
+    } else {
+        Err(KeyStoreError::InvalidSalts(salts.len()))
+    }
+}
+
 /// Describes a key store for status output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyStoreInfo {
@@ -126,6 +182,9 @@ pub enum KeyStoreError {
     /// The key is gated on user verification and no [`KeyRelease`] was given.
     #[error("the key can be used only after user verification")]
     UserVerificationRequired,
+    /// hmac-secret salts must be one or two 32-byte values.
+    #[error("hmac-secret salts are {0} bytes; 32 or 64 expected")]
+    InvalidSalts(usize),
     /// The backing hardware or file failed.
     #[error("key store backend failed: {0}")]
     Backend(String),
@@ -194,6 +253,44 @@ pub trait KeyStore: Send {
     ) -> Result<Vec<u8>, KeyStoreError>;
     /// Destroys the key behind `handle`, where the backend keeps state for it.
     fn delete_key(&mut self, handle: &KeyHandle) -> Result<(), KeyStoreError>;
+
+    /// Creates a new credential's hmac-secret key for assertions with user verification
+    /// (CredRandomWithUV). By default 32 random bytes kept in the credential record
+    /// ([`CredRandomWithUv::InRecord`]). A store that can hold the key itself returns a handle
+    /// instead, bound like its signing keys to the ceremony's `release`.
+    fn create_cred_random_with_uv(
+        &mut self,
+        _release: Option<&KeyRelease>,
+    ) -> Result<CredRandomWithUv, KeyStoreError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        aws_lc_rs::rand::fill(key.as_mut())
+            .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
+        Ok(CredRandomWithUv::InRecord(CredRandom32(key)))
+    }
+
+    /// hmac-secret with user verification: HMAC-SHA-256 under `key` of each 32-byte salt in
+    /// `salts` (one or two, concatenated), outputs concatenated. The authenticator asks only
+    /// for a ceremony that verified the user; a store that gates keys on verification refuses
+    /// a key it holds without that ceremony's `release`
+    /// ([`KeyStoreError::UserVerificationRequired`]). The default evaluates
+    /// [`CredRandomWithUv::InRecord`] in software and knows no held keys.
+    fn hmac_with_uv(
+        &mut self,
+        key: &CredRandomWithUv,
+        salts: &[u8],
+        _release: Option<&KeyRelease>,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        match key {
+            CredRandomWithUv::InRecord(secret) => hmac_secret_in_software(&secret.0, salts),
+            CredRandomWithUv::InKeyStore(_) => Err(KeyStoreError::InvalidHandle),
+        }
+    }
+
+    /// Destroys a key made by [`Self::create_cred_random_with_uv`], where the backend keeps
+    /// state for it.
+    fn delete_cred_random_with_uv(&mut self, _key: &CredRandomWithUv) -> Result<(), KeyStoreError> {
+        Ok(())
+    }
 
     /// Whether signing needs a [`KeyRelease`] now, i.e. every ceremony must verify the user
     /// (the authenticator then behaves as with alwaysUv).

@@ -217,6 +217,9 @@ impl Authenticator {
                     .delete(&id)
                     .map_err(store_error_status)?;
                 let _ = self.env.key_store.delete_key(&record.key);
+                if let Some(keys) = &record.hmac_secret {
+                    let _ = self.env.key_store.delete_cred_random_with_uv(&keys.with_uv);
+                }
                 tracing::info!(rp = %record.rp_id, "credential deleted by credential management");
                 Ok(Vec::new())
             }

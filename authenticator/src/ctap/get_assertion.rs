@@ -13,11 +13,10 @@ use super::{
     Authenticator, CommandResult, StatusCode, expect_empty, store_error_status, user_error_status,
 };
 use crate::api::credential_store::CredentialRecord;
-use crate::api::key_store::KeyRelease;
+use crate::api::key_store::{KeyRelease, KeyStore, hmac_secret_in_software};
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
-use aws_lc_rs::hmac;
 use zeroize::Zeroizing;
 
 /// How long getNextAssertion may follow getAssertion (§6.3: 30 seconds).
@@ -101,20 +100,26 @@ pub(super) struct HmacSecret {
 }
 
 impl HmacSecret {
-    /// The encrypted extension output for a credential, if it has hmac-secret keys.
+    /// The encrypted extension output for a credential, if it has hmac-secret keys. With user
+    /// verification the key store evaluates the credential's CredRandomWithUV (in the TPM when
+    /// it holds it there, with the ceremony's `release`); without, the software
+    /// CredRandomWithoutUV is used.
     pub(super) fn output(
         &self,
         record: &CredentialRecord,
         user_verified: bool,
+        key_store: &mut dyn KeyStore,
+        release: Option<&KeyRelease>,
     ) -> Result<Option<Value>, StatusCode> {
-        let Some(cred_random) = &record.cred_random else {
+        let Some(keys) = &record.hmac_secret else {
             return Ok(None);
         };
-        let key = hmac::Key::new(hmac::HMAC_SHA256, cred_random.key(user_verified));
-        let mut outputs = Zeroizing::new(Vec::with_capacity(64));
-        for salt in self.salts.chunks(32) {
-            outputs.extend_from_slice(hmac::sign(&key, salt).as_ref());
+        let outputs = if user_verified {
+            key_store.hmac_with_uv(&keys.with_uv, &self.salts, release)
+        } else {
+            hmac_secret_in_software(&keys.without_uv.0, &self.salts)
         }
+        .map_err(super::hmac_error_status)?;
         Ok(Some(Value::Bytes(
             self.protocol.encrypt(&self.shared, &outputs)?,
         )))
@@ -398,7 +403,12 @@ impl Authenticator {
             0
         };
         let hmac_output = match hmac_secret {
-            Some(h) => h.output(record, verified)?,
+            Some(h) => h.output(
+                record,
+                verified,
+                self.env.key_store.as_mut(),
+                context.release.as_ref(),
+            )?,
             None => None,
         };
         let cred_blob = context

@@ -13,8 +13,8 @@ use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
 };
-use crate::api::credential_store::{CredRandom, CredRandom32, CredentialRecord};
-use crate::api::key_store::{KeyAlgorithm, KeyStoreError};
+use crate::api::credential_store::{CredRandom32, CredentialRecord, HmacSecretKeys};
+use crate::api::key_store::{KeyAlgorithm, KeyRelease, KeyStoreError};
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
@@ -181,6 +181,43 @@ fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
 }
 
 impl Authenticator {
+    /// A new credential's hmac-secret keys: CredRandomWithUV from the key store (in the TPM
+    /// when it can hold it, bound to this ceremony's `release`), CredRandomWithoutUV random.
+    fn create_hmac_secret_keys(
+        &mut self,
+        release: Option<&KeyRelease>,
+    ) -> Result<HmacSecretKeys, StatusCode> {
+        let with_uv = self
+            .env
+            .key_store
+            .create_cred_random_with_uv(release)
+            .map_err(|e| match e {
+                KeyStoreError::UserVerificationRequired => StatusCode::PuatRequired,
+                other => {
+                    tracing::error!(error = %other, "hmac-secret key creation failed");
+                    StatusCode::Other
+                }
+            })?;
+        let mut without_uv = zeroize::Zeroizing::new([0u8; 32]);
+        if self.env.rng.fill(without_uv.as_mut()).is_err() {
+            let _ = self.env.key_store.delete_cred_random_with_uv(&with_uv);
+            return Err(StatusCode::Other);
+        }
+        Ok(HmacSecretKeys {
+            with_uv,
+            without_uv: CredRandom32(without_uv),
+        })
+    }
+
+    /// Destroys the keys of a credential that is not stored after all, in stores that keep
+    /// state per key.
+    fn discard_keys(&mut self, record: &CredentialRecord) {
+        let _ = self.env.key_store.delete_key(&record.key);
+        if let Some(keys) = &record.hmac_secret {
+            let _ = self.env.key_store.delete_cred_random_with_uv(&keys.with_uv);
+        }
+    }
+
     pub(super) fn make_credential(
         &mut self,
         body: &[u8],
@@ -321,6 +358,17 @@ impl Authenticator {
         } else {
             None
         };
+        let hmac_secret = if request.ext.hmac_secret {
+            match self.create_hmac_secret_keys(release.as_ref()) {
+                Ok(keys) => Some(keys),
+                Err(status) => {
+                    let _ = self.env.key_store.delete_key(&created.handle);
+                    return Err(status);
+                }
+            }
+        } else {
+            None
+        };
         let stored_blob = request
             .ext
             .cred_blob
@@ -357,20 +405,27 @@ impl Authenticator {
             cred_blob: stored_blob.clone(),
             biometric_set,
             large_blob_key,
-            cred_random: if request.ext.hmac_secret {
-                let mut keys = zeroize::Zeroizing::new([0u8; 64]);
-                self.env
-                    .rng
-                    .fill(keys.as_mut())
-                    .map_err(|_| StatusCode::Other)?;
-                Some(CredRandom(keys))
-            } else {
-                None
+            hmac_secret,
+        };
+        // hmac-secret-mc, with or without the verification of this very ceremony; before the
+        // credential is stored, so that a failure leaves none behind.
+        let mc_output = match &hmac_secret_mc {
+            Some(h) => match h.output(
+                &record,
+                verified.is_some(),
+                self.env.key_store.as_mut(),
+                release.as_ref(),
+            ) {
+                Ok(output) => output,
+                Err(status) => {
+                    self.discard_keys(&record);
+                    return Err(status);
+                }
             },
+            None => None,
         };
         if let Err(e) = self.env.credentials.insert(&record) {
-            // Do not leave an orphaned key behind in stores that keep state per key.
-            let _ = self.env.key_store.delete_key(&created.handle);
+            self.discard_keys(&record);
             return Err(store_error_status(e));
         }
 
@@ -378,10 +433,6 @@ impl Authenticator {
         if verified.is_some() {
             flag_bits |= flags::UV;
         }
-        let mc_output = match &hmac_secret_mc {
-            Some(h) => h.output(&record, verified.is_some())?,
-            None => None,
-        };
         let min_pin_length = if request.ext.min_pin_length {
             let pin = self.pin.state()?;
             pin.min_pin_length_rp_ids

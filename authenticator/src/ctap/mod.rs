@@ -245,6 +245,18 @@ pub(crate) fn sign_error_status(err: crate::api::key_store::KeyStoreError) -> St
     }
 }
 
+/// Maps a failed hmac-secret evaluation to its CTAP status: without the ceremony's key release
+/// (a key store that gates keys on verification) the request needed a pinUvAuthToken.
+pub(crate) fn hmac_error_status(err: crate::api::key_store::KeyStoreError) -> StatusCode {
+    match err {
+        crate::api::key_store::KeyStoreError::UserVerificationRequired => StatusCode::PuatRequired,
+        other => {
+            tracing::error!(error = %other, "hmac-secret evaluation failed");
+            StatusCode::Other
+        }
+    }
+}
+
 /// Maps a credential store failure to its CTAP status, logging it (never any secret).
 pub(crate) fn store_error_status(err: StoreError) -> StatusCode {
     match err {

@@ -27,6 +27,12 @@
 //! deleted or overwritten by the store: not by `open`, not by a replacing `insert` (the corrupt
 //! predecessor is kept), and an `insert` never writes over an existing credential file.
 //!
+//! A record's hmac-secret keys come in two forms: key 13 holds CredRandomWithUV ||
+//! CredRandomWithoutUV (64 bytes; every record written before key stores could hold the with-UV
+//! key, and the software key store's still), key 18 holds CredRandomWithoutUV and the key
+//! store's handle of a with-UV key it keeps (the TPM's). Both are read; a record with both is
+//! corrupt.
+//!
 //! Signature counters avoid a disk write per assertion with an epoch: `counter.epoch` is
 //! incremented durably each time the store opens, and a credential's counter is
 //! `epoch << 12 | n`, where `n` counts its uses in this epoch (1..=4095; when one credential
@@ -41,13 +47,13 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use ciborium::value::Value;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::DeviceKey;
 use crate::api::credential_store::{
-    CredRandom, CredRandom32, CredentialRecord, CredentialStore, StoreError,
+    CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
 };
-use crate::api::key_store::{KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
+use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 use crate::fs::{
     Durability, NoHook, TEMP_PREFIX, WriteOptions, hex, private_dir, sync_dir, write_atomic,
@@ -545,7 +551,7 @@ impl FileCredentialStore {
                 created_at: 0,
                 created_ns: 0,
                 cred_protect: 1,
-                cred_random: None,
+                hmac_secret: None,
                 cred_blob: None,
                 large_blob_key: None,
                 biometric_set: None,
@@ -788,7 +794,7 @@ impl CredentialStore for FileCredentialStore {
 
 fn encode_record(r: &CredentialRecord) -> Vec<u8> {
     let text = |s: &Option<String>| s.clone().map(Value::Text);
-    cbor::encode(&cbor::int_map([
+    let mut record = cbor::int_map([
         (1, Some(Value::Bytes(r.id.clone()))),
         (2, Some(Value::Text(r.rp_id.clone()))),
         (3, text(&r.rp_name)),
@@ -806,7 +812,7 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
         ),
         (
             13,
-            r.cred_random.as_ref().map(|c| Value::Bytes(c.0.to_vec())),
+            r.hmac_secret.as_ref().and_then(encode_hmac_keys_in_record),
         ),
         (14, r.cred_blob.clone().map(Value::Bytes)),
         (16, r.biometric_set.map(|s| Value::Bytes(s.to_vec()))),
@@ -817,7 +823,96 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
                 .as_ref()
                 .map(|k| Value::Bytes(k.0.to_vec())),
         ),
+        (18, r.hmac_secret.as_ref().and_then(encode_hmac_keys_held)),
+    ]);
+    let encoded = cbor::encode(&record);
+    // The map held copies of the record's secrets (hmac-secret keys, largeBlobKey).
+    zeroize_byte_strings(&mut record);
+    encoded
+}
+
+fn zeroize_byte_strings(value: &mut Value) {
+    match value {
+        Value::Bytes(bytes) => bytes.zeroize(),
+        Value::Map(entries) => {
+            for (_, v) in entries.iter_mut() {
+                zeroize_byte_strings(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(zeroize_byte_strings),
+        _ => {}
+    }
+}
+
+/// Record key 13, the first form of the hmac-secret keys: CredRandomWithUV ||
+/// CredRandomWithoutUV, 64 bytes, both in the record. Still written for keys the key store
+/// keeps in the record (software key store), so those records read as before.
+fn encode_hmac_keys_in_record(keys: &HmacSecretKeys) -> Option<Value> {
+    let CredRandomWithUv::InRecord(with_uv) = &keys.with_uv else {
+        return None;
+    };
+    let mut both = Zeroizing::new(Vec::with_capacity(64));
+    both.extend_from_slice(with_uv.0.as_ref());
+    both.extend_from_slice(keys.without_uv.0.as_ref());
+    Some(Value::Bytes(both.to_vec()))
+}
+
+/// Record key 18, the second form: `{1: CredRandomWithoutUV, 2: the key store's handle of
+/// the CredRandomWithUV key}` for a key the key store holds (TPM).
+fn encode_hmac_keys_held(keys: &HmacSecretKeys) -> Option<Value> {
+    let CredRandomWithUv::InKeyStore(handle) = &keys.with_uv else {
+        return None;
+    };
+    Some(cbor::int_map([
+        (1, Some(Value::Bytes(keys.without_uv.0.to_vec()))),
+        (2, Some(Value::Bytes(handle.0.clone()))),
     ]))
+}
+
+fn secret32(value: Value) -> Option<CredRandom32> {
+    let bytes = Zeroizing::new(value.ctap_bytes().ok()?);
+    let mut out = Zeroizing::new([0u8; 32]);
+    if bytes.len() != out.len() {
+        return None;
+    }
+    out.copy_from_slice(&bytes);
+    Some(CredRandom32(out))
+}
+
+/// The hmac-secret keys in either form (key 13 or key 18; both at once is corrupt).
+fn decode_hmac_keys(
+    in_record: Option<Value>,
+    held: Option<Value>,
+) -> Option<Option<HmacSecretKeys>> {
+    match (in_record, held) {
+        (None, None) => Some(None),
+        (Some(v), None) => {
+            let both = Zeroizing::new(v.ctap_bytes().ok()?);
+            if both.len() != 64 {
+                return None;
+            }
+            let (with_uv, without_uv) = both.split_at(32);
+            let half = |b: &[u8]| {
+                let mut out = Zeroizing::new([0u8; 32]);
+                out.copy_from_slice(b);
+                CredRandom32(out)
+            };
+            Some(Some(HmacSecretKeys {
+                with_uv: CredRandomWithUv::InRecord(half(with_uv)),
+                without_uv: half(without_uv),
+            }))
+        }
+        (None, Some(v)) => {
+            let mut p = cbor::Params::from_value(v).ok()?;
+            let without_uv = secret32(p.take(1)?)?;
+            let handle = KeyHandle(p.take(2)?.ctap_bytes().ok()?);
+            Some(Some(HmacSecretKeys {
+                with_uv: CredRandomWithUv::InKeyStore(handle),
+                without_uv,
+            }))
+        }
+        (Some(_), Some(_)) => None,
+    }
 }
 
 fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
@@ -843,18 +938,7 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         created_ns,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
         public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
-        cred_random: match params.take(13) {
-            None => None,
-            Some(v) => {
-                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
-                let mut out = Zeroizing::new([0u8; 64]);
-                if bytes.len() != 64 {
-                    return None;
-                }
-                out.copy_from_slice(&bytes);
-                Some(CredRandom(out))
-            }
-        },
+        hmac_secret: decode_hmac_keys(params.take(13), params.take(18))?,
         cred_blob: match params.take(14) {
             None => None,
             Some(v) => Some(v.ctap_bytes().ok()?),
@@ -865,15 +949,7 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         },
         large_blob_key: match params.take(15) {
             None => None,
-            Some(v) => {
-                let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
-                let mut out = Zeroizing::new([0u8; 32]);
-                if bytes.len() != 32 {
-                    return None;
-                }
-                out.copy_from_slice(&bytes);
-                Some(CredRandom32(out))
-            }
+            Some(v) => Some(secret32(v)?),
         },
     })
 }
@@ -902,7 +978,7 @@ mod tests {
             created_at: 1_700_000_000,
             created_ns: 1_700_000_000_123_456_789,
             cred_protect: 1,
-            cred_random: None,
+            hmac_secret: None,
             cred_blob: None,
             large_blob_key: None,
             biometric_set: None,
@@ -920,5 +996,93 @@ mod tests {
         let decoded = decode_record(&cbor::encode(&Value::Map(old))).unwrap();
         assert_eq!(decoded.created_ns, 1_700_000_000_000_000_000);
         assert_eq!(decoded.created_at, 1_700_000_000);
+    }
+
+    fn entries(record: &CredentialRecord) -> Vec<(Value, Value)> {
+        let Value::Map(entries) =
+            ciborium::from_reader::<Value, _>(&encode_record(record)[..]).unwrap()
+        else {
+            panic!("a record is a map");
+        };
+        entries
+    }
+
+    #[test]
+    fn hmac_secret_keys_in_both_record_forms() {
+        let mut record = decode_record(&encode_record(&CredentialRecord {
+            id: b"id".to_vec(),
+            rp_id: "example.com".into(),
+            rp_name: None,
+            user_id: b"u".to_vec(),
+            user_name: None,
+            user_display_name: None,
+            discoverable: false,
+            algorithm: KeyAlgorithm::Es256,
+            key: KeyHandle(vec![1, 2, 3]),
+            public_key: P256PublicKey {
+                x: [1; 32],
+                y: [2; 32],
+            },
+            created_at: 1,
+            created_ns: 1,
+            cred_protect: 1,
+            hmac_secret: None,
+            cred_blob: None,
+            large_blob_key: None,
+            biometric_set: None,
+        }))
+        .unwrap();
+        let secret = |b: u8| CredRandom32(Zeroizing::new([b; 32]));
+        // The first form, as every record before the TPM could hold the key: key 13,
+        // CredRandomWithUV || CredRandomWithoutUV. Written unchanged for in-record keys.
+        let mut written_before: Vec<u8> = [0xaa; 32].to_vec();
+        written_before.extend_from_slice(&[0xbb; 32]);
+        record.hmac_secret = Some(HmacSecretKeys {
+            with_uv: CredRandomWithUv::InRecord(secret(0xaa)),
+            without_uv: secret(0xbb),
+        });
+        let first = entries(&record);
+        assert!(first.contains(&(Value::Integer(13.into()), Value::Bytes(written_before))));
+        assert!(!first.iter().any(|(k, _)| *k == Value::Integer(18.into())));
+        assert_eq!(decode_record(&encode_record(&record)), Some(record.clone()));
+
+        // The second form: key 18, the without-UV key and the key store's handle.
+        record.hmac_secret = Some(HmacSecretKeys {
+            with_uv: CredRandomWithUv::InKeyStore(KeyHandle(vec![3, 9, 9])),
+            without_uv: secret(0xcc),
+        });
+        let second = entries(&record);
+        assert!(!second.iter().any(|(k, _)| *k == Value::Integer(13.into())));
+        assert!(second.contains(&(
+            Value::Integer(18.into()),
+            cbor::int_map([
+                (1, Some(Value::Bytes(vec![0xcc; 32]))),
+                (2, Some(Value::Bytes(vec![3, 9, 9]))),
+            ])
+        )));
+        assert_eq!(decode_record(&encode_record(&record)), Some(record.clone()));
+
+        // Both forms at once, or a short key, is corrupt.
+        let mut both = second.clone();
+        both.push((Value::Integer(13.into()), Value::Bytes(vec![0; 64])));
+        assert_eq!(decode_record(&cbor::encode(&Value::Map(both))), None);
+        let short: Vec<(Value, Value)> = first
+            .into_iter()
+            .map(|(k, v)| {
+                if k == Value::Integer(13.into()) {
+                    (k, Value::Bytes(vec![0; 63]))
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert_eq!(decode_record(&cbor::encode(&Value::Map(short))), None);
+        // The secrets never show in debug output.
+        let printed = format!("{record:?}");
+        assert!(
+            printed.contains("InKeyStore(KeyHandle(3 bytes))"),
+            "{printed}"
+        );
+        assert!(!printed.contains("204"), "{printed}");
     }
 }
