@@ -15,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use passgate_app_api::router::{MESSAGE_TYPES, Router};
 use passgate_app_api::soter::KeyBackend;
-use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform, TerminalPasscode};
+use passgate_app_api::{
+    Device, NoPasscode, PasscodeFile, PasscodeProvider, Platform, PromptPasscode,
+};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::AttestationFormat;
 use serde_json::{Value as Json, json};
@@ -225,8 +227,17 @@ fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
     };
     let passcodes: Box<dyn PasscodeProvider> = match &args.pin_file {
         Some(path) => Box::new(PasscodeFile::new(path)),
-        // The terminal running passgate: a prompt the page cannot see or type into.
-        None => Box::new(TerminalPasscode),
+        // The terminal running passgate: a prompt the page cannot see or type into, with
+        // the same timeout as presence (an unattended prompt gives up, as the bridge's do).
+        None => match passgate_bridge::prompt::TerminalPrompt::open() {
+            Ok(terminal) => Box::new(PromptPasscode::new(Arc::new(
+                terminal.with_timeout(Duration::from_secs(args.presence_timeout)),
+            ))),
+            Err(why) => {
+                tracing::warn!(%why, "no terminal for the PIN prompt: PIN requests are declined (use --pin-file)");
+                Box::new(NoPasscode)
+            }
+        },
     };
     let soter = soter_backend(args)?;
     let platform = Platform::new(device, &state_dir.join("app"), passcodes)

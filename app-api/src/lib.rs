@@ -38,9 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use device::Device;
-pub use verify::{
-    NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode, TerminalPasscode,
-};
+pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode};
 
 /// The base64url alphabet without padding, as WebAuthn JSON uses it.
 pub fn b64(bytes: &[u8]) -> String {
@@ -99,7 +97,7 @@ impl CallerId {
     /// The authenticator RP ID of this caller's credentials. It contains a `:`, so the bridge
     /// never accepts it for a web origin.
     pub fn rp_id(&self) -> String {
-        format!("passgate-app:{}", self.name)
+        format!("{}{}", passgate_bridge::prompt::APP_RP_ID_PREFIX, self.name)
     }
 
     fn dir_name(&self) -> String {

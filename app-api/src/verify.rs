@@ -85,67 +85,6 @@ impl PasscodeProvider for PasscodeFile {
     }
 }
 
-/// Asks for the PIN on the controlling terminal (`/dev/tty`) with echo off — a prompt web
-/// content cannot type into or read. An empty line cancels. Without a terminal, or when echo
-/// cannot be turned off, it declines rather than show the PIN.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TerminalPasscode;
-
-fn stty(tty: &std::fs::File, setting: &str) -> bool {
-    tty.try_clone().is_ok_and(|input| {
-        std::process::Command::new("stty")
-            .arg(setting)
-            .stdin(input)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-impl PasscodeProvider for TerminalPasscode {
-    fn passcode(
-        &self,
-        request: &PasscodeRequest<'_>,
-        _interaction: &Interaction,
-    ) -> Option<Zeroizing<String>> {
-        use std::io::{BufRead, Write};
-        let mut tty = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .ok()?;
-        let again = if request.attempt > 1 {
-            " The last PIN was wrong."
-        } else {
-            ""
-        };
-        let _ = write!(
-            tty,
-            "\npassgate: {} asks for the authenticator PIN ({}).{again}\n          PIN (not shown; empty line to cancel): ",
-            request.caller, request.reason
-        );
-        let _ = tty.flush();
-        if !stty(&tty, "-echo") {
-            let _ = writeln!(
-                tty,
-                "\npassgate: cannot hide what is typed here; not asking."
-            );
-            return None;
-        }
-        let mut line = Zeroizing::new(String::new());
-        let read = std::io::BufReader::new(&tty).read_line(&mut line);
-        let restored = stty(&tty, "echo");
-        let _ = writeln!(tty);
-        if !restored {
-            tracing::warn!("could not turn terminal echo back on (`stty echo` restores it)");
-        }
-        read.ok()?;
-        let pin = line.trim_end_matches(['\n', '\r']);
-        (!pin.is_empty()).then(|| Zeroizing::new(pin.to_owned()))
-    }
-}
-
 /// The PIN asked in one of the bridge's trusted prompts (a pinentry window, or the terminal
 /// running passgate): the same place `passgate demo` asks for WebAuthn PINs and approvals, so
 /// an app call and a sign-in are confirmed the same way, out of every page's reach. The dialog

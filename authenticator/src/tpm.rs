@@ -228,6 +228,33 @@ impl Drop for TpmKeyStore {
     }
 }
 
+/// Connects to the TPM behind `tcti` and derives passgate's storage primary there: the parent
+/// of every key passgate keeps in a TPM (this key store's, the app APIs' SOTER key), so a
+/// wrapped blob loads only on the TPM that made it. The caller flushes the primary.
+pub fn open_storage_primary(tcti: &str) -> Result<(Context, TpmKeyHandle), KeyStoreError> {
+    let mut context = connect_context(tcti)?;
+    let primary = create_storage_primary(&mut context)?;
+    Ok((context, primary))
+}
+
+fn connect_context(tcti: &str) -> Result<Context, KeyStoreError> {
+    let conf = TctiNameConf::from_str(tcti)
+        .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
+    Context::new(conf)
+        .map_err(|e| KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}")))
+}
+
+/// The storage primary, re-derived from the owner hierarchy's seed (same template, same key).
+fn create_storage_primary(context: &mut Context) -> Result<TpmKeyHandle, KeyStoreError> {
+    let template = storage_primary_template().map_err(tpm_error("template"))?;
+    Ok(context
+        .execute_with_nullauth_session(|ctx| {
+            ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
+        })
+        .map_err(tpm_error("CreatePrimary"))?
+        .key_handle)
+}
+
 fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
@@ -366,21 +393,11 @@ impl TpmKeyStore {
     }
 
     fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
-        let conf = TctiNameConf::from_str(tcti)
-            .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
-        let mut context = Context::new(conf).map_err(|e| {
-            KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}"))
-        })?;
+        let mut context = connect_context(tcti)?;
         if flush_stale {
             Self::flush_stale_transients(&mut context);
         }
-        let template = storage_primary_template().map_err(tpm_error("template"))?;
-        let primary = context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
-            })
-            .map_err(tpm_error("CreatePrimary"))?
-            .key_handle;
+        let primary = create_storage_primary(&mut context)?;
         let manufacturer =
             Self::read_manufacturer(&mut context).unwrap_or_else(|| "unknown".into());
         Ok(Self {

@@ -31,6 +31,11 @@ use crate::ceremony::{AccountChoice, NewPinRequest, PinRequest, Purpose, UserInt
 pub use pinentry::Pinentry;
 pub use terminal::TerminalPrompt;
 
+/// The RP ID prefix of the app APIs' credentials (`passgate-app:<caller>`). It holds a `:`,
+/// which no web origin's RP ID can, so the bridge never lets a page use these credentials;
+/// the presence prompt names the app instead of a site.
+pub const APP_RP_ID_PREFIX: &str = "passgate-app:";
+
 /// One dialog: what the person reads and the choices they have.
 #[derive(Debug, Clone, Copy)]
 pub struct Dialog<'a> {
@@ -334,20 +339,35 @@ impl UserVerifier for PromptPresence {
             .user_name
             .map(|u| format!(" as \u{201c}{u}\u{201d}"))
             .unwrap_or_default();
-        let (description, ok) = match prompt.action {
-            PromptAction::Register => (
+        // An app API's credential (biometric proof, vault key) is not a website's passkey:
+        // say which app asks, so nobody approves it believing they are signing in somewhere.
+        let app = rp.strip_prefix(APP_RP_ID_PREFIX);
+        let (description, ok) = match (prompt.action, app) {
+            (PromptAction::Register, Some(app)) => (
+                format!(
+                    "The app \u{201c}{app}\u{201d} asks to create a key{user} for its biometric checks or vault. Create it?"
+                ),
+                "Create key",
+            ),
+            (PromptAction::SignIn, Some(app)) => (
+                format!(
+                    "The app \u{201c}{app}\u{201d} asks to use its key{user} (a biometric check or opening its vault). Allow?"
+                ),
+                "Allow",
+            ),
+            (PromptAction::Register, None) => (
                 format!("Create a passkey for {rp}{user}?"),
                 "Create passkey",
             ),
-            PromptAction::SignIn => (
+            (PromptAction::SignIn, None) => (
                 format!("Sign in to {rp}{user} with your passkey?"),
                 "Sign in",
             ),
-            PromptAction::Reset => (
+            (PromptAction::Reset, _) => (
                 "ERASE EVERY PASSKEY on this authenticator? This cannot be undone.".to_owned(),
                 "Erase all",
             ),
-            PromptAction::Select => ("Use this authenticator?".to_owned(), "Use it"),
+            (PromptAction::Select, _) => ("Use this authenticator?".to_owned(), "Use it"),
         };
         let description = format!("{description}\n\nApprove only if you started this yourself.");
         let dialog = Dialog {
@@ -393,5 +413,104 @@ impl UserVerifier for PromptPresence {
         Err(UserActionError::Unavailable(
             VerifierErrorCode::BiometryNotAvailable,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use passgate_authenticator::api::user_verifier::{
+        Interaction, Prompt, PromptAction, UserVerifier,
+    };
+    use zeroize::Zeroizing;
+
+    use super::{APP_RP_ID_PREFIX, Answer, Dialog, PromptError, PromptPresence, TrustedPrompt};
+
+    /// Records each confirmation's text and button, answers with `answer`.
+    struct Recording {
+        asked: Mutex<Vec<(String, String)>>,
+        answer: Answer,
+    }
+
+    impl TrustedPrompt for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn secret(
+            &self,
+            _: &Dialog<'_>,
+            _: &Interaction,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            Err(PromptError::Declined)
+        }
+        fn confirm(&self, dialog: &Dialog<'_>, _: &Interaction) -> Result<Answer, PromptError> {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((dialog.description.to_owned(), dialog.ok.to_owned()));
+            Ok(self.answer)
+        }
+    }
+
+    fn ask(
+        rp_id: &str,
+        action: PromptAction,
+        answer: Answer,
+    ) -> (Result<(), String>, String, String) {
+        let prompt = std::sync::Arc::new(Recording {
+            asked: Mutex::new(Vec::new()),
+            answer,
+        });
+        let mut presence = PromptPresence::new(prompt.clone());
+        let outcome = presence
+            .check_presence(
+                &Prompt {
+                    action,
+                    rp_id: Some(rp_id),
+                    user_name: Some("alice"),
+                },
+                &Interaction::new(),
+            )
+            .map_err(|e| e.to_string());
+        let (text, ok) = prompt.asked.lock().unwrap().pop().unwrap();
+        (outcome, text, ok)
+    }
+
+    #[test]
+    fn a_website_passkey_is_worded_as_signing_in_to_the_site() {
+        let (outcome, text, ok) = ask("example.com", PromptAction::SignIn, Answer::Ok);
+        assert_eq!(outcome, Ok(()));
+        assert!(
+            text.starts_with("Sign in to example.com as \u{201c}alice\u{201d} with your passkey?"),
+            "{text}"
+        );
+        assert_eq!(ok, "Sign in");
+    }
+
+    #[test]
+    fn an_app_key_names_the_app_and_never_says_sign_in() {
+        let rp = format!("{APP_RP_ID_PREFIX}com.example.bank");
+        let (outcome, text, ok) = ask(&rp, PromptAction::SignIn, Answer::Ok);
+        assert_eq!(outcome, Ok(()));
+        assert!(
+            text.starts_with("The app \u{201c}com.example.bank\u{201d} asks to use its key"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Sign in") && !text.contains(APP_RP_ID_PREFIX),
+            "{text}"
+        );
+        assert_eq!(ok, "Allow");
+
+        let (outcome, text, ok) = ask(&rp, PromptAction::Register, Answer::NotOk);
+        assert_eq!(outcome, Err("the user denied the request".to_owned()));
+        assert!(
+            text.starts_with("The app \u{201c}com.example.bank\u{201d} asks to create a key"),
+            "{text}"
+        );
+        assert_eq!(ok, "Create key");
     }
 }

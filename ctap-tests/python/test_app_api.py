@@ -570,8 +570,9 @@ def test_the_one_shot_commands_work_across_processes(fprint, spawn, tmp_path):  
     assert code == 1 and bad["error"]["errCode"] == 90004
 
 
-def on_terminal(args: list[str], answer: str, timeout: float = 30) -> tuple[int, str]:
-    """Runs `passgate app ...` on a pseudo-terminal, types `answer` at the PIN prompt."""
+def on_terminal(args: list[str], answer: str | None, timeout: float = 30) -> tuple[int, str]:
+    """Runs `passgate app ...` on a pseudo-terminal, types `answer` at the PIN prompt (or
+    nothing, for None)."""
     import pty
 
     pid, fd = pty.fork()
@@ -593,7 +594,7 @@ def on_terminal(args: list[str], answer: str, timeout: float = 30) -> tuple[int,
         if not chunk:
             break
         output += chunk
-        if not answered and b"PIN (not shown" in output:
+        if not answered and answer is not None and b"an empty line cancels)" in output:
             time.sleep(0.2)  # let passgate turn echo off first
             os.write(fd, answer.encode() + b"\n")
             answered = True
@@ -613,7 +614,7 @@ def test_the_pin_is_asked_on_the_terminal_without_echo(spawn, tmp_path):
               "--vault-id", "p", "--auth-mode", "PasscodeOnly"]
     code, out = on_terminal(["vault", "store", *common, "k", '"kept"'], "314159")
     assert code == 0, out
-    assert "com.example.tty asks for the authenticator PIN (open the vault “p” of user)" in out
+    assert "com.example.tty asks for your passgate PIN.\r\nReason: open the vault “p” of user" in out, out
     assert "314159" not in out, f"the PIN was echoed: {out!r}"
     code, out = on_terminal(["vault", "get", *common, "k"], "271828")
     assert code == 1 and '"AuthFailed"' in out, out
@@ -622,3 +623,23 @@ def test_the_pin_is_asked_on_the_terminal_without_echo(spawn, tmp_path):
     code, out = on_terminal(["vault", "get", *common, "k"], "314159")
     assert code == 0 and '"result": "kept"' in out, out
     assert "314159" not in out
+
+
+def test_an_unanswered_terminal_pin_prompt_gives_up_after_the_timeout(spawn, tmp_path):
+    from fido2.ctap2 import Ctap2
+    from fido2.ctap2.pin import ClientPin
+
+    state = tmp_path / "state"
+    authenticator = spawn(state_dir=state)
+    ClientPin(Ctap2(authenticator.device())).set_pin("314159")
+    authenticator.stop()
+    common = ["--state-dir", str(state), "--presence", "auto", "--caller", "com.example.tty",
+              "--vault-id", "p", "--auth-mode", "PasscodeOnly", "--presence-timeout", "2"]
+    started = time.monotonic()
+    code, out = on_terminal(["vault", "store", *common, "k", '"kept"'], None, timeout=20)
+    took = time.monotonic() - started
+    assert code == 1 and '"UserCanceledInteraction"' in out, out
+    assert "nobody answered in time" in out, out
+    assert took >= 2, f"gave up before the timeout: {took:.1f} s"
+    stored = [p for p in (state / "app").rglob("*") if p.is_file() and "/vaults/" in str(p)]
+    assert stored == [], f"nothing is stored without the PIN: {stored}"

@@ -1,6 +1,6 @@
-//! The SOTER device key in a TPM 2.0: an RSA-2048 key created under the owner hierarchy's
-//! storage primary (re-derived from the TPM's seed with the same template passgate's key store
-//! uses, so only this TPM can load the key's wrapped blob).
+//! The SOTER device key in a TPM 2.0: an RSA-2048 key created under passgate's storage
+//! primary (the key store's own, re-derived from the TPM's seed, so only this TPM can load the
+//! key's wrapped blob).
 //!
 //! The key is unrestricted, sign + decrypt, with the NULL scheme: the TPM then performs the raw
 //! private operation (TPM2_RSA_Decrypt, NULL scheme) on an EMSA-PSS encoding built in
@@ -12,21 +12,15 @@
 //! A swtpm socket serves one client connection at a time: the TPM is opened for each
 //! operation and closed after it.
 
-use std::str::FromStr;
-
 use tss_esapi::Context;
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::handles::KeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::structures::{
-    Auth, Data, EccPoint, Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyRsa,
-    PublicRsaParametersBuilder, RsaDecryptionScheme, RsaExponent, RsaScheme,
-    SymmetricDefinitionObject,
+    Auth, Data, Private, Public, PublicBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
+    RsaDecryptionScheme, RsaExponent, RsaScheme,
 };
-use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
 use zeroize::Zeroizing;
 
@@ -34,32 +28,6 @@ use super::key::{KeyError, StoredKey, spki_from_parts};
 
 fn tpm(what: &'static str) -> impl FnOnce(tss_esapi::Error) -> KeyError {
     move |e| KeyError::Tpm(format!("{what}: {e}"))
-}
-
-/// The storage primary template of passgate's TPM key store (ECC P-256, restricted decrypt).
-fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_restricted(true)
-        .with_decrypt(true)
-        .with_no_da(true)
-        .build()?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()?,
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
 }
 
 fn rsa_key_template() -> Result<Public, tss_esapi::Error> {
@@ -103,17 +71,8 @@ impl Drop for Session {
 }
 
 fn open(tcti: &str) -> Result<Session, KeyError> {
-    let conf = TctiNameConf::from_str(tcti)
-        .map_err(|e| KeyError::Tpm(format!("invalid TCTI {tcti:?}: {e}")))?;
-    let mut context =
-        Context::new(conf).map_err(|e| KeyError::Tpm(format!("no TPM at {tcti:?}: {e}")))?;
-    let template = storage_primary_template().map_err(tpm("template"))?;
-    let primary = context
-        .execute_with_nullauth_session(|ctx| {
-            ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
-        })
-        .map_err(tpm("CreatePrimary"))?
-        .key_handle;
+    let (context, primary) = passgate_authenticator::tpm::open_storage_primary(tcti)
+        .map_err(|e| KeyError::Tpm(e.to_string()))?;
     Ok(Session { context, primary })
 }
 
