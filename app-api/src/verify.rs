@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use passgate_authenticator::api::user_verifier::{Interaction, VerifierErrorCode};
 use passgate_authenticator::ctap::StatusCode;
-use passgate_bridge::prompt::{Dialog, PromptError, TrustedPrompt};
+use passgate_bridge::prompt::{Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin};
 use zeroize::Zeroizing;
 
 use crate::device::{Device, DeviceError, PinToken};
@@ -169,48 +169,16 @@ impl PasscodeProvider for PromptPasscode {
         interaction: &Interaction,
     ) -> Option<Zeroizing<String>> {
         let head = ask_line(request);
-        let mut problem: Option<String> = None;
-        for _ in 0..3 {
-            let first_text = format!(
-                "{head}\n\nThis needs your PIN, and passgate has no PIN yet. Choose a PIN (at least {min_length} characters): you will type it whenever an app or a site needs to know it is you."
-            );
-            let pin = self.ask(
-                &Dialog {
-                    description: &first_text,
-                    prompt: "New PIN:",
-                    error: problem.as_deref(),
-                    ok: "Next",
-                    ..Dialog::default()
-                },
-                interaction,
-            )?;
-            if pin.chars().count() < min_length {
-                problem = Some(format!(
-                    "The PIN must have at least {min_length} characters."
-                ));
-                continue;
-            }
-            let again_text = format!("{head}\n\nType the new PIN again.");
-            let repeated = self.ask(
-                &Dialog {
-                    description: &again_text,
-                    prompt: "Repeat:",
-                    ok: "Set PIN",
-                    ..Dialog::default()
-                },
-                interaction,
-            )?;
-            if aws_lc_rs::constant_time::verify_slices_are_equal(
-                pin.as_bytes(),
-                repeated.as_bytes(),
-            )
-            .is_ok()
-            {
-                return Some(pin);
-            }
-            problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
-        }
-        None
+        let choose = format!(
+            "This needs your PIN, and passgate has no PIN yet. Choose a PIN (at least {min_length} characters): you will type it whenever an app or a site needs to know it is you."
+        );
+        let dialogs = NewPinDialogs {
+            head: &head,
+            choose: &choose,
+            problem: None,
+            min_length: Some(min_length),
+        };
+        ask_new_pin(&dialogs, |dialog| self.ask(dialog, interaction))
     }
 }
 

@@ -165,6 +165,63 @@ fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
     }
 }
 
+/// The two dialogs that choose a first PIN: what they say, and what they refuse at once.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPinDialogs<'a> {
+    /// Who asks and for what: the first lines of both dialogs.
+    pub head: &'a str,
+    /// Below the head in the first dialog: why a PIN is chosen now, and its rules.
+    pub choose: &'a str,
+    /// Why an earlier choice was refused, shown on the first dialog of the first round.
+    pub problem: Option<&'a str>,
+    /// Refuses a PIN shorter than this (in Unicode code points) before it is typed again;
+    /// `None` leaves the length to the caller.
+    pub min_length: Option<usize>,
+}
+
+/// Asks for a new PIN, typed twice so a typo is not locked in, in up to three rounds (a
+/// mismatch or a too-short PIN starts the next one, saying why). `secret` shows one dialog and
+/// answers the secret typed, or `None` when there is none to use (declined, cancelled, the
+/// prompt unavailable: it logs why). The answer is the PIN once both entries match, `None`
+/// when `secret` gave none or three rounds failed.
+pub fn ask_new_pin(
+    dialogs: &NewPinDialogs<'_>,
+    mut secret: impl FnMut(&Dialog<'_>) -> Option<Zeroizing<String>>,
+) -> Option<Zeroizing<String>> {
+    let head = dialogs.head;
+    let first_text = format!("{head}\n\n{}", dialogs.choose);
+    let again_text = format!("{head}\n\nType the new PIN again.");
+    let mut problem = dialogs.problem.map(str::to_owned);
+    for _ in 0..3 {
+        let pin = secret(&Dialog {
+            description: &first_text,
+            prompt: "New PIN:",
+            error: problem.as_deref(),
+            ok: "Next",
+            ..Dialog::default()
+        })?;
+        if let Some(min_length) = dialogs.min_length.filter(|&min| pin.chars().count() < min) {
+            problem = Some(format!(
+                "The PIN must have at least {min_length} characters."
+            ));
+            continue;
+        }
+        let repeated = secret(&Dialog {
+            description: &again_text,
+            prompt: "Repeat:",
+            ok: "Set PIN",
+            ..Dialog::default()
+        })?;
+        if aws_lc_rs::constant_time::verify_slices_are_equal(pin.as_bytes(), repeated.as_bytes())
+            .is_ok()
+        {
+            return Some(pin);
+        }
+        problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
+    }
+    None
+}
+
 /// The bridge's [`UserInterface`] on a trusted prompt.
 #[derive(Clone)]
 pub struct PromptUi {
@@ -230,51 +287,23 @@ impl UserInterface for PromptUi {
 
     fn new_pin(&self, request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
         let head = request_line(request.origin, request.rp_id, request.purpose);
-        let mut problem = request.problem.map(str::to_owned);
-        for _ in 0..3 {
-            let first_text = format!(
-                "{head}\n\nThis needs user verification, and passgate has no PIN yet. Choose a PIN (at least {} characters): you will type it whenever a site needs to know it is you.",
-                request.min_length
-            );
-            let first = Dialog {
-                description: &first_text,
-                prompt: "New PIN:",
-                error: problem.as_deref(),
-                ok: "Next",
-                ..Dialog::default()
-            };
-            let pin = match self.prompt.secret(&first, request.interaction) {
-                Ok(pin) => pin,
-                Err(e) => {
-                    self.log_failure("new PIN", &e);
-                    return None;
-                }
-            };
-            let again_text = format!("{head}\n\nType the new PIN again.");
-            let again = Dialog {
-                description: &again_text,
-                prompt: "Repeat:",
-                ok: "Set PIN",
-                ..Dialog::default()
-            };
-            let repeated = match self.prompt.secret(&again, request.interaction) {
-                Ok(pin) => pin,
-                Err(e) => {
-                    self.log_failure("new PIN (repeat)", &e);
-                    return None;
-                }
-            };
-            if aws_lc_rs::constant_time::verify_slices_are_equal(
-                pin.as_bytes(),
-                repeated.as_bytes(),
-            )
-            .is_ok()
-            {
-                return Some(pin);
-            }
-            problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
-        }
-        None
+        let choose = format!(
+            "This needs user verification, and passgate has no PIN yet. Choose a PIN (at least {} characters): you will type it whenever a site needs to know it is you.",
+            request.min_length
+        );
+        let dialogs = NewPinDialogs {
+            head: &head,
+            choose: &choose,
+            problem: request.problem,
+            // The ceremony checks the length (and the authenticator's other rules) itself.
+            min_length: None,
+        };
+        ask_new_pin(&dialogs, |dialog| {
+            self.prompt
+                .secret(dialog, request.interaction)
+                .map_err(|e| self.log_failure("new PIN", &e))
+                .ok()
+        })
     }
 
     fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
