@@ -23,8 +23,8 @@ use passgate_authenticator::ctap::AttestationFormat;
 use serde_json::{Value as Json, json};
 
 use crate::{
-    AuthenticatorParts, KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierKind,
-    build_authenticator, default_state_dir, tcti, user_verifier,
+    AuthenticatorParts, KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs,
+    VerifierKind, build_authenticator, default_state_dir, tcti, user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -74,15 +74,8 @@ pub struct PlatformArgs {
     presence_timeout: u64,
     #[command(flatten)]
     key_store: KeyStoreArgs,
-    /// How users are verified: `none` or `fprintd`.
-    #[arg(long, value_enum, default_value_t = VerifierKind::None)]
-    user_verifier: VerifierKind,
-    /// Whose enrolled fingerprints count (default: $USER).
-    #[arg(long)]
-    fprint_user: Option<String>,
-    /// Failed fingerprint scans before built-in verification locks out.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
-    max_attempts: u8,
+    #[command(flatten)]
+    verifier: VerifierArgs,
     /// Read the authenticator PIN from this file when a PIN is needed (its first line);
     /// without it the PIN is asked on this terminal (echo off).
     #[arg(long)]
@@ -292,17 +285,16 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
         presence: args.presence,
         presence_timeout: Duration::from_secs(args.presence_timeout),
         pinentry: None,
-        verifier: args.user_verifier,
-        fprint_user: args.fprint_user.clone(),
+        verifier: &args.verifier,
     })?;
     build_authenticator(AuthenticatorParts {
         state_dir,
         key_store: &args.key_store,
         user,
-        biometric_release: args.user_verifier == VerifierKind::Fprintd,
+        biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
         attestation: AttestationFormat::None,
         capacity: 250_000,
-        max_uv_attempts: args.max_attempts,
+        max_uv_attempts: args.verifier.max_attempts,
         reset_window: None,
     })
 }

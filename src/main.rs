@@ -826,6 +826,13 @@ struct ServeArgs {
     pinentry: Option<PathBuf>,
     #[command(flatten)]
     key_store: KeyStoreArgs,
+    #[command(flatten)]
+    verifier: VerifierArgs,
+}
+
+/// How an authenticator run here verifies users (`authenticator serve`, `passgate app`).
+#[derive(clap::Args, Clone)]
+struct VerifierArgs {
     /// How users are verified: `none` (presence only) or `fprintd` (fingerprint through the
     /// fprintd daemon; build with `--features fprintd`).
     #[arg(long, value_enum, default_value_t = VerifierKind::None)]
@@ -897,8 +904,7 @@ struct UserArgs<'a> {
     /// The pinentry program for [`PresenceMode::Pinentry`] (default: $PASSGATE_PINENTRY, then
     /// `pinentry` on PATH).
     pinentry: Option<&'a std::path::Path>,
-    verifier: VerifierKind,
-    fprint_user: Option<String>,
+    verifier: &'a VerifierArgs,
 }
 
 /// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`.
@@ -913,10 +919,10 @@ fn user_verifier(args: &UserArgs<'_>) -> Result<Box<dyn UserVerifier>> {
             Box::new(PromptPresence::new(Arc::new(pinentry)))
         }
     };
-    match args.verifier {
+    match args.verifier.user_verifier {
         VerifierKind::None => Ok(presence),
         VerifierKind::Fprintd => fprintd_verifier(
-            &fprint_user(args.fprint_user.clone()),
+            &fprint_user(args.verifier.fprint_user.clone()),
             args.presence_timeout,
             presence,
         ),
@@ -986,20 +992,19 @@ fn serve(args: ServeArgs) -> Result<()> {
         presence: args.presence,
         presence_timeout: Duration::from_secs(args.presence_timeout),
         pinentry: args.pinentry.as_deref(),
-        verifier: args.user_verifier,
-        fprint_user: args.fprint_user.clone(),
+        verifier: &args.verifier,
     })?;
     let authenticator = build_authenticator(AuthenticatorParts {
         state_dir: &state_dir,
         key_store: &args.key_store,
         user,
-        biometric_release: args.user_verifier == VerifierKind::Fprintd,
+        biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
         attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,
         },
         capacity: args.capacity,
-        max_uv_attempts: args.max_attempts,
+        max_uv_attempts: args.verifier.max_attempts,
         reset_window,
     })?;
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
