@@ -544,16 +544,14 @@ pub fn authenticate(
             }
             Err(e) => match verify::classify(&e) {
                 Failure::NotRecognised if failures + 1 < max_attempts => failures += 1,
-                Failure::LockedOut | Failure::PasscodeRequired
-                    if options.allow_device_credential
-                        && accept
-                            != (Accept::BiometricOrPasscode {
-                                passcode_first: true,
-                            }) =>
+                failure
+                    if verify::retries_with_passcode(
+                        failure,
+                        accept,
+                        options.allow_device_credential,
+                    ) =>
                 {
-                    accept = Accept::BiometricOrPasscode {
-                        passcode_first: true,
-                    };
+                    accept = verify::PASSCODE_FIRST;
                 }
                 Failure::CredentialMissing if !recreated => {
                     // The authenticator was reset or the key deleted: make a new one. A server

@@ -347,6 +347,26 @@ pub enum Failure {
     Other,
 }
 
+/// Biometric or PIN, asking for the PIN directly: what a failed operation is tried again with
+/// (see [`retries_with_passcode`]).
+pub(crate) const PASSCODE_FIRST: Accept = Accept::BiometricOrPasscode {
+    passcode_first: true,
+};
+
+/// Whether an operation that failed with `failure` under `accept` is tried again asking for the
+/// PIN directly ([`PASSCODE_FIRST`]): biometrics are locked out, or the authenticator wants a
+/// PIN token, the caller allows the PIN (`passcode_allowed`), and it was not already asked for
+/// first.
+pub(crate) fn retries_with_passcode(
+    failure: Failure,
+    accept: Accept,
+    passcode_allowed: bool,
+) -> bool {
+    matches!(failure, Failure::LockedOut | Failure::PasscodeRequired)
+        && passcode_allowed
+        && accept != PASSCODE_FIRST
+}
+
 /// Classifies a failed makeCredential/getAssertion.
 pub fn classify(error: &DeviceError) -> Failure {
     let DeviceError::Status(status) = error else {

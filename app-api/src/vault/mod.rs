@@ -619,16 +619,14 @@ impl Vault {
             match result {
                 Ok(created) => break (created, salt, biometric_bound),
                 Err(e) => match verify::classify(&e) {
-                    Failure::LockedOut | Failure::PasscodeRequired
-                        if mode.allows_passcode()
-                            && accept
-                                != (Accept::BiometricOrPasscode {
-                                    passcode_first: true,
-                                }) =>
+                    failure
+                        if verify::retries_with_passcode(
+                            failure,
+                            accept,
+                            mode.allows_passcode(),
+                        ) =>
                     {
-                        accept = Accept::BiometricOrPasscode {
-                            passcode_first: true,
-                        };
+                        accept = verify::PASSCODE_FIRST;
                     }
                     failure => return Err(failure_error(failure, mode, &e.to_string())),
                 },
@@ -789,16 +787,14 @@ impl Vault {
                         let error = failure_error(Failure::NotRecognised, mode, "");
                         return Err(self.count_failure(inner, error));
                     }
-                    Failure::LockedOut | Failure::PasscodeRequired
-                        if mode.allows_passcode()
-                            && accept
-                                != (Accept::BiometricOrPasscode {
-                                    passcode_first: true,
-                                }) =>
+                    failure
+                        if verify::retries_with_passcode(
+                            failure,
+                            accept,
+                            mode.allows_passcode(),
+                        ) =>
                     {
-                        accept = Accept::BiometricOrPasscode {
-                            passcode_first: true,
-                        };
+                        accept = verify::PASSCODE_FIRST;
                     }
                     failure => return Err(failure_error(failure, mode, &e.to_string())),
                 },
