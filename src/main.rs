@@ -87,7 +87,7 @@ struct DemoArgs {
     #[command(flatten)]
     prompt: PinPromptArgs,
     /// How passgate's authenticator verifies users: `auto` uses fprintd when a finger is
-    /// enrolled (binary built with `--features fprintd`), otherwise the PIN.
+    /// enrolled (unless built with `--no-default-features`), otherwise the PIN.
     #[arg(long, value_enum, default_value_t = DemoVerifier::Auto)]
     user_verifier: DemoVerifier,
     /// Whose enrolled fingerprints count (default: $USER).
@@ -834,7 +834,7 @@ struct ServeArgs {
 #[derive(clap::Args, Clone)]
 struct VerifierArgs {
     /// How users are verified: `none` (presence only) or `fprintd` (fingerprint through the
-    /// fprintd daemon; build with `--features fprintd`).
+    /// fprintd daemon; in the default build).
     #[arg(long, value_enum, default_value_t = VerifierKind::None)]
     user_verifier: VerifierKind,
     /// Whose enrolled fingerprints count with `--user-verifier fprintd` (default: $USER).
@@ -876,7 +876,7 @@ fn fprintd_verifier(
     _: Duration,
     _: Box<dyn UserVerifier>,
 ) -> Result<Box<dyn UserVerifier>> {
-    bail!("this passgate was built without fprintd support: rebuild with `--features fprintd`")
+    bail!("this passgate was built without fprintd support: rebuild with the default features (`--features fprintd`)")
 }
 
 fn default_state_dir() -> Result<PathBuf> {
