@@ -876,7 +876,9 @@ fn fprintd_verifier(
     _: Duration,
     _: Box<dyn UserVerifier>,
 ) -> Result<Box<dyn UserVerifier>> {
-    bail!("this passgate was built without fprintd support: rebuild with the default features (`--features fprintd`)")
+    bail!(
+        "this passgate was built without fprintd support: rebuild with the default features (`--features fprintd`)"
+    )
 }
 
 fn default_state_dir() -> Result<PathBuf> {
