@@ -370,17 +370,24 @@ impl UserVerifier for PromptPresence {
             .unwrap_or_default();
         // An app API's credential (biometric proof, vault key) is not a website's passkey:
         // say which app asks, so nobody approves it believing they are signing in somewhere.
-        let app = rp.strip_prefix(APP_RP_ID_PREFIX);
+        // A webview page's calls come with its origin as the caller; an app names itself.
+        let app = rp.strip_prefix(APP_RP_ID_PREFIX).map(|caller| {
+            if caller.contains("://") {
+                format!("The page {caller}")
+            } else {
+                format!("The app \u{201c}{caller}\u{201d}")
+            }
+        });
         let (description, ok) = match (prompt.action, app) {
             (PromptAction::Register, Some(app)) => (
                 format!(
-                    "The app \u{201c}{app}\u{201d} asks to create a key{user} for its biometric checks or vault. Create it?"
+                    "{app} asks to create a key{user} for its biometric checks or vault. Create it?"
                 ),
                 "Create key",
             ),
             (PromptAction::SignIn, Some(app)) => (
                 format!(
-                    "The app \u{201c}{app}\u{201d} asks to use its key{user} (a biometric check or opening its vault). Allow?"
+                    "{app} asks to use its key{user} (a biometric check or opening its vault). Allow?"
                 ),
                 "Allow",
             ),
@@ -533,6 +540,15 @@ mod tests {
             "{text}"
         );
         assert_eq!(ok, "Allow");
+
+        let page = format!("{APP_RP_ID_PREFIX}https://shop.example");
+        let (_, text, _) = ask(&page, PromptAction::SignIn, Answer::Ok);
+        assert!(
+            text.starts_with(
+                "The page https://shop.example asks to use its key as \u{201c}alice\u{201d}"
+            ),
+            "{text}"
+        );
 
         let (outcome, text, ok) = ask(&rp, PromptAction::Register, Answer::NotOk);
         assert_eq!(outcome, Err("the user denied the request".to_owned()));

@@ -245,6 +245,7 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         # proof key (made without verification, usable only with it).
         dialogs = demo.dialogs()
         assert [(d["command"], d["answer"]) for d in dialogs] == [("CONFIRM", "ok")], dialogs
-        assert dialogs[0]["description"].startswith(f"Create a passkey for passgate-app:{demo.origin} as \u201cproof key\u201d?")
+        assert dialogs[0]["description"].startswith(
+            f"The page {demo.origin} asks to create a key as \u201cproof key\u201d for its biometric checks or vault."), dialogs
     finally:
         demo.stop()
