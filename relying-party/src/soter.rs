@@ -150,14 +150,12 @@ pub fn verify_pss20(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> boo
         .is_ok()
 }
 
-/// The body as a JSON value: the server's body checks (size, `application/json`), then JSON.
-fn json_body(body: Result<Bytes, BytesRejection>, headers: &HeaderMap) -> Result<Value, ApiError> {
+/// The request body as `T`, after the server's body checks (size, `application/json`).
+fn request<T: for<'de> Deserialize<'de>>(
+    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+) -> Result<T, ApiError> {
     server::parse(&server::body_bytes(body, headers)?)
-}
-
-fn field<T: for<'de> Deserialize<'de>>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body)
-        .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))
 }
 
 // ---- storage ----
@@ -240,7 +238,7 @@ async fn challenge(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     server::check_api_token(&state, &headers)?;
-    let req: ChallengeRequest = field(json_body(body, &headers)?)?;
+    let req: ChallengeRequest = request(body, &headers)?;
     let mut raw = [0u8; 32];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
     let challenge = b64::encode(&raw);
@@ -282,7 +280,7 @@ async fn register(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     server::check_api_token(&state, &headers)?;
-    let req: RegisterRequest = field(json_body(body, &headers)?)?;
+    let req: RegisterRequest = request(body, &headers)?;
     let key_json: KeyJson = serde_json::from_str(&req.key_json)
         .map_err(|e| ApiError::bad_request("soter_key_json_malformed", format!("keyJson: {e}")))?;
     if key_json.cpu_id.is_empty() || key_json.uid.is_empty() {
@@ -319,8 +317,9 @@ async fn register(
     let store = state.rp.store();
     let existing = device(store, &key_json.cpu_id, &key_json.uid).await?;
     let now = now_millis();
-    match existing {
-        Some(d) if d.public_key == spki => {}
+    // The counter the device has now: the stored one when the same key registers again.
+    let registered_counter = match existing {
+        Some(d) if d.public_key == spki => d.counter,
         Some(d) if !req.replace => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -361,6 +360,7 @@ async fn register(
                     "the device changed concurrently: retry",
                 ));
             }
+            key_json.counter
         }
         None => {
             let inserted = sqlx::query(
@@ -387,16 +387,14 @@ async fn register(
                     StoreError::from(e).into()
                 });
             }
+            key_json.counter
         }
-    }
-    let registered = device(store, &key_json.cpu_id, &key_json.uid)
-        .await?
-        .ok_or_else(|| ApiError::internal("the registered device vanished"))?;
+    };
     Ok(Json(json!({
         "registered": true,
-        "cpuId": registered.cpu_id,
-        "uid": registered.uid,
-        "counter": registered.counter,
+        "cpuId": key_json.cpu_id,
+        "uid": key_json.uid,
+        "counter": registered_counter,
     })))
 }
 
@@ -416,7 +414,7 @@ async fn verify(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     server::check_api_token(&state, &headers)?;
-    let req: VerifyRequest = field(json_body(body, &headers)?)?;
+    let req: VerifyRequest = request(body, &headers)?;
     let result: ResultJson = serde_json::from_str(&req.result_json).map_err(|e| {
         ApiError::bad_request("soter_result_json_malformed", format!("resultJSON: {e}"))
     })?;
