@@ -34,9 +34,9 @@ use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
 use crate::device::{
-    AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, Verification, user_verified,
+    AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, user_verified,
 };
-use crate::verify::{self, Accept, Failure, PasscodeRequest, PlanError, Planned};
+use crate::verify::{self, Accept, Failure, PasscodeRequest, PlanError};
 use crate::{CallerId, Platform, sha256};
 pub use file::{FileError, MAX_FILE_BYTES};
 use file::{Header, Values, VaultKey};
@@ -595,10 +595,7 @@ impl Vault {
                 interaction,
             )
             .map_err(|e| plan_error(e, mode))?;
-            let verification = match &planned {
-                Planned::Builtin => Verification::Builtin,
-                Planned::Pin(token) => Verification::Pin(token),
-            };
+            let verification = planned.verification();
             let salt: [u8; 32] = crate::random().map_err(|e| VaultError::io(&e))?;
             let mut user_id = b"vault:".to_vec();
             user_id.extend_from_slice(&sha256(inner.config.vault_id.as_bytes())[..16]);
@@ -766,10 +763,7 @@ impl Vault {
                 }
                 Err(e) => return Err(plan_error(e, mode)),
             };
-            let verification = match &planned {
-                Planned::Builtin => Verification::Builtin,
-                Planned::Pin(token) => Verification::Pin(token),
-            };
+            let verification = planned.verification();
             let result = device.get_assertion(
                 &AssertRequest {
                     rp_id: &header.rp_id,
