@@ -300,11 +300,9 @@ fn create_proof_key(
     } else {
         None
     };
-    let verification = match &planned {
-        None => Verification::None,
-        Some(Planned::Builtin) => Verification::Builtin,
-        Some(Planned::Pin(token)) => Verification::Pin(token),
-    };
+    let verification = planned
+        .as_ref()
+        .map_or(Verification::None, Planned::verification);
     let builtin = matches!(verification, Verification::Builtin);
     let created = device
         .make_credential(
@@ -502,9 +500,10 @@ pub fn authenticate(
             }
             Err(e) => return Err(plan_error(e)),
         };
-        let (verification, method) = match &planned {
-            Planned::Builtin => (Verification::Builtin, "biometric"),
-            Planned::Pin(token) => (Verification::Pin(token), "passcode"),
+        let verification = planned.verification();
+        let method = match &planned {
+            Planned::Builtin => "biometric",
+            Planned::Pin(_) => "passcode",
         };
         let credential_id = crate::unb64(&key.credential_id).unwrap_or_default();
         let result = device.get_assertion(

@@ -40,19 +40,9 @@ use std::sync::Arc;
 pub use device::Device;
 pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode};
 
-/// The base64url alphabet without padding, as WebAuthn JSON uses it.
-pub fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Decodes base64url (padding tolerated).
-pub fn unb64(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .ok()
-}
+/// base64url without padding, as WebAuthn JSON uses it (`b64`), and its decoder with padding
+/// tolerated (`unb64`): the bridge's.
+pub use passgate_bridge::b64::{decode as unb64, encode as b64};
 
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];

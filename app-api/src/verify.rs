@@ -11,7 +11,7 @@ use passgate_authenticator::ctap::StatusCode;
 use passgate_bridge::prompt::{Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin};
 use zeroize::Zeroizing;
 
-use crate::device::{Device, DeviceError, PinToken};
+use crate::device::{Device, DeviceError, PinToken, Verification};
 
 /// What the person is asked to approve when a PIN is needed.
 #[derive(Debug, Clone, Copy)]
@@ -204,6 +204,16 @@ pub enum Planned {
     Builtin,
     /// A PIN token already obtained (the PIN was right).
     Pin(PinToken),
+}
+
+impl Planned {
+    /// How the operation verifies the user under this plan.
+    pub fn verification(&self) -> Verification<'_> {
+        match self {
+            Self::Builtin => Verification::Builtin,
+            Self::Pin(token) => Verification::Pin(token),
+        }
+    }
 }
 
 /// Why no verification could be planned.

@@ -33,10 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
-use crate::device::{
-    AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, Verification, user_verified,
-};
-use crate::verify::{self, Accept, Failure, PasscodeRequest, PlanError, Planned};
+use crate::device::{AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, user_verified};
+use crate::verify::{self, Accept, Failure, PasscodeRequest, PlanError};
 use crate::{CallerId, Platform, sha256};
 pub use file::{FileError, MAX_FILE_BYTES};
 use file::{Header, Values, VaultKey};
@@ -595,10 +593,7 @@ impl Vault {
                 interaction,
             )
             .map_err(|e| plan_error(e, mode))?;
-            let verification = match &planned {
-                Planned::Builtin => Verification::Builtin,
-                Planned::Pin(token) => Verification::Pin(token),
-            };
+            let verification = planned.verification();
             let salt: [u8; 32] = crate::random().map_err(|e| VaultError::io(&e))?;
             let mut user_id = b"vault:".to_vec();
             user_id.extend_from_slice(&sha256(inner.config.vault_id.as_bytes())[..16]);
@@ -656,7 +651,7 @@ impl Vault {
         let key = VaultKey::derive(&output, &rp_id, &inner.config.vault_id)
             .map_err(|e| VaultError::new(VaultErrorCode::Unknown, e.to_string()))?;
         drop(output);
-        self.write(inner, &header, &values, &key)?;
+        self.write(&inner.path, true, &header, &values, &key)?;
         self.reset_attempts(inner)?;
         inner.state = State::Unlocked {
             header,
@@ -666,9 +661,12 @@ impl Vault {
         Ok(())
     }
 
+    /// Seals `values` under `key` and writes the vault file at `path` (its directory created
+    /// first when `create_dir`).
     fn write(
         &self,
-        inner: &Inner,
+        path: &std::path::Path,
+        create_dir: bool,
         header: &Header,
         values: &Values,
         key: &VaultKey,
@@ -681,8 +679,10 @@ impl Vault {
                 "the vault would exceed 4 MiB",
             ));
         }
-        ensure_dir(&inner.path)?;
-        crate::fs::write_atomic(&inner.path, &bytes, self.platform.write_hook())
+        if create_dir {
+            ensure_dir(path)?;
+        }
+        crate::fs::write_atomic(path, &bytes, self.platform.write_hook())
             .map_err(|e| VaultError::io(&e))
     }
 
@@ -766,10 +766,7 @@ impl Vault {
                 }
                 Err(e) => return Err(plan_error(e, mode)),
             };
-            let verification = match &planned {
-                Planned::Builtin => Verification::Builtin,
-                Planned::Pin(token) => Verification::Pin(token),
-            };
+            let verification = planned.verification();
             let result = device.get_assertion(
                 &AssertRequest {
                     rp_id: &header.rp_id,
@@ -912,7 +909,8 @@ impl Vault {
         edit: impl FnOnce(&mut Values) -> Result<(), VaultError>,
     ) -> Result<(), VaultError> {
         let mut inner = self.guard();
-        match &mut inner.state {
+        let Inner { state, path, .. } = &mut *inner;
+        match state {
             State::Locked => {
                 return Err(VaultError::new(
                     VaultErrorCode::VaultLocked,
@@ -936,19 +934,8 @@ impl Vault {
             } => {
                 let mut next = values.clone();
                 edit(&mut next)?;
-                let bytes = file::seal(header, &next, key)
-                    .map_err(|e| VaultError::new(VaultErrorCode::Unknown, e.to_string()))?;
-                if bytes.len() > MAX_FILE_BYTES {
-                    return Err(VaultError::new(
-                        VaultErrorCode::InvalidArguments,
-                        "the vault would exceed 4 MiB",
-                    ));
-                }
-                crate::fs::write_atomic(&inner.path, &bytes, self.platform.write_hook())
-                    .map_err(|e| VaultError::io(&e))?;
-                if let State::Unlocked { values, .. } = &mut inner.state {
-                    *values = next;
-                }
+                self.write(path, false, header, &next, key)?;
+                *values = next;
             }
         }
         self.touch(&mut inner);
@@ -1010,7 +997,7 @@ impl Vault {
                     let mut header = header.clone();
                     header.lock_after_ms = options.lock_after;
                     header.max_attempts = options.max_attempts;
-                    let written = self.write(&inner, &header, &values, key);
+                    let written = self.write(&inner.path, true, &header, &values, key);
                     written.map(|()| {
                         if let State::Unlocked { header: h, .. } = &mut inner.state {
                             *h = header;
