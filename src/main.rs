@@ -263,10 +263,11 @@ fn app_router(
 
 /// A random bearer token (32 bytes, base64url) for the demo relying party's backend API.
 fn demo_api_token() -> Result<String> {
+    use passgate_authenticator::api::rng::Rng;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("reading /dev/urandom for the demo's API token")?;
+    SystemRng::new()
+        .fill(&mut bytes)
+        .context("no randomness for the demo's API token")?;
     Ok(passgate_bridge::b64::encode(&bytes))
 }
 
