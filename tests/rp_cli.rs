@@ -9,6 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
+    let (child, addr, _) = start_with(dir, extra_env, &[]);
+    (child, addr)
+}
+
+/// Starts `passgate rp` with `extra_args`; the third value is the verification listener's
+/// address when `--verify-listen` is among them.
+fn start_with(
+    dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+    extra_args: &[&str],
+) -> (Child, String, Option<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passgate"));
     cmd.args([
         "rp",
@@ -21,22 +32,32 @@ fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
         "--origin",
         "http://localhost:8080",
     ])
+    .args(extra_args)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
+    let verify = line
+        .trim()
+        .strip_prefix("verification listener on http://")
+        .map(str::to_owned);
+    if verify.is_some() {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    (child, addr)
+    // Keep the pipe open: a closed stdout would fail the server's later writes.
+    child.stdout = Some(stdout.into_inner());
+    (child, addr, verify)
 }
 
 fn request(addr: &str, raw: &str) -> String {
@@ -126,6 +147,92 @@ fn json_logs_carry_request_ids_and_no_secrets_and_sigterm_exits_cleanly() {
         logs.contains("shutting down"),
         "no shutdown line in the logs:\n{logs}"
     );
+}
+
+#[test]
+fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, verify) = start_with(
+        dir.path(),
+        &[("PASSGATE_LOG_FORMAT", "json"), ("PASSGATE_LOG", "debug")],
+        &[
+            "--verify-listen",
+            "127.0.0.1:0",
+            "--api-token",
+            "backend-token",
+        ],
+    );
+    let verify = verify.expect("no verification listener line on stdout");
+    assert_ne!(verify, addr);
+    let health = request(
+        &verify,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.ends_with(r#"{"status":"ok"}"#), "{health}");
+    let body = r#"{"credential":{"id":"AAAA","publicKey":"c2VjcmV0LWtleQ","userHandle":"AAAA"},"response":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"eyJzZWNyZXQiOnRydWV9","authenticatorData":"AAAA","signature":"U0lHTkFUVVJF"}},"expectedChallenge":"AAAA","expectedOrigins":["http://localhost:8080"],"expectedRpId":"localhost"}"#;
+    let verdict = |addr: &str| {
+        request(
+            addr,
+            &format!(
+                "POST /api/verify/assertion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer backend-token\r\nX-Request-Id: backend-req\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let (on_listener, on_main) = (verdict(&verify), verdict(&addr));
+    assert!(on_listener.starts_with("HTTP/1.1 400"), "{on_listener}");
+    assert!(
+        on_listener.contains(r#""code":"bad_public_key""#),
+        "{on_listener}"
+    );
+    assert!(
+        on_listener
+            .to_ascii_lowercase()
+            .contains("x-request-id: backend-req"),
+        "{on_listener}"
+    );
+    // The same JSON answer as the main port's.
+    let json_of = |reply: &str| {
+        reply
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(json_of(&on_listener), json_of(&on_main));
+
+    let status = sigterm_and_wait(&mut child);
+    assert!(status.success(), "exit status {status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    // Two requests carried the ID: one on each port, each logged in its span.
+    let logged = lines
+        .iter()
+        .filter(|l| {
+            l["span"]["request_id"] == "backend-req"
+                && l["span"]["path"] == "/api/verify/assertion"
+                && l["fields"]["status"] == 400
+        })
+        .count();
+    assert_eq!(logged, 2, "{logs}");
+    for secret in [
+        "backend-token",
+        "c2VjcmV0LWtleQ",
+        "U0lHTkFUVVJF",
+        "eyJzZWNyZXQiOnRydWV9",
+    ] {
+        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
+    }
 }
 
 #[test]

@@ -85,11 +85,17 @@ impl From<VerifyError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body: `{"error": {"code": "...", "message": "..."}}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        });
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }

@@ -17,11 +17,13 @@ pub mod config;
 pub mod cose;
 pub mod error;
 pub mod receipts;
+pub mod request_context;
 pub mod rp;
 pub mod server;
 pub mod soter;
 pub mod store;
 pub mod verify;
+pub mod verify_listener;
 
 use std::sync::Arc;
 

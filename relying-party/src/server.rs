@@ -8,20 +8,17 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 
 use crate::b64;
 use crate::cose::CredentialPublicKey;
 use crate::error::ApiError;
+use crate::request_context::RequestContextLayer;
 use crate::rp::{AuthPurpose, CredentialView, RelyingParty, UserView};
 use crate::store::{SessionRow, UserRow};
 use crate::verify::{
@@ -83,18 +80,42 @@ pub struct AppState {
     pub limiter: RateLimiter,
 }
 
-type Shared = Arc<AppState>;
+/// The state every handler shares.
+pub type Shared = Arc<AppState>;
 
 /// Whether the request says its body is `application/json` (parameters such as `charset` allowed).
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+    is_json_type(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+}
+
+/// Whether a `Content-Type` value is `application/json` (parameters such as `charset` allowed).
+pub(crate) fn is_json_type(content_type: Option<&[u8]>) -> bool {
+    content_type
+        .and_then(|v| std::str::from_utf8(v).ok())
         .is_some_and(|v| {
             v.split(';')
                 .next()
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
         })
+}
+
+/// The 415 of a body that is not `application/json`.
+pub(crate) fn not_json() -> ApiError {
+    // Also the CSRF guard: a cross-site form cannot send application/json.
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as application/json",
+    )
+}
+
+/// The 413 of a body over the server's limit.
+pub(crate) fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body exceeds the server's limit",
+    )
 }
 
 /// The body of a JSON API request, or the error naming why it cannot be used.
@@ -109,22 +130,13 @@ pub(crate) fn body_bytes(
 fn json_body(body: Result<Bytes, BytesRejection>, json_type: bool) -> Result<Bytes, ApiError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body exceeds the server's limit",
-            )
+            body_too_large()
         } else {
             ApiError::bad_request("unreadable_body", e.body_text())
         }
     })?;
     if !json_type {
-        // Also the CSRF guard: a cross-site form cannot send application/json.
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as application/json",
-        ));
+        return Err(not_json());
     }
     Ok(bytes)
 }
@@ -671,7 +683,21 @@ async fn verify_for_backend(
     check_api_token(&state, request.headers())?;
     let json_type = is_json(request.headers());
     let body = json_body(Bytes::from_request(request, &state).await, json_type)?;
-    let req: VerifyRequest = parse(&body)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        verify_for_backend_body(&body)?,
+    )
+        .into_response())
+}
+
+/// The work of `POST /api/verify/assertion` once the caller and the body's type are checked:
+/// the request body in, the JSON answer out. The axum route and the dedicated verification
+/// listener ([`crate::verify_listener`]) both answer through it.
+pub(crate) fn verify_for_backend_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let req: VerifyRequest = parse(body)?;
     let bad =
         |what: &str| ApiError::bad_request("malformed_request", format!("{what} is not base64url"));
     let stored = StoredCredential {
@@ -699,44 +725,41 @@ async fn verify_for_backend(
         },
     )?;
     // About 300 bytes for a typical credential: one allocation, no regrowth.
-    Ok(json_response(
+    let mut answer = Vec::with_capacity(512);
+    serde_json::to_writer(
+        &mut answer,
         &VerifiedAssertion {
             verified: true,
             verdict,
         },
-        512,
-    ))
-}
-
-/// A JSON response serialized into a buffer of `capacity` bytes to start with (axum's `Json`
-/// starts at 128 and grows as it writes).
-fn json_response<T: Serialize>(value: &T, capacity: usize) -> Response {
-    let mut body = Vec::with_capacity(capacity);
-    match serde_json::to_writer(&mut body, value) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    }
+    )
+    .map_err(ApiError::internal)?;
+    Ok(answer)
 }
 
 /// Refuses a request without one of the configured API tokens as `Authorization: Bearer`.
 /// Each configured token is compared in constant time.
 pub(crate) fn check_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    check_bearer(
+        &state.rp.config().api_tokens,
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// The same check on a raw `Authorization` value against `tokens`.
+pub(crate) fn check_bearer(
+    tokens: &[String],
+    authorization: Option<&[u8]>,
+) -> Result<(), ApiError> {
+    let token = authorization
+        .and_then(|v| std::str::from_utf8(v).ok())
         // The scheme name is case-insensitive (RFC 9110 §11.1).
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .unwrap_or_default();
-    let tokens = &state.rp.config().api_tokens;
     if token.is_empty()
         || !tokens
             .iter()
@@ -847,42 +870,6 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Makes the `x-request-id` of a request that arrives without one: a random UUID (version 4),
-/// as `tower_http`'s `MakeRequestUuid` does, but drawn from AWS-LC's user-space DRBG. The `uuid`
-/// crate asks the kernel (getrandom(2)) for every ID, which was one system call per request.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomRequestId;
-
-impl RandomRequestId {
-    /// A fresh ID in the hyphenated lowercase form (`8-4-4-4-12` hex digits).
-    pub fn generate() -> Option<HeaderValue> {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).ok()?;
-        // RFC 9562 §5.4: version 4, variant 10.
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 36];
-        let mut at = 0;
-        for (i, byte) in bytes.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                text[at] = b'-';
-                at += 1;
-            }
-            text[at] = HEX[usize::from(byte >> 4)];
-            text[at + 1] = HEX[usize::from(byte & 0x0f)];
-            at += 2;
-        }
-        HeaderValue::from_bytes(&text).ok()
-    }
-}
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        Self::generate().map(RequestId::new)
-    }
-}
-
 /// The router with every endpoint and layer.
 pub fn router(state: Shared) -> Router {
     let body_limit = state.rp.config().body_limit_bytes;
@@ -923,19 +910,7 @@ pub fn router(state: Shared) -> Router {
         None => api.fallback(not_found),
     };
     app.layer(DefaultBodyLimit::max(body_limit))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // The path only: no query strings, bodies or cookies reach the logs.
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }),
-        )
-        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(RequestContextLayer)
         .with_state(state)
 }
 
@@ -986,42 +961,4 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_random_version_4_uuids() {
-        let ids: Vec<String> = (0..64)
-            .map(|_| {
-                RandomRequestId::generate()
-                    .and_then(|v| v.to_str().ok().map(str::to_owned))
-                    .unwrap_or_default()
-            })
-            .collect();
-        for id in &ids {
-            let groups: Vec<&str> = id.split('-').collect();
-            assert_eq!(
-                groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
-                [8, 4, 4, 4, 12],
-                "{id}"
-            );
-            assert!(
-                id.chars()
-                    .all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)),
-                "{id}"
-            );
-            assert!(groups[2].starts_with('4'), "not version 4: {id}");
-            assert!(
-                groups[3].starts_with(['8', '9', 'a', 'b']),
-                "not the RFC 9562 variant: {id}"
-            );
-        }
-        let mut distinct = ids.clone();
-        distinct.sort();
-        distinct.dedup();
-        assert_eq!(distinct.len(), ids.len(), "repeated IDs: {ids:?}");
-    }
 }
