@@ -3,6 +3,9 @@
 //! - `rp_load fixture ORIGIN RP_ID`: prints one `POST /api/verify/assertion` request body (a
 //!   fresh P-256 credential and an assertion with counter 0, so it verifies every time): the
 //!   same body goes to the SimpleWebAuthn peer and to py_webauthn.
+//! - `rp_load library FIXTURE_FILE SECONDS`: the library call on that body's assertion in a
+//!   loop, for the "HTTP per worker core vs library" ratio measured beside each HTTP run;
+//!   prints `{"per_cpu_sec", ...}`.
 //! - `rp_load ceremonies URL ORIGIN CONNECTIONS SECONDS`: registers one account per connection,
 //!   then runs full sign-in ceremonies (options → sign → verify, with the ceremony stored and
 //!   taken from the database, the counter updated and a session created) on keep-alive
@@ -201,11 +204,83 @@ async fn ceremonies(url: &str, origin: &str, connections: usize, seconds: u64) {
     );
 }
 
+/// The library figure, measured beside the HTTP runs: `verify_assertion_json` (JSON in, verdict
+/// out, as criterion's `passgate_verify_assertion_json`) on the fixture's assertion, in a loop
+/// on this process's core for `seconds`. Prints verifications per CPU-second of this process.
+fn library(fixture_path: &str, seconds: f64) {
+    use passgate_relying_party::cose::CredentialPublicKey;
+    use passgate_relying_party::verify::{
+        AssertionExpectation, CounterPolicy, StoredCredential, verify_assertion_json,
+    };
+    let body: Value = serde_json::from_slice(&std::fs::read(fixture_path).unwrap()).unwrap();
+    let unb64 = |v: &Value| passgate_relying_party::b64::decode(v.as_str().unwrap()).unwrap();
+    let stored = StoredCredential {
+        id: unb64(&body["credential"]["id"]),
+        public_key: CredentialPublicKey::from_cose(&unb64(&body["credential"]["publicKey"]))
+            .unwrap(),
+        sign_count: 0,
+        user_handle: unb64(&body["credential"]["userHandle"]),
+        backup_eligible: None,
+    };
+    let response = serde_json::to_vec(&body["response"]).unwrap();
+    let challenge = unb64(&body["expectedChallenge"]);
+    let origins: Vec<String> = serde_json::from_value(body["expectedOrigins"].clone()).unwrap();
+    let expect = AssertionExpectation {
+        challenge: &challenge,
+        origins: &origins,
+        rp_id: body["expectedRpId"].as_str().unwrap(),
+        require_user_verification: true,
+        allow_cross_origin: false,
+        counter_policy: CounterPolicy::Reject,
+    };
+    let cpu = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<u64> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        // Clock ticks are 1/100 s on Linux.
+        (fields[0] + fields[1]) as f64 / 100.0
+    };
+    for _ in 0..500 {
+        assert!(
+            verify_assertion_json(&stored, &response, &expect)
+                .unwrap()
+                .user_verified
+        );
+    }
+    let (cpu0, start) = (cpu(), Instant::now());
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        for _ in 0..100 {
+            std::hint::black_box(verify_assertion_json(&stored, &response, &expect).unwrap());
+        }
+        n += 100;
+    }
+    let (cpu_sec, wall_sec) = (cpu() - cpu0, start.elapsed().as_secs_f64());
+    println!(
+        "{}",
+        json!({
+            "verifications": n,
+            "cpu_sec": cpu_sec,
+            "wall_sec": wall_sec,
+            "per_cpu_sec": n as f64 / cpu_sec,
+            "per_sec": n as f64 / wall_sec,
+        })
+    );
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("fixture") => fixture(&args[1], &args[2]),
+        Some("library") => library(&args[1], args[2].parse().unwrap()),
         Some("ceremonies") => {
             ceremonies(
                 &args[1],
@@ -217,7 +292,7 @@ async fn main() {
         }
         _ => {
             eprintln!(
-                "usage: rp_load fixture ORIGIN RP_ID | rp_load ceremonies URL ORIGIN CONNECTIONS SECONDS"
+                "usage: rp_load fixture ORIGIN RP_ID | rp_load library FIXTURE_FILE SECONDS | rp_load ceremonies URL ORIGIN CONNECTIONS SECONDS"
             );
             std::process::exit(2);
         }
