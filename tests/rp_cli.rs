@@ -69,6 +69,24 @@ fn request(addr: &str, raw: &str) -> String {
     out
 }
 
+/// SIGTERM, a clean exit, then the JSON log lines on stderr (raw, and parsed).
+fn stop_and_read_json_logs(child: &mut Child) -> (String, Vec<serde_json::Value>) {
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "exit status {status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let lines = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    (logs, lines)
+}
+
 fn sigterm_and_wait(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     assert!(
@@ -115,19 +133,7 @@ fn json_logs_carry_request_ids_and_no_secrets_and_sigterm_exits_cleanly() {
         "{reply}"
     );
 
-    let status = sigterm_and_wait(&mut child);
-    assert!(status.success(), "exit status {status}");
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    let lines: Vec<serde_json::Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let (logs, lines) = stop_and_read_json_logs(&mut child);
     assert!(
         lines
             .iter()
@@ -202,19 +208,7 @@ fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_
     };
     assert_eq!(json_of(&on_listener), json_of(&on_main));
 
-    let status = sigterm_and_wait(&mut child);
-    assert!(status.success(), "exit status {status}");
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    let lines: Vec<serde_json::Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let (logs, lines) = stop_and_read_json_logs(&mut child);
     // Two requests carried the ID: one on each port, each logged in its span.
     let logged = lines
         .iter()

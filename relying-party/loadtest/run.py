@@ -6,8 +6,8 @@ Measures, on this machine:
      --workers 1`, on its verification listener (`--verify-listen`) and on its main port, and
      the same requests against a node:http server verifying with @simplewebauthn/server
      (single-threaded by nature): requests/s, requests per server CPU-second, p50, p99.
-  2. The library call (`rp_load library`: JSON in, verdict out) on the server's core, in rounds
-     interleaved with the HTTP runs, for the "HTTP >= 0.7x library per worker core" ratio.
+  2. The library call (`rp_load library`: JSON in, verdict out) on the server's core, before
+     and after every round of HTTP runs, for the "HTTP >= 0.7x library per worker core" ratio.
   3. py_webauthn verifying the same assertion in-process (JSON in, verdict out), per second,
      and criterion's figures (`cargo bench -p passgate-relying-party --bench verify`) when
      present.
@@ -48,8 +48,10 @@ SECONDS = int(os.environ.get("LOADTEST_SECONDS", "10"))
 # CPU-second than with 32).
 CONNECTIONS = int(os.environ.get("LOADTEST_CONNECTIONS", "32"))
 # Rounds of (library, verification listener, main port), and the library run's length.
-ROUNDS = int(os.environ.get("LOADTEST_ROUNDS", "3"))
-LIBRARY_SECONDS = int(os.environ.get("LOADTEST_LIBRARY_SECONDS", "3"))
+ROUNDS = int(os.environ.get("LOADTEST_ROUNDS", "8"))
+LIBRARY_SECONDS = int(os.environ.get("LOADTEST_LIBRARY_SECONDS", "2"))
+# wrk's run length inside those rounds (the peer and the ceremonies use SECONDS).
+ROUND_SECONDS = int(os.environ.get("LOADTEST_ROUND_SECONDS", "5"))
 TOKEN = "loadtest-token"
 
 
@@ -141,7 +143,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, body_file: Path, workdir: Path, server_pid: int) -> dict:
+def wrk(url: str, body_file: Path, workdir: Path, server_pid: int, seconds: int = SECONDS) -> dict:
     script = workdir / "post.lua"
     script.write_text(
         "local f = io.open(%r, 'rb')\n"
@@ -153,7 +155,7 @@ def wrk(url: str, body_file: Path, workdir: Path, server_pid: int) -> dict:
     )
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         check=True,
         capture_output=True,
         text=True,
@@ -173,7 +175,7 @@ def wrk(url: str, body_file: Path, workdir: Path, server_pid: int) -> dict:
         "requests_per_sec": rps,
         # Requests per second of server CPU time: the figure "per worker core".
         "requests_per_cpu_sec": total / server_cpu if server_cpu > 0 else 0.0,
-        "server_cpu_cores": server_cpu / SECONDS,
+        "server_cpu_cores": server_cpu / seconds,
         "p50_ms": pct("50"),
         "p99_ms": pct("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -218,16 +220,20 @@ def library_beside(body_file: Path) -> float:
 
 
 def interleaved(port: int, verify_port: int, body_file: Path, workdir: Path, server_pid: int) -> dict:
-    """ROUNDS rounds of: the library call, wrk on the verification listener, wrk on the main
-    port. This VM's speed drifts by 10-25% within minutes, so each HTTP figure is divided by the
-    library figure of its own round, and the ratio reported is the median over the rounds."""
+    """ROUNDS rounds of wrk on the verification listener and on the main port, with the library
+    call measured on the server's core before the first round and after every round. This VM's
+    speed drifts by 10-25% within minutes, so each round's HTTP figures are divided by the mean
+    of the two library figures around it, and the ratio reported is the median of the rounds."""
+    libraries = [library_beside(body_file)]
     rounds = []
     for _ in range(ROUNDS):
-        lib = library_beside(body_file)
-        verify = wrk(f"http://127.0.0.1:{verify_port}/api/verify/assertion", body_file, workdir, server_pid)
-        main = wrk(f"http://127.0.0.1:{port}/api/verify/assertion", body_file, workdir, server_pid)
+        verify = wrk(f"http://127.0.0.1:{verify_port}/api/verify/assertion", body_file, workdir, server_pid, ROUND_SECONDS)
+        main = wrk(f"http://127.0.0.1:{port}/api/verify/assertion", body_file, workdir, server_pid, ROUND_SECONDS)
+        libraries.append(library_beside(body_file))
+        lib = (libraries[-2] + libraries[-1]) / 2
         rounds.append({
             "library_per_cpu_sec": lib,
+            "library_before_after": libraries[-2:],
             "verify_listener": verify,
             "main_port": main,
             "verify_listener_ratio": verify["requests_per_cpu_sec"] / lib,
@@ -373,8 +379,8 @@ def main() -> int:
     hm = results["http_passgate_main_port"]
     inter = results["interleaved"]
     lines = [
-        "relying-party load test (loopback, server on 1 worker thread, wrk -t1 -c%d, %d s)" % (CONNECTIONS, SECONDS),
-        "  per round: library per CPU-second | verification listener req per server CPU-second (ratio) | main port (ratio)",
+        "relying-party load test (loopback, server on 1 worker thread, wrk -t1 -c%d; %d rounds of %d s per port, %d s of library between rounds; %d s for the peer)" % (CONNECTIONS, ROUNDS, ROUND_SECONDS, LIBRARY_SECONDS, SECONDS),
+        "  per round: library per CPU-second (mean of before/after) | verification listener req per server CPU-second (ratio) | main port (ratio)",
     ]
     for i, r in enumerate(inter["rounds"], 1):
         lines.append(

@@ -359,12 +359,7 @@ async fn connection(
                 }
                 Err(_elapsed) => {
                     if started {
-                        let late = Fatal(ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request_timeout",
-                            "the request head did not arrive in time",
-                        ));
-                        let _ = answer_fatal(&mut stream, &mut out, late).await;
+                        let _ = answer_fatal(&mut stream, &mut out, too_slow("head")).await;
                     }
                     return;
                 }
@@ -403,12 +398,7 @@ async fn connection(
                     Ok(Ok(0)) | Ok(Err(_)) => return,
                     Ok(Ok(_)) => {}
                     Err(_elapsed) => {
-                        let late = Fatal(ApiError::new(
-                            StatusCode::REQUEST_TIMEOUT,
-                            "request_timeout",
-                            "the request body did not arrive in time",
-                        ));
-                        let _ = answer_fatal(&mut stream, &mut out, late).await;
+                        let _ = answer_fatal(&mut stream, &mut out, too_slow("body")).await;
                         return;
                     }
                 }
@@ -496,6 +486,15 @@ async fn answer(
         stream.shutdown().await?;
     }
     Ok(())
+}
+
+/// The 408 of a request whose `part` (head or body) did not arrive in time.
+fn too_slow(part: &str) -> Fatal {
+    Fatal(ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!("the request {part} did not arrive in time"),
+    ))
 }
 
 /// Answers a request that cannot be read on, and closes. Its head could not be read, so its

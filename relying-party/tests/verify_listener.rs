@@ -14,7 +14,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{SoftCredential, Tamper, b64};
+use common::Tamper;
 use passgate_relying_party::verify_listener::{Timeouts, serve_verify_with};
 use passgate_relying_party::{RpConfig, build_state};
 use serde_json::{Value, json};
@@ -179,28 +179,9 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> Answer {
         .expect("no answer")
 }
 
-/// A verification request body for a fresh credential, and the credential.
+/// A verification request body for a fresh credential.
 fn verify_body(tamper: &Tamper) -> Value {
-    let challenge = [0x5au8; 32];
-    let options = json!({
-        "rp": {"id": "localhost"},
-        "user": {"id": b64(&[7u8; 16])},
-        "challenge": b64(&challenge),
-    });
-    let (mut cred, _) = SoftCredential::register(&options, ORIGIN, &Tamper::default());
-    let response = cred.assert_challenge(&challenge, ORIGIN, tamper);
-    json!({
-        "credential": {
-            "id": b64(&cred.id),
-            "publicKey": cred.cose_b64(),
-            "signCount": 0,
-            "userHandle": b64(&cred.user_handle),
-        },
-        "response": response,
-        "expectedChallenge": b64(&challenge),
-        "expectedOrigins": [ORIGIN],
-        "expectedRpId": "localhost",
-    })
+    common::backend_verify_request(ORIGIN, "localhost", tamper)
 }
 
 #[tokio::test]

@@ -22,6 +22,32 @@ pub fn b64(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
+/// A `POST /api/verify/assertion` body: a fresh P-256 credential registered for `rp_id`, and
+/// its assertion for `origin`, changed as `tamper` says.
+pub fn backend_verify_request(origin: &str, rp_id: &str, tamper: &Tamper) -> Value {
+    let challenge = [0x5au8; 32];
+    let options = json!({
+        "rp": {"id": rp_id},
+        "user": {"id": b64(&[7u8; 16])},
+        "challenge": b64(&challenge),
+    });
+    let (mut cred, _) = SoftCredential::register(&options, origin, &Tamper::default());
+    let response = cred.assert_challenge(&challenge, origin, tamper);
+    json!({
+        "credential": {
+            "id": b64(&cred.id),
+            "publicKey": cred.cose_b64(),
+            "signCount": 0,
+            "userHandle": b64(&cred.user_handle),
+        },
+        "response": response,
+        "expectedChallenge": b64(&challenge),
+        "expectedOrigins": [origin],
+        "expectedRpId": rp_id,
+        "requireUserVerification": true,
+    })
+}
+
 pub fn unb64(s: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).unwrap()
 }
