@@ -369,9 +369,13 @@ async fn connection(
         // The body.
         let end = head.len + head.body_len;
         if buf.len() < end {
-            if let Route::Refuse(refused) = head.route {
-                // Refused from its head alone: do not wait for a body the client may not send.
-                let refused = Err(refused);
+            let too_large = head.body_len > state.rp.config().body_limit_bytes;
+            if let (Route::Refuse(refused), true) = (&head.route, too_large || head.expect_continue)
+            {
+                // Refused from its head alone, with a body too large to read or one the client
+                // waits to be asked for: answer and close instead of waiting for it. (A refused
+                // request's body within the limit is read below, so the connection stays in step.)
+                let refused = Err(refused.clone());
                 let _ = answer(
                     &mut stream,
                     &mut out,

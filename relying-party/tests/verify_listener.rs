@@ -536,6 +536,36 @@ async fn refuses_bad_http_with_a_precise_status_and_code() {
             assert_eq!(a.header("allow"), Some(allow), "{what}");
         }
     }
+    // A request refused from its head whose body comes later is read to its end, answered, and
+    // the connection stays usable.
+    let mut stream = TcpStream::connect(s.verify).await.unwrap();
+    let late_body = post(
+        "/api/verify/assertion",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer nope"),
+        ],
+        &body,
+    );
+    let split = late_body.len() - body.len();
+    stream.write_all(&late_body[..split]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stream.write_all(&late_body[split..]).await.unwrap();
+    let mut rest = Vec::new();
+    let a = read_answer(&mut stream, &mut rest).await.unwrap();
+    assert_eq!(
+        (a.status, a.code().as_str(), a.header("connection")),
+        (401, "invalid_api_token", None)
+    );
+    stream
+        .write_all(&post("/api/verify/assertion", JSON_AUTH, &body))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_answer(&mut stream, &mut rest).await.unwrap().status,
+        200
+    );
+
     // After all that, the listener still verifies.
     let a = exchange(s.verify, &post("/api/verify/assertion", JSON_AUTH, &body)).await;
     assert_eq!(a.status, 200);
