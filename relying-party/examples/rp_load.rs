@@ -212,7 +212,7 @@ fn library(fixture_path: &str, seconds: f64) {
     };
     let cpu = || {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let fields: Vec<u64> = stat
+        let fields: Vec<u32> = stat
             .rsplit(')')
             .next()
             .unwrap()
@@ -222,7 +222,7 @@ fn library(fixture_path: &str, seconds: f64) {
             .map(|f| f.parse().unwrap())
             .collect();
         // Clock ticks are 1/100 s on Linux.
-        (fields[0] + fields[1]) as f64 / 100.0
+        f64::from(fields[0] + fields[1]) / 100.0
     };
     for _ in 0..500 {
         assert!(
@@ -232,7 +232,7 @@ fn library(fixture_path: &str, seconds: f64) {
         );
     }
     let (cpu0, start) = (cpu(), Instant::now());
-    let mut n = 0u64;
+    let mut n = 0u32;
     while start.elapsed().as_secs_f64() < seconds {
         for _ in 0..100 {
             std::hint::black_box(verify_assertion_json(&stored, &response, &expect).unwrap());
@@ -246,8 +246,8 @@ fn library(fixture_path: &str, seconds: f64) {
             "verifications": n,
             "cpu_sec": cpu_sec,
             "wall_sec": wall_sec,
-            "per_cpu_sec": n as f64 / cpu_sec,
-            "per_sec": n as f64 / wall_sec,
+            "per_cpu_sec": f64::from(n) / cpu_sec,
+            "per_sec": f64::from(n) / wall_sec,
         })
     );
 }

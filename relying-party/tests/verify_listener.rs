@@ -188,7 +188,9 @@ fn verify_body(tamper: &Tamper) -> Value {
 async fn answers_what_the_main_port_answers_for_every_body() {
     let s = start(Timeouts::default()).await;
     let good = verify_body(&Tamper::default());
-    let mut bodies: Vec<(&str, Vec<u8>, &[(&str, &str)])> = vec![
+    // (what, body, headers)
+    type Case<'a> = (&'a str, Vec<u8>, &'a [(&'a str, &'a str)]);
+    let mut bodies: Vec<Case> = vec![
         ("valid", serde_json::to_vec(&good).unwrap(), JSON_AUTH),
         (
             "bad signature",
