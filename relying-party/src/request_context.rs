@@ -68,6 +68,16 @@ pub(crate) fn request_id_or_new(sent: Option<&HeaderValue>) -> Option<HeaderValu
     }
 }
 
+/// The INFO span a request runs in. Its fields are only formatted when INFO is enabled for it.
+pub(crate) fn request_span(id: Option<&HeaderValue>, method: &str, path: &str) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
+        method = %method,
+        path = %path,
+    )
+}
+
 /// Logs the end of a request in the current span: a 5xx at ERROR, anything else at DEBUG.
 pub(crate) fn log_finished(status: StatusCode, started: Instant) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -119,13 +129,7 @@ where
                 .headers_mut()
                 .insert(X_REQUEST_ID.clone(), id.clone());
         }
-        // The fields are only formatted when INFO is enabled for this span.
-        let span = tracing::info_span!(
-            "request",
-            request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
-            method = %request.method(),
-            path = %request.uri().path(),
-        );
+        let span = request_span(id.as_ref(), request.method().as_str(), request.uri().path());
         let started = Instant::now();
         let answer = self.inner.call(request);
         Box::pin(

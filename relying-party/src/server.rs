@@ -863,6 +863,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
+    wrong_method()
+}
+
+/// The 405 of a method an endpoint does not take.
+pub(crate) fn wrong_method() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

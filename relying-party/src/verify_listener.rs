@@ -37,9 +37,10 @@ use tokio::task::JoinSet;
 use tokio::time::timeout_at;
 
 use crate::error::ApiError;
-use crate::request_context::{log_finished, request_id_or_new};
+use crate::request_context::{log_finished, request_id_or_new, request_span};
 use crate::server::{
     Shared, body_too_large, check_bearer, is_json_type, not_json, verify_for_backend_body,
+    wrong_method,
 };
 
 /// The one verification route.
@@ -137,9 +138,8 @@ struct Head {
     expect_continue: bool,
     /// `x-request-id` as sent, or a fresh one.
     request_id: Option<HeaderValue>,
-    /// The method and path, for the log span.
-    method: String,
-    path: String,
+    /// The span the answer is made and logged in.
+    span: tracing::Span,
     /// What to do once the body is in: verify it, answer health, or refuse.
     route: Route,
     /// The methods a 405 names.
@@ -267,11 +267,7 @@ fn parse_head(buf: &[u8], state: &Shared) -> Result<Option<Head>, Fatal> {
         ("GET", "/healthz") => Route::Health,
         (_, VERIFY_PATH | "/healthz") => {
             allow = Some(if path == VERIFY_PATH { "POST" } else { "GET" });
-            Route::Refuse(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this endpoint does not take that method",
-            ))
+            Route::Refuse(wrong_method())
         }
         _ => Route::Refuse(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -284,15 +280,16 @@ fn parse_head(buf: &[u8], state: &Shared) -> Result<Option<Head>, Fatal> {
     if !matches!(route, Route::Refuse(_)) && body_len > state.rp.config().body_limit_bytes {
         return Err(Fatal(body_too_large()));
     }
+    let request_id = request_id_or_new(sent_id.as_ref());
+    let span = request_span(request_id.as_ref(), method, path);
     Ok(Some(Head {
         len,
         body_len,
         // HTTP/1.0 keep-alive would need a `Connection: keep-alive` answer; one request each.
         keep_alive: version == 1 && !close,
         expect_continue,
-        request_id: request_id_or_new(sent_id.as_ref()),
-        method: method.to_owned(),
-        path: path.to_owned(),
+        request_id,
+        span,
         route,
         allow,
     }))
@@ -410,12 +407,7 @@ async fn connection(
         }
 
         // The answer, in the same span and with the same checks as on the main port.
-        let span = tracing::info_span!(
-            "request",
-            request_id = head.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
-            method = %head.method,
-            path = %head.path,
-        );
+        let span = head.span;
         let when = Instant::now();
         let result = span.in_scope(|| match head.route {
             Route::Verify => verify_for_backend_body(&buf[head.len..end]),
