@@ -1,5 +1,6 @@
 //! The HTTP API (axum): handlers, session cookies, rate limits, request IDs, graceful shutdown.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -142,7 +143,7 @@ fn json_body(body: Result<Bytes, BytesRejection>, json_type: bool) -> Result<Byt
 }
 
 /// The body as `T`; malformed JSON is `malformed_request`.
-pub(crate) fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))
 }
@@ -631,14 +632,19 @@ async fn verify_receipt(
     ))
 }
 
+/// The stored credential record a backend sends. Its strings are read in place from the body
+/// (`Cow` only allocates for a string with JSON escapes), since they are decoded right away.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct VerifyCredential {
-    id: String,
-    public_key: String,
+struct VerifyCredential<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    public_key: Cow<'a, str>,
     #[serde(default)]
     sign_count: u32,
-    user_handle: String,
+    #[serde(borrow)]
+    user_handle: Cow<'a, str>,
     /// The BE flag recorded at registration; checked when given.
     #[serde(default)]
     backup_eligible: Option<bool>,
@@ -646,12 +652,15 @@ struct VerifyCredential {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct VerifyRequest {
-    credential: VerifyCredential,
+struct VerifyRequest<'a> {
+    #[serde(borrow)]
+    credential: VerifyCredential<'a>,
     response: AuthenticationResponseJson,
-    expected_challenge: String,
+    #[serde(borrow)]
+    expected_challenge: Cow<'a, str>,
     expected_origins: Vec<String>,
-    expected_rp_id: String,
+    #[serde(borrow)]
+    expected_rp_id: Cow<'a, str>,
     #[serde(default = "yes")]
     require_user_verification: bool,
     #[serde(default)]
@@ -697,7 +706,7 @@ async fn verify_for_backend(
 /// the request body in, the JSON answer out. The axum route and the dedicated verification
 /// listener ([`crate::verify_listener`]) both answer through it.
 pub(crate) fn verify_for_backend_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let req: VerifyRequest = parse(body)?;
+    let req: VerifyRequest<'_> = parse(body)?;
     let bad =
         |what: &str| ApiError::bad_request("malformed_request", format!("{what} is not base64url"));
     let stored = StoredCredential {

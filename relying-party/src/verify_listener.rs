@@ -26,7 +26,7 @@
 //! verified finish (up to 10 s).
 
 use std::future::Future;
-use std::io;
+use std::io::{self, Write as _};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderValue, StatusCode};
@@ -308,10 +308,16 @@ async fn connection(
     mut stream: TcpStream,
     state: Shared,
     timeouts: Timeouts,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
+    // One wait for shutdown for the connection's life, instead of one registration per request.
+    let mut stopping = stop.clone();
+    let stopped = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    tokio::pin!(stopped);
     loop {
         // The head: wait idle for the first byte, then at most `timeouts.head` for the rest.
         let mut started = !buf.is_empty();
@@ -344,7 +350,7 @@ async fn connection(
             let read = tokio::select! {
                 read = timeout_at(deadline, read_more(&mut stream, &mut buf)) => read,
                 // Shutdown closes a connection between requests, never in the middle of one.
-                _ = stop.wait_for(|stopping| *stopping), if buf.is_empty() => return,
+                () = &mut stopped, if buf.is_empty() => return,
             };
             match read {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -461,9 +467,10 @@ async fn answer(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", body.len());
     out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
+    http_date(out);
     if let Some(id) = request_id {
         out.extend_from_slice(b"\r\nx-request-id: ");
         out.extend_from_slice(id.as_bytes());
@@ -482,6 +489,27 @@ async fn answer(
         stream.shutdown().await?;
     }
     Ok(())
+}
+
+/// Appends the current time as an HTTP date (RFC 9110 §5.6.7). It changes once a second, so
+/// each thread formats it once a second, as hyper does.
+fn http_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((u64::MAX, String::new()))
+        };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != second {
+            *at = second;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
 }
 
 /// The 408 of a request whose `part` (head or body) did not arrive in time.
@@ -508,4 +536,31 @@ async fn answer_fatal(
         "verification listener refused a request"
     );
     answer(stream, out, id.as_ref(), &Err(e), None, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date_now() -> SystemTime {
+        let mut out = Vec::new();
+        http_date(&mut out);
+        let text = String::from_utf8(out).unwrap_or_default();
+        httpdate::parse_http_date(&text).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn the_cached_date_follows_the_clock() {
+        let first = date_now();
+        let skew = |date: SystemTime| {
+            SystemTime::now()
+                .duration_since(date)
+                .unwrap_or(Duration::MAX)
+        };
+        assert!(skew(first) < Duration::from_secs(1), "{first:?}");
+        std::thread::sleep(Duration::from_millis(1100));
+        let second = date_now();
+        assert!(second > first, "{first:?} then {second:?}");
+        assert!(skew(second) < Duration::from_secs(1), "{second:?}");
+    }
 }
