@@ -319,7 +319,7 @@ async fn keeps_connections_alive_answers_pipelined_requests_in_order_and_echoes_
         let skew = std::time::SystemTime::now()
             .duration_since(date)
             .unwrap_or_default();
-        assert!(skew < std::time::Duration::from_secs(2), "{date:?}");
+        assert!(skew < Duration::from_secs(2), "{date:?}");
     }
     // Then three in one write: a verification, a health check, an unknown path.
     let mut pipelined = post(
