@@ -587,15 +587,33 @@ async fn slow_clients_get_a_408_or_a_close_instead_of_holding_the_connection() {
         drain: Duration::from_secs(2),
     })
     .await;
-    // Half a head, then nothing.
+    // Half a head, then nothing: the head's 300 ms apply, not the idle 600 ms.
     let mut stream = TcpStream::connect(s.verify).await.unwrap();
+    let started = std::time::Instant::now();
     stream
         .write_all(b"POST /api/verify/assertion HTTP/1.1\r\nhost: x\r\n")
         .await
         .unwrap();
     let a = read_answer(&mut stream, &mut Vec::new()).await.unwrap();
     assert_eq!((a.status, a.code().as_str()), (408, "request_timeout"));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(550),
+        "{waited:?}"
+    );
     assert_closed(&mut stream).await;
+    // A kept-alive connection after a request in two pieces (which moved the timer to the
+    // head's deadline) waits the idle 600 ms again before it closes.
+    let mut kept = TcpStream::connect(s.verify).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    kept.write_all(b"host: x\r\n\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(read_answer(&mut kept, &mut rest).await.unwrap().status, 200);
+    let started = std::time::Instant::now();
+    assert!(read_answer(&mut kept, &mut rest).await.is_none());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
     // A head announcing 100 bytes, then 10.
     let mut stream = TcpStream::connect(s.verify).await.unwrap();
     stream
