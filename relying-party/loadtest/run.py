@@ -7,7 +7,7 @@ Measures, on this machine:
      the same requests against a node:http server verifying with @simplewebauthn/server
      (single-threaded by nature): requests/s, requests per server CPU-second, p50, p99.
   2. The library call (`rp_load library`: JSON in, verdict out) on the server's core, before
-     and after every round of HTTP runs, for the "HTTP >= 0.7x library per worker core" ratio.
+     and after every HTTP run, for the "HTTP >= 0.7x library per worker core" ratio.
   3. py_webauthn verifying the same assertion in-process (JSON in, verdict out), per second,
      and criterion's figures (`cargo bench -p passgate-relying-party --bench verify`) when
      present.
