@@ -7,9 +7,9 @@
 //! HTTP/1.1 with `httparse` (the parser hyper uses) and does nothing a verification does not
 //! need: a worker core verifies at about 0.7× of the library call's rate on this project's
 //! 2-vCPU machines, within a few per cent of a server that does nothing but parse, verify and
-//! answer (see the relying-party docs, "Performance"). The answer is the main port's, byte for byte: the same
-//! function ([`crate::server::verify_for_backend_body`]) checks and verifies the body, with
-//! the same token check, body limit, JSON errors, request IDs and log span.
+//! answer (see the relying-party docs, "Performance"). The answer is the main port's, byte for
+//! byte: the same function ([`crate::server::verify_for_backend_body`]) checks and verifies
+//! the body, with the same token check, body limit, JSON errors, request IDs and log span.
 //!
 //! The HTTP it accepts is deliberately narrow, and everything else gets a precise error:
 //! - HTTP/1.1 (keep-alive unless `Connection: close`) and HTTP/1.0 (one request per
@@ -319,14 +319,15 @@ async fn connection(
     };
     tokio::pin!(stopped);
     // One timer for the connection's life, moved on at each phase. Moving a tokio timer later
-    // is an atomic store; a new timeout per read was a timer-wheel insertion and removal, about
-    // 2% of a request's CPU.
+    // is an atomic store; a new timeout per read was a timer-wheel insertion and removal (about
+    // 1% of a request's CPU).
     let timer = tokio::time::sleep(timeouts.idle);
     tokio::pin!(timer);
     loop {
         // The head: wait idle for the first byte, then at most `timeouts.head` for the rest.
-        // (Each deadline here is later than the one before, the cheap way to move the timer,
-        // except the head's, which is only set for a head that arrives in pieces.)
+        // The idle deadline is always later than the one before (the cheap way to move the
+        // timer); the head's and the body's are only set for a head or body that arrives in
+        // pieces.
         timer
             .as_mut()
             .reset(tokio::time::Instant::now() + timeouts.idle);
