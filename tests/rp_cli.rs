@@ -70,6 +70,13 @@ fn request(addr: &str, raw: &str) -> String {
 }
 
 /// SIGTERM, a clean exit, then the JSON log lines on stderr (raw, and parsed).
+/// Fails if any of `secrets` appears anywhere in `logs`.
+fn assert_no_secrets(logs: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
+    }
+}
+
 fn stop_and_read_json_logs(child: &mut Child) -> (String, Vec<serde_json::Value>) {
     let status = sigterm_and_wait(child);
     assert!(status.success(), "exit status {status}");
@@ -141,14 +148,15 @@ fn json_logs_carry_request_ids_and_no_secrets_and_sigterm_exits_cleanly() {
                 && l["span"]["path"] == "/api/login/verify"),
         "no log line carries the request ID:\n{logs}"
     );
-    for secret in [
-        "TOPSECRETCOOKIE",
-        "c2VjcmV0LWFzc2VydGlvbg",
-        "U0lHTkFUVVJF",
-        "eyJzZWNyZXQiOnRydWV9",
-    ] {
-        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
-    }
+    assert_no_secrets(
+        &logs,
+        &[
+            "TOPSECRETCOOKIE",
+            "c2VjcmV0LWFzc2VydGlvbg",
+            "U0lHTkFUVVJF",
+            "eyJzZWNyZXQiOnRydWV9",
+        ],
+    );
     assert!(
         logs.contains("shutting down"),
         "no shutdown line in the logs:\n{logs}"
@@ -219,14 +227,15 @@ fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_
         })
         .count();
     assert_eq!(logged, 2, "{logs}");
-    for secret in [
-        "backend-token",
-        "c2VjcmV0LWtleQ",
-        "U0lHTkFUVVJF",
-        "eyJzZWNyZXQiOnRydWV9",
-    ] {
-        assert!(!logs.contains(secret), "{secret} reached the logs:\n{logs}");
-    }
+    assert_no_secrets(
+        &logs,
+        &[
+            "backend-token",
+            "c2VjcmV0LWtleQ",
+            "U0lHTkFUVVJF",
+            "eyJzZWNyZXQiOnRydWV9",
+        ],
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ use tokio::task::JoinSet;
 use crate::error::ApiError;
 use crate::request_context::{log_finished, request_id_or_new, request_span};
 use crate::server::{
-    Shared, body_too_large, check_bearer, is_json_type, not_json, verify_for_backend_body,
+    HEALTHY, Shared, body_too_large, check_bearer, is_json_type, not_json, verify_for_backend_body,
     wrong_method,
 };
 
@@ -434,7 +434,7 @@ async fn connection(
         let when = Instant::now();
         let result = span.in_scope(|| match head.route {
             Route::Verify => verify_for_backend_body(&buf[head.len..end]),
-            Route::Health => Ok(br#"{"status":"ok"}"#.to_vec()),
+            Route::Health => Ok(HEALTHY.as_bytes().to_vec()),
             Route::Refuse(refused) => Err(refused),
         });
         let status = result
