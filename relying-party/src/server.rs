@@ -702,12 +702,17 @@ async fn verify_for_backend(
     check_api_token(&state, request.headers())?;
     let json_type = is_json(request.headers());
     let body = json_body(Bytes::from_request(request, &state).await, json_type)?;
+    let answer = verify_for_backend_body(&body)?;
+    // Answer after the other connections that are ready now have run, so that their answers go
+    // out together and wake their clients once rather than one by one (about 15% more
+    // verifications per CPU-second under load; `verify_listener::connection` says why).
+    tokio::task::yield_now().await;
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        verify_for_backend_body(&body)?,
+        answer,
     )
         .into_response())
 }

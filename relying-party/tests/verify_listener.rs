@@ -375,6 +375,84 @@ async fn keeps_connections_alive_answers_pipelined_requests_in_order_and_echoes_
     assert_closed(&mut old).await;
 }
 
+/// Both ports hold an answer back until the other connections that are ready have run, so
+/// that answers go out together. With many clients at once on a multi-thread runtime, every
+/// client still gets its own answers, in order, and none is held back for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_at_once_each_get_their_own_answers_in_order() {
+    let s = start(Timeouts::default()).await;
+    let valid = serde_json::to_vec(&verify_body(&Tamper::default())).unwrap();
+    let forged = serde_json::to_vec(&verify_body(&Tamper {
+        break_signature: true,
+        ..Tamper::default()
+    }))
+    .unwrap();
+    const CLIENTS: usize = 40;
+    const REQUESTS: usize = 5;
+    for (port, addr) in [("listener", s.verify), ("main port", s.main)] {
+        let mut clients = tokio::task::JoinSet::new();
+        for client in 0..CLIENTS {
+            let (valid, forged) = (valid.clone(), forged.clone());
+            clients.spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let mut rest = Vec::new();
+                let mut seen = Vec::new();
+                for request in 0..REQUESTS {
+                    // Every third request of a client carries a forged signature.
+                    let forge = (client + request) % 3 == 0;
+                    let id = format!("c{client}-r{request}");
+                    let headers = [
+                        ("content-type", "application/json"),
+                        ("authorization", "Bearer backend-token"),
+                        ("x-request-id", id.as_str()),
+                    ];
+                    let body = if forge { &forged } else { &valid };
+                    stream
+                        .write_all(&post("/api/verify/assertion", &headers, body))
+                        .await
+                        .unwrap();
+                    let a = read_answer(&mut stream, &mut rest).await.unwrap();
+                    let verdict = if a.status == 200 {
+                        a.json()["verified"].to_string()
+                    } else {
+                        a.code()
+                    };
+                    seen.push((
+                        a.header("x-request-id").unwrap().to_owned(),
+                        a.status,
+                        verdict,
+                    ));
+                }
+                (client, seen)
+            });
+        }
+        let started = std::time::Instant::now();
+        let mut done = 0;
+        while let Some(joined) = clients.join_next().await {
+            let (client, seen) = joined.unwrap();
+            let expected: Vec<(String, u16, String)> = (0..REQUESTS)
+                .map(|request| {
+                    let id = format!("c{client}-r{request}");
+                    if (client + request) % 3 == 0 {
+                        (id, 400, "bad_signature".to_owned())
+                    } else {
+                        (id, 200, "true".to_owned())
+                    }
+                })
+                .collect();
+            assert_eq!(seen, expected, "{port}, client {client}");
+            done += 1;
+        }
+        assert_eq!(done, CLIENTS, "{port}");
+        // 200 verifications take well under a second here; 10 s means an answer was held back.
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{port}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test]
 async fn answers_expect_100_continue_before_the_body() {
     let s = start(Timeouts::default()).await;
