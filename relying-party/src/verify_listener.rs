@@ -5,9 +5,10 @@
 //! HTTP machinery, axum's router and the tower layers around every endpoint — measured here at
 //! 25-35 µs of a ~125 µs request, where the P-256 verify itself is ~85 µs. This listener reads
 //! HTTP/1.1 with `httparse` (the parser hyper uses) and does nothing a verification does not
-//! need: a worker core verifies at about 0.7× of the library call's rate on this project's
-//! 2-vCPU machines, within a few per cent of a server that does nothing but parse, verify and
-//! answer (see the relying-party docs, "Performance"). The answer is the main port's, byte for
+//! need, and it writes the answers of the connections that are ready together (see
+//! `connection`): under load a worker core verifies at about 0.8× of the library call's rate
+//! on this project's 2-vCPU machines, against about 0.75× on the main port (see the
+//! relying-party docs, "Performance"). The answer is the main port's, byte for
 //! byte: the same function ([`crate::server::verify_for_backend_body`]) checks and verifies
 //! the body, with the same token check, body limit, JSON errors, request IDs and log span.
 //!
