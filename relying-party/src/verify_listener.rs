@@ -444,7 +444,7 @@ async fn connection(
             // waits for it, and a wake-up on another core costs the sender an interrupt to that
             // core (on this VM, about as much as reading the request). Written together, one
             // wake-up serves several: wrk woke once per 10 answers instead of once per answer,
-            // for 12-14% more answers per CPU-second. Tokio runs a yielded task again after
+            // for 11-14% more answers per CPU-second. Tokio runs a yielded task again after
             // the tasks ready now, and after at most one I/O-driver turn (61 polls), so an
             // answer cannot be held back behind a flood. With one client nothing else is
             // ready, and the answer goes out after one look at the I/O driver. (A pipelined
