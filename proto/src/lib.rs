@@ -1,0 +1,18 @@
+//! passgate's wire types, shared by every crate that speaks them: the authenticator (which
+//! decodes requests and encodes responses), the CTAP client (which does the opposite), the bridge
+//! and app APIs (WebAuthn and SOTER JSON) and the relying party (authenticator data, COSE keys).
+//!
+//! One definition per concept, in the spirit of passkey-rs's `passkey-types` and OpenSK's
+//! `ctap/command.rs` / `response.rs`. Nothing here does I/O or cryptography, so the crate
+//! builds for every target without a C compiler.
+
+pub mod authenticator_data;
+pub mod b64;
+pub mod cose;
+pub mod ctap;
+pub mod soter;
+pub mod webauthn;
+
+pub use authenticator_data::{
+    AttestedCredentialData, AuthenticatorData, AuthenticatorDataError, Flags,
+};

@@ -1,0 +1,1 @@
+//! WeChat SOTER's JSON: the signed `resultJSON` and the key's `keyJson`.

@@ -1,0 +1,1 @@
+//! WebAuthn Level 3 JSON types (`PublicKeyCredentialCreationOptionsJSON`, ... `toJSON()` forms).
