@@ -6,11 +6,16 @@
 //!   `passgate authenticator serve --presence auto` runs;
 //! - [`ScriptedPinentry`]: a real pinentry program (an Assuan speaker, `scripted-pinentry.py`)
 //!   standing in for the person at the trusted prompt, answering as a control file says and
-//!   logging every dialog.
+//!   logging every dialog;
+//! - [`soft_credential`]: a software passkey and WebAuthn client for relying-party tests
+//!   (`SoftCredential`, with `Tamper` to change any part of a ceremony), and a webauthn-rs
+//!   relying party with one of its credentials registered, as a peer.
 //!
 //! Test code only: it unwraps, and it is a dev-dependency of the crates that use it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod soft_credential;
 
 use std::path::{Path, PathBuf};
 
