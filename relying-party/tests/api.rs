@@ -348,6 +348,23 @@ async fn registration_sign_in_discoverable_reauth_and_passkey_management() {
     assert_eq!(last.status, StatusCode::CONFLICT);
     assert_eq!(last.code(), "last_credential");
 
+    // A cross-site form (text/plain) cannot sign the user out: 415, and the session lives on.
+    let form = s
+        .raw(
+            Method::POST,
+            "/api/logout",
+            Some("text/plain"),
+            b"{}".to_vec(),
+            Some(&session3),
+            &[],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(form.code(), "unsupported_media_type");
+    assert!(form.cookie.is_none());
+    let still = s.get("/api/credentials", Some(&session3)).await;
+    assert_eq!(still.status, StatusCode::OK);
+
     // Logout ends the session.
     let out = s.post("/api/logout", &json!({}), Some(&session3)).await;
     assert_eq!(out.status, StatusCode::OK);

@@ -1,0 +1,63 @@
+//! `POST /api/register/options` and `/api/register/verify`: creating an account with its first
+//! passkey, or adding a passkey to the signed-in account.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::extract::{ApiJson, JsonBody};
+use super::rate_limit::RateLimited;
+use super::session::{current_session, session_cookie};
+use super::{AppState, Shared};
+use crate::rp::{CredentialView, RegistrationOptionsRequest, UserView};
+
+/// Registration options, shared by the JSON API and the FIDO conformance shape.
+pub(super) async fn registration_options(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &RegistrationOptionsRequest,
+) -> Result<Value, ApiError> {
+    let session = current_session(state, headers).await?;
+    Ok(state
+        .rp
+        .begin_registration(req, session.as_ref().map(|(_, u)| u))
+        .await?)
+}
+
+/// `POST /api/register/options`.
+pub(super) async fn register_options(
+    State(state): State<Shared>,
+    _: RateLimited,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<RegistrationOptionsRequest>,
+) -> Result<Json<Value>, ApiError> {
+    registration_options(&state, &headers, &req).await.map(Json)
+}
+
+/// `POST /api/register/verify`.
+pub(super) async fn register_verify(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let session = current_session(&state, &headers).await?;
+    let (user, credential, token) = state
+        .rp
+        .finish_registration(&body, session.as_ref().map(|(_, u)| u))
+        .await?;
+    let mut response = Json(json!({
+        "verified": true,
+        "user": UserView::from(&user),
+        "credential": CredentialView::from(&credential),
+    }))
+    .into_response();
+    if let Some(token) = token {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, session_cookie(&state, &token));
+    }
+    Ok(response)
+}
