@@ -532,12 +532,33 @@ impl Store {
 
     /// Deletes a user's credential; false when the user has no such credential.
     pub async fn delete_credential(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        // One transaction: the sessions signed in with the passkey end with it, so a session
+        // stolen along with a passkey the user then removes does not outlive it.
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM credentials WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE credential_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends every session of a user ("sign out everywhere"); returns how many there were.
+    pub async fn delete_sessions_of(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.rows_affected())
     }
 
     /// Records a verified use: the new counter, backup state and time, only if the counter is

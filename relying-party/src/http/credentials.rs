@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::error::ApiError;
 use super::extract::JsonBody;
-use super::session::require_session;
+use super::session::{require_session, require_step_up};
 use crate::rp::CredentialView;
 
 /// `GET /api/credentials`.
@@ -44,7 +44,7 @@ fn unknown_credential() -> ApiError {
     )
 }
 
-/// `PATCH /api/credentials/{id}`: renames a passkey.
+/// `PATCH /api/credentials/{id}`: renames a passkey (needs a recent verification).
 pub(super) async fn rename_credential(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -52,7 +52,8 @@ pub(super) async fn rename_credential(
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     // The session is checked before the body is parsed: a signed-out caller learns nothing.
-    let (_, user) = require_session(&state, &headers).await?;
+    let (session, user) = require_session(&state, &headers).await?;
+    require_step_up(&state, &session, "renaming a passkey")?;
     let req: RenameRequest = body.parse()?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
@@ -73,19 +74,14 @@ pub(super) async fn rename_credential(
 }
 
 /// `DELETE /api/credentials/{id}`: needs a recent verification, and never the last passkey.
+/// The sessions signed in with that passkey end with it.
 pub(super) async fn delete_credential(
     State(state): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (session, user) = require_session(&state, &headers).await?;
-    if !state.rp.recently_verified(&session) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "step_up_required",
-            "confirm it is you (re-authenticate with a passkey) before deleting a passkey",
-        ));
-    }
+    require_step_up(&state, &session, "deleting a passkey")?;
     let creds = state.rp.store().credentials_of(&user.id).await?;
     if !creds.iter().any(|c| c.id == id) {
         return Err(unknown_credential());

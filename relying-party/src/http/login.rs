@@ -103,6 +103,22 @@ pub(super) async fn logout(
     Ok(response)
 }
 
+/// `POST /api/logout/all`: ends every session of the signed-in user, this one included
+/// ("sign out everywhere"), and clears the cookie.
+pub(super) async fn logout_everywhere(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    _: JsonBody,
+) -> Result<Response, ApiError> {
+    let (_, user) = require_session(&state, &headers).await?;
+    let ended = state.rp.store().delete_sessions_of(&user.id).await?;
+    let mut response = Json(json!({ "signedOut": true, "sessionsEnded": ended })).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(&state));
+    Ok(response)
+}
+
 /// `GET /api/session`.
 pub(super) async fn session_info(
     State(state): State<Shared>,

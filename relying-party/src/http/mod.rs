@@ -109,6 +109,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/login/options", post(login::login_options))
         .route("/api/login/verify", post(login::login_verify))
         .route("/api/logout", post(login::logout))
+        .route("/api/logout/all", post(login::logout_everywhere))
         .route("/api/session", get(login::session_info))
         .route("/api/reauth/options", post(login::reauth_options))
         .route("/api/reauth/verify", post(login::reauth_verify))

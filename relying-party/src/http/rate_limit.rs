@@ -63,11 +63,10 @@ impl FromRequestParts<Shared> for RateLimited {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let ConnectInfo(addr) = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .copied()
-            .ok_or_else(|| ApiError::internal("the server was built without peer addresses"))?;
+        // Through the extractor, which also reads `MockConnectInfo` in tests.
+        let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal("the server was built without peer addresses"))?;
         state.limiter.check(addr.ip()).map_err(|wait| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::extract::{ApiJson, JsonBody};
 use super::rate_limit::RateLimited;
-use super::session::{current_session, session_cookie};
+use super::session::{current_session, require_step_up, session_cookie};
 use super::{AppState, Shared};
 use crate::rp::{CredentialView, RegistrationOptionsRequest, UserView};
 
@@ -21,6 +21,10 @@ pub(super) async fn registration_options(
     req: &RegistrationOptionsRequest,
 ) -> Result<Value, ApiError> {
     let session = current_session(state, headers).await?;
+    // Adding a passkey to an account is how a stolen session would keep it: step-up first.
+    if let Some((session, _)) = &session {
+        require_step_up(state, session, "adding a passkey")?;
+    }
     Ok(state
         .rp
         .begin_registration(req, session.as_ref().map(|(_, u)| u))

@@ -1,6 +1,6 @@
 //! Session cookies: reading the token, looking the session up, and the `Set-Cookie` values.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::AppState;
 use super::error::ApiError;
@@ -42,6 +42,21 @@ pub async fn require_session(
     current_session(state, headers)
         .await?
         .ok_or_else(|| RpError::unauthenticated().into())
+}
+
+/// 403 `step_up_required` unless the session's last verification is recent enough for a
+/// sensitive change (`what`: "deleting a passkey", …). A stolen session cookie alone then
+/// cannot add, rename or delete passkeys.
+pub fn require_step_up(state: &AppState, session: &SessionRow, what: &str) -> Result<(), ApiError> {
+    if state.rp.recently_verified(session) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "step_up_required",
+            format!("confirm it is you (re-authenticate with a passkey) before {what}"),
+        ))
+    }
 }
 
 fn secure(state: &AppState) -> &'static str {
