@@ -71,12 +71,13 @@ impl AuthenticatorSelection {
     /// Checks every member; `default_uv` is the server's user-verification preference.
     pub(super) fn resolve(&self, default_uv: &'static str) -> Result<ResolvedSelection, RpError> {
         const LEVELS: &[&str] = &["required", "preferred", "discouraged"];
-        let resident_key = match (&self.resident_key, self.require_resident_key) {
+        // `null` counts as absent.
+        let resident_key_value = self.resident_key.as_ref().filter(|v| !v.is_null());
+        let resident_key = match (resident_key_value, self.require_resident_key) {
             (Some(Value::String(s)), _) => one_of("residentKey", s, LEVELS)?,
             (Some(Value::Bool(true)), _) | (None, Some(true)) => "required",
             (Some(Value::Bool(false)), _) | (None, Some(false)) => "discouraged",
-            (None | Some(Value::Null), None) => "preferred",
-            (Some(Value::Null), Some(_)) => "preferred",
+            (None, None) => "preferred",
             (Some(other), _) => {
                 return Err(RpError::invalid(
                     "invalid_option",
