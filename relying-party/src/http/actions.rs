@@ -7,11 +7,11 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Shared;
 use super::error::ApiError;
+use super::extract::RateLimited;
 use super::extract::{ApiJson, JsonBody};
-use super::rate_limit::RateLimited;
 use super::session::require_session;
+use super::state::Shared;
 use crate::b64;
 use crate::rp::AuthPurpose;
 

@@ -8,13 +8,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Shared;
 use super::error::ApiError;
+use super::extract::RateLimited;
 use super::extract::{ApiJson, JsonBody};
 use super::login::{LoginOptionsRequest, sign_in_options};
-use super::rate_limit::RateLimited;
 use super::registration::registration_options;
 use super::session::current_session;
+use super::state::Shared;
 use crate::rp::{AuthPurpose, RegistrationOptionsRequest, token_hash};
 
 fn conformance(result: Result<Value, ApiError>) -> Response {

@@ -7,10 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Shared;
 use super::error::ApiError;
 use super::extract::JsonBody;
 use super::session::{require_session, require_step_up};
+use super::state::Shared;
 use crate::rp::CredentialView;
 
 /// `GET /api/credentials`.

@@ -1,15 +1,17 @@
 //! Extractors: the JSON body ([`ApiJson`], or [`JsonBody`] for handlers that parse it later
-//! themselves) and the backend API token ([`ApiToken`]). Each rejects with the JSON
-//! [`ApiError`] that names the problem.
+//! themselves), the backend API token ([`ApiToken`]) and the option endpoints' rate limit
+//! ([`RateLimited`]). Each rejects with the JSON [`ApiError`] that names the problem.
+
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::Shared;
 use super::error::ApiError;
+use super::state::Shared;
 use crate::verify::constant_time_eq;
 
 /// Whether the request says its body is `application/json` (parameters such as `charset` allowed).
@@ -116,6 +118,29 @@ pub fn check_bearer(tokens: &[String], authorization: Option<&[u8]>) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// Proof that the client's address had a token left; 429 `rate_limited` otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimited;
+
+impl FromRequestParts<Shared> for RateLimited {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        // Through the extractor, which also reads `MockConnectInfo` in tests.
+        let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal("the server was built without peer addresses"))?;
+        state.limiter.check(addr.ip()).map_err(|wait| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests; retry in {} ms", wait.as_millis()),
+            )
+        })?;
+        Ok(Self)
+    }
 }
 
 #[cfg(test)]

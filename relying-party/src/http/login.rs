@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::RateLimited;
 use super::extract::{JsonBody, parse};
-use super::rate_limit::RateLimited;
 use super::session::{clear_cookie, require_session, session_cookie, session_token};
-use super::{AppState, Shared};
+use super::state::{AppState, Shared};
 use crate::rp::{AuthPurpose, CredentialView, UserView, token_hash};
 
 /// The body of a sign-in options request; empty means a discoverable sign-in.

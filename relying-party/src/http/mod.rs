@@ -15,9 +15,9 @@ pub mod registration;
 pub mod request_context;
 pub mod session;
 pub mod soter;
+pub mod state;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,22 +29,9 @@ use serde_json::json;
 
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
-pub use session::SESSION_COOKIE;
-
-use crate::rp::RelyingParty;
 use request_context::RequestContextLayer;
-
-/// Shared server state.
-#[derive(Debug)]
-pub struct AppState {
-    /// The relying party.
-    pub rp: RelyingParty,
-    /// The option-endpoint limiter.
-    pub limiter: RateLimiter,
-}
-
-/// The state every handler shares.
-pub type Shared = Arc<AppState>;
+pub use session::SESSION_COOKIE;
+pub use state::{AppState, Shared};
 
 /// The answer of `GET /healthz`.
 pub(crate) const HEALTHY: &str = r#"{"status":"ok"}"#;

@@ -1,17 +1,10 @@
-//! A token bucket per client address for the option endpoints (which write ceremony state),
-//! and the [`RateLimited`] extractor that takes a token before the handler runs.
+//! A token bucket per client address for the option endpoints (which write ceremony state);
+//! `extract::RateLimited` takes a token before the handler runs.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-
-use super::Shared;
-use super::error::ApiError;
 
 /// A token bucket per client address.
 #[derive(Debug)]
@@ -52,28 +45,5 @@ impl RateLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_sec))
         }
-    }
-}
-
-/// Proof that the client's address had a token left; 429 `rate_limited` otherwise.
-#[derive(Debug, Clone, Copy)]
-pub struct RateLimited;
-
-impl FromRequestParts<Shared> for RateLimited {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        // Through the extractor, which also reads `MockConnectInfo` in tests.
-        let ConnectInfo(addr) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::internal("the server was built without peer addresses"))?;
-        state.limiter.check(addr.ip()).map_err(|wait| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; retry in {} ms", wait.as_millis()),
-            )
-        })?;
-        Ok(Self)
     }
 }

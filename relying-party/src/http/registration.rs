@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::RateLimited;
 use super::extract::{ApiJson, JsonBody};
-use super::rate_limit::RateLimited;
 use super::session::{current_session, require_step_up, session_cookie};
-use super::{AppState, Shared};
+use super::state::{AppState, Shared};
 use crate::rp::{CredentialView, RegistrationOptionsRequest, UserView};
 
 /// Registration options, shared by the JSON API and the FIDO conformance shape.

@@ -2,8 +2,8 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::AppState;
 use super::error::ApiError;
+use super::state::AppState;
 use crate::error::RpError;
 use crate::store::{SessionRow, UserRow};
 

@@ -5,9 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::Value;
 
-use super::Shared;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiToken};
+use super::state::Shared;
 use crate::soter::{
     ChallengeRequest, RegisterRequest, VerifyRequest, issue_challenge, register_device,
     verify_result,

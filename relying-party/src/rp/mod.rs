@@ -27,10 +27,11 @@ use crate::receipts::{Receipt, ReceiptAssertion, ReceiptSigner, action_challenge
 use crate::store::{
     CeremonyRow, CredentialRow, ReceiptRow, SessionRow, Store, UserRow, now_millis,
 };
-pub use registration::{AuthenticatorSelection, RegistrationOptionsRequest};
+pub use options::{AuthenticatorSelection, RegistrationOptionsRequest};
 pub use views::{Authenticated, CredentialView, SignedReceipt, UserView};
 
 mod authentication;
+mod options;
 mod registration;
 mod views;
 
