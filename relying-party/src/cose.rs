@@ -111,12 +111,29 @@ mod tests {
         assert!(!key.verify(b"signed datA", sig.as_ref()));
 
         let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-        // The public key's PKCS#1 DER, read back into its components.
+        // The public key's PKCS#1 DER, read back into its components and carried as a COSE
+        // key (fixed-width, with leading zeros, which the decoding strips as aws-lc-rs wants).
         let parsed = rsa::RsaPublicKey::from_pkcs1_der(rsa.public_key().as_ref()).unwrap();
-        let key = CredentialPublicKey(PublicKey::Rs256 {
-            n: parsed.n().to_be_bytes().to_vec(),
-            e: parsed.e().to_be_bytes().to_vec(),
-        });
+        let int = |i: i64| ciborium::Value::Integer(i.into());
+        let mut cose = Vec::new();
+        ciborium::into_writer(
+            &ciborium::Value::Map(vec![
+                (int(1), int(3)),
+                (int(3), int(COSE_RS256)),
+                (
+                    int(-1),
+                    ciborium::Value::Bytes(parsed.n().to_be_bytes().to_vec()),
+                ),
+                (
+                    int(-2),
+                    ciborium::Value::Bytes(parsed.e().to_be_bytes().to_vec()),
+                ),
+            ]),
+            &mut cose,
+        )
+        .unwrap();
+        let key = CredentialPublicKey::from_cose(&cose).unwrap();
+        assert_eq!(key.algorithm(), COSE_RS256);
         let mut sig = vec![0u8; rsa.public_modulus_len()];
         rsa.sign(&RSA_PKCS1_SHA256, &rng, b"signed data", &mut sig)
             .unwrap();
