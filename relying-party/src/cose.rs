@@ -80,14 +80,11 @@ mod tests {
     #[test]
     fn every_algorithm_verifies_real_signatures() {
         let rng = SystemRandom::new();
+        let es256: fn(Vec<u8>) -> PublicKey = |point| PublicKey::Es256 { point };
+        let es384: fn(Vec<u8>) -> PublicKey = |point| PublicKey::Es384 { point };
         for (signing, make) in [
-            (
-                &ECDSA_P256_SHA256_ASN1_SIGNING,
-                (|p: Vec<u8>| PublicKey::Es256 { point: p }) as fn(Vec<u8>) -> PublicKey,
-            ),
-            (&ECDSA_P384_SHA384_ASN1_SIGNING, |p| PublicKey::Es384 {
-                point: p,
-            }),
+            (&ECDSA_P256_SHA256_ASN1_SIGNING, es256),
+            (&ECDSA_P384_SHA384_ASN1_SIGNING, es384),
         ] {
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
             let pair = EcdsaKeyPair::from_pkcs8(signing, pkcs8.as_ref()).unwrap();
