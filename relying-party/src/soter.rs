@@ -214,11 +214,16 @@ pub struct RegisterRequest {
     /// Rotate the key of a registered device.
     #[serde(default)]
     pub replace: bool,
+    /// For `replace`: `keyJson` signed by the key registered now (base64), which authorises
+    /// the rotation.
+    #[serde(default)]
+    pub current_key_signature: Option<String>,
 }
 
 /// Registers a device key from SOTER's key format, signed by the key itself. `replace: true`
 /// rotates the key of a registered device (after a biometric enrollment change), provided the
-/// key's counter is newer than any seen.
+/// key's counter is newer than any seen and `currentKeySignature` proves the holder of the
+/// registered key asked for it; the device keeps its counter.
 pub async fn register_device(rp: &RelyingParty, req: &RegisterRequest) -> Result<Value, RpError> {
     let key_json: KeyJson = serde_json::from_str(&req.key_json)
         .map_err(|e| RpError::invalid("soter_key_json_malformed", format!("keyJson: {e}")))?;
@@ -280,15 +285,39 @@ pub async fn register_device(rp: &RelyingParty, req: &RegisterRequest) -> Result
                     ),
                 ));
             }
+            // Security finding 6: the holder of the registered key authorises its replacement,
+            // and the device's counter moves only with a signed result, never with a number the
+            // caller chose.
+            let unauthorised = |why: &str| {
+                RpError::new(
+                    ErrorKind::Forbidden,
+                    "soter_replacement_unauthorised",
+                    format!(
+                        "replacing a device's key needs currentKeySignature, the new keyJson signed (RSASSA-PSS, SHA-256, salt 20) by the key registered now: {why}"
+                    ),
+                )
+            };
+            let authorisation = req
+                .current_key_signature
+                .as_deref()
+                .ok_or_else(|| unauthorised("it is missing"))?;
+            let authorisation =
+                decode_base64(authorisation).ok_or_else(|| unauthorised("it is not base64"))?;
+            let current = rsa_2048(&d.public_key).map_err(RpError::internal)?;
+            if !verify_pss20(&current, req.key_json.as_bytes(), &authorisation) {
+                return Err(unauthorised("it does not verify with the registered key"));
+            }
+            let stored_counter = counter_i64(d.counter)?;
             let done = sqlx::query(
-                "UPDATE soter_devices SET public_key = $1, counter = $2, last_used_at = $3 \
-                 WHERE cpu_id = $4 AND uid = $5 AND counter < $2",
+                "UPDATE soter_devices SET public_key = $1, last_used_at = $2 \
+                 WHERE cpu_id = $3 AND uid = $4 AND public_key = $5 AND counter = $6",
             )
             .bind(b64::encode(&spki))
-            .bind(counter)
             .bind(now)
             .bind(&key_json.cpu_id)
             .bind(&key_json.uid)
+            .bind(b64::encode(&d.public_key))
+            .bind(stored_counter)
             .execute(store.pool())
             .await
             .map_err(StoreError::from)?;
@@ -299,7 +328,7 @@ pub async fn register_device(rp: &RelyingParty, req: &RegisterRequest) -> Result
                     "the device changed concurrently: retry",
                 ));
             }
-            key_json.counter
+            d.counter
         }
         None => {
             let inserted = sqlx::query(
