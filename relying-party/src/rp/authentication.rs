@@ -102,7 +102,14 @@ impl RelyingParty {
             "timeout": self.timeout_ms(),
             "rpId": self.config.rp_id,
             "allowCredentials": allow,
-            "userVerification": if require_uv { "required" } else { "preferred" },
+            // What was asked is echoed: `discouraged` tells a client that an authenticator
+            // without a PIN or biometric will do (python-fido2 refuses `preferred` there when
+            // the authenticator could verify but is not set up to).
+            "userVerification": match (require_uv, user_verification) {
+                (true, _) => "required",
+                (false, Some("discouraged")) => "discouraged",
+                (false, _) => "preferred",
+            },
         }))
     }
 
