@@ -1331,3 +1331,41 @@ async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
     );
     assert_eq!(s.fingerprint().await, before);
 }
+
+/// Registration stores the decoded public key (schema version 3), and a credential stored
+/// before that version, with only its COSE bytes, still signs in.
+#[tokio::test]
+async fn the_decoded_key_is_stored_and_older_rows_still_sign_in() {
+    let s = Server::start(|_| {}).await;
+    let (mut cred, _) = s.sign_up("ivan").await;
+    let url = format!("sqlite://{}", s._dir.path().join("rp.sqlite3").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT verify_key FROM credentials")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["alg"], "ES256");
+    let point = unb64(stored["point"].as_str().unwrap());
+    assert_eq!(
+        (point.len(), point[0]),
+        (65, 4),
+        "an uncompressed P-256 point"
+    );
+    let done = sqlx::query("UPDATE credentials SET verify_key = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    pool.close().await;
+    let login = s.login_options(Some("ivan")).await;
+    let ok = s
+        .post(
+            "/api/login/verify",
+            &cred.assert(&login, ORIGIN, &Tamper::default()),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
