@@ -15,10 +15,6 @@ pub struct RpArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
-    /// Also serve `POST /api/verify/assertion` (and `GET /healthz`) for backends on this
-    /// address, on a lean HTTP/1.1 path (port 0 picks a free port).
-    #[arg(long)]
-    verify_listen: Option<std::net::SocketAddr>,
     /// `sqlite://PATH` or `postgres://USER:PASS@HOST/DB`.
     #[arg(long)]
     database: Option<String>,
@@ -69,9 +65,6 @@ fn rp_config(args: &RpArgs) -> Result<passgate_relying_party::RpConfig> {
     config.apply_env(std::env::vars())?;
     if let Some(v) = args.listen {
         config.listen = v;
-    }
-    if let Some(v) = args.verify_listen {
-        config.verify_listen = Some(v);
     }
     if let Some(v) = &args.database {
         config.database.clone_from(v);
@@ -131,60 +124,24 @@ fn run_rp(
     }
     runtime.build()?.block_on(async move {
         let listen = config.listen;
-        let verify_listen = config.verify_listen;
         let origins = config.origins.join(", ");
         let rp_id = config.rp_id.clone();
         let state = passgate_relying_party::build_state(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let verify_listener = match verify_listen {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?,
-            ),
-            None => None,
-        };
         let local = listener.local_addr()?;
-        if let Some(verify) = &verify_listener {
-            let addr = verify.local_addr()?;
-            println!("verification listener on http://{addr}");
-            tracing::info!("verification listener (POST /api/verify/assertion) on http://{addr}");
-        }
         println!("listening on http://{local}");
         ready(local);
         use std::io::Write;
         std::io::stdout().flush()?;
         tracing::info!(%rp_id, %origins, "relying party serving on http://{local}");
-        // One signal stops both listeners.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            passgate_relying_party::server::shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let verify = async {
-            match verify_listener {
-                Some(listener) => {
-                    passgate_relying_party::verify_listener::serve_verify(
-                        listener,
-                        state.clone(),
-                        stopped(stop_rx.clone()),
-                    )
-                    .await
-                }
-                None => Ok(()),
-            }
-        };
-        let main = passgate_relying_party::server::serve(
+        passgate_relying_party::server::serve(
             listener,
-            state.clone(),
-            stopped(stop_rx.clone()),
-        );
-        tokio::try_join!(main, verify)?;
+            state,
+            passgate_relying_party::server::shutdown_signal(),
+        )
+        .await?;
         Ok(())
     })
 }
