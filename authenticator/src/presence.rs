@@ -74,7 +74,9 @@ impl UserVerifier for AutoPresence {
     }
 }
 
-/// Asks for presence on the terminal: the person presses Enter to approve or types `n` to deny.
+/// Asks for presence on the terminal: the person types `y` and Enter to approve; anything else
+/// (an empty Enter too) denies. Approving must be a deliberate answer to this question, not a
+/// stray Enter meant for something else.
 #[derive(Debug)]
 pub struct TerminalPresence {
     lines: Option<Receiver<String>>,
@@ -99,6 +101,15 @@ impl TerminalPresence {
             rx
         });
         Self { lines, timeout }
+    }
+
+    /// Reads answers from `lines` instead of the terminal (tests).
+    #[cfg(test)]
+    fn from_lines(lines: Receiver<String>, timeout: Duration) -> Self {
+        Self {
+            lines: Some(lines),
+            timeout,
+        }
     }
 
     fn describe(prompt: &Prompt<'_>) -> String {
@@ -151,7 +162,7 @@ impl UserVerifier for TerminalPresence {
         let mut stderr = std::io::stderr();
         let _ = writeln!(
             stderr,
-            "\npassgate: a request wants to {}.\n          Press Enter to approve, or type n and Enter to deny ({} s).",
+            "\npassgate: a request wants to {}.\n          Type y and Enter to approve; anything else denies ({} s).",
             Self::describe(prompt),
             self.timeout.as_secs()
         );
@@ -168,7 +179,7 @@ impl UserVerifier for TerminalPresence {
             match lines.recv_timeout(wait) {
                 Ok(answer) => {
                     let answer = answer.trim().to_ascii_lowercase();
-                    break if answer.is_empty() || answer == "y" || answer == "yes" {
+                    break if answer == "y" || answer == "yes" {
                         Ok(())
                     } else {
                         Err(UserActionError::Denied)
@@ -204,5 +215,42 @@ impl UserVerifier for TerminalPresence {
         Err(UserActionError::Unavailable(
             VerifierErrorCode::BiometryNotAvailable,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(line: &str) -> Result<(), UserActionError> {
+        let (tx, rx) = channel();
+        let mut presence = TerminalPresence::from_lines(rx, Duration::from_secs(2));
+        let line = line.to_owned();
+        // Typed after the prompt appears (anything typed before is discarded).
+        let typist = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            tx.send(line).unwrap();
+            tx
+        });
+        let prompt = Prompt {
+            action: PromptAction::SignIn,
+            rp_id: Some("example.com"),
+            user_name: Some("alice"),
+        };
+        let outcome = presence.check_presence(&prompt, &Interaction::new());
+        drop(typist.join());
+        outcome
+    }
+
+    #[test]
+    fn only_a_typed_yes_approves() {
+        assert!(matches!(answer("y"), Ok(())));
+        assert!(matches!(answer(" YES "), Ok(())));
+        for denied in ["", "n", "yy", "\u{1b}[A"] {
+            assert!(
+                matches!(answer(denied), Err(UserActionError::Denied)),
+                "{denied:?}"
+            );
+        }
     }
 }
