@@ -46,7 +46,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The largest request body.
     pub max_body_bytes: usize,
-    /// How long a client may take to send its request headers.
+    /// How long a client may take to send its request headers; also how long a connection
+    /// may sit idle, before its first request or between two (hyper starts this timer
+    /// whenever it waits for a request head).
     pub header_timeout: Duration,
     /// How long a client may take to send its body once the headers are in.
     pub body_timeout: Duration,
@@ -58,11 +60,14 @@ pub struct Config {
     /// their own [`crate::conditional::MAX_CONDITIONAL`] so that armed pages never hold up a
     /// ceremony).
     pub max_in_flight: usize,
+    /// Connections open at once; more are closed as they arrive (a local process opening
+    /// thousands must not exhaust the descriptors the ceremonies need).
+    pub max_connections: usize,
 }
 
 impl Config {
     /// Defaults for `allowed_origins`: 256 KiB bodies, 10 s for headers and for bodies,
-    /// 11 min per message, 10 wrong pairing codes, 8 messages at once.
+    /// 11 min per message, 10 wrong pairing codes, 8 messages at once, 64 connections.
     pub fn new(allowed_origins: Vec<String>) -> Self {
         Self {
             allowed_origins,
@@ -72,6 +77,7 @@ impl Config {
             request_timeout: Duration::from_secs(660),
             max_pairing_failures: 10,
             max_in_flight: 8,
+            max_connections: 64,
         }
     }
 }
@@ -123,6 +129,7 @@ struct Shared {
     allowed: Vec<String>,
     pairing: Mutex<Pairing>,
     in_flight: tokio::sync::Semaphore,
+    connections: Arc<tokio::sync::Semaphore>,
     conditional_waits: tokio::sync::Semaphore,
 }
 
@@ -202,6 +209,7 @@ impl LocalBridge {
             shared: Arc::new(Shared {
                 router,
                 in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+                connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
                 conditional_waits: tokio::sync::Semaphore::new(conditional::MAX_CONDITIONAL),
                 config,
                 allowed,
@@ -297,8 +305,16 @@ impl LocalBridge {
             if !peer.ip().is_loopback() {
                 continue;
             }
+            let Ok(slot) = Arc::clone(&self.shared.connections).try_acquire_owned() else {
+                tracing::warn!(
+                    limit = self.shared.config.max_connections,
+                    "local bridge: too many connections, closing a new one"
+                );
+                continue;
+            };
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout)

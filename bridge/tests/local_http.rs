@@ -827,3 +827,41 @@ fn armed_autofill_requests_do_not_hold_up_ceremonies_and_end_with_their_page() {
         assert_eq!(r.body["error"]["name"], "AbortError", "{r:?}");
     }
 }
+
+#[test]
+fn idle_connections_are_closed_and_connections_are_capped() {
+    let server = start(
+        |c| {
+            c.header_timeout = Duration::from_millis(500);
+            c.max_connections = 2;
+        },
+        false,
+    );
+    let addr = server.addr;
+    let closed_within = |stream: &mut TcpStream, limit: Duration| {
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let started = Instant::now();
+        let n = stream.read(&mut [0u8; 1]).unwrap_or(1);
+        (n == 0).then(|| started.elapsed())
+    };
+    // Two idle connections hold both slots; a third is closed at once.
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = TcpStream::connect(addr).unwrap();
+    let third = closed_within(&mut c, Duration::from_millis(400));
+    assert!(third.is_some(), "the third connection is closed at once");
+    // Idle connections are closed after the header timeout, freeing their slots.
+    let idle = closed_within(&mut a, Duration::from_secs(3)).expect("closed");
+    assert!(idle >= Duration::from_millis(200), "{idle:?}");
+    assert!(closed_within(&mut b, Duration::from_secs(3)).is_some());
+    std::thread::sleep(Duration::from_millis(100));
+    let r = post(
+        addr,
+        "/v1/message",
+        ORIGIN,
+        None,
+        &json!({"type": "isUvpaa", "requestId": 1}),
+    );
+    assert_eq!(r.status, 401, "served again once the slots are free");
+}
