@@ -119,13 +119,16 @@ impl TerminalPresence {
             PromptAction::Reset => "ERASE ALL PASSKEYS",
             PromptAction::Select => "use this authenticator",
         };
+        // The RP ID and account name come from the client: cleaned, so that they cannot draw
+        // on the terminal.
+        let clean = passgate_proto::display::clean;
         let rp = prompt
             .rp_id
-            .map(|r| format!(" for {r}"))
+            .map(|r| format!(" for {}", clean(r)))
             .unwrap_or_default();
         let user = prompt
             .user_name
-            .map(|u| format!(" as {u}"))
+            .map(|u| format!(" as \u{201c}{}\u{201d}", clean(u)))
             .unwrap_or_default();
         format!("{what}{rp}{user}")
     }
@@ -252,5 +255,18 @@ mod tests {
                 "{denied:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_prompt_line_is_cleaned() {
+        let line = TerminalPresence::describe(&Prompt {
+            action: PromptAction::Register,
+            rp_id: Some("a.com\u{1b}]0;title\u{7}"),
+            user_name: Some("eve\u{1b}[2K\u{202e}\nRequest from bank.com"),
+        });
+        assert_eq!(
+            line,
+            "create a passkey for a.com]0;title as \u{201c}eve[2K Request from bank.com\u{201d}"
+        );
     }
 }
