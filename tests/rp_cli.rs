@@ -168,13 +168,12 @@ fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr, verify) = start_with(
         dir.path(),
-        &[("PASSGATE_LOG_FORMAT", "json"), ("PASSGATE_LOG", "debug")],
         &[
-            "--verify-listen",
-            "127.0.0.1:0",
-            "--api-token",
-            "backend-token",
+            ("PASSGATE_LOG_FORMAT", "json"),
+            ("PASSGATE_LOG", "debug"),
+            ("PASSGATE_API_TOKEN", "backend-token"),
         ],
+        &["--verify-listen", "127.0.0.1:0"],
     );
     let verify = verify.expect("no verification listener line on stdout");
     assert_ne!(verify, addr);
@@ -412,4 +411,70 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fixed port"));
+}
+
+#[test]
+fn an_api_token_on_the_command_line_is_refused_and_a_token_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "rp",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token",
+            "visible-to-all",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--api-token is no longer accepted") && stderr.contains("--api-token-file"),
+        "{stderr}"
+    );
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let no_token = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["rp", "--listen", "127.0.0.1:0", "--api-token-file"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("holds no token"));
+    // A file with the token: the verification listener accepts it.
+    let file = dir.path().join("token");
+    std::fs::write(&file, "file-token\n").unwrap();
+    let (mut child, _addr, verify) = start_with(
+        dir.path(),
+        &[],
+        &[
+            "--verify-listen",
+            "127.0.0.1:0",
+            "--api-token-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let verify = verify.expect("no verification listener");
+    let body = "{}";
+    let answer = |token: &str| {
+        request(
+            &verify,
+            &format!(
+                "POST /api/verify/assertion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert!(
+        answer("wrong").starts_with("HTTP/1.1 401"),
+        "{}",
+        answer("wrong")
+    );
+    assert!(
+        answer("file-token").starts_with("HTTP/1.1 400"),
+        "{}",
+        answer("file-token")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
