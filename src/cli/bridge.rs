@@ -188,6 +188,12 @@ pub fn main(command: BridgeCommand) -> Result<()> {
             passgate_app_api::channel::register(&mut router, app)?;
             let local =
                 LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(args.allow_origins))?;
+            // A code pairs one page; the next one is shown where the first was.
+            local.on_new_code(|code| {
+                use std::io::Write;
+                println!("next pairing code: {code}");
+                let _ = std::io::stdout().flush();
+            });
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
