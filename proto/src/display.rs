@@ -61,8 +61,8 @@ pub fn clean_limited(untrusted: &str, max_chars: usize) -> Cleaned {
     }
 }
 
-/// Cleans a whole prompt text: as [`clean`], but line feeds are kept (and nothing is cut or
-/// flagged: the untrusted parts in it were cleaned with [`clean`] already).
+/// Cleans a whole prompt text: as [`clean`], but line feeds and spacing are kept (and nothing
+/// is cut or flagged: the untrusted parts in it were cleaned with [`clean`] already).
 pub fn clean_block(text: &str) -> String {
     strip(text, true).0
 }
@@ -103,6 +103,11 @@ fn strip(input: &str, keep_newlines: bool) -> (String, bool) {
     for c in input.chars() {
         match fate(c, keep_newlines) {
             Fate::Drop => altered = true,
+            // A block keeps its layout (indentation, alignment): one space per character.
+            Fate::Space if keep_newlines => {
+                altered |= c != ' ';
+                out.push(' ');
+            }
             Fate::Space => {
                 altered |= c != ' ';
                 pending_space = true;
@@ -303,8 +308,8 @@ mod tests {
     #[test]
     fn a_block_keeps_its_lines_and_loses_its_escapes() {
         assert_eq!(
-            clean_block("Sign in to a.com?\n\u{1b}[2Aevil\u{202e}  \nApprove only if\tyou did."),
-            "Sign in to a.com?\n[2Aevil\nApprove only if you did."
+            clean_block("Sign in to a.com?\n\u{1b}[2Aevil\u{202e}  \n  Approve only if\tyou did."),
+            "Sign in to a.com?\n[2Aevil  \n  Approve only if you did."
         );
     }
 }

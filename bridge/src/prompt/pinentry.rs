@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn arguments_are_percent_escaped_and_data_unescaped() {
-        assert_eq!(escape("100% sure\nnext\r"), "100%25 sure%0Anext");
+        assert_eq!(escape("100% sure\nnext\r"), "100%25 sure%0Anext ");
         // Escapes, bidi and zero-width characters never reach the dialog.
         assert_eq!(
             escape("a\u{1b}]0;t\u{7}b\u{202e}c\u{200b}d\rx"),
