@@ -70,6 +70,11 @@ fn main() -> Result<std::process::ExitCode> {
             .with_env_filter(filter)
             .init();
     }
+    // Servers cap their own connections; the process must not run out of descriptors first.
+    match passgate_authenticator::transport::limits::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let success = |()| std::process::ExitCode::SUCCESS;
     match Cli::parse().command {
         Command::Authenticator { command } => cli::authenticator::main(command).map(success),

@@ -325,6 +325,7 @@ fn install_writes_the_manifest_for_this_executable() {
         ])
         .env("HOME", dir.path())
         .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
         .output()
         .unwrap();
     assert!(
@@ -345,10 +346,11 @@ fn install_writes_the_manifest_for_this_executable() {
     let launcher = std::fs::read_to_string(manifest["path"].as_str().unwrap()).unwrap();
     assert!(
         launcher.contains(&format!(
-            "exec '{}' bridge native-host --authenticator 'tcp://127.0.0.1:8765' \"$@\"",
+            "exec '{}' bridge native-host --authenticator 'unix:{}/.local/state/passgate/authenticator.sock' \"$@\"",
             std::fs::canonicalize(env!("CARGO_BIN_EXE_passgate"))
                 .unwrap()
-                .display()
+                .display(),
+            dir.path().display()
         )),
         "{launcher}"
     );

@@ -158,8 +158,12 @@ fn backend_verification_on_the_main_port_logs_with_request_ids_and_no_secrets() 
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start_with(
         dir.path(),
-        &[("PASSGATE_LOG_FORMAT", "json"), ("PASSGATE_LOG", "debug")],
-        &["--api-token", "backend-token"],
+        &[
+            ("PASSGATE_LOG_FORMAT", "json"),
+            ("PASSGATE_LOG", "debug"),
+            ("PASSGATE_API_TOKEN", "backend-token"),
+        ],
+        &[],
     );
     let body = r#"{"credential":{"id":"AAAA","publicKey":"c2VjcmV0LWtleQ","userHandle":"AAAA"},"response":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"eyJzZWNyZXQiOnRydWV9","authenticatorData":"AAAA","signature":"U0lHTkFUVVJF"}},"expectedChallenge":"AAAA","expectedOrigins":["http://localhost:8080"],"expectedRpId":"localhost"}"#;
     let verdict = |addr: &str| {
@@ -365,4 +369,64 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fixed port"));
+}
+
+#[test]
+fn an_api_token_on_the_command_line_is_refused_and_a_token_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args([
+            "rp",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token",
+            "visible-to-all",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--api-token is no longer accepted") && stderr.contains("--api-token-file"),
+        "{stderr}"
+    );
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let no_token = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["rp", "--listen", "127.0.0.1:0", "--api-token-file"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("holds no token"));
+    // A file with the token: backend verification on the main port accepts it.
+    let file = dir.path().join("token");
+    std::fs::write(&file, "file-token\n").unwrap();
+    let (mut child, verify) = start_with(
+        dir.path(),
+        &[],
+        &["--api-token-file", file.to_str().unwrap()],
+    );
+    let body = "{}";
+    let answer = |token: &str| {
+        request(
+            &verify,
+            &format!(
+                "POST /api/verify/assertion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    assert!(
+        answer("wrong").starts_with("HTTP/1.1 401"),
+        "{}",
+        answer("wrong")
+    );
+    assert!(
+        answer("file-token").starts_with("HTTP/1.1 400"),
+        "{}",
+        answer("file-token")
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

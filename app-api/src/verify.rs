@@ -128,9 +128,12 @@ impl PromptPasscode {
 /// "https://shop.example asks for your passgate PIN." and its reason (the app's own words, or
 /// the vault it opens): who asks comes first and is passgate's knowledge, not the page's.
 fn ask_line(request: &PasscodeRequest<'_>) -> String {
+    // The caller's name and its reason are the app's (or page's) words: cleaned.
+    let clean = passgate_proto::display::clean;
     format!(
         "{} asks for your passgate PIN.\nReason: {}",
-        request.caller, request.reason
+        clean(request.caller),
+        clean(request.reason)
     )
 }
 

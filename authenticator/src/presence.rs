@@ -74,7 +74,9 @@ impl UserVerifier for AutoPresence {
     }
 }
 
-/// Asks for presence on the terminal: the person presses Enter to approve or types `n` to deny.
+/// Asks for presence on the terminal: the person types `y` and Enter to approve; anything else
+/// (an empty Enter too) denies. Approving must be a deliberate answer to this question, not a
+/// stray Enter meant for something else.
 #[derive(Debug)]
 pub struct TerminalPresence {
     lines: Option<Receiver<String>>,
@@ -101,6 +103,15 @@ impl TerminalPresence {
         Self { lines, timeout }
     }
 
+    /// Reads answers from `lines` instead of the terminal (tests).
+    #[cfg(test)]
+    fn from_lines(lines: Receiver<String>, timeout: Duration) -> Self {
+        Self {
+            lines: Some(lines),
+            timeout,
+        }
+    }
+
     fn describe(prompt: &Prompt<'_>) -> String {
         let what = match prompt.action {
             PromptAction::Register => "create a passkey",
@@ -108,13 +119,16 @@ impl TerminalPresence {
             PromptAction::Reset => "ERASE ALL PASSKEYS",
             PromptAction::Select => "use this authenticator",
         };
+        // The RP ID and account name come from the client: cleaned, so that they cannot draw
+        // on the terminal.
+        let clean = passgate_proto::display::clean;
         let rp = prompt
             .rp_id
-            .map(|r| format!(" for {r}"))
+            .map(|r| format!(" for {}", clean(r)))
             .unwrap_or_default();
         let user = prompt
             .user_name
-            .map(|u| format!(" as {u}"))
+            .map(|u| format!(" as \u{201c}{}\u{201d}", clean(u)))
             .unwrap_or_default();
         format!("{what}{rp}{user}")
     }
@@ -151,7 +165,7 @@ impl UserVerifier for TerminalPresence {
         let mut stderr = std::io::stderr();
         let _ = writeln!(
             stderr,
-            "\npassgate: a request wants to {}.\n          Press Enter to approve, or type n and Enter to deny ({} s).",
+            "\npassgate: a request wants to {}.\n          Type y and Enter to approve; anything else denies ({} s).",
             Self::describe(prompt),
             self.timeout.as_secs()
         );
@@ -168,7 +182,7 @@ impl UserVerifier for TerminalPresence {
             match lines.recv_timeout(wait) {
                 Ok(answer) => {
                     let answer = answer.trim().to_ascii_lowercase();
-                    break if answer.is_empty() || answer == "y" || answer == "yes" {
+                    break if answer == "y" || answer == "yes" {
                         Ok(())
                     } else {
                         Err(UserActionError::Denied)
@@ -204,5 +218,55 @@ impl UserVerifier for TerminalPresence {
         Err(UserActionError::Unavailable(
             VerifierErrorCode::BiometryNotAvailable,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(line: &str) -> Result<(), UserActionError> {
+        let (tx, rx) = channel();
+        let mut presence = TerminalPresence::from_lines(rx, Duration::from_secs(2));
+        let line = line.to_owned();
+        // Typed after the prompt appears (anything typed before is discarded).
+        let typist = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            tx.send(line).unwrap();
+            tx
+        });
+        let prompt = Prompt {
+            action: PromptAction::SignIn,
+            rp_id: Some("example.com"),
+            user_name: Some("alice"),
+        };
+        let outcome = presence.check_presence(&prompt, &Interaction::new());
+        drop(typist.join());
+        outcome
+    }
+
+    #[test]
+    fn only_a_typed_yes_approves() {
+        assert!(matches!(answer("y"), Ok(())));
+        assert!(matches!(answer(" YES "), Ok(())));
+        for denied in ["", "n", "yy", "\u{1b}[A"] {
+            assert!(
+                matches!(answer(denied), Err(UserActionError::Denied)),
+                "{denied:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_prompt_line_is_cleaned() {
+        let line = TerminalPresence::describe(&Prompt {
+            action: PromptAction::Register,
+            rp_id: Some("a.com\u{1b}]0;title\u{7}"),
+            user_name: Some("eve\u{1b}[2K\u{202e}\nRequest from bank.com"),
+        });
+        assert_eq!(
+            line,
+            "create a passkey for a.com]0;title as \u{201c}eve[2K Request from bank.com\u{201d}"
+        );
     }
 }

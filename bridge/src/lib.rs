@@ -45,4 +45,4 @@ pub use ceremony::{
 pub use error::{BridgeError, ErrorName};
 pub use info::AuthenticatorInfo;
 pub use origin::{Caller, CallerOrigin};
-pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};
+pub use transport::{CtapHidSocket, CtapTransport, InProcess, TcpCtapHid, TransportError};

@@ -15,7 +15,10 @@
 //! and no CORS headers, so their script cannot even read the refusal), and only after
 //! pairing: a page proves once that the person wants it to use passgate by sending the code
 //! passgate showed in its own terminal, and gets a token bound to its origin. Codes and
-//! tokens are compared in constant time; too many wrong codes lock pairing until restart.
+//! tokens are compared in constant time. The code is used once: a successful pairing replaces
+//! it (the new one is shown where the old one was). Wrong codes make that origin wait, longer
+//! after each one (other origins are not held up, so a local process cannot lock the person
+//! out by guessing in another origin's name for ever).
 //!
 //! Bodies are JSON of at most [`Config::max_body_bytes`]; headers and bodies must arrive
 //! within their timeouts; a request whose client goes away is cancelled; every refusal is
@@ -46,23 +49,31 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The largest request body.
     pub max_body_bytes: usize,
-    /// How long a client may take to send its request headers.
+    /// How long a client may take to send its request headers; also how long a connection
+    /// may sit idle, before its first request or between two (hyper starts this timer
+    /// whenever it waits for a request head).
     pub header_timeout: Duration,
     /// How long a client may take to send its body once the headers are in.
     pub body_timeout: Duration,
     /// The longest a message may run (ceremonies end by their own timeout, at most 10 min).
     pub request_timeout: Duration,
-    /// Wrong pairing codes accepted before pairing is locked until restart.
-    pub max_pairing_failures: u32,
+    /// Wrong pairing codes an origin may send before it must wait between tries.
+    pub pairing_free_tries: u32,
+    /// The longest wait between an origin's tries (the wait doubles from 1 s per wrong code).
+    pub pairing_max_backoff: Duration,
     /// Messages handled at once (besides the waits of conditional requests, which have
     /// their own [`crate::conditional::MAX_CONDITIONAL`] so that armed pages never hold up a
     /// ceremony).
     pub max_in_flight: usize,
+    /// Connections open at once; more are closed as they arrive (a local process opening
+    /// thousands must not exhaust the descriptors the ceremonies need).
+    pub max_connections: usize,
 }
 
 impl Config {
     /// Defaults for `allowed_origins`: 256 KiB bodies, 10 s for headers and for bodies,
-    /// 11 min per message, 10 wrong pairing codes, 8 messages at once.
+    /// 11 min per message, 3 wrong pairing codes before waits of up to 5 min, 8 messages at
+    /// once, 64 connections.
     pub fn new(allowed_origins: Vec<String>) -> Self {
         Self {
             allowed_origins,
@@ -70,8 +81,10 @@ impl Config {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(660),
-            max_pairing_failures: 10,
+            pairing_free_tries: 3,
+            pairing_max_backoff: Duration::from_secs(300),
             max_in_flight: 8,
+            max_connections: 64,
         }
     }
 }
@@ -111,18 +124,31 @@ struct Session {
     id: String,
 }
 
+/// An origin's wrong pairing codes.
+#[derive(Debug, Default)]
+struct Tries {
+    failures: u32,
+    not_before: Option<std::time::Instant>,
+}
+
 struct Pairing {
     code: Zeroizing<String>,
-    failures: u32,
+    /// Per origin (only allowed origins get this far, so the map stays small).
+    tries: std::collections::HashMap<String, Tries>,
     sessions: Vec<Session>,
 }
+
+/// Shows a new pairing code where the person sees it (the terminal running passgate).
+type CodeDisplay = Box<dyn Fn(&str) + Send + Sync>;
 
 struct Shared {
     router: Arc<Router>,
     config: Config,
     allowed: Vec<String>,
     pairing: Mutex<Pairing>,
+    code_display: Mutex<Option<CodeDisplay>>,
     in_flight: tokio::sync::Semaphore,
+    connections: Arc<tokio::sync::Semaphore>,
     conditional_waits: tokio::sync::Semaphore,
 }
 
@@ -193,23 +219,21 @@ impl LocalBridge {
         if allowed.is_empty() {
             return Err(LocalBridgeError::NoOrigins);
         }
-        let raw = Zeroizing::new(random_bytes::<CODE_LENGTH>()?);
-        let code: String = raw
-            .iter()
-            .map(|b| char::from(CODE_ALPHABET[usize::from(b & 31)]))
-            .collect();
+        let code = new_code()?;
         Ok(Self {
             shared: Arc::new(Shared {
                 router,
                 in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
+                connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
                 conditional_waits: tokio::sync::Semaphore::new(conditional::MAX_CONDITIONAL),
                 config,
                 allowed,
                 pairing: Mutex::new(Pairing {
-                    code: Zeroizing::new(code),
-                    failures: 0,
+                    code,
+                    tries: std::collections::HashMap::new(),
                     sessions: Vec::new(),
                 }),
+                code_display: Mutex::new(None),
             }),
         })
     }
@@ -217,13 +241,17 @@ impl LocalBridge {
     /// The pairing code, `XXXX-XXXX-XXXX`: show it where only the person can see it (the
     /// terminal running passgate), never to a page.
     pub fn pairing_code(&self) -> Zeroizing<String> {
-        let pairing = self.lock();
-        let code = pairing.code.as_bytes();
-        let groups: Vec<&str> = code
-            .chunks(4)
-            .filter_map(|g| std::str::from_utf8(g).ok())
-            .collect();
-        Zeroizing::new(groups.join("-"))
+        grouped(&self.lock().code)
+    }
+
+    /// Calls `display` with each new pairing code (a code is replaced once a page pairs with
+    /// it): show it where the first one was shown.
+    pub fn on_new_code(&self, display: impl Fn(&str) + Send + Sync + 'static) {
+        *self
+            .shared
+            .code_display
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(display));
     }
 
     /// The origins answered.
@@ -297,8 +325,16 @@ impl LocalBridge {
             if !peer.ip().is_loopback() {
                 continue;
             }
+            let Ok(slot) = Arc::clone(&self.shared.connections).try_acquire_owned() else {
+                tracing::warn!(
+                    limit = self.shared.config.max_connections,
+                    "local bridge: too many connections, closing a new one"
+                );
+                continue;
+            };
             let service = hyper_util::service::TowerToHyperService::new(app.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout)
@@ -565,6 +601,26 @@ async fn read_json(config: &Config, headers: &HeaderMap, body: Body) -> Result<J
     })
 }
 
+/// A fresh pairing code: 12 symbols of [`CODE_ALPHABET`].
+fn new_code() -> Result<Zeroizing<String>, LocalBridgeError> {
+    let raw = Zeroizing::new(random_bytes::<CODE_LENGTH>()?);
+    Ok(Zeroizing::new(
+        raw.iter()
+            .map(|b| char::from(CODE_ALPHABET[usize::from(b & 31)]))
+            .collect(),
+    ))
+}
+
+/// `XXXX-XXXX-XXXX`.
+fn grouped(code: &str) -> Zeroizing<String> {
+    let groups: Vec<&str> = code
+        .as_bytes()
+        .chunks(4)
+        .filter_map(|g| std::str::from_utf8(g).ok())
+        .collect();
+    Zeroizing::new(groups.join("-"))
+}
+
 fn pair(bridge: &LocalBridge, origin: &str, body: &Json) -> Response {
     let Some(typed) = body.get("code").and_then(Json::as_str) else {
         return refusal(
@@ -574,34 +630,76 @@ fn pair(bridge: &LocalBridge, origin: &str, body: &Json) -> Response {
         );
     };
     let typed = normalize_code(typed);
-    let max = bridge.shared.config.max_pairing_failures;
-    {
+    let config = &bridge.shared.config;
+    let now = std::time::Instant::now();
+    // Made before the check: a used code must never stay valid for want of a new one.
+    let fresh = match new_code() {
+        Ok(code) => code,
+        Err(e) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    let next_code = {
         let mut pairing = bridge.lock();
-        if pairing.failures >= max {
-            return refusal(
+        let tries = pairing.tries.entry(origin.to_owned()).or_default();
+        if let Some(wait) = tries.not_before.and_then(|t| t.checked_duration_since(now)) {
+            let seconds = wait.as_secs().saturating_add(1);
+            let mut response = refusal(
                 StatusCode::TOO_MANY_REQUESTS,
-                "pairing_locked",
-                "too many wrong pairing codes: restart passgate to pair again",
+                "pairing_backoff",
+                format!("too many wrong pairing codes from {origin}: try again in {seconds} s"),
             );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return response;
         }
         let right = aws_lc_rs::constant_time::verify_slices_are_equal(
             typed.as_bytes(),
             pairing.code.as_bytes(),
         )
         .is_ok();
-        if !right {
-            pairing.failures += 1;
-            let left = max.saturating_sub(pairing.failures);
-            tracing::warn!(%origin, left, "local bridge: wrong pairing code");
+        let Some(tries) = pairing.tries.get_mut(origin) else {
             return refusal(
-                StatusCode::UNAUTHORIZED,
-                "pairing_code_wrong",
-                format!(
-                    "that is not the pairing code passgate shows ({left} more tries before pairing is locked)"
-                ),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "pairing state",
             );
+        };
+        if !right {
+            tries.failures = tries.failures.saturating_add(1);
+            let left = config.pairing_free_tries.saturating_sub(tries.failures);
+            let message = if left > 0 {
+                format!(
+                    "that is not the pairing code passgate shows ({left} more tries before waits)"
+                )
+            } else {
+                // 1 s, 2 s, 4 s, … after each wrong code past the free ones.
+                let doublings = (tries.failures - config.pairing_free_tries).min(20);
+                let wait = Duration::from_secs(1u64 << doublings).min(config.pairing_max_backoff);
+                tries.not_before = Some(now + wait);
+                format!(
+                    "that is not the pairing code passgate shows (wait {} s before the next try)",
+                    wait.as_secs()
+                )
+            };
+            tracing::warn!(%origin, failures = tries.failures, "local bridge: wrong pairing code");
+            return refusal(StatusCode::UNAUTHORIZED, "pairing_code_wrong", message);
         }
-        pairing.failures = 0;
+        pairing.tries.remove(origin);
+        // One code, one pairing: the next page needs the next code.
+        pairing.code = fresh;
+        grouped(&pairing.code)
+    };
+    {
+        let code = next_code;
+        if let Some(display) = bridge
+            .shared
+            .code_display
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            display(&code);
+        }
     }
     match bridge.new_session(origin) {
         Ok(token) => {

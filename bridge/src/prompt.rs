@@ -150,10 +150,14 @@ pub trait TrustedPrompt: Send + Sync {
     }
 }
 
-/// "http://localhost:9000 wants to sign in to localhost" and the like.
+/// "http://localhost:9000 wants to sign in to localhost" and the like. Every part is cleaned
+/// ([`passgate_proto::display::clean`]): the page chose the RP ID and the user name.
 fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
+    let clean = passgate_proto::display::clean;
+    let (origin, rp_id) = (clean(origin), clean(rp_id));
     match purpose {
         Purpose::Create { user_name } => {
+            let user_name = clean(user_name);
             format!(
                 "{origin} wants to create a passkey for \u{201c}{user_name}\u{201d} on {rp_id}."
             )
@@ -310,18 +314,23 @@ impl UserInterface for PromptUi {
         let options: Vec<String> = choice
             .accounts
             .iter()
-            .map(|a| match (&a.name, &a.display_name) {
-                (Some(name), Some(display)) if display != name => format!("{display} ({name})"),
-                (Some(name), _) => name.clone(),
-                (None, Some(display)) => display.clone(),
-                (None, None) => "an unnamed account".to_owned(),
+            .map(|a| {
+                let clean = passgate_proto::display::clean;
+                match (&a.name, &a.display_name) {
+                    (Some(name), Some(display)) if display != name => {
+                        format!("{} ({})", clean(display), clean(name))
+                    }
+                    (Some(name), _) => clean(name),
+                    (None, Some(display)) => clean(display),
+                    (None, None) => "an unnamed account".to_owned(),
+                }
             })
             .collect();
         let description = format!(
             "{}\n\nThis device holds {} passkeys for {}. Which account?",
             request_line(choice.origin, choice.rp_id, choice.purpose),
             options.len(),
-            choice.rp_id
+            passgate_proto::display::clean(choice.rp_id)
         );
         self.prompt
             .choose(&description, &options, choice.interaction)
@@ -363,10 +372,12 @@ impl UserVerifier for PromptPresence {
         prompt: &Prompt<'_>,
         interaction: &Interaction,
     ) -> Result<(), UserActionError> {
-        let rp = prompt.rp_id.unwrap_or("a site");
+        // The RP ID and the account name come from the client (a page, an app): cleaned.
+        let clean = passgate_proto::display::clean;
+        let rp = prompt.rp_id.map_or_else(|| "a site".to_owned(), clean);
         let user = prompt
             .user_name
-            .map(|u| format!(" as \u{201c}{u}\u{201d}"))
+            .map(|u| format!(" as \u{201c}{}\u{201d}", clean(u)))
             .unwrap_or_default();
         // An app API's credential (biometric proof, vault key) is not a website's passkey:
         // say which app asks, so nobody approves it believing they are signing in somewhere.
@@ -557,5 +568,48 @@ mod tests {
             "{text}"
         );
         assert_eq!(ok, "Create key");
+    }
+
+    #[test]
+    fn page_chosen_strings_reach_the_prompt_cleaned() {
+        let prompt = std::sync::Arc::new(Recording {
+            asked: Mutex::new(Vec::new()),
+            answer: Answer::Ok,
+        });
+        let mut presence = PromptPresence::new(prompt.clone());
+        let hostile = "eve\u{1b}[1A\u{1b}[2KSign in to bank.com\u{1b}]52;c;Zm9v\u{7}\u{202e}\nx";
+        presence
+            .check_presence(
+                &Prompt {
+                    action: PromptAction::SignIn,
+                    rp_id: Some("ex\u{200b}ample.com\u{1b}]0;title\u{7}"),
+                    user_name: Some(hostile),
+                },
+                &Interaction::new(),
+            )
+            .unwrap();
+        let (text, _) = prompt.asked.lock().unwrap().pop().unwrap();
+        assert!(
+            !text
+                .chars()
+                .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}'),
+            "{text:?}"
+        );
+        assert!(
+            text.starts_with("Sign in to example.com]0;title as \u{201c}eve[1A[2KSign in to bank.com]52;c;Zm9v x\u{201d}"),
+            "{text:?}"
+        );
+        let line = super::request_line(
+            "http://localhost:8080",
+            "localhost",
+            crate::ceremony::Purpose::Create {
+                user_name: "p\u{430}ypal\u{1b}[31m",
+            },
+        );
+        assert!(!line.contains('\u{1b}'), "{line:?}");
+        assert!(
+            line.contains("\u{26a0} mixes Latin and Cyrillic"),
+            "{line:?}"
+        );
     }
 }

@@ -2,11 +2,12 @@
 //! response (status byte + CBOR) out.
 //!
 //! - [`InProcess`]: an [`Authenticator`] in this process (webviews, tests).
-//! - [`TcpCtapHid`]: a `passgate authenticator serve` over CTAPHID reports carried on TCP (the
-//!   browser extension's native-messaging host).
+//! - [`CtapHidSocket`]: a `passgate authenticator serve` over CTAPHID reports carried on its Unix
+//!   socket (`unix:PATH`, the default) or loopback TCP (`tcp://HOST:PORT`): the browser
+//!   extension's native-messaging host, the local HTTP bridge, `passgate app`.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,8 @@ use passgate_authenticator::ctaphid::{
     BROADCAST_CID, CMD_CANCEL, CMD_CBOR, CMD_ERROR, CMD_INIT, CMD_KEEPALIVE, MessageAssembler,
     PACKET_SIZE, Packet, encode_message,
 };
+use passgate_authenticator::transport::secret::ConnectionSecret;
+use passgate_authenticator::transport::stream::{Address, Stream};
 
 /// Why a request did not reach the authenticator or got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -87,52 +90,67 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 /// How often a waiting request checks for cancellation.
 const POLL: Duration = Duration::from_millis(50);
 
-/// CTAPHID over TCP: 64-byte reports written and read as-is, as `passgate authenticator serve`
-/// speaks it. Connects (and allocates a channel with INIT) on first use and again after an
-/// error.
+/// CTAPHID on a stream socket: 64-byte reports written and read as-is, as `passgate
+/// authenticator serve` speaks it. Connects (and allocates a channel with INIT) on first use
+/// and again after an error or when the authenticator closed the idle connection.
 #[derive(Debug)]
-pub struct TcpCtapHid {
-    target: String,
-    connection: Option<(TcpStream, u32)>,
+pub struct CtapHidSocket {
+    target: Result<Address, String>,
+    secret: Option<ConnectionSecret>,
+    connection: Option<(Stream, u32)>,
 }
 
-impl TcpCtapHid {
-    /// A transport to `target`, `tcp://HOST:PORT` or `HOST:PORT`. Nothing is connected yet.
+/// The name this transport had when it carried TCP only.
+pub type TcpCtapHid = CtapHidSocket;
+
+impl CtapHidSocket {
+    /// A transport to `target`: `unix:PATH`, `tcp://HOST:PORT` or `HOST:PORT` (TCP). Nothing
+    /// is connected yet; an address that does not parse fails the first call.
     pub fn new(target: &str) -> Self {
-        let target = target.strip_prefix("tcp://").unwrap_or(target).to_owned();
+        let target = if target.contains("://") || target.starts_with("unix:") {
+            Address::parse(target).map_err(|e| e.to_string())
+        } else {
+            Ok(Address::Tcp(target.to_owned()))
+        };
         Self {
             target,
+            secret: None,
             connection: None,
         }
     }
 
-    fn connect(&self) -> Result<(TcpStream, u32), TransportError> {
-        let unreachable =
-            |e: std::io::Error| TransportError::Unreachable(format!("{}: {e}", self.target));
-        let addrs: Vec<_> = self
-            .target
-            .to_socket_addrs()
-            .map_err(unreachable)?
-            .collect();
-        let mut last = None;
-        let mut stream = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
+    /// Sends `secret` first on every connection (a TCP authenticator with a real presence
+    /// prompt asks for it; see `passgate_authenticator::transport::secret`).
+    pub fn with_secret(mut self, secret: ConnectionSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// For a TCP target, sends the secret in `path` when that file exists (the authenticator
+    /// writes it in its state directory); otherwise changes nothing.
+    pub fn with_secret_file(self, path: &Path) -> Result<Self, TransportError> {
+        if !matches!(self.target, Ok(Address::Tcp(_))) || !path.exists() {
+            return Ok(self);
         }
-        let mut stream = stream.ok_or_else(|| {
-            unreachable(last.unwrap_or_else(|| std::io::Error::other("no address")))
-        })?;
-        stream.set_nodelay(true).map_err(unreachable)?;
+        let secret = ConnectionSecret::read_from(path)
+            .map_err(|e| TransportError::Unreachable(format!("{}: {e}", path.display())))?;
+        Ok(self.with_secret(secret))
+    }
+
+    fn connect(&self) -> Result<(Stream, u32), TransportError> {
+        let target = self
+            .target
+            .as_ref()
+            .map_err(|e| TransportError::Unreachable(e.clone()))?;
+        let unreachable = |e: std::io::Error| TransportError::Unreachable(format!("{target}: {e}"));
+        let mut stream = Stream::connect(target, Duration::from_secs(2)).map_err(unreachable)?;
         stream.set_read_timeout(Some(POLL)).map_err(unreachable)?;
         stream
             .set_write_timeout(Some(Duration::from_secs(2)))
             .map_err(unreachable)?;
+        if let Some(secret) = &self.secret {
+            stream.write_all(&secret.hello()).map_err(unreachable)?;
+        }
         let mut nonce = [0u8; 8];
         aws_lc_rs::rand::fill(&mut nonce)
             .map_err(|_| TransportError::Protocol("no randomness for the INIT nonce".into()))?;
@@ -159,11 +177,24 @@ impl TcpCtapHid {
         }
     }
 
+    /// Sends `request` and reads its response. The error says whether any report came back:
+    /// a connection closed before that never ran the request.
     fn exchange(
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         cid: u32,
         request: &[u8],
         interaction: &Interaction,
+    ) -> Result<Vec<u8>, (TransportError, Heard)> {
+        let mut heard = Heard(false);
+        Self::exchange_inner(stream, cid, request, interaction, &mut heard).map_err(|e| (e, heard))
+    }
+
+    fn exchange_inner(
+        stream: &mut Stream,
+        cid: u32,
+        request: &[u8],
+        interaction: &Interaction,
+        heard: &mut Heard,
     ) -> Result<Vec<u8>, TransportError> {
         write_message(stream, cid, CMD_CBOR, request)?;
         let mut assembler = MessageAssembler::new();
@@ -177,6 +208,7 @@ impl TcpCtapHid {
             let Some(packet) = read_packet(stream, deadline)? else {
                 continue;
             };
+            heard.0 = true;
             deadline = Instant::now() + SILENCE_LIMIT;
             let message = assembler
                 .push(&packet)
@@ -206,8 +238,12 @@ impl TcpCtapHid {
     }
 }
 
+/// Whether any report answered a request.
+#[derive(Debug, Clone, Copy)]
+struct Heard(bool);
+
 fn write_message(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     cid: u32,
     cmd: u8,
     payload: &[u8],
@@ -222,10 +258,7 @@ fn write_message(
 
 /// Reads one report; `None` when nothing arrived within the poll interval (a chance to check
 /// for cancellation). Past `deadline` with nothing read, `Timeout`.
-fn read_packet(
-    stream: &mut TcpStream,
-    deadline: Instant,
-) -> Result<Option<Packet>, TransportError> {
+fn read_packet(stream: &mut Stream, deadline: Instant) -> Result<Option<Packet>, TransportError> {
     let mut packet = [0u8; PACKET_SIZE];
     let mut filled = 0;
     while filled < PACKET_SIZE {
@@ -251,20 +284,99 @@ fn read_packet(
     Ok(Some(packet))
 }
 
-impl CtapTransport for TcpCtapHid {
+impl CtapTransport for CtapHidSocket {
     fn call(
         &mut self,
         request: &[u8],
         interaction: &Interaction,
     ) -> Result<Vec<u8>, TransportError> {
-        let (mut stream, cid) = match self.connection.take() {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        let result = Self::exchange(&mut stream, cid, request, interaction);
+        if let Some((mut stream, cid)) = self.connection.take() {
+            match Self::exchange(&mut stream, cid, request, interaction) {
+                Ok(response) => {
+                    self.connection = Some((stream, cid));
+                    return Ok(response);
+                }
+                // The authenticator closes idle connections: a kept connection that is gone
+                // before any answer never ran the request, which is sent again on a new one.
+                Err((TransportError::Unreachable(why), Heard(false))) => {
+                    tracing::debug!(%why, "the kept connection is gone; reconnecting");
+                }
+                Err((other, _)) => return Err(other),
+            }
+        }
+        let (mut stream, cid) = self.connect()?;
+        let result = Self::exchange(&mut stream, cid, request, interaction).map_err(|(e, _)| e);
         if result.is_ok() {
             self.connection = Some((stream, cid));
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use passgate_authenticator::api::user_verifier::Interaction;
+    use passgate_authenticator::ctaphid::CtapHandler;
+    use passgate_authenticator::transport::secret::{ConnectionSecret, SECRET_FILE};
+    use passgate_authenticator::transport::tcp::{ServeOptions, TcpServer, UnixServer};
+
+    use super::{CtapHidSocket, CtapTransport, TransportError};
+
+    struct Echo;
+
+    impl CtapHandler for Echo {
+        fn handle_cbor(&mut self, request: &[u8], _: &Interaction) -> Vec<u8> {
+            [&[0x00], request].concat()
+        }
+    }
+
+    #[test]
+    fn a_unix_target_is_reached_and_an_idle_close_is_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/authenticator.sock");
+        let options = ServeOptions {
+            idle_timeout: Duration::from_millis(300),
+            ..ServeOptions::default()
+        };
+        let _server = UnixServer::start_with(&path, Echo, options).unwrap();
+        let mut client = CtapHidSocket::new(&format!("unix:{}", path.display()));
+        let i = Interaction::new();
+        assert_eq!(client.call(&[0x04], &i).unwrap(), [0x00, 0x04]);
+        // The server closes the idle connection; the next call reconnects.
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(client.call(&[0x04, 1], &i).unwrap(), [0x00, 0x04, 1]);
+    }
+
+    #[test]
+    fn a_tcp_target_with_a_secret_needs_the_secret_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = ConnectionSecret::generate().unwrap();
+        let file = dir.path().join(SECRET_FILE);
+        secret.write_to(&file).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = TcpServer::start_with(
+            listener,
+            Echo,
+            ServeOptions {
+                secret: Some(secret),
+                ..ServeOptions::default()
+            },
+        )
+        .unwrap();
+        let target = format!("tcp://{}", server.local_addr());
+        let i = Interaction::new();
+        let without = CtapHidSocket::new(&target).call(&[0x04], &i);
+        assert!(
+            matches!(without, Err(TransportError::Unreachable(_))),
+            "{without:?}"
+        );
+        let mut with = CtapHidSocket::new(&target).with_secret_file(&file).unwrap();
+        assert_eq!(with.call(&[0x04], &i).unwrap(), [0x00, 0x04]);
+        let bad = CtapHidSocket::new("unix:").call(&[0x04], &i);
+        assert!(matches!(bad, Err(TransportError::Unreachable(why)) if why.contains("unix:PATH")));
     }
 }

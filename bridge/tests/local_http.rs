@@ -309,7 +309,7 @@ fn preflights_are_answered_exactly_for_allowed_origins() {
 
 #[test]
 fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
-    let server = start(|c| c.max_pairing_failures = 3, false);
+    let server = start(|c| c.pairing_free_tries = 3, false);
     let isuvpaa = json!({"type": "isUvpaa", "requestId": 1});
     let addr = server.addr;
     let commands_before = server.transport.commands().len();
@@ -378,6 +378,12 @@ fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
             .unwrap()
             .contains("2 more tries")
     );
+    let shown = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = Arc::clone(&shown);
+    server
+        .bridge
+        .on_new_code(move |code| record.lock().unwrap().push(code.to_owned()));
+    let used = server.bridge.pairing_code();
     let loose = server
         .bridge
         .pairing_code()
@@ -391,6 +397,23 @@ fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, json!({"requestId": 1, "ok": true, "result": true}));
 
+    // The code was used once: it is replaced, and the new one shown.
+    let next = server.bridge.pairing_code();
+    assert_ne!(*next, *used);
+    assert_eq!(*shown.lock().unwrap(), vec![next.to_string()]);
+    let r = post(
+        addr,
+        "/v1/pair",
+        OTHER_ALLOWED,
+        None,
+        &json!({"code": used.as_str()}),
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (401, Some("pairing_code_wrong")),
+        "a used code pairs nobody"
+    );
+
     // The token is bound to the origin that paired: another allowed origin cannot use it.
     let r = post(addr, "/v1/message", OTHER_ALLOWED, Some(&token), &isuvpaa);
     assert_eq!(
@@ -398,8 +421,9 @@ fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
         (401, Some("pairing_invalid"))
     );
 
-    // Too many wrong codes lock pairing, even for the right one.
-    for _ in 0..3 {
+    // Wrong codes make that origin wait, even with the right code; other origins are not held
+    // up (one wrong try above, two more free, then a wait).
+    for _ in 0..2 {
         let r = post(
             addr,
             "/v1/pair",
@@ -419,8 +443,30 @@ fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
     );
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
-        (429, Some("pairing_locked"))
+        (429, Some("pairing_backoff"))
     );
+    assert_eq!(r.headers["retry-after"], "1");
+    let r = post(
+        addr,
+        "/v1/pair",
+        ORIGIN,
+        None,
+        &json!({"code": code.as_str()}),
+    );
+    assert_eq!(r.status, 200, "another origin pairs meanwhile: {r:?}");
+    let second_token = r.body["token"].as_str().unwrap().to_owned();
+    assert_ne!(second_token, token);
+    // Once the wait is over, the origin may try again.
+    std::thread::sleep(Duration::from_millis(1100));
+    let code = server.bridge.pairing_code();
+    let r = post(
+        addr,
+        "/v1/pair",
+        OTHER_ALLOWED,
+        None,
+        &json!({"code": code.as_str()}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
     // An existing pairing keeps working; unpairing ends it.
     assert_eq!(
         post(addr, "/v1/message", ORIGIN, Some(&token), &isuvpaa).status,
@@ -826,4 +872,42 @@ fn armed_autofill_requests_do_not_hold_up_ceremonies_and_end_with_their_page() {
         let r = wait.join().unwrap();
         assert_eq!(r.body["error"]["name"], "AbortError", "{r:?}");
     }
+}
+
+#[test]
+fn idle_connections_are_closed_and_connections_are_capped() {
+    let server = start(
+        |c| {
+            c.header_timeout = Duration::from_millis(500);
+            c.max_connections = 2;
+        },
+        false,
+    );
+    let addr = server.addr;
+    let closed_within = |stream: &mut TcpStream, limit: Duration| {
+        stream.set_read_timeout(Some(limit)).unwrap();
+        let started = Instant::now();
+        let n = stream.read(&mut [0u8; 1]).unwrap_or(1);
+        (n == 0).then(|| started.elapsed())
+    };
+    // Two idle connections hold both slots; a third is closed at once.
+    let mut a = TcpStream::connect(addr).unwrap();
+    let mut b = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = TcpStream::connect(addr).unwrap();
+    let third = closed_within(&mut c, Duration::from_millis(400));
+    assert!(third.is_some(), "the third connection is closed at once");
+    // Idle connections are closed after the header timeout, freeing their slots.
+    let idle = closed_within(&mut a, Duration::from_secs(3)).expect("closed");
+    assert!(idle >= Duration::from_millis(200), "{idle:?}");
+    assert!(closed_within(&mut b, Duration::from_secs(3)).is_some());
+    std::thread::sleep(Duration::from_millis(100));
+    let r = post(
+        addr,
+        "/v1/message",
+        ORIGIN,
+        None,
+        &json!({"type": "isUvpaa", "requestId": 1}),
+    );
+    assert_eq!(r.status, 401, "served again once the slots are free");
 }

@@ -100,14 +100,14 @@ class RpServer:
         self.port = free_port()
         self.log_path = workdir / f"{name}-{self.port}.log"
         cmd = [str(_binary()), "rp", "--listen", f"127.0.0.1:{self.port}", "--database", database,
-               "--rp-id", rp_id, "--api-token", API_TOKEN, "--receipt-key", str(receipt_key),
+               "--rp-id", rp_id, "--receipt-key", str(receipt_key),
                "--rate-limit-per-sec", "0"]
         for origin in origins:
             cmd += ["--origin", origin]
         cmd += extra or []
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                         env={**os.environ, "RUST_BACKTRACE": "1"})
+                                         env={**os.environ, "RUST_BACKTRACE": "1", "PASSGATE_API_TOKEN": API_TOKEN})
         line = self._first_line()
         expected = f"listening on http://127.0.0.1:{self.port}"
         if line != expected:

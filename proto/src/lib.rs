@@ -10,6 +10,7 @@ pub mod authenticator_data;
 pub mod b64;
 pub mod cose;
 pub mod ctap;
+pub mod display;
 pub mod soter;
 pub mod webauthn;
 

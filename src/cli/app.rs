@@ -66,7 +66,8 @@ pub struct PlatformArgs {
     /// $XDG_STATE_HOME/passgate or ~/.local/state/passgate.
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Use the authenticator served at `tcp://HOST:PORT` instead of one in this process.
+    /// Use the authenticator served at `unix:PATH` or `tcp://HOST:PORT` (a `passgate
+    /// authenticator serve`) instead of one in this process.
     #[arg(long)]
     authenticator: Option<String>,
     /// How user presence is collected (the in-process authenticator).
@@ -231,7 +232,7 @@ pub(super) fn app_router(
 fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
     let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
     let device = match &args.authenticator {
-        Some(target) => Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(target))),
+        Some(target) => Device::remote(Box::new(super::authenticator_client(Some(target))?)),
         None => Device::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
     };
     let passcodes: Box<dyn PasscodeProvider> = match &args.pin_file {

@@ -1,14 +1,16 @@
 //! `passgate authenticator serve`: the CTAP 2.1 authenticator on its state directory, served
-//! over CTAPHID on TCP.
+//! over CTAPHID on its Unix socket (same user only) or loopback TCP.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, build_authenticator};
+use passgate_authenticator::transport::secret::{ConnectionSecret, SECRET_FILE};
+use passgate_authenticator::transport::stream::{Address, Listener};
+use passgate_authenticator::transport::tcp::ServeOptions;
 
 use super::{
     KeyStoreArgs, PresenceMode, UserArgs, VerifierArgs, VerifierKind, state_dir_or_default,
@@ -17,7 +19,8 @@ use super::{
 
 #[derive(Subcommand)]
 pub enum AuthenticatorCommand {
-    /// Serve the authenticator over CTAPHID (64-byte HID reports carried as-is over TCP).
+    /// Serve the authenticator over CTAPHID (64-byte HID reports carried as-is over a Unix
+    /// socket, or loopback TCP).
     Serve(ServeArgs),
 }
 
@@ -31,9 +34,12 @@ enum AttestationArg {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Where to listen, `tcp://HOST:PORT` (port 0 picks a free port).
-    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
-    listen: String,
+    /// Where to listen: `unix:PATH` (default: unix:STATE/authenticator.sock, answering this
+    /// user only) or `tcp://HOST:PORT` on loopback (port 0 picks a free port; for CTAP test
+    /// tools: with a real presence prompt, clients must send the secret written to
+    /// STATE/authenticator.tcp-secret).
+    #[arg(long)]
+    listen: Option<String>,
     /// State directory (device key, credentials). Default: $XDG_STATE_HOME/passgate or
     /// ~/.local/state/passgate.
     #[arg(long)]
@@ -59,13 +65,6 @@ pub struct ServeArgs {
     verifier: VerifierArgs,
 }
 
-fn parse_tcp_listen(listen: &str) -> Result<&str> {
-    match listen.strip_prefix("tcp://") {
-        Some(addr) if !addr.is_empty() => Ok(addr),
-        _ => bail!("--listen must look like tcp://127.0.0.1:8765, got {listen:?}"),
-    }
-}
-
 /// Runs `passgate authenticator …`.
 pub fn main(command: AuthenticatorCommand) -> Result<()> {
     match command {
@@ -74,8 +73,11 @@ pub fn main(command: AuthenticatorCommand) -> Result<()> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let addr = parse_tcp_listen(&args.listen)?;
     let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
+    let address = match &args.listen {
+        Some(listen) => Address::parse(listen).context("--listen")?,
+        None => Address::default_in(&state_dir),
+    };
     let reset_window = match args.presence {
         PresenceMode::Auto => None,
         PresenceMode::Terminal | PresenceMode::Pinentry => Some(Duration::from_secs(10)),
@@ -99,12 +101,24 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_uv_attempts: args.verifier.max_attempts,
         reset_window,
     })?;
-    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr()?;
-    println!("listening on tcp://{local}");
+    let listener = Listener::bind(&address).with_context(|| format!("listening on {address}"))?;
+    let mut options = ServeOptions::default();
+    let secret_file = state_dir.join(SECRET_FILE);
+    if matches!(address, Address::Tcp(_)) && !matches!(args.presence, PresenceMode::Auto) {
+        // Any local account can reach a TCP port: with a real prompt, only clients that can
+        // read this user's state directory may ask for it.
+        let secret = ConnectionSecret::generate()?;
+        secret
+            .write_to(&secret_file)
+            .with_context(|| format!("writing {}", secret_file.display()))?;
+        tracing::info!(file = %secret_file.display(), "TCP clients must send the connection secret in this file");
+        options.secret = Some(secret);
+    }
+    let local = listener.address()?;
+    println!("listening on {local}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on tcp://{local}");
-    passgate_authenticator::transport::tcp::serve(listener, authenticator)?;
+    tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on {local}");
+    passgate_authenticator::transport::tcp::serve_with(listener, authenticator, options)?;
     Ok(())
 }

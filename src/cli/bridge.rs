@@ -10,7 +10,7 @@ use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
 
 use super::app::app_router;
 use super::prompt::{PinPromptArgs, PinPromptKind, bridge_ui, trusted_prompt};
-use super::state_dir_or_default;
+use super::{authenticator_client, state_dir_or_default};
 
 #[derive(Subcommand)]
 pub enum BridgeCommand {
@@ -29,9 +29,10 @@ pub enum BridgeCommand {
 
 #[derive(clap::Args)]
 pub struct NativeHostArgs {
-    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
-    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
-    authenticator: String,
+    /// The authenticator (a `passgate authenticator serve`): `unix:PATH` (default:
+    /// unix:STATE/authenticator.sock) or `tcp://HOST:PORT`.
+    #[arg(long)]
+    authenticator: Option<String>,
     /// Where the PIN is typed (pinentry by default: the browser starts this host with no
     /// terminal).
     #[arg(long, value_enum, default_value_t = PinPromptKind::Pinentry)]
@@ -59,9 +60,10 @@ pub struct BridgeInstallArgs {
     /// The extension allowed to connect (32 letters a to p, shown on chrome://extensions).
     #[arg(long)]
     extension_id: String,
-    /// The authenticator the host talks to.
-    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
-    authenticator: String,
+    /// The authenticator the host talks to: `unix:PATH` (default:
+    /// unix:STATE/authenticator.sock) or `tcp://HOST:PORT`.
+    #[arg(long)]
+    authenticator: Option<String>,
     /// Write here instead of the browser's directory.
     #[arg(long)]
     manifest_dir: Option<PathBuf>,
@@ -81,9 +83,10 @@ pub struct LocalHttpArgs {
     /// An origin whose pages may use the bridge, e.g. http://localhost:8080 (repeat for more).
     #[arg(long = "allow-origin", required = true)]
     allow_origins: Vec<String>,
-    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
-    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
-    authenticator: String,
+    /// The authenticator (a `passgate authenticator serve`): `unix:PATH` (default:
+    /// unix:STATE/authenticator.sock) or `tcp://HOST:PORT`.
+    #[arg(long)]
+    authenticator: Option<String>,
     /// Where the PIN is typed (by default this terminal, pinentry without one).
     #[arg(long, value_enum, default_value_t = PinPromptKind::Auto)]
     pin_prompt: PinPromptKind,
@@ -107,9 +110,9 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 tracing::error!(error = %e, "no trusted PIN prompt: user verification by PIN is unavailable");
                 None
             });
-            tracing::info!(caller = ?args.browser_args, authenticator = %args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
+            tracing::info!(caller = ?args.browser_args, authenticator = ?args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
             let bridge = Arc::new(passgate_bridge::Bridge::new(
-                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                Box::new(authenticator_client(args.authenticator.as_deref())?),
                 bridge_ui(prompt.as_ref()),
             ));
             native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
@@ -151,7 +154,13 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 manifest_dir,
                 executable: std::env::current_exe().context("finding this executable")?,
                 extension_id: args.extension_id,
-                authenticator: args.authenticator,
+                authenticator: match args.authenticator {
+                    Some(target) => target,
+                    None => passgate_authenticator::transport::stream::Address::default_in(
+                        &passgate_authenticator::setup::default_state_dir()?,
+                    )
+                    .to_string(),
+                },
                 host_args,
             })?;
             println!(
@@ -163,15 +172,15 @@ pub fn main(command: BridgeCommand) -> Result<()> {
         BridgeCommand::LocalHttp(args) => {
             let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
             let bridge = Arc::new(passgate_bridge::Bridge::new(
-                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                Box::new(authenticator_client(args.authenticator.as_deref())?),
                 bridge_ui(prompt.as_ref()),
             ));
             let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
             // The app APIs on the same authenticator, over a connection of their own.
             let app = app_router(
-                passgate_app_api::Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(
-                    &args.authenticator,
-                ))),
+                passgate_app_api::Device::remote(Box::new(authenticator_client(
+                    args.authenticator.as_deref(),
+                )?)),
                 &state_dir.join("app"),
                 prompt.as_ref(),
             )?;
@@ -179,6 +188,12 @@ pub fn main(command: BridgeCommand) -> Result<()> {
             passgate_app_api::channel::register(&mut router, app)?;
             let local =
                 LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(args.allow_origins))?;
+            // A code pairs one page; the next one is shown where the first was.
+            local.on_new_code(|code| {
+                use std::io::Write;
+                println!("next pairing code: {code}");
+                let _ = std::io::stdout().flush();
+            });
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

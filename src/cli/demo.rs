@@ -166,6 +166,12 @@ pub fn main(args: DemoArgs) -> Result<()> {
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
     let local_bridge = LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(bridge_origins))?;
+    // A code pairs one page; the next one is shown where the first was.
+    local_bridge.on_new_code(|code| {
+        use std::io::Write;
+        println!("      next pairing code: {code}");
+        let _ = std::io::stdout().flush();
+    });
     // The backend API token (`/api/verify/assertion`, `/api/soter/*`): a fresh one each run,
     // shown only in this terminal. The app-APIs page plays the app's backend with it.
     let api_token = demo_api_token()?;

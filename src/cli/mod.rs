@@ -45,7 +45,7 @@ struct KeyStoreArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PresenceMode {
-    /// Ask on this terminal: Enter approves, `n` denies.
+    /// Ask on this terminal: `y` and Enter approves, anything else denies.
     Terminal,
     /// Ask in a pinentry window (`--pinentry`, $PASSGATE_PINENTRY or `pinentry` on PATH).
     Pinentry,
@@ -159,4 +159,22 @@ fn state_dir_or_default(flag: Option<&PathBuf>) -> Result<PathBuf> {
         Some(dir) => Ok(dir.clone()),
         None => Ok(setup::default_state_dir()?),
     }
+}
+
+/// The authenticator a client subcommand talks to: `--authenticator` (`unix:PATH` or
+/// `tcp://HOST:PORT`), by default the Unix socket in the default state directory. A TCP target
+/// sends the connection secret the authenticator wrote there, when there is one.
+fn authenticator_client(flag: Option<&str>) -> Result<passgate_bridge::CtapHidSocket> {
+    use passgate_authenticator::transport::{secret::SECRET_FILE, stream::Address};
+    let state_dir = setup::default_state_dir();
+    let target = match (flag, &state_dir) {
+        (Some(target), _) => target.to_owned(),
+        (None, Ok(dir)) => Address::default_in(dir).to_string(),
+        (None, Err(e)) => anyhow::bail!("{e}; pass --authenticator unix:PATH"),
+    };
+    let client = passgate_bridge::CtapHidSocket::new(&target);
+    Ok(match state_dir {
+        Ok(dir) => client.with_secret_file(&dir.join(SECRET_FILE))?,
+        Err(_) => client,
+    })
 }

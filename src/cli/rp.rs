@@ -28,9 +28,14 @@ pub struct RpArgs {
     /// android:apk-key-hash:<hash>, ios:bundle-id:<id>. Replaces the configured list.
     #[arg(long = "origin")]
     origins: Vec<String>,
-    /// A bearer token for `POST /api/verify/assertion` (repeat for more).
-    #[arg(long = "api-token")]
-    api_tokens: Vec<String>,
+    /// A file holding the bearer tokens for `POST /api/verify/assertion`, one a line (keep it
+    /// 0600). `PASSGATE_API_TOKEN` in the environment adds one more. Replaces the configured
+    /// list.
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+    /// No longer accepted: a token on the command line is readable by every local user.
+    #[arg(long = "api-token", hide = true)]
+    api_token_on_command_line: Option<String>,
     /// The receipt-signing key file (PKCS#8; created 0600 when missing).
     #[arg(long)]
     receipt_key: Option<PathBuf>,
@@ -57,6 +62,37 @@ pub struct RpArgs {
     workers: Option<usize>,
 }
 
+/// The API tokens of `--api-token-file` and `PASSGATE_API_TOKEN`; `--api-token` is refused.
+fn api_tokens(args: &RpArgs) -> Result<Vec<String>> {
+    if args.api_token_on_command_line.is_some() {
+        anyhow::bail!(
+            "--api-token is no longer accepted: a token on the command line is readable by every local user in /proc/PID/cmdline; \
+             put it in a file (one token a line, chmod 600) and pass --api-token-file FILE, or set PASSGATE_API_TOKEN"
+        );
+    }
+    let mut tokens = Vec::new();
+    if let Some(path) = &args.api_token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --api-token-file {}", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+        if tokens.is_empty() {
+            anyhow::bail!("--api-token-file {} holds no token", path.display());
+        }
+    }
+    if let Some(token) = std::env::var("PASSGATE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        tokens.push(token.trim().to_owned());
+    }
+    Ok(tokens)
+}
+
 fn rp_config(args: &RpArgs) -> Result<passgate_relying_party::RpConfig> {
     let mut config = match &args.config {
         Some(path) => passgate_relying_party::RpConfig::from_file(path)?,
@@ -78,8 +114,9 @@ fn rp_config(args: &RpArgs) -> Result<passgate_relying_party::RpConfig> {
     if !args.origins.is_empty() {
         config.origins.clone_from(&args.origins);
     }
-    if !args.api_tokens.is_empty() {
-        config.api_tokens.clone_from(&args.api_tokens);
+    let api_tokens = api_tokens(args)?;
+    if !api_tokens.is_empty() {
+        config.api_tokens = api_tokens;
     }
     if let Some(v) = &args.receipt_key {
         config.receipt_key = Some(v.clone());

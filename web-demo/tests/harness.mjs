@@ -430,7 +430,11 @@ export async function startDemo({ extraArgs = [] } = {}) {
         base: `http://localhost:${port}`,
         ipBase: `http://127.0.0.1:${port}`,
         bridgeUrl,
-        pairingCode,
+        /** The current pairing code: a code pairs one page, then passgate prints the next one. */
+        get pairingCode() {
+          const codes = [...started.lines.join('\n').matchAll(/pairing code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/g)];
+          return codes.length ? codes[codes.length - 1][1] : pairingCode;
+        },
         apiToken,
         pinentry,
         work,

@@ -506,7 +506,8 @@ pub fn start_soter_authentication(
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| internal(START, "damaged state: salt"))?;
     if !request.auth_content.is_empty() {
-        tracing::info!(caller = caller.name(), prompt = %request.auth_content, "SOTER authentication");
+        let prompt = passgate_proto::display::clean(&request.auth_content);
+        tracing::info!(caller = caller.name(), %prompt, "SOTER authentication");
     }
     let device = platform.device();
     let assertion = device

@@ -19,6 +19,12 @@ pub const BROADCAST_CID: u32 = 0xffff_ffff;
 pub const MAX_MESSAGE_SIZE: usize = 7609;
 /// How long the device waits for the next continuation packet.
 pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest a message may take to arrive, from its init packet to its last continuation
+/// (CTAP's transaction timeout): a client that drip-feeds continuations just inside
+/// [`REASSEMBLY_TIMEOUT`] would otherwise hold the device for a minute (129 packets) while
+/// every other channel is answered CHANNEL_BUSY. A whole 7609-byte message takes
+/// milliseconds on any transport.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often KEEPALIVE is sent while a request runs.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -142,7 +148,17 @@ struct Reassembly {
     expected: usize,
     data: Vec<u8>,
     next_seq: u8,
+    /// When the init packet arrived.
+    started: Instant,
     last_packet: Instant,
+}
+
+impl Reassembly {
+    /// When this message times out: [`REASSEMBLY_TIMEOUT`] after its last packet, and never
+    /// later than [`TRANSACTION_TIMEOUT`] after its first.
+    fn deadline(&self) -> Instant {
+        (self.last_packet + REASSEMBLY_TIMEOUT).min(self.started + TRANSACTION_TIMEOUT)
+    }
 }
 
 /// The CTAPHID state of one authenticator device, shared by all its connections.
@@ -256,9 +272,7 @@ impl Device {
     /// When the partial message (if any) times out; a transport without its own ticking can
     /// sleep until then and call [`Self::on_tick`].
     pub fn reassembly_deadline(&self) -> Option<Instant> {
-        self.rx
-            .as_ref()
-            .map(|rx| rx.last_packet + REASSEMBLY_TIMEOUT)
+        self.rx.as_ref().map(Reassembly::deadline)
     }
 
     fn allocate(&mut self) -> u32 {
@@ -326,6 +340,7 @@ impl Device {
             expected: bcnt,
             data,
             next_seq: 0,
+            started: now,
             last_packet: now,
         });
         Action::None
@@ -425,13 +440,12 @@ impl Device {
     }
 
     /// Called periodically by the connection that may own a partial message: after
-    /// [`REASSEMBLY_TIMEOUT`] without a continuation, the message is dropped and the ERROR
-    /// packet with [`error::MSG_TIMEOUT`] to send to that connection is returned.
+    /// [`REASSEMBLY_TIMEOUT`] without a continuation, or [`TRANSACTION_TIMEOUT`] after the
+    /// init packet, the message is dropped and the ERROR packet with [`error::MSG_TIMEOUT`] to
+    /// send to that connection is returned.
     pub fn on_tick(&mut self, connection: ConnectionId, now: Instant) -> Option<Packet> {
         let rx = self.rx.as_ref()?;
-        if rx.connection == connection
-            && now.saturating_duration_since(rx.last_packet) >= REASSEMBLY_TIMEOUT
-        {
+        if rx.connection == connection && now >= rx.deadline() {
             let cid = rx.cid;
             self.rx = None;
             return Some(error_packet(cid, error::MSG_TIMEOUT));
@@ -872,6 +886,40 @@ mod tests {
         assert_eq!(d.on_tick(1, t3), None, "reported once");
         assert_eq!(
             d.on_packet(2, &init_packet(other, CMD_PING, 1, &[1]), t3),
+            Action::Reply(vec![init_packet(other, CMD_PING, 1, &[1])])
+        );
+    }
+
+    #[test]
+    fn a_drip_fed_message_times_out_after_the_transaction_timeout() {
+        let start = Instant::now();
+        let mut d = Device::new();
+        let cid = allocate(&mut d);
+        let other = allocate(&mut d);
+        // The largest message: 129 packets, each continuation 400 ms after the last.
+        assert_eq!(
+            d.on_packet(1, &init_packet(cid, CMD_PING, 7609, &[1; 57]), start),
+            Action::None
+        );
+        let mut now = start;
+        let mut seq = 0u8;
+        let timed_out = loop {
+            now += Duration::from_millis(400);
+            if let Some(p) = d.on_tick(1, now) {
+                break p;
+            }
+            assert_eq!(
+                d.on_packet(1, &cont_packet(cid, seq, &[2; 59]), now),
+                Action::None
+            );
+            seq += 1;
+            assert!(seq < 10, "still reassembling after {seq} continuations");
+        };
+        assert_eq!(timed_out, error_packet(cid, error::MSG_TIMEOUT));
+        assert_eq!(now, start + TRANSACTION_TIMEOUT);
+        // The device is free for everyone else.
+        assert_eq!(
+            d.on_packet(2, &init_packet(other, CMD_PING, 1, &[1]), now),
             Action::Reply(vec![init_packet(other, CMD_PING, 1, &[1])])
         );
     }

@@ -1,5 +1,6 @@
-//! CTAPHID over TCP: every 64-byte HID report is written and read as-is, in both directions,
-//! with no extra framing.
+//! CTAPHID over a stream socket, a Unix socket (the default: same user only) or loopback TCP:
+//! every 64-byte HID report is written and read as-is, in both directions, with no extra
+//! framing.
 //!
 //! All connections share one [`Device`], like several open handles on one USB authenticator:
 //! channels are device-wide and one transaction runs at a time. Threads:
@@ -12,14 +13,21 @@
 //!
 //! A client that disconnects mid-request cancels it through its [`Interaction`]; the device is
 //! free again as soon as the handler returns. A handler that panics is answered with
-//! ERR_OTHER and the device keeps serving. Run with [`serve`] (blocks) or [`TcpServer`] (a
-//! background server that can be stopped, for tests and embedding).
+//! ERR_OTHER and the device keeps serving. Run with [`serve_with`] (blocks), or [`TcpServer`] and
+//! [`UnixServer`] (background servers that can be stopped, for tests and embedding).
+//!
+//! Every server is bounded ([`ServeOptions`]): at most `max_connections` open at once (more
+//! are closed as they arrive), a connection idle for `idle_timeout` is closed, and with a
+//! [`ConnectionSecret`] a connection whose first report is not the right hello (within
+//! [`HELLO_TIMEOUT`]) is closed unanswered. A Unix socket answers only its own user.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -30,12 +38,42 @@ use crate::ctaphid::{
     Action, CMD_CBOR, ConnectionId, CtapHandler, Device, KEEPALIVE_INTERVAL, PACKET_SIZE, Packet,
     encode_message, error, error_packet, keepalive_packet,
 };
+use crate::transport::secret::{self, ConnectionSecret};
+use crate::transport::stream::{Address, Listener, Stream};
 
 /// How often a connection wakes to send keepalives and check reassembly timeouts.
 const TICK: Duration = Duration::from_millis(20);
 /// A client that does not read its responses for this long is disconnected, so that it
 /// cannot stall the device.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection to a server with a [`ConnectionSecret`] has to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed accept for want of file descriptors, wait this long before the next one
+/// (instead of spinning, or giving up serving).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The bounds of a server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// A connection with no report received and no request running for this long is closed
+    /// (clients reconnect when they next need the authenticator).
+    pub idle_timeout: Duration,
+    /// When set, a connection's first report must be this secret's hello.
+    pub secret: Option<ConnectionSecret>,
+}
+
+impl Default for ServeOptions {
+    /// 64 connections, two minutes idle, no secret.
+    fn default() -> Self {
+        Self {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(120),
+            secret: None,
+        }
+    }
+}
 
 /// Work for the device's single request thread.
 enum Job {
@@ -43,7 +81,7 @@ enum Job {
         cid: u32,
         request: Vec<u8>,
         running: Arc<RunningRequest>,
-        writer: Arc<Mutex<TcpStream>>,
+        writer: Arc<Mutex<Stream>>,
     },
     Wink,
 }
@@ -66,9 +104,12 @@ struct Shared {
     jobs: Mutex<Option<Sender<Job>>>,
     running: Mutex<Option<Arc<RunningRequest>>>,
     /// A clone of every open connection's stream, to shut them down when the server stops.
-    connections: Mutex<HashMap<ConnectionId, TcpStream>>,
+    connections: Mutex<HashMap<ConnectionId, Stream>>,
     next_connection: AtomicU64,
+    /// Connection threads running (counted before they start, so the cap holds exactly).
+    open: AtomicUsize,
     stopping: AtomicBool,
+    options: ServeOptions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,7 +119,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     /// Creates the shared state and starts the request thread running `handler`.
-    fn start<H: CtapHandler + 'static>(handler: H) -> io::Result<Arc<Self>> {
+    fn start<H: CtapHandler + 'static>(handler: H, options: ServeOptions) -> io::Result<Arc<Self>> {
         let (jobs, queue) = channel();
         let shared = Arc::new(Self {
             device: Mutex::new(Device::new()),
@@ -86,7 +127,9 @@ impl Shared {
             running: Mutex::new(None),
             connections: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            options,
         });
         // One long-lived thread runs requests (the device is busy with one at a time), so a
         // request costs a channel hand-off rather than a thread spawn.
@@ -130,16 +173,80 @@ impl Shared {
     }
 }
 
-/// Serves `handler` on `listener` until accepting fails. Blocks; run it on its own thread (or
-/// use [`TcpServer`], which can be stopped).
+/// Serves `handler` on a TCP `listener` with the default [`ServeOptions`] until accepting
+/// fails. Blocks; run it on its own thread (or use [`TcpServer`], which can be stopped).
 pub fn serve<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io::Result<()> {
-    let shared = Shared::start(handler)?;
+    serve_with(Listener::Tcp(listener), handler, ServeOptions::default())
+}
+
+/// Serves `handler` on `listener` within `options` until accepting fails. Blocks. A Unix
+/// socket's file is removed when serving ends.
+pub fn serve_with<H: CtapHandler + 'static>(
+    listener: Listener,
+    handler: H,
+    options: ServeOptions,
+) -> io::Result<()> {
+    let shared = Shared::start(handler, options)?;
     let result = accept_loop(&listener, &shared);
     shared.stop();
+    remove_socket_file(&listener);
     result
 }
 
-/// A CTAPHID-over-TCP server running on background threads.
+fn remove_socket_file(listener: &Listener) {
+    if let Listener::Unix(_, path) = listener {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A server running on background threads; [`TcpServer`] and [`UnixServer`] say where.
+struct Background {
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Background {
+    fn start<H: CtapHandler + 'static>(
+        listener: Listener,
+        handler: H,
+        options: ServeOptions,
+    ) -> io::Result<Self> {
+        let shared = Shared::start(handler, options)?;
+        let accept_shared = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("ctaphid-accept".into())
+            .spawn(move || {
+                let result = accept_loop(&listener, &accept_shared);
+                accept_shared.stop();
+                remove_socket_file(&listener);
+                result
+            });
+        match accept {
+            Ok(handle) => Ok(Self {
+                shared,
+                accept: Some(handle),
+            }),
+            Err(e) => {
+                shared.stop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the server; `wake` connects to the listener so that the blocking accept returns.
+    fn shutdown(&mut self, wake: impl FnOnce()) -> io::Result<()> {
+        let Some(accept) = self.accept.take() else {
+            return Ok(());
+        };
+        self.shared.stop();
+        wake();
+        accept
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")))
+    }
+}
+
+/// A CTAPHID server on loopback TCP, running on background threads.
 ///
 /// ```no_run
 /// # use passgate_authenticator::transport::tcp::TcpServer;
@@ -149,11 +256,17 @@ pub fn serve<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io:
 /// server.stop()?; // or drop it
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct TcpServer {
     addr: SocketAddr,
-    shared: Arc<Shared>,
-    accept: Option<JoinHandle<io::Result<()>>>,
+    background: Background,
+}
+
+impl std::fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -165,35 +278,31 @@ impl std::fmt::Debug for Shared {
 }
 
 impl TcpServer {
-    /// Starts serving `handler` on `listener` in the background.
+    /// Starts serving `handler` on `listener` in the background, with the default
+    /// [`ServeOptions`].
     pub fn start<H: CtapHandler + 'static>(listener: TcpListener, handler: H) -> io::Result<Self> {
+        Self::start_with(listener, handler, ServeOptions::default())
+    }
+
+    /// Starts serving `handler` on `listener` in the background, within `options`.
+    pub fn start_with<H: CtapHandler + 'static>(
+        listener: TcpListener,
+        handler: H,
+        options: ServeOptions,
+    ) -> io::Result<Self> {
         let addr = listener.local_addr()?;
-        let shared = Shared::start(handler)?;
-        let accept_shared = Arc::clone(&shared);
-        let accept = std::thread::Builder::new()
-            .name("ctaphid-accept".into())
-            .spawn(move || {
-                let result = accept_loop(&listener, &accept_shared);
-                accept_shared.stop();
-                result
-            });
-        let accept = match accept {
-            Ok(handle) => handle,
-            Err(e) => {
-                shared.stop();
-                return Err(e);
-            }
-        };
-        Ok(Self {
-            addr,
-            shared,
-            accept: Some(accept),
-        })
+        let background = Background::start(Listener::Tcp(listener), handler, options)?;
+        Ok(Self { addr, background })
     }
 
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address as `tcp://HOST:PORT`.
+    pub fn address(&self) -> Address {
+        Address::Tcp(self.addr.to_string())
     }
 
     /// Stops the server: no new connections, every open connection is shut down and the
@@ -205,11 +314,6 @@ impl TcpServer {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
-        let Some(accept) = self.accept.take() else {
-            return Ok(());
-        };
-        self.shared.stop();
-        // Wake the blocking accept with a connection of our own; it sees `stopping` and ends.
         let mut wake = self.addr;
         if wake.ip().is_unspecified() {
             wake.set_ip(match wake {
@@ -217,10 +321,10 @@ impl TcpServer {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-        accept
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the accept thread panicked")))
+        // Wake the blocking accept with a connection of our own; it sees `stopping` and ends.
+        self.background.shutdown(|| {
+            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        })
     }
 }
 
@@ -232,45 +336,147 @@ impl Drop for TcpServer {
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> io::Result<()> {
-    for stream in listener.incoming() {
+/// A CTAPHID server on a Unix socket that answers only its own user, running on background
+/// threads. The socket file is removed when it stops.
+pub struct UnixServer {
+    path: PathBuf,
+    background: Background,
+}
+
+impl std::fmt::Debug for UnixServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnixServer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnixServer {
+    /// Binds `path` (see [`crate::transport::stream::bind_unix`]) and serves `handler` there
+    /// within `options`.
+    pub fn start_with<H: CtapHandler + 'static>(
+        path: &Path,
+        handler: H,
+        options: ServeOptions,
+    ) -> io::Result<Self> {
+        let listener = crate::transport::stream::bind_unix(path)?;
+        let background = Background::start(
+            Listener::Unix(listener, path.to_path_buf()),
+            handler,
+            options,
+        )?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            background,
+        })
+    }
+
+    /// The address as `unix:PATH`.
+    pub fn address(&self) -> Address {
+        Address::Unix(self.path.clone())
+    }
+
+    /// Stops the server (see [`TcpServer::stop`]).
+    pub fn stop(mut self) -> io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        let path = self.path.clone();
+        self.background.shutdown(|| {
+            let _ = UnixStream::connect(&path);
+        })
+    }
+}
+
+impl Drop for UnixServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::debug!(error = %e, "CTAPHID server ended with an error");
+        }
+    }
+}
+
+/// Whether an accept error is about this one connection (or a passing shortage), so that the
+/// server keeps serving.
+fn accept_error_is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Interrupted
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::ConnectionReset
+            | ErrorKind::PermissionDenied
+    ) || matches!(
+        e.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::MFILE.raw_os_error()
+            || code == rustix::io::Errno::NFILE.raw_os_error()
+            || code == rustix::io::Errno::NOBUFS.raw_os_error()
+            || code == rustix::io::Errno::NOMEM.raw_os_error()
+    )
+}
+
+/// Decrements the open-connection count when a connection thread ends (or never starts).
+struct OpenSlot(Arc<Shared>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: &Listener, shared: &Arc<Shared>) -> io::Result<()> {
+    loop {
+        let accepted = listener.accept();
         if shared.stopping.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let stream = match stream {
+        let stream = match accepted {
             Ok(s) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Interrupted
-                        | ErrorKind::ConnectionAborted
-                        | ErrorKind::ConnectionReset
-                ) =>
-            {
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                // Another user's process knocked on the Unix socket; it is closed already.
+                tracing::warn!(error = %e, "connection refused");
+                continue;
+            }
+            Err(e) if accept_error_is_transient(&e) => {
+                if e.kind() != ErrorKind::Interrupted {
+                    tracing::warn!(error = %e, "cannot accept a connection now");
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                }
                 continue;
             }
             Err(e) => return Err(e),
         };
+        if shared.open.fetch_add(1, Ordering::SeqCst) >= shared.options.max_connections {
+            shared.open.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(
+                limit = shared.options.max_connections,
+                "too many connections: closing a new one"
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
+        let slot = OpenSlot(Arc::clone(shared));
         let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let thread_shared = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
             .name(format!("ctaphid-conn-{id}"))
             .spawn(move || {
+                let _slot = slot;
                 if let Err(e) = connection(stream, &thread_shared, id) {
                     tracing::debug!(connection = id, error = %e, "connection ended with an error");
                 }
                 lock(&thread_shared.connections).remove(&id);
             });
         if let Err(e) = spawned {
-            // Out of threads: refuse this client (the stream is dropped), keep serving.
+            // Out of threads: refuse this client (the stream and its slot are dropped with the
+            // closure), keep serving.
             tracing::warn!(error = %e, "cannot start a connection thread");
         }
     }
-    Ok(())
 }
 
 /// Writes reports with one system call (one wake-up of the reader for a whole message).
-fn write_packets(writer: &Mutex<TcpStream>, packets: &[Packet]) -> io::Result<()> {
+fn write_packets(writer: &Mutex<Stream>, packets: &[Packet]) -> io::Result<()> {
     let mut w = lock(writer);
     match packets {
         [single] => w.write_all(single),
@@ -338,8 +544,7 @@ struct Running {
     last_keepalive: Instant,
 }
 
-fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::Result<()> {
-    stream.set_nodelay(true)?;
+fn connection(stream: Stream, shared: &Arc<Shared>, id: ConnectionId) -> io::Result<()> {
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     lock(&shared.connections).insert(id, stream.try_clone()?);
@@ -352,6 +557,11 @@ fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::
     let mut buf: Packet = [0u8; PACKET_SIZE];
     let mut filled = 0usize;
     let mut running: Option<Running> = None;
+    let connected = Instant::now();
+    let mut last_report = connected;
+    // Without a secret to check, every connection is admitted at once.
+    let mut admitted = shared.options.secret.is_none();
+    let mut first = true;
     let result = loop {
         match reader.read(buf.get_mut(filled..).unwrap_or_default()) {
             // End of stream; a partial report before it is just a disconnect.
@@ -360,6 +570,28 @@ fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::
                 filled = filled.saturating_add(n);
                 if filled >= PACKET_SIZE {
                     filled = 0;
+                    last_report = Instant::now();
+                    let is_first = std::mem::replace(&mut first, false);
+                    if !admitted {
+                        if shared
+                            .options
+                            .secret
+                            .as_ref()
+                            .is_some_and(|s| s.accepts(&buf))
+                        {
+                            admitted = true;
+                            continue;
+                        }
+                        // Closed unanswered: nothing tells a prober what this port is.
+                        break Err(io::Error::new(
+                            ErrorKind::PermissionDenied,
+                            "the first report is not the connection secret's hello",
+                        ));
+                    }
+                    if is_first && secret::is_hello(&buf) {
+                        // A client that has a secret sends it even where none is asked for.
+                        continue;
+                    }
                     if let Err(e) = on_packet(shared, &writer, id, &buf, &mut running) {
                         break Err(e);
                     }
@@ -368,6 +600,19 @@ fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break Err(e),
+        }
+        let now = Instant::now();
+        if !admitted && now.saturating_duration_since(connected) >= HELLO_TIMEOUT {
+            break Err(io::Error::new(
+                ErrorKind::TimedOut,
+                "no connection secret in time",
+            ));
+        }
+        if running.is_none()
+            && now.saturating_duration_since(last_report) >= shared.options.idle_timeout
+        {
+            tracing::debug!(connection = id, "closing an idle connection");
+            break Ok(());
         }
         if let Err(e) = on_tick(shared, &writer, id, &mut running) {
             break Err(e);
@@ -387,7 +632,7 @@ fn connection(stream: TcpStream, shared: &Arc<Shared>, id: ConnectionId) -> io::
 /// Reassembly timeout and keepalives, checked after every read (at least every [`TICK`]).
 fn on_tick(
     shared: &Shared,
-    writer: &Mutex<TcpStream>,
+    writer: &Mutex<Stream>,
     id: ConnectionId,
     running: &mut Option<Running>,
 ) -> io::Result<()> {
@@ -416,7 +661,7 @@ fn on_tick(
 
 fn on_packet(
     shared: &Shared,
-    writer: &Arc<Mutex<TcpStream>>,
+    writer: &Arc<Mutex<Stream>>,
     id: ConnectionId,
     packet: &Packet,
     running: &mut Option<Running>,

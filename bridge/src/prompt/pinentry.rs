@@ -187,6 +187,9 @@ fn on_path(name: &Path) -> Option<PathBuf> {
 /// Percent-escapes an Assuan argument (`%`, CR, LF, and other control characters), cut to
 /// [`MAX_ARGUMENT`] bytes on a character boundary.
 pub fn escape(text: &str) -> String {
+    // Controls, bidi and zero-width characters never reach the dialog (line feeds stay, as
+    // %0A); see passgate_proto::display.
+    let text = passgate_proto::display::clean_block(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if out.len() >= MAX_ARGUMENT {
@@ -398,7 +401,12 @@ mod tests {
 
     #[test]
     fn arguments_are_percent_escaped_and_data_unescaped() {
-        assert_eq!(escape("100% sure\nnext\r"), "100%25 sure%0Anext%0D");
+        assert_eq!(escape("100% sure\nnext\r"), "100%25 sure%0Anext ");
+        // Escapes, bidi and zero-width characters never reach the dialog.
+        assert_eq!(
+            escape("a\u{1b}]0;t\u{7}b\u{202e}c\u{200b}d\rx"),
+            "a]0;tbcd x"
+        );
         assert_eq!(escape("caf\u{e9}"), "caf\u{e9}");
         let long = "x".repeat(2000);
         assert!(escape(&long).len() <= MAX_ARGUMENT + 3);

@@ -86,6 +86,9 @@ impl TerminalPrompt {
         let unavailable = |e: std::io::Error| PromptError::Unavailable(format!("terminal: {e}"));
         // Only what is typed after the question counts.
         tcflush(&tty, QueueSelector::IFlush).map_err(|e| unavailable(e.into()))?;
+        // The untrusted parts were cleaned where the text was put together; this is the last
+        // line of defence: no escape sequence reaches the terminal, whatever a caller forgot.
+        let text = passgate_proto::display::clean_block(text);
         tty.write_all(text.as_bytes()).map_err(unavailable)?;
         tty.flush().map_err(unavailable)?;
         let _echo = if secret {
