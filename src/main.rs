@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod app_cli;
+mod backends;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -723,7 +724,8 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             Err(e) => format!("{{\"error\":{}}}", json_string(&format!("{e:#}"))),
         };
         println!(
-            "{{\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{},\"dictionaryAttack\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}},\"pin\":{}}}",
+            "{{\"platformBackends\":{},\"keyStore\":{{\"backend\":{},\"detail\":{},\"available\":{},\"error\":{},\"dictionaryAttack\":{}}},\"userVerification\":{{\"isAvailable\":{},\"biometryType\":{},\"enrolled\":{},\"errorCode\":{}}},\"pin\":{}}}",
+            backends::build_backends().to_json(),
             json_string(backend),
             json_string(&detail),
             error.is_none(),
@@ -738,6 +740,7 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
             pin_json,
         );
     } else {
+        println!("{}", backends::build_backends().to_text());
         match &error {
             None => println!("key store: {backend} ({detail})"),
             Some(e) => println!("key store: {backend} UNAVAILABLE: {e}"),

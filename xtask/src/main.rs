@@ -3,17 +3,20 @@
 //! `cargo xtask test` is the one command that runs every test suite on a fresh Debian machine:
 //! it installs the Debian packages it needs (only when missing), keeps a Python virtual
 //! environment with the pinned interop-test dependencies at `.venv/`, and then runs formatting,
-//! clippy, the Rust tests, the `passgate` build and the python-fido2 interop tests. It prints one
+//! clippy, the Rust tests, the `passgate` build, the python-fido2 interop tests, the browser
+//! journeys and the cross-target checks of the platform backends. It prints one
 //! line per suite and a final line `N passed, N failed`, and exits non-zero if anything failed.
 //!
 //! ```text
 //! cargo xtask test                      # everything
 //! cargo xtask test --only lint          # fmt + clippy
 //! cargo xtask test --only rust,python   # Rust tests, then build + python interop
+//! cargo xtask test --only cross         # the platform backends for macOS, iOS, Windows
 //! cargo xtask setup                     # only install packages and the venv
 //! ```
 
 mod bench;
+mod cross;
 mod deps;
 mod parse;
 mod run;
@@ -42,16 +45,20 @@ enum Suite {
     /// `npm test` in `relying-party/browser/` and `web-demo/`: headless Chromium through
     /// Playwright against the binary.
     Browser,
+    /// `cargo check` and `cargo clippy -D warnings` of the platform backends for macOS, iOS
+    /// and Windows targets (see `cross.rs`).
+    Cross,
 }
 
 impl Suite {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Fmt,
         Self::Clippy,
         Self::Rust,
         Self::Build,
         Self::Python,
         Self::Browser,
+        Self::Cross,
     ];
 
     fn name(self) -> &'static str {
@@ -62,6 +69,7 @@ impl Suite {
             Self::Build => "build",
             Self::Python => "python-interop",
             Self::Browser => "browser",
+            Self::Cross => "cross-targets",
         }
     }
 
@@ -76,9 +84,10 @@ impl Suite {
             // The interop tests drive the binary, so they always build it first.
             "python" | "python-interop" | "interop" => vec![Self::Build, Self::Python],
             "browser" | "chromium" => vec![Self::Build, Self::Browser],
+            "cross" | "cross-targets" => vec![Self::Cross],
             "all" => Self::ALL.to_vec(),
             other => bail!(
-                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, all"
+                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, cross, all"
             ),
         })
     }
@@ -102,7 +111,8 @@ commands:
   test [--only SUITES]   install what is missing, then run the suites (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser), all
+                           python (= build,python), browser (= build,browser),
+                           cross (check + clippy for macOS, iOS, Windows), all
   setup                  only install the Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -231,6 +241,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
             }
             Suite::Python => python(root, binary.as_deref(), setup_error.as_deref()),
             Suite::Browser => browser(root, binary.as_deref(), setup_error.as_deref()),
+            Suite::Cross => cross::run(root),
         };
         results.push(result);
     }

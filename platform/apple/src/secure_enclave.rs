@@ -71,9 +71,12 @@ impl SecureEnclaveKeyStore {
             .class(ItemClass::key())
             .key_class(KeyClass::private())
             .label(&decoded.label)
-            .ignore_legacy_keychains()
             .load_refs(true)
             .limit(1);
+        // Enclave keys live in the data-protection keychain; on macOS also look nowhere else
+        // (iOS has no other keychain, and no such option).
+        #[cfg(target_os = "macos")]
+        search.ignore_legacy_keychains();
         // errSecItemNotFound (and any other failure to find it) means this store cannot use
         // the handle: the key was deleted, or made on another device.
         let results = search.search().map_err(|_| KeyStoreError::InvalidHandle)?;
