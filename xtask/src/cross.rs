@@ -8,10 +8,12 @@
 //! (target, check or clippy) pair counts as one test in the totals.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::parse::TestCounts;
 use crate::run::Step;
-use crate::{Suite, SuiteResult, cargo, locked_flag};
+use crate::suites::{Context, SuiteResult};
+use crate::{cargo, locked_flag};
 
 /// The crates checked for Apple targets.
 const APPLE_PACKAGES: [&str; 2] = ["passgate-platform-api", "passgate-platform-apple"];
@@ -98,13 +100,14 @@ fn ensure_targets(root: &Path) -> Result<(), String> {
 }
 
 /// Runs the suite.
-pub(crate) fn run(root: &Path) -> SuiteResult {
+pub(crate) fn run(ctx: &mut Context<'_>) -> SuiteResult {
+    let root = ctx.root;
     if let Err(note) = ensure_targets(root) {
         return SuiteResult {
-            suite: Suite::Cross,
             ok: false,
             counts: None,
             note,
+            elapsed: Duration::ZERO,
         };
     }
     let cargo = cargo();
@@ -123,7 +126,6 @@ pub(crate) fn run(root: &Path) -> SuiteResult {
         }
     }
     SuiteResult {
-        suite: Suite::Cross,
         ok: failed.is_empty(),
         counts: Some(counts),
         note: if failed.is_empty() {
@@ -131,6 +133,7 @@ pub(crate) fn run(root: &Path) -> SuiteResult {
         } else {
             format!("failed: {}", failed.join(", "))
         },
+        elapsed: Duration::ZERO,
     }
 }
 

@@ -3,14 +3,24 @@
 //! `passgate-platform-windows`) but are not wired into this binary.
 
 /// The backends compiled into this binary, and those passgate has that it does not contain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildBackends {
     /// Key stores `--key-store` can select in this build.
     pub key_stores: Vec<&'static str>,
     /// User verifiers `--user-verifier` can select in this build (presence is always there).
     pub user_verifiers: Vec<&'static str>,
     /// Backends that exist in passgate's source but not in this binary, with why.
-    pub not_in_this_build: Vec<(&'static str, &'static str)>,
+    pub not_in_this_build: Vec<MissingBackend>,
+}
+
+/// A backend passgate has that this binary does not contain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingBackend {
+    /// Its name (`tpm`, `secure-enclave`, ...).
+    pub name: &'static str,
+    /// Why it is not in this build.
+    pub why: &'static str,
 }
 
 /// This build's backends.
@@ -21,25 +31,31 @@ pub fn build_backends() -> BuildBackends {
     if cfg!(feature = "tpm") {
         key_stores.push("tpm");
     } else {
-        not_in_this_build.push(("tpm", "build with --features tpm"));
+        not_in_this_build.push(MissingBackend {
+            name: "tpm",
+            why: "build with --features tpm",
+        });
     }
     if cfg!(feature = "fprintd") {
         user_verifiers.push("fprintd");
     } else {
-        not_in_this_build.push(("fprintd", "built with --no-default-features"));
+        not_in_this_build.push(MissingBackend {
+            name: "fprintd",
+            why: "built with --no-default-features",
+        });
     }
     // The Apple and Windows crates are cross-checked in CI but not yet selectable here.
     for name in ["secure-enclave", "local-authentication"] {
-        not_in_this_build.push((
+        not_in_this_build.push(MissingBackend {
             name,
-            "macOS/iOS backend (passgate-platform-apple), not wired into the binary; never run on Apple hardware",
-        ));
+            why: "macOS/iOS backend (passgate-platform-apple), not wired into the binary; never run on Apple hardware",
+        });
     }
     for name in ["windows-platform-crypto", "windows-hello"] {
-        not_in_this_build.push((
+        not_in_this_build.push(MissingBackend {
             name,
-            "Windows backend (passgate-platform-windows), not wired into the binary; never run on Windows",
-        ));
+            why: "Windows backend (passgate-platform-windows), not wired into the binary; never run on Windows",
+        });
     }
     BuildBackends {
         key_stores,
@@ -49,31 +65,9 @@ pub fn build_backends() -> BuildBackends {
 }
 
 impl BuildBackends {
-    /// The `platformBackends` JSON object of `passgate status --json`.
-    pub fn to_json(&self) -> String {
-        let list = |items: &[&str]| {
-            items
-                .iter()
-                .map(|s| format!("\"{s}\""))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let missing = self
-            .not_in_this_build
-            .iter()
-            .map(|(name, why)| format!("{{\"name\":\"{name}\",\"why\":\"{why}\"}}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        format!(
-            "{{\"keyStores\":[{}],\"userVerifiers\":[{}],\"notInThisBuild\":[{missing}]}}",
-            list(&self.key_stores),
-            list(&self.user_verifiers)
-        )
-    }
-
     /// The lines of plain `passgate status`.
     pub fn to_text(&self) -> String {
-        let missing: Vec<&str> = self.not_in_this_build.iter().map(|(n, _)| *n).collect();
+        let missing: Vec<&str> = self.not_in_this_build.iter().map(|m| m.name).collect();
         format!(
             "backends in this build: key stores {}; user verifiers {}\nnot in this build: {}",
             self.key_stores.join(", "),
@@ -97,7 +91,7 @@ mod tests {
             backends.user_verifiers.contains(&"fprintd"),
             cfg!(feature = "fprintd")
         );
-        let missing: Vec<&str> = backends.not_in_this_build.iter().map(|(n, _)| *n).collect();
+        let missing: Vec<&str> = backends.not_in_this_build.iter().map(|m| m.name).collect();
         for name in [
             "secure-enclave",
             "local-authentication",
@@ -106,7 +100,7 @@ mod tests {
         ] {
             assert!(missing.contains(&name), "{name}");
         }
-        let json: serde_json::Value = serde_json::from_str(&backends.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::to_value(&backends).unwrap();
         assert_eq!(json["keyStores"][0], "software");
         assert_eq!(json["userVerifiers"][0], "presence");
         assert!(
