@@ -351,7 +351,8 @@ mod tests {
                 "rust-tests",
                 "build",
                 "python-interop",
-                "browser"
+                "browser",
+                "cross-targets"
             ]
         );
         assert_eq!(selection.filter, None);
