@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod authenticator;
+pub mod backends;
 pub mod bridge;
 pub mod conformance;
 pub mod demo;

@@ -39,6 +39,8 @@ pub struct StatusArgs {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusReport {
+    /// The key stores and verifiers this build contains, and those it does not.
+    platform_backends: super::backends::BuildBackends,
     key_store: KeyStoreReport,
     user_verification: UserVerificationReport,
     /// `null` when the state directory holds no authenticator yet.
@@ -184,6 +186,7 @@ pub fn main(args: StatusArgs) -> Result<std::process::ExitCode> {
     }
     if args.json {
         let report = StatusReport {
+            platform_backends: super::backends::build_backends(),
             key_store: KeyStoreReport {
                 backend: key_store.backend,
                 detail: key_store.detail.clone(),
@@ -224,6 +227,7 @@ fn print_text(
         error,
         dictionary_attack,
     } = key_store;
+    println!("{}", super::backends::build_backends().to_text());
     match error {
         None => println!("key store: {backend} ({detail})"),
         Some(e) => println!("key store: {backend} UNAVAILABLE: {e}"),

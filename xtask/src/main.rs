@@ -4,7 +4,8 @@
 //! for the suites it runs, it installs the Debian packages they need (only when missing) and
 //! keeps a Python virtual environment with the pinned interop-test dependencies at `.venv/`;
 //! then it runs them (formatting, clippy, the Rust tests, the `passgate` build, the
-//! python-fido2 interop tests, the headless Chromium tests), prints each suite's wall time, a
+//! python-fido2 interop tests, the headless Chromium tests, the cross-target checks of the
+//! platform backends), prints each suite's wall time, a
 //! table at the end and a final line `N passed, N failed`, and exits non-zero if anything
 //! failed. The suites are the table in [`suites`].
 //!
@@ -13,10 +14,12 @@
 //! cargo xtask test --only lint              # fmt + clippy
 //! cargo xtask test --only rust,python       # Rust tests, then build + python interop
 //! cargo xtask test --only rust -- ctap::    # only tests whose name contains `ctap::`
+//! cargo xtask test --only cross             # the platform backends for macOS, iOS, Windows
 //! cargo xtask setup                         # only install packages and the venv
 //! ```
 
 mod bench;
+mod cross;
 mod deps;
 mod parse;
 mod run;
@@ -39,7 +42,8 @@ commands:
                          install what the selected suites need, then run them (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser), all
+                           python (= build,python), browser (= build,browser),
+                           cross (check + clippy for macOS, iOS, Windows), all
                          TEXT runs only the tests whose name contains it (cargo test's
                          filter, pytest -k, node --test-name-pattern)
   setup                  only install every suite's Debian packages and the Python venv
@@ -347,7 +351,8 @@ mod tests {
                 "rust-tests",
                 "build",
                 "python-interop",
-                "browser"
+                "browser",
+                "cross-targets"
             ]
         );
         assert_eq!(selection.filter, None);

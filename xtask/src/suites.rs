@@ -106,6 +106,16 @@ pub const SUITES: &[Suite] = &[
         venv: false,
         run: browser,
     },
+    Suite {
+        // `cargo check` and `cargo clippy -D warnings` of the platform backends for macOS,
+        // iOS and Windows targets (see `cross.rs`); needs only rustup's target libraries.
+        name: "cross-targets",
+        aliases: &["cross"],
+        requires: &[],
+        packages: &[],
+        venv: false,
+        run: crate::cross::run,
+    },
 ];
 
 /// Names that select several suites.

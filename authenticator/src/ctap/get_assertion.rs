@@ -13,7 +13,8 @@ use super::{
     Authenticator, CommandResult, StatusCode, expect_empty, store_error_status, user_error_status,
 };
 use crate::api::credential_store::CredentialRecord;
-use crate::api::key_store::{KeyRelease, KeyStore, hmac_secret_in_software};
+use crate::api::key_store::{KeyRelease, KeyStore, hmac_secret_in_software, hmac_secret_with_uv};
+use crate::api::user_verifier::biometric_set_allows;
 use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
@@ -115,7 +116,7 @@ impl HmacSecret {
             return Ok(None);
         };
         let outputs = if user_verified {
-            key_store.hmac_with_uv(&keys.with_uv, &self.salts, release)
+            hmac_secret_with_uv(key_store, &keys.with_uv, &self.salts, release)
         } else {
             hmac_secret_in_software(&keys.without_uv.0, &self.salts)
         }
@@ -288,7 +289,7 @@ impl Authenticator {
         let found_any = !credentials.is_empty();
         let credentials: Vec<CredentialRecord> = credentials
             .into_iter()
-            .filter(|r| r.biometric_set.is_none() || r.biometric_set == enrollment)
+            .filter(|r| biometric_set_allows(r.biometric_set.as_ref(), enrollment.as_ref()))
             .collect();
         if found_any && credentials.is_empty() {
             tracing::warn!(rp = %request.rp_id, "credential invalidated by a biometric enrollment change");

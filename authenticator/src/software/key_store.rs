@@ -11,9 +11,11 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair
 use zeroize::Zeroizing;
 
 use super::DeviceKey;
+use super::hmac_secret::hmac_secret_in_software;
+use crate::api::credential_store::CredRandom32;
 use crate::api::key_store::{
-    CreatedKey, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo,
-    P256PublicKey,
+    CreatedKey, CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError,
+    KeyStoreInfo, P256PublicKey,
 };
 
 const HANDLE_VERSION: u8 = 1;
@@ -185,6 +187,31 @@ impl KeyStore for SoftwareKeyStore {
         // The wrapped key lives only in the credential record; forget the parsed copy.
         self.cache.remove(&handle_digest(handle));
         Ok(())
+    }
+
+    fn create_cred_random_with_uv(
+        &mut self,
+        _release: Option<&KeyRelease>,
+    ) -> Result<CredRandomWithUv, KeyStoreError> {
+        // 32 random bytes kept in the (encrypted) credential record, from aws-lc's generator.
+        let mut key = Zeroizing::new([0u8; 32]);
+        self.rng
+            .fill(key.as_mut())
+            .map_err(|_| backend("random number generator failed"))?;
+        Ok(CredRandomWithUv::InRecord(CredRandom32(key)))
+    }
+
+    fn hmac_with_uv(
+        &mut self,
+        key: &CredRandomWithUv,
+        salts: &[u8],
+        _release: Option<&KeyRelease>,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        // Software keys live in the record; this store holds none of its own.
+        match key {
+            CredRandomWithUv::InRecord(secret) => hmac_secret_in_software(&secret.0, salts),
+            CredRandomWithUv::InKeyStore(_) => Err(KeyStoreError::InvalidHandle),
+        }
     }
 }
 

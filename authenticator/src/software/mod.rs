@@ -7,8 +7,10 @@
 
 mod credential_store;
 mod device_key;
+pub(crate) mod hmac_secret;
 mod key_store;
 mod state_store;
+pub(crate) mod system_rng;
 
 pub use credential_store::FileCredentialStore;
 pub use device_key::{DeviceKey, DeviceKeyError};

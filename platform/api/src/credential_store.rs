@@ -1,6 +1,6 @@
 //! Persistent credential metadata.
 
-use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, P256PublicKey};
+use crate::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, P256PublicKey};
 
 /// A credential's hmac-secret (PRF) keys (CTAP 2.1 §12.5): one for assertions with user
 /// verification, one for assertions without. Never printed.
@@ -10,7 +10,7 @@ use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, P256Publi
 /// signing keys. The without-UV key is meant to be usable without any verification, so it is
 /// always a software value in the (encrypted) record.
 ///
-/// [`KeyStore::hmac_with_uv`]: crate::api::key_store::KeyStore::hmac_with_uv
+/// [`KeyStore::hmac_with_uv`]: crate::key_store::KeyStore::hmac_with_uv
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HmacSecretKeys {
     /// CredRandomWithUV, as the key store that made it keeps it.

@@ -263,3 +263,31 @@ pub trait UserVerifier: Send {
         None
     }
 }
+
+/// Whether a credential bound to a biometric set (`bound_to`, the enrollment state recorded at
+/// creation) may be used with the verifier's current enrollment state (`current`). Unbound
+/// credentials always may; bound ones only while the enrollment is the same, so enrolling or
+/// removing a finger or face invalidates them, and so does a verifier that no longer reports
+/// an enrollment at all.
+pub fn biometric_set_allows(bound_to: Option<&[u8; 32]>, current: Option<&[u8; 32]>) -> bool {
+    match bound_to {
+        None => true,
+        Some(bound) => current == Some(bound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_or_missing_enrollment_invalidates_bound_credentials_only() {
+        let at_creation = [1u8; 32];
+        let changed = [2u8; 32];
+        assert!(biometric_set_allows(None, None));
+        assert!(biometric_set_allows(None, Some(&changed)));
+        assert!(biometric_set_allows(Some(&at_creation), Some(&at_creation)));
+        assert!(!biometric_set_allows(Some(&at_creation), Some(&changed)));
+        assert!(!biometric_set_allows(Some(&at_creation), None));
+    }
+}

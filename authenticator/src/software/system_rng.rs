@@ -1,17 +1,8 @@
-//! Cryptographically secure randomness.
+//! [`SystemRng`]: the [`Rng`] seam on aws-lc's system generator.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
-/// Randomness failed: the operating system's generator is unavailable.
-#[derive(Debug, thiserror::Error)]
-#[error("the system random number generator failed")]
-pub struct RngError;
-
-/// A cryptographically secure random source.
-pub trait Rng: Send {
-    /// Fills `dest` with random bytes.
-    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RngError>;
-}
+use crate::api::rng::{Rng, RngError};
 
 /// The operating system's CSPRNG (through aws-lc-rs).
 #[derive(Debug, Default, Clone)]

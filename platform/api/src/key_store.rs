@@ -12,9 +12,10 @@
 //! The same seam holds a credential's hmac-secret key for assertions with user verification
 //! ([`CredRandomWithUv`]): by default 32 random bytes kept in the credential record and used in
 //! software; the TPM store creates an HMAC key inside the TPM instead and evaluates it there,
-//! only with a [`KeyRelease`]. The CTAP commands do not know which.
+//! only with a [`KeyRelease`]. The CTAP commands do not know which. (The software evaluation of
+//! [`CredRandomWithUv::InRecord`] needs aws-lc-rs, so it lives in the authenticator:
+//! `passgate_authenticator::api::key_store::hmac_secret_in_software`.)
 
-use aws_lc_rs::hmac;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::credential_store::CredRandom32;
@@ -134,21 +135,6 @@ impl std::fmt::Debug for CredRandomWithUv {
 /// Length of one hmac-secret salt and of one output (CTAP 2.1 §12.5).
 pub const HMAC_SECRET_SALT_LEN: usize = 32;
 
-/// HMAC-SHA-256 under `key` of each 32-byte salt in `salts` (one or two, concatenated), the
-/// outputs concatenated in the same order: hmac-secret evaluated in software.
-pub fn hmac_secret_in_software(
-    key: &[u8; 32],
-    salts: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
-    check_salts(salts)?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut outputs = Zeroizing::new(Vec::with_capacity(salts.len()));
-    for salt in salts.chunks_exact(HMAC_SECRET_SALT_LEN) {
-        outputs.extend_from_slice(hmac::sign(&key, salt).as_ref());
-    }
-    Ok(outputs)
-}
-
 /// hmac-secret takes one or two 32-byte salts.
 pub fn check_salts(salts: &[u8]) -> Result<(), KeyStoreError> {
     if salts.len() == HMAC_SECRET_SALT_LEN || salts.len() == 2 * HMAC_SECRET_SALT_LEN {
@@ -262,8 +248,10 @@ pub trait KeyStore: Send {
         &mut self,
         _release: Option<&KeyRelease>,
     ) -> Result<CredRandomWithUv, KeyStoreError> {
+        // The operating system's generator (getrandom), which needs no C code here; the
+        // authenticator's own generator is aws-lc's, seeded from the same source.
         let mut key = Zeroizing::new([0u8; 32]);
-        aws_lc_rs::rand::fill(key.as_mut())
+        getrandom::fill(key.as_mut())
             .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
         Ok(CredRandomWithUv::InRecord(CredRandom32(key)))
     }
@@ -272,18 +260,21 @@ pub trait KeyStore: Send {
     /// `salts` (one or two, concatenated), outputs concatenated. The authenticator asks only
     /// for a ceremony that verified the user; a store that gates keys on verification refuses
     /// a key it holds without that ceremony's `release`
-    /// ([`KeyStoreError::UserVerificationRequired`]). The default evaluates
-    /// [`CredRandomWithUv::InRecord`] in software and knows no held keys.
+    /// ([`KeyStoreError::UserVerificationRequired`]).
+    ///
+    /// The authenticator evaluates [`CredRandomWithUv::InRecord`] keys in software itself
+    /// (`passgate_authenticator::api::key_store::hmac_secret_with_uv`) and asks the store only
+    /// for keys it holds; a store may still evaluate `InRecord` keys when called directly (the
+    /// software and TPM stores do). The default holds no keys: it checks the salts and refuses
+    /// every key with [`KeyStoreError::InvalidHandle`].
     fn hmac_with_uv(
         &mut self,
-        key: &CredRandomWithUv,
+        _key: &CredRandomWithUv,
         salts: &[u8],
         _release: Option<&KeyRelease>,
     ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
-        match key {
-            CredRandomWithUv::InRecord(secret) => hmac_secret_in_software(&secret.0, salts),
-            CredRandomWithUv::InKeyStore(_) => Err(KeyStoreError::InvalidHandle),
-        }
+        check_salts(salts)?;
+        Err(KeyStoreError::InvalidHandle)
     }
 
     /// Destroys a key made by [`Self::create_cred_random_with_uv`], where the backend keeps
