@@ -501,7 +501,9 @@ impl PreparedGet {
                 }
                 let mut out = Vec::new();
                 for (key, values) in map {
-                    let id = b64::decode(key).filter(|id| !id.is_empty() && allow.contains(id));
+                    let id = b64::decode(key)
+                        .ok()
+                        .filter(|id| !id.is_empty() && allow.contains(id));
                     let Some(id) = id else {
                         return Err(BridgeError::new(
                             ErrorName::SyntaxError,

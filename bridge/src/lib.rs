@@ -22,7 +22,6 @@
 //! [`local_http`] (that channel over HTTP on loopback, for configured and paired origins) and
 //! [`native`] (Chrome native messaging for the extension).
 
-pub mod b64;
 pub mod cbor;
 mod ceremony;
 pub mod channel;
@@ -45,4 +44,6 @@ pub use ceremony::{
 pub use error::{BridgeError, ErrorName};
 pub use info::AuthenticatorInfo;
 pub use origin::{Caller, CallerOrigin};
+/// The one base64url of the project (unpadded out, padding tolerated in).
+pub use passgate_proto::b64;
 pub use transport::{CtapTransport, InProcess, TcpCtapHid, TransportError};
