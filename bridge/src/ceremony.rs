@@ -8,25 +8,26 @@ use std::time::Duration;
 
 use ciborium::value::Value;
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_authenticator::ctap::{StatusCode, command};
+use passgate_client::cbor::{self, bytes, int_key, integer, text, text_key, text_map};
+use passgate_client::pin::{self, SharedSecret};
+use passgate_client::{AuthenticatorInfo, ClientError, CtapTransport};
+use passgate_proto::AuthenticatorData;
+use passgate_proto::ctap::client_pin::{self, SubCommand};
+use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
+use passgate_proto::ctap::{
+    self, Command, Permissions, StatusCode, get_assertion, make_credential,
+};
 use serde_json::{Map, Value as Json, json};
 use zeroize::Zeroizing;
 
 use crate::b64;
-use crate::cbor::{
-    self, AuthenticatorData, bytes, descriptor_list, int_key, int_map, integer, text, text_key,
-    text_map,
-};
 use crate::client_data::{CeremonyType, client_data_json};
 use crate::error::{BridgeError, ErrorName};
-use crate::info::AuthenticatorInfo;
 use crate::options::{
     self, CreationOptions, ExtensionInputs, PrfValues, RequestOptions, UserVerification,
     decode_member, descriptor_ids,
 };
 use crate::origin::Caller;
-use crate::pin::{self, Shared};
-use crate::transport::{CtapTransport, TransportError};
 
 /// The ceremony timeout when the options give none (Chrome's default is 5 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -200,14 +201,6 @@ impl Drop for Ceremony<'_> {
     }
 }
 
-fn transport_error(e: TransportError) -> BridgeError {
-    match e {
-        TransportError::Timeout => BridgeError::new(ErrorName::TimeoutError, e.to_string()),
-        TransportError::Unreachable(_) => BridgeError::not_allowed(e.to_string()),
-        TransportError::Protocol(_) => BridgeError::unknown(e.to_string()),
-    }
-}
-
 impl Ceremony<'_> {
     fn cancelled(&self) -> BridgeError {
         if self.timed_out.load(Ordering::SeqCst) {
@@ -235,8 +228,7 @@ impl Ceremony<'_> {
         }
         let response = self
             .transport
-            .call(&cbor::request(cmd, params), &self.interaction)
-            .map_err(transport_error)?;
+            .call(&cbor::request(cmd, params), &self.interaction)?;
         if self.interaction.is_cancelled() {
             // Cancelled while the authenticator worked: the page has been told it is over,
             // whatever the answer (as browsers do).
@@ -259,13 +251,16 @@ impl Ceremony<'_> {
         batch: usize,
     ) -> Result<Option<Vec<u8>>, BridgeError> {
         for chunk in ids.chunks(batch.max(1)) {
-            let probe = int_map(vec![
-                (1, Value::Text(rp_id.to_owned())),
-                (2, Value::Bytes(client_data_hash.to_vec())),
-                (3, descriptor_list(chunk)),
-                (5, text_map(vec![("up", Value::Bool(false))])),
-            ]);
-            match self.call_status(command::GET_ASSERTION, Some(&probe))? {
+            let mut probe = get_assertion::Request::new(rp_id, client_data_hash);
+            probe.allow_list = chunk
+                .iter()
+                .map(|id| CredentialDescriptor::public_key(id))
+                .collect();
+            probe.options.up = Some(false);
+            match self.call_status(
+                Command::GetAssertion.byte(),
+                ctap::Request::to_value(&probe).as_ref(),
+            )? {
                 Ok(r) => {
                     return Ok(bytes(int_key(&r, 1).and_then(|c| text_key(c, "id")))
                         .map(<[u8]>::to_vec)
@@ -279,7 +274,7 @@ impl Ceremony<'_> {
     }
 
     fn info(&mut self) -> Result<AuthenticatorInfo, BridgeError> {
-        let info = AuthenticatorInfo::parse(&self.call(command::GET_INFO, None)?);
+        let info = AuthenticatorInfo::parse(&self.call(Command::GetInfo.byte(), None)?);
         *self
             .bridge
             .last_info
@@ -288,12 +283,26 @@ impl Ceremony<'_> {
         Ok(info)
     }
 
-    fn shared_secret(&mut self) -> Result<Shared, BridgeError> {
-        let response = self.call(
-            command::CLIENT_PIN,
-            Some(&pin::subcommand_request(pin::sub::GET_KEY_AGREEMENT)),
-        )?;
-        Shared::establish(&response)
+    fn shared_secret(&mut self) -> Result<SharedSecret, BridgeError> {
+        let response = self.send(&pin::subcommand_request(SubCommand::GET_KEY_AGREEMENT))?;
+        Ok(SharedSecret::establish(&response)?)
+    }
+
+    /// Runs one typed CTAP request; an error status becomes the page's exception.
+    fn send<Q: ctap::Request, A: ctap::Response>(&mut self, request: &Q) -> Result<A, BridgeError> {
+        self.send_status(request)?.map_err(BridgeError::from_status)
+    }
+
+    /// Runs one typed CTAP request; the inner error is the authenticator's status.
+    fn send_status<Q: ctap::Request, A: ctap::Response>(
+        &mut self,
+        request: &Q,
+    ) -> Result<Result<A, u8>, BridgeError> {
+        let params = request.to_value();
+        match self.call_status(Q::COMMAND.byte(), params.as_ref())? {
+            Ok(value) => Ok(Ok(A::from_value(value).map_err(ClientError::from)?)),
+            Err(status) => Ok(Err(status)),
+        }
     }
 
     /// Decides how to verify the user and, for the PIN, gets a token for `permission` on
@@ -304,7 +313,7 @@ impl Ceremony<'_> {
         requirement: UserVerification,
         needs_uv: bool,
         context: &UvContext<'_>,
-        shared: &mut Option<Shared>,
+        shared: &mut Option<SharedSecret>,
     ) -> Result<Uv, BridgeError> {
         let must = requirement == UserVerification::Required || needs_uv || info.always_uv;
         if requirement == UserVerification::Discouraged && !must {
@@ -319,10 +328,7 @@ impl Ceremony<'_> {
             // (as browsers do) instead of failing, and that PIN verifies this ceremony.
             let pin = self.set_first_pin(info, context)?;
             let secret = self.shared_secret()?;
-            let response = self.call(
-                command::CLIENT_PIN,
-                Some(&token_request(&secret, &pin, context)?),
-            )?;
+            let response = self.send(&token_request(&secret, &pin, context)?)?;
             let token = secret.token(&response)?;
             *shared = Some(secret);
             return Ok(Uv::Token(token));
@@ -349,10 +355,7 @@ impl Ceremony<'_> {
                 // A wrong PIN makes the authenticator pick a new key agreement: a fresh
                 // shared secret for every attempt.
                 let secret = self.shared_secret()?;
-                let response = self.call_status(
-                    command::CLIENT_PIN,
-                    Some(&token_request(&secret, &pin, context)?),
-                )?;
+                let response = self.send_status(&token_request(&secret, &pin, context)?)?;
                 match response {
                     Ok(response) => {
                         let token = secret.token(&response)?;
@@ -378,13 +381,10 @@ impl Ceremony<'_> {
 
     /// How many PIN attempts are left (authenticatorClientPIN getPINRetries), if it says.
     fn pin_retries(&mut self) -> Option<u64> {
-        let response = self
-            .call(
-                command::CLIENT_PIN,
-                Some(&pin::subcommand_request(pin::sub::GET_RETRIES)),
-            )
+        let response: client_pin::Response = self
+            .send(&pin::subcommand_request(SubCommand::GET_PIN_RETRIES))
             .ok()?;
-        integer(int_key(&response, 3)).and_then(|n| u64::try_from(n).ok())
+        response.pin_retries.map(u64::from)
     }
 
     /// Asks the person for a first PIN (twice, in the host's prompt) and sets it.
@@ -424,10 +424,9 @@ impl Ceremony<'_> {
                 continue;
             }
             let secret = self.shared_secret()?;
-            match self.call_status(
-                command::CLIENT_PIN,
-                Some(&pin::set_pin_request(&secret, &pin)?),
-            )? {
+            match self
+                .send_status::<_, client_pin::Response>(&pin::set_pin_request(&secret, &pin)?)?
+            {
                 Ok(_) => {
                     tracing::info!(
                         rp_id = context.rp_id,
@@ -451,16 +450,16 @@ impl Ceremony<'_> {
     /// The hmac-secret extension input for PRF salts.
     fn hmac_secret_input(
         &mut self,
-        shared: &mut Option<Shared>,
+        shared: &mut Option<SharedSecret>,
         salts: &[u8],
-    ) -> Result<Value, BridgeError> {
+    ) -> Result<ctap::extensions::HmacSecretInput, BridgeError> {
         if shared.is_none() {
             *shared = Some(self.shared_secret()?);
         }
-        shared
+        Ok(shared
             .as_ref()
             .ok_or_else(|| BridgeError::unknown("no shared secret"))?
-            .hmac_secret_input(salts)
+            .hmac_secret_input(salts)?)
     }
 }
 
@@ -543,16 +542,21 @@ struct UvContext<'a> {
     origin: &'a str,
     rp_id: &'a str,
     purpose: Purpose<'a>,
-    permission: i64,
+    permission: Permissions,
 }
 
 /// getPinUvAuthTokenUsingPinWithPermissions for `context`'s permission and RP ID.
 fn token_request(
-    secret: &Shared,
+    secret: &SharedSecret,
     pin: &str,
     context: &UvContext<'_>,
-) -> Result<Value, BridgeError> {
-    pin::token_request(secret, pin, context.permission, context.rp_id)
+) -> Result<client_pin::Request, BridgeError> {
+    Ok(pin::token_request(
+        secret,
+        pin,
+        context.permission,
+        context.rp_id,
+    )?)
 }
 
 fn sha256(data: &[u8]) -> Vec<u8> {
@@ -582,8 +586,12 @@ fn prf_results(output: &[u8]) -> Json {
     Json::Object(results)
 }
 
+fn bad_auth_data(e: passgate_proto::AuthenticatorDataError) -> BridgeError {
+    BridgeError::unknown(format!("bad authenticator data: {e}"))
+}
+
 fn check_rp_id_hash(auth_data: &AuthenticatorData, rp_id: &str) -> Result<(), BridgeError> {
-    if auth_data.is_for(rp_id) {
+    if passgate_client::is_rp_id_hash(&auth_data.rp_id_hash, rp_id) {
         Ok(())
     } else {
         Err(BridgeError::unknown(
@@ -844,10 +852,7 @@ impl Bridge {
     pub fn set_pin(&self, new_pin: &str) -> Result<(), BridgeError> {
         let mut ceremony = self.begin(Duration::from_secs(30), None);
         let secret = ceremony.shared_secret()?;
-        ceremony.call(
-            command::CLIENT_PIN,
-            Some(&pin::set_pin_request(&secret, new_pin)?),
-        )?;
+        let _: client_pin::Response = ceremony.send(&pin::set_pin_request(&secret, new_pin)?)?;
         Ok(())
     }
 
@@ -994,74 +999,57 @@ impl Bridge {
                 purpose: Purpose::Create {
                     user_name: &options.user.name,
                 },
-                permission: pin::permission::MC,
+                permission: Permissions::MAKE_CREDENTIAL,
             },
             &mut shared,
         )?;
 
-        let mut ext = Vec::new();
         let want_prf = prf.is_some() && info.has_extension("hmac-secret");
+        let user = UserEntity {
+            id: user_id,
+            name: Some(options.user.name.clone()),
+            display_name: (!options.user.display_name.is_empty())
+                .then(|| options.user.display_name.clone()),
+        };
+        let rp = RpEntity {
+            id: rp_id.clone(),
+            name: Some(options.rp.name.clone()),
+        };
+        let mut request = make_credential::Request::new(&client_data_hash, rp, user, &algorithms);
         if want_prf {
-            ext.push(("hmac-secret", Value::Bool(true)));
+            request.extensions.hmac_secret = Some(true);
             if let Some(salts) = &prf_create_salts {
                 if info.has_extension("hmac-secret-mc") {
-                    ext.push((
-                        "hmac-secret-mc",
-                        ceremony.hmac_secret_input(&mut shared, salts)?,
-                    ));
+                    request.extensions.hmac_secret_mc =
+                        Some(ceremony.hmac_secret_input(&mut shared, salts)?);
                 }
             }
         }
-        let mut ctap_options = vec![("rk", Value::Bool(rk))];
+        request.options.rk = Some(rk);
         if matches!(uv, Uv::BuiltIn) {
-            ctap_options.push(("uv", Value::Bool(true)));
-        }
-        let mut user = vec![
-            ("id", Value::Bytes(user_id)),
-            ("name", Value::Text(options.user.name.clone())),
-        ];
-        if !options.user.display_name.is_empty() {
-            user.push((
-                "displayName",
-                Value::Text(options.user.display_name.clone()),
-            ));
+            request.options.uv = Some(true);
         }
         let conveyance_none = matches!(options.attestation.as_deref(), None | Some("none"));
-        let mut request = vec![
-            (1, Value::Bytes(client_data_hash.clone())),
-            (
-                2,
-                text_map(vec![
-                    ("id", Value::Text(rp_id.clone())),
-                    ("name", Value::Text(options.rp.name.clone())),
-                ]),
-            ),
-            (3, text_map(user)),
-            (4, cbor::credential_parameters(&algorithms)),
-            (7, text_map(ctap_options)),
-        ];
-        if !exclude.is_empty() {
-            request.push((5, descriptor_list(&exclude)));
-        }
-        if !ext.is_empty() {
-            request.push((6, text_map(ext)));
-        }
+        request.exclude_list = exclude
+            .iter()
+            .map(|id| CredentialDescriptor::public_key(id))
+            .collect();
         if let Uv::Token(token) = &uv {
-            request.extend(pin::uv_auth_entries(8, token, &client_data_hash));
+            request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
         if conveyance_none {
-            request.push((11, Value::Array(vec![Value::Text("none".into())])));
+            request.attestation_formats_preference = Some(vec!["none".into()]);
         } else if let Some(formats) = options
             .attestation_formats
             .as_ref()
             .filter(|f| !f.is_empty())
         {
-            request.push((
-                11,
-                Value::Array(formats.iter().cloned().map(Value::Text).collect()),
-            ));
+            request.attestation_formats_preference = Some(formats.clone());
         }
-        let response = ceremony.call(command::MAKE_CREDENTIAL, Some(&int_map(request)))?;
+        let response = ceremony.call(
+            Command::MakeCredential.byte(),
+            ctap::Request::to_value(&request).as_ref(),
+        )?;
 
         let auth_data_bytes = bytes(int_key(&response, 2))
             .ok_or_else(|| BridgeError::unknown("makeCredential response without authData"))?
@@ -1076,13 +1064,13 @@ impl Bridge {
             fmt = "none".into();
             att_stmt = Value::Map(Vec::new());
         }
-        let auth_data = AuthenticatorData::parse(&auth_data_bytes)?;
+        let auth_data = AuthenticatorData::parse(&auth_data_bytes).map_err(bad_auth_data)?;
         check_rp_id_hash(&auth_data, &rp_id)?;
-        if requirement == UserVerification::Required && auth_data.flags & cbor::flags::UV == 0 {
+        if requirement == UserVerification::Required && !auth_data.flags.user_verified() {
             return Err(BridgeError::not_allowed("the user was not verified"));
         }
         let attested = auth_data
-            .attested
+            .attested_credential_data
             .as_ref()
             .ok_or_else(|| BridgeError::unknown("no attested credential data"))?;
         let attestation_object = cbor::encode(&text_map(vec![
@@ -1119,10 +1107,10 @@ impl Bridge {
             "authenticatorData": b64::encode(&auth_data_bytes),
             "transports": ["internal"],
         });
-        if let Some(alg) = cbor::cose_algorithm(&attested.public_key) {
+        if let Some(alg) = passgate_proto::cose::algorithm(&attested.public_key) {
             response_json["publicKeyAlgorithm"] = json!(alg);
         }
-        if let Some(spki) = cbor::cose_to_spki(&attested.public_key) {
+        if let Some(spki) = passgate_proto::cose::to_spki(&attested.public_key) {
             response_json["publicKey"] = json!(b64::encode(&spki));
         }
         Ok(json!({
@@ -1174,12 +1162,12 @@ impl Bridge {
             let found = ceremony.probe(&prepared.rp_id, &throwaway, &allow, info.max_list)?;
             return Ok(found.is_some());
         }
-        let probe = int_map(vec![
-            (1, Value::Text(prepared.rp_id)),
-            (2, Value::Bytes(throwaway.to_vec())),
-            (5, text_map(vec![("up", Value::Bool(false))])),
-        ]);
-        match ceremony.call_status(command::GET_ASSERTION, Some(&probe))? {
+        let mut probe = get_assertion::Request::new(&prepared.rp_id, &throwaway);
+        probe.options.up = Some(false);
+        match ceremony.call_status(
+            Command::GetAssertion.byte(),
+            ctap::Request::to_value(&probe).as_ref(),
+        )? {
             Ok(_) => Ok(true),
             Err(status) if status == StatusCode::NoCredentials.byte() => Ok(false),
             Err(status) => Err(BridgeError::from_status(status)),
@@ -1228,7 +1216,7 @@ impl Bridge {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
                 purpose,
-                permission: pin::permission::GA,
+                permission: Permissions::GET_ASSERTION,
             },
             &mut shared,
         )?;
@@ -1240,42 +1228,36 @@ impl Bridge {
             _ => None,
         }
         .or_else(|| prf.as_ref().and_then(|p| p.eval.clone()));
-        let mut ext = Vec::new();
+        let mut request = get_assertion::Request::new(&rp_id, &client_data_hash);
         let mut prf_requested = false;
         if let Some(values) = &prf_values {
             prf_requested = true;
             if info.has_extension("hmac-secret") {
                 let salts = prf_salts(values)?;
-                ext.push((
-                    "hmac-secret",
-                    ceremony.hmac_secret_input(&mut shared, &salts)?,
-                ));
+                request.extensions.hmac_secret =
+                    Some(ceremony.hmac_secret_input(&mut shared, &salts)?);
             }
         }
-        let mut ctap_options = vec![("up", Value::Bool(true))];
+        request.options.up = Some(true);
         if matches!(uv, Uv::BuiltIn) {
-            ctap_options.push(("uv", Value::Bool(true)));
+            request.options.uv = Some(true);
         }
-        let mut request = vec![
-            (1, Value::Text(rp_id.clone())),
-            (2, Value::Bytes(client_data_hash.clone())),
-            (5, text_map(ctap_options)),
-        ];
-        if !allow.is_empty() {
-            request.push((3, descriptor_list(&allow)));
-        }
-        if !ext.is_empty() {
-            request.push((4, text_map(ext)));
-        }
+        request.allow_list = allow
+            .iter()
+            .map(|id| CredentialDescriptor::public_key(id))
+            .collect();
         if let Uv::Token(token) = &uv {
-            request.extend(pin::uv_auth_entries(6, token, &client_data_hash));
+            request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
-        let first = ceremony.call(command::GET_ASSERTION, Some(&int_map(request)))?;
+        let first = ceremony.call(
+            Command::GetAssertion.byte(),
+            ctap::Request::to_value(&request).as_ref(),
+        )?;
         let count = integer(int_key(&first, 5)).unwrap_or(1);
         let mut assertions = vec![first];
         if allow.is_empty() {
             for _ in 1..count.min(100) {
-                assertions.push(ceremony.call(command::GET_NEXT_ASSERTION, None)?);
+                assertions.push(ceremony.call(Command::GetNextAssertion.byte(), None)?);
             }
         }
         let accounts: Vec<Account> = assertions
@@ -1325,9 +1307,9 @@ impl Bridge {
             .ok_or_else(|| BridgeError::unknown("getAssertion response without authData"))?;
         let signature = bytes(int_key(assertion, 3))
             .ok_or_else(|| BridgeError::unknown("getAssertion response without signature"))?;
-        let auth_data = AuthenticatorData::parse(auth_data_bytes)?;
+        let auth_data = AuthenticatorData::parse(auth_data_bytes).map_err(bad_auth_data)?;
         check_rp_id_hash(&auth_data, &rp_id)?;
-        if requirement == UserVerification::Required && auth_data.flags & cbor::flags::UV == 0 {
+        if requirement == UserVerification::Required && !auth_data.flags.user_verified() {
             return Err(BridgeError::not_allowed("the user was not verified"));
         }
         let mut extension_results = Map::new();

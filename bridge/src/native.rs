@@ -392,7 +392,7 @@ pub fn install(options: &Install) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{CtapTransport, TransportError};
+    use passgate_client::{CtapTransport, TransportError};
 
     /// An authenticator that must never be reached.
     struct Unreachable;
