@@ -91,7 +91,7 @@ impl CallerId {
     /// The authenticator RP ID of this caller's credentials. It contains a `:`, so the bridge
     /// never accepts it for a web origin.
     pub fn rp_id(&self) -> String {
-        format!("{}{}", passgate_bridge::prompt::APP_RP_ID_PREFIX, self.name)
+        format!("{}{}", passgate_proto::APP_RP_ID_PREFIX, self.name)
     }
 
     fn dir_name(&self) -> String {

@@ -131,11 +131,11 @@ fn run(
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    if let Some(namespace) = crate::channel::app_api_namespace(kind) {
+    if let Some(namespace) = crate::channel::namespace_of(kind) {
         return Err(BridgeError::new(
             crate::ErrorName::NotSupportedError,
             format!(
-                "{kind:?}: the browser extension carries WebAuthn only; the app APIs ({namespace}*) are served to hybrid-app webviews and to pages paired with the local bridge, whose host names the calling origin"
+                "{kind:?}: the browser extension carries WebAuthn only; namespaced APIs such as the app APIs ({namespace}*) are served to hybrid-app webviews and to pages paired with the local bridge, whose host names the calling origin"
             ),
         ));
     }
