@@ -203,9 +203,9 @@ impl Bridge {
             ("authData", Value::Bytes(auth_data_bytes.clone())),
         ]));
 
-        let mut extension_results = Map::new();
+        let mut extension_results = ClientExtensionResults::default();
         if extensions.cred_props == Some(true) {
-            extension_results.insert("credProps".into(), json!({ "rk": rk }));
+            extension_results.cred_props = Some(CredProps { rk });
         }
         if prf.is_some() {
             let outputs = auth_data.extensions.as_ref();
@@ -213,37 +213,34 @@ impl Bridge {
                 outputs.and_then(|e| text_key(e, "hmac-secret")),
                 Some(Value::Bool(true))
             );
-            let mut prf_out = Map::new();
-            prf_out.insert("enabled".into(), Json::Bool(enabled));
+            let mut prf_out = PrfOutputs {
+                enabled: Some(enabled),
+                results: None,
+            };
             if let (Some(enc), Some(secret)) = (
                 bytes(outputs.and_then(|e| text_key(e, "hmac-secret-mc"))),
                 shared.as_ref(),
             ) {
-                prf_out.insert("results".into(), prf_results(&secret.decrypt(enc)?));
+                prf_out.results = prf_results(&secret.decrypt(enc)?);
             }
-            extension_results.insert("prf".into(), Json::Object(prf_out));
+            extension_results.prf = Some(prf_out);
         }
 
         let id = b64::encode(&attested.credential_id);
-        let mut response_json = json!({
-            "clientDataJSON": b64::encode(&client_data),
-            "attestationObject": b64::encode(&attestation_object),
-            "authenticatorData": b64::encode(&auth_data_bytes),
-            "transports": ["internal"],
-        });
-        if let Some(alg) = passgate_proto::cose::algorithm(&attested.public_key) {
-            response_json["publicKeyAlgorithm"] = json!(alg);
-        }
-        if let Some(spki) = passgate_proto::cose::to_spki(&attested.public_key) {
-            response_json["publicKey"] = json!(b64::encode(&spki));
-        }
-        Ok(json!({
-            "id": id,
-            "rawId": id,
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "response": response_json,
-            "clientExtensionResults": extension_results,
-        }))
+        to_json(&RegistrationResponseJson {
+            raw_id: id.clone(),
+            id,
+            kind: webauthn::PUBLIC_KEY.to_owned(),
+            authenticator_attachment: Some("platform".to_owned()),
+            response: AttestationResponseJson {
+                client_data_json: client_data,
+                attestation_object,
+                transports: vec!["internal".to_owned()],
+                public_key_algorithm: passgate_proto::cose::algorithm(&attested.public_key),
+                public_key: passgate_proto::cose::to_spki(&attested.public_key),
+                authenticator_data: auth_data_bytes,
+            },
+            client_extension_results: extension_results,
+        })
     }
 }

@@ -268,9 +268,9 @@ impl Bridge {
         if requirement == UserVerification::Required && !auth_data.flags.user_verified() {
             return Err(BridgeError::not_allowed("the user was not verified"));
         }
-        let mut extension_results = Map::new();
+        let mut extension_results = ClientExtensionResults::default();
         if prf_requested {
-            let mut prf_out = Map::new();
+            let mut prf_out = PrfOutputs::default();
             if let (Some(enc), Some(secret)) = (
                 bytes(
                     auth_data
@@ -280,26 +280,23 @@ impl Bridge {
                 ),
                 shared.as_ref(),
             ) {
-                prf_out.insert("results".into(), prf_results(&secret.decrypt(enc)?));
+                prf_out.results = prf_results(&secret.decrypt(enc)?);
             }
-            extension_results.insert("prf".into(), Json::Object(prf_out));
+            extension_results.prf = Some(prf_out);
         }
         let id = b64::encode(&account.credential_id);
-        let mut response_json = json!({
-            "clientDataJSON": b64::encode(&client_data),
-            "authenticatorData": b64::encode(auth_data_bytes),
-            "signature": b64::encode(signature),
-        });
-        if let Some(handle) = &account.user_handle {
-            response_json["userHandle"] = json!(b64::encode(handle));
-        }
-        Ok(json!({
-            "id": id,
-            "rawId": id,
-            "type": "public-key",
-            "authenticatorAttachment": "platform",
-            "response": response_json,
-            "clientExtensionResults": extension_results,
-        }))
+        to_json(&AuthenticationResponseJson {
+            raw_id: id.clone(),
+            id,
+            kind: webauthn::PUBLIC_KEY.to_owned(),
+            authenticator_attachment: Some("platform".to_owned()),
+            response: AssertionResponseJson {
+                client_data_json: client_data,
+                authenticator_data: auth_data_bytes.to_vec(),
+                signature: signature.to_vec(),
+                user_handle: account.user_handle.clone(),
+            },
+            client_extension_results: extension_results,
+        })
     }
 }

@@ -23,7 +23,11 @@ use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
 use passgate_proto::ctap::{
     self, Command, Permissions, StatusCode, get_assertion, make_credential,
 };
-use serde_json::{Map, Value as Json, json};
+use passgate_proto::webauthn::{
+    self, AssertionResponseJson, AttestationResponseJson, AuthenticationResponseJson,
+    ClientExtensionResults, CredProps, PrfOutputs, RegistrationResponseJson,
+};
+use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
 use crate::b64;
@@ -210,16 +214,18 @@ pub(super) fn prf_salts(values: &PrfValues) -> Result<Vec<u8>, BridgeError> {
     Ok(salts)
 }
 
-/// `{first, second?}` from a decrypted hmac-secret output.
-pub(super) fn prf_results(output: &[u8]) -> Json {
-    let mut results = Map::new();
-    if let Some(first) = output.get(..32) {
-        results.insert("first".into(), Json::String(b64::encode(first)));
-    }
-    if let Some(second) = output.get(32..64) {
-        results.insert("second".into(), Json::String(b64::encode(second)));
-    }
-    Json::Object(results)
+/// `{first, second?}` from a decrypted hmac-secret output (32 or 64 bytes).
+pub(super) fn prf_results(output: &[u8]) -> Option<PrfValues> {
+    Some(PrfValues {
+        first: b64::encode(output.get(..32)?),
+        second: output.get(32..64).map(b64::encode),
+    })
+}
+
+/// A `toJSON()` form as the JSON value hosts pass on.
+pub(super) fn to_json<T: serde::Serialize>(form: &T) -> Result<Json, BridgeError> {
+    serde_json::to_value(form)
+        .map_err(|e| BridgeError::unknown(format!("the credential does not serialise: {e}")))
 }
 
 pub(super) fn bad_auth_data(e: passgate_proto::AuthenticatorDataError) -> BridgeError {
