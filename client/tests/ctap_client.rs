@@ -1,6 +1,8 @@
 //! The CTAP client against passgate's real authenticator in this process (software key store,
 //! files in a temporary directory): typed requests out, typed responses back, statuses kept.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
