@@ -291,7 +291,7 @@ fn create_proof_key(
                     reason: "create the key that signs proofs",
                     attempt: 1,
                 },
-                passgate_bridge::pin::permission::MC,
+                passgate_proto::ctap::Permissions::MAKE_CREDENTIAL,
                 &rp_id,
                 interaction,
             )
@@ -328,7 +328,7 @@ fn create_proof_key(
     let key = ProofKey {
         credential_id: b64(&created.credential_id),
         public_key: b64(&spki),
-        public_key_cose: b64(&passgate_bridge::cbor::encode(&created.public_key)),
+        public_key_cose: b64(&passgate_client::cbor::encode(&created.public_key)),
         public_key_algorithm: -7,
         rp_id,
         origin: caller.name().to_owned(),
@@ -488,7 +488,7 @@ pub fn authenticate(
                 reason,
                 attempt: u32::from(failures) + 1,
             },
-            passgate_bridge::pin::permission::GA,
+            passgate_proto::ctap::Permissions::GET_ASSERTION,
             &key.rp_id,
             interaction,
         );

@@ -1,5 +1,5 @@
 //! [`Device`]: the CTAP 2.1 client the app APIs run on. It speaks to passgate's authenticator
-//! in this process ([`InProcess`]) or over CTAPHID/TCP ([`TcpCtapHid`]) and keeps every CTAP
+//! in this process ([`passgate_client::InProcess`]) or over CTAPHID/TCP ([`passgate_client::TcpCtapHid`]) and keeps every CTAP
 //! status, because the app APIs must tell a wrong finger (`authenticationFailed`) from a
 //! locked-out sensor (`biometryLockout`) — distinctions a WebAuthn `NotAllowedError` erases.
 //!
@@ -13,64 +13,29 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ciborium::value::Value;
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::{Interaction, VerifierStatus};
-use passgate_authenticator::ctap::{StatusCode, command};
-use passgate_bridge::cbor::{
-    self, AuthenticatorData, bytes, descriptor_list, int_key, int_map, integer, text_key, text_map,
-};
-use passgate_bridge::pin::{self, Shared};
-use passgate_bridge::{CtapTransport, InProcess, TransportError};
+use passgate_client::pin::SharedSecret;
+use passgate_client::{CtapClient, CtapTransport};
+use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
+use passgate_proto::ctap::extensions::ExtensionOutputs;
+use passgate_proto::ctap::{Permissions, get_assertion, make_credential};
+use passgate_proto::{AuthenticatorData, Flags};
 use zeroize::Zeroizing;
 
 /// credProtect level 3: the credential is usable only with user verification.
-pub const CRED_PROTECT_UV_REQUIRED: i64 = 3;
+pub const CRED_PROTECT_UV_REQUIRED: u8 =
+    passgate_proto::ctap::extensions::cred_protect::UV_REQUIRED;
 
 /// The extension that binds a credential to the current biometric set.
 pub const BIOMETRIC_SET_EXTENSION: &str = "passgateBiometricSet";
 
-/// Why a CTAP exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
-    /// The authenticator answered with an error status.
-    #[error("the authenticator answered CTAP status {0:#04x}")]
-    Status(u8),
-    /// The request did not reach the authenticator or got no answer.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The authenticator answered something malformed.
-    #[error("the authenticator's answer is malformed: {0}")]
-    Protocol(String),
-}
+/// Why a CTAP exchange failed: the CTAP client's error, which keeps every status.
+pub type DeviceError = passgate_client::ClientError;
 
-impl DeviceError {
-    /// Whether this is the authenticator's `status`.
-    pub fn is(&self, status: StatusCode) -> bool {
-        matches!(self, Self::Status(s) if *s == status.byte())
-    }
-
-    fn protocol(what: impl Into<String>) -> Self {
-        Self::Protocol(what.into())
-    }
-}
-
-impl From<passgate_bridge::BridgeError> for DeviceError {
-    fn from(e: passgate_bridge::BridgeError) -> Self {
-        Self::Protocol(e.message)
-    }
-}
-
-/// What getInfo says (user verification, PIN, extensions): the bridge's reading of it.
-pub use passgate_bridge::AuthenticatorInfo as Info;
+/// What getInfo says (user verification, PIN, extensions), as the CTAP client reads it.
+pub use passgate_client::AuthenticatorInfo as Info;
 
 /// A pinUvAuthToken obtained with the PIN, for one operation. Zeroized on drop.
-pub struct PinToken {
-    token: Zeroizing<Vec<u8>>,
-}
-
-impl std::fmt::Debug for PinToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PinToken(..)")
-    }
-}
+pub use passgate_client::PinToken;
 
 /// How an operation verifies the user.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +62,7 @@ pub struct CreateRequest<'a> {
     /// How the user is verified.
     pub verification: Verification<'a>,
     /// credProtect level, if any.
-    pub cred_protect: Option<i64>,
+    pub cred_protect: Option<u8>,
     /// Bind the credential to the current biometric set (needs a biometric verification).
     pub biometric_set: bool,
     /// Enable hmac-secret, and with a salt evaluate it at creation (hmac-secret-mc).
@@ -112,7 +77,7 @@ pub struct Created {
     /// The COSE public key.
     pub public_key: Value,
     /// The authenticator data flags.
-    pub flags: u8,
+    pub flags: Flags,
     /// The hmac-secret-mc output for the salt (32 bytes), when asked for.
     pub hmac_output: Option<Zeroizing<Vec<u8>>>,
 }
@@ -139,8 +104,8 @@ pub struct Assertion {
     pub auth_data: Vec<u8>,
     /// The ES256 signature (DER) over authenticator data || client data hash.
     pub signature: Vec<u8>,
-    /// The flags byte.
-    pub flags: u8,
+    /// The flags.
+    pub flags: Flags,
     /// The signature counter.
     pub sign_count: u32,
     /// The hmac-secret output (32 bytes), when a salt was given.
@@ -148,25 +113,16 @@ pub struct Assertion {
 }
 
 /// The authenticator the app APIs use, and (in this process) its platform for status.
+#[derive(Debug)]
 pub struct Device {
-    transport: Mutex<Box<dyn CtapTransport>>,
-    local: Option<Arc<Mutex<Authenticator>>>,
-}
-
-impl std::fmt::Debug for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
-            .field("in_process", &self.local.is_some())
-            .finish_non_exhaustive()
-    }
+    client: CtapClient,
 }
 
 impl Device {
     /// An authenticator in this process: status comes from its verifier directly.
     pub fn in_process(authenticator: Arc<Mutex<Authenticator>>) -> Self {
         Self {
-            transport: Mutex::new(Box::new(InProcess::shared(Arc::clone(&authenticator)))),
-            local: Some(authenticator),
+            client: CtapClient::in_process(authenticator),
         }
     }
 
@@ -174,96 +130,53 @@ impl Device {
     /// serve`): status comes from getInfo.
     pub fn remote(transport: Box<dyn CtapTransport>) -> Self {
         Self {
-            transport: Mutex::new(transport),
-            local: None,
+            client: CtapClient::remote(transport),
         }
     }
 
-    /// Runs one CTAP command.
-    pub fn call(
-        &self,
-        cmd: u8,
-        params: Option<&Value>,
-        interaction: &Interaction,
-    ) -> Result<Value, DeviceError> {
-        let response = self
-            .transport
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .call(&cbor::request(cmd, params), interaction)?;
-        cbor::reply(&response)?.map_err(DeviceError::Status)
+    /// The CTAP client underneath.
+    pub fn client(&self) -> &CtapClient {
+        &self.client
     }
 
     /// authenticatorGetInfo.
     pub fn info(&self) -> Result<Info, DeviceError> {
-        Ok(Info::parse(&self.call(
-            command::GET_INFO,
-            None,
-            &Interaction::new(),
-        )?))
+        self.client.info()
+    }
+
+    fn with_local<T>(&self, f: impl FnOnce(&Authenticator) -> T) -> Option<T> {
+        self.client
+            .local()
+            .map(|a| f(&a.lock().unwrap_or_else(PoisonError::into_inner)))
     }
 
     /// The verifier's own status, for an authenticator in this process.
     pub fn verifier_status(&self) -> Option<VerifierStatus> {
-        self.local.as_ref().map(|a| {
-            a.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .env()
-                .user
-                .status()
-        })
+        self.with_local(|a| a.env().user.status())
     }
 
     /// The identity of the current biometric enrollment, for an authenticator in this process.
     pub fn enrollment_state(&self) -> Option<[u8; 32]> {
-        self.local.as_ref().and_then(|a| {
-            a.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .env()
-                .user
-                .enrollment_state()
-        })
+        self.with_local(|a| a.env().user.enrollment_state())
+            .flatten()
     }
 
     /// What the key store is (`software`, `tpm`) and its detail, in this process.
     pub fn key_store_info(&self) -> Option<(String, String)> {
-        self.local.as_ref().map(|a| {
-            let info = a
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .env()
-                .key_store
-                .info();
+        self.with_local(|a| {
+            let info = a.env().key_store.info();
             (info.backend.to_owned(), info.detail)
         })
     }
 
     /// Built-in verifications left before lockout (`None` without a built-in method).
     pub fn uv_retries(&self) -> Result<Option<u8>, DeviceError> {
-        let request = pin::subcommand_request(pin::sub::GET_UV_RETRIES);
-        match self.call(command::CLIENT_PIN, Some(&request), &Interaction::new()) {
-            Ok(r) => Ok(integer(int_key(&r, 5)).and_then(|n| u8::try_from(n).ok())),
-            Err(e) if e.is(StatusCode::InvalidSubcommand) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.client.uv_retries()
     }
 
     /// PIN tries left.
     pub fn pin_retries(&self) -> Result<u8, DeviceError> {
-        let request = pin::subcommand_request(pin::sub::GET_RETRIES);
-        let r = self.call(command::CLIENT_PIN, Some(&request), &Interaction::new())?;
-        integer(int_key(&r, 3))
-            .and_then(|n| u8::try_from(n).ok())
-            .ok_or_else(|| DeviceError::protocol("no pinRetries"))
-    }
-
-    fn shared_secret(&self, interaction: &Interaction) -> Result<Shared, DeviceError> {
-        let response = self.call(
-            command::CLIENT_PIN,
-            Some(&pin::subcommand_request(pin::sub::GET_KEY_AGREEMENT)),
-            interaction,
-        )?;
-        Ok(Shared::establish(&response)?)
+        self.client.pin_retries()
     }
 
     /// A pinUvAuthToken for `permissions` on `rp_id`, from the PIN (subcommand 0x09). A wrong
@@ -271,54 +184,34 @@ impl Device {
     pub fn pin_token(
         &self,
         pin_text: &str,
-        permissions: i64,
+        permissions: Permissions,
         rp_id: &str,
         interaction: &Interaction,
     ) -> Result<PinToken, DeviceError> {
-        let secret = self.shared_secret(interaction)?;
-        let response = self.call(
-            command::CLIENT_PIN,
-            Some(&pin::token_request(&secret, pin_text, permissions, rp_id)?),
-            interaction,
-        )?;
-        Ok(PinToken {
-            token: secret.token(&response)?,
-        })
+        self.client
+            .pin_token(pin_text, permissions, rp_id, interaction)
     }
 
     /// Sets the first PIN (tests and setup).
     pub fn set_pin(&self, new_pin: &str) -> Result<(), DeviceError> {
-        let interaction = Interaction::new();
-        let secret = self.shared_secret(&interaction)?;
-        self.call(
-            command::CLIENT_PIN,
-            Some(&pin::set_pin_request(&secret, new_pin)?),
-            &interaction,
-        )?;
-        Ok(())
+        self.client.set_pin(new_pin)
     }
 
+    /// The decrypted 32-byte output `output` of hmac-secret(-mc), when a secret was shared.
     fn hmac_output(
-        secret: Option<&Shared>,
-        auth_data: &AuthenticatorData,
+        secret: Option<&SharedSecret>,
+        output: Option<&[u8]>,
         name: &str,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, DeviceError> {
         let Some(secret) = secret else {
             return Ok(None);
         };
-        let Some(enc) = bytes(
-            auth_data
-                .extensions
-                .as_ref()
-                .and_then(|e| text_key(e, name)),
-        ) else {
-            return Err(DeviceError::protocol(format!("no {name} output")));
+        let Some(enc) = output else {
+            return Err(malformed(format!("no {name} output")));
         };
         let output = secret.decrypt(enc)?;
         if output.len() != 32 {
-            return Err(DeviceError::protocol(format!(
-                "{name} output is not 32 bytes"
-            )));
+            return Err(malformed(format!("{name} output is not 32 bytes")));
         }
         Ok(Some(output))
     }
@@ -329,68 +222,55 @@ impl Device {
         request: &CreateRequest<'_>,
         interaction: &Interaction,
     ) -> Result<Created, DeviceError> {
-        let mut ext = Vec::new();
+        let mut ctap_request = make_credential::Request::new(
+            &request.client_data_hash,
+            RpEntity {
+                id: request.rp_id.to_owned(),
+                name: Some("passgate app".to_owned()),
+            },
+            UserEntity {
+                id: request.user_id.to_vec(),
+                name: Some(request.user_name.to_owned()),
+                display_name: None,
+            },
+            &[-7],
+        );
+        let extensions = &mut ctap_request.extensions;
         let mut secret = None;
         if let Some(salt) = &request.hmac_secret {
-            ext.push(("hmac-secret", Value::Bool(true)));
+            extensions.hmac_secret = Some(true);
             if let Some(salt) = salt {
-                let shared = self.shared_secret(interaction)?;
-                ext.push(("hmac-secret-mc", shared.hmac_secret_input(salt)?));
+                let shared = self.client.shared_secret(interaction)?;
+                extensions.hmac_secret_mc = Some(shared.hmac_secret_input(salt)?);
                 secret = Some(shared);
             }
         }
-        if let Some(level) = request.cred_protect {
-            ext.push(("credProtect", Value::Integer(level.into())));
-        }
+        extensions.cred_protect = request.cred_protect;
         if request.biometric_set {
-            ext.push((BIOMETRIC_SET_EXTENSION, Value::Bool(true)));
+            extensions
+                .other
+                .push((BIOMETRIC_SET_EXTENSION.to_owned(), Value::Bool(true)));
         }
-        let mut options = vec![("rk", Value::Bool(false))];
-        if matches!(request.verification, Verification::Builtin) {
-            options.push(("uv", Value::Bool(true)));
+        ctap_request.options.rk = Some(false);
+        match request.verification {
+            Verification::Builtin => ctap_request.options.uv = Some(true),
+            Verification::Pin(token) => {
+                ctap_request.pin_uv_auth = Some(token.authorise(&request.client_data_hash));
+            }
+            Verification::None => {}
         }
-        let mut params = vec![
-            (1, Value::Bytes(request.client_data_hash.to_vec())),
-            (
-                2,
-                text_map(vec![
-                    ("id", Value::Text(request.rp_id.to_owned())),
-                    ("name", Value::Text("passgate app".to_owned())),
-                ]),
-            ),
-            (
-                3,
-                text_map(vec![
-                    ("id", Value::Bytes(request.user_id.to_vec())),
-                    ("name", Value::Text(request.user_name.to_owned())),
-                ]),
-            ),
-            (4, cbor::credential_parameters(&[-7])),
-            (7, text_map(options)),
-        ];
-        if !ext.is_empty() {
-            params.push((6, text_map(ext)));
-        }
-        if let Verification::Pin(token) = request.verification {
-            params.extend(pin::uv_auth_entries(
-                8,
-                &token.token,
-                &request.client_data_hash,
-            ));
-        }
-        let response = self.call(
-            command::MAKE_CREDENTIAL,
-            Some(&int_map(params)),
-            interaction,
-        )?;
-        let auth_data_bytes = bytes(int_key(&response, 2))
-            .ok_or_else(|| DeviceError::protocol("makeCredential without authData"))?;
-        let auth_data = AuthenticatorData::parse(auth_data_bytes)?;
+        let response = self.client.make_credential(&ctap_request, interaction)?;
+        let auth_data = AuthenticatorData::parse(&response.auth_data)
+            .map_err(|e| malformed(format!("bad authenticator data: {e}")))?;
+        let outputs = extension_outputs(&auth_data)?;
         let attested = auth_data
-            .attested
-            .clone()
-            .ok_or_else(|| DeviceError::protocol("no attested credential data"))?;
-        let hmac_output = Self::hmac_output(secret.as_ref(), &auth_data, "hmac-secret-mc")?;
+            .attested_credential_data
+            .ok_or_else(|| malformed("no attested credential data"))?;
+        let hmac_output = Self::hmac_output(
+            secret.as_ref(),
+            outputs.hmac_secret_mc.as_deref(),
+            "hmac-secret-mc",
+        )?;
         Ok(Created {
             credential_id: attested.credential_id,
             public_key: attested.public_key,
@@ -405,60 +285,62 @@ impl Device {
         request: &AssertRequest<'_>,
         interaction: &Interaction,
     ) -> Result<Assertion, DeviceError> {
-        let mut params = vec![
-            (1, Value::Text(request.rp_id.to_owned())),
-            (2, Value::Bytes(request.client_data_hash.to_vec())),
-            (3, descriptor_list(&[request.credential_id])),
-        ];
+        let mut ctap_request =
+            get_assertion::Request::new(request.rp_id, &request.client_data_hash);
+        ctap_request.allow_list = vec![CredentialDescriptor::public_key(request.credential_id)];
         let mut secret = None;
         if let Some(salt) = &request.hmac_salt {
-            let shared = self.shared_secret(interaction)?;
-            params.push((
-                4,
-                text_map(vec![("hmac-secret", shared.hmac_secret_input(salt)?)]),
-            ));
+            let shared = self.client.shared_secret(interaction)?;
+            ctap_request.extensions.hmac_secret = Some(shared.hmac_secret_input(salt)?);
             secret = Some(shared);
         }
-        let mut options = vec![("up", Value::Bool(true))];
-        if matches!(request.verification, Verification::Builtin) {
-            options.push(("uv", Value::Bool(true)));
+        ctap_request.options.up = Some(true);
+        match request.verification {
+            Verification::Builtin => ctap_request.options.uv = Some(true),
+            Verification::Pin(token) => {
+                ctap_request.pin_uv_auth = Some(token.authorise(&request.client_data_hash));
+            }
+            Verification::None => {}
         }
-        params.push((5, text_map(options)));
-        if let Verification::Pin(token) = request.verification {
-            params.extend(pin::uv_auth_entries(
-                6,
-                &token.token,
-                &request.client_data_hash,
-            ));
+        let response = self.client.get_assertion(&ctap_request, interaction)?;
+        let auth_data = AuthenticatorData::parse(&response.auth_data)
+            .map_err(|e| malformed(format!("bad authenticator data: {e}")))?;
+        if !passgate_client::is_rp_id_hash(&auth_data.rp_id_hash, request.rp_id) {
+            return Err(malformed("the assertion is for another RP ID"));
         }
-        let response = self.call(command::GET_ASSERTION, Some(&int_map(params)), interaction)?;
-        let auth_data_bytes = bytes(int_key(&response, 2))
-            .ok_or_else(|| DeviceError::protocol("getAssertion without authData"))?
-            .to_vec();
-        let signature = bytes(int_key(&response, 3))
-            .ok_or_else(|| DeviceError::protocol("getAssertion without signature"))?
-            .to_vec();
-        let auth_data = AuthenticatorData::parse(&auth_data_bytes)?;
-        if !auth_data.is_for(request.rp_id) {
-            return Err(DeviceError::protocol("the assertion is for another RP ID"));
-        }
-        let hmac_output = Self::hmac_output(secret.as_ref(), &auth_data, "hmac-secret")?;
+        let outputs = extension_outputs(&auth_data)?;
+        let hmac_output = Self::hmac_output(
+            secret.as_ref(),
+            outputs.hmac_secret.as_ref().and_then(|o| o.bytes()),
+            "hmac-secret",
+        )?;
         Ok(Assertion {
             flags: auth_data.flags,
             sign_count: auth_data.sign_count,
-            auth_data: auth_data_bytes,
-            signature,
+            auth_data: response.auth_data,
+            signature: response.signature,
             hmac_output,
         })
     }
 }
 
+fn malformed(what: impl std::fmt::Display) -> DeviceError {
+    DeviceError::protocol(format!("the authenticator's answer is malformed: {what}"))
+}
+
+fn extension_outputs(auth_data: &AuthenticatorData) -> Result<ExtensionOutputs, DeviceError> {
+    match &auth_data.extensions {
+        Some(map) => Ok(ExtensionOutputs::from_value(map.clone())?),
+        None => Ok(ExtensionOutputs::default()),
+    }
+}
+
 /// The UV flag of authenticator data.
-pub fn user_verified(flags: u8) -> bool {
-    flags & cbor::flags::UV != 0
+pub fn user_verified(flags: Flags) -> bool {
+    flags.user_verified()
 }
 
 /// The SubjectPublicKeyInfo (DER) of a COSE P-256 key.
 pub fn cose_to_spki(key: &Value) -> Option<Vec<u8>> {
-    cbor::cose_to_spki(key)
+    passgate_proto::cose::to_spki(key)
 }

@@ -40,9 +40,13 @@ use std::sync::Arc;
 pub use device::Device;
 pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode};
 
-/// base64url without padding, as WebAuthn JSON uses it (`b64`), and its decoder with padding
-/// tolerated (`unb64`): the bridge's.
-pub use passgate_bridge::b64::{decode as unb64, encode as b64};
+/// base64url without padding, as WebAuthn JSON uses it: the project's one (`passgate_proto::b64`).
+pub use passgate_proto::b64::encode as b64;
+
+/// Decodes base64url (padding tolerated); `None` when the text is not base64url.
+pub fn unb64(text: &str) -> Option<Vec<u8>> {
+    passgate_proto::b64::decode(text).ok()
+}
 
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -87,7 +91,7 @@ impl CallerId {
     /// The authenticator RP ID of this caller's credentials. It contains a `:`, so the bridge
     /// never accepts it for a web origin.
     pub fn rp_id(&self) -> String {
-        format!("{}{}", passgate_bridge::prompt::APP_RP_ID_PREFIX, self.name)
+        format!("{}{}", passgate_proto::APP_RP_ID_PREFIX, self.name)
     }
 
     fn dir_name(&self) -> String {

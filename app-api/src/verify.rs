@@ -276,7 +276,7 @@ pub fn plan(
     accept: Accept,
     passcodes: &dyn PasscodeProvider,
     request: &PasscodeRequest<'_>,
-    permissions: i64,
+    permissions: passgate_proto::ctap::Permissions,
     rp_id: &str,
     interaction: &Interaction,
 ) -> Result<Planned, PlanError> {
@@ -301,7 +301,7 @@ fn passcode_token(
     device: &Device,
     passcodes: &dyn PasscodeProvider,
     request: &PasscodeRequest<'_>,
-    permissions: i64,
+    permissions: passgate_proto::ctap::Permissions,
     rp_id: &str,
     interaction: &Interaction,
 ) -> Result<Planned, PlanError> {

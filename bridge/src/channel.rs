@@ -14,8 +14,8 @@
 //! plus `autofill` and `wait` for conditional requests (passkey autofill, see
 //! [`crate::conditional`]); `cancel` is the router's own and works for every type. Other
 //! features register their own types on the same router ([`Router::register`]), or a whole
-//! namespace of them ([`Router::register_namespace`]: the app-facing APIs take `biometric.*`,
-//! `vault.*` and `soter.*`, see [`APP_API_NAMESPACES`]), and need no change to any transport.
+//! namespace of them ([`Router::register_namespace`]: the app-facing APIs register theirs from
+//! their side), and need no change to any transport.
 //!
 //! Who sent a message is the host's knowledge, never the message's: every handler gets the
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
@@ -38,17 +38,12 @@ pub const CANCEL: &str = "cancel";
 pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
-/// The namespaces of the app-facing APIs (crate `passgate-app-api`, whose
-/// `channel::register` puts them on a router): a host that serves them routes every type in
-/// them to one handler; a host that does not (the extension's native-messaging host) refuses
-/// them by these names.
-pub const APP_API_NAMESPACES: [&str; 3] = ["biometric.", "vault.", "soter."];
-
-/// The app-API namespace `kind` belongs to, if any.
-pub fn app_api_namespace(kind: &str) -> Option<&'static str> {
-    APP_API_NAMESPACES
-        .into_iter()
-        .find(|prefix| kind.starts_with(prefix))
+/// The namespace of a namespaced message type (`"vault."` for `"vault.open"`), if it has one.
+/// WebAuthn's types have none; features registered with [`Router::register_namespace`] (the
+/// app APIs) do, and a host that does not serve them (the extension's native-messaging host)
+/// refuses them by it.
+pub fn namespace_of(kind: &str) -> Option<&str> {
+    kind.find('.').map(|dot| &kind[..=dot])
 }
 
 /// Who sent a message, as the host established it.
@@ -622,8 +617,8 @@ mod tests {
         assert_eq!(exact["result"]["saw"], 2);
         let outside = router.handle_value(&sender, &json!({"type": "vault.other"}), None);
         assert_eq!(outside["error"]["name"], "NotSupportedError");
-        assert_eq!(app_api_namespace("vault.open"), Some("vault."));
-        assert_eq!(app_api_namespace("vaults"), None);
+        assert_eq!(namespace_of("vault.open"), Some("vault."));
+        assert_eq!(namespace_of("vaults"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Errors as the DOMException names a page's `navigator.credentials` call rejects with.
 
-use passgate_authenticator::ctap::StatusCode;
+use passgate_client::{ClientError, TransportError};
+use passgate_proto::ctap::StatusCode;
 use serde_json::{Value, json};
 
 /// The `DOMException` (or `TypeError`) name a page sees.
@@ -102,7 +103,7 @@ impl BridgeError {
     /// The authenticator's error status, as the exception a page gets (WebAuthn §6.3.2,
     /// §6.3.3 and CTAP 2.1 §6.1.2/§6.2.2).
     pub fn from_status(status: u8) -> Self {
-        let code = status_from_byte(status);
+        let code = StatusCode::from_byte(status);
         let (name, message) = match code {
             Some(StatusCode::CredentialExcluded) => (
                 ErrorName::InvalidStateError,
@@ -170,58 +171,29 @@ impl BridgeError {
     }
 }
 
-/// The named status for a byte, if it is one.
-fn status_from_byte(byte: u8) -> Option<StatusCode> {
-    use StatusCode as S;
-    const ALL: [StatusCode; 46] = [
-        S::Ok,
-        S::InvalidCommand,
-        S::InvalidParameter,
-        S::InvalidLength,
-        S::InvalidSeq,
-        S::Timeout,
-        S::ChannelBusy,
-        S::LockRequired,
-        S::InvalidChannel,
-        S::CborUnexpectedType,
-        S::InvalidCbor,
-        S::MissingParameter,
-        S::LimitExceeded,
-        S::FpDatabaseFull,
-        S::LargeBlobStorageFull,
-        S::CredentialExcluded,
-        S::Processing,
-        S::InvalidCredential,
-        S::UserActionPending,
-        S::OperationPending,
-        S::NoOperations,
-        S::UnsupportedAlgorithm,
-        S::OperationDenied,
-        S::KeyStoreFull,
-        S::UnsupportedOption,
-        S::InvalidOption,
-        S::KeepaliveCancel,
-        S::NoCredentials,
-        S::UserActionTimeout,
-        S::NotAllowed,
-        S::PinInvalid,
-        S::PinBlocked,
-        S::PinAuthInvalid,
-        S::PinAuthBlocked,
-        S::PinNotSet,
-        S::PuatRequired,
-        S::PinPolicyViolation,
-        S::RequestTooLarge,
-        S::ActionTimeout,
-        S::UpRequired,
-        S::UvBlocked,
-        S::IntegrityFailure,
-        S::InvalidSubcommand,
-        S::UvInvalid,
-        S::UnauthorizedPermission,
-        S::Other,
-    ];
-    ALL.into_iter().find(|s| s.byte() == byte)
+impl From<ClientError> for BridgeError {
+    /// A CTAP client failure as the page sees it: a status as WebAuthn names it, a PIN the
+    /// authenticator cannot take as `ConstraintError`, anything else `UnknownError`.
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Status(status) => Self::from_status(status),
+            ClientError::PinTooLong => Self::new(ErrorName::ConstraintError, e.to_string()),
+            ClientError::Transport(e) => e.into(),
+            ClientError::Protocol(_) => Self::unknown(e.to_string()),
+        }
+    }
+}
+
+impl From<TransportError> for BridgeError {
+    /// No answer in time is `TimeoutError`; an unreachable authenticator is `NotAllowedError`
+    /// (as browsers say when no authenticator responds); nonsense is `UnknownError`.
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Timeout => Self::new(ErrorName::TimeoutError, e.to_string()),
+            TransportError::Unreachable(_) => Self::not_allowed(e.to_string()),
+            TransportError::Protocol(_) => Self::unknown(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -262,13 +234,18 @@ mod tests {
     }
 
     #[test]
-    fn every_named_status_round_trips_through_its_byte() {
-        for b in 0..=u8::MAX {
-            if let Some(s) = status_from_byte(b) {
-                assert_eq!(s.byte(), b);
-            }
-        }
-        assert_eq!(status_from_byte(0x2d), Some(StatusCode::KeepaliveCancel));
+    fn client_errors_keep_their_meaning() {
+        assert_eq!(
+            BridgeError::from(ClientError::Status(0x2e)).name,
+            ErrorName::NotAllowedError
+        );
+        assert_eq!(
+            BridgeError::from(ClientError::PinTooLong).name,
+            ErrorName::ConstraintError
+        );
+        let e = BridgeError::from(ClientError::protocol("PIN protocol: no pinUvAuthToken"));
+        assert_eq!(e.name, ErrorName::UnknownError);
+        assert_eq!(e.message, "PIN protocol: no pinUvAuthToken");
     }
 
     #[test]

@@ -22,27 +22,25 @@
 //! [`local_http`] (that channel over HTTP on loopback, for configured and paired origins) and
 //! [`native`] (Chrome native messaging for the extension).
 
-pub mod b64;
-pub mod cbor;
 mod ceremony;
 pub mod channel;
 pub mod client_data;
 pub mod conditional;
 pub mod error;
-pub mod info;
 pub mod local_http;
 pub mod native;
 pub mod options;
 pub mod origin;
-pub mod pin;
 pub mod prompt;
-pub mod transport;
 
 pub use ceremony::{
     Account, AccountChoice, Bridge, NewPinRequest, NoUserInterface, PinRequest, Purpose,
     UserInterface,
 };
 pub use error::{BridgeError, ErrorName};
-pub use info::AuthenticatorInfo;
 pub use origin::{Caller, CallerOrigin};
-pub use transport::{CtapHidSocket, CtapTransport, InProcess, TcpCtapHid, TransportError};
+pub use passgate_client::{
+    AuthenticatorInfo, CtapHidSocket, CtapTransport, InProcess, TcpCtapHid, TransportError,
+};
+/// The one base64url of the project (unpadded out, padding tolerated in).
+pub use passgate_proto::b64;

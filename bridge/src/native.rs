@@ -131,11 +131,11 @@ fn run(
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    if let Some(namespace) = crate::channel::app_api_namespace(kind) {
+    if let Some(namespace) = crate::channel::namespace_of(kind) {
         return Err(BridgeError::new(
             crate::ErrorName::NotSupportedError,
             format!(
-                "{kind:?}: the browser extension carries WebAuthn only; the app APIs ({namespace}*) are served to hybrid-app webviews and to pages paired with the local bridge, whose host names the calling origin"
+                "{kind:?}: the browser extension carries WebAuthn only; namespaced APIs such as the app APIs ({namespace}*) are served to hybrid-app webviews and to pages paired with the local bridge, whose host names the calling origin"
             ),
         ));
     }
@@ -392,7 +392,7 @@ pub fn install(options: &Install) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::{CtapTransport, TransportError};
+    use passgate_client::{CtapTransport, TransportError};
 
     /// An authenticator that must never be reached.
     struct Unreachable;

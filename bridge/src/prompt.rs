@@ -31,10 +31,8 @@ use crate::ceremony::{AccountChoice, NewPinRequest, PinRequest, Purpose, UserInt
 pub use pinentry::Pinentry;
 pub use terminal::TerminalPrompt;
 
-/// The RP ID prefix of the app APIs' credentials (`passgate-app:<caller>`). It holds a `:`,
-/// which no web origin's RP ID can, so the bridge never lets a page use these credentials;
-/// the presence prompt names the app instead of a site.
-pub const APP_RP_ID_PREFIX: &str = "passgate-app:";
+/// The presence prompt names the app instead of a site for credentials under this prefix.
+use passgate_proto::APP_RP_ID_PREFIX;
 
 /// One dialog: what the person reads and the choices they have.
 #[derive(Debug, Clone, Copy)]

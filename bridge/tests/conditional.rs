@@ -16,7 +16,8 @@ use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_bridge::channel::{Router, Sender};
 use passgate_bridge::conditional::Limits;
 use passgate_bridge::prompt::PromptUi;
-use passgate_bridge::{Bridge, CtapTransport, InProcess, TransportError, b64, cbor};
+use passgate_bridge::{Bridge, CtapTransport, InProcess, TransportError, b64};
+use passgate_client::cbor;
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";

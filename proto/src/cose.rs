@@ -6,6 +6,9 @@
 //! [`PublicKey`] also has a compact JSON form (`{"alg":"ES256","point":"…"}`), which is what the
 //! relying party stores at registration so that a sign-in parses no CBOR.
 
+mod spki;
+pub use spki::{algorithm, to_spki};
+
 use coset::iana::EnumI64;
 use coset::{
     AsCborValue, CborSerializable, CoseKey, KeyType, Label, RegisteredLabelWithPrivate, iana,

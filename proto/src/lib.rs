@@ -14,6 +14,11 @@ pub mod display;
 pub mod soter;
 pub mod webauthn;
 
+/// The RP ID prefix of credentials made for apps rather than websites (`passgate-app:<caller>`).
+/// It holds a `:`, which no web origin's RP ID can, so a WebAuthn client never lets a page use
+/// these credentials, and a trusted prompt can name the app instead of a site.
+pub const APP_RP_ID_PREFIX: &str = "passgate-app:";
+
 pub use authenticator_data::{
     AttestedCredentialData, AuthenticatorData, AuthenticatorDataError, Flags,
 };

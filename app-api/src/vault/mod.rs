@@ -588,7 +588,7 @@ impl Vault {
                     reason: &reason,
                     attempt: 1,
                 },
-                passgate_bridge::pin::permission::MC,
+                passgate_proto::ctap::Permissions::MAKE_CREDENTIAL,
                 &rp_id,
                 interaction,
             )
@@ -754,7 +754,7 @@ impl Vault {
                     reason: &reason,
                     attempt,
                 },
-                passgate_bridge::pin::permission::GA,
+                passgate_proto::ctap::Permissions::GET_ASSERTION,
                 &header.rp_id,
                 interaction,
             );

@@ -7,7 +7,7 @@
 //! indefinite-length items and unsorted maps in one rule. Duplicate keys, tags and floats are
 //! rejected explicitly (CTAP2 uses none of them).
 
-use ciborium::value::{Integer, Value};
+use ciborium::value::Value;
 
 use super::status::StatusCode;
 
@@ -30,110 +30,16 @@ pub fn decode_canonical(bytes: &[u8]) -> Result<Value, StatusCode> {
     Ok(value)
 }
 
-/// Encodes a value in CTAP2 canonical form (maps sorted, shortest lengths).
+/// Encodes a value in CTAP2 canonical form (maps sorted, shortest lengths), with
+/// `passgate-proto`'s encoder, the one both ends of the wire use.
 pub fn encode(value: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
     // Values built by this crate never hold tags/floats/duplicate keys, so this cannot fail;
     // if it ever did, an empty body makes the caller's response an obvious error.
-    if encode_into(value, &mut out).is_err() {
-        out.clear();
-    }
-    out
-}
-
-fn header(out: &mut Vec<u8>, major: u8, len: u64) {
-    let m = major << 5;
-    if len < 24 {
-        // len < 24 fits in the low five bits.
-        out.push(m | u8::try_from(len).unwrap_or(0));
-    } else if let Ok(b) = u8::try_from(len) {
-        out.push(m | 24);
-        out.push(b);
-    } else if let Ok(s) = u16::try_from(len) {
-        out.push(m | 25);
-        out.extend_from_slice(&s.to_be_bytes());
-    } else if let Ok(w) = u32::try_from(len) {
-        out.push(m | 26);
-        out.extend_from_slice(&w.to_be_bytes());
-    } else {
-        out.push(m | 27);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-}
-
-fn len_u64(len: usize) -> u64 {
-    u64::try_from(len).unwrap_or(u64::MAX)
-}
-
-fn encode_integer(i: Integer, out: &mut Vec<u8>) -> Result<(), StatusCode> {
-    let n = i128::from(i);
-    if n >= 0 {
-        header(
-            out,
-            0,
-            u64::try_from(n).map_err(|_| StatusCode::InvalidCbor)?,
-        );
-    } else {
-        let m = u64::try_from(-1 - n).map_err(|_| StatusCode::InvalidCbor)?;
-        header(out, 1, m);
-    }
-    Ok(())
+    passgate_proto::ctap::canonical::encode(value).unwrap_or_default()
 }
 
 fn encode_into(value: &Value, out: &mut Vec<u8>) -> Result<(), StatusCode> {
-    match value {
-        Value::Integer(i) => encode_integer(*i, out)?,
-        Value::Bytes(b) => {
-            header(out, 2, len_u64(b.len()));
-            out.extend_from_slice(b);
-        }
-        Value::Text(t) => {
-            header(out, 3, len_u64(t.len()));
-            out.extend_from_slice(t.as_bytes());
-        }
-        Value::Array(items) => {
-            header(out, 4, len_u64(items.len()));
-            for item in items {
-                encode_into(item, out)?;
-            }
-        }
-        Value::Map(entries) => {
-            header(out, 5, len_u64(entries.len()));
-            let mut encoded: Vec<(Vec<u8>, &Value)> = Vec::with_capacity(entries.len());
-            for (k, v) in entries {
-                let mut key = Vec::with_capacity(16);
-                encode_into(k, &mut key)?;
-                encoded.push((key, v));
-            }
-            encoded.sort_by(|a, b| canonical_key_order(&a.0, &b.0));
-            for pair in encoded.windows(2) {
-                if let [a, b] = pair {
-                    if a.0 == b.0 {
-                        return Err(StatusCode::InvalidCbor);
-                    }
-                }
-            }
-            for (key, v) in encoded {
-                out.extend_from_slice(&key);
-                encode_into(v, out)?;
-            }
-        }
-        Value::Bool(false) => out.push(0xf4),
-        Value::Bool(true) => out.push(0xf5),
-        Value::Null => out.push(0xf6),
-        // CTAP2 messages carry no tags, floats or other simple values.
-        _ => return Err(StatusCode::InvalidCbor),
-    }
-    Ok(())
-}
-
-/// CTAP2 canonical key order: lower major type first, then shorter encoding, then bytewise.
-fn canonical_key_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
-    let major = |k: &[u8]| k.first().map(|x| x >> 5).unwrap_or(0);
-    major(a)
-        .cmp(&major(b))
-        .then(a.len().cmp(&b.len()))
-        .then(a.cmp(b))
+    passgate_proto::ctap::canonical::encode_into(value, out).map_err(|_| StatusCode::InvalidCbor)
 }
 
 /// Integer-keyed parameters of a request map. Keys that are not small unsigned integers are

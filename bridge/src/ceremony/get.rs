@@ -1,0 +1,302 @@
+//! The get ceremony (WebAuthn L3 §5.1.4): request options to authenticatorGetAssertion (with
+//! silent probes for long allow lists and the account choice) and the assertion back to
+//! `AuthenticationResponseJSON`.
+
+use super::*;
+
+/// What a get ceremony derives from its options before it reaches the authenticator.
+pub(super) struct PreparedGet {
+    pub(super) rp_id: String,
+    pub(super) allow: Vec<Vec<u8>>,
+    pub(super) by_credential: Vec<(Vec<u8>, PrfValues)>,
+    pub(super) prf: Option<options::PrfInputs>,
+    pub(super) requirement: UserVerification,
+    pub(super) client_data: Vec<u8>,
+    pub(super) client_data_hash: Vec<u8>,
+}
+
+impl PreparedGet {
+    /// The RP ID checked against the caller's origin, the options decoded, clientDataJSON
+    /// built: every refusal that needs no authenticator.
+    pub(super) fn new(caller: &Caller, options: &RequestOptions) -> Result<Self, BridgeError> {
+        let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
+        let challenge = decode_member(&options.challenge, "challenge")?;
+        let allow = descriptor_ids(
+            options.allow_credentials.as_deref(),
+            "allowCredentials[].id",
+        )?;
+        let extensions: ExtensionInputs = options.extensions.clone().unwrap_or_default();
+        let prf = extensions.prf.clone();
+        let by_credential: Vec<(Vec<u8>, PrfValues)> = match prf
+            .as_ref()
+            .and_then(|p| p.eval_by_credential.as_ref())
+        {
+            None => Vec::new(),
+            Some(map) => {
+                if !map.is_empty() && allow.is_empty() {
+                    return Err(BridgeError::new(
+                        ErrorName::NotSupportedError,
+                        "prf.evalByCredential needs allowCredentials",
+                    ));
+                }
+                let mut out = Vec::new();
+                for (key, values) in map {
+                    let id = b64::decode(key)
+                        .ok()
+                        .filter(|id| !id.is_empty() && allow.contains(id));
+                    let Some(id) = id else {
+                        return Err(BridgeError::new(
+                            ErrorName::SyntaxError,
+                            format!(
+                                "prf.evalByCredential key {key:?} is not an allowed credential ID"
+                            ),
+                        ));
+                    };
+                    out.push((id, values.clone()));
+                }
+                out
+            }
+        };
+        let requirement = UserVerification::parse(options.user_verification.as_deref());
+        let client_data = client_data_json(
+            CeremonyType::Get,
+            &challenge,
+            caller.origin.as_str(),
+            caller.top_origin.as_deref(),
+        );
+        let client_data_hash = sha256(&client_data);
+
+        Ok(Self {
+            rp_id,
+            allow,
+            by_credential,
+            prf,
+            requirement,
+            client_data,
+            client_data_hash,
+        })
+    }
+}
+
+impl Bridge {
+    /// The get ceremony on typed options.
+    pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
+        self.get_inner(caller, options, None, Purpose::Get)
+    }
+
+    /// Checks what a get ceremony checks before it reaches the authenticator (the RP ID
+    /// against the origin, the options' encodings): a conditional request is refused at once
+    /// if it could never succeed, before it waits for the person.
+    pub(crate) fn check_get(caller: &Caller, options: &RequestOptions) -> Result<(), BridgeError> {
+        PreparedGet::new(caller, options).map(drop)
+    }
+
+    /// Whether the authenticator holds a credential that could answer `options` for
+    /// `caller`, found silently: getAssertion with `up = false` and no verification, over a
+    /// random client data hash, so nothing is signed that any relying party would accept and
+    /// nobody is asked. Credentials that need verification even to be found (credProtect
+    /// level 2 without an allow list, level 3) are not seen. What it finds stays in the host:
+    /// it only decides whether a conditional request may open the prompt.
+    pub(crate) fn has_credentials(
+        &self,
+        caller: &Caller,
+        options: &RequestOptions,
+        interaction: &Interaction,
+    ) -> Result<bool, BridgeError> {
+        let prepared = PreparedGet::new(caller, options)?;
+        let mut throwaway = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut throwaway)
+            .map_err(|_| BridgeError::unknown("no randomness for a silent probe"))?;
+        let mut ceremony = self.begin(Duration::from_secs(10), Some(interaction));
+        let info = ceremony.info()?;
+        let allow: Vec<Vec<u8>> = prepared
+            .allow
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        if !allow.is_empty() {
+            let found = ceremony.probe(&prepared.rp_id, &throwaway, &allow, info.max_list)?;
+            return Ok(found.is_some());
+        }
+        let mut probe = get_assertion::Request::new(&prepared.rp_id, &throwaway);
+        probe.options.up = Some(false);
+        match ceremony.call_status(
+            Command::GetAssertion.byte(),
+            ctap::Request::to_value(&probe).as_ref(),
+        )? {
+            Ok(_) => Ok(true),
+            Err(status) if status == StatusCode::NoCredentials.byte() => Ok(false),
+            Err(status) => Err(BridgeError::from_status(status)),
+        }
+    }
+
+    /// The get ceremony, asking the person through the prompt for `purpose`.
+    pub(crate) fn get_inner(
+        &self,
+        caller: &Caller,
+        options: &RequestOptions,
+        interaction: Option<&Interaction>,
+        purpose: Purpose<'_>,
+    ) -> Result<Json, BridgeError> {
+        let PreparedGet {
+            rp_id,
+            allow,
+            by_credential,
+            prf,
+            requirement,
+            client_data,
+            client_data_hash,
+        } = PreparedGet::new(caller, options)?;
+        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
+        let info = ceremony.info()?;
+        let mut allow: Vec<Vec<u8>> = allow
+            .into_iter()
+            .filter(|id| id.len() <= info.max_id_length)
+            .collect();
+        // Which credential answers must be known before the request when the list is longer
+        // than the authenticator takes, or when PRF salts depend on the credential: a silent
+        // (up=false) probe finds it, batch by batch.
+        if allow.len() > info.max_list || (!by_credential.is_empty() && allow.len() > 1) {
+            let found = ceremony.probe(&rp_id, &client_data_hash, &allow, info.max_list)?;
+            let Some(id) = found else {
+                return Err(BridgeError::from_status(StatusCode::NoCredentials.byte()));
+            };
+            allow = vec![id];
+        }
+        let mut shared = None;
+        let uv = ceremony.plan_uv(
+            &info,
+            requirement,
+            false,
+            &UvContext {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                purpose,
+                permission: Permissions::GET_ASSERTION,
+            },
+            &mut shared,
+        )?;
+        let prf_values = match allow.as_slice() {
+            [only] => by_credential
+                .iter()
+                .find(|(id, _)| id == only)
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        }
+        .or_else(|| prf.as_ref().and_then(|p| p.eval.clone()));
+        let mut request = get_assertion::Request::new(&rp_id, &client_data_hash);
+        let mut prf_requested = false;
+        if let Some(values) = &prf_values {
+            prf_requested = true;
+            if info.has_extension("hmac-secret") {
+                let salts = prf_salts(values)?;
+                request.extensions.hmac_secret =
+                    Some(ceremony.hmac_secret_input(&mut shared, &salts)?);
+            }
+        }
+        request.options.up = Some(true);
+        if matches!(uv, Uv::BuiltIn) {
+            request.options.uv = Some(true);
+        }
+        request.allow_list = allow
+            .iter()
+            .map(|id| CredentialDescriptor::public_key(id))
+            .collect();
+        if let Uv::Token(token) = &uv {
+            request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
+        }
+        let first = ceremony.call(
+            Command::GetAssertion.byte(),
+            ctap::Request::to_value(&request).as_ref(),
+        )?;
+        let count = integer(int_key(&first, 5)).unwrap_or(1);
+        let mut assertions = vec![first];
+        if allow.is_empty() {
+            for _ in 1..count.min(100) {
+                assertions.push(ceremony.call(Command::GetNextAssertion.byte(), None)?);
+            }
+        }
+        let accounts: Vec<Account> = assertions
+            .iter()
+            .map(|a| {
+                let user = int_key(a, 4);
+                Account {
+                    credential_id: bytes(int_key(a, 1).and_then(|c| text_key(c, "id")))
+                        .map(<[u8]>::to_vec)
+                        .or_else(|| allow.first().cloned())
+                        .unwrap_or_default(),
+                    user_handle: bytes(user.and_then(|u| text_key(u, "id"))).map(<[u8]>::to_vec),
+                    name: text(user.and_then(|u| text_key(u, "name"))).map(str::to_owned),
+                    display_name: text(user.and_then(|u| text_key(u, "displayName")))
+                        .map(str::to_owned),
+                }
+            })
+            .collect();
+        let chosen = if accounts.len() > 1 {
+            let choice = AccountChoice {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                purpose,
+                accounts: &accounts,
+                interaction: &ceremony.interaction,
+            };
+            match self.ui.choose_account(&choice) {
+                Some(i) => i,
+                None if ceremony.interaction.is_cancelled() => return Err(ceremony.cancelled()),
+                None => {
+                    return Err(BridgeError::not_allowed(
+                        "the user did not choose an account",
+                    ));
+                }
+            }
+        } else {
+            0
+        };
+        let (Some(assertion), Some(account)) = (assertions.get(chosen), accounts.get(chosen))
+        else {
+            return Err(BridgeError::not_allowed("no account was chosen"));
+        };
+        if account.credential_id.is_empty() {
+            return Err(BridgeError::unknown("the assertion names no credential"));
+        }
+        let auth_data_bytes = bytes(int_key(assertion, 2))
+            .ok_or_else(|| BridgeError::unknown("getAssertion response without authData"))?;
+        let signature = bytes(int_key(assertion, 3))
+            .ok_or_else(|| BridgeError::unknown("getAssertion response without signature"))?;
+        let auth_data = AuthenticatorData::parse(auth_data_bytes).map_err(bad_auth_data)?;
+        check_rp_id_hash(&auth_data, &rp_id)?;
+        if requirement == UserVerification::Required && !auth_data.flags.user_verified() {
+            return Err(BridgeError::not_allowed("the user was not verified"));
+        }
+        let mut extension_results = ClientExtensionResults::default();
+        if prf_requested {
+            let mut prf_out = PrfOutputs::default();
+            if let (Some(enc), Some(secret)) = (
+                bytes(
+                    auth_data
+                        .extensions
+                        .as_ref()
+                        .and_then(|e| text_key(e, "hmac-secret")),
+                ),
+                shared.as_ref(),
+            ) {
+                prf_out.results = prf_results(&secret.decrypt(enc)?);
+            }
+            extension_results.prf = Some(prf_out);
+        }
+        let id = b64::encode(&account.credential_id);
+        to_json(&AuthenticationResponseJson {
+            raw_id: id.clone(),
+            id,
+            kind: webauthn::PUBLIC_KEY.to_owned(),
+            authenticator_attachment: Some("platform".to_owned()),
+            response: AssertionResponseJson {
+                client_data_json: client_data,
+                authenticator_data: auth_data_bytes.to_vec(),
+                signature: signature.to_vec(),
+                user_handle: account.user_handle.clone(),
+            },
+            client_extension_results: extension_results,
+        })
+    }
+}

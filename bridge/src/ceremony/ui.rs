@@ -1,0 +1,121 @@
+//! What the bridge asks of the person, through the host's own trusted UI (never the page):
+//! PIN entry, a first PIN, the choice between accounts.
+
+use zeroize::Zeroizing;
+
+use passgate_authenticator::api::user_verifier::Interaction;
+
+/// One of several discoverable credentials the person picks from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The credential ID.
+    pub credential_id: Vec<u8>,
+    /// The user handle.
+    pub user_handle: Option<Vec<u8>>,
+    /// The account name, when the authenticator reveals it.
+    pub name: Option<String>,
+    /// The display name, when the authenticator reveals it.
+    pub display_name: Option<String>,
+}
+
+/// What a ceremony that needs the person is for: shown in the host's prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose<'a> {
+    /// Creating a passkey for this account name.
+    Create {
+        /// `user.name` from the creation options.
+        user_name: &'a str,
+    },
+    /// Signing in (or re-authenticating, approving an action).
+    Get,
+    /// Signing in from passkey autofill: a conditional request the page armed, started by
+    /// a hint that the person is at a sign-in field (a hint the page could have given
+    /// itself: the prompt decides, not the hint).
+    Autofill,
+}
+
+/// A request to enter the authenticator's PIN.
+#[derive(Debug, Clone, Copy)]
+pub struct PinRequest<'a> {
+    /// The caller's origin, as the host established it (the prompt shows it).
+    pub origin: &'a str,
+    /// The RP ID the PIN token will be bound to.
+    pub rp_id: &'a str,
+    /// What the ceremony does.
+    pub purpose: Purpose<'a>,
+    /// The PIN entered before was wrong; this many attempts are left before the PIN is
+    /// blocked (when the authenticator said).
+    pub after_wrong_pin: Option<Option<u64>>,
+    /// Cancelled when the page aborts or the ceremony times out: the prompt must close then.
+    pub interaction: &'a Interaction,
+}
+
+/// A request to choose the authenticator's first PIN (asked twice, so a typo is not locked
+/// in). Made when user verification is needed and the authenticator has no PIN yet.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPinRequest<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID of the ceremony that needs it.
+    pub rp_id: &'a str,
+    /// What the ceremony does.
+    pub purpose: Purpose<'a>,
+    /// The shortest PIN the authenticator accepts, in Unicode code points.
+    pub min_length: usize,
+    /// Why the previous choice was refused, if it was.
+    pub problem: Option<&'a str>,
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// Several discoverable credentials answered: the person picks one.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountChoice<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID.
+    pub rp_id: &'a str,
+    /// What the sign-in is for ([`Purpose::Get`] or [`Purpose::Autofill`]).
+    pub purpose: Purpose<'a>,
+    /// The accounts, newest first.
+    pub accounts: &'a [Account],
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// What the bridge asks of the person through the host's own (trusted) UI: never the page.
+pub trait UserInterface: Send + Sync {
+    /// Whether this host can ask for the authenticator's PIN.
+    fn collects_pin(&self) -> bool {
+        false
+    }
+
+    /// Asks for the PIN; `None` when the person declines or the request is cancelled.
+    fn pin(&self, _request: &PinRequest<'_>) -> Option<Zeroizing<String>> {
+        None
+    }
+
+    /// Whether this host can set the authenticator's first PIN when verification is required
+    /// and none is set yet.
+    fn sets_pin(&self) -> bool {
+        false
+    }
+
+    /// Asks for a new PIN, twice, and returns it once both entries match; `None` when the
+    /// person declines or the request is cancelled.
+    fn new_pin(&self, _request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
+        None
+    }
+
+    /// Lets the person pick one of several accounts in a discoverable sign-in; `None` when
+    /// they decline. The default takes the first (the authenticator lists newest first).
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
+        (!choice.accounts.is_empty()).then_some(0)
+    }
+}
+
+/// A host with no UI of its own: no PIN entry, the newest account in discoverable sign-ins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUserInterface;
+
+impl UserInterface for NoUserInterface {}

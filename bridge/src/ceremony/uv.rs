@@ -1,0 +1,195 @@
+//! How a ceremony verifies the user: the built-in method, a PIN token (asking the PIN again
+//! after a wrong one, setting a first PIN when none exists), or not at all.
+
+use super::*;
+
+/// How a ceremony verifies the user.
+pub(super) enum Uv {
+    /// It does not.
+    None,
+    /// The authenticator's built-in method (`options.uv = true`).
+    BuiltIn,
+    /// A pinUvAuthToken obtained with the PIN.
+    Token(Zeroizing<Vec<u8>>),
+}
+
+/// Who a PIN token is for: shown in prompts and bound into the token.
+pub(super) struct UvContext<'a> {
+    pub(super) origin: &'a str,
+    pub(super) rp_id: &'a str,
+    pub(super) purpose: Purpose<'a>,
+    pub(super) permission: Permissions,
+}
+
+/// getPinUvAuthTokenUsingPinWithPermissions for `context`'s permission and RP ID.
+pub(super) fn token_request(
+    secret: &SharedSecret,
+    pin: &str,
+    context: &UvContext<'_>,
+) -> Result<client_pin::Request, BridgeError> {
+    Ok(pin::token_request(
+        secret,
+        pin,
+        context.permission,
+        context.rp_id,
+    )?)
+}
+
+impl Ceremony<'_> {
+    /// Decides how to verify the user and, for the PIN, gets a token for `permission` on
+    /// the RP ID. `needs_uv`: the authenticator will refuse the request without verification.
+    pub(super) fn plan_uv(
+        &mut self,
+        info: &AuthenticatorInfo,
+        requirement: UserVerification,
+        needs_uv: bool,
+        context: &UvContext<'_>,
+        shared: &mut Option<SharedSecret>,
+    ) -> Result<Uv, BridgeError> {
+        let must = requirement == UserVerification::Required || needs_uv || info.always_uv;
+        if requirement == UserVerification::Discouraged && !must {
+            return Ok(Uv::None);
+        }
+        if info.uv_builtin() {
+            return Ok(Uv::BuiltIn);
+        }
+        let ui = &self.bridge.ui;
+        if info.client_pin == Some(false) && must && ui.sets_pin() {
+            // Verification is required and no PIN exists yet: the trusted prompt sets one
+            // (as browsers do) instead of failing, and that PIN verifies this ceremony.
+            let pin = self.set_first_pin(info, context)?;
+            let secret = self.shared_secret()?;
+            let response = self.send(&token_request(&secret, &pin, context)?)?;
+            let token = secret.token(&response)?;
+            *shared = Some(secret);
+            return Ok(Uv::Token(token));
+        }
+        if info.client_pin == Some(true) && ui.collects_pin() {
+            // A wrong PIN is asked again, as browsers do, until the authenticator wants a
+            // power cycle (three in a row) or the PIN is blocked.
+            let mut last = StatusCode::PinInvalid.byte();
+            let mut after_wrong_pin = None;
+            for _ in 0..PIN_ATTEMPTS {
+                let request = PinRequest {
+                    origin: context.origin,
+                    rp_id: context.rp_id,
+                    purpose: context.purpose,
+                    after_wrong_pin,
+                    interaction: &self.interaction,
+                };
+                let Some(pin) = self.bridge.ui.pin(&request) else {
+                    if self.interaction.is_cancelled() {
+                        return Err(self.cancelled());
+                    }
+                    return Err(BridgeError::not_allowed("the user did not enter the PIN"));
+                };
+                // A wrong PIN makes the authenticator pick a new key agreement: a fresh
+                // shared secret for every attempt.
+                let secret = self.shared_secret()?;
+                let response = self.send_status(&token_request(&secret, &pin, context)?)?;
+                match response {
+                    Ok(response) => {
+                        let token = secret.token(&response)?;
+                        *shared = Some(secret);
+                        return Ok(Uv::Token(token));
+                    }
+                    Err(status) if status == StatusCode::PinInvalid.byte() => {
+                        last = status;
+                        after_wrong_pin = Some(self.pin_retries());
+                    }
+                    Err(status) => return Err(BridgeError::from_status(status)),
+                }
+            }
+            return Err(BridgeError::from_status(last));
+        }
+        if must {
+            return Err(BridgeError::not_allowed(
+                "user verification is required, but the authenticator has no built-in method and no PIN can be entered here",
+            ));
+        }
+        Ok(Uv::None)
+    }
+
+    /// How many PIN attempts are left (authenticatorClientPIN getPINRetries), if it says.
+    pub(super) fn pin_retries(&mut self) -> Option<u64> {
+        let response: client_pin::Response = self
+            .send(&pin::subcommand_request(SubCommand::GET_PIN_RETRIES))
+            .ok()?;
+        response.pin_retries.map(u64::from)
+    }
+
+    /// Asks the person for a first PIN (twice, in the host's prompt) and sets it.
+    pub(super) fn set_first_pin(
+        &mut self,
+        info: &AuthenticatorInfo,
+        context: &UvContext<'_>,
+    ) -> Result<Zeroizing<String>, BridgeError> {
+        let mut problem: Option<String> = None;
+        for _ in 0..PIN_ATTEMPTS {
+            let request = NewPinRequest {
+                origin: context.origin,
+                rp_id: context.rp_id,
+                purpose: context.purpose,
+                min_length: info.min_pin_length,
+                problem: problem.as_deref(),
+                interaction: &self.interaction,
+            };
+            let Some(pin) = self.bridge.ui.new_pin(&request) else {
+                if self.interaction.is_cancelled() {
+                    return Err(self.cancelled());
+                }
+                return Err(BridgeError::not_allowed(
+                    "user verification is required and the user did not choose a PIN",
+                ));
+            };
+            let length = pin.chars().count();
+            if length < info.min_pin_length {
+                problem = Some(format!(
+                    "The PIN must have at least {} characters.",
+                    info.min_pin_length
+                ));
+                continue;
+            }
+            if pin.len() > 63 {
+                problem = Some("The PIN must be at most 63 bytes long.".to_owned());
+                continue;
+            }
+            let secret = self.shared_secret()?;
+            match self
+                .send_status::<_, client_pin::Response>(&pin::set_pin_request(&secret, &pin)?)?
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        rp_id = context.rp_id,
+                        "the authenticator's first PIN was set"
+                    );
+                    return Ok(pin);
+                }
+                Err(status) if status == StatusCode::PinPolicyViolation.byte() => {
+                    problem = Some(
+                        "The authenticator refused this PIN (too short or too simple).".to_owned(),
+                    );
+                }
+                Err(status) => return Err(BridgeError::from_status(status)),
+            }
+        }
+        Err(BridgeError::not_allowed(
+            "user verification is required and no acceptable PIN was chosen",
+        ))
+    }
+
+    /// The hmac-secret extension input for PRF salts.
+    pub(super) fn hmac_secret_input(
+        &mut self,
+        shared: &mut Option<SharedSecret>,
+        salts: &[u8],
+    ) -> Result<ctap::extensions::HmacSecretInput, BridgeError> {
+        if shared.is_none() {
+            *shared = Some(self.shared_secret()?);
+        }
+        Ok(shared
+            .as_ref()
+            .ok_or_else(|| BridgeError::unknown("no shared secret"))?
+            .hmac_secret_input(salts)?)
+    }
+}
