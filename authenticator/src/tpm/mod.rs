@@ -235,6 +235,7 @@ impl TpmKeyStore {
         if dirty {
             store.save_release()?;
         }
+        store.preload_pin_object();
         Ok(store)
     }
 
@@ -433,6 +434,26 @@ impl TpmKeyStore {
                 }
                 ObjectUseError::Use(e) => tpm_error(kind.operation())(e),
             })
+    }
+
+    /// Loads the PIN object (and starts the session) at start, so that the first PIN
+    /// verification costs what every later one does: one `TPM2_Unseal`. A failure here is
+    /// only logged; the verification itself reports it.
+    fn preload_pin_object(&mut self) {
+        let Some(pin) = self.release.pin.clone() else {
+            return;
+        };
+        let loaded = self.tpm.with_object(
+            &pin.public,
+            &pin.private,
+            Auth::default(),
+            Residency::Pinned,
+            Encrypt::Neither,
+            |_, _| Ok(()),
+        );
+        if let Err(e) = loaded {
+            tracing::warn!(error = ?e, "could not load the TPM PIN object");
+        }
     }
 
     /// Unseals the release key from the PIN object with a PIN-derived authorization. The
