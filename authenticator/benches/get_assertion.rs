@@ -454,10 +454,10 @@ fn key_stores(c: &mut Criterion) {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let mut tpm = passgate_authenticator::tpm::TpmKeyStore::open(&format!(
-            "swtpm:host=127.0.0.1,port={port}"
-        ))
-        .expect("tpm");
+        let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+        tpm_command_counts(port);
+        tpm_bare_sign(c, &tcti);
+        let mut tpm = passgate_authenticator::tpm::TpmKeyStore::open(&tcti).expect("tpm");
         // No PIN set: the release is the store's open one. Each signature decrypts the key's
         // authorization value, loads the key and signs with that authorization.
         let release = tpm.release_for(None);
@@ -506,6 +506,107 @@ fn key_stores(c: &mut Criterion) {
         drop(a);
         let _ = swtpm.kill();
         let _ = swtpm.wait();
+    }
+}
+
+/// One bare `TPM2_Sign` of a loaded key (the key stays loaded: each iteration is exactly one
+/// Sign command, authorized by the connection's session): the peer of the TPM targets.
+#[cfg(feature = "tpm")]
+fn tpm_bare_sign(c: &mut Criterion, tcti: &str) {
+    use passgate_authenticator::tpm::{Encrypt, Residency, TpmContext, signing_key_template};
+    use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
+    use tss_esapi::structures::{Auth, Digest, HashcheckTicket, SignatureScheme};
+    use tss_esapi::traits::Marshall;
+    use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
+
+    let mut tpm = TpmContext::connect(tcti, false).expect("tpm");
+    let created = tpm
+        .create(signing_key_template().expect("template"), None, None)
+        .expect("create");
+    let public = created.out_public.marshall().expect("public");
+    let private = created.out_private.value().to_vec();
+    let digest = Digest::try_from(vec![7u8; 32]).expect("digest");
+    let ticket = || {
+        HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
+            tag: TPM2_ST_HASHCHECK,
+            hierarchy: TPM2_RH_NULL,
+            digest: Default::default(),
+        })
+        .expect("ticket")
+    };
+    c.bench_function("tpm_bare_sign_swtpm", |b| {
+        b.iter(|| {
+            tpm.with_object(
+                &public,
+                &private,
+                Auth::default(),
+                Residency::Cached,
+                Encrypt::Neither,
+                |ctx, key| ctx.sign(key, digest.clone(), SignatureScheme::Null, ticket()),
+            )
+            .expect("sign")
+        })
+    });
+}
+
+/// The TPM commands of each benchmarked TPM operation in the steady state (the operation run
+/// once before it is counted), recorded on the bus through a relay in a separate pass (the
+/// relay's extra hop stays out of the timed runs), written to
+/// `target/criterion/tpm-commands.txt` (`benchmark: Command, Command, ...`) for
+/// `cargo xtask bench`.
+#[cfg(feature = "tpm")]
+fn tpm_command_counts(port: u16) {
+    use passgate_authenticator::tpm::TpmKeyStore;
+    use passgate_authenticator::tpm::capture::{TpmBusRecorder, command_names};
+
+    let bus = TpmBusRecorder::start(port).expect("recorder");
+    let mut lines = Vec::new();
+    let mut record = |name: &str, f: &mut dyn FnMut()| {
+        f();
+        bus.take();
+        f();
+        let exchanges = bus.take();
+        lines.push(format!("{name}: {}", command_names(&exchanges).join(", ")));
+    };
+    let mut tpm = TpmKeyStore::open(&bus.tcti()).expect("tpm");
+    let release = tpm.release_for(None);
+    let key = tpm
+        .create_key(KeyAlgorithm::Es256, release.as_ref())
+        .expect("key");
+    record("key_store_sign_tpm_swtpm", &mut || {
+        tpm.sign(&key.handle, b"m", release.as_ref()).expect("sign");
+    });
+    let held = tpm
+        .create_cred_random_with_uv(release.as_ref())
+        .expect("hmac key");
+    record("key_store_hmac_with_uv_tpm_swtpm", &mut || {
+        tpm.hmac_with_uv(&held, &[9u8; 32], release.as_ref())
+            .expect("hmac");
+    });
+    drop(tpm);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tpm = TpmKeyStore::open(&bus.tcti()).expect("tpm");
+    let mut a = verifying_authenticator(dir.path(), Box::new(tpm));
+    let (ga, ga_plain) = hmac_secret_requests(&mut a);
+    record("get_assertion_uv_tpm_swtpm", &mut || {
+        assert_eq!(a.handle(&ga_plain)[0], 0);
+    });
+    record("get_assertion_uv_hmac_secret_tpm_swtpm", &mut || {
+        assert_eq!(a.handle(&ga)[0], 0);
+    });
+    drop(a);
+    lines.push("tpm_bare_sign_swtpm: Sign".to_owned());
+    // target/release/deps/<bench> -> target/criterion
+    let target = std::env::current_exe()
+        .expect("exe")
+        .ancestors()
+        .nth(3)
+        .expect("target dir")
+        .join("criterion");
+    std::fs::create_dir_all(&target).expect("criterion dir");
+    std::fs::write(target.join("tpm-commands.txt"), lines.join("\n") + "\n").expect("write counts");
+    for line in &lines {
+        println!("tpm commands: {line}");
     }
 }
 

@@ -16,7 +16,9 @@
 //! When SOTER keys are in the TPM, SOTER's device counter is the TPM NV counter of
 //! [`next_counter`].
 
-use passgate_authenticator::tpm::{Encrypt, ObjectUseError, Residency, TpmContext, nv_counter};
+use passgate_authenticator::tpm::{
+    Encrypt, ObjectUseError, Residency, TpmContext, connect_esys, nv_counter,
+};
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
@@ -69,8 +71,8 @@ fn open(tcti: &str) -> Result<TpmContext, KeyError> {
 /// ([`passgate_authenticator::tpm::nv_counter`]): strictly increasing whatever happens to
 /// the state directory.
 pub(crate) fn next_counter(tcti: &str) -> Result<u64, KeyError> {
-    let mut tpm = open(tcti)?;
-    nv_counter::increment(&mut tpm, nv_counter::SOTER_COUNTER_INDEX)
+    let mut context = connect_esys(tcti).map_err(|e| KeyError::Tpm(e.to_string()))?;
+    nv_counter::increment(&mut context, nv_counter::SOTER_COUNTER_INDEX)
         .map_err(|e| KeyError::Tpm(e.to_string()))
 }
 

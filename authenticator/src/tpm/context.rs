@@ -119,11 +119,7 @@ impl TpmContext {
     /// a killed predecessor left (only for the long-lived daemon; see
     /// [`Self::flush_stale_handles`]).
     pub fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
-        let conf = TctiNameConf::from_str(tcti)
-            .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
-        let mut context = Context::new(conf).map_err(|e| {
-            KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}"))
-        })?;
+        let mut context = connect_esys(tcti)?;
         if flush_stale {
             Self::flush_stale_handles(&mut context);
         }
@@ -184,9 +180,9 @@ impl TpmContext {
                     HashingAlgorithm::Sha256,
                 )
             })?
-            .ok_or_else(|| {
-                tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::WrongValueFromTpm)
-            })?;
+            .ok_or(tss_esapi::Error::WrapperError(
+                tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+            ))?;
         self.session = Some(session);
         Ok(session)
     }
@@ -414,6 +410,15 @@ impl Drop for TpmContext {
             let _ = self.context.flush_context(self.primary.into());
         }
     }
+}
+
+/// A bare ESAPI connection to the TPM behind `tcti`, for commands that carry no secret and
+/// need no storage primary (the NV counter).
+pub fn connect_esys(tcti: &str) -> Result<Context, KeyStoreError> {
+    let conf = TctiNameConf::from_str(tcti)
+        .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
+    Context::new(conf)
+        .map_err(|e| KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}")))
 }
 
 fn blob_id(public: &[u8], private: &[u8]) -> [u8; 32] {

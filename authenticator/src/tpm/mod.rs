@@ -52,8 +52,11 @@ use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use zeroize::Zeroizing;
 
-pub use context::{Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext};
+pub use context::{
+    Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext, connect_esys,
+};
 use release::{PinObject, ReleaseState, auth_wrapping_key, pin_auth, random_secret};
+pub use templates::signing_key_template;
 
 use crate::api::key_store::{
     CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyHandle, KeyRelease,
@@ -547,7 +550,7 @@ impl KeyStore for TpmKeyStore {
         match algorithm {
             KeyAlgorithm::Es256 => {}
         }
-        let template = templates::signing_key_template().map_err(tpm_error("template"))?;
+        let template = signing_key_template().map_err(tpm_error("template"))?;
         let (public, handle) = self.create_wrapped(template, HANDLE_VERSION, release)?;
         let Public::Ecc { unique, .. } = &public else {
             return Err(KeyStoreError::Backend("TPM returned a non-ECC key".into()));

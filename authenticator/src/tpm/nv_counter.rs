@@ -11,7 +11,8 @@ use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::NvPublicBuilder;
 
-use super::context::{Encrypt, TpmContext};
+use tss_esapi::Context;
+
 use crate::api::key_store::KeyStoreError;
 
 /// SOTER's counter: an owner-range NV index, "PG" in its low bytes.
@@ -24,25 +25,23 @@ fn backend(what: &str) -> impl FnOnce(tss_esapi::Error) -> KeyStoreError + '_ {
 /// Increments the counter at NV index `index` (defining it the first time) and returns its
 /// new value. Defining needs the owner hierarchy's (empty) authorization; incrementing and
 /// reading need the index's own (empty, `noDA`) authorization: a counter only goes up, so
-/// anyone may raise it, nobody may lower it.
-pub fn increment(tpm: &mut TpmContext, index: u32) -> Result<u64, KeyStoreError> {
+/// anyone may raise it, nobody may lower it. Nothing here is secret, so the empty password
+/// authorizes it: no session, no storage primary, three commands (`NV_ReadPublic`,
+/// `NV_Increment`, `NV_Read`).
+pub fn increment(context: &mut Context, index: u32) -> Result<u64, KeyStoreError> {
     let tpm_handle = NvIndexTpmHandle::new(index).map_err(backend("NV index"))?;
-    let handle = match tpm
-        .esys()
+    let handle = match context
         .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(tpm_handle)))
     {
         Ok(object) => NvIndexHandle::from(object),
-        Err(_) => define(tpm, tpm_handle)?,
+        Err(_) => define(context, tpm_handle)?,
     };
-    tpm.run(Encrypt::Neither, |ctx| {
-        ctx.nv_increment(NvAuth::NvIndex(handle), handle)
-    })
-    .map_err(backend("NV_Increment"))?;
-    let value = tpm
-        .run(Encrypt::Neither, |ctx| {
+    let value = context
+        .execute_with_session(Some(AuthSession::Password), |ctx| {
+            ctx.nv_increment(NvAuth::NvIndex(handle), handle)?;
             ctx.nv_read(NvAuth::NvIndex(handle), handle, 8, 0)
         })
-        .map_err(backend("NV_Read"))?;
+        .map_err(backend("NV_Increment"))?;
     let bytes: [u8; 8] = value
         .value()
         .try_into()
@@ -50,7 +49,7 @@ pub fn increment(tpm: &mut TpmContext, index: u32) -> Result<u64, KeyStoreError>
     Ok(u64::from_be_bytes(bytes))
 }
 
-fn define(tpm: &mut TpmContext, index: NvIndexTpmHandle) -> Result<NvIndexHandle, KeyStoreError> {
+fn define(context: &mut Context, index: NvIndexTpmHandle) -> Result<NvIndexHandle, KeyStoreError> {
     let attributes = NvIndexAttributesBuilder::new()
         .with_nv_index_type(NvIndexType::Counter)
         .with_auth_write(true)
@@ -65,7 +64,7 @@ fn define(tpm: &mut TpmContext, index: NvIndexTpmHandle) -> Result<NvIndexHandle
         .with_data_area_size(8)
         .build()
         .map_err(backend("NV public area"))?;
-    tpm.esys()
+    context
         .execute_with_session(Some(AuthSession::Password), |ctx| {
             ctx.nv_define_space(Provision::Owner, None, public)
         })

@@ -36,7 +36,7 @@ pub(crate) fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
 }
 
 /// A credential signing key: unrestricted ECDSA P-256 with SHA-256.
-pub(crate) fn signing_key_template() -> Result<Public, tss_esapi::Error> {
+pub fn signing_key_template() -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
