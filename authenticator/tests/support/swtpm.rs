@@ -49,6 +49,21 @@ impl Swtpm {
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
+
+    /// Runs `tpm2_dictionarylockout` with `args` (no client may be connected meanwhile).
+    #[allow(dead_code)] // Only the lockout tests change the DA parameters.
+    pub fn dictionary_lockout(&self, args: &[&str]) {
+        let out = Command::new("tpm2_dictionarylockout")
+            .args(["-T", &self.tcti()])
+            .args(args)
+            .output()
+            .expect("tpm2-tools is installed (cargo xtask test installs it)");
+        assert!(
+            out.status.success(),
+            "tpm2_dictionarylockout {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 impl Drop for Swtpm {
