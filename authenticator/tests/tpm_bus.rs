@@ -704,3 +704,62 @@ fn wrong_pins_still_count_and_the_session_recovers() {
         .is_ok()
     );
 }
+
+/// The storage primary's name is pinned in the release state at first use: when another key
+/// answers for the primary (here simulated by changing the pinned name, as a bus interposer
+/// substituting the session's salt key would look), passgate sends nothing secret: no PIN
+/// authorization, no key authValue, no Create.
+#[test]
+fn a_different_storage_primary_gets_no_secrets() {
+    let tpm_state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tpm = Swtpm::start(tpm_state.path());
+    let bus = TpmBusRecorder::start(tpm.port).unwrap();
+    let mut store = open_store(&bus.tcti(), dir.path());
+    let open = store.release_for(None).unwrap();
+    let key = store.create_key(KeyAlgorithm::Es256, Some(&open)).unwrap();
+    store.set_pin(&pin_hash("1234"), None).unwrap();
+    let release = store.verify_pin(&pin_hash("1234")).unwrap();
+    store.sign(&key.handle, b"m", Some(&release)).unwrap();
+    drop(store);
+
+    let device_key = DeviceKey::load_or_create(dir.path()).unwrap();
+    let mut state = FileStateStore::open(dir.path(), &device_key).unwrap();
+    let bytes = state.load("tpm-release").unwrap().unwrap();
+    let Value::Map(mut fields) = ciborium::from_reader(&bytes[..]).unwrap() else {
+        panic!("the release state is a map");
+    };
+    let name = fields
+        .iter_mut()
+        .find(|(k, _)| *k == int(6))
+        .expect("the primary's name is pinned");
+    let Value::Bytes(pinned) = &mut name.1 else {
+        panic!("a name is bytes");
+    };
+    assert_eq!(pinned.len(), 34, "nameAlg SHA-256 + digest");
+    pinned[10] ^= 1;
+    state
+        .save("tpm-release", &encode(&Value::Map(fields)))
+        .unwrap();
+
+    let mut store = open_store(&bus.tcti(), dir.path());
+    bus.take();
+    let refused = store.verify_pin(&pin_hash("1234")).unwrap_err();
+    assert!(refused.to_string().contains("storage primary"), "{refused}");
+    assert!(matches!(
+        store.sign(&key.handle, b"m", Some(&release)),
+        Err(passgate_authenticator::api::key_store::KeyStoreError::InvalidHandle)
+    ));
+    assert!(
+        store
+            .create_key(KeyAlgorithm::Es256, Some(&release))
+            .is_err()
+    );
+    let sent = bus.take();
+    assert!(sent.is_empty(), "nothing was sent to the TPM: {sent:?}");
+    // A reset starts afresh on this TPM, pinning its primary again.
+    store.reset().unwrap();
+    let fresh = store.release_for(None).unwrap();
+    let key = store.create_key(KeyAlgorithm::Es256, Some(&fresh)).unwrap();
+    store.sign(&key.handle, b"m", Some(&fresh)).unwrap();
+}

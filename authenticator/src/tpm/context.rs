@@ -151,6 +151,15 @@ impl TpmContext {
         self.primary_persistent
     }
 
+    /// The storage primary's TPM name (a digest of its public area, as read at connect).
+    pub fn primary_name(&mut self) -> Option<Vec<u8>> {
+        let primary = self.primary;
+        self.context
+            .tr_get_name(primary.into())
+            .ok()
+            .map(|name| name.value().to_vec())
+    }
+
     /// The underlying ESAPI context, for commands that need no authorization
     /// (`GetCapability`).
     pub fn esys(&mut self) -> &mut Context {

@@ -94,6 +94,9 @@ pub struct TpmKeyStore {
     state: Option<Box<dyn StateStore>>,
     /// Whether a biometric verifier may obtain the release key (daemon-enforced).
     biometric_release: bool,
+    /// The TPM's storage primary is not the one the release state was made with: nothing
+    /// secret is sent to this TPM (see [`ReleaseState::primary_name`]).
+    foreign_primary: bool,
 }
 
 /// The TPM's dictionary-attack state (TPM2_GetCapability, TPM_PT_LOCKOUT_*).
@@ -201,6 +204,7 @@ impl TpmKeyStore {
             },
             state: None,
             biometric_release: false,
+            foreign_primary: false,
         })
     }
 
@@ -229,6 +233,21 @@ impl TpmKeyStore {
                 store.release.clone()
             }
         };
+        let current = store.tpm.primary_name();
+        match (&store.release.primary_name, current) {
+            (None, Some(name)) => {
+                store.release.primary_name = Some(name);
+                dirty = true;
+            }
+            (Some(pinned), Some(name)) if *pinned != name => {
+                tracing::warn!(
+                    "the TPM's storage primary is not the one this state directory was made with \
+                     (another TPM, or a key substituted on the TPM's bus): its keys are refused"
+                );
+                store.foreign_primary = true;
+            }
+            _ => {}
+        }
         if store.release.pin.is_some() && !biometric_release && store.release.biometric.is_some() {
             store.release.biometric = None;
             dirty = true;
@@ -371,6 +390,7 @@ impl TpmKeyStore {
         release: Option<&KeyRelease>,
     ) -> Result<(Public, KeyHandle), KeyStoreError> {
         let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
+        self.refuse_foreign_primary()?;
         let wrapping = auth_wrapping_key(release)?;
         let mut auth = Zeroizing::new([0u8; AUTH_LEN]);
         rand::fill(auth.as_mut())
@@ -428,6 +448,10 @@ impl TpmKeyStore {
         ) -> Result<T, tss_esapi::Error>,
     ) -> Result<T, KeyStoreError> {
         let (public, private, auth) = Self::split_handle(handle, release, kind)?;
+        if self.foreign_primary {
+            // Made under another primary: not loadable here, and no authValue goes out.
+            return Err(KeyStoreError::InvalidHandle);
+        }
         self.tpm
             .with_object(public, private, auth, Residency::Cached, encrypt, f)
             .map_err(|e| match e {
@@ -439,6 +463,18 @@ impl TpmKeyStore {
             })
     }
 
+    /// Refuses to send secrets to a TPM whose storage primary is not the pinned one.
+    fn refuse_foreign_primary(&self) -> Result<(), KeyStoreError> {
+        if self.foreign_primary {
+            return Err(KeyStoreError::Backend(
+                "the TPM's storage primary is not the one this state was made with (another \
+                 TPM, or a substituted key): refusing to use it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Loads the PIN object (and starts the session) at start, so that the first PIN
     /// verification costs what every later one does: one `TPM2_Unseal`. A failure here is
     /// only logged; the verification itself reports it.
@@ -446,6 +482,9 @@ impl TpmKeyStore {
         let Some(pin) = self.release.pin.clone() else {
             return;
         };
+        if self.foreign_primary {
+            return;
+        }
         let loaded = self.tpm.with_object(
             &pin.public,
             &pin.private,
@@ -469,6 +508,7 @@ impl TpmKeyStore {
             .pin
             .clone()
             .ok_or_else(|| PinCheckError::Backend("no PIN is set in the TPM".into()))?;
+        self.refuse_foreign_primary().map_err(backend)?;
         let auth = pin_auth(&pin.salt, pin_hash).map_err(backend)?;
         let unsealed = self.tpm.with_object(
             &pin.public,
@@ -513,6 +553,7 @@ impl TpmKeyStore {
         pin_hash: &[u8],
         secret: &[u8; 32],
     ) -> Result<PinObject, KeyStoreError> {
+        self.refuse_foreign_primary()?;
         let mut salt = [0u8; 16];
         rand::fill(&mut salt)
             .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
@@ -713,8 +754,11 @@ impl KeyStore for TpmKeyStore {
         // happened to the credential records.
         self.release = ReleaseState {
             open: Some(random_secret()?),
+            primary_name: self.tpm.primary_name(),
             ..ReleaseState::default()
         };
+        // A fresh start on this TPM: its primary is the one from now on.
+        self.foreign_primary = false;
         self.save_release()
     }
 }

@@ -30,6 +30,10 @@ pub(crate) struct ReleaseState {
     pub(crate) biometric: Option<Zeroizing<[u8; 32]>>,
     /// The TPM PIN object, once a PIN is set.
     pub(crate) pin: Option<PinObject>,
+    /// The TPM name of the storage primary this state was made with, pinned at first use:
+    /// a different key answering for the primary (a bus interposer substituting the session's
+    /// salt key, or another TPM) is noticed.
+    pub(crate) primary_name: Option<Vec<u8>>,
 }
 
 impl ReleaseState {
@@ -44,6 +48,7 @@ impl ReleaseState {
                 self.pin.as_ref().map(|p| Value::Bytes(p.private.clone())),
             ),
             (5, self.pin.as_ref().map(|p| Value::Bytes(p.salt.to_vec()))),
+            (6, self.primary_name.clone().map(Value::Bytes)),
         ])))
     }
 
@@ -74,10 +79,15 @@ impl ReleaseState {
             }),
             _ => return None,
         };
+        let primary_name = match p.take(6) {
+            None => None,
+            Some(name) => Some(name.ctap_bytes().ok()?),
+        };
         Some(Self {
             open,
             biometric,
             pin,
+            primary_name,
         })
     }
 }
