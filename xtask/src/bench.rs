@@ -176,6 +176,26 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         anyhow::bail!("cargo bench failed");
     }
+    let tpm = Command::new(crate::cargo())
+        .args([
+            "bench",
+            "-p",
+            "passgate-authenticator",
+            "--bench",
+            "tpm",
+            "--features",
+            "tpm",
+        ])
+        .current_dir(root)
+        .output()
+        .context("running cargo bench for the TPM")?;
+    let tpm_stdout = String::from_utf8_lossy(&tpm.stdout);
+    print!("{tpm_stdout}");
+    if !tpm.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&tpm.stderr));
+        anyhow::bail!("cargo bench --bench tpm failed");
+    }
+    stdout.push_str(&tpm_stdout);
     let rp = Command::new(crate::cargo())
         .args(["bench", "-p", "passgate-relying-party", "--bench", "verify"])
         .current_dir(root)
