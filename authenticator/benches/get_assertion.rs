@@ -24,16 +24,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use ciborium::value::Value;
 use criterion::{Criterion, criterion_group, criterion_main};
-use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
-use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::ctap::cbor::{int, text_map};
-use passgate_authenticator::ctap::{AuthenticatorConfig, command};
+use passgate_authenticator::ctap::command;
 use passgate_authenticator::ctaphid::{self, MessageAssembler, PACKET_SIZE};
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
+use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
 
 use common::{RP, hmac_secret_requests, request, verifying_authenticator};
 
