@@ -227,3 +227,101 @@ fn an_enrollment_change_invalidates_the_auth_key_until_it_is_prepared_again() {
     assert_ne!(first.key_json, second.key_json, "a new key");
     soter::start_soter_authentication(&rig.platform, &caller(), &start("c"), &i()).unwrap();
 }
+
+/// With SOTER keys in a TPM, the device counter is the TPM's NV counter: it only goes up,
+/// across restarts of the TPM and when the state directory is rolled back to an older copy.
+/// The TPM commands of one SOTER signature are counted on the bus.
+#[cfg(feature = "tpm")]
+#[test]
+fn the_counter_of_tpm_keys_is_a_tpm_nv_counter_that_survives_state_rollback() {
+    use passgate_app_api::soter::KeyBackend;
+    use passgate_authenticator::tpm::capture::{TpmBusRecorder, command_names};
+
+    let tpm_state = tempfile::tempdir().unwrap();
+    let tpm = common::swtpm::Swtpm::start(tpm_state.path());
+    let bus = TpmBusRecorder::start(tpm.port).unwrap();
+    let rig = Rig::with(8, |p| {
+        p.with_soter_keys(KeyBackend::Tpm { tcti: bus.tcti() })
+    });
+    rig.sensor.enroll("right-index");
+    rig.sensor.touch(&[Touch::Match]);
+    let auth_key = soter::prepare_auth_key(&rig.platform, &caller(), &i()).unwrap();
+    assert_eq!(auth_key.key_store, "tpm");
+    let key_json: KeyJson = serde_json::from_str(&auth_key.key_json).unwrap();
+    let public = rsa_2048(&pem_to_spki(&key_json.pub_key).unwrap()).unwrap();
+    let sign = |platform: &Platform, challenge: &str| -> u64 {
+        rig.sensor.touch(&[Touch::Match]);
+        let result =
+            soter::start_soter_authentication(platform, &caller(), &start(challenge), &i())
+                .unwrap();
+        let signature = decode_base64(&result.result_json_signature).unwrap();
+        assert!(verify_pss20(
+            &public,
+            result.result_json.as_bytes(),
+            &signature
+        ));
+        serde_json::from_str::<ResultJson>(&result.result_json)
+            .unwrap()
+            .counter
+    };
+
+    // A copy of the state directory as it is now.
+    let backup = tempfile::tempdir().unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy(&rig.app_dir(), backup.path());
+
+    bus.take();
+    let first = sign(&rig.platform, "order-1");
+    let exchanges = bus.take();
+    println!(
+        "TPM commands: SOTER sign (startSoterAuthentication, TPM part): {} ({})",
+        exchanges.len(),
+        command_names(&exchanges).join(", ")
+    );
+    let names = command_names(&exchanges);
+    assert!(!names.contains(&"CreatePrimary"), "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "NV_Increment").count(),
+        1,
+        "{names:?}"
+    );
+    assert!(
+        first > key_json.counter,
+        "{first} after {}",
+        key_json.counter
+    );
+    let second = sign(&rig.platform, "order-2");
+    assert!(second > first);
+
+    // Roll the state directory back to the copy: the counter does not come back.
+    std::fs::remove_dir_all(rig.app_dir()).unwrap();
+    std::fs::create_dir(rig.app_dir()).unwrap();
+    copy(backup.path(), &rig.app_dir());
+    let after_rollback = sign(&rig.platform, "order-3");
+    assert!(
+        after_rollback > second,
+        "{after_rollback} after {second}: a rolled-back state directory replays no counter"
+    );
+
+    // A restart of the TPM (same TPM state): still higher.
+    drop(bus);
+    drop(tpm);
+    let tpm = common::swtpm::Swtpm::start(tpm_state.path());
+    let platform = Platform::new(
+        Device::in_process(Arc::clone(&rig.authenticator)),
+        &rig.app_dir(),
+        Box::new(NoPasscode),
+    )
+    .unwrap()
+    .with_soter_keys(KeyBackend::Tpm { tcti: tpm.tcti() });
+    let after_restart = sign(&platform, "order-4");
+    assert!(after_restart > after_rollback);
+}

@@ -2,10 +2,11 @@
 #![cfg(feature = "tpm")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
-use std::net::{TcpListener, TcpStream};
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
@@ -26,73 +27,8 @@ use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
 use passgate_authenticator::tpm::TpmKeyStore;
 use passgate_authenticator::{Authenticator, Env};
+use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
-
-/// A running swtpm; killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-}
-
-impl Swtpm {
-    fn start(state: &Path) -> Self {
-        // Two consecutive free ports (server and control).
-        let port = loop {
-            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = probe.local_addr().unwrap().port();
-            if port < 65000 && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-                break port;
-            }
-        };
-        let child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={}", state.display()))
-            .args([
-                "--server",
-                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-            ])
-            .args([
-                "--ctrl",
-                &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-            ])
-            .args(["--flags", "not-need-init,startup-clear"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("swtpm is installed (cargo xtask test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "swtpm did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    /// Runs `tpm2_dictionarylockout` with `args` (no client may be connected meanwhile).
-    fn dictionary_lockout(&self, args: &[&str]) {
-        let out = Command::new("tpm2_dictionarylockout")
-            .args(["-T", &self.tcti()])
-            .args(args)
-            .output()
-            .expect("tpm2-tools is installed (cargo xtask test installs it)");
-        assert!(
-            out.status.success(),
-            "tpm2_dictionarylockout {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn verifies(public: &[u8; 65], message: &[u8], signature: &[u8]) -> bool {
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..])

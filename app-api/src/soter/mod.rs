@@ -239,8 +239,14 @@ struct Counter {
     counter: u64,
 }
 
-/// The next device counter, written durably before it is used: a crash never reuses one.
+/// The next device counter, durable before it is used: a crash never reuses one. With SOTER
+/// keys in a TPM it is the TPM's NV counter (a restored copy of the state directory cannot
+/// replay values); otherwise a file in the state directory.
 fn next_counter(platform: &Platform) -> std::io::Result<u64> {
+    #[cfg(feature = "tpm")]
+    if let KeyBackend::Tpm { tcti } = platform.soter_keys() {
+        return tpm::next_counter(tcti).map_err(std::io::Error::other);
+    }
     let _serialised = COUNTER
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -10,15 +10,20 @@
 //! dictionary-attack counter that guards the PIN.
 //!
 //! A swtpm socket serves one client connection at a time: the TPM is opened for each
-//! operation and closed after it.
+//! operation and closed after it. The storage primary is persistent (see
+//! [`TpmContext`]), so opening costs a `ReadPublic`, not a `CreatePrimary`.
+//!
+//! When SOTER keys are in the TPM, SOTER's device counter is the TPM NV counter of
+//! [`next_counter`].
 
-use tss_esapi::Context;
+use passgate_authenticator::tpm::{
+    Encrypt, ObjectUseError, Residency, TpmContext, connect_esys, nv_counter,
+};
 use tss_esapi::attributes::ObjectAttributesBuilder;
-use tss_esapi::handles::KeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
 use tss_esapi::structures::{
-    Auth, Data, Private, Public, PublicBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
+    Auth, Data, Public, PublicBuilder, PublicKeyRsa, PublicRsaParametersBuilder,
     RsaDecryptionScheme, RsaExponent, RsaScheme,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -58,35 +63,27 @@ fn rsa_key_template() -> Result<Public, tss_esapi::Error> {
         .build()
 }
 
-/// An open TPM with its storage primary; flushed and closed on drop.
-struct Session {
-    context: Context,
-    primary: KeyHandle,
+fn open(tcti: &str) -> Result<TpmContext, KeyError> {
+    TpmContext::connect(tcti, false).map_err(|e| KeyError::Tpm(e.to_string()))
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.context.flush_context(self.primary.into());
-    }
-}
-
-fn open(tcti: &str) -> Result<Session, KeyError> {
-    let (context, primary) = passgate_authenticator::tpm::open_storage_primary(tcti)
-        .map_err(|e| KeyError::Tpm(e.to_string()))?;
-    Ok(Session { context, primary })
+/// The next value of SOTER's device counter, from the TPM's NV counter
+/// ([`passgate_authenticator::tpm::nv_counter`]): strictly increasing whatever happens to
+/// the state directory.
+pub(crate) fn next_counter(tcti: &str) -> Result<u64, KeyError> {
+    let mut context = connect_esys(tcti).map_err(|e| KeyError::Tpm(e.to_string()))?;
+    nv_counter::increment(&mut context, nv_counter::SOTER_COUNTER_INDEX)
+        .map_err(|e| KeyError::Tpm(e.to_string()))
 }
 
 /// Creates the RSA key in the TPM with authorization value `auth`.
 pub(crate) fn create(tcti: &str, auth: &Zeroizing<[u8; 32]>) -> Result<StoredKey, KeyError> {
     let mut session = open(tcti)?;
     let template = rsa_key_template().map_err(tpm("template"))?;
-    let primary = session.primary;
     let auth = Auth::try_from(auth.to_vec()).map_err(tpm("auth"))?;
+    // The authValue reaches the TPM parameter-encrypted in the salted session.
     let created = session
-        .context
-        .execute_with_nullauth_session(|ctx| {
-            ctx.create(primary, template, Some(auth), None, None, None)
-        })
+        .create(template, Some(auth), None)
         .map_err(tpm("Create"))?;
     let Public::Rsa {
         unique, parameters, ..
@@ -115,27 +112,29 @@ pub(crate) fn raw_private(
     auth: &Zeroizing<[u8; 32]>,
     em: &[u8],
 ) -> Result<Vec<u8>, KeyError> {
-    let public = Public::unmarshall(public).map_err(|_| KeyError::Invalid("TPM public area"))?;
-    let private =
-        Private::try_from(private.to_vec()).map_err(|_| KeyError::Invalid("TPM private area"))?;
+    if Public::unmarshall(public).is_err() {
+        return Err(KeyError::Invalid("TPM public area"));
+    }
     let mut session = open(tcti)?;
-    let primary = session.primary;
-    // A blob this TPM's primary cannot load was made by another TPM or was modified.
-    let key = session
-        .context
-        .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-        .map_err(|e| KeyError::Tpm(format!("the TPM refused the key (another TPM?): {e}")))?;
     let input = PublicKeyRsa::try_from(em.to_vec()).map_err(tpm("input"))?;
     let auth = Auth::try_from(auth.to_vec()).map_err(tpm("auth"))?;
-    let context = &mut session.context;
-    let result = context.tr_set_auth(key.into(), auth).and_then(|()| {
-        context.execute_with_nullauth_session(|ctx| {
-            ctx.rsa_decrypt(key, input, RsaDecryptionScheme::Null, Data::default())
-        })
-    });
-    let flushed = context.flush_context(key.into());
-    let output = result.map_err(tpm("RSA_Decrypt"))?;
-    flushed.map_err(tpm("FlushContext"))?;
+    // Load (a blob this TPM's primary cannot load was made by another TPM or was modified),
+    // then TPM2_RSA_Decrypt authorized by the salted session's HMAC.
+    let output = session
+        .with_object(
+            public,
+            private,
+            auth,
+            Residency::Cached,
+            Encrypt::Neither,
+            |ctx, key| ctx.rsa_decrypt(key, input, RsaDecryptionScheme::Null, Data::default()),
+        )
+        .map_err(|e| match e {
+            ObjectUseError::Load(e) => {
+                KeyError::Tpm(format!("the TPM refused the key (another TPM?): {e}"))
+            }
+            ObjectUseError::Use(e) => KeyError::Tpm(format!("RSA_Decrypt: {e}")),
+        })?;
     let mut signature = output.value().to_vec();
     // The TPM returns the integer without leading zeros; a signature is modulus-sized.
     while signature.len() < 256 {

@@ -32,28 +32,31 @@
 //! it. Keys kept in the record (credentials made before, [`CredRandomWithUv::InRecord`]) are
 //! still evaluated in software. The without-UV key is never the store's business.
 
-use std::str::FromStr;
+mod context;
+mod release;
+mod templates;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::{digest, hmac, rand};
-use ciborium::value::Value;
-use tss_esapi::Context;
-use tss_esapi::attributes::ObjectAttributesBuilder;
+pub mod capture;
+pub mod nv_counter;
+
+use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::{digest, rand};
+use tss_esapi::constants::PropertyTag;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-use tss_esapi::handles::KeyHandle as TpmKeyHandle;
-use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
-use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::{
-    Auth, Digest, EccPoint, EccScheme, HashScheme, HashcheckTicket, KeyedHashScheme, MaxBuffer,
-    Private, Public, PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
-    SensitiveData, Signature, SignatureScheme, SymmetricDefinitionObject,
+    Auth, Digest, HashcheckTicket, MaxBuffer, Public, SensitiveData, Signature, SignatureScheme,
 };
-use tss_esapi::tcti_ldr::TctiNameConf;
-use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use zeroize::Zeroizing;
+
+pub use context::{
+    Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext, connect_esys,
+};
+use release::{PinObject, ReleaseState, auth_wrapping_key, pin_auth, random_secret};
+pub use templates::signing_key_template;
 
 use crate::api::key_store::{
     CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyHandle, KeyRelease,
@@ -62,7 +65,6 @@ use crate::api::key_store::{
 };
 use crate::api::state_store::StateStore;
 use crate::api::user_verifier::{UserVerified, VerificationMethod};
-use crate::ctap::cbor::{self, ValueExt};
 
 /// Handles made before keys had authorization values: empty authValue.
 const HANDLE_VERSION_EMPTY_AUTH: u8 = 1;
@@ -71,6 +73,9 @@ const HANDLE_VERSION: u8 = 2;
 /// Handles of hmac-secret HMAC keys (CredRandomWithUV): laid out as version 2.
 const HANDLE_VERSION_HMAC: u8 = 3;
 const AUTH_LEN: usize = 32;
+/// `TPM_ALG_ECC` and `TPM_ALG_KEYEDHASH`, big-endian: the first field of a TPMT_PUBLIC.
+const TPM_ALG_ECC: &[u8] = &[0x00, 0x23];
+const TPM_ALG_KEYEDHASH: &[u8] = &[0x00, 0x08];
 const TAG_LEN: usize = 16;
 /// Where the release state lives in the state store.
 const RELEASE_STATE: &str = "tpm-release";
@@ -82,115 +87,16 @@ fn tpm_error(what: &str) -> impl FnOnce(tss_esapi::Error) -> KeyStoreError + '_ 
 /// A key store in a TPM 2.0, reached through a TCTI (`device:/dev/tpmrm0`,
 /// `swtpm:host=127.0.0.1,port=2321`, ...).
 pub struct TpmKeyStore {
-    context: Context,
-    primary: TpmKeyHandle,
+    tpm: TpmContext,
     manufacturer: String,
     release: ReleaseState,
     /// Where `release` is persisted; `None` keeps it in memory only (status probes, tests).
     state: Option<Box<dyn StateStore>>,
     /// Whether a biometric verifier may obtain the release key (daemon-enforced).
     biometric_release: bool,
-}
-
-/// The TPM PIN object: a sealed-data object holding the release key under a PIN-derived
-/// authorization value.
-#[derive(Clone)]
-struct PinObject {
-    public: Vec<u8>,
-    private: Vec<u8>,
-    /// Salt of the PIN-to-authValue derivation (random per PIN).
-    salt: [u8; 16],
-}
-
-/// Where the release key is kept; see the module documentation.
-#[derive(Clone, Default)]
-struct ReleaseState {
-    /// Usable without verification: only while no PIN is set.
-    open: Option<Zeroizing<[u8; 32]>>,
-    /// Usable after a biometric match reported by the verifier (daemon-enforced).
-    biometric: Option<Zeroizing<[u8; 32]>>,
-    /// The TPM PIN object, once a PIN is set.
-    pin: Option<PinObject>,
-}
-
-impl ReleaseState {
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
-        let secret = |k: &Option<Zeroizing<[u8; 32]>>| k.as_ref().map(|k| Value::Bytes(k.to_vec()));
-        Zeroizing::new(cbor::encode(&cbor::int_map([
-            (1, secret(&self.open)),
-            (2, secret(&self.biometric)),
-            (3, self.pin.as_ref().map(|p| Value::Bytes(p.public.clone()))),
-            (
-                4,
-                self.pin.as_ref().map(|p| Value::Bytes(p.private.clone())),
-            ),
-            (5, self.pin.as_ref().map(|p| Value::Bytes(p.salt.to_vec()))),
-        ])))
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut p = cbor::Params::parse(bytes).ok()?;
-        let secret = |v: Option<Value>| -> Option<Option<Zeroizing<[u8; 32]>>> {
-            match v {
-                None => Some(None),
-                Some(v) => {
-                    let bytes = Zeroizing::new(v.ctap_bytes().ok()?);
-                    let mut out = Zeroizing::new([0u8; 32]);
-                    if bytes.len() != 32 {
-                        return None;
-                    }
-                    out.copy_from_slice(&bytes);
-                    Some(Some(out))
-                }
-            }
-        };
-        let open = secret(p.take(1))?;
-        let biometric = secret(p.take(2))?;
-        let pin = match (p.take(3), p.take(4), p.take(5)) {
-            (None, None, None) => None,
-            (Some(public), Some(private), Some(salt)) => Some(PinObject {
-                public: public.ctap_bytes().ok()?,
-                private: private.ctap_bytes().ok()?,
-                salt: salt.ctap_bytes().ok()?.try_into().ok()?,
-            }),
-            _ => return None,
-        };
-        Some(Self {
-            open,
-            biometric,
-            pin,
-        })
-    }
-}
-
-fn random_secret() -> Result<Zeroizing<[u8; 32]>, KeyStoreError> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    rand::fill(out.as_mut())
-        .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
-    Ok(out)
-}
-
-/// The AES-256-GCM key that encrypts key authorization values, from the release key.
-fn auth_wrapping_key(release: &KeyRelease) -> Result<LessSafeKey, KeyStoreError> {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, release.secret());
-    let derived = Zeroizing::new(
-        hmac::sign(&key, b"passgate tpm: key authorization wrapping v1")
-            .as_ref()
-            .to_vec(),
-    );
-    UnboundKey::new(&AES_256_GCM, &derived)
-        .map(LessSafeKey::new)
-        .map_err(|_| KeyStoreError::Backend("invalid wrapping key".into()))
-}
-
-/// The PIN object's authorization value: HMAC-SHA256 keyed by the per-PIN salt over the PIN
-/// hash. No stretching: guesses can only be checked by the TPM, which counts them.
-fn pin_auth(salt: &[u8; 16], pin_hash: &[u8]) -> Result<Auth, KeyStoreError> {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, salt);
-    let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(b"passgate tpm: PIN object authorization v1");
-    ctx.update(pin_hash);
-    Auth::try_from(ctx.sign().as_ref().to_vec()).map_err(tpm_error("auth"))
+    /// The TPM's storage primary is not the one the release state was made with: nothing
+    /// secret is sent to this TPM (see [`ReleaseState::primary_name`]).
+    foreign_primary: bool,
 }
 
 /// The TPM's dictionary-attack state (TPM2_GetCapability, TPM_PT_LOCKOUT_*).
@@ -219,112 +125,6 @@ impl std::fmt::Debug for TpmKeyStore {
             .field("manufacturer", &self.manufacturer)
             .finish_non_exhaustive()
     }
-}
-
-impl Drop for TpmKeyStore {
-    fn drop(&mut self) {
-        // Free the TPM's object slot now rather than leave it to the next start.
-        let _ = self.context.flush_context(self.primary.into());
-    }
-}
-
-/// Connects to the TPM behind `tcti` and derives passgate's storage primary there: the parent
-/// of every key passgate keeps in a TPM (this key store's, the app APIs' SOTER key), so a
-/// wrapped blob loads only on the TPM that made it. The caller flushes the primary.
-pub fn open_storage_primary(tcti: &str) -> Result<(Context, TpmKeyHandle), KeyStoreError> {
-    let mut context = connect_context(tcti)?;
-    let primary = create_storage_primary(&mut context)?;
-    Ok((context, primary))
-}
-
-fn connect_context(tcti: &str) -> Result<Context, KeyStoreError> {
-    let conf = TctiNameConf::from_str(tcti)
-        .map_err(|e| KeyStoreError::Backend(format!("invalid TCTI {tcti:?}: {e}")))?;
-    Context::new(conf)
-        .map_err(|e| KeyStoreError::Backend(format!("no TPM reachable through {tcti:?}: {e}")))
-}
-
-/// The storage primary, re-derived from the owner hierarchy's seed (same template, same key).
-fn create_storage_primary(context: &mut Context) -> Result<TpmKeyHandle, KeyStoreError> {
-    let template = storage_primary_template().map_err(tpm_error("template"))?;
-    Ok(context
-        .execute_with_nullauth_session(|ctx| {
-            ctx.create_primary(Hierarchy::Owner, template, None, None, None, None)
-        })
-        .map_err(tpm_error("CreatePrimary"))?
-        .key_handle)
-}
-
-fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_restricted(true)
-        .with_decrypt(true)
-        .with_no_da(true)
-        .build()?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()?,
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-}
-
-fn signing_key_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_sign_encrypt(true)
-        .build()?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::Ecc)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_unrestricted_signing_key(
-                EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
-                EccCurve::NistP256,
-            )
-            .build()?,
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
-        .build()
-}
-
-/// An hmac-secret key: a keyedHash HMAC-SHA-256 key whose secret the TPM generates
-/// (`sensitiveDataOrigin`) and never exports (`fixedTPM`, `fixedParent`). `noDA` as for
-/// signing keys: its authValue is random, and a failure must not count towards the PIN's
-/// lockout.
-fn hmac_key_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .with_sign_encrypt(true)
-        .build()?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::KeyedHash)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(
-            KeyedHashScheme::HMAC_SHA_256,
-        ))
-        .with_keyed_hash_unique_identifier(Digest::default())
-        .build()
 }
 
 /// DER INTEGER of a big-endian unsigned value.
@@ -393,16 +193,10 @@ impl TpmKeyStore {
     }
 
     fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
-        let mut context = connect_context(tcti)?;
-        if flush_stale {
-            Self::flush_stale_transients(&mut context);
-        }
-        let primary = create_storage_primary(&mut context)?;
-        let manufacturer =
-            Self::read_manufacturer(&mut context).unwrap_or_else(|| "unknown".into());
+        let mut tpm = TpmContext::connect(tcti, flush_stale)?;
+        let manufacturer = Self::read_manufacturer(&mut tpm).unwrap_or_else(|| "unknown".into());
         Ok(Self {
-            context,
-            primary,
+            tpm,
             manufacturer,
             release: ReleaseState {
                 open: Some(random_secret()?),
@@ -410,6 +204,7 @@ impl TpmKeyStore {
             },
             state: None,
             biometric_release: false,
+            foreign_primary: false,
         })
     }
 
@@ -438,6 +233,21 @@ impl TpmKeyStore {
                 store.release.clone()
             }
         };
+        let current = store.tpm.primary_name();
+        match (&store.release.primary_name, current) {
+            (None, Some(name)) => {
+                store.release.primary_name = Some(name);
+                dirty = true;
+            }
+            (Some(pinned), Some(name)) if *pinned != name => {
+                tracing::warn!(
+                    "the TPM's storage primary is not the one this state directory was made with \
+                     (another TPM, or a key substituted on the TPM's bus): its keys are refused"
+                );
+                store.foreign_primary = true;
+            }
+            _ => {}
+        }
         if store.release.pin.is_some() && !biometric_release && store.release.biometric.is_some() {
             store.release.biometric = None;
             dirty = true;
@@ -447,35 +257,8 @@ impl TpmKeyStore {
         if dirty {
             store.save_release()?;
         }
+        store.preload_pin_object();
         Ok(store)
-    }
-
-    /// A TPM reached without a resource manager (swtpm, `/dev/tpm0`) keeps the transient
-    /// objects of a process that was killed (our storage primary) until it restarts, and
-    /// has only a few slots: without this, a few restarts of passgate exhaust them
-    /// (TPM_RC_OBJECT_MEMORY). Only the serving daemon does this at start (short-lived probes
-    /// such as `passgate status` do not, so they never flush a running daemon's primary).
-    /// Through `/dev/tpmrm0` the resource manager shows only this connection's objects (none
-    /// yet), so nothing of anyone else's is flushed.
-    fn flush_stale_transients(context: &mut Context) {
-        use tss_esapi::constants::CapabilityType;
-        use tss_esapi::constants::tss::TPM2_TRANSIENT_FIRST;
-        use tss_esapi::structures::CapabilityData;
-        let Ok((CapabilityData::Handles(handles), _)) =
-            context.get_capability(CapabilityType::Handles, TPM2_TRANSIENT_FIRST, 64)
-        else {
-            return;
-        };
-        for handle in handles.into_inner() {
-            let flushed = context
-                .tr_from_tpm_public(handle)
-                .and_then(|object| context.flush_context(object));
-            if let Err(e) = flushed {
-                tracing::debug!(error = %e, "could not flush a stale transient TPM object");
-            } else {
-                tracing::info!("flushed a transient TPM object left by an earlier process");
-            }
-        }
     }
 
     fn save_release(&mut self) -> Result<(), KeyStoreError> {
@@ -489,9 +272,9 @@ impl TpmKeyStore {
 
     /// The TPM's dictionary-attack counter and parameters.
     pub fn dictionary_attack_status(&mut self) -> Result<DictionaryAttackStatus, KeyStoreError> {
-        use tss_esapi::constants::PropertyTag;
         let mut read = |tag: PropertyTag| -> Result<u32, KeyStoreError> {
-            Self::read_property(&mut self.context, tag)
+            self.tpm
+                .property(tag)
                 .ok_or_else(|| KeyStoreError::Backend(format!("TPM property {tag:?} unreadable")))
         };
         Ok(DictionaryAttackStatus {
@@ -502,20 +285,8 @@ impl TpmKeyStore {
         })
     }
 
-    fn read_property(context: &mut Context, tag: tss_esapi::constants::PropertyTag) -> Option<u32> {
-        use tss_esapi::constants::CapabilityType;
-        use tss_esapi::structures::CapabilityData;
-        let (data, _) = context
-            .get_capability(CapabilityType::TpmProperties, tag.into(), 1)
-            .ok()?;
-        let CapabilityData::TpmProperties(props) = data else {
-            return None;
-        };
-        Some(props.find(tag)?.value())
-    }
-
-    fn read_manufacturer(context: &mut Context) -> Option<String> {
-        let value = Self::read_property(context, tss_esapi::constants::PropertyTag::Manufacturer)?;
+    fn read_manufacturer(tpm: &mut TpmContext) -> Option<String> {
+        let value = tpm.property(PropertyTag::Manufacturer)?;
         let text: String = value
             .to_be_bytes()
             .iter()
@@ -525,19 +296,25 @@ impl TpmKeyStore {
         Some(text)
     }
 
+    /// Whether passgate's storage primary is persistent in this TPM (see [`TpmContext`]).
+    pub fn primary_is_persistent(&self) -> bool {
+        self.tpm.primary_is_persistent()
+    }
+
     /// The TPM vendor ID (e.g. `IBM` for swtpm).
     pub fn manufacturer(&self) -> &str {
         &self.manufacturer
     }
 
-    /// Splits a handle into the key's public and private areas and its authorization value
-    /// (decrypted with `release` for version-2 and -3 handles). A handle of the other `kind`
-    /// (a signing key's for an HMAC key, or the reverse) is invalid here.
-    fn split_handle(
-        handle: &KeyHandle,
+    /// Splits a handle into the key's marshalled public area, its TPM-wrapped private area
+    /// and its authorization value (decrypted with `release` for version-2 and -3 handles). A
+    /// handle of the other `kind` (a signing key's for an HMAC key, or the reverse) is invalid
+    /// here.
+    fn split_handle<'h>(
+        handle: &'h KeyHandle,
         release: Option<&KeyRelease>,
         kind: ObjectKind,
-    ) -> Result<(Public, Private, Auth), KeyStoreError> {
+    ) -> Result<(&'h [u8], &'h [u8], Auth), KeyStoreError> {
         let bytes = &handle.0;
         let (&version, rest) = bytes.split_first().ok_or(KeyStoreError::InvalidHandle)?;
         let expected = matches!(
@@ -559,8 +336,17 @@ impl TpmKeyStore {
                 .ok_or(KeyStoreError::InvalidHandle)?;
             Ok((value, at + 2 + len))
         }
-        let (public_bytes, end) = field(rest, 0)?;
-        let public = Public::unmarshall(public_bytes).map_err(|_| KeyStoreError::InvalidHandle)?;
+        let (public, end) = field(rest, 0)?;
+        // TPMT_PUBLIC starts with its type (TPM_ALG_ECC, TPM_ALG_KEYEDHASH): checked here, the
+        // rest by the TPM when it loads the blob.
+        let object_type = public.get(..2).ok_or(KeyStoreError::InvalidHandle)?;
+        let type_matches = match kind {
+            ObjectKind::Signing => object_type == TPM_ALG_ECC,
+            ObjectKind::Hmac => object_type == TPM_ALG_KEYEDHASH,
+        };
+        if !type_matches {
+            return Err(KeyStoreError::InvalidHandle);
+        }
         let (private, auth) = match version {
             HANDLE_VERSION_EMPTY_AUTH => {
                 let private = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
@@ -581,7 +367,7 @@ impl TpmKeyStore {
                 // handle does not decrypt. A release key of another authenticator (or from
                 // before a reset) does not either.
                 let plain = auth_wrapping_key(release)?
-                    .open_in_place(nonce, Aad::from(public_bytes), &mut buffer)
+                    .open_in_place(nonce, Aad::from(public), &mut buffer)
                     .map_err(|_| KeyStoreError::InvalidHandle)?;
                 (
                     private,
@@ -590,22 +376,13 @@ impl TpmKeyStore {
             }
             _ => return Err(KeyStoreError::InvalidHandle),
         };
-        let type_matches = match kind {
-            ObjectKind::Signing => matches!(public, Public::Ecc { .. }),
-            ObjectKind::Hmac => matches!(public, Public::KeyedHash { .. }),
-        };
-        if !type_matches {
-            return Err(KeyStoreError::InvalidHandle);
-        }
-        let private =
-            Private::try_from(private.to_vec()).map_err(|_| KeyStoreError::InvalidHandle)?;
         Ok((public, private, auth))
     }
 
     /// Creates a child of the storage primary from `template` with a fresh random authValue,
     /// and returns the created public area and its handle: `version`, the public area, the
     /// TPM-wrapped private area, and the authValue sealed under `release` (AES-256-GCM, the
-    /// public area as associated data).
+    /// public area as associated data). The authValue reaches the TPM parameter-encrypted.
     fn create_wrapped(
         &mut self,
         template: Public,
@@ -613,17 +390,15 @@ impl TpmKeyStore {
         release: Option<&KeyRelease>,
     ) -> Result<(Public, KeyHandle), KeyStoreError> {
         let release = release.ok_or(KeyStoreError::UserVerificationRequired)?;
+        self.refuse_foreign_primary()?;
         let wrapping = auth_wrapping_key(release)?;
         let mut auth = Zeroizing::new([0u8; AUTH_LEN]);
         rand::fill(auth.as_mut())
             .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
-        let primary = self.primary;
         let tpm_auth = Auth::try_from(auth.to_vec()).map_err(tpm_error("auth"))?;
         let created = self
-            .context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create(primary, template, Some(tpm_auth), None, None, None)
-            })
+            .tpm
+            .create(template, Some(tpm_auth), None)
             .map_err(tpm_error("Create"))?;
         let public = created
             .out_public
@@ -658,37 +433,74 @@ impl TpmKeyStore {
         Ok((created.out_public, KeyHandle(handle)))
     }
 
-    /// Loads the object of a handle, sets its authValue for a password session, runs `f`, and
-    /// flushes the object whatever `f` returned (the TPM has few object slots). A blob this
-    /// TPM's primary cannot load was made by another TPM or was tampered with.
+    /// Runs `f` on the object of a handle (loaded unless still loaded; see [`TpmContext`]),
+    /// authorized in the salted session with the handle's authValue. A blob this TPM's
+    /// primary cannot load was made by another TPM or was tampered with.
     fn with_loaded<T>(
         &mut self,
         handle: &KeyHandle,
         release: Option<&KeyRelease>,
         kind: ObjectKind,
-        f: impl FnOnce(&mut Context, TpmKeyHandle) -> Result<T, tss_esapi::Error>,
+        encrypt: Encrypt,
+        f: impl FnOnce(
+            &mut tss_esapi::Context,
+            tss_esapi::handles::KeyHandle,
+        ) -> Result<T, tss_esapi::Error>,
     ) -> Result<T, KeyStoreError> {
         let (public, private, auth) = Self::split_handle(handle, release, kind)?;
-        let primary = self.primary;
-        let object = self
-            .context
-            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-            .map_err(|e| {
-                tracing::debug!(error = %e, "the TPM refused the key blob");
-                KeyStoreError::InvalidHandle
-            })?;
-        // A password session: the TPM checks the object's authValue set here.
-        let result = self
-            .context
-            .tr_set_auth(object.into(), auth)
-            .and_then(|()| f(&mut self.context, object));
-        let flushed = self.context.flush_context(object.into());
-        let value = result.map_err(tpm_error(kind.operation()))?;
-        flushed.map_err(tpm_error("FlushContext"))?;
-        Ok(value)
+        if self.foreign_primary {
+            // Made under another primary: not loadable here, and no authValue goes out.
+            return Err(KeyStoreError::InvalidHandle);
+        }
+        self.tpm
+            .with_object(public, private, auth, Residency::Cached, encrypt, f)
+            .map_err(|e| match e {
+                ObjectUseError::Load(e) => {
+                    tracing::debug!(error = %e, "the TPM refused the key blob");
+                    KeyStoreError::InvalidHandle
+                }
+                ObjectUseError::Use(e) => tpm_error(kind.operation())(e),
+            })
     }
 
-    /// Loads the PIN object and unseals the release key with a PIN-derived authorization.
+    /// Refuses to send secrets to a TPM whose storage primary is not the pinned one.
+    fn refuse_foreign_primary(&self) -> Result<(), KeyStoreError> {
+        if self.foreign_primary {
+            return Err(KeyStoreError::Backend(
+                "the TPM's storage primary is not the one this state was made with (another \
+                 TPM, or a substituted key): refusing to use it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the PIN object (and starts the session) at start, so that the first PIN
+    /// verification costs what every later one does: one `TPM2_Unseal`. A failure here is
+    /// only logged; the verification itself reports it.
+    fn preload_pin_object(&mut self) {
+        let Some(pin) = self.release.pin.clone() else {
+            return;
+        };
+        if self.foreign_primary {
+            return;
+        }
+        let loaded = self.tpm.with_object(
+            &pin.public,
+            &pin.private,
+            Auth::default(),
+            Residency::Pinned,
+            Encrypt::Neither,
+            |_, _| Ok(()),
+        );
+        if let Err(e) = loaded {
+            tracing::warn!(error = ?e, "could not load the TPM PIN object");
+        }
+    }
+
+    /// Unseals the release key from the PIN object with a PIN-derived authorization. The
+    /// authValue is proven by the session's HMAC, never sent; the release key comes back
+    /// encrypted. The PIN object stays loaded for the next verification.
     fn unseal_with_pin(&mut self, pin_hash: &[u8]) -> Result<Zeroizing<[u8; 32]>, PinCheckError> {
         let backend = |e: KeyStoreError| PinCheckError::Backend(e.to_string());
         let pin = self
@@ -696,64 +508,61 @@ impl TpmKeyStore {
             .pin
             .clone()
             .ok_or_else(|| PinCheckError::Backend("no PIN is set in the TPM".into()))?;
-        let public = Public::unmarshall(&pin.public)
-            .map_err(|_| PinCheckError::Backend("PIN object public area is corrupt".into()))?;
-        let private = Private::try_from(pin.private.clone())
-            .map_err(|_| PinCheckError::Backend("PIN object private area is corrupt".into()))?;
+        self.refuse_foreign_primary().map_err(backend)?;
         let auth = pin_auth(&pin.salt, pin_hash).map_err(backend)?;
-        let primary = self.primary;
-        let object = self
-            .context
-            .execute_with_nullauth_session(|ctx| ctx.load(primary, private, public))
-            .map_err(|e| PinCheckError::Backend(format!("TPM refused the PIN object: {e}")))?;
-        let unsealed = self
-            .context
-            .tr_set_auth(object.into(), auth)
-            .and_then(|()| {
-                self.context
-                    .execute_with_nullauth_session(|ctx| ctx.unseal(object.into()))
-            });
-        let flushed = self.context.flush_context(object.into());
+        let unsealed = self.tpm.with_object(
+            &pin.public,
+            &pin.private,
+            auth,
+            Residency::Pinned,
+            Encrypt::Response,
+            |ctx, object| ctx.unseal(object.into()),
+        );
         let secret = match unsealed {
-            Ok(secret) => secret,
-            Err(tss_esapi::Error::Tss2Error(rc)) => {
+            Ok(secret) => Zeroizing::new(secret.value().to_vec()),
+            Err(ObjectUseError::Load(e)) => {
+                return Err(PinCheckError::Backend(format!(
+                    "TPM refused the PIN object: {e}"
+                )));
+            }
+            Err(ObjectUseError::Use(tss_esapi::Error::Tss2Error(rc))) => {
                 return Err(match rc.kind() {
                     Some(Tss2ResponseCodeKind::AuthFail) => PinCheckError::Wrong,
                     Some(Tss2ResponseCodeKind::Lockout) => PinCheckError::LockedOut,
                     _ => PinCheckError::Backend(format!("TPM Unseal failed: {rc}")),
                 });
             }
-            Err(e) => return Err(PinCheckError::Backend(format!("TPM Unseal failed: {e}"))),
+            Err(ObjectUseError::Use(e)) => {
+                return Err(PinCheckError::Backend(format!("TPM Unseal failed: {e}")));
+            }
         };
-        flushed.map_err(|e| PinCheckError::Backend(format!("TPM FlushContext failed: {e}")))?;
         let mut out = Zeroizing::new([0u8; 32]);
-        if secret.value().len() != out.len() {
+        if secret.len() != out.len() {
             return Err(PinCheckError::Backend(
                 "PIN object holds no release key".into(),
             ));
         }
-        out.copy_from_slice(secret.value());
+        out.copy_from_slice(&secret);
         Ok(out)
     }
 
-    /// Creates a PIN object sealing `secret` under the authorization derived from `pin_hash`.
+    /// Creates a PIN object sealing `secret` under the authorization derived from `pin_hash`
+    /// (both reach the TPM parameter-encrypted).
     fn seal_for_pin(
         &mut self,
         pin_hash: &[u8],
         secret: &[u8; 32],
     ) -> Result<PinObject, KeyStoreError> {
+        self.refuse_foreign_primary()?;
         let mut salt = [0u8; 16];
         rand::fill(&mut salt)
             .map_err(|_| KeyStoreError::Backend("random number generator failed".into()))?;
         let auth = pin_auth(&salt, pin_hash)?;
         let data = SensitiveData::try_from(secret.to_vec()).map_err(tpm_error("sensitive"))?;
-        let template = pin_object_template().map_err(tpm_error("template"))?;
-        let primary = self.primary;
+        let template = templates::pin_object_template().map_err(tpm_error("template"))?;
         let created = self
-            .context
-            .execute_with_nullauth_session(|ctx| {
-                ctx.create(primary, template, Some(auth), Some(data), None, None)
-            })
+            .tpm
+            .create(template, Some(auth), Some(data))
             .map_err(tpm_error("Create (PIN object)"))?;
         Ok(PinObject {
             public: created
@@ -764,24 +573,6 @@ impl TpmKeyStore {
             salt,
         })
     }
-}
-
-/// The PIN object: sealed data (no sign/decrypt), authorized by its authValue, and — unlike
-/// every other object here — subject to dictionary-attack protection (no `noDA`).
-fn pin_object_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_user_with_auth(true)
-        .with_no_da(false)
-        .build()?;
-    PublicBuilder::new()
-        .with_public_algorithm(PublicAlgorithm::KeyedHash)
-        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes)
-        .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
-        .with_keyed_hash_unique_identifier(Digest::default())
-        .build()
 }
 
 impl KeyStore for TpmKeyStore {
@@ -826,11 +617,13 @@ impl KeyStore for TpmKeyStore {
             digest: Default::default(),
         })
         .map_err(tpm_error("ticket"))?;
-        let signature = self.with_loaded(handle, release, ObjectKind::Signing, |ctx, key| {
-            ctx.execute_with_nullauth_session(|ctx| {
-                ctx.sign(key, digest, SignatureScheme::Null, validation)
-            })
-        })?;
+        let signature = self.with_loaded(
+            handle,
+            release,
+            ObjectKind::Signing,
+            Encrypt::Neither,
+            |ctx, key| ctx.sign(key, digest, SignatureScheme::Null, validation),
+        )?;
         match signature {
             Signature::EcDsa(sig) => Ok(der_signature(
                 sig.signature_r().value(),
@@ -852,7 +645,7 @@ impl KeyStore for TpmKeyStore {
         &mut self,
         release: Option<&KeyRelease>,
     ) -> Result<CredRandomWithUv, KeyStoreError> {
-        let template = hmac_key_template().map_err(tpm_error("template"))?;
+        let template = templates::hmac_key_template().map_err(tpm_error("template"))?;
         let (_, handle) = self.create_wrapped(template, HANDLE_VERSION_HMAC, release)?;
         Ok(CredRandomWithUv::InKeyStore(handle))
     }
@@ -875,17 +668,20 @@ impl KeyStore for TpmKeyStore {
             .chunks_exact(HMAC_SECRET_SALT_LEN)
             .map(|salt| MaxBuffer::try_from(salt.to_vec()).map_err(tpm_error("buffer")))
             .collect::<Result<Vec<_>, _>>()?;
-        // One load, one TPM2_HMAC per salt, one flush.
-        let digests = self.with_loaded(handle, release, ObjectKind::Hmac, |ctx, object| {
-            buffers
-                .into_iter()
-                .map(|salt| {
-                    ctx.execute_with_nullauth_session(|ctx| {
-                        ctx.hmac(object.into(), salt, HashingAlgorithm::Sha256)
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        // One TPM2_HMAC per salt (and a Load unless the key is still loaded); salts in and
+        // outputs out parameter-encrypted.
+        let digests = self.with_loaded(
+            handle,
+            release,
+            ObjectKind::Hmac,
+            Encrypt::Both,
+            |ctx, object| {
+                buffers
+                    .into_iter()
+                    .map(|salt| ctx.hmac(object.into(), salt, HashingAlgorithm::Sha256))
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )?;
         let mut outputs = Zeroizing::new(Vec::with_capacity(salts.len()));
         for digest in &digests {
             if digest.value().len() != HMAC_SECRET_SALT_LEN {
@@ -958,8 +754,11 @@ impl KeyStore for TpmKeyStore {
         // happened to the credential records.
         self.release = ReleaseState {
             open: Some(random_secret()?),
+            primary_name: self.tpm.primary_name(),
             ..ReleaseState::default()
         };
+        // A fresh start on this TPM: its primary is the one from now on.
+        self.foreign_primary = false;
         self.save_release()
     }
 }

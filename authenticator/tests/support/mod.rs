@@ -1,0 +1,3 @@
+//! Helpers shared by the TPM tests.
+
+pub mod swtpm;
