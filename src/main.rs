@@ -822,7 +822,8 @@ fn conformance(args: ConformanceArgs) -> Result<std::process::ExitCode> {
 
 #[derive(Subcommand)]
 enum AuthenticatorCommand {
-    /// Serve the authenticator over CTAPHID (64-byte HID reports carried as-is over TCP).
+    /// Serve the authenticator over CTAPHID: 64-byte HID reports as-is over TCP, or as a HID
+    /// security key on /dev/uhid (`--transport uhid`).
     Serve(ServeArgs),
 }
 
@@ -844,9 +845,20 @@ enum AttestationArg {
     Packed,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum TransportArg {
+    /// CTAPHID reports over TCP (`--listen`), for passgate's own bridge and tests.
+    Tcp,
+    /// A HID security key on /dev/uhid that every FIDO client on this machine sees.
+    Uhid,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Where to listen, `tcp://HOST:PORT` (port 0 picks a free port).
+    /// How clients reach the authenticator.
+    #[arg(long, value_enum, default_value_t = TransportArg::Tcp)]
+    transport: TransportArg,
+    /// Where to listen with `--transport tcp`, `tcp://HOST:PORT` (port 0 picks a free port).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     listen: String,
     /// State directory (device key, credentials). Default: $XDG_STATE_HOME/passgate or
@@ -856,8 +868,9 @@ struct ServeArgs {
     /// How user presence is collected.
     #[arg(long, value_enum, default_value_t = PresenceMode::Terminal)]
     presence: PresenceMode,
-    /// Attestation format when the client does not ask for one.
-    #[arg(long, value_enum, default_value_t = AttestationArg::None)]
+    /// Attestation format when the client does not ask for one (attestationFormatsPreference):
+    /// packed self-attestation, as security keys give it (OpenSSH refuses `none`).
+    #[arg(long, value_enum, default_value_t = AttestationArg::Packed)]
     attestation: AttestationArg,
     /// How many credentials the store holds at most.
     #[arg(long, default_value_t = 250_000)]
@@ -1053,10 +1066,21 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_uv_attempts: args.verifier.max_attempts,
         reset_window,
     })?;
+    use std::io::Write;
+    if args.transport == TransportArg::Uhid {
+        use passgate_authenticator::transport::uhid;
+        let server = uhid::UhidServer::start(authenticator, &uhid::passgate_identity()).context(
+            "creating the uhid device (is the uhid module loaded, may this user open /dev/uhid?)",
+        )?;
+        println!("serving a FIDO HID device on {}", uhid::UHID_PATH);
+        std::io::stdout().flush()?;
+        tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on uhid");
+        server.wait()?;
+        return Ok(());
+    }
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("listening on tcp://{local}");
-    use std::io::Write;
     std::io::stdout().flush()?;
     tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on tcp://{local}");
     passgate_authenticator::transport::tcp::serve(listener, authenticator)?;

@@ -17,6 +17,7 @@ mod bench;
 mod deps;
 mod parse;
 mod run;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,16 +43,20 @@ enum Suite {
     /// `npm test` in `relying-party/browser/` and `web-demo/`: headless Chromium through
     /// Playwright against the binary.
     Browser,
+    /// `cargo xtask vm-test`: passgate on uhid under a real kernel in QEMU, driven by libfido2
+    /// and OpenSSH (see `vm.rs`).
+    Vm,
 }
 
 impl Suite {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Fmt,
         Self::Clippy,
         Self::Rust,
         Self::Build,
         Self::Python,
         Self::Browser,
+        Self::Vm,
     ];
 
     fn name(self) -> &'static str {
@@ -62,6 +67,7 @@ impl Suite {
             Self::Build => "build",
             Self::Python => "python-interop",
             Self::Browser => "browser",
+            Self::Vm => "vm-test",
         }
     }
 
@@ -76,9 +82,10 @@ impl Suite {
             // The interop tests drive the binary, so they always build it first.
             "python" | "python-interop" | "interop" => vec![Self::Build, Self::Python],
             "browser" | "chromium" => vec![Self::Build, Self::Browser],
+            "vm" | "vm-test" | "uhid" => vec![Self::Build, Self::Vm],
             "all" => Self::ALL.to_vec(),
             other => bail!(
-                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, all"
+                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, vm, all"
             ),
         })
     }
@@ -102,7 +109,9 @@ commands:
   test [--only SUITES]   install what is missing, then run the suites (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser), all
+                           python (= build,python), browser (= build,browser),
+                           vm (= build,vm), all
+  vm-test                the uhid VM test alone (= test --only vm)
   setup                  only install the Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -127,6 +136,7 @@ fn real_main() -> Result<ExitCode> {
             let suites = parse_test_args(args.get(1..).unwrap_or_default())?;
             test(&root, &suites)
         }
+        Some("vm-test") => test(&root, &[Suite::Build, Suite::Vm]),
         Some("bench") => {
             let target = target_dir(&root)?;
             bench::run(&root, &target)
@@ -201,7 +211,10 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
 
     // Install first, so a missing package fails the run before minutes of compiling.
     let mut setup_error: Option<String> = None;
-    if suites.contains(&Suite::Python) || suites.contains(&Suite::Browser) {
+    if suites.contains(&Suite::Python)
+        || suites.contains(&Suite::Browser)
+        || suites.contains(&Suite::Vm)
+    {
         let mut installer = deps::AptInstaller::new();
         if let Err(err) =
             deps::ensure_apt_packages(&mut installer).and_then(|()| deps::ensure_venv(root))
@@ -231,6 +244,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
             }
             Suite::Python => python(root, binary.as_deref(), setup_error.as_deref()),
             Suite::Browser => browser(root, binary.as_deref(), setup_error.as_deref()),
+            Suite::Vm => vm_test(root, binary.as_deref(), setup_error.as_deref()),
         };
         results.push(result);
     }
@@ -504,6 +518,31 @@ fn npm_test(dir: &Path, binary: &Path) -> std::result::Result<(TestCounts, bool)
         )
     })?;
     Ok((counts, captured.success))
+}
+
+fn vm_test(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> SuiteResult {
+    let fail = |note: String| SuiteResult {
+        suite: Suite::Vm,
+        ok: false,
+        counts: None,
+        note,
+    };
+    if let Some(err) = setup_error {
+        return fail(format!("not run: setup failed: {err}"));
+    }
+    let Some(binary) = binary else {
+        return fail("not run: the passgate binary was not built".to_owned());
+    };
+    let outcome = target_dir(root).and_then(|target| vm::run(root, &target, binary));
+    match outcome {
+        Ok((counts, note)) => SuiteResult {
+            suite: Suite::Vm,
+            ok: counts.failed == 0 && counts.passed > 0,
+            counts: Some(counts),
+            note,
+        },
+        Err(err) => fail(format!("{err:#}")),
+    }
 }
 
 /// Prints one line per suite and the totals line; returns the process exit code.
