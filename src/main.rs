@@ -787,7 +787,8 @@ fn status(args: StatusArgs) -> Result<std::process::ExitCode> {
 
 #[derive(clap::Args)]
 struct ConformanceArgs {
-    /// The authenticator, `tcp://HOST:PORT`.
+    /// The authenticator: `tcp://HOST:PORT`, `hidraw:/dev/hidrawN`, or `hid` (the one hidraw
+    /// node with the FIDO usage page).
     #[arg(long)]
     target: String,
     /// The target approves user presence by itself (e.g. `serve --presence auto`).
@@ -1164,7 +1165,8 @@ fn bridge_ui(prompt: Option<&Arc<dyn TrustedPrompt>>) -> Box<dyn passgate_bridge
 
 #[derive(clap::Args)]
 struct NativeHostArgs {
-    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    /// The authenticator: `tcp://HOST:PORT`, `hidraw:/dev/hidrawN`, or `hid` (the one hidraw
+    /// node with the FIDO usage page).(a `passgate authenticator serve`).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     authenticator: String,
     /// Where the PIN is typed (pinentry by default: the browser starts this host with no
@@ -1216,7 +1218,8 @@ struct LocalHttpArgs {
     /// An origin whose pages may use the bridge, e.g. http://localhost:8080 (repeat for more).
     #[arg(long = "allow-origin", required = true)]
     allow_origins: Vec<String>,
-    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    /// The authenticator: `tcp://HOST:PORT`, `hidraw:/dev/hidrawN`, or `hid` (the one hidraw
+    /// node with the FIDO usage page).(a `passgate authenticator serve`).
     #[arg(long, default_value = "tcp://127.0.0.1:8765")]
     authenticator: String,
     /// Where the PIN is typed (by default this terminal, pinentry without one).

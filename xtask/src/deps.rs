@@ -109,6 +109,11 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         satisfied_by: None,
     },
     AptPackage {
+        name: "udev",
+        why: "udevd in the uhid test guest: libfido2 lists only hidraw nodes udev has recorded",
+        satisfied_by: None,
+    },
+    AptPackage {
         name: "fido2-tools",
         why: "libfido2's fido2-token, fido2-cred and fido2-assert drive passgate over hidraw in the VM",
         satisfied_by: None,

@@ -56,9 +56,11 @@ pub const EXPECTED_CHECKS: &[&str] = &[
     "fido2-assert-verify",
     "fido2-token-list-credentials",
     "fido2-token-delete",
+    "python-fido2-hidraw",
     "ssh-keygen-ecdsa-sk-resident",
     "ssh-login-with-sk-key",
     "uhid-device-removed-on-exit",
+    "conformance-over-hidraw",
 ];
 
 /// The busybox `/init` of the guest: modules, the host's root over 9p, then the checks.
@@ -111,10 +113,11 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
     let guest_script = root.join("xtask").join("vm").join("guest.sh");
     // The guest sees the host's root at /, so the host's paths work unchanged.
     let run_script = format!(
-        "#!/bin/sh\nexec /bin/bash {} {} {} > /tmp/results/guest.log 2>&1\n",
+        "#!/bin/sh\nexec /bin/bash {} {} {} {} > /tmp/results/guest.log 2>&1\n",
         shell_quote(&guest_script),
         shell_quote(binary),
         shell_quote(root),
+        shell_quote(&crate::deps::venv_python(root)),
     );
     fs::write(results.join("run.sh"), run_script)?;
 

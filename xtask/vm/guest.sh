@@ -4,10 +4,11 @@
 # libfido2's tools and OpenSSH, the way a person's machine would. Every check writes exactly
 # one line to /tmp/results/results.txt: `ok NAME` or `FAIL NAME: why`.
 #
-# usage: guest.sh PASSGATE_BINARY REPO_ROOT
+# usage: guest.sh PASSGATE_BINARY REPO_ROOT VENV_PYTHON
 set -u
 PASSGATE=$1
 REPO=$2
+PYTHON=$3
 RESULTS=/tmp/results/results.txt
 export HOME=/tmp/home PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export RUST_LOG=passgate=info
@@ -21,7 +22,7 @@ fail() { echo "FAIL $1: $2" >> "$RESULTS"; echo "VMTEST FAIL $1: $2"; }
 check() {
     local name=$1; shift
     local started=$(date +%s%N)
-    if "$@" > "/tmp/work/$name.out" 2>&1; then
+    if timeout 120 "$@" > "/tmp/work/$name.out" 2>&1; then
         ok "$name"
     else
         fail "$name" "$(tail -n 3 "/tmp/work/$name.out" | tr '\n' ' ')"
@@ -35,6 +36,9 @@ export PIN
 device() { grep -l -i 'passgate' /sys/class/hidraw/hidraw*/device/uevent 2>/dev/null | head -n 1; }
 
 echo "guest: $(uname -r), passgate $PASSGATE"
+# udevd records the hidraw node like on a desktop: libudev's enumeration (libfido2) lists only
+# devices udev has seen.
+/lib/systemd/systemd-udevd --daemon
 mkdir -p /tmp/state
 "$PASSGATE" authenticator serve --transport uhid --presence auto --state-dir /tmp/state \
     > /tmp/work/passgate.log 2>&1 &
@@ -57,10 +61,11 @@ else
     fail uhid-device-appears "no hidraw node named passgate: $(tail -n 3 /tmp/work/passgate.log | tr '\n' ' ')"
     DEV=/dev/hidraw0
 fi
+udevadm settle --timeout=10
 echo "guest: passgate is $DEV"
 
 # libfido2: enumerate (by the FIDO usage page), getInfo, PIN, resident credential with UV.
-check fido2-token-list bash -c "fido2-token -L | tee /dev/stderr | grep -q '^$DEV: .*passgate'"
+check fido2-token-list bash -c "fido2-token -L > list.txt; cat list.txt; grep -q '^$DEV: vendor=0x1209, product=0x000a (.*passgate)' list.txt"
 check fido2-token-info bash -c "fido2-token -I $DEV | tee /dev/stderr | grep -q 'FIDO_2_1'"
 check fido2-token-set-pin bash -c "pins 2 | fido2-token -S $DEV"
 
@@ -79,6 +84,9 @@ check fido2-assert-get-uv bash -c "pins 1 | fido2-assert -G -r -v -i assert.in -
 check fido2-assert-verify bash -c "head -n 4 assert.out | fido2-assert -V -v pub.pem es256"
 check fido2-token-list-credentials bash -c "pins 1 | fido2-token -L -k vm.passgate.test $DEV | tee /dev/stderr | grep -qF '$CRED_ID'"
 check fido2-token-delete bash -c "pins 1 | fido2-token -D -i '$CRED_ID' $DEV && ! (pins 1 | fido2-token -L -k vm.passgate.test $DEV | grep -qF '$CRED_ID')"
+
+# python-fido2's own hidraw backend: register with UV through the PIN, then sign in.
+check python-fido2-hidraw "$PYTHON" "$REPO/xtask/vm/hidraw_client.py" "$PIN"
 
 # OpenSSH: a resident ecdsa-sk key made on passgate, then a login to sshd with it.
 cat > /tmp/askpin <<ASK
@@ -121,4 +129,16 @@ done
 if [ "$gone" = yes ]; then ok uhid-device-removed-on-exit; else fail uhid-device-removed-on-exit "$DEV still there"; fi
 echo "---- passgate log ----"
 tail -n 40 /tmp/work/passgate.log
+
+# Our conformance suite over hidraw, against a fresh passgate (it resets and sets a PIN).
+mkdir -p /tmp/state2
+"$PASSGATE" authenticator serve --transport uhid --presence auto --state-dir /tmp/state2 \
+    > /tmp/work/passgate2.log 2>&1 &
+PASSGATE_PID=$!
+wait_for_device
+check conformance-over-hidraw bash -c "'$PASSGATE' conformance --target hid --presence-auto --allow-reset > conformance.txt 2>&1; tail -n 30 conformance.txt; tail -n 1 conformance.txt | grep -Eq '^[1-9][0-9]* passed, 0 failed'"
+grep -E '^(FAIL|SKIP)' /tmp/work/conformance.txt | head -n 20
+tail -n 1 /tmp/work/conformance.txt
+kill -TERM "$PASSGATE_PID"
+wait "$PASSGATE_PID" 2>/dev/null
 echo "guest: done"
