@@ -4,9 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::hid::{Report, Transport};
+use crate::hid::{BROADCAST, Report, Transport, cmd};
 
 /// The FIDO usage page item of a report descriptor: Usage Page (0xF1D0).
 const FIDO_USAGE_PAGE: [u8; 3] = [0x06, 0xd0, 0xf1];
@@ -16,9 +16,57 @@ const QUEUE: usize = 256;
 /// One open handle on a hidraw node. A thread reads reports (a hidraw read blocks and this
 /// crate does not poll), so [`Transport::recv`] can wait with a timeout; the thread ends at the
 /// first report after the transport is dropped, or when the node goes away.
+///
+/// A HID device sends every input report to every open handle, so other clients' traffic
+/// arrives here too. Like a real client, the transport keeps only reports on channels this
+/// handle sent on, and broadcast INIT responses carrying a nonce it sent (whose allocated
+/// channel it then keeps too): the suite sees what a TCP connection would deliver.
 pub struct HidrawTransport {
     file: File,
     reports: Receiver<io::Result<Report>>,
+    ours: Ours,
+}
+
+/// The channels and INIT nonces this handle used.
+#[derive(Debug, Default)]
+struct Ours {
+    channels: Vec<u32>,
+    nonces: Vec<[u8; 8]>,
+}
+
+impl Ours {
+    fn sent(&mut self, report: &Report) {
+        let cid = u32::from_be_bytes([report[0], report[1], report[2], report[3]]);
+        if cid == BROADCAST {
+            if report[4] == 0x80 | cmd::INIT {
+                let mut nonce = [0u8; 8];
+                nonce.copy_from_slice(&report[7..15]);
+                self.nonces.push(nonce);
+            }
+        } else if !self.channels.contains(&cid) {
+            self.channels.push(cid);
+        }
+    }
+
+    /// Whether `report` is for this handle (and learns the channel an INIT gave it).
+    fn claims(&mut self, report: &Report) -> bool {
+        let cid = u32::from_be_bytes([report[0], report[1], report[2], report[3]]);
+        if cid != BROADCAST {
+            return self.channels.contains(&cid);
+        }
+        if report[4] != 0x80 | cmd::INIT {
+            // Errors on the broadcast channel answer a report this handle may have sent.
+            return true;
+        }
+        let ours = self.nonces.iter().any(|n| report[7..15] == n[..]);
+        if ours {
+            let allocated = u32::from_be_bytes([report[15], report[16], report[17], report[18]]);
+            if !self.channels.contains(&allocated) {
+                self.channels.push(allocated);
+            }
+        }
+        ours
+    }
 }
 
 impl HidrawTransport {
@@ -30,7 +78,11 @@ impl HidrawTransport {
         std::thread::Builder::new()
             .name("hidraw-reader".into())
             .spawn(move || read_reports(&mut reader, &sender))?;
-        Ok(Self { file, reports })
+        Ok(Self {
+            file,
+            reports,
+            ours: Ours::default(),
+        })
     }
 }
 
@@ -55,6 +107,7 @@ fn read_reports(reader: &mut File, sender: &SyncSender<io::Result<Report>>) {
 
 impl Transport for HidrawTransport {
     fn send(&mut self, report: &Report) -> io::Result<()> {
+        self.ours.sent(report);
         // hidraw takes the report number first; FIDO devices have none (0).
         let mut out = [0u8; 65];
         out[1..].copy_from_slice(report);
@@ -69,13 +122,22 @@ impl Transport for HidrawTransport {
     }
 
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Report>> {
-        match self.reports.recv_timeout(timeout) {
-            Ok(item) => item.map(Some),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(RecvTimeoutError::Disconnected) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the hidraw node stopped delivering reports",
-            )),
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let report = match self.reports.recv_timeout(left) {
+                Ok(item) => item?,
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the hidraw node stopped delivering reports",
+                    ));
+                }
+            };
+            if self.ours.claims(&report) {
+                return Ok(Some(report));
+            }
         }
     }
 }
@@ -135,6 +197,39 @@ mod tests {
             vec![PathBuf::from("/dev/hidraw1"), PathBuf::from("/dev/hidraw3")]
         );
         assert!(fido_devices(&sys.path().join("missing")).is_empty());
+    }
+
+    fn report(cid: u32, bytes: &[(usize, u8)]) -> Report {
+        let mut r = [0u8; 64];
+        r[..4].copy_from_slice(&cid.to_be_bytes());
+        for &(i, b) in bytes {
+            r[i] = b;
+        }
+        r
+    }
+
+    #[test]
+    fn only_this_handles_channels_and_init_nonces_are_claimed() {
+        let mut ours = Ours::default();
+        // INIT on broadcast with nonce 1..=8.
+        let nonce: Vec<(usize, u8)> = (7..15).map(|i| (i, u8::try_from(i - 6).unwrap())).collect();
+        let mut init = nonce.clone();
+        init.push((4, 0x86));
+        ours.sent(&report(BROADCAST, &init));
+        // Another client's INIT response (another nonce) is not ours.
+        assert!(!ours.claims(&report(BROADCAST, &[(4, 0x86), (7, 9), (18, 7)])));
+        // Ours allocates channel 5, which is then ours.
+        let mut response = init.clone();
+        response.push((18, 5));
+        assert!(ours.claims(&report(BROADCAST, &response)));
+        assert!(ours.claims(&report(5, &[(4, 0x90)])));
+        assert!(
+            !ours.claims(&report(7, &[(4, 0x90)])),
+            "channel 7 is someone else's"
+        );
+        // A channel this handle sent on is ours even if it never allocated it.
+        ours.sent(&report(0x1234, &[(4, 0x90)]));
+        assert!(ours.claims(&report(0x1234, &[(4, 0xbf)])));
     }
 
     #[test]

@@ -132,7 +132,9 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
     let console_log = work.join("console.log");
     let console = fs::File::create(&console_log)?;
     let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", &accel, "-m", "1024", "-smp", "1"])
+    // Two vCPUs: the client writing reports and passgate reading them run at once, as on a
+    // desktop (the kernel's uhid queue holds 32 events and drops what overflows it).
+    qemu.args(["-accel", &accel, "-m", "1024", "-smp", "2"])
         .args(["-nographic", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
         .arg(&kernel)

@@ -64,8 +64,9 @@ fi
 udevadm settle --timeout=10
 echo "guest: passgate is $DEV"
 
-# libfido2: enumerate (by the FIDO usage page), getInfo, PIN, resident credential with UV.
-check fido2-token-list bash -c "fido2-token -L > list.txt; cat list.txt; grep -q '^$DEV: vendor=0x1209, product=0x000a (.*passgate)' list.txt"
+# libfido2: enumerate (by the FIDO usage page; libfido2 1.12 names only USB devices, so the
+# pid.codes IDs identify passgate), getInfo, PIN, resident credential with UV.
+check fido2-token-list bash -c "fido2-token -L > list.txt; cat list.txt; grep -q '^$DEV: vendor=0x1209, product=0x000a ' list.txt"
 check fido2-token-info bash -c "fido2-token -I $DEV | tee /dev/stderr | grep -q 'FIDO_2_1'"
 check fido2-token-set-pin bash -c "pins 2 | fido2-token -S $DEV"
 
