@@ -12,6 +12,12 @@ use crate::hid::{BROADCAST, Report, Transport, cmd};
 const FIDO_USAGE_PAGE: [u8; 3] = [0x06, 0xd0, 0xf1];
 /// Reports read ahead of the suite before the reader thread waits.
 const QUEUE: usize = 256;
+/// The least time between two output reports: a USB security key's interrupt endpoint takes
+/// one report per 1 ms frame, and the host controller paces a burst to that. A hidraw write to
+/// a uhid device has no such flow control and the kernel's uhid queue holds 32 events, so an
+/// unpaced burst of a maximum-size message (129 reports) can overrun a busy device; pacing
+/// keeps the suite's HID path like a USB key's.
+const REPORT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One open handle on a hidraw node. A thread reads reports (a hidraw read blocks and this
 /// crate does not poll), so [`Transport::recv`] can wait with a timeout; the thread ends at the
@@ -25,6 +31,7 @@ pub struct HidrawTransport {
     file: File,
     reports: Receiver<io::Result<Report>>,
     ours: Ours,
+    last_sent: Option<Instant>,
 }
 
 /// The channels and INIT nonces this handle used.
@@ -82,6 +89,7 @@ impl HidrawTransport {
             file,
             reports,
             ours: Ours::default(),
+            last_sent: None,
         })
     }
 }
@@ -108,6 +116,13 @@ fn read_reports(reader: &mut File, sender: &SyncSender<io::Result<Report>>) {
 impl Transport for HidrawTransport {
     fn send(&mut self, report: &Report) -> io::Result<()> {
         self.ours.sent(report);
+        if let Some(last) = self.last_sent {
+            let since = last.elapsed();
+            if since < REPORT_INTERVAL {
+                std::thread::sleep(REPORT_INTERVAL.saturating_sub(since));
+            }
+        }
+        self.last_sent = Some(Instant::now());
         // hidraw takes the report number first; FIDO devices have none (0).
         let mut out = [0u8; 65];
         out[1..].copy_from_slice(report);

@@ -354,7 +354,8 @@ mod tests {
                 "rust-tests",
                 "build",
                 "python-interop",
-                "browser"
+                "browser",
+                "vm-test"
             ]
         );
         assert_eq!(selection.filter, None);

@@ -22,7 +22,7 @@ fail() { echo "FAIL $1: $2" >> "$RESULTS"; echo "VMTEST FAIL $1: $2"; }
 check() {
     local name=$1; shift
     local started=$(date +%s%N)
-    if timeout 120 "$@" > "/tmp/work/$name.out" 2>&1; then
+    if timeout 300 "$@" > "/tmp/work/$name.out" 2>&1; then
         ok "$name"
     else
         fail "$name" "$(tail -n 3 "/tmp/work/$name.out" | tr '\n' ' ')"

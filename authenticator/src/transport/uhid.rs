@@ -46,6 +46,13 @@ pub const UHID_PATH: &str = "/dev/uhid";
 const TICK: Duration = Duration::from_millis(20);
 /// Every hidraw handle shares the one HID pipe: one connection for the CTAPHID device.
 const CONNECTION: ConnectionId = 1;
+/// Messages longer than this many reports are sent at [`REPORT_INTERVAL`]: each hidraw reader
+/// buffers 64 reports and drops the rest, and nothing slows a uhid device down the way a USB
+/// key's 1 ms interrupt frames do, so an unpaced 129-report response overruns a reader that
+/// is not scheduled in time. Ordinary responses (a few reports) go out at once.
+const PACE_AFTER: usize = 16;
+/// The pace of long messages: one report per USB full-speed frame.
+const REPORT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// pid.codes' vendor ID for open-source hardware.
 pub const VENDOR_ID: u32 = 0x1209;
@@ -142,9 +149,14 @@ struct Shared {
 
 impl Shared {
     fn write_reports(&self, _output: &MutexGuard<'_, ()>, reports: &[Packet]) -> io::Result<()> {
-        reports
-            .iter()
-            .try_for_each(|report| self.pipe.write_event(&event::input2(report)[..]))
+        let paced = reports.len() > PACE_AFTER;
+        for (i, report) in reports.iter().enumerate() {
+            if paced && i > 0 {
+                std::thread::sleep(REPORT_INTERVAL);
+            }
+            self.pipe.write_event(&event::input2(report)[..])?;
+        }
+        Ok(())
     }
 
     fn send(&self, reports: &[Packet]) -> io::Result<()> {

@@ -118,6 +118,18 @@ fn init_ping_and_cbor_round_trip_over_uhid_events() {
     let long: Vec<u8> = (0..200u8).collect();
     kernel.send(cid, CMD_PING, &long);
     assert_eq!(kernel.message(), (cid, CMD_PING, long));
+    // The longest message (129 reports) arrives whole, paced like a USB key's reports.
+    let longest: Vec<u8> = (0..7609u32)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
+    let started = Instant::now();
+    kernel.send(cid, CMD_PING, &longest);
+    assert_eq!(kernel.message(), (cid, CMD_PING, longest));
+    assert!(
+        started.elapsed() >= Duration::from_millis(128),
+        "{:?}",
+        started.elapsed()
+    );
     kernel.send(cid, CMD_CBOR, &[0x04, 1, 2]);
     assert_eq!(kernel.message(), (cid, CMD_CBOR, vec![0x00, 3]));
     // An unallocated channel is refused with INVALID_CHANNEL.
