@@ -59,6 +59,8 @@ pub const EXPECTED_CHECKS: &[&str] = &[
     "python-fido2-hidraw",
     "ssh-keygen-ecdsa-sk-resident",
     "ssh-login-with-sk-key",
+    "install-user-unit",
+    "udev-rules-tag-uaccess",
     "uhid-device-removed-on-exit",
     "conformance-over-hidraw",
 ];

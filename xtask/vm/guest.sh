@@ -119,6 +119,13 @@ CONF
 check ssh-login-with-sk-key bash -c "ssh -F /dev/null -i $HOME/id_sk -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -p 2222 root@127.0.0.1 echo vm-ssh-login-ok | grep -qx vm-ssh-login-ok || { cat /tmp/ssh/sshd.log >&2; false; }"
 [ -f /tmp/ssh/sshd.pid ] && kill "$(cat /tmp/ssh/sshd.pid)"
 
+# passgate install --user: the unit it writes, and the udev rules it prints, applied by the
+# real udev to the real device (rules in /run/udev/rules.d: the guest's /etc is read-only).
+check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence pinentry\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
+mkdir -p /run/udev/rules.d
+grep '^KERNEL==' install.txt > /run/udev/rules.d/70-passgate-uhid.rules
+check udev-rules-tag-uaccess bash -c "cat /run/udev/rules.d/70-passgate-uhid.rules; udevadm test /sys/class/hidraw/$(basename "$DEV") > udevtest.txt 2>&1; grep -E 'TAGS=.*:uaccess:' udevtest.txt"
+
 # The device goes away when passgate exits.
 kill -TERM "$PASSGATE_PID"
 wait "$PASSGATE_PID" 2>/dev/null
