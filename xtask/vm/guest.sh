@@ -124,7 +124,10 @@ check ssh-login-with-sk-key bash -c "ssh -F /dev/null -i $HOME/id_sk -o Identiti
 check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence pinentry\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
 mkdir -p /run/udev/rules.d
 grep '^KERNEL==' install.txt > /run/udev/rules.d/70-passgate-uhid.rules
-check udev-rules-tag-uaccess bash -c "cat /run/udev/rules.d/70-passgate-uhid.rules; udevadm test /sys/class/hidraw/$(basename "$DEV") > udevtest.txt 2>&1; grep -E 'TAGS=.*:uaccess:' udevtest.txt"
+# systemd's own 60-fido-id.rules may tag the node too (it reads the FIDO usage page); the
+# check asks for our rule's line in udev's trace, and for the tag on the device.
+check udev-rules-tag-uaccess bash -c "cat /run/udev/rules.d/70-passgate-uhid.rules; udevadm test /sys/class/hidraw/$(basename "$DEV") > udevtest.txt 2>&1; grep -E '70-passgate-uhid.rules:[0-9]+ TAG' udevtest.txt && grep -E 'TAGS=.*:uaccess:' udevtest.txt"
+echo "guest: systemd's fido_id: $(grep -E 'ID_SECURITY_TOKEN|ID_FIDO_TOKEN' udevtest.txt | head -n 2 | tr '\n' ' ')"
 
 # The device goes away when passgate exits.
 kill -TERM "$PASSGATE_PID"
