@@ -122,12 +122,14 @@ check ssh-login-with-sk-key bash -c "ssh -F /dev/null -i $HOME/id_sk -o Identiti
 # passgate install --user: the unit it writes, and the udev rules it prints, applied by the
 # real udev to the real device (rules in /run/udev/rules.d: the guest's /etc is read-only).
 check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence pinentry\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
+# The node is tagged uaccess with our rules and not without them (so the tag is ours).
 mkdir -p /run/udev/rules.d
+udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-without.txt 2>&1
 grep '^KERNEL==' install.txt > /run/udev/rules.d/70-passgate-uhid.rules
-# systemd's own 60-fido-id.rules may tag the node too (it reads the FIDO usage page); the
-# check asks for our rule's line in udev's trace, and for the tag on the device.
-check udev-rules-tag-uaccess bash -c "cat /run/udev/rules.d/70-passgate-uhid.rules; udevadm test /sys/class/hidraw/$(basename "$DEV") > udevtest.txt 2>&1; grep -E '70-passgate-uhid.rules:[0-9]+ TAG' udevtest.txt && grep -E 'TAGS=.*:uaccess:' udevtest.txt"
-echo "guest: systemd's fido_id: $(grep -E 'ID_SECURITY_TOKEN|ID_FIDO_TOKEN' udevtest.txt | head -n 2 | tr '\n' ' ')"
+udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-with.txt 2>&1
+echo "guest: udev without our rules: $(grep -E '^(CURRENT_)?TAGS=|ID_SECURITY_TOKEN' udev-without.txt | tr '\n' ' ')"
+echo "guest: udev with our rules: $(grep -E '^(CURRENT_)?TAGS=|ID_SECURITY_TOKEN|passgate-uhid' udev-with.txt | tr '\n' ' ')"
+check udev-rules-tag-uaccess bash -c "grep -E '^TAGS=.*:uaccess:' udev-with.txt && ! grep -E '^TAGS=.*:uaccess:' udev-without.txt"
 
 # The device goes away when passgate exits.
 kill -TERM "$PASSGATE_PID"
