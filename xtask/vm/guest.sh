@@ -127,9 +127,9 @@ mkdir -p /run/udev/rules.d
 udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-without.txt 2>&1
 grep '^KERNEL==' install.txt > /run/udev/rules.d/70-passgate-uhid.rules
 udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-with.txt 2>&1
-echo "guest: udev without our rules: $(grep -E '^(CURRENT_)?TAGS=|ID_SECURITY_TOKEN' udev-without.txt | tr '\n' ' ')"
-echo "guest: udev with our rules: $(grep -E '^(CURRENT_)?TAGS=|ID_SECURITY_TOKEN|passgate-uhid' udev-with.txt | tr '\n' ' ')"
-check udev-rules-tag-uaccess bash -c "grep -E '^TAGS=.*:uaccess:' udev-with.txt && ! grep -E '^TAGS=.*:uaccess:' udev-without.txt"
+echo "guest: udev without our rules: $(grep -E 'TAGS=|ID_SECURITY_TOKEN' udev-without.txt | tr '\n' ' ')"
+echo "guest: udev with our rules: $(grep -E 'TAGS=|ID_SECURITY_TOKEN|passgate-uhid' udev-with.txt | tr '\n' ' ')"
+check udev-rules-tag-uaccess bash -c "grep -E 'TAGS=.*:uaccess:' udev-with.txt && ! grep -E 'TAGS=.*:uaccess:' udev-without.txt"
 
 # The device goes away when passgate exits.
 kill -TERM "$PASSGATE_PID"
