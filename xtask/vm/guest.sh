@@ -122,14 +122,16 @@ check ssh-login-with-sk-key bash -c "ssh -F /dev/null -i $HOME/id_sk -o Identiti
 # passgate install --user: the unit it writes, and the udev rules it prints, applied by the
 # real udev to the real device (rules in /run/udev/rules.d: the guest's /etc is read-only).
 check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence pinentry\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
-# The node is tagged uaccess with our rules and not without them (so the tag is ours).
+# The rules' evaluation tags the node uaccess with our rules and not without them.
 mkdir -p /run/udev/rules.d
 udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-without.txt 2>&1
 grep '^KERNEL==' install.txt > /run/udev/rules.d/70-passgate-uhid.rules
 udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-with.txt 2>&1
 echo "guest: udev without our rules: $(grep -E 'TAGS=|ID_SECURITY_TOKEN' udev-without.txt | tr '\n' ' ')"
 echo "guest: udev with our rules: $(grep -E 'TAGS=|ID_SECURITY_TOKEN|passgate-uhid' udev-with.txt | tr '\n' ' ')"
-check udev-rules-tag-uaccess bash -c "grep -E 'TAGS=.*:uaccess:' udev-with.txt && ! grep -E 'TAGS=.*:uaccess:' udev-without.txt"
+# CURRENT_TAGS is what this evaluation of the rules set (TAGS also keeps the tags udevd gave
+# at "add", where systemd's fido_id already tags a FIDO node uaccess and security-device).
+check udev-rules-tag-uaccess bash -c "grep -E '^CURRENT_TAGS=.*:uaccess:' udev-with.txt && ! grep -E '^CURRENT_TAGS=.*:uaccess:' udev-without.txt"
 
 # The device goes away when passgate exits.
 kill -TERM "$PASSGATE_PID"
