@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::bridge::BridgeCommand,
     },
+    /// Make passgate this desktop's security key: a systemd user unit serving it on /dev/uhid at
+    /// login (browsers, OpenSSH and libfido2 see a FIDO HID device), and the udev rules it needs.
+    Install(cli::install::InstallArgs),
+    /// Remove what `passgate install` installed.
+    Uninstall(cli::install::UninstallArgs),
     /// App-facing APIs: biometric status/authenticate with a proof, an identity vault, and
     /// SOTER-compatible challenge signing (`app serve`: the JSON host channel).
     App {
@@ -79,6 +84,8 @@ fn main() -> Result<std::process::ExitCode> {
     match Cli::parse().command {
         Command::Authenticator { command } => cli::authenticator::main(command).map(success),
         Command::Conformance(args) => cli::conformance::main(args),
+        Command::Install(args) => cli::install::install(&args).map(success),
+        Command::Uninstall(args) => cli::install::uninstall(&args).map(success),
         Command::Status(args) => cli::status::main(args),
         Command::Rp(args) => cli::rp::main(&args).map(success),
         Command::Demo(args) => cli::demo::main(args).map(success),

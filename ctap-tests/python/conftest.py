@@ -245,5 +245,5 @@ def spawn(tmp_path):
 
 @pytest.fixture
 def passgate(spawn) -> Passgate:
-    """A running authenticator with default attestation (`none`)."""
+    """A running authenticator with default attestation (packed self-attestation)."""
     return spawn()

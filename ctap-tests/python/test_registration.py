@@ -13,7 +13,7 @@ from helpers import ES256, RP_ID, assert_flags, decode_cose, make_server, regist
 @pytest.mark.parametrize("resident", [True, False], ids=["discoverable", "non-discoverable"])
 @pytest.mark.parametrize("attestation", ["none", "packed"])
 def test_register_verified_by_both_servers(spawn, attestation, resident):
-    passgate = spawn(attestation=None if attestation == "none" else attestation)
+    passgate = spawn(attestation=attestation)
     client = passgate.client()
     server = make_server(attestation)
 
@@ -70,8 +70,8 @@ def _raw_make_credential(ctap2, formats=None):
     return cdh, response
 
 
-def test_attestation_formats_preference_selects_packed(passgate):
-    ctap2 = Ctap2(passgate.device())
+def test_attestation_formats_preference_selects_packed(spawn):
+    ctap2 = Ctap2(spawn(attestation="none").device())
 
     cdh, response = _raw_make_credential(ctap2, ["packed"])
     assert response.fmt == "packed"
@@ -81,3 +81,18 @@ def test_attestation_formats_preference_selects_packed(passgate):
     _, default = _raw_make_credential(ctap2, None)
     assert default.fmt == "none"
     assert dict(default.att_stmt) == {}
+
+
+def test_packed_self_attestation_by_default_and_none_on_request(passgate):
+    # As a security key answers: packed unless the client prefers none (CTAP 2.2
+    # attestationFormatsPreference); OpenSSH and libfido2 refuse `none`.
+    ctap2 = Ctap2(passgate.device())
+
+    cdh, default = _raw_make_credential(ctap2, None)
+    assert default.fmt == "packed"
+    result = PackedAttestation().verify(default.att_stmt, default.auth_data, cdh)
+    assert result.attestation_type == AttestationType.SELF
+
+    _, none = _raw_make_credential(ctap2, ["none"])
+    assert none.fmt == "none"
+    assert dict(none.att_stmt) == {}

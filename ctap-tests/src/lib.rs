@@ -11,6 +11,7 @@
 pub mod cbor;
 mod checks;
 pub mod hid;
+pub mod hidraw;
 pub mod pin;
 
 use std::io::Write;
@@ -28,15 +29,38 @@ use crate::hid::{Channel, TcpTransport};
 pub enum Target {
     /// CTAPHID reports over TCP.
     Tcp(String),
+    /// A Linux hidraw node (a security key, or passgate on uhid).
+    Hidraw(std::path::PathBuf),
 }
 
 impl Target {
-    /// Parses `tcp://HOST:PORT`.
+    /// Parses `tcp://HOST:PORT`, `hidraw:/dev/hidrawN`, or `hid` (the one hidraw node whose
+    /// report descriptor has the FIDO usage page).
     pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "hid" {
+            let found = hidraw::fido_devices(std::path::Path::new("/sys/class/hidraw"));
+            return match found.as_slice() {
+                [one] => Ok(Self::Hidraw(one.clone())),
+                [] => Err("--target hid: no hidraw node has the FIDO usage page".to_owned()),
+                many => Err(format!(
+                    "--target hid: several FIDO devices ({}); name one with hidraw:PATH",
+                    many.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+        }
+        if let Some(path) = s.strip_prefix("hidraw:") {
+            if path.is_empty() {
+                return Err("hidraw: needs a path, e.g. hidraw:/dev/hidraw0".to_owned());
+            }
+            return Ok(Self::Hidraw(path.into()));
+        }
         match s.strip_prefix("tcp://") {
             Some(addr) if addr.contains(':') => Ok(Self::Tcp(addr.to_owned())),
             _ => Err(format!(
-                "unsupported target {s:?}: expected tcp://HOST:PORT"
+                "unsupported target {s:?}: expected tcp://HOST:PORT, hidraw:/dev/hidrawN or hid"
             )),
         }
     }
@@ -46,6 +70,11 @@ impl Target {
             Self::Tcp(addr) => {
                 let t = TcpTransport::connect(addr)
                     .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+                Channel::open(Box::new(t))
+            }
+            Self::Hidraw(path) => {
+                let t = hidraw::HidrawTransport::open(path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
                 Channel::open(Box::new(t))
             }
         }

@@ -1,5 +1,6 @@
 //! `passgate authenticator serve`: the CTAP 2.1 authenticator on its state directory, served
-//! over CTAPHID on its Unix socket (same user only) or loopback TCP.
+//! over CTAPHID on its Unix socket (same user only) or loopback TCP, or as a HID security key on
+//! /dev/uhid.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,9 +20,19 @@ use super::{
 
 #[derive(Subcommand)]
 pub enum AuthenticatorCommand {
-    /// Serve the authenticator over CTAPHID (64-byte HID reports carried as-is over a Unix
-    /// socket, or loopback TCP).
+    /// Serve the authenticator over CTAPHID: 64-byte HID reports carried as-is over a Unix
+    /// socket or loopback TCP, or as a HID security key on /dev/uhid (`--transport uhid`).
     Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum TransportArg {
+    /// CTAPHID reports over the socket of `--listen` (this user's Unix socket by default, or
+    /// loopback TCP): passgate's own bridge, app APIs and test tools.
+    #[value(alias = "tcp")]
+    Socket,
+    /// A HID security key on /dev/uhid that every FIDO client on this machine sees.
+    Uhid,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -34,10 +45,13 @@ enum AttestationArg {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Where to listen: `unix:PATH` (default: unix:STATE/authenticator.sock, answering this
-    /// user only) or `tcp://HOST:PORT` on loopback (port 0 picks a free port; for CTAP test
-    /// tools: with a real presence prompt, clients must send the secret written to
-    /// STATE/authenticator.tcp-secret).
+    /// How clients reach the authenticator.
+    #[arg(long, value_enum, default_value_t = TransportArg::Socket)]
+    transport: TransportArg,
+    /// Where to listen with `--transport socket`: `unix:PATH` (default:
+    /// unix:STATE/authenticator.sock, answering this user only) or `tcp://HOST:PORT` on loopback
+    /// (port 0 picks a free port; for CTAP test tools: with a real presence prompt, clients must
+    /// send the secret written to STATE/authenticator.tcp-secret).
     #[arg(long)]
     listen: Option<String>,
     /// State directory (device key, credentials). Default: $XDG_STATE_HOME/passgate or
@@ -47,8 +61,9 @@ pub struct ServeArgs {
     /// How user presence is collected.
     #[arg(long, value_enum, default_value_t = PresenceMode::Terminal)]
     presence: PresenceMode,
-    /// Attestation format when the client does not ask for one.
-    #[arg(long, value_enum, default_value_t = AttestationArg::None)]
+    /// Attestation format when the client does not ask for one (attestationFormatsPreference):
+    /// packed self-attestation, as security keys give it (OpenSSH refuses `none`).
+    #[arg(long, value_enum, default_value_t = AttestationArg::Packed)]
     attestation: AttestationArg,
     /// How many credentials the store holds at most.
     #[arg(long, default_value_t = 250_000)]
@@ -101,6 +116,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         max_uv_attempts: args.verifier.max_attempts,
         reset_window,
     })?;
+    use std::io::Write;
+    if args.transport == TransportArg::Uhid {
+        use passgate_authenticator::transport::uhid;
+        let server = uhid::UhidServer::start(authenticator, &uhid::passgate_identity()).context(
+            "creating the uhid device (is the uhid module loaded, may this user open /dev/uhid?)",
+        )?;
+        println!("serving a FIDO HID device on {}", uhid::UHID_PATH);
+        std::io::stdout().flush()?;
+        tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on uhid");
+        server.wait()?;
+        return Ok(());
+    }
     let listener = Listener::bind(&address).with_context(|| format!("listening on {address}"))?;
     let mut options = ServeOptions::default();
     let secret_file = state_dir.join(SECRET_FILE);
@@ -116,7 +143,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let local = listener.address()?;
     println!("listening on {local}");
-    use std::io::Write;
     std::io::stdout().flush()?;
     tracing::info!(state_dir = %state_dir.display(), "authenticator serving CTAPHID on {local}");
     passgate_authenticator::transport::tcp::serve_with(listener, authenticator, options)?;

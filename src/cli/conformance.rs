@@ -5,7 +5,8 @@ use anyhow::Result;
 
 #[derive(clap::Args)]
 pub struct ConformanceArgs {
-    /// The authenticator, `tcp://HOST:PORT`.
+    /// The authenticator: `tcp://HOST:PORT`, `hidraw:/dev/hidrawN`, or `hid` (the one hidraw
+    /// node with the FIDO usage page).
     #[arg(long)]
     target: String,
     /// The target approves user presence by itself (e.g. `serve --presence auto`).

@@ -8,6 +8,7 @@ pub mod backends;
 pub mod bridge;
 pub mod conformance;
 pub mod demo;
+pub mod install;
 pub mod prompt;
 pub mod rp;
 pub mod status;

@@ -99,6 +99,36 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         satisfied_by: Some(&["node", "--version"]),
     },
     AptPackage {
+        name: "qemu-system-x86",
+        why: "boots a real Linux kernel for the uhid tests (cargo xtask vm-test)",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "linux-image-amd64",
+        why: "the guest kernel and its uhid, hid-generic and 9p modules for the uhid tests",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "busybox-static",
+        why: "the uhid test guest's initramfs",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "udev",
+        why: "udevd in the uhid test guest: libfido2 lists only hidraw nodes udev has recorded",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "fido2-tools",
+        why: "libfido2's fido2-token, fido2-cred and fido2-assert drive passgate over hidraw in the VM",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "openssh-server",
+        why: "sshd in the VM, logged into with an ecdsa-sk key made on passgate over hidraw",
+        satisfied_by: None,
+    },
+    AptPackage {
         name: "npm",
         why: "installs the browser tests' pinned packages (npm ci)",
         satisfied_by: Some(&["npm", "--version"]),

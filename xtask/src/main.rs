@@ -24,6 +24,7 @@ mod deps;
 mod parse;
 mod run;
 mod suites;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,9 +44,11 @@ commands:
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
                            python (= build,python), browser (= build,browser),
-                           cross (check + clippy for macOS, iOS, Windows), all
+                           cross (check + clippy for macOS, iOS, Windows),
+                           vm-test (= build,vm-test: passgate on uhid in a QEMU guest), all
                          TEXT runs only the tests whose name contains it (cargo test's
                          filter, pytest -k, node --test-name-pattern)
+  vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -68,6 +71,10 @@ fn real_main() -> Result<ExitCode> {
     match args.first().map(String::as_str) {
         Some("test") => {
             let selection = parse_test_args(args.get(1..).unwrap_or_default())?;
+            test(&root, &selection)
+        }
+        Some("vm-test") => {
+            let selection = parse_test_args(&["--only".to_owned(), "vm-test".to_owned()])?;
             test(&root, &selection)
         }
         Some("bench") => {
@@ -352,7 +359,8 @@ mod tests {
                 "build",
                 "python-interop",
                 "browser",
-                "cross-targets"
+                "cross-targets",
+                "vm-test"
             ]
         );
         assert_eq!(selection.filter, None);

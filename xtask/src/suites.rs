@@ -116,6 +116,23 @@ pub const SUITES: &[Suite] = &[
         venv: false,
         run: crate::cross::run,
     },
+    Suite {
+        name: "vm-test",
+        aliases: &["vm", "uhid"],
+        requires: &["build"],
+        packages: &[
+            "qemu-system-x86",
+            "linux-image-amd64",
+            "busybox-static",
+            "udev",
+            "fido2-tools",
+            "openssh-server",
+            "python3",
+            "python3-venv",
+        ],
+        venv: true,
+        run: vm_test,
+    },
 ];
 
 /// Names that select several suites.
@@ -348,6 +365,25 @@ fn python(ctx: &mut Context<'_>) -> SuiteResult {
         }),
         note: notes.join("; "),
         elapsed: Duration::ZERO,
+    }
+}
+
+/// Boots a real kernel in QEMU and drives passgate on uhid there (see `crate::vm`).
+fn vm_test(ctx: &mut Context<'_>) -> SuiteResult {
+    let binary = match ready_binary(ctx) {
+        Ok(binary) => binary,
+        Err(result) => return result,
+    };
+    let outcome =
+        target_dir(ctx.root).and_then(|target| crate::vm::run(ctx.root, &target, &binary));
+    match outcome {
+        Ok((counts, note)) => SuiteResult {
+            ok: counts.failed == 0 && counts.passed > 0,
+            counts: Some(counts),
+            note,
+            elapsed: Duration::ZERO,
+        },
+        Err(err) => SuiteResult::failed(format!("{err:#}")),
     }
 }
 

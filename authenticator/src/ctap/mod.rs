@@ -70,7 +70,10 @@ pub enum AttestationFormat {
 pub struct AuthenticatorConfig {
     /// The AAGUID reported in getInfo and attested credential data.
     pub aaguid: [u8; 16],
-    /// Attestation used when the client does not ask for a format.
+    /// Attestation used when the client does not ask for a format (attestationFormatsPreference).
+    /// Packed self-attestation by default, as security keys answer: some clients (OpenSSH,
+    /// libfido2's `fido_cred_verify_self`) refuse `none`, while browsers replace attestation
+    /// with `none` themselves for relying parties that ask for none.
     pub default_attestation: AttestationFormat,
     /// When set, authenticatorReset is accepted only this long after start (CTAP asks 10 s of
     /// roaming authenticators).
@@ -91,7 +94,7 @@ impl Default for AuthenticatorConfig {
     fn default() -> Self {
         Self {
             aaguid: PASSGATE_AAGUID,
-            default_attestation: AttestationFormat::None,
+            default_attestation: AttestationFormat::PackedSelf,
             reset_window: Some(Duration::from_secs(10)),
             max_credential_count_in_list: 64,
             max_credential_id_length: 128,

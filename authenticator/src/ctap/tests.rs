@@ -331,11 +331,23 @@ fn get_info_reports_versions_aaguid_and_options() {
 }
 
 #[test]
-fn make_credential_none_then_assert_with_increasing_counter() {
+fn make_credential_packed_by_default_then_assert_with_increasing_counter() {
     let mut a = authenticator(10);
     let made = make(&mut a, "example.com", b"user-1", false, vec![]);
-    assert_eq!(made.fmt, "none");
-    assert_eq!(made.att_stmt, Value::Map(vec![]));
+    assert_eq!(
+        made.fmt, "packed",
+        "security keys self-attest unless asked not to"
+    );
+    let Value::Map(stmt) = &made.att_stmt else {
+        panic!("attStmt is not a map")
+    };
+    assert_eq!(stmt[0], (text("alg"), int(-7)));
+    assert!(verify(
+        &made.public_key,
+        &made.auth_data,
+        &[7; 32],
+        stmt[1].1.as_bytes().unwrap()
+    ));
     assert_eq!(made.id.len(), super::CREDENTIAL_ID_LENGTH);
     assert_eq!(made.auth_data[32], 0x41, "UP|AT, no UV");
     assert_eq!(&made.auth_data[33..37], &[0, 0, 0, 0]);
@@ -379,6 +391,29 @@ fn make_credential_none_then_assert_with_increasing_counter() {
         a.handle(&get_assertion("evil.example", Some(&made.id), None)),
         vec![0x2e]
     );
+}
+
+#[test]
+fn none_attestation_when_the_client_prefers_it() {
+    let mut a = authenticator(10);
+    let made = make(
+        &mut a,
+        "example.com",
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("none"), text("packed")]))],
+    );
+    assert_eq!(made.fmt, "none");
+    assert_eq!(made.att_stmt, Value::Map(vec![]));
+    // An unknown format first does not hide a later one the authenticator knows.
+    let made = make(
+        &mut a,
+        "example.com",
+        b"v",
+        false,
+        vec![(0x0b, Value::Array(vec![text("tpm"), text("none")]))],
+    );
+    assert_eq!(made.fmt, "none");
 }
 
 #[test]

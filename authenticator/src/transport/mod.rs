@@ -4,3 +4,4 @@ pub mod limits;
 pub mod secret;
 pub mod stream;
 pub mod tcp;
+pub mod uhid;

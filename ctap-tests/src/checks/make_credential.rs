@@ -67,6 +67,28 @@ fn none_attestation(ctx: &mut Ctx) -> Result<(), String> {
     Ok(())
 }
 
+/// CTAP 2.2 attestationFormatsPreference: a client that prefers `none` gets it, whatever the
+/// authenticator's default (security keys self-attest by default).
+fn none_on_request(ctx: &mut Ctx) -> Result<(), String> {
+    let made = make(
+        &mut ctx.channel()?,
+        &ctx.rp(),
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("none"), text("packed")]))],
+    )?;
+    let fmt = get(&made.response, 1).and_then(Value::as_text);
+    ensure!(
+        fmt == Some("none"),
+        "format {fmt:?} instead of the preferred none"
+    );
+    ensure!(
+        matches!(get(&made.response, 3), Some(Value::Map(m)) if m.is_empty()),
+        "none attestation with a non-empty statement"
+    );
+    Ok(())
+}
+
 fn packed_on_request(ctx: &mut Ctx) -> Result<(), String> {
     let made = make(
         &mut ctx.channel()?,
@@ -691,7 +713,7 @@ pub fn checks() -> Vec<Check> {
     checks![
         (
             "mc-01",
-            "default attestation is none with an empty statement (or packed)",
+            "default attestation is packed self-attestation (or none with an empty statement)",
             PRESENCE,
             none_attestation
         ),
@@ -959,6 +981,12 @@ pub fn checks() -> Vec<Check> {
             "a request of exactly maxMsgSize bytes is accepted",
             PRESENCE,
             request_of_max_msg_size
+        ),
+        (
+            "mc-47",
+            "attestationFormatsPreference [none, packed] gives none",
+            PRESENCE,
+            none_on_request
         ),
     ]
 }
