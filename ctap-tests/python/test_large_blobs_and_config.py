@@ -98,7 +98,7 @@ def test_cred_blob_round_trip(passgate):
     )
     assert too_big.auth_data.extensions == {"credBlob": False}
     cred_id = made.auth_data.credential_data.credential_id
-    got = ctap.get_assertion(RP_ID, b"\x02" * 32, [{"type": "public-key", "id": cred_id}], extensions={"getCredBlob": True})
+    got = ctap.get_assertion(RP_ID, b"\x02" * 32, [{"type": "public-key", "id": cred_id}], extensions={"credBlob": True})
     assert got.auth_data.extensions == {"credBlob": b"hello blob"}
 
 

@@ -1500,3 +1500,5 @@ fn mutated_requests_never_panic() {
         "some mutations still succeed, so the success path was exercised"
     );
 }
+
+mod conformance;
