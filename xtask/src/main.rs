@@ -15,6 +15,7 @@
 
 mod bench;
 mod deps;
+mod device_suite;
 mod parse;
 mod run;
 
@@ -39,18 +40,21 @@ enum Suite {
     Build,
     /// `pytest ctap-tests/python` against the freshly built binary.
     Python,
+    /// python-fido2's own device suite against the binary (see `device_suite`).
+    Device,
     /// `npm test` in `relying-party/browser/` and `web-demo/`: headless Chromium through
     /// Playwright against the binary.
     Browser,
 }
 
 impl Suite {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Fmt,
         Self::Clippy,
         Self::Rust,
         Self::Build,
         Self::Python,
+        Self::Device,
         Self::Browser,
     ];
 
@@ -61,6 +65,7 @@ impl Suite {
             Self::Rust => "rust-tests",
             Self::Build => "build",
             Self::Python => "python-interop",
+            Self::Device => "device-suite",
             Self::Browser => "browser",
         }
     }
@@ -75,10 +80,11 @@ impl Suite {
             "build" => vec![Self::Build],
             // The interop tests drive the binary, so they always build it first.
             "python" | "python-interop" | "interop" => vec![Self::Build, Self::Python],
+            "device" | "device-suite" => vec![Self::Build, Self::Device],
             "browser" | "chromium" => vec![Self::Build, Self::Browser],
             "all" => Self::ALL.to_vec(),
             other => bail!(
-                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, all"
+                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, device, browser, all"
             ),
         })
     }
@@ -102,7 +108,8 @@ commands:
   test [--only SUITES]   install what is missing, then run the suites (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser), all
+                           python (= build,python), device (= build,device: python-fido2's
+                           device suite), browser (= build,browser), all
   setup                  only install the Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -201,7 +208,10 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
 
     // Install first, so a missing package fails the run before minutes of compiling.
     let mut setup_error: Option<String> = None;
-    if suites.contains(&Suite::Python) || suites.contains(&Suite::Browser) {
+    if suites.contains(&Suite::Python)
+        || suites.contains(&Suite::Device)
+        || suites.contains(&Suite::Browser)
+    {
         let mut installer = deps::AptInstaller::new();
         if let Err(err) =
             deps::ensure_apt_packages(&mut installer).and_then(|()| deps::ensure_venv(root))
@@ -230,6 +240,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
                 result
             }
             Suite::Python => python(root, binary.as_deref(), setup_error.as_deref()),
+            Suite::Device => device(root, binary.as_deref(), setup_error.as_deref()),
             Suite::Browser => browser(root, binary.as_deref(), setup_error.as_deref()),
         };
         results.push(result);
@@ -419,6 +430,31 @@ fn python(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> Suit
             failed: counts.failed.saturating_add(counts.skipped),
         }),
         note: notes.join("; "),
+    }
+}
+
+/// python-fido2's device suite (`device_suite`), counted like the other suites.
+fn device(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> SuiteResult {
+    let fail = |note: String| SuiteResult {
+        suite: Suite::Device,
+        ok: false,
+        counts: None,
+        note,
+    };
+    if let Some(err) = setup_error {
+        return fail(format!("not run: setup failed: {err}"));
+    }
+    let Some(binary) = binary else {
+        return fail("not run: the passgate binary was not built".to_owned());
+    };
+    match target_dir(root).and_then(|target| device_suite::run(root, &target, binary)) {
+        Ok(outcome) => SuiteResult {
+            suite: Suite::Device,
+            ok: outcome.ok(),
+            counts: Some(outcome.counts),
+            note: outcome.note(),
+        },
+        Err(err) => fail(format!("{err:#}")),
     }
 }
 

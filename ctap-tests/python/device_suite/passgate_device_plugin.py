@@ -19,6 +19,7 @@ are, which is why this is a plugin and not a conftest.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -33,6 +34,18 @@ import pytest
 from fido2.hid.base import HidDescriptor
 
 from helpers import LISTEN_PREFIX, REPORT_SIZE, TcpCtapHidConnection
+
+# Every skip the suite may report, each a feature passgate deliberately does not offer (the
+# README of this directory gives the reasons). Any other skip is reported as a failure: a
+# feature that stopped being offered must not turn into a quiet skip.
+EXPLAINED_SKIPS = [
+    re.compile(r"Algorithm (ES256K|ES512|PS256|RS256|MLDSA44|MLDSA65|MLDSA87) not supported"),
+    re.compile(r"Enterprise Attestation not supported"),
+    re.compile(r"Persistent PUAT not supported"),
+    re.compile(r"thirdPartyPayment not supported by authenticator"),
+    re.compile(r"previewSign not supported by authenticator"),
+    re.compile(r"BioEnrollment not supported by authenticator"),
+]
 
 STARTUP_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -218,3 +231,20 @@ def pytest_collection_finish(session):
     for name, module in list(sys.modules.items()):
         if name.endswith("device") and module is not None and hasattr(module, "TEST_PIN"):
             _patch_printer(module)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Turns a skip whose reason is not in EXPLAINED_SKIPS into a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    if any(pattern.fullmatch(reason) for pattern in EXPLAINED_SKIPS):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"unexplained skip: {reason!r}; passgate should offer this, or the skip needs a reason "
+        "in ctap-tests/python/device_suite/README.md and EXPLAINED_SKIPS"
+    )
