@@ -64,10 +64,19 @@ impl Authenticator {
             (9, Some(Value::Array(vec![text("internal")]))),
             (
                 10,
-                Some(Value::Array(vec![text_map([
-                    ("alg", Some(int(-7))),
-                    ("type", Some(text("public-key"))),
-                ])])),
+                Some(Value::Array(
+                    self.env
+                        .key_store
+                        .algorithms()
+                        .iter()
+                        .map(|alg| {
+                            text_map([
+                                ("alg", Some(int(alg.cose_id()))),
+                                ("type", Some(text("public-key"))),
+                            ])
+                        })
+                        .collect(),
+                )),
             ),
             (
                 14,

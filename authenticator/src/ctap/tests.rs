@@ -48,7 +48,7 @@ impl KeyStore for PlainKeys {
         let public_key = P256PublicKey::from_sec1_uncompressed(pair.public_key().as_ref()).unwrap();
         Ok(CreatedKey {
             handle: KeyHandle(pkcs8.as_ref().to_vec()),
-            public_key,
+            public_key: public_key.into(),
         })
     }
     fn sign(

@@ -117,3 +117,47 @@ fn cred_blob_comes_back_for_the_ctap_input_cred_blob_true() {
     let resp = ok_map(&a.handle(&ga(text_map([("getCredBlob", Some(Value::Bool(true)))]))));
     assert_eq!(resp[&2].as_bytes().unwrap().len(), 37, "no extensions");
 }
+
+#[test]
+fn get_info_lists_the_key_stores_algorithms_and_make_credential_takes_the_clients_first() {
+    let mut a = authenticator(10);
+    let info = ok_map(&a.handle(&[command::GET_INFO]));
+    // The test double's store says nothing: ES256 only, as the TPM store.
+    assert_eq!(
+        info[&10],
+        Value::Array(vec![text_map([
+            ("alg", Some(int(-7))),
+            ("type", Some(text("public-key"))),
+        ])])
+    );
+    let params = |algs: &[i64]| {
+        Value::Array(
+            algs.iter()
+                .map(|alg| text_map([("alg", Some(int(*alg))), ("type", Some(text("public-key")))]))
+                .collect(),
+        )
+    };
+    // makeCredential for example.com with `pubKeyCredParams` replaced.
+    let request_with = |algs: &[i64]| {
+        let request = make_credential_request("example.com", b"u", false, vec![]);
+        let Value::Map(mut entries) = decode_canonical(&request[1..]).unwrap() else {
+            panic!("not a map")
+        };
+        for (k, v) in entries.iter_mut() {
+            if *k == int(4) {
+                *v = params(algs);
+            }
+        }
+        let mut out = vec![command::MAKE_CREDENTIAL];
+        out.extend(encode(&Value::Map(entries)));
+        out
+    };
+    // EdDSA first, then ES256: a store with ES256 only makes an ES256 key.
+    let made = ok_map(&a.handle(&request_with(&[-8, -7])));
+    let auth_data = made[&2].as_bytes().unwrap();
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let cose = &auth_data[55 + id_len..];
+    assert_eq!(&cose[..5], &[0xa5, 0x01, 0x02, 0x03, 0x26], "EC2, ES256");
+    // Nothing it can make: UNSUPPORTED_ALGORITHM.
+    assert_eq!(a.handle(&request_with(&[-8, -35])), vec![0x26]);
+}
