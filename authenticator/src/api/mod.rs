@@ -2,6 +2,7 @@
 //! (software, TPM 2.0, Secure Enclave, fprintd, Windows Hello, ...) plugs in without touching the
 //! CTAP command code.
 
+pub mod bio_enrollment;
 pub mod clock;
 pub mod credential_store;
 pub mod key_store;

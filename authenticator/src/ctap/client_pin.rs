@@ -521,13 +521,13 @@ impl Authenticator {
             .decapsulate(protocol, peer)
     }
 
-    fn check_permissions(&self, permissions: u64) -> Result<u8, StatusCode> {
+    fn check_permissions(&mut self, permissions: u64) -> Result<u8, StatusCode> {
         let permissions = u8::try_from(permissions).map_err(|_| StatusCode::InvalidParameter)?;
         if permissions == 0 {
             return Err(StatusCode::InvalidParameter);
         }
-        // bioEnrollment is not offered yet (no built-in fingerprint enrollment).
-        if permissions & permission::BE != 0 {
+        // bioEnrollment only where the user verifier can enroll fingerprints.
+        if permissions & permission::BE != 0 && !self.bio_enrollment_available() {
             return Err(StatusCode::UnauthorizedPermission);
         }
         Ok(permissions)

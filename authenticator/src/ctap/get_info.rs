@@ -23,6 +23,10 @@ impl Authenticator {
         if uv.available {
             options.push((text("uv"), Value::Bool(uv.enrolled)));
         }
+        // bioEnroll: present when fingerprints can be enrolled over CTAP, true once one is.
+        if self.bio_enrollment_available() {
+            options.push((text("bioEnroll"), Value::Bool(uv.enrolled)));
+        }
         // With the TPM key store and a PIN set, keys sign only after verification: advertised
         // honestly as alwaysUv (and no makeCredUvNotRqd).
         let always_uv = self.always_uv()?;
