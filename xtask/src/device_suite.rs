@@ -22,6 +22,9 @@ use crate::run::Step;
 const FIDO2_VERSION: &str = "2.2.1";
 /// SHA-256 of `fido2-2.2.1.tar.gz` as published on PyPI.
 const FIDO2_SDIST_SHA256: &str = "85787428a94c3f8eaf72f0ff30afba983b559a1b1b795c93318c81b4ad4062c4";
+/// Test files that run with fingerprints: the real fprintd on libfprint's virtual sensor
+/// (`--user-verifier fprintd`), set up by the plugin.
+const FPRINTD_FILES: &[&str] = &["test_bioenroll"];
 /// Seconds one device test may take before pytest-timeout fails it.
 const TEST_TIMEOUT_SECONDS: &str = "120";
 
@@ -115,7 +118,11 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<Outcome> {
             timeout.as_str(),
             relative.as_str(),
         ];
-        let captured = Step::new(&python, &args, &sdist)
+        let mut step = Step::new(&python, &args, &sdist);
+        if FPRINTD_FILES.contains(&name.as_str()) {
+            step = step.env("PASSGATE_DEVICE_FPRINTD", "1");
+        }
+        let captured = step
             .env("PASSGATE_BIN", binary.as_os_str())
             .env("PASSGATE_DEVICE_STATE", state.as_os_str())
             .env("PYTHONPATH", &python_path)

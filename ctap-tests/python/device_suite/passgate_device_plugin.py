@@ -24,9 +24,11 @@ import select
 import signal
 import subprocess
 import sys
+import socket
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import fido2.hid
@@ -44,7 +46,6 @@ EXPLAINED_SKIPS = [
     re.compile(r"Persistent PUAT not supported"),
     re.compile(r"thirdPartyPayment not supported by authenticator"),
     re.compile(r"previewSign not supported by authenticator"),
-    re.compile(r"BioEnrollment not supported by authenticator"),
 ]
 
 STARTUP_TIMEOUT = 15.0
@@ -55,8 +56,9 @@ PATH_PREFIX = "passgate-tcp:"
 class Authenticator:
     """One `passgate authenticator serve` process at a time, on a fixed state dir and port."""
 
-    def __init__(self, binary: str, state_dir: Path, log_path: Path):
+    def __init__(self, binary: str, state_dir: Path, log_path: Path, extra: list[str]):
         self.binary = binary
+        self.extra = extra
         self.state_dir = state_dir
         self.log_path = log_path
         self.port = 0
@@ -77,6 +79,7 @@ class Authenticator:
             str(self.state_dir),
             "--presence",
             "auto",
+            *self.extra,
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -149,6 +152,33 @@ class Authenticator:
 
 _authenticator: Authenticator | None = None
 _tempdir: tempfile.TemporaryDirectory | None = None
+_services = ExitStack()
+
+
+class _Finger:
+    """Touches libfprint's virtual sensor with one finger every 0.25 s: every enrollment
+    sample and every verification the suite asks a person for gets that finger."""
+
+    def __init__(self, vdev: Path, finger: str):
+        self.vdev, self.finger, self.stop = vdev, finger, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(0.25):
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(str(self.vdev))
+                    s.sendall(f"SCAN {self.finger}".encode())
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
 
 
 def _list_descriptors():
@@ -192,13 +222,26 @@ def pytest_configure(config):
     state_dir = base / "state"
     if state_dir.exists() and any(state_dir.iterdir()):
         raise pytest.UsageError(f"{state_dir} is not empty: each run needs a fresh state")
-    _authenticator = Authenticator(binary, state_dir, base / "passgate.log")
+    extra: list[str] = []
+    if os.environ.get("PASSGATE_DEVICE_FPRINTD"):
+        # Fingerprints: the real fprintd on libfprint's virtual sensor, on a private system
+        # bus (see ctap-tests/python/fprint_env.py), and a finger always on the sensor.
+        from fprint_env import private_fprintd
+
+        # A short directory: it holds Unix sockets, whose paths are limited to 108 bytes.
+        sockets = Path(_services.enter_context(tempfile.TemporaryDirectory(prefix="pg-fp-")))
+        fprint = _services.enter_context(private_fprintd(sockets))
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"]
+        _services.enter_context(_Finger(fprint["vdev"], "finger-a"))
+        extra = ["--user-verifier", "fprintd", "--fprint-user", "root"]
+    _authenticator = Authenticator(binary, state_dir, base / "passgate.log", extra)
     _authenticator.power_on()
 
 
 def pytest_unconfigure(config):
     if _authenticator is not None:
         _authenticator.power_off()
+    _services.close()
     if _tempdir is not None:
         _tempdir.cleanup()
 
