@@ -111,7 +111,7 @@ impl Authenticator {
         }
         // Everything else changes or reveals enrollments: a token with the `be` permission,
         // over modality || subCommand || subCommandParams.
-        let param = param.ok_or(StatusCode::MissingParameter)?;
+        let param = param.ok_or(StatusCode::PuatRequired)?;
         let protocol = Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
         let mut message = vec![
             u8::try_from(modality).map_err(|_| StatusCode::InvalidOption)?,

@@ -1501,4 +1501,5 @@ fn mutated_requests_never_panic() {
     );
 }
 
+mod bio_enrollment;
 mod conformance;
