@@ -275,25 +275,7 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
     };
     let state = dir.path().join("state");
     // The person at passgate's prompt: the scripted pinentry (a real Assuan speaker).
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
-    let control = dir.path().join("pinentry.json");
-    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
-    let pinentry = dir.path().join("pinentry");
-    std::fs::write(
-        &pinentry,
-        format!(
-            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-            script.display(),
-            control.display(),
-            dir.path().join("pinentry.log").display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&pinentry, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let pinentry = passgate_testkit::ScriptedPinentry::new(dir.path()).program;
     let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
         .args([
             "demo",

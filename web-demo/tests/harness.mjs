@@ -21,7 +21,7 @@ export const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const PASSGATE_AAGUID = 'bc5e712f-3ad4-41a7-a970-289c9ab407c9';
 /** The PIN the scripted pinentry types unless told otherwise. */
 export const TEST_PIN = '482916';
-const scriptedPinentryPath = resolve(demoDir, '..', 'bridge', 'tests', 'scripted-pinentry.py');
+const scriptedPinentryPath = resolve(demoDir, '..', 'testkit', 'scripted-pinentry.py');
 
 /** Default bound for a single browser/CDP/server step. */
 export const STEP_MS = 15_000;
@@ -372,7 +372,7 @@ export async function spawnPassgate(args, { what = `passgate ${args[0]}`, until 
 }
 
 /**
- * The scripted pinentry (bridge/tests/scripted-pinentry.py): a real Assuan speaker standing in
+ * The scripted pinentry (testkit/scripted-pinentry.py): a real Assuan speaker standing in
  * for the person at passgate's trusted prompt. `direct({getpin, confirm, script})` says how the
  * next dialogs are answered; `dialogs()` is what passgate showed, one entry per dialog.
  */
