@@ -8,7 +8,9 @@
 //! ([`key_store::hmac_secret_in_software`], [`key_store::hmac_secret_with_uv`]) and the system
 //! generator ([`rng::SystemRng`]).
 
-pub use passgate_platform_api::{clock, credential_store, state_store, user_verifier};
+pub use passgate_platform_api::{
+    bio_enrollment, clock, credential_store, state_store, user_verifier,
+};
 
 /// Where credential private keys live (see [`passgate_platform_api::key_store`]).
 pub mod key_store {

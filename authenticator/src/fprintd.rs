@@ -19,10 +19,10 @@ use crate::api::user_verifier::{
     UserVerifier, VerificationMethod, VerifierErrorCode, VerifierStatus,
 };
 
-const SERVICE: &str = "net.reactivated.Fprint";
-const MANAGER_PATH: &str = "/net/reactivated/Fprint/Manager";
-const MANAGER: &str = "net.reactivated.Fprint.Manager";
-const DEVICE: &str = "net.reactivated.Fprint.Device";
+pub(crate) const SERVICE: &str = "net.reactivated.Fprint";
+pub(crate) const MANAGER_PATH: &str = "/net/reactivated/Fprint/Manager";
+pub(crate) const MANAGER: &str = "net.reactivated.Fprint.Manager";
+pub(crate) const DEVICE: &str = "net.reactivated.Fprint.Device";
 
 /// What one fprintd `VerifyStatus` result means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct FprintdVerifier {
     username: String,
     timeout: Duration,
     presence: Box<dyn UserVerifier>,
+    /// The enrollment running over authenticatorBioEnrollment, if any (see `fprintd_enroll`).
+    pub(crate) enrolling: Option<crate::fprintd_enroll::EnrollSession>,
 }
 
 impl std::fmt::Debug for FprintdVerifier {
@@ -81,7 +83,16 @@ impl FprintdVerifier {
             username: username.to_owned(),
             timeout,
             presence,
+            enrolling: None,
         }
+    }
+
+    pub(crate) fn connection(&self) -> Option<&Connection> {
+        self.connection.as_ref()
+    }
+
+    pub(crate) fn username(&self) -> &str {
+        &self.username
     }
 
     fn device(&self) -> Result<Proxy<'_>, VerifierErrorCode> {
@@ -245,6 +256,10 @@ impl UserVerifier for FprintdVerifier {
         let mut out = [0u8; 32];
         out.copy_from_slice(ctx.finish().as_ref());
         Some(out)
+    }
+
+    fn bio_enrollment(&mut self) -> Option<&mut dyn crate::api::bio_enrollment::BioEnrollment> {
+        Some(self)
     }
 }
 

@@ -14,6 +14,8 @@ pub mod ctaphid;
 pub mod env;
 #[cfg(feature = "fprintd")]
 pub mod fprintd;
+#[cfg(feature = "fprintd")]
+pub mod fprintd_enroll;
 pub mod fs;
 pub mod presence;
 pub mod setup;

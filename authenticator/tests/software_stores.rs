@@ -674,7 +674,7 @@ fn key_handles_sign_verifiably_and_only_under_their_device_key() {
     let (_k2, mut foreign, _store2) = open(other.path(), 10);
     assert_eq!(keys.info().backend, "software");
     let created = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
-    let public = created.public_key.to_sec1_uncompressed();
+    let public = created.public_key.to_raw();
     let signature = keys.sign(&created.handle, b"client data", None).unwrap();
     let verifier = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..]);
     verifier.verify(b"client data", &signature).unwrap();

@@ -698,7 +698,7 @@ fn wrong_pins_still_count_and_the_session_recovers() {
     assert!(
         aws_lc_rs::signature::UnparsedPublicKey::new(
             &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-            &key.public_key.to_sec1_uncompressed()[..]
+            &key.public_key.to_raw()[..]
         )
         .verify(b"m", &signature)
         .is_ok()

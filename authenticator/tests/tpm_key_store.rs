@@ -30,8 +30,8 @@ use passgate_authenticator::{Authenticator, Env};
 use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
 
-fn verifies(public: &[u8; 65], message: &[u8], signature: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &public[..])
+fn verifies(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public)
         .verify(message, signature)
         .is_ok()
 }
@@ -54,7 +54,7 @@ fn keys_sign_in_the_tpm_survive_restart_and_stay_on_their_tpm() {
     let created = store
         .create_key(KeyAlgorithm::Es256, Some(&release))
         .unwrap();
-    let public = created.public_key.to_sec1_uncompressed();
+    let public = created.public_key.to_raw();
     let signature = store
         .sign(&created.handle, b"authenticator data", Some(&release))
         .unwrap();
@@ -147,7 +147,7 @@ fn a_pin_in_the_tpm_gates_keys_and_wrong_pins_hit_the_dictionary_attack_lockout(
     );
     let open = store.release_for(None).unwrap();
     let key = store.create_key(KeyAlgorithm::Es256, Some(&open)).unwrap();
-    let public = key.public_key.to_sec1_uncompressed();
+    let public = key.public_key.to_raw();
 
     // Set the PIN: the release key is sealed in the TPM PIN object; nothing releases keys
     // without it (no biometric release configured here).

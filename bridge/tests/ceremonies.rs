@@ -20,7 +20,7 @@ fn creation(user: &str) -> Value {
         "rp": {"id": "example.com", "name": "Example"},
         "user": {"id": b64::encode(user.as_bytes()), "name": user, "displayName": user},
         "challenge": b64::encode(&[7u8; 32]),
-        "pubKeyCredParams": [{"type": "public-key", "alg": -8}, {"type": "public-key", "alg": -7}],
+        "pubKeyCredParams": [{"type": "public-key", "alg": -257}, {"type": "public-key", "alg": -7}],
         "authenticatorSelection": {"residentKey": "required", "userVerification": "required"},
         "extensions": {"credProps": true},
     })
@@ -50,7 +50,7 @@ fn excluded_credentials_unsupported_algorithms_and_missing_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let (bridge, transport) = pin_bridge(dir.path());
     let first = bridge.create(ORIGIN, None, &creation("carol")).unwrap();
-    // -8 (EdDSA) is skipped: this authenticator offers ES256 only.
+    // -257 (RS256) is skipped: this authenticator does not offer it.
     assert_eq!(first["response"]["publicKeyAlgorithm"], -7);
 
     let mut again = creation("carol");

@@ -35,8 +35,12 @@ class _Pin(UserInteraction):
 def test_set_change_and_token(passgate, protocol):
     ctap = Ctap2(passgate.device())
     pin = ClientPin(ctap, protocol())
-    assert pin.get_pin_retries()[0] == 8
+    # No PIN yet: getPINRetries is PIN_NOT_SET (as python-fido2's device suite expects).
+    with pytest.raises(CtapError) as no_pin:
+        pin.get_pin_retries()
+    assert no_pin.value.code == CtapError.ERR.PIN_NOT_SET
     pin.set_pin("1234")
+    assert pin.get_pin_retries()[0] == 8
     assert Ctap2(passgate.device()).get_info().options["clientPin"] is True
     token = pin.get_pin_token("1234", ClientPin.PERMISSION.MAKE_CREDENTIAL, RP_ID)
     assert len(token) == 32

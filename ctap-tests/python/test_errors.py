@@ -91,6 +91,6 @@ def test_raw_ctap2_error_codes(passgate):
 
     with pytest.raises(CtapError) as excinfo:
         ctap2.make_credential(
-            os.urandom(32), rp, user, [{"type": "public-key", "alg": -8}]
+            os.urandom(32), rp, user, [{"type": "public-key", "alg": -257}]  # RS256: not offered
         )
     assert excinfo.value.code == CtapError.ERR.UNSUPPORTED_ALGORITHM

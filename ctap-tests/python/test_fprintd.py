@@ -18,59 +18,19 @@ from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, UserVerificationRequirement
 from webauthn import verify_authentication_response, verify_registration_response
 
+from fprint_env import private_fprintd
 from helpers import ORIGIN, RP_ID, to_json
 from test_tpm import swtpm_factory  # noqa: F401  (fixture: a private swtpm)
 
-SYSTEM_PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).parent
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
-<allow receive_sender="*"/><allow send_type="method_call"/><allow send_type="signal"/>
-</policy></busconfig>"""
-ALLOW = "['net.reactivated.fprint.device.enroll','net.reactivated.fprint.device.verify','net.reactivated.fprint.device.setusername']"
-
-
-def _wait_for(predicate, what, timeout=10):
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"{what} did not come up"
-        time.sleep(0.05)
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture
 def fprint(tmp_path):
     """A private system bus with mocked polkit and the real fprintd on a virtual sensor."""
-    bus_sock = tmp_path / "bus.sock"
-    conf = tmp_path / "bus.conf"
-    conf.write_text(BUS_CONFIG.format(sock=bus_sock))
-    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={bus_sock}")
-    procs = [subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        _wait_for(bus_sock.exists, "the private system bus")
-        procs.append(subprocess.Popen([SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        allow = f"import dbus,time\nfor i in range(100):\n try:\n  dbus.SystemBus().get_object('org.freedesktop.PolicyKit1','/org/freedesktop/PolicyKit1/Authority').SetAllowed({ALLOW},dbus_interface='org.freedesktop.DBus.Mock');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)"
-        subprocess.run([SYSTEM_PYTHON, "-c", allow], env=env, check=True, timeout=20)
-        vdev = tmp_path / "vdev.sock"
-        (tmp_path / "state").mkdir()
-        (tmp_path / "run").mkdir()
-        fenv = dict(env, FP_DRIVERS_ALLOWLIST="virtual_device", FP_VIRTUAL_DEVICE=str(vdev),
-                    STATE_DIRECTORY=str(tmp_path / "state"), RUNTIME_DIRECTORY=str(tmp_path / "run"))
-        procs.append(subprocess.Popen(["/usr/libexec/fprintd", "-t"], env=fenv,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        # The virtual device's socket appears when the sensor is opened; wait for fprintd
-        # to list the device on the bus instead.
-        probe = ("import dbus,time\nfor i in range(100):\n try:\n  m=dbus.SystemBus().get_object('net.reactivated.Fprint','/net/reactivated/Fprint/Manager')\n"
-                 "  assert m.GetDevices(dbus_interface='net.reactivated.Fprint.Manager');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)")
-        subprocess.run([SYSTEM_PYTHON, "-c", probe], env=env, check=True, timeout=20)
-        yield {"env": env, "vdev": vdev}
-    finally:
-        for p in reversed(procs):
-            p.kill()
-            p.wait()
+    with private_fprintd(tmp_path) as env:
+        yield env
 
 
 def _enroll(fprint, finger, name="right-index-finger"):

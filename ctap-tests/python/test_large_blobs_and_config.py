@@ -98,7 +98,7 @@ def test_cred_blob_round_trip(passgate):
     )
     assert too_big.auth_data.extensions == {"credBlob": False}
     cred_id = made.auth_data.credential_data.credential_id
-    got = ctap.get_assertion(RP_ID, b"\x02" * 32, [{"type": "public-key", "id": cred_id}], extensions={"getCredBlob": True})
+    got = ctap.get_assertion(RP_ID, b"\x02" * 32, [{"type": "public-key", "id": cred_id}], extensions={"credBlob": True})
     assert got.auth_data.extensions == {"credBlob": b"hello blob"}
 
 
@@ -129,11 +129,13 @@ def test_config_min_pin_length_always_uv_and_enterprise(passgate):
     with pytest.raises(CtapError) as err:
         ctap.make_credential(b"\x01" * 32, {"id": RP_ID}, {"id": b"w"}, [{"type": "public-key", "alg": -7}])
     assert err.value.code == CtapError.ERR.PUAT_REQUIRED
-    # Raising the minimum forces a PIN change before the next token.
+    # Raising the minimum forces a PIN change before the next token: the right PIN is refused
+    # with PIN_INVALID (CTAP 2.1 §6.5.5.7), its retries reset.
     config.set_min_pin_length(min_pin_length=8)
     with pytest.raises(CtapError) as err:
         pin.get_pin_token("123456")
-    assert err.value.code == CtapError.ERR.PIN_POLICY_VIOLATION
+    assert err.value.code == CtapError.ERR.PIN_INVALID
+    assert pin.get_pin_retries()[0] == 8
     pin.change_pin("123456", "12345678")
     assert len(pin.get_pin_token("12345678")) == 32
     # The minPinLength extension reports the minimum to the listed RP only.

@@ -340,6 +340,7 @@ pub fn all_checks() -> Vec<Check> {
     v.extend(checks::hid::checks());
     v.extend(checks::get_info::checks());
     v.extend(checks::make_credential::checks());
+    v.extend(checks::algorithms::checks());
     v.extend(checks::get_assertion::checks());
     v.extend(checks::extensions::checks());
     v.extend(checks::client_pin::checks());

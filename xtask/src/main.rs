@@ -21,6 +21,7 @@
 mod bench;
 mod cross;
 mod deps;
+mod device_suite;
 mod parse;
 mod run;
 mod suites;
@@ -43,7 +44,8 @@ commands:
                          install what the selected suites need, then run them (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser),
+                           python (= build,python), device (= build,device-suite:
+                           python-fido2's own device suite), browser (= build,browser),
                            cross (check + clippy for macOS, iOS, Windows),
                            vm-test (= build,vm-test: passgate on uhid in a QEMU guest), all
                          TEXT runs only the tests whose name contains it (cargo test's
@@ -358,6 +360,7 @@ mod tests {
                 "rust-tests",
                 "build",
                 "python-interop",
+                "device-suite",
                 "browser",
                 "cross-targets",
                 "vm-test"

@@ -99,6 +99,22 @@ pub const SUITES: &[Suite] = &[
         run: python,
     },
     Suite {
+        name: "device-suite",
+        aliases: &["device"],
+        requires: &["build"],
+        // test_bioenroll.py runs on the real fprintd, like the python interop tests.
+        packages: &[
+            "python3",
+            "python3-venv",
+            "dbus",
+            "fprintd",
+            "python3-dbusmock",
+            "python3-gi",
+        ],
+        venv: true,
+        run: device,
+    },
+    Suite {
         name: "browser",
         aliases: &["chromium"],
         requires: &["build"],
@@ -303,6 +319,25 @@ fn ready_binary(ctx: &Context<'_>) -> Result<PathBuf, SuiteResult> {
     ctx.binary
         .clone()
         .ok_or_else(|| SuiteResult::failed("not run: the passgate binary was not built".to_owned()))
+}
+
+/// python-fido2's own device suite (see `crate::device_suite`).
+fn device(ctx: &mut Context<'_>) -> SuiteResult {
+    let binary = match ready_binary(ctx) {
+        Ok(binary) => binary,
+        Err(result) => return result,
+    };
+    let outcome = target_dir(ctx.root)
+        .and_then(|target| crate::device_suite::run(ctx.root, &target, &binary, ctx.filter));
+    match outcome {
+        Ok(outcome) => SuiteResult {
+            ok: outcome.ok(),
+            counts: Some(outcome.counts),
+            note: outcome.note(),
+            elapsed: Duration::ZERO,
+        },
+        Err(err) => SuiteResult::failed(format!("{err:#}")),
+    }
 }
 
 fn python(ctx: &mut Context<'_>) -> SuiteResult {

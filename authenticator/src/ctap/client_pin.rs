@@ -376,6 +376,11 @@ impl Authenticator {
         match sub_command {
             sub::GET_PIN_RETRIES => {
                 let state = self.pin.state()?;
+                // No PIN, no retries to count: python-fido2's device suite and current
+                // security keys answer PIN_NOT_SET rather than a counter of a PIN that isn't.
+                if !state.is_set() {
+                    return Err(StatusCode::PinNotSet);
+                }
                 Ok(encode(&int_map([
                     (3, Some(Value::Integer(state.retries.into()))),
                     (
@@ -454,8 +459,10 @@ impl Authenticator {
                 self.check_pin_usable()?;
                 let shared = self.pin_decapsulate(protocol, ka)?;
                 let (state, release) = self.verify_pin_hash(protocol, &shared, &pin_hash_enc)?;
+                // CTAP 2.1 §6.5.5.7: the PIN was right (its hash checked and the retries reset
+                // above), but it must be changed before it can be used: PIN_INVALID, no token.
                 if state.force_change {
-                    return Err(StatusCode::PinPolicyViolation);
+                    return Err(StatusCode::PinInvalid);
                 }
                 self.issue_token(
                     protocol,
@@ -514,13 +521,13 @@ impl Authenticator {
             .decapsulate(protocol, peer)
     }
 
-    fn check_permissions(&self, permissions: u64) -> Result<u8, StatusCode> {
+    fn check_permissions(&mut self, permissions: u64) -> Result<u8, StatusCode> {
         let permissions = u8::try_from(permissions).map_err(|_| StatusCode::InvalidParameter)?;
         if permissions == 0 {
             return Err(StatusCode::InvalidParameter);
         }
-        // bioEnrollment is not offered yet (no built-in fingerprint enrollment).
-        if permissions & permission::BE != 0 {
+        // bioEnrollment only where the user verifier can enroll fingerprints.
+        if permissions & permission::BE != 0 && !self.bio_enrollment_available() {
             return Err(StatusCode::UnauthorizedPermission);
         }
         Ok(permissions)

@@ -5,7 +5,7 @@ use ciborium::value::Value;
 
 use super::cbor::{TextMap, ValueExt};
 use super::status::StatusCode;
-use crate::api::key_store::P256PublicKey;
+use crate::api::key_store::{KeyAlgorithm, PublicKey};
 
 /// Longest RP ID accepted (a DNS name is at most 253 characters).
 pub const MAX_RP_ID_LENGTH: usize = 253;
@@ -137,9 +137,12 @@ pub fn parse_descriptor_list(
     Ok(out)
 }
 
-/// Parses `pubKeyCredParams` and returns the first supported algorithm, in the caller's order
-/// of preference.
-pub fn choose_algorithm(value: Value) -> Result<i64, StatusCode> {
+/// Parses `pubKeyCredParams` and returns the first algorithm of `supported` (the key store's),
+/// in the caller's order of preference.
+pub fn choose_algorithm(
+    value: Value,
+    supported: &[KeyAlgorithm],
+) -> Result<KeyAlgorithm, StatusCode> {
     let items = value.ctap_array()?;
     let mut chosen = None;
     for item in items {
@@ -152,11 +155,8 @@ pub fn choose_algorithm(value: Value) -> Result<i64, StatusCode> {
             .take("type")
             .ok_or(StatusCode::MissingParameter)?
             .ctap_text()?;
-        if chosen.is_none()
-            && kind == "public-key"
-            && crate::api::key_store::KeyAlgorithm::from_cose_id(alg).is_some()
-        {
-            chosen = Some(alg);
+        if chosen.is_none() && kind == "public-key" {
+            chosen = KeyAlgorithm::from_cose_id(alg).filter(|alg| supported.contains(alg));
         }
     }
     chosen.ok_or(StatusCode::UnsupportedAlgorithm)
@@ -211,7 +211,7 @@ pub fn authenticator_data(
     rp_id_hash: &[u8; 32],
     flags: u8,
     sign_count: u32,
-    attested: Option<(&[u8; 16], &[u8], &P256PublicKey)>,
+    attested: Option<(&[u8; 16], &[u8], &PublicKey)>,
     extensions: Option<&Value>,
 ) -> Result<Vec<u8>, StatusCode> {
     let mut out = Vec::with_capacity(37 + 200);
@@ -238,17 +238,37 @@ pub fn authenticator_data(
     Ok(out)
 }
 
-/// The COSE_Key encoding of a P-256 public key, canonical CBOR.
-pub fn cose_public_key(key: &P256PublicKey) -> Vec<u8> {
+/// The COSE_Key encoding of a credential public key, canonical CBOR (CTAP 2.1 §8): the
+/// same key as [`PublicKey::to_cose_key`], with its entries in canonical order.
+pub fn cose_public_key(key: &PublicKey) -> Vec<u8> {
     use super::cbor::int;
-    // {1: 2 (EC2), 3: -7 (ES256), -1: 1 (P-256), -2: x, -3: y}
-    super::cbor::encode(&super::cbor::int_map([
-        (1, Some(int(2))),
-        (3, Some(int(-7))),
-        (-1, Some(int(1))),
-        (-2, Some(Value::Bytes(key.x.to_vec()))),
-        (-3, Some(Value::Bytes(key.y.to_vec()))),
-    ]))
+    let alg = key.algorithm().cose_id();
+    let entries = match key {
+        // {1: 2 (EC2), 3: alg, -1: crv (1 = P-256, 2 = P-384), -2: x, -3: y}
+        PublicKey::P256(k) => [
+            (1, Some(int(2))),
+            (3, Some(int(alg))),
+            (-1, Some(int(1))),
+            (-2, Some(Value::Bytes(k.x.to_vec()))),
+            (-3, Some(Value::Bytes(k.y.to_vec()))),
+        ],
+        PublicKey::P384(k) => [
+            (1, Some(int(2))),
+            (3, Some(int(alg))),
+            (-1, Some(int(2))),
+            (-2, Some(Value::Bytes(k.x.to_vec()))),
+            (-3, Some(Value::Bytes(k.y.to_vec()))),
+        ],
+        // {1: 1 (OKP), 3: -8 (EdDSA), -1: 6 (Ed25519), -2: x}
+        PublicKey::Ed25519(k) => [
+            (1, Some(int(1))),
+            (3, Some(int(alg))),
+            (-1, Some(int(6))),
+            (-2, Some(Value::Bytes(k.0.to_vec()))),
+            (-3, None),
+        ],
+    };
+    super::cbor::encode(&super::cbor::int_map(entries))
 }
 
 #[cfg(test)]
@@ -280,28 +300,57 @@ mod tests {
                 ("type", Some(Value::Text("public-key".into()))),
             ]),
         ]);
-        assert_eq!(choose_algorithm(params), Ok(-7));
+        assert_eq!(
+            choose_algorithm(params.clone(), &KeyAlgorithm::ALL),
+            Ok(KeyAlgorithm::Es256)
+        );
+        let eddsa_first = Value::Array(vec![
+            text_map([
+                ("alg", Some(Value::Integer((-8).into()))),
+                ("type", Some(Value::Text("public-key".into()))),
+            ]),
+            text_map([
+                ("alg", Some(Value::Integer((-35).into()))),
+                ("type", Some(Value::Text("public-key".into()))),
+            ]),
+            text_map([
+                ("alg", Some(Value::Integer((-7).into()))),
+                ("type", Some(Value::Text("public-key".into()))),
+            ]),
+        ]);
+        assert_eq!(
+            choose_algorithm(eddsa_first.clone(), &KeyAlgorithm::ALL),
+            Ok(KeyAlgorithm::EdDsa)
+        );
+        // A store with ES256 only (the TPM's) skips what it cannot make.
+        assert_eq!(
+            choose_algorithm(eddsa_first, &[KeyAlgorithm::Es256]),
+            Ok(KeyAlgorithm::Es256)
+        );
         let none = Value::Array(vec![text_map([
             ("alg", Some(Value::Integer((-8).into()))),
             ("type", Some(Value::Text("public-key".into()))),
         ])]);
         assert_eq!(
-            choose_algorithm(none),
+            choose_algorithm(none, &[KeyAlgorithm::Es256]),
             Err(StatusCode::UnsupportedAlgorithm)
         );
         let missing = Value::Array(vec![text_map([(
             "type",
             Some(Value::Text("public-key".into())),
         )])]);
-        assert_eq!(choose_algorithm(missing), Err(StatusCode::MissingParameter));
+        assert_eq!(
+            choose_algorithm(missing, &KeyAlgorithm::ALL),
+            Err(StatusCode::MissingParameter)
+        );
     }
 
     #[test]
     fn authenticator_data_layout() {
-        let key = P256PublicKey {
+        let key = PublicKey::P256(crate::api::key_store::P256PublicKey {
             x: [1; 32],
             y: [2; 32],
-        };
+        });
         let data = authenticator_data(
             &[9; 32],
             flags::UP,
@@ -321,5 +370,44 @@ mod tests {
             &[0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01, 0x21, 0x58, 0x20]
         );
         assert_eq!(data.len(), 57 + 77);
+    }
+
+    #[test]
+    fn cose_keys_are_canonical_and_match_coset_for_every_algorithm() {
+        use crate::api::key_store::{Ed25519PublicKey, P256PublicKey, P384PublicKey};
+        use coset::CborSerializable;
+        let keys = [
+            PublicKey::P256(P256PublicKey {
+                x: [1; 32],
+                y: [2; 32],
+            }),
+            PublicKey::P384(P384PublicKey {
+                x: [3; 48],
+                y: [4; 48],
+            }),
+            PublicKey::Ed25519(Ed25519PublicKey([5; 32])),
+        ];
+        for key in keys {
+            let ours = cose_public_key(&key);
+            // Canonical: decoding and re-encoding in canonical order gives the same bytes.
+            let value = crate::ctap::cbor::decode_canonical(&ours).unwrap();
+            assert_eq!(crate::ctap::cbor::encode(&value), ours);
+            let parsed = coset::CoseKey::from_slice(&ours).unwrap();
+            let expected = key.to_cose_key();
+            assert_eq!(parsed.kty, expected.kty);
+            assert_eq!(parsed.alg, expected.alg);
+            let sorted = |k: &coset::CoseKey| {
+                let mut params: Vec<String> = k.params.iter().map(|p| format!("{p:?}")).collect();
+                params.sort();
+                params
+            };
+            assert_eq!(sorted(&parsed), sorted(&expected));
+        }
+        // Ed25519: {1: 1, 3: -8, -1: 6, -2: x}
+        let ed = cose_public_key(&PublicKey::Ed25519(Ed25519PublicKey([5; 32])));
+        assert_eq!(
+            &ed[..9],
+            &[0xa4, 0x01, 0x01, 0x03, 0x27, 0x20, 0x06, 0x21, 0x58]
+        );
     }
 }

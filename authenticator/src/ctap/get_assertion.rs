@@ -145,8 +145,10 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
                 .take("hmac-secret")
                 .map(HmacSecretInput::parse)
                 .transpose()?;
+            // The authenticator extension is `credBlob: true` (CTAP 2.1 §12.2);
+            // `getCredBlob` is only the WebAuthn client extension's name.
             let blob = ext
-                .take("getCredBlob")
+                .take("credBlob")
                 .map(Value::ctap_bool)
                 .transpose()?
                 .unwrap_or(false);

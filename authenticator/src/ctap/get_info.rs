@@ -23,6 +23,10 @@ impl Authenticator {
         if uv.available {
             options.push((text("uv"), Value::Bool(uv.enrolled)));
         }
+        // bioEnroll: present when fingerprints can be enrolled over CTAP, true once one is.
+        if self.bio_enrollment_available() {
+            options.push((text("bioEnroll"), Value::Bool(uv.enrolled)));
+        }
         // With the TPM key store and a PIN set, keys sign only after verification: advertised
         // honestly as alwaysUv (and no makeCredUvNotRqd).
         let always_uv = self.always_uv()?;
@@ -64,10 +68,19 @@ impl Authenticator {
             (9, Some(Value::Array(vec![text("internal")]))),
             (
                 10,
-                Some(Value::Array(vec![text_map([
-                    ("alg", Some(int(-7))),
-                    ("type", Some(text("public-key"))),
-                ])])),
+                Some(Value::Array(
+                    self.env
+                        .key_store
+                        .algorithms()
+                        .iter()
+                        .map(|alg| {
+                            text_map([
+                                ("alg", Some(int(alg.cose_id()))),
+                                ("type", Some(text("public-key"))),
+                            ])
+                        })
+                        .collect(),
+                )),
             ),
             (
                 14,

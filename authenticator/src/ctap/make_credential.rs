@@ -53,12 +53,12 @@ struct Request {
     pin_uv_auth: Option<PinUvAuth>,
 }
 
-fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
+fn parse(body: &[u8], max_list: usize, algorithms: &[KeyAlgorithm]) -> Result<Request, StatusCode> {
     let mut params = Params::parse(body)?;
     let client_data_hash = params.required(key::CLIENT_DATA_HASH)?.ctap_bytes()?;
     let rp = RpEntity::parse(params.required(key::RP)?)?;
     let user = UserEntity::parse(params.required(key::USER)?)?;
-    let alg = choose_algorithm(params.required(key::PUB_KEY_CRED_PARAMS)?);
+    let algorithm = choose_algorithm(params.required(key::PUB_KEY_CRED_PARAMS)?, algorithms);
     let exclude_list = params
         .take(key::EXCLUDE_LIST)
         .map(|v| parse_descriptor_list(v, max_list))
@@ -99,7 +99,7 @@ fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
     if client_data_hash.len() != 32 {
         return Err(StatusCode::InvalidParameter);
     }
-    let algorithm = KeyAlgorithm::from_cose_id(alg?).ok_or(StatusCode::UnsupportedAlgorithm)?;
+    let algorithm = algorithm?;
     Ok(Request {
         client_data_hash,
         rp,
@@ -223,7 +223,11 @@ impl Authenticator {
         body: &[u8],
         interaction: &Interaction,
     ) -> CommandResult {
-        let mut request = parse(body, self.config.max_credential_count_in_list)?;
+        let mut request = parse(
+            body,
+            self.config.max_credential_count_in_list,
+            self.env.key_store.algorithms(),
+        )?;
         let hmac_mc_input = request.ext.hmac_secret_mc.take();
         let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {

@@ -1,5 +1,6 @@
 //! The CTAP 2.1 command layer: one file per command, dispatched by [`Authenticator::handle`].
 
+mod bio_enrollment;
 pub mod cbor;
 mod client_pin;
 mod config;
@@ -44,6 +45,8 @@ pub mod command {
     pub const RESET: u8 = 0x07;
     /// authenticatorGetNextAssertion.
     pub const GET_NEXT_ASSERTION: u8 = 0x08;
+    /// authenticatorBioEnrollment.
+    pub const BIO_ENROLLMENT: u8 = 0x09;
     /// authenticatorCredentialManagement.
     pub const CREDENTIAL_MANAGEMENT: u8 = 0x0a;
     /// authenticatorSelection.
@@ -216,6 +219,7 @@ impl Authenticator {
             }
             command::RESET => self.reset(body, interaction),
             command::GET_NEXT_ASSERTION => self.get_next_assertion(body),
+            command::BIO_ENROLLMENT => self.bio_enrollment(body, interaction),
             command::SELECTION => self.selection(body, interaction),
             command::LARGE_BLOBS => self.large_blobs(body),
             command::CONFIG => self.authenticator_config(body),

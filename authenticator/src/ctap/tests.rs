@@ -48,7 +48,7 @@ impl KeyStore for PlainKeys {
         let public_key = P256PublicKey::from_sec1_uncompressed(pair.public_key().as_ref()).unwrap();
         Ok(CreatedKey {
             handle: KeyHandle(pkcs8.as_ref().to_vec()),
-            public_key,
+            public_key: public_key.into(),
         })
     }
     fn sign(
@@ -1535,3 +1535,6 @@ fn mutated_requests_never_panic() {
         "some mutations still succeed, so the success path was exercised"
     );
 }
+
+mod bio_enrollment;
+mod conformance;

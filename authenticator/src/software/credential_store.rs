@@ -53,7 +53,7 @@ use super::DeviceKey;
 use crate::api::credential_store::{
     CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
 };
-use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyStore, P256PublicKey};
+use crate::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyStore, PublicKey};
 use crate::ctap::cbor::{self, ValueExt};
 use crate::fs::{
     Durability, NoHook, TEMP_PREFIX, WriteOptions, hex, private_dir, sync_dir, write_atomic,
@@ -808,7 +808,8 @@ fn encode_record(r: &CredentialRecord) -> Vec<u8> {
         (11, Some(cbor::int(i64::from(r.cred_protect)))),
         (
             12,
-            Some(Value::Bytes(r.public_key.to_sec1_uncompressed().to_vec())),
+            // The uncompressed point (ECDSA) or the 32 bytes (Ed25519); key 8 says which.
+            Some(Value::Bytes(r.public_key.to_raw())),
         ),
         (
             13,
@@ -919,6 +920,7 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
     let mut params = cbor::Params::parse(bytes).ok()?;
     let text = |v: Option<Value>| v.map(ValueExt::ctap_text).transpose().ok();
     let created_at = params.take(10)?.ctap_uint().ok()?;
+    let algorithm = KeyAlgorithm::from_cose_id(params.take(8)?.ctap_int().ok()?)?;
     // Records written before the nanosecond order existed (no key 17) sort by their seconds.
     let created_ns = match params.take(17) {
         None => created_at.saturating_mul(1_000_000_000),
@@ -932,12 +934,12 @@ fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
         user_name: text(params.take(5))?,
         user_display_name: text(params.take(6))?,
         discoverable: params.take(7)?.ctap_bool().ok()?,
-        algorithm: KeyAlgorithm::from_cose_id(params.take(8)?.ctap_int().ok()?)?,
+        algorithm,
         key: KeyHandle(params.take(9)?.ctap_bytes().ok()?),
         created_at,
         created_ns,
         cred_protect: u8::try_from(params.take(11)?.ctap_uint().ok()?).ok()?,
-        public_key: P256PublicKey::from_sec1_uncompressed(&params.take(12)?.ctap_bytes().ok()?)?,
+        public_key: PublicKey::from_raw(algorithm, &params.take(12)?.ctap_bytes().ok()?)?,
         hmac_secret: decode_hmac_keys(params.take(13), params.take(18))?,
         cred_blob: match params.take(14) {
             None => None,
@@ -971,10 +973,10 @@ mod tests {
             discoverable: true,
             algorithm: KeyAlgorithm::Es256,
             key: KeyHandle(vec![1, 2, 3]),
-            public_key: P256PublicKey {
+            public_key: PublicKey::P256(crate::api::key_store::P256PublicKey {
                 x: [1; 32],
                 y: [2; 32],
-            },
+            }),
             created_at: 1_700_000_000,
             created_ns: 1_700_000_000_123_456_789,
             cred_protect: 1,
@@ -998,6 +1000,55 @@ mod tests {
         assert_eq!(decoded.created_at, 1_700_000_000);
     }
 
+    #[test]
+    fn eddsa_and_es384_records_round_trip_and_a_key_of_the_wrong_size_is_corrupt() {
+        use crate::api::key_store::{Ed25519PublicKey, P384PublicKey};
+        let es256 = CredentialRecord {
+            id: b"id".to_vec(),
+            rp_id: "example.com".into(),
+            rp_name: None,
+            user_id: b"u".to_vec(),
+            user_name: None,
+            user_display_name: None,
+            discoverable: true,
+            algorithm: KeyAlgorithm::Es256,
+            key: KeyHandle(vec![1, 2, 3]),
+            public_key: PublicKey::P256(crate::api::key_store::P256PublicKey {
+                x: [1; 32],
+                y: [2; 32],
+            }),
+            created_at: 1,
+            created_ns: 1,
+            cred_protect: 1,
+            hmac_secret: None,
+            cred_blob: None,
+            large_blob_key: None,
+            biometric_set: None,
+        };
+        let eddsa = CredentialRecord {
+            algorithm: KeyAlgorithm::EdDsa,
+            public_key: PublicKey::Ed25519(Ed25519PublicKey([7; 32])),
+            ..es256.clone()
+        };
+        let es384 = CredentialRecord {
+            algorithm: KeyAlgorithm::Es384,
+            public_key: PublicKey::P384(P384PublicKey {
+                x: [8; 48],
+                y: [9; 48],
+            }),
+            ..es256.clone()
+        };
+        for record in [&eddsa, &es384] {
+            assert_eq!(decode_record(&encode_record(record)), Some(record.clone()));
+        }
+        // An ES256 point under an EdDSA algorithm does not decode.
+        let mismatched = CredentialRecord {
+            algorithm: KeyAlgorithm::EdDsa,
+            ..es256
+        };
+        assert_eq!(decode_record(&encode_record(&mismatched)), None);
+    }
+
     fn entries(record: &CredentialRecord) -> Vec<(Value, Value)> {
         let Value::Map(entries) =
             ciborium::from_reader::<Value, _>(&encode_record(record)[..]).unwrap()
@@ -1019,10 +1070,10 @@ mod tests {
             discoverable: false,
             algorithm: KeyAlgorithm::Es256,
             key: KeyHandle(vec![1, 2, 3]),
-            public_key: P256PublicKey {
+            public_key: PublicKey::P256(crate::api::key_store::P256PublicKey {
                 x: [1; 32],
                 y: [2; 32],
-            },
+            }),
             created_at: 1,
             created_ns: 1,
             cred_protect: 1,

@@ -588,8 +588,9 @@ impl KeyStore for TpmKeyStore {
         algorithm: KeyAlgorithm,
         release: Option<&KeyRelease>,
     ) -> Result<CreatedKey, KeyStoreError> {
-        match algorithm {
-            KeyAlgorithm::Es256 => {}
+        // ES256 only (see `algorithms`): makeCredential never asks for another algorithm.
+        if algorithm != KeyAlgorithm::Es256 {
+            return Err(KeyStoreError::UnsupportedAlgorithm(algorithm));
         }
         let template = signing_key_template().map_err(tpm_error("template"))?;
         let (public, handle) = self.create_wrapped(template, HANDLE_VERSION, release)?;
@@ -600,7 +601,10 @@ impl KeyStore for TpmKeyStore {
             x: fixed32(unique.x().value()).ok_or(KeyStoreError::Backend("bad x".into()))?,
             y: fixed32(unique.y().value()).ok_or(KeyStoreError::Backend("bad y".into()))?,
         };
-        Ok(CreatedKey { handle, public_key })
+        Ok(CreatedKey {
+            handle,
+            public_key: public_key.into(),
+        })
     }
 
     fn sign(

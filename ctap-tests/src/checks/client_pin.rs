@@ -93,9 +93,16 @@ fn retries_start_at_eight(ctx: &mut Ctx) -> Result<(), String> {
         return Err(crate::skip("the target does not offer this feature"));
     }
     let mut ch = fresh(ctx)?;
+    // No PIN yet: nothing to count (python-fido2's device suite expects PIN_NOT_SET).
+    let (status, _) = ch.ctap(0x06, Some(&imap(vec![(1, int(1)), (2, int(1))])))?;
+    ensure!(
+        status == 0x35,
+        "getPINRetries without a PIN is 0x{status:02x}, not PIN_NOT_SET"
+    );
+    expect_status(set_pin(&mut ch, 2, PIN)?, 0)?;
     ensure!(
         retries(&mut ch)? == 8,
-        "pinRetries is not 8 on a fresh authenticator"
+        "pinRetries is not 8 after the first setPIN"
     );
     Ok(())
 }
@@ -478,7 +485,7 @@ pub fn checks() -> Vec<Check> {
     checks![
         (
             "pin-01",
-            "pinRetries is 8 after reset",
+            "getPINRetries is PIN_NOT_SET after reset, 8 once a PIN is set",
             BOTH,
             retries_start_at_eight
         ),

@@ -203,7 +203,7 @@ fn cred_blob(ctx: &mut Ctx) -> Result<(), String> {
         Some(&ga_request(
             &rp,
             &[&made.id],
-            vec![(4, tmap(vec![("getCredBlob", Value::Bool(true))]))],
+            vec![(4, tmap(vec![("credBlob", Value::Bool(true))]))],
         )),
     )?;
     expect_status(status, 0)?;
@@ -319,7 +319,7 @@ pub fn checks() -> Vec<Check> {
         ),
         (
             "ext-06",
-            "credBlob stored at creation and returned by getCredBlob",
+            "credBlob stored at creation and returned for `credBlob: true` in getAssertion",
             PRESENCE,
             cred_blob
         ),

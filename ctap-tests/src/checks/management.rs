@@ -443,6 +443,63 @@ fn cfg_needs_token_with_pin(ctx: &mut Ctx) -> Result<(), String> {
     )
 }
 
+fn pin_retries(ch: &mut Channel) -> Result<Option<i128>, String> {
+    let (status, body) = ch.ctap(0x06, Some(&imap(vec![(1, int(2)), (2, int(1))])))?;
+    expect_status(status, 0)?;
+    Ok(as_int(get(body.as_ref().ok_or("no body")?, 3)))
+}
+
+/// CTAP 2.1 §6.5.5.7: with forcePINChange set, the correct PIN is checked (retries reset) and
+/// then refused with PIN_INVALID, by getPinToken and by getPinUvAuthTokenUsingPinWithPermissions.
+fn cfg_force_pin_change(ctx: &mut Ctx) -> Result<(), String> {
+    if !config_supported(ctx)? || ctx.option("clientPin")?.is_none() {
+        return Err(crate::skip("the target does not offer this feature"));
+    }
+    let mut ch = fresh(ctx)?;
+    expect_status(set_pin(&mut ch, 2, PIN)?, 0)?;
+    let t = token(&mut ch, 2, PIN, Some(0x20), None)?.map_err(|s| format!("token 0x{s:02x}"))?;
+    let sub_params = imap(vec![(3, Value::Bool(true))]);
+    let mut message = vec![0xff; 32];
+    message.extend_from_slice(&[0x0d, 0x03]);
+    message.extend(encode(&sub_params));
+    let auth = authenticate(2, &t, &message);
+    let req = imap(vec![
+        (1, int(3)),
+        (2, sub_params),
+        (3, int(2)),
+        (4, bytes(&auth)),
+    ]);
+    expect_status(ch.ctap(0x0d, Some(&req))?.0, 0)?;
+    ctx.info = None;
+    ensure!(
+        get(&ctx.info()?, 12) == Some(&Value::Bool(true)),
+        "forcePINChange not true in getInfo"
+    );
+    ensure!(
+        token(&mut ch, 2, "000000", None, None)? == Err(0x31),
+        "a wrong PIN is not PIN_INVALID"
+    );
+    ensure!(
+        pin_retries(&mut ch)? == Some(7),
+        "a wrong PIN cost no retry"
+    );
+    let got = token(&mut ch, 2, PIN, None, None)?;
+    ensure!(
+        got == Err(0x31),
+        "getPinToken with the right PIN under forcePINChange: {got:?}, not PIN_INVALID"
+    );
+    ensure!(
+        pin_retries(&mut ch)? == Some(8),
+        "the right PIN did not reset the retries"
+    );
+    let got = token(&mut ch, 2, PIN, Some(0x01), None)?;
+    ensure!(
+        got == Err(0x31),
+        "getPinUvAuthTokenUsingPinWithPermissions under forcePINChange: {got:?}, not PIN_INVALID"
+    );
+    Ok(())
+}
+
 /// The management checks.
 pub fn checks() -> Vec<Check> {
     checks![
@@ -559,6 +616,12 @@ pub fn checks() -> Vec<Check> {
             "with a PIN, config needs an acfg token",
             BOTH,
             cfg_needs_token_with_pin
+        ),
+        (
+            "cfg-06",
+            "forcePINChange: the right PIN resets the retries but is PIN_INVALID",
+            BOTH,
+            cfg_force_pin_change
         ),
     ]
 }

@@ -1,5 +1,6 @@
 //! The checks, one module per area.
 
+pub mod algorithms;
 pub mod client_pin;
 pub mod extensions;
 pub mod get_assertion;

@@ -1,6 +1,6 @@
 //! Persistent credential metadata.
 
-use crate::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, P256PublicKey};
+use crate::key_store::{CredRandomWithUv, KeyAlgorithm, KeyHandle, PublicKey};
 
 /// A credential's hmac-secret (PRF) keys (CTAP 2.1 §12.5): one for assertions with user
 /// verification, one for assertions without. Never printed.
@@ -52,7 +52,7 @@ pub struct CredentialRecord {
     /// The key store's handle for the private key.
     pub key: KeyHandle,
     /// The public key (reported by credential management).
-    pub public_key: P256PublicKey,
+    pub public_key: PublicKey,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
     /// Creation order: nanoseconds since the Unix epoch, made strictly increasing by the

@@ -26,22 +26,28 @@ use super::user_verifier::UserVerified;
 pub enum KeyAlgorithm {
     /// ECDSA over P-256 with SHA-256 (COSE algorithm -7).
     Es256,
+    /// EdDSA with Ed25519 (COSE algorithm -8): signs the message itself, no pre-hash.
+    EdDsa,
+    /// ECDSA over P-384 with SHA-384 (COSE algorithm -35).
+    Es384,
 }
 
 impl KeyAlgorithm {
+    /// Every algorithm passgate knows, in the order getInfo lists them.
+    pub const ALL: [Self; 3] = [Self::Es256, Self::EdDsa, Self::Es384];
+
     /// The COSE algorithm identifier.
     pub fn cose_id(self) -> i64 {
         match self {
             Self::Es256 => -7,
+            Self::EdDsa => -8,
+            Self::Es384 => -35,
         }
     }
 
-    /// The algorithm for a COSE identifier, if supported.
+    /// The algorithm for a COSE identifier, if passgate knows it.
     pub fn from_cose_id(id: i64) -> Option<Self> {
-        match id {
-            -7 => Some(Self::Es256),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|alg| alg.cose_id() == id)
     }
 }
 
@@ -101,13 +107,126 @@ impl P256PublicKey {
     }
 }
 
+/// The public half of a P-384 key: uncompressed affine coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct P384PublicKey {
+    /// The x coordinate, big-endian.
+    pub x: [u8; 48],
+    /// The y coordinate, big-endian.
+    pub y: [u8; 48],
+}
+
+impl P384PublicKey {
+    /// Parses an uncompressed SEC1 point (`0x04 || x || y`).
+    pub fn from_sec1_uncompressed(point: &[u8]) -> Option<Self> {
+        let (tag, rest) = point.split_first()?;
+        if *tag != 0x04 || rest.len() != 96 {
+            return None;
+        }
+        let mut x = [0u8; 48];
+        let mut y = [0u8; 48];
+        x.copy_from_slice(&rest[..48]);
+        y.copy_from_slice(&rest[48..]);
+        Some(Self { x, y })
+    }
+
+    /// The uncompressed SEC1 encoding (`0x04 || x || y`).
+    pub fn to_sec1_uncompressed(&self) -> [u8; 97] {
+        let mut out = [0u8; 97];
+        out[0] = 0x04;
+        out[1..49].copy_from_slice(&self.x);
+        out[49..].copy_from_slice(&self.y);
+        out
+    }
+}
+
+/// An Ed25519 public key (RFC 8032 encoding, 32 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ed25519PublicKey(pub [u8; 32]);
+
+/// A credential's public key, of one of the [`KeyAlgorithm`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// ES256.
+    P256(P256PublicKey),
+    /// ES384.
+    P384(P384PublicKey),
+    /// EdDSA (Ed25519).
+    Ed25519(Ed25519PublicKey),
+}
+
+impl PublicKey {
+    /// The algorithm this key signs with.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            Self::P256(_) => KeyAlgorithm::Es256,
+            Self::P384(_) => KeyAlgorithm::Es384,
+            Self::Ed25519(_) => KeyAlgorithm::EdDsa,
+        }
+    }
+
+    /// The raw encoding credential records keep: the uncompressed SEC1 point for ECDSA keys,
+    /// the 32 RFC 8032 bytes for Ed25519.
+    pub fn to_raw(&self) -> Vec<u8> {
+        match self {
+            Self::P256(key) => key.to_sec1_uncompressed().to_vec(),
+            Self::P384(key) => key.to_sec1_uncompressed().to_vec(),
+            Self::Ed25519(key) => key.0.to_vec(),
+        }
+    }
+
+    /// Parses [`Self::to_raw`]'s encoding of a key of `algorithm`.
+    pub fn from_raw(algorithm: KeyAlgorithm, raw: &[u8]) -> Option<Self> {
+        match algorithm {
+            KeyAlgorithm::Es256 => P256PublicKey::from_sec1_uncompressed(raw).map(Self::P256),
+            KeyAlgorithm::Es384 => P384PublicKey::from_sec1_uncompressed(raw).map(Self::P384),
+            KeyAlgorithm::EdDsa => <[u8; 32]>::try_from(raw)
+                .ok()
+                .map(|key| Self::Ed25519(Ed25519PublicKey(key))),
+        }
+    }
+
+    /// The COSE_Key (RFC 9053) for attested credential data and credential management:
+    /// EC2 with x and y for ECDSA, OKP with x for Ed25519.
+    pub fn to_cose_key(&self) -> coset::CoseKey {
+        use coset::iana::{Algorithm, EllipticCurve, EnumI64, OkpKeyParameter};
+        match self {
+            Self::P256(key) => key.to_cose_key(),
+            Self::P384(key) => coset::CoseKeyBuilder::new_ec2_pub_key(
+                EllipticCurve::P_384,
+                key.x.to_vec(),
+                key.y.to_vec(),
+            )
+            .algorithm(Algorithm::ES384)
+            .build(),
+            Self::Ed25519(key) => coset::CoseKeyBuilder::new_okp_key()
+                .param(
+                    OkpKeyParameter::Crv.to_i64(),
+                    coset::cbor::Value::from(EllipticCurve::Ed25519.to_i64()),
+                )
+                .param(
+                    OkpKeyParameter::X.to_i64(),
+                    coset::cbor::Value::Bytes(key.0.to_vec()),
+                )
+                .algorithm(Algorithm::EdDSA)
+                .build(),
+        }
+    }
+}
+
+impl From<P256PublicKey> for PublicKey {
+    fn from(key: P256PublicKey) -> Self {
+        Self::P256(key)
+    }
+}
+
 /// A freshly created key.
 #[derive(Debug, Clone)]
 pub struct CreatedKey {
     /// The handle to store with the credential.
     pub handle: KeyHandle,
     /// The public key to put in the attested credential data.
-    pub public_key: P256PublicKey,
+    pub public_key: PublicKey,
 }
 
 /// A credential's hmac-secret key for assertions with user verification (CTAP's
@@ -220,6 +339,11 @@ pub enum PinCheckError {
 pub trait KeyStore: Send {
     /// What this store is.
     fn info(&self) -> KeyStoreInfo;
+    /// The algorithms [`Self::create_key`] accepts, in the order getInfo lists them. ES256
+    /// only unless a store says more.
+    fn algorithms(&self) -> &'static [KeyAlgorithm] {
+        &[KeyAlgorithm::Es256]
+    }
     /// Creates a new key pair. A store that gates keys on user verification needs the
     /// ceremony's `release` to bind the new key to it.
     fn create_key(
@@ -228,7 +352,8 @@ pub trait KeyStore: Send {
         release: Option<&KeyRelease>,
     ) -> Result<CreatedKey, KeyStoreError>;
     /// Signs `message` (the store hashes it as the algorithm requires) and returns the
-    /// signature in the encoding WebAuthn expects (ASN.1 DER for ES256). A store that gates
+    /// signature in the encoding WebAuthn expects (ASN.1 DER for ECDSA, the 64 raw bytes for
+    /// EdDSA, which signs `message` itself). A store that gates
     /// keys on user verification refuses without a `release`
     /// ([`KeyStoreError::UserVerificationRequired`]); others ignore it.
     fn sign(

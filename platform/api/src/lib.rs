@@ -8,6 +8,7 @@
 //! `passgate-authenticator` re-exports every module as `passgate_authenticator::api::...` and
 //! adds the parts that need aws-lc-rs (software hmac-secret, the aws-lc system generator).
 
+pub mod bio_enrollment;
 pub mod clock;
 pub mod credential_store;
 pub mod key_store;

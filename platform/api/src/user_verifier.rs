@@ -262,6 +262,12 @@ pub trait UserVerifier: Send {
     fn enrollment_state(&self) -> Option<[u8; 32]> {
         None
     }
+
+    /// Fingerprint enrollment over CTAP (authenticatorBioEnrollment), for a verifier that owns
+    /// a fingerprint sensor and can enroll on it; `None` otherwise.
+    fn bio_enrollment(&mut self) -> Option<&mut dyn super::bio_enrollment::BioEnrollment> {
+        None
+    }
 }
 
 /// Whether a credential bound to a biometric set (`bound_to`, the enrollment state recorded at

@@ -132,7 +132,10 @@ impl KeyStore for SecureEnclaveKeyStore {
         }
         let (handle, key) = self.generate(KeyKind::Signing)?;
         let public_key = public_key_of(&key)?;
-        Ok(CreatedKey { handle, public_key })
+        Ok(CreatedKey {
+            handle,
+            public_key: public_key.into(),
+        })
     }
 
     fn sign(

@@ -142,7 +142,7 @@ impl KeyStore for PlatformCryptoKeyStore {
             .ok_or_else(|| KeyStoreError::Backend("unexpected public key blob".into()))?;
         Ok(CreatedKey {
             handle: key_name::encode(&name),
-            public_key,
+            public_key: public_key.into(),
         })
     }
 

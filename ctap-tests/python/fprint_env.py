@@ -1,0 +1,59 @@
+"""A private system bus with polkit mocked (python-dbusmock) and the real fprintd on libfprint's
+virtual device: used by test_fprintd.py, test_bio_enrollment.py and the device suite's plugin."""
+
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
+<allow receive_sender="*"/><allow send_type="method_call"/><allow send_type="signal"/>
+</policy></busconfig>"""
+ALLOW = "['net.reactivated.fprint.device.enroll','net.reactivated.fprint.device.verify','net.reactivated.fprint.device.setusername']"
+
+
+def _wait_for(predicate, what, timeout=10):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"{what} did not come up"
+        time.sleep(0.05)
+
+
+@contextmanager
+def private_fprintd(tmp_path: Path):
+    """A private system bus with mocked polkit and the real fprintd on a virtual sensor; yields
+    {"env": environment with DBUS_SYSTEM_BUS_ADDRESS, "vdev": the virtual sensor's socket}."""
+    bus_sock = tmp_path / "bus.sock"
+    conf = tmp_path / "bus.conf"
+    conf.write_text(BUS_CONFIG.format(sock=bus_sock))
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={bus_sock}")
+    procs = [subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for(bus_sock.exists, "the private system bus")
+        procs.append(subprocess.Popen([SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        allow = f"import dbus,time\nfor i in range(100):\n try:\n  dbus.SystemBus().get_object('org.freedesktop.PolicyKit1','/org/freedesktop/PolicyKit1/Authority').SetAllowed({ALLOW},dbus_interface='org.freedesktop.DBus.Mock');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)"
+        subprocess.run([SYSTEM_PYTHON, "-c", allow], env=env, check=True, timeout=20)
+        vdev = tmp_path / "vdev.sock"
+        (tmp_path / "state").mkdir()
+        (tmp_path / "run").mkdir()
+        fenv = dict(env, FP_DRIVERS_ALLOWLIST="virtual_device", FP_VIRTUAL_DEVICE=str(vdev),
+                    STATE_DIRECTORY=str(tmp_path / "state"), RUNTIME_DIRECTORY=str(tmp_path / "run"))
+        procs.append(subprocess.Popen(["/usr/libexec/fprintd", "-t"], env=fenv,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # The virtual device's socket appears when the sensor is opened; wait for fprintd
+        # to list the device on the bus instead.
+        probe = ("import dbus,time\nfor i in range(100):\n try:\n  m=dbus.SystemBus().get_object('net.reactivated.Fprint','/net/reactivated/Fprint/Manager')\n"
+                 "  assert m.GetDevices(dbus_interface='net.reactivated.Fprint.Manager');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)")
+        subprocess.run([SYSTEM_PYTHON, "-c", probe], env=env, check=True, timeout=20)
+        yield {"env": env, "vdev": vdev}
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait()
