@@ -182,8 +182,13 @@ fn dpkg_installed(package: &str) -> bool {
 
 /// Installs every package of [`APT_PACKAGES`] that is neither installed nor otherwise satisfied.
 pub fn ensure_apt_packages(installer: &mut AptInstaller) -> Result<()> {
+    ensure_packages(installer, APT_PACKAGES)
+}
+
+/// Installs every package of `packages` that is neither installed nor otherwise satisfied.
+pub fn ensure_packages(installer: &mut AptInstaller, packages: &[AptPackage]) -> Result<()> {
     let mut missing = Vec::new();
-    for package in APT_PACKAGES {
+    for package in packages {
         let satisfied = package
             .satisfied_by
             .and_then(|cmd| cmd.split_first())

@@ -17,6 +17,7 @@ mod bench;
 mod deps;
 mod parse;
 mod run;
+mod tauri;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,16 +43,19 @@ enum Suite {
     /// `npm test` in `relying-party/browser/` and `web-demo/`: headless Chromium through
     /// Playwright against the binary.
     Browser,
+    /// The Tauri plugin's tests and the example app in a real WebKitGTK webview.
+    Tauri,
 }
 
 impl Suite {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Fmt,
         Self::Clippy,
         Self::Rust,
         Self::Build,
         Self::Python,
         Self::Browser,
+        Self::Tauri,
     ];
 
     fn name(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Suite {
             Self::Build => "build",
             Self::Python => "python-interop",
             Self::Browser => "browser",
+            Self::Tauri => "tauri",
         }
     }
 
@@ -76,9 +81,10 @@ impl Suite {
             // The interop tests drive the binary, so they always build it first.
             "python" | "python-interop" | "interop" => vec![Self::Build, Self::Python],
             "browser" | "chromium" => vec![Self::Build, Self::Browser],
+            "tauri" => vec![Self::Build, Self::Tauri],
             "all" => Self::ALL.to_vec(),
             other => bail!(
-                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, all"
+                "unknown suite `{other}`; expected one of: fmt, clippy, lint, rust, build, python, browser, tauri, all"
             ),
         })
     }
@@ -102,7 +108,8 @@ commands:
   test [--only SUITES]   install what is missing, then run the suites (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
-                           python (= build,python), browser (= build,browser), all
+                           python (= build,python), browser (= build,browser),
+                           tauri (= build,tauri), all
   setup                  only install the Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
@@ -201,7 +208,10 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
 
     // Install first, so a missing package fails the run before minutes of compiling.
     let mut setup_error: Option<String> = None;
-    if suites.contains(&Suite::Python) || suites.contains(&Suite::Browser) {
+    if suites.contains(&Suite::Python)
+        || suites.contains(&Suite::Browser)
+        || suites.contains(&Suite::Tauri)
+    {
         let mut installer = deps::AptInstaller::new();
         if let Err(err) =
             deps::ensure_apt_packages(&mut installer).and_then(|()| deps::ensure_venv(root))
@@ -231,6 +241,7 @@ fn test(root: &Path, suites: &[Suite]) -> Result<ExitCode> {
             }
             Suite::Python => python(root, binary.as_deref(), setup_error.as_deref()),
             Suite::Browser => browser(root, binary.as_deref(), setup_error.as_deref()),
+            Suite::Tauri => tauri_suite(root, binary.as_deref(), setup_error.as_deref()),
         };
         results.push(result);
     }
@@ -504,6 +515,33 @@ fn npm_test(dir: &Path, binary: &Path) -> std::result::Result<(TestCounts, bool)
         )
     })?;
     Ok((counts, captured.success))
+}
+
+/// The Tauri plugin and example app (see [`tauri`]).
+fn tauri_suite(root: &Path, binary: Option<&Path>, setup_error: Option<&str>) -> SuiteResult {
+    let fail = |note: String| SuiteResult {
+        suite: Suite::Tauri,
+        ok: false,
+        counts: None,
+        note,
+    };
+    if let Some(err) = setup_error {
+        return fail(format!("not run: setup failed: {err}"));
+    }
+    let Some(binary) = binary else {
+        return fail("not run: the passgate binary was not built".to_owned());
+    };
+    let outcome =
+        target_dir(root).and_then(|target| tauri::run(root, binary, &target, &locked_flag()));
+    match outcome {
+        Ok((counts, notes)) => SuiteResult {
+            suite: Suite::Tauri,
+            ok: counts.failed == 0 && counts.passed > 0,
+            counts: Some(counts),
+            note: notes.join("; "),
+        },
+        Err(err) => fail(format!("{err:#}")),
+    }
 }
 
 /// Prints one line per suite and the totals line; returns the process exit code.
