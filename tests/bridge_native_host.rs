@@ -8,28 +8,12 @@ use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
-use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::presence::AutoPresence;
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::transport::tcp::TcpServer;
-use passgate_authenticator::{Authenticator, Env};
 use serde_json::{Value, json};
 
 fn authenticator(dir: &std::path::Path) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(AutoPresence::new()),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(env, AuthenticatorConfig::default())
+    passgate_testkit::auto_presence_authenticator(dir, 100)
 }
 
 struct Host {
@@ -211,28 +195,11 @@ fn native_host_serves_framed_requests_and_rejects_bad_frames() {
     server.stop().unwrap();
 }
 
-/// The scripted pinentry in `dir` (bridge/tests/scripted-pinentry.py, a real Assuan speaker
-/// standing in for the person): (program, log).
+/// The scripted pinentry in `dir` (passgate-testkit's, a real Assuan speaker standing in for
+/// the person): (program, log).
 fn scripted_pinentry(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
-    let control = dir.join("pinentry.json");
-    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
-    let log = dir.join("pinentry.log");
-    let program = dir.join("pinentry");
-    std::fs::write(
-        &program,
-        format!(
-            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-            script.display(),
-            control.display(),
-            log.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (program, log)
+    let pinentry = passgate_testkit::ScriptedPinentry::new(dir);
+    (pinentry.program, pinentry.log)
 }
 
 fn prompts_shown(log: &std::path::Path) -> Vec<String> {

@@ -9,17 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Child, String) {
-    let (child, addr, _) = start_with(dir, extra_env, &[]);
-    (child, addr)
+    start_with(dir, extra_env, &[])
 }
 
-/// Starts `passgate rp` with `extra_args`; the third value is the verification listener's
-/// address when `--verify-listen` is among them.
+/// Starts `passgate rp` with `extra_args`.
 fn start_with(
     dir: &std::path::Path,
     extra_env: &[(&str, &str)],
     extra_args: &[&str],
-) -> (Child, String, Option<String>) {
+) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_passgate"));
     cmd.args([
         "rp",
@@ -42,14 +40,6 @@ fn start_with(
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let verify = line
-        .trim()
-        .strip_prefix("verification listener on http://")
-        .map(str::to_owned);
-    if verify.is_some() {
-        line.clear();
-        stdout.read_line(&mut line).unwrap();
-    }
     let addr = line
         .trim()
         .strip_prefix("listening on http://")
@@ -57,7 +47,7 @@ fn start_with(
         .to_owned();
     // Keep the pipe open: a closed stdout would fail the server's later writes.
     child.stdout = Some(stdout.into_inner());
-    (child, addr, verify)
+    (child, addr)
 }
 
 fn request(addr: &str, raw: &str) -> String {
@@ -164,26 +154,13 @@ fn json_logs_carry_request_ids_and_no_secrets_and_sigterm_exits_cleanly() {
 }
 
 #[test]
-fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_sigterm() {
+fn backend_verification_on_the_main_port_logs_with_request_ids_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, verify) = start_with(
+    let (mut child, addr) = start_with(
         dir.path(),
         &[("PASSGATE_LOG_FORMAT", "json"), ("PASSGATE_LOG", "debug")],
-        &[
-            "--verify-listen",
-            "127.0.0.1:0",
-            "--api-token",
-            "backend-token",
-        ],
+        &["--api-token", "backend-token"],
     );
-    let verify = verify.expect("no verification listener line on stdout");
-    assert_ne!(verify, addr);
-    let health = request(
-        &verify,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
-    assert!(health.ends_with(r#"{"status":"ok"}"#), "{health}");
     let body = r#"{"credential":{"id":"AAAA","publicKey":"c2VjcmV0LWtleQ","userHandle":"AAAA"},"response":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"eyJzZWNyZXQiOnRydWV9","authenticatorData":"AAAA","signature":"U0lHTkFUVVJF"}},"expectedChallenge":"AAAA","expectedOrigins":["http://localhost:8080"],"expectedRpId":"localhost"}"#;
     let verdict = |addr: &str| {
         request(
@@ -194,30 +171,24 @@ fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_
             ),
         )
     };
-    let (on_listener, on_main) = (verdict(&verify), verdict(&addr));
-    assert!(on_listener.starts_with("HTTP/1.1 400"), "{on_listener}");
+    let answer = verdict(&addr);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains(r#""code":"bad_public_key""#), "{answer}");
     assert!(
-        on_listener.contains(r#""code":"bad_public_key""#),
-        "{on_listener}"
-    );
-    assert!(
-        on_listener
+        answer
             .to_ascii_lowercase()
             .contains("x-request-id: backend-req"),
-        "{on_listener}"
+        "{answer}"
     );
-    // The same JSON answer as the main port's.
-    let json_of = |reply: &str| {
-        reply
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    assert_eq!(json_of(&on_listener), json_of(&on_main));
+    // The retired `--verify-listen` flag is refused, not silently ignored.
+    let refused = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["rp", "--verify-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 
     let (logs, lines) = stop_and_read_json_logs(&mut child);
-    // Two requests carried the ID: one on each port, each logged in its span.
+    // The request carried the ID, logged in its span.
     let logged = lines
         .iter()
         .filter(|l| {
@@ -226,7 +197,7 @@ fn the_verification_listener_serves_backends_logs_with_request_ids_and_stops_on_
                 && l["fields"]["status"] == 400
         })
         .count();
-    assert_eq!(logged, 2, "{logs}");
+    assert_eq!(logged, 1, "{logs}");
     assert_no_secrets(
         &logs,
         &[
@@ -275,25 +246,7 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
     };
     let state = dir.path().join("state");
     // The person at passgate's prompt: the scripted pinentry (a real Assuan speaker).
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bridge/tests/scripted-pinentry.py");
-    let control = dir.path().join("pinentry.json");
-    std::fs::write(&control, r#"{"getpin": "482916", "confirm": "ok"}"#).unwrap();
-    let pinentry = dir.path().join("pinentry");
-    std::fs::write(
-        &pinentry,
-        format!(
-            "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-            script.display(),
-            control.display(),
-            dir.path().join("pinentry.log").display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&pinentry, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let pinentry = passgate_testkit::ScriptedPinentry::new(dir.path()).program;
     let mut child = Command::new(env!("CARGO_BIN_EXE_passgate"))
         .args([
             "demo",

@@ -2,7 +2,7 @@
 //! the same router as WebAuthn on the same in-process authenticator, behind the bridge's Origin
 //! and pairing checks; the caller is the `Origin` header (two origins never see each other's
 //! vaults or keys, a message naming a caller is refused); the PIN is typed in a real pinentry
-//! (the scripted one of bridge/tests, speaking Assuan), which also sets the first PIN; and a
+//! (passgate-testkit's scripted one, speaking Assuan), which also sets the first PIN; and a
 //! `cancel` message, or the HTTP client going away, closes the waiting prompt.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,57 +22,27 @@ use passgate_bridge::channel::Router as ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge};
 use passgate_bridge::prompt::{Pinentry, TrustedPrompt};
 use passgate_bridge::{Bridge, InProcess, NoUserInterface};
+use passgate_testkit::ScriptedPinentry;
 use serde_json::{Value, json};
 
 const SHOP: &str = "http://localhost:8080";
 const OTHER: &str = "http://localhost:3000";
-const PIN: &str = "482916";
+use passgate_testkit::PIN;
 
-/// The scripted pinentry (bridge/tests/scripted-pinentry.py) in `dir`.
-struct Scripted {
-    program: PathBuf,
-    control: PathBuf,
-    log: PathBuf,
+/// The scripted pinentry (passgate-testkit's) in `dir`.
+struct Scripted(ScriptedPinentry);
+
+impl std::ops::Deref for Scripted {
+    type Target = ScriptedPinentry;
+
+    fn deref(&self) -> &ScriptedPinentry {
+        &self.0
+    }
 }
 
 impl Scripted {
     fn new(dir: &Path) -> Self {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bridge/tests/scripted-pinentry.py");
-        let control = dir.join("pinentry-control.json");
-        let log = dir.join("pinentry-log.jsonl");
-        let program = dir.join("pinentry");
-        std::fs::write(
-            &program,
-            format!(
-                "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-                script.display(),
-                control.display(),
-                log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let s = Self {
-            program,
-            control,
-            log,
-        };
-        s.direct(json!({"getpin": PIN, "confirm": "ok"}));
-        s
-    }
-
-    fn direct(&self, control: Value) {
-        std::fs::write(&self.control, control.to_string()).unwrap();
-    }
-
-    fn dialogs(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        Self(ScriptedPinentry::new(dir))
     }
 
     fn wait_for_dialogs(&self, n: usize) -> Vec<Value> {

@@ -33,7 +33,6 @@ use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::ctaphid::{self, MessageAssembler, PACKET_SIZE};
-use passgate_authenticator::presence::AutoPresence;
 use passgate_authenticator::software::{
     DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
 };
@@ -42,17 +41,7 @@ use passgate_authenticator::{Authenticator, Env};
 const RP: &str = "bench.example";
 
 fn authenticator(dir: &Path) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).expect("device key");
-    let credentials = FileCredentialStore::open(dir, &device_key, 1_000_000).expect("store");
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(credentials),
-        state: Box::new(FileStateStore::open(dir, &device_key).expect("state")),
-        user: Box::new(AutoPresence::new()),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(env, AuthenticatorConfig::default())
+    passgate_testkit::auto_presence_authenticator(dir, 1_000_000)
 }
 
 fn request(cmd: u8, entries: Vec<(i64, Value)>) -> Vec<u8> {

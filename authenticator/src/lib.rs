@@ -5,7 +5,8 @@
 //! messages into 64-byte HID reports, and [`transport`] carries the reports over a byte pipe
 //! (TCP today, a Linux uhid device later). Platform seams live in [`api`], and the default
 //! software backends in [`software`]; [`fs`] has the
-//! private directories and atomic, durable writes every passgate crate keeps its files with.
+//! private directories and atomic, durable writes every passgate crate keeps its files with;
+//! [`setup`] builds an authenticator on a state directory, as every front end does.
 
 pub mod api;
 pub mod ctap;
@@ -15,6 +16,7 @@ pub mod env;
 pub mod fprintd;
 pub mod fs;
 pub mod presence;
+pub mod setup;
 pub mod software;
 #[cfg(feature = "tpm")]
 pub mod tpm;

@@ -29,7 +29,7 @@ from conftest import _binary
 from test_fprintd import _Scanner, _enroll, fprint  # noqa: F401  (fixture: fprintd on a private bus)
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTED_PINENTRY = REPO / "bridge" / "tests" / "scripted-pinentry.py"
+SCRIPTED_PINENTRY = REPO / "testkit" / "scripted-pinentry.py"
 
 
 def _free_port():

@@ -63,11 +63,15 @@ def test_soter_verification_across_instances_on_postgresql(pair):  # noqa: F811
                  "soter_challenge_unknown")
     # The refused attempt did not consume c2.
     assert on_b.ok("POST", "/api/soter/verify", device.result(c2, 12), headers=BEARER)["counter"] == 12
-    # A second key for the device needs replace and a newer counter.
+    # A second key for the device needs replace, a newer counter and the current key's consent.
     other = SoterDevice()
     expect_error(on_a.post("/api/soter/devices", other.registration(20), headers=BEARER), 409, "soter_device_exists")
     rotate = {**other.registration(20), "replace": True}
-    assert on_a.ok("POST", "/api/soter/devices", rotate, headers=BEARER)["counter"] == 20
+    # The rotation must be authorised by the registered key, and the device keeps its counter
+    # (12, from its last signed result), not the 20 the new key declares.
+    expect_error(on_a.post("/api/soter/devices", rotate, headers=BEARER), 403, "soter_replacement_unauthorised")
+    rotate["currentKeySignature"] = device.sign(rotate["keyJson"])
+    assert on_a.ok("POST", "/api/soter/devices", rotate, headers=BEARER)["counter"] == 12
     c3 = on_b.ok("POST", "/api/soter/challenge", {}, headers=BEARER)["challenge"]
     expect_error(on_b.post("/api/soter/verify", device.result(c3, 21), headers=BEARER), 400, "soter_bad_signature")
     assert on_b.ok("POST", "/api/soter/verify", other.result(c3, 21), headers=BEARER)["verified"] is True

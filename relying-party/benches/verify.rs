@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use passgate_testkit::soft_credential as common;
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -22,8 +22,7 @@
     missing_docs
 )]
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use passgate_testkit::soft_credential as common;
 
 use std::time::{Duration, Instant};
 

@@ -9,8 +9,9 @@ p50, p99 and req/s, and, for every binary after the first, its ratio to the firs
 round (so the VM's drift between rounds cancels out).
 
 Usage (from the repo root, after building `rp_load` as for run.py):
-    .venv/bin/python relying-party/loadtest/compare.py [--main-port] ROUNDS BIN [BIN ...]
-`--main-port` loads the main port instead of the verification listener.
+    .venv/bin/python relying-party/loadtest/compare.py ROUNDS BIN [BIN ...]
+Every binary is loaded on its main port (`POST /api/verify/assertion`); `--main-port` is
+accepted for older command lines and changes nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ def main(argv: list[str]) -> int:
     try:
         for i, binary in enumerate(binaries):
             run.PASSGATE = Path(binary)
-            port, verify_port = run.free_port(), run.free_port()
+            port = run.free_port()
             home = work / str(i)
             home.mkdir()
-            proc = run.start_rp(port, f"sqlite://{home}/rp.sqlite3", home, verify_port)
-            servers.append((binary, proc, port if main_port else verify_port))
+            proc = run.start_rp(port, f"sqlite://{home}/rp.sqlite3", home)
+            servers.append((binary, proc, port))
         body = subprocess.run(
             [str(run.RP_LOAD), "fixture", "http://localhost:1", "localhost"],
             check=True, capture_output=True, text=True,

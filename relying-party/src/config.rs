@@ -14,9 +14,6 @@ use crate::verify::CounterPolicy;
 pub struct RpConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// A second address serving only `POST /api/verify/assertion` and `GET /healthz`, on a
-    /// lean HTTP/1.1 path for backends (see `verify_listener`). Off when unset.
-    pub verify_listen: Option<SocketAddr>,
     /// `sqlite://PATH` or `postgres://USER:PASS@HOST/DB`.
     pub database: String,
     /// The RP ID (a registrable domain, or `localhost`).
@@ -60,7 +57,6 @@ impl Default for RpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            verify_listen: None,
             database: "sqlite://passgate-rp.sqlite3".into(),
             rp_id: "localhost".into(),
             rp_name: "passgate".into(),
@@ -155,7 +151,6 @@ impl RpConfig {
             };
             match field {
                 "LISTEN" => self.listen = parse(&name, &value)?,
-                "VERIFY_LISTEN" => self.verify_listen = Some(parse(&name, &value)?),
                 "DATABASE" => self.database = value,
                 "RP_ID" => self.rp_id = value,
                 "RP_NAME" => self.rp_name = value,

@@ -1,69 +1,85 @@
-//! API errors: an HTTP status, a stable machine-readable code and a human message, rendered as
-//! `{"error": {"code": "...", "message": "..."}}`.
-
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+//! The relying party's errors, independent of HTTP: a kind (what sort of failure, which the
+//! HTTP layer maps to a status), a stable machine-readable code and a human message.
 
 use crate::store::StoreError;
 use crate::verify::VerifyError;
 
-/// An error an API call returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// The HTTP status (4xx for anything the caller can fix, 5xx for our faults).
-    pub status: StatusCode,
+/// What sort of failure an [`RpError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or fails verification; the caller can fix it.
+    Invalid,
+    /// No valid session.
+    Unauthenticated,
+    /// Understood but refused (a cloned authenticator, a missing step-up).
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
+    /// It conflicts with what is stored (a taken username, a concurrent change).
+    Conflict,
+    /// A dependency (the database) is down; retry later.
+    Unavailable,
+    /// Our fault; the detail was logged, not returned.
+    Internal,
+}
+
+/// An error a relying-party operation returns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RpError {
+    /// What sort of failure.
+    pub kind: ErrorKind,
     /// A stable code naming the reason (`challenge_expired`, `bad_signature`, …).
     pub code: &'static str,
     /// A sentence for humans.
     pub message: String,
 }
 
-impl ApiError {
-    /// A 400 with this code.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    /// Any status.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+impl RpError {
+    /// Any kind.
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            status,
+            kind,
             code,
             message: message.into(),
         }
     }
 
-    /// 401: no valid session.
+    /// A malformed or failing request with this code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, code, message)
+    }
+
+    /// No valid session.
     pub fn unauthenticated() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
+            ErrorKind::Unauthenticated,
             "not_signed_in",
             "sign in first: no valid session cookie",
         )
     }
 
-    /// 500, with the detail logged and not returned.
+    /// Our fault, with the detail logged and not returned.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Internal,
             "internal_error",
             "the server failed; the request changed nothing",
         )
     }
 }
 
-impl From<StoreError> for ApiError {
+impl From<StoreError> for RpError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict("credential") => Self::new(
-                StatusCode::CONFLICT,
+                ErrorKind::Conflict,
                 "credential_already_registered",
                 "this credential is already registered",
             ),
             StoreError::Conflict("username") => Self::new(
-                StatusCode::CONFLICT,
+                ErrorKind::Conflict,
                 "username_taken",
                 "that username is taken",
             ),
@@ -72,30 +88,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<VerifyError> for ApiError {
+impl From<VerifyError> for RpError {
     fn from(err: VerifyError) -> Self {
-        let status = match err {
+        let kind = match err {
             // Both point at a cloned or substituted authenticator, not at a malformed request.
             VerifyError::CounterRegression { .. } | VerifyError::BackupEligibilityChanged => {
-                StatusCode::FORBIDDEN
+                ErrorKind::Forbidden
             }
-            _ => StatusCode::BAD_REQUEST,
+            _ => ErrorKind::Invalid,
         };
-        Self::new(status, err.code(), err.to_string())
-    }
-}
-
-impl ApiError {
-    /// The JSON body: `{"error": {"code": "...", "message": "..."}}`.
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        })
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        Self::new(kind, err.code(), err.to_string())
     }
 }

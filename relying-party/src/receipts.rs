@@ -184,15 +184,12 @@ pub fn action_challenge(nonce: &[u8; 16], payload: &str) -> Vec<u8> {
     challenge
 }
 
-/// Creates a private (0600) file atomically and durably, creating its directory where missing;
+/// Creates a private (0600) file atomically and durably, creating its directory (0700) where missing;
 /// an existing file is kept. A second instance may have created the key meanwhile: keeping the
 /// first one (a hard link fails if the target exists) means every instance ends up with the
 /// same key.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    passgate_authenticator::fs::create_new_atomic(path, bytes).map(drop)
+    crate::private_file::create_new_atomic(path, bytes).map(drop)
 }
 
 #[cfg(test)]

@@ -15,16 +15,8 @@
 //!    nothing stored.
 //!
 //! All three need `Authorization: Bearer` with one of `api_tokens` (they are backend calls,
-//! like WeChat's `soter/verify_signature`).
+//! like WeChat's `soter/verify_signature`); the HTTP layer (`crate::http::soter`) checks it.
 
-use std::sync::Arc;
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine;
 use rsa::RsaPublicKey;
 use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
@@ -36,9 +28,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+pub use passgate_proto::soter::{KeyJson, ResultJson};
+
 use crate::b64;
-use crate::error::ApiError;
-use crate::server::{self, AppState};
+use crate::error::{ErrorKind, RpError};
+use crate::rp::RelyingParty;
 use crate::store::{CeremonyRow, Store, StoreError, now_millis};
 
 /// SOTER's salt length.
@@ -59,42 +53,6 @@ pub struct SoterDevice {
     pub public_key: Vec<u8>,
     /// The highest counter seen.
     pub counter: u64,
-}
-
-/// The fields of a SOTER `resultJSON` (all required, no duplicates).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ResultJson {
-    /// The challenge.
-    pub raw: String,
-    /// The biometric that verified.
-    pub fid: String,
-    /// The device counter.
-    pub counter: u64,
-    /// TEE name.
-    pub tee_n: String,
-    /// TEE version.
-    pub tee_v: String,
-    /// Sensor name.
-    pub fp_n: String,
-    /// Sensor version.
-    pub fp_v: String,
-    /// The device.
-    pub cpu_id: String,
-    /// The app.
-    pub uid: String,
-}
-
-/// SOTER's key format (`SoterPubKeyModel`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct KeyJson {
-    /// The public key, PEM `-----BEGIN PUBLIC KEY-----`.
-    pub pub_key: String,
-    /// The device.
-    pub cpu_id: String,
-    /// The device counter when the key was made.
-    pub counter: u64,
-    /// The app.
-    pub uid: String,
 }
 
 /// Decodes standard or URL-safe base64, padded or not.
@@ -150,14 +108,6 @@ pub fn verify_pss20(key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> boo
         .is_ok()
 }
 
-/// The request body as `T`, after the server's body checks (size, `application/json`).
-fn request<T: for<'de> Deserialize<'de>>(
-    body: Result<Bytes, BytesRejection>,
-    headers: &HeaderMap,
-) -> Result<T, ApiError> {
-    server::parse(&server::body_bytes(body, headers)?)
-}
-
 // ---- storage ----
 
 fn row_device(row: &sqlx::any::AnyRow) -> Result<SoterDevice, sqlx::Error> {
@@ -187,10 +137,9 @@ pub async fn device(
     Ok(row.map(|r| row_device(&r)).transpose()?)
 }
 
-fn counter_i64(counter: u64) -> Result<i64, ApiError> {
-    i64::try_from(counter).map_err(|_| {
-        ApiError::bad_request("soter_counter_out_of_range", "the counter exceeds 2^63 - 1")
-    })
+fn counter_i64(counter: u64) -> Result<i64, RpError> {
+    i64::try_from(counter)
+        .map_err(|_| RpError::invalid("soter_counter_out_of_range", "the counter exceeds 2^63 - 1"))
 }
 
 /// Every SOTER device row, for tests that prove a failed request changed nothing.
@@ -219,36 +168,30 @@ pub async fn fingerprint(store: &Store) -> Result<String, StoreError> {
     Ok(out)
 }
 
-// ---- handlers ----
+// ---- operations ----
 
-#[derive(Deserialize)]
+/// The body of `POST /api/soter/challenge`.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ChallengeRequest {
+pub struct ChallengeRequest {
+    /// The device the challenge is for, when bound.
     #[serde(default)]
-    cpu_id: Option<String>,
+    pub cpu_id: Option<String>,
+    /// The app the challenge is for, when bound.
     #[serde(default)]
-    uid: Option<String>,
+    pub uid: Option<String>,
 }
 
-/// `POST /api/soter/challenge`: a fresh single-use challenge, optionally bound to a device
-/// and app.
-async fn challenge(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    server::check_api_token(&state, &headers)?;
-    let req: ChallengeRequest = request(body, &headers)?;
+/// A fresh single-use challenge, optionally bound to a device and app.
+pub async fn issue_challenge(rp: &RelyingParty, req: &ChallengeRequest) -> Result<Value, RpError> {
     let mut raw = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| RpError::internal("no randomness"))?;
     let challenge = b64::encode(&raw);
-    let ttl_ms = i64::try_from(state.rp.config().challenge_ttl_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let ttl_ms =
+        i64::try_from(rp.config().challenge_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let expires_at = now_millis().saturating_add(ttl_ms);
     let binding = json!({ "cpuId": req.cpu_id, "uid": req.uid });
-    state
-        .rp
-        .store()
+    rp.store()
         .put_ceremony(&CeremonyRow {
             challenge: challenge.clone(),
             kind: KIND.to_owned(),
@@ -257,72 +200,73 @@ async fn challenge(
             expires_at,
         })
         .await?;
-    Ok(Json(
-        json!({ "challenge": challenge, "expiresAt": expires_at }),
-    ))
+    Ok(json!({ "challenge": challenge, "expiresAt": expires_at }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/soter/devices`.
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RegisterRequest {
-    key_json: String,
-    key_json_signature: String,
+pub struct RegisterRequest {
+    /// SOTER's key JSON, exactly as signed.
+    pub key_json: String,
+    /// Its RSASSA-PSS signature by the key it names (base64).
+    pub key_json_signature: String,
+    /// Rotate the key of a registered device.
     #[serde(default)]
-    replace: bool,
+    pub replace: bool,
+    /// For `replace`: `keyJson` signed by the key registered now (base64), which authorises
+    /// the rotation.
+    #[serde(default)]
+    pub current_key_signature: Option<String>,
 }
 
-/// `POST /api/soter/devices`: registers a device key from SOTER's key format, signed by the
-/// key itself. `replace: true` rotates the key of a registered device (after a biometric
-/// enrollment change), provided the key's counter is newer than any seen.
-async fn register(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    server::check_api_token(&state, &headers)?;
-    let req: RegisterRequest = request(body, &headers)?;
+/// Registers a device key from SOTER's key format, signed by the key itself. `replace: true`
+/// rotates the key of a registered device (after a biometric enrollment change), provided the
+/// key's counter is newer than any seen and `currentKeySignature` proves the holder of the
+/// registered key asked for it; the device keeps its counter.
+pub async fn register_device(rp: &RelyingParty, req: &RegisterRequest) -> Result<Value, RpError> {
     let key_json: KeyJson = serde_json::from_str(&req.key_json)
-        .map_err(|e| ApiError::bad_request("soter_key_json_malformed", format!("keyJson: {e}")))?;
+        .map_err(|e| RpError::invalid("soter_key_json_malformed", format!("keyJson: {e}")))?;
     if key_json.cpu_id.is_empty() || key_json.uid.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(RpError::invalid(
             "soter_key_json_malformed",
             "keyJson: cpu_id and uid must not be empty",
         ));
     }
     let spki = pem_to_spki(&key_json.pub_key).ok_or_else(|| {
-        ApiError::bad_request(
+        RpError::invalid(
             "soter_key_json_malformed",
             "keyJson: pub_key is not a PEM public key",
         )
     })?;
-    let key = rsa_2048(&spki).map_err(|e| ApiError::bad_request("soter_key_unsupported", e))?;
+    let key = rsa_2048(&spki).map_err(|e| RpError::invalid("soter_key_unsupported", e))?;
     let signature = decode_base64(&req.key_json_signature).ok_or_else(|| {
-        ApiError::bad_request(
+        RpError::invalid(
             "soter_signature_malformed",
             "keyJsonSignature is not base64",
         )
     })?;
     if !verify_pss20(&key, req.key_json.as_bytes(), &signature) {
-        return Err(ApiError::bad_request(
+        return Err(RpError::invalid(
             "soter_key_signature_invalid",
             "keyJsonSignature is not an RSASSA-PSS (SHA-256, salt 20) signature of keyJson by pub_key",
         ));
     }
     let spki = key
         .to_public_key_der()
-        .map_err(ApiError::internal)?
+        .map_err(RpError::internal)?
         .as_bytes()
         .to_vec();
     let counter = counter_i64(key_json.counter)?;
-    let store = state.rp.store();
+    let store = rp.store();
     let existing = device(store, &key_json.cpu_id, &key_json.uid).await?;
     let now = now_millis();
     // The counter the device has now: the stored one when the same key registers again.
     let registered_counter = match existing {
         Some(d) if d.public_key == spki => d.counter,
         Some(d) if !req.replace => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
+            return Err(RpError::new(
+                ErrorKind::Conflict,
                 "soter_device_exists",
                 format!(
                     "another key is registered for cpu_id {:?} and uid {:?}: send replace: true to rotate it",
@@ -332,8 +276,8 @@ async fn register(
         }
         Some(d) => {
             if key_json.counter <= d.counter {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
+                return Err(RpError::new(
+                    ErrorKind::Forbidden,
                     "soter_counter_not_increasing",
                     format!(
                         "the new key's counter {} is not above the device's {}: an old key cannot replace a newer one",
@@ -341,26 +285,50 @@ async fn register(
                     ),
                 ));
             }
+            // Security finding 6: the holder of the registered key authorises its replacement,
+            // and the device's counter moves only with a signed result, never with a number the
+            // caller chose.
+            let unauthorised = |why: &str| {
+                RpError::new(
+                    ErrorKind::Forbidden,
+                    "soter_replacement_unauthorised",
+                    format!(
+                        "replacing a device's key needs currentKeySignature, the new keyJson signed (RSASSA-PSS, SHA-256, salt 20) by the key registered now: {why}"
+                    ),
+                )
+            };
+            let authorisation = req
+                .current_key_signature
+                .as_deref()
+                .ok_or_else(|| unauthorised("it is missing"))?;
+            let authorisation =
+                decode_base64(authorisation).ok_or_else(|| unauthorised("it is not base64"))?;
+            let current = rsa_2048(&d.public_key).map_err(RpError::internal)?;
+            if !verify_pss20(&current, req.key_json.as_bytes(), &authorisation) {
+                return Err(unauthorised("it does not verify with the registered key"));
+            }
+            let stored_counter = counter_i64(d.counter)?;
             let done = sqlx::query(
-                "UPDATE soter_devices SET public_key = $1, counter = $2, last_used_at = $3 \
-                 WHERE cpu_id = $4 AND uid = $5 AND counter < $2",
+                "UPDATE soter_devices SET public_key = $1, last_used_at = $2 \
+                 WHERE cpu_id = $3 AND uid = $4 AND public_key = $5 AND counter = $6",
             )
             .bind(b64::encode(&spki))
-            .bind(counter)
             .bind(now)
             .bind(&key_json.cpu_id)
             .bind(&key_json.uid)
+            .bind(b64::encode(&d.public_key))
+            .bind(stored_counter)
             .execute(store.pool())
             .await
             .map_err(StoreError::from)?;
             if done.rows_affected() != 1 {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
+                return Err(RpError::new(
+                    ErrorKind::Conflict,
                     "soter_device_exists",
                     "the device changed concurrently: retry",
                 ));
             }
-            key_json.counter
+            d.counter
         }
         None => {
             let inserted = sqlx::query(
@@ -378,8 +346,8 @@ async fn register(
                 let unique = matches!(&e, sqlx::Error::Database(db)
                     if db.is_unique_violation() || db.message().contains("UNIQUE constraint failed"));
                 return Err(if unique {
-                    ApiError::new(
-                        StatusCode::CONFLICT,
+                    RpError::new(
+                        ErrorKind::Conflict,
                         "soter_device_exists",
                         "the device was registered concurrently",
                     )
@@ -390,50 +358,47 @@ async fn register(
             key_json.counter
         }
     };
-    Ok(Json(json!({
+    Ok(json!({
         "registered": true,
         "cpuId": key_json.cpu_id,
         "uid": key_json.uid,
         "counter": registered_counter,
-    })))
+    }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/soter/verify`.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VerifyRequest {
+pub struct VerifyRequest {
+    /// SOTER's result JSON, exactly as signed.
     #[serde(rename = "resultJSON")]
-    result_json: String,
+    pub result_json: String,
+    /// Its RSASSA-PSS signature by the device key (base64).
     #[serde(rename = "resultJSONSignature")]
-    result_json_signature: String,
+    pub result_json_signature: String,
 }
 
-/// `POST /api/soter/verify`.
-async fn verify(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    server::check_api_token(&state, &headers)?;
-    let req: VerifyRequest = request(body, &headers)?;
-    let result: ResultJson = serde_json::from_str(&req.result_json).map_err(|e| {
-        ApiError::bad_request("soter_result_json_malformed", format!("resultJSON: {e}"))
-    })?;
+/// Verifies a signed result: the signature with the key registered for its device, a live
+/// challenge (consumed) and an increasing counter, written in one transaction.
+pub async fn verify_result(rp: &RelyingParty, req: &VerifyRequest) -> Result<Value, RpError> {
+    let result: ResultJson = serde_json::from_str(&req.result_json)
+        .map_err(|e| RpError::invalid("soter_result_json_malformed", format!("resultJSON: {e}")))?;
     if result.raw.is_empty() || result.raw.chars().count() > MAX_CHALLENGE_CHARS {
-        return Err(ApiError::bad_request(
+        return Err(RpError::invalid(
             "soter_result_json_malformed",
             "resultJSON: raw must be 1 to 512 characters",
         ));
     }
     let signature = decode_base64(&req.result_json_signature).ok_or_else(|| {
-        ApiError::bad_request(
+        RpError::invalid(
             "soter_signature_malformed",
             "resultJSONSignature is not base64",
         )
     })?;
-    let store = state.rp.store();
+    let store = rp.store();
     let Some(device) = device(store, &result.cpu_id, &result.uid).await? else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
+        return Err(RpError::new(
+            ErrorKind::NotFound,
             "soter_device_not_registered",
             format!(
                 "no key is registered for cpu_id {:?} and uid {:?}",
@@ -441,16 +406,16 @@ async fn verify(
             ),
         ));
     };
-    let key = rsa_2048(&device.public_key).map_err(ApiError::internal)?;
+    let key = rsa_2048(&device.public_key).map_err(RpError::internal)?;
     if !verify_pss20(&key, req.result_json.as_bytes(), &signature) {
-        return Err(ApiError::bad_request(
+        return Err(RpError::invalid(
             "soter_bad_signature",
             "resultJSONSignature is not an RSASSA-PSS (SHA-256, salt 20) signature of resultJSON by the device's key",
         ));
     }
     if result.counter <= device.counter {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(RpError::new(
+            ErrorKind::Forbidden,
             "soter_counter_not_increasing",
             format!(
                 "counter {} is not above {} (the highest seen for this device): a replayed or out-of-order result",
@@ -472,7 +437,7 @@ async fn verify(
     .map_err(StoreError::from)?;
     let Some(taken) = taken else {
         // Dropping the transaction rolls it back: nothing changed.
-        return Err(ApiError::bad_request(
+        return Err(RpError::invalid(
             "soter_challenge_unknown",
             "raw is not a live challenge from POST /api/soter/challenge (unknown, expired or already used)",
         ));
@@ -482,7 +447,7 @@ async fn verify(
     for (name, actual) in [("cpuId", &result.cpu_id), ("uid", &result.uid)] {
         if let Some(expected) = binding[name].as_str() {
             if expected != actual {
-                return Err(ApiError::bad_request(
+                return Err(RpError::invalid(
                     "soter_challenge_mismatch",
                     format!("the challenge was issued for {name} {expected:?}, not {actual:?}"),
                 ));
@@ -500,14 +465,14 @@ async fn verify(
     .await
     .map_err(StoreError::from)?;
     if updated.rows_affected() != 1 {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+        return Err(RpError::new(
+            ErrorKind::Forbidden,
             "soter_counter_not_increasing",
             "another result with this or a higher counter was verified concurrently",
         ));
     }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(Json(json!({
+    Ok(json!({
         "verified": true,
         "cpuId": result.cpu_id,
         "uid": result.uid,
@@ -515,15 +480,7 @@ async fn verify(
         "fid": result.fid,
         "raw": result.raw,
         "teeName": result.tee_n,
-    })))
-}
-
-/// The SOTER routes, merged into the server's router.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/api/soter/challenge", post(challenge))
-        .route("/api/soter/devices", post(register))
-        .route("/api/soter/verify", post(verify))
+    }))
 }
 
 #[cfg(test)]

@@ -56,8 +56,12 @@ pub struct CredentialRow {
     pub id: String,
     /// The owner's user handle, base64url.
     pub user_id: String,
-    /// The COSE public key, base64url.
+    /// The COSE public key, base64url, exactly as the authenticator sent it.
     pub public_key: String,
+    /// The same key decoded at registration (`passgate_proto::cose::PublicKey` as JSON), so a
+    /// sign-in parses no CBOR. `None` for rows registered before schema version 3, which are
+    /// decoded from `public_key`.
+    pub verify_key: Option<String>,
     /// The COSE algorithm.
     pub algorithm: i64,
     /// The last signature counter seen.
@@ -197,6 +201,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (cpu_id, uid)
     )",
     ),
+    (
+        3,
+        // The public key decoded at registration; older rows keep NULL and still verify.
+        "ALTER TABLE credentials ADD COLUMN verify_key TEXT",
+    ),
 ];
 
 /// The store: one pool on SQLite or PostgreSQL.
@@ -219,6 +228,7 @@ fn credential_from_row(row: &sqlx::any::AnyRow) -> Result<CredentialRow, sqlx::E
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
         public_key: row.try_get("public_key")?,
+        verify_key: row.try_get("verify_key")?,
         algorithm: row.try_get("algorithm")?,
         sign_count: row.try_get("sign_count")?,
         transports: row.try_get("transports")?,
@@ -235,7 +245,7 @@ fn credential_from_row(row: &sqlx::any::AnyRow) -> Result<CredentialRow, sqlx::E
 
 const CREDENTIAL_COLUMNS: &str = "id, user_id, public_key, algorithm, sign_count, transports, \
      backup_eligible, backup_state, aaguid, attestation_format, name, created_at, last_used_at, \
-     counter_regressions";
+     counter_regressions, verify_key";
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
@@ -248,12 +258,39 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Creates a missing SQLite database file as 0600 in a 0700 directory before SQLite opens it:
+/// it holds usernames and receipts. SQLite gives its `-wal` and `-shm` files the database
+/// file's mode. An existing file keeps its mode; `:memory:` has none.
+fn create_private_database(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let io = |e: std::io::Error| StoreError::Database(sqlx::Error::Io(e));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::private_file::create_private_dir(dir).map_err(io)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another instance created it meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}
+
 impl Store {
-    /// Connects (creating a SQLite file if needed) and applies pending migrations.
+    /// Connects (creating a SQLite file if needed, 0600 in a 0700 directory) and applies
+    /// pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
+            create_private_database(std::path::Path::new(path))?;
             (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
         } else if url.starts_with("sqlite:") {
             (Backend::Sqlite, url.to_owned())
@@ -418,7 +455,7 @@ impl Store {
             })?;
         }
         sqlx::query(&format!(
-            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(&credential.id)
         .bind(&credential.user_id)
@@ -434,6 +471,7 @@ impl Store {
         .bind(credential.created_at)
         .bind(credential.last_used_at)
         .bind(credential.counter_regressions)
+        .bind(&credential.verify_key)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -494,12 +532,33 @@ impl Store {
 
     /// Deletes a user's credential; false when the user has no such credential.
     pub async fn delete_credential(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        // One transaction: the sessions signed in with the passkey end with it, so a session
+        // stolen along with a passkey the user then removes does not outlive it.
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM credentials WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE credential_id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Ends every session of a user ("sign out everywhere"); returns how many there were.
+    pub async fn delete_sessions_of(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done.rows_affected())
     }
 
     /// Records a verified use: the new counter, backup state and time, only if the counter is
@@ -737,4 +796,29 @@ pub fn now_millis() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The database holds usernames and receipts: another local user must not read it.
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_private() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("state/rp.sqlite3");
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 3);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&root.path().join("state")), 0o700);
+        let wal = root.path().join("state/rp.sqlite3-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+        store.close().await;
+    }
 }

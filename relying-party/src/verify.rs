@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use aws_lc_rs::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
 
+use passgate_proto::{AuthenticatorData, AuthenticatorDataError};
+
 use crate::b64;
 use crate::cose::CredentialPublicKey;
 
@@ -122,7 +124,7 @@ pub struct AssertionVerdict {
     #[serde(serialize_with = "b64::serialize")]
     pub credential_id: Vec<u8>,
     /// The user handle, when the authenticator returned one (base64url).
-    #[serde(serialize_with = "b64::serialize_opt")]
+    #[serde(serialize_with = "b64::option::serialize")]
     pub user_handle: Option<Vec<u8>>,
     /// The UP flag.
     pub user_present: bool,
@@ -169,7 +171,7 @@ pub enum VerifyError {
     CrossOriginNotAllowed,
     /// Authenticator data is shorter than 37 bytes or its flags/extensions are inconsistent.
     #[error("authenticator data is malformed: {0}")]
-    AuthenticatorDataMalformed(&'static str),
+    AuthenticatorDataMalformed(#[from] AuthenticatorDataError),
     /// The RP ID hash is not SHA-256 of the expected RP ID.
     #[error("the RP ID hash does not match {0:?}")]
     RpIdHashMismatch(String),
@@ -262,93 +264,6 @@ pub fn client_data_summary(client_data_b64: &str) -> Result<ClientDataSummary, V
     })
 }
 
-/// The flags and counter of authenticator data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthenticatorDataHeader {
-    /// SHA-256 of the RP ID.
-    pub rp_id_hash: [u8; 32],
-    /// The flags byte.
-    pub flags: u8,
-    /// The signature counter.
-    pub sign_count: u32,
-}
-
-impl AuthenticatorDataHeader {
-    /// UP.
-    pub fn user_present(&self) -> bool {
-        self.flags & 0x01 != 0
-    }
-    /// UV.
-    pub fn user_verified(&self) -> bool {
-        self.flags & 0x04 != 0
-    }
-    /// BE.
-    pub fn backup_eligible(&self) -> bool {
-        self.flags & 0x08 != 0
-    }
-    /// BS.
-    pub fn backup_state(&self) -> bool {
-        self.flags & 0x10 != 0
-    }
-
-    /// Parses the fixed 37-byte header.
-    pub fn parse(data: &[u8]) -> Result<Self, VerifyError> {
-        let header: &[u8; 37] = data.get(..37).and_then(|h| h.try_into().ok()).ok_or(
-            VerifyError::AuthenticatorDataMalformed("shorter than 37 bytes"),
-        )?;
-        let mut rp_id_hash = [0u8; 32];
-        rp_id_hash.copy_from_slice(&header[..32]);
-        let flags = header[32];
-        let sign_count = u32::from_be_bytes([header[33], header[34], header[35], header[36]]);
-        // BS without BE is invalid (Level 3 §6.1.3).
-        if flags & 0x10 != 0 && flags & 0x08 == 0 {
-            return Err(VerifyError::AuthenticatorDataMalformed(
-                "backup state set without backup eligibility",
-            ));
-        }
-        check_tail(data.get(37..).unwrap_or_default(), flags)?;
-        Ok(Self {
-            rp_id_hash,
-            flags,
-            sign_count,
-        })
-    }
-}
-
-/// Checks what follows the 37-byte header against the AT and ED flags (Level 3 §6.1): attested
-/// credential data exactly when AT is set, one CBOR extensions map exactly when ED is set, and
-/// nothing else. A signed but inconsistent structure comes from a broken or hostile
-/// authenticator and is refused like any other malformed input.
-fn check_tail(mut rest: &[u8], flags: u8) -> Result<(), VerifyError> {
-    const AT: u8 = 0x40;
-    const ED: u8 = 0x80;
-    let malformed = VerifyError::AuthenticatorDataMalformed;
-    if flags & AT != 0 {
-        // aaguid (16) || credentialIdLength (2) || credentialId || credentialPublicKey (CBOR).
-        let len_bytes = rest.get(16..18).ok_or(malformed(
-            "AT set but attested credential data is truncated",
-        ))?;
-        let id_len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        rest = rest
-            .get(18 + id_len..)
-            .ok_or(malformed("AT set but the credential ID is truncated"))?;
-        ciborium::from_reader::<ciborium::Value, _>(&mut rest)
-            .map_err(|_| malformed("AT set but the credential public key is not CBOR"))?;
-    }
-    if flags & ED != 0 {
-        let extensions = ciborium::from_reader::<ciborium::Value, _>(&mut rest)
-            .map_err(|_| malformed("ED set but the extensions are not CBOR"))?;
-        if !matches!(extensions, ciborium::Value::Map(_)) {
-            return Err(malformed("ED set but the extensions are not a CBOR map"));
-        }
-    }
-    if rest.is_empty() {
-        Ok(())
-    } else {
-        Err(malformed("bytes after the data the flags announce"))
-    }
-}
-
 /// Verifies an assertion against a stored credential. Nothing is stored: the caller persists the
 /// new counter from the verdict.
 pub fn verify_assertion(
@@ -411,20 +326,21 @@ pub fn verify_assertion(
     }
 
     // Steps 15–17: authenticator data.
-    let header = AuthenticatorDataHeader::parse(&authenticator_data)?;
+    let header = AuthenticatorData::parse(&authenticator_data)?;
+    let flags = header.flags;
     let expected_hash = digest(&SHA256, expect.rp_id.as_bytes());
     if header.rp_id_hash != expected_hash.as_ref() {
         return Err(VerifyError::RpIdHashMismatch(expect.rp_id.to_owned()));
     }
-    if !header.user_present() {
+    if !flags.user_present() {
         return Err(VerifyError::UserNotPresent);
     }
-    if expect.require_user_verification && !header.user_verified() {
+    if expect.require_user_verification && !flags.user_verified() {
         return Err(VerifyError::UserVerificationMissing);
     }
     if stored
         .backup_eligible
-        .is_some_and(|be| be != header.backup_eligible())
+        .is_some_and(|be| be != flags.backup_eligible())
     {
         return Err(VerifyError::BackupEligibilityChanged);
     }
@@ -457,10 +373,10 @@ pub fn verify_assertion(
     Ok(AssertionVerdict {
         credential_id: stored.id.clone(),
         user_handle,
-        user_present: header.user_present(),
-        user_verified: header.user_verified(),
-        backup_eligible: header.backup_eligible(),
-        backup_state: header.backup_state(),
+        user_present: flags.user_present(),
+        user_verified: flags.user_verified(),
+        backup_eligible: flags.backup_eligible(),
+        backup_state: flags.backup_state(),
         sign_count: header.sign_count,
         counter,
         origin: client_data.origin.into_owned(),
@@ -478,12 +394,10 @@ pub fn verify_assertion_json(
     verify_assertion(stored, &response, expect)
 }
 
-/// Compares without an early exit, so timing does not reveal how much of a challenge matched.
+/// Compares without an early exit (aws-lc-rs's constant-time comparison), so timing does not
+/// reveal how much of a challenge or token matched.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 #[cfg(test)]
@@ -498,20 +412,12 @@ mod tests {
         data
     }
 
+    /// The tail must match the AT and ED flags; a mismatch is `authenticator_data_malformed`.
     #[test]
     fn the_tail_must_match_the_at_and_ed_flags() {
-        let empty_map = [0xa0];
-        let ok = [
-            header(0x05, &[]),
-            header(0x85, &empty_map),
-            header(0x85, &[0xa1, 0x61, 0x78, 0x01]),
-        ];
-        for data in ok {
-            assert!(AuthenticatorDataHeader::parse(&data).is_ok(), "{data:02x?}");
-        }
         let bad: [(&str, Vec<u8>); 7] = [
             ("ED without extensions", header(0x85, &[])),
-            ("extensions without ED", header(0x05, &empty_map)),
+            ("extensions without ED", header(0x05, &[0xa0])),
             ("trailing garbage", header(0x05, &[0xde, 0xad])),
             ("AT without credential data", header(0x45, &[])),
             ("ED with a tail that is not CBOR", header(0x85, &[0xff])),
@@ -519,20 +425,17 @@ mod tests {
             ("ED with a CBOR array", header(0x85, &[0x80])),
         ];
         for (what, data) in bad {
-            assert!(
-                matches!(
-                    AuthenticatorDataHeader::parse(&data),
-                    Err(VerifyError::AuthenticatorDataMalformed(_))
-                ),
-                "{what} was accepted"
-            );
+            let err = VerifyError::from(AuthenticatorData::parse(&data).expect_err(what));
+            assert_eq!(err.code(), "authenticator_data_malformed", "{what}");
         }
-        // AT with complete attested credential data (as in registration) parses.
-        let mut attested = vec![0u8; 16];
-        attested.extend_from_slice(&[0, 2, 9, 9]);
-        attested.extend_from_slice(&[0xa1, 0x01, 0x02]);
-        assert!(AuthenticatorDataHeader::parse(&header(0x45, &attested)).is_ok());
-        attested.truncate(19);
-        assert!(AuthenticatorDataHeader::parse(&header(0x45, &attested)).is_err());
+        assert!(AuthenticatorData::parse(&header(0x85, &[0xa1, 0x61, 0x78, 0x01])).is_ok());
+    }
+
+    #[test]
+    fn constant_time_eq_compares_lengths_and_bytes() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -348,6 +348,23 @@ async fn registration_sign_in_discoverable_reauth_and_passkey_management() {
     assert_eq!(last.status, StatusCode::CONFLICT);
     assert_eq!(last.code(), "last_credential");
 
+    // A cross-site form (text/plain) cannot sign the user out: 415, and the session lives on.
+    let form = s
+        .raw(
+            Method::POST,
+            "/api/logout",
+            Some("text/plain"),
+            b"{}".to_vec(),
+            Some(&session3),
+            &[],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(form.code(), "unsupported_media_type");
+    assert!(form.cookie.is_none());
+    let still = s.get("/api/credentials", Some(&session3)).await;
+    assert_eq!(still.status, StatusCode::OK);
+
     // Logout ends the session.
     let out = s.post("/api/logout", &json!({}), Some(&session3)).await;
     assert_eq!(out.status, StatusCode::OK);
@@ -1187,4 +1204,168 @@ async fn android_and_ios_app_origins_register_and_sign_in() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "origin_not_allowed");
+}
+
+/// Sessions (security finding 5): a deleted passkey's sessions end with it, "sign out
+/// everywhere" ends them all, and adding or renaming a passkey needs a recent verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_deletion_ends_its_sessions_and_sign_out_everywhere_ends_all() {
+    let s = Server::start(|_| {}).await;
+    let (mut first, session1) = s.sign_up("frank").await;
+    // A second passkey, added from the fresh sign-up session.
+    let options = s
+        .post("/api/register/options", &json!({}), Some(&session1))
+        .await;
+    assert_eq!(options.status, StatusCode::OK, "{}", options.body);
+    let (mut second, response) =
+        SoftCredential::register(&options.body, ORIGIN, &Tamper::default());
+    let added = s
+        .post("/api/register/verify", &response, Some(&session1))
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    // A session signed in with the second passkey (say, a thief's).
+    let login = s.login_options(Some("frank")).await;
+    let signed = s
+        .post(
+            "/api/login/verify",
+            &second.assert(&login, ORIGIN, &Tamper::default()),
+            None,
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.body);
+    let session2 = session_from(&signed);
+    assert_eq!(
+        s.get("/api/session", Some(&session2)).await.status,
+        StatusCode::OK
+    );
+
+    // Deleting the second passkey ends its session, not the others.
+    let deleted = s
+        .raw(
+            Method::DELETE,
+            &format!("/api/credentials/{}", b64(&second.id)),
+            None,
+            Vec::new(),
+            Some(&session1),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let gone = s.get("/api/session", Some(&session2)).await;
+    assert_eq!(
+        (gone.status, gone.code()),
+        (StatusCode::UNAUTHORIZED, "not_signed_in")
+    );
+    assert_eq!(
+        s.get("/api/session", Some(&session1)).await.status,
+        StatusCode::OK
+    );
+
+    // Sign out everywhere: every session of the user ends, and only of that user.
+    let login = s.login_options(Some("frank")).await;
+    let signed = s
+        .post(
+            "/api/login/verify",
+            &first.assert(&login, ORIGIN, &Tamper::default()),
+            None,
+        )
+        .await;
+    let session3 = session_from(&signed);
+    let (_, other) = s.sign_up("grace").await;
+    let form = s
+        .raw(
+            Method::POST,
+            "/api/logout/all",
+            Some("text/plain"),
+            b"{}".to_vec(),
+            Some(&session1),
+            &[],
+        )
+        .await;
+    assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let out = s.post("/api/logout/all", &json!({}), Some(&session1)).await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert_eq!(out.body, json!({"signedOut": true, "sessionsEnded": 2}));
+    assert!(out.cookie.unwrap().contains("Max-Age=0"));
+    for session in [&session1, &session3] {
+        let gone = s.get("/api/session", Some(session)).await;
+        assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        s.get("/api/session", Some(&other)).await.status,
+        StatusCode::OK
+    );
+    let again = s.post("/api/logout/all", &json!({}), Some(&session1)).await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::UNAUTHORIZED, "not_signed_in")
+    );
+}
+
+#[tokio::test]
+async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
+    let s = Server::start(|c| c.step_up_max_age_secs = 1).await;
+    let (cred, session) = s.sign_up("heidi").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = s.fingerprint().await;
+    let add = s
+        .post("/api/register/options", &json!({}), Some(&session))
+        .await;
+    assert_eq!(
+        (add.status, add.code()),
+        (StatusCode::FORBIDDEN, "step_up_required")
+    );
+    let rename = s
+        .raw(
+            Method::PATCH,
+            &format!("/api/credentials/{}", b64(&cred.id)),
+            Some("application/json"),
+            serde_json::to_vec(&json!({"name": "mine now"})).unwrap(),
+            Some(&session),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (rename.status, rename.code()),
+        (StatusCode::FORBIDDEN, "step_up_required")
+    );
+    assert_eq!(s.fingerprint().await, before);
+}
+
+/// Registration stores the decoded public key (schema version 3), and a credential stored
+/// before that version, with only its COSE bytes, still signs in.
+#[tokio::test]
+async fn the_decoded_key_is_stored_and_older_rows_still_sign_in() {
+    let s = Server::start(|_| {}).await;
+    let (mut cred, _) = s.sign_up("ivan").await;
+    let url = format!("sqlite://{}", s._dir.path().join("rp.sqlite3").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let stored: String = sqlx::query_scalar("SELECT verify_key FROM credentials")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["alg"], "ES256");
+    let point = unb64(stored["point"].as_str().unwrap());
+    assert_eq!(
+        (point.len(), point[0]),
+        (65, 4),
+        "an uncompressed P-256 point"
+    );
+    let done = sqlx::query("UPDATE credentials SET verify_key = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    pool.close().await;
+    let login = s.login_options(Some("ivan")).await;
+    let ok = s
+        .post(
+            "/api/login/verify",
+            &cred.assert(&login, ORIGIN, &Tamper::default()),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 }

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 const DOC: &str = include_str!("../src/openapi.json");
-const SERVER: &str = include_str!("../src/server.rs");
+const SERVER: &str = include_str!("../src/http/mod.rs");
+const SESSION: &str = include_str!("../src/http/session.rs");
 const VERIFY: &str = include_str!("../src/verify.rs");
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
@@ -17,18 +18,27 @@ fn doc() -> Value {
     serde_json::from_str(DOC).expect("openapi.json is not valid JSON")
 }
 
-/// Every `.rs` file under `src/`, read at run time so that a new module is scanned too.
+/// Every `.rs` file under `src/` and its subdirectories (named by their path below `src/`),
+/// read at run time so that a new module is scanned too.
 fn sources() -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect();
+    let mut out = Vec::new();
+    walk(&dir, &dir, &mut out);
     out.sort();
     assert!(
         out.len() >= 8,
@@ -201,8 +211,9 @@ fn every_ref_resolves() {
 }
 
 /// Every error code the source can produce: the code argument of `ApiError::new` /
-/// `ApiError::bad_request` (and `Self::new` in error.rs), `VerifyError::code()`, and the
-/// webauthn-rs error mapping in `registration_error`.
+/// `ApiError::bad_request` / `RpError::new` / `RpError::invalid` (and `Self::new` in the two
+/// error.rs files), `VerifyError::code()`, and the webauthn-rs error mapping in
+/// `registration_error`.
 fn source_codes() -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
     let mut add = |code: &str, file: &str| {
@@ -213,8 +224,13 @@ fn source_codes() -> BTreeSet<String> {
         codes.insert(code.to_owned());
     };
     for (file, text) in sources() {
-        let mut markers = vec!["ApiError::new(", "ApiError::bad_request("];
-        if file == "error.rs" {
+        let mut markers = vec![
+            "ApiError::new(",
+            "ApiError::bad_request(",
+            "RpError::new(",
+            "RpError::invalid(",
+        ];
+        if file.ends_with("error.rs") {
             markers.push("Self::new(");
         }
         for marker in markers {
@@ -325,7 +341,7 @@ fn the_verify_endpoint_lists_every_verifier_code() {
 #[test]
 fn the_session_cookie_is_the_servers() {
     let doc = doc();
-    let cookie = SERVER
+    let cookie = SESSION
         .split("pub const SESSION_COOKIE: &str = \"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())

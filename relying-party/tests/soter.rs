@@ -275,8 +275,26 @@ async fn a_key_rotates_only_explicitly_and_forward() {
     assert_eq!(server.fingerprint().await, before);
     let mut rotate = second.registration(20);
     rotate["replace"] = json!(true);
+    // Security finding 6: without the registered key's signature, or with the new key's own,
+    // the rotation is refused and nothing changes.
+    let unsigned = server.post("/api/soter/devices", &rotate).await;
+    assert_eq!(
+        (unsigned.status, unsigned.code()),
+        (StatusCode::FORBIDDEN, "soter_replacement_unauthorised")
+    );
+    let key_json = rotate["keyJson"].as_str().unwrap().to_owned();
+    rotate["currentKeySignature"] = json!(second.sign(&key_json));
+    let self_signed = server.post("/api/soter/devices", &rotate).await;
+    assert_eq!(
+        (self_signed.status, self_signed.code()),
+        (StatusCode::FORBIDDEN, "soter_replacement_unauthorised")
+    );
+    assert_eq!(server.fingerprint().await, before);
+    rotate["currentKeySignature"] = json!(first.sign(&key_json));
     let rotated = server.post("/api/soter/devices", &rotate).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    // The device keeps its counter (10): the new key's self-declared 20 is not trusted.
+    assert_eq!(rotated.body["counter"], 10);
     let challenge = server.challenge(json!({})).await;
     let stale = server
         .post("/api/soter/verify", &first.result(&challenge, 30))

@@ -1,17 +1,17 @@
-// The scripted pinentry (bridge/tests/scripted-pinentry.py) for Node tests: no browser
+// The scripted pinentry (testkit/scripted-pinentry.py) for Node tests: no browser
 // dependency, so the Tauri tests (examples/tauri-app/tests) use it too.
 import { writeFileSync, readFileSync, chmodSync, existsSync } from 'node:fs';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const scriptedPinentryPath = resolve(here, '..', '..', 'bridge', 'tests', 'scripted-pinentry.py');
+const scriptedPinentryPath = resolve(here, '..', '..', 'testkit', 'scripted-pinentry.py');
 
 /** The PIN the scripted pinentry types unless told otherwise. */
 export const TEST_PIN = '482916';
 
 /**
- * The scripted pinentry (bridge/tests/scripted-pinentry.py): a real Assuan speaker standing in
+ * The scripted pinentry (testkit/scripted-pinentry.py): a real Assuan speaker standing in
  * for the person at passgate's trusted prompt. `direct({getpin, confirm, script})` says how the
  * next dialogs are answered; `dialogs()` is what passgate showed, one entry per dialog.
  */

@@ -21,8 +21,8 @@ pub struct AptPackage {
     pub satisfied_by: Option<&'static [&'static str]>,
 }
 
-/// Every Debian package the suites need: the one list to extend (chromium, swtpm, fprintd,
-/// postgresql, ... come with later suites).
+/// Every Debian package a suite needs, each described once; a suite names the ones it needs in
+/// its entry of [`crate::suites::SUITES`].
 pub const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "python3",
@@ -42,6 +42,11 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         name: "libtss2-dev",
         why: "builds the TPM 2.0 key store (tss-esapi)",
         satisfied_by: None,
+    },
+    AptPackage {
+        name: "pkg-config",
+        why: "lets tss-esapi find libtss2 when building with --all-features",
+        satisfied_by: Some(&["pkg-config", "--version"]),
     },
     AptPackage {
         name: "swtpm",
@@ -81,6 +86,21 @@ pub const APT_PACKAGES: &[AptPackage] = &[
     AptPackage {
         name: "postgresql",
         why: "the relying party's PostgreSQL storage tests (a private cluster under /tmp)",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "libwebkit2gtk-4.1-dev",
+        why: "builds the Tauri example against WebKitGTK",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "webkit2gtk-driver",
+        why: "WebKitWebDriver, through which tauri-driver drives the Tauri example's webview",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "xvfb",
+        why: "a display for the Tauri example's window",
         satisfied_by: None,
     },
     AptPackage {
@@ -180,15 +200,14 @@ fn dpkg_installed(package: &str) -> bool {
         })
 }
 
-/// Installs every package of [`APT_PACKAGES`] that is neither installed nor otherwise satisfied.
-pub fn ensure_apt_packages(installer: &mut AptInstaller) -> Result<()> {
-    ensure_packages(installer, APT_PACKAGES)
-}
-
-/// Installs every package of `packages` that is neither installed nor otherwise satisfied.
-pub fn ensure_packages(installer: &mut AptInstaller, packages: &[AptPackage]) -> Result<()> {
+/// Installs every package of `names` (described in [`APT_PACKAGES`]) that is neither installed
+/// nor otherwise satisfied.
+pub fn ensure_apt_packages(installer: &mut AptInstaller, names: &[&str]) -> Result<()> {
     let mut missing = Vec::new();
-    for package in packages {
+    for name in names {
+        let Some(package) = APT_PACKAGES.iter().find(|p| p.name == *name) else {
+            bail!("no Debian package {name} is described in APT_PACKAGES");
+        };
         let satisfied = package
             .satisfied_by
             .and_then(|cmd| cmd.split_first())

@@ -7,31 +7,13 @@
 //! dependencies both workspaces share are already built.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
-use crate::deps::{AptInstaller, AptPackage};
 use crate::parse::{self, TestCounts, cargo_test_counts};
 use crate::run::{Step, probe};
-
-/// What the suite needs from Debian.
-pub const APT_PACKAGES: &[AptPackage] = &[
-    AptPackage {
-        name: "libwebkit2gtk-4.1-dev",
-        why: "builds the Tauri example against WebKitGTK",
-        satisfied_by: None,
-    },
-    AptPackage {
-        name: "webkit2gtk-driver",
-        why: "WebKitWebDriver, which tauri-driver drives the example's webview through",
-        satisfied_by: None,
-    },
-    AptPackage {
-        name: "xvfb",
-        why: "a display for the example's window",
-        satisfied_by: None,
-    },
-];
+use crate::suites::{Context, SuiteResult, ready_binary};
 
 /// The tauri-driver release the tests are written against.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
@@ -39,14 +21,40 @@ const TAURI_DRIVER_VERSION: &str = "2.1.0";
 /// The example workspace, relative to the repository root.
 const EXAMPLE: &str = "examples/tauri-app";
 
-/// Runs the suite; the counts (unit tests + journeys) and notes. `binary` is `passgate`.
-pub fn run(
+/// The suite: the plugins' unit tests and clippy, the app's build, the WebDriver journeys.
+pub fn run(ctx: &mut Context<'_>) -> SuiteResult {
+    let binary = match ready_binary(ctx) {
+        Ok(binary) => binary,
+        Err(result) => return result,
+    };
+    let outcome = crate::target_dir(ctx.root).and_then(|target| {
+        let locked = crate::locked_flag();
+        journeys(ctx.root, &binary, &target, &locked, ctx.filter)
+    });
+    match outcome {
+        Ok((counts, notes)) => SuiteResult {
+            ok: counts.failed == 0 && counts.passed > 0,
+            counts: Some(counts),
+            note: notes.join("; "),
+            elapsed: Duration::ZERO,
+        },
+        Err(err) => SuiteResult {
+            ok: false,
+            counts: None,
+            note: format!("{err:#}"),
+            elapsed: Duration::ZERO,
+        },
+    }
+}
+
+/// Builds and runs everything; the counts (unit tests + journeys) and notes.
+fn journeys(
     root: &Path,
     binary: &Path,
     target: &Path,
     locked: &[&str],
+    filter: Option<&str>,
 ) -> Result<(TestCounts, Vec<String>)> {
-    crate::deps::ensure_packages(&mut AptInstaller::new(), APT_PACKAGES)?;
     let driver = ensure_tauri_driver()?;
     let example = root.join(EXAMPLE);
     let manifest = example.join("Cargo.toml");
@@ -116,6 +124,7 @@ pub fn run(
 
     let journeys = Step::new("npm", &["test", "--silent"], &tests_dir)
         .env("PASSGATE_BIN", binary.as_os_str())
+        .env("PASSGATE_TEST_NAME_PATTERN", filter.unwrap_or_default())
         .env("TAURI_EXAMPLE_BIN", app.as_os_str())
         .env("TAURI_DRIVER", driver.as_os_str())
         .env(

@@ -10,17 +10,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform};
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::{
     BiometryType, Interaction, Prompt, UserActionError, UserVerified, UserVerifier,
     VerificationMethod, VerifierErrorCode, VerifierStatus,
 };
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
 
 /// What the next touch of the scripted sensor does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,17 +142,10 @@ pub struct Rig {
 }
 
 pub fn authenticator(state: &Path, sensor: &Sensor, max_uv_attempts: u8) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(state).unwrap();
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(FileCredentialStore::open(state, &device_key, 1000).unwrap()),
-        state: Box::new(FileStateStore::open(state, &device_key).unwrap()),
-        user: Box::new(ScriptedVerifier(sensor.clone())),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(
-        env,
+    passgate_testkit::software_authenticator(
+        state,
+        Box::new(ScriptedVerifier(sensor.clone())),
+        1000,
         AuthenticatorConfig {
             reset_window: None,
             max_uv_attempts,

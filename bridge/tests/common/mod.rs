@@ -3,39 +3,24 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_authenticator::presence::AutoPresence;
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
 use passgate_bridge::prompt::{Pinentry, PromptPresence, TrustedPrompt};
 use passgate_bridge::{CtapTransport, InProcess, TransportError, UserInterface};
-use serde_json::{Value, json};
+use passgate_testkit::ScriptedPinentry;
 use zeroize::Zeroizing;
 
-pub const PIN: &str = "482916";
+pub const PIN: &str = passgate_testkit::PIN;
 
 /// The authenticator `passgate authenticator serve --presence auto` would run on `dir`.
 pub fn authenticator(dir: &Path) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 1000).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(AutoPresence::new()),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(env, AuthenticatorConfig::default())
+    passgate_testkit::auto_presence_authenticator(dir, 1000)
 }
 
 /// A host UI that enters the PIN and counts how often it was asked.
@@ -111,50 +96,20 @@ impl CtapTransport for Counting {
     }
 }
 
-/// A scripted pinentry in `dir`: a wrapper program, its control file and its log.
-pub struct Scripted {
-    pub program: PathBuf,
-    pub control: PathBuf,
-    pub log: PathBuf,
+/// The scripted pinentry in `dir` (passgate-testkit's), with the trusted prompt that runs it.
+pub struct Scripted(ScriptedPinentry);
+
+impl std::ops::Deref for Scripted {
+    type Target = ScriptedPinentry;
+
+    fn deref(&self) -> &ScriptedPinentry {
+        &self.0
+    }
 }
 
 impl Scripted {
     pub fn new(dir: &Path) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripted-pinentry.py");
-        let control = dir.join("pinentry-control.json");
-        let log = dir.join("pinentry-log.jsonl");
-        let program = dir.join("pinentry");
-        std::fs::write(
-            &program,
-            format!(
-                "#!/bin/sh\nexec python3 '{}' --control '{}' --log '{}'\n",
-                script.display(),
-                control.display(),
-                log.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let s = Self {
-            program,
-            control,
-            log,
-        };
-        s.direct(json!({"getpin": PIN, "confirm": "ok"}));
-        s
-    }
-
-    pub fn direct(&self, control: Value) {
-        std::fs::write(&self.control, control.to_string()).unwrap();
-    }
-
-    pub fn dialogs(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        Self(ScriptedPinentry::new(dir))
     }
 
     pub fn prompt(&self) -> Arc<dyn TrustedPrompt> {
@@ -164,14 +119,10 @@ impl Scripted {
 
 /// An authenticator whose presence is approved (or not) in `prompt`.
 pub fn authenticator_with_prompt(dir: &Path, prompt: Arc<dyn TrustedPrompt>) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 1000).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(PromptPresence::new(prompt)),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(env, AuthenticatorConfig::default())
+    passgate_testkit::software_authenticator(
+        dir,
+        Box::new(PromptPresence::new(prompt)),
+        1000,
+        AuthenticatorConfig::default(),
+    )
 }

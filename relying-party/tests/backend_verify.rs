@@ -1,6 +1,6 @@
-//! The verification listener (`passgate rp --verify-listen`) over real TCP: it must answer
-//! exactly what the main port answers for the same body, and refuse bad HTTP precisely, without
-//! hanging on slow clients.
+//! Backend verification (`POST /api/verify/assertion`) on the main port, over real TCP: precise
+//! statuses and codes for every body, keep-alive and pipelining with request IDs, many clients
+//! at once, `Expect: 100-continue`, and a graceful shutdown that closes idle connections.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::Tamper;
-use passgate_relying_party::verify_listener::{Timeouts, serve_verify_with};
 use passgate_relying_party::{RpConfig, build_state};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,15 +24,14 @@ use tokio::sync::oneshot;
 const ORIGIN: &str = "http://localhost:8080";
 const TOKEN: &str = "backend-token";
 
-struct Servers {
+struct Server {
     main: SocketAddr,
-    verify: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    verify_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
-async fn start(timeouts: Timeouts) -> Servers {
+async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let config = RpConfig {
         database: format!("sqlite://{}", dir.path().join("rp.sqlite3").display()),
@@ -43,26 +41,20 @@ async fn start(timeouts: Timeouts) -> Servers {
         ..RpConfig::default()
     };
     let state = build_state(config).await.unwrap();
-    let main_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let verify_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (main, verify) = (
-        main_listener.local_addr().unwrap(),
-        verify_listener.local_addr().unwrap(),
-    );
-    tokio::spawn(passgate_relying_party::server::serve(
-        main_listener,
-        state.clone(),
-        std::future::pending(),
-    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let main = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let verify_task = tokio::spawn(serve_verify_with(verify_listener, state, timeouts, async {
-        let _ = stopped.await;
-    }));
-    Servers {
+    let task = tokio::spawn(passgate_relying_party::server::serve(
+        listener,
+        state,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Server {
         main,
-        verify,
         stop: Some(stop),
-        verify_task,
+        task,
         _dir: dir,
     }
 }
@@ -185,8 +177,8 @@ fn verify_body(tamper: &Tamper) -> Value {
 }
 
 #[tokio::test]
-async fn answers_what_the_main_port_answers_for_every_body() {
-    let s = start(Timeouts::default()).await;
+async fn every_body_gets_its_precise_status_and_code() {
+    let s = start().await;
     let good = verify_body(&Tamper::default());
     // (what, body, headers)
     type Case<'a> = (&'a str, Vec<u8>, &'a [(&'a str, &'a str)]);
@@ -261,20 +253,13 @@ async fn answers_what_the_main_port_answers_for_every_body() {
     let mut statuses = Vec::new();
     for (what, body, headers) in &bodies {
         let request = post("/api/verify/assertion", headers, body);
-        let main = exchange(s.main, &request).await;
-        let verify = exchange(s.verify, &request).await;
-        assert_eq!(main.status, verify.status, "{what}");
+        let answer = exchange(s.main, &request).await;
         assert_eq!(
-            String::from_utf8_lossy(&main.body),
-            String::from_utf8_lossy(&verify.body),
+            answer.header("content-type"),
+            Some("application/json"),
             "{what}"
         );
-        assert_eq!(
-            main.header("content-type"),
-            verify.header("content-type"),
-            "{what}"
-        );
-        statuses.push((*what, verify.status, verify.json()["error"]["code"].clone()));
+        statuses.push((*what, answer.status, answer.json()["error"]["code"].clone()));
     }
     // The cases are what their names say, not 200s or one repeated error.
     assert_eq!(
@@ -297,9 +282,9 @@ async fn answers_what_the_main_port_answers_for_every_body() {
 
 #[tokio::test]
 async fn keeps_connections_alive_answers_pipelined_requests_in_order_and_echoes_request_ids() {
-    let s = start(Timeouts::default()).await;
+    let s = start().await;
     let body = serde_json::to_vec(&verify_body(&Tamper::default())).unwrap();
-    let mut stream = TcpStream::connect(s.verify).await.unwrap();
+    let mut stream = TcpStream::connect(s.main).await.unwrap();
     let mut rest = Vec::new();
     // Three requests one after the other on one connection.
     for _ in 0..3 {
@@ -366,21 +351,21 @@ async fn keeps_connections_alive_answers_pipelined_requests_in_order_and_echoes_
     assert_closed(&mut stream).await;
 
     // HTTP/1.0 gets one answer, then the close.
-    let mut old = TcpStream::connect(s.verify).await.unwrap();
+    let mut old = TcpStream::connect(s.main).await.unwrap();
     old.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
         .await
         .unwrap();
     let a = read_answer(&mut old, &mut Vec::new()).await.unwrap();
-    assert_eq!((a.status, a.header("connection")), (200, Some("close")));
+    assert_eq!(a.status, 200);
     assert_closed(&mut old).await;
 }
 
-/// Both ports hold an answer back until the other connections that are ready have run, so
+/// The endpoint holds an answer back until the other connections that are ready have run, so
 /// that answers go out together. With many clients at once on a multi-thread runtime, every
 /// client still gets its own answers, in order, and none is held back for long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_clients_at_once_each_get_their_own_answers_in_order() {
-    let s = start(Timeouts::default()).await;
+    let s = start().await;
     let valid = serde_json::to_vec(&verify_body(&Tamper::default())).unwrap();
     let forged = serde_json::to_vec(&verify_body(&Tamper {
         break_signature: true,
@@ -389,7 +374,7 @@ async fn many_clients_at_once_each_get_their_own_answers_in_order() {
     .unwrap();
     const CLIENTS: usize = 40;
     const REQUESTS: usize = 5;
-    for (port, addr) in [("listener", s.verify), ("main port", s.main)] {
+    for (port, addr) in [("main port", s.main)] {
         let mut clients = tokio::task::JoinSet::new();
         for client in 0..CLIENTS {
             let (valid, forged) = (valid.clone(), forged.clone());
@@ -455,7 +440,7 @@ async fn many_clients_at_once_each_get_their_own_answers_in_order() {
 
 #[tokio::test]
 async fn answers_expect_100_continue_before_the_body() {
-    let s = start(Timeouts::default()).await;
+    let s = start().await;
     let body = serde_json::to_vec(&verify_body(&Tamper::default())).unwrap();
     let mut request = post(
         "/api/verify/assertion",
@@ -467,7 +452,7 @@ async fn answers_expect_100_continue_before_the_body() {
         &body,
     );
     request.truncate(request.len() - body.len());
-    let mut stream = TcpStream::connect(s.verify).await.unwrap();
+    let mut stream = TcpStream::connect(s.main).await.unwrap();
     stream.write_all(&request).await.unwrap();
     let mut interim = [0u8; 25];
     tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut interim))
@@ -481,247 +466,9 @@ async fn answers_expect_100_continue_before_the_body() {
 }
 
 #[tokio::test]
-async fn refuses_bad_http_with_a_precise_status_and_code() {
-    let s = start(Timeouts::default()).await;
-    let body = serde_json::to_vec(&verify_body(&Tamper::default())).unwrap();
-    let many_headers: String = (0..70).map(|i| format!("x-h{i}: v\r\n")).collect();
-    let long_header = format!("x-long: {}\r\n", "a".repeat(17 * 1024));
-    let with_head = |extra: &str, body: &[u8]| {
-        let mut out = format!("POST /api/verify/assertion HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer backend-token\r\n{extra}\r\n").into_bytes();
-        out.extend_from_slice(body);
-        out
-    };
-    let cases: Vec<(&str, Vec<u8>, u16, &str, bool)> = vec![
-        (
-            "chunked body",
-            with_head("transfer-encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
-            411,
-            "length_required",
-            true,
-        ),
-        (
-            "no content-length",
-            with_head("", b""),
-            411,
-            "length_required",
-            true,
-        ),
-        (
-            "two content-lengths",
-            with_head(
-                &format!("content-length: {0}\r\ncontent-length: {0}\r\n", body.len()),
-                &body,
-            ),
-            400,
-            "bad_content_length",
-            true,
-        ),
-        (
-            "content-length not a number",
-            with_head("content-length: 12abc\r\n", &body),
-            400,
-            "bad_content_length",
-            true,
-        ),
-        (
-            "negative content-length",
-            with_head("content-length: -1\r\n", &body),
-            400,
-            "bad_content_length",
-            true,
-        ),
-        (
-            "body over the limit",
-            with_head("content-length: 9000\r\n", &[b'{'; 10]),
-            413,
-            "body_too_large",
-            true,
-        ),
-        (
-            "no host on HTTP/1.1",
-            b"GET /healthz HTTP/1.1\r\n\r\n".to_vec(),
-            400,
-            "missing_host",
-            true,
-        ),
-        (
-            "too many headers",
-            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n").into_bytes(),
-            431,
-            "headers_too_large",
-            true,
-        ),
-        (
-            "head over 16 KiB",
-            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{long_header}").into_bytes(),
-            431,
-            "headers_too_large",
-            true,
-        ),
-        (
-            "not HTTP",
-            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
-            400,
-            "malformed_http",
-            true,
-        ),
-        (
-            "unknown expectation",
-            with_head(
-                &format!("content-length: {}\r\nexpect: 200-ok\r\n", body.len()),
-                &body,
-            ),
-            417,
-            "expectation_failed",
-            true,
-        ),
-        (
-            "GET on the verify path",
-            b"GET /api/verify/assertion HTTP/1.1\r\nhost: x\r\n\r\n".to_vec(),
-            405,
-            "method_not_allowed",
-            false,
-        ),
-        (
-            "POST on the health path",
-            b"POST /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n".to_vec(),
-            405,
-            "method_not_allowed",
-            false,
-        ),
-        (
-            "a main-port endpoint",
-            b"POST /api/login/options HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n".to_vec(),
-            404,
-            "not_found",
-            false,
-        ),
-    ];
-    for (what, request, status, code, closes) in cases {
-        let mut stream = TcpStream::connect(s.verify).await.unwrap();
-        stream.write_all(&request).await.unwrap();
-        let a = read_answer(&mut stream, &mut Vec::new())
-            .await
-            .unwrap_or_else(|| panic!("{what}: closed without an answer"));
-        assert_eq!((a.status, a.code().as_str()), (status, code), "{what}");
-        assert_eq!(a.header("content-type"), Some("application/json"), "{what}");
-        assert_eq!(a.header("x-request-id").map(str::len), Some(36), "{what}");
-        if closes {
-            assert_eq!(a.header("connection"), Some("close"), "{what}");
-            assert_closed(&mut stream).await;
-        } else {
-            assert_eq!(a.header("connection"), None, "{what}");
-        }
-        if status == 405 {
-            let allow = if what.contains("health") {
-                "GET"
-            } else {
-                "POST"
-            };
-            assert_eq!(a.header("allow"), Some(allow), "{what}");
-        }
-    }
-    // A request refused from its head whose body comes later is read to its end, answered, and
-    // the connection stays usable.
-    let mut stream = TcpStream::connect(s.verify).await.unwrap();
-    let late_body = post(
-        "/api/verify/assertion",
-        &[
-            ("content-type", "application/json"),
-            ("authorization", "Bearer nope"),
-        ],
-        &body,
-    );
-    let split = late_body.len() - body.len();
-    stream.write_all(&late_body[..split]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    stream.write_all(&late_body[split..]).await.unwrap();
-    let mut rest = Vec::new();
-    let a = read_answer(&mut stream, &mut rest).await.unwrap();
-    assert_eq!(
-        (a.status, a.code().as_str(), a.header("connection")),
-        (401, "invalid_api_token", None)
-    );
-    stream
-        .write_all(&post("/api/verify/assertion", JSON_AUTH, &body))
-        .await
-        .unwrap();
-    assert_eq!(
-        read_answer(&mut stream, &mut rest).await.unwrap().status,
-        200
-    );
-
-    // After all that, the listener still verifies.
-    let a = exchange(s.verify, &post("/api/verify/assertion", JSON_AUTH, &body)).await;
-    assert_eq!(a.status, 200);
-}
-
-#[tokio::test]
-async fn slow_clients_get_a_408_or_a_close_instead_of_holding_the_connection() {
-    let s = start(Timeouts {
-        head: Duration::from_millis(300),
-        body: Duration::from_millis(300),
-        idle: Duration::from_millis(600),
-        drain: Duration::from_secs(2),
-    })
-    .await;
-    // Half a head, then nothing: the head's 300 ms apply, not the idle 600 ms.
-    let mut stream = TcpStream::connect(s.verify).await.unwrap();
-    let started = std::time::Instant::now();
-    stream
-        .write_all(b"POST /api/verify/assertion HTTP/1.1\r\nhost: x\r\n")
-        .await
-        .unwrap();
-    let a = read_answer(&mut stream, &mut Vec::new()).await.unwrap();
-    assert_eq!((a.status, a.code().as_str()), (408, "request_timeout"));
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_millis(550),
-        "{waited:?}"
-    );
-    assert_closed(&mut stream).await;
-    // A kept-alive connection after a request in two pieces (which moved the timer to the
-    // head's deadline) waits the idle 600 ms again before it closes.
-    let mut kept = TcpStream::connect(s.verify).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    kept.write_all(b"host: x\r\n\r\n").await.unwrap();
-    let mut rest = Vec::new();
-    assert_eq!(read_answer(&mut kept, &mut rest).await.unwrap().status, 200);
-    let started = std::time::Instant::now();
-    assert!(read_answer(&mut kept, &mut rest).await.is_none());
-    let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(500), "{waited:?}");
-    // A head announcing 100 bytes, then 10.
-    let mut stream = TcpStream::connect(s.verify).await.unwrap();
-    stream
-        .write_all(&with_length_only(100, b"{\"a\":12345"))
-        .await
-        .unwrap();
-    let a = read_answer(&mut stream, &mut Vec::new()).await.unwrap();
-    assert_eq!((a.status, a.code().as_str()), (408, "request_timeout"));
-    assert_closed(&mut stream).await;
-    // An idle connection is closed without an answer.
-    let mut idle = TcpStream::connect(s.verify).await.unwrap();
-    let started = std::time::Instant::now();
-    assert!(read_answer(&mut idle, &mut Vec::new()).await.is_none());
-    assert!(
-        started.elapsed() >= Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-fn with_length_only(length: usize, partial: &[u8]) -> Vec<u8> {
-    let mut out = format!("POST /api/verify/assertion HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nauthorization: Bearer backend-token\r\ncontent-length: {length}\r\n\r\n").into_bytes();
-    out.extend_from_slice(partial);
-    out
-}
-
-#[tokio::test]
 async fn shutdown_closes_idle_connections_and_stops_accepting() {
-    let mut s = start(Timeouts::default()).await;
-    let mut idle = TcpStream::connect(s.verify).await.unwrap();
+    let mut s = start().await;
+    let mut idle = TcpStream::connect(s.main).await.unwrap();
     // The connection is served before the shutdown.
     idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
@@ -729,13 +476,13 @@ async fn shutdown_closes_idle_connections_and_stops_accepting() {
     let mut rest = Vec::new();
     assert_eq!(read_answer(&mut idle, &mut rest).await.unwrap().status, 200);
     s.stop.take().unwrap().send(()).unwrap();
-    let finished = tokio::time::timeout(Duration::from_secs(5), &mut s.verify_task)
+    let finished = tokio::time::timeout(Duration::from_secs(5), &mut s.task)
         .await
-        .expect("the listener did not stop within 5 s");
+        .expect("the server did not stop within 5 s");
     finished.unwrap().unwrap();
     assert_closed(&mut idle).await;
     assert!(
-        TcpStream::connect(s.verify).await.is_err(),
+        TcpStream::connect(s.main).await.is_err(),
         "still accepting after shutdown"
     );
 }

@@ -22,9 +22,12 @@ use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::AttestationFormat;
 use serde_json::{Value as Json, json};
 
-use crate::{
-    AuthenticatorParts, KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs,
-    VerifierKind, build_authenticator, default_state_dir, tcti, user_verifier,
+use passgate_authenticator::setup::{AuthenticatorParts, build_authenticator};
+use passgate_bridge::prompt::TrustedPrompt;
+
+use super::{
+    KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, VerifierKind,
+    state_dir_or_default, user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -208,12 +211,25 @@ pub enum SoterCommand {
     },
 }
 
+/// The app APIs' router (one per process) on `device`, with their files in `state_dir` and
+/// PINs asked in `prompt` (the one WebAuthn uses); without a prompt no PIN can be given.
+pub(super) fn app_router(
+    device: Device,
+    state_dir: &std::path::Path,
+    prompt: Option<&Arc<dyn TrustedPrompt>>,
+) -> Result<Arc<Router>> {
+    let passcodes: Box<dyn PasscodeProvider> = match prompt {
+        Some(p) => Box::new(PromptPasscode::new(Arc::clone(p))),
+        None => Box::new(NoPasscode),
+    };
+    let platform = Platform::new(device, state_dir, passcodes)
+        .with_context(|| format!("opening {}", state_dir.display()))?;
+    Ok(Arc::new(Router::new(Arc::new(platform))))
+}
+
 /// Builds the platform the app APIs run on.
 fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
-    let state_dir = match &args.state_dir {
-        Some(dir) => dir.clone(),
-        None => default_state_dir()?,
-    };
+    let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
     let device = match &args.authenticator {
         Some(target) => Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(target))),
         None => Device::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
@@ -257,10 +273,10 @@ fn tpm_backend(args: &PlatformArgs) -> Result<KeyBackend> {
     let soter_tcti = args
         .soter_tcti
         .clone()
-        .unwrap_or_else(|| tcti(&args.key_store));
+        .unwrap_or_else(|| args.key_store.tcti());
     if args.authenticator.is_none()
         && args.key_store.key_store == KeyStoreKind::Tpm
-        && soter_tcti == tcti(&args.key_store)
+        && soter_tcti == args.key_store.tcti()
         && soter_tcti.starts_with("swtpm")
     {
         bail!(
@@ -274,7 +290,6 @@ fn tpm_backend(args: &PlatformArgs) -> Result<KeyBackend> {
 
 #[cfg(not(feature = "tpm"))]
 fn tpm_backend(_: &PlatformArgs) -> Result<KeyBackend> {
-    let _ = tcti;
     bail!("this passgate was built without TPM support: rebuild with `--features tpm`")
 }
 
@@ -287,16 +302,16 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
         pinentry: None,
         verifier: &args.verifier,
     })?;
-    build_authenticator(AuthenticatorParts {
+    Ok(build_authenticator(AuthenticatorParts {
         state_dir,
-        key_store: &args.key_store,
+        key_store: &args.key_store.choice(),
         user,
         biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
         attestation: AttestationFormat::None,
         capacity: 250_000,
         max_uv_attempts: args.verifier.max_attempts,
         reset_window: None,
-    })
+    })?)
 }
 
 fn serve(args: &PlatformArgs) -> Result<std::process::ExitCode> {

@@ -1,0 +1,206 @@
+//! `passgate bridge …`: the WebAuthn client for browsers: the native-messaging host, its
+//! installer, and the local HTTP bridge for pages with the webview shim.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+
+use super::app::app_router;
+use super::prompt::{PinPromptArgs, PinPromptKind, bridge_ui, trusted_prompt};
+use super::state_dir_or_default;
+
+#[derive(Subcommand)]
+pub enum BridgeCommand {
+    /// Chrome native messaging on stdin/stdout (the browser starts it; see
+    /// `passgate bridge install`). Each request carries the caller's origin, filled in by the
+    /// extension from what Chromium says.
+    NativeHost(NativeHostArgs),
+    /// Register the native-messaging host (`dev.passgate.bridge`) with Chromium or Chrome for
+    /// this user.
+    Install(BridgeInstallArgs),
+    /// The local HTTP bridge on a loopback address, for pages that load the webview shim
+    /// (`web-demo/site/shim/passgate-webview.js`): configured origins only, after pairing with
+    /// the code it prints.
+    LocalHttp(LocalHttpArgs),
+}
+
+#[derive(clap::Args)]
+pub struct NativeHostArgs {
+    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// Where the PIN is typed (pinentry by default: the browser starts this host with no
+    /// terminal).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Pinentry)]
+    pin_prompt: PinPromptKind,
+    #[command(flatten)]
+    prompt: PinPromptArgs,
+    /// What the browser passes: the calling extension's origin (informational).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    browser_args: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BrowserArg {
+    /// Chromium (~/.config/chromium).
+    Chromium,
+    /// Google Chrome (~/.config/google-chrome).
+    Chrome,
+}
+
+#[derive(clap::Args)]
+pub struct BridgeInstallArgs {
+    /// Which browser's NativeMessagingHosts directory to write to.
+    #[arg(long, value_enum, default_value_t = BrowserArg::Chromium)]
+    browser: BrowserArg,
+    /// The extension allowed to connect (32 letters a to p, shown on chrome://extensions).
+    #[arg(long)]
+    extension_id: String,
+    /// The authenticator the host talks to.
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// Write here instead of the browser's directory.
+    #[arg(long)]
+    manifest_dir: Option<PathBuf>,
+    /// Where the host asks for the PIN (default: pinentry).
+    #[arg(long, value_enum)]
+    pin_prompt: Option<PinPromptKind>,
+    /// The pinentry program the host runs.
+    #[arg(long)]
+    pinentry: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct LocalHttpArgs {
+    /// Where to listen (a loopback address; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8781")]
+    listen: std::net::SocketAddr,
+    /// An origin whose pages may use the bridge, e.g. http://localhost:8080 (repeat for more).
+    #[arg(long = "allow-origin", required = true)]
+    allow_origins: Vec<String>,
+    /// The authenticator, `tcp://HOST:PORT` (a `passgate authenticator serve`).
+    #[arg(long, default_value = "tcp://127.0.0.1:8765")]
+    authenticator: String,
+    /// Where the PIN is typed (by default this terminal, pinentry without one).
+    #[arg(long, value_enum, default_value_t = PinPromptKind::Auto)]
+    pin_prompt: PinPromptKind,
+    #[command(flatten)]
+    prompt: PinPromptArgs,
+    /// The app APIs' files (vaults, proof and SOTER keys) live in DIR/app, as for
+    /// `passgate app --state-dir DIR` (default: the state directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+/// Runs `passgate bridge …`.
+pub fn main(command: BridgeCommand) -> Result<()> {
+    use passgate_bridge::native;
+    match command {
+        BridgeCommand::NativeHost(args) => {
+            let kind = args.pin_prompt;
+            // Without a usable prompt the host still answers (ceremonies needing user
+            // verification then fail with a clear error); the reason goes to the browser's log.
+            let prompt = trusted_prompt(kind, &args.prompt).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "no trusted PIN prompt: user verification by PIN is unavailable");
+                None
+            });
+            tracing::info!(caller = ?args.browser_args, authenticator = %args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
+            let bridge = Arc::new(passgate_bridge::Bridge::new(
+                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                bridge_ui(prompt.as_ref()),
+            ));
+            native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
+                .context("native messaging")?;
+            Ok(())
+        }
+        BridgeCommand::Install(args) => {
+            let manifest_dir = match args.manifest_dir {
+                Some(dir) => dir,
+                None => {
+                    let home =
+                        std::env::var_os("HOME").context("HOME is not set; pass --manifest-dir")?;
+                    let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from);
+                    let browser = match args.browser {
+                        BrowserArg::Chromium => native::Browser::Chromium,
+                        BrowserArg::Chrome => native::Browser::Chrome,
+                    };
+                    browser.manifest_dir(std::path::Path::new(&home), xdg.as_deref())
+                }
+            };
+            let mut host_args = Vec::new();
+            if let Some(kind) = args.pin_prompt {
+                let name = kind
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_owned())
+                    .unwrap_or_default();
+                host_args.extend(["--pin-prompt".to_owned(), name]);
+            }
+            if let Some(program) = &args.pinentry {
+                let absolute = std::path::absolute(program)
+                    .with_context(|| format!("resolving {}", program.display()))?;
+                let text = absolute
+                    .to_str()
+                    .context("the pinentry path is not UTF-8")?
+                    .to_owned();
+                host_args.extend(["--pinentry".to_owned(), text]);
+            }
+            let path = native::install(&native::Install {
+                manifest_dir,
+                executable: std::env::current_exe().context("finding this executable")?,
+                extension_id: args.extension_id,
+                authenticator: args.authenticator,
+                host_args,
+            })?;
+            println!(
+                "installed the native-messaging host manifest {}",
+                path.display()
+            );
+            Ok(())
+        }
+        BridgeCommand::LocalHttp(args) => {
+            let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
+            let bridge = Arc::new(passgate_bridge::Bridge::new(
+                Box::new(passgate_bridge::TcpCtapHid::new(&args.authenticator)),
+                bridge_ui(prompt.as_ref()),
+            ));
+            let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
+            // The app APIs on the same authenticator, over a connection of their own.
+            let app = app_router(
+                passgate_app_api::Device::remote(Box::new(passgate_bridge::TcpCtapHid::new(
+                    &args.authenticator,
+                ))),
+                &state_dir.join("app"),
+                prompt.as_ref(),
+            )?;
+            let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+            passgate_app_api::channel::register(&mut router, app)?;
+            let local =
+                LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(args.allow_origins))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(args.listen)
+                    .await
+                    .with_context(|| format!("binding {}", args.listen))?;
+                let addr = listener.local_addr()?;
+                println!("listening on http://{addr}");
+                println!(
+                    "pages of {} may pair with code: {}",
+                    local.allowed_origins().join(", "),
+                    local.pairing_code().as_str()
+                );
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                local
+                    .serve(listener, passgate_relying_party::server::shutdown_signal())
+                    .await?;
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The subcommands of `passgate`, one module each: every module parses its flags and calls a
+//! crate. What several subcommands share lives here: how an authenticator run in this process
+//! chooses its key store, collects presence and verifies users.
+
+pub mod app;
+pub mod authenticator;
+pub mod bridge;
+pub mod conformance;
+pub mod demo;
+pub mod prompt;
+pub mod rp;
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+#[cfg(not(feature = "fprintd"))]
+use anyhow::bail;
+use clap::ValueEnum;
+use passgate_authenticator::api::user_verifier::UserVerifier;
+use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
+use passgate_authenticator::setup::{self, KeyStoreChoice};
+use passgate_bridge::prompt::{Pinentry, PromptPresence};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum KeyStoreKind {
+    /// Keys generated in software, AES-256-GCM wrapped under the device key.
+    Software,
+    /// Keys created and used inside a TPM 2.0 (build with `--features tpm`).
+    Tpm,
+}
+
+#[derive(clap::Args, Clone)]
+struct KeyStoreArgs {
+    /// Where credential private keys live.
+    #[arg(long, value_enum, default_value_t = KeyStoreKind::Software)]
+    key_store: KeyStoreKind,
+    /// The TPM to use with `--key-store tpm`, as a TCTI string (default: $TPM2TOOLS_TCTI,
+    /// $TSS2_TCTI, then device:/dev/tpmrm0), e.g. `swtpm:host=127.0.0.1,port=2321`.
+    #[arg(long)]
+    tcti: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresenceMode {
+    /// Ask on this terminal: Enter approves, `n` denies.
+    Terminal,
+    /// Ask in a pinentry window (`--pinentry`, $PASSGATE_PINENTRY or `pinentry` on PATH).
+    Pinentry,
+    /// Approve presence with nobody there. FOR TESTS ONLY; never claims user verification.
+    Auto,
+}
+
+/// How an authenticator run here verifies users (`authenticator serve`, `passgate app`).
+#[derive(clap::Args, Clone)]
+struct VerifierArgs {
+    /// How users are verified: `none` (presence only) or `fprintd` (fingerprint through the
+    /// fprintd daemon; in the default build).
+    #[arg(long, value_enum, default_value_t = VerifierKind::None)]
+    user_verifier: VerifierKind,
+    /// Whose enrolled fingerprints count with `--user-verifier fprintd` (default: $USER).
+    #[arg(long)]
+    fprint_user: Option<String>,
+    /// Failed fingerprint scans before built-in verification is locked out (biometryLockout,
+    /// CTAP2_ERR_UV_BLOCKED) and the PIN is required; a correct PIN or a match restores them.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=25))]
+    max_attempts: u8,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum VerifierKind {
+    /// Presence only; user verification through the PIN.
+    None,
+    /// Fingerprint verification through fprintd on the system bus.
+    Fprintd,
+}
+
+fn fprint_user(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".to_owned())
+}
+
+#[cfg(feature = "fprintd")]
+fn fprintd_verifier(
+    user: &str,
+    timeout: Duration,
+    presence: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    Ok(Box::new(
+        passgate_authenticator::fprintd::FprintdVerifier::new(user, timeout, presence),
+    ))
+}
+
+#[cfg(not(feature = "fprintd"))]
+fn fprintd_verifier(
+    _: &str,
+    _: Duration,
+    _: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    bail!(
+        "this passgate was built without fprintd support: rebuild with the default features (`--features fprintd`)"
+    )
+}
+
+/// How an authenticator served here (`authenticator serve`, `passgate app`) collects presence
+/// and verifies users.
+struct UserArgs<'a> {
+    presence: PresenceMode,
+    /// How long presence (and a fingerprint scan) waits for the person.
+    presence_timeout: Duration,
+    /// The pinentry program for [`PresenceMode::Pinentry`] (default: $PASSGATE_PINENTRY, then
+    /// `pinentry` on PATH).
+    pinentry: Option<&'a std::path::Path>,
+    verifier: &'a VerifierArgs,
+}
+
+/// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`.
+fn user_verifier(args: &UserArgs<'_>) -> Result<Box<dyn UserVerifier>> {
+    let presence: Box<dyn UserVerifier> = match args.presence {
+        PresenceMode::Auto => Box::new(AutoPresence::new()),
+        PresenceMode::Terminal => Box::new(TerminalPresence::new(args.presence_timeout)),
+        PresenceMode::Pinentry => {
+            let pinentry = Pinentry::locate(args.pinentry)
+                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
+                .with_timeout(args.presence_timeout);
+            Box::new(PromptPresence::new(Arc::new(pinentry)))
+        }
+    };
+    match args.verifier.user_verifier {
+        VerifierKind::None => Ok(presence),
+        VerifierKind::Fprintd => fprintd_verifier(
+            &fprint_user(args.verifier.fprint_user.clone()),
+            args.presence_timeout,
+            presence,
+        ),
+    }
+}
+
+impl KeyStoreArgs {
+    /// The key store these flags choose, with the TPM's TCTI resolved.
+    fn choice(&self) -> KeyStoreChoice {
+        match self.key_store {
+            KeyStoreKind::Software => KeyStoreChoice::Software,
+            KeyStoreKind::Tpm => KeyStoreChoice::Tpm { tcti: self.tcti() },
+        }
+    }
+
+    /// The TPM these flags name (`--tcti`, else the environment, else the default).
+    fn tcti(&self) -> String {
+        setup::resolve_tcti(self.tcti.as_deref())
+    }
+}
+
+/// `--state-dir DIR`, or the default state directory.
+fn state_dir_or_default(flag: Option<&PathBuf>) -> Result<PathBuf> {
+    match flag {
+        Some(dir) => Ok(dir.clone()),
+        None => Ok(setup::default_state_dir()?),
+    }
+}
