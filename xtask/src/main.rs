@@ -349,7 +349,8 @@ mod tests {
                 "rust-tests",
                 "build",
                 "python-interop",
-                "browser"
+                "browser",
+                "tauri"
             ]
         );
         assert_eq!(selection.filter, None);
