@@ -3,12 +3,10 @@
 //! SOTER-style signing, all answered by passgate's authenticator — keys in a key store, the
 //! person verified by fingerprint (fprintd) or a PIN typed in a trusted prompt, never in the page.
 //!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! ```text
 //! tauri::Builder::default()
 //!     .plugin(tauri_plugin_passgate::Builder::new().build())
 //!     .run(tauri::generate_context!())?;
-//! # Ok(()) }
 //! ```
 //!
 //! The page talks to the plugin through the host channel of passgate's webview shim

@@ -5,13 +5,11 @@
 //! them on Android and iOS only; this plugin, registered under the same name next to
 //! `tauri-plugin-passgate`, answers them with passgate's authenticator:
 //!
-//! ```no_run
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! ```text
 //! tauri::Builder::default()
 //!     .plugin(tauri_plugin_passgate::Builder::new().build())
 //!     .plugin(tauri_plugin_passgate_biometric::init())
 //!     .run(tauri::generate_context!())?;
-//! # Ok(()) }
 //! ```
 //!
 //! Shapes are the official ones: `status()` gives `{isAvailable, biometryType, error?,
