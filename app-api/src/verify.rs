@@ -22,6 +22,20 @@ pub struct PasscodeRequest<'a> {
     pub reason: &'a str,
     /// 1 for the first ask, 2 after a wrong PIN, ...
     pub attempt: u32,
+    /// The app's own words for the prompt (Tauri's `title`, `subtitle`, `cancelTitle`).
+    pub labels: PromptLabels<'a>,
+}
+
+/// How an app asks for its prompt to look (Tauri's `AuthOptions`): shown inside passgate's
+/// trusted prompt, under passgate's own line that names the caller, never instead of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PromptLabels<'a> {
+    /// The window title (default "passgate").
+    pub title: Option<&'a str>,
+    /// A line under the reason.
+    pub subtitle: Option<&'a str>,
+    /// The declining button (default "Cancel").
+    pub cancel: Option<&'a str>,
 }
 
 /// Collects the authenticator PIN through a prompt the host trusts — never from page script.
@@ -128,13 +142,18 @@ impl PromptPasscode {
 /// "https://shop.example asks for your passgate PIN." and its reason (the app's own words, or
 /// the vault it opens): who asks comes first and is passgate's knowledge, not the page's.
 fn ask_line(request: &PasscodeRequest<'_>) -> String {
-    // The caller's name and its reason are the app's (or page's) words: cleaned.
+    // The caller's name, its reason and its subtitle are the app's (or page's) words: cleaned.
     let clean = passgate_proto::display::clean;
-    format!(
+    let mut line = format!(
         "{} asks for your passgate PIN.\nReason: {}",
         clean(request.caller),
         clean(request.reason)
-    )
+    );
+    if let Some(subtitle) = request.labels.subtitle {
+        line.push('\n');
+        line.push_str(&clean(subtitle));
+    }
+    line
 }
 
 impl PasscodeProvider for PromptPasscode {
@@ -148,13 +167,15 @@ impl PasscodeProvider for PromptPasscode {
             ask_line(request)
         );
         let error = (request.attempt > 1).then_some("Wrong PIN. Try again.");
+        let labels = request.labels;
         self.ask(
             &Dialog {
+                title: labels.title.unwrap_or("passgate"),
                 description: &description,
                 prompt: "PIN:",
                 error,
                 ok: "Verify",
-                cancel: "Cancel",
+                cancel: labels.cancel.unwrap_or("Cancel"),
                 ..Dialog::default()
             },
             interaction,
@@ -428,6 +449,69 @@ mod tests {
         assert_eq!(classify(&DeviceError::Protocol("x".into())), Failure::Other);
     }
 
+    /// Records the dialogs it is shown and answers every PIN with "1234".
+    struct Recorder(std::sync::Mutex<Vec<(String, String, String)>>);
+
+    impl TrustedPrompt for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn secret(
+            &self,
+            dialog: &Dialog<'_>,
+            _: &Interaction,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            self.0.lock().unwrap().push((
+                dialog.title.to_owned(),
+                dialog.description.to_owned(),
+                dialog.cancel.to_owned(),
+            ));
+            Ok(Zeroizing::new("1234".to_owned()))
+        }
+        fn confirm(
+            &self,
+            _: &Dialog<'_>,
+            _: &Interaction,
+        ) -> Result<passgate_bridge::prompt::Answer, PromptError> {
+            Err(PromptError::Declined)
+        }
+    }
+
+    #[test]
+    fn the_apps_labels_shape_the_prompt_under_passgates_own_line() {
+        let recorder = Arc::new(Recorder(std::sync::Mutex::new(Vec::new())));
+        let provider = PromptPasscode::new(recorder.clone());
+        let interaction = Interaction::new();
+        let mut request = PasscodeRequest {
+            caller: "http://localhost:8080",
+            reason: "Open your wallet",
+            attempt: 1,
+            labels: PromptLabels {
+                title: Some("Wallet"),
+                subtitle: Some("Payments over 100 EUR"),
+                cancel: Some("Not now"),
+            },
+        };
+        assert_eq!(
+            provider.passcode(&request, &interaction).unwrap().as_str(),
+            "1234"
+        );
+        request.labels = PromptLabels::default();
+        provider.passcode(&request, &interaction).unwrap();
+        let shown = recorder.0.lock().unwrap().clone();
+        let (title, description, cancel) = &shown[0];
+        assert_eq!((title.as_str(), cancel.as_str()), ("Wallet", "Not now"));
+        assert!(
+            description.starts_with(
+                "http://localhost:8080 asks for your passgate PIN.\nReason: Open your wallet\nPayments over 100 EUR\n"
+            ),
+            "{description}"
+        );
+        let (title, description, cancel) = &shown[1];
+        assert_eq!((title.as_str(), cancel.as_str()), ("passgate", "Cancel"));
+        assert!(!description.contains("Payments"), "{description}");
+    }
+
     #[test]
     fn a_passcode_file_yields_its_first_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -436,6 +520,7 @@ mod tests {
             caller: "c",
             reason: "r",
             attempt: 1,
+            labels: PromptLabels::default(),
         };
         let provider = PasscodeFile::new(&path);
         let interaction = Interaction::new();

@@ -10,6 +10,9 @@ import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { scriptedPinentry, TEST_PIN } from './pinentry.mjs';
+
+export { scriptedPinentry, TEST_PIN };
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const demoDir = resolve(here, '..');
@@ -19,9 +22,6 @@ export const binary = process.env.PASSGATE_BIN || resolve(demoDir, '..', 'target
 export const chromiumPath = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 /** passgate's AAGUID (the relying party names it "passgate"). */
 export const PASSGATE_AAGUID = 'bc5e712f-3ad4-41a7-a970-289c9ab407c9';
-/** The PIN the scripted pinentry types unless told otherwise. */
-export const TEST_PIN = '482916';
-const scriptedPinentryPath = resolve(demoDir, '..', 'testkit', 'scripted-pinentry.py');
 
 /** Default bound for a single browser/CDP/server step. */
 export const STEP_MS = 15_000;
@@ -369,38 +369,6 @@ export async function spawnPassgate(args, { what = `passgate ${args[0]}`, until 
     await stopChild(child);
     throw e;
   }
-}
-
-/**
- * The scripted pinentry (testkit/scripted-pinentry.py): a real Assuan speaker standing in
- * for the person at passgate's trusted prompt. `direct({getpin, confirm, script})` says how the
- * next dialogs are answered; `dialogs()` is what passgate showed, one entry per dialog.
- */
-export function scriptedPinentry(work) {
-  const control = join(work, 'pinentry-control.json');
-  const logFile = join(work, 'pinentry-log.jsonl');
-  const program = join(work, 'pinentry');
-  writeFileSync(program, `#!/bin/sh\nexec python3 '${scriptedPinentryPath}' --control '${control}' --log '${logFile}'\n`);
-  chmodSync(program, 0o755);
-  const direct = (c) => writeFileSync(control, JSON.stringify({ getpin: TEST_PIN, confirm: 'ok', ...c }));
-  direct({});
-  return {
-    program,
-    direct,
-    dialogs() {
-      if (!existsSync(logFile)) return [];
-      return readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    },
-    /** Waits until `n` dialogs have been shown. */
-    async waitForDialogs(n, ms = STEP_MS) {
-      const deadline = Date.now() + ms;
-      while (this.dialogs().length < n) {
-        if (Date.now() > deadline) throw new Error(`only ${this.dialogs().length} of ${n} pinentry dialogs`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      return this.dialogs();
-    },
-  };
 }
 
 /**

@@ -89,6 +89,21 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         satisfied_by: None,
     },
     AptPackage {
+        name: "libwebkit2gtk-4.1-dev",
+        why: "builds the Tauri example against WebKitGTK",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "webkit2gtk-driver",
+        why: "WebKitWebDriver, through which tauri-driver drives the Tauri example's webview",
+        satisfied_by: None,
+    },
+    AptPackage {
+        name: "xvfb",
+        why: "a display for the Tauri example's window",
+        satisfied_by: None,
+    },
+    AptPackage {
         name: "chromium",
         why: "headless Chromium for the browser tests",
         satisfied_by: None,

@@ -25,6 +25,7 @@ mod device_suite;
 mod parse;
 mod run;
 mod suites;
+mod tauri;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ commands:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
                            python (= build,python), device (= build,device-suite:
                            python-fido2's own device suite), browser (= build,browser),
+                           tauri (= build,tauri),
                            cross (check + clippy for macOS, iOS, Windows),
                            vm-test (= build,vm-test: passgate on uhid in a QEMU guest), all
                          TEXT runs only the tests whose name contains it (cargo test's
@@ -362,6 +364,7 @@ mod tests {
                 "python-interop",
                 "device-suite",
                 "browser",
+                "tauri",
                 "cross-targets",
                 "vm-test"
             ]

@@ -123,6 +123,21 @@ pub const SUITES: &[Suite] = &[
         run: browser,
     },
     Suite {
+        name: "tauri",
+        aliases: &[],
+        requires: &["build"],
+        packages: &[
+            "python3",
+            "nodejs",
+            "npm",
+            "libwebkit2gtk-4.1-dev",
+            "webkit2gtk-driver",
+            "xvfb",
+        ],
+        venv: false,
+        run: crate::tauri::run,
+    },
+    Suite {
         // `cargo check` and `cargo clippy -D warnings` of the platform backends for macOS,
         // iOS and Windows targets (see `cross.rs`); needs only rustup's target libraries.
         name: "cross-targets",
@@ -312,7 +327,7 @@ fn build(ctx: &mut Context<'_>) -> SuiteResult {
 }
 
 /// The binary a suite drives, or why it cannot run.
-fn ready_binary(ctx: &Context<'_>) -> Result<PathBuf, SuiteResult> {
+pub(crate) fn ready_binary(ctx: &Context<'_>) -> Result<PathBuf, SuiteResult> {
     if let Some(err) = &ctx.setup_error {
         return Err(SuiteResult::failed(format!("not run: setup failed: {err}")));
     }

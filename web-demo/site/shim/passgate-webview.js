@@ -38,6 +38,22 @@
   'use strict';
 
   if (global.passgateWebview) return;
+  // WebKitGTK (Tauri and other webviews on Linux) has no WebAuthn at all: no
+  // navigator.credentials, no PublicKeyCredential. Give the page both, answering nothing until
+  // install() puts passgate behind them, so code written for browsers finds the API it expects.
+  const notSupported = () => Promise.reject(new DOMException('passgate: no host channel is installed', 'NotSupportedError'));
+  if (global.navigator && !global.navigator.credentials) {
+    Object.defineProperty(global.navigator, 'credentials', {
+      value: { create: notSupported, get: notSupported, store: notSupported, preventSilentAccess: () => Promise.resolve() },
+      configurable: true, enumerable: true, writable: false,
+    });
+  }
+  if (typeof global.PublicKeyCredential !== 'function') {
+    const PublicKeyCredential = function PublicKeyCredential() { throw new TypeError('Illegal constructor'); };
+    PublicKeyCredential.isUserVerifyingPlatformAuthenticatorAvailable = () => Promise.resolve(false);
+    PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);
+    Object.defineProperty(global, 'PublicKeyCredential', { value: PublicKeyCredential, configurable: true, writable: true });
+  }
   const credentials = global.navigator && global.navigator.credentials;
   const PKC = global.PublicKeyCredential;
 

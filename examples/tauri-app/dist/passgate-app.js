@@ -1,0 +1,1 @@
+../../../web-demo/site/passgate-app.js

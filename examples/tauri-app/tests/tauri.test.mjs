@@ -1,0 +1,395 @@
+// The Tauri example in a real WebKitGTK webview: tauri-driver + WebKitWebDriver under Xvfb,
+// passgate's authenticator in the app's process (PIN typed by a scripted pinentry, a real
+// Assuan speaker), the pages and the relying party from `passgate rp`, which verifies what the
+// app produced (webauthn-rs). Every step is bounded by a timeout.
+//
+// Environment: PASSGATE_BIN (the passgate binary), TAURI_EXAMPLE_BIN (the example app),
+// TAURI_DRIVER (tauri-driver), SCREENSHOT_DIR.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import { remote } from 'webdriverio';
+import { scriptedPinentry } from '../../../web-demo/tests/pinentry.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..', '..');
+const dist = resolve(here, '..', 'dist');
+const passgate = process.env.PASSGATE_BIN || join(root, 'target', 'debug', 'passgate');
+const app = process.env.TAURI_EXAMPLE_BIN || join(root, 'target', 'debug', 'passgate-tauri-example');
+const tauriDriver = process.env.TAURI_DRIVER || join(process.env.HOME || '/root', '.cargo', 'bin', 'tauri-driver');
+const screenshots = process.env.SCREENSHOT_DIR || join(root, 'web-demo', 'test-output', 'tauri');
+const STEP_MS = 20_000;
+
+function withTimeout(promise, what, ms = STEP_MS) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([Promise.resolve(promise).finally(() => clearTimeout(timer)), limit]);
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function stop(child, ms = 5_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('exit', () => { clearTimeout(timer); done(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Spawns `cmd`, resolving once a line of its output matches `ready`. */
+async function start(cmd, args, { env, ready, what }) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const log = [];
+  const seen = new Promise((ok, fail) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (l) => {
+        log.push(l);
+        if (log.length > 300) log.shift();
+        if (ready.test(l)) ok();
+      });
+    }
+    child.once('error', fail);
+    child.once('exit', (code, signal) => fail(new Error(`${what} exited (${code ?? signal}):\n${log.join('\n')}`)));
+  });
+  try {
+    await withTimeout(seen, `${what} start`, 30_000);
+  } catch (e) {
+    await stop(child);
+    throw e;
+  }
+  return { child, log };
+}
+
+/** A TCP port accepting connections. */
+async function waitForPort(port, what) {
+  const { connect } = await import('node:net');
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise((done) => {
+      const s = connect(port, '127.0.0.1', () => { s.end(); done(true); });
+      s.on('error', () => done(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} is not listening on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), 'passgate-tauri-'));
+const pinentry = scriptedPinentry(work);
+const apiToken = randomBytes(32).toString('base64url');
+let rp;
+let xvfb;
+let display = process.env.DISPLAY;
+let rpPort;
+let base;
+
+before(async () => {
+  for (const [what, path] of [['passgate', passgate], ['the example app', app], ['tauri-driver', tauriDriver]]) {
+    assert.ok(existsSync(path), `${what} is not built: ${path}`);
+  }
+  mkdirSync(screenshots, { recursive: true });
+  rpPort = await freePort();
+  base = `http://localhost:${rpPort}`;
+  rp = await start(passgate, ['rp', '--listen', `127.0.0.1:${rpPort}`,
+    '--database', `sqlite://${join(work, 'rp.sqlite3')}`, '--rp-id', 'localhost',
+    '--origin', base, '--static-dir', dist, '--rate-limit-per-sec', '0'], {
+    env: { PASSGATE_RP_API_TOKENS: apiToken }, ready: /^listening on /, what: 'passgate rp',
+  });
+  if (!display) {
+    display = ':97';
+    xvfb = spawn('Xvfb', [display, '-screen', '0', '1280x900x24', '-nolisten', 'tcp'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 700));
+  }
+});
+
+after(async () => {
+  await stop(rp?.child);
+  if (xvfb) await stop(xvfb);
+  rmSync(work, { recursive: true, force: true });
+});
+
+/**
+ * Starts tauri-driver and a WebDriver session on the example app (a fresh state directory
+ * unless given), with the app's window on `url`. Returns { browser, close }.
+ */
+async function session(options = {}) {
+  // WebKitWebDriver now and then drops the first connection while the app starts: one retry.
+  try {
+    return await sessionOnce(options);
+  } catch (e) {
+    if (!/UND_ERR_SOCKET|ECONNRESET|socket hang up/.test(String(e.message))) throw e;
+    return sessionOnce(options);
+  }
+}
+
+async function sessionOnce({ url = `${base}/index.html`, env = {}, stateDir = join(work, `state-${Date.now()}`) } = {}) {
+  const port = await freePort();
+  const nativePort = await freePort();
+  const driver = spawn(tauriDriver, ['--port', String(port), '--native-port', String(nativePort)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      DISPLAY: display,
+      PASSGATE_EXAMPLE_URL: url,
+      PASSGATE_STATE_DIR: stateDir,
+      PASSGATE_PINENTRY: pinentry.program,
+      ...env,
+    },
+  });
+  const log = [];
+  for (const s of [driver.stdout, driver.stderr]) {
+    createInterface({ input: s }).on('line', (l) => { log.push(l); if (log.length > 300) log.shift(); });
+  }
+  try {
+    await waitForPort(port, 'tauri-driver');
+    const browser = await withTimeout(remote({
+      hostname: '127.0.0.1',
+      port,
+      logLevel: 'error',
+      connectionRetryCount: 0,
+      capabilities: {
+        browserName: 'wry',
+        'wdio:enforceWebDriverClassic': true,
+        'tauri:options': { application: app },
+      },
+    }), 'WebDriver session', 60_000);
+    await browser.setTimeout({ script: 90_000 });
+    await withTimeout(browser.waitUntil(
+      () => browser.execute(() => window.exampleReady === true),
+      { timeout: 20_000, interval: 100 },
+    ), 'the example page', 25_000);
+    return {
+      browser,
+      log,
+      async close() {
+        await withTimeout(browser.deleteSession(), 'closing the session', 15_000).catch(() => {});
+        await stop(driver);
+      },
+    };
+  } catch (e) {
+    await stop(driver);
+    throw new Error(`${e.message}\ntauri-driver:\n${log.join('\n')}`);
+  }
+}
+
+let calls = 0;
+
+/**
+ * Runs `example.NAME(...args)` in the page; returns { ok, value } or { ok: false, error }.
+ * The call is started by one WebDriver command and its outcome read by later ones:
+ * WebKitWebDriver turns a rejection inside a running script into a command error even when
+ * the script handles it.
+ */
+async function call(browser, name, ...args) {
+  calls += 1;
+  const id = `c${calls}`;
+  const start = withTimeout(browser.execute((fn, params, key) => {
+    window.exampleResults = window.exampleResults || {};
+    if (!window.exampleUnhandled) {
+      window.exampleUnhandled = [];
+      window.addEventListener('unhandledrejection', (event) => {
+        window.exampleUnhandled.push(String(event.reason?.message ?? event.reason));
+        event.preventDefault();
+      });
+    }
+    Promise.resolve().then(() => window.example[fn](...params)).then(
+      (value) => { window.exampleResults[key] = { ok: true, value }; },
+      (e) => {
+        const text = typeof e === 'string' ? e : (e?.message ?? JSON.stringify(e));
+        window.exampleResults[key] = { ok: false, error: { code: e?.code ?? null, name: e?.name ?? null, message: text } };
+      },
+    ).finally(() => {
+      // Also in the title, which WebDriver reads without running a script (see below).
+      document.title = `outcome ${key} ${JSON.stringify(window.exampleResults[key])}`;
+    });
+    return true;
+  }, name, args, id), `starting example.${name}`);
+  // WebKitWebDriver reports a rejected Tauri invoke as the error of a running command, even
+  // when the page handled it; the page's own record (read below) says what happened.
+  let reported = 0;
+  await start.catch((e) => {
+    if (!/WebDriverError/.test(String(e))) throw e;
+    reported += 1;
+  });
+  const deadline = Date.now() + 90_000;
+  const prefix = `outcome ${id} `;
+  for (;;) {
+    let outcome = null;
+    try {
+      const title = await withTimeout(browser.getTitle(), `example.${name}`);
+      if (title.startsWith(prefix)) outcome = JSON.parse(title.slice(prefix.length));
+    } catch (e) {
+      reported += 1;
+      if (reported > 3 || !/WebDriverError/.test(String(e))) throw e;
+    }
+    if (outcome) return outcome;
+    if (Date.now() > deadline) throw new Error(`example.${name}: no outcome within 90 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function screenshot(browser, name) {
+  // Two frames, so the picture is of what the page shows now.
+  await browser.execute(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await browser.saveScreenshot(join(screenshots, `${name}.png`));
+}
+
+test('the official plugin: status, then authenticate with the PIN in the trusted prompt', async () => {
+  const s = await session();
+  try {
+    const status = await call(s.browser, 'status');
+    assert.equal(status.ok, true, JSON.stringify(status));
+    // No fingerprint reader here: the official shape with its numbering (0 = None).
+    assert.equal(status.value.isAvailable, false);
+    assert.equal(status.value.biometryType, 0);
+    assert.equal(status.value.errorCode, 'biometryNotAvailable');
+    // The first call chooses the PIN (typed twice) in the trusted prompt; the second asks
+    // for it, in a dialog shaped by the app's options.
+    pinentry.direct({});
+    const first = await call(s.browser, 'authenticate');
+    assert.deepEqual(first, { ok: true, value: 'authenticated' });
+    const before = pinentry.dialogs().length;
+    const auth = await call(s.browser, 'authenticate');
+    assert.deepEqual(auth, { ok: true, value: 'authenticated' });
+    const shown = pinentry.dialogs().slice(before);
+    // The PIN dialog names the caller (passgate's line) and carries the app's reason, title
+    // and cancel label.
+    const pinDialog = shown.find((d) => d.command === 'GETPIN' && d.description?.includes('Open your wallet'));
+    assert.ok(pinDialog, JSON.stringify(shown));
+    assert.ok(pinDialog.description.startsWith(`${base} asks for your passgate PIN.`), pinDialog.description);
+    assert.equal(pinDialog.title, 'Wallet');
+    assert.equal(pinDialog.cancel, 'Not now');
+    // A declined prompt rejects with the official code.
+    pinentry.direct({ getpin: 'cancel', confirm: 'cancel' });
+    const declined = await call(s.browser, 'authenticate');
+    assert.equal(declined.ok, false);
+    assert.equal(declined.error.code, 'userCancel', JSON.stringify(declined));
+    pinentry.direct({});
+    await s.browser.$('#status').click();
+    await screenshot(s.browser, 'status');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a proof from the app, verified by the relying party', async () => {
+  const s = await session();
+  try {
+    pinentry.direct({});
+    const proof = await call(s.browser, 'proof');
+    assert.equal(proof.ok, true, JSON.stringify(proof));
+    const { challenge, proof: p } = proof.value;
+    assert.ok(p, JSON.stringify(proof.value));
+    assert.equal(p.key.origin, base);
+    const response = await fetch(`http://127.0.0.1:${rpPort}/api/verify/assertion`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        credential: { id: p.key.credentialId, publicKey: p.key.publicKeyCose, signCount: 0, userHandle: 'cGFzc2dhdGUtcHJvb2Y' },
+        response: p.credential,
+        expectedChallenge: challenge,
+        expectedOrigins: [p.key.origin],
+        expectedRpId: p.key.rpId,
+        requireUserVerification: true,
+      }),
+    });
+    const verdict = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(verdict));
+    assert.equal(verdict.verified, true);
+    assert.equal(verdict.verdict.userVerified, true);
+    // The same proof against another challenge is refused.
+    const forged = await fetch(`http://127.0.0.1:${rpPort}/api/verify/assertion`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        credential: { id: p.key.credentialId, publicKey: p.key.publicKeyCose, signCount: 0, userHandle: 'cGFzc2dhdGUtcHJvb2Y' },
+        response: p.credential,
+        expectedChallenge: randomBytes(32).toString('base64url'),
+        expectedOrigins: [p.key.origin],
+        expectedRpId: p.key.rpId,
+        requireUserVerification: true,
+      }),
+    });
+    assert.equal(forged.status, 400);
+  } finally {
+    await s.close();
+  }
+});
+
+test('passkey sign-up and sign-in against passgate rp, and the vault', async () => {
+  const stateDir = join(work, 'state-passkeys');
+  const s = await session({ stateDir });
+  try {
+    pinentry.direct({});
+    const username = `alice${Date.now()}`;
+    const up = await call(s.browser, 'signUp', username);
+    assert.equal(up.ok, true, JSON.stringify(up));
+    assert.equal(up.value.user.name, username);
+    const signIn = await call(s.browser, 'signIn', username);
+    assert.equal(signIn.ok, true, JSON.stringify(signIn));
+    assert.equal(signIn.value.user.name, username);
+    const vault = await call(s.browser, 'vault');
+    assert.deepEqual(vault, { ok: true, value: { lockedAfterLock: true, token: 'secret-token-42', lockedNow: false } });
+    await s.browser.$('#vault').click();
+    await s.browser.waitUntil(async () => !['', '…'].includes(await s.browser.$('#vault-out').getText()), { timeout: 60_000 });
+    await screenshot(s.browser, 'vault');
+    assert.match(await s.browser.$('#vault-out').getText(), /secret-token-42/);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a page of another origin gets nothing', async () => {
+  // The same page from http://127.0.0.1:PORT: neither the app's capability nor the plugin's
+  // allowed origins include it.
+  const s = await session({ url: `http://127.0.0.1:${rpPort}/index.html` }).catch((e) => ({ error: e }));
+  if (s.error) {
+    // The page may not even finish loading its module if the IPC is refused early.
+    throw s.error;
+  }
+  try {
+    const before = pinentry.dialogs().length;
+    const status = await call(s.browser, 'status');
+    assert.equal(status.ok, false, JSON.stringify(status));
+    const proof = await call(s.browser, 'proof');
+    assert.equal(proof.ok, false, JSON.stringify(proof));
+    assert.equal(pinentry.dialogs().length, before, 'no prompt was shown');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a capability without allow-authenticate: Tauri refuses authenticate', async () => {
+  const s = await session({ env: { PASSGATE_EXAMPLE_CAPABILITY: 'no-authenticate' } });
+  try {
+    const status = await call(s.browser, 'status');
+    assert.equal(status.ok, true, JSON.stringify(status));
+    const before = pinentry.dialogs().length;
+    const auth = await call(s.browser, 'authenticate');
+    assert.equal(auth.ok, false);
+    assert.match(auth.error.message, /not allowed/i, JSON.stringify(auth));
+    assert.equal(pinentry.dialogs().length, before, 'no prompt was shown');
+  } finally {
+    await s.close();
+  }
+});

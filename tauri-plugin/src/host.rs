@@ -1,0 +1,207 @@
+//! The plugin's host: passgate's authenticator (in this process, or a running one), the bridge
+//! (WebAuthn client role) and the app APIs, behind the same channel router every passgate host
+//! runs. The Tauri commands only find the caller's origin and hand the message here.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
+use passgate_authenticator::software::{
+    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
+};
+use passgate_authenticator::{Authenticator, Env};
+use passgate_bridge::channel::{Router, Sender};
+use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
+use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
+use serde_json::{Value as Json, json};
+use url::Url;
+
+use crate::origin::{OriginPolicy, caller_origin};
+
+/// Where the authenticator runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthenticatorSource {
+    /// In the app's process: software key store in the state directory, the PIN as user
+    /// verification.
+    InProcess,
+    /// A running `passgate authenticator serve` (`tcp://127.0.0.1:PORT`), with whatever key
+    /// store and verifier it has (TPM, fprintd).
+    Connect(String),
+}
+
+/// Where the PIN is typed and requests are approved: never in the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptChoice {
+    /// A pinentry program: `$PASSGATE_PINENTRY`, else `pinentry` on PATH (its GUI flavours
+    /// on a desktop).
+    Pinentry,
+    /// A given pinentry program.
+    PinentryProgram(std::path::PathBuf),
+}
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The state directory or a store in it.
+    #[error("passgate state in {dir}: {message}")]
+    State {
+        /// The directory.
+        dir: String,
+        /// What failed.
+        message: String,
+    },
+    /// No pinentry.
+    #[error("passgate needs a trusted prompt: {0}")]
+    Prompt(String),
+    /// The app APIs' router.
+    #[error("passgate app APIs: {0}")]
+    AppApis(String),
+}
+
+/// How long a prompt waits for the person.
+const PROMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Credentials the in-process authenticator keeps at most.
+const CAPACITY: usize = 10_000;
+
+/// The running host.
+pub struct Host {
+    router: Router,
+    origins: OriginPolicy,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("origins", &self.origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Opens (or creates, 0700) `dir` and starts the authenticator, bridge and app APIs.
+    pub fn start(
+        dir: &Path,
+        source: &AuthenticatorSource,
+        prompt: PromptChoice,
+        origins: OriginPolicy,
+    ) -> Result<Self, HostError> {
+        let state = |e: &dyn std::fmt::Display| HostError::State {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        let authenticator_dir = dir.join("authenticator");
+        for d in [dir, authenticator_dir.as_path()] {
+            passgate_authenticator::fs::private_dir(d).map_err(|e| state(&e))?;
+        }
+        let program = match prompt {
+            PromptChoice::Pinentry => None,
+            PromptChoice::PinentryProgram(p) => Some(p),
+        };
+        let pinentry = Pinentry::locate(program.as_deref())
+            .map_err(|e| HostError::Prompt(e.to_string()))?
+            .with_timeout(PROMPT_TIMEOUT);
+        let prompt: Arc<dyn TrustedPrompt> = Arc::new(pinentry);
+        let (bridge_transport, device): (Box<dyn CtapTransport>, passgate_app_api::Device) =
+            match source {
+                AuthenticatorSource::InProcess => {
+                    let authenticator =
+                        in_process_authenticator(&authenticator_dir, Arc::clone(&prompt))
+                            .map_err(|e| state(&e))?;
+                    let shared = Arc::new(Mutex::new(authenticator));
+                    (
+                        Box::new(InProcess::shared(Arc::clone(&shared))),
+                        passgate_app_api::Device::in_process(shared),
+                    )
+                }
+                AuthenticatorSource::Connect(target) => (
+                    Box::new(TcpCtapHid::new(target)),
+                    passgate_app_api::Device::remote(Box::new(TcpCtapHid::new(target))),
+                ),
+            };
+        let bridge = Arc::new(Bridge::new(
+            bridge_transport,
+            Box::new(PromptUi::new(Arc::clone(&prompt))),
+        ));
+        let passcodes: Box<dyn passgate_app_api::PasscodeProvider> =
+            Box::new(passgate_app_api::PromptPasscode::new(Arc::clone(&prompt)));
+        let platform =
+            passgate_app_api::Platform::new(device, &authenticator_dir.join("app"), passcodes)
+                .map_err(|e| state(&e))?;
+        let app = Arc::new(passgate_app_api::router::Router::new(Arc::new(platform)));
+        let mut router = Router::webauthn(bridge);
+        passgate_app_api::channel::register(&mut router, app)
+            .map_err(|e| HostError::AppApis(e.to_string()))?;
+        Ok(Self { router, origins })
+    }
+
+    /// The reply to `message` from a page at `url` (`None`: the webview has no URL).
+    pub fn message(&self, url: Option<&Url>, message: &Json) -> Json {
+        let origin = match url.map(|u| caller_origin(u, &self.origins)) {
+            Some(Ok(origin)) => origin,
+            Some(Err(why)) => return refusal(message, &why),
+            None => return refusal(message, "the webview has no URL"),
+        };
+        let sender = Sender::new(origin);
+        self.router.handle_value(&sender, message, None)
+    }
+
+    /// The origin a page at `url` has, as the host channel uses it.
+    pub fn origin_of(&self, url: &Url) -> Result<String, String> {
+        caller_origin(url, &self.origins)
+    }
+}
+
+/// The in-process authenticator: software keys wrapped under the device key in `dir`, presence
+/// and the PIN in `prompt`.
+fn in_process_authenticator(
+    dir: &Path,
+    prompt: Arc<dyn TrustedPrompt>,
+) -> Result<Authenticator, Box<dyn std::error::Error + Send + Sync>> {
+    let device_key = DeviceKey::load_or_create(dir)?;
+    let credentials = FileCredentialStore::open(dir, &device_key, CAPACITY)?;
+    let state = FileStateStore::open(dir, &device_key)?;
+    let env = Env {
+        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
+        credentials: Box::new(credentials),
+        state: Box::new(state),
+        user: Box::new(PromptPresence::new(prompt)),
+        clock: Box::new(SystemClock),
+        rng: Box::new(SystemRng::new()),
+    };
+    let config = AuthenticatorConfig {
+        default_attestation: AttestationFormat::None,
+        reset_window: Some(Duration::from_secs(10)),
+        ..AuthenticatorConfig::default()
+    };
+    Ok(Authenticator::new(env, config))
+}
+
+/// `NotAllowedError` for a page that may not use the plugin.
+fn refusal(message: &Json, why: &str) -> Json {
+    json!({
+        "requestId": message.get("requestId").cloned().unwrap_or(Json::Null),
+        "ok": false,
+        "error": { "name": "NotAllowedError", "message": why },
+    })
+}
+
+/// The reply while the plugin is not set up yet.
+pub(crate) fn not_ready(message: &Json) -> Json {
+    json!({
+        "requestId": message.get("requestId").cloned().unwrap_or(Json::Null),
+        "ok": false,
+        "error": { "name": "InvalidStateError", "message": "passgate is not ready" },
+    })
+}
+
+/// The reply when the worker thread failed.
+pub(crate) fn internal_error(what: &str) -> Json {
+    json!({
+        "requestId": Json::Null,
+        "ok": false,
+        "error": { "name": "UnknownError", "message": format!("passgate: {what}") },
+    })
+}
