@@ -8,36 +8,15 @@ use crate::user_verifier::{Prompt, PromptAction};
 /// Longest relying party ID or account name shown, in characters.
 pub const MAX_SHOWN_CHARS: usize = 64;
 
-/// Keeps printable characters only and at most [`MAX_SHOWN_CHARS`] of them (an ellipsis marks
-/// a cut). Control characters, Unicode format characters (bidi overrides, zero-width joiners)
-/// and line or paragraph separators are dropped, so a page cannot reorder or hide the text.
+/// The text cleaned as every other passgate prompt cleans untrusted text
+/// ([`passgate_proto::display`]: no control, format or bidi characters, one line), at most
+/// [`MAX_SHOWN_CHARS`] characters, with its mixed-script warning when there is one.
 pub fn clean_untrusted(text: &str) -> String {
-    let kept: Vec<char> = text
-        .chars()
-        .filter(|c| !c.is_control() && !is_format_or_separator(*c))
-        .collect();
-    let trimmed: String = kept.iter().collect::<String>().trim().to_owned();
-    let count = trimmed.chars().count();
-    if count <= MAX_SHOWN_CHARS {
-        trimmed
-    } else {
-        let mut cut: String = trimmed.chars().take(MAX_SHOWN_CHARS - 1).collect();
-        cut.push('…');
-        cut
+    let cleaned = passgate_proto::display::clean_limited(text, MAX_SHOWN_CHARS);
+    match cleaned.warning {
+        Some(warning) => format!("{} [\u{26a0} {warning}]", cleaned.text),
+        None => cleaned.text,
     }
-}
-
-fn is_format_or_separator(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{061C}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}'
-    )
 }
 
 /// The reason shown by the operating system's prompt, e.g. `sign in to example.com as alice`
