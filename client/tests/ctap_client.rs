@@ -87,7 +87,17 @@ fn typed_get_info_pin_make_and_get_against_the_real_authenticator() {
     );
     request.pin_uv_auth = Some(token.authorise(&hash));
     let created = client.make_credential(&request, &interaction).unwrap();
-    assert_eq!(created.fmt, "none");
+    // Packed self-attestation unless the client prefers `none` (as security keys answer).
+    assert_eq!(created.fmt, "packed");
+    let alg = match &created.att_stmt {
+        ciborium::Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.as_text() == Some("alg"))
+            .and_then(|(_, v)| v.as_integer())
+            .map(i128::from),
+        _ => None,
+    };
+    assert_eq!(alg, Some(-7));
     let auth_data = AuthenticatorData::parse(&created.auth_data).unwrap();
     assert!(auth_data.flags.user_verified() && auth_data.flags.user_present());
     assert!(passgate_client::is_rp_id_hash(
