@@ -68,11 +68,15 @@ async function spawnListening(args, what) {
   }
 }
 
-/** `passgate authenticator serve` whose presence is approved in the (scripted) pinentry. */
+/**
+ * `passgate authenticator serve` whose presence is approved in the (scripted) pinentry, on its
+ * Unix socket (what local clients such as the native host use; TCP with a real prompt would
+ * need the per-start secret of the default state directory).
+ */
 async function startAuthenticator(work, name = 'authenticator') {
   const stateDir = join(work, name);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const started = await spawnListening(['authenticator', 'serve', '--listen', 'tcp://127.0.0.1:0',
+  const started = await spawnListening(['authenticator', 'serve', '--listen', `unix:${join(stateDir, 'authenticator.sock')}`,
     '--state-dir', stateDir, '--presence', 'pinentry', '--pinentry', pinentry.program], 'passgate authenticator serve');
   return { ...started, stateDir };
 }
