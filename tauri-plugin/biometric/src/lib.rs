@@ -140,6 +140,9 @@ async fn status<R: Runtime>(webview: Webview<R>) -> Result<Status, BiometricErro
 }
 
 /// The official `authenticate(reason, options)`: `{reason, ...options}` flattened.
+// The official JS spreads the options into the command's arguments, and a Tauri command takes
+// each top-level key as one parameter: one parameter per documented option.
+#[allow(clippy::too_many_arguments)]
 #[tauri::command]
 async fn authenticate<R: Runtime>(
     webview: Webview<R>,
