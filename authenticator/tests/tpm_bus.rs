@@ -16,10 +16,6 @@ use passgate_authenticator::api::clock::SystemClock;
 use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyHandle, KeyRelease, KeyStore};
 use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::state_store::StateStore;
-use passgate_authenticator::api::user_verifier::{
-    BiometryType, Interaction, Prompt, UserActionError, UserVerified, UserVerifier,
-    VerificationMethod, VerifierStatus,
-};
 use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
@@ -29,35 +25,6 @@ use passgate_authenticator::tpm::{STORAGE_PRIMARY_HANDLE, TpmKeyStore};
 use passgate_authenticator::{Authenticator, Env};
 use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
-
-/// A fingerprint verifier whose every scan matches (the real fprintd is exercised by the
-/// python interop tests; here only the TPM's side matters).
-struct EveryScanMatches;
-
-impl UserVerifier for EveryScanMatches {
-    fn status(&self) -> VerifierStatus {
-        VerifierStatus {
-            available: true,
-            biometry: BiometryType::Fingerprint,
-            enrolled: true,
-            error: None,
-        }
-    }
-
-    fn check_presence(&mut self, _: &Prompt<'_>, _: &Interaction) -> Result<(), UserActionError> {
-        Ok(())
-    }
-
-    fn verify_user(
-        &mut self,
-        _: &Prompt<'_>,
-        _: &Interaction,
-    ) -> Result<UserVerified, UserActionError> {
-        Ok(UserVerified::by(VerificationMethod::Biometric(
-            BiometryType::Fingerprint,
-        )))
-    }
-}
 
 fn open_store(tcti: &str, dir: &Path) -> TpmKeyStore {
     let device_key = DeviceKey::load_or_create(dir).unwrap();
@@ -71,7 +38,7 @@ fn authenticator(store: TpmKeyStore, dir: &Path) -> Authenticator {
         key_store: Box::new(store),
         credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
         state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(EveryScanMatches),
+        user: Box::new(passgate_testkit::EveryScanMatches),
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),
     };

@@ -17,10 +17,7 @@ use passgate_authenticator::api::key_store::{
     CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, PinCheckError,
 };
 use passgate_authenticator::api::rng::SystemRng;
-use passgate_authenticator::api::user_verifier::{
-    BiometryType, Interaction, Prompt, UserActionError, UserVerified, UserVerifier,
-    VerificationMethod, VerifierStatus,
-};
+use passgate_authenticator::api::user_verifier::{BiometryType, UserVerified, VerificationMethod};
 use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
@@ -527,36 +524,6 @@ fn hmac_secret_keys_are_tpm_hmac_keys_released_only_like_signing_keys() {
     ));
 }
 
-/// A stand-in fingerprint verifier whose every scan matches. The TPM here is real; the
-/// fingerprint path with the real fprintd, and the PIN path, are tested with python-fido2 in
-/// ctap-tests/python.
-struct EveryScanMatches;
-
-impl UserVerifier for EveryScanMatches {
-    fn status(&self) -> VerifierStatus {
-        VerifierStatus {
-            available: true,
-            biometry: BiometryType::Fingerprint,
-            enrolled: true,
-            error: None,
-        }
-    }
-
-    fn check_presence(&mut self, _: &Prompt<'_>, _: &Interaction) -> Result<(), UserActionError> {
-        Ok(())
-    }
-
-    fn verify_user(
-        &mut self,
-        _: &Prompt<'_>,
-        _: &Interaction,
-    ) -> Result<UserVerified, UserActionError> {
-        Ok(UserVerified::by(VerificationMethod::Biometric(
-            BiometryType::Fingerprint,
-        )))
-    }
-}
-
 /// `passgate authenticator serve --key-store tpm` in this process, on `dir`.
 fn tpm_authenticator(tpm: &Swtpm, dir: &Path) -> Authenticator {
     let device_key = DeviceKey::load_or_create(dir).unwrap();
@@ -566,7 +533,7 @@ fn tpm_authenticator(tpm: &Swtpm, dir: &Path) -> Authenticator {
         key_store: Box::new(key_store),
         credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
         state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(EveryScanMatches),
+        user: Box::new(passgate_testkit::EveryScanMatches),
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),
     };

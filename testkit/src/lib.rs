@@ -11,11 +11,16 @@
 //!   (`SoftCredential`, with `Tamper` to change any part of a ceremony), and a webauthn-rs
 //!   relying party with one of its credentials registered, as a peer.
 //!
+//! - [`EveryScanMatches`]: a verifier whose every scan matches, for the TPM tests and benches.
+//!
 //! Test code only: it unwraps, and it is a dev-dependency of the crates that use it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod every_scan_matches;
 pub mod soft_credential;
+
+pub use every_scan_matches::EveryScanMatches;
 
 use std::path::{Path, PathBuf};
 

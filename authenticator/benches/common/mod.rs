@@ -9,10 +9,6 @@ use ciborium::value::Value;
 use passgate_authenticator::api::clock::SystemClock;
 use passgate_authenticator::api::key_store::KeyStore;
 use passgate_authenticator::api::rng::SystemRng;
-use passgate_authenticator::api::user_verifier::{
-    BiometryType, Interaction, Prompt, UserActionError, UserVerified, UserVerifier,
-    VerificationMethod, VerifierStatus,
-};
 use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
@@ -30,42 +26,13 @@ pub fn request(cmd: u8, entries: Vec<(i64, Value)>) -> Vec<u8> {
     out
 }
 
-/// A stand-in verifier whose every verification succeeds (biometric), so that getAssertion
-/// takes the user-verified path without waiting for anyone.
-pub struct EveryScanMatches;
-
-impl UserVerifier for EveryScanMatches {
-    fn status(&self) -> VerifierStatus {
-        VerifierStatus {
-            available: true,
-            biometry: BiometryType::Fingerprint,
-            enrolled: true,
-            error: None,
-        }
-    }
-
-    fn check_presence(&mut self, _: &Prompt<'_>, _: &Interaction) -> Result<(), UserActionError> {
-        Ok(())
-    }
-
-    fn verify_user(
-        &mut self,
-        _: &Prompt<'_>,
-        _: &Interaction,
-    ) -> Result<UserVerified, UserActionError> {
-        Ok(UserVerified::by(VerificationMethod::Biometric(
-            BiometryType::Fingerprint,
-        )))
-    }
-}
-
 pub fn verifying_authenticator(dir: &Path, key_store: Box<dyn KeyStore>) -> Authenticator {
     let device_key = DeviceKey::load_or_create(dir).expect("device key");
     let env = Env {
         key_store,
         credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).expect("store")),
         state: Box::new(FileStateStore::open(dir, &device_key).expect("state")),
-        user: Box::new(EveryScanMatches),
+        user: Box::new(passgate_testkit::EveryScanMatches),
         clock: Box::new(SystemClock),
         rng: Box::new(SystemRng::new()),
     };
