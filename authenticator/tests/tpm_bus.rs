@@ -23,6 +23,7 @@ use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileState
 use passgate_authenticator::tpm::capture::{Exchange, TpmBusRecorder, command_names};
 use passgate_authenticator::tpm::{STORAGE_PRIMARY_HANDLE, TpmKeyStore};
 use passgate_authenticator::{Authenticator, Env};
+use support::ctap::{bytes, call, member};
 use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
 
@@ -49,37 +50,6 @@ fn authenticator(store: TpmKeyStore, dir: &Path) -> Authenticator {
             ..AuthenticatorConfig::default()
         },
     )
-}
-
-fn call(a: &mut Authenticator, cmd: u8, entries: Vec<(i64, Value)>) -> Vec<(Value, Value)> {
-    let mut request = vec![cmd];
-    request.extend(encode(&Value::Map(
-        entries.into_iter().map(|(k, v)| (int(k), v)).collect(),
-    )));
-    let response = a.handle(&request);
-    assert_eq!(
-        response[0], 0,
-        "command {cmd:#04x}: status {:#04x}",
-        response[0]
-    );
-    if response.len() == 1 {
-        return Vec::new();
-    }
-    let Value::Map(map) = ciborium::from_reader(&response[1..]).unwrap() else {
-        panic!("a response is a map");
-    };
-    map
-}
-
-fn member<'a>(map: &'a [(Value, Value)], key: &Value) -> &'a Value {
-    &map.iter()
-        .find(|(k, _)| k == key)
-        .expect("member present")
-        .1
-}
-
-fn bytes(value: &Value) -> &[u8] {
-    value.as_bytes().expect("a byte string")
 }
 
 /// The platform side of clientPIN and hmac-secret, PIN/UV auth protocol 2.

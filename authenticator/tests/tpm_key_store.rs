@@ -18,12 +18,13 @@ use passgate_authenticator::api::key_store::{
 };
 use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::{BiometryType, UserVerified, VerificationMethod};
-use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
+use passgate_authenticator::ctap::cbor::{int, int_map, text_map};
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
 use passgate_authenticator::tpm::TpmKeyStore;
 use passgate_authenticator::{Authenticator, Env};
+use support::ctap::{bytes, call, member};
 use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
 
@@ -544,34 +545,6 @@ fn tpm_authenticator(tpm: &Swtpm, dir: &Path) -> Authenticator {
             ..AuthenticatorConfig::default()
         },
     )
-}
-
-fn call(a: &mut Authenticator, cmd: u8, entries: Vec<(i64, Value)>) -> Vec<(Value, Value)> {
-    let mut request = vec![cmd];
-    request.extend(encode(&Value::Map(
-        entries.into_iter().map(|(k, v)| (int(k), v)).collect(),
-    )));
-    let response = a.handle(&request);
-    assert_eq!(
-        response[0], 0,
-        "command {cmd:#04x}: status {:#04x}",
-        response[0]
-    );
-    let Value::Map(map) = ciborium::from_reader(&response[1..]).unwrap() else {
-        panic!("a response is a map");
-    };
-    map
-}
-
-fn member<'a>(map: &'a [(Value, Value)], key: &Value) -> &'a Value {
-    &map.iter()
-        .find(|(k, _)| k == key)
-        .expect("member present")
-        .1
-}
-
-fn bytes(value: &Value) -> &[u8] {
-    value.as_bytes().expect("a byte string")
 }
 
 /// The platform side of hmac-secret (CTAP 2.1 §12.5), PIN/UV auth protocol 2.
