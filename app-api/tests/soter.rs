@@ -238,7 +238,7 @@ fn the_counter_of_tpm_keys_is_a_tpm_nv_counter_that_survives_state_rollback() {
     use passgate_authenticator::tpm::capture::{TpmBusRecorder, command_names};
 
     let tpm_state = tempfile::tempdir().unwrap();
-    let tpm = common::swtpm::Swtpm::start(tpm_state.path());
+    let tpm = passgate_testkit::swtpm::Swtpm::start(tpm_state.path());
     let bus = TpmBusRecorder::start(tpm.port).unwrap();
     let rig = Rig::with(8, |p| {
         p.with_soter_keys(KeyBackend::Tpm { tcti: bus.tcti() })
@@ -314,7 +314,7 @@ fn the_counter_of_tpm_keys_is_a_tpm_nv_counter_that_survives_state_rollback() {
     // A restart of the TPM (same TPM state): still higher.
     drop(bus);
     drop(tpm);
-    let tpm = common::swtpm::Swtpm::start(tpm_state.path());
+    let tpm = passgate_testkit::swtpm::Swtpm::start(tpm_state.path());
     let platform = Platform::new(
         Device::in_process(Arc::clone(&rig.authenticator)),
         &rig.app_dir(),

@@ -23,8 +23,8 @@ use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileState
 use passgate_authenticator::tpm::capture::{Exchange, TpmBusRecorder, command_names};
 use passgate_authenticator::tpm::{STORAGE_PRIMARY_HANDLE, TpmKeyStore};
 use passgate_authenticator::{Authenticator, Env};
+use passgate_testkit::swtpm::Swtpm;
 use support::ctap::{bytes, call, member};
-use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
 
 fn open_store(tcti: &str, dir: &Path) -> TpmKeyStore {

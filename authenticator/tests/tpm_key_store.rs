@@ -24,8 +24,8 @@ use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
 use passgate_authenticator::tpm::TpmKeyStore;
 use passgate_authenticator::{Authenticator, Env};
+use passgate_testkit::swtpm::Swtpm;
 use support::ctap::{bytes, call, member};
-use support::swtpm::Swtpm;
 use zeroize::Zeroizing;
 
 fn verifies(public: &[u8], message: &[u8], signature: &[u8]) -> bool {

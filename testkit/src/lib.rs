@@ -11,6 +11,7 @@
 //!   (`SoftCredential`, with `Tamper` to change any part of a ceremony), and a webauthn-rs
 //!   relying party with one of its credentials registered, as a peer.
 //!
+//! - [`swtpm::Swtpm`]: a real software TPM on two free loopback ports, for the TPM tests;
 //! - [`EveryScanMatches`]: a verifier whose every scan matches, for the TPM tests and benches.
 //!
 //! Test code only: it unwraps, and it is a dev-dependency of the crates that use it.
@@ -19,6 +20,7 @@
 
 mod every_scan_matches;
 pub mod soft_credential;
+pub mod swtpm;
 
 pub use every_scan_matches::EveryScanMatches;
 

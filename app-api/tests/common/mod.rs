@@ -224,8 +224,3 @@ pub fn files(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
     out.sort();
     out
 }
-
-/// swtpm, started by a test (the authenticator's tests' helper).
-#[cfg(feature = "tpm")]
-#[path = "../../../authenticator/tests/support/swtpm.rs"]
-pub mod swtpm;

@@ -1,4 +1,3 @@
 //! Helpers shared by the TPM tests.
 
 pub mod ctap;
-pub mod swtpm;

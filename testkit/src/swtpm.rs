@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 /// A running swtpm; killed on drop.
 pub struct Swtpm {
     child: Child,
+    /// The TPM command port (the control port is the next one).
     pub port: u16,
 }
 
 impl Swtpm {
+    /// Starts swtpm with its state in `state` (started with `startup-clear`, no init needed).
     pub fn start(state: &Path) -> Self {
         // Two consecutive free ports (server and control).
         let port = loop {
@@ -46,6 +48,7 @@ impl Swtpm {
     }
 
     #[allow(dead_code)] // Not every test reaches swtpm directly.
+    /// The TCTI string that reaches it (`swtpm:host=127.0.0.1,port=P`).
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
