@@ -17,6 +17,8 @@ pub mod fprintd;
 #[cfg(feature = "fprintd")]
 pub mod fprintd_enroll;
 pub mod fs;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod presence;
 pub mod setup;
 pub mod software;

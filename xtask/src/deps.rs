@@ -39,6 +39,11 @@ pub const APT_PACKAGES: &[AptPackage] = &[
         ]),
     },
     AptPackage {
+        name: "g++",
+        why: "builds libFuzzer (C++) for the fuzz targets (libfuzzer-sys)",
+        satisfied_by: Some(&["g++", "--version"]),
+    },
+    AptPackage {
         name: "libtss2-dev",
         why: "builds the TPM 2.0 key store (tss-esapi)",
         satisfied_by: None,

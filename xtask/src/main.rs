@@ -22,6 +22,7 @@ mod bench;
 mod cross;
 mod deps;
 mod device_suite;
+mod fuzz;
 mod parse;
 mod run;
 mod suites;
@@ -54,6 +55,11 @@ commands:
                          filter, pytest -k, node --test-name-pattern)
   vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
+  fuzz [--time N] [--only TARGETS] [--seed]
+                         build the cargo-fuzz targets in fuzz/ (nightly) and run each for N
+                         seconds (default 30) within 256 MiB and 1 s per input; prints
+                         executions, crashes, hangs and peak RSS per target, fails on any;
+                         --seed rewrites fuzz/corpus from the test suites, minimised
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
   help                   this text
@@ -80,6 +86,14 @@ fn real_main() -> Result<ExitCode> {
         Some("vm-test") => {
             let selection = parse_test_args(&["--only".to_owned(), "vm-test".to_owned()])?;
             test(&root, &selection)
+        }
+        Some("fuzz") => {
+            let options = fuzz::parse_args(args.get(1..).unwrap_or_default())?;
+            Ok(if fuzz::run(&root, &options)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some("bench") => {
             let target = target_dir(&root)?;
@@ -366,7 +380,8 @@ mod tests {
                 "browser",
                 "tauri",
                 "cross-targets",
-                "vm-test"
+                "vm-test",
+                "fuzz"
             ]
         );
         assert_eq!(selection.filter, None);

@@ -164,6 +164,17 @@ pub const SUITES: &[Suite] = &[
         venv: true,
         run: vm_test,
     },
+    Suite {
+        // Every cargo-fuzz target in fuzz/ for `fuzz::CI_SECONDS` each (see `fuzz.rs`):
+        // one passed or failed result per target.
+        name: "fuzz",
+        aliases: &["fuzzing"],
+        requires: &[],
+        // libFuzzer is C++, built by libfuzzer-sys.
+        packages: &["g++"],
+        venv: false,
+        run: fuzz,
+    },
 ];
 
 /// Names that select several suites.
@@ -610,5 +621,51 @@ mod tests {
         let dash = args.iter().position(|a| *a == "--").unwrap();
         assert_eq!(args.get(dash + 1), Some(&"ctap::make"));
         assert!(!rust_test_args(None).contains(&"--"));
+    }
+}
+
+/// Builds the fuzz targets and runs each for [`crate::fuzz::CI_SECONDS`]; a target counts as
+/// passed when it ends with no crash, no hang and its RSS within the budget.
+fn fuzz(ctx: &mut Context<'_>) -> SuiteResult {
+    use crate::fuzz;
+    if let Some(err) = &ctx.setup_error {
+        return SuiteResult::failed(format!("not run: setup failed: {err}"));
+    }
+    let build_time = match fuzz::build(ctx.root) {
+        Ok(time) => time,
+        Err(err) => return SuiteResult::failed(format!("{err:#}")),
+    };
+    let mut counts = TestCounts::default();
+    let mut failures = Vec::new();
+    for target in fuzz::TARGETS {
+        if ctx.filter.is_some_and(|f| !target.contains(f)) {
+            continue;
+        }
+        match fuzz::run_target(ctx.root, target, fuzz::CI_SECONDS) {
+            Ok(run) => {
+                println!("{}", fuzz::summary_line(target, &run));
+                if run.ok() {
+                    counts.passed += 1;
+                } else {
+                    counts.failed += 1;
+                    failures.push(*target);
+                }
+            }
+            Err(err) => {
+                println!("{target}: {err:#}");
+                counts.failed += 1;
+                failures.push(*target);
+            }
+        }
+    }
+    let mut note = format!("build {:.0} s", build_time.as_secs_f64());
+    if !failures.is_empty() {
+        note.push_str(&format!("; failed: {}", failures.join(", ")));
+    }
+    SuiteResult {
+        ok: failures.is_empty(),
+        counts: Some(counts),
+        note,
+        elapsed: Duration::ZERO,
     }
 }

@@ -152,7 +152,7 @@ impl VaultKey {
     }
 }
 
-fn encode_values(values: &Values) -> Zeroizing<Vec<u8>> {
+pub(super) fn encode_values(values: &Values) -> Zeroizing<Vec<u8>> {
     let mut map = Value::Map(
         values
             .iter()
@@ -173,7 +173,7 @@ fn encode_values(values: &Values) -> Zeroizing<Vec<u8>> {
     out
 }
 
-fn decode_values(bytes: &[u8]) -> Result<Values, FileError> {
+pub(super) fn decode_values(bytes: &[u8]) -> Result<Values, FileError> {
     let value: Value =
         ciborium::from_reader(bytes).map_err(|_| FileError::Malformed("values are not CBOR"))?;
     let Value::Map(entries) = value else {

@@ -22,6 +22,8 @@
 //! - **Events**: [`Vault::subscribe`] gets [`VaultEvent`]s for lock, unlock, config change.
 
 mod file;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -127,7 +127,7 @@ impl PinState {
         self.hash.is_some() || self.in_key_store
     }
 
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn encode(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(encode(&int_map([
             (1, self.hash.as_ref().map(|h| Value::Bytes(h.to_vec()))),
             (2, Some(Value::Bytes(self.salt.to_vec()))),
@@ -150,7 +150,7 @@ impl PinState {
         ])))
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         let mut p = Params::parse(bytes).ok()?;
         let hash = match p.take(1) {
             None => None,

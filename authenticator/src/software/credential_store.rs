@@ -269,16 +269,8 @@ impl FileCredentialStore {
     fn read_epoch(&self) -> Result<u32, StoreError> {
         let path = self.epoch_path();
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                if bytes.len() != EPOCH_MAGIC.len() + 4
-                    || &bytes[..EPOCH_MAGIC.len()] != EPOCH_MAGIC
-                {
-                    return Err(corrupt(&path, "not a passgate counter epoch file"));
-                }
-                let mut n = [0u8; 4];
-                n.copy_from_slice(&bytes[EPOCH_MAGIC.len()..]);
-                Ok(u32::from_be_bytes(n))
-            }
+            Ok(bytes) => parse_epoch(&bytes)
+                .ok_or_else(|| corrupt(&path, "not a passgate counter epoch file")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(io_error(&path)(e)),
         }
@@ -792,7 +784,13 @@ impl CredentialStore for FileCredentialStore {
     }
 }
 
-fn encode_record(r: &CredentialRecord) -> Vec<u8> {
+/// The epoch in the bytes of `counter.epoch` (`PGEPOCH1` then a big-endian u32).
+pub(crate) fn parse_epoch(bytes: &[u8]) -> Option<u32> {
+    let number = bytes.strip_prefix(&EPOCH_MAGIC[..])?;
+    Some(u32::from_be_bytes(number.try_into().ok()?))
+}
+
+pub(crate) fn encode_record(r: &CredentialRecord) -> Vec<u8> {
     let text = |s: &Option<String>| s.clone().map(Value::Text);
     let mut record = cbor::int_map([
         (1, Some(Value::Bytes(r.id.clone()))),
@@ -916,7 +914,7 @@ fn decode_hmac_keys(
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Option<CredentialRecord> {
     let mut params = cbor::Params::parse(bytes).ok()?;
     let text = |v: Option<Value>| v.map(ValueExt::ctap_text).transpose().ok();
     let created_at = params.take(10)?.ctap_uint().ok()?;

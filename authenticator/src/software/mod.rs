@@ -5,7 +5,7 @@
 //! images that lack `device.key`, and against leaks through logs; they do not protect against
 //! root or malware running as the user. That is what the TPM backend is for.
 
-mod credential_store;
+pub(crate) mod credential_store;
 mod device_key;
 pub(crate) mod hmac_secret;
 mod key_store;

@@ -1,0 +1,458 @@
+//! `cargo xtask fuzz`: builds the cargo-fuzz targets in `fuzz/` (nightly, libFuzzer) and runs
+//! each in turn for a fixed time, within the budget the security issue sets: RSS under
+//! 256 MiB (`-rss_limit_mb=256`), no input over 1 s (`-timeout=1`). Per target it prints the
+//! executions, crashes, hangs and peak RSS, and it fails on any crash, hang or out-of-memory.
+//!
+//! ```text
+//! cargo xtask fuzz                      # every target, 30 s each
+//! cargo xtask fuzz --time 600 --only ctap_command,cose_key
+//! cargo xtask fuzz --seed               # rewrite fuzz/corpus from the test suites, minimised
+//! ```
+//!
+//! A run reads the committed corpus (`fuzz/corpus/TARGET`, seeded from the test suites and
+//! minimised) and writes what it finds to `fuzz/target/corpus/TARGET`, so a run never grows
+//! the repository; a crash leaves its input in `fuzz/artifacts/TARGET/`.
+//!
+//! The targets are built with `-s none` (no sanitizer): the code under test is safe Rust, and
+//! AddressSanitizer's quarantine alone would take the 256 MiB the budget allows.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Every fuzz target, in running order (the `seed` binary in `fuzz/` is not one).
+pub const TARGETS: &[&str] = &[
+    "ctap_command",
+    "ctaphid_reports",
+    "authenticator_state",
+    "relying_party_api",
+    "webauthn_json",
+    "cose_key",
+    "authenticator_data",
+    "client_data_json",
+    "native_messaging",
+    "local_bridge_http",
+    "vault_file",
+    "soter_json",
+];
+
+/// The RSS budget of a target, MiB.
+pub const RSS_LIMIT_MB: u64 = 256;
+/// The longest one input may run, seconds.
+pub const TIMEOUT_SECS: u64 = 1;
+/// Seconds per target when `--time` is not given.
+pub const DEFAULT_SECONDS: u64 = 30;
+/// Seconds per target in `cargo xtask test` (CI): 12 targets × 30 s is 6 min, plus the build.
+pub const CI_SECONDS: u64 = 30;
+
+/// What `cargo xtask fuzz` was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Seconds per target.
+    pub seconds: u64,
+    /// The targets, in running order.
+    pub targets: Vec<&'static str>,
+    /// Rewrite the seed corpora instead of fuzzing.
+    pub seed: bool,
+}
+
+/// Parses the arguments after `fuzz`.
+pub fn parse_args(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        seconds: DEFAULT_SECONDS,
+        targets: TARGETS.to_vec(),
+        seed: false,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| iter.next().cloned())
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match flag {
+            "--time" => {
+                let text = value("--time")?;
+                options.seconds = text
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .with_context(|| format!("--time takes whole seconds > 0, not {text:?}"))?;
+            }
+            "--only" => {
+                let text = value("--only")?;
+                let mut chosen = Vec::new();
+                for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let Some(target) = TARGETS.iter().find(|t| **t == name) else {
+                        bail!(
+                            "unknown fuzz target `{name}`; expected one of: {}",
+                            TARGETS.join(", ")
+                        );
+                    };
+                    chosen.push(*target);
+                }
+                options.targets = TARGETS
+                    .iter()
+                    .copied()
+                    .filter(|t| chosen.contains(t))
+                    .collect();
+            }
+            "--seed" if inline.is_none() => options.seed = true,
+            _ => bail!("unknown argument `{arg}` for `fuzz`"),
+        }
+    }
+    if options.targets.is_empty() {
+        bail!("no fuzz target selected");
+    }
+    Ok(options)
+}
+
+/// One target's run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TargetRun {
+    /// Inputs executed.
+    pub executions: u64,
+    /// Crashes (panics, aborts): libFuzzer stops at the first.
+    pub crashes: u64,
+    /// Inputs that ran over the timeout.
+    pub hangs: u64,
+    /// Inputs that went over the RSS limit.
+    pub out_of_memory: u64,
+    /// Peak RSS, MiB.
+    pub peak_rss_mb: u64,
+    /// The input that failed, if one did.
+    pub artifact: Option<String>,
+}
+
+impl TargetRun {
+    /// Whether the target stayed within the budget.
+    pub fn ok(&self) -> bool {
+        self.crashes == 0
+            && self.hangs == 0
+            && self.out_of_memory == 0
+            && self.peak_rss_mb < RSS_LIMIT_MB
+    }
+}
+
+/// Reads libFuzzer's output (with `-print_final_stats=1`).
+pub fn parse_libfuzzer<'a>(lines: impl IntoIterator<Item = &'a str>) -> TargetRun {
+    let mut run = TargetRun::default();
+    let number = |line: &str| {
+        line.rsplit(':')
+            .next()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    for line in lines {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("stat::number_of_executed_units:") {
+            run.executions = number(rest).unwrap_or(run.executions);
+        } else if let Some(rest) = line.strip_prefix("stat::peak_rss_mb:") {
+            run.peak_rss_mb = number(rest).unwrap_or(run.peak_rss_mb);
+        } else if line.contains("ERROR: libFuzzer: timeout after") {
+            run.hangs += 1;
+        } else if line.contains("ERROR: libFuzzer: out-of-memory") {
+            run.out_of_memory += 1;
+        } else if line.contains("ERROR: libFuzzer: deadly signal")
+            || line.contains("ERROR: libFuzzer: fuzz target exited")
+            || line.contains("ERROR: libFuzzer: fuzz target overwrites")
+        {
+            run.crashes += 1;
+        } else if let Some(rest) = line.split("Test unit written to ").nth(1) {
+            run.artifact = Some(rest.trim().to_owned());
+        } else if line.starts_with("#") && line.contains(" rss: ") {
+            // "#123 DONE cov: ... rss: 57Mb": the peak when the final stats are missing.
+            if let Some(mb) = line.split(" rss: ").nth(1).and_then(|r| {
+                r.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            }) {
+                run.peak_rss_mb = run.peak_rss_mb.max(mb);
+            }
+        }
+    }
+    run
+}
+
+/// The fuzz crate's directory.
+fn fuzz_dir(root: &Path) -> PathBuf {
+    root.join("fuzz")
+}
+
+/// Where `cargo fuzz build` puts the target binaries.
+fn binary(root: &Path, target: &str) -> PathBuf {
+    fuzz_dir(root)
+        .join("target/x86_64-unknown-linux-gnu/release")
+        .join(target)
+}
+
+/// `cargo +nightly ...` through rustup's proxy, not the stable cargo that runs xtask, with
+/// the fuzz crate's own target directory.
+fn nightly_cargo(root: &Path) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .arg("+nightly")
+        .current_dir(fuzz_dir(root))
+        .env("CARGO_TARGET_DIR", fuzz_dir(root).join("target"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO");
+    command
+}
+
+/// Installs cargo-fuzz when missing, then builds every target (and the seeder).
+pub fn build(root: &Path) -> Result<Duration> {
+    let started = Instant::now();
+    let has_nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_nightly {
+        bail!("the fuzz targets need the nightly toolchain (`rustup toolchain install nightly`)");
+    }
+    let has_cargo_fuzz = nightly_cargo(root)
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cargo_fuzz {
+        println!("$ cargo install cargo-fuzz --version 0.13.2 --locked");
+        let status = Command::new("cargo")
+            .args(["install", "cargo-fuzz", "--version", "0.13.2", "--locked"])
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .context("running cargo install")?;
+        if !status.success() {
+            bail!("installing cargo-fuzz failed");
+        }
+    }
+    let mut build = nightly_cargo(root);
+    build.args(["fuzz", "build", "-s", "none"]);
+    println!("$ cargo +nightly fuzz build -s none");
+    let status = build.status().context("running cargo fuzz build")?;
+    if !status.success() {
+        bail!("`cargo fuzz build` failed");
+    }
+    Ok(started.elapsed())
+}
+
+/// Runs `target` for `seconds` on the committed corpus, its log in `fuzz/target/logs/`.
+pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> {
+    let fuzz = fuzz_dir(root);
+    let work = fuzz.join("target/corpus").join(target);
+    let seeds = fuzz.join("corpus").join(target);
+    let artifacts = fuzz.join("artifacts").join(target);
+    let logs = fuzz.join("target/logs");
+    for dir in [&work, &seeds, &artifacts, &logs] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let log_path = logs.join(format!("{target}.log"));
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let status = Command::new(binary(root, target))
+        .arg(format!("-max_total_time={seconds}"))
+        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+        .arg(format!("-timeout={TIMEOUT_SECS}"))
+        .arg("-print_final_stats=1")
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .arg(&work)
+        .arg(&seeds)
+        .current_dir(&fuzz)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("starting {}", binary(root, target).display()))?;
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut run = parse_libfuzzer(text.lines());
+    if !status.success() && run.ok() {
+        // Ended badly without libFuzzer saying why (killed, a panic in the setup): a crash.
+        run.crashes += 1;
+    }
+    Ok(run)
+}
+
+/// Runs the selected targets and prints a line per target; returns whether all were clean.
+pub fn run(root: &Path, options: &Options) -> Result<bool> {
+    let build_time = build(root)?;
+    println!(
+        "xtask: fuzz targets built in {:.1} s",
+        build_time.as_secs_f64()
+    );
+    if options.seed {
+        return seed(root);
+    }
+    let mut all_ok = true;
+    let started = Instant::now();
+    println!(
+        "{:<20} {:>12} {:>8} {:>6} {:>9}  result",
+        "target", "executions", "crashes", "hangs", "peak RSS"
+    );
+    for target in &options.targets {
+        let run = run_target(root, target, options.seconds)?;
+        all_ok &= run.ok();
+        println!("{}", summary_line(target, &run));
+    }
+    println!(
+        "xtask: {} targets × {} s in {:.1} s (logs in fuzz/target/logs/)",
+        options.targets.len(),
+        options.seconds,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(all_ok)
+}
+
+/// One line of the table.
+pub fn summary_line(target: &str, run: &TargetRun) -> String {
+    let mut line = format!(
+        "{:<20} {:>12} {:>8} {:>6} {:>6} MiB  {}",
+        target,
+        run.executions,
+        run.crashes,
+        run.hangs,
+        run.peak_rss_mb,
+        if run.ok() { "ok" } else { "FAILED" }
+    );
+    if run.out_of_memory > 0 {
+        line.push_str(&format!(" (over {RSS_LIMIT_MB} MiB)"));
+    }
+    if let Some(artifact) = &run.artifact {
+        line.push_str(&format!(" input: {artifact}"));
+    }
+    line
+}
+
+/// Rewrites `fuzz/corpus`: the seeder writes the test suites' messages, then libFuzzer's
+/// merge keeps, per target, only the inputs that add coverage (what `cargo fuzz cmin` does).
+fn seed(root: &Path) -> Result<bool> {
+    let fuzz = fuzz_dir(root);
+    let raw = fuzz.join("target/seeds");
+    let _ = std::fs::remove_dir_all(&raw);
+    std::fs::create_dir_all(&raw)?;
+    let status = Command::new(binary(root, "seed"))
+        .arg("-runs=0")
+        .env("PASSGATE_FUZZ_SEEDS", &raw)
+        .current_dir(&fuzz)
+        .status()
+        .context("running the seeder")?;
+    if !status.success() {
+        bail!("the seeder failed");
+    }
+    for target in TARGETS {
+        let committed = fuzz.join("corpus").join(target);
+        std::fs::create_dir_all(&committed)?;
+        let merged = fuzz.join("target/merged").join(target);
+        let _ = std::fs::remove_dir_all(&merged);
+        std::fs::create_dir_all(&merged)?;
+        let status = Command::new(binary(root, target))
+            .arg("-merge=1")
+            .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+            .arg(format!("-timeout={TIMEOUT_SECS}"))
+            .arg(&merged)
+            .arg(&committed)
+            .arg(raw.join(target))
+            .current_dir(&fuzz)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("minimising the corpus of {target}"))?;
+        if !status.success() {
+            bail!("minimising the corpus of {target} failed");
+        }
+        std::fs::remove_dir_all(&committed)?;
+        std::fs::rename(&merged, &committed)?;
+        let (files, bytes) = dir_size(&committed)?;
+        println!("{target:<20} {files:>5} inputs, {bytes:>8} bytes");
+    }
+    Ok(true)
+}
+
+fn dir_size(dir: &Path) -> Result<(u64, u64)> {
+    let mut files = 0;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        files += 1;
+        bytes += entry.metadata()?.len();
+    }
+    Ok((files, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        let all = parse_args(&[]).unwrap();
+        assert_eq!(all.seconds, 30);
+        assert_eq!(all.targets, TARGETS);
+        let some = parse_args(&strings(&["--time", "5", "--only=cose_key,ctap_command"])).unwrap();
+        assert_eq!(some.seconds, 5);
+        assert_eq!(some.targets, vec!["ctap_command", "cose_key"]);
+        assert!(parse_args(&strings(&["--seed"])).unwrap().seed);
+        assert!(parse_args(&strings(&["--time", "0"])).is_err());
+        assert!(parse_args(&strings(&["--time"])).is_err());
+        assert!(parse_args(&strings(&["--only", "nope"])).is_err());
+        assert!(parse_args(&strings(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn a_clean_run_is_read_from_the_final_stats() {
+        let log = "\
+#2097152\tpulse  cov: 812 ft: 2301 corp: 120/9Kb exec/s: 69905 rss: 61Mb
+Done 2115316 runs in 31 second(s)
+stat::number_of_executed_units: 2115316
+stat::average_exec_per_sec:     68236
+stat::new_units_added:          4
+stat::slowest_unit_time_sec:    0
+stat::peak_rss_mb:              63";
+        let run = parse_libfuzzer(log.lines());
+        assert_eq!(run.executions, 2_115_316);
+        assert_eq!(run.peak_rss_mb, 63);
+        assert!(run.ok(), "{run:?}");
+        assert!(summary_line("cose_key", &run).ends_with("ok"));
+    }
+
+    #[test]
+    fn crashes_hangs_and_memory_fail_the_run() {
+        let crash = "\
+thread '<unnamed>' panicked at fuzz_targets/cose_key.rs:20:5:
+==1234== ERROR: libFuzzer: deadly signal
+artifact_prefix='fuzz/artifacts/cose_key/'; Test unit written to fuzz/artifacts/cose_key/crash-0a1b
+stat::number_of_executed_units: 1000
+stat::peak_rss_mb:              40";
+        let run = parse_libfuzzer(crash.lines());
+        assert_eq!(run.crashes, 1);
+        assert_eq!(
+            run.artifact.as_deref(),
+            Some("fuzz/artifacts/cose_key/crash-0a1b")
+        );
+        assert!(!run.ok());
+        assert!(summary_line("cose_key", &run).contains("FAILED"));
+        let hang = parse_libfuzzer(["==9== ERROR: libFuzzer: timeout after 1 seconds"]);
+        assert_eq!(hang.hangs, 1);
+        assert!(!hang.ok());
+        let oom = parse_libfuzzer([
+            "==9== ERROR: libFuzzer: out-of-memory (used: 300Mb; exceeds: 256Mb)",
+        ]);
+        assert_eq!(oom.out_of_memory, 1);
+        assert!(!oom.ok());
+        let big = parse_libfuzzer(["stat::peak_rss_mb: 300"]);
+        assert!(!big.ok());
+    }
+}
