@@ -12,6 +12,27 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod faults;
+#[cfg(not(any(test, feature = "fault-injection")))]
+mod faults {
+    //! Fault injection is compiled out: every operation goes ahead.
+    use std::io;
+
+    /// The file operations a fault can be injected into.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Op {
+        Write,
+        Fsync,
+        Rename,
+    }
+
+    #[inline(always)]
+    pub(crate) fn check(_op: Op) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Prefix of temp files; stale ones (left by a crash) are removed by [`remove_stale_temps`] or
 /// when a store opens.
 pub const TEMP_PREFIX: &str = ".tmp-";
@@ -116,6 +137,7 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 
 /// fsyncs a directory, making a rename or unlink in it durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    faults::check(faults::Op::Fsync)?;
     File::open(dir)?.sync_all()
 }
 
@@ -142,8 +164,10 @@ fn write_temp(
             .mode(mode)
             .open(&temp)?;
         file.set_permissions(Permissions::from_mode(mode))?;
+        faults::check(faults::Op::Write)?;
         file.write_all(bytes)?;
         if durability == Durability::Synced {
+            faults::check(faults::Op::Fsync)?;
             file.sync_all()?;
         }
         Ok(())
@@ -176,6 +200,7 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], options: &WriteOptions<'_>) 
     let temp = write_temp(dir, bytes, options.mode, options.durability)?;
     let result = (|| {
         options.hook.at(WriteStage::TempWritten, path)?;
+        faults::check(faults::Op::Rename)?;
         std::fs::rename(&temp, path)?;
         match options.durability {
             Durability::Synced => sync_dir(dir),
@@ -195,11 +220,12 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], options: &WriteOptions<'_>) 
 pub fn create_new_atomic(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     let dir = parent_dir(path)?;
     let temp = write_temp(dir, bytes, PRIVATE_FILE_MODE, Durability::Synced)?;
-    let linked = match std::fs::hard_link(&temp, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    };
+    let linked =
+        match faults::check(faults::Op::Rename).and_then(|()| std::fs::hard_link(&temp, path)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        };
     let removed = std::fs::remove_file(&temp);
     let created = linked?;
     removed?;

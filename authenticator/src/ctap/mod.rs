@@ -265,9 +265,17 @@ pub(crate) fn hmac_error_status(err: crate::api::key_store::KeyStoreError) -> St
 }
 
 /// Maps a credential store failure to its CTAP status, logging it (never any secret).
+/// `ENOSPC`, "no space left on device" (the same number on every Linux architecture).
+const ENOSPC: i32 = 28;
+
 pub(crate) fn store_error_status(err: StoreError) -> StatusCode {
     match err {
         StoreError::Full { .. } => StatusCode::KeyStoreFull,
+        // A full disk is a full key store to the platform: it says "no room", not "broken".
+        StoreError::Io { ref source, .. } if source.raw_os_error() == Some(ENOSPC) => {
+            tracing::error!(error = %err, "credential store: the disk is full");
+            StatusCode::KeyStoreFull
+        }
         other => {
             tracing::error!(error = %other, "credential store failure");
             StatusCode::Other
