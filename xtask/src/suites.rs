@@ -566,6 +566,57 @@ pub fn check_table() -> Result<()> {
     Ok(())
 }
 
+/// Builds the fuzz targets and runs each for [`crate::fuzz::ci_seconds`] (30 s, less after a
+/// cold build so the suite stays near 8 minutes); a target counts as passed when it ends with
+/// no crash, no hang and its RSS within the budget.
+fn fuzz(ctx: &mut Context<'_>) -> SuiteResult {
+    use crate::fuzz;
+    if let Some(err) = &ctx.setup_error {
+        return SuiteResult::failed(format!("not run: setup failed: {err}"));
+    }
+    let build_time = match fuzz::build(ctx.root) {
+        Ok(time) => time,
+        Err(err) => return SuiteResult::failed(format!("{err:#}")),
+    };
+    let seconds = fuzz::ci_seconds(build_time, fuzz::TARGETS.len());
+    let mut counts = TestCounts::default();
+    let mut failures = Vec::new();
+    for target in fuzz::TARGETS {
+        if ctx.filter.is_some_and(|f| !target.contains(f)) {
+            continue;
+        }
+        match fuzz::run_target(ctx.root, target, seconds) {
+            Ok(run) => {
+                println!("{}", fuzz::summary_line(target, &run));
+                if run.ok() {
+                    counts.passed += 1;
+                } else {
+                    counts.failed += 1;
+                    failures.push(*target);
+                }
+            }
+            Err(err) => {
+                println!("{target}: {err:#}");
+                counts.failed += 1;
+                failures.push(*target);
+            }
+        }
+    }
+    let mut note = format!(
+        "build {:.0} s, {seconds} s per target",
+        build_time.as_secs_f64()
+    );
+    if !failures.is_empty() {
+        note.push_str(&format!("; failed: {}", failures.join(", ")));
+    }
+    SuiteResult {
+        ok: failures.is_empty(),
+        counts: Some(counts),
+        note,
+        elapsed: Duration::ZERO,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,56 +672,5 @@ mod tests {
         let dash = args.iter().position(|a| *a == "--").unwrap();
         assert_eq!(args.get(dash + 1), Some(&"ctap::make"));
         assert!(!rust_test_args(None).contains(&"--"));
-    }
-}
-
-/// Builds the fuzz targets and runs each for [`crate::fuzz::ci_seconds`] (30 s, less after a
-/// cold build so the suite stays near 8 minutes); a target counts as passed when it ends with
-/// no crash, no hang and its RSS within the budget.
-fn fuzz(ctx: &mut Context<'_>) -> SuiteResult {
-    use crate::fuzz;
-    if let Some(err) = &ctx.setup_error {
-        return SuiteResult::failed(format!("not run: setup failed: {err}"));
-    }
-    let build_time = match fuzz::build(ctx.root) {
-        Ok(time) => time,
-        Err(err) => return SuiteResult::failed(format!("{err:#}")),
-    };
-    let seconds = fuzz::ci_seconds(build_time, fuzz::TARGETS.len());
-    let mut counts = TestCounts::default();
-    let mut failures = Vec::new();
-    for target in fuzz::TARGETS {
-        if ctx.filter.is_some_and(|f| !target.contains(f)) {
-            continue;
-        }
-        match fuzz::run_target(ctx.root, target, seconds) {
-            Ok(run) => {
-                println!("{}", fuzz::summary_line(target, &run));
-                if run.ok() {
-                    counts.passed += 1;
-                } else {
-                    counts.failed += 1;
-                    failures.push(*target);
-                }
-            }
-            Err(err) => {
-                println!("{target}: {err:#}");
-                counts.failed += 1;
-                failures.push(*target);
-            }
-        }
-    }
-    let mut note = format!(
-        "build {:.0} s, {seconds} s per target",
-        build_time.as_secs_f64()
-    );
-    if !failures.is_empty() {
-        note.push_str(&format!("; failed: {}", failures.join(", ")));
-    }
-    SuiteResult {
-        ok: failures.is_empty(),
-        counts: Some(counts),
-        note,
-        elapsed: Duration::ZERO,
     }
 }
