@@ -7,6 +7,7 @@
 //! cargo xtask fuzz                      # every target, 30 s each
 //! cargo xtask fuzz --time 600 --only ctap_command,cose_key
 //! cargo xtask fuzz --seed               # rewrite fuzz/corpus from the test suites, minimised
+//! cargo xtask fuzz --no-build --time 60  # the targets as last built
 //! ```
 //!
 //! A run reads the committed corpus (`fuzz/corpus/TARGET`, seeded from the test suites and
@@ -69,6 +70,8 @@ pub struct Options {
     pub targets: Vec<&'static str>,
     /// Rewrite the seed corpora instead of fuzzing.
     pub seed: bool,
+    /// Run the targets as last built (no `cargo fuzz build` first).
+    pub no_build: bool,
 }
 
 /// Parses the arguments after `fuzz`.
@@ -77,6 +80,7 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
         seconds: DEFAULT_SECONDS,
         targets: TARGETS.to_vec(),
         seed: false,
+        no_build: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -118,6 +122,7 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
                     .collect();
             }
             "--seed" if inline.is_none() => options.seed = true,
+            "--no-build" if inline.is_none() => options.no_build = true,
             _ => bail!("unknown argument `{arg}` for `fuzz`"),
         }
     }
@@ -418,6 +423,7 @@ mod tests {
         assert_eq!(some.seconds, 5);
         assert_eq!(some.targets, vec!["ctap_command", "cose_key"]);
         assert!(parse_args(&strings(&["--seed"])).unwrap().seed);
+        assert!(parse_args(&strings(&["--no-build"])).unwrap().no_build);
         assert!(parse_args(&strings(&["--time", "0"])).is_err());
         assert!(parse_args(&strings(&["--time"])).is_err());
         assert!(parse_args(&strings(&["--only", "nope"])).is_err());

@@ -55,7 +55,7 @@ commands:
                          filter, pytest -k, node --test-name-pattern)
   vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
-  fuzz [--time N] [--only TARGETS] [--seed]
+  fuzz [--time N] [--only TARGETS] [--seed] [--no-build]
                          build the cargo-fuzz targets in fuzz/ (nightly) and run each for N
                          seconds (default 30) within 256 MiB and 1 s per input; prints
                          executions, crashes, hangs and peak RSS per target, fails on any;
