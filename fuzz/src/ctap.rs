@@ -7,8 +7,8 @@
 
 use ciborium::value::Value;
 use passgate_proto::ctap::{
-    self, Command, Request as _, Response as _, client_pin, config, credential_management, fields,
-    get_assertion, get_info, large_blobs, make_credential,
+    self, Command, client_pin, config, credential_management, fields, get_assertion, get_info,
+    large_blobs, make_credential,
 };
 
 /// Decodes `body` as `T`, re-encodes and decodes again; panics if the two values differ.
@@ -27,7 +27,10 @@ fn request_round_trip<T: ctap::Request>(
     let again = fields::decode_value(&encoded[1..]).expect("our encoding is CBOR");
     let second = from_value(again).expect("our encoding decodes");
     let reencoded = second.encode().expect("a decoded request encodes");
-    assert_eq!(encoded, reencoded, "request changed across encode and decode");
+    assert_eq!(
+        encoded, reencoded,
+        "request changed across encode and decode"
+    );
 }
 
 /// The request invariant for the message `command byte || body`.
@@ -58,7 +61,10 @@ pub fn check_request(message: &[u8]) {
                 credential_management::Request::from_value(again).expect("our encoding decodes");
             second.preview = first.preview;
             let reencoded = second.encode().expect("a decoded request encodes");
-            assert_eq!(encoded, reencoded, "request changed across encode and decode");
+            assert_eq!(
+                encoded, reencoded,
+                "request changed across encode and decode"
+            );
         }
         _ => {}
     }
