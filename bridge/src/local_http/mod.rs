@@ -112,7 +112,9 @@ pub enum LocalBridgeError {
 /// Shows a new pairing code where the person sees it (the terminal running passgate).
 type CodeDisplay = Box<dyn Fn(&str) + Send + Sync>;
 
-struct Shared {
+/// What every clone of a [`LocalBridge`] (the server, each request's route state) shares:
+/// its limits, the pairing state and the semaphores that bound the work in flight.
+struct LocalBridgeState {
     router: Arc<Router>,
     config: Config,
     allowed: Vec<String>,
@@ -126,7 +128,7 @@ struct Shared {
 /// The local HTTP bridge over a [`Router`].
 #[derive(Clone)]
 pub struct LocalBridge {
-    shared: Arc<Shared>,
+    shared: Arc<LocalBridgeState>,
 }
 
 impl std::fmt::Debug for LocalBridge {
@@ -176,7 +178,7 @@ impl LocalBridge {
         }
         let code = new_code()?;
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(LocalBridgeState {
                 router,
                 in_flight: tokio::sync::Semaphore::new(config.max_in_flight.max(1)),
                 connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
