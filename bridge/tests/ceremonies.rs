@@ -342,8 +342,11 @@ impl passgate_bridge::UserInterface for Chooser {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
-        Some(zeroize::Zeroizing::new(PIN.to_owned()))
+    fn pin(
+        &self,
+        _: &passgate_bridge::PinRequest<'_>,
+    ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
+        Ok(zeroize::Zeroizing::new(PIN.to_owned()))
     }
     fn choose_account(&self, choice: &passgate_bridge::AccountChoice<'_>) -> Option<usize> {
         choice
@@ -390,9 +393,12 @@ impl passgate_bridge::UserInterface for SecondTry {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
+    fn pin(
+        &self,
+        _: &passgate_bridge::PinRequest<'_>,
+    ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Some(zeroize::Zeroizing::new(
+        Ok(zeroize::Zeroizing::new(
             if n == 0 { "999999" } else { PIN }.to_owned(),
         ))
     }
