@@ -157,6 +157,8 @@ journey('1-what-you-see: one prompt per step; the action text shown and signed; 
 journey('2-failures: declined, no answer in time and cancelled on the page each say so; the next request works', async ({ page, shot }) => {
   assert.ok(account, 'journey 1 made an account');
   await goto(page, `${demo.base}/`);
+  await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${demo.base}/`);
   await ensurePaired(page);
 
   // Declined in the prompt.
