@@ -61,9 +61,12 @@ mod tests {
         );
         assert_eq!(
             block,
-            "    {\n      \"amount\": \"129.00\",\n      \"currency\": \"EUR\",\n      \"pay\": \"ACME]52;c;Zm9v Ltd\"\n    }"
+            "    {\n      \"amount\": \"129.00\",\n      \"currency\": \"EUR\",\n      \"pay\": \"ACME\\u001b]52;c;Zm9v\\u0007 Ltd\"\n    }"
         );
+        // JSON shows a control character as its escape, visibly; raw, it would be removed.
         assert!(!block.contains('\u{1b}') && !block.contains('\u{7}'));
+        let raw = payload_block("pay \u{1b}]52;c;Zm9v\u{7} now");
+        assert_eq!(raw, "    pay ]52;c;Zm9v now");
     }
 
     #[test]
