@@ -200,3 +200,28 @@ journey('2-failures: declined, no answer in time and cancelled on the page each 
   assert.equal(again.dialogs.length, 1);
   await bothWidths(page, shot, 'account-signed-in');
 });
+
+journey('3-wrong-pin: three wrong PINs, then the page says why and passgate stops asking for the PIN', async ({ page, shot }) => {
+  assert.ok(account, 'journey 1 made an account');
+  await goto(page, `${demo.base}/`);
+  await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+  demo.pinentry.direct({ getpin: '000000' });
+  const from = demo.pinentry.dialogs().length;
+  await page.fill('#signin-username', account.name);
+  await page.click('#signin-button');
+  const blocked = await statusText(page, 'Three wrong PINs');
+  assert.match(blocked, /^Three wrong PINs in a row: passgate stops asking for the PIN until its authenticator restarts/);
+  assert.match(blocked, /details: CTAP PinAuthBlocked/);
+  const asked = demo.pinentry.dialogs().slice(from);
+  assert.deepEqual(asked.map((d) => [d.command, d.error ?? null]),
+    [['GETPIN', null], ['GETPIN', 'Wrong PIN. 7 attempts left.'], ['GETPIN', 'Wrong PIN. 6 attempts left.']]);
+  await bothWidths(page, shot, 'index-pin-blocked');
+  // The next request is refused at once: no prompt for a PIN that cannot work now.
+  demo.pinentry.direct({});
+  await page.evaluate(() => { document.getElementById('status').textContent = ''; });
+  await page.click('#signin-button');
+  await statusText(page, 'Three wrong PINs');
+  assert.equal(demo.pinentry.dialogs().length, from + 3, 'no prompt');
+});
