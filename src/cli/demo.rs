@@ -233,8 +233,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
             "      pairing code: {}",
             local_bridge.pairing_code().as_str()
         );
-        println!("    User verification: {verification}; the PIN is typed, and each request");
-        println!("    approved, in the {prompt_name} prompt, never in the page.");
+        println!(
+            "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
+        );
+        println!("    never in the page. That one dialog names the request (and shows the text of");
+        println!("    an action to approve): typing the PIN there approves it.");
         println!();
         println!("  1. Create an account: a passkey is made; user verification is required.");
         println!("  2. Sign out, then sign in with the passkey (username, or leave it empty).");
