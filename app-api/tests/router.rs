@@ -23,7 +23,7 @@ fn every_message_type_routes_and_bad_requests_get_precise_errors() {
     let rig = Rig::new();
     rig.sensor.enroll("right-index");
     let router = Router::new(Arc::clone(&rig.platform));
-    assert_eq!(MESSAGE_TYPES.len(), 22);
+    assert_eq!(MESSAGE_TYPES.len(), 27);
     for kind in MESSAGE_TYPES {
         let reply = call(&router, PAGE, json!({"type": kind, "unexpected": true}));
         assert_eq!(
@@ -97,9 +97,14 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     );
     assert_eq!(
         opened["result"],
-        json!({"config": {"vaultId": "s", "username": "alice", "authMode": "BiometricOnly",
-                          "lockAfter": 200, "maxAttempts": 5},
-               "isLocked": false, "isInUse": false, "remainingAttempts": 5})
+        json!({"config": {"vaultId": "s", "username": "alice",
+                          "descriptor": {"vaultId": "s", "username": "alice"},
+                          "authMode": "BiometricAndPasscode", "lockAfter": 200, "maxAttempts": 5,
+                          "hideScreenOnBackground": false, "isBiometricsEnabled": true,
+                          "isPasscodeEnabled": true, "isPasscodeSetupNeeded": false,
+                          "hasAppPasscode": false},
+               "isLocked": false, "isInUse": false, "remainingAttempts": 5}),
+        "Identity Vault's default mode, BiometricAndPasscode"
     );
     rig.sensor.touch(&[Touch::Match]);
     let stored = call(
@@ -110,7 +115,8 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     assert_eq!(stored["result"], Value::Null);
     assert_eq!(
         stored["events"],
-        json!([{"event": "unlock", "vaultId": "s"}])
+        json!([{"event": "unlock", "vaultId": "s", "username": "alice",
+                "config": opened["result"]["config"]}])
     );
     let got = call(
         &router,
@@ -144,7 +150,7 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     assert_eq!(idle["result"], true);
     assert_eq!(
         idle["events"],
-        json!([{"event": "lock", "vaultId": "s", "timeout": true}])
+        json!([{"event": "lock", "vaultId": "s", "username": "alice", "timeout": true, "saved": true}])
     );
     assert_eq!(
         call(
@@ -163,7 +169,7 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     let changed = call(
         &router,
         PAGE,
-        json!({"type": "vault.updateConfig", "vaultId": "s", "authMode": "BiometricOnly", "lockAfter": 0}),
+        json!({"type": "vault.updateConfig", "vaultId": "s", "authMode": "BiometricAndPasscode", "lockAfter": 0}),
     );
     assert_eq!(changed["result"]["lockAfter"], 0);
     assert_eq!(
