@@ -487,4 +487,40 @@ mod tests {
         ));
         assert!(matches!(read_header(b"nope"), Err(FileError::Malformed(_))));
     }
+
+    #[test]
+    fn the_passcode_key_needs_both_factors_and_the_header_keeps_its_check() {
+        let biometric = VaultKey::derive(&[7; 32], "passgate-app:x", "v").unwrap();
+        let with =
+            VaultKey::derive_with_passcode(&[7; 32], &[1; 32], "passgate-app:x", "v").unwrap();
+        let check = with.seal_check("v").unwrap();
+        assert!(with.opens_check(&check, "v"));
+        assert!(!with.opens_check(&check, "w"), "bound to the vault ID");
+        assert!(
+            !biometric.opens_check(&check, "v"),
+            "the hmac-secret alone is not enough"
+        );
+        let other_passcode =
+            VaultKey::derive_with_passcode(&[7; 32], &[2; 32], "passgate-app:x", "v").unwrap();
+        assert!(!other_passcode.opens_check(&check, "v"));
+        let other_secret =
+            VaultKey::derive_with_passcode(&[8; 32], &[1; 32], "passgate-app:x", "v").unwrap();
+        assert!(
+            !other_secret.opens_check(&check, "v"),
+            "the passcode alone is not enough"
+        );
+
+        let mut header = header();
+        header.passcode = Some(PasscodeCheck {
+            params: super::super::passcode::StretchParams {
+                salt: [3; 16],
+                memory_kib: 19 * 1024,
+                iterations: 2,
+                lanes: 1,
+            },
+            check,
+        });
+        let file = seal(&header, &Values::new(), &with).unwrap();
+        assert_eq!(read_header(&file).unwrap(), header);
+    }
 }
