@@ -234,6 +234,20 @@ fn an_app_passcode_is_needed_on_the_passcode_path_and_counted() {
         vault.set_passcode(Some(""), None, &i()).unwrap_err().code,
         VaultErrorCode::InvalidArguments
     );
+    // No value ("the native prompt"): passgate's PIN prompt is the passcode, nothing to set up.
+    let native = open(
+        &rig,
+        "native",
+        VaultOptions {
+            custom_passcode: true,
+            ..VaultOptions::default()
+        },
+    );
+    assert!(native.config().is_passcode_setup_needed);
+    let scans = rig.sensor.scans();
+    let config = native.set_passcode(None, None, &i()).unwrap();
+    assert!(!config.is_passcode_setup_needed && !config.has_app_passcode);
+    assert_eq!(rig.sensor.scans(), scans);
     // Setting it creates the vault: one verification by the authenticator.
     rig.sensor.touch(&[Touch::Match]);
     let config = vault.set_passcode(Some("2468"), None, &i()).unwrap();

@@ -679,8 +679,8 @@ impl Vault {
         inner.emit(&event);
     }
 
-    /// Sets the app passcode (`Some`), or goes back to the authenticator PIN as the passcode
-    /// (`None`). A vault with nothing stored yet is created with it (one verification); an
+    /// Sets the app passcode (`Some`), or makes the authenticator PIN (typed in passgate's
+    /// trusted prompt) the passcode (`None`, Identity Vault's "native prompt"). A vault with nothing stored yet is created with it (one verification); an
     /// unlocked one is re-keyed (one verification); a locked one must be unlocked first.
     /// `confirmation`, when given, must equal the passcode (`MismatchedPasscode`).
     pub fn set_passcode(
@@ -729,10 +729,9 @@ impl Vault {
                 }
             }
         }
-        if passcode.is_some() {
-            // A vault that has an app passcode keeps needing one.
-            inner.custom_passcode = true;
-        }
+        // With a value the app manages the passcode from now on; without one ("use the native
+        // prompt") passgate's trusted PIN prompt is the passcode, and no setup is pending.
+        inner.custom_passcode = passcode.is_some();
         self.touch(&mut inner);
         Ok(self.config_changed(&mut inner))
     }
