@@ -33,8 +33,9 @@
 //!
 //! Every `vault.*` message but `open` and the two without a vault may also name `username`
 //! (a vault is (caller, `vaultId`, `username`); without it, the one open vault of that ID).
-//! Vault errors are `{code, message}` with Identity Vault's `VaultErrorCodes`; a malformed
-//! request is `{code: "invalidRequest", message}`.
+//! Vault errors are `{code, message}` with Identity Vault's `VaultErrorCodes`; SOTER errors,
+//! a malformed SOTER request included, are `{errCode, errMsg, detail}` as WeChat reports them;
+//! any other malformed request is `{code: "invalidRequest", message}`.
 
 use std::sync::Arc;
 
@@ -191,32 +192,46 @@ impl Router {
                 self.vaults
                     .route(&self.platform, caller, kind, request, interaction)
             }
-            "soter.checkIsSupportSoterAuthentication" => {
-                params::<NoParams>(request)?;
-                Ok(soter::check_is_support_soter_authentication(platform))
-            }
-            "soter.checkIsSoterEnrolledInDevice" => {
-                let p: EnrolledRequest = params(request)?;
-                soter::check_is_soter_enrolled_in_device(platform, &p.check_auth_mode)
-                    .map_err(|e| e.to_json())
-            }
-            "soter.prepareAuthKey" => {
-                params::<NoParams>(request)?;
-                soter::prepare_auth_key(platform, caller, interaction)
-                    .map(|k| json!(k))
-                    .map_err(|e| e.to_json())
-            }
-            "soter.getAuthKey" => {
-                params::<NoParams>(request)?;
-                soter::get_auth_key(platform, caller)
-                    .map(|k| json!(k))
-                    .map_err(|e| e.to_json())
-            }
-            "soter.startSoterAuthentication" => {
-                let p: soter::StartRequest = params(request)?;
-                soter::start_soter_authentication(platform, caller, &p, interaction)
-                    .map(|r| json!(r))
-                    .map_err(|e| e.to_json())
+            kind if kind.starts_with("soter.") => {
+                let api = kind.trim_start_matches("soter.");
+                let invalid = |e: Json| {
+                    let detail = e["message"].as_str().unwrap_or_default().to_owned();
+                    soter::invalid_request(api, &detail).to_json()
+                };
+                match kind {
+                    "soter.checkIsSupportSoterAuthentication" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        Ok(soter::check_is_support_soter_authentication(platform))
+                    }
+                    "soter.checkIsSoterEnrolledInDevice" => {
+                        let p: EnrolledRequest = params(request).map_err(invalid)?;
+                        soter::check_is_soter_enrolled_in_device(platform, &p.check_auth_mode)
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.prepareAuthKey" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        soter::prepare_auth_key(platform, caller, interaction)
+                            .map(|k| json!(k))
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.getAuthKey" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        soter::get_auth_key(platform, caller)
+                            .map(|k| json!(k))
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.startSoterAuthentication" => {
+                        let p: soter::StartRequest = params(request).map_err(invalid)?;
+                        soter::start_soter_authentication(platform, caller, &p, interaction)
+                            .map(|r| json!(r))
+                            .map_err(|e| e.to_json())
+                    }
+                    other => Err(soter::invalid_request(
+                        api,
+                        &format!("unknown message type {other:?}"),
+                    )
+                    .to_json()),
+                }
             }
             other => Err(json!({
                 "code": "unknownType",

@@ -78,6 +78,23 @@ impl SoterError {
 const START: &str = "startSoterAuthentication";
 const PREPARE: &str = "prepareAuthKey";
 
+/// A malformed request to `api` (`soter.<api>`), answered as WeChat answers one — with an
+/// `errCode`, not a channel error: a bad or missing `challenge` is 90004, a bad
+/// `requestAuthModes` or `checkAuthMode` 90003, a bad `authContent` 90005, anything else
+/// (an unknown member, a request that is not an object) 90007.
+pub fn invalid_request(api: &str, detail: &str) -> SoterError {
+    let (code, reason) = if detail.contains("challenge") {
+        (90004, "challenge error")
+    } else if detail.contains("requestAuthModes") || detail.contains("checkAuthMode") {
+        (90003, "no corresponding mode")
+    } else if detail.contains("authContent") {
+        (90005, "auth content too long")
+    } else {
+        (90007, "invalid request")
+    };
+    SoterError::new(api, code, reason, format!("invalid request: {detail}"))
+}
+
 /// A SOTER auth mode name.
 fn mode_of(biometry: BiometryType) -> Option<&'static str> {
     match biometry {
