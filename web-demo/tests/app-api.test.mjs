@@ -149,7 +149,7 @@ test('Identity Vault 3.0: IonicIdentityVaultUser, DefaultSession, the IdentityVa
   assert.equal(await service.hasStoredSession(), false);
   const session = new DefaultSession({ username: 'alice', token: 't-1' });
   await service.saveSession(session);
-  assert.deepEqual(await service.getSession(), { username: 'alice', token: 't-1' });
+  assert.deepEqual({ ...(await service.getSession()) }, { username: 'alice', token: 't-1' });
   assert.equal(await service.hasStoredSession(), true);
   const vault = await service.getVault();
   assert.equal(await vault.getToken(), null);
