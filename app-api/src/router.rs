@@ -196,7 +196,7 @@ impl Router {
                 let api = kind.trim_start_matches("soter.");
                 let invalid = |e: Json| {
                     let detail = e["message"].as_str().unwrap_or_default().to_owned();
-                    soter::invalid_request(api, &detail).to_json()
+                    soter::invalid_request(api, request, &detail).to_json()
                 };
                 match kind {
                     "soter.checkIsSupportSoterAuthentication" => {
@@ -226,11 +226,10 @@ impl Router {
                             .map(|r| json!(r))
                             .map_err(|e| e.to_json())
                     }
-                    other => Err(soter::invalid_request(
-                        api,
-                        &format!("unknown message type {other:?}"),
-                    )
-                    .to_json()),
+                    other => Err(json!({
+                        "code": "unknownType",
+                        "message": format!("unknown message type {other:?}"),
+                    })),
                 }
             }
             other => Err(json!({

@@ -26,11 +26,67 @@ fn every_message_type_routes_and_bad_requests_get_precise_errors() {
     assert_eq!(MESSAGE_TYPES.len(), 27);
     for kind in MESSAGE_TYPES {
         let reply = call(&router, PAGE, json!({"type": kind, "unexpected": true}));
+        if let Some(api) = kind.strip_prefix("soter.") {
+            // SOTER answers malformed requests as WeChat does: with an errCode (here the
+            // required member that is missing, else the unknown one).
+            let expected = match api {
+                "startSoterAuthentication" => (90004, "challenge error"),
+                "checkIsSoterEnrolledInDevice" => (90003, "no corresponding mode"),
+                _ => (90007, "invalid request"),
+            };
+            assert_eq!(
+                (&reply["error"]["errCode"], &reply["error"]["errMsg"]),
+                (
+                    &json!(expected.0),
+                    &json!(format!("{api}:fail {}", expected.1))
+                ),
+                "{kind}: unknown members are refused: {reply}"
+            );
+            continue;
+        }
         assert_eq!(
             reply["error"]["code"], "invalidRequest",
             "{kind}: unknown members are refused: {reply}"
         );
     }
+    let soter_error = |request: Value| call(&router, PAGE, request)["error"]["errCode"].clone();
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "requestAuthModes": ["fingerPrint"]})
+        ),
+        json!(90004),
+        "no challenge"
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": 7, "requestAuthModes": ["fingerPrint"]})
+        ),
+        json!(90004),
+        "a challenge that is not a string"
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": "c", "requestAuthModes": "fingerPrint"})
+        ),
+        json!(90003)
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": "c", "requestAuthModes": ["fingerPrint"], "authContent": 1})
+        ),
+        json!(90005)
+    );
+    assert_eq!(
+        soter_error(json!({"type": "soter.checkIsSoterEnrolledInDevice"})),
+        json!(90003)
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.checkIsSoterEnrolledInDevice", "checkAuthMode": "fingerPrint", "x": 1})
+        ),
+        json!(90007),
+        "an unknown member beside the required ones"
+    );
     assert_eq!(
         rig.sensor.scans(),
         0,
