@@ -266,7 +266,7 @@ enum State {
     Locked,
     /// Unlocked: the key and the values in memory.
     Unlocked {
-        header: Header,
+        header: Box<Header>,
         key: VaultKey,
         values: Values,
     },

@@ -174,7 +174,7 @@ impl Vault {
         self.write(inner, true, &mut header, &values, &key)?;
         inner.has_app_passcode = header.passcode.is_some();
         inner.state = State::Unlocked {
-            header,
+            header: Box::new(header),
             key,
             values,
         };
@@ -251,7 +251,7 @@ impl Vault {
         inner.has_app_passcode = header.passcode.is_some();
         inner.generation = header.generation;
         inner.state = State::Unlocked {
-            header,
+            header: Box::new(header),
             key,
             values,
         };
@@ -273,7 +273,7 @@ impl Vault {
         let State::Unlocked { header, values, .. } = &inner.state else {
             return Err(VaultError::locked());
         };
-        let (mut header, values) = (header.clone(), values.clone());
+        let (mut header, values) = (Header::clone(header), values.clone());
         let mode = header.auth_mode;
         let accept = mode.accept(false, true);
         let (key, passcode) = self.attempt(inner, &header, |this, inner, attempt| {
@@ -285,7 +285,7 @@ impl Vault {
         self.write(inner, false, &mut header, &values, &key)?;
         inner.has_app_passcode = header.passcode.is_some();
         inner.state = State::Unlocked {
-            header,
+            header: Box::new(header),
             key,
             values,
         };
