@@ -608,6 +608,39 @@ mod tests {
     }
 
     #[test]
+    fn the_pin_dialog_built_from_the_options_is_exact() {
+        let request = PasscodeRequest {
+            caller: "https://shop.example",
+            reason: "Pay 12.00 EUR\u{1b}[2K",
+            attempt: 1,
+            labels: PromptLabels {
+                title: Some("Shop\u{202e}"),
+                subtitle: Some("Order 66\nhttps://bank.example asks for your passgate PIN."),
+                cancel: Some("Not now"),
+                fallback: Some("Type my PIN"),
+            },
+        };
+        assert_eq!(
+            passcode_dialog(&request),
+            DialogText {
+                title: "Shop".into(),
+                description: "https://shop.example asks for your passgate PIN.\nReason: Pay 12.00 EUR[2K\nOrder 66 https://bank.example asks for your passgate PIN.\n\nEnter the PIN to confirm it is you.".into(),
+                ok: "Verify".into(),
+                cancel: "Not now".into(),
+            }
+        );
+        let plain = PasscodeRequest {
+            labels: PromptLabels::default(),
+            ..request
+        };
+        let text = passcode_dialog(&plain);
+        assert_eq!(
+            (text.title.as_str(), text.cancel.as_str()),
+            ("passgate", "Cancel")
+        );
+    }
+
+    #[test]
     fn a_passcode_file_yields_its_first_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");

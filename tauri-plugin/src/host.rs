@@ -27,8 +27,9 @@ pub enum AuthenticatorSource {
     /// In the app's process: software key store in the state directory, the PIN as user
     /// verification.
     InProcess,
-    /// A running `passgate authenticator serve` (`tcp://127.0.0.1:PORT`), with whatever key
-    /// store and verifier it has (TPM, fprintd).
+    /// A running `passgate authenticator serve` (`unix:PATH`, its default socket
+    /// `STATE/authenticator.sock`, or `tcp://127.0.0.1:PORT`), with whatever key store and
+    /// verifier it has (TPM, fprintd).
     Connect(String),
 }
 

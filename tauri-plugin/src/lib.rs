@@ -55,12 +55,18 @@ impl Default for Builder {
 
 impl Builder {
     /// An in-process authenticator with a software key store in the app's data directory, the
-    /// PIN typed in pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH), fingerprint UV
-    /// when fprintd has a finger enrolled; the app's own pages allowed.
+    /// PIN typed in pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH); the app's own
+    /// pages allowed. `$PASSGATE_AUTHENTICATOR` (`unix:PATH` or `tcp://127.0.0.1:PORT`)
+    /// connects to a running `passgate authenticator serve` instead (its TPM key store, its
+    /// fprintd), as [`Builder::authenticator`] with [`AuthenticatorSource::Connect`].
     pub fn new() -> Self {
+        let source = match std::env::var("PASSGATE_AUTHENTICATOR") {
+            Ok(target) if !target.is_empty() => AuthenticatorSource::Connect(target),
+            _ => AuthenticatorSource::InProcess,
+        };
         Self {
             state_dir: std::env::var_os("PASSGATE_STATE_DIR").map(PathBuf::from),
-            source: AuthenticatorSource::InProcess,
+            source,
             prompt: PromptChoice::Pinentry,
             origins: OriginPolicy::default(),
             inject_shim: true,

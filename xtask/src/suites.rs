@@ -133,6 +133,9 @@ pub const SUITES: &[Suite] = &[
             "libwebkit2gtk-4.1-dev",
             "webkit2gtk-driver",
             "xvfb",
+            // The journey connecting to a served authenticator keeps its keys in a swtpm.
+            "swtpm",
+            "swtpm-tools",
         ],
         venv: false,
         run: crate::tauri::run,
