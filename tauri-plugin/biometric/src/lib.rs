@@ -154,7 +154,11 @@ impl<R: Runtime> Biometric<R> {
     /// `status()`: blocks (a status check asks the authenticator).
     pub fn status(&self) -> Result<Status, BiometricError> {
         let host = self.host()?;
-        let result = answer(&host, Some(&app_url()?), &json!({ "type": "biometric.checkStatus" }))?;
+        let result = answer(
+            &host,
+            Some(&app_url()?),
+            &json!({ "type": "biometric.checkStatus" }),
+        )?;
         Ok(status_from(&result))
     }
 
@@ -162,7 +166,8 @@ impl<R: Runtime> Biometric<R> {
     pub fn authenticate(&self, reason: String, options: AuthOptions) -> Result<(), BiometricError> {
         let host = self.host()?;
         let options = serde_json::to_value(&options).unwrap_or(Json::Null);
-        let message = json!({ "type": "biometric.authenticate", "reason": reason, "options": options });
+        let message =
+            json!({ "type": "biometric.authenticate", "reason": reason, "options": options });
         answer(&host, Some(&app_url()?), &message).map(|_| ())
     }
 }
