@@ -482,6 +482,17 @@ pub fn authenticate(
     };
     tracing::info!(caller = caller.name(), %reason, "biometric authentication requested");
     let device = platform.device();
+    // Without the PIN, a fingerprint that cannot verify now is the answer at once, as iOS
+    // rejects before showing anything: no key is made and no prompt shown for a call that
+    // cannot succeed.
+    let readiness = if options.allow_device_credential {
+        Ok(Ok(()))
+    } else {
+        verify::biometric_readiness(device)
+    };
+    if let Ok(Err(code)) = readiness {
+        return Err(BiometricError::of(code));
+    }
     let mut key = proof_key(platform, caller)?;
     let signed_challenge = match &challenge {
         Some(c) => c.clone(),
