@@ -133,7 +133,9 @@ pub const SUITES: &[Suite] = &[
             "libwebkit2gtk-4.1-dev",
             "webkit2gtk-driver",
             "xvfb",
-            // The journey connecting to a served authenticator keeps its keys in a swtpm.
+            // The plugin's in-process TPM key store (built with the `tpm` feature), and the
+            // journeys keeping keys in a swtpm.
+            "libtss2-dev",
             "swtpm",
             "swtpm-tools",
         ],

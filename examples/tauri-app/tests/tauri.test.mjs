@@ -386,6 +386,7 @@ test('connected to a running passgate authenticator (TPM keys in a swtpm) on its
     pinentry.direct({});
     const without = await call(s.browser, 'proof');
     assert.equal(without.ok, false, JSON.stringify(without));
+    assert.equal(without.error.code, 'systemCancel', JSON.stringify(without));
   } finally {
     await s.close();
     await stop(served.child);
@@ -409,6 +410,33 @@ async function verifyProof(p, challenge) {
   });
   return { status: response.status, body: await response.json() };
 }
+
+test('the in-process authenticator with its keys in a swtpm: a proof the relying party verifies, none without the TPM', async () => {
+  const tpm = await swtpm(join(work, `swtpm-inproc-${Date.now()}`));
+  const appState = join(work, `state-tpm-${Date.now()}`);
+  let s;
+  try {
+    s = await session({ stateDir: appState, env: { PASSGATE_KEY_STORE: 'tpm', PASSGATE_TCTI: tpm.tcti } });
+    pinentry.direct({});
+    const proof = await call(s.browser, 'proof');
+    assert.equal(proof.ok, true, JSON.stringify(proof));
+    const { challenge, proof: p } = proof.value;
+    const verdict = await verifyProof(p, challenge);
+    assert.equal(verdict.status, 200, JSON.stringify(verdict.body));
+    assert.equal(verdict.body.verdict.userVerified, true);
+    // The app's own authenticator holds its state; the key is the TPM's: with the swtpm gone,
+    // the same check cannot sign.
+    assert.ok(existsSync(join(appState, 'authenticator', 'device.key')));
+    await stop(tpm.child);
+    pinentry.direct({});
+    const without = await call(s.browser, 'proof');
+    assert.equal(without.ok, false, JSON.stringify(without));
+    assert.equal(without.error.code, 'systemCancel', JSON.stringify(without));
+  } finally {
+    await s?.close();
+    await stop(tpm.child);
+  }
+});
 
 test('a proof from the app, verified by the relying party', async () => {
   const s = await session();
