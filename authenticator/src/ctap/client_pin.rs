@@ -234,6 +234,10 @@ struct Token {
 /// In-memory PIN state: key agreement, the current token, the power-cycle counter.
 pub struct PinRuntime {
     state: Result<PinState, String>,
+    /// The built-in UV retries a restart would start from (the state store's value): never
+    /// more than the in-memory count once an attempt is under way (see
+    /// [`Authenticator::verify_builtin`]).
+    durable_uv_retries: u8,
     key_agreement: Option<KeyAgreement>,
     mismatches: u8,
     token: Option<Token>,
@@ -272,6 +276,7 @@ impl PinRuntime {
             tracing::error!(error = %e, "PIN state unavailable: PIN-protected operations will fail");
         }
         Self {
+            durable_uv_retries: state.as_ref().map_or(0, |s| s.uv_retries),
             state,
             key_agreement: KeyAgreement::generate().ok(),
             mismatches: 0,
@@ -316,15 +321,41 @@ pub(crate) struct TokenUse {
 
 impl Authenticator {
     pub(super) fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let uv_retries = state.uv_retries;
+        self.save_pin_state_with_uv(state, uv_retries)
+    }
+
+    /// Persists `state` with `durable_uv_retries` as its built-in UV count (at most the one in
+    /// memory; see [`Authenticator::verify_builtin`]) and keeps `state` in memory.
+    fn save_pin_state_with_uv(
+        &mut self,
+        state: PinState,
+        durable_uv_retries: u8,
+    ) -> Result<(), StatusCode> {
+        let mut stored = state.clone();
+        stored.uv_retries = durable_uv_retries.min(state.uv_retries);
         self.env
             .state
-            .save(STATE_NAME, &state.encode())
+            .save(STATE_NAME, &stored.encode())
             .map_err(|e| {
                 tracing::error!(error = %e, "could not persist PIN state");
                 StatusCode::Other
             })?;
+        self.pin.durable_uv_retries = stored.uv_retries;
         self.pin.state = Ok(state);
         Ok(())
+    }
+
+    /// Keeps the built-in UV count in memory, and raises the state store's to one below it if
+    /// it is lower (so that a restart never costs more than one attempt).
+    fn keep_uv_retries(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let floor = state.uv_retries.saturating_sub(1);
+        if self.pin.durable_uv_retries < floor {
+            self.save_pin_state_with_uv(state, floor)
+        } else {
+            self.pin.state = Ok(state);
+            Ok(())
+        }
     }
 
     fn regenerate_key_agreement(&mut self) {
@@ -345,6 +376,8 @@ impl Authenticator {
             uv_retries: self.config.max_uv_attempts,
             ..PinState::default()
         });
+        // No state file: a restart starts from the maximum too.
+        self.pin.durable_uv_retries = self.config.max_uv_attempts;
         self.pin.token = None;
         self.pin.mismatches = 0;
         self.regenerate_key_agreement();
@@ -769,9 +802,16 @@ impl Authenticator {
 }
 
 impl Authenticator {
-    /// Built-in user verification with a durable retry counter: the counter is decremented
-    /// before the attempt, restored on success, and at zero built-in UV is blocked
-    /// (CTAP2_ERR_UV_BLOCKED) so the platform falls back to the PIN. A correct PIN restores it.
+    /// Built-in user verification with a durable retry counter: each attempt is paid for on
+    /// disk before it is made, and at zero built-in UV is blocked (CTAP2_ERR_UV_BLOCKED) so the
+    /// platform falls back to the PIN. A correct PIN restores it.
+    ///
+    /// The state store's count may stay *one below* the one in memory: a success restores the
+    /// count in memory, and leaves the decremented value on disk, which already pays for the
+    /// next attempt — so a run of successful verifications writes nothing (two durable writes
+    /// per verification before). A power cut during an attempt never gives a free try; after a
+    /// restart the count may be one lower than it was, until the next success (the safe
+    /// direction).
     pub(super) fn verify_builtin(
         &mut self,
         prompt: &Prompt<'_>,
@@ -782,11 +822,15 @@ impl Authenticator {
             return Err(StatusCode::UvBlocked);
         }
         state.uv_retries -= 1;
-        self.save_pin_state(state.clone())?;
+        if self.pin.durable_uv_retries > state.uv_retries {
+            self.save_pin_state(state.clone())?;
+        } else {
+            self.pin.state = Ok(state.clone());
+        }
         match self.env.user.verify_user(prompt, interaction) {
             Ok(verified) => {
                 state.uv_retries = self.config.max_uv_attempts;
-                self.save_pin_state(state)?;
+                self.keep_uv_retries(state)?;
                 Ok(verified)
             }
             // Not an attempt: the person or the client gave up, or no sensor answered.
@@ -800,7 +844,7 @@ impl Authenticator {
                     .uv_retries
                     .saturating_add(1)
                     .min(self.config.max_uv_attempts);
-                self.save_pin_state(state)?;
+                self.keep_uv_retries(state)?;
                 Err(user_error_status(e))
             }
             Err(UserActionError::Lockout) => {

@@ -1377,7 +1377,7 @@ mod builtin_uv {
     };
 
     /// Test double: a fingerprint sensor whose outcomes the test scripts.
-    struct ScriptedSensor(Arc<Mutex<VecDeque<Result<(), UserActionError>>>>);
+    pub(super) struct ScriptedSensor(pub(super) Arc<Mutex<VecDeque<Result<(), UserActionError>>>>);
 
     impl UserVerifier for ScriptedSensor {
         fn status(&self) -> VerifierStatus {
@@ -1412,7 +1412,7 @@ mod builtin_uv {
         }
     }
 
-    fn uv_request() -> Vec<u8> {
+    pub(super) fn uv_request() -> Vec<u8> {
         request(
             command::MAKE_CREDENTIAL,
             vec![
@@ -1538,3 +1538,4 @@ fn mutated_requests_never_panic() {
 
 mod bio_enrollment;
 mod conformance;
+mod uv_retries;
