@@ -127,7 +127,13 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
         shell_quote(&sdist),
         device_suite::FPRINTD_FILES.join(" "),
     );
-    let guest = boot(target, &command, &["device-suite"], GUEST_TIMEOUT)?;
+    let guest = boot(
+        target,
+        "results",
+        &command,
+        &["device-suite"],
+        GUEST_TIMEOUT,
+    )?;
     let results = &guest.results;
     let results_text = fs::read_to_string(results.join("results.txt")).unwrap_or_default();
     let (mut counts, mut notes) = count_results(&results_text);
@@ -166,9 +172,16 @@ pub struct GuestRun {
 }
 
 /// Boots the guest, which runs `command` (a shell command line, chrooted into the host's
-/// root, its output in `/tmp/results/guest.log`) and powers off; `subdirs` are created in
-/// the fresh results share first. Waits at most `timeout`.
-pub fn boot(target: &Path, command: &str, subdirs: &[&str], timeout: Duration) -> Result<GuestRun> {
+/// root, its output in `/tmp/results/guest.log`) and powers off. The results share is
+/// `target/vm/RESULTS` (emptied first, then `subdirs` created in it), so that guests of
+/// different jobs do not share one. Waits at most `timeout`.
+pub fn boot(
+    target: &Path,
+    results: &str,
+    command: &str,
+    subdirs: &[&str],
+    timeout: Duration,
+) -> Result<GuestRun> {
     let work = target.join("vm");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let (kernel, release) = newest_kernel()?;
@@ -180,7 +193,7 @@ pub fn boot(target: &Path, command: &str, subdirs: &[&str], timeout: Duration) -
         initramfs.display(),
         started.elapsed().as_millis()
     );
-    let results = work.join("results");
+    let results = work.join(results);
     if results.exists() {
         fs::remove_dir_all(&results).with_context(|| format!("clearing {}", results.display()))?;
     }
@@ -199,7 +212,7 @@ pub fn boot(target: &Path, command: &str, subdirs: &[&str], timeout: Duration) -
         "local,path={},mount_tag=results,security_model=none,multidevs=remap",
         results.display()
     );
-    let console_log = work.join("console.log");
+    let console_log = results.with_extension("console.log");
     let console = fs::File::create(&console_log)?;
     let mut qemu = Command::new("qemu-system-x86_64");
     // Two vCPUs: the client writing reports and passgate reading them run at once, as on a
