@@ -110,7 +110,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         pinentry: args.pinentry.as_deref(),
         verifier: &args.verifier,
     })?;
-    let authenticator = build_authenticator(AuthenticatorParts {
+    let mut authenticator = build_authenticator(AuthenticatorParts {
         state_dir: &state_dir,
         key_store: &args.key_store.choice(),
         user: chosen.user,
@@ -126,6 +126,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     use std::io::Write;
     if args.transport == TransportArg::Uhid {
         use passgate_authenticator::transport::uhid;
+        uhid::announce_hid_limits(authenticator.config_mut());
         let server = uhid::UhidServer::start(authenticator, &uhid::passgate_identity()).context(
             "creating the uhid device (is the uhid module loaded, may this user open /dev/uhid?)",
         )?;
