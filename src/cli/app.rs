@@ -26,8 +26,8 @@ use passgate_authenticator::setup::{AuthenticatorParts, build_authenticator};
 use passgate_bridge::prompt::TrustedPrompt;
 
 use super::{
-    KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, VerifierKind,
-    state_dir_or_default, user_verifier,
+    KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, state_dir_or_default,
+    user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -307,7 +307,7 @@ fn tpm_backend(_: &PlatformArgs) -> Result<KeyBackend> {
 /// The authenticator in this process, on the state directory (as `authenticator serve`, with
 /// pinentry from $PASSGATE_PINENTRY or PATH and no reset window).
 fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Authenticator> {
-    let user = user_verifier(&UserArgs {
+    let chosen = user_verifier(&UserArgs {
         presence: args.presence,
         presence_timeout: Duration::from_secs(args.presence_timeout),
         pinentry: None,
@@ -316,8 +316,8 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
     Ok(build_authenticator(AuthenticatorParts {
         state_dir,
         key_store: &args.key_store.choice(),
-        user,
-        biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
+        user: chosen.user,
+        biometric_release: chosen.fingerprint,
         attestation: AttestationFormat::None,
         capacity: 250_000,
         max_uv_attempts: args.verifier.max_attempts,

@@ -81,15 +81,41 @@ mod key {
 
 impl Authenticator {
     pub(super) fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let uv_retries = state.uv_retries;
+        self.save_pin_state_with_uv(state, uv_retries)
+    }
+
+    /// Persists `state` with `durable_uv_retries` as its built-in UV count (at most the one in
+    /// memory; see [`Authenticator::verify_builtin`]) and keeps `state` in memory.
+    fn save_pin_state_with_uv(
+        &mut self,
+        state: PinState,
+        durable_uv_retries: u8,
+    ) -> Result<(), StatusCode> {
+        let mut stored = state.clone();
+        stored.uv_retries = durable_uv_retries.min(state.uv_retries);
         self.env
             .state
-            .save(STATE_NAME, &state.encode())
+            .save(STATE_NAME, &stored.encode())
             .map_err(|e| {
                 tracing::error!(error = %e, "could not persist PIN state");
                 StatusCode::Other
             })?;
+        self.pin.durable_uv_retries = stored.uv_retries;
         self.pin.state = Ok(state);
         Ok(())
+    }
+
+    /// Keeps the built-in UV count in memory, and raises the state store's to one below it if
+    /// it is lower (so that a restart never costs more than one attempt).
+    fn keep_uv_retries(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let floor = state.uv_retries.saturating_sub(1);
+        if self.pin.durable_uv_retries < floor {
+            self.save_pin_state_with_uv(state, floor)
+        } else {
+            self.pin.state = Ok(state);
+            Ok(())
+        }
     }
 
     fn regenerate_key_agreement(&mut self) {
@@ -110,6 +136,8 @@ impl Authenticator {
             uv_retries: self.config.max_uv_attempts,
             ..PinState::default()
         });
+        // No state file: a restart starts from the maximum too.
+        self.pin.durable_uv_retries = self.config.max_uv_attempts;
         self.pin.token = None;
         self.pin.mismatches = 0;
         self.regenerate_key_agreement();

@@ -176,6 +176,10 @@ pub(super) struct Token {
 /// In-memory PIN state: key agreement, the current token, the power-cycle counter.
 pub struct PinRuntime {
     pub(super) state: Result<PinState, String>,
+    /// The built-in UV retries a restart would start from (the state store's value): never
+    /// more than the in-memory count once an attempt is under way (see
+    /// [`crate::Authenticator::verify_builtin`]).
+    pub(super) durable_uv_retries: u8,
     pub(super) key_agreement: Option<KeyAgreement>,
     pub(super) mismatches: u8,
     pub(super) token: Option<Token>,
@@ -214,6 +218,7 @@ impl PinRuntime {
             tracing::error!(error = %e, "PIN state unavailable: PIN-protected operations will fail");
         }
         Self {
+            durable_uv_retries: state.as_ref().map_or(0, |s| s.uv_retries),
             state,
             key_agreement: KeyAgreement::generate().ok(),
             mismatches: 0,

@@ -135,9 +135,16 @@ impl Authenticator {
 }
 
 impl Authenticator {
-    /// Built-in user verification with a durable retry counter: the counter is decremented
-    /// before the attempt, restored on success, and at zero built-in UV is blocked
-    /// (CTAP2_ERR_UV_BLOCKED) so the platform falls back to the PIN. A correct PIN restores it.
+    /// Built-in user verification with a durable retry counter: each attempt is paid for on
+    /// disk before it is made, and at zero built-in UV is blocked (CTAP2_ERR_UV_BLOCKED) so the
+    /// platform falls back to the PIN. A correct PIN restores it.
+    ///
+    /// The state store's count may stay *one below* the one in memory: a success restores the
+    /// count in memory, and leaves the decremented value on disk, which already pays for the
+    /// next attempt — so a run of successful verifications writes nothing (two durable writes
+    /// per verification before). A power cut during an attempt never gives a free try; after a
+    /// restart the count may be one lower than it was, until the next success (the safe
+    /// direction).
     pub(in crate::ctap) fn verify_builtin(
         &mut self,
         prompt: &Prompt<'_>,
@@ -148,11 +155,15 @@ impl Authenticator {
             return Err(StatusCode::UvBlocked);
         }
         state.uv_retries -= 1;
-        self.save_pin_state(state.clone())?;
+        if self.pin.durable_uv_retries > state.uv_retries {
+            self.save_pin_state(state.clone())?;
+        } else {
+            self.pin.state = Ok(state.clone());
+        }
         match self.env.user.verify_user(prompt, interaction) {
             Ok(verified) => {
                 state.uv_retries = self.config.max_uv_attempts;
-                self.save_pin_state(state)?;
+                self.keep_uv_retries(state)?;
                 Ok(verified)
             }
             // Not an attempt: the person or the client gave up, or no sensor answered.
@@ -166,7 +177,7 @@ impl Authenticator {
                     .uv_retries
                     .saturating_add(1)
                     .min(self.config.max_uv_attempts);
-                self.save_pin_state(state)?;
+                self.keep_uv_retries(state)?;
                 Err(user_error_status(e))
             }
             Err(UserActionError::Lockout) => {

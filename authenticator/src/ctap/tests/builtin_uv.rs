@@ -11,7 +11,7 @@ use crate::api::user_verifier::{
 };
 
 /// Test double: a fingerprint sensor whose outcomes the test scripts.
-struct ScriptedSensor(Arc<Mutex<VecDeque<Result<(), UserActionError>>>>);
+pub(super) struct ScriptedSensor(pub(super) Arc<Mutex<VecDeque<Result<(), UserActionError>>>>);
 
 impl UserVerifier for ScriptedSensor {
     fn status(&self) -> VerifierStatus {
@@ -40,7 +40,7 @@ impl UserVerifier for ScriptedSensor {
     }
 }
 
-fn uv_request() -> Vec<u8> {
+pub(super) fn uv_request() -> Vec<u8> {
     request(
         command::MAKE_CREDENTIAL,
         vec![

@@ -316,3 +316,4 @@ mod conformance;
 mod malformed;
 mod mutation;
 mod pin;
+mod uv_retries;
