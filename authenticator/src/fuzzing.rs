@@ -7,7 +7,8 @@
 //! reported as `Err` so the fuzz target can fail on it with the bytes that caused it.
 
 use crate::ctap::PinState;
-use crate::software::credential_store::{decode_record, encode_record, parse_epoch};
+use crate::software::credential_store::parse_epoch;
+use crate::software::credential_store::record::{decode_record, encode_record};
 
 /// A decoder whose re-encoding did not survive a second decode unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,7 @@ mod run;
 mod suites;
 mod tauri;
 mod vm;
+mod vm_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,8 +61,9 @@ commands:
                          seconds (default 30) within 256 MiB and 1 s per input; prints
                          executions, crashes, hangs and peak RSS per target, fails on any;
                          --seed rewrites fuzz/corpus from the test suites, minimised
-  bench                  run the criterion benchmarks and print each target as a ratio
-                         against its peer measured in the same run
+  bench [uhid]           run the criterion benchmarks and print each target as a ratio
+                         against its peer measured in the same run (`uhid`: only the
+                         getAssertion round trip over uhid vs TCP, in a QEMU guest)
   help                   this text
 ";
 
@@ -97,7 +99,11 @@ fn real_main() -> Result<ExitCode> {
         }
         Some("bench") => {
             let target = target_dir(&root)?;
-            bench::run(&root, &target)
+            match args.get(1).map(String::as_str) {
+                None => bench::run(&root, &target),
+                Some("uhid") => bench::run_uhid(&root, &target),
+                Some(other) => bail!("unknown benchmark set `{other}` (try `uhid`)"),
+            }
         }
         Some("setup") => {
             let mut installer = deps::AptInstaller::new();

@@ -67,6 +67,8 @@ pub fn sample_file(auth_mode: super::AuthMode, values: &[(&str, &str)]) -> Resul
         credential_id: vec![7; 16],
         salt: [9; 32],
         biometric_bound: auth_mode == super::AuthMode::BiometricOnly,
+        generation: 3,
+        passcode: None,
     };
     let values = values
         .iter()
