@@ -70,7 +70,7 @@ fn a_vault_write_that_fails_keeps_the_old_values() {
         {
             let fault = faults::inject(op, 1, errno);
             let err = vault.store_value("k", &json!("new"), &i()).unwrap_err();
-            assert_eq!(err.code, VaultErrorCode::Unknown, "{op:?}");
+            assert_eq!(err.code, VaultErrorCode::VaultUnavailable, "{op:?}");
             assert!(err.message.contains(text), "{op:?}: {}", err.message);
             assert!(fault.fired() >= 1);
         }
