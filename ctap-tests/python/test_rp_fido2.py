@@ -11,6 +11,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from fido2 import cbor
+from fido2.client import ClientError
 from fido2.ctap2 import Ctap2
 
 from helpers import ORIGIN, RP_ID, cose_to_cryptography, ecdsa_valid
@@ -97,8 +98,15 @@ def test_register_then_sign_in_by_username_and_discoverably(rp, browser_client, 
     listed = browser.ok("GET", "/api/credentials")["credentials"]
     assert [(c["id"], c["current"]) for c in listed] == [(credential_id, True)]
 
-    # The same username cannot sign up again.
-    expect_error(rp.browser().post("/api/register/options", {"username": "alice"}), 409, "username_taken")
+    # The same username cannot sign up again, but the options do not say so (that would tell
+    # anyone which names exist): only a completed ceremony is refused, and alice is untouched.
+    again = rp.browser()
+    taken = again.ok("POST", "/api/register/options", {"username": "alice", "displayName": "Not Alice"})
+    assert set(taken) == set(options) and taken["user"]["name"] == "alice"
+    assert taken["user"]["id"] != options["user"]["id"]
+    expect_error(again.post("/api/register/verify", response_json(create(browser_client(), taken))), 409,
+                 "username_taken")
+    expect_error(again.get("/api/session"), 401, "not_signed_in")
 
     # Sign in with the username on a fresh browser profile.
     fresh = rp.browser()
@@ -138,8 +146,18 @@ def test_register_then_sign_in_by_username_and_discoverably(rp, browser_client, 
     body["response"].pop("userHandle", None)
     expect_error(rp.browser().post("/api/login/verify", body), 400, "user_handle_missing")
 
-    # Unknown usernames are reported as such; logout ends the session.
-    expect_error(rp.browser().post("/api/login/options", {"username": "nobody"}), 404, "unknown_user")
+    # An unknown username answers like a known one: decoy descriptors, stable per name, that no
+    # authenticator holds (python-fido2's client finds no credential for them).
+    nobody = rp.browser().ok("POST", "/api/login/options", {"username": "nobody"})
+    known = rp.browser().ok("POST", "/api/login/options", {"username": "alice"})
+    assert set(nobody) == set(known) and nobody["userVerification"] == known["userVerification"]
+    assert 1 <= len(nobody["allowCredentials"]) <= 3
+    assert [c["id"] for c in rp.browser().ok("POST", "/api/login/options", {"username": "nobody"})["allowCredentials"]] \
+        == [c["id"] for c in nobody["allowCredentials"]]
+    with pytest.raises(ClientError) as refused:
+        get(browser_client(), nobody)
+    assert refused.value.code == ClientError.ERR.DEVICE_INELIGIBLE
+    # Logout ends the session.
     assert anonymous.ok("POST", "/api/logout", {}) == {"signedOut": True}
     assert anonymous.cookie is None
     expect_error(anonymous.get("/api/session"), 401, "not_signed_in")
