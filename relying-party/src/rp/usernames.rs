@@ -80,8 +80,8 @@ fn invisible(c: char) -> bool {
     }
     // Outside ASCII, only what UTS #39 allows in identifiers, plus visible symbols and
     // punctuation that are not spaces or format characters.
-    !(c.identifier_allowed()
-        || (!c.is_whitespace() && !is_default_ignorable(c) && is_visible_symbol(c)))
+    let visible_symbol = !c.is_whitespace() && !is_default_ignorable(c) && is_visible_symbol(c);
+    !c.identifier_allowed() && !visible_symbol
 }
 
 /// Default-ignorable code points (DerivedCoreProperties), the ones that matter here.
