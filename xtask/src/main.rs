@@ -24,6 +24,7 @@ mod deps;
 mod device_suite;
 mod parse;
 mod run;
+mod soak;
 mod suites;
 mod tauri;
 mod vm;
@@ -56,6 +57,11 @@ commands:
   setup                  only install every suite's Debian packages and the Python venv
   bench                  run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run
+  soak [--minutes N]     one `passgate demo` driven by scripted sign-ups and sign-ins for
+                         N minutes (default 60), RSS and open fds sampled every 30 s;
+                         fails if either grows
+  soak --postgres        PostgreSQL killed and restarted under load on two `passgate rp`
+                         instances, then 10,000 ceremonies across both
   help                   this text
 ";
 
@@ -84,6 +90,10 @@ fn real_main() -> Result<ExitCode> {
         Some("bench") => {
             let target = target_dir(&root)?;
             bench::run(&root, &target)
+        }
+        Some("soak") => {
+            let target = target_dir(&root)?;
+            soak::run(&root, &target, args.get(1..).unwrap_or_default())
         }
         Some("setup") => {
             let mut installer = deps::AptInstaller::new();
