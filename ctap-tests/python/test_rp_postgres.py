@@ -157,9 +157,9 @@ def test_ceremonies_and_sessions_move_between_instances(cluster, pair, client_fa
     assertion = response_json(get(client_factory(), options))
     assert b.browser().ok("POST", "/api/login/verify", assertion)["user"]["name"] == "pat"
     expect_error(b.browser().post("/api/login/verify", assertion), 400, "unknown_challenge")
-    # A username taken through B is taken on A: A gives options (they do not tell which names
-    # exist) and refuses the completed ceremony.
-    again = a.browser()
+    # A taken username: the options do not tell which names exist; the completed ceremony is
+    # refused and nothing is stored.
+    again = b.browser()
     taken = again.ok("POST", "/api/register/options", {"username": "pat"})
     expect_error(again.post("/api/register/verify", response_json(create(client_factory(), taken))), 409,
                  "username_taken")
