@@ -67,36 +67,36 @@ pub fn normalize_username(name: &str) -> Result<String, RpError> {
     Ok(normalized)
 }
 
-/// Whether `c` is invisible or changes how the text around it is shown: control characters,
-/// default-ignorable code points (zero-width, bidi controls, variation selectors) and
-/// characters UTS #39 does not allow in identifiers that are not ordinary visible
-/// punctuation or symbols.
+/// Whether `c` is invisible, changes how the text around it is shown, or is not meant for
+/// names: control, format (zero-width, bidi controls), private-use, unassigned and
+/// surrogate code points, spaces other than U+0020, line and paragraph separators, the other
+/// default-ignorable code points (variation selectors, Hangul fillers), and letters or marks
+/// UTS #39 does not allow in identifiers (obsolete and limited-use scripts). Visible
+/// punctuation and symbols (`·`, `€`, `–`) are fine.
 fn invisible(c: char) -> bool {
-    if c.is_control() {
-        return true;
-    }
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
     if c == ' ' || c.is_ascii_graphic() {
         return false;
     }
-    // Outside ASCII, only what UTS #39 allows in identifiers, plus visible symbols and
-    // punctuation that are not spaces or format characters.
-    let visible_symbol = !c.is_whitespace() && !is_default_ignorable(c) && is_visible_symbol(c);
-    !c.identifier_allowed() && !visible_symbol
+    if is_default_ignorable(c) {
+        return true;
+    }
+    match c.general_category_group() {
+        GeneralCategoryGroup::Other | GeneralCategoryGroup::Separator => true,
+        GeneralCategoryGroup::Punctuation | GeneralCategoryGroup::Symbol => false,
+        GeneralCategoryGroup::Letter
+        | GeneralCategoryGroup::Mark
+        | GeneralCategoryGroup::Number => !c.identifier_allowed(),
+    }
 }
 
-/// Default-ignorable code points (DerivedCoreProperties), the ones that matter here.
+/// Default-ignorable code points (DerivedCoreProperties) that are not in general category
+/// Cf, Cc or Zs, which [`invisible`] refuses anyway: combining grapheme joiner, Hangul
+/// fillers, Mongolian and other variation selectors, Khmer inherent vowels.
 fn is_default_ignorable(c: char) -> bool {
     matches!(u32::from(c),
-        0x00AD | 0x034F | 0x061C | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F
-        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
-        | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFF8 | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
-        | 0xE0000..=0xE0FFF)
-}
-
-/// Visible punctuation and symbols outside ASCII (`·`, `€`, `–`): allowed in a username but
-/// not in identifiers.
-fn is_visible_symbol(c: char) -> bool {
-    !c.is_alphanumeric() && !matches!(u32::from(c), 0xE000..=0xF8FF | 0xF0000..=0x10FFFF)
+        0x034F | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFFA0 | 0xE0100..=0xE01EF)
 }
 
 /// The synthetic credential descriptors sign-in options list for a username nobody has.
@@ -203,6 +203,12 @@ mod tests {
             ("alice\u{202e}", Err("disallowed_character_in_username")),
             ("ali\u{ad}ce", Err("disallowed_character_in_username")),
             ("al\nice", Err("disallowed_character_in_username")),
+            ("a\u{fff9}b", Err("disallowed_character_in_username")),
+            ("a\u{e000}b", Err("disallowed_character_in_username")),
+            ("a\u{2028}b", Err("disallowed_character_in_username")),
+            ("a\u{fe0f}b", Err("disallowed_character_in_username")),
+            ("a\u{a0}b", Ok("a b")),
+            ("€uro–fan·1", Ok("€uro–fan·1")),
             (" alice", Err("invalid_username")),
             ("", Err("invalid_username")),
             ("\u{3000}", Err("invalid_username")),
