@@ -98,3 +98,32 @@ pub fn run(root: &Path, target_dir: &Path, args: &[String]) -> Result<ExitCode> 
         ExitCode::FAILURE
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn soak_arguments() {
+        assert!(matches!(parse(&args(&[])), Ok(Soak::Demo { minutes }) if minutes == "60"));
+        assert!(
+            matches!(parse(&args(&["--minutes", "5"])), Ok(Soak::Demo { minutes }) if minutes == "5")
+        );
+        assert!(
+            matches!(parse(&args(&["--minutes=0.5"])), Ok(Soak::Demo { minutes }) if minutes == "0.5")
+        );
+        assert!(matches!(parse(&args(&["--postgres"])), Ok(Soak::Postgres)));
+        for bad in [
+            &["--minutes", "0"][..],
+            &["--minutes", "x"],
+            &["--minutes"],
+            &["--bogus"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
