@@ -66,12 +66,12 @@ fn main() -> Result<std::process::ExitCode> {
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
+            .with_writer(cli::log_sink::LogSink)
             .with_env_filter(filter)
             .init();
     } else {
         tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
+            .with_writer(cli::log_sink::LogSink)
             .with_env_filter(filter)
             .init();
     }

@@ -152,11 +152,15 @@ impl Handler for WebAuthn {
             }
             _ => {}
         }
-        // Only `type` and `options` go to the bridge: whatever else the page put in the
-        // message (an "origin" of its choosing, say) is dropped here.
+        // Only `type`, `options` and an action's `payload` (checked against the challenge
+        // before it is shown) go to the bridge: whatever else the page put in the message (an
+        // "origin" of its choosing, say) is dropped here.
         let mut request = json!({ "type": kind });
         if let Some(options) = message.get("options") {
             request["options"] = options.clone();
+        }
+        if let Some(payload) = message.get("payload") {
+            request["payload"] = payload.clone();
         }
         let _immediate =
             matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));

@@ -51,6 +51,25 @@ pub fn client_data_json(
     out.into_bytes()
 }
 
+/// The member passgate adds to a signed action's client data when its trusted prompt shows the
+/// action's text before the signature (the ceremony fails if it cannot): a relying party may
+/// say in its receipt that the person was shown what they approved. A further member after
+/// the standard ones, as §5.8.1.2 allows; relying parties that do not know it ignore it.
+pub const PAYLOAD_SHOWN_MEMBER: &str = "passgatePayloadShown";
+
+/// [`client_data_json`] with `"passgatePayloadShown":true` last.
+pub fn client_data_json_payload_shown(
+    kind: CeremonyType,
+    challenge: &[u8],
+    origin: &str,
+    top_origin: Option<&str>,
+) -> Vec<u8> {
+    let mut out = client_data_json(kind, challenge, origin, top_origin);
+    out.pop();
+    out.extend_from_slice(format!(",\"{PAYLOAD_SHOWN_MEMBER}\":true}}").as_bytes());
+    out
+}
+
 /// CCDToString (§5.8.1.2): `"` and `\` escaped, control characters as `\uXXXX`, everything
 /// else as is.
 fn push_json_string(out: &mut String, s: &str) {
@@ -95,6 +114,20 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
             r#"{"type":"webauthn.get","challenge":"MDEyMzQ1Njc4OWFiY2RlZg","origin":"https://pay.example","crossOrigin":true,"topOrigin":"https://shop.example"}"#
+        );
+    }
+
+    #[test]
+    fn a_shown_payload_is_said_last() {
+        let bytes = client_data_json_payload_shown(
+            CeremonyType::Get,
+            &[1, 2, 3],
+            "https://example.com",
+            None,
+        );
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"type":"webauthn.get","challenge":"AQID","origin":"https://example.com","crossOrigin":false,"passgatePayloadShown":true}"#
         );
     }
 

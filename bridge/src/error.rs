@@ -117,12 +117,13 @@ impl BridgeError {
                 ErrorName::NotAllowedError,
                 "the credential is no longer valid on this authenticator",
             ),
-            Some(StatusCode::OperationDenied) => {
-                (ErrorName::NotAllowedError, "the user denied the request")
-            }
+            Some(StatusCode::OperationDenied) => (
+                ErrorName::NotAllowedError,
+                "you declined on passgate's prompt",
+            ),
             Some(StatusCode::UserActionTimeout | StatusCode::ActionTimeout) => (
                 ErrorName::NotAllowedError,
-                "the user did not respond in time",
+                "no answer in time on passgate's prompt",
             ),
             Some(StatusCode::KeepaliveCancel) => {
                 (ErrorName::AbortError, "the request was cancelled")
@@ -142,7 +143,7 @@ impl BridgeError {
             ),
             Some(StatusCode::PinAuthBlocked) => (
                 ErrorName::NotAllowedError,
-                "too many wrong PINs: restart the authenticator and try again",
+                "three wrong PINs in a row: passgate stops asking for the PIN until its authenticator restarts (restart `passgate authenticator serve`, or the demo); the PIN's other attempts are kept",
             ),
             Some(StatusCode::PinNotSet | StatusCode::PuatRequired) => (
                 ErrorName::NotAllowedError,

@@ -34,8 +34,8 @@ pub mod origin;
 pub mod prompt;
 
 pub use ceremony::{
-    Account, AccountChoice, Bridge, NewPinRequest, NoUserInterface, PinRequest, Purpose,
-    UserInterface,
+    Account, AccountChoice, ApprovalRequest, Bridge, MAX_PAYLOAD_BYTES, NewPinRequest,
+    NoUserInterface, PinRequest, Purpose, Unanswered, UserInterface,
 };
 pub use error::{BridgeError, ErrorName};
 pub use origin::{Caller, CallerOrigin};

@@ -15,10 +15,13 @@
 //! a first PIN, pick an account) and [`PromptPresence`] is an authenticator's
 //! [`UserVerifier`] for presence (approve or deny each request).
 
+pub mod grant;
 pub mod pinentry;
+pub mod shown;
 pub mod terminal;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use passgate_authenticator::api::user_verifier::{
     Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError, UserVerified,
@@ -26,8 +29,11 @@ use passgate_authenticator::api::user_verifier::{
 };
 use zeroize::Zeroizing;
 
-use crate::ceremony::{AccountChoice, NewPinRequest, PinRequest, Purpose, UserInterface};
+use crate::ceremony::{
+    AccountChoice, ApprovalRequest, NewPinRequest, PinRequest, Purpose, Unanswered, UserInterface,
+};
 
+pub use grant::PresenceGrants;
 pub use pinentry::Pinentry;
 pub use terminal::TerminalPrompt;
 
@@ -99,6 +105,12 @@ pub trait TrustedPrompt: Send + Sync {
     /// A short name for logs and messages ("pinentry", "terminal").
     fn name(&self) -> &'static str;
 
+    /// How long a dialog waits for the person, when it has its own timeout (named in the
+    /// page's error when nobody answered).
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Asks for a secret (a PIN); the input is not echoed.
     fn secret(
         &self,
@@ -149,7 +161,8 @@ pub trait TrustedPrompt: Send + Sync {
 }
 
 /// "http://localhost:9000 wants to sign in to localhost" and the like. Every part is cleaned
-/// ([`passgate_proto::display::clean`]): the page chose the RP ID and the user name.
+/// ([`passgate_proto::display::clean`]): the page chose the RP ID, the user name and an
+/// action's text.
 fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
     let clean = passgate_proto::display::clean;
     let (origin, rp_id) = (clean(origin), clean(rp_id));
@@ -161,9 +174,39 @@ fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
             )
         }
         Purpose::Get => format!("{origin} wants to sign in with your passkey for {rp_id}."),
+        Purpose::Approve { payload } => format!(
+            "Approve on {origin} (your passkey for {rp_id}):\n\n{}",
+            shown::payload_block(payload)
+        ),
         Purpose::Autofill => {
             format!("Passkey autofill: {origin} offers to sign you in with a passkey for {rp_id}.")
         }
+    }
+}
+
+/// The operation, for a dialog's title: every prompt names what it is for.
+fn operation_title(purpose: Purpose<'_>) -> &'static str {
+    match purpose {
+        Purpose::Create { .. } => "passgate: create a passkey",
+        Purpose::Get | Purpose::Autofill => "passgate: sign in",
+        Purpose::Approve { .. } => "passgate: approve an action",
+    }
+}
+
+/// The label of the button that goes ahead.
+fn operation_button(purpose: Purpose<'_>) -> &'static str {
+    match purpose {
+        Purpose::Create { .. } => "Create passkey",
+        Purpose::Get | Purpose::Autofill => "Sign in",
+        Purpose::Approve { .. } => "Approve",
+    }
+}
+
+/// The authenticator's operation a ceremony for `purpose` approves.
+fn presence_action(purpose: Purpose<'_>) -> PromptAction {
+    match purpose {
+        Purpose::Create { .. } => PromptAction::Register,
+        Purpose::Get | Purpose::Autofill | Purpose::Approve { .. } => PromptAction::SignIn,
     }
 }
 
@@ -228,6 +271,7 @@ pub fn ask_new_pin(
 #[derive(Clone)]
 pub struct PromptUi {
     prompt: Arc<dyn TrustedPrompt>,
+    grants: Option<Arc<PresenceGrants>>,
 }
 
 impl std::fmt::Debug for PromptUi {
@@ -241,7 +285,36 @@ impl std::fmt::Debug for PromptUi {
 impl PromptUi {
     /// Asks through `prompt`.
     pub fn new(prompt: Arc<dyn TrustedPrompt>) -> Self {
-        Self { prompt }
+        Self {
+            prompt,
+            grants: None,
+        }
+    }
+
+    /// Records each approval collected here (a PIN typed in a dialog that named the whole
+    /// request, an action approved) in `grants`, for an authenticator in this process whose
+    /// [`PromptPresence`] shares them: one prompt per request instead of two.
+    pub fn with_presence_grants(mut self, grants: Arc<PresenceGrants>) -> Self {
+        self.grants = Some(grants);
+        self
+    }
+
+    fn granted(&self, rp_id: &str, purpose: Purpose<'_>) {
+        if let Some(grants) = &self.grants {
+            grants.grant(rp_id, presence_action(purpose));
+        }
+    }
+
+    /// Why a dialog gave no answer, as the ceremony reports it to the page.
+    fn unanswered(&self, e: &PromptError) -> Unanswered {
+        match e {
+            PromptError::Declined => Unanswered::Declined,
+            PromptError::Cancelled => Unanswered::Cancelled,
+            PromptError::TimedOut => {
+                Unanswered::TimedOut(self.prompt.timeout().map(|t| t.as_secs()))
+            }
+            PromptError::Unavailable(_) => Unanswered::Unavailable,
+        }
     }
 
     fn log_failure(&self, what: &str, e: &PromptError) {
@@ -259,10 +332,14 @@ impl UserInterface for PromptUi {
         true
     }
 
-    fn pin(&self, request: &PinRequest<'_>) -> Option<Zeroizing<String>> {
+    fn pin(&self, request: &PinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
         let description = format!(
-            "{}\n\nEnter your passgate PIN to confirm it is you.",
-            request_line(request.origin, request.rp_id, request.purpose)
+            "{}\n\nEnter your passgate PIN to {}.",
+            request_line(request.origin, request.rp_id, request.purpose),
+            match request.purpose {
+                Purpose::Approve { .. } => "approve exactly this",
+                _ => "confirm it is you",
+            }
         );
         let error = request.after_wrong_pin.map(|left| match left {
             Some(1) => "Wrong PIN. 1 attempt left before the PIN is blocked.".to_owned(),
@@ -270,24 +347,33 @@ impl UserInterface for PromptUi {
             None => "Wrong PIN.".to_owned(),
         });
         let dialog = Dialog {
+            title: operation_title(request.purpose),
             description: &description,
             prompt: "PIN:",
             error: error.as_deref(),
-            ok: "Verify",
+            ok: operation_button(request.purpose),
             cancel: "Cancel",
             ..Dialog::default()
         };
-        self.prompt
-            .secret(&dialog, request.interaction)
-            .map_err(|e| self.log_failure("PIN entry", &e))
-            .ok()
+        match self.prompt.secret(&dialog, request.interaction) {
+            Ok(pin) => {
+                // The dialog named the whole request and the person went ahead: that is
+                // the approval (a wrong PIN gets no token, so the grant does nothing).
+                self.granted(request.rp_id, request.purpose);
+                Ok(pin)
+            }
+            Err(e) => {
+                self.log_failure("PIN entry", &e);
+                Err(self.unanswered(&e))
+            }
+        }
     }
 
     fn sets_pin(&self) -> bool {
         true
     }
 
-    fn new_pin(&self, request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
+    fn new_pin(&self, request: &NewPinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
         let head = request_line(request.origin, request.rp_id, request.purpose);
         let choose = format!(
             "This needs user verification, and passgate has no PIN yet. Choose a PIN (at least {} characters): you will type it whenever a site needs to know it is you.",
@@ -300,12 +386,63 @@ impl UserInterface for PromptUi {
             // The ceremony checks the length (and the authenticator's other rules) itself.
             min_length: None,
         };
-        ask_new_pin(&dialogs, |dialog| {
+        let mut failure = None;
+        let pin = ask_new_pin(&dialogs, |dialog| {
+            let dialog = Dialog {
+                title: operation_title(request.purpose),
+                ..*dialog
+            };
             self.prompt
-                .secret(dialog, request.interaction)
-                .map_err(|e| self.log_failure("new PIN", &e))
+                .secret(&dialog, request.interaction)
+                .map_err(|e| {
+                    self.log_failure("new PIN", &e);
+                    failure = Some(self.unanswered(&e));
+                })
                 .ok()
-        })
+        });
+        match pin {
+            Some(pin) => {
+                self.granted(request.rp_id, request.purpose);
+                Ok(pin)
+            }
+            // Three rounds without two matching entries: the person did not get there.
+            None => Err(failure.unwrap_or(Unanswered::Declined)),
+        }
+    }
+
+    fn shows_approvals(&self) -> bool {
+        true
+    }
+
+    fn approve(&self, request: &ApprovalRequest<'_>) -> Result<(), Unanswered> {
+        let description = format!(
+            "{}\n\nApprove only if you started this yourself.",
+            request_line(request.origin, request.rp_id, request.purpose)
+        );
+        let dialog = Dialog {
+            title: operation_title(request.purpose),
+            description: &description,
+            ok: operation_button(request.purpose),
+            cancel: "Deny",
+            ..Dialog::default()
+        };
+        match self.prompt.confirm(&dialog, request.interaction) {
+            Ok(Answer::Ok) => {
+                self.granted(request.rp_id, request.purpose);
+                Ok(())
+            }
+            Ok(Answer::NotOk) => Err(Unanswered::Declined),
+            Err(e) => {
+                self.log_failure("approval", &e);
+                Err(self.unanswered(&e))
+            }
+        }
+    }
+
+    fn ceremony_ended(&self) {
+        if let Some(grants) = &self.grants {
+            grants.clear();
+        }
     }
 
     fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
@@ -343,6 +480,7 @@ impl UserInterface for PromptUi {
 #[derive(Clone)]
 pub struct PromptPresence {
     prompt: Arc<dyn TrustedPrompt>,
+    grants: Option<Arc<PresenceGrants>>,
 }
 
 impl std::fmt::Debug for PromptPresence {
@@ -356,7 +494,17 @@ impl std::fmt::Debug for PromptPresence {
 impl PromptPresence {
     /// Asks through `prompt`.
     pub fn new(prompt: Arc<dyn TrustedPrompt>) -> Self {
-        Self { prompt }
+        Self {
+            prompt,
+            grants: None,
+        }
+    }
+
+    /// Takes the approval a [`PromptUi`] on the same prompt, in this process, just collected
+    /// for the same operation on the same site (see [`grant`]) instead of asking again.
+    pub fn with_presence_grants(mut self, grants: Arc<PresenceGrants>) -> Self {
+        self.grants = Some(grants);
+        self
     }
 }
 
@@ -370,6 +518,17 @@ impl UserVerifier for PromptPresence {
         prompt: &Prompt<'_>,
         interaction: &Interaction,
     ) -> Result<(), UserActionError> {
+        if let (Some(grants), Some(rp_id)) = (&self.grants, prompt.rp_id)
+            && grants.take(rp_id, prompt.action)
+        {
+            tracing::info!(
+                prompt = self.prompt.name(),
+                rp_id,
+                outcome = "approved in the bridge's prompt",
+                "presence"
+            );
+            return Ok(());
+        }
         // The RP ID and the account name come from the client (a page, an app): cleaned.
         let clean = passgate_proto::display::clean;
         let rp = prompt.rp_id.map_or_else(|| "a site".to_owned(), clean);

@@ -106,10 +106,11 @@ fn a_long_allow_list_is_probed_silently_in_batches() {
     let before = transport.commands().len();
     let signed = bridge.get(ORIGIN, None, &request(&allow)).unwrap();
     assert_eq!(signed["id"], cred["id"]);
-    // getInfo, three silent probes, the PIN (key agreement, token), the real getAssertion.
+    // getInfo, three silent probes, the PIN (whether it is usable, key agreement, token),
+    // the real getAssertion.
     assert_eq!(
         transport.commands()[before..],
-        [0x04, 0x02, 0x02, 0x02, 0x06, 0x06, 0x02]
+        [0x04, 0x02, 0x02, 0x02, 0x06, 0x06, 0x06, 0x02]
     );
 }
 
@@ -324,10 +325,11 @@ fn a_long_exclude_list_still_finds_the_existing_credential() {
     let before = transport.commands().len();
     let e = bridge.create(ORIGIN, None, &again).unwrap_err();
     assert_eq!(e.name, ErrorName::InvalidStateError, "{e}");
-    // getInfo, two silent probes, PIN (key agreement, token), makeCredential.
+    // getInfo, two silent probes, PIN (whether it is usable, key agreement, token),
+    // makeCredential.
     assert_eq!(
         transport.commands()[before..],
-        [0x04, 0x02, 0x02, 0x06, 0x06, 0x01]
+        [0x04, 0x02, 0x02, 0x06, 0x06, 0x06, 0x01]
     );
     // Without the existing credential in the list, 101 unknown IDs do not stop creation.
     let mut fresh = creation("mallory");
@@ -342,8 +344,11 @@ impl passgate_bridge::UserInterface for Chooser {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
-        Some(zeroize::Zeroizing::new(PIN.to_owned()))
+    fn pin(
+        &self,
+        _: &passgate_bridge::PinRequest<'_>,
+    ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
+        Ok(zeroize::Zeroizing::new(PIN.to_owned()))
     }
     fn choose_account(&self, choice: &passgate_bridge::AccountChoice<'_>) -> Option<usize> {
         choice
@@ -390,9 +395,12 @@ impl passgate_bridge::UserInterface for SecondTry {
     fn collects_pin(&self) -> bool {
         true
     }
-    fn pin(&self, _: &passgate_bridge::PinRequest<'_>) -> Option<zeroize::Zeroizing<String>> {
+    fn pin(
+        &self,
+        _: &passgate_bridge::PinRequest<'_>,
+    ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Some(zeroize::Zeroizing::new(
+        Ok(zeroize::Zeroizing::new(
             if n == 0 { "999999" } else { PIN }.to_owned(),
         ))
     }

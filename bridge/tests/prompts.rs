@@ -428,6 +428,36 @@ fn the_terminal_prompt_reads_the_pin_without_echo_and_ignores_typed_ahead_answer
     interaction.cancel();
     assert_eq!(waiting.join().unwrap().unwrap_err(), PromptError::Cancelled);
 
+    // Cancelled halfway through the PIN: the rest, typed late, is never echoed and never
+    // reaches the next question.
+    let interaction = Interaction::new();
+    let halfway = {
+        let prompt = Arc::clone(&prompt);
+        let interaction = interaction.clone();
+        std::thread::spawn(move || prompt.secret(&Dialog::default(), &interaction))
+    };
+    pty.wait_for("PIN: ", 3);
+    pty.master.write_all(b"48").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    interaction.cancel();
+    for late in [b"29", b"16"] {
+        std::thread::sleep(Duration::from_millis(200));
+        pty.master.write_all(late).unwrap();
+    }
+    pty.type_line("");
+    assert_eq!(halfway.join().unwrap().unwrap_err(), PromptError::Cancelled);
+    let next = {
+        let prompt = Arc::clone(&prompt);
+        std::thread::spawn(move || prompt.secret(&Dialog::default(), &Interaction::new()))
+    };
+    pty.wait_for("PIN: ", 4);
+    pty.type_line("7777");
+    assert_eq!(next.join().unwrap().unwrap().as_str(), "7777");
+    let screen = pty.screen();
+    for typed in ["48", "29", "16", "7777"] {
+        assert!(!screen.contains(typed), "{typed} was echoed: {screen:?}");
+    }
+
     // Choosing by number.
     let choose = {
         let prompt = Arc::clone(&prompt);

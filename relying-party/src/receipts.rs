@@ -172,6 +172,12 @@ pub struct Receipt {
     pub payload: String,
     /// SHA-256 of the payload's UTF-8 bytes (base64url).
     pub payload_sha256: String,
+    /// The client that built the signed clientDataJSON says its trusted prompt showed
+    /// `payload` to the person before the signature (`"passgatePayloadShown": true`, which
+    /// passgate's bridge adds only when it did). `false` when the client does not say so (a
+    /// browser's own authenticator shows the site, not the text): the person approved a
+    /// challenge they did not see spelled out.
+    pub payload_shown: bool,
     /// The challenge signed: a 16-byte nonce followed by `payloadSha256` (base64url).
     pub challenge: String,
     /// When the server verified the approval, unix milliseconds.
@@ -195,6 +201,20 @@ pub struct ReceiptAssertion {
     pub client_data_json: String,
     /// base64url signature.
     pub signature: String,
+}
+
+/// The clientDataJSON member in which passgate's bridge says it showed the payload.
+pub const PAYLOAD_SHOWN_MEMBER: &str = "passgatePayloadShown";
+
+/// Whether the signed `client_data_json` (the raw bytes) says the payload was shown.
+pub fn client_data_says_payload_shown(client_data_json: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(client_data_json)
+        .ok()
+        .and_then(|v| {
+            v.get(PAYLOAD_SHOWN_MEMBER)
+                .and_then(serde_json::Value::as_bool)
+        })
+        .unwrap_or(false)
 }
 
 /// The challenge for approving `payload`: 16 random bytes, then SHA-256(payload).
@@ -260,6 +280,21 @@ mod tests {
         assert!(spkis.iter().all(|s| s == on_disk.spki()));
         // No temporary files are left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_the_clients_own_word_says_the_payload_was_shown() {
+        assert!(client_data_says_payload_shown(
+            br#"{"type":"webauthn.get","challenge":"AQID","origin":"https://a.example","crossOrigin":false,"passgatePayloadShown":true}"#
+        ));
+        for other in [
+            &br#"{"type":"webauthn.get","challenge":"AQID","origin":"https://a.example","crossOrigin":false}"#[..],
+            br#"{"type":"webauthn.get","passgatePayloadShown":"true"}"#,
+            br#"{"type":"webauthn.get","passgatePayloadShown":false}"#,
+            b"not json",
+        ] {
+            assert!(!client_data_says_payload_shown(other));
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
 use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
-use passgate_bridge::prompt::{PromptPresence, PromptUi};
+use passgate_bridge::prompt::{PresenceGrants, PromptPresence, PromptUi};
 
 use super::app::app_router;
 use super::prompt::{PinPromptArgs, PinPromptKind, trusted_prompt};
@@ -135,7 +135,21 @@ pub fn main(args: DemoArgs) -> Result<()> {
         kind => trusted_prompt(kind, &args.prompt)?
             .context("passgate demo needs a prompt: --prompt terminal or pinentry")?,
     };
-    let presence = PromptPresence::new(Arc::clone(&prompt));
+    // The bridge's prompt names the whole request (and an action's text) and the person
+    // approves it there, typing the PIN: the authenticator's presence check, in this process
+    // on the same prompt, takes that approval instead of asking a second time.
+    let grants = Arc::new(PresenceGrants::default());
+    if prompt.name() == "terminal" && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        // The prompt and the logs would share this terminal: logs go to a file instead.
+        let log = state_dir.join("passgate.log");
+        super::log_sink::to_file(&log).with_context(|| format!("opening {}", log.display()))?;
+        println!(
+            "logs: {} (the terminal is passgate's prompt)",
+            log.display()
+        );
+    }
+    let presence =
+        PromptPresence::new(Arc::clone(&prompt)).with_presence_grants(Arc::clone(&grants));
     let (user, verification) = demo_verifier(&args, presence)?;
     let authenticator = build_authenticator(AuthenticatorParts {
         state_dir: &authenticator_dir,
@@ -154,7 +168,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
         Box::new(passgate_bridge::InProcess::shared(Arc::clone(
             &authenticator,
         ))),
-        Box::new(PromptUi::new(Arc::clone(&prompt))),
+        Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
     ));
     let app = app_router(
         passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
@@ -219,8 +233,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
             "      pairing code: {}",
             local_bridge.pairing_code().as_str()
         );
-        println!("    User verification: {verification}; the PIN is typed, and each request");
-        println!("    approved, in the {prompt_name} prompt, never in the page.");
+        println!(
+            "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
+        );
+        println!("    never in the page. That one dialog names the request (and shows the text of");
+        println!("    an action to approve): typing the PIN there approves it.");
         println!();
         println!("  1. Create an account: a passkey is made; user verification is required.");
         println!("  2. Sign out, then sign in with the passkey (username, or leave it empty).");

@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod conformance;
 pub mod demo;
 pub mod install;
+pub mod log_sink;
 pub mod prompt;
 pub mod rp;
 pub mod status;

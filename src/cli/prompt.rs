@@ -16,7 +16,9 @@ pub enum PinPromptKind {
     Pinentry,
     /// The terminal running passgate.
     Terminal,
-    /// The terminal when there is one, pinentry otherwise.
+    /// A graphical pinentry in a desktop session (pinentry-gnome3, -qt or -gtk2, when
+    /// installed and `--pinentry`/$PASSGATE_PINENTRY name no other), else the terminal when
+    /// there is one, else pinentry.
     Auto,
     /// Nowhere: ceremonies that need user verification fail (unless the authenticator
     /// verifies by itself).
@@ -54,10 +56,17 @@ pub fn trusted_prompt(
                 .map_err(|e| anyhow::anyhow!("--pin-prompt terminal: {e}"))?
                 .with_timeout(timeout),
         )),
-        PinPromptKind::Auto => match TerminalPrompt::open() {
-            Ok(t) => Some(Arc::new(t.with_timeout(timeout))),
-            Err(_) => Some(pinentry()?),
-        },
+        PinPromptKind::Auto => {
+            let named = args.pinentry.is_some()
+                || std::env::var_os(passgate_bridge::prompt::pinentry::ENV_PROGRAM)
+                    .is_some_and(|v| !v.is_empty());
+            let window = (!named).then(Pinentry::graphical).flatten();
+            match (window, TerminalPrompt::open()) {
+                (Some(window), _) => Some(Arc::new(window.with_timeout(timeout))),
+                (None, Ok(t)) => Some(Arc::new(t.with_timeout(timeout))),
+                (None, Err(_)) => Some(pinentry()?),
+            }
+        }
     })
 }
 

@@ -133,13 +133,55 @@ function credentialJSON(credential) {
 }
 
 /** Turns a WebAuthn DOMException into something a person can act on. */
-function webauthnError(e, ceremony) {
-  const explained = browserWebauthnError(e, ceremony);
-  if (authenticatorChoice.kind === 'passgate' && e?.message) {
-    // passgate says why (cancelled in its prompt, not paired, bridge not running): show it.
-    explained.message += ` passgate said: “${e.message.replace(/^passgate: /, '')}”`;
+function webauthnError(e, ceremony, waited) {
+  if (waited?.cancelledHere) {
+    return new DemoError('AbortError', 'You cancelled the request on this page; nothing was signed.');
   }
+  if (authenticatorChoice.kind === 'passgate' && e?.message && !['InvalidStateError', 'NotSupportedError'].includes(e.name)) {
+    // passgate says why in words (declined in its prompt, no answer within N s, a text that
+    // does not match the challenge, not paired): that is the message; a CTAP status, when
+    // there is one, goes to the details line.
+    const said = e.message.replace(/^passgate: /, '');
+    const details = said.match(/\s*\((CTAP [^)]*\))\)?$/);
+    const text = details ? said.slice(0, details.index) : said;
+    const out = new DemoError(e.name ?? 'webauthn', `${text.charAt(0).toUpperCase()}${text.slice(1)}.`);
+    if (details) out.details = details[1];
+    return out;
+  }
+  const explained = browserWebauthnError(e, ceremony);
+  if (authenticatorChoice.kind === 'passgate' && e?.message) explained.details = e.message.replace(/^passgate: /, '');
   return explained;
+}
+
+/**
+ * While passgate's prompt waits for the person: "Approve in passgate's window", a countdown to
+ * the request's timeout and a Cancel button that aborts it (AbortController). Nothing for the
+ * browser's own authenticator, which shows its own dialog.
+ */
+function waitingForPassgate(timeoutMs, what) {
+  if (authenticatorChoice.kind !== 'passgate') return { signal: undefined, done() {} };
+  const controller = new AbortController();
+  const state = { signal: controller.signal, cancelledHere: false };
+  const seconds = element('strong', { 'data-field': 'countdown' });
+  const cancel = element('button', { type: 'button', class: 'secondary', id: 'passgate-cancel' }, 'Cancel');
+  const panel = element('div', { id: 'passgate-waiting', class: 'waiting', role: 'status', 'aria-live': 'polite' },
+    element('p', {}, element('strong', {}, `Approve in passgate's window: ${what}.`),
+      ' passgate asks in its own prompt (a window, or the terminal running passgate), never on this page. ',
+      'Time left: ', seconds, ' s.'),
+    cancel);
+  const deadline = Date.now() + timeoutMs;
+  const tick = () => { seconds.textContent = String(Math.max(0, Math.ceil((deadline - Date.now()) / 1000))); };
+  tick();
+  const timer = setInterval(tick, 1000);
+  cancel.addEventListener('click', () => {
+    state.cancelledHere = true;
+    controller.abort(new DOMException('Cancelled on the page', 'AbortError'));
+  });
+  const statusEl = document.getElementById('status');
+  if (statusEl) statusEl.after(panel);
+  else document.body.append(panel);
+  state.done = () => { clearInterval(timer); panel.remove(); };
+  return state;
 }
 
 function browserWebauthnError(e, ceremony) {
@@ -171,26 +213,42 @@ function requireWebAuthn() {
 export async function createPasskey(options) {
   requireWebAuthn();
   let credential;
+  const waited = waitingForPassgate(options.timeout ?? 300000, 'create a passkey');
   try {
-    credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
+    const request = { publicKey: creationOptions(options) };
+    if (waited.signal) request.signal = waited.signal;
+    credential = await navigator.credentials.create(request);
   } catch (e) {
-    throw webauthnError(e, 'create');
+    throw webauthnError(e, 'create', waited);
+  } finally {
+    waited.done();
   }
   return credentialJSON(credential);
 }
 
-/** navigator.credentials.get; resolves null when a conditional request is aborted. */
-export async function getPasskey(options, { mediation, signal } = {}) {
+/**
+ * navigator.credentials.get; resolves null when a conditional request is aborted. `payload`:
+ * a signed action's text, which passgate shows in its prompt (a browser ignores it).
+ */
+export async function getPasskey(options, { mediation, signal, payload, what = 'sign in' } = {}) {
   requireWebAuthn();
   let credential;
+  // A conditional request waits for the person at the sign-in field, not in passgate's window.
+  const waited = mediation === 'conditional' ? { signal: undefined, done() {} }
+    : waitingForPassgate(options.timeout ?? 300000, payload === undefined ? what : 'approve the action shown there');
   try {
     const request = { publicKey: requestOptions(options) };
     if (mediation) request.mediation = mediation;
-    if (signal) request.signal = signal;
+    if (signal || waited.signal) {
+      request.signal = signal && waited.signal ? AbortSignal.any([signal, waited.signal]) : signal ?? waited.signal;
+    }
+    if (payload !== undefined) request.payload = payload;
     credential = await navigator.credentials.get(request);
   } catch (e) {
     if (signal?.aborted) return null;
-    throw webauthnError(e, 'get');
+    throw webauthnError(e, 'get', waited);
+  } finally {
+    waited.done();
   }
   return credential ? credentialJSON(credential) : null;
 }
@@ -228,7 +286,7 @@ export function errorText(e) {
     const hint = advice[e.code];
     return `${hint ? `${hint} ` : ''}Server said: “${e.message}” (${e.code}, HTTP ${e.status}).`;
   }
-  if (e instanceof DemoError) return `${e.message} (${e.code})`;
+  if (e instanceof DemoError) return `${e.message} (${e.code}${e.details ? `; details: ${e.details}` : ''})`;
   return `Something went wrong: ${e?.message ?? e}`;
 }
 

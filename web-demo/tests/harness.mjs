@@ -374,10 +374,10 @@ export async function spawnPassgate(args, { what = `passgate ${args[0]}`, until 
 /**
  * `passgate demo` on a free port: the relying party with the pages, passgate's in-process
  * authenticator and the local bridge, its prompt a scripted pinentry; `extraArgs` are added to
- * its command line. Returns { port, base, bridgeUrl, pairingCode, apiToken, pinentry, log,
+ * its command line, `promptTimeout` is how long (s) its prompt waits. Returns { port, base, bridgeUrl, pairingCode, apiToken, pinentry, log,
  * lines, work, child, stop }.
  */
-export async function startDemo({ extraArgs = [] } = {}) {
+export async function startDemo({ extraArgs = [], promptTimeout = 30 } = {}) {
   const work = mkdtempSync(join(tmpdir(), 'passgate-demo-'));
   const pinentry = scriptedPinentry(work);
   let lastError;
@@ -386,7 +386,7 @@ export async function startDemo({ extraArgs = [] } = {}) {
     try {
       const started = await spawnPassgate(['demo', '--listen', `127.0.0.1:${port}`, '--bridge-listen', '127.0.0.1:0',
         '--state-dir', join(work, 'state'), '--static-dir', siteDir, '--prompt', 'pinentry', '--pinentry', pinentry.program,
-        '--prompt-timeout', '30', '--user-verifier', 'pin', ...extraArgs], { what: 'passgate demo', until: /^Stop with Ctrl-C/ });
+        '--prompt-timeout', String(promptTimeout), '--user-verifier', 'pin', ...extraArgs], { what: 'passgate demo', until: /^Stop with Ctrl-C/ });
       const text = started.lines.join('\n');
       const bridgeUrl = /local bridge: (http:\/\/127\.0\.0\.1:\d+)/.exec(text)?.[1];
       const pairingCode = /pairing code: ([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})/.exec(text)?.[1];

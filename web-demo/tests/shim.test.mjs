@@ -134,14 +134,15 @@ journey('1-pair-sign-up-sign-in: pair, sign up, sign out, sign in by username an
   assert.equal(features.capabilities.userVerifyingPlatformAuthenticator, true);
   assert.equal(features.capabilities['extension:prf'], true);
 
-  // Sign up: passgate has no PIN yet, so its prompt asks for a new one twice, then for
-  // approval; the RP (UV required) accepts the attestation.
+  // Sign up: passgate has no PIN yet, so its prompt asks for a new one twice (the dialog
+  // names the whole request: choosing the PIN there is the approval, no second prompt); the
+  // RP (UV required) accepts the attestation.
   const name = username('grace');
   const { result: reg, dialogs } = await dialogsDuring(() => signUp(page, demo.base, name, 'Grace Hopper'));
-  assert.deepEqual(dialogs.map((d) => [d.command, d.prompt ?? null]), [['GETPIN', 'New PIN:'], ['GETPIN', 'Repeat:'], ['CONFIRM', null]]);
+  assert.deepEqual(dialogs.map((d) => [d.command, d.prompt ?? null]), [['GETPIN', 'New PIN:'], ['GETPIN', 'Repeat:']]);
   assert.ok(dialogs[0].description.includes(`${demo.base} wants to create a passkey for “${name}” on localhost.`), dialogs[0].description);
   assert.match(dialogs[0].description, /no PIN yet/);
-  assert.match(dialogs[2].description, new RegExp(`^Create a passkey for localhost as “${name}”\\?`));
+  assert.equal(dialogs[0].title, 'passgate: create a passkey');
   const flags = attestedFlags(reg.request);
   assert.deepEqual({ up: flags.up, uv: flags.uv, at: flags.at, be: flags.be }, { up: true, uv: true, at: true, be: false });
   assert.equal(flags.aaguid, PASSGATE_AAGUID);
@@ -160,9 +161,12 @@ journey('1-pair-sign-up-sign-in: pair, sign up, sign out, sign in by username an
   await signOut(page, demo.base);
   assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
 
-  // Sign in by username: the PIN, then approval, both in the trusted prompt.
+  // Sign in by username: one prompt, the PIN typed in the trusted prompt that names the
+  // request (the authenticator takes that approval as presence).
   const byName = await dialogsDuring(() => signIn(page, demo.base, name));
-  assert.deepEqual(byName.dialogs.map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.deepEqual(byName.dialogs.map((d) => d.command), ['GETPIN']);
+  assert.equal(byName.dialogs[0].title, 'passgate: sign in');
+  assert.equal(byName.dialogs[0].ok, 'Sign in');
   assert.ok(byName.dialogs[0].description.includes(`${demo.base} wants to sign in with your passkey for localhost.`));
   assert.equal(byName.dialogs[0].prompt, 'PIN:');
   const login = byName.result;
@@ -179,7 +183,7 @@ journey('1-pair-sign-up-sign-in: pair, sign up, sign out, sign in by username an
   // Discoverable: no username, the one account of this RP ID answers.
   await signOut(page, demo.base);
   const discoverable = await dialogsDuring(() => signIn(page, demo.base, ''));
-  assert.deepEqual(discoverable.dialogs.map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.deepEqual(discoverable.dialogs.map((d) => d.command), ['GETPIN']);
   assert.equal(discoverable.result.body.user.name, name);
   assert.equal(discoverable.result.request.response.userHandle, reg.body.user.id);
   assert.equal(discoverable.result.body.verdict.userVerified, true);
@@ -201,8 +205,7 @@ journey('2-cancelled-prompt: a cancelled or denied prompt is NotAllowedError and
   await page.fill('#signup-display', 'Never Stored');
   await page.click('#signup-button');
   const text = await statusText(page, 'NotAllowedError');
-  assert.match(text, /cancelled or timed out/);
-  assert.match(text, /passgate said/);
+  assert.match(text, /^You declined on passgate's prompt \(the PIN was not entered\)\./);
   assert.equal(verifyCalls, 0);
   const lookup = await pageFetch(page, 'POST', '/api/login/options', { username: name });
   // No account: the relying party answers a name nobody has like a known one (decoy
@@ -212,17 +215,17 @@ journey('2-cancelled-prompt: a cancelled or denied prompt is NotAllowedError and
   assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
   await shot(page, 'index-sign-up-cancelled');
 
-  // Sign-in denied at the approval prompt (the PIN was right).
-  demo.pinentry.direct({ script: { CONFIRM: ['cancel'] } });
+  // Sign-in declined in the prompt (the one dialog, which asks for the PIN).
+  demo.pinentry.direct({ script: { GETPIN: ['cancel'] } });
   const denied = await dialogsDuring(async () => {
     const before = demo.pinentry.dialogs().length;
     await page.fill('#signin-username', registered.name);
     await page.click('#signin-button');
-    await demo.pinentry.waitForDialogs(before + 2);
-    await page.locator('#status', { hasText: 'Approve the sign-in' }).waitFor({ state: 'detached' }).catch(() => {});
+    await demo.pinentry.waitForDialogs(before + 1);
     return statusText(page, 'NotAllowedError');
   });
-  assert.deepEqual(denied.dialogs.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'cancel']]);
+  assert.match(denied.result, /^You declined on passgate's prompt/);
+  assert.deepEqual(denied.dialogs.map((d) => [d.command, d.answer]), [['GETPIN', 'cancel']]);
   assert.equal(verifyCalls, 0);
   assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
   await shot(page, 'index-sign-in-denied');
@@ -274,7 +277,7 @@ journey('3-manage-passkeys: rename, add (excluded), add with the browser\'s auth
     return statusText(page, 'InvalidStateError');
   });
   assert.match(excluded.result, /already registered/);
-  assert.deepEqual(excluded.dialogs.map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.deepEqual(excluded.dialogs.map((d) => d.command), ['GETPIN']);
   await shot(page, 'account-already-registered');
 
   // Back to the browser's authenticators (a CDP virtual authenticator here) for a second passkey.
@@ -302,7 +305,7 @@ journey('3-manage-passkeys: rename, add (excluded), add with the browser\'s auth
   assert.equal(clientData(removal.result.reauth.request).origin, demo.base);
   assert.equal(removal.result.deleted.status, 200);
   assert.deepEqual(removal.result.deleted.body, { deleted: second.id });
-  assert.deepEqual(removal.dialogs.map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.deepEqual(removal.dialogs.map((d) => d.command), ['GETPIN']);
   await statusText(page, `Deleted “${second.name}”`);
   await page.waitForFunction(() => document.querySelectorAll('#passkeys tr').length === 1);
   await shot(page, 'account-after-delete');
@@ -325,7 +328,11 @@ journey('4-approve-action: a signed action with user verification and a valid re
   await signIn(page, demo.base, registered.name);
   const payload = '{"pay": "Computer History Museum", "amount": "64.00", "currency": "USD"}';
   const { result: approved, dialogs } = await dialogsDuring(() => approve(page, demo.base, payload));
-  assert.deepEqual(dialogs.map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  // One prompt, and it shows the text that is signed (pretty-printed).
+  assert.deepEqual(dialogs.map((d) => d.command), ['GETPIN']);
+  assert.equal(dialogs[0].title, 'passgate: approve an action');
+  assert.ok(dialogs[0].description.startsWith(`Approve on ${demo.base} (your passkey for localhost):\n\n    {\n      "amount": "64.00",`), dialogs[0].description);
+  assert.ok(dialogs[0].description.includes('"pay": "Computer History Museum"'), dialogs[0].description);
   const signed = approved.body.receipt;
   const receipt = JSON.parse(signed.receiptJson);
   assert.equal(receipt.payload, payload);
@@ -334,6 +341,9 @@ journey('4-approve-action: a signed action with user verification and a valid re
   assert.equal(receipt.credentialId, registered.credentialId);
   assert.equal(receipt.origin, demo.base);
   assert.equal(receipt.payloadSha256, createHash('sha256').update(payload).digest('base64url'));
+  assert.equal(receipt.payloadShown, true);
+  assert.equal(clientData(approved.request).passgatePayloadShown, true);
+  assert.match(await page.innerText('#receipt-shown'), /^yes/);
   assert.deepEqual(assertionFlags(approved.request), { up: true, uv: true, be: false, bs: false });
   assert.match(await page.innerText('#receipt-uv'), /^yes/);
   assert.equal(await page.innerText('#receipt-valid'), 'valid');
@@ -738,25 +748,25 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const signedOutMark = traffic.mark();
   await signOut(page, host.base);
 
-  // Autofill: focus the field; passgate's prompt asks for the PIN, for approval, then lists
+  // Autofill: focus the field; passgate's prompt asks for the PIN (the approval), then lists
   // both accounts (newest first) and the person picks the second one listed, Ada.
   const armedAgain = await traffic.waitFor(isArm, 'armed after signing out', signedOutMark);
   const pickFrom = host.pinentry.dialogs().length;
   const pickMark = traffic.mark();
-  host.pinentry.direct({ script: { CONFIRM: ['ok', 'notok', 'ok'] } });
+  host.pinentry.direct({ script: { CONFIRM: ['notok', 'ok'] } });
   const login = await captureResponse(page, 'POST', '/api/login/verify', () => page.focus('#signin-username'));
   assert.equal(login.status, 200, JSON.stringify(login.body));
   await statusText(page, 'from autofill');
   const shown = host.pinentry.dialogs().slice(pickFrom);
-  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'ok'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
+  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
   assert.ok(shown[0].description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), shown[0].description);
   assert.equal(shown[0].prompt, 'PIN:');
-  for (const chooser of shown.slice(2)) {
+  for (const chooser of shown.slice(1)) {
     assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost. Which account?\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
   }
-  assert.ok(shown[2].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
-  assert.equal(shown[2].notok, 'Next account');
-  assert.ok(shown[3].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
+  assert.ok(shown[1].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
+  assert.equal(shown[1].notok, 'Next account');
+  assert.ok(shown[2].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
   assert.equal(login.body.user.name, ada.name);
   assert.equal(login.body.verdict.userVerified, true);
   assert.equal(login.request.id, ada.credentialId);
@@ -805,7 +815,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const byName = await signIn(page, host.base, grace.name);
   await closed(open[abortFrom].pid);
   const afterAbort = host.pinentry.dialogs().slice(abortFrom);
-  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['GETPIN', 'hang'], ['GETPIN', 'pin'], ['CONFIRM', 'ok']]);
+  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['GETPIN', 'hang'], ['GETPIN', 'pin']]);
   assert.ok(afterAbort[1].description.startsWith(`${host.base} wants to sign in with your passkey for localhost.`), afterAbort[1].description);
   assert.equal(byName.body.user.name, grace.name);
   assert.equal((await pageFetch(page, 'GET', '/api/session')).body.user.name, grace.name);
@@ -846,7 +856,7 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   const verified = await pageFetch(page, 'POST', '/api/login/verify', immediate);
   assert.equal(verified.status, 200, JSON.stringify(verified.body));
   assert.equal(verified.body.user.name, grace.name);
-  assert.deepEqual(host.pinentry.dialogs().slice(immediateFrom).map((d) => d.command), ['GETPIN', 'CONFIRM']);
+  assert.deepEqual(host.pinentry.dialogs().slice(immediateFrom).map((d) => d.command), ['GETPIN']);
   assert.equal((await conditionalState(page, 'second')).outcome, 'pending', 'the conditional request still waits');
   await pageFetch(page, 'POST', '/api/logout', {});
 
@@ -864,14 +874,14 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   assert.equal(host.pinentry.dialogs().length, dismissFrom + 1, 'no prompt from refocusing or typing');
   assert.equal((await conditionalState(page, 'second')).outcome, 'pending');
   await shot(page, 'index-autofill-dismissed');
-  host.pinentry.direct({ script: { CONFIRM: ['ok', 'ok'] } }); // approve; the first account listed (Grace)
+  host.pinentry.direct({ script: { CONFIRM: ['ok'] } }); // the first account listed (Grace)
   await page.click('#signin-username');
   await page.waitForFunction(() => globalThis.conditional.second.outcome !== 'pending', null, { timeout: STEP_MS });
   const picked = await conditionalState(page, 'second');
   assert.equal(picked.outcome, 'credential', JSON.stringify(picked));
   assert.equal(picked.json.response.userHandle, grace.userId);
   assert.deepEqual(host.pinentry.dialogs().slice(dismissFrom).map((d) => [d.command, d.answer]),
-    [['GETPIN', 'cancel'], ['GETPIN', 'pin'], ['CONFIRM', 'ok'], ['CONFIRM', 'ok']]);
+    [['GETPIN', 'cancel'], ['GETPIN', 'pin'], ['CONFIRM', 'ok']]);
   const signedIn = await pageFetch(page, 'POST', '/api/login/verify', picked.json);
   assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
   assert.equal(signedIn.body.user.name, grace.name);

@@ -19,6 +19,16 @@ impl PreparedGet {
     /// The RP ID checked against the caller's origin, the options decoded, clientDataJSON
     /// built: every refusal that needs no authenticator.
     pub(super) fn new(caller: &Caller, options: &RequestOptions) -> Result<Self, BridgeError> {
+        Self::with_payload_shown(caller, options, false)
+    }
+
+    /// [`Self::new`]; `payload_shown`: the client data says passgate's prompt showed the
+    /// action's text (the ceremony then shows it or fails).
+    pub(super) fn with_payload_shown(
+        caller: &Caller,
+        options: &RequestOptions,
+        payload_shown: bool,
+    ) -> Result<Self, BridgeError> {
         let rp_id = caller.origin.rp_id_for(options.rp_id.as_deref())?;
         let challenge = decode_member(&options.challenge, "challenge")?;
         let allow = descriptor_ids(
@@ -58,7 +68,12 @@ impl PreparedGet {
             }
         };
         let requirement = UserVerification::parse(options.user_verification.as_deref());
-        let client_data = client_data_json(
+        let build = if payload_shown {
+            client_data_json_payload_shown
+        } else {
+            client_data_json
+        };
+        let client_data = build(
             CeremonyType::Get,
             &challenge,
             caller.origin.as_str(),
@@ -146,7 +161,11 @@ impl Bridge {
             requirement,
             client_data,
             client_data_hash,
-        } = PreparedGet::new(caller, options)?;
+        } = PreparedGet::with_payload_shown(
+            caller,
+            options,
+            matches!(purpose, Purpose::Approve { .. }) && self.ui.shows_approvals(),
+        )?;
         let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
         let info = ceremony.info()?;
         let mut allow: Vec<Vec<u8>> = allow
@@ -176,6 +195,20 @@ impl Bridge {
             },
             &mut shared,
         )?;
+        if let Purpose::Approve { .. } = purpose {
+            // The PIN dialog showed the action's text; without one, the host shows it now.
+            if !matches!(uv, Uv::Token(_)) && self.ui.shows_approvals() {
+                let request = ApprovalRequest {
+                    origin: caller.origin.as_str(),
+                    rp_id: &rp_id,
+                    purpose,
+                    interaction: &ceremony.interaction,
+                };
+                if let Err(why) = self.ui.approve(&request) {
+                    return Err(ceremony.unanswered(why, "the action was not approved"));
+                }
+            }
+        }
         let prf_values = match allow.as_slice() {
             [only] => by_credential
                 .iter()

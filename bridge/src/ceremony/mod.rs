@@ -2,6 +2,7 @@
 //! authenticator: the dispatch and the running ceremony here, the user interface in [`ui`],
 //! user verification in [`uv`], each ceremony in [`create`] and [`get`].
 
+mod approval;
 mod create;
 mod get;
 mod ui;
@@ -31,7 +32,7 @@ use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
 use crate::b64;
-use crate::client_data::{CeremonyType, client_data_json};
+use crate::client_data::{CeremonyType, client_data_json, client_data_json_payload_shown};
 use crate::error::{BridgeError, ErrorName};
 use crate::options::{
     self, CreationOptions, ExtensionInputs, PrfValues, RequestOptions, UserVerification,
@@ -48,8 +49,10 @@ const PIN_ATTEMPTS: usize = 3;
 /// The shortest timeout honoured (a page cannot make a ceremony impossible to answer).
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
+pub use approval::MAX_PAYLOAD_BYTES;
 pub use ui::{
-    Account, AccountChoice, NewPinRequest, NoUserInterface, PinRequest, Purpose, UserInterface,
+    Account, AccountChoice, ApprovalRequest, NewPinRequest, NoUserInterface, PinRequest, Purpose,
+    Unanswered, UserInterface,
 };
 use uv::{Uv, UvContext};
 
@@ -77,12 +80,15 @@ pub(super) struct Ceremony<'a> {
     transport: MutexGuard<'a, Box<dyn CtapTransport>>,
     interaction: Interaction,
     timed_out: Arc<AtomicBool>,
+    /// The ceremony's timeout, named when it runs out.
+    timeout: Duration,
     /// Dropping it wakes and ends the timer thread.
     _timer: Option<mpsc::Sender<()>>,
 }
 
 impl Drop for Ceremony<'_> {
     fn drop(&mut self) {
+        self.bridge.ui.ceremony_ended();
         *self
             .bridge
             .current
@@ -94,7 +100,10 @@ impl Drop for Ceremony<'_> {
 impl Ceremony<'_> {
     pub(super) fn cancelled(&self) -> BridgeError {
         if self.timed_out.load(Ordering::SeqCst) {
-            BridgeError::not_allowed("the request timed out")
+            BridgeError::not_allowed(format!(
+                "no answer within {} s: the request timed out",
+                self.timeout.as_secs()
+            ))
         } else {
             BridgeError::new(ErrorName::AbortError, "the request was cancelled")
         }
@@ -332,6 +341,7 @@ impl Bridge {
             transport,
             interaction,
             timed_out,
+            timeout,
             _timer: timer.ok().map(|_| stop),
         }
     }
@@ -376,7 +386,15 @@ impl Bridge {
         interaction: Option<&Interaction>,
     ) -> Result<Json, BridgeError> {
         let (kind, options) = kind_and_options(request)?;
-        self.execute(kind, Some(origin), top_origin, options, interaction)
+        let payload = approval::payload_of(request)?;
+        self.execute(
+            kind,
+            Some(origin),
+            top_origin,
+            options,
+            payload,
+            interaction,
+        )
     }
 
     /// A request whose origin is inside it: `{"type", "origin", "topOrigin"?, "options"}`. For
@@ -399,7 +417,8 @@ impl Bridge {
             Some(Json::String(s)) => Some(s.as_str()),
             Some(_) => return Err(BridgeError::type_error("\"topOrigin\" is not a string")),
         };
-        self.execute(kind, origin, top_origin, options, interaction)
+        let payload = approval::payload_of(request)?;
+        self.execute(kind, origin, top_origin, options, payload, interaction)
     }
 
     fn execute(
@@ -408,8 +427,14 @@ impl Bridge {
         origin: Option<&str>,
         top_origin: Option<&str>,
         options: Option<&Json>,
+        payload: Option<&str>,
         interaction: Option<&Interaction>,
     ) -> Result<Json, BridgeError> {
+        if payload.is_some() && kind != "get" {
+            return Err(BridgeError::type_error(
+                "\"payload\" (an action's text to approve) goes with \"get\" requests only",
+            ));
+        }
         match kind {
             "isUvpaa" => {
                 // Like the browser's, this promise never rejects: an unreachable
@@ -440,7 +465,15 @@ impl Bridge {
             self.create_inner(&caller, &options, interaction)
         } else {
             let options: RequestOptions = options::parse(options, "request options")?;
-            self.get_inner(&caller, &options, interaction, Purpose::Get)
+            let purpose = match payload {
+                Some(payload) => {
+                    // Before anything else: a text that is not the one signed is never shown.
+                    approval::check_payload(&options.challenge, payload)?;
+                    Purpose::Approve { payload }
+                }
+                None => Purpose::Get,
+            };
+            self.get_inner(&caller, &options, interaction, purpose)
         }
     }
 

@@ -26,8 +26,16 @@ pub enum Purpose<'a> {
         /// `user.name` from the creation options.
         user_name: &'a str,
     },
-    /// Signing in (or re-authenticating, approving an action).
+    /// Signing in (or re-authenticating).
     Get,
+    /// Approving an action whose text the page passed with the request: the challenge ends
+    /// with SHA-256 of exactly this text (checked before anyone is asked), so the prompt
+    /// shows what the signature covers.
+    Approve {
+        /// The action's text, as the relying party will record it (untrusted: cleaned
+        /// before it is shown).
+        payload: &'a str,
+    },
     /// Signing in from passkey autofill: a conditional request the page armed, started by
     /// a hint that the person is at a sign-in field (a hint the page could have given
     /// itself: the prompt decides, not the hint).
@@ -83,6 +91,34 @@ pub struct AccountChoice<'a> {
     pub interaction: &'a Interaction,
 }
 
+/// A request to approve what a ceremony is about to sign, made when no PIN dialog shows it
+/// (no PIN is needed, or the authenticator verifies by itself).
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalRequest<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID.
+    pub rp_id: &'a str,
+    /// What the ceremony does ([`Purpose::Approve`] with the action's text).
+    pub purpose: Purpose<'a>,
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// Why the person gave no answer in the host's prompt: each reaches the page as its own
+/// message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The person declined (Cancel, Deny, Escape).
+    Declined,
+    /// Nobody answered within the prompt's own timeout (this many seconds, when known).
+    TimedOut(Option<u64>),
+    /// The request was cancelled (the page aborted, the ceremony timed out).
+    Cancelled,
+    /// The prompt could not be shown.
+    Unavailable,
+}
+
 /// What the bridge asks of the person through the host's own (trusted) UI: never the page.
 pub trait UserInterface: Send + Sync {
     /// Whether this host can ask for the authenticator's PIN.
@@ -90,9 +126,9 @@ pub trait UserInterface: Send + Sync {
         false
     }
 
-    /// Asks for the PIN; `None` when the person declines or the request is cancelled.
-    fn pin(&self, _request: &PinRequest<'_>) -> Option<Zeroizing<String>> {
-        None
+    /// Asks for the PIN; why not, when the person gave none.
+    fn pin(&self, _request: &PinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
+        Err(Unanswered::Unavailable)
     }
 
     /// Whether this host can set the authenticator's first PIN when verification is required
@@ -101,10 +137,10 @@ pub trait UserInterface: Send + Sync {
         false
     }
 
-    /// Asks for a new PIN, twice, and returns it once both entries match; `None` when the
-    /// person declines or the request is cancelled.
-    fn new_pin(&self, _request: &NewPinRequest<'_>) -> Option<Zeroizing<String>> {
-        None
+    /// Asks for a new PIN, twice, and returns it once both entries match; why not, when
+    /// the person gave none.
+    fn new_pin(&self, _request: &NewPinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
+        Err(Unanswered::Unavailable)
     }
 
     /// Lets the person pick one of several accounts in a discoverable sign-in; `None` when
@@ -112,6 +148,22 @@ pub trait UserInterface: Send + Sync {
     fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
         (!choice.accounts.is_empty()).then_some(0)
     }
+
+    /// Whether this host shows an action's text ([`Purpose::Approve`]) before it is signed:
+    /// then every such ceremony shows it (in the PIN dialog, or through [`Self::approve`]) or
+    /// fails. A host that cannot show it signs as for a sign-in, and never says it showed it.
+    fn shows_approvals(&self) -> bool {
+        false
+    }
+
+    /// Shows what is about to be signed and asks the person to approve it.
+    fn approve(&self, _request: &ApprovalRequest<'_>) -> Result<(), Unanswered> {
+        Err(Unanswered::Unavailable)
+    }
+
+    /// The ceremony that asked is over (whatever its outcome): anything the UI kept for it
+    /// (an approval the authenticator's presence check may take) goes.
+    fn ceremony_ended(&self) {}
 }
 
 /// A host with no UI of its own: no PIN entry, the newest account in discoverable sign-ins.

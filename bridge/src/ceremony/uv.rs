@@ -36,6 +36,30 @@ pub(super) fn token_request(
 }
 
 impl Ceremony<'_> {
+    /// The page's error when the person gave no answer in the host's prompt: declining,
+    /// the prompt's own timeout, the page's abort (or the ceremony's timeout) and a prompt
+    /// that could not be shown each say so in their own words.
+    pub(super) fn unanswered(&self, why: Unanswered, what: &str) -> BridgeError {
+        if self.interaction.is_cancelled() {
+            return self.cancelled();
+        }
+        match why {
+            Unanswered::Declined => {
+                BridgeError::not_allowed(format!("you declined on passgate's prompt ({what})"))
+            }
+            Unanswered::TimedOut(Some(seconds)) => BridgeError::not_allowed(format!(
+                "no answer within {seconds} s on passgate's prompt ({what})"
+            )),
+            Unanswered::TimedOut(None) => {
+                BridgeError::not_allowed(format!("no answer in time on passgate's prompt ({what})"))
+            }
+            Unanswered::Cancelled => self.cancelled(),
+            Unanswered::Unavailable => BridgeError::not_allowed(format!(
+                "passgate's prompt could not be shown ({what}): see passgate's log"
+            )),
+        }
+    }
+
     /// Decides how to verify the user and, for the PIN, gets a token for `permission` on
     /// the RP ID. `needs_uv`: the authenticator will refuse the request without verification.
     pub(super) fn plan_uv(
@@ -67,6 +91,11 @@ impl Ceremony<'_> {
         if info.client_pin == Some(true) && ui.collects_pin() {
             // A wrong PIN is asked again, as browsers do, until the authenticator wants a
             // power cycle (three in a row) or the PIN is blocked.
+            // A PIN that cannot work now is not asked for: three wrong ones in a row block PIN
+            // use until the authenticator restarts (powerCycleState), eight block the PIN.
+            if let Some(status) = self.pin_unusable() {
+                return Err(BridgeError::from_status(status));
+            }
             let mut last = StatusCode::PinInvalid.byte();
             let mut after_wrong_pin = None;
             for _ in 0..PIN_ATTEMPTS {
@@ -77,11 +106,9 @@ impl Ceremony<'_> {
                     after_wrong_pin,
                     interaction: &self.interaction,
                 };
-                let Some(pin) = self.bridge.ui.pin(&request) else {
-                    if self.interaction.is_cancelled() {
-                        return Err(self.cancelled());
-                    }
-                    return Err(BridgeError::not_allowed("the user did not enter the PIN"));
+                let pin = match self.bridge.ui.pin(&request) {
+                    Ok(pin) => pin,
+                    Err(why) => return Err(self.unanswered(why, "the PIN was not entered")),
                 };
                 // A wrong PIN makes the authenticator pick a new key agreement: a fresh
                 // shared secret for every attempt.
@@ -110,6 +137,18 @@ impl Ceremony<'_> {
         Ok(Uv::None)
     }
 
+    /// Why the PIN cannot be used now, when the authenticator says (getPINRetries:
+    /// `powerCycleState`, no retries left): PIN_AUTH_BLOCKED or PIN_BLOCKED.
+    pub(super) fn pin_unusable(&mut self) -> Option<u8> {
+        let response: client_pin::Response = self
+            .send(&pin::subcommand_request(SubCommand::GET_PIN_RETRIES))
+            .ok()?;
+        if response.pin_retries == Some(0) {
+            return Some(StatusCode::PinBlocked.byte());
+        }
+        (response.power_cycle_state == Some(true)).then_some(StatusCode::PinAuthBlocked.byte())
+    }
+
     /// How many PIN attempts are left (authenticatorClientPIN getPINRetries), if it says.
     pub(super) fn pin_retries(&mut self) -> Option<u64> {
         let response: client_pin::Response = self
@@ -134,13 +173,13 @@ impl Ceremony<'_> {
                 problem: problem.as_deref(),
                 interaction: &self.interaction,
             };
-            let Some(pin) = self.bridge.ui.new_pin(&request) else {
-                if self.interaction.is_cancelled() {
-                    return Err(self.cancelled());
+            let pin = match self.bridge.ui.new_pin(&request) {
+                Ok(pin) => pin,
+                Err(why) => {
+                    return Err(
+                        self.unanswered(why, "user verification is required and no PIN was chosen")
+                    );
                 }
-                return Err(BridgeError::not_allowed(
-                    "user verification is required and the user did not choose a PIN",
-                ));
             };
             let length = pin.chars().count();
             if length < info.min_pin_length {

@@ -5,6 +5,13 @@
 //!
 //! The program is killed (its window closes) as soon as the request is cancelled or the
 //! deadline passes. The PIN is kept in zeroizing buffers from the pipe to the caller.
+//!
+//! Why not the `pinentry` crate (what rage uses): its dialogs (`PassphraseInput::interact`,
+//! `ConfirmationDialog::confirm`) block until the program answers or their timeout passes,
+//! and hand out no handle to the running program. A passgate prompt must close the moment the
+//! page aborts or the ceremony times out (the person must not type a PIN into a dialog whose
+//! request is gone, and the next request must not wait behind it): that needs the child
+//! process and a read loop that watches the [`Interaction`], which is what this file is.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +32,13 @@ const PROTOCOL_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 /// Assuan lines are at most 1000 bytes; descriptions are cut well before that.
 const MAX_ARGUMENT: usize = 900;
+/// The pinentry flavours that open a window, in the order they are preferred.
+pub const GRAPHICAL_FLAVOURS: [&str; 4] = [
+    "pinentry-gnome3",
+    "pinentry-qt",
+    "pinentry-gtk2",
+    "pinentry-gtk-2",
+];
 /// The environment variable naming the program.
 pub const ENV_PROGRAM: &str = "PASSGATE_PINENTRY";
 
@@ -77,6 +91,23 @@ impl Pinentry {
             })?,
         };
         Ok(Self::new(program))
+    }
+
+    /// A pinentry that opens a window, when there is a graphical session (`WAYLAND_DISPLAY`
+    /// or `DISPLAY` set) and one of the graphical flavours is installed: the prompt a desktop
+    /// user expects, rather than the terminal that happened to start passgate. `None`
+    /// otherwise (headless: the terminal stays the prompt).
+    pub fn graphical() -> Option<Self> {
+        let session = ["WAYLAND_DISPLAY", "DISPLAY"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+        if !session {
+            return None;
+        }
+        GRAPHICAL_FLAVOURS
+            .iter()
+            .find_map(|name| on_path(Path::new(name)))
+            .map(Self::new)
     }
 
     /// Each dialog waits at most `timeout` for the person.
@@ -329,6 +360,10 @@ impl Session {
 impl TrustedPrompt for Pinentry {
     fn name(&self) -> &'static str {
         "pinentry"
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
     }
 
     fn secret(

@@ -133,6 +133,12 @@ impl TerminalPrompt {
             }
         };
         zeroize::Zeroize::zeroize(&mut byte);
+        if secret && outcome.is_err() {
+            // The person may be halfway through the PIN when the request goes away: what they
+            // type next must not appear on the screen (or reach the shell after passgate
+            // exits). Echo stays off while keystrokes keep coming, then the input is dropped.
+            drain_quietly(&tty);
+        }
         drop(_echo);
         let closing = match &outcome {
             Ok(()) => "",
@@ -154,6 +160,35 @@ impl TerminalPrompt {
     }
 }
 
+/// A keystroke within this long of the last one still belongs to the abandoned answer.
+const QUIET: Duration = Duration::from_millis(600);
+/// Draining stops after this long, keystrokes or not.
+const MAX_DRAIN: Duration = Duration::from_secs(3);
+
+/// Reads and forgets what is typed until the terminal has been quiet for [`QUIET`] (at most
+/// [`MAX_DRAIN`]), then discards the input queue; echo is still off meanwhile.
+fn drain_quietly(tty: &File) {
+    let until = Instant::now() + MAX_DRAIN;
+    let mut quiet_since = Instant::now();
+    let mut scratch = Zeroizing::new([0u8; 64]);
+    while Instant::now() < until && quiet_since.elapsed() < QUIET {
+        let mut fds = [PollFd::new(tty, PollFlags::IN)];
+        let wait = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: POLL_NS,
+        };
+        match poll(&mut fds, Some(&wait)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
+            Ok(_) => match (&*tty).read(&mut scratch[..]) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => quiet_since = Instant::now(),
+            },
+            Err(_) => break,
+        }
+    }
+    let _ = tcflush(tty, QueueSelector::IFlush);
+}
+
 fn open_tty(path: &Path) -> Result<File, PromptError> {
     OpenOptions::new()
         .read(true)
@@ -173,6 +208,10 @@ fn header(dialog: &Dialog<'_>) -> String {
 impl TrustedPrompt for TerminalPrompt {
     fn name(&self) -> &'static str {
         "terminal"
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
     }
 
     fn secret(

@@ -48,9 +48,15 @@ impl UserInterface for PinEntry {
         self.pin.is_some()
     }
 
-    fn pin(&self, _request: &passgate_bridge::PinRequest<'_>) -> Option<Zeroizing<String>> {
+    fn pin(
+        &self,
+        _request: &passgate_bridge::PinRequest<'_>,
+    ) -> Result<Zeroizing<String>, passgate_bridge::Unanswered> {
         self.asked.fetch_add(1, Ordering::SeqCst);
-        self.pin.clone().map(Zeroizing::new)
+        self.pin
+            .clone()
+            .map(Zeroizing::new)
+            .ok_or(passgate_bridge::Unanswered::Declined)
     }
 }
 

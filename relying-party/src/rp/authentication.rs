@@ -304,6 +304,8 @@ impl RelyingParty {
             credential_public_key: auth.credential.public_key.clone(),
             payload: payload.to_owned(),
             payload_sha256: b64::encode(digest(&SHA256, payload.as_bytes()).as_ref()),
+            payload_shown: b64::decode(&response.response.client_data_json)
+                .is_ok_and(|bytes| crate::receipts::client_data_says_payload_shown(&bytes)),
             challenge: challenge.to_owned(),
             approved_at: now,
             user_verified: auth.verdict.user_verified,

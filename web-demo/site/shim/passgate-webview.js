@@ -15,6 +15,9 @@
  * HTTP Origin header) and passgate builds clientDataJSON from that. Anything this script puts
  * in a message is a request, not a claim.
  *
+ * Signed actions: navigator.credentials.get({publicKey, payload}) sends `payload` (the action's
+ * text, whose SHA-256 ends the challenge) beside the options; passgate's prompt shows it.
+ *
  * Passkey autofill: when the host channel offers it (getClientCapabilities().conditionalGet),
  * a get with mediation 'conditional' is armed at the host and stays pending, silently, until
  * the person focuses (or types in, or clicks) a field whose autocomplete has the "webauthn"
@@ -530,7 +533,15 @@
       return conditionalGet(json, options.signal);
     }
     const json = toJSONForm(options.publicKey, 0);
-    const result = await request('get', { options: json }, { signal: options.signal, timeoutMs: ceremonyTimeout(json) });
+    const message = { options: json };
+    // A signed action's text (what you see is what you sign): passgate shows it in its own
+    // prompt after checking that the challenge ends with SHA-256 of exactly this text, and
+    // refuses the request otherwise. The browser's own get() ignores the member.
+    if (options.payload !== undefined) {
+      if (typeof options.payload !== 'string') throw new TypeError('passgate: payload must be the action\'s text, a string');
+      message.payload = options.payload;
+    }
+    const result = await request('get', message, { signal: options.signal, timeoutMs: ceremonyTimeout(json) });
     return credentialFrom(result, 'get');
   }
 

@@ -1,0 +1,227 @@
+// The person's side of passgate's trusted prompt, on `passgate demo` through the webview shim
+// and the local bridge (a scripted pinentry standing in for the person): what you see is what
+// you sign (the action's text in the prompt, a tampered text refused before anyone is asked),
+// one prompt per request, and failure paths the page tells apart — declined, no answer in
+// time, cancelled from the page. Screenshots at 1280 and 390 px wide.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS } from './harness.mjs';
+import { username, goto, statusText, clientData, signUp, signOut, signIn, approve } from './flows.mjs';
+
+const JOURNEY_TIMEOUT_MS = 120_000;
+/** The demo's prompt waits this long (s) before it gives up: the timeout journey waits it out. */
+const PROMPT_TIMEOUT_S = 4;
+
+let demo;
+let browser;
+let account; // { name } from journey 1
+const timings = [];
+
+before(async () => {
+  demo = await startDemo({ promptTimeout: PROMPT_TIMEOUT_S });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.stop();
+  await demo?.stop();
+  console.log('passgate-path step | time (ms) | prompts');
+  for (const [step, ms, prompts] of timings) console.log(`${step} | ${ms} | ${prompts}`);
+});
+
+function withoutAutofillToken() {
+  document.addEventListener('DOMContentLoaded', () => {
+    for (const field of document.querySelectorAll('input[autocomplete~="webauthn"]')) {
+      field.setAttribute('autocomplete', field.getAttribute('autocomplete').replace(/\s*\bwebauthn\b/, '') || 'on');
+    }
+  }, { once: true });
+}
+
+function journey(name, body) {
+  test(name, { timeout: JOURNEY_TIMEOUT_MS }, async () => {
+    const shot = screenshots(`prompt-${name.split(':')[0]}`);
+    demo.pinentry.direct({});
+    const page = await withTimeout(browser.context.newPage(), 'new page');
+    page.setDefaultTimeout(STEP_MS);
+    page.setDefaultNavigationTimeout(STEP_MS);
+    await withTimeout(page.addInitScript(withoutAutofillToken), 'init script');
+    try {
+      await body({ page, shot });
+    } catch (e) {
+      await shot(page, 'failure').catch(() => {});
+      console.log(`demo log (tail):\n${demo.log.slice(-20).join('\n')}`);
+      console.log(`pinentry dialogs (tail):\n${JSON.stringify(demo.pinentry.dialogs().slice(-6), null, 1)}`);
+      throw e;
+    } finally {
+      await withTimeout(page.close(), 'close page').catch(() => {});
+    }
+  });
+}
+
+/** Runs `action`, timing it and counting the prompts it showed. */
+async function timed(step, action) {
+  const before = demo.pinentry.dialogs().length;
+  const start = performance.now();
+  const result = await action();
+  const dialogs = demo.pinentry.dialogs().slice(before);
+  timings.push([step, Math.round(performance.now() - start), dialogs.length]);
+  return { result, dialogs };
+}
+
+async function ensurePaired(page) {
+  if ((await page.getAttribute('#authenticator-choice', 'data-kind')) === 'passgate') return;
+  await page.click('#use-passgate');
+  await page.locator('#pair-dialog[open]').waitFor();
+  await page.fill('#pair-url', demo.bridgeUrl);
+  await page.fill('#pair-code', demo.pairingCode);
+  await page.click('#pair-submit');
+  await page.locator('#authenticator-choice[data-kind="passgate"]').waitFor();
+}
+
+/** A screenshot at 1280 px and one at 390 px wide (then back to 1280). */
+async function bothWidths(page, shot, name) {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await shot(page, `${name}-1280`);
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, `${name}-390`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
+/** Waits until the pinentry process `pid` is gone. */
+async function closed(pid) {
+  const deadline = Date.now() + 5_000;
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  while (alive()) {
+    if (Date.now() > deadline) throw new Error(`the pinentry (pid ${pid}) is still open`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+journey('1-what-you-see: one prompt per step; the action text shown and signed; a tampered text refused', async ({ page, shot }) => {
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+  const name = username('ada');
+  const signedUp = await timed('sign up (first PIN chosen)', () => signUp(page, demo.base, name, 'Ada Lovelace'));
+  assert.deepEqual(signedUp.dialogs.map((d) => [d.command, d.title]),
+    [['GETPIN', 'passgate: create a passkey'], ['GETPIN', 'passgate: create a passkey']]);
+  await signOut(page, demo.base);
+  const signedIn = await timed('sign in by username', () => signIn(page, demo.base, name));
+  assert.deepEqual(signedIn.dialogs.map((d) => [d.command, d.title, d.ok]), [['GETPIN', 'passgate: sign in', 'Sign in']]);
+  assert.equal(signedIn.result.body.verdict.userVerified, true);
+  assert.equal(signedIn.result.body.verdict.userPresent, true);
+  await signOut(page, demo.base);
+  const discoverable = await timed('sign in, no username', () => signIn(page, demo.base, ''));
+  assert.equal(discoverable.dialogs.length, 1);
+  account = { name };
+
+  // The action: its text is in the one prompt, pretty-printed, and the receipt says so.
+  const payload = '{"pay": "ACME Ltd", "amount": "129.00", "currency": "EUR", "iban": "DE89 3704 0044 0532 0130 00"}';
+  const approved = await timed('approve an action', () => approve(page, demo.base, payload));
+  assert.deepEqual(approved.dialogs.map((d) => [d.command, d.title, d.ok]), [['GETPIN', 'passgate: approve an action', 'Approve']]);
+  const text = approved.dialogs[0].description;
+  assert.ok(text.startsWith(`Approve on ${demo.base} (your passkey for localhost):\n\n    {\n      "amount": "129.00",\n      "currency": "EUR",\n`), text);
+  assert.ok(text.includes('      "iban": "DE89 3704 0044 0532 0130 00",\n      "pay": "ACME Ltd"\n    }'), text);
+  const receipt = JSON.parse(approved.result.body.receipt.receiptJson);
+  assert.equal(receipt.payload, payload);
+  assert.equal(receipt.payloadShown, true);
+  assert.equal(clientData(approved.result.request).passgatePayloadShown, true);
+  assert.match(await page.innerText('#receipt-shown'), /^yes: passgate's prompt showed this text/);
+  await bothWidths(page, shot, 'approve-receipt');
+
+  // A page that shows one text and has another signed: refused before any prompt, nothing
+  // signed, the server never sees an assertion.
+  const options = await pageFetch(page, 'POST', '/api/actions/options', { payload });
+  assert.equal(options.status, 200);
+  const before = demo.pinentry.dialogs().length;
+  const tampered = await withTimeout(page.evaluate(async (pk) => {
+    try {
+      await navigator.credentials.get({
+        publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(pk),
+        payload: '{"pay": "ACME Ltd", "amount": "1.29", "currency": "EUR"}',
+      });
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, name: e.name, message: e.message };
+    }
+  }, options.body.publicKey), 'tampered get');
+  assert.equal(tampered.ok, false);
+  assert.equal(tampered.name, 'SecurityError');
+  assert.match(tampered.message, /does not match what the challenge commits to.*nothing was signed/);
+  assert.equal(demo.pinentry.dialogs().length, before, 'no prompt was shown');
+  // The RP's challenge does commit to the real text.
+  const challenge = Buffer.from(options.body.publicKey.challenge, 'base64url');
+  assert.deepEqual(challenge.subarray(16), createHash('sha256').update(payload).digest());
+});
+
+journey('2-failures: declined, no answer in time and cancelled on the page each say so; the next request works', async ({ page, shot }) => {
+  assert.ok(account, 'journey 1 made an account');
+  await goto(page, `${demo.base}/`);
+  await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+
+  // Declined in the prompt.
+  demo.pinentry.direct({ script: { GETPIN: ['cancel'] } });
+  await page.fill('#signin-username', account.name);
+  await page.click('#signin-button');
+  const declined = await statusText(page, 'declined');
+  assert.match(declined, /^You declined on passgate's prompt \(the PIN was not entered\)\. \(NotAllowedError\)$/);
+  await bothWidths(page, shot, 'index-declined');
+
+  // Nobody answers: the prompt gives up after its timeout, and says how long it waited.
+  demo.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+  const waitedFrom = demo.pinentry.dialogs().length;
+  await page.click('#signin-button');
+  await page.locator('#passgate-waiting').waitFor();
+  assert.match(await page.innerText('#passgate-waiting'), /Approve in passgate's window: sign in\./);
+  assert.match(await page.innerText('#passgate-waiting [data-field="countdown"]'), /^\d+$/);
+  await bothWidths(page, shot, 'index-waiting-for-passgate');
+  const timedOut = await statusText(page, 'No answer');
+  assert.match(timedOut, new RegExp(`^No answer within ${PROMPT_TIMEOUT_S} s on passgate's prompt \\(the PIN was not entered\\)\\.`));
+  assert.equal(await page.locator('#passgate-waiting').count(), 0, 'the waiting panel is gone');
+  await closed(demo.pinentry.dialogs()[waitedFrom].pid);
+
+  // Cancel on the page while the prompt waits: the prompt closes, the page says who stopped it.
+  demo.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+  const cancelFrom = demo.pinentry.dialogs().length;
+  await page.click('#signin-button');
+  const open = await demo.pinentry.waitForDialogs(cancelFrom + 1);
+  await page.click('#passgate-cancel');
+  const cancelled = await statusText(page, 'cancelled');
+  assert.match(cancelled, /^You cancelled the request on this page; nothing was signed\./);
+  await closed(open[cancelFrom].pid);
+  assert.equal((await pageFetch(page, 'GET', '/api/session')).status, 401);
+  await bothWidths(page, shot, 'index-cancelled-on-page');
+
+  // And the next sign-in works, with one prompt.
+  demo.pinentry.direct({});
+  const again = await timed('sign in after the failures', () => signIn(page, demo.base, account.name));
+  assert.equal(again.dialogs.length, 1);
+  await bothWidths(page, shot, 'account-signed-in');
+});
+
+journey('3-wrong-pin: three wrong PINs, then the page says why and passgate stops asking for the PIN', async ({ page, shot }) => {
+  assert.ok(account, 'journey 1 made an account');
+  await goto(page, `${demo.base}/`);
+  await pageFetch(page, 'POST', '/api/logout', {});
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+  demo.pinentry.direct({ getpin: '000000' });
+  const from = demo.pinentry.dialogs().length;
+  await page.fill('#signin-username', account.name);
+  await page.click('#signin-button');
+  const blocked = await statusText(page, 'Three wrong PINs');
+  assert.match(blocked, /^Three wrong PINs in a row: passgate stops asking for the PIN until its authenticator restarts/);
+  assert.match(blocked, /details: CTAP PinAuthBlocked/);
+  const asked = demo.pinentry.dialogs().slice(from);
+  assert.deepEqual(asked.map((d) => [d.command, d.error ?? null]),
+    [['GETPIN', null], ['GETPIN', 'Wrong PIN. 7 attempts left.'], ['GETPIN', 'Wrong PIN. 6 attempts left.']]);
+  await bothWidths(page, shot, 'index-pin-blocked');
+  // The next request is refused at once: no prompt for a PIN that cannot work now.
+  demo.pinentry.direct({});
+  await page.evaluate(() => { document.getElementById('status').textContent = ''; });
+  await page.click('#signin-button');
+  await statusText(page, 'Three wrong PINs');
+  assert.equal(demo.pinentry.dialogs().length, from + 3, 'no prompt');
+});
