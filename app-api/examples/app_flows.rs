@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             auth_mode: AuthMode::InMemoryOnly,
             lock_after: 60_000,
             max_attempts: 5,
+            ..VaultOptions::default()
         },
     )?;
     let events = vault.subscribe();

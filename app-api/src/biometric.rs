@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use passgate_authenticator::api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
 use passgate_bridge::client_data::{CeremonyType, client_data_json};
+use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -21,6 +22,7 @@ use crate::device::{
     AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, DeviceError, Verification,
     cose_to_spki, user_verified,
 };
+use crate::scan_prompt::{self, DialogOutcome, Fallback};
 use crate::verify::{self, Accept, Failure, PasscodeRequest, PlanError, Planned};
 use crate::{CallerId, Platform, b64, sha256};
 
@@ -158,8 +160,9 @@ pub struct AuthOptions {
     /// Fallback button text.
     #[serde(default)]
     pub fallback_title: Option<String>,
-    /// Ask for an explicit confirmation after a passive match. passgate always requires
-    /// presence (the touch itself, or the terminal prompt), so this is always honoured.
+    /// `true`: after a fingerprint match, the person confirms in passgate's prompt before the
+    /// call succeeds. A touch is already a deliberate act, so without it (or with `false`) a
+    /// match completes directly, as Android treats its active (fingerprint) sensors.
     #[serde(default)]
     pub confirmation_required: Option<bool>,
     /// Failed scans accepted within this call before it rejects (1 to 5, default 3). Tauri
@@ -349,6 +352,22 @@ fn io_error(e: std::io::Error) -> BiometricError {
     )
 }
 
+/// A plan's failure in the official codes. A PIN prompt that gave no PIN is `appCancel` when
+/// the app cancelled the call, `notInteractive` when the host has no prompt at all, and
+/// `userCancel` when the person declined.
+fn plan_error_in(platform: &Platform, interaction: &Interaction, e: PlanError) -> BiometricError {
+    match e {
+        PlanError::PasscodeCancelled if interaction.is_cancelled() => {
+            BiometricError::of(VerifierErrorCode::AppCancel)
+        }
+        PlanError::PasscodeCancelled if !platform.passcodes().interactive() => BiometricError::new(
+            VerifierErrorCode::NotInteractive,
+            "no trusted prompt can ask for the PIN here",
+        ),
+        other => plan_error(other),
+    }
+}
+
 fn plan_error(e: PlanError) -> BiometricError {
     match e {
         PlanError::Biometry(code) => BiometricError::of(code),
@@ -463,6 +482,17 @@ pub fn authenticate(
     };
     tracing::info!(caller = caller.name(), %reason, "biometric authentication requested");
     let device = platform.device();
+    // Without the PIN, a fingerprint that cannot verify now is the answer at once, as iOS
+    // rejects before showing anything: no key is made and no prompt shown for a call that
+    // cannot succeed.
+    let readiness = if options.allow_device_credential {
+        Ok(Ok(()))
+    } else {
+        verify::biometric_readiness(device)
+    };
+    if let Ok(Err(code)) = readiness {
+        return Err(BiometricError::of(code));
+    }
     let mut key = proof_key(platform, caller)?;
     let signed_challenge = match &challenge {
         Some(c) => c.clone(),
@@ -477,23 +507,31 @@ pub fn authenticate(
     } else {
         Accept::Biometric
     };
+    let labels = verify::PromptLabels {
+        title: options.title.as_deref(),
+        subtitle: options.subtitle.as_deref(),
+        cancel: options.cancel_title.as_deref(),
+        fallback: options.fallback_title.as_deref(),
+    };
+    let fallback = Fallback::of(
+        options.allow_device_credential,
+        options.fallback_title.as_deref(),
+    );
+    let prompt = platform.passcodes().prompt();
     let mut failures = 0u8;
     let mut recreated = false;
     loop {
+        let request = PasscodeRequest {
+            caller: caller.name(),
+            reason,
+            attempt: u32::from(failures) + 1,
+            labels,
+        };
         let planned = verify::plan(
             device,
             accept,
             platform.passcodes(),
-            &PasscodeRequest {
-                caller: caller.name(),
-                reason,
-                attempt: u32::from(failures) + 1,
-                labels: verify::PromptLabels {
-                    title: options.title.as_deref(),
-                    subtitle: options.subtitle.as_deref(),
-                    cancel: options.cancel_title.as_deref(),
-                },
-            },
+            &request,
             passgate_proto::ctap::Permissions::GET_ASSERTION,
             &key.rp_id,
             interaction,
@@ -504,26 +542,45 @@ pub fn authenticate(
                 failures += 1;
                 continue;
             }
-            Err(e) => return Err(plan_error(e)),
+            Err(e) => return Err(plan_error_in(platform, interaction, e)),
         };
         let verification = planned.verification();
-        let method = match &planned {
-            Planned::Builtin => "biometric",
-            Planned::Pin(_) => "passcode",
-        };
+        let scanned = matches!(planned, Planned::Builtin);
+        let method = if scanned { "biometric" } else { "passcode" };
         let credential_id = crate::unb64(&key.credential_id).unwrap_or_default();
-        let result = device.get_assertion(
-            &AssertRequest {
-                rp_id: &key.rp_id,
-                credential_id: &credential_id,
-                client_data_hash,
-                verification,
-                hmac_salt: None,
-            },
-            interaction,
-        );
+        let assert = |on: &Interaction| {
+            device.get_assertion(
+                &AssertRequest {
+                    rp_id: &key.rp_id,
+                    credential_id: &credential_id,
+                    client_data_hash,
+                    verification,
+                    hmac_salt: None,
+                },
+                on,
+            )
+        };
+        // A scan runs beside the app's dialog in the host's trusted prompt, when it has one.
+        let (result, dialog) = match (&prompt, scanned) {
+            (Some(prompt), true) => {
+                let text = scan_prompt::waiting_dialog(&request, &fallback);
+                let error = (failures > 0).then_some("Not recognised. Try again.");
+                scan_prompt::scan_with_dialog(
+                    prompt.as_ref(),
+                    &text,
+                    error,
+                    &fallback,
+                    interaction,
+                    assert,
+                )
+            }
+            _ => (assert(interaction), DialogOutcome::Closed),
+        };
         match result {
             Ok(assertion) if user_verified(assertion.flags) => {
+                if scanned && options.confirmation_required == Some(true) {
+                    confirm_match(prompt.as_deref(), &request, interaction)?;
+                }
                 let proof = challenge.as_ref().map(|c| Proof {
                     credential: json!({
                         "id": key.credential_id,
@@ -547,32 +604,86 @@ pub fn authenticate(
                 // Never report success without the authenticator's UV flag.
                 return Err(BiometricError::of(VerifierErrorCode::AuthenticationFailed));
             }
-            Err(e) => match verify::classify(&e) {
-                Failure::NotRecognised if failures + 1 < max_attempts => failures += 1,
-                failure
-                    if verify::retries_with_passcode(
-                        failure,
-                        accept,
-                        options.allow_device_credential,
-                    ) =>
-                {
-                    accept = verify::PASSCODE_FIRST;
+            Err(e) => {
+                // A button in the dialog (or a dialog that could not be shown) stopped the scan.
+                match dialog {
+                    DialogOutcome::Fallback if options.allow_device_credential => {
+                        accept = verify::PASSCODE_FIRST;
+                        continue;
+                    }
+                    DialogOutcome::Fallback => {
+                        return Err(BiometricError::of(VerifierErrorCode::UserFallback));
+                    }
+                    DialogOutcome::Cancelled => {
+                        return Err(BiometricError::of(VerifierErrorCode::UserCancel));
+                    }
+                    DialogOutcome::Unavailable(why) => {
+                        return Err(BiometricError::new(
+                            VerifierErrorCode::NotInteractive,
+                            format!("the fingerprint dialog cannot be shown: {why}"),
+                        ));
+                    }
+                    DialogOutcome::Closed | DialogOutcome::TimedOut => {}
                 }
-                Failure::CredentialMissing if !recreated => {
-                    // The authenticator was reset or the key deleted: make a new one. A server
-                    // must register it again, so a proof is only returned for it when asked.
-                    tracing::warn!(
-                        caller = caller.name(),
-                        "the proof key is gone: creating a new one"
-                    );
-                    recreated = true;
-                    key = create_proof_key(platform, caller, interaction)?;
+                match verify::classify(&e) {
+                    Failure::Cancelled if interaction.is_cancelled() => {
+                        return Err(BiometricError::of(VerifierErrorCode::AppCancel));
+                    }
+                    Failure::NotRecognised if failures + 1 < max_attempts => failures += 1,
+                    failure
+                        if verify::retries_with_passcode(
+                            failure,
+                            accept,
+                            options.allow_device_credential,
+                        ) =>
+                    {
+                        accept = verify::PASSCODE_FIRST;
+                    }
+                    Failure::CredentialMissing if !recreated => {
+                        // The authenticator was reset or the key deleted: make a new one. A
+                        // server must register it again, so a proof is only returned for it
+                        // when asked.
+                        tracing::warn!(
+                            caller = caller.name(),
+                            "the proof key is gone: creating a new one"
+                        );
+                        recreated = true;
+                        key = create_proof_key(platform, caller, interaction)?;
+                    }
+                    failure => return Err(failure_error(device, &e, failure, scanned)),
                 }
-                failure => {
-                    let scanned = matches!(verification, Verification::Builtin);
-                    return Err(failure_error(device, &e, failure, scanned));
-                }
-            },
+            }
         }
+    }
+}
+
+/// The confirmation after a fingerprint match (`confirmationRequired: true`).
+fn confirm_match(
+    prompt: Option<&dyn TrustedPrompt>,
+    request: &PasscodeRequest<'_>,
+    interaction: &Interaction,
+) -> Result<(), BiometricError> {
+    let Some(prompt) = prompt else {
+        return Err(BiometricError::new(
+            VerifierErrorCode::NotInteractive,
+            "confirmationRequired needs a trusted prompt, and this host has none",
+        ));
+    };
+    let text = scan_prompt::confirmation_dialog(request);
+    match prompt.confirm(&text.dialog("", None), interaction) {
+        Ok(Answer::Ok) => Ok(()),
+        Ok(Answer::NotOk) | Err(PromptError::Declined) => Err(BiometricError::new(
+            VerifierErrorCode::UserCancel,
+            "the match was not confirmed",
+        )),
+        Err(PromptError::Cancelled) => Err(BiometricError::of(VerifierErrorCode::AppCancel)),
+        Err(PromptError::TimedOut) => Err(BiometricError::new(
+            VerifierErrorCode::SystemCancel,
+            "nobody confirmed the match in time",
+        )),
+        Err(PromptError::Unavailable(why)) => Err(BiometricError::new(
+            VerifierErrorCode::NotInteractive,
+            format!("the confirmation cannot be shown: {why}"),
+        )),
     }
 }

@@ -26,6 +26,7 @@ pub mod biometric;
 pub mod channel;
 pub mod device;
 pub mod router;
+pub mod scan_prompt;
 pub mod soter;
 pub mod vault;
 pub mod verify;

@@ -11,8 +11,12 @@
 //! | `biometric.checkStatus` | | `{isAvailable, biometryType, error?, errorCode?}` |
 //! | `biometric.authenticate` | `reason`, `options` | `{method, proof?}`; error `{code, message}` |
 //! | `biometric.getProofKey` | | `{credentialId, publicKey, publicKeyCose, rpId, origin, ...}` |
-//! | `vault.open` | `vaultId`, `username`, `authMode?`, `lockAfter?`, `maxAttempts?` | `{config, isLocked, isInUse, remainingAttempts}` |
-//! | `vault.unlock` | `vaultId`, `usingPasscode?` | `null` |
+//! | `vault.open` | `vaultId`, `username`, `authMode?` (default `BiometricAndPasscode`), `lockAfter?`, `maxAttempts?`, `hideScreenOnBackground?`, `customPasscode?` | `{config, isLocked, isInUse, remainingAttempts}` |
+//! | `vault.unlock` | `vaultId`, `usingPasscode?`, `passcode?` (the app passcode) | `null` |
+//! | `vault.setPasscode` | `vaultId`, `passcode?`, `confirmation?` | config |
+//! | `vault.setBiometricsEnabled`, `vault.setPasscodeEnabled` | `vaultId`, `enabled` | config |
+//! | `vault.isBiometricsAvailable` | | bool |
+//! | `vault.setVisibility` | `hidden` (the host reports the app in the background or shown) | `null` |
 //! | `vault.lock`, `vault.clear`, `vault.close` | `vaultId` | `null` |
 //! | `vault.isLocked`, `vault.isInUse` | `vaultId` | bool |
 //! | `vault.storeValue` | `vaultId`, `key`, `value` | `null` |
@@ -27,20 +31,19 @@
 //! | `soter.prepareAuthKey`, `soter.getAuthKey` | | `{keyJson, keyJsonSignature, keyStore}` |
 //! | `soter.startSoterAuthentication` | `challenge`, `requestAuthModes`, `authContent?` | `{authMode, resultJSON, resultJSONSignature, errCode, errMsg}`; error `{errCode, errMsg, detail}` |
 //!
-//! Vault errors are `{code, message}` with Identity Vault's `VaultErrorCodes`; a malformed
-//! request is `{code: "invalidRequest", message}`.
+//! Every `vault.*` message but `open` and the two without a vault may also name `username`
+//! (a vault is (caller, `vaultId`, `username`); without it, the one open vault of that ID).
+//! Vault errors are `{code, message}` with Identity Vault's `VaultErrorCodes`; SOTER errors,
+//! a malformed SOTER request included, are `{errCode, errMsg, detail}` as WeChat reports them;
+//! any other malformed request is `{code: "invalidRequest", message}`.
 
-use std::collections::HashMap;
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use passgate_authenticator::api::user_verifier::Interaction;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::vault::{
-    AuthMode, Vault, VaultDescriptor, VaultError, VaultErrorCode, VaultEvent, VaultOptions,
-};
+use crate::vault::routes::VaultRoutes;
 use crate::{CallerId, Platform, biometric, soter};
 
 /// Every message type [`Router::handle`] routes.
@@ -61,6 +64,11 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "vault.remainingAttempts",
     "vault.getConfig",
     "vault.updateConfig",
+    "vault.setPasscode",
+    "vault.setBiometricsEnabled",
+    "vault.setPasscodeEnabled",
+    "vault.isBiometricsAvailable",
+    "vault.setVisibility",
     "vault.close",
     "soter.checkIsSupportSoterAuthentication",
     "soter.checkIsSoterEnrolledInDevice",
@@ -69,15 +77,10 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "soter.startSoterAuthentication",
 ];
 
-struct OpenVault {
-    vault: Arc<Vault>,
-    events: Mutex<Receiver<VaultEvent>>,
-}
-
 /// Routes host-channel messages to the app APIs; one per process, shared by every caller.
 pub struct Router {
     platform: Arc<Platform>,
-    vaults: Mutex<HashMap<(CallerId, String), Arc<OpenVault>>>,
+    vaults: VaultRoutes,
 }
 
 impl std::fmt::Debug for Router {
@@ -92,7 +95,7 @@ fn invalid(message: impl Into<String>) -> Json {
     json!({ "code": "invalidRequest", "message": message.into() })
 }
 
-fn params<T: for<'de> Deserialize<'de>>(request: &Json) -> Result<T, Json> {
+pub(crate) fn params<T: for<'de> Deserialize<'de>>(request: &Json) -> Result<T, Json> {
     let mut object = request.as_object().cloned().unwrap_or_default();
     object.remove("type");
     serde_json::from_value(Json::Object(object)).map_err(|e| invalid(e.to_string()))
@@ -112,80 +115,8 @@ struct Authenticate {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OpenRequest {
-    vault_id: String,
-    username: String,
-    #[serde(default)]
-    auth_mode: Option<String>,
-    #[serde(default)]
-    lock_after: Option<u64>,
-    #[serde(default)]
-    max_attempts: Option<u8>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct VaultOnly {
-    vault_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UnlockRequest {
-    vault_id: String,
-    #[serde(default)]
-    using_passcode: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct KeyRequest {
-    vault_id: String,
-    key: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct StoreRequest {
-    vault_id: String,
-    key: String,
-    value: Json,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateRequest {
-    vault_id: String,
-    auth_mode: String,
-    #[serde(default)]
-    lock_after: Option<u64>,
-    #[serde(default)]
-    max_attempts: Option<u8>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EnrolledRequest {
     check_auth_mode: String,
-}
-
-fn auth_mode(name: Option<&str>) -> Result<AuthMode, Json> {
-    match name {
-        None => Ok(AuthMode::BiometricOnly),
-        Some(n) => AuthMode::from_name(n).ok_or_else(|| {
-            VaultError {
-                code: VaultErrorCode::InvalidAuthMode,
-                message: format!(
-                    "{n:?} is not BiometricOnly, BiometricAndPasscode, BiometricOrPasscode, PasscodeOnly or InMemoryOnly"
-                ),
-            }
-            .to_json()
-        }),
-    }
-}
-
-fn vault_result(result: Result<Json, VaultError>) -> Result<Json, Json> {
-    result.map_err(|e| e.to_json())
 }
 
 impl Router {
@@ -193,7 +124,7 @@ impl Router {
     pub fn new(platform: Arc<Platform>) -> Self {
         Self {
             platform,
-            vaults: Mutex::new(HashMap::new()),
+            vaults: VaultRoutes::default(),
         }
     }
 
@@ -225,95 +156,11 @@ impl Router {
             Ok(result) => json!({ "result": result }),
             Err(error) => json!({ "error": error }),
         };
-        let events = self.drain_events(&caller);
+        let events = self.vaults.drain_events(&caller);
         if !events.is_empty() {
             reply["events"] = Json::Array(events);
         }
         reply
-    }
-
-    fn drain_events(&self, caller: &CallerId) -> Vec<Json> {
-        let vaults: Vec<Arc<OpenVault>> = self
-            .vaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|((c, _), _)| c == caller)
-            .map(|(_, v)| Arc::clone(v))
-            .collect();
-        let mut out = Vec::new();
-        for open in vaults {
-            let events = open.events.lock().unwrap_or_else(PoisonError::into_inner);
-            while let Ok(event) = events.try_recv() {
-                out.push(serde_json::to_value(&event).unwrap_or(Json::Null));
-            }
-        }
-        out
-    }
-
-    fn vault(&self, caller: &CallerId, vault_id: &str) -> Result<Arc<Vault>, Json> {
-        self.vaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(caller.clone(), vault_id.to_owned()))
-            .map(|v| Arc::clone(&v.vault))
-            .ok_or_else(|| {
-                VaultError {
-                    code: VaultErrorCode::InvalidArguments,
-                    message: format!("vault {vault_id:?} is not open: send vault.open first"),
-                }
-                .to_json()
-            })
-    }
-
-    fn open(&self, caller: &CallerId, request: &OpenRequest) -> Result<Json, Json> {
-        let options = VaultOptions {
-            auth_mode: auth_mode(request.auth_mode.as_deref())?,
-            lock_after: request.lock_after.unwrap_or(0),
-            max_attempts: request.max_attempts.unwrap_or(5),
-        };
-        let descriptor = VaultDescriptor {
-            vault_id: request.vault_id.clone(),
-            username: request.username.clone(),
-        };
-        let key = (caller.clone(), request.vault_id.clone());
-        let existing = self
-            .vaults
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .map(|v| Arc::clone(&v.vault));
-        let vault = match existing {
-            Some(v) => v,
-            None => {
-                let vault = Vault::open(
-                    Arc::clone(&self.platform),
-                    caller.clone(),
-                    &descriptor,
-                    options,
-                )
-                .map_err(|e| e.to_json())?;
-                let events = Mutex::new(vault.subscribe());
-                let vault = Arc::new(vault);
-                self.vaults
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(
-                        key,
-                        Arc::new(OpenVault {
-                            vault: Arc::clone(&vault),
-                            events,
-                        }),
-                    );
-                vault
-            }
-        };
-        Ok(json!({
-            "config": vault.config(),
-            "isLocked": vault.is_locked(),
-            "isInUse": vault.is_in_use(),
-            "remainingAttempts": vault.remaining_attempts(),
-        }))
     }
 
     fn route(
@@ -341,115 +188,49 @@ impl Router {
                     .map(|k| json!(k))
                     .map_err(|e| e.to_json())
             }
-            "vault.open" => self.open(caller, &params(request)?),
-            "vault.unlock" => {
-                let p: UnlockRequest = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(
-                    vault
-                        .unlock(p.using_passcode, interaction)
-                        .map(|()| Json::Null),
-                )
+            kind if kind.starts_with("vault.") => {
+                self.vaults
+                    .route(&self.platform, caller, kind, request, interaction)
             }
-            "vault.lock" => {
-                let p: VaultOnly = params(request)?;
-                self.vault(caller, &p.vault_id)?.lock();
-                Ok(Json::Null)
-            }
-            "vault.isLocked" => {
-                let p: VaultOnly = params(request)?;
-                Ok(json!(self.vault(caller, &p.vault_id)?.is_locked()))
-            }
-            "vault.isInUse" => {
-                let p: VaultOnly = params(request)?;
-                Ok(json!(self.vault(caller, &p.vault_id)?.is_in_use()))
-            }
-            "vault.storeValue" => {
-                let p: StoreRequest = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(
-                    vault
-                        .store_value(&p.key, &p.value, interaction)
-                        .map(|()| Json::Null),
-                )
-            }
-            "vault.getValue" => {
-                let p: KeyRequest = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(vault.get_value(&p.key).map(|v| v.unwrap_or(Json::Null)))
-            }
-            "vault.removeValue" => {
-                let p: KeyRequest = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(vault.remove_value(&p.key).map(|()| Json::Null))
-            }
-            "vault.getKeys" => {
-                let p: VaultOnly = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(vault.get_keys().map(|k| json!(k)))
-            }
-            "vault.clear" => {
-                let p: VaultOnly = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                vault_result(vault.clear().map(|()| Json::Null))
-            }
-            "vault.remainingAttempts" => {
-                let p: VaultOnly = params(request)?;
-                Ok(json!(self.vault(caller, &p.vault_id)?.remaining_attempts()))
-            }
-            "vault.getConfig" => {
-                let p: VaultOnly = params(request)?;
-                Ok(json!(self.vault(caller, &p.vault_id)?.config()))
-            }
-            "vault.updateConfig" => {
-                let p: UpdateRequest = params(request)?;
-                let vault = self.vault(caller, &p.vault_id)?;
-                let current = vault.config();
-                let options = VaultOptions {
-                    auth_mode: auth_mode(Some(&p.auth_mode))?,
-                    lock_after: p.lock_after.unwrap_or(current.lock_after),
-                    max_attempts: p.max_attempts.unwrap_or(current.max_attempts),
+            kind if kind.starts_with("soter.") => {
+                let api = kind.trim_start_matches("soter.");
+                let invalid = |e: Json| {
+                    let detail = e["message"].as_str().unwrap_or_default().to_owned();
+                    soter::invalid_request(api, request, &detail).to_json()
                 };
-                vault_result(vault.update_config(options, interaction).map(|c| json!(c)))
-            }
-            "vault.close" => {
-                let p: VaultOnly = params(request)?;
-                let removed = self
-                    .vaults
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&(caller.clone(), p.vault_id));
-                if let Some(open) = removed {
-                    open.vault.lock();
+                match kind {
+                    "soter.checkIsSupportSoterAuthentication" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        Ok(soter::check_is_support_soter_authentication(platform))
+                    }
+                    "soter.checkIsSoterEnrolledInDevice" => {
+                        let p: EnrolledRequest = params(request).map_err(invalid)?;
+                        soter::check_is_soter_enrolled_in_device(platform, &p.check_auth_mode)
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.prepareAuthKey" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        soter::prepare_auth_key(platform, caller, interaction)
+                            .map(|k| json!(k))
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.getAuthKey" => {
+                        params::<NoParams>(request).map_err(invalid)?;
+                        soter::get_auth_key(platform, caller)
+                            .map(|k| json!(k))
+                            .map_err(|e| e.to_json())
+                    }
+                    "soter.startSoterAuthentication" => {
+                        let p: soter::StartRequest = params(request).map_err(invalid)?;
+                        soter::start_soter_authentication(platform, caller, &p, interaction)
+                            .map(|r| json!(r))
+                            .map_err(|e| e.to_json())
+                    }
+                    other => Err(json!({
+                        "code": "unknownType",
+                        "message": format!("unknown message type {other:?}"),
+                    })),
                 }
-                Ok(Json::Null)
-            }
-            "soter.checkIsSupportSoterAuthentication" => {
-                params::<NoParams>(request)?;
-                Ok(soter::check_is_support_soter_authentication(platform))
-            }
-            "soter.checkIsSoterEnrolledInDevice" => {
-                let p: EnrolledRequest = params(request)?;
-                soter::check_is_soter_enrolled_in_device(platform, &p.check_auth_mode)
-                    .map_err(|e| e.to_json())
-            }
-            "soter.prepareAuthKey" => {
-                params::<NoParams>(request)?;
-                soter::prepare_auth_key(platform, caller, interaction)
-                    .map(|k| json!(k))
-                    .map_err(|e| e.to_json())
-            }
-            "soter.getAuthKey" => {
-                params::<NoParams>(request)?;
-                soter::get_auth_key(platform, caller)
-                    .map(|k| json!(k))
-                    .map_err(|e| e.to_json())
-            }
-            "soter.startSoterAuthentication" => {
-                let p: soter::StartRequest = params(request)?;
-                soter::start_soter_authentication(platform, caller, &p, interaction)
-                    .map(|r| json!(r))
-                    .map_err(|e| e.to_json())
             }
             other => Err(json!({
                 "code": "unknownType",

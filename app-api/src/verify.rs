@@ -22,12 +22,16 @@ pub struct PasscodeRequest<'a> {
     pub reason: &'a str,
     /// 1 for the first ask, 2 after a wrong PIN, ...
     pub attempt: u32,
-    /// The app's own words for the prompt (Tauri's `title`, `subtitle`, `cancelTitle`).
+    /// The app's own words for the prompt (Tauri's `title`, `subtitle`, `cancelTitle`,
+    /// `fallbackTitle`).
     pub labels: PromptLabels<'a>,
 }
 
 /// How an app asks for its prompt to look (Tauri's `AuthOptions`): shown inside passgate's
 /// trusted prompt, under passgate's own line that names the caller, never instead of it.
+/// Every label is the app's (or page's) text: [`PromptLabels::title`] and the other getters
+/// give it cleaned ([`passgate_proto::display::clean`]), with passgate's default when the app
+/// gave none or nothing is left after cleaning.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PromptLabels<'a> {
     /// The window title (default "passgate").
@@ -36,6 +40,42 @@ pub struct PromptLabels<'a> {
     pub subtitle: Option<&'a str>,
     /// The declining button (default "Cancel").
     pub cancel: Option<&'a str>,
+    /// The button that leaves the fingerprint for the fallback (Tauri's `fallbackTitle`;
+    /// default "Use PIN"; an empty string hides it where the PIN is not allowed, as on iOS).
+    pub fallback: Option<&'a str>,
+}
+
+/// The longest app label shown on a button or in a title, in characters.
+pub const MAX_LABEL_CHARS: usize = 48;
+
+/// `label` cleaned and cut for a title or a button; `None` when nothing visible is left.
+fn clean_label(label: Option<&str>) -> Option<String> {
+    let cleaned = passgate_proto::display::clean_limited(label?, MAX_LABEL_CHARS);
+    (!cleaned.text.is_empty()).then_some(cleaned.text)
+}
+
+impl PromptLabels<'_> {
+    /// The window title: the app's, cleaned, else "passgate".
+    pub fn title(&self) -> String {
+        clean_label(self.title).unwrap_or_else(|| "passgate".to_owned())
+    }
+
+    /// The declining button: the app's, cleaned, else "Cancel".
+    pub fn cancel(&self) -> String {
+        clean_label(self.cancel).unwrap_or_else(|| "Cancel".to_owned())
+    }
+
+    /// The fallback button: the app's, cleaned, else "Use PIN".
+    pub fn fallback(&self) -> String {
+        clean_label(self.fallback).unwrap_or_else(|| "Use PIN".to_owned())
+    }
+
+    /// The subtitle line, cleaned; `None` when there is none.
+    pub fn subtitle(&self) -> Option<String> {
+        self.subtitle
+            .map(passgate_proto::display::clean)
+            .filter(|s| !s.is_empty())
+    }
 }
 
 /// Collects the authenticator PIN through a prompt the host trusts — never from page script.
@@ -65,6 +105,19 @@ pub trait PasscodeProvider: Send + Sync {
     ) -> Option<Zeroizing<String>> {
         None
     }
+
+    /// Whether this provider can ask anything at all. A host without any (no terminal, no
+    /// pinentry) makes a needed PIN `notInteractive`, not a cancellation by the person.
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    /// The trusted prompt this host asks in, for the dialogs around a fingerprint scan (the
+    /// one shown while the finger is awaited, the confirmation after a match); `None` when
+    /// the host has none (a scan then runs without a dialog).
+    fn prompt(&self) -> Option<Arc<dyn TrustedPrompt>> {
+        None
+    }
 }
 
 /// A host without PIN entry.
@@ -74,6 +127,10 @@ pub struct NoPasscode;
 impl PasscodeProvider for NoPasscode {
     fn passcode(&self, _: &PasscodeRequest<'_>, _: &Interaction) -> Option<Zeroizing<String>> {
         None
+    }
+
+    fn interactive(&self) -> bool {
+        false
     }
 }
 
@@ -142,18 +199,66 @@ impl PromptPasscode {
 /// "https://shop.example asks for your passgate PIN." and its reason (the app's own words, or
 /// the vault it opens): who asks comes first and is passgate's knowledge, not the page's.
 fn ask_line(request: &PasscodeRequest<'_>) -> String {
-    // The caller's name, its reason and its subtitle are the app's (or page's) words: cleaned.
+    caller_lines(request, "asks for your passgate PIN.")
+}
+
+/// passgate's line naming the caller and what it asks (`asks`, passgate's words), then the
+/// reason and the subtitle. The caller's name, its reason and its subtitle are the app's (or
+/// page's) words: cleaned, and always under passgate's line.
+pub(crate) fn caller_lines(request: &PasscodeRequest<'_>, asks: &str) -> String {
     let clean = passgate_proto::display::clean;
     let mut line = format!(
-        "{} asks for your passgate PIN.\nReason: {}",
+        "{} {asks}\nReason: {}",
         clean(request.caller),
         clean(request.reason)
     );
-    if let Some(subtitle) = request.labels.subtitle {
+    if let Some(subtitle) = request.labels.subtitle() {
         line.push('\n');
-        line.push_str(&clean(subtitle));
+        line.push_str(&subtitle);
     }
     line
+}
+
+/// The texts of one dialog, owned (the app's labels are cleaned into new strings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialogText {
+    /// The window title.
+    pub title: String,
+    /// What is asked and why.
+    pub description: String,
+    /// The approving button.
+    pub ok: String,
+    /// The declining button.
+    pub cancel: String,
+}
+
+impl DialogText {
+    /// The bridge's dialog over these texts.
+    pub fn dialog<'a>(&'a self, prompt: &'a str, error: Option<&'a str>) -> Dialog<'a> {
+        Dialog {
+            title: &self.title,
+            description: &self.description,
+            prompt,
+            error,
+            ok: &self.ok,
+            cancel: &self.cancel,
+            not_ok: None,
+        }
+    }
+}
+
+/// The PIN dialog for `request`: the app's title and cancel label, passgate's line naming the
+/// caller on top of the app's reason and subtitle.
+pub fn passcode_dialog(request: &PasscodeRequest<'_>) -> DialogText {
+    DialogText {
+        title: request.labels.title(),
+        description: format!(
+            "{}\n\nEnter the PIN to confirm it is you.",
+            ask_line(request)
+        ),
+        ok: "Verify".to_owned(),
+        cancel: request.labels.cancel(),
+    }
 }
 
 impl PasscodeProvider for PromptPasscode {
@@ -162,28 +267,17 @@ impl PasscodeProvider for PromptPasscode {
         request: &PasscodeRequest<'_>,
         interaction: &Interaction,
     ) -> Option<Zeroizing<String>> {
-        let description = format!(
-            "{}\n\nEnter the PIN to confirm it is you.",
-            ask_line(request)
-        );
+        let text = passcode_dialog(request);
         let error = (request.attempt > 1).then_some("Wrong PIN. Try again.");
-        let labels = request.labels;
-        self.ask(
-            &Dialog {
-                title: labels.title.unwrap_or("passgate"),
-                description: &description,
-                prompt: "PIN:",
-                error,
-                ok: "Verify",
-                cancel: labels.cancel.unwrap_or("Cancel"),
-                ..Dialog::default()
-            },
-            interaction,
-        )
+        self.ask(&text.dialog("PIN:", error), interaction)
     }
 
     fn sets_passcode(&self) -> bool {
         true
+    }
+
+    fn prompt(&self) -> Option<Arc<dyn TrustedPrompt>> {
+        Some(Arc::clone(&self.prompt))
     }
 
     fn new_passcode(
@@ -490,6 +584,7 @@ mod tests {
                 title: Some("Wallet"),
                 subtitle: Some("Payments over 100 EUR"),
                 cancel: Some("Not now"),
+                fallback: None,
             },
         };
         assert_eq!(
@@ -510,6 +605,39 @@ mod tests {
         let (title, description, cancel) = &shown[1];
         assert_eq!((title.as_str(), cancel.as_str()), ("passgate", "Cancel"));
         assert!(!description.contains("Payments"), "{description}");
+    }
+
+    #[test]
+    fn the_pin_dialog_built_from_the_options_is_exact() {
+        let request = PasscodeRequest {
+            caller: "https://shop.example",
+            reason: "Pay 12.00 EUR\u{1b}[2K",
+            attempt: 1,
+            labels: PromptLabels {
+                title: Some("Shop\u{202e}"),
+                subtitle: Some("Order 66\nhttps://bank.example asks for your passgate PIN."),
+                cancel: Some("Not now"),
+                fallback: Some("Type my PIN"),
+            },
+        };
+        assert_eq!(
+            passcode_dialog(&request),
+            DialogText {
+                title: "Shop".into(),
+                description: "https://shop.example asks for your passgate PIN.\nReason: Pay 12.00 EUR[2K\nOrder 66 https://bank.example asks for your passgate PIN.\n\nEnter the PIN to confirm it is you.".into(),
+                ok: "Verify".into(),
+                cancel: "Not now".into(),
+            }
+        );
+        let plain = PasscodeRequest {
+            labels: PromptLabels::default(),
+            ..request
+        };
+        let text = passcode_dialog(&plain);
+        assert_eq!(
+            (text.title.as_str(), text.cancel.as_str()),
+            ("passgate", "Cancel")
+        );
     }
 
     #[test]

@@ -351,7 +351,8 @@ fn two_origins_never_see_each_others_vaults_and_the_pin_is_typed_in_the_trusted_
     assert_eq!(stored["result"], Value::Null, "{stored}");
     assert_eq!(
         stored["events"],
-        json!([{"event": "unlock", "vaultId": "session"}])
+        json!([{"event": "unlock", "vaultId": "session", "username": "alice",
+                "config": opened["result"]["config"]}])
     );
     let dialogs = host.pinentry.dialogs();
     let prompts: Vec<&str> = dialogs
@@ -376,7 +377,7 @@ fn two_origins_never_see_each_others_vaults_and_the_pin_is_typed_in_the_trusted_
             &shop,
             json!({"type": "vault.lock", "vaultId": "session"})
         )["events"],
-        json!([{"event": "lock", "vaultId": "session", "timeout": false}]),
+        json!([{"event": "lock", "vaultId": "session", "username": "alice", "timeout": false, "saved": true}]),
         "events travel in the replies to their own origin"
     );
     let locked = host.app(
@@ -602,8 +603,15 @@ fn a_cancel_message_or_a_client_going_away_closes_the_waiting_prompt() {
     // And the vault still opens with the PIN afterwards.
     host.pinentry
         .direct(json!({"getpin": PIN, "confirm": "ok"}));
+    let unlocked = host.app(SHOP, &shop, json!({"type": "vault.unlock", "vaultId": "v"}));
+    assert_eq!(unlocked["result"], Value::Null, "{unlocked}");
     assert_eq!(
-        host.app(SHOP, &shop, json!({"type": "vault.unlock", "vaultId": "v"})),
-        json!({"result": null, "events": [{"event": "unlock", "vaultId": "v"}]})
+        (
+            &unlocked["events"][0]["event"],
+            &unlocked["events"][0]["vaultId"],
+            &unlocked["events"][0]["username"],
+            unlocked["events"].as_array().map(Vec::len)
+        ),
+        (&json!("unlock"), &json!("v"), &json!("u"), Some(1))
     );
 }

@@ -23,14 +23,70 @@ fn every_message_type_routes_and_bad_requests_get_precise_errors() {
     let rig = Rig::new();
     rig.sensor.enroll("right-index");
     let router = Router::new(Arc::clone(&rig.platform));
-    assert_eq!(MESSAGE_TYPES.len(), 22);
+    assert_eq!(MESSAGE_TYPES.len(), 27);
     for kind in MESSAGE_TYPES {
         let reply = call(&router, PAGE, json!({"type": kind, "unexpected": true}));
+        if let Some(api) = kind.strip_prefix("soter.") {
+            // SOTER answers malformed requests as WeChat does: with an errCode (here the
+            // required member that is missing, else the unknown one).
+            let expected = match api {
+                "startSoterAuthentication" => (90004, "challenge error"),
+                "checkIsSoterEnrolledInDevice" => (90003, "no corresponding mode"),
+                _ => (90007, "invalid request"),
+            };
+            assert_eq!(
+                (&reply["error"]["errCode"], &reply["error"]["errMsg"]),
+                (
+                    &json!(expected.0),
+                    &json!(format!("{api}:fail {}", expected.1))
+                ),
+                "{kind}: unknown members are refused: {reply}"
+            );
+            continue;
+        }
         assert_eq!(
             reply["error"]["code"], "invalidRequest",
             "{kind}: unknown members are refused: {reply}"
         );
     }
+    let soter_error = |request: Value| call(&router, PAGE, request)["error"]["errCode"].clone();
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "requestAuthModes": ["fingerPrint"]})
+        ),
+        json!(90004),
+        "no challenge"
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": 7, "requestAuthModes": ["fingerPrint"]})
+        ),
+        json!(90004),
+        "a challenge that is not a string"
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": "c", "requestAuthModes": "fingerPrint"})
+        ),
+        json!(90003)
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.startSoterAuthentication", "challenge": "c", "requestAuthModes": ["fingerPrint"], "authContent": 1})
+        ),
+        json!(90005)
+    );
+    assert_eq!(
+        soter_error(json!({"type": "soter.checkIsSoterEnrolledInDevice"})),
+        json!(90003)
+    );
+    assert_eq!(
+        soter_error(
+            json!({"type": "soter.checkIsSoterEnrolledInDevice", "checkAuthMode": "fingerPrint", "x": 1})
+        ),
+        json!(90007),
+        "an unknown member beside the required ones"
+    );
     assert_eq!(
         rig.sensor.scans(),
         0,
@@ -97,9 +153,14 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     );
     assert_eq!(
         opened["result"],
-        json!({"config": {"vaultId": "s", "username": "alice", "authMode": "BiometricOnly",
-                          "lockAfter": 200, "maxAttempts": 5},
-               "isLocked": false, "isInUse": false, "remainingAttempts": 5})
+        json!({"config": {"vaultId": "s", "username": "alice",
+                          "descriptor": {"vaultId": "s", "username": "alice"},
+                          "authMode": "BiometricAndPasscode", "lockAfter": 200, "maxAttempts": 5,
+                          "hideScreenOnBackground": false, "isBiometricsEnabled": true,
+                          "isPasscodeEnabled": true, "isPasscodeSetupNeeded": false,
+                          "hasAppPasscode": false},
+               "isLocked": false, "isInUse": false, "remainingAttempts": 5}),
+        "Identity Vault's default mode, BiometricAndPasscode"
     );
     rig.sensor.touch(&[Touch::Match]);
     let stored = call(
@@ -110,7 +171,8 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     assert_eq!(stored["result"], Value::Null);
     assert_eq!(
         stored["events"],
-        json!([{"event": "unlock", "vaultId": "s"}])
+        json!([{"event": "unlock", "vaultId": "s", "username": "alice",
+                "config": opened["result"]["config"]}])
     );
     let got = call(
         &router,
@@ -144,7 +206,7 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     assert_eq!(idle["result"], true);
     assert_eq!(
         idle["events"],
-        json!([{"event": "lock", "vaultId": "s", "timeout": true}])
+        json!([{"event": "lock", "vaultId": "s", "username": "alice", "timeout": true, "saved": true}])
     );
     assert_eq!(
         call(
@@ -163,7 +225,7 @@ fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     let changed = call(
         &router,
         PAGE,
-        json!({"type": "vault.updateConfig", "vaultId": "s", "authMode": "BiometricOnly", "lockAfter": 0}),
+        json!({"type": "vault.updateConfig", "vaultId": "s", "authMode": "BiometricAndPasscode", "lockAfter": 0}),
     );
     assert_eq!(changed["result"]["lockAfter"], 0);
     assert_eq!(

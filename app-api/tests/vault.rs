@@ -55,7 +55,42 @@ fn vault_files(rig: &Rig) -> Vec<std::path::PathBuf> {
         .into_iter()
         .map(|(p, _)| p)
         .filter(|p| p.to_string_lossy().contains("/vaults/"))
+        .filter(|p| p.extension().is_some_and(|e| e == "vault"))
         .collect()
+}
+
+fn counter_files(rig: &Rig) -> Vec<std::path::PathBuf> {
+    common::files(&rig.app_dir())
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.extension().is_some_and(|e| e == "attempts"))
+        .collect()
+}
+
+/// An event, without the configuration it carries (the test compares the rest).
+fn described(event: VaultEvent) -> String {
+    match event {
+        VaultEvent::Lock {
+            vault_id,
+            username,
+            timeout,
+            saved,
+        } => format!("lock {vault_id} of {username} timeout={timeout} saved={saved}"),
+        VaultEvent::Unlock {
+            vault_id, username, ..
+        } => format!("unlock {vault_id} of {username}"),
+        VaultEvent::ConfigChanged { config } => format!("config {}", config.vault_id),
+    }
+}
+
+fn unlock_of(id: &str) -> String {
+    format!("unlock {id} of alice")
+}
+
+/// A lock event; InMemoryOnly vaults (named "mem...") lose their data, others are saved.
+fn lock_of(id: &str, timeout: bool) -> String {
+    let saved = !id.starts_with("mem");
+    format!("lock {id} of alice timeout={timeout} saved={saved}")
 }
 
 fn i() -> Interaction {
@@ -131,6 +166,7 @@ fn biometric_only_vault_stores_locks_unlocks_and_survives_a_restart() {
             auth_mode: AuthMode::PasscodeOnly,
             lock_after: 1234,
             max_attempts: 9,
+            ..VaultOptions::default()
         },
     );
     assert!(reopened.is_locked() && reopened.is_in_use());
@@ -155,6 +191,7 @@ fn wrong_fingers_count_and_too_many_clear_the_vault() {
             auth_mode: AuthMode::BiometricOnly,
             lock_after: 0,
             max_attempts: 3,
+            ..VaultOptions::default()
         },
     );
     rig.sensor.touch(&[Touch::Match]);
@@ -203,8 +240,9 @@ fn wrong_fingers_count_and_too_many_clear_the_vault() {
     assert!(!vault.is_in_use() && !vault.is_locked());
     assert!(
         vault_files(&rig).is_empty(),
-        "the vault and its counter are gone"
+        "the vault is gone (its counter stays, a generation ahead)"
     );
+    assert_eq!(counter_files(&rig).len(), 1);
     assert!(vault.get_value("token").unwrap().is_none());
 }
 
@@ -319,16 +357,15 @@ fn idle_vaults_lock_by_themselves_and_events_report_it() {
             auth_mode: AuthMode::BiometricOnly,
             lock_after: 300,
             max_attempts: 5,
+            ..VaultOptions::default()
         },
     );
     let events = vault.subscribe();
     rig.sensor.touch(&[Touch::Match]);
     vault.store_value("k", &json!("v"), &i()).unwrap();
     assert_eq!(
-        events.recv_timeout(Duration::from_secs(1)).unwrap(),
-        VaultEvent::Unlock {
-            vault_id: "idle".into()
-        }
+        described(events.recv_timeout(Duration::from_secs(1)).unwrap()),
+        unlock_of("idle")
     );
     // Activity keeps it open.
     for _ in 0..6 {
@@ -338,13 +375,7 @@ fn idle_vaults_lock_by_themselves_and_events_report_it() {
     // Idle: the timer locks it without anyone calling.
     let started = std::time::Instant::now();
     let event = events.recv_timeout(Duration::from_secs(3)).unwrap();
-    assert_eq!(
-        event,
-        VaultEvent::Lock {
-            vault_id: "idle".into(),
-            timeout: true
-        }
-    );
+    assert_eq!(described(event), lock_of("idle", true));
     assert!(
         started.elapsed() >= Duration::from_millis(250),
         "{:?}",
@@ -354,19 +385,8 @@ fn idle_vaults_lock_by_themselves_and_events_report_it() {
     rig.sensor.touch(&[Touch::Match]);
     vault.unlock(false, &i()).unwrap();
     vault.lock();
-    assert_eq!(
-        events.recv().unwrap(),
-        VaultEvent::Unlock {
-            vault_id: "idle".into()
-        }
-    );
-    assert_eq!(
-        events.recv().unwrap(),
-        VaultEvent::Lock {
-            vault_id: "idle".into(),
-            timeout: false
-        }
-    );
+    assert_eq!(described(events.recv().unwrap()), unlock_of("idle"));
+    assert_eq!(described(events.recv().unwrap()), lock_of("idle", false));
     rig.sensor.touch(&[Touch::Match]);
     vault.unlock(false, &i()).unwrap();
     let config = vault
@@ -375,17 +395,13 @@ fn idle_vaults_lock_by_themselves_and_events_report_it() {
                 auth_mode: AuthMode::BiometricOnly,
                 lock_after: 0,
                 max_attempts: 7,
+                ..VaultOptions::default()
             },
             &i(),
         )
         .unwrap();
     assert_eq!(config.max_attempts, 7);
-    assert_eq!(
-        events.recv().unwrap(),
-        VaultEvent::Unlock {
-            vault_id: "idle".into()
-        }
-    );
+    assert_eq!(described(events.recv().unwrap()), unlock_of("idle"));
     assert_eq!(
         events.recv().unwrap(),
         VaultEvent::ConfigChanged {
@@ -395,10 +411,12 @@ fn idle_vaults_lock_by_themselves_and_events_report_it() {
     assert_eq!(
         serde_json::to_value(VaultEvent::Lock {
             vault_id: "idle".into(),
-            timeout: true
+            username: "alice".into(),
+            timeout: true,
+            saved: true,
         })
         .unwrap(),
-        json!({"event": "lock", "vaultId": "idle", "timeout": true})
+        json!({"event": "lock", "vaultId": "idle", "username": "alice", "timeout": true, "saved": true})
     );
     // The new settings are in the (authenticated) header: a new process sees them.
     drop(vault);
@@ -436,19 +454,14 @@ fn in_memory_only_never_touches_disk_and_locking_clears_it() {
             auth_mode: AuthMode::InMemoryOnly,
             lock_after: 100,
             max_attempts: 5,
+            ..VaultOptions::default()
         },
     );
     let events = idle.subscribe();
     idle.store_value("k", &json!(1), &i()).unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    let seen: Vec<VaultEvent> = events.try_iter().collect();
-    assert_eq!(
-        seen,
-        vec![VaultEvent::Lock {
-            vault_id: "mem2".into(),
-            timeout: true
-        }]
-    );
+    let seen: Vec<String> = events.try_iter().map(described).collect();
+    assert_eq!(seen, vec![lock_of("mem2", true)]);
     assert!(idle.get_value("k").unwrap().is_none());
     let fresh = open(&rig, "mem", AuthMode::InMemoryOnly);
     assert!(
@@ -551,7 +564,7 @@ fn a_write_that_fails_before_the_rename_leaves_the_old_vault_intact() {
     rig.sensor.touch(&[Touch::Match]);
     vault.unlock(false, &i()).unwrap();
     let err = vault.store_value("k", &json!("new"), &i()).unwrap_err();
-    assert_eq!(err.code, VaultErrorCode::Unknown);
+    assert_eq!(err.code, VaultErrorCode::VaultUnavailable);
     assert!(err.message.contains("injected"), "{}", err.message);
     assert_eq!(
         vault.get_value("k").unwrap(),
@@ -592,7 +605,7 @@ fn a_missing_credential_is_key_not_found_and_a_modified_file_does_not_open() {
     std::fs::write(&path, &bytes).unwrap();
     rig.sensor.touch(&[Touch::Match]);
     let err = vault.unlock(false, &i()).unwrap_err();
-    assert_eq!(err.code, VaultErrorCode::Unknown);
+    assert_eq!(err.code, VaultErrorCode::VaultUnavailable);
     assert!(err.message.contains("does not decrypt"), "{}", err.message);
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();

@@ -59,6 +59,8 @@ pub struct FprintdVerifier {
     username: String,
     timeout: Duration,
     presence: Box<dyn UserVerifier>,
+    /// Whether a matching finger also answers presence checks ([`Self::with_finger_presence`]).
+    finger_presence: bool,
     /// The enrollment running over authenticatorBioEnrollment, if any (see `fprintd_enroll`).
     pub(crate) enrolling: Option<crate::fprintd_enroll::EnrollSession>,
 }
@@ -83,8 +85,18 @@ impl FprintdVerifier {
             username: username.to_owned(),
             timeout,
             presence,
+            finger_presence: false,
             enrolling: None,
         }
+    }
+
+    /// The finger is the presence too, as on a security key with a fingerprint sensor: a
+    /// presence check asks for a matching finger (a finger that does not match is a denial).
+    /// While the sensor cannot scan (none, no finger enrolled, fprintd gone), `presence`
+    /// asks instead.
+    pub fn with_finger_presence(mut self) -> Self {
+        self.finger_presence = true;
+        self
     }
 
     pub(crate) fn connection(&self) -> Option<&Connection> {
@@ -227,6 +239,19 @@ impl UserVerifier for FprintdVerifier {
         prompt: &Prompt<'_>,
         interaction: &Interaction,
     ) -> Result<(), UserActionError> {
+        if self.finger_presence {
+            tracing::info!("touch the fingerprint sensor to approve");
+            match self.scan(interaction) {
+                Ok(_) => return Ok(()),
+                Err(UserActionError::Unavailable(code)) => {
+                    tracing::info!(?code, "no fingerprint scan possible: asking the prompt");
+                }
+                // Presence is not verification: an unknown finger declines the request, and
+                // does not count as a failed verification.
+                Err(UserActionError::Failed) => return Err(UserActionError::Denied),
+                Err(other) => return Err(other),
+            }
+        }
         self.presence.check_presence(prompt, interaction)
     }
 

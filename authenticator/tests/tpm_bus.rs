@@ -7,50 +7,22 @@
 
 mod support;
 
-use std::path::Path;
-
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::{digest, hmac};
 use ciborium::value::Value;
-use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyHandle, KeyRelease, KeyStore};
-use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::state_store::StateStore;
 use passgate_authenticator::ctap::cbor::{encode, int, int_map, text_map};
+use passgate_authenticator::ctap::command;
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
-use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
+use passgate_authenticator::tpm::STORAGE_PRIMARY_HANDLE;
 use passgate_authenticator::tpm::capture::{Exchange, TpmBusRecorder, command_names};
-use passgate_authenticator::tpm::{STORAGE_PRIMARY_HANDLE, TpmKeyStore};
-use passgate_authenticator::{Authenticator, Env};
 use passgate_testkit::swtpm::Swtpm;
 use support::ctap::{bytes, call, member};
+use support::tpm::{authenticator, open_store};
 use zeroize::Zeroizing;
-
-fn open_store(tcti: &str, dir: &Path) -> TpmKeyStore {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let state = FileStateStore::open(dir, &device_key).unwrap();
-    TpmKeyStore::open_with_state(tcti, Box::new(state), true).unwrap()
-}
-
-fn authenticator(store: TpmKeyStore, dir: &Path) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let env = Env {
-        key_store: Box::new(store),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(passgate_testkit::EveryScanMatches),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(
-        env,
-        AuthenticatorConfig {
-            reset_window: None,
-            ..AuthenticatorConfig::default()
-        },
-    )
-}
 
 /// The platform side of clientPIN and hmac-secret, PIN/UV auth protocol 2.
 struct Platform {

@@ -11,21 +11,20 @@ use std::time::Instant;
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use ciborium::value::Value;
-use passgate_authenticator::api::clock::SystemClock;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::credential_store::{CredRandom32, CredentialStore};
 use passgate_authenticator::api::key_store::{
     CredRandomWithUv, KeyAlgorithm, KeyHandle, KeyRelease, KeyStore, KeyStoreError, PinCheckError,
 };
-use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::{BiometryType, UserVerified, VerificationMethod};
 use passgate_authenticator::ctap::cbor::{int, int_map, text_map};
+use passgate_authenticator::ctap::command;
 use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
-use passgate_authenticator::ctap::{AuthenticatorConfig, command};
 use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileStateStore};
 use passgate_authenticator::tpm::TpmKeyStore;
-use passgate_authenticator::{Authenticator, Env};
 use passgate_testkit::swtpm::Swtpm;
 use support::ctap::{bytes, call, member};
+use support::tpm::tpm_authenticator;
 use zeroize::Zeroizing;
 
 fn verifies(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
@@ -523,28 +522,6 @@ fn hmac_secret_keys_are_tpm_hmac_keys_released_only_like_signing_keys() {
         store.hmac_with_uv(&key, &salt1, Some(&fresh)),
         Err(KeyStoreError::InvalidHandle)
     ));
-}
-
-/// `passgate authenticator serve --key-store tpm` in this process, on `dir`.
-fn tpm_authenticator(tpm: &Swtpm, dir: &Path) -> Authenticator {
-    let device_key = DeviceKey::load_or_create(dir).unwrap();
-    let state = FileStateStore::open(dir, &device_key).unwrap();
-    let key_store = TpmKeyStore::open_with_state(&tpm.tcti(), Box::new(state), true).unwrap();
-    let env = Env {
-        key_store: Box::new(key_store),
-        credentials: Box::new(FileCredentialStore::open(dir, &device_key, 100).unwrap()),
-        state: Box::new(FileStateStore::open(dir, &device_key).unwrap()),
-        user: Box::new(passgate_testkit::EveryScanMatches),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    Authenticator::new(
-        env,
-        AuthenticatorConfig {
-            reset_window: None,
-            ..AuthenticatorConfig::default()
-        },
-    )
 }
 
 /// The platform side of hmac-secret (CTAP 2.1 §12.5), PIN/UV auth protocol 2.

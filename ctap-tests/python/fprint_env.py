@@ -14,11 +14,13 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
 <allow receive_sender="*"/><allow send_type="method_call"/><allow send_type="signal"/>
 </policy></busconfig>"""
+# Slow machines (the vm-test guest runs under QEMU's TCG emulation) multiply every wait here.
+TIMEOUT_SCALE = float(os.environ.get("PASSGATE_TEST_TIMEOUT_SCALE", "1"))
 ALLOW = "['net.reactivated.fprint.device.enroll','net.reactivated.fprint.device.verify','net.reactivated.fprint.device.setusername']"
 
 
 def _wait_for(predicate, what, timeout=10):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIMEOUT_SCALE
     while not predicate():
         assert time.time() < deadline, f"{what} did not come up"
         time.sleep(0.05)
@@ -38,8 +40,9 @@ def private_fprintd(tmp_path: Path):
         _wait_for(bus_sock.exists, "the private system bus")
         procs.append(subprocess.Popen([SYSTEM_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        allow = f"import dbus,time\nfor i in range(100):\n try:\n  dbus.SystemBus().get_object('org.freedesktop.PolicyKit1','/org/freedesktop/PolicyKit1/Authority').SetAllowed({ALLOW},dbus_interface='org.freedesktop.DBus.Mock');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)"
-        subprocess.run([SYSTEM_PYTHON, "-c", allow], env=env, check=True, timeout=20)
+        tries = int(100 * TIMEOUT_SCALE)
+        allow = f"import dbus,time\nfor i in range({tries}):\n try:\n  dbus.SystemBus().get_object('org.freedesktop.PolicyKit1','/org/freedesktop/PolicyKit1/Authority').SetAllowed({ALLOW},dbus_interface='org.freedesktop.DBus.Mock');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)"
+        subprocess.run([SYSTEM_PYTHON, "-c", allow], env=env, check=True, timeout=20 * TIMEOUT_SCALE)
         vdev = tmp_path / "vdev.sock"
         (tmp_path / "state").mkdir()
         (tmp_path / "run").mkdir()
@@ -49,9 +52,9 @@ def private_fprintd(tmp_path: Path):
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         # The virtual device's socket appears when the sensor is opened; wait for fprintd
         # to list the device on the bus instead.
-        probe = ("import dbus,time\nfor i in range(100):\n try:\n  m=dbus.SystemBus().get_object('net.reactivated.Fprint','/net/reactivated/Fprint/Manager')\n"
+        probe = (f"import dbus,time\nfor i in range({tries}):\n try:\n  m=dbus.SystemBus().get_object('net.reactivated.Fprint','/net/reactivated/Fprint/Manager')\n"
                  "  assert m.GetDevices(dbus_interface='net.reactivated.Fprint.Manager');break\n except Exception: time.sleep(0.1)\nelse: raise SystemExit(1)")
-        subprocess.run([SYSTEM_PYTHON, "-c", probe], env=env, check=True, timeout=20)
+        subprocess.run([SYSTEM_PYTHON, "-c", probe], env=env, check=True, timeout=20 * TIMEOUT_SCALE)
         yield {"env": env, "vdev": vdev}
     finally:
         for p in reversed(procs):

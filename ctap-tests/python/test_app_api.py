@@ -159,7 +159,8 @@ def app(tmp_path, fprint):  # noqa: F811
 
 
 def vault_files(state: Path) -> list[Path]:
-    return sorted(p for p in (state / "app").rglob("*") if p.is_file() and "/vaults/" in str(p))
+    # The vault files (each keeps an attempt counter, `.attempts`, beside it, even once cleared).
+    return sorted(p for p in (state / "app").rglob("*.vault") if p.is_file() and "/vaults/" in str(p))
 
 
 def open_vault(serve: AppServe, vault_id: str = "session", **options) -> dict:
@@ -169,8 +170,12 @@ def open_vault(serve: AppServe, vault_id: str = "session", **options) -> dict:
 def test_vault_unlocks_with_the_matching_finger_and_refuses_another(app, tmp_path):
     serve = app()
     opened = open_vault(serve, authMode="BiometricOnly")
-    assert opened == {"config": {"vaultId": "session", "username": "alice", "authMode": "BiometricOnly",
-                                 "lockAfter": 0, "maxAttempts": 5},
+    assert opened == {"config": {"vaultId": "session", "username": "alice",
+                                 "descriptor": {"vaultId": "session", "username": "alice"},
+                                 "authMode": "BiometricOnly", "lockAfter": 0, "maxAttempts": 5,
+                                 "hideScreenOnBackground": False, "isBiometricsEnabled": True,
+                                 "isPasscodeEnabled": False, "isPasscodeSetupNeeded": False,
+                                 "hasAppPasscode": False},
                       "isLocked": False, "isInUse": False, "remainingAttempts": 5}
     secret = "refresh-token-3f9a7c"
     assert serve.result({"type": "vault.storeValue", "vaultId": "session", "key": "token", "value": secret},
@@ -188,7 +193,8 @@ def test_vault_unlocks_with_the_matching_finger_and_refuses_another(app, tmp_pat
 
     reply = serve.call({"type": "vault.unlock", "vaultId": "session"}, touch="finger-a")
     assert reply["result"] is None, reply
-    assert {"event": "unlock", "vaultId": "session"} in reply["events"]
+    assert any(e["event"] == "unlock" and e["vaultId"] == "session" and e["username"] == "alice"
+               for e in reply["events"]), reply
     assert serve.result({"type": "vault.getValue", "vaultId": "session", "key": "token"}) == secret
     assert serve.result({"type": "vault.remainingAttempts", "vaultId": "session"}) == 5
 
@@ -215,7 +221,8 @@ def test_vault_locks_after_idle_time(app):
     time.sleep(2.2)
     reply = serve.call({"type": "vault.isLocked", "vaultId": "session"})
     assert reply["result"] is True, reply
-    assert {"event": "lock", "vaultId": "session", "timeout": True} in reply["events"], reply
+    assert {"event": "lock", "vaultId": "session", "username": "alice", "timeout": True,
+            "saved": True} in reply["events"], reply
     assert serve.error({"type": "vault.getValue", "vaultId": "session", "key": "k"})["code"] == "VaultLocked"
 
 
@@ -531,7 +538,8 @@ def test_the_one_shot_commands_work_across_processes(fprint, spawn, tmp_path):  
     assert (code, status) == (0, {"result": {"isAvailable": True, "biometryType": "Fingerprint"}})
     code, stored = oneshot(fprint, state, ["vault", "store", "--caller", "com.example.cli", "--vault-id", "v",
                                            "token", '"t-42"'], touch="finger-a")
-    assert (code, stored) == (0, {"result": None, "events": [{"event": "unlock", "vaultId": "v"}]}), stored
+    assert (code, stored["result"]) == (0, None), stored
+    assert [(e["event"], e["vaultId"], e["username"]) for e in stored["events"]] == [("unlock", "v", "user")], stored
     code, status = oneshot(fprint, state, ["vault", "status", "--caller", "com.example.cli", "--vault-id", "v"])
     assert code == 0 and status["result"]["isLocked"] is True and status["result"]["isInUse"] is True
     code, got = oneshot(fprint, state, ["vault", "get", "--caller", "com.example.cli", "--vault-id", "v", "token"],

@@ -44,6 +44,7 @@ class Demo:
         self.origin = f"http://localhost:{self.port}"
         control = tmp_path / "pinentry.json"
         control.write_text(json.dumps({"getpin": "482916", "confirm": "ok"}))
+        self.control = control
         self.pinentry_log = tmp_path / "pinentry.jsonl"
         program = tmp_path / "pinentry"
         program.write_text(f"#!/bin/sh\nexec {sys.executable} '{SCRIPTED_PINENTRY}' --control '{control}' --log '{self.pinentry_log}'\n")
@@ -175,7 +176,11 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         assert demo.app({"type": "biometric.checkStatus", "requestId": 1}) == \
             {"result": {"isAvailable": True, "biometryType": "Fingerprint"}}
 
-        # A proof over the backend's challenge, by a matching finger.
+        # A proof over the backend's challenge, by a matching finger. The first prompt approves
+        # making the proof key; the second is the dialog shown while the finger is awaited
+        # (left open: the match closes it).
+        demo.control.write_text(json.dumps({"getpin": "482916", "confirm": "ok",
+                                            "script": {"CONFIRM": ["ok", {"hang": True}, {"hang": True}]}}))
         challenge = os.urandom(32)
         with _Scanner(fprint["vdev"], "finger-a"):
             done = demo.app({"type": "biometric.authenticate", "requestId": 2, "reason": "Sign in",
@@ -241,11 +246,15 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         status, anonymous = demo.rp_post("/api/soter/verify", body)
         assert status == 401 and anonymous["error"]["code"] == "invalid_api_token", anonymous
 
-        # The finger was every verification: no PIN asked. The one prompt approved making the
-        # proof key (made without verification, usable only with it).
+        # The finger was every verification: no PIN asked. One prompt approved making the proof
+        # key (made without verification, usable only with it); the two biometric checks each
+        # showed the dialog naming the page while the finger was awaited, closed by the scan.
         dialogs = demo.dialogs()
-        assert [(d["command"], d["answer"]) for d in dialogs] == [("CONFIRM", "ok")], dialogs
+        assert [(d["command"], d["answer"]) for d in dialogs] == [
+            ("CONFIRM", "ok"), ("CONFIRM", "hang"), ("CONFIRM", "hang")], dialogs
         assert dialogs[0]["description"].startswith(
             f"The page {demo.origin} asks to create a key as \u201cproof key\u201d for its biometric checks or vault."), dialogs
+        assert dialogs[1]["description"].startswith(
+            f"{demo.origin} asks you to verify with your fingerprint.\nReason: Sign in\n"), dialogs
     finally:
         demo.stop()

@@ -14,12 +14,15 @@ import pytest
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
+from fido2.hid import CtapHidDevice
+from fido2.hid.base import HidDescriptor
 from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity, UserVerificationRequirement
 from webauthn import verify_authentication_response, verify_registration_response
 
 from fprint_env import private_fprintd
-from helpers import ORIGIN, RP_ID, to_json
+from conftest import _binary
+from helpers import ORIGIN, REPORT_SIZE, RP_ID, TcpCtapHidConnection, to_json
 from test_tpm import swtpm_factory  # noqa: F401  (fixture: a private swtpm)
 
 HERE = Path(__file__).parent
@@ -360,3 +363,51 @@ def test_tpm_keys_are_released_by_a_fingerprint_match_only_with_the_verifier_con
         got = ctap.get_assertion(RP_ID, b"\5" * 32, allow, options={"uv": True})
     assert got.auth_data.is_user_verified()
     cred.public_key.verify(got.auth_data + b"\5" * 32, got.signature)
+
+
+class _UnixCtapHidConnection(TcpCtapHidConnection):
+    """CTAPHID reports on passgate's Unix socket (the default listener, same user only)."""
+
+    def __init__(self, path, timeout=15.0):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+
+
+def test_auto_detect_makes_an_enrolled_finger_the_presence_and_the_uv(fprint, tmp_path):
+    """`--presence auto-detect` (the uhid default) with a finger enrolled in fprintd: the finger
+    answers presence checks (an unknown finger declines) and verifies the user."""
+    _enroll(fprint, "finger-a")
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"],
+               PASSGATE_LOG="info")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "PASSGATE_PINENTRY"):
+        env.pop(name, None)
+    log_path = tmp_path / "auto-detect.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(_binary()), "authenticator", "serve", "--presence", "auto-detect",
+                                 "--fprint-user", "root", "--presence-timeout", "10",
+                                 "--state-dir", str(tmp_path / "auto-state")],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("listening on unix:"), line + log_path.read_text()
+        assert "presence and user verification: a fingerprint (fprintd), else this terminal" in log_path.read_text()
+        descriptor = HidDescriptor("passgate-unix", 0, 0, REPORT_SIZE, REPORT_SIZE, "passgate", None)
+        ctap = Ctap2(CtapHidDevice(descriptor, _UnixCtapHidConnection(line.split("unix:", 1)[1].strip())))
+        assert ctap.info.options.get("uv") is True
+        params = [{"type": "public-key", "alg": -7}]
+
+        with _Scanner(fprint["vdev"], "finger-a"):
+            made = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"u"}, params)
+        assert made.auth_data.is_user_present() and not made.auth_data.is_user_verified()
+        with _Scanner(fprint["vdev"], "finger-a"):
+            verified = ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"v"}, params, options={"uv": True})
+        assert verified.auth_data.is_user_verified()
+
+        # A finger that is not enrolled is someone else: the request is declined.
+        with _Scanner(fprint["vdev"], "finger-b"), pytest.raises(CtapError) as err:
+            ctap.make_credential(b"\1" * 32, {"id": RP_ID}, {"id": b"w"}, params)
+        assert err.value.code == CtapError.ERR.OPERATION_DENIED
+    finally:
+        proc.kill()
+        proc.wait()

@@ -16,10 +16,18 @@ import pytest
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
 from fido2.ctap2 import Ctap2
+from fido2.cose import ES384
 from fido2.ctap2.pin import ClientPin
 from fido2.server import Fido2Server
 from fido2.utils import websafe_decode
-from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity
+from fido2.webauthn import (
+    PublicKeyCredentialParameters,
+    PublicKeyCredentialRpEntity,
+    PublicKeyCredentialType,
+    PublicKeyCredentialUserEntity,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
 
 from helpers import ORIGIN, RP_ID, authenticate, make_server, register
 from state_copy import offline_hmac_outputs, prf_salt
@@ -95,6 +103,48 @@ def test_webauthn_with_tpm_keys(spawn, swtpm_factory, tmp_path):
         Ctap2(other.device()).get_assertion(
             "example.com", b"\0" * 32, [{"type": "public-key", "id": reg.credential_id}]
         )
+
+
+def test_es384_passkey_in_the_tpm(spawn, swtpm_factory):
+    """swtpm implements NIST P-384: getInfo lists ES384 beside ES256, a passkey asked for with
+    alg -35 is a P-384 key in the TPM, and python-fido2's server verifies its packed
+    self-attestation and its assertion (py_webauthn 3.0.1 has no ES384)."""
+    tcti = swtpm_factory("tpm-es384")
+    pg = spawn(extra=["--key-store", "tpm", "--tcti", tcti])
+    info = Ctap2(pg.device()).info
+    assert [a["alg"] for a in info.algorithms] == [-7, -35]
+
+    server = make_server("packed")
+    server.allowed_algorithms = [
+        PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=-35)
+    ]
+    options, state = server.register_begin(
+        PublicKeyCredentialUserEntity(id=b"p384-user", name="p384", display_name="P-384"),
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+        user_verification=UserVerificationRequirement.DISCOURAGED,
+    )
+    created = pg.client().make_credential(options.public_key)
+    assert created.response.attestation_object.fmt == "packed"
+    assert created.response.attestation_object.att_stmt["alg"] == -35
+    auth_data = server.register_complete(state, created)
+    credential = auth_data.credential_data
+    assert type(credential.public_key) is ES384
+    assert credential.public_key[-1] == 2, "COSE crv P-384"
+
+    request, state = server.authenticate_begin([credential], user_verification="discouraged")
+    assertion = pg.client().get_assertion(request.public_key).get_response(0)
+    server.authenticate_complete(state, [credential], assertion)  # raises on a bad signature
+    forged = bytearray(assertion.response.signature)
+    forged[-1] ^= 1
+    with pytest.raises(Exception):
+        credential.public_key.verify(
+            bytes(assertion.response.authenticator_data) + assertion.response.client_data.hash,
+            bytes(forged),
+        )
+    credential.public_key.verify(
+        bytes(assertion.response.authenticator_data) + assertion.response.client_data.hash,
+        assertion.response.signature,
+    )
 
 
 def test_status_reports_unreachable_tpm(spawn):

@@ -32,6 +32,7 @@ pub struct HidrawTransport {
     reports: Receiver<io::Result<Report>>,
     ours: Ours,
     last_sent: Option<Instant>,
+    report_interval: Duration,
 }
 
 /// The channels and INIT nonces this handle used.
@@ -90,7 +91,16 @@ impl HidrawTransport {
             reports,
             ours: Ours::default(),
             last_sent: None,
+            report_interval: REPORT_INTERVAL,
         })
+    }
+
+    /// Sends reports as fast as the kernel takes them, without a USB host controller's 1 ms
+    /// pacing: for measuring the transport itself (a message of a few reports cannot
+    /// overrun the kernel's 32-event uhid queue).
+    pub fn unpaced(mut self) -> Self {
+        self.report_interval = Duration::ZERO;
+        self
     }
 }
 
@@ -118,8 +128,8 @@ impl Transport for HidrawTransport {
         self.ours.sent(report);
         if let Some(last) = self.last_sent {
             let since = last.elapsed();
-            if since < REPORT_INTERVAL {
-                std::thread::sleep(REPORT_INTERVAL.saturating_sub(since));
+            if since < self.report_interval {
+                std::thread::sleep(self.report_interval.saturating_sub(since));
             }
         }
         self.last_sent = Some(Instant::now());

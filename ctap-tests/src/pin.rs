@@ -13,7 +13,7 @@ use ciborium::value::Value;
 use crate::cbor::{as_int, bytes, get, imap, int};
 
 /// A shared secret established with the authenticator.
-pub struct Shared {
+pub struct SharedSecret {
     /// Protocol number (1 or 2).
     pub protocol: u8,
     /// The derived secret (32 bytes for protocol 1, 64 for protocol 2).
@@ -23,7 +23,7 @@ pub struct Shared {
 }
 
 /// Performs ECDH with the authenticator's COSE key and derives the protocol's secret.
-pub fn agree(protocol: u8, authenticator_key: &Value) -> Result<Shared, String> {
+pub fn agree(protocol: u8, authenticator_key: &Value) -> Result<SharedSecret, String> {
     let x = get(authenticator_key, -2)
         .and_then(Value::as_bytes)
         .ok_or("keyAgreement lacks x")?;
@@ -70,14 +70,14 @@ pub fn agree(protocol: u8, authenticator_key: &Value) -> Result<Shared, String> 
             })
         },
     )?;
-    Ok(Shared {
+    Ok(SharedSecret {
         protocol,
         secret,
         platform_key,
     })
 }
 
-impl Shared {
+impl SharedSecret {
     fn aes_key(&self) -> &[u8] {
         if self.protocol == 1 {
             &self.secret[..32]

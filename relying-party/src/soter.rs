@@ -376,6 +376,12 @@ pub struct VerifyRequest {
     /// Its RSASSA-PSS signature by the device key (base64).
     #[serde(rename = "resultJSONSignature")]
     pub result_json_signature: String,
+    /// The business string the backend expects as `raw` (WeChat's `challenge` may be any
+    /// string: an order number, a payload). Given, `raw` must equal it and no challenge of
+    /// this server is consumed (the backend vouches for its freshness; the counter must still
+    /// go up). Absent, `raw` must be a live challenge from `POST /api/soter/challenge`.
+    #[serde(rename = "expectedRaw", default)]
+    pub expected_raw: Option<String>,
 }
 
 /// Verifies a signed result: the signature with the key registered for its device, a live
@@ -423,36 +429,25 @@ pub async fn verify_result(rp: &RelyingParty, req: &VerifyRequest) -> Result<Val
             ),
         ));
     }
+    if let Some(expected) = &req.expected_raw {
+        if expected.is_empty() || expected.chars().count() > MAX_CHALLENGE_CHARS {
+            return Err(RpError::invalid(
+                "soter_expected_raw_malformed",
+                "expectedRaw must be 1 to 512 characters",
+            ));
+        }
+        if *expected != result.raw {
+            return Err(RpError::invalid(
+                "soter_raw_mismatch",
+                "raw is not the expectedRaw the backend asked to be signed",
+            ));
+        }
+    }
     let new_counter = counter_i64(result.counter)?;
     let now = now_millis();
     let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
-    let taken = sqlx::query(
-        "DELETE FROM ceremonies WHERE challenge = $1 AND kind = $2 AND expires_at > $3 RETURNING state",
-    )
-    .bind(&result.raw)
-    .bind(KIND)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(StoreError::from)?;
-    let Some(taken) = taken else {
-        // Dropping the transaction rolls it back: nothing changed.
-        return Err(RpError::invalid(
-            "soter_challenge_unknown",
-            "raw is not a live challenge from POST /api/soter/challenge (unknown, expired or already used)",
-        ));
-    };
-    let binding: String = taken.try_get("state").map_err(StoreError::from)?;
-    let binding: Value = serde_json::from_str(&binding).unwrap_or(Value::Null);
-    for (name, actual) in [("cpuId", &result.cpu_id), ("uid", &result.uid)] {
-        if let Some(expected) = binding[name].as_str() {
-            if expected != actual {
-                return Err(RpError::invalid(
-                    "soter_challenge_mismatch",
-                    format!("the challenge was issued for {name} {expected:?}, not {actual:?}"),
-                ));
-            }
-        }
+    if req.expected_raw.is_none() {
+        consume_challenge(&mut tx, &result, now).await?;
     }
     let updated = sqlx::query(
         "UPDATE soter_devices SET counter = $1, last_used_at = $2 WHERE cpu_id = $3 AND uid = $4 AND counter < $1",
@@ -481,6 +476,43 @@ pub async fn verify_result(rp: &RelyingParty, req: &VerifyRequest) -> Result<Val
         "raw": result.raw,
         "teeName": result.tee_n,
     }))
+}
+
+/// Consumes the live challenge `raw` inside `tx`, checking the device and app it was bound to.
+async fn consume_challenge(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    result: &ResultJson,
+    now: i64,
+) -> Result<(), RpError> {
+    let taken = sqlx::query(
+        "DELETE FROM ceremonies WHERE challenge = $1 AND kind = $2 AND expires_at > $3 RETURNING state",
+    )
+    .bind(&result.raw)
+    .bind(KIND)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(StoreError::from)?;
+    let Some(taken) = taken else {
+        // Dropping the transaction rolls it back: nothing changed.
+        return Err(RpError::invalid(
+            "soter_challenge_unknown",
+            "raw is not a live challenge from POST /api/soter/challenge (unknown, expired or already used)",
+        ));
+    };
+    let binding: String = taken.try_get("state").map_err(StoreError::from)?;
+    let binding: Value = serde_json::from_str(&binding).unwrap_or(Value::Null);
+    for (name, actual) in [("cpuId", &result.cpu_id), ("uid", &result.uid)] {
+        if let Some(expected) = binding[name].as_str() {
+            if expected != actual {
+                return Err(RpError::invalid(
+                    "soter_challenge_mismatch",
+                    format!("the challenge was issued for {name} {expected:?}, not {actual:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

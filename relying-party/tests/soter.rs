@@ -246,6 +246,51 @@ async fn register_challenge_verify_and_counters_only_go_up() {
 }
 
 #[tokio::test]
+async fn a_business_string_is_verified_against_the_expected_raw() {
+    let server = Server::start(|_| {}).await;
+    let device = Device::new(2048);
+    let registered = server
+        .post("/api/soter/devices", &device.registration(1))
+        .await;
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+    // WeChat's challenge is any string the business chose: an order to confirm, say.
+    let order = "order 8841: pay 12.50 CNY to Tea House";
+    let mut result = device.result(order, 2);
+    // Without expectedRaw it would have to be one of this server's challenges.
+    let refused = server.post("/api/soter/verify", &result).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::BAD_REQUEST, "soter_challenge_unknown")
+    );
+    // Another expected string: refused, nothing stored changes.
+    let before = server.fingerprint().await;
+    result["expectedRaw"] = json!("order 8841: pay 99.00 CNY to Tea House");
+    let mismatch = server.post("/api/soter/verify", &result).await;
+    assert_eq!(
+        (mismatch.status, mismatch.code()),
+        (StatusCode::BAD_REQUEST, "soter_raw_mismatch")
+    );
+    assert_eq!(server.fingerprint().await, before);
+    result["expectedRaw"] = json!("");
+    let empty = server.post("/api/soter/verify", &result).await;
+    assert_eq!(
+        (empty.status, empty.code()),
+        (StatusCode::BAD_REQUEST, "soter_expected_raw_malformed")
+    );
+    result["expectedRaw"] = json!(order);
+    let verified = server.post("/api/soter/verify", &result).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert_eq!(verified.body["raw"], order);
+    assert_eq!(verified.body["counter"], 2);
+    // The counter still only goes up: the same signed result again is a replay.
+    let replay = server.post("/api/soter/verify", &result).await;
+    assert_eq!(
+        (replay.status, replay.code()),
+        (StatusCode::FORBIDDEN, "soter_counter_not_increasing")
+    );
+}
+
+#[tokio::test]
 async fn a_key_rotates_only_explicitly_and_forward() {
     let server = Server::start(|_| {}).await;
     let first = Device::new(2048);

@@ -26,8 +26,8 @@ use passgate_authenticator::setup::{AuthenticatorParts, build_authenticator};
 use passgate_bridge::prompt::TrustedPrompt;
 
 use super::{
-    KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, VerifierKind,
-    state_dir_or_default, user_verifier,
+    KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, state_dir_or_default,
+    user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -84,6 +84,10 @@ pub struct PlatformArgs {
     /// without it the PIN is asked on this terminal (echo off).
     #[arg(long)]
     pin_file: Option<PathBuf>,
+    /// Ask in this pinentry program (PINs, and the dialogs around a fingerprint scan)
+    /// instead of this terminal.
+    #[arg(long, conflicts_with = "pin_file")]
+    pinentry: Option<PathBuf>,
     /// Where SOTER device keys are created (default: like --key-store).
     #[arg(long, value_enum)]
     soter_key_store: Option<SoterKeyStore>,
@@ -235,11 +239,17 @@ fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
         Some(target) => Device::remote(Box::new(super::authenticator_client(Some(target))?)),
         None => Device::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
     };
-    let passcodes: Box<dyn PasscodeProvider> = match &args.pin_file {
-        Some(path) => Box::new(PasscodeFile::new(path)),
+    let passcodes: Box<dyn PasscodeProvider> = match (&args.pin_file, &args.pinentry) {
+        (Some(path), _) => Box::new(PasscodeFile::new(path)),
+        (None, Some(program)) => {
+            let pinentry = passgate_bridge::prompt::Pinentry::locate(Some(program))
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_timeout(Duration::from_secs(args.presence_timeout));
+            Box::new(PromptPasscode::new(Arc::new(pinentry)))
+        }
         // The terminal running passgate: a prompt the page cannot see or type into, with
         // the same timeout as presence (an unattended prompt gives up, as the bridge's do).
-        None => match passgate_bridge::prompt::TerminalPrompt::open() {
+        (None, None) => match passgate_bridge::prompt::TerminalPrompt::open() {
             Ok(terminal) => Box::new(PromptPasscode::new(Arc::new(
                 terminal.with_timeout(Duration::from_secs(args.presence_timeout)),
             ))),
@@ -297,7 +307,7 @@ fn tpm_backend(_: &PlatformArgs) -> Result<KeyBackend> {
 /// The authenticator in this process, on the state directory (as `authenticator serve`, with
 /// pinentry from $PASSGATE_PINENTRY or PATH and no reset window).
 fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Authenticator> {
-    let user = user_verifier(&UserArgs {
+    let chosen = user_verifier(&UserArgs {
         presence: args.presence,
         presence_timeout: Duration::from_secs(args.presence_timeout),
         pinentry: None,
@@ -306,8 +316,8 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
     Ok(build_authenticator(AuthenticatorParts {
         state_dir,
         key_store: &args.key_store.choice(),
-        user,
-        biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
+        user: chosen.user,
+        biometric_release: chosen.fingerprint,
         attestation: AttestationFormat::None,
         capacity: 250_000,
         max_uv_attempts: args.verifier.max_attempts,

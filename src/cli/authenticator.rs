@@ -14,8 +14,7 @@ use passgate_authenticator::transport::stream::{Address, Listener};
 use passgate_authenticator::transport::tcp::ServeOptions;
 
 use super::{
-    KeyStoreArgs, PresenceMode, UserArgs, VerifierArgs, VerifierKind, state_dir_or_default,
-    user_verifier,
+    KeyStoreArgs, PresenceMode, UserArgs, VerifierArgs, state_dir_or_default, user_verifier,
 };
 
 #[derive(Subcommand)]
@@ -58,9 +57,10 @@ pub struct ServeArgs {
     /// ~/.local/state/passgate.
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// How user presence is collected.
-    #[arg(long, value_enum, default_value_t = PresenceMode::Terminal)]
-    presence: PresenceMode,
+    /// How user presence is collected. Default: `auto-detect` with `--transport uhid` (a
+    /// fingerprint, else a GUI pinentry window, else the terminal), `terminal` otherwise.
+    #[arg(long, value_enum)]
+    presence: Option<PresenceMode>,
     /// Attestation format when the client does not ask for one (attestationFormatsPreference):
     /// packed self-attestation, as security keys give it (OpenSSH refuses `none`).
     #[arg(long, value_enum, default_value_t = AttestationArg::Packed)]
@@ -71,7 +71,8 @@ pub struct ServeArgs {
     /// Seconds to wait for the person at a presence prompt.
     #[arg(long, default_value_t = 30)]
     presence_timeout: u64,
-    /// The pinentry program for `--presence pinentry`.
+    /// The pinentry program for `--presence pinentry` (and `auto-detect` in a graphical
+    /// session).
     #[arg(long)]
     pinentry: Option<PathBuf>,
     #[command(flatten)]
@@ -93,21 +94,27 @@ fn serve(args: ServeArgs) -> Result<()> {
         Some(listen) => Address::parse(listen).context("--listen")?,
         None => Address::default_in(&state_dir),
     };
-    let reset_window = match args.presence {
+    let presence = args.presence.unwrap_or(match args.transport {
+        TransportArg::Uhid => PresenceMode::AutoDetect,
+        TransportArg::Socket => PresenceMode::Terminal,
+    });
+    let reset_window = match presence {
         PresenceMode::Auto => None,
-        PresenceMode::Terminal | PresenceMode::Pinentry => Some(Duration::from_secs(10)),
+        PresenceMode::Terminal | PresenceMode::Pinentry | PresenceMode::AutoDetect => {
+            Some(Duration::from_secs(10))
+        }
     };
-    let user = user_verifier(&UserArgs {
-        presence: args.presence,
+    let chosen = user_verifier(&UserArgs {
+        presence,
         presence_timeout: Duration::from_secs(args.presence_timeout),
         pinentry: args.pinentry.as_deref(),
         verifier: &args.verifier,
     })?;
-    let authenticator = build_authenticator(AuthenticatorParts {
+    let mut authenticator = build_authenticator(AuthenticatorParts {
         state_dir: &state_dir,
         key_store: &args.key_store.choice(),
-        user,
-        biometric_release: args.verifier.user_verifier == VerifierKind::Fprintd,
+        user: chosen.user,
+        biometric_release: chosen.fingerprint,
         attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,
@@ -119,6 +126,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     use std::io::Write;
     if args.transport == TransportArg::Uhid {
         use passgate_authenticator::transport::uhid;
+        uhid::announce_hid_limits(authenticator.config_mut());
         let server = uhid::UhidServer::start(authenticator, &uhid::passgate_identity()).context(
             "creating the uhid device (is the uhid module loaded, may this user open /dev/uhid?)",
         )?;
@@ -131,7 +139,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let listener = Listener::bind(&address).with_context(|| format!("listening on {address}"))?;
     let mut options = ServeOptions::default();
     let secret_file = state_dir.join(SECRET_FILE);
-    if matches!(address, Address::Tcp(_)) && !matches!(args.presence, PresenceMode::Auto) {
+    if matches!(address, Address::Tcp(_)) && !matches!(presence, PresenceMode::Auto) {
         // Any local account can reach a TCP port: with a real prompt, only clients that can
         // read this user's state directory may ask for it.
         let secret = ConnectionSecret::generate()?;

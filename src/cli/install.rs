@@ -40,24 +40,28 @@ pub struct UninstallArgs {
     pub system: bool,
 }
 
-/// The systemd user unit running `binary` on uhid, asking for presence and the PIN through
-/// pinentry (a window in a graphical session).
+/// The systemd user unit running `binary` on uhid with `--presence auto-detect`: a finger
+/// enrolled in fprintd, else a GUI pinentry window, else the terminal. It belongs to the
+/// graphical session (systemd.special(7)'s pattern for session services), so it starts once
+/// the desktop has put `$DISPLAY`/`$WAYLAND_DISPLAY` in the user manager's environment, which
+/// the pinentry window needs, and stops at logout.
 pub fn user_unit(binary: &Path) -> String {
     format!(
         "\
 [Unit]
 Description=passgate: a FIDO security key on /dev/uhid for browsers, OpenSSH and libfido2
+PartOf=graphical-session.target
 After=graphical-session.target
 
 [Service]
-ExecStart={binary} authenticator serve --transport uhid --presence pinentry
+ExecStart={binary} authenticator serve --transport uhid --presence auto-detect
 Restart=on-failure
 RestartSec=2
 UMask=0077
 NoNewPrivileges=yes
 
 [Install]
-WantedBy=default.target
+WantedBy=graphical-session.target
 ",
         binary = systemd_quote(&binary.display().to_string()),
     )
@@ -218,15 +222,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_unit_runs_this_binary_on_uhid_with_pinentry_at_login() {
+    fn the_unit_runs_this_binary_on_uhid_in_the_graphical_session() {
         let unit = user_unit(Path::new("/home/ann/.cargo/bin/passgate"));
         assert!(unit.contains(
-            "\nExecStart=/home/ann/.cargo/bin/passgate authenticator serve --transport uhid --presence pinentry\n"
+            "\nExecStart=/home/ann/.cargo/bin/passgate authenticator serve --transport uhid --presence auto-detect\n"
         ));
-        assert!(unit.contains("\nWantedBy=default.target\n"));
+        assert!(unit.contains("\nWantedBy=graphical-session.target\n"));
+        assert!(unit.contains("\nPartOf=graphical-session.target\n"));
         assert!(unit.contains("\nRestart=on-failure\n"));
         assert!(unit.contains("\nUMask=0077\n"));
-        assert!(!unit.contains("--presence auto"), "never auto-approve");
+        assert!(!unit.contains("--presence auto\n"), "never auto-approve");
         let spaced = user_unit(Path::new("/opt/my apps/passgate"));
         assert!(spaced.contains("ExecStart=\"/opt/my apps/passgate\" authenticator"));
     }

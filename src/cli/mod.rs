@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod demo;
 pub mod install;
 pub mod log_sink;
+pub mod presence;
 pub mod prompt;
 pub mod rp;
 pub mod status;
@@ -54,6 +55,10 @@ enum PresenceMode {
     Pinentry,
     /// Approve presence with nobody there. FOR TESTS ONLY; never claims user verification.
     Auto,
+    /// Where the person is (the default on uhid): a finger enrolled in fprintd (presence and
+    /// user verification), else a GUI pinentry window in a graphical session
+    /// (pinentry-gnome3, -qt, -gtk-2), else this terminal.
+    AutoDetect,
 }
 
 /// How an authenticator run here verifies users (`authenticator serve`, `passgate app`).
@@ -119,26 +124,95 @@ struct UserArgs<'a> {
     verifier: &'a VerifierArgs,
 }
 
-/// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`.
-fn user_verifier(args: &UserArgs<'_>) -> Result<Box<dyn UserVerifier>> {
+/// The verifier [`user_verifier`] built.
+struct ChosenVerifier {
+    /// Presence, and verification when a fingerprint verifier wraps it.
+    user: Box<dyn UserVerifier>,
+    /// Whether fingerprints verify users (so a fingerprint may release TPM keys).
+    fingerprint: bool,
+}
+
+/// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`
+/// (or when `--presence auto-detect` finds an enrolled finger).
+fn user_verifier(args: &UserArgs<'_>) -> Result<ChosenVerifier> {
+    let pinentry_presence = |program: Option<&std::path::Path>| -> Result<Box<dyn UserVerifier>> {
+        let pinentry = Pinentry::locate(program)
+            .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
+            .with_timeout(args.presence_timeout);
+        Ok(Box::new(PromptPresence::new(Arc::new(pinentry))))
+    };
+    let fprint_user = fprint_user(args.verifier.fprint_user.clone());
     let presence: Box<dyn UserVerifier> = match args.presence {
         PresenceMode::Auto => Box::new(AutoPresence::new()),
         PresenceMode::Terminal => Box::new(TerminalPresence::new(args.presence_timeout)),
-        PresenceMode::Pinentry => {
-            let pinentry = Pinentry::locate(args.pinentry)
-                .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
-                .with_timeout(args.presence_timeout);
-            Box::new(PromptPresence::new(Arc::new(pinentry)))
+        PresenceMode::Pinentry => pinentry_presence(args.pinentry)?,
+        PresenceMode::AutoDetect => {
+            let detected = presence::detect(&presence::Desktop::probe(
+                args.pinentry,
+                finger_enrolled(&fprint_user, args.presence_timeout),
+            ));
+            tracing::info!("--presence auto-detect: {}", detected.describe());
+            let prompt = match &detected.prompt {
+                presence::PresencePrompt::Pinentry(program) => pinentry_presence(Some(program))?,
+                presence::PresencePrompt::Terminal => {
+                    Box::new(TerminalPresence::new(args.presence_timeout))
+                }
+            };
+            if detected.fingerprint {
+                return Ok(ChosenVerifier {
+                    user: finger_presence_verifier(&fprint_user, args.presence_timeout, prompt)?,
+                    fingerprint: true,
+                });
+            }
+            prompt
         }
     };
     match args.verifier.user_verifier {
-        VerifierKind::None => Ok(presence),
-        VerifierKind::Fprintd => fprintd_verifier(
-            &fprint_user(args.verifier.fprint_user.clone()),
-            args.presence_timeout,
-            presence,
-        ),
+        VerifierKind::None => Ok(ChosenVerifier {
+            user: presence,
+            fingerprint: false,
+        }),
+        VerifierKind::Fprintd => Ok(ChosenVerifier {
+            user: fprintd_verifier(&fprint_user, args.presence_timeout, presence)?,
+            fingerprint: true,
+        }),
     }
+}
+
+/// Whether fprintd has a finger enrolled for `user` (false without fprintd support).
+#[cfg(feature = "fprintd")]
+fn finger_enrolled(user: &str, timeout: Duration) -> bool {
+    use passgate_authenticator::fprintd::FprintdVerifier;
+    FprintdVerifier::new(user, timeout, Box::new(AutoPresence::new()))
+        .status()
+        .enrolled
+}
+
+#[cfg(not(feature = "fprintd"))]
+fn finger_enrolled(_: &str, _: Duration) -> bool {
+    false
+}
+
+/// fprintd verification whose finger is the presence too, `prompt` asking while it cannot scan.
+#[cfg(feature = "fprintd")]
+fn finger_presence_verifier(
+    user: &str,
+    timeout: Duration,
+    prompt: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    Ok(Box::new(
+        passgate_authenticator::fprintd::FprintdVerifier::new(user, timeout, prompt)
+            .with_finger_presence(),
+    ))
+}
+
+#[cfg(not(feature = "fprintd"))]
+fn finger_presence_verifier(
+    user: &str,
+    timeout: Duration,
+    prompt: Box<dyn UserVerifier>,
+) -> Result<Box<dyn UserVerifier>> {
+    fprintd_verifier(user, timeout, prompt)
 }
 
 impl KeyStoreArgs {

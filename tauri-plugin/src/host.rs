@@ -6,13 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use passgate_authenticator::api::clock::SystemClock;
-use passgate_authenticator::api::rng::SystemRng;
+use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
-use passgate_authenticator::software::{
-    DeviceKey, FileCredentialStore, FileStateStore, SoftwareKeyStore,
-};
-use passgate_authenticator::{Authenticator, Env};
+use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
 use passgate_bridge::channel::{Router, Sender};
 use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
@@ -24,11 +20,13 @@ use crate::origin::{OriginPolicy, caller_origin};
 /// Where the authenticator runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthenticatorSource {
-    /// In the app's process: software key store in the state directory, the PIN as user
-    /// verification.
+    /// In the app's process, on the state directory, the PIN as user verification; keys in
+    /// software (wrapped under the state directory's device key) or in a TPM 2.0
+    /// ([`crate::Builder::key_store`]; the `tpm` feature).
     InProcess,
-    /// A running `passgate authenticator serve` (`tcp://127.0.0.1:PORT`), with whatever key
-    /// store and verifier it has (TPM, fprintd).
+    /// A running `passgate authenticator serve` (`unix:PATH`, its default socket
+    /// `STATE/authenticator.sock`, or `tcp://127.0.0.1:PORT`), with whatever key store and
+    /// verifier it has (TPM, fprintd).
     Connect(String),
 }
 
@@ -85,6 +83,7 @@ impl Host {
     pub fn start(
         dir: &Path,
         source: &AuthenticatorSource,
+        key_store: &KeyStoreChoice,
         prompt: PromptChoice,
         origins: OriginPolicy,
     ) -> Result<Self, HostError> {
@@ -107,9 +106,12 @@ impl Host {
         let (bridge_transport, device): (Box<dyn CtapTransport>, passgate_app_api::Device) =
             match source {
                 AuthenticatorSource::InProcess => {
-                    let authenticator =
-                        in_process_authenticator(&authenticator_dir, Arc::clone(&prompt))
-                            .map_err(|e| state(&e))?;
+                    let authenticator = in_process_authenticator(
+                        &authenticator_dir,
+                        key_store,
+                        Arc::clone(&prompt),
+                    )
+                    .map_err(|e| state(&e))?;
                     let shared = Arc::new(Mutex::new(authenticator));
                     (
                         Box::new(InProcess::shared(Arc::clone(&shared))),
@@ -154,29 +156,24 @@ impl Host {
     }
 }
 
-/// The in-process authenticator: software keys wrapped under the device key in `dir`, presence
-/// and the PIN in `prompt`.
+/// The in-process authenticator on `dir`: keys in `key_store` (software keys wrapped under the
+/// device key in `dir`, or a TPM), presence and the PIN in `prompt`.
 fn in_process_authenticator(
     dir: &Path,
+    key_store: &KeyStoreChoice,
     prompt: Arc<dyn TrustedPrompt>,
-) -> Result<Authenticator, Box<dyn std::error::Error + Send + Sync>> {
-    let device_key = DeviceKey::load_or_create(dir)?;
-    let credentials = FileCredentialStore::open(dir, &device_key, CAPACITY)?;
-    let state = FileStateStore::open(dir, &device_key)?;
-    let env = Env {
-        key_store: Box::new(SoftwareKeyStore::new(&device_key)),
-        credentials: Box::new(credentials),
-        state: Box::new(state),
+) -> Result<Authenticator, passgate_authenticator::setup::SetupError> {
+    build_authenticator(AuthenticatorParts {
+        state_dir: dir,
+        key_store,
         user: Box::new(PromptPresence::new(prompt)),
-        clock: Box::new(SystemClock),
-        rng: Box::new(SystemRng::new()),
-    };
-    let config = AuthenticatorConfig {
-        default_attestation: AttestationFormat::None,
+        // No biometric verifier here: only the PIN releases TPM keys.
+        biometric_release: false,
+        attestation: AttestationFormat::None,
+        capacity: CAPACITY,
+        max_uv_attempts: AuthenticatorConfig::default().max_uv_attempts,
         reset_window: Some(Duration::from_secs(10)),
-        ..AuthenticatorConfig::default()
-    };
-    Ok(Authenticator::new(env, config))
+    })
 }
 
 /// `NotAllowedError` for a page that may not use the plugin.

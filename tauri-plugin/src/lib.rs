@@ -32,6 +32,7 @@ use tauri::{Manager, Runtime, Webview};
 
 pub use host::{AuthenticatorSource, Host, HostError, PromptChoice};
 pub use origin::{OriginPolicy, caller_origin};
+pub use passgate_authenticator::setup::KeyStoreChoice;
 
 /// The shim injected into every page of the app's windows (document start): it installs
 /// `navigator.credentials.create/get` and the app APIs on the host channel.
@@ -42,6 +43,7 @@ const SHIM: &str = include_str!("../../web-demo/site/shim/passgate-webview.js");
 pub struct Builder {
     state_dir: Option<PathBuf>,
     source: AuthenticatorSource,
+    key_store: KeyStoreChoice,
     prompt: PromptChoice,
     origins: OriginPolicy,
     inject_shim: bool,
@@ -54,13 +56,30 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// An in-process authenticator with a software key store in the app's data directory, the
-    /// PIN typed in pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH), fingerprint UV
-    /// when fprintd has a finger enrolled; the app's own pages allowed.
+    /// An in-process authenticator with a software key store in the app's data directory
+    /// (`$PASSGATE_KEY_STORE=tpm`: a TPM, see [`Builder::key_store`]), the PIN typed in
+    /// pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH); the app's own pages allowed. `$PASSGATE_AUTHENTICATOR` (`unix:PATH` or `tcp://127.0.0.1:PORT`)
+    /// connects to a running `passgate authenticator serve` instead (its TPM key store, its
+    /// fprintd), as [`Builder::authenticator`] with [`AuthenticatorSource::Connect`].
     pub fn new() -> Self {
+        let source = match std::env::var("PASSGATE_AUTHENTICATOR") {
+            Ok(target) if !target.is_empty() => AuthenticatorSource::Connect(target),
+            _ => AuthenticatorSource::InProcess,
+        };
+        // `$PASSGATE_KEY_STORE=tpm`: the in-process authenticator's keys in the TPM at
+        // `$PASSGATE_TCTI` (else `$TPM2TOOLS_TCTI`, `$TSS2_TCTI`, the default device).
+        let key_store = match std::env::var("PASSGATE_KEY_STORE").as_deref() {
+            Ok("tpm") => KeyStoreChoice::Tpm {
+                tcti: passgate_authenticator::setup::resolve_tcti(
+                    std::env::var("PASSGATE_TCTI").ok().as_deref(),
+                ),
+            },
+            _ => KeyStoreChoice::Software,
+        };
         Self {
             state_dir: std::env::var_os("PASSGATE_STATE_DIR").map(PathBuf::from),
-            source: AuthenticatorSource::InProcess,
+            source,
+            key_store,
             prompt: PromptChoice::Pinentry,
             origins: OriginPolicy::default(),
             inject_shim: true,
@@ -77,6 +96,13 @@ impl Builder {
     /// Where the authenticator runs.
     pub fn authenticator(mut self, source: AuthenticatorSource) -> Self {
         self.source = source;
+        self
+    }
+
+    /// Where the in-process authenticator keeps credential keys (default: software, wrapped
+    /// under the state directory's device key). A TPM needs the crate's `tpm` feature.
+    pub fn key_store(mut self, key_store: KeyStoreChoice) -> Self {
+        self.key_store = key_store;
         self
     }
 
@@ -112,6 +138,7 @@ impl Builder {
         let Self {
             state_dir,
             source,
+            key_store,
             prompt,
             origins,
             inject_shim,
@@ -123,7 +150,7 @@ impl Builder {
                     Some(dir) => dir,
                     None => app.path().app_local_data_dir()?.join("passgate"),
                 };
-                let host = Host::start(&dir, &source, prompt, origins)?;
+                let host = Host::start(&dir, &source, &key_store, prompt, origins)?;
                 app.manage(Arc::new(host));
                 Ok(())
             });

@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { binary, startRp, launchBrowser, withTimeout } from './harness.mjs';
 import {
   createPassgateApp, AuthMode, BiometryType, BiometricError, ChannelError, VaultError,
+  VaultErrorCodes, DefaultSession,
 } from '../site/passgate-app.js';
 
 /** `passgate app serve` as a host: `forCaller(origin)` gives a channel for that caller. */
@@ -104,11 +105,11 @@ test('vault: InMemoryOnly values, lock clears them, events fire; others reject w
   assert.equal(await vault.isLocked(), false);
   // Idle for lockAfter: the host clears it, and the module reports the lock by itself.
   await new Promise((r) => setTimeout(r, 900));
-  assert.deepEqual(locks, [{ timeout: true }]);
+  assert.deepEqual(locks, [{ timeout: true, saved: false }]);
   assert.equal(await vault.getValue('session'), null, 'InMemoryOnly: locking cleared it');
   await vault.storeValue('again', 1);
   await vault.lock();
-  assert.deepEqual(locks, [{ timeout: true }, { timeout: false }]);
+  assert.deepEqual(locks, [{ timeout: true, saved: false }, { timeout: false, saved: false }]);
   assert.deepEqual(await vault.getKeys(), []);
 
   const bio = new Vault({ vaultId: 'bio', username: 'alice', authMode: AuthMode.BiometricOnly });
@@ -122,8 +123,80 @@ test('vault: InMemoryOnly values, lock clears them, events fire; others reject w
   await assert.rejects(bio.unlock({ usingPasscode: true }), (e) => e.code === 'PasscodeNotEnabled');
   const odd = new Vault({ vaultId: 'odd', username: 'alice', authMode: 'FaceOnly' });
   await assert.rejects(odd.isLocked(), (e) => e instanceof VaultError && e.code === 'InvalidAuthMode');
-  assert.throws(() => new Vault({ vaultId: 'mem', username: 'x' }), (e) => e.code === 'InvalidArguments');
+  assert.throws(() => new Vault({ vaultId: 'mem', username: 'alice' }), (e) => e.code === 'InvalidArguments');
   await vault.close();
+});
+
+test('Identity Vault 3.0: IonicIdentityVaultUser, DefaultSession, the IdentityVault methods and events', async () => {
+  const { IonicIdentityVaultUser } = createPassgateApp(host.forCaller('com.example.iv'));
+  const log = [];
+  class IdentityService extends IonicIdentityVaultUser {
+    constructor(platform) {
+      super(platform, {
+        authMode: AuthMode.InMemoryOnly, restoreSessionOnReady: false, unlockOnReady: false,
+        unlockOnAccess: true, lockAfter: 5000, hideScreenOnBackground: true,
+      });
+    }
+    onVaultReady(config) { log.push(['ready', config.authMode, config.lockAfter, config.hideScreenOnBackground, config.descriptor]); }
+    onVaultLocked(event) { log.push(['locked', event]); }
+    onSessionRestored(session) { log.push(['restored', session]); }
+  }
+  let platformReady = false;
+  const service = new IdentityService({ ready: async () => { platformReady = true; } });
+  await service.ready();
+  assert.ok(platformReady, 'setup waits for platform.ready()');
+  assert.deepEqual(log, [['ready', 'InMemoryOnly', 5000, true, { username: '_lastUser', vaultId: 'default' }]]);
+  assert.equal(await service.hasStoredSession(), false);
+  const session = new DefaultSession({ username: 'alice', token: 't-1' });
+  await service.saveSession(session);
+  assert.deepEqual({ ...(await service.getSession()) }, { username: 'alice', token: 't-1' });
+  assert.equal(await service.hasStoredSession(), true);
+  const vault = await service.getVault();
+  assert.equal(await vault.getToken(), null);
+  await vault.storeToken('tok');
+  assert.equal(await vault.getToken(), 'tok');
+  assert.equal(await vault.getValue('token'), 'tok', 'getToken is getValue("token")');
+  assert.equal(await vault.getUsername(), '_lastUser');
+  assert.equal(await vault.getBiometricType(), 'none');
+  assert.deepEqual(await vault.getAvailableHardware(), []);
+  assert.equal(await service.isBiometricsAvailable(), false);
+  assert.equal(await service.isBiometricsEnabled(), false);
+  assert.equal(await service.isPasscodeEnabled(), false);
+  assert.equal(await vault.isPasscodeSetupNeeded(), false);
+  assert.equal(await service.getAuthMode(), AuthMode.InMemoryOnly);
+  await service.lockOut();
+  assert.deepEqual(log.at(-1), ['locked', { timeout: false, saved: false }]);
+  assert.equal(await service.restoreSession(), undefined, 'InMemoryOnly: locking cleared it');
+  await service.saveSession(session);
+  assert.equal(await service.restoreSession().then((s) => s.token), 't-1');
+  assert.deepEqual(log.at(-1), ['restored', { username: 'alice', token: 't-1' }]);
+  await service.logout();
+  assert.equal(await service.hasStoredSession(), false);
+
+  // The default auth mode is Identity Vault's, BiometricAndPasscode; positional unlock(true)
+  // asks for the passcode (here no PIN can be asked for: nothing is created or counted).
+  const plain = new IonicIdentityVaultUser(undefined, {}, { username: 'bob', vaultId: 'plain' });
+  const raw = await plain.getVault();
+  const config = await raw.getConfig();
+  assert.equal(config.authMode, AuthMode.BiometricAndPasscode);
+  assert.deepEqual([config.isBiometricsEnabled, config.isPasscodeEnabled], [true, true]);
+  await assert.rejects(raw.unlock(true), (e) => e instanceof VaultError && e.code === VaultErrorCodes.MissingPasscode);
+  assert.equal(await raw.isInUse(), false);
+  await assert.rejects(raw.setPasscode('1234', '1235'), (e) => e.code === VaultErrorCodes.MismatchedPasscode);
+  await assert.rejects(raw.setBiometricsEnabled(true), (e) => e.code === VaultErrorCodes.BiometricsNotEnabled);
+  await raw.setPasscodeEnabled(false);
+  assert.equal((await raw.getConfig()).authMode, AuthMode.BiometricOnly);
+  assert.equal(await raw.isPasscodeEnabled(), false);
+  await assert.rejects(raw.unlock(true, '1234'), (e) => e.code === VaultErrorCodes.PasscodeNotEnabled);
+
+  // A setup error reaches onSetupError, and ready() rejects with it.
+  const errors = [];
+  class Broken extends IonicIdentityVaultUser {
+    onSetupError(error) { errors.push(error.code); }
+  }
+  const broken = new Broken(undefined, { authMode: 'FaceOnly' }, { username: 'c', vaultId: 'broken' });
+  await assert.rejects(broken.ready(), (e) => e.code === VaultErrorCodes.InvalidAuthMode);
+  assert.deepEqual(errors, ['InvalidAuthMode']);
 });
 
 test('soter: wx-style promises and callbacks, errCode on failure', async () => {

@@ -133,8 +133,8 @@ fn tpm_table(target_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Mean time in nanoseconds from criterion's `estimates.json`.
-fn mean_ns(target_dir: &Path, id: &str) -> Result<f64> {
+/// Mean time in nanoseconds from criterion's `estimates.json` under `target_dir/criterion`.
+pub(crate) fn mean_ns(target_dir: &Path, id: &str) -> Result<f64> {
     let path = target_dir
         .join("criterion")
         .join(id)
@@ -210,6 +210,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
     stdout.push_str(&rp_stdout);
     let load_missed = rp_load_test(root, target_dir)?;
     let fprintd_line = fprintd_latency(root, target_dir)?;
+    let uhid_missed = crate::vm_bench::run(root, target_dir)?;
     println!("\nbenchmark targets (same run):");
     let mut missed = 0;
     for t in TARGETS {
@@ -287,12 +288,42 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
         println!("  {line}");
     }
     println!("  INFO {fprintd_line}");
-    let missed = missed + load_missed;
+    let missed = missed + load_missed + usize::from(uhid_missed);
     Ok(if missed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Only the uhid round trip (see `crate::vm_bench`).
+pub fn run_uhid(root: &Path, target_dir: &Path) -> Result<ExitCode> {
+    let missed = crate::vm_bench::run(root, target_dir)?;
+    Ok(if missed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `cargo build --release --bin passgate --features fprintd,tpm`.
+fn build_release_passgate(root: &Path) -> Result<()> {
+    let built = Command::new(crate::cargo())
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "passgate",
+            "--features",
+            "fprintd,tpm",
+        ])
+        .current_dir(root)
+        .status()
+        .context("building the release binary")?;
+    if !built.success() {
+        anyhow::bail!("cargo build --release --features fprintd,tpm failed");
+    }
+    Ok(())
 }
 
 /// Builds the release server and load generator and runs `relying-party/loadtest/run.py`
@@ -345,21 +376,7 @@ fn rp_load_test(root: &Path, target_dir: &Path) -> Result<usize> {
 /// the fingerprint path adds after the touch, beside a getAssertion without UV in the same
 /// run. Returns its summary line.
 fn fprintd_latency(root: &Path, target_dir: &Path) -> Result<String> {
-    let built = Command::new(crate::cargo())
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "passgate",
-            "--features",
-            "fprintd,tpm",
-        ])
-        .current_dir(root)
-        .status()
-        .context("building the release binary with fprintd")?;
-    if !built.success() {
-        anyhow::bail!("cargo build --release --features fprintd,tpm failed");
-    }
+    build_release_passgate(root)?;
     let output = Command::new(crate::deps::venv_python(root))
         .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"])
         .arg(root.join("ctap-tests/python/bench_fprintd.py"))

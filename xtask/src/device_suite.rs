@@ -24,7 +24,7 @@ const FIDO2_VERSION: &str = "2.2.1";
 const FIDO2_SDIST_SHA256: &str = "85787428a94c3f8eaf72f0ff30afba983b559a1b1b795c93318c81b4ad4062c4";
 /// Test files that run with fingerprints: the real fprintd on libfprint's virtual sensor
 /// (`--user-verifier fprintd`), set up by the plugin.
-const FPRINTD_FILES: &[&str] = &["test_bioenroll"];
+pub const FPRINTD_FILES: &[&str] = &["test_bioenroll"];
 /// Seconds one device test may take before pytest-timeout fails it.
 const TEST_TIMEOUT_SECONDS: &str = "120";
 
@@ -65,20 +65,7 @@ impl Outcome {
 pub fn run(root: &Path, target: &Path, binary: &Path, filter: Option<&str>) -> Result<Outcome> {
     let work = target.join("device-suite");
     let sdist = ensure_sdist(root, &work)?;
-    let mut files: Vec<PathBuf> = fs::read_dir(sdist.join("tests").join("device"))
-        .context("listing the device suite's tests")?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("test_") && n.ends_with(".py"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{} has no test files", sdist.join("tests/device").display());
-    }
-
+    let names = test_files(&sdist)?;
     let python = deps::venv_python(root).to_string_lossy().into_owned();
     let python_path = std::env::join_paths([
         root.join("ctap-tests").join("python").join("device_suite"),
@@ -91,12 +78,7 @@ pub fn run(root: &Path, target: &Path, binary: &Path, filter: Option<&str>) -> R
         skipped: 0,
         broken_files: Vec::new(),
     };
-    for file in &files {
-        let name = file
-            .file_stem()
-            .and_then(|n| n.to_str())
-            .context("a test file name that is not UTF-8")?
-            .to_owned();
+    for name in names {
         // A fresh state directory per file: a failure in one file cannot leave a PIN or
         // credentials behind for the next.
         let state = states.join(&name);
@@ -151,8 +133,28 @@ pub fn run(root: &Path, target: &Path, binary: &Path, filter: Option<&str>) -> R
     Ok(outcome)
 }
 
-/// The unpacked sdist directory, downloading and checking it first when missing.
-fn ensure_sdist(root: &Path, work: &Path) -> Result<PathBuf> {
+/// The names (without `.py`) of the suite's test files, `tests/device/test_*.py`, sorted.
+pub fn test_files(sdist: &Path) -> Result<Vec<String>> {
+    let dir = sdist.join("tests").join("device");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let stem = name.strip_suffix(".py")?;
+            stem.starts_with("test_").then(|| stem.to_owned())
+        })
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        bail!("{} has no test files", dir.display());
+    }
+    Ok(names)
+}
+
+/// The unpacked sdist under `work` (`target/device-suite/`), downloading and checking it
+/// first when missing.
+pub fn ensure_sdist(root: &Path, work: &Path) -> Result<PathBuf> {
     let unpacked = work.join(format!("fido2-{FIDO2_VERSION}"));
     let stamp = work.join(format!("fido2-{FIDO2_VERSION}.sha256"));
     if unpacked.join("tests").join("device").is_dir()

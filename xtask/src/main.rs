@@ -28,6 +28,7 @@ mod soak;
 mod suites;
 mod tauri;
 mod vm;
+mod vm_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,8 +56,9 @@ commands:
                          filter, pytest -k, node --test-name-pattern)
   vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
-  bench                  run the criterion benchmarks and print each target as a ratio
-                         against its peer measured in the same run
+  bench [uhid]           run the criterion benchmarks and print each target as a ratio
+                         against its peer measured in the same run (`uhid`: only the
+                         getAssertion round trip over uhid vs TCP, in a QEMU guest)
   soak [--minutes N]     one `passgate demo` driven by scripted sign-ups and sign-ins for
                          N minutes (default 60), RSS and open fds sampled every 30 s;
                          fails if either grows
@@ -89,7 +91,11 @@ fn real_main() -> Result<ExitCode> {
         }
         Some("bench") => {
             let target = target_dir(&root)?;
-            bench::run(&root, &target)
+            match args.get(1).map(String::as_str) {
+                None => bench::run(&root, &target),
+                Some("uhid") => bench::run_uhid(&root, &target),
+                Some(other) => bail!("unknown benchmark set `{other}` (try `uhid`)"),
+            }
         }
         Some("soak") => {
             let target = target_dir(&root)?;

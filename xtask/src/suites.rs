@@ -133,6 +133,11 @@ pub const SUITES: &[Suite] = &[
             "libwebkit2gtk-4.1-dev",
             "webkit2gtk-driver",
             "xvfb",
+            // The plugin's in-process TPM key store (built with the `tpm` feature), and the
+            // journeys keeping keys in a swtpm.
+            "libtss2-dev",
+            "swtpm",
+            "swtpm-tools",
         ],
         venv: false,
         run: crate::tauri::run,

@@ -9,6 +9,13 @@
 //! one `ok NAME` or `FAIL NAME: why` line to a results file on a second, writable 9p share,
 //! which this module counts.
 //!
+//! The guest then runs python-fido2's own device suite (`tests/device` of the sdist that the
+//! `device-suite` suite runs over TCP, see `crate::device_suite`) over hidraw, through
+//! python-fido2's Linux backend, in two pytest sessions (the files that need fprintd, then the
+//! rest: starting python is slow under emulation), each writing its output to
+//! `device-suite/{fprintd,others}.txt` on the results share. Its tests count here like the
+//! checks; a session that printed no pytest summary counts as one failure.
+//!
 //! The initramfs is cached under `target/vm/` by a hash of its inputs (the busybox binary, the
 //! modules, the init script), so only the first run builds it.
 
@@ -22,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::parse::TestCounts;
+use crate::device_suite;
+use crate::parse::{TestCounts, pytest_counts};
 
 /// Kernel modules the guest loads, in dependency order (no modprobe in the initramfs).
 const MODULES: &[&str] = &[
@@ -41,8 +49,11 @@ const MODULES: &[&str] = &[
     "uhid",
 ];
 
-/// How long the whole guest run may take before QEMU is killed.
-const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long the whole guest run may take before QEMU is killed. Measured on 2 cores at a load
+/// average of 20: the checks and the device suite 33 min (the checks alone took 125 s on an
+/// idle machine and 6-9 min at that load); the whole `cargo xtask test` must fit in CI's
+/// 45 min on 2 idle cores.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// The checks `xtask/vm/guest.sh` reports; one missing from the results counts as failed.
 pub const EXPECTED_CHECKS: &[&str] = &[
@@ -96,31 +107,104 @@ poweroff -f
 /// Runs the VM test with the `passgate` binary at `binary`; the counts of passed and failed
 /// checks, and a note when something went wrong outside the checks.
 pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, String)> {
+    let sdist = device_suite::ensure_sdist(root, &target.join("device-suite"))?;
+    // The guest runs the suite in two pytest sessions (see guest.sh): the files that need
+    // fprintd, then the rest; each leaves one output.
+    let files = device_suite::test_files(&sdist)?;
+    let mut sessions = Vec::new();
+    if files
+        .iter()
+        .any(|f| device_suite::FPRINTD_FILES.contains(&f.as_str()))
+    {
+        sessions.push("fprintd".to_owned());
+    }
+    sessions.push("others".to_owned());
+    let guest_script = root.join("xtask").join("vm").join("guest.sh");
+    // The guest sees the host's root at /, so the host's paths work unchanged.
+    let command = format!(
+        "/bin/bash {} {} {} {} {} '{}'",
+        shell_quote(&guest_script),
+        shell_quote(binary),
+        shell_quote(root),
+        shell_quote(&crate::deps::venv_python(root)),
+        shell_quote(&sdist),
+        device_suite::FPRINTD_FILES.join(" "),
+    );
+    let guest = boot(
+        target,
+        "results",
+        &command,
+        &["device-suite"],
+        GUEST_TIMEOUT,
+    )?;
+    let results = &guest.results;
+    let results_text = fs::read_to_string(results.join("results.txt")).unwrap_or_default();
+    let (mut counts, mut notes) = count_results(&results_text);
+    let suite = count_device_suite(&sessions, |name| {
+        fs::read_to_string(results.join("device-suite").join(format!("{name}.txt"))).ok()
+    });
+    println!(
+        "xtask: vm-test: python-fido2's device suite over hidraw: {} passed, {} failed, {}",
+        suite.counts.passed,
+        suite.counts.failed,
+        suite.note()
+    );
+    counts.add(suite.counts);
+    counts.failed = counts
+        .failed
+        .saturating_add(u64::try_from(suite.broken_files.len()).unwrap_or(u64::MAX));
+    if !suite.ok() {
+        notes.push(format!(
+            "device suite over hidraw: {} passed, {} failed, {} (outputs in {})",
+            suite.counts.passed,
+            suite.counts.failed,
+            suite.note(),
+            results.join("device-suite").display()
+        ));
+    }
+    notes.extend(guest.problems);
+    Ok((counts, notes.join("; ")))
+}
+
+/// What a guest run left behind.
+pub struct GuestRun {
+    /// The results share: what the guest wrote under `/tmp/results`.
+    pub results: PathBuf,
+    /// Whatever went wrong outside the guest's own results (no boot, a timeout).
+    pub problems: Vec<String>,
+}
+
+/// Boots the guest, which runs `command` (a shell command line, chrooted into the host's
+/// root, its output in `/tmp/results/guest.log`) and powers off. The results share is
+/// `target/vm/RESULTS` (emptied first, then `subdirs` created in it), so that guests of
+/// different jobs do not share one. Waits at most `timeout`.
+pub fn boot(
+    target: &Path,
+    results: &str,
+    command: &str,
+    subdirs: &[&str],
+    timeout: Duration,
+) -> Result<GuestRun> {
     let work = target.join("vm");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let (kernel, release) = newest_kernel()?;
     let started = Instant::now();
     let initramfs = initramfs(&work, &release)?;
     println!(
-        "xtask: vm-test: kernel {}, initramfs {} ({} ms to prepare)",
+        "xtask: vm: kernel {}, initramfs {} ({} ms to prepare)",
         kernel.display(),
         initramfs.display(),
         started.elapsed().as_millis()
     );
-    let results = work.join("results");
+    let results = work.join(results);
     if results.exists() {
         fs::remove_dir_all(&results).with_context(|| format!("clearing {}", results.display()))?;
     }
     fs::create_dir_all(&results)?;
-    let guest_script = root.join("xtask").join("vm").join("guest.sh");
-    // The guest sees the host's root at /, so the host's paths work unchanged.
-    let run_script = format!(
-        "#!/bin/sh\nexec /bin/bash {} {} {} {} > /tmp/results/guest.log 2>&1\n",
-        shell_quote(&guest_script),
-        shell_quote(binary),
-        shell_quote(root),
-        shell_quote(&crate::deps::venv_python(root)),
-    );
+    for dir in subdirs {
+        fs::create_dir_all(results.join(dir))?;
+    }
+    let run_script = format!("#!/bin/sh\nexec {command} > /tmp/results/guest.log 2>&1\n");
     fs::write(results.join("run.sh"), run_script)?;
 
     let accel = std::env::var("PASSGATE_VM_ACCEL").unwrap_or_else(|_| "tcg".to_owned());
@@ -131,7 +215,7 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
         "local,path={},mount_tag=results,security_model=none,multidevs=remap",
         results.display()
     );
-    let console_log = work.join("console.log");
+    let console_log = results.with_extension("console.log");
     let console = fs::File::create(&console_log)?;
     let mut qemu = Command::new("qemu-system-x86_64");
     // Two vCPUs: the client writing reports and passgate reading them run at once, as on a
@@ -149,7 +233,7 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
         .stdout(console.try_clone()?)
         .stderr(console);
     println!(
-        "xtask: vm-test: booting the guest ({accel}); console in {}",
+        "xtask: vm: booting the guest ({accel}); console in {}",
         console_log.display()
     );
     let boot = Instant::now();
@@ -158,7 +242,7 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
         if let Some(status) = child.try_wait()? {
             break Some(status);
         }
-        if boot.elapsed() > GUEST_TIMEOUT {
+        if boot.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -169,18 +253,17 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
     let console_text = fs::read_to_string(&console_log).unwrap_or_default();
     let guest_log = fs::read_to_string(results.join("guest.log")).unwrap_or_default();
     println!("---- guest log ----\n{guest_log}---- end of guest log ----");
-    let results_text = fs::read_to_string(results.join("results.txt")).unwrap_or_default();
-    let (counts, mut notes) = count_results(&results_text);
-    println!("xtask: vm-test: guest ran {} s", elapsed.as_secs());
+    println!("xtask: vm: guest ran {} s", elapsed.as_secs());
+    let mut problems = Vec::new();
     if status.is_none() {
-        notes.push(format!(
+        problems.push(format!(
             "the guest did not finish within {} s (console: {})",
-            GUEST_TIMEOUT.as_secs(),
+            timeout.as_secs(),
             console_log.display()
         ));
     }
     if !console_text.contains("VMTEST booted") {
-        notes.push(format!(
+        problems.push(format!(
             "the guest did not boot: {}",
             console_text
                 .lines()
@@ -190,7 +273,7 @@ pub fn run(root: &Path, target: &Path, binary: &Path) -> Result<(TestCounts, Str
                 .join(" | ")
         ));
     }
-    Ok((counts, notes.join("; ")))
+    Ok(GuestRun { results, problems })
 }
 
 /// Counts `ok NAME` and `FAIL NAME: why` lines; every expected check that reported nothing
@@ -229,7 +312,37 @@ pub fn count_results(text: &str) -> (TestCounts, Vec<String>) {
     (counts, notes)
 }
 
-fn shell_quote(path: &Path) -> String {
+/// Sums the pytest summaries of the device suite's sessions; `output(NAME)` is the pytest
+/// output of session `NAME`. A session with no output or no summary is broken.
+pub fn count_device_suite(
+    files: &[String],
+    output: impl Fn(&str) -> Option<String>,
+) -> device_suite::Outcome {
+    let mut outcome = device_suite::Outcome {
+        counts: TestCounts::default(),
+        skipped: 0,
+        broken_files: Vec::new(),
+    };
+    for name in files {
+        match output(name)
+            .as_deref()
+            .and_then(|text| pytest_counts(text.lines()))
+        {
+            Some(counts) => {
+                outcome.counts.add(TestCounts {
+                    passed: counts.passed,
+                    failed: counts.failed,
+                });
+                outcome.skipped = outcome.skipped.saturating_add(counts.skipped);
+            }
+            None => outcome.broken_files.push(name.clone()),
+        }
+    }
+    outcome
+}
+
+/// `path` quoted for a POSIX shell.
+pub fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
@@ -405,5 +518,27 @@ mod tests {
         let (counts, _) = count_results("ok fido2-token-list\nok fido2-token-list\n");
         assert_eq!(counts.passed, 1);
         assert_eq!(counts.failed, expected);
+    }
+
+    #[test]
+    fn the_device_suite_sums_pytest_summaries_and_flags_files_without_one() {
+        let files: Vec<String> = ["test_a", "test_b", "test_c", "test_d"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let outcome = count_device_suite(&files, |name| match name {
+            "test_a" => Some("x\n===== 5 passed, 2 skipped in 3.10s =====\n".to_owned()),
+            "test_b" => Some("== 1 failed, 4 passed, 1 error in 9.00s ==".to_owned()),
+            "test_c" => Some("Traceback: the plugin crashed\n".to_owned()),
+            _ => None,
+        });
+        assert_eq!((outcome.counts.passed, outcome.counts.failed), (9, 2));
+        assert_eq!(outcome.skipped, 2);
+        assert_eq!(outcome.broken_files, ["test_c", "test_d"]);
+        assert!(!outcome.ok());
+        let clean = count_device_suite(&files[..1], |_| {
+            Some("== 5 passed, 2 skipped in 3.10s ==".to_owned())
+        });
+        assert!(clean.ok());
     }
 }

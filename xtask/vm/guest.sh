@@ -4,11 +4,16 @@
 # libfido2's tools and OpenSSH, the way a person's machine would. Every check writes exactly
 # one line to /tmp/results/results.txt: `ok NAME` or `FAIL NAME: why`.
 #
-# usage: guest.sh PASSGATE_BINARY REPO_ROOT VENV_PYTHON
+# Then python-fido2's device suite runs over hidraw, one pytest output per test file in
+# /tmp/results/device-suite/, which xtask counts (xtask/src/vm.rs).
+#
+# usage: guest.sh PASSGATE_BINARY REPO_ROOT VENV_PYTHON DEVICE_SUITE_SDIST "FPRINTD_FILES"
 set -u
 PASSGATE=$1
 REPO=$2
 PYTHON=$3
+DEVICE_SUITE=$4
+FPRINTD_FILES=$5
 RESULTS=/tmp/results/results.txt
 export HOME=/tmp/home PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export RUST_LOG=passgate=info
@@ -121,7 +126,7 @@ check ssh-login-with-sk-key bash -c "ssh -F /dev/null -i $HOME/id_sk -o Identiti
 
 # passgate install --user: the unit it writes, and the udev rules it prints, applied by the
 # real udev to the real device (rules in /run/udev/rules.d: the guest's /etc is read-only).
-check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence pinentry\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
+check install-user-unit bash -c "XDG_CONFIG_HOME=/tmp/home/.config '$PASSGATE' install --user --no-start > install.txt 2>&1; cat install.txt; grep -q '^ExecStart=$PASSGATE authenticator serve --transport uhid --presence auto-detect\$' /tmp/home/.config/systemd/user/passgate-authenticator.service"
 # The rules' evaluation tags the node uaccess with our rules and not without them.
 mkdir -p /run/udev/rules.d
 udevadm test /sys/class/hidraw/$(basename "$DEV") > udev-without.txt 2>&1
@@ -156,4 +161,42 @@ grep -E '^(FAIL|SKIP)' /tmp/work/conformance.txt | head -n 20
 tail -n 1 /tmp/work/conformance.txt
 kill -TERM "$PASSGATE_PID"
 wait "$PASSGATE_PID" 2>/dev/null
+
+# python-fido2's device suite (tests/device of its sdist, the suite Yubico runs against real
+# keys) over hidraw with python-fido2's own Linux backend: the plugin starts passgate on uhid
+# on a fresh state directory, and the suite's "unplug and replug the key" stops passgate and
+# starts it again on the same state, so the device is destroyed and created again and the
+# suite finds the new hidraw node. No other passgate may be running here: the plugin's
+# discovery takes every device named passgate. Two pytest sessions, as Yubico runs the suite
+# (one session, not one per file as over TCP: starting python is slow under emulation): the
+# files that need fingerprints (with the real fprintd on a virtual sensor), then the rest.
+# Outputs: /tmp/results/device-suite/{fprintd,others}.txt.
+mkdir -p /tmp/results/device-suite /tmp/device-suite
+device_suite() {
+    local name=$1 fprintd=$2; shift 2
+    local started=$(date +%s%N)
+    (
+        cd "$DEVICE_SUITE" || exit 1
+        PASSGATE_BIN=$PASSGATE PASSGATE_DEVICE_TRANSPORT=uhid \
+        PASSGATE_DEVICE_STATE=/tmp/device-suite/$name PASSGATE_DEVICE_FPRINTD=$fprintd \
+        PASSGATE_TEST_TIMEOUT_SCALE=10 \
+        PYTHONPATH=$REPO/ctap-tests/python/device_suite:$REPO/ctap-tests/python \
+        PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+            timeout 1800 "$PYTHON" -m pytest -p passgate_device_plugin -p no:cacheprovider \
+            -rfEs -v --timeout=600 "$@"
+    ) > "/tmp/results/device-suite/$name.txt" 2>&1
+    echo "VMTEST time device-suite $name $(( ($(date +%s%N) - started) / 1000000 )) ms: $(tail -n 1 "/tmp/results/device-suite/$name.txt")"
+    grep -E '^(FAILED|ERROR)' "/tmp/results/device-suite/$name.txt" | head -n 20
+    tail -n 20 "/tmp/device-suite/$name/passgate.log" 2>/dev/null
+}
+fprintd_files=() other_files=()
+for file in "$DEVICE_SUITE"/tests/device/test_*.py; do
+    name=$(basename "$file" .py)
+    case " $FPRINTD_FILES " in
+        *" $name "*) fprintd_files+=("tests/device/$name.py") ;;
+        *) other_files+=("tests/device/$name.py") ;;
+    esac
+done
+[ ${#fprintd_files[@]} -gt 0 ] && device_suite fprintd 1 "${fprintd_files[@]}"
+device_suite others "" "${other_files[@]}"
 echo "guest: done"

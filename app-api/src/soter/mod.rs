@@ -78,6 +78,33 @@ impl SoterError {
 const START: &str = "startSoterAuthentication";
 const PREPARE: &str = "prepareAuthKey";
 
+/// A malformed request to `api` (`soter.<api>`), answered as WeChat answers one — with an
+/// `errCode`, not a channel error: a missing or non-string `challenge` is 90004, a missing or
+/// malformed `requestAuthModes` or `checkAuthMode` 90003, a non-string `authContent` 90005,
+/// anything else (an unknown member, a request that is not an object) 90007. `request` is the
+/// message as sent; `detail` says what the parser found.
+pub fn invalid_request(api: &str, request: &Json, detail: &str) -> SoterError {
+    let text = |name: &str| request.get(name).is_some_and(Json::is_string);
+    let modes = request
+        .get("requestAuthModes")
+        .and_then(Json::as_array)
+        .is_some_and(|modes| modes.iter().all(Json::is_string));
+    let (code, reason) = match api {
+        "startSoterAuthentication" if !text("challenge") => (90004, "challenge error"),
+        "startSoterAuthentication" if !modes => (90003, "no corresponding mode"),
+        "startSoterAuthentication"
+            if request.get("authContent").is_some() && !text("authContent") =>
+        {
+            (90005, "auth content too long")
+        }
+        "checkIsSoterEnrolledInDevice" if !text("checkAuthMode") => {
+            (90003, "no corresponding mode")
+        }
+        _ => (90007, "invalid request"),
+    };
+    SoterError::new(api, code, reason, format!("invalid request: {detail}"))
+}
+
 /// A SOTER auth mode name.
 fn mode_of(biometry: BiometryType) -> Option<&'static str> {
     match biometry {

@@ -7,7 +7,12 @@
 //!
 //! The key is HKDF-SHA256 of the hmac-secret output the vault's credential gives with user
 //! verification, so it exists only in memory while the vault is unlocked. A changed header
-//! (another credential, salt or auth mode) makes decryption fail.
+//! (another credential, salt, auth mode, generation or passcode check) makes decryption fail.
+//!
+//! With an app passcode (Identity Vault's `setPasscode`), the header also holds the argon2id
+//! parameters and a *check*: an empty AES-256-GCM message under the passcode key (HKDF of the
+//! hmac-secret output *and* the argon2id output), so a wrong passcode is told apart from a
+//! damaged file; in `PasscodeOnly` the values are encrypted under that passcode key.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +60,20 @@ pub struct Header {
     pub salt: [u8; 32],
     /// Whether the credential is bound to the biometric set it was made with.
     pub biometric_bound: bool,
+    /// Incremented by every write; the attempt counter records the latest one, so an older
+    /// copy of the file put back is refused (0: written before generations existed).
+    pub generation: u64,
+    /// The app passcode's parameters and check, when the app set one.
+    pub passcode: Option<PasscodeCheck>,
+}
+
+/// What a vault with an app passcode keeps to verify it (never the passcode itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasscodeCheck {
+    /// The argon2id parameters and salt.
+    pub params: super::passcode::StretchParams,
+    /// nonce || tag of an empty AES-256-GCM message under the passcode key.
+    pub check: Vec<u8>,
 }
 
 impl Header {
@@ -70,7 +89,28 @@ impl Header {
             (8, Value::Bytes(self.credential_id.clone())),
             (9, Value::Bytes(self.salt.to_vec())),
             (10, Value::Bool(self.biometric_bound)),
+            (11, Value::Integer(self.generation.into())),
         ];
+        let mut entries = entries;
+        if let Some(passcode) = &self.passcode {
+            let p = &passcode.params;
+            let fields = vec![
+                (1, Value::Bytes(p.salt.to_vec())),
+                (2, Value::Integer(p.memory_kib.into())),
+                (3, Value::Integer(p.iterations.into())),
+                (4, Value::Integer(p.lanes.into())),
+                (5, Value::Bytes(passcode.check.clone())),
+            ];
+            entries.push((
+                12,
+                Value::Map(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (Value::Integer(k.into()), v))
+                        .collect(),
+                ),
+            ));
+        }
         let map = Value::Map(
             entries
                 .into_iter()
@@ -111,6 +151,15 @@ impl Header {
             return Err(bad("unknown format version"));
         }
         let auth_mode = AuthMode::from_name(&text(4)?).ok_or(bad("unknown auth mode"))?;
+        let generation = match get(11) {
+            None => 0,
+            Some(_) => uint(11)?,
+        };
+        let passcode = match get(12) {
+            None => None,
+            Some(Value::Map(fields)) => Some(decode_passcode(fields)?),
+            Some(_) => return Err(bad("passcode check is not a map")),
+        };
         Ok(Self {
             vault_id: text(2)?,
             username: text(3)?,
@@ -123,8 +172,45 @@ impl Header {
                 .try_into()
                 .map_err(|_| bad("salt is not 32 bytes"))?,
             biometric_bound: matches!(get(10), Some(Value::Bool(true))),
+            generation,
+            passcode,
         })
     }
+}
+
+fn decode_passcode(fields: &[(Value, Value)]) -> Result<PasscodeCheck, FileError> {
+    let bad = FileError::Malformed;
+    let get = |key: u64| {
+        fields.iter().find_map(|(k, v)| match k {
+            Value::Integer(i) if u64::try_from(*i).ok() == Some(key) => Some(v),
+            _ => None,
+        })
+    };
+    let uint = |key| match get(key) {
+        Some(Value::Integer(i)) => {
+            u32::try_from(*i).map_err(|_| bad("passcode parameter out of range"))
+        }
+        _ => Err(bad("passcode parameter missing")),
+    };
+    let salt = match get(1) {
+        Some(Value::Bytes(b)) => b
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("passcode salt is not 16 bytes"))?,
+        _ => return Err(bad("passcode salt missing")),
+    };
+    let check = match get(5) {
+        Some(Value::Bytes(b)) if b.len() == NONCE_LEN + 16 => b.clone(),
+        _ => return Err(bad("passcode check missing")),
+    };
+    let params = super::passcode::StretchParams {
+        salt,
+        memory_kib: uint(2)?,
+        iterations: uint(3)?,
+        lanes: uint(4)?,
+    };
+    params.check_bounds().map_err(bad)?;
+    Ok(PasscodeCheck { params, check })
 }
 
 /// The vault's values: key → JSON text.
@@ -150,6 +236,67 @@ impl VaultKey {
             .map_err(|_| FileError::Malformed("key derivation failed"))?;
         Ok(Self(LessSafeKey::new(UnboundKey::from(okm))))
     }
+
+    /// The app passcode path's key: HKDF-SHA256(salt "passgate vault passcode v1", ikm =
+    /// hmac-secret output || argon2id(passcode), info = RP ID 0 vault ID). Both are needed: the
+    /// UV-gated secret from the authenticator and the memory-hard stretch of the passcode.
+    pub fn derive_with_passcode(
+        hmac_output: &[u8],
+        stretched: &[u8],
+        rp_id: &str,
+        vault_id: &str,
+    ) -> Result<Self, FileError> {
+        let mut ikm = Zeroizing::new(Vec::with_capacity(hmac_output.len() + stretched.len()));
+        ikm.extend_from_slice(hmac_output);
+        ikm.extend_from_slice(stretched);
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"passgate vault passcode v1").extract(&ikm);
+        let info = [rp_id.as_bytes(), &[0], vault_id.as_bytes()];
+        let okm = prk
+            .expand(&info, &AES_256_GCM)
+            .map_err(|_| FileError::Malformed("key derivation failed"))?;
+        Ok(Self(LessSafeKey::new(UnboundKey::from(okm))))
+    }
+
+    /// nonce || tag of an empty message for `vault_id` (the passcode check).
+    pub fn seal_check(&self, vault_id: &str) -> Result<Vec<u8>, FileError> {
+        let nonce: [u8; NONCE_LEN] =
+            crate::random().map_err(|_| FileError::Malformed("no randomness"))?;
+        let mut buffer = Vec::new();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(check_aad(vault_id).as_slice()),
+                &mut buffer,
+            )
+            .map_err(|_| FileError::Malformed("encryption failed"))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buffer);
+        Ok(out)
+    }
+
+    /// Whether `check` was sealed by this key for `vault_id` (a right passcode).
+    pub fn opens_check(&self, check: &[u8], vault_id: &str) -> bool {
+        let Some((nonce, tag)) = check.split_at_checked(NONCE_LEN) else {
+            return false;
+        };
+        let Ok(nonce) = Nonce::try_assume_unique_for_key(nonce) else {
+            return false;
+        };
+        let mut buffer = tag.to_vec();
+        self.0
+            .open_in_place(
+                nonce,
+                Aad::from(check_aad(vault_id).as_slice()),
+                &mut buffer,
+            )
+            .is_ok()
+    }
+}
+
+fn check_aad(vault_id: &str) -> Vec<u8> {
+    let mut aad = b"passgate vault passcode check\0".to_vec();
+    aad.extend_from_slice(vault_id.as_bytes());
+    aad
 }
 
 fn encode_values(values: &Values) -> Zeroizing<Vec<u8>> {
@@ -293,6 +440,8 @@ mod tests {
             credential_id: vec![1; 16],
             salt: [2; 32],
             biometric_bound: true,
+            generation: 7,
+            passcode: None,
         }
     }
 
@@ -337,5 +486,41 @@ mod tests {
             Err(FileError::Malformed(_))
         ));
         assert!(matches!(read_header(b"nope"), Err(FileError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_passcode_key_needs_both_factors_and_the_header_keeps_its_check() {
+        let biometric = VaultKey::derive(&[7; 32], "passgate-app:x", "v").unwrap();
+        let with =
+            VaultKey::derive_with_passcode(&[7; 32], &[1; 32], "passgate-app:x", "v").unwrap();
+        let check = with.seal_check("v").unwrap();
+        assert!(with.opens_check(&check, "v"));
+        assert!(!with.opens_check(&check, "w"), "bound to the vault ID");
+        assert!(
+            !biometric.opens_check(&check, "v"),
+            "the hmac-secret alone is not enough"
+        );
+        let other_passcode =
+            VaultKey::derive_with_passcode(&[7; 32], &[2; 32], "passgate-app:x", "v").unwrap();
+        assert!(!other_passcode.opens_check(&check, "v"));
+        let other_secret =
+            VaultKey::derive_with_passcode(&[8; 32], &[1; 32], "passgate-app:x", "v").unwrap();
+        assert!(
+            !other_secret.opens_check(&check, "v"),
+            "the passcode alone is not enough"
+        );
+
+        let mut header = header();
+        header.passcode = Some(PasscodeCheck {
+            params: super::super::passcode::StretchParams {
+                salt: [3; 16],
+                memory_kib: 19 * 1024,
+                iterations: 2,
+                lanes: 1,
+            },
+            check,
+        });
+        let file = seal(&header, &Values::new(), &with).unwrap();
+        assert_eq!(read_header(&file).unwrap(), header);
     }
 }

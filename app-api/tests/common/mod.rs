@@ -36,18 +36,40 @@ pub struct SensorState {
     pub scans: usize,
 }
 
+/// Runs when a scan starts, before its outcome (what the test wants to observe then).
+pub type ScanHook = Box<dyn FnMut() + Send>;
+
 /// A fingerprint sensor driven by the test.
-#[derive(Debug, Clone)]
-pub struct Sensor(pub Arc<Mutex<SensorState>>);
+#[derive(Clone)]
+pub struct Sensor(
+    pub Arc<Mutex<SensorState>>,
+    pub Arc<Mutex<Option<ScanHook>>>,
+);
+
+impl std::fmt::Debug for Sensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Sensor")
+            .field(&self.0)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Sensor {
     pub fn new() -> Self {
-        Self(Arc::new(Mutex::new(SensorState {
-            present: true,
-            enrolled: Vec::new(),
-            touches: VecDeque::new(),
-            scans: 0,
-        })))
+        Self(
+            Arc::new(Mutex::new(SensorState {
+                present: true,
+                enrolled: Vec::new(),
+                touches: VecDeque::new(),
+                scans: 0,
+            })),
+            Arc::new(Mutex::new(None)),
+        )
+    }
+
+    /// Runs `hook` at the start of every scan from now on.
+    pub fn on_scan(&self, hook: impl FnMut() + Send + 'static) {
+        *self.1.lock().unwrap() = Some(Box::new(hook));
     }
 
     pub fn enroll(&self, finger: &str) {
@@ -108,6 +130,9 @@ impl UserVerifier for ScriptedVerifier {
         _prompt: &Prompt<'_>,
         _interaction: &Interaction,
     ) -> Result<UserVerified, UserActionError> {
+        if let Some(hook) = self.0.1.lock().unwrap().as_mut() {
+            hook();
+        }
         let mut s = self.0.0.lock().unwrap();
         s.scans += 1;
         match s.touches.pop_front() {

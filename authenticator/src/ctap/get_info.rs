@@ -61,7 +61,10 @@ impl Authenticator {
             ),
             (3, Some(Value::Bytes(self.config.aaguid.to_vec()))),
             (4, Some(Value::Map(options))),
-            (5, Some(uint(super::MAX_MSG_SIZE))),
+            (
+                5,
+                Some(uint(self.config.max_msg_size.min(super::MAX_MSG_SIZE))),
+            ),
             (6, Some(Value::Array(protocols))),
             (7, Some(uint(self.config.max_credential_count_in_list))),
             (8, Some(uint(self.config.max_credential_id_length))),

@@ -10,11 +10,20 @@ use super::client_pin::permission;
 use super::pin_protocol::Protocol;
 use super::{Authenticator, CommandResult, MAX_MSG_SIZE, StatusCode};
 
+impl Authenticator {
+    /// Fragments fit in one message with room for the CBOR around them (§6.10: maxMsgSize
+    /// − 64, the maxMsgSize this authenticator announces).
+    fn max_fragment_length(&self) -> usize {
+        self.config
+            .max_msg_size
+            .min(MAX_MSG_SIZE)
+            .saturating_sub(64)
+    }
+}
+
 /// Largest serialized array (reported as maxSerializedLargeBlobArray).
 pub const MAX_SERIALIZED_LARGE_BLOB_ARRAY: usize = 4096;
 const STATE_NAME: &str = "largeblobs";
-/// Fragments fit in one message with room for the CBOR around them (§6.10: maxMsgSize − 64).
-const MAX_FRAGMENT_LENGTH: usize = MAX_MSG_SIZE - 64;
 
 /// The serialized empty array: `0x80` followed by LEFT(SHA-256(0x80), 16).
 fn empty_array() -> Vec<u8> {
@@ -67,7 +76,7 @@ impl Authenticator {
                     return Err(StatusCode::InvalidParameter);
                 }
                 let get = usize::try_from(get).map_err(|_| StatusCode::InvalidLength)?;
-                if get > MAX_FRAGMENT_LENGTH {
+                if get > self.max_fragment_length() {
                     return Err(StatusCode::InvalidLength);
                 }
                 let stored = self.stored_large_blobs()?;
@@ -81,7 +90,7 @@ impl Authenticator {
                 )])))
             }
             (None, Some(fragment)) => {
-                if fragment.len() > MAX_FRAGMENT_LENGTH {
+                if fragment.len() > self.max_fragment_length() {
                     return Err(StatusCode::InvalidLength);
                 }
                 if offset == 0 {

@@ -85,6 +85,10 @@ pub struct AuthenticatorConfig {
     pub max_credential_count_in_list: usize,
     /// Longest credential ID accepted in a descriptor (ours are 16 bytes).
     pub max_credential_id_length: usize,
+    /// The largest message announced in getInfo (maxMsgSize; at most [`MAX_MSG_SIZE`], the
+    /// CTAPHID limit, which is what the transports accept whatever is announced). Large-blob
+    /// fragments are limited to it minus 64, as CTAP 2.1 defines maxFragmentLength.
+    pub max_msg_size: usize,
     /// Firmware version reported in getInfo.
     pub firmware_version: u64,
     /// Failed built-in verifications (fingerprint scans) before built-in UV is blocked
@@ -101,6 +105,7 @@ impl Default for AuthenticatorConfig {
             reset_window: Some(Duration::from_secs(10)),
             max_credential_count_in_list: 64,
             max_credential_id_length: 128,
+            max_msg_size: MAX_MSG_SIZE,
             firmware_version: 0x0001_0000,
             max_uv_attempts: client_pin::MAX_UV_RETRIES,
         }
@@ -167,6 +172,12 @@ impl Authenticator {
     /// The configuration.
     pub fn config(&self) -> &AuthenticatorConfig {
         &self.config
+    }
+
+    /// The configuration, to adjust what a transport needs announced (the uhid transport
+    /// announces a security key's message limits: see `transport::uhid::announce_hid_limits`).
+    pub fn config_mut(&mut self) -> &mut AuthenticatorConfig {
+        &mut self.config
     }
 
     /// The platform.

@@ -1,4 +1,5 @@
-//! [`TpmKeyStore`]: P-256 signing keys created inside a TPM 2.0 and never exported, usable
+//! [`TpmKeyStore`]: P-256 (ES256) and P-384 (ES384, where the TPM has the curve) signing keys
+//! created inside a TPM 2.0 and never exported, usable
 //! only after user verification once a PIN is set.
 //!
 //! Keys are children of an ECC P-256 storage primary in the owner hierarchy, re-derived from
@@ -33,6 +34,7 @@
 //! still evaluated in software. The without-UV key is never the store's business.
 
 mod context;
+mod ecdsa;
 mod release;
 mod templates;
 
@@ -40,13 +42,13 @@ pub mod capture;
 pub mod nv_counter;
 
 use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
-use aws_lc_rs::{digest, rand};
+use aws_lc_rs::rand;
 use tss_esapi::constants::PropertyTag;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::{
-    Auth, Digest, HashcheckTicket, MaxBuffer, Public, SensitiveData, Signature, SignatureScheme,
+    Auth, HashcheckTicket, MaxBuffer, Public, SensitiveData, Signature, SignatureScheme,
 };
 use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
@@ -55,13 +57,13 @@ use zeroize::Zeroizing;
 pub use context::{
     Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext, connect_esys,
 };
+pub use ecdsa::der_signature;
 use release::{PinObject, ReleaseState, auth_wrapping_key, pin_auth, random_secret};
-pub use templates::signing_key_template;
+pub use templates::{signing_key_template, signing_key_template_p384};
 
 use crate::api::key_store::{
     CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyHandle, KeyRelease,
-    KeyStore, KeyStoreError, KeyStoreInfo, P256PublicKey, PinCheckError, check_salts,
-    hmac_secret_in_software,
+    KeyStore, KeyStoreError, KeyStoreInfo, PinCheckError, check_salts, hmac_secret_in_software,
 };
 use crate::api::state_store::StateStore;
 use crate::api::user_verifier::{UserVerified, VerificationMethod};
@@ -97,6 +99,8 @@ pub struct TpmKeyStore {
     /// The TPM's storage primary is not the one the release state was made with: nothing
     /// secret is sent to this TPM (see [`ReleaseState::primary_name`]).
     foreign_primary: bool,
+    /// The credential algorithms this TPM implements (probed at connect).
+    algorithms: &'static [KeyAlgorithm],
 }
 
 /// The TPM's dictionary-attack state (TPM2_GetCapability, TPM_PT_LOCKOUT_*).
@@ -127,43 +131,14 @@ impl std::fmt::Debug for TpmKeyStore {
     }
 }
 
-/// DER INTEGER of a big-endian unsigned value.
-fn der_integer(out: &mut Vec<u8>, value: &[u8]) {
-    let trimmed = {
-        let start = value
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(value.len().saturating_sub(1));
-        value.get(start..).unwrap_or(value)
-    };
-    let pad = trimmed.first().is_some_and(|b| b & 0x80 != 0);
-    out.push(0x02);
-    out.push(u8::try_from(trimmed.len() + usize::from(pad)).unwrap_or(0));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-}
-
-/// An ECDSA signature (r, s) in ASN.1 DER, as WebAuthn expects for ES256.
-pub fn der_signature(r: &[u8], s: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(72);
-    der_integer(&mut body, r);
-    der_integer(&mut body, s);
-    let mut out = Vec::with_capacity(body.len() + 2);
-    out.push(0x30);
-    out.push(u8::try_from(body.len()).unwrap_or(0));
-    out.extend(body);
-    out
-}
-
-fn fixed32(v: &[u8]) -> Option<[u8; 32]> {
-    if v.len() > 32 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    out[32 - v.len()..].copy_from_slice(v);
-    Some(out)
+/// A u16-length-prefixed field of a key handle at `at`, and where the next one starts.
+fn handle_field(rest: &[u8], at: usize) -> Result<(&[u8], usize), KeyStoreError> {
+    let len = rest.get(at..at + 2).ok_or(KeyStoreError::InvalidHandle)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let value = rest
+        .get(at + 2..at + 2 + len)
+        .ok_or(KeyStoreError::InvalidHandle)?;
+    Ok((value, at + 2 + len))
 }
 
 /// What a key handle holds.
@@ -195,6 +170,7 @@ impl TpmKeyStore {
     fn connect(tcti: &str, flush_stale: bool) -> Result<Self, KeyStoreError> {
         let mut tpm = TpmContext::connect(tcti, flush_stale)?;
         let manufacturer = Self::read_manufacturer(&mut tpm).unwrap_or_else(|| "unknown".into());
+        let algorithms = ecdsa::supported_algorithms(tpm.esys());
         Ok(Self {
             tpm,
             manufacturer,
@@ -205,6 +181,7 @@ impl TpmKeyStore {
             state: None,
             biometric_release: false,
             foreign_primary: false,
+            algorithms,
         })
     }
 
@@ -306,6 +283,12 @@ impl TpmKeyStore {
         &self.manufacturer
     }
 
+    /// A handle's marshalled public area (its first field, whatever the version).
+    fn handle_public(handle: &KeyHandle) -> Result<&[u8], KeyStoreError> {
+        let rest = handle.0.get(1..).ok_or(KeyStoreError::InvalidHandle)?;
+        Ok(handle_field(rest, 0)?.0)
+    }
+
     /// Splits a handle into the key's marshalled public area, its TPM-wrapped private area
     /// and its authorization value (decrypted with `release` for version-2 and -3 handles). A
     /// handle of the other `kind` (a signing key's for an HMAC key, or the reverse) is invalid
@@ -327,16 +310,7 @@ impl TpmKeyStore {
         if !expected {
             return Err(KeyStoreError::InvalidHandle);
         }
-        /// A u16-length-prefixed field at `at`, and where the next one starts.
-        fn field(rest: &[u8], at: usize) -> Result<(&[u8], usize), KeyStoreError> {
-            let len = rest.get(at..at + 2).ok_or(KeyStoreError::InvalidHandle)?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let value = rest
-                .get(at + 2..at + 2 + len)
-                .ok_or(KeyStoreError::InvalidHandle)?;
-            Ok((value, at + 2 + len))
-        }
-        let (public, end) = field(rest, 0)?;
+        let (public, end) = handle_field(rest, 0)?;
         // TPMT_PUBLIC starts with its type (TPM_ALG_ECC, TPM_ALG_KEYEDHASH): checked here, the
         // rest by the TPM when it loads the blob.
         let object_type = public.get(..2).ok_or(KeyStoreError::InvalidHandle)?;
@@ -353,7 +327,7 @@ impl TpmKeyStore {
                 (private, Auth::default())
             }
             HANDLE_VERSION | HANDLE_VERSION_HMAC => {
-                let (private, end) = field(rest, end)?;
+                let (private, end) = handle_field(rest, end)?;
                 let sealed = rest.get(end..).ok_or(KeyStoreError::InvalidHandle)?;
                 if sealed.len() != NONCE_LEN + AUTH_LEN + TAG_LEN {
                     return Err(KeyStoreError::InvalidHandle);
@@ -583,27 +557,23 @@ impl KeyStore for TpmKeyStore {
         }
     }
 
+    fn algorithms(&self) -> &'static [KeyAlgorithm] {
+        self.algorithms
+    }
+
     fn create_key(
         &mut self,
         algorithm: KeyAlgorithm,
         release: Option<&KeyRelease>,
     ) -> Result<CreatedKey, KeyStoreError> {
-        // ES256 only (see `algorithms`): makeCredential never asks for another algorithm.
-        if algorithm != KeyAlgorithm::Es256 {
+        if !self.algorithms.contains(&algorithm) {
             return Err(KeyStoreError::UnsupportedAlgorithm(algorithm));
         }
-        let template = signing_key_template().map_err(tpm_error("template"))?;
+        let template = ecdsa::template(algorithm)?;
         let (public, handle) = self.create_wrapped(template, HANDLE_VERSION, release)?;
-        let Public::Ecc { unique, .. } = &public else {
-            return Err(KeyStoreError::Backend("TPM returned a non-ECC key".into()));
-        };
-        let public_key = P256PublicKey {
-            x: fixed32(unique.x().value()).ok_or(KeyStoreError::Backend("bad x".into()))?,
-            y: fixed32(unique.y().value()).ok_or(KeyStoreError::Backend("bad y".into()))?,
-        };
         Ok(CreatedKey {
             handle,
-            public_key: public_key.into(),
+            public_key: ecdsa::public_key(&public)?,
         })
     }
 
@@ -613,8 +583,9 @@ impl KeyStore for TpmKeyStore {
         message: &[u8],
         release: Option<&KeyRelease>,
     ) -> Result<Vec<u8>, KeyStoreError> {
-        let hash = digest::digest(&digest::SHA256, message);
-        let digest = Digest::try_from(hash.as_ref().to_vec()).map_err(tpm_error("digest"))?;
+        // The curve (and so the hash) is the key's, from its public area.
+        let public = Self::handle_public(handle)?;
+        let digest = ecdsa::message_digest(ecdsa::algorithm_of(public)?, message)?;
         let validation = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
             tag: TPM2_ST_HASHCHECK,
             hierarchy: TPM2_RH_NULL,
@@ -764,21 +735,5 @@ impl KeyStore for TpmKeyStore {
         // A fresh start on this TPM: its primary is the one from now on.
         self.foreign_primary = false;
         self.save_release()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::der_signature;
-
-    #[test]
-    fn der_encoding_pads_and_trims() {
-        let mut r = [0u8; 32];
-        r[0] = 0x80;
-        let mut s = [0u8; 32];
-        s[31] = 1;
-        let der = der_signature(&r, &s);
-        assert_eq!(&der[..5], &[0x30, 38, 0x02, 33, 0x00]);
-        assert_eq!(&der[der.len() - 3..], &[0x02, 1, 1]);
     }
 }

@@ -35,13 +35,27 @@ pub(crate) fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
         .build()
 }
 
-/// A credential signing key: unrestricted ECDSA P-256 with SHA-256.
+/// A credential signing key: unrestricted ECDSA P-256 with SHA-256, `noDA` (its authValue is
+/// random; a failure must not count towards the PIN's lockout).
 pub fn signing_key_template() -> Result<Public, tss_esapi::Error> {
+    ecdsa_key_template(EccCurve::NistP256, HashingAlgorithm::Sha256)
+}
+
+/// A credential signing key for ES384: unrestricted ECDSA P-384 with SHA-384.
+pub fn signing_key_template_p384() -> Result<Public, tss_esapi::Error> {
+    ecdsa_key_template(EccCurve::NistP384, HashingAlgorithm::Sha384)
+}
+
+/// An unrestricted ECDSA key on `curve` signing `hash` digests. The name algorithm stays
+/// SHA-256 for every key: a key's name is what `TPM2_Certify` attests, and WebAuthn verifiers
+/// recompute it (SHA-256 is the one every verifier supports).
+fn ecdsa_key_template(curve: EccCurve, hash: HashingAlgorithm) -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(true)
         .with_user_with_auth(true)
+        .with_no_da(true)
         .with_sign_encrypt(true)
         .build()?;
     PublicBuilder::new()
@@ -50,8 +64,8 @@ pub fn signing_key_template() -> Result<Public, tss_esapi::Error> {
         .with_object_attributes(attributes)
         .with_ecc_parameters(
             PublicEccParametersBuilder::new_unrestricted_signing_key(
-                EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
-                EccCurve::NistP256,
+                EccScheme::EcDsa(HashScheme::new(hash)),
+                curve,
             )
             .build()?,
         )

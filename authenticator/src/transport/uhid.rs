@@ -60,6 +60,24 @@ pub const VENDOR_ID: u32 = 0x1209;
 /// no registered product ID. Clients match FIDO devices by usage page, not by IDs.
 pub const PRODUCT_ID: u32 = 0x000a;
 
+/// The maxMsgSize passgate announces on uhid, a YubiKey 5's: a message of at most 20 reports.
+/// The kernel queues a client's hidraw writes to a uhid device in a 32-event ring with no flow
+/// control (a USB key's host controller paces them to one per 1 ms frame) and drops what
+/// overflows it; a message shorter than the ring cannot overflow it even if passgate is not
+/// scheduled during the whole burst (measured under emulation: python-fido2's unpaced
+/// 7609-byte messages lost reports). Clients split allow and exclude lists to fit, as they do
+/// for security keys; a longer message is still accepted.
+pub const MAX_MSG_SIZE: usize = 1200;
+/// The maxCredentialCountInList announced on uhid, a YubiKey 5's.
+pub const MAX_CREDENTIAL_COUNT_IN_LIST: usize = 8;
+
+/// Announces a security key's message limits ([`MAX_MSG_SIZE`],
+/// [`MAX_CREDENTIAL_COUNT_IN_LIST`]) in `config`, for an authenticator served on uhid.
+pub fn announce_hid_limits(config: &mut crate::ctap::AuthenticatorConfig) {
+    config.max_msg_size = MAX_MSG_SIZE;
+    config.max_credential_count_in_list = MAX_CREDENTIAL_COUNT_IN_LIST;
+}
+
 /// The identity passgate's uhid device shows: product name "passgate", bus USB, pid.codes'
 /// vendor ID, the CTAPHID device version.
 pub fn passgate_identity() -> DeviceIdentity {

@@ -1,3 +1,4 @@
 //! Helpers shared by the TPM tests.
 
 pub mod ctap;
+pub mod tpm;

@@ -5,12 +5,17 @@ when running the suite from python-fido2's sdist; `cargo xtask test` does this f
 file in turn (see xtask/src/device_suite.rs). It
 
 - starts `$PASSGATE_BIN authenticator serve --presence auto` on a fresh state directory
-  (`$PASSGATE_DEVICE_STATE`, else a temporary one) and a loopback TCP port;
-- replaces python-fido2's HID discovery (`fido2.hid.list_descriptors`, `get_descriptor`,
-  `open_connection`) so that the suite finds exactly that authenticator, over CTAPHID on TCP;
+  (`$PASSGATE_DEVICE_STATE`, else a temporary one), on a loopback TCP port, or with
+  `PASSGATE_DEVICE_TRANSPORT=uhid` as a HID device on /dev/uhid (the `cargo xtask vm-test`
+  guest: a real kernel);
+- on TCP, replaces python-fido2's HID discovery (`fido2.hid.list_descriptors`,
+  `get_descriptor`, `open_connection`) so that the suite finds exactly that authenticator, over
+  CTAPHID on TCP; on uhid, python-fido2's own Linux hidraw backend finds and opens the device
+  (discovery only leaves out FIDO devices that are not passgate);
 - turns the suite's "disconnect / connect the authenticator" prompts into a power cycle: the
-  process is stopped and started again on the same state directory and the same port, and each
-  start is a new device path, as a replugged USB key is a new hidraw node.
+  process is stopped and started again on the same state directory (and the same port), and
+  each start is a new device, as a replugged USB key is a new hidraw node (on uhid it really
+  is: the device is destroyed and created again, and the suite waits for the new node).
 
 This must be imported before the suite's conftest does `from fido2.hid import ...`; `-p` plugins
 are, which is why this is a plugin and not a conftest.
@@ -48,15 +53,25 @@ EXPLAINED_SKIPS = [
     re.compile(r"previewSign not supported by authenticator"),
 ]
 
-STARTUP_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
+# Slow machines (the vm-test guest runs under QEMU's TCG emulation) multiply every wait here.
+TIMEOUT_SCALE = float(os.environ.get("PASSGATE_TEST_TIMEOUT_SCALE", "1"))
+STARTUP_TIMEOUT = 15.0 * TIMEOUT_SCALE
+STOP_TIMEOUT = 5.0 * TIMEOUT_SCALE
 PATH_PREFIX = "passgate-tcp:"
+# `tcp` (CTAPHID on loopback TCP) or `uhid` (a HID device on /dev/uhid, seen through hidraw).
+TRANSPORT = os.environ.get("PASSGATE_DEVICE_TRANSPORT", "tcp")
+UHID_READY_LINE = "serving a FIDO HID device on "
+# The product name passgate's uhid device shows (transport/uhid.rs, `passgate_identity`).
+UHID_PRODUCT_NAME = "passgate"
+# How long the hidraw node may take to appear or go away (a TCG guest is slow).
+HIDRAW_TIMEOUT = 30.0 * TIMEOUT_SCALE
 
 
 class Authenticator:
     """One `passgate authenticator serve` process at a time, on a fixed state dir and port."""
 
     def __init__(self, binary: str, state_dir: Path, log_path: Path, extra: list[str]):
+        self.uhid = TRANSPORT == "uhid"
         self.binary = binary
         self.extra = extra
         self.state_dir = state_dir
@@ -69,12 +84,15 @@ class Authenticator:
     def power_on(self) -> None:
         if self.proc is not None:
             return
+        if self.uhid:
+            where = ["--transport", "uhid"]
+        else:
+            where = ["--listen", f"tcp://127.0.0.1:{self.port}"]
         cmd = [
             self.binary,
             "authenticator",
             "serve",
-            "--listen",
-            f"tcp://127.0.0.1:{self.port}",
+            *where,
             "--state-dir",
             str(self.state_dir),
             "--presence",
@@ -86,13 +104,19 @@ class Authenticator:
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
             )
         line = self._first_line()
-        if not line.startswith(LISTEN_PREFIX):
+        expected = UHID_READY_LINE if self.uhid else LISTEN_PREFIX
+        if not line.startswith(expected):
             self.power_off()
-            raise RuntimeError(f"passgate printed {line!r}, expected `{LISTEN_PREFIX}...`")
-        self.port = int(line[len(LISTEN_PREFIX) :].rsplit(":", 1)[1])
+            raise RuntimeError(f"passgate printed {line!r}, expected `{expected}...`")
+        if not self.uhid:
+            self.port = int(line[len(LISTEN_PREFIX) :].rsplit(":", 1)[1])
         self.generation += 1
         # Keep draining stdout so the process never blocks on a full pipe.
         threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+        if self.uhid:
+            # The kernel creates the hidraw node after UHID_CREATE2 returns, once hid-generic
+            # has bound the device: wait for it as a client would for a plugged-in key.
+            self._wait_for_hidraw(present=True)
 
     def _first_line(self) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -131,6 +155,20 @@ class Authenticator:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=STOP_TIMEOUT)
+        if self.uhid:
+            # UHID_DESTROY (or the closed fd) removes the node: unplugged means gone.
+            self._wait_for_hidraw(present=False)
+
+    def _wait_for_hidraw(self, present: bool) -> None:
+        deadline = time.monotonic() + HIDRAW_TIMEOUT
+        while bool(_passgate_hidraw_descriptors()) != present:
+            if time.monotonic() > deadline:
+                state = "appear" if present else "go away"
+                raise RuntimeError(
+                    f"passgate's hidraw node did not {state} within {HIDRAW_TIMEOUT}s; "
+                    f"see {self.log_path}"
+                )
+            time.sleep(0.05)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -201,10 +239,24 @@ def _open_connection(descriptor):
     return TcpCtapHidConnection(host, int(port))
 
 
+_hidraw_list_descriptors = fido2.hid.list_descriptors
+
+
+def _passgate_hidraw_descriptors():
+    """python-fido2's own hidraw discovery, leaving out FIDO devices that are not passgate (a
+    security key plugged into the machine running the suite must not be reset by it)."""
+    return [d for d in _hidraw_list_descriptors() if d.product_name == UHID_PRODUCT_NAME]
+
+
 # Patched at import, before the suite's conftest imports these names.
-fido2.hid.list_descriptors = _list_descriptors
-fido2.hid.get_descriptor = _get_descriptor
-fido2.hid.open_connection = _open_connection
+if TRANSPORT == "uhid":
+    fido2.hid.list_descriptors = _passgate_hidraw_descriptors
+elif TRANSPORT == "tcp":
+    fido2.hid.list_descriptors = _list_descriptors
+    fido2.hid.get_descriptor = _get_descriptor
+    fido2.hid.open_connection = _open_connection
+else:
+    raise RuntimeError(f"PASSGATE_DEVICE_TRANSPORT must be tcp or uhid, not {TRANSPORT!r}")
 
 
 def pytest_configure(config):

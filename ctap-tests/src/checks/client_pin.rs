@@ -7,13 +7,13 @@ use super::checks;
 use crate::cbor::{as_int, bytes, get, imap, int, text};
 use crate::hid::Channel;
 use crate::needs::{PRESENCE, RESET};
-use crate::pin::{Shared, agree, authenticate, padded, pin_hash};
+use crate::pin::{SharedSecret, agree, authenticate, padded, pin_hash};
 use crate::{Check, Ctx, ensure, expect_status, ga_request, make, mc_request};
 
 const BOTH: u8 = PRESENCE | RESET;
 pub(crate) const PIN: &str = "314159";
 
-pub(crate) fn shared(ch: &mut Channel, protocol: u8) -> Result<Shared, String> {
+pub(crate) fn shared(ch: &mut Channel, protocol: u8) -> Result<SharedSecret, String> {
     let (status, body) = ch.ctap(
         0x06,
         Some(&imap(vec![(1, int(i64::from(protocol))), (2, int(2))])),

@@ -6,7 +6,7 @@ use super::checks;
 use crate::cbor::{bytes, get, imap, int, tget, tmap};
 use crate::hid::Channel;
 use crate::needs::PRESENCE;
-use crate::pin::{Shared, agree};
+use crate::pin::{SharedSecret, agree};
 use crate::{Check, Ctx, Made, ensure, expect_status, ga_request, make};
 
 fn supports(ctx: &mut Ctx, name: &str) -> Result<bool, String> {
@@ -16,7 +16,7 @@ fn supports(ctx: &mut Ctx, name: &str) -> Result<bool, String> {
     )
 }
 
-fn shared(ch: &mut Channel, protocol: u8) -> Result<Shared, String> {
+fn shared(ch: &mut Channel, protocol: u8) -> Result<SharedSecret, String> {
     let (status, body) = ch.ctap(
         0x06,
         Some(&imap(vec![(1, int(i64::from(protocol))), (2, int(2))])),

@@ -49,7 +49,9 @@ export const example = {
   status: () => checkStatus(),
   /** The official plugin's authenticate(): resolves with nothing, or rejects. */
   async authenticate() {
-    await authenticate('Open your wallet', { allowDeviceCredential: true, title: 'Wallet', cancelTitle: 'Not now' });
+    await authenticate('Open your wallet', {
+      allowDeviceCredential: true, title: 'Wallet', subtitle: 'Payments over 100 EUR', cancelTitle: 'Not now', fallbackTitle: 'Use my PIN',
+    });
     return 'authenticated';
   },
   /** passgate's extension: a challenge signed by a device-bound key after verification. */

@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -272,13 +272,17 @@ test('the official plugin: status, then authenticate with the PIN in the trusted
     const auth = await call(s.browser, 'authenticate');
     assert.deepEqual(auth, { ok: true, value: 'authenticated' });
     const shown = pinentry.dialogs().slice(before);
-    // The PIN dialog names the caller (passgate's line) and carries the app's reason, title
-    // and cancel label.
+    // The PIN dialog names the caller (passgate's line, on top) and carries the app's reason,
+    // subtitle, title and cancel label, byte for byte. (The fallback label belongs to the
+    // dialog shown while a finger is awaited: no reader here, so the PIN is asked directly;
+    // ctap-tests/python/test_biometric_prompt.py checks it on the real fprintd.)
     const pinDialog = shown.find((d) => d.command === 'GETPIN' && d.description?.includes('Open your wallet'));
     assert.ok(pinDialog, JSON.stringify(shown));
-    assert.ok(pinDialog.description.startsWith(`${base} asks for your passgate PIN.`), pinDialog.description);
+    assert.equal(pinDialog.description,
+      `${base} asks for your passgate PIN.\nReason: Open your wallet\nPayments over 100 EUR\n\nEnter the PIN to confirm it is you.`);
     assert.equal(pinDialog.title, 'Wallet');
     assert.equal(pinDialog.cancel, 'Not now');
+    assert.equal(pinDialog.ok, 'Verify');
     // A declined prompt rejects with the official code.
     pinentry.direct({ getpin: 'cancel', confirm: 'cancel' });
     const declined = await call(s.browser, 'authenticate');
@@ -289,6 +293,148 @@ test('the official plugin: status, then authenticate with the PIN in the trusted
     await screenshot(s.browser, 'status');
   } finally {
     await s.close();
+  }
+});
+
+test('the JS and Rust snippets of Tauri\'s biometric guide, unchanged, give their documented results', async () => {
+  const before = pinentry.dialogs().length;
+  const printedTo = join(work, `guide-${Date.now()}.out`);
+  const s = await session({ url: `${base}/guide.html`, env: { PASSGATE_EXAMPLE_GUIDE: 'rust', PASSGATE_EXAMPLE_STDOUT: printedTo } });
+  const printedLines = () => (existsSync(printedTo) ? readFileSync(printedTo, 'utf8').split('\n') : []);
+  try {
+    // No fingerprint reader and no device credential allowed: "not available", and the
+    // authentication fails with the official error (iOS rejects without a prompt the same way).
+    const unavailable = 'no biometric sensor is available';
+    await withTimeout(s.browser.waitUntil(
+      () => s.browser.execute(() => window.guideLog.length >= 2), { timeout: 20_000, interval: 100 },
+    ), 'the guide page\'s snippets', 25_000);
+    const logged = await s.browser.execute(() => window.guideLog);
+    assert.deepEqual([...logged].sort(), [
+      `No! Biometric Authentication is not available due to ${unavailable}`,
+      `Oh no! Authentication failed because ${unavailable}`,
+    ]);
+    await withTimeout(new Promise((done) => {
+      const poll = setInterval(() => {
+        if (printedLines().includes('guide snippets done')) { clearInterval(poll); done(); }
+      }, 100);
+    }), 'the guide\'s Rust snippets').catch((e) => {
+      throw new Error(`${e.message}; the app printed: ${JSON.stringify(printedLines())}`);
+    });
+    const printed = printedLines().filter((l) => /^(Yes!|No!|Hooray!|Oh no!)/.test(l));
+    assert.deepEqual(printed, [
+      `No! Biometric Authentication is not available due to: ${unavailable}`,
+      `Oh no! Authentication failed because : biometryNotAvailable: ${unavailable}`,
+    ]);
+    // Nothing was asked: a check that cannot succeed shows no prompt.
+    assert.equal(pinentry.dialogs().length, before);
+    await screenshot(s.browser, 'guide-snippets');
+  } finally {
+    await s.close();
+  }
+});
+
+/** A swtpm on two free loopback ports (TPM and control), its state in `dir`: { child, tcti }. */
+async function swtpm(dir) {
+  mkdirSync(dir, { recursive: true });
+  let port;
+  do { port = await freePort(); } while (port >= 65000);
+  const child = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`,
+    '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
+    '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+    '--flags', 'not-need-init,startup-clear'], { stdio: 'ignore' });
+  await waitForPort(port, 'swtpm');
+  return { child, tcti: `swtpm:host=127.0.0.1,port=${port}` };
+}
+
+test('connected to a running passgate authenticator (TPM keys in a swtpm) on its Unix socket: a proof the relying party verifies', async () => {
+  // `passgate authenticator serve` on its own state directory, its keys in a swtpm, its
+  // presence asked in the scripted pinentry; the app connects with PASSGATE_AUTHENTICATOR
+  // (AuthenticatorSource::Connect) to its default socket.
+  const authState = join(work, `served-${Date.now()}`);
+  const tpm = await swtpm(join(work, `swtpm-${Date.now()}`));
+  let served;
+  try {
+    served = await start(passgate, ['authenticator', 'serve', '--state-dir', authState,
+      '--presence', 'pinentry', '--pinentry', pinentry.program, '--attestation', 'none',
+      '--key-store', 'tpm', '--tcti', tpm.tcti], {
+      env: {}, ready: /^listening on unix:/, what: 'passgate authenticator serve',
+    });
+  } catch (e) {
+    await stop(tpm.child);
+    throw e;
+  }
+  const appState = join(work, `state-connect-${Date.now()}`);
+  const s = await session({ stateDir: appState, env: { PASSGATE_AUTHENTICATOR: `unix:${join(authState, 'authenticator.sock')}` } });
+  try {
+    pinentry.direct({});
+    const before = pinentry.dialogs().length;
+    const proof = await call(s.browser, 'proof');
+    assert.equal(proof.ok, true, `${JSON.stringify(proof)}\n${served.log.join('\n')}`);
+    const { challenge, proof: p } = proof.value;
+    const verdict = await verifyProof(p, challenge);
+    assert.equal(verdict.status, 200, JSON.stringify(verdict.body));
+    assert.equal(verdict.body.verdict.userVerified, true);
+    // The served authenticator asked for presence (its prompt names the page), and holds the
+    // key: the app's own state directory has no authenticator of its own.
+    const shown = pinentry.dialogs().slice(before);
+    assert.ok(shown.some((d) => d.command === 'CONFIRM' && d.description?.startsWith(`The page ${base} asks to`)),
+      JSON.stringify(shown));
+    assert.ok(existsSync(join(authState, 'device.key')), 'the served authenticator keeps the keys');
+    assert.ok(!existsSync(join(appState, 'authenticator', 'device.key')), 'the app kept no authenticator of its own');
+    // The key is the TPM's: with the swtpm gone, the same check cannot sign.
+    await stop(tpm.child);
+    pinentry.direct({});
+    const without = await call(s.browser, 'proof');
+    assert.equal(without.ok, false, JSON.stringify(without));
+    assert.equal(without.error.code, 'systemCancel', JSON.stringify(without));
+  } finally {
+    await s.close();
+    await stop(served.child);
+    await stop(tpm.child);
+  }
+});
+
+/** POSTs a proof to the relying party's /api/verify/assertion: { status, body }. */
+async function verifyProof(p, challenge) {
+  const response = await fetch(`http://127.0.0.1:${rpPort}/api/verify/assertion`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      credential: { id: p.key.credentialId, publicKey: p.key.publicKeyCose, signCount: 0, userHandle: 'cGFzc2dhdGUtcHJvb2Y' },
+      response: p.credential,
+      expectedChallenge: challenge,
+      expectedOrigins: [p.key.origin],
+      expectedRpId: p.key.rpId,
+      requireUserVerification: true,
+    }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+test('the in-process authenticator with its keys in a swtpm: a proof the relying party verifies, none without the TPM', async () => {
+  const tpm = await swtpm(join(work, `swtpm-inproc-${Date.now()}`));
+  const appState = join(work, `state-tpm-${Date.now()}`);
+  let s;
+  try {
+    s = await session({ stateDir: appState, env: { PASSGATE_KEY_STORE: 'tpm', PASSGATE_TCTI: tpm.tcti } });
+    pinentry.direct({});
+    const proof = await call(s.browser, 'proof');
+    assert.equal(proof.ok, true, JSON.stringify(proof));
+    const { challenge, proof: p } = proof.value;
+    const verdict = await verifyProof(p, challenge);
+    assert.equal(verdict.status, 200, JSON.stringify(verdict.body));
+    assert.equal(verdict.body.verdict.userVerified, true);
+    // The app's own authenticator holds its state; the key is the TPM's: with the swtpm gone,
+    // the same check cannot sign.
+    assert.ok(existsSync(join(appState, 'authenticator', 'device.key')));
+    await stop(tpm.child);
+    pinentry.direct({});
+    const without = await call(s.browser, 'proof');
+    assert.equal(without.ok, false, JSON.stringify(without));
+    assert.equal(without.error.code, 'systemCancel', JSON.stringify(without));
+  } finally {
+    await s?.close();
+    await stop(tpm.child);
   }
 });
 

@@ -17,12 +17,25 @@
 //! fingerprint reader is 1, as Android reports its fingerprint sensor, and `biometryKind`
 //! (`"Fingerprint"`) says which reader it really is. `authenticate()` resolves with nothing or
 //! rejects with `{code, message}` (`userCancel`, `biometryLockout`, `authenticationFailed`, ...).
+//!
+//! The official crate's Rust API is here too, with the same names ([`BiometricExt`],
+//! [`AuthOptions`], [`Status`]): `app.biometric().status()` and
+//! `app.biometric().authenticate(reason, options)` run for the app itself (its own origin,
+//! [`tauri_plugin_passgate::Builder::app_origin`]).
+//!
+//! The options shape passgate's trusted prompt: `title`, `subtitle` and the reason are shown
+//! under passgate's own line naming the caller, `cancelTitle` and `fallbackTitle` label its
+//! buttons, `confirmationRequired: true` asks for a confirmation after a fingerprint match, and
+//! without `allowDeviceCredential` a missing or failed fingerprint is an error
+//! (`biometryNotAvailable`, `authenticationFailed`; `userFallback` when the person presses the
+//! fallback button). `appCancel` is the app's (or page's) cancellation, `notInteractive` a host
+//! with no prompt to show.
 
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 use tauri::plugin::{Builder, TauriPlugin};
-use tauri::{Runtime, Webview};
-use tauri_plugin_passgate::PassgateExt;
+use tauri::{AppHandle, Manager, Runtime, Url, Webview};
+use tauri_plugin_passgate::{Host, PassgateExt};
 
 /// The official numbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde_repr::Serialize_repr)]
@@ -84,6 +97,92 @@ impl BiometricError {
     }
 }
 
+impl std::fmt::Display for BiometricError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for BiometricError {}
+
+/// The official crate's `AuthOptions`, field for field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthOptions {
+    /// Fall back to passgate's PIN (the official: the device passcode).
+    pub allow_device_credential: bool,
+    /// The cancel button's label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_title: Option<String>,
+    /// The fallback button's label (shown while the finger is awaited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_title: Option<String>,
+    /// The prompt's title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A line under the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subtitle: Option<String>,
+    /// `true`: a confirmation after a fingerprint match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation_required: Option<bool>,
+}
+
+/// The official crate's Rust entry point: `app.biometric()`.
+pub trait BiometricExt<R: Runtime> {
+    /// The biometric API for the app itself.
+    fn biometric(&self) -> Biometric<R>;
+}
+
+impl<R: Runtime, T: Manager<R>> BiometricExt<R> for T {
+    fn biometric(&self) -> Biometric<R> {
+        Biometric(self.app_handle().clone())
+    }
+}
+
+/// The biometric API for the app's own Rust code; it asks as the app's own pages do.
+pub struct Biometric<R: Runtime>(AppHandle<R>);
+
+/// The URL the app's own pages have (Tauri's custom protocol on Linux).
+const APP_URL: &str = "tauri://localhost/";
+
+impl<R: Runtime> Biometric<R> {
+    fn host(&self) -> Result<std::sync::Arc<Host>, BiometricError> {
+        self.0.passgate().ok_or_else(not_set_up)
+    }
+
+    /// `status()`: blocks (a status check asks the authenticator).
+    pub fn status(&self) -> Result<Status, BiometricError> {
+        let host = self.host()?;
+        let result = answer(
+            &host,
+            Some(&app_url()?),
+            &json!({ "type": "biometric.checkStatus" }),
+        )?;
+        Ok(status_from(&result))
+    }
+
+    /// `authenticate(reason, options)`: blocks until the person answered passgate's prompt.
+    pub fn authenticate(&self, reason: String, options: AuthOptions) -> Result<(), BiometricError> {
+        let host = self.host()?;
+        let options = serde_json::to_value(&options).unwrap_or(Json::Null);
+        let message =
+            json!({ "type": "biometric.authenticate", "reason": reason, "options": options });
+        answer(&host, Some(&app_url()?), &message).map(|_| ())
+    }
+}
+
+fn app_url() -> Result<Url, BiometricError> {
+    Url::parse(APP_URL).map_err(|e| BiometricError::new("invalidContext", e.to_string()))
+}
+
+fn not_set_up() -> BiometricError {
+    BiometricError::new(
+        "biometryNotAvailable",
+        "passgate is not set up: add tauri_plugin_passgate::Builder::new().build() to the app",
+    )
+}
+
 /// Converts the app router's checkStatus result.
 pub fn status_from(result: &Json) -> Status {
     let text = |k: &str| result.get(k).and_then(Json::as_str).map(str::to_owned);
@@ -102,14 +201,14 @@ pub fn status_from(result: &Json) -> Status {
 
 /// Runs one app-API message for the calling webview; `Ok(result)` or the app error.
 fn call<R: Runtime>(webview: &Webview<R>, message: Json) -> Result<Json, BiometricError> {
-    let host = webview.passgate().ok_or_else(|| {
-        BiometricError::new(
-            "biometryNotAvailable",
-            "passgate is not set up: add tauri_plugin_passgate::Builder::new().build() to the app",
-        )
-    })?;
+    let host = webview.passgate().ok_or_else(not_set_up)?;
     let url = webview.url().ok();
-    let reply = host.message(url.as_ref(), &message);
+    answer(&host, url.as_ref(), &message)
+}
+
+/// One app-API message from a caller at `url`; `Ok(result)` or the app error.
+fn answer(host: &Host, url: Option<&Url>, message: &Json) -> Result<Json, BiometricError> {
+    let reply = host.message(url, message);
     if reply.get("ok").and_then(Json::as_bool) != Some(true) {
         let why = reply
             .pointer("/error/message")
@@ -202,6 +301,25 @@ mod tests {
         );
         assert_eq!(serde_json::to_value(BiometryType::Iris).unwrap(), json!(3));
         assert_eq!(biometry_type("Fingerprint"), BiometryType::TouchId);
+    }
+
+    #[test]
+    fn rust_options_reach_the_app_api_under_the_official_names() {
+        let options = AuthOptions {
+            allow_device_credential: false,
+            cancel_title: Some("Not now".into()),
+            fallback_title: Some("".into()),
+            title: Some("Wallet".into()),
+            subtitle: None,
+            confirmation_required: Some(true),
+        };
+        assert_eq!(
+            serde_json::to_value(&options).unwrap(),
+            json!({"allowDeviceCredential": false, "cancelTitle": "Not now", "fallbackTitle": "",
+                   "title": "Wallet", "confirmationRequired": true})
+        );
+        let e = BiometricError::new("userFallback", "the user chose the PIN");
+        assert_eq!(e.to_string(), "userFallback: the user chose the PIN");
     }
 
     #[test]

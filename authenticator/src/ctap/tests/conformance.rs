@@ -161,3 +161,20 @@ fn get_info_lists_the_key_stores_algorithms_and_make_credential_takes_the_client
     // Nothing it can make: UNSUPPORTED_ALGORITHM.
     assert_eq!(a.handle(&request_with(&[-8, -35])), vec![0x26]);
 }
+
+/// On uhid passgate announces a security key's message limits; large-blob fragments follow
+/// the announced maxMsgSize (maxFragmentLength = maxMsgSize − 64).
+#[test]
+fn the_uhid_limits_are_announced_and_bound_large_blob_fragments() {
+    let mut a = authenticator(10);
+    let read = |a: &mut Authenticator, get: i64| {
+        a.handle(&request(0x0c, vec![(1, int(get)), (3, int(0))]))
+    };
+    assert_eq!(read(&mut a, 7545)[0], 0, "7609 - 64 by default");
+    crate::transport::uhid::announce_hid_limits(a.config_mut());
+    let info = ok_map(&a.handle(&[command::GET_INFO]));
+    assert_eq!(info[&5], int(1200));
+    assert_eq!(info[&7], int(8));
+    assert_eq!(read(&mut a, 1136)[0], 0);
+    assert_eq!(read(&mut a, 1137), vec![0x03], "CTAP1_ERR_INVALID_LENGTH");
+}

@@ -4,14 +4,14 @@ use aws_lc_rs::digest;
 use ciborium::value::Value;
 
 use super::checks;
-use crate::cbor::{as_int, bytes, get, imap, int, text, tget, tmap};
+use crate::cbor::{as_int, bytes, get, int, text, tget, tmap};
 use crate::needs::PRESENCE;
 use crate::{Check, Ctx, ensure, expect_status, make, mc_request, parse_made, verify};
 
 /// Sends `request(rp)` as command `cmd` and expects `status`.
 macro_rules! status_check {
     ($fname:ident, $cmd:expr, $request:expr, $status:expr) => {
-        fn $fname(ctx: &mut Ctx) -> Result<(), String> {
+        pub(super) fn $fname(ctx: &mut Ctx) -> Result<(), String> {
             let rp = ctx.rp();
             let build: fn(&str) -> Value = $request;
             let (status, _) = ctx.channel()?.ctap($cmd, Some(&build(&rp)))?;
@@ -24,7 +24,7 @@ pub(crate) use status_check;
 /// Like `status_check!` with raw request bytes.
 macro_rules! raw_check {
     ($fname:ident, $bytes:expr, $status:expr) => {
-        fn $fname(ctx: &mut Ctx) -> Result<(), String> {
+        pub(super) fn $fname(ctx: &mut Ctx) -> Result<(), String> {
             let (status, _) = ctx.channel()?.ctap_raw(&$bytes)?;
             expect_status(status, $status)
         }
@@ -32,23 +32,9 @@ macro_rules! raw_check {
 }
 pub(crate) use raw_check;
 
-fn without(rp: &str, key: i64) -> Value {
-    let Value::Map(m) = mc_request(rp, b"u", false, vec![]) else {
-        return Value::Null;
-    };
-    Value::Map(
-        m.into_iter()
-            .filter(|(k, _)| as_int(Some(k)) != Some(i128::from(key)))
-            .collect(),
-    )
-}
+mod malformed;
 
-fn es256_only() -> Value {
-    Value::Array(vec![tmap(vec![
-        ("alg", int(-7)),
-        ("type", text("public-key")),
-    ])])
-}
+use malformed::*;
 
 fn none_attestation(ctx: &mut Ctx) -> Result<(), String> {
     let made = make(&mut ctx.channel()?, &ctx.rp(), b"u", false, vec![])?;
@@ -422,194 +408,6 @@ fn uv_option_without_uv(ctx: &mut Ctx) -> Result<(), String> {
     );
     Ok(())
 }
-
-fn zero_length_pin_auth(ctx: &mut Ctx) -> Result<(), String> {
-    if ctx.option("clientPin")? != Some(false) {
-        return Err(crate::skip("the target does not offer this feature")); // Only meaningful when a PIN is supported but not set.
-    }
-    let rp = ctx.rp();
-    let (status, _) = ctx.channel()?.ctap(
-        0x01,
-        Some(&mc_request(
-            &rp,
-            b"u",
-            false,
-            vec![(8, bytes(&[])), (9, int(1))],
-        )),
-    )?;
-    expect_status(status, 0x35)
-}
-
-status_check!(missing_cdh, 0x01, |rp| without(rp, 1), 0x14);
-status_check!(missing_rp, 0x01, |rp| without(rp, 2), 0x14);
-status_check!(missing_user, 0x01, |rp| without(rp, 3), 0x14);
-status_check!(missing_params, 0x01, |rp| without(rp, 4), 0x14);
-status_check!(
-    cdh_is_text,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(1, text("hash"))]),
-    0x11
-);
-status_check!(
-    rp_id_is_int,
-    0x01,
-    |rp| {
-        let _ = rp;
-        imap(vec![
-            (1, bytes(&[0; 32])),
-            (2, tmap(vec![("id", int(5))])),
-            (3, tmap(vec![("id", bytes(b"u"))])),
-            (4, es256_only()),
-        ])
-    },
-    0x11
-);
-status_check!(
-    user_id_is_text,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(3, tmap(vec![("id", text("u"))]))]),
-    0x11
-);
-status_check!(
-    only_rs256,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(
-            4,
-            Value::Array(vec![tmap(vec![
-                ("alg", int(-257)),
-                ("type", text("public-key"))
-            ])])
-        )]
-    ),
-    0x26
-);
-status_check!(
-    empty_params,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(4, Value::Array(vec![]))]),
-    0x26
-);
-status_check!(
-    param_without_alg,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(
-            4,
-            Value::Array(vec![tmap(vec![("type", text("public-key"))])])
-        )]
-    ),
-    0x14
-);
-status_check!(
-    rp_without_id,
-    0x01,
-    |rp| {
-        let _ = rp;
-        mc_request(
-            "unused",
-            b"u",
-            false,
-            vec![(2, tmap(vec![("name", text("No ID"))]))],
-        )
-    },
-    0x14
-);
-status_check!(
-    user_without_id,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(3, tmap(vec![("name", text("nobody"))]))]
-    ),
-    0x14
-);
-status_check!(
-    alg_is_text,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(
-            4,
-            Value::Array(vec![tmap(vec![
-                ("alg", text("ES256")),
-                ("type", text("public-key"))
-            ])])
-        )]
-    ),
-    0x11
-);
-status_check!(
-    up_false,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(7, tmap(vec![("up", Value::Bool(false))]))]
-    ),
-    0x2c
-);
-status_check!(
-    option_not_bool,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(7, tmap(vec![("rk", int(1))]))]),
-    0x11
-);
-status_check!(
-    exclude_not_array,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(5, int(1))]),
-    0x11
-);
-status_check!(
-    exclude_item_without_id,
-    0x01,
-    |rp| mc_request(
-        rp,
-        b"u",
-        false,
-        vec![(
-            5,
-            Value::Array(vec![tmap(vec![("type", text("public-key"))])])
-        )]
-    ),
-    0x14
-);
-status_check!(
-    pin_auth_without_protocol,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(8, bytes(&[0; 16]))]),
-    0x14
-);
-status_check!(
-    pin_protocol_unknown,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(8, bytes(&[0; 16])), (9, int(99))]),
-    0x02
-);
-status_check!(
-    extensions_not_map,
-    0x01,
-    |rp| mc_request(rp, b"u", false, vec![(6, int(1))]),
-    0x11
-);
-raw_check!(truncated, [0x01, 0xa2, 0x01, 0x58, 0x20, 0x00], 0x12);
-raw_check!(unsorted, [0x01, 0xa2, 0x02, 0xa0, 0x01, 0x40], 0x12);
-raw_check!(indefinite, [0x01, 0xbf, 0xff], 0x12);
-raw_check!(trailing, [0x01, 0xa0, 0x00], 0x12);
-raw_check!(not_a_map, [0x01, 0x80], 0x11);
-raw_check!(non_shortest_int, [0x01, 0xa1, 0x18, 0x01, 0x40], 0x12);
 
 fn rk_same_user_replaced(ctx: &mut Ctx) -> Result<(), String> {
     // §6.1.2: a discoverable credential for the same rp.id and user.id overwrites the old one.

@@ -6,20 +6,25 @@
 //! The retry counter is written durably *before* a PIN hash is compared, so cutting power
 //! during a guess never gives a free try.
 
-use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_lc_rs::{constant_time, pbkdf2};
 use ciborium::value::Value;
 use zeroize::Zeroizing;
 
 use super::cbor::{Params, ValueExt, encode, int_map};
 use super::pin_protocol::{KeyAgreement, Protocol};
-use super::{Authenticator, CommandResult, StatusCode, user_error_status};
+use super::{Authenticator, CommandResult, StatusCode};
 use crate::api::key_store::{KeyRelease, PinCheckError};
 use crate::api::user_verifier::{
-    Interaction, Prompt, PromptAction, UserActionError, UserVerified, VerificationMethod,
+    Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
+
+mod state;
+mod token;
+
+use state::Token;
+pub use state::{PinRuntime, PinState};
+pub(crate) use token::PinUvAuth;
 
 /// PIN retries after a correct PIN (CTAP: 8).
 pub const MAX_PIN_RETRIES: u8 = 8;
@@ -74,257 +79,43 @@ mod key {
     pub const RP_ID: u64 = 0x0a;
 }
 
-/// Persistent PIN state.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PinState {
-    hash: Option<Zeroizing<[u8; 32]>>,
-    salt: [u8; 16],
-    /// Retries left.
-    pub retries: u8,
-    /// Minimum PIN length (code points).
-    pub min_length: u8,
-    /// Whether the PIN must be changed before a token is issued.
-    pub force_change: bool,
-    /// Relying parties allowed to learn the minimum PIN length (minPinLength extension).
-    pub min_pin_length_rp_ids: Vec<String>,
-    /// Whether every makeCredential/getAssertion requires user verification.
-    pub always_uv: bool,
-    /// Built-in user verification attempts left before it is blocked (PIN still works).
-    pub uv_retries: u8,
-    /// The PIN is held and checked by the key store (the TPM's PIN object), not by `hash`:
-    /// nothing on disk can test a PIN guess.
-    pub in_key_store: bool,
-}
-
-impl std::fmt::Debug for PinState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinState")
-            .field("set", &self.hash.is_some())
-            .field("retries", &self.retries)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for PinState {
-    fn default() -> Self {
-        Self {
-            hash: None,
-            salt: [0; 16],
-            retries: MAX_PIN_RETRIES,
-            min_length: DEFAULT_MIN_PIN_LENGTH,
-            force_change: false,
-            min_pin_length_rp_ids: Vec::new(),
-            always_uv: false,
-            uv_retries: MAX_UV_RETRIES,
-            in_key_store: false,
-        }
-    }
-}
-
-impl PinState {
-    /// Whether a PIN is set.
-    pub fn is_set(&self) -> bool {
-        self.hash.is_some() || self.in_key_store
-    }
-
-    fn encode(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(encode(&int_map([
-            (1, self.hash.as_ref().map(|h| Value::Bytes(h.to_vec()))),
-            (2, Some(Value::Bytes(self.salt.to_vec()))),
-            (3, Some(Value::Integer(self.retries.into()))),
-            (4, Some(Value::Integer(self.min_length.into()))),
-            (5, Some(Value::Bool(self.force_change))),
-            (
-                6,
-                Some(Value::Array(
-                    self.min_pin_length_rp_ids
-                        .iter()
-                        .cloned()
-                        .map(Value::Text)
-                        .collect(),
-                )),
-            ),
-            (7, Some(Value::Bool(self.always_uv))),
-            (8, Some(Value::Integer(self.uv_retries.into()))),
-            (9, self.in_key_store.then_some(Value::Bool(true))),
-        ])))
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let mut p = Params::parse(bytes).ok()?;
-        let hash = match p.take(1) {
-            None => None,
-            Some(v) => {
-                let b = v.ctap_bytes().ok()?;
-                let mut h = Zeroizing::new([0u8; 32]);
-                if b.len() != 32 {
-                    return None;
-                }
-                h.copy_from_slice(&b);
-                Some(h)
-            }
-        };
-        let salt: [u8; 16] = p.take(2)?.ctap_bytes().ok()?.try_into().ok()?;
-        Some(Self {
-            hash,
-            salt,
-            retries: u8::try_from(p.take(3)?.ctap_uint().ok()?).ok()?,
-            min_length: u8::try_from(p.take(4)?.ctap_uint().ok()?).ok()?,
-            force_change: p.take(5)?.ctap_bool().ok()?,
-            min_pin_length_rp_ids: match p.take(6) {
-                None => Vec::new(),
-                Some(v) => v
-                    .ctap_array()
-                    .ok()?
-                    .into_iter()
-                    .map(|t| t.ctap_text().ok())
-                    .collect::<Option<Vec<_>>>()?,
-            },
-            always_uv: p
-                .take(7)
-                .map(|v| v.ctap_bool().ok())
-                .unwrap_or(Some(false))?,
-            uv_retries: match p.take(8) {
-                None => MAX_UV_RETRIES,
-                Some(v) => u8::try_from(v.ctap_uint().ok()?).ok()?,
-            },
-            in_key_store: match p.take(9) {
-                None => false,
-                Some(v) => v.ctap_bool().ok()?,
-            },
-        })
-    }
-
-    fn stretch(salt: &[u8; 16], left16: &[u8]) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations,
-            salt,
-            left16,
-            out.as_mut(),
-        );
-        out
-    }
-
-    fn matches(&self, left16: &[u8]) -> bool {
-        match &self.hash {
-            None => false,
-            Some(h) => constant_time::verify_slices_are_equal(
-                h.as_ref(),
-                Self::stretch(&self.salt, left16).as_ref(),
-            )
-            .is_ok(),
-        }
-    }
-}
-
-/// An issued pinUvAuthToken.
-struct Token {
-    value: Zeroizing<[u8; 32]>,
-    permissions: u8,
-    rp_id: Option<String>,
-    issued: Instant,
-    verified: Option<UserVerified>,
-    /// The key release that came with the verification (TPM key store), consumed with it.
-    release: Option<KeyRelease>,
-}
-
-/// In-memory PIN state: key agreement, the current token, the power-cycle counter.
-pub struct PinRuntime {
-    state: Result<PinState, String>,
-    key_agreement: Option<KeyAgreement>,
-    mismatches: u8,
-    token: Option<Token>,
-}
-
-impl std::fmt::Debug for PinRuntime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PinRuntime")
-            .field("state", &self.state)
-            .field("token", &self.token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PinRuntime {
-    /// Loads the PIN state. A state that cannot be read makes every PIN-dependent command
-    /// fail (fail closed) instead of looking like "no PIN set".
-    pub fn load(store: &mut dyn crate::api::state_store::StateStore, max_uv_attempts: u8) -> Self {
-        let state = match store.load(STATE_NAME) {
-            Ok(None) => Ok(PinState {
-                uv_retries: max_uv_attempts,
-                ..PinState::default()
-            }),
-            Ok(Some(bytes)) => {
-                PinState::decode(&bytes).ok_or_else(|| "PIN state does not decode".to_owned())
-            }
-            Err(e) => Err(e.to_string()),
-        }
-        .map(|mut state| {
-            // A lowered maxAttempts applies at once; a raised one only after the next success
-            // (no free attempts from a restart with a higher limit).
-            state.uv_retries = state.uv_retries.min(max_uv_attempts);
-            state
-        });
-        if let Err(e) = &state {
-            tracing::error!(error = %e, "PIN state unavailable: PIN-protected operations will fail");
-        }
-        Self {
-            state,
-            key_agreement: KeyAgreement::generate().ok(),
-            mismatches: 0,
-            token: None,
-        }
-    }
-
-    /// The PIN state, or CTAP1_ERR_OTHER when it could not be loaded.
-    pub fn state(&self) -> Result<&PinState, StatusCode> {
-        self.state.as_ref().map_err(|_| StatusCode::Other)
-    }
-}
-
-/// The pinUvAuthParam and pinUvAuthProtocol of a makeCredential/getAssertion request.
-pub(crate) struct PinUvAuth {
-    param: Vec<u8>,
-    protocol: Option<u64>,
-}
-
-impl PinUvAuth {
-    /// Takes both parameters from a request map.
-    pub(crate) fn take(
-        params: &mut Params,
-        param_key: u64,
-        protocol_key: u64,
-    ) -> Result<Option<Self>, StatusCode> {
-        let param = params.take(param_key).map(Value::ctap_bytes).transpose()?;
-        let protocol = params
-            .take(protocol_key)
-            .map(Value::ctap_uint)
-            .transpose()?;
-        Ok(param.map(|param| Self { param, protocol }))
-    }
-}
-
-/// What a verified pinUvAuthParam grants a makeCredential/getAssertion.
-pub(crate) struct TokenUse {
-    pub verified: Option<UserVerified>,
-    /// The key release of the token's verification, if the key store gave one.
-    pub release: Option<KeyRelease>,
-}
-
 impl Authenticator {
     pub(super) fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let uv_retries = state.uv_retries;
+        self.save_pin_state_with_uv(state, uv_retries)
+    }
+
+    /// Persists `state` with `durable_uv_retries` as its built-in UV count (at most the one in
+    /// memory; see [`Authenticator::verify_builtin`]) and keeps `state` in memory.
+    fn save_pin_state_with_uv(
+        &mut self,
+        state: PinState,
+        durable_uv_retries: u8,
+    ) -> Result<(), StatusCode> {
+        let mut stored = state.clone();
+        stored.uv_retries = durable_uv_retries.min(state.uv_retries);
         self.env
             .state
-            .save(STATE_NAME, &state.encode())
+            .save(STATE_NAME, &stored.encode())
             .map_err(|e| {
                 tracing::error!(error = %e, "could not persist PIN state");
                 StatusCode::Other
             })?;
+        self.pin.durable_uv_retries = stored.uv_retries;
         self.pin.state = Ok(state);
         Ok(())
+    }
+
+    /// Keeps the built-in UV count in memory, and raises the state store's to one below it if
+    /// it is lower (so that a restart never costs more than one attempt).
+    fn keep_uv_retries(&mut self, state: PinState) -> Result<(), StatusCode> {
+        let floor = state.uv_retries.saturating_sub(1);
+        if self.pin.durable_uv_retries < floor {
+            self.save_pin_state_with_uv(state, floor)
+        } else {
+            self.pin.state = Ok(state);
+            Ok(())
+        }
     }
 
     fn regenerate_key_agreement(&mut self) {
@@ -345,6 +136,8 @@ impl Authenticator {
             uv_retries: self.config.max_uv_attempts,
             ..PinState::default()
         });
+        // No state file: a restart starts from the maximum too.
+        self.pin.durable_uv_retries = self.config.max_uv_attempts;
         self.pin.token = None;
         self.pin.mismatches = 0;
         self.regenerate_key_agreement();
@@ -672,188 +465,5 @@ impl Authenticator {
             release,
         });
         Ok(encode(&int_map([(2, Some(Value::Bytes(encrypted)))])))
-    }
-
-    /// Checks a makeCredential/getAssertion pinUvAuthParam against the current token and
-    /// consumes the token's verification, as §6.1.2 / §6.2.2 require.
-    pub(super) fn use_pin_uv_auth_token(
-        &mut self,
-        protocol: Protocol,
-        param: &[u8],
-        client_data_hash: &[u8],
-        required: u8,
-        rp_id: &str,
-        consume: bool,
-    ) -> Result<TokenUse, StatusCode> {
-        let now = self.env.clock.now();
-        let token = self.pin.token.as_mut().ok_or(StatusCode::PinAuthInvalid)?;
-        if now.saturating_duration_since(token.issued) > TOKEN_LIFETIME {
-            self.pin.token = None;
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        if !protocol.verify(token.value.as_ref(), client_data_hash, param) {
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        if token.permissions & required == 0 {
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        match &token.rp_id {
-            Some(bound) if bound != rp_id => return Err(StatusCode::PinAuthInvalid),
-            Some(_) => {}
-            None => token.rp_id = Some(rp_id.to_owned()),
-        }
-        if !consume {
-            // Silent probes (up=false) neither use up nor report the verification; the key
-            // release stays with the token, and a probe may sign with it.
-            return Ok(TokenUse {
-                verified: None,
-                release: token.release.clone(),
-            });
-        }
-        // One verification, one use: the UV result (and its key release) is consumed, and
-        // only lbw survives.
-        let verified = token.verified.take();
-        let release = token.release.take();
-        token.permissions &= permission::LBW;
-        Ok(TokenUse { verified, release })
-    }
-}
-
-impl Authenticator {
-    /// Checks a credentialManagement pinUvAuthParam: a live token with the `cm` permission.
-    pub(super) fn verify_management_token(
-        &mut self,
-        protocol: Protocol,
-        param: &[u8],
-        message: &[u8],
-    ) -> Result<Option<String>, StatusCode> {
-        self.verify_token(protocol, param, message, permission::CM)
-    }
-
-    /// Whether every makeCredential/getAssertion must verify the user: the alwaysUv setting,
-    /// or a key store that signs only after verification (the TPM store once a PIN is set).
-    pub(super) fn always_uv(&self) -> Result<bool, StatusCode> {
-        Ok(self.pin.state()?.always_uv || self.env.key_store.requires_uv())
-    }
-
-    /// Whether makeCredential/getAssertion/config/largeBlobs writes need user verification:
-    /// a PIN is set or built-in verification is enrolled.
-    pub(super) fn uv_protected(&self) -> Result<bool, StatusCode> {
-        let status = self.env.user.status();
-        Ok(self.pin.state()?.is_set() || (status.available && status.enrolled))
-    }
-
-    /// Checks a pinUvAuthParam over `message` against a live token holding `required`.
-    /// Returns the RP ID the token is bound to, if any; the token stays usable.
-    pub(super) fn verify_token(
-        &mut self,
-        protocol: Protocol,
-        param: &[u8],
-        message: &[u8],
-        required: u8,
-    ) -> Result<Option<String>, StatusCode> {
-        let now = self.env.clock.now();
-        let token = self.pin.token.as_ref().ok_or(StatusCode::PinAuthInvalid)?;
-        if now.saturating_duration_since(token.issued) > TOKEN_LIFETIME {
-            self.pin.token = None;
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        if !protocol.verify(token.value.as_ref(), message, param) {
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        if token.permissions & required == 0 {
-            return Err(StatusCode::PinAuthInvalid);
-        }
-        Ok(token.rp_id.clone())
-    }
-}
-
-impl Authenticator {
-    /// Built-in user verification with a durable retry counter: the counter is decremented
-    /// before the attempt, restored on success, and at zero built-in UV is blocked
-    /// (CTAP2_ERR_UV_BLOCKED) so the platform falls back to the PIN. A correct PIN restores it.
-    pub(super) fn verify_builtin(
-        &mut self,
-        prompt: &Prompt<'_>,
-        interaction: &Interaction,
-    ) -> Result<UserVerified, StatusCode> {
-        let mut state = self.pin.state()?.clone();
-        if state.uv_retries == 0 {
-            return Err(StatusCode::UvBlocked);
-        }
-        state.uv_retries -= 1;
-        self.save_pin_state(state.clone())?;
-        match self.env.user.verify_user(prompt, interaction) {
-            Ok(verified) => {
-                state.uv_retries = self.config.max_uv_attempts;
-                self.save_pin_state(state)?;
-                Ok(verified)
-            }
-            // Not an attempt: the person or the client gave up, or no sensor answered.
-            Err(
-                e @ (UserActionError::Cancelled
-                | UserActionError::Timeout
-                | UserActionError::Unavailable(_)
-                | UserActionError::Denied),
-            ) => {
-                state.uv_retries = state
-                    .uv_retries
-                    .saturating_add(1)
-                    .min(self.config.max_uv_attempts);
-                self.save_pin_state(state)?;
-                Err(user_error_status(e))
-            }
-            Err(UserActionError::Lockout) => {
-                state.uv_retries = 0;
-                self.save_pin_state(state)?;
-                Err(StatusCode::UvBlocked)
-            }
-            Err(UserActionError::Failed) => Err(if state.uv_retries == 0 {
-                StatusCode::UvBlocked
-            } else {
-                StatusCode::UvInvalid
-            }),
-        }
-    }
-}
-
-impl Authenticator {
-    /// The pinUvAuthParam steps shared by makeCredential and getAssertion (§6.1.2 steps 1–2,
-    /// §6.2.2 steps 1–2): a zero-length parameter asks, after a touch, whether a PIN is set;
-    /// otherwise the token must verify for `permission` and `rp_id`.
-    pub(super) fn authorize_pin_uv_auth(
-        &mut self,
-        auth: Option<&PinUvAuth>,
-        prompt: &Prompt<'_>,
-        interaction: &Interaction,
-        client_data_hash: &[u8],
-        required: u8,
-        consume: bool,
-    ) -> Result<Option<TokenUse>, StatusCode> {
-        let Some(auth) = auth else {
-            return Ok(None);
-        };
-        if auth.param.is_empty() {
-            self.env
-                .user
-                .check_presence(prompt, interaction)
-                .map_err(user_error_status)?;
-            return Err(if self.pin.state()?.is_set() {
-                StatusCode::PinInvalid
-            } else {
-                StatusCode::PinNotSet
-            });
-        }
-        let protocol = Protocol::from_number(auth.protocol.ok_or(StatusCode::MissingParameter)?)?;
-        let rp_id = prompt.rp_id.unwrap_or_default();
-        self.use_pin_uv_auth_token(
-            protocol,
-            &auth.param,
-            client_data_hash,
-            required,
-            rp_id,
-            consume,
-        )
-        .map(Some)
     }
 }
