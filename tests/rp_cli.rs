@@ -304,6 +304,25 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
     assert_eq!(mode(&state.join("demo-receipt-key.p8")), 0o600);
     assert_eq!(mode(&state.join("authenticator")), 0o700);
 
+    // A flood of 1,100 idle connections on the relying party's port (what once ran the demo
+    // out of descriptors) leaves the relying party and the local bridge answering.
+    passgate_authenticator::transport::limits::raise_open_files_limit().unwrap();
+    let flood: Vec<TcpStream> = (0..1_100)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let health = request(
+        &addr,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "/healthz took {:?} under the flood",
+        started.elapsed()
+    );
+
     // passgate's authenticator behind the local bridge: the demo origin pairs with the printed
     // code and reaches it; the answer says a PIN can verify users.
     let bridge = text
@@ -354,6 +373,7 @@ fn passgate_demo_serves_the_pages_and_the_api_on_localhost() {
         ),
     );
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    drop(flood);
     assert!(sigterm_and_wait(&mut child).success());
 
     // Port 0 cannot work: the origin must be known.

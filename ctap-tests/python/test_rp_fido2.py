@@ -11,6 +11,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from fido2 import cbor
+from fido2.client import ClientError
 from fido2.ctap2 import Ctap2
 
 from helpers import ORIGIN, RP_ID, cose_to_cryptography, ecdsa_valid
@@ -64,6 +65,7 @@ def test_register_then_sign_in_by_username_and_discoverably(rp, browser_client, 
     assert options["rp"]["id"] == RP_ID
     assert options["user"]["name"] == "alice" and options["user"]["displayName"] == "Alice Liddell"
     user_handle = unb64u(options["user"]["id"])
+    user_handle_b64 = options["user"]["id"]
     assert len(user_handle) == 16
     assert len(unb64u(options["challenge"])) >= 16
     assert {"type": "public-key", "alg": -7} in options["pubKeyCredParams"]
@@ -97,8 +99,6 @@ def test_register_then_sign_in_by_username_and_discoverably(rp, browser_client, 
     listed = browser.ok("GET", "/api/credentials")["credentials"]
     assert [(c["id"], c["current"]) for c in listed] == [(credential_id, True)]
 
-    # The same username cannot sign up again.
-    expect_error(rp.browser().post("/api/register/options", {"username": "alice"}), 409, "username_taken")
 
     # Sign in with the username on a fresh browser profile.
     fresh = rp.browser()
@@ -138,13 +138,33 @@ def test_register_then_sign_in_by_username_and_discoverably(rp, browser_client, 
     body["response"].pop("userHandle", None)
     expect_error(rp.browser().post("/api/login/verify", body), 400, "user_handle_missing")
 
-    # Unknown usernames are reported as such; logout ends the session.
-    expect_error(rp.browser().post("/api/login/options", {"username": "nobody"}), 404, "unknown_user")
+    # An unknown username answers like a known one: decoy descriptors, stable per name, that no
+    # authenticator holds (python-fido2's client finds no credential for them).
+    nobody = rp.browser().ok("POST", "/api/login/options", {"username": "nobody"})
+    known = rp.browser().ok("POST", "/api/login/options", {"username": "alice"})
+    assert set(nobody) == set(known) and nobody["userVerification"] == known["userVerification"]
+    assert 1 <= len(nobody["allowCredentials"]) <= 3
+    assert [c["id"] for c in rp.browser().ok("POST", "/api/login/options", {"username": "nobody"})["allowCredentials"]] \
+        == [c["id"] for c in nobody["allowCredentials"]]
+    with pytest.raises(ClientError) as refused:
+        get(browser_client(), nobody)
+    assert refused.value.code == ClientError.ERR.DEVICE_INELIGIBLE
+    # Logout ends the session.
     assert anonymous.ok("POST", "/api/logout", {}) == {"signedOut": True}
     assert anonymous.cookie is None
     expect_error(anonymous.get("/api/session"), 401, "not_signed_in")
     # The other sessions are unaffected.
     assert fresh.ok("GET", "/api/session")["user"]["name"] == "alice"
+    # The same username cannot sign up again, but the options do not say so (that would tell
+    # anyone which names exist): only a completed ceremony is refused, and alice is untouched.
+    again = rp.browser()
+    taken = again.ok("POST", "/api/register/options", {"username": "alice", "displayName": "Not Alice"})
+    free = rp.browser().ok("POST", "/api/register/options", {"username": "nobody-yet", "displayName": "Not Alice"})
+    assert set(taken) == set(free) and set(taken["user"]) == set(free["user"]) and taken["user"]["name"] == "alice"
+    assert taken["user"]["id"] != user_handle_b64
+    expect_error(again.post("/api/register/verify", response_json(create(browser_client(), taken))), 409,
+                 "username_taken")
+    expect_error(again.get("/api/session"), 401, "not_signed_in")
 
 
 @pytest.mark.timeout(120)
@@ -310,11 +330,17 @@ def test_fido_conformance_endpoints_register_and_sign_in(rp, browser_client):
     replay = rp.browser().post("/assertion/result", assertion)
     assert replay.status == 400 and replay.body["status"] == "failed", replay
     assert replay.body["errorMessage"].startswith("unknown_challenge:"), replay
-    taken = rp.browser().post("/attestation/options", {"username": "conformance-user"})
-    assert taken.status == 409 and taken.body["status"] == "failed", taken
-    assert taken.body["errorMessage"].startswith("username_taken:"), taken
+    # The conformance endpoints do not tell which names exist either: a taken name gets
+    # options (only a completed ceremony is refused), an unknown one decoy credentials.
+    taken_browser = rp.browser()
+    taken = taken_browser.post("/attestation/options", {"username": "conformance-user"})
+    assert taken.status == 200 and taken.body["status"] == "ok", taken
+    refused = taken_browser.post("/attestation/result", response_json(create(browser_client(), taken.body)))
+    assert refused.status == 409 and refused.body["status"] == "failed", refused
+    assert refused.body["errorMessage"].startswith("username_taken:"), refused
     unknown = rp.browser().post("/assertion/options", {"username": "no-such-user"})
-    assert unknown.status == 404 and unknown.body["errorMessage"].startswith("unknown_user:"), unknown
+    assert unknown.status == 200 and unknown.body["status"] == "ok", unknown
+    assert 1 <= len(unknown.body["allowCredentials"]) <= 3, unknown
 
 
 @pytest.mark.timeout(120)

@@ -108,8 +108,7 @@ def start_rp(port: int, database: str, workdir: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PASSGATE_API_TOKEN": TOKEN},
-        env={**os.environ, "PASSGATE_LOG": "warn"},
+        env={**os.environ, "PASSGATE_API_TOKEN": TOKEN, "PASSGATE_LOG": "warn"},
         preexec_fn=on_cpus(SERVER_CPU),
     )
     wait_listening(proc, "passgate rp")

@@ -51,6 +51,14 @@ pub struct RpConfig {
     pub static_dir: Option<PathBuf>,
     /// Accept `crossOrigin: true` in clientDataJSON.
     pub allow_cross_origin: bool,
+    /// Most client connections open at once on the main port (lowered to fit the open-files
+    /// limit). When full, the oldest idle connection is closed to admit a new one.
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a complete request head, counted from when it
+    /// waits for one: also the keep-alive idle timeout.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to send its whole body.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for RpConfig {
@@ -74,6 +82,9 @@ impl Default for RpConfig {
             receipt_key: None,
             static_dir: None,
             allow_cross_origin: false,
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
         }
     }
 }
@@ -181,6 +192,9 @@ impl RpConfig {
                 "RECEIPT_KEY" => self.receipt_key = Some(PathBuf::from(value)),
                 "STATIC_DIR" => self.static_dir = Some(PathBuf::from(value)),
                 "ALLOW_CROSS_ORIGIN" => self.allow_cross_origin = parse(&name, &value)?,
+                "MAX_CONNECTIONS" => self.max_connections = parse(&name, &value)?,
+                "HEADER_TIMEOUT_SECS" => self.header_timeout_secs = parse(&name, &value)?,
+                "BODY_TIMEOUT_SECS" => self.body_timeout_secs = parse(&name, &value)?,
                 _ => {
                     return Err(ConfigError::Env {
                         name,
@@ -211,7 +225,22 @@ impl RpConfig {
         if self.challenge_ttl_secs == 0 || self.session_ttl_secs == 0 {
             return Err(ConfigError::Invalid("TTLs must be positive".into()));
         }
+        if self.max_connections == 0 || self.header_timeout_secs == 0 || self.body_timeout_secs == 0
+        {
+            return Err(ConfigError::Invalid(
+                "max_connections, header_timeout_secs and body_timeout_secs must be positive"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The main port's connection limits.
+    pub fn connection_limits(&self) -> crate::http::connections::ConnectionLimits {
+        crate::http::connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+        }
     }
 
     /// Where the receipt key lives.

@@ -83,6 +83,14 @@ impl From<StoreError> for RpError {
                 "username_taken",
                 "that username is taken",
             ),
+            StoreError::Database(e) if crate::store::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "the database cannot be reached");
+                Self::new(
+                    ErrorKind::Unavailable,
+                    "database_unavailable",
+                    "the database cannot be reached; the request changed nothing, try again",
+                )
+            }
             other => Self::internal(other),
         }
     }

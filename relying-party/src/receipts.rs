@@ -38,6 +38,9 @@ pub struct ReceiptSigner {
     key: EcdsaKeyPair,
     key_id: String,
     spki: Vec<u8>,
+    /// HMAC keyed by the private key's PKCS#8 bytes: the root of secrets every instance of a
+    /// deployment must share (they share this key), derived by label.
+    secret_root: aws_lc_rs::hmac::Key,
 }
 
 /// `SubjectPublicKeyInfo` DER prefix for an uncompressed P-256 point.
@@ -78,7 +81,24 @@ impl ReceiptSigner {
         let mut spki = P256_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(key.public_key().as_ref());
         let key_id = b64::encode(&digest(&SHA256, &spki).as_ref()[..16]);
-        Ok(Self { key, key_id, spki })
+        let secret_root = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, pkcs8);
+        Ok(Self {
+            key,
+            key_id,
+            spki,
+            secret_root,
+        })
+    }
+
+    /// A 32-byte secret for `label`, derived from the private key (HMAC-SHA256): the same on
+    /// every instance that shares the key, unrelated across labels, revealing nothing of the
+    /// key.
+    pub fn derive_secret(&self, label: &str) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(
+            aws_lc_rs::hmac::sign(&self.secret_root, label.as_bytes())
+                .as_ref()
+                .to_vec(),
+        )
     }
 
     /// The key ID: base64url of the first 16 bytes of SHA-256(SPKI).

@@ -784,18 +784,18 @@ async fn bad_input_table_gets_a_precise_4xx_and_changes_nothing() {
         "invalid_username",
     ));
     cases.push(case(
-        "taken username",
+        "mixed-script username",
         "/api/register/options",
-        &json!({"username": "alice"}),
-        StatusCode::CONFLICT,
-        "username_taken",
+        &json!({"username": "p\u{430}ypal"}),
+        bad,
+        "mixed_script_username",
     ));
     cases.push(case(
-        "unknown username",
+        "zero-width character in a sign-in username",
         "/api/login/options",
-        &json!({"username": "nobody"}),
-        StatusCode::NOT_FOUND,
-        "unknown_user",
+        &json!({"username": "ali\u{200b}ce"}),
+        bad,
+        "disallowed_character_in_username",
     ));
     cases.push(case(
         "bad attestation preference",

@@ -25,6 +25,7 @@ mod device_suite;
 mod fuzz;
 mod parse;
 mod run;
+mod soak;
 mod suites;
 mod tauri;
 mod vm;
@@ -64,6 +65,11 @@ commands:
   bench [uhid]           run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run (`uhid`: only the
                          getAssertion round trip over uhid vs TCP, in a QEMU guest)
+  soak [--minutes N]     one `passgate demo` driven by scripted sign-ups and sign-ins for
+                         N minutes (default 60), RSS and open fds sampled every 30 s;
+                         fails if either grows
+  soak --postgres        PostgreSQL killed and restarted under load on two `passgate rp`
+                         instances, then 10,000 ceremonies across both
   help                   this text
 ";
 
@@ -104,6 +110,10 @@ fn real_main() -> Result<ExitCode> {
                 Some("uhid") => bench::run_uhid(&root, &target),
                 Some(other) => bail!("unknown benchmark set `{other}` (try `uhid`)"),
             }
+        }
+        Some("soak") => {
+            let target = target_dir(&root)?;
+            soak::run(&root, &target, args.get(1..).unwrap_or_default())
         }
         Some("setup") => {
             let mut installer = deps::AptInstaller::new();

@@ -51,6 +51,18 @@ impl ApiError {
         )
     }
 
+    /// The 408 of a body not sent within the server's body timeout.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f32()
+            ),
+        )
+    }
+
     /// The 413 of a body over the server's limit.
     pub fn body_too_large() -> Self {
         Self::new(

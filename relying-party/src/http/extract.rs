@@ -26,6 +26,11 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
+/// How long a request may take to send its body (a request extension the router adds from
+/// the configuration; a slow body is answered 408 `body_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
+
 /// The body of a JSON request, read within the body limit and declared `application/json`
 /// (which is also the CSRF guard: a cross-site form cannot send it), not yet parsed.
 #[derive(Debug, Clone)]
@@ -36,7 +41,15 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let json_type = is_json(req.headers());
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let deadline = req.extensions().get::<BodyTimeout>().map(|t| t.0);
+        let read = Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(limit) => tokio::time::timeout(limit, read)
+                .await
+                .map_err(|_| ApiError::body_timeout(limit))?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::body_too_large()
             } else {

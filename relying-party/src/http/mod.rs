@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod backend_verify;
 pub mod conformance;
+pub mod connections;
 pub mod credentials;
 pub mod error;
 pub mod extract;
@@ -17,7 +18,6 @@ pub mod session;
 pub mod soter;
 pub mod state;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -131,12 +131,16 @@ pub fn router(state: Shared) -> Router {
         ),
         None => api.fallback(not_found),
     };
+    let body_timeout =
+        extract::BodyTimeout(Duration::from_secs(state.rp.config().body_timeout_secs));
     app.layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(body_timeout))
         .layer(RequestContextLayer)
         .with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
+/// Connections are bounded as [`connections`] describes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Shared,
@@ -153,13 +157,11 @@ pub async fn serve(
             }
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.rp.config().connection_limits();
+    connections::serve_connections(listener, router(state), limits, shutdown).await;
     purger.abort();
     store.close().await;
-    result
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -27,15 +27,29 @@ impl RelyingParty {
         payload: Option<String>,
         user_verification: Option<&str>,
     ) -> Result<Value, RpError> {
+        // A sign-in by username: an unknown name (or one with no passkeys) gets decoy
+        // descriptors and a ceremony bound to a decoy handle, after the same queries a known
+        // name costs, so the answer does not say whether the account exists.
+        let mut decoy_for: Option<String> = None;
         let user = match (purpose, session) {
             (AuthPurpose::Login, _) => match username.filter(|u| !u.is_empty()) {
-                Some(name) => Some(self.store.user_by_name(name).await?.ok_or_else(|| {
-                    RpError::new(
-                        ErrorKind::NotFound,
-                        "unknown_user",
-                        "no account has that username",
-                    )
-                })?),
+                Some(name) => {
+                    let name = normalize_username(name)?;
+                    let found = match self.store.user_by_name(&name).await? {
+                        Some(user) => Some(user),
+                        // Accounts made before names were normalised keep their exact name.
+                        None if name != username.unwrap_or_default() => {
+                            self.store
+                                .user_by_name(username.unwrap_or_default())
+                                .await?
+                        }
+                        None => None,
+                    };
+                    if found.is_none() {
+                        decoy_for = Some(name);
+                    }
+                    found
+                }
                 None => None,
             },
             (_, Some((_, user))) => Some(user.clone()),
@@ -56,30 +70,42 @@ impl RelyingParty {
             (Some(p), AuthPurpose::Action) => action_challenge(&random::<16>(&self.rng)?, p),
             _ => random::<32>(&self.rng)?.to_vec(),
         };
-        let allow: Vec<Value> = match &user {
-            Some(u) => {
-                let creds = self.store.credentials_of(&u.id).await?;
-                if creds.is_empty() {
-                    return Err(RpError::new(
-                        ErrorKind::NotFound,
-                        "no_credentials",
-                        "that account has no passkeys",
-                    ));
-                }
-                creds
-                    .iter()
-                    .map(|c| {
-                        let transports: Vec<String> =
-                            serde_json::from_str(&c.transports).unwrap_or_default();
-                        let mut d = json!({ "type": "public-key", "id": c.id });
-                        if !transports.is_empty() {
-                            d["transports"] = json!(transports);
-                        }
-                        d
-                    })
-                    .collect()
-            }
+        let user_id = match (&user, &decoy_for) {
+            (Some(u), _) => Some(u.id.clone()),
+            (None, Some(name)) => Some(self.decoys.user_handle(name)),
+            (None, None) => None,
+        };
+        let credentials = match &user_id {
+            Some(id) => self.store.credentials_of(id).await?,
             None => Vec::new(),
+        };
+        let allow: Vec<Value> = match (&user_id, &decoy_for) {
+            (Some(_), _) if !credentials.is_empty() => credentials
+                .iter()
+                .map(|c| {
+                    let transports: Vec<String> =
+                        serde_json::from_str(&c.transports).unwrap_or_default();
+                    let mut d = json!({ "type": "public-key", "id": c.id });
+                    if !transports.is_empty() {
+                        d["transports"] = json!(transports);
+                    }
+                    d
+                })
+                .collect(),
+            (Some(_), Some(name)) => self.decoys.allow_credentials(name),
+            (Some(_), None) if purpose == AuthPurpose::Login => {
+                // A real account whose passkeys are all gone answers like an unknown name.
+                let name = user.as_ref().map(|u| u.name.as_str()).unwrap_or_default();
+                self.decoys.allow_credentials(name)
+            }
+            (Some(_), None) => {
+                return Err(RpError::new(
+                    ErrorKind::NotFound,
+                    "no_credentials",
+                    "that account has no passkeys",
+                ));
+            }
+            (None, _) => Vec::new(),
         };
         let challenge_b64 = b64::encode(&challenge);
         let ceremony = AuthenticationCeremony {
@@ -92,7 +118,7 @@ impl RelyingParty {
             .put_ceremony(&CeremonyRow {
                 challenge: challenge_b64.clone(),
                 kind: "authentication".into(),
-                user_id: user.as_ref().map(|u| u.id.clone()),
+                user_id,
                 state: serde_json::to_string(&ceremony).map_err(RpError::internal)?,
                 expires_at: self.expires(),
             })

@@ -33,7 +33,10 @@ pub use views::{Authenticated, CredentialView, SignedReceipt, UserView};
 mod authentication;
 mod options;
 mod registration;
+mod usernames;
 mod views;
+
+pub use usernames::{Decoys, normalize_username};
 
 use crate::verify::{
     AssertionExpectation, AuthenticationResponseJson, CounterCheck, StoredCredential,
@@ -79,6 +82,8 @@ pub struct RelyingParty {
     webauthn: WebauthnCore,
     signer: ReceiptSigner,
     rng: SystemRandom,
+    /// Sign-in options for usernames nobody has.
+    decoys: Decoys,
 }
 
 /// Longest username accepted.
@@ -129,6 +134,7 @@ impl RelyingParty {
             config,
             store,
             webauthn,
+            decoys: Decoys::new(&signer.derive_secret("passgate rp: sign-in decoys v1")),
             signer,
             rng: SystemRandom::new(),
         })

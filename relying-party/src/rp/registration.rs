@@ -195,26 +195,18 @@ impl RelyingParty {
                 )
             }
             None => {
-                check_name("username", username)?;
-                if self.store.user_by_name(username).await?.is_some() {
-                    return Err(RpError::new(
-                        ErrorKind::Conflict,
-                        "username_taken",
-                        "that username is taken; sign in to add a passkey to it",
-                    ));
-                }
+                // A taken name is not refused here: that would tell anyone which names
+                // exist. The options look the same either way; the account is created only
+                // when the finish step proves an authenticator answered, and a name taken by
+                // then is refused there (`username_taken`, after a completed ceremony).
+                let username = normalize_username(username)?;
                 let display = display_name
                     .filter(|d| !d.trim().is_empty())
-                    .unwrap_or(username);
+                    .unwrap_or(&username);
                 check_name("displayName", display)?;
                 let handle = random::<16>(&self.rng)?;
-                (
-                    b64::encode(&handle),
-                    username.to_owned(),
-                    display.to_owned(),
-                    Vec::new(),
-                    true,
-                )
+                let display = display.to_owned();
+                (b64::encode(&handle), username, display, Vec::new(), true)
             }
         };
         let handle = b64::decode(&user_id).map_err(RpError::internal)?;

@@ -63,6 +63,25 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `err` says the database cannot be reached (down, restarting, refusing connections,
+/// the pool exhausted waiting for it) rather than that the request was wrong: answered 503
+/// so that clients retry. A transaction cut off this way was never committed.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P (operator intervention: the
+        // server shutting down or restarting).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// Creates a missing SQLite database file as 0600 in a 0700 directory before SQLite opens it:
 /// it holds usernames and receipts. SQLite gives its `-wal` and `-shm` files the database
 /// file's mode. An existing file keeps its mode; `:memory:` has none.
@@ -131,7 +150,9 @@ impl Store {
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
+                    // While the server is down a request waits this long for a connection,
+                    // then gets 503 database_unavailable.
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect_with(options)
                     .await?
             }

@@ -1,0 +1,230 @@
+"""The `passgate demo` soak (`cargo xtask soak --minutes N`): one demo process, driven for N
+minutes by scripted sign-ups and sign-ins exactly as a page would do them (the RP's HTTP API for
+options and verification, the local bridge's /v1/message for the authenticator, the scripted
+pinentry as the person at the prompt), while the demo's resident memory (VmRSS) and open file
+descriptors are sampled every 30 s.
+
+Passes when, after a warm-up, neither grows: the last quarter's median RSS is within 10% + 4 MiB
+of the first post-warm-up quarter's, and its median descriptor count within 8. Prints the series
+and a summary (first/last/max RSS and fds, ceremonies done), writes it as JSON with --json.
+
+    python demo_soak.py --binary target/debug/passgate --minutes 60 [--json out.json]
+"""
+
+import argparse
+import http.cookiejar
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTED_PINENTRY = REPO / "testkit" / "scripted-pinentry.py"
+SAMPLE_EVERY = 30.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sample(pid):
+    """(RSS in KiB, open descriptors) of `pid`."""
+    rss = 0
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Demo:
+    def __init__(self, binary, work):
+        self.port = free_port()
+        self.origin = f"http://localhost:{self.port}"
+        control = work / "pinentry.json"
+        control.write_text(json.dumps({"getpin": "482916", "confirm": "ok"}))
+        program = work / "pinentry"
+        # The log goes nowhere: an hour of dialogs would only fill the disk.
+        program.write_text(f"#!/bin/sh\nexec {sys.executable} '{SCRIPTED_PINENTRY}' --control '{control}' --log /dev/null\n")
+        program.chmod(0o755)
+        self.log = open(work / "demo.log", "wb")
+        self.proc = subprocess.Popen(
+            [str(binary), "demo", "--listen", f"127.0.0.1:{self.port}", "--bridge-listen", "127.0.0.1:0",
+             "--state-dir", str(work / "demo"), "--static-dir", str(REPO / "web-demo" / "site"),
+             "--prompt", "pinentry", "--pinentry", str(program), "--user-verifier", "pin"],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        lines = []
+        deadline = time.time() + 60
+        while not any(line.startswith("Stop with Ctrl-C") for line in lines):
+            if time.time() > deadline:
+                raise SystemExit("passgate demo did not start:\n" + "".join(lines))
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit("passgate demo exited:\n" + "".join(lines))
+            lines.append(line)
+        self.bridge = next(l.split("local bridge: ")[1].strip() for l in lines if "local bridge: " in l)
+        code = next(l.split("pairing code: ")[1].strip() for l in lines if "pairing code: " in l)
+        self.token = self.bridge_post("/v1/pair", {"code": code})["token"]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def bridge_post(self, path, body, token=None):
+        headers = {"Origin": self.origin, "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"{self.bridge}{path}", data=json.dumps(body).encode(), headers=headers,
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def message(self, body):
+        reply = self.bridge_post("/v1/message", body, self.token)
+        if reply.get("ok") is not True:
+            raise RuntimeError(f"the bridge refused {body['type']}: {reply}")
+        return reply["result"]
+
+    def rp_post(self, opener, path, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json", "Host": f"localhost:{self.port}"},
+                                         method="POST")
+        try:
+            with opener.open(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def expect(self, opener, path, body):
+        status, answer = self.rp_post(opener, path, body)
+        if status != 200:
+            raise RuntimeError(f"{path}: {status} {answer}")
+        return answer
+
+    def sign_up(self, username):
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        options = self.expect(opener, "/api/register/options", {"username": username, "displayName": username})
+        credential = self.message({"type": "create", "requestId": "c", "options": options})
+        self.expect(opener, "/api/register/verify", credential)
+
+    def sign_in(self, username):
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        options = self.expect(opener, "/api/login/options", {"username": username})
+        assertion = self.message({"type": "get", "requestId": "g", "options": options})
+        done = self.expect(opener, "/api/login/verify", assertion)
+        if done["verdict"]["userVerified"] is not True:
+            raise RuntimeError(f"sign-in without UV: {done}")
+        self.expect(opener, "/api/logout", {})
+
+
+def quarter_median(values, which):
+    n = max(1, len(values) // 4)
+    part = values[:n] if which == "first" else values[-n:]
+    return statistics.median(part)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--warmup-minutes", type=float, default=None,
+                        help="samples ignored by the growth check (default: a tenth of the run, at most 5)")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    warmup = args.warmup_minutes if args.warmup_minutes is not None else min(5.0, args.minutes / 10)
+    with tempfile.TemporaryDirectory(prefix="passgate-soak-") as tmp:
+        work = Path(tmp)
+        demo = Demo(Path(args.binary), work)
+        started = time.monotonic()
+        end = started + args.minutes * 60
+        next_sample = started
+        series = []
+        sign_ups = sign_ins = 0
+        users = []
+        failure = None
+        try:
+            while time.monotonic() < end:
+                now = time.monotonic()
+                if now >= next_sample:
+                    rss, fds = sample(demo.proc.pid)
+                    series.append({"t": round(now - started), "rssKiB": rss, "fds": fds,
+                                   "signUps": sign_ups, "signIns": sign_ins})
+                    print(f"t={now - started:6.0f}s rss={rss / 1024:7.1f} MiB fds={fds:4d} "
+                          f"sign-ups={sign_ups} sign-ins={sign_ins}", flush=True)
+                    next_sample += SAMPLE_EVERY
+                if demo.proc.poll() is not None:
+                    raise RuntimeError(f"passgate demo exited with {demo.proc.returncode}")
+                # One sign-up, then sign-ins by users old and new.
+                username = f"soak-{sign_ups}"
+                demo.sign_up(username)
+                users.append(username)
+                sign_ups += 1
+                for k in range(3):
+                    demo.sign_in(users[(sign_ups * 7 + k * 13) % len(users)] if k else username)
+                    sign_ins += 1
+            rss, fds = sample(demo.proc.pid)
+            series.append({"t": round(time.monotonic() - started), "rssKiB": rss, "fds": fds,
+                           "signUps": sign_ups, "signIns": sign_ins})
+        except Exception as e:  # noqa: BLE001 - reported as the soak's failure
+            failure = f"{type(e).__name__}: {e}"
+        finally:
+            demo.stop()
+            log_tail = (work / "demo.log").read_text(errors="replace")[-2000:]
+    steady = [s for s in series if s["t"] >= warmup * 60] or series
+    rss = [s["rssKiB"] for s in steady]
+    fds = [s["fds"] for s in steady]
+    summary = {
+        "minutes": args.minutes,
+        "samples": len(series),
+        "signUps": sign_ups,
+        "signIns": sign_ins,
+        "rssKiB": {"first": series[0]["rssKiB"] if series else None, "last": series[-1]["rssKiB"] if series else None,
+                   "max": max((s["rssKiB"] for s in series), default=None),
+                   "steadyFirstQuarterMedian": quarter_median(rss, "first") if rss else None,
+                   "steadyLastQuarterMedian": quarter_median(rss, "last") if rss else None},
+        "fds": {"first": series[0]["fds"] if series else None, "last": series[-1]["fds"] if series else None,
+                "max": max((s["fds"] for s in series), default=None),
+                "steadyFirstQuarterMedian": quarter_median(fds, "first") if fds else None,
+                "steadyLastQuarterMedian": quarter_median(fds, "last") if fds else None},
+        "failure": failure,
+    }
+    problems = []
+    if failure:
+        problems.append(failure)
+    if rss:
+        allowed = summary["rssKiB"]["steadyFirstQuarterMedian"] * 1.10 + 4096
+        if summary["rssKiB"]["steadyLastQuarterMedian"] > allowed:
+            problems.append(f"RSS grew: {summary['rssKiB']}")
+        if summary["fds"]["steadyLastQuarterMedian"] > summary["fds"]["steadyFirstQuarterMedian"] + 8:
+            problems.append(f"descriptors grew: {summary['fds']}")
+    if sign_ins == 0:
+        problems.append("no ceremony completed")
+    summary["growth"] = any(p.startswith(("RSS", "descriptors")) for p in problems)
+    summary["passed"] = not problems
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "series": series}, indent=2))
+    if problems:
+        print("soak FAILED: " + "; ".join(problems), file=sys.stderr)
+        if failure:
+            print("demo log tail:\n" + log_tail, file=sys.stderr)
+        return 1
+    print("soak passed: no growth")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

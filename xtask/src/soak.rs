@@ -1,0 +1,129 @@
+//! `cargo xtask soak`: the long-running checks that do not fit in `cargo xtask test`.
+//!
+//! - `--minutes N` (default 60): builds `passgate` and runs `ctap-tests/soak/demo_soak.py`: one
+//!   `passgate demo` driven by scripted sign-ups and sign-ins (the RP's HTTP API, the local
+//!   bridge, the scripted pinentry) for N minutes while its RSS and open descriptors are
+//!   sampled every 30 s; it fails when either grows. The series goes to
+//!   `target/soak/demo-soak.json`.
+//! - `--postgres`: PostgreSQL killed and restarted under load on two `passgate rp` instances,
+//!   then 10,000 ceremonies across both (`ctap-tests/python/test_rp_postgres_outage.py` with
+//!   `PASSGATE_PG_CEREMONIES=10000`; the python-interop suite runs it with 2,000).
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, Result, bail};
+
+/// What `soak` was asked to run.
+enum Soak {
+    Demo { minutes: String },
+    Postgres,
+}
+
+fn parse(args: &[String]) -> Result<Soak> {
+    let mut minutes = String::from("60");
+    let mut postgres = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix("--minutes=") {
+            value.clone_into(&mut minutes);
+        } else if arg == "--minutes" {
+            minutes.clone_from(iter.next().context("--minutes needs a value, e.g. 60")?);
+        } else if arg == "--postgres" {
+            postgres = true;
+        } else {
+            bail!("unknown argument `{arg}` for `soak` (expected --minutes N or --postgres)");
+        }
+    }
+    if postgres {
+        return Ok(Soak::Postgres);
+    }
+    let parsed: f64 = minutes
+        .parse()
+        .with_context(|| format!("--minutes {minutes:?} is not a number"))?;
+    if parsed.is_nan() || parsed <= 0.0 {
+        bail!("--minutes must be positive");
+    }
+    Ok(Soak::Demo { minutes })
+}
+
+/// Parses the arguments and runs the soak they name.
+pub fn run(root: &Path, target_dir: &Path, args: &[String]) -> Result<ExitCode> {
+    let soak = parse(args)?;
+    crate::deps::ensure_venv(root)?;
+    let built = Command::new(crate::cargo())
+        .args(["build", "-p", "passgate", "--bin", "passgate"])
+        .current_dir(root)
+        .status()
+        .context("building passgate")?;
+    if !built.success() {
+        bail!("cargo build -p passgate failed");
+    }
+    let binary = target_dir.join("debug/passgate");
+    let status = match soak {
+        Soak::Demo { minutes } => {
+            let out_dir = target_dir.join("soak");
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("creating {}", out_dir.display()))?;
+            let json = out_dir.join("demo-soak.json");
+            let status = Command::new(crate::deps::venv_python(root))
+                .arg(root.join("ctap-tests/soak/demo_soak.py"))
+                .arg("--binary")
+                .arg(&binary)
+                .args(["--minutes", &minutes, "--json"])
+                .arg(&json)
+                .current_dir(root)
+                .status()
+                .context("running ctap-tests/soak/demo_soak.py")?;
+            println!("series: {}", json.display());
+            status
+        }
+        Soak::Postgres => {
+            let mut installer = crate::deps::AptInstaller::new();
+            crate::deps::ensure_apt_packages(&mut installer, &["postgresql"])?;
+            Command::new(crate::deps::venv_python(root))
+                .args(["-m", "pytest", "-s", "-v", "-p", "no:cacheprovider"])
+                .arg(root.join("ctap-tests/python/test_rp_postgres_outage.py"))
+                .env("PASSGATE_BIN", &binary)
+                .env("PASSGATE_PG_CEREMONIES", "10000")
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .current_dir(root.join("ctap-tests/python"))
+                .status()
+                .context("running test_rp_postgres_outage.py")?
+        }
+    };
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn soak_arguments() {
+        assert!(matches!(parse(&args(&[])), Ok(Soak::Demo { minutes }) if minutes == "60"));
+        assert!(
+            matches!(parse(&args(&["--minutes", "5"])), Ok(Soak::Demo { minutes }) if minutes == "5")
+        );
+        assert!(
+            matches!(parse(&args(&["--minutes=0.5"])), Ok(Soak::Demo { minutes }) if minutes == "0.5")
+        );
+        assert!(matches!(parse(&args(&["--postgres"])), Ok(Soak::Postgres)));
+        for bad in [
+            &["--minutes", "0"][..],
+            &["--minutes", "x"],
+            &["--minutes"],
+            &["--bogus"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
