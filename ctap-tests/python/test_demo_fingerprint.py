@@ -209,8 +209,12 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         assert "error" not in demo.app({"type": "vault.open", "vaultId": "s", "username": "fp",
                                         "authMode": "BiometricOnly"})
         with _Scanner(fprint["vdev"], "finger-a"):
-            assert demo.app({"type": "vault.storeValue", "vaultId": "s", "key": "k", "value": "kept"}) == \
-                {"result": None, "events": [{"event": "unlock", "vaultId": "s"}]}
+            stored = demo.app({"type": "vault.storeValue", "vaultId": "s", "key": "k", "value": "kept"})
+        assert stored["result"] is None, stored
+        [unlocked] = stored["events"]
+        assert (unlocked["event"], unlocked["vaultId"], unlocked["username"]) == ("unlock", "s", "fp"), stored
+        assert unlocked["config"]["authMode"] == "BiometricOnly", stored
+        assert unlocked["config"]["descriptor"] == {"username": "fp", "vaultId": "s"}, stored
         demo.app({"type": "vault.lock", "vaultId": "s"})
         with _Scanner(fprint["vdev"], "finger-b"):
             wrong = demo.app({"type": "vault.unlock", "vaultId": "s"})
