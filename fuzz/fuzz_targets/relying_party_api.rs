@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
 use passgate_relying_party::{RpConfig, build_state, server};
@@ -58,7 +59,10 @@ fn rig() -> &'static Rig {
             ..RpConfig::default()
         };
         let state = runtime.block_on(build_state(config)).unwrap();
-        let router = server::router(Arc::clone(&state));
+        // The real server always knows the peer's address (the rate limiter keys on it); a
+        // router without it answers 500 by design, which is a rig fault, not a finding.
+        let router = server::router(Arc::clone(&state))
+            .layer(MockConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 4000))));
         Rig { runtime, router }
     })
 }
