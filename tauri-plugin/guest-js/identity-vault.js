@@ -1,0 +1,1 @@
+../../web-demo/site/identity-vault.js
