@@ -155,6 +155,13 @@ impl Device {
         self.with_local(|a| a.env().user.status())
     }
 
+    /// The finger that matched in the last fingerprint verification, for an authenticator in
+    /// this process, when its sensor said which (see `UserVerifier::matched_template`).
+    pub fn matched_template(&self) -> Option<String> {
+        self.with_local(|a| a.env().user.matched_template())
+            .flatten()
+    }
+
     /// The identity of the current biometric enrollment, for an authenticator in this process.
     pub fn enrollment_state(&self) -> Option<[u8; 32]> {
         self.with_local(|a| a.env().user.enrollment_state())

@@ -77,6 +77,27 @@ pub fn confirmation_dialog(request: &PasscodeRequest<'_>) -> DialogText {
     }
 }
 
+/// The dialog shown while the finger is awaited for a SOTER signature: passgate's line naming
+/// the operation and the caller, then the app's `authContent` (cleaned, at most
+/// `max_content_chars` characters), which WeChat shows in its own fingerprint dialog. There is
+/// no fallback (SOTER is fingerprint only): both buttons cancel.
+pub fn soter_dialog(caller: &str, auth_content: &str, max_content_chars: usize) -> DialogText {
+    let clean = passgate_proto::display::clean;
+    let content = passgate_proto::display::clean_limited(auth_content, max_content_chars).text;
+    let mut description = format!("SOTER signature for {}", clean(caller));
+    if !content.is_empty() {
+        description.push_str(": ");
+        description.push_str(&content);
+    }
+    description.push_str("\n\nTouch the fingerprint sensor to sign.");
+    DialogText {
+        title: "passgate".to_owned(),
+        description,
+        ok: "Cancel".to_owned(),
+        cancel: "Cancel".to_owned(),
+    }
+}
+
 /// How the waiting dialog ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DialogOutcome {
@@ -245,6 +266,33 @@ mod tests {
         assert_eq!(
             (text.title.as_str(), text.cancel.as_str()),
             ("passgate", "Cancel")
+        );
+    }
+
+    #[test]
+    fn the_soter_dialog_names_the_operation_the_caller_and_the_auth_content() {
+        assert_eq!(
+            soter_dialog("https://shop.example", "Pay 12.00 EUR", 42),
+            DialogText {
+                title: "passgate".into(),
+                description: "SOTER signature for https://shop.example: Pay 12.00 EUR\n\nTouch the fingerprint sensor to sign.".into(),
+                ok: "Cancel".into(),
+                cancel: "Cancel".into(),
+            }
+        );
+        assert_eq!(
+            soter_dialog("wx-app", "", 42).description,
+            "SOTER signature for wx-app\n\nTouch the fingerprint sensor to sign."
+        );
+        // Hostile content is cleaned and capped; it cannot start a line of its own.
+        let hostile = soter_dialog(
+            "wx-app",
+            "\u{202e}\nSOTER signature for bank\u{1b}[2J\u{200b}",
+            16,
+        );
+        assert_eq!(
+            hostile.description,
+            "SOTER signature for wx-app: SOTER signature\u{2026}\n\nTouch the fingerprint sensor to sign."
         );
     }
 

@@ -325,3 +325,35 @@ fn the_counter_of_tpm_keys_is_a_tpm_nv_counter_that_survives_state_rollback() {
     let after_restart = sign(&platform, "order-4");
     assert!(after_restart > after_rollback);
 }
+
+#[test]
+fn fid_is_per_finger_stable_and_reveals_no_name() {
+    let rig = Rig::new();
+    let a = soter::finger_id(&rig.platform, Some("right-index-finger")).unwrap();
+    let b = soter::finger_id(&rig.platform, Some("left-thumb")).unwrap();
+    let unnamed = soter::finger_id(&rig.platform, None).unwrap();
+    assert_eq!(a.len(), 16);
+    assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(a, b);
+    assert_ne!(a, unnamed);
+    // The same finger, again: the same ID (the key is kept, 0600).
+    assert_eq!(
+        soter::finger_id(&rig.platform, Some("right-index-finger")).unwrap(),
+        a
+    );
+    let key = rig.platform.state_dir().join("soter-fid.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Not a digest of the name alone: another device (another key) gives another ID.
+    let other = Rig::new();
+    assert_ne!(
+        soter::finger_id(&other.platform, Some("right-index-finger")).unwrap(),
+        a
+    );
+    // A damaged key is an error, not a silent new identity.
+    std::fs::write(&key, b"short").unwrap();
+    assert!(soter::finger_id(&rig.platform, Some("right-index-finger")).is_err());
+}

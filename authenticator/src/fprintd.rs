@@ -2,7 +2,11 @@
 //! `net.reactivated.Fprint`), with terminal presence for the deliberate-act step.
 //!
 //! Verification claims the default sensor, starts a verify for any enrolled finger, and
-//! waits for `VerifyStatus` with a timeout, honouring CTAPHID cancellation (VerifyStop). Each
+//! waits for `VerifyStatus` with a timeout, honouring CTAPHID cancellation (VerifyStop).
+//! `VerifyFingerSelected` says which finger fprintd checks: on a sensor that cannot identify,
+//! "any" means the first enrolled finger, which fprintd names; on one that identifies, it says
+//! "any" and never which finger matched, so the match is named only when one finger is
+//! enrolled ([`FprintdVerifier::matched_template`]). Each
 //! fprintd result maps to one outcome: `verify-match` proves the user; `verify-no-match`
 //! is a failed attempt; the retry results (`verify-retry-scan`, `verify-swipe-too-short`,
 //! `verify-finger-not-centered`, `verify-remove-and-retry`) ask for another touch within the
@@ -63,6 +67,29 @@ pub struct FprintdVerifier {
     finger_presence: bool,
     /// The enrollment running over authenticatorBioEnrollment, if any (see `fprintd_enroll`).
     pub(crate) enrolling: Option<crate::fprintd_enroll::EnrollSession>,
+    /// The finger that matched in the last verification, when fprintd said which.
+    matched: std::sync::Mutex<Option<String>>,
+}
+
+/// What fprintd's device signals said during one verification.
+enum VerifySignal {
+    /// `VerifyFingerSelected`: the finger checked (or "any" when the sensor identifies).
+    FingerSelected(String),
+    /// `VerifyStatus`: a result, and whether the verification is over.
+    Status(String, bool),
+}
+
+/// The finger a match was for: the one fprintd selected, or (when it selected "any", as it
+/// does on a sensor that identifies) the only enrolled finger; `None` when fprintd does not
+/// say which of several fingers matched.
+pub fn matched_finger(selected: Option<&str>, enrolled: &[String]) -> Option<String> {
+    match selected {
+        Some(finger) if finger != "any" => Some(finger.to_owned()),
+        _ => match enrolled {
+            [only] => Some(only.clone()),
+            _ => None,
+        },
+    }
 }
 
 impl std::fmt::Debug for FprintdVerifier {
@@ -87,6 +114,7 @@ impl FprintdVerifier {
             presence,
             finger_presence: false,
             enrolling: None,
+            matched: std::sync::Mutex::new(None),
         }
     }
 
@@ -122,46 +150,73 @@ impl FprintdVerifier {
     }
 
     fn enrolled(&self, device: &Proxy<'_>) -> bool {
-        device
-            .call::<_, _, Vec<String>>("ListEnrolledFingers", &(self.username.as_str(),))
-            .is_ok_and(|fingers| !fingers.is_empty())
+        !self.enrolled_fingers(device).is_empty()
+    }
+
+    fn set_matched(&self, finger: Option<String>) {
+        *self
+            .matched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = finger;
     }
 
     fn scan(&self, interaction: &Interaction) -> Result<UserVerified, UserActionError> {
+        self.set_matched(None);
         let device = self.device().map_err(UserActionError::Unavailable)?;
-        if !self.enrolled(&device) {
+        let enrolled = self.enrolled_fingers(&device);
+        if enrolled.is_empty() {
             return Err(UserActionError::Unavailable(
                 VerifierErrorCode::BiometryNotEnrolled,
             ));
         }
+        // Both VerifyFingerSelected and VerifyStatus, in the order fprintd sent them.
         let signals = device
-            .receive_signal("VerifyStatus")
+            .receive_all_signals()
             .map_err(|_| UserActionError::Unavailable(VerifierErrorCode::BiometryNotAvailable))?;
         device
             .call::<_, _, ()>("Claim", &(self.username.as_str(),))
             .map_err(|_| UserActionError::Unavailable(VerifierErrorCode::SystemCancel))?;
         let outcome = self.run_verify(&device, signals, interaction);
         let _ = device.call::<_, _, ()>("Release", &());
+        let (outcome, selected) = outcome;
+        if outcome.is_ok() {
+            self.set_matched(matched_finger(selected.as_deref(), &enrolled));
+        }
         outcome
     }
 
+    /// The verification's outcome, and the finger fprintd said it checks.
     fn run_verify(
         &self,
         device: &Proxy<'_>,
         signals: zbus::blocking::proxy::SignalIterator<'_>,
         interaction: &Interaction,
-    ) -> Result<UserVerified, UserActionError> {
+    ) -> (Result<UserVerified, UserActionError>, Option<String>) {
         // Signals are read on a helper thread so this one can watch the deadline and CANCEL.
-        let (tx, rx) = channel::<(String, bool)>();
+        let (tx, rx) = channel::<VerifySignal>();
         let mut signals = signals;
-        std::thread::scope(|scope| {
+        let mut selected = None;
+        let outcome = std::thread::scope(|scope| {
             scope.spawn(move || {
                 for message in signals.by_ref() {
-                    let Ok((result, done)) = message.body().deserialize::<(String, bool)>() else {
-                        continue;
+                    let header = message.header();
+                    let signal = match header.member().map(|m| m.as_str()) {
+                        Some("VerifyStatus") => {
+                            match message.body().deserialize::<(String, bool)>() {
+                                Ok((result, done)) => VerifySignal::Status(result, done),
+                                Err(_) => continue,
+                            }
+                        }
+                        Some("VerifyFingerSelected") => {
+                            match message.body().deserialize::<String>() {
+                                Ok(finger) => VerifySignal::FingerSelected(finger),
+                                Err(_) => continue,
+                            }
+                        }
+                        _ => continue,
                     };
-                    let finished = done;
-                    if tx.send((result, done)).is_err() || finished {
+                    let finished = matches!(signal, VerifySignal::Status(_, true));
+                    if tx.send(signal).is_err() || finished {
                         break;
                     }
                 }
@@ -182,7 +237,11 @@ impl FprintdVerifier {
                     break Err(UserActionError::Timeout);
                 }
                 match rx.recv_timeout((deadline - now).min(Duration::from_millis(50))) {
-                    Ok((result, done)) => match scan_outcome(&result) {
+                    Ok(VerifySignal::FingerSelected(finger)) => {
+                        selected = Some(finger);
+                        continue;
+                    }
+                    Ok(VerifySignal::Status(result, done)) => match scan_outcome(&result) {
                         ScanOutcome::Match => {
                             break Ok(UserVerified::by(VerificationMethod::Biometric(
                                 BiometryType::Fingerprint,
@@ -209,7 +268,8 @@ impl FprintdVerifier {
             // Stopping also ends fprintd's signal stream, which lets the helper thread finish.
             let _ = device.call::<_, _, ()>("VerifyStop", &());
             outcome
-        })
+        });
+        (outcome, selected)
     }
 }
 
@@ -264,6 +324,13 @@ impl UserVerifier for FprintdVerifier {
         self.scan(interaction)
     }
 
+    fn matched_template(&self) -> Option<String> {
+        self.matched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn enrollment_state(&self) -> Option<[u8; 32]> {
         // fprintd exposes which fingers are enrolled, not template identities: enrolling or
         // deleting a finger changes this state; re-enrolling the same finger does not.
@@ -290,7 +357,25 @@ impl UserVerifier for FprintdVerifier {
 
 #[cfg(test)]
 mod tests {
-    use super::{ScanOutcome, scan_outcome};
+    use super::{ScanOutcome, matched_finger, scan_outcome};
+
+    #[test]
+    fn the_matched_finger_is_named_only_when_fprintd_says_which() {
+        let two = ["left-thumb".to_owned(), "right-index-finger".to_owned()];
+        let one = ["right-index-finger".to_owned()];
+        // A sensor that verifies one finger: fprintd names it.
+        assert_eq!(
+            matched_finger(Some("left-thumb"), &two).as_deref(),
+            Some("left-thumb")
+        );
+        // A sensor that identifies: "any", so only a lone finger is known.
+        assert_eq!(
+            matched_finger(Some("any"), &one).as_deref(),
+            Some("right-index-finger")
+        );
+        assert_eq!(matched_finger(Some("any"), &two), None);
+        assert_eq!(matched_finger(None, &two), None);
+    }
 
     #[test]
     fn every_fprintd_result_maps_to_an_outcome() {

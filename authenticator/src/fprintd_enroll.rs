@@ -112,7 +112,7 @@ impl FprintdVerifier {
         Proxy::new(connection, SERVICE, path, DEVICE).map_err(unavailable("fprintd device"))
     }
 
-    fn enrolled_fingers(&self, device: &Proxy<'_>) -> Vec<String> {
+    pub(crate) fn enrolled_fingers(&self, device: &Proxy<'_>) -> Vec<String> {
         // fprintd answers NoEnrolledPrints as an error when there are none.
         device
             .call("ListEnrolledFingers", &(self.username(),))

@@ -68,6 +68,11 @@ pub enum SetupError {
         "this passgate was built without TPM support: rebuild with `--features tpm` (needs libtss2-dev)"
     )]
     TpmUnsupported,
+    /// fprintd was asked for, but this build has no fprintd support.
+    #[error(
+        "this passgate was built without fprintd support: rebuild with the `fprintd` feature (on by default)"
+    )]
+    FprintdUnsupported,
 }
 
 /// The state directory used when none is given: `$XDG_STATE_HOME/passgate`, else
@@ -108,6 +113,95 @@ pub enum KeyStoreChoice {
         /// The TCTI string, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
         tcti: String,
     },
+}
+
+/// How users are verified beyond presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifierChoice {
+    /// Presence only; user verification through the PIN.
+    Presence,
+    /// A fingerprint through the fprintd daemon on the system bus
+    /// (`$DBUS_SYSTEM_BUS_ADDRESS` or the default); the PIN stays the fallback.
+    Fprintd {
+        /// Whose enrolled fingers count (see [`fprint_user`]).
+        user: String,
+        /// Whether a matching finger also answers presence checks (a sensor as the only
+        /// button); presence is still asked in the prompt while the sensor cannot scan.
+        finger_presence: bool,
+    },
+}
+
+/// The user whose fingers fprintd checks: `flag` when given, else `$USER`, else `root`.
+pub fn fprint_user(flag: Option<&str>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".to_owned())
+}
+
+/// The user verifier a [`VerifierChoice`] builds, and whether it is biometric.
+pub struct UserVerification {
+    /// Presence, and verification when a fingerprint verifier wraps it.
+    pub user: Box<dyn UserVerifier>,
+    /// Whether fingerprints verify users (so a fingerprint may release TPM keys: the
+    /// [`AuthenticatorParts::biometric_release`] to build with).
+    pub biometric_release: bool,
+}
+
+impl std::fmt::Debug for UserVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserVerification")
+            .field("biometric_release", &self.biometric_release)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `presence` (how the deliberate act is collected: a prompt, the terminal), wrapped by the
+/// chosen verifier; a fingerprint scan waits at most `timeout`. Every front end that runs an
+/// authenticator in its process (`authenticator serve`, `passgate app`, the Tauri plugin)
+/// builds its verifier here.
+pub fn user_verification(
+    choice: &VerifierChoice,
+    presence: Box<dyn UserVerifier>,
+    timeout: Duration,
+) -> Result<UserVerification, SetupError> {
+    match choice {
+        VerifierChoice::Presence => Ok(UserVerification {
+            user: presence,
+            biometric_release: false,
+        }),
+        VerifierChoice::Fprintd {
+            user,
+            finger_presence,
+        } => Ok(UserVerification {
+            user: fprintd_verifier(user, timeout, presence, *finger_presence)?,
+            biometric_release: true,
+        }),
+    }
+}
+
+#[cfg(feature = "fprintd")]
+fn fprintd_verifier(
+    user: &str,
+    timeout: Duration,
+    presence: Box<dyn UserVerifier>,
+    finger_presence: bool,
+) -> Result<Box<dyn UserVerifier>, SetupError> {
+    let verifier = crate::fprintd::FprintdVerifier::new(user, timeout, presence);
+    Ok(Box::new(if finger_presence {
+        verifier.with_finger_presence()
+    } else {
+        verifier
+    }))
+}
+
+#[cfg(not(feature = "fprintd"))]
+fn fprintd_verifier(
+    _: &str,
+    _: Duration,
+    _: Box<dyn UserVerifier>,
+    _: bool,
+) -> Result<Box<dyn UserVerifier>, SetupError> {
+    Err(SetupError::FprintdUnsupported)
 }
 
 /// What an authenticator on a state directory is made of, besides the directory's files.
@@ -365,6 +459,40 @@ mod tests {
             state_dir_from(None, None),
             Err(SetupError::NoStateDir)
         ));
+    }
+
+    #[test]
+    fn presence_alone_releases_nothing_biometric() {
+        let chosen = user_verification(
+            &VerifierChoice::Presence,
+            Box::new(AutoPresence::new()),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(!chosen.biometric_release);
+        assert_eq!(
+            chosen.user.status().biometry,
+            crate::api::user_verifier::BiometryType::None
+        );
+        assert_eq!(fprint_user(Some("alice")), "alice");
+    }
+
+    #[test]
+    fn fprintd_verifies_by_fingerprint_or_says_it_is_missing() {
+        let choice = VerifierChoice::Fprintd {
+            user: "nobody-enrolled".into(),
+            finger_presence: false,
+        };
+        match user_verification(&choice, Box::new(AutoPresence::new()), Duration::from_secs(1)) {
+            Ok(chosen) => {
+                assert!(cfg!(feature = "fprintd"));
+                assert!(chosen.biometric_release);
+            }
+            Err(e) => {
+                assert!(!cfg!(feature = "fprintd"));
+                assert!(matches!(e, SetupError::FprintdUnsupported), "{e:?}");
+            }
+        }
     }
 
     #[test]

@@ -60,3 +60,31 @@ def private_fprintd(tmp_path: Path):
         for p in reversed(procs):
             p.kill()
             p.wait()
+
+
+def enroll(env: dict, vdev: Path, finger: str, name: str = "right-index-finger", user: str = "root") -> None:
+    """Enrolls `finger` (the virtual sensor's finger ID) as fprintd's `name` for `user`."""
+    out = subprocess.run([SYSTEM_PYTHON, str(Path(__file__).with_name("fprint_enroll.py")), user, str(vdev), finger, name],
+                         env=env, capture_output=True, text=True, timeout=30 * TIMEOUT_SCALE)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def main() -> None:
+    """For tests outside pytest (the Tauri journeys): `fprint_env.py DIR [FINGER:NAME ...]` starts
+    the private bus and fprintd in DIR, enrolls each FINGER (virtual sensor ID) as NAME for root,
+    prints {"bus": DBUS_SYSTEM_BUS_ADDRESS, "vdev": SOCKET} on one line, and stops everything
+    when its standard input closes."""
+    import json
+    import sys
+    directory = Path(sys.argv[1])
+    directory.mkdir(parents=True, exist_ok=True)
+    with private_fprintd(directory) as fprint:
+        for spec in sys.argv[2:]:
+            finger, _, name = spec.partition(":")
+            enroll(fprint["env"], fprint["vdev"], finger, name or "right-index-finger")
+        print(json.dumps({"bus": fprint["env"]["DBUS_SYSTEM_BUS_ADDRESS"], "vdev": str(fprint["vdev"])}), flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -233,6 +233,9 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         assert status == 200 and registered["uid"] == demo.origin, registered
         status, issued = demo.rp_post("/api/soter/challenge", {"uid": demo.origin}, bearer=demo.api_token)
         assert status == 200, issued
+        # The dialog shown while the finger is awaited names the operation, the page and the
+        # authContent (left open: the match closes it).
+        demo.control.write_text(json.dumps({"getpin": "482916", "confirm": "ok", "script": {"CONFIRM": [{"hang": True}]}}))
         with _Scanner(fprint["vdev"], "finger-a"):
             result = demo.app({"type": "soter.startSoterAuthentication", "challenge": issued["challenge"],
                                "requestAuthModes": ["fingerPrint"], "authContent": "Pay 12.00 EUR"})["result"]
@@ -251,11 +254,14 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         assert status == 401 and anonymous["error"]["code"] == "invalid_api_token", anonymous
 
         # The finger was every verification: no PIN asked. One prompt approved making the proof
-        # key (made without verification, usable only with it); the two biometric checks each
-        # showed the dialog naming the page while the finger was awaited, closed by the scan.
+        # key (made without verification, usable only with it); the two biometric checks and the
+        # SOTER signature each showed a dialog naming the page while the finger was awaited,
+        # closed by the scan.
         dialogs = demo.dialogs()
         assert [(d["command"], d["answer"]) for d in dialogs] == [
-            ("CONFIRM", "ok"), ("CONFIRM", "hang"), ("CONFIRM", "hang")], dialogs
+            ("CONFIRM", "ok"), ("CONFIRM", "hang"), ("CONFIRM", "hang"), ("CONFIRM", "hang")], dialogs
+        assert dialogs[3]["description"] == (
+            f"SOTER signature for {demo.origin}: Pay 12.00 EUR\n\nTouch the fingerprint sensor to sign."), dialogs
         assert dialogs[0]["description"].startswith(
             f"The page {demo.origin} asks to create a key as \u201cproof key\u201d for its biometric checks or vault."), dialogs
         assert dialogs[1]["description"].startswith(

@@ -317,7 +317,7 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
         state_dir,
         key_store: &args.key_store.choice(),
         user: chosen.user,
-        biometric_release: chosen.fingerprint,
+        biometric_release: chosen.biometric_release,
         attestation: AttestationFormat::None,
         capacity: 250_000,
         max_uv_attempts: args.verifier.max_attempts,

@@ -114,7 +114,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         state_dir: &state_dir,
         key_store: &args.key_store.choice(),
         user: chosen.user,
-        biometric_release: chosen.fingerprint,
+        biometric_release: chosen.biometric_release,
         attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,

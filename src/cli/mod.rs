@@ -20,12 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-#[cfg(not(feature = "fprintd"))]
-use anyhow::bail;
 use clap::ValueEnum;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::presence::{AutoPresence, TerminalPresence};
-use passgate_authenticator::setup::{self, KeyStoreChoice};
+use passgate_authenticator::setup::{self, KeyStoreChoice, VerifierChoice};
 use passgate_bridge::prompt::{Pinentry, PromptPresence};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -86,30 +84,20 @@ enum VerifierKind {
 }
 
 fn fprint_user(flag: Option<String>) -> String {
-    flag.or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "root".to_owned())
+    setup::fprint_user(flag.as_deref())
 }
 
-#[cfg(feature = "fprintd")]
+/// fprintd verification around `presence` (an error without fprintd support).
 fn fprintd_verifier(
     user: &str,
     timeout: Duration,
     presence: Box<dyn UserVerifier>,
 ) -> Result<Box<dyn UserVerifier>> {
-    Ok(Box::new(
-        passgate_authenticator::fprintd::FprintdVerifier::new(user, timeout, presence),
-    ))
-}
-
-#[cfg(not(feature = "fprintd"))]
-fn fprintd_verifier(
-    _: &str,
-    _: Duration,
-    _: Box<dyn UserVerifier>,
-) -> Result<Box<dyn UserVerifier>> {
-    bail!(
-        "this passgate was built without fprintd support: rebuild with the default features (`--features fprintd`)"
-    )
+    let choice = VerifierChoice::Fprintd {
+        user: user.to_owned(),
+        finger_presence: false,
+    };
+    Ok(setup::user_verification(&choice, presence, timeout)?.user)
 }
 
 /// How an authenticator served here (`authenticator serve`, `passgate app`) collects presence
@@ -124,17 +112,9 @@ struct UserArgs<'a> {
     verifier: &'a VerifierArgs,
 }
 
-/// The verifier [`user_verifier`] built.
-struct ChosenVerifier {
-    /// Presence, and verification when a fingerprint verifier wraps it.
-    user: Box<dyn UserVerifier>,
-    /// Whether fingerprints verify users (so a fingerprint may release TPM keys).
-    fingerprint: bool,
-}
-
 /// Presence as `args.presence` collects it, wrapped by fprintd for `--user-verifier fprintd`
-/// (or when `--presence auto-detect` finds an enrolled finger).
-fn user_verifier(args: &UserArgs<'_>) -> Result<ChosenVerifier> {
+/// (or when `--presence auto-detect` finds an enrolled finger, which is then the presence too).
+fn user_verifier(args: &UserArgs<'_>) -> Result<setup::UserVerification> {
     let pinentry_presence = |program: Option<&std::path::Path>| -> Result<Box<dyn UserVerifier>> {
         let pinentry = Pinentry::locate(program)
             .map_err(|e| anyhow::anyhow!("--presence pinentry: {e}"))?
@@ -142,6 +122,13 @@ fn user_verifier(args: &UserArgs<'_>) -> Result<ChosenVerifier> {
         Ok(Box::new(PromptPresence::new(Arc::new(pinentry))))
     };
     let fprint_user = fprint_user(args.verifier.fprint_user.clone());
+    let mut choice = match args.verifier.user_verifier {
+        VerifierKind::None => VerifierChoice::Presence,
+        VerifierKind::Fprintd => VerifierChoice::Fprintd {
+            user: fprint_user.clone(),
+            finger_presence: false,
+        },
+    };
     let presence: Box<dyn UserVerifier> = match args.presence {
         PresenceMode::Auto => Box::new(AutoPresence::new()),
         PresenceMode::Terminal => Box::new(TerminalPresence::new(args.presence_timeout)),
@@ -152,31 +139,25 @@ fn user_verifier(args: &UserArgs<'_>) -> Result<ChosenVerifier> {
                 finger_enrolled(&fprint_user, args.presence_timeout),
             ));
             tracing::info!("--presence auto-detect: {}", detected.describe());
-            let prompt = match &detected.prompt {
+            if detected.fingerprint {
+                choice = VerifierChoice::Fprintd {
+                    user: fprint_user.clone(),
+                    finger_presence: true,
+                };
+            }
+            match &detected.prompt {
                 presence::PresencePrompt::Pinentry(program) => pinentry_presence(Some(program))?,
                 presence::PresencePrompt::Terminal => {
                     Box::new(TerminalPresence::new(args.presence_timeout))
                 }
-            };
-            if detected.fingerprint {
-                return Ok(ChosenVerifier {
-                    user: finger_presence_verifier(&fprint_user, args.presence_timeout, prompt)?,
-                    fingerprint: true,
-                });
             }
-            prompt
         }
     };
-    match args.verifier.user_verifier {
-        VerifierKind::None => Ok(ChosenVerifier {
-            user: presence,
-            fingerprint: false,
-        }),
-        VerifierKind::Fprintd => Ok(ChosenVerifier {
-            user: fprintd_verifier(&fprint_user, args.presence_timeout, presence)?,
-            fingerprint: true,
-        }),
-    }
+    Ok(setup::user_verification(
+        &choice,
+        presence,
+        args.presence_timeout,
+    )?)
 }
 
 /// Whether fprintd has a finger enrolled for `user` (false without fprintd support).
@@ -191,28 +172,6 @@ fn finger_enrolled(user: &str, timeout: Duration) -> bool {
 #[cfg(not(feature = "fprintd"))]
 fn finger_enrolled(_: &str, _: Duration) -> bool {
     false
-}
-
-/// fprintd verification whose finger is the presence too, `prompt` asking while it cannot scan.
-#[cfg(feature = "fprintd")]
-fn finger_presence_verifier(
-    user: &str,
-    timeout: Duration,
-    prompt: Box<dyn UserVerifier>,
-) -> Result<Box<dyn UserVerifier>> {
-    Ok(Box::new(
-        passgate_authenticator::fprintd::FprintdVerifier::new(user, timeout, prompt)
-            .with_finger_presence(),
-    ))
-}
-
-#[cfg(not(feature = "fprintd"))]
-fn finger_presence_verifier(
-    user: &str,
-    timeout: Duration,
-    prompt: Box<dyn UserVerifier>,
-) -> Result<Box<dyn UserVerifier>> {
-    fprintd_verifier(user, timeout, prompt)
 }
 
 impl KeyStoreArgs {

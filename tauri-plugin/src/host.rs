@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
-use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
+use passgate_authenticator::setup::{
+    AuthenticatorParts, KeyStoreChoice, VerifierChoice, build_authenticator, user_verification,
+};
 use passgate_bridge::channel::{Router, Sender};
 use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
@@ -20,9 +22,10 @@ use crate::origin::{OriginPolicy, caller_origin};
 /// Where the authenticator runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthenticatorSource {
-    /// In the app's process, on the state directory, the PIN as user verification; keys in
-    /// software (wrapped under the state directory's device key) or in a TPM 2.0
-    /// ([`crate::Builder::key_store`]; the `tpm` feature).
+    /// In the app's process, on the state directory; keys in software (wrapped under the
+    /// state directory's device key) or in a TPM 2.0 ([`crate::Builder::key_store`]; the `tpm`
+    /// feature); users verified by the PIN or by fingerprint through fprintd
+    /// ([`crate::Builder::user_verifier`]; the `fprintd` feature).
     InProcess,
     /// A running `passgate authenticator serve` (`unix:PATH`, its default socket
     /// `STATE/authenticator.sock`, or `tcp://127.0.0.1:PORT`), with whatever key store and
@@ -84,6 +87,7 @@ impl Host {
         dir: &Path,
         source: &AuthenticatorSource,
         key_store: &KeyStoreChoice,
+        verifier: &VerifierChoice,
         prompt: PromptChoice,
         origins: OriginPolicy,
     ) -> Result<Self, HostError> {
@@ -109,6 +113,7 @@ impl Host {
                     let authenticator = in_process_authenticator(
                         &authenticator_dir,
                         key_store,
+                        verifier,
                         Arc::clone(&prompt),
                     )
                     .map_err(|e| state(&e))?;
@@ -157,18 +162,26 @@ impl Host {
 }
 
 /// The in-process authenticator on `dir`: keys in `key_store` (software keys wrapped under the
-/// device key in `dir`, or a TPM), presence and the PIN in `prompt`.
+/// device key in `dir`, or a TPM), presence and the PIN in `prompt`, wrapped by `verifier`
+/// (fprintd) as `passgate authenticator serve --presence pinentry --user-verifier fprintd`
+/// builds it.
 fn in_process_authenticator(
     dir: &Path,
     key_store: &KeyStoreChoice,
+    verifier: &VerifierChoice,
     prompt: Arc<dyn TrustedPrompt>,
 ) -> Result<Authenticator, passgate_authenticator::setup::SetupError> {
+    let chosen = user_verification(
+        verifier,
+        Box::new(PromptPresence::new(prompt)),
+        PROMPT_TIMEOUT,
+    )?;
     build_authenticator(AuthenticatorParts {
         state_dir: dir,
         key_store,
-        user: Box::new(PromptPresence::new(prompt)),
-        // No biometric verifier here: only the PIN releases TPM keys.
-        biometric_release: false,
+        user: chosen.user,
+        // A fingerprint verifier releases TPM keys too; presence alone leaves that to the PIN.
+        biometric_release: chosen.biometric_release,
         attestation: AttestationFormat::None,
         capacity: CAPACITY,
         max_uv_attempts: AuthenticatorConfig::default().max_uv_attempts,

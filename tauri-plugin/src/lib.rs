@@ -32,7 +32,7 @@ use tauri::{Manager, Runtime, Webview};
 
 pub use host::{AuthenticatorSource, Host, HostError, PromptChoice};
 pub use origin::{OriginPolicy, caller_origin};
-pub use passgate_authenticator::setup::KeyStoreChoice;
+pub use passgate_authenticator::setup::{KeyStoreChoice, VerifierChoice};
 
 /// The shim injected into every page of the app's windows (document start): it installs
 /// `navigator.credentials.create/get` and the app APIs on the host channel.
@@ -44,6 +44,7 @@ pub struct Builder {
     state_dir: Option<PathBuf>,
     source: AuthenticatorSource,
     key_store: KeyStoreChoice,
+    verifier: VerifierChoice,
     prompt: PromptChoice,
     origins: OriginPolicy,
     inject_shim: bool,
@@ -58,9 +59,12 @@ impl Default for Builder {
 impl Builder {
     /// An in-process authenticator with a software key store in the app's data directory
     /// (`$PASSGATE_KEY_STORE=tpm`: a TPM, see [`Builder::key_store`]), the PIN typed in
-    /// pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH); the app's own pages allowed. `$PASSGATE_AUTHENTICATOR` (`unix:PATH` or `tcp://127.0.0.1:PORT`)
-    /// connects to a running `passgate authenticator serve` instead (its TPM key store, its
-    /// fprintd), as [`Builder::authenticator`] with [`AuthenticatorSource::Connect`].
+    /// pinentry (`$PASSGATE_PINENTRY`, else `pinentry` on PATH); `$PASSGATE_USER_VERIFIER=fprintd`
+    /// adds fingerprints through fprintd (`$PASSGATE_FPRINT_USER`'s fingers, else `$USER`'s;
+    /// see [`Builder::user_verifier`]); the app's own pages allowed.
+    /// `$PASSGATE_AUTHENTICATOR` (`unix:PATH` or `tcp://127.0.0.1:PORT`) connects to a running
+    /// `passgate authenticator serve` instead (its key store, its verifier), as
+    /// [`Builder::authenticator`] with [`AuthenticatorSource::Connect`].
     pub fn new() -> Self {
         let source = match std::env::var("PASSGATE_AUTHENTICATOR") {
             Ok(target) if !target.is_empty() => AuthenticatorSource::Connect(target),
@@ -76,10 +80,20 @@ impl Builder {
             },
             _ => KeyStoreChoice::Software,
         };
+        let verifier = match std::env::var("PASSGATE_USER_VERIFIER").as_deref() {
+            Ok("fprintd") => VerifierChoice::Fprintd {
+                user: passgate_authenticator::setup::fprint_user(
+                    std::env::var("PASSGATE_FPRINT_USER").ok().as_deref(),
+                ),
+                finger_presence: false,
+            },
+            _ => VerifierChoice::Presence,
+        };
         Self {
             state_dir: std::env::var_os("PASSGATE_STATE_DIR").map(PathBuf::from),
             source,
             key_store,
+            verifier,
             prompt: PromptChoice::Pinentry,
             origins: OriginPolicy::default(),
             inject_shim: true,
@@ -103,6 +117,16 @@ impl Builder {
     /// under the state directory's device key). A TPM needs the crate's `tpm` feature.
     pub fn key_store(mut self, key_store: KeyStoreChoice) -> Self {
         self.key_store = key_store;
+        self
+    }
+
+    /// How the in-process authenticator verifies users (default: the PIN, typed in the
+    /// prompt). [`VerifierChoice::Fprintd`] verifies by fingerprint through fprintd (the PIN
+    /// stays the fallback), lets a fingerprint release TPM keys, and makes `status()` report a
+    /// fingerprint reader; it needs the crate's `fprintd` feature (on by default). The same
+    /// verifier as `passgate authenticator serve --user-verifier fprintd`.
+    pub fn user_verifier(mut self, verifier: VerifierChoice) -> Self {
+        self.verifier = verifier;
         self
     }
 
@@ -139,6 +163,7 @@ impl Builder {
             state_dir,
             source,
             key_store,
+            verifier,
             prompt,
             origins,
             inject_shim,
@@ -150,7 +175,7 @@ impl Builder {
                     Some(dir) => dir,
                     None => app.path().app_local_data_dir()?.join("passgate"),
                 };
-                let host = Host::start(&dir, &source, &key_store, prompt, origins)?;
+                let host = Host::start(&dir, &source, &key_store, &verifier, prompt, origins)?;
                 app.manage(Arc::new(host));
                 Ok(())
             });

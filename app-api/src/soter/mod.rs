@@ -34,6 +34,7 @@ use crate::device::{
     AssertRequest, CRED_PROTECT_UV_REQUIRED, CreateRequest, DeviceError, Verification,
     user_verified,
 };
+use crate::scan_prompt::{self, DialogOutcome, Fallback};
 use crate::verify::{self, Failure};
 use crate::{CallerId, Platform, sha256};
 pub use key::{KeyBackend, KeyError, StoredKey};
@@ -314,6 +315,43 @@ pub fn device_id(platform: &Platform) -> std::io::Result<String> {
     Ok(id)
 }
 
+/// What `fid` is derived from when the authenticator cannot say which finger matched (a sensor
+/// that identifies among several enrolled fingers, or an authenticator in another process).
+pub const UNNAMED_FINGER: &str = "any";
+
+/// `resultJSON.fid`: which finger matched, as an ID that stays the same for that finger on
+/// this device (across calls, callers and other fingers' enrollment) and reveals neither its
+/// name nor the other enrolled fingers: hex of the first 8 bytes of HMAC-SHA-256, under a
+/// random key kept in the state directory (`soter-fid.key`, 0600), of the finger's name
+/// (`right-index-finger`, ...; [`UNNAMED_FINGER`] when it is not known).
+pub fn finger_id(platform: &Platform, finger: Option<&str>) -> std::io::Result<String> {
+    let key = fid_key(platform)?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_slice());
+    let mut input = b"passgate soter fid\0".to_vec();
+    input.extend_from_slice(finger.unwrap_or(UNNAMED_FINGER).as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, &input);
+    Ok(crate::fs::hex(&tag.as_ref()[..8]))
+}
+
+/// The fid key: 32 random bytes, made on first use.
+fn fid_key(platform: &Platform) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let path = platform.state_dir().join("soter-fid.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => return Ok(zeroize::Zeroizing::new(bytes)),
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is damaged",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let key = zeroize::Zeroizing::new(crate::random::<32>()?.to_vec());
+    crate::fs::write_atomic(&path, &key, platform.write_hook())?;
+    Ok(key)
+}
+
 fn internal(api: &str, detail: impl std::fmt::Display) -> SoterError {
     SoterError::new(api, 90007, "internal error", detail.to_string())
 }
@@ -538,13 +576,15 @@ pub fn start_soter_authentication(
     let salt: [u8; 32] = crate::unb64(&prepared.salt)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| internal(START, "damaged state: salt"))?;
-    if !request.auth_content.is_empty() {
-        let prompt = passgate_proto::display::clean(&request.auth_content);
-        tracing::info!(caller = caller.name(), %prompt, "SOTER authentication");
-    }
+    let text = scan_prompt::soter_dialog(
+        caller.name(),
+        &request.auth_content,
+        MAX_AUTH_CONTENT_CHARS,
+    );
+    tracing::info!(caller = caller.name(), prompt = %text.description, "SOTER authentication");
     let device = platform.device();
-    let assertion = device
-        .get_assertion(
+    let assert = |on: &Interaction| {
+        device.get_assertion(
             &AssertRequest {
                 rp_id: &prepared.rp_id,
                 credential_id: &credential_id,
@@ -552,9 +592,42 @@ pub fn start_soter_authentication(
                 verification: Verification::Builtin,
                 hmac_salt: Some(salt),
             },
-            interaction,
+            on,
         )
-        .map_err(|e| failure_error(START, &e))?;
+    };
+    // The scan runs beside a dialog in the host's trusted prompt (which names the operation,
+    // the caller and the authContent), when the host has one.
+    let (result, dialog) = match platform.passcodes().prompt() {
+        Some(prompt) => scan_prompt::scan_with_dialog(
+            prompt.as_ref(),
+            &text,
+            None,
+            &Fallback::Hidden,
+            interaction,
+            assert,
+        ),
+        None => (assert(interaction), DialogOutcome::Closed),
+    };
+    let assertion = match (result, dialog) {
+        (Ok(assertion), _) => assertion,
+        (Err(_), DialogOutcome::Cancelled | DialogOutcome::Fallback) => {
+            return Err(SoterError::new(
+                START,
+                90008,
+                "cancel",
+                "the person cancelled in the fingerprint dialog",
+            ));
+        }
+        (Err(_), DialogOutcome::Unavailable(why)) => {
+            return Err(internal(
+                START,
+                format!("the fingerprint dialog cannot be shown: {why}"),
+            ));
+        }
+        (Err(e), DialogOutcome::Closed | DialogOutcome::TimedOut) => {
+            return Err(failure_error(START, &e));
+        }
+    };
     let output = match assertion.hmac_output {
         Some(output) if user_verified(assertion.flags) => output,
         _ => {
@@ -566,9 +639,8 @@ pub fn start_soter_authentication(
             ));
         }
     };
-    let fid = device
-        .enrollment_state()
-        .map_or_else(|| "0".to_owned(), |s| crate::fs::hex(&s[..8]));
+    let fid = finger_id(platform, device.matched_template().as_deref())
+        .map_err(|e| internal(START, e))?;
     let (tee_n, tee_v) = tee_name(platform);
     // The counter is durable before anything is signed with it.
     let counter = next_counter(platform).map_err(|e| internal(START, e))?;

@@ -54,6 +54,11 @@ export const example = {
     });
     return 'authenticated';
   },
+  /** The official authenticate() with a fingerprint only: one attempt, no PIN fallback. */
+  async fingerOnly() {
+    await authenticate('Open your wallet', { allowDeviceCredential: false, maxAttemps: 1, title: 'Wallet' });
+    return 'authenticated';
+  },
   /** passgate's extension: a challenge signed by a device-bound key after verification. */
   async proof() {
     const challenge = b64u(crypto.getRandomValues(new Uint8Array(32)));

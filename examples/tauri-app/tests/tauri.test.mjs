@@ -539,3 +539,108 @@ test('a capability without allow-authenticate: Tauri refuses authenticate', asyn
     await s.close();
   }
 });
+
+/**
+ * The real fprintd on libfprint's virtual sensor, on a private system bus with polkit mocked
+ * (ctap-tests/python/fprint_env.py, the python suite's fixture), `fingers` (`ID:NAME`)
+ * enrolled for root: { bus, vdev, scan(finger), close() }.
+ */
+async function fprintd(dir, fingers) {
+  const helper = join(root, 'ctap-tests', 'python', 'fprint_env.py');
+  const child = spawn('/usr/bin/python3', [helper, dir, ...fingers], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const errors = [];
+  createInterface({ input: child.stderr }).on('line', (l) => errors.push(l));
+  const first = new Promise((ok, fail) => {
+    createInterface({ input: child.stdout }).once('line', (l) => ok(JSON.parse(l)));
+    child.once('exit', (code) => fail(new Error(`fprint_env.py exited (${code}):\n${errors.join('\n')}`)));
+  });
+  let env;
+  try {
+    env = await withTimeout(first, 'fprintd on the virtual sensor', 90_000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  const { connect } = await import('node:net');
+  return {
+    ...env,
+    /** Puts `finger` (a virtual sensor finger ID) on the sensor. */
+    scan: (finger) => new Promise((done) => {
+      const s = connect(env.vdev, () => s.end(`SCAN ${finger}`));
+      s.on('close', done);
+      s.on('error', done);
+    }),
+    async close() {
+      child.stdin.end();
+      await stop(child, 15_000);
+    },
+  };
+}
+
+/**
+ * Runs `example.NAME()` while `finger` is put on the sensor once passgate's scan dialog is
+ * up, and again every 2.5 s (a touch before fprintd's verify started is not seen).
+ */
+async function callWithFinger(s, fp, name, finger, dialogsBefore) {
+  let stopped = false;
+  const toucher = (async () => {
+    await pinentry.waitForDialogs(dialogsBefore + 1, 30_000).catch(() => {});
+    for (let i = 0; i < 8 && !stopped; i += 1) {
+      await new Promise((r) => setTimeout(r, i === 0 ? 500 : 2_500));
+      if (!stopped) await fp.scan(finger);
+    }
+  })();
+  try {
+    return await call(s.browser, name);
+  } finally {
+    stopped = true;
+    await toucher;
+  }
+}
+
+test('fingerprint in the in-process authenticator (real fprintd, virtual sensor): status, a proof by a finger scan the RP verifies, another finger refused', async () => {
+  const fp = await fprintd(join(work, `fprintd-${Date.now()}`), ['finger-a:right-index-finger']);
+  let s;
+  try {
+    s = await session({
+      env: { DBUS_SYSTEM_BUS_ADDRESS: fp.bus, PASSGATE_USER_VERIFIER: 'fprintd', PASSGATE_FPRINT_USER: 'root' },
+    });
+    // The official shape: a fingerprint reader (1, as Android reports its sensor), available.
+    const status = await call(s.browser, 'status');
+    assert.deepEqual(status, { ok: true, value: { isAvailable: true, biometryType: 1, biometryKind: 'Fingerprint' } });
+
+    // A proof over a challenge. Creating the proof key asks for presence (the first dialog,
+    // approved); then the fingerprint dialog stays up while the finger is awaited, and the
+    // scan of the enrolled finger completes the call. No PIN is ever asked.
+    const before = pinentry.dialogs().length;
+    pinentry.direct({ script: { CONFIRM: ['ok', { hang: true }] } });
+    const proof = await callWithFinger(s, fp, 'proof', 'finger-a', before + 1);
+    assert.equal(proof.ok, true, `${JSON.stringify(proof)}\n${s.log.join('\n')}`);
+    assert.equal(proof.value.method, 'biometric');
+    const shown = pinentry.dialogs().slice(before);
+    assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['CONFIRM', 'ok'], ['CONFIRM', 'hang']]);
+    assert.equal(shown[1].description,
+      `${base} asks you to verify with your fingerprint.\nReason: Confirm the transfer\n\nTouch the fingerprint sensor to confirm it is you.`);
+    const { challenge, proof: p } = proof.value;
+    const verdict = await verifyProof(p, challenge);
+    assert.equal(verdict.status, 200, JSON.stringify(verdict.body));
+    assert.equal(verdict.body.verified, true);
+    assert.equal(verdict.body.verdict.userVerified, true);
+
+    await s.browser.$('#status').click();
+    await s.browser.waitUntil(async () => /Fingerprint/.test(await s.browser.$('#biometric-out').getText()), { timeout: 20_000 });
+    await screenshot(s.browser, 'fingerprint-status');
+
+    // Another finger, with the official plugin (one attempt, no PIN): its error code.
+    const again = pinentry.dialogs().length;
+    pinentry.direct({ script: { CONFIRM: [{ hang: true }] } });
+    const refused = await callWithFinger(s, fp, 'fingerOnly', 'finger-b', again);
+    assert.equal(refused.ok, false, JSON.stringify(refused));
+    assert.equal(refused.error.code, 'authenticationFailed', JSON.stringify(refused));
+    assert.deepEqual(pinentry.dialogs().slice(again).map((d) => [d.command, d.title]), [['CONFIRM', 'Wallet']]);
+  } finally {
+    pinentry.direct({});
+    await s?.close();
+    await fp.close();
+  }
+});

@@ -256,6 +256,14 @@ pub trait UserVerifier: Send {
         interaction: &Interaction,
     ) -> Result<UserVerified, UserActionError>;
 
+    /// The enrolled template (for fprintd, the finger's name, e.g. `right-index-finger`) that
+    /// matched in the last successful biometric verification, when the sensor says which:
+    /// `None` before any match, after a failed one, or when the verifier cannot tell (fprintd
+    /// identifying among several fingers names none).
+    fn matched_template(&self) -> Option<String> {
+        None
+    }
+
     /// A fingerprint of the current biometric enrollment (changes when templates are
     /// enrolled or deleted), for credentials bound to the "current biometric set".
     /// `None` when the verifier has no biometric enrollment.
