@@ -483,7 +483,11 @@ mod tests {
             user: "nobody-enrolled".into(),
             finger_presence: false,
         };
-        match user_verification(&choice, Box::new(AutoPresence::new()), Duration::from_secs(1)) {
+        match user_verification(
+            &choice,
+            Box::new(AutoPresence::new()),
+            Duration::from_secs(1),
+        ) {
             Ok(chosen) => {
                 assert!(cfg!(feature = "fprintd"));
                 assert!(chosen.biometric_release);

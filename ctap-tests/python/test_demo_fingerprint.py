@@ -235,8 +235,10 @@ def test_the_demo_serves_the_app_apis_on_its_authenticator_with_a_real_finger(fp
         assert status == 200, issued
         # The dialog shown while the finger is awaited names the operation, the page and the
         # authContent (left open: the match closes it).
+        # The finger is put on the sensor only once the dialog is up: what it shows is asserted.
         demo.control.write_text(json.dumps({"getpin": "482916", "confirm": "ok", "script": {"CONFIRM": [{"hang": True}]}}))
-        with _Scanner(fprint["vdev"], "finger-a"):
+        shown = len(demo.dialogs())
+        with _Scanner(fprint["vdev"], "finger-a", after=lambda: len(demo.dialogs()) > shown):
             result = demo.app({"type": "soter.startSoterAuthentication", "challenge": issued["challenge"],
                                "requestAuthModes": ["fingerPrint"], "authContent": "Pay 12.00 EUR"})["result"]
         signed = json.loads(result["resultJSON"])

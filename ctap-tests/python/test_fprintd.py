@@ -103,13 +103,18 @@ def test_uv_only_after_a_matching_scan(spawn, fprint, monkeypatch):
 
 
 class _Scanner:
-    """Touches the virtual sensor with `finger` every 0.25 s while active."""
+    """Touches the virtual sensor with `finger` every 0.25 s while active (once `after()` is
+    true, when given: e.g. once passgate's dialog is up)."""
 
-    def __init__(self, vdev, finger):
+    def __init__(self, vdev, finger, after=None):
         self.vdev, self.finger, self.stop = vdev, finger, threading.Event()
+        self.after = after
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
+        while self.after is not None and not self.after():
+            if self.stop.wait(0.05):
+                return
         while not self.stop.wait(0.25):
             try:
                 s = socket.socket(socket.AF_UNIX)

@@ -576,11 +576,8 @@ pub fn start_soter_authentication(
     let salt: [u8; 32] = crate::unb64(&prepared.salt)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| internal(START, "damaged state: salt"))?;
-    let text = scan_prompt::soter_dialog(
-        caller.name(),
-        &request.auth_content,
-        MAX_AUTH_CONTENT_CHARS,
-    );
+    let text =
+        scan_prompt::soter_dialog(caller.name(), &request.auth_content, MAX_AUTH_CONTENT_CHARS);
     tracing::info!(caller = caller.name(), prompt = %text.description, "SOTER authentication");
     let device = platform.device();
     let assert = |on: &Interaction| {
