@@ -8,9 +8,10 @@
 //!   there is one. It returns the key in SOTER's key format, `{"pub_key":PEM,"cpu_id",
 //!   "counter","uid"}`, signed by the key itself, to register with the relying party.
 //! - [`start_soter_authentication`] verifies the user (a getAssertion with built-in UV on the
-//!   gate credential; the hmac-secret output opens the device key), increments the device
+//!   gate credential, beside a dialog in the host's trusted prompt naming the operation, the
+//!   caller and `authContent`; the hmac-secret output opens the device key), increments the device
 //!   counter durably, and signs `resultJSON` — `{"raw","fid","counter","tee_n","tee_v",
-//!   "fp_n","fp_v","cpu_id","uid"}` — RSASSA-PSS SHA-256, MGF1-SHA-256, salt 20, so that
+//!   "fp_n","fp_v","cpu_id","uid"}` (`fid`: [`finger_id`] of the finger that matched) — RSASSA-PSS SHA-256, MGF1-SHA-256, salt 20, so that
 //!   existing SOTER verification code (`openssl dgst -sha256 -sigopt rsa_padding_mode:pss
 //!   -sigopt rsa_pss_saltlen:20`) accepts it.
 //!
