@@ -111,7 +111,8 @@ mod swtpm_benches {
     fn tpm_bare_sign(c: &mut Criterion, tcti: &str) {
         use passgate_authenticator::tpm::{Encrypt, Residency, TpmContext, signing_key_template};
         use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-        use tss_esapi::structures::{Auth, Digest, HashcheckTicket, SignatureScheme};
+        use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+        use tss_esapi::structures::{Auth, Digest, HashScheme, HashcheckTicket, SignatureScheme};
         use tss_esapi::traits::Marshall;
         use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
@@ -138,7 +139,12 @@ mod swtpm_benches {
                     Auth::default(),
                     Residency::Cached,
                     Encrypt::Neither,
-                    |ctx, key| ctx.sign(key, digest.clone(), SignatureScheme::Null, ticket()),
+                    |ctx, key| {
+                        let scheme = SignatureScheme::EcDsa {
+                            hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+                        };
+                        ctx.sign(key, digest.clone(), scheme, ticket())
+                    },
                 )
                 .expect("sign")
             })

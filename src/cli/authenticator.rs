@@ -40,6 +40,9 @@ enum AttestationArg {
     None,
     /// Packed self-attestation (signed by the credential key, no certificate).
     Packed,
+    /// WebAuthn's `tpm` format (`--key-store tpm` with an attestation key and its installed
+    /// certificate chain); packed self-attestation where the key store cannot attest.
+    Tpm,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +121,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,
+            AttestationArg::Tpm => AttestationFormat::Tpm,
         },
         capacity: args.capacity,
         max_uv_attempts: args.verifier.max_attempts,
