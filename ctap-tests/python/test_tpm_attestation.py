@@ -3,14 +3,16 @@ attestation-key` creates the TPM's attestation key (AK), a test CA made here cer
 (the certificate WebAuthn L3 §8.3.1 asks for: version 3, empty subject, a critical subject
 alternative name with the TPM's manufacturer, model and version, the tcg-kp-AIKCertificate
 extended key usage, CA=false), the chain is installed, and a credential made through
-python-fido2 with `--attestation tpm` is verified by two independent verifiers with the test
-CA as their only trust anchor: py_webauthn and python-fido2's own Fido2Server. A chain to
-another CA is refused by both. (webauthn-rs 0.6.2 cannot verify `tpm` statements at all —
+python-fido2 with `--attestation tpm` is verified by three independent verifiers with the test
+CA as their only trust anchor: py_webauthn, python-fido2's own Fido2Server, and SimpleWebAuthn
+(@simplewebauthn/server, pinned in relying-party/loadtest/package.json, run by node). A chain
+to another CA is refused by all three. (webauthn-rs 0.6.2 cannot verify `tpm` statements at all —
 kanidm/webauthn-rs#535; authenticator/tests/tpm_attestation.rs pins that.)"""
 
 import datetime
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from fido2.attestation import AttestationVerifier, UntrustedAttestation
 from fido2.server import Fido2Server
+from fido2.utils import websafe_encode
 from fido2.webauthn import (
     AttestationConveyancePreference,
     PublicKeyCredentialUserEntity,
@@ -37,7 +40,7 @@ TCG_AT_TPM_VERSION = ObjectIdentifier("2.23.133.2.3")
 TCG_KP_AIK_CERTIFICATE = ObjectIdentifier("2.23.133.8.3")
 
 
-class TestCa:
+class LocalCa:
     """A self-signed P-256 root that issues AK certificates."""
 
     def __init__(self, name: str):
@@ -103,6 +106,27 @@ def _attestation_key(binary, state_dir, tcti, *chain):
     return json.loads(out.stdout)
 
 
+LOADTEST = Path(__file__).resolve().parents[2] / "relying-party" / "loadtest"
+
+
+def _simplewebauthn(registration_json: str, challenge: bytes, root_pem: bytes) -> dict:
+    """@simplewebauthn/server's verdict on a registration, `root_pem` its only `tpm` root."""
+    if not (LOADTEST / "node_modules" / "@simplewebauthn" / "server").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=LOADTEST, check=True,
+                       timeout=300)
+    request = {
+        "response": json.loads(registration_json),
+        "expectedChallenge": websafe_encode(challenge),
+        "expectedOrigin": ORIGIN,
+        "expectedRPID": RP_ID,
+        "rootCertificates": {"tpm": [root_pem.decode()]},
+    }
+    out = subprocess.run(["node", str(LOADTEST / "verify-registration.mjs")], cwd=LOADTEST,
+                         input=json.dumps(request), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 class _TrustCa(AttestationVerifier):
     """python-fido2's attestation verifier with one trust anchor."""
 
@@ -119,15 +143,16 @@ def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtp
 
     tcti = swtpm_factory("tpm-attestation")
     state_dir = tmp_path / "state-attested"
-    ca = TestCa("passgate test TPM CA")
+    ca = LocalCa("passgate test TPM CA")
 
     ak = _attestation_key(_binary(), state_dir, tcti)
     assert ak["chain_installed"] is False
     assert ak["tpm_manufacturer"] == "id:49424D00"  # swtpm: IBM
     assert len(bytes.fromhex(ak["public_key"])) == 65
+    # The chain is the AK certificate and any intermediates; the root is the verifier's trust
+    # anchor and stays out of x5c (SimpleWebAuthn refuses a path that repeats its anchor).
     (tmp_path / "ak.der").write_bytes(ca.issue_ak(ak))
-    (tmp_path / "ca.der").write_bytes(ca.der())
-    installed = _attestation_key(_binary(), state_dir, tcti, tmp_path / "ak.der", tmp_path / "ca.der")
+    installed = _attestation_key(_binary(), state_dir, tcti, tmp_path / "ak.der")
     assert installed["chain_installed"] is True
     assert installed["public_key"] == ak["public_key"], "the same AK, reloaded"
 
@@ -143,7 +168,7 @@ def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtp
     assert attestation.fmt == "tpm"
     statement = attestation.att_stmt
     assert statement["ver"] == "2.0" and statement["alg"] == -7
-    assert statement["x5c"][1] == ca.der()
+    assert len(statement["x5c"]) == 1
 
     # python-fido2: the TPM statement and the chain to the test CA.
     server.register_complete(state, created)
@@ -159,8 +184,14 @@ def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtp
     assert verified.fmt == AttestationFormat.TPM
     assert verified.credential_id == attestation.auth_data.credential_data.credential_id
 
-    # Another CA is no trust anchor of this AK, for either verifier.
-    other = TestCa("another CA")
+    # SimpleWebAuthn: the same registration, the test CA as the only `tpm` root.
+    verdict = _simplewebauthn(to_json(created), options.public_key.challenge, ca.pem())
+    assert verdict == {"verified": True, "fmt": "tpm"}, verdict
+
+    # Another CA is no trust anchor of this AK, for any of the three.
+    other = LocalCa("another CA")
+    verdict = _simplewebauthn(to_json(created), options.public_key.challenge, other.pem())
+    assert verdict["verified"] is False and "tpm" in verdict["error"].lower(), verdict
     with pytest.raises(InvalidRegistrationResponse):
         verify_registration_response(
             credential=to_json(created),

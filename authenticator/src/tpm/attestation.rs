@@ -38,7 +38,7 @@ pub(super) struct AttestationState {
     pub(super) public: Vec<u8>,
     /// The AK's `TPM2B_PRIVATE` buffer, wrapped by the storage primary.
     pub(super) private: Vec<u8>,
-    /// The AK's certificate, then its issuers (DER); empty until installed.
+    /// The AK's certificate, then any intermediates (DER); empty until installed.
     pub(super) chain: Vec<Vec<u8>>,
 }
 
@@ -161,8 +161,9 @@ impl TpmKeyStore {
         })
     }
 
-    /// Installs the AK's certificate and its issuers (DER, the AK's first), as the CA
-    /// returned them; from now on [`crate::api::key_store::KeyStore::attest`] answers. The
+    /// Installs the AK's certificate and any intermediate CA certificates (DER, the AK's
+    /// first; not the root, which verifiers hold as their trust anchor and some refuse to see
+    /// repeated in `x5c`); from now on [`crate::api::key_store::KeyStore::attest`] answers. The
     /// AK must exist ([`Self::attestation_key`]).
     pub fn install_attestation_chain(&mut self, chain: Vec<Vec<u8>>) -> Result<(), KeyStoreError> {
         if chain.is_empty() {
