@@ -1,5 +1,7 @@
-"""WebAuthn's `tpm` attestation from the real binary on swtpm: `passgate authenticator
-attestation-key` creates the TPM's attestation key (AK), a test CA made here certifies it
+"""WebAuthn's `tpm` attestation from the real binary on swtpm: swtpm_setup manufactures the
+TPM with endorsement key certificates issued by a test CA made here (swtpm_localca configured
+with that CA's key, in a temporary directory), `passgate authenticator attestation-key` creates
+the TPM's attestation key (AK), the same CA certifies it
 (the certificate WebAuthn L3 §8.3.1 asks for: version 3, empty subject, a critical subject
 alternative name with the TPM's manufacturer, model and version, the tcg-kp-AIKCertificate
 extended key usage, CA=false), the chain is installed, and a credential made through
@@ -60,6 +62,9 @@ class LocalCa:
                 x509.KeyUsage(False, False, False, False, False, True, True, False, False),
                 critical=True,
             )
+            # swtpm_localca (GnuTLS) copies it into the EK certificate's authority key ID.
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()),
+                           critical=False)
             .sign(self.key, hashes.SHA256())
         )
 
@@ -91,9 +96,46 @@ class LocalCa:
             .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(tpm)]), critical=True)
             .add_extension(x509.ExtendedKeyUsage([TCG_KP_AIK_CERTIFICATE]), critical=True)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
             .sign(self.key, hashes.SHA256())
         )
         return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _manufacture_tpm(tmp_path: Path, ca: "LocalCa") -> Path:
+    """swtpm_setup on a fresh state directory: EK certificates issued by `ca` (through
+    swtpm_localca with a configuration of our own: nothing in /etc or /var is read or written).
+    Returns the directory the EK certificates were written to."""
+    work = tmp_path / "localca"
+    (work / "state").mkdir(parents=True)
+    (work / "ek-certs").mkdir()
+    (work / "ca.key").write_bytes(ca.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (work / "ca.pem").write_bytes(ca.pem())
+    (work / "certserial").write_text("1\n")
+    (work / "swtpm-localca.conf").write_text(
+        f"statedir = {work / 'state'}\n"
+        f"signingkey = {work / 'ca.key'}\n"
+        f"issuercert = {work / 'ca.pem'}\n"
+        f"certserial = {work / 'certserial'}\n")
+    (work / "swtpm_setup.conf").write_text(
+        "create_certs_tool = /usr/bin/swtpm_localca\n"
+        f"create_certs_tool_config = {work / 'swtpm-localca.conf'}\n"
+        "active_pcr_banks = sha256\n")
+    tpm_state = tmp_path / "tpm-attestation"
+    tpm_state.mkdir()
+    out = subprocess.run(
+        ["swtpm_setup", "--tpm2", "--tpmstate", str(tpm_state), "--create-ek-cert",
+         "--config", str(work / "swtpm_setup.conf"),
+         "--write-ek-cert-files", str(work / "ek-certs"),
+         "--logfile", str(work / "swtpm_setup.log")],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (work / "swtpm_setup.log").read_text()
+    return work / "ek-certs"
 
 
 def _attestation_key(binary, state_dir, tcti, *chain):
@@ -141,9 +183,14 @@ class _TrustCa(AttestationVerifier):
 def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtpm_factory, tmp_path):  # noqa: F811
     from conftest import _binary
 
-    tcti = swtpm_factory("tpm-attestation")
-    state_dir = tmp_path / "state-attested"
     ca = LocalCa("passgate test TPM CA")
+    ek_certs = sorted(_manufacture_tpm(tmp_path, ca).iterdir())
+    # The EK certificates (RSA 2048 and ECC) chain to the CA that will certify the AK.
+    assert [p.name for p in ek_certs] == ["ek-rsa2048.crt", "ek-secp384r1.crt"]
+    for path in ek_certs:
+        x509.load_der_x509_certificate(path.read_bytes()).verify_directly_issued_by(ca.cert)
+    tcti = swtpm_factory("tpm-attestation")  # on the manufactured state
+    state_dir = tmp_path / "state-attested"
 
     ak = _attestation_key(_binary(), state_dir, tcti)
     assert ak["chain_installed"] is False
