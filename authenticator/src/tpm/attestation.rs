@@ -233,6 +233,9 @@ impl TpmKeyStore {
                 }
                 super::ObjectUseError::Use(e) => tpm_error("Certify")(e),
             })?;
+        // The signer took the slots of the kept objects: the PIN object comes back now, so
+        // that the next PIN verification costs what it always does (one Unseal).
+        self.preload_pin_object();
         let sig = match signature {
             Signature::EcDsa(sig) => {
                 der_signature(sig.signature_r().value(), sig.signature_s().value())

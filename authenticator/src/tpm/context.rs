@@ -301,8 +301,10 @@ impl TpmContext {
 
     /// `TPM2_Certify` of the object of `object` (public area, private area, authValue) by the
     /// restricted signing key of `signer` (public and private areas; empty authValue),
-    /// `qualifying_data` in the attestation's `extraData`. Both stay loaded as
-    /// [`Residency::Cached`]. The object's authorization (ADMIN role, by its authValue) goes
+    /// `qualifying_data` in the attestation's `extraData`. The object stays loaded as
+    /// [`Residency::Cached`]; the signer is flushed afterwards (it is needed once per
+    /// credential, and keeping it would push out the objects of the hot paths). The object's
+    /// authorization (ADMIN role, by its authValue) goes
     /// through the salted session, the signer's through a password session carrying its
     /// empty authValue (a command may not use one session twice; nothing secret is in either
     /// direction).
@@ -312,28 +314,23 @@ impl TpmContext {
         signer: (&[u8], &[u8]),
         qualifying_data: Data,
     ) -> Result<(Attest, Signature), ObjectUseError> {
-        let signer_id = blob_id(signer.0, signer.1);
-        let signer_handle = match self.take_loaded(&signer_id) {
-            Some(handle) => handle,
-            None => self.load(signer.0, signer.1)?,
-        };
+        let signer_handle = self.load(signer.0, signer.1)?;
         let (public, private, auth) = object;
         let object_id = blob_id(public, private);
         let object_handle = match self.take_loaded(&object_id) {
             Some(handle) => handle,
-            None => match self.load(public, private) {
-                Ok(handle) => handle,
-                Err(e) => {
-                    self.keep(
-                        Loaded {
-                            id: signer_id,
-                            handle: signer_handle,
-                        },
-                        Residency::Cached,
-                    );
-                    return Err(e);
+            // Room for the object beside the signer, which is loaded but not counted among
+            // the kept objects while it is in use.
+            None => {
+                self.make_room(2);
+                match self.load(public, private) {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        self.flush(signer_handle);
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         let result = self
             .context
@@ -363,13 +360,7 @@ impl TpmContext {
         let cleared = self
             .context
             .tr_set_auth(object_handle.into(), Auth::default());
-        self.keep(
-            Loaded {
-                id: signer_id,
-                handle: signer_handle,
-            },
-            Residency::Cached,
-        );
+        self.flush(signer_handle);
         if cleared.is_err() {
             self.flush(object_handle);
         } else {
