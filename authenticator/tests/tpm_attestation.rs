@@ -12,7 +12,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use ciborium::value::Value;
 use passgate_authenticator::Authenticator;
-use passgate_authenticator::api::key_store::KeyStore;
+use passgate_authenticator::api::key_store::{KeyStore, KeyStoreError};
 use passgate_authenticator::ctap::cbor::{int, text_map};
 use passgate_authenticator::ctap::{PASSGATE_AAGUID, command};
 use passgate_authenticator::tpm::TpmKeyStore;
@@ -133,6 +133,13 @@ fn the_statement_certifies_the_credential_key_and_formats_fall_back_in_order() {
     let mut store = open_store(&tpm.tcti(), dir.path());
     // The AK exists but has no certificate yet: `tpm` is skipped for the next preference.
     let _ = store.attestation_key().unwrap();
+    // A certificate of another key (the CA's own) is refused, and so is an empty chain.
+    assert!(matches!(
+        store.install_attestation_chain(vec![ca.cert_der()]),
+        Err(KeyStoreError::Backend(message)) if message.contains("not the attestation key's")
+    ));
+    assert!(store.install_attestation_chain(Vec::new()).is_err());
+    assert!(!store.can_attest());
     let mut a = authenticator(store, dir.path());
     let (response, _, _) = make_credential(&mut a, &[1u8; 32], &["tpm", "none"]);
     assert_eq!(text(member(&response, &int(1))), "none");

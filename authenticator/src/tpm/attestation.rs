@@ -164,11 +164,26 @@ impl TpmKeyStore {
     /// Installs the AK's certificate and any intermediate CA certificates (DER, the AK's
     /// first; not the root, which verifiers hold as their trust anchor and some refuse to see
     /// repeated in `x5c`); from now on [`crate::api::key_store::KeyStore::attest`] answers. The
-    /// AK must exist ([`Self::attestation_key`]).
+    /// AK is created if it does not exist yet; a first certificate that does not carry the
+    /// AK's public key is refused.
     pub fn install_attestation_chain(&mut self, chain: Vec<Vec<u8>>) -> Result<(), KeyStoreError> {
         if chain.is_empty() {
             return Err(KeyStoreError::Backend(
                 "an attestation chain needs at least the attestation key's certificate".into(),
+            ));
+        }
+        let public_key = self.attestation_key()?.public_key.to_sec1_uncompressed();
+        // A sanity check against installing the wrong file, not a certificate validation
+        // (that is the relying party's): the AK certificate's subjectPublicKeyInfo carries
+        // the AK's uncompressed point as it is.
+        let names_the_key = chain
+            .first()
+            .is_some_and(|cert| cert.windows(public_key.len()).any(|w| w == public_key));
+        if !names_the_key {
+            return Err(KeyStoreError::Backend(
+                "the first certificate of the chain is not the attestation key's (its public \
+                 key is not in it)"
+                    .into(),
             ));
         }
         let state = self
