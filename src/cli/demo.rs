@@ -12,7 +12,7 @@ use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
-use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge, pairings_path};
 use passgate_bridge::prompt::{PresenceGrants, PromptPresence, PromptUi};
 
 use super::app::app_router;
@@ -179,7 +179,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
     passgate_app_api::channel::register(&mut router, app)?;
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
-    let local_bridge = LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(bridge_origins))?;
+    let mut bridge_config = LocalBridgeConfig::new(bridge_origins);
+    // Pages paired before a restart stay paired (`passgate bridge unpair` revokes).
+    bridge_config.pairings = Some(pairings_path(&state_dir));
+    let local_bridge = LocalBridge::new(Arc::new(router), bridge_config)?;
     // A code pairs one page; the next one is shown where the first was.
     local_bridge.on_new_code(|code| {
         use std::io::Write;

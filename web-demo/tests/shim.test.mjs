@@ -426,7 +426,7 @@ journey('5-other-origins: no bridge path gives another origin an assertion for t
   r = await httpRequest(message, { headers: { ...json, origin: demo.base }, body: { type: 'get', requestId: 1, options: { challenge: 'AAAA' } } });
   assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_required']);
   r = await httpRequest(message, { headers: { ...json, origin: demo.base, authorization: `Bearer ${Buffer.alloc(32).toString('base64url')}` }, body: { type: 'get', requestId: 1, options: { challenge: 'AAAA' } } });
-  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_invalid']);
+  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_stale']);
   r = await httpRequest(`${demo.bridgeUrl}/v1/pair`, { headers: { ...json, origin: demo.base }, body: { code: 'ZZZZ-ZZZZ-ZZZZ' } });
   assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_code_wrong']);
   // A DNS-rebinding name for the bridge is refused whatever the Origin.
