@@ -1,14 +1,16 @@
 //! The default software backends on a real file system.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test code: a failed unwrap is a failed test.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use passgate_authenticator::api::credential_store::{
     CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
 };
 use passgate_authenticator::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyStore};
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::software::{
+    COUNTER_BLOCK, DeviceKey, FileCredentialStore, SoftwareKeyStore,
+};
 
 fn record(
     keys: &mut SoftwareKeyStore,
@@ -329,7 +331,7 @@ fn discoverable_order_is_newest_first_within_one_second() {
 }
 
 #[test]
-fn counters_increase_across_reopen_and_epoch_rollover() {
+fn counters_increase_across_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let (_k, mut keys, mut store) = open(dir.path(), 100);
     store
@@ -338,19 +340,25 @@ fn counters_increase_across_reopen_and_epoch_rollover() {
     store
         .insert(&record(&mut keys, "example.com", b"c2", b"v", true, 1))
         .unwrap();
-    let mut last = 0;
-    for _ in 0..5000 {
-        let c = store.next_sign_count("example.com", b"c1").unwrap();
-        assert!(c > last, "{c} after {last}");
-        last = c;
+    // Per credential, from 1, by one.
+    for n in 1..=5000 {
+        assert_eq!(store.next_sign_count("example.com", b"c1").unwrap(), n);
+    }
+    assert_eq!(store.next_sign_count("example.com", b"c2").unwrap(), 1);
+    let mut last = 5000;
+    for round in 0..3 {
+        drop(store); // no clean shutdown: as after a crash
+        let (_k, _keys, reopened) = open(dir.path(), 100);
+        store = reopened;
+        let after = store.next_sign_count("example.com", b"c1").unwrap();
+        assert!(
+            after > last && after <= last + COUNTER_BLOCK,
+            "round {round}: {after} after {last}"
+        );
+        last = after;
     }
     let other = store.next_sign_count("example.com", b"c2").unwrap();
-    assert!(other > 0);
-    drop(store); // no clean shutdown needed: nothing is written per assertion
-    let (_k, _keys, mut store) = open(dir.path(), 100);
-    let after = store.next_sign_count("example.com", b"c1").unwrap();
-    assert!(after > last, "{after} after reopen must exceed {last}");
-    assert!(store.next_sign_count("example.com", b"c2").unwrap() > other);
+    assert!(other > 1 && other <= 1 + COUNTER_BLOCK, "{other}");
 }
 
 #[test]
@@ -547,50 +555,162 @@ fn delete_removes_the_empty_rp_directory() {
 }
 
 #[test]
-fn counter_values_are_epoch_and_use_count() {
+fn a_new_credential_counts_from_one_with_a_write_per_block() {
     let dir = tempfile::tempdir().unwrap();
     let (_k, _keys, mut store) = open(dir.path(), 10);
-    // First open: epoch 1.
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 1);
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 2);
-    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (1 << 12) | 1);
-    for n in 3..=4095 {
-        assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | n);
+    let counters = |dir: &Path| -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for rp in std::fs::read_dir(dir.join("credentials")).unwrap() {
+            for f in std::fs::read_dir(rp.unwrap().path()).unwrap() {
+                let path = f.unwrap().path();
+                if path.extension().is_some_and(|e| e == "ctr") {
+                    out.push(path);
+                }
+            }
+        }
+        out
+    };
+    let modified = |path: &Path| std::fs::metadata(path).unwrap().modified().unwrap();
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), 1);
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), 2);
+    let [file] = &counters(dir.path())[..] else {
+        panic!("one counter file")
+    };
+    let file = file.clone();
+    assert_eq!(store.next_sign_count("r", b"b").unwrap(), 1);
+    assert_eq!(
+        counters(dir.path()).len(),
+        2,
+        "one counter file per credential"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Values up to the reserved ceiling come from memory: the file is not rewritten.
+    let before = modified(&file);
+    let inode = std::fs::metadata(&file).unwrap().ino();
+    for n in 3..=COUNTER_BLOCK {
+        assert_eq!(store.next_sign_count("r", b"a").unwrap(), n);
     }
-    // The 4096th use bumps the epoch durably; every counter restarts in epoch 2.
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (2 << 12) | 1);
-    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (2 << 12) | 1);
+    assert_eq!(modified(&file), before);
+    assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+    assert_eq!(
+        std::fs::read(&file).unwrap()[8..12],
+        COUNTER_BLOCK.to_be_bytes()
+    );
+    // The next value reserves the next block first.
+    assert_eq!(store.next_sign_count("r", b"a").unwrap(), COUNTER_BLOCK + 1);
+    assert_eq!(
+        std::fs::read(&file).unwrap()[8..12],
+        (2 * COUNTER_BLOCK).to_be_bytes()
+    );
     drop(store);
     let (_k, _keys, mut store) = open(dir.path(), 10);
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (3 << 12) | 1);
-    let epoch = std::fs::read(dir.path().join("counter.epoch")).unwrap();
-    assert_eq!(&epoch[epoch.len() - 4..], &3u32.to_be_bytes());
+    assert_eq!(
+        store.next_sign_count("r", b"a").unwrap(),
+        2 * COUNTER_BLOCK + 1
+    );
+    assert_eq!(store.next_sign_count("r", b"b").unwrap(), COUNTER_BLOCK + 1);
+    assert!(!dir.path().join("counter.epoch").exists());
 }
 
 #[test]
-fn counter_epoch_exhaustion_is_an_error_never_a_wrap() {
+fn a_counter_file_edited_or_copied_is_corrupt_and_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    let (_k, _keys, store) = open(dir.path(), 10);
-    drop(store);
-    let epoch_file = dir.path().join("counter.epoch");
-    let mut bytes = std::fs::read(&epoch_file).unwrap();
-    let at = bytes.len() - 4;
-    // The last usable epoch is 2^20 - 1; the next open uses it.
-    bytes[at..].copy_from_slice(&((1u32 << 20) - 2).to_be_bytes());
-    std::fs::write(&epoch_file, &bytes).unwrap();
     let (_k, _keys, mut store) = open(dir.path(), 10);
-    let mut last = 0;
-    for _ in 0..4095 {
-        last = store.next_sign_count("r", b"a").unwrap();
+    store.next_sign_count("r", b"a").unwrap();
+    store.next_sign_count("r", b"b").unwrap();
+    for _ in 0..40 {
+        store.next_sign_count("r", b"b").unwrap();
     }
-    assert_eq!(last, u32::MAX);
-    assert!(store.next_sign_count("r", b"a").is_err());
-    assert!(store.next_sign_count("r", b"a").is_err());
     drop(store);
-    let key = DeviceKey::load_or_create(dir.path()).unwrap();
-    let on_disk = std::fs::read(&epoch_file).unwrap();
-    assert!(FileCredentialStore::open(dir.path(), &key, 10).is_err());
-    assert_eq!(std::fs::read(&epoch_file).unwrap(), on_disk);
+    let rp = std::fs::read_dir(dir.path().join("credentials"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&rp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort_by_key(|p| std::fs::read(p).unwrap()[8..12].to_vec());
+    let (low, high) = (files[0].clone(), files[1].clone());
+    // Copying the lower counter over the higher one (rolling it back) is detected.
+    let rolled_back = std::fs::read(&low).unwrap();
+    std::fs::write(&high, &rolled_back).unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let a = store.next_sign_count("r", b"a").unwrap();
+    assert_eq!(a, COUNTER_BLOCK + 1);
+    let err = store.next_sign_count("r", b"b").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { path, .. } if *path == high),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&high).unwrap(), rolled_back, "left as it was");
+}
+
+#[test]
+fn a_store_with_the_legacy_epoch_keeps_its_counters_increasing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "example.com", b"old", b"u", true, 1))
+        .unwrap();
+    store
+        .insert(&record(
+            &mut keys,
+            "example.com",
+            b"also-old",
+            b"w",
+            false,
+            1,
+        ))
+        .unwrap();
+    drop(store);
+    // As the epoch scheme left it after its third open: values up to (3 << 12) | 4095.
+    let mut epoch = b"PGEPOCH1".to_vec();
+    epoch.extend_from_slice(&3u32.to_be_bytes());
+    std::fs::write(dir.path().join("counter.epoch"), &epoch).unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    assert!(!dir.path().join("counter.epoch").exists(), "migrated");
+    assert_eq!(
+        store.next_sign_count("example.com", b"old").unwrap(),
+        4 << 12
+    );
+    assert_eq!(
+        store.next_sign_count("example.com", b"also-old").unwrap(),
+        4 << 12
+    );
+    // A credential made after the move counts from 1.
+    store
+        .insert(&record(&mut keys, "example.com", b"new", b"v", true, 1))
+        .unwrap();
+    assert_eq!(store.next_sign_count("example.com", b"new").unwrap(), 1);
+    drop(store);
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let old = store.next_sign_count("example.com", b"old").unwrap();
+    assert!(old > 4 << 12 && old <= (4 << 12) + COUNTER_BLOCK, "{old}");
+}
+
+#[test]
+fn counter_exhaustion_is_an_error_never_a_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, mut keys, mut store) = open(dir.path(), 10);
+    store
+        .insert(&record(&mut keys, "r", b"a", b"u", true, 1))
+        .unwrap();
+    drop(store);
+    // The last legacy epoch, 2^20 - 1, handed out values up to u32::MAX.
+    let mut epoch = b"PGEPOCH1".to_vec();
+    epoch.extend_from_slice(&((1u32 << 20) - 1).to_be_bytes());
+    std::fs::write(dir.path().join("counter.epoch"), &epoch).unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    assert!(store.next_sign_count("r", b"a").is_err());
+    assert!(store.next_sign_count("r", b"a").is_err());
+    // Other credentials are not held up.
+    assert_eq!(store.next_sign_count("r", b"b").unwrap(), 1);
 }
 
 #[test]
@@ -621,10 +741,7 @@ fn stale_temp_files_in_the_state_directory_are_removed_at_open() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        vec!["counter.epoch", "credentials", "device.key", "unrelated"]
-    );
+    assert_eq!(names, vec!["credentials", "device.key", "unrelated"]);
 }
 
 #[test]
