@@ -193,7 +193,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // shown only in this terminal. The app-APIs page plays the app's backend with it.
     let api_token = demo_api_token()?;
 
-    let config = passgate_relying_party::RpConfig {
+    let mut config = passgate_relying_party::RpConfig {
         listen: args.listen,
         database: format!("sqlite://{}", state_dir.join("demo-rp.sqlite3").display()),
         rp_id: "localhost".into(),
@@ -210,15 +210,17 @@ pub fn main(args: DemoArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listen = config.listen;
+        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
+            .await
+            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
+        let bridge_addr = bridge_listener.local_addr()?;
+        // The pairing dialog pre-fills the address actually bound (port 0 picks one).
+        config.local_bridge = Some(format!("http://{bridge_addr}"));
         let state = passgate_relying_party::build_state(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
-            .await
-            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
         let local = listener.local_addr()?;
-        let bridge_addr = bridge_listener.local_addr()?;
         let url = format!("http://localhost:{}", local.port());
         println!("listening on http://{local}");
         println!();

@@ -349,6 +349,10 @@ impl PairingStore {
     /// Revokes pairings (`passgate bridge unpair`); returns the ones revoked. A running bridge
     /// sees the change before it answers its next request.
     pub fn revoke(&self, which: &Revoke) -> Result<Vec<StoredPairing>, PairingStoreError> {
+        if self.stamp()?.is_none() {
+            // Nothing was ever paired here: nothing to revoke, and no directory to create.
+            return Ok(Vec::new());
+        }
         let (revoked, _, _) = self.update(|pairings| {
             let (gone, kept): (Vec<_>, Vec<_>) =
                 std::mem::take(pairings)
