@@ -10,8 +10,10 @@ const TAB_CHOICE_KEY = 'passgate.tabChoice';
 
 /**
  * Which authenticator answers: { kind: 'browser' } or { kind: 'passgate', url }; `notice`
- * says why the tab is back on the browser's (the pairing was revoked or removed); `token` is
- * the pairing this tab's shim uses.
+ * says why passgate's pairing no longer works (revoked, or removed in another tab): the tab
+ * stays on passgate, whose requests then say "pair again", until the person pairs again or
+ * picks the browser's (a request is never silently sent to another authenticator); `token`
+ * is the pairing this tab's shim uses.
  */
 export const authenticatorChoice = { kind: 'browser', url: null, notice: null, token: null };
 
@@ -492,20 +494,28 @@ async function usePaired(paired) {
   document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
 }
 
-function switchToBrowser(notice) {
+function switchToBrowser() {
   globalThis.passgateWebview?.uninstall();
   authenticatorChoice.kind = 'browser';
   authenticatorChoice.url = null;
   authenticatorChoice.token = null;
-  authenticatorChoice.notice = notice;
+  authenticatorChoice.notice = null;
   renderChoice();
   document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+}
+
+/** passgate's pairing no longer works in this tab: say so, offer to pair again. */
+function markUnpaired(notice) {
+  if (authenticatorChoice.kind !== 'passgate' || authenticatorChoice.notice) return;
+  authenticatorChoice.notice = notice;
+  authenticatorChoice.token = null;
+  renderChoice();
 }
 
 /** This tab uses the browser's authenticators; the pairing stays for the site's other tabs. */
 function useBrowser() {
   sessionStorage.setItem(TAB_CHOICE_KEY, 'browser');
-  switchToBrowser(null);
+  switchToBrowser();
   status("Passkeys in this tab now come from this browser's own authenticators. The site stays paired with passgate: other tabs keep using it, and “Use passgate's authenticator” comes back without a code.");
 }
 
@@ -520,7 +530,7 @@ async function forgetPairing() {
     }).catch(() => {});
   }
   sessionStorage.removeItem(TAB_CHOICE_KEY);
-  switchToBrowser(null);
+  switchToBrowser();
   status("This site is no longer paired with passgate: its tabs use this browser's authenticators until you pair again.");
 }
 
@@ -536,27 +546,31 @@ export function renderChoice() {
     else main.prepend(bar);
   }
   const passgate = authenticatorChoice.kind === 'passgate';
+  const unpaired = passgate && Boolean(authenticatorChoice.notice);
   const paired = storedBridge();
-  bar.dataset.kind = authenticatorChoice.kind;
+  bar.dataset.kind = unpaired ? 'unpaired' : authenticatorChoice.kind;
   bar.dataset.paired = paired ? 'yes' : 'no';
+  const detail = unpaired ? ' (this site is not paired with it any more)'
+    : passgate ? ` through the local bridge at ${authenticatorChoice.url}`
+      : paired ? ' in this tab (the site stays paired with passgate)' : ' (platform passkeys, phone, security keys)';
   const label = element('p', { id: 'choice-label' }, 'Authenticator: ',
     element('strong', {}, passgate ? "passgate's authenticator" : "this browser's"),
-    passgate ? element('span', { class: 'muted' }, ` through the local bridge at ${authenticatorChoice.url}`)
-      : element('span', { class: 'muted' }, paired ? ' in this tab (the site stays paired with passgate)' : ' (platform passkeys, phone, security keys)'));
+    element('span', { class: 'muted' }, detail));
   const children = [label];
-  if (authenticatorChoice.notice) {
+  if (unpaired) {
     children.push(element('p', { id: 'choice-notice', class: 'form-error', role: 'alert' }, authenticatorChoice.notice));
   }
   const buttons = element('div', { class: 'choice-actions' });
+  if (!passgate || unpaired) {
+    const toPassgate = element('button', { type: 'button', class: unpaired ? '' : 'secondary', id: 'use-passgate' },
+      unpaired ? 'Pair again with passgate' : "Use passgate's authenticator");
+    toPassgate.addEventListener('click', () => (paired ? usePaired(paired) : openPairDialog()));
+    buttons.append(toPassgate);
+  }
   if (passgate) {
     const toBrowser = element('button', { type: 'button', class: 'secondary', id: 'use-browser' }, "Use this browser's authenticators");
     toBrowser.addEventListener('click', () => useBrowser());
     buttons.append(toBrowser);
-  } else {
-    const toPassgate = element('button', { type: 'button', class: 'secondary', id: 'use-passgate' },
-      authenticatorChoice.notice ? "Pair again with passgate" : "Use passgate's authenticator");
-    toPassgate.addEventListener('click', () => (paired ? usePaired(paired) : openPairDialog()));
-    buttons.append(toPassgate);
   }
   if (paired) {
     const forget = element('button', { type: 'button', class: 'secondary', id: 'forget-pairing' }, 'Unpair this site');
@@ -571,21 +585,21 @@ export function renderChoice() {
 // offer to pair again, here and in the site's other tabs (which hear the storage change).
 globalThis.addEventListener('passgate-webview-unpaired', (event) => {
   localStorage.removeItem(BRIDGE_KEY);
-  sessionStorage.removeItem(TAB_CHOICE_KEY);
   const code = event.detail?.code;
-  switchToBrowser(`${PAIR_AGAIN_TEXT}.${code ? ` (${code})` : ''}`);
+  markUnpaired(`passgate no longer knows this site's pairing (revoked, or its pairings were reset${code ? `: ${code}` : ''}). Pair again to go on using passgate's authenticator.`);
 });
 
 globalThis.addEventListener('storage', (event) => {
   if (event.key !== BRIDGE_KEY && event.key !== null) return;
   const paired = storedBridge();
   if (!paired && authenticatorChoice.kind === 'passgate') {
-    switchToBrowser("This site's pairing with passgate was removed in another tab: pair again to use passgate's authenticator here.");
+    markUnpaired("This site's pairing with passgate was removed in another tab: pair again to use passgate's authenticator here.");
   } else if (paired && authenticatorChoice.kind === 'passgate' && paired.token !== authenticatorChoice.token) {
     // Another tab paired again: use the new pairing here too.
     globalThis.passgateWebview?.install({ channel: 'http', http: paired });
     authenticatorChoice.url = paired.url;
     authenticatorChoice.token = paired.token;
+    authenticatorChoice.notice = null;
     renderChoice();
   } else {
     renderChoice();

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import {
   binary, siteDir, freePort, spawnPassgate, stopChild, scriptedPinentry, launchBrowser, screenshots,
-  captureResponse, withTimeout, STEP_MS,
+  httpRequest, withTimeout, STEP_MS,
 } from './harness.mjs';
 import { username, goto, statusText, signUp, signOut, signIn } from './flows.mjs';
 
@@ -180,8 +180,11 @@ journey('2-unpair-then-pair-again: `passgate bridge unpair` makes the page say "
   assert.match(said, /pairing_stale/);
   assert.doesNotMatch(said, /cancelled|timed out/i);
   assert.equal(pinentry.dialogs().length, dialogsBefore, 'passgate asked nothing');
-  assert.equal(await kind(page), 'browser');
+  // The tab stays on passgate (nothing is sent to another authenticator behind the person's
+  // back) and offers to pair again.
+  assert.equal(await kind(page), 'unpaired');
   assert.match(await page.innerText('#choice-notice'), /Pair again/);
+  assert.equal(await page.innerText('#use-passgate'), 'Pair again with passgate');
   await shot(page, 'pair-again');
   // Pairing again (the dialog pre-filled) and the sign-in goes through.
   await page.setViewportSize({ width: 390, height: 844 });
@@ -221,10 +224,19 @@ journey('3-two-tabs: switching authenticator in one tab leaves the other tab pai
   assert.equal(await first.locator('#pair-dialog[open]').count(), 0);
 
   // "Unpair this site" in one tab: the bridge forgets it and the other tab is told.
-  const unpaired = captureResponse(first, 'POST', '/v1/unpair', () => first.click('#forget-pairing'));
-  assert.equal((await unpaired).status, 200);
+  const token = await first.evaluate(() => JSON.parse(localStorage.getItem('passgate.localBridge')).token);
+  const unpaired = first.waitForResponse((r) => new URL(r.url()).pathname === '/v1/unpair');
+  await first.click('#forget-pairing');
+  assert.equal((await unpaired).status(), 200);
   await first.locator('#authenticator-choice[data-kind="browser"]').waitFor();
+  await statusText(first, 'no longer paired');
   await second.locator('#choice-notice', { hasText: 'removed in another tab' }).waitFor();
-  assert.equal(await kind(second), 'browser');
+  assert.equal(await kind(second), 'unpaired');
   await shot(second, 'tab-two-told');
+  // The bridge no longer knows the token.
+  const refused = await httpRequest(`${demo.bridgeUrl}/v1/message`, {
+    headers: { 'content-type': 'application/json', origin: demo.base, authorization: `Bearer ${token}` },
+    body: { type: 'isUvpaa', requestId: 1 },
+  });
+  assert.deepEqual([refused.status, refused.body.error.code], [401, 'pairing_stale']);
 });
