@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_authenticator::fs::faults::{self, Op};
 use passgate_client::CtapClient;
