@@ -239,6 +239,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
             local_bridge.pairing_code().as_str()
         );
         println!(
+            "    A paired page stays paired when passgate restarts; revoke with `passgate bridge unpair"
+        );
+        println!("    --all --state-dir {}`.", state_dir.display());
+        println!(
             "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
         );
         println!("    never in the page. That one dialog names the request (and shows the text of");
