@@ -495,26 +495,36 @@ mod tests {
         assert_eq!(fprint_user(Some("alice")), "alice");
     }
 
-    #[test]
-    fn fprintd_verifies_by_fingerprint_or_says_it_is_missing() {
-        let choice = VerifierChoice::Fprintd {
+    fn fprintd_choice() -> VerifierChoice {
+        VerifierChoice::Fprintd {
             user: "nobody-enrolled".into(),
             finger_presence: false,
-        };
-        match user_verification(
-            &choice,
+        }
+    }
+
+    #[cfg(feature = "fprintd")]
+    #[test]
+    fn fprintd_verifies_by_fingerprint() {
+        let chosen = user_verification(
+            &fprintd_choice(),
             Box::new(AutoPresence::new()),
             Duration::from_secs(1),
-        ) {
-            Ok(chosen) => {
-                assert!(cfg!(feature = "fprintd"));
-                assert!(chosen.biometric_release);
-            }
-            Err(e) => {
-                assert!(!cfg!(feature = "fprintd"));
-                assert!(matches!(e, SetupError::FprintdUnsupported), "{e:?}");
-            }
-        }
+        )
+        .unwrap();
+        assert!(chosen.biometric_release);
+    }
+
+    #[cfg(not(feature = "fprintd"))]
+    #[test]
+    fn fprintd_without_support_is_a_clear_error() {
+        let Err(e) = user_verification(
+            &fprintd_choice(),
+            Box::new(AutoPresence::new()),
+            Duration::from_secs(1),
+        ) else {
+            panic!("no fprintd support in this build");
+        };
+        assert!(matches!(e, SetupError::FprintdUnsupported), "{e:?}");
     }
 
     #[test]
