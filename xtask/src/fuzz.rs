@@ -72,6 +72,10 @@ pub struct Options {
     pub seed: bool,
     /// Run the targets as last built (no `cargo fuzz build` first).
     pub no_build: bool,
+    /// Targets run at the same time.
+    pub jobs: usize,
+    /// Append each target's figures to `fuzz/RESULTS.md`.
+    pub record: bool,
 }
 
 /// Parses the arguments after `fuzz`.
@@ -81,6 +85,8 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
         targets: TARGETS.to_vec(),
         seed: false,
         no_build: false,
+        jobs: 1,
+        record: true,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -121,6 +127,15 @@ pub fn parse_args(args: &[String]) -> Result<Options> {
                     .filter(|t| chosen.contains(t))
                     .collect();
             }
+            "--jobs" => {
+                let text = value("--jobs")?;
+                options.jobs = text
+                    .parse()
+                    .ok()
+                    .filter(|j| *j > 0)
+                    .with_context(|| format!("--jobs takes a number > 0, not {text:?}"))?;
+            }
+            "--no-record" if inline.is_none() => options.record = false,
             "--seed" if inline.is_none() => options.seed = true,
             "--no-build" if inline.is_none() => options.no_build = true,
             _ => bail!("unknown argument `{arg}` for `fuzz`"),
@@ -300,33 +315,104 @@ pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> 
     Ok(run)
 }
 
+/// Runs `targets` for `seconds` each, `jobs` at a time, calling `done` as each one ends (in
+/// the order they end). A target that could not be started is passed as its error.
+pub fn run_many(
+    root: &Path,
+    targets: &[&'static str],
+    seconds: u64,
+    jobs: usize,
+    mut done: impl FnMut(&'static str, Result<TargetRun>),
+) {
+    let queue = std::sync::Mutex::new(targets.iter().copied());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, targets.len().max(1)) {
+            let sender = sender.clone();
+            let queue = &queue;
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().map_or(None, |mut q| q.next());
+                    let Some(target) = next else { break };
+                    let result = run_target(root, target, seconds);
+                    if sender.send((target, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        for (target, result) in receiver {
+            done(target, result);
+        }
+    });
+}
+
 /// Runs the selected targets and prints a line per target; returns whether all were clean.
 pub fn run(root: &Path, options: &Options) -> Result<bool> {
-    let build_time = build(root)?;
-    println!(
-        "xtask: fuzz targets built in {:.1} s",
-        build_time.as_secs_f64()
-    );
+    if !options.no_build {
+        let build_time = build(root)?;
+        println!(
+            "xtask: fuzz targets built in {:.1} s",
+            build_time.as_secs_f64()
+        );
+    }
     if options.seed {
         return seed(root);
     }
     let mut all_ok = true;
+    let mut failure = None;
     let started = Instant::now();
+    let commit = crate::fuzz_results::commit(root);
     println!(
         "{:<20} {:>12} {:>8} {:>6} {:>9}  result",
         "target", "executions", "crashes", "hangs", "peak RSS"
     );
-    for target in &options.targets {
-        let run = run_target(root, target, options.seconds)?;
-        all_ok &= run.ok();
-        println!("{}", summary_line(target, &run));
-    }
+    run_many(
+        root,
+        &options.targets,
+        options.seconds,
+        options.jobs,
+        |target, result| match result {
+            Ok(run) => {
+                all_ok &= run.ok();
+                println!("{}", summary_line(target, &run));
+                if options.record {
+                    let row = crate::fuzz_results::Row {
+                        date: crate::fuzz_results::now_utc(),
+                        commit: commit.clone(),
+                        target: target.to_owned(),
+                        seconds: options.seconds,
+                        run,
+                    };
+                    if let Err(err) = crate::fuzz_results::record(root, row) {
+                        println!("xtask: {err:#}");
+                        all_ok = false;
+                    }
+                }
+            }
+            Err(err) => {
+                println!("{target}: {err:#}");
+                all_ok = false;
+                failure.get_or_insert(err);
+            }
+        },
+    );
     println!(
-        "xtask: {} targets × {} s in {:.1} s (logs in fuzz/target/logs/)",
+        "xtask: {} targets × {} s, {} at a time, in {:.1} s (logs in fuzz/target/logs/{})",
         options.targets.len(),
         options.seconds,
-        started.elapsed().as_secs_f64()
+        options.jobs,
+        started.elapsed().as_secs_f64(),
+        if options.record {
+            ", figures added to fuzz/RESULTS.md"
+        } else {
+            ""
+        }
     );
+    if let Some(err) = failure {
+        return Err(err);
+    }
     Ok(all_ok)
 }
 
@@ -424,6 +510,10 @@ mod tests {
         assert_eq!(some.targets, vec!["ctap_command", "cose_key"]);
         assert!(parse_args(&strings(&["--seed"])).unwrap().seed);
         assert!(parse_args(&strings(&["--no-build"])).unwrap().no_build);
+        assert_eq!(parse_args(&strings(&["--jobs", "2"])).unwrap().jobs, 2);
+        assert!(all.record);
+        assert!(!parse_args(&strings(&["--no-record"])).unwrap().record);
+        assert!(parse_args(&strings(&["--jobs", "0"])).is_err());
         assert!(parse_args(&strings(&["--time", "0"])).is_err());
         assert!(parse_args(&strings(&["--time"])).is_err());
         assert!(parse_args(&strings(&["--only", "nope"])).is_err());

@@ -23,6 +23,7 @@ mod cross;
 mod deps;
 mod device_suite;
 mod fuzz;
+mod fuzz_results;
 mod parse;
 mod run;
 mod soak;
@@ -59,11 +60,13 @@ commands:
                          filter, pytest -k, node --test-name-pattern)
   vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
-  fuzz [--time N] [--only TARGETS] [--seed] [--no-build]
+  fuzz [--time N] [--only TARGETS] [--jobs J] [--seed] [--no-build] [--no-record]
                          build the cargo-fuzz targets in fuzz/ (nightly) and run each for N
-                         seconds (default 30) within 256 MiB and 1 s per input; prints
-                         executions, crashes, hangs and peak RSS per target, fails on any;
-                         --seed rewrites fuzz/corpus from the test suites, minimised
+                         seconds (default 30), J at a time (default 1), within 256 MiB and
+                         1 s per input; prints executions, crashes, hangs and peak RSS per
+                         target, fails on any, and adds the figures to fuzz/RESULTS.md
+                         (not with --no-record); --seed rewrites fuzz/corpus from the test
+                         suites, minimised; --no-build runs the targets as last built
   bench [uhid]           run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run (`uhid`: only the
                          getAssertion round trip over uhid vs TCP, in a QEMU guest)
