@@ -443,9 +443,14 @@ fn seed(root: &Path) -> Result<bool> {
     let raw = fuzz.join("target/seeds");
     let _ = std::fs::remove_dir_all(&raw);
     std::fs::create_dir_all(&raw)?;
+    let recording = fuzz.join("target/ctaphid-recording");
+    let _ = std::fs::remove_dir_all(&recording);
+    std::fs::create_dir_all(&recording)?;
+    record_python_fido2(root, &recording)?;
     let status = Command::new(binary(root, "seed"))
         .arg("-runs=0")
         .env("PASSGATE_FUZZ_SEEDS", &raw)
+        .env("PASSGATE_CTAPHID_RECORD", &recording)
         .current_dir(&fuzz)
         .status()
         .context("running the seeder")?;
@@ -479,6 +484,52 @@ fn seed(root: &Path) -> Result<bool> {
         println!("{target:<20} {files:>5} inputs, {bytes:>8} bytes");
     }
     Ok(true)
+}
+
+/// The python interop tests that speak CTAP to the authenticator (python-fido2 as the
+/// client), whose traffic seeds the CTAP and CTAPHID targets besides our conformance suite's.
+pub const PYTHON_FIDO2_TESTS: &[&str] = &[
+    "test_get_info.py",
+    "test_registration.py",
+    "test_authentication.py",
+    "test_client_pin.py",
+    "test_credential_management.py",
+    "test_large_blobs_and_config.py",
+    "test_prf.py",
+    "test_algorithms.py",
+    "test_errors.py",
+];
+
+/// Runs [`PYTHON_FIDO2_TESTS`] against a debug `passgate` with their CTAPHID reports recorded
+/// into `recording` (see `ctap-tests/python/helpers.py`). A failing test only loses its
+/// traffic: the seeds are what was sent, not a verdict.
+fn record_python_fido2(root: &Path, recording: &Path) -> Result<()> {
+    crate::deps::ensure_venv(root)?;
+    println!("$ cargo build -p passgate --bin passgate");
+    let built = Command::new(crate::cargo())
+        .args(["build", "-p", "passgate", "--bin", "passgate"])
+        .current_dir(root)
+        .status()
+        .context("building passgate")?;
+    if !built.success() {
+        bail!("cargo build -p passgate failed");
+    }
+    let binary = crate::target_dir(root)?.join("debug/passgate");
+    let tests = root.join("ctap-tests/python");
+    let status = Command::new(crate::deps::venv_python(root))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(PYTHON_FIDO2_TESTS)
+        .env("PASSGATE_BIN", &binary)
+        .env("PASSGATE_CTAPHID_RECORD", recording)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&tests)
+        .stdout(Stdio::null())
+        .status()
+        .context("running the python interop tests")?;
+    if !status.success() {
+        println!("xtask: some python interop tests failed ({status}); their traffic is kept");
+    }
+    Ok(())
 }
 
 fn dir_size(dir: &Path) -> Result<(u64, u64)> {

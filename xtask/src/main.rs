@@ -70,9 +70,11 @@ commands:
   bench [uhid]           run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run (`uhid`: only the
                          getAssertion round trip over uhid vs TCP, in a QEMU guest)
-  soak [--minutes N]     one `passgate demo` driven by scripted sign-ups and sign-ins for
+  soak [--minutes N] [--sign-in-only]
+                         one `passgate demo` driven by scripted sign-ups and sign-ins for
                          N minutes (default 60), RSS and open fds sampled every 30 s;
-                         fails if either grows
+                         fails if either grows; --sign-in-only: 20 fixed accounts, sign-ins
+                         and passkey renames only, RSS slope per 1,000 sign-ins bounded
   soak --postgres        PostgreSQL killed and restarted under load on two `passgate rp`
                          instances, then 10,000 ceremonies across both
   help                   this text
