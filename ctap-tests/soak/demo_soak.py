@@ -126,34 +126,43 @@ class Demo:
     def sign_in(self, username, rename_to=None):
         """Signs in (with UV, so the session counts as recently verified) and out; with
         `rename_to`, renames the account's passkey in between and checks the new name is kept."""
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         options = self.expect(opener, "/api/login/options", {"username": username})
         assertion = self.message({"type": "get", "requestId": "g", "options": options})
         done = self.expect(opener, "/api/login/verify", assertion)
         if done["verdict"]["userVerified"] is not True:
             raise RuntimeError(f"sign-in without UV: {done}")
+        # The session cookie is `Secure` (as on a real origin), which the cookie jar keeps off
+        # plain http: the session-bound calls below carry it themselves.
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
         if rename_to is not None:
-            self.rename_current(opener, rename_to)
-        self.expect(opener, "/api/logout", {})
+            self.rename_current(opener, cookie, rename_to)
+        status, answer = self.rp_request(opener, "POST", "/api/logout", {}, cookie)
+        if status != 200:
+            raise RuntimeError(f"/api/logout: {status} {answer}")
 
-    def rename_current(self, opener, name):
+    def credentials(self, opener, cookie):
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/credentials",
-                                         headers={"Host": f"localhost:{self.port}"})
+                                         headers={"Host": f"localhost:{self.port}", "Cookie": cookie})
         with opener.open(request, timeout=60) as response:
-            credentials = json.loads(response.read())["credentials"]
-        current = next(c for c in credentials if c["current"])
-        status, answer = self.rp_request(opener, "PATCH", f"/api/credentials/{current['id']}", {"name": name})
+            return json.loads(response.read())["credentials"]
+
+    def rename_current(self, opener, cookie, name):
+        current = next(c for c in self.credentials(opener, cookie) if c["current"])
+        status, answer = self.rp_request(opener, "PATCH", f"/api/credentials/{current['id']}", {"name": name}, cookie)
         if status != 200 or answer.get("name") != name:
             raise RuntimeError(f"rename: {status} {answer}")
-        with opener.open(request, timeout=60) as response:
-            names = [c.get("name") for c in json.loads(response.read())["credentials"] if c["current"]]
+        names = [c.get("name") for c in self.credentials(opener, cookie) if c["current"]]
         if names != [name]:
             raise RuntimeError(f"the rename was not kept: {names}")
 
-    def rp_request(self, opener, method, path, body):
+    def rp_request(self, opener, method, path, body, cookie=None):
+        headers = {"Content-Type": "application/json", "Host": f"localhost:{self.port}"}
+        if cookie:
+            headers["Cookie"] = cookie
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json", "Host": f"localhost:{self.port}"},
-                                         method=method)
+                                         headers=headers, method=method)
         try:
             with opener.open(request, timeout=60) as response:
                 return response.status, json.loads(response.read())

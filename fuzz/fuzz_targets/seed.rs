@@ -165,7 +165,10 @@ fn recorded_python_sessions() -> Vec<Session> {
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
-    for sent in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "sent")) {
+    for sent in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sent"))
+    {
         sessions.push(Session {
             sent: reports(sent),
             received: reports(&sent.with_extension("received")),

@@ -160,6 +160,10 @@ pub struct TargetRun {
     pub out_of_memory: u64,
     /// Peak RSS, MiB.
     pub peak_rss_mb: u64,
+    /// Inputs libFuzzer stopped at for the timeout that then ran well within it, alone, three
+    /// times in a row (libFuzzer's timer is wall time: a starved process on a loaded machine
+    /// trips it); they are not counted as hangs but recorded.
+    pub timeouts_not_reproduced: u64,
     /// The input that failed, if one did.
     pub artifact: Option<String>,
 }
@@ -312,7 +316,60 @@ pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> 
         // Ended badly without libFuzzer saying why (killed, a panic in the setup): a crash.
         run.crashes += 1;
     }
+    if run.hangs > 0 {
+        if let Some(artifact) = run.artifact.clone() {
+            match replay(root, target, Path::new(&artifact), &logs)? {
+                Replay::Hang => {}
+                Replay::Crash => {
+                    run.hangs -= 1;
+                    run.crashes += 1;
+                }
+                Replay::Fine => {
+                    run.hangs -= 1;
+                    run.timeouts_not_reproduced += 1;
+                }
+            }
+        }
+    }
     Ok(run)
+}
+
+/// What an input did when run again on its own.
+#[derive(Debug, PartialEq, Eq)]
+enum Replay {
+    /// It went over the timeout again.
+    Hang,
+    /// It crashed (libFuzzer's timer also fires while a panic's backtrace is printed).
+    Crash,
+    /// It finished within the timeout, three times.
+    Fine,
+}
+
+/// Runs `artifact` alone through `target`, up to three times, with the same limits.
+fn replay(root: &Path, target: &str, artifact: &Path, logs: &Path) -> Result<Replay> {
+    for attempt in 1..=3 {
+        let log_path = logs.join(format!("{target}.replay-{attempt}.log"));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let status = Command::new(binary(root, target))
+            .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+            .arg(format!("-timeout={TIMEOUT_SECS}"))
+            .arg(artifact)
+            .current_dir(fuzz_dir(root))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .with_context(|| format!("replaying {}", artifact.display()))?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains("ERROR: libFuzzer: timeout") {
+            return Ok(Replay::Hang);
+        }
+        if !status.success() {
+            return Ok(Replay::Crash);
+        }
+    }
+    Ok(Replay::Fine)
 }
 
 /// Runs `targets` for `seconds` each, `jobs` at a time, calling `done` as each one ends (in
@@ -429,6 +486,12 @@ pub fn summary_line(target: &str, run: &TargetRun) -> String {
     );
     if run.out_of_memory > 0 {
         line.push_str(&format!(" (over {RSS_LIMIT_MB} MiB)"));
+    }
+    if run.timeouts_not_reproduced > 0 {
+        line.push_str(&format!(
+            " ({} timeout(s) under load that ran within {TIMEOUT_SECS} s alone, 3 times)",
+            run.timeouts_not_reproduced
+        ));
     }
     if let Some(artifact) = &run.artifact {
         line.push_str(&format!(" input: {artifact}"));

@@ -38,7 +38,7 @@ impl Row {
     fn to_markdown(&self) -> String {
         let per_sec = self.run.executions / self.seconds.max(1);
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             self.date,
             self.commit,
             self.target,
@@ -48,7 +48,8 @@ impl Row {
             self.run.crashes,
             self.run.hangs,
             self.run.out_of_memory,
-            self.run.peak_rss_mb
+            self.run.peak_rss_mb,
+            self.run.timeouts_not_reproduced
         )
     }
 
@@ -60,6 +61,11 @@ impl Row {
             .split('|')
             .map(str::trim)
             .collect();
+        // Rows from before the last column existed have 10 cells.
+        let (cells, not_reproduced) = match cells.as_slice() {
+            [rest @ .., last] if rest.len() == 10 => (rest, *last),
+            all => (all, "0"),
+        };
         let [
             date,
             commit,
@@ -71,7 +77,7 @@ impl Row {
             hangs,
             oom,
             rss,
-        ] = cells.as_slice()
+        ] = cells
         else {
             return None;
         };
@@ -87,6 +93,7 @@ impl Row {
                 hangs: number(hangs)?,
                 out_of_memory: number(oom)?,
                 peak_rss_mb: number(rss)?,
+                timeouts_not_reproduced: number(not_reproduced)?,
                 artifact: None,
             },
         })
@@ -184,7 +191,11 @@ pub fn render(rows: &[Row]) -> String {
          run is seeded from `fuzz/corpus/TARGET` and limited to 256 MiB RSS and 1 s per input.\n\n\
          The bar (issue 19): at least 10,000,000 executions per target with no crash, no hang \
          and no run over the RSS limit since; peak RSS under 256 MiB. \
-         *Clean executions* counts the executions since the target's last failed run.\n\n\
+         *Clean executions* counts the executions since the target's last failed run. \
+         libFuzzer's timeout is wall time, so on a loaded machine a starved process can trip it: \
+         an input it stopped at is run again alone three times, and counts as a hang only if it \
+         goes over 1 s again (as a crash if it crashes); otherwise it is listed under *timeouts \
+         not reproduced* and the run stopped early but did not fail.\n\n\
          ## Totals\n\n\
          | target | executions | clean executions | runs | seconds | crashes | hangs | out of memory | peak RSS (MiB) | bar |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
@@ -207,8 +218,8 @@ pub fn render(rows: &[Row]) -> String {
     out.push_str(RUNS_HEADING);
     out.push_str(
         "\n\n\
-         | date (UTC) | commit | target | seconds | executions | exec/s | crashes | hangs | out of memory | peak RSS (MiB) |\n\
-         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         | date (UTC) | commit | target | seconds | executions | exec/s | crashes | hangs | out of memory | peak RSS (MiB) | timeouts not reproduced |\n\
+         | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for row in rows {
         out.push_str(&row.to_markdown());
@@ -364,6 +375,16 @@ mod tests {
         let cose = totals(&rows).remove(5).1;
         assert_eq!(cose.clean_executions, 0);
         assert!(!cose.meets_bar());
+    }
+
+    #[test]
+    fn the_timeouts_column_is_read_and_older_rows_lack_it() {
+        let mut with = row("cose_key", 5, 0, 40);
+        with.run.timeouts_not_reproduced = 2;
+        assert_eq!(parse(&render(&[with.clone()])), vec![with]);
+        let old =
+            "## Runs\n| 2026-12-07 17:00 | abc | cose_key | 30 | 1,000 | 33 | 0 | 0 | 0 | 41 |\n";
+        assert_eq!(parse(old)[0].run.timeouts_not_reproduced, 0);
     }
 
     #[test]
