@@ -46,8 +46,7 @@ usage: cargo xtask <command>
 
 commands:
   test [--only SUITES] [--filter TEXT | -- TEXT]
-                         install what the selected suites need, then run them (default: all
-                         but fuzz, whose first build does not fit CI's time budget)
+                         install what the selected suites need, then run them (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
                            python (= build,python), device (= build,device-suite:
@@ -406,7 +405,8 @@ mod tests {
                 "browser",
                 "tauri",
                 "cross-targets",
-                "vm-test"
+                "vm-test",
+                "fuzz"
             ]
         );
         assert_eq!(selection.filter, None);
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(selection.filter.as_deref(), Some("pin"));
         let selection = parse_test_args(&strings(&["--filter=pin"])).unwrap();
         assert_eq!(selection.suites.len(), SUITES.len() - suites::OPT_IN.len());
-        assert!(!names(&selection).contains(&"fuzz"));
+        assert!(names(&selection).contains(&"fuzz"));
         assert_eq!(selection.filter.as_deref(), Some("pin"));
         let selection = parse_test_args(&strings(&["--only", "fuzz"])).unwrap();
         assert_eq!(names(&selection), vec!["fuzz"]);
