@@ -529,6 +529,8 @@ fn seed(root: &Path) -> Result<bool> {
         let merged = fuzz.join("target/merged").join(target);
         let _ = std::fs::remove_dir_all(&merged);
         std::fs::create_dir_all(&merged)?;
+        // Inputs kept from earlier findings (`fuzz/regressions/TARGET`) are offered too.
+        let regressions = fuzz.join("regressions").join(target);
         let status = Command::new(binary(root, target))
             .arg("-merge=1")
             .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
@@ -536,6 +538,7 @@ fn seed(root: &Path) -> Result<bool> {
             .arg(&merged)
             .arg(&committed)
             .arg(raw.join(target))
+            .args(regressions.is_dir().then_some(&regressions))
             .current_dir(&fuzz)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
