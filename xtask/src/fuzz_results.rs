@@ -257,14 +257,16 @@ pub fn commit(root: &Path) -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
     let hash = git(&["rev-parse", "--short=10", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
-    // Only the code under test counts: a changed RESULTS.md or corpus is not "dirty".
+    // Only the code under test counts: changed docs, a changed RESULTS.md or corpus are not
+    // "dirty".
     let dirty = git(&[
         "status",
         "--porcelain",
         "--untracked-files=no",
         "--",
         ".",
-        ":!fuzz/RESULTS.md",
+        ":!*.md",
+        ":!docs",
         ":!fuzz/corpus",
     ])
     .is_some_and(|s| !s.is_empty());
