@@ -6,6 +6,7 @@
 //!   inputs and the PRF salt.
 //! - [`info`]: getInfo as a client needs it ([`AuthenticatorInfo`]).
 //! - [`CtapClient`]: typed requests and responses (`passgate_proto::ctap`) over a transport.
+//! - [`uv_plan`]: how a ceremony verifies the user (built-in UV, PIN token, first PIN).
 //! - [`cbor`]: value-level helpers for what proto does not type yet.
 //!
 //! Errors ([`ClientError`]) keep the authenticator's status byte; mapping it to a DOMException
@@ -17,6 +18,7 @@ pub mod error;
 pub mod info;
 pub mod pin;
 pub mod transport;
+pub mod uv_plan;
 
 pub use ctap_client::{CtapClient, PinToken, is_rp_id_hash};
 pub use error::ClientError;

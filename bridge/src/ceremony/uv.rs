@@ -1,5 +1,8 @@
-//! How a ceremony verifies the user: the built-in method, a PIN token (asking the PIN again
-//! after a wrong one, setting a first PIN when none exists), or not at all.
+//! User verification in a ceremony: what [`passgate_client::uv_plan`] decides (the built-in
+//! method, a PIN token, a first PIN, or none), carried out with the bridge's prompts (asking
+//! the PIN again after a wrong one, setting a first PIN when none exists).
+
+use passgate_client::uv_plan::{self, PinAbility, UvMethod};
 
 use super::*;
 
@@ -27,7 +30,7 @@ pub(super) fn token_request(
     pin: &str,
     context: &UvContext<'_>,
 ) -> Result<client_pin::Request, BridgeError> {
-    Ok(pin::token_request(
+    Ok(uv_plan::token_request(
         secret,
         pin,
         context.permission,
@@ -70,71 +73,72 @@ impl Ceremony<'_> {
         context: &UvContext<'_>,
         shared: &mut Option<SharedSecret>,
     ) -> Result<Uv, BridgeError> {
-        let must = requirement == UserVerification::Required || needs_uv || info.always_uv;
-        if requirement == UserVerification::Discouraged && !must {
-            return Ok(Uv::None);
-        }
-        if info.uv_builtin() {
-            return Ok(Uv::BuiltIn);
-        }
-        let ui = &self.bridge.ui;
-        if info.client_pin == Some(false) && must && ui.sets_pin() {
-            // Verification is required and no PIN exists yet: the trusted prompt sets one
-            // (as browsers do) instead of failing, and that PIN verifies this ceremony.
-            let pin = self.set_first_pin(info, context)?;
-            let secret = self.shared_secret()?;
-            let response = self.send(&token_request(&secret, &pin, context)?)?;
-            let token = secret.token(&response)?;
-            *shared = Some(secret);
-            return Ok(Uv::Token(token));
-        }
-        if info.client_pin == Some(true) && ui.collects_pin() {
-            // A wrong PIN is asked again, as browsers do, until the authenticator wants a
-            // power cycle (three in a row) or the PIN is blocked.
-            // A PIN that cannot work now is not asked for: three wrong ones in a row block PIN
-            // use until the authenticator restarts (powerCycleState), eight block the PIN.
-            if let Some(status) = self.pin_unusable() {
-                return Err(BridgeError::from_status(status));
-            }
-            let mut last = StatusCode::PinInvalid.byte();
-            let mut after_wrong_pin = None;
-            for _ in 0..PIN_ATTEMPTS {
-                let request = PinRequest {
-                    origin: context.origin,
-                    rp_id: context.rp_id,
-                    purpose: context.purpose,
-                    after_wrong_pin,
-                    interaction: &self.interaction,
-                };
-                let pin = match self.bridge.ui.pin(&request) {
-                    Ok(pin) => pin,
-                    Err(why) => return Err(self.unanswered(why, "the PIN was not entered")),
-                };
-                // A wrong PIN makes the authenticator pick a new key agreement: a fresh
-                // shared secret for every attempt.
+        let ability = PinAbility {
+            collects_pin: self.bridge.ui.collects_pin(),
+            sets_pin: self.bridge.ui.sets_pin(),
+        };
+        match uv_plan::plan(info, requirement, needs_uv, ability) {
+            UvMethod::None => Ok(Uv::None),
+            UvMethod::BuiltIn => Ok(Uv::BuiltIn),
+            UvMethod::SetFirstPin => {
+                let pin = self.set_first_pin(info, context)?;
                 let secret = self.shared_secret()?;
-                let response = self.send_status(&token_request(&secret, &pin, context)?)?;
-                match response {
-                    Ok(response) => {
-                        let token = secret.token(&response)?;
-                        *shared = Some(secret);
-                        return Ok(Uv::Token(token));
-                    }
-                    Err(status) if status == StatusCode::PinInvalid.byte() => {
-                        last = status;
-                        after_wrong_pin = Some(self.pin_retries());
-                    }
-                    Err(status) => return Err(BridgeError::from_status(status)),
-                }
+                let response = self.send(&token_request(&secret, &pin, context)?)?;
+                let token = secret.token(&response)?;
+                *shared = Some(secret);
+                Ok(Uv::Token(token))
             }
-            return Err(BridgeError::from_status(last));
-        }
-        if must {
-            return Err(BridgeError::not_allowed(
+            UvMethod::Pin => self.pin_token(context, shared),
+            UvMethod::Impossible => Err(BridgeError::not_allowed(
                 "user verification is required, but the authenticator has no built-in method and no PIN can be entered here",
-            ));
+            )),
         }
-        Ok(Uv::None)
+    }
+
+    /// Asks for the PIN and gets a token with it. A wrong PIN is asked again, as browsers
+    /// do, until the authenticator wants a power cycle (three in a row) or the PIN is blocked.
+    fn pin_token(
+        &mut self,
+        context: &UvContext<'_>,
+        shared: &mut Option<SharedSecret>,
+    ) -> Result<Uv, BridgeError> {
+        // A PIN that cannot work now is not asked for: three wrong ones in a row block PIN
+        // use until the authenticator restarts (powerCycleState), eight block the PIN.
+        if let Some(status) = self.pin_unusable() {
+            return Err(BridgeError::from_status(status));
+        }
+        let mut last = StatusCode::PinInvalid.byte();
+        let mut after_wrong_pin = None;
+        for _ in 0..PIN_ATTEMPTS {
+            let request = PinRequest {
+                origin: context.origin,
+                rp_id: context.rp_id,
+                purpose: context.purpose,
+                after_wrong_pin,
+                interaction: &self.interaction,
+            };
+            let pin = match self.bridge.ui.pin(&request) {
+                Ok(pin) => pin,
+                Err(why) => return Err(self.unanswered(why, "the PIN was not entered")),
+            };
+            // A wrong PIN makes the authenticator pick a new key agreement: a fresh
+            // shared secret for every attempt.
+            let secret = self.shared_secret()?;
+            let response = self.send_status(&token_request(&secret, &pin, context)?)?;
+            match response {
+                Ok(response) => {
+                    let token = secret.token(&response)?;
+                    *shared = Some(secret);
+                    return Ok(Uv::Token(token));
+                }
+                Err(status) if status == StatusCode::PinInvalid.byte() => {
+                    last = status;
+                    after_wrong_pin = Some(self.pin_retries());
+                }
+                Err(status) => return Err(BridgeError::from_status(status)),
+            }
+        }
+        Err(BridgeError::from_status(last))
     }
 
     /// Why the PIN cannot be used now, when the authenticator says (getPINRetries:
@@ -143,10 +147,7 @@ impl Ceremony<'_> {
         let response: client_pin::Response = self
             .send(&pin::subcommand_request(SubCommand::GET_PIN_RETRIES))
             .ok()?;
-        if response.pin_retries == Some(0) {
-            return Some(StatusCode::PinBlocked.byte());
-        }
-        (response.power_cycle_state == Some(true)).then_some(StatusCode::PinAuthBlocked.byte())
+        uv_plan::pin_unusable(&response).map(StatusCode::byte)
     }
 
     /// How many PIN attempts are left (authenticatorClientPIN getPINRetries), if it says.
