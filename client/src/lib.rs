@@ -6,6 +6,7 @@
 //!   inputs and the PRF salt.
 //! - [`info`]: getInfo as a client needs it ([`AuthenticatorInfo`]).
 //! - [`CtapClient`]: typed requests and responses (`passgate_proto::ctap`) over a transport.
+//! - [`token_cache`]: a pinUvAuthToken kept for a short window, under CTAP 2.1's token rules.
 //! - [`uv_plan`]: how a ceremony verifies the user (built-in UV, PIN token, first PIN).
 //! - [`cbor`]: value-level helpers for what proto does not type yet.
 //!
@@ -17,6 +18,7 @@ pub mod ctap_client;
 pub mod error;
 pub mod info;
 pub mod pin;
+pub mod token_cache;
 pub mod transport;
 pub mod uv_plan;
 

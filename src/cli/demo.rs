@@ -164,12 +164,15 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // One authenticator for WebAuthn and the app APIs: the vault and proof credentials live
     // next to the passkeys, and both ask in the same trusted prompt.
     let authenticator = Arc::new(Mutex::new(authenticator));
-    let bridge = Arc::new(passgate_bridge::Bridge::new(
-        Box::new(passgate_bridge::InProcess::shared(Arc::clone(
-            &authenticator,
-        ))),
-        Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
-    ));
+    let bridge = Arc::new(
+        passgate_bridge::Bridge::new(
+            Box::new(passgate_bridge::InProcess::shared(Arc::clone(
+                &authenticator,
+            ))),
+            Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
+        )
+        .with_pin_token_ttl(args.prompt.pin_token_ttl()),
+    );
     let app = app_router(
         passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
         &authenticator_dir.join("app"),

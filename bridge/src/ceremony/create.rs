@@ -113,20 +113,15 @@ impl Bridge {
         }
         let mut shared = None;
         let needs_uv = rk && info.client_pin == Some(true);
-        let uv = ceremony.plan_uv(
-            &info,
-            requirement,
-            needs_uv,
-            &UvContext {
-                origin: caller.origin.as_str(),
-                rp_id: &rp_id,
-                purpose: Purpose::Create {
-                    user_name: &options.user.name,
-                },
-                permission: Permissions::MAKE_CREDENTIAL,
+        let uv_context = UvContext {
+            origin: caller.origin.as_str(),
+            rp_id: &rp_id,
+            purpose: Purpose::Create {
+                user_name: &options.user.name,
             },
-            &mut shared,
-        )?;
+            permission: Permissions::MAKE_CREDENTIAL,
+        };
+        let mut uv = ceremony.plan_uv(&info, requirement, needs_uv, &uv_context, &mut shared)?;
 
         let want_prf = prf.is_some() && info.has_extension("hmac-secret");
         let user = UserEntity {
@@ -158,7 +153,7 @@ impl Bridge {
             .iter()
             .map(|id| CredentialDescriptor::public_key(id))
             .collect();
-        if let Uv::Token(token) = &uv {
+        if let Some(token) = uv.token() {
             request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
         if conveyance_none {
@@ -170,9 +165,13 @@ impl Bridge {
         {
             request.attestation_formats_preference = Some(formats.clone());
         }
-        let response = ceremony.call(
-            Command::MakeCredential.byte(),
-            ctap::Request::to_value(&request).as_ref(),
+        let response = ceremony.call_verified(
+            &mut request,
+            &mut uv,
+            &info,
+            &uv_context,
+            &client_data_hash,
+            |request, auth| request.pin_uv_auth = Some(auth),
         )?;
 
         let auth_data_bytes = bytes(int_key(&response, 2))

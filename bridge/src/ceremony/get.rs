@@ -183,18 +183,13 @@ impl Bridge {
             allow = vec![id];
         }
         let mut shared = None;
-        let uv = ceremony.plan_uv(
-            &info,
-            requirement,
-            false,
-            &UvContext {
-                origin: caller.origin.as_str(),
-                rp_id: &rp_id,
-                purpose,
-                permission: Permissions::GET_ASSERTION,
-            },
-            &mut shared,
-        )?;
+        let uv_context = UvContext {
+            origin: caller.origin.as_str(),
+            rp_id: &rp_id,
+            purpose,
+            permission: Permissions::GET_ASSERTION,
+        };
+        let mut uv = ceremony.plan_uv(&info, requirement, false, &uv_context, &mut shared)?;
         if let Purpose::Approve { .. } = purpose {
             // The PIN dialog showed the action's text; without one, the host shows it now.
             if !matches!(uv, Uv::Token(_)) && self.ui.shows_approvals() {
@@ -235,12 +230,16 @@ impl Bridge {
             .iter()
             .map(|id| CredentialDescriptor::public_key(id))
             .collect();
-        if let Uv::Token(token) = &uv {
+        if let Some(token) = uv.token() {
             request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
-        let first = ceremony.call(
-            Command::GetAssertion.byte(),
-            ctap::Request::to_value(&request).as_ref(),
+        let first = ceremony.call_verified(
+            &mut request,
+            &mut uv,
+            &info,
+            &uv_context,
+            &client_data_hash,
+            |request, auth| request.pin_uv_auth = Some(auth),
         )?;
         let count = integer(int_key(&first, 5)).unwrap_or(1);
         let mut assertions = vec![first];

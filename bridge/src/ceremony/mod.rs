@@ -17,6 +17,7 @@ use ciborium::value::Value;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_client::cbor::{self, bytes, int_key, integer, text, text_key, text_map};
 use passgate_client::pin::{self, SharedSecret};
+use passgate_client::token_cache::TokenCache;
 use passgate_client::{AuthenticatorInfo, ClientError, CtapTransport};
 use passgate_proto::AuthenticatorData;
 use passgate_proto::ctap::client_pin::{self, SubCommand};
@@ -66,6 +67,9 @@ pub struct Bridge {
     /// the authenticator, so that how long they take does not tell a page that a prompt is
     /// open (e.g. an autofill prompt, which would say that a passkey exists).
     last_info: Mutex<Option<AuthenticatorInfo>>,
+    /// The pinUvAuthToken of the last PIN entry, offered for the window CTAP's rules allow
+    /// (`passgate_client::token_cache`).
+    tokens: Mutex<TokenCache>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -122,17 +126,29 @@ impl Ceremony<'_> {
         cmd: u8,
         params: Option<&Value>,
     ) -> Result<Result<Value, u8>, BridgeError> {
+        let reply = self.exchange(cmd, params)?;
+        if self.interaction.is_cancelled() {
+            // Cancelled while the authenticator worked: the page has been told it is over,
+            // whatever the answer (as browsers do).
+            return Err(self.cancelled());
+        }
+        Ok(reply)
+    }
+
+    /// [`Self::call_status`] that returns the authenticator's answer even when the ceremony
+    /// was cancelled while it worked (the caller checks afterwards): for answers worth
+    /// keeping whatever happens to this ceremony, such as a pinUvAuthToken.
+    pub(super) fn exchange(
+        &mut self,
+        cmd: u8,
+        params: Option<&Value>,
+    ) -> Result<Result<Value, u8>, BridgeError> {
         if self.interaction.is_cancelled() {
             return Err(self.cancelled());
         }
         let response = self
             .transport
             .call(&cbor::request(cmd, params), &self.interaction)?;
-        if self.interaction.is_cancelled() {
-            // Cancelled while the authenticator worked: the page has been told it is over,
-            // whatever the answer (as browsers do).
-            return Err(self.cancelled());
-        }
         match cbor::reply(&response)? {
             Err(status) if status == StatusCode::KeepaliveCancel.byte() => Err(self.cancelled()),
             reply => Ok(reply),
@@ -280,7 +296,21 @@ impl Bridge {
             ui,
             current: Mutex::new(None),
             last_info: Mutex::new(None),
+            tokens: Mutex::new(TokenCache::default()),
         }
+    }
+
+    /// Keeps a pinUvAuthToken for `ttl` after the PIN was entered (zero: never), instead of
+    /// [`passgate_client::token_cache::DEFAULT_TTL`].
+    #[must_use]
+    pub fn with_pin_token_ttl(self, ttl: Duration) -> Self {
+        *self.tokens.lock().unwrap_or_else(PoisonError::into_inner) = TokenCache::new(ttl);
+        self
+    }
+
+    /// The kept-token cache.
+    fn tokens(&self) -> MutexGuard<'_, TokenCache> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// getInfo for a feature query: the last answer while a ceremony holds the

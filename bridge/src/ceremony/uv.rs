@@ -2,6 +2,8 @@
 //! method, a PIN token, a first PIN, or none), carried out with the bridge's prompts (asking
 //! the PIN again after a wrong one, setting a first PIN when none exists).
 
+use std::time::Instant;
+
 use passgate_client::uv_plan::{self, PinAbility, UvMethod};
 
 use super::*;
@@ -12,8 +14,21 @@ pub(super) enum Uv {
     None,
     /// The authenticator's built-in method (`options.uv = true`).
     BuiltIn,
-    /// A pinUvAuthToken obtained with the PIN.
+    /// A pinUvAuthToken obtained with the PIN in this ceremony.
     Token(Zeroizing<Vec<u8>>),
+    /// A pinUvAuthToken kept from an earlier PIN entry (within the window, for this RP ID
+    /// and permission, not yet used by the authenticator).
+    Kept(Zeroizing<Vec<u8>>),
+}
+
+impl Uv {
+    /// The token that authorises the request, if any.
+    pub(super) fn token(&self) -> Option<&[u8]> {
+        match self {
+            Self::Token(token) | Self::Kept(token) => Some(token),
+            Self::None | Self::BuiltIn => None,
+        }
+    }
 }
 
 /// Who a PIN token is for: shown in prompts and bound into the token.
@@ -86,9 +101,27 @@ impl Ceremony<'_> {
                 let response = self.send(&token_request(&secret, &pin, context)?)?;
                 let token = secret.token(&response)?;
                 *shared = Some(secret);
+                self.keep_token(&token, info, context);
                 Ok(Uv::Token(token))
             }
-            UvMethod::Pin => self.pin_token(context, shared),
+            UvMethod::Pin => {
+                let kept = self.bridge.tokens().token_for(
+                    context.permission,
+                    context.rp_id,
+                    &info.aaguid,
+                    Instant::now(),
+                );
+                match kept {
+                    Some(token) => {
+                        tracing::debug!(
+                            rp_id = context.rp_id,
+                            "a PIN token from within the window authorises this request"
+                        );
+                        Ok(Uv::Kept(token))
+                    }
+                    None => self.pin_token(info, context, shared),
+                }
+            }
             UvMethod::Impossible => Err(BridgeError::not_allowed(
                 "user verification is required, but the authenticator has no built-in method and no PIN can be entered here",
             )),
@@ -99,6 +132,7 @@ impl Ceremony<'_> {
     /// do, until the authenticator wants a power cycle (three in a row) or the PIN is blocked.
     fn pin_token(
         &mut self,
+        info: &AuthenticatorInfo,
         context: &UvContext<'_>,
         shared: &mut Option<SharedSecret>,
     ) -> Result<Uv, BridgeError> {
@@ -124,14 +158,27 @@ impl Ceremony<'_> {
             // A wrong PIN makes the authenticator pick a new key agreement: a fresh
             // shared secret for every attempt.
             let secret = self.shared_secret()?;
-            let response = self.send_status(&token_request(&secret, &pin, context)?)?;
+            let request = token_request(&secret, &pin, context)?;
+            // The token is kept even when the page gave up while the authenticator made it:
+            // the PIN the person typed then still counts for a retry within the window.
+            let response = self.exchange(
+                Command::ClientPin.byte(),
+                ctap::Request::to_value(&request).as_ref(),
+            )?;
             match response {
                 Ok(response) => {
+                    let response = <client_pin::Response as ctap::Response>::from_value(response)
+                        .map_err(ClientError::from)?;
                     let token = secret.token(&response)?;
                     *shared = Some(secret);
+                    self.keep_token(&token, info, context);
+                    if self.interaction.is_cancelled() {
+                        return Err(self.cancelled());
+                    }
                     return Ok(Uv::Token(token));
                 }
                 Err(status) if status == StatusCode::PinInvalid.byte() => {
+                    self.bridge.tokens().forget_on(status);
                     last = status;
                     after_wrong_pin = Some(self.pin_retries());
                 }
@@ -139,6 +186,56 @@ impl Ceremony<'_> {
             }
         }
         Err(BridgeError::from_status(last))
+    }
+
+    /// Keeps a token just obtained with the PIN, for the window.
+    fn keep_token(&self, token: &[u8], info: &AuthenticatorInfo, context: &UvContext<'_>) {
+        self.bridge.tokens().keep(
+            token,
+            context.permission,
+            context.rp_id,
+            &info.aaguid,
+            Instant::now(),
+        );
+    }
+
+    /// Sends the makeCredential/getAssertion `request` that `uv` authorises (`authorise` puts
+    /// a pinUvAuthParam in it). A kept token the authenticator refuses (PIN_AUTH_INVALID: its
+    /// own lifetime ended, it restarted, another token replaced it) is dropped, and the PIN is
+    /// asked for once, as if no token had been kept. Afterwards the kept token holds what CTAP
+    /// leaves it: nothing of mc/ga once the authenticator collected presence with it.
+    pub(super) fn call_verified<Q: ctap::Request>(
+        &mut self,
+        request: &mut Q,
+        uv: &mut Uv,
+        info: &AuthenticatorInfo,
+        context: &UvContext<'_>,
+        client_data_hash: &[u8],
+        authorise: fn(&mut Q, ctap::PinUvAuth),
+    ) -> Result<Value, BridgeError> {
+        let mut reply = self.call_status(Q::COMMAND.byte(), request.to_value().as_ref());
+        if matches!(reply, Ok(Err(status)) if status == StatusCode::PinAuthInvalid.byte())
+            && matches!(uv, Uv::Kept(_))
+        {
+            self.bridge.tokens().clear();
+            tracing::debug!("the authenticator refused the kept PIN token: asking for the PIN");
+            // A separate shared secret: any hmac-secret input in the request keeps its own.
+            *uv = self.pin_token(info, context, &mut None)?;
+            if let Some(token) = uv.token() {
+                authorise(request, pin::pin_uv_auth(token, client_data_hash));
+            }
+            reply = self.call_status(Q::COMMAND.byte(), request.to_value().as_ref());
+        }
+        if uv.token().is_some() {
+            // Whatever the answer, the authenticator may have used the token (it does so
+            // before it looks for presence): never offer its mc/ga again.
+            self.bridge.tokens().used_with_presence();
+        }
+        let reply = reply?;
+        if let Err(status) = reply {
+            self.bridge.tokens().forget_on(status);
+        }
+        reply.map_err(BridgeError::from_status)
     }
 
     /// Why the PIN cannot be used now, when the authenticator says (getPINRetries:
