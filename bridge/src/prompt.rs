@@ -181,6 +181,14 @@ fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
         Purpose::Autofill => {
             format!("Passkey autofill: {origin} offers to sign you in with a passkey for {rp_id}.")
         }
+        Purpose::AlreadyRegistered { user_name } => {
+            let user_name = clean(user_name);
+            format!(
+                "{origin} asked to create a passkey for \u{201c}{user_name}\u{201d} on {rp_id}, \
+                 but this authenticator already holds one for that account. Nothing was created; \
+                 the page will be told it is already registered."
+            )
+        }
     }
 }
 
@@ -190,6 +198,7 @@ fn operation_title(purpose: Purpose<'_>) -> &'static str {
         Purpose::Create { .. } => "passgate: create a passkey",
         Purpose::Get | Purpose::Autofill => "passgate: sign in",
         Purpose::Approve { .. } => "passgate: approve an action",
+        Purpose::AlreadyRegistered { .. } => "passgate: passkey already here",
     }
 }
 
@@ -199,13 +208,14 @@ fn operation_button(purpose: Purpose<'_>) -> &'static str {
         Purpose::Create { .. } => "Create passkey",
         Purpose::Get | Purpose::Autofill => "Sign in",
         Purpose::Approve { .. } => "Approve",
+        Purpose::AlreadyRegistered { .. } => "OK",
     }
 }
 
 /// The authenticator's operation a ceremony for `purpose` approves.
 fn presence_action(purpose: Purpose<'_>) -> PromptAction {
     match purpose {
-        Purpose::Create { .. } => PromptAction::Register,
+        Purpose::Create { .. } | Purpose::AlreadyRegistered { .. } => PromptAction::Register,
         Purpose::Get | Purpose::Autofill | Purpose::Approve { .. } => PromptAction::SignIn,
     }
 }
@@ -415,20 +425,27 @@ impl UserInterface for PromptUi {
     }
 
     fn approve(&self, request: &ApprovalRequest<'_>) -> Result<(), Unanswered> {
-        let description = format!(
-            "{}\n\nApprove only if you started this yourself.",
+        let notice = matches!(request.purpose, Purpose::AlreadyRegistered { .. });
+        let description = if notice {
             request_line(request.origin, request.rp_id, request.purpose)
-        );
+        } else {
+            format!(
+                "{}\n\nApprove only if you started this yourself.",
+                request_line(request.origin, request.rp_id, request.purpose)
+            )
+        };
         let dialog = Dialog {
             title: operation_title(request.purpose),
             description: &description,
             ok: operation_button(request.purpose),
-            cancel: "Deny",
+            cancel: if notice { "Cancel" } else { "Deny" },
             ..Dialog::default()
         };
         match self.prompt.confirm(&dialog, request.interaction) {
             Ok(Answer::Ok) => {
-                self.granted(request.rp_id, request.purpose);
+                if !notice {
+                    self.granted(request.rp_id, request.purpose);
+                }
                 Ok(())
             }
             Ok(Answer::NotOk) => Err(Unanswered::Declined),

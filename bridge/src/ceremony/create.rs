@@ -102,14 +102,38 @@ impl Bridge {
             .into_iter()
             .filter(|id| id.len() <= info.max_id_length)
             .collect();
-        if exclude.len() > info.max_list {
-            // Longer than one request takes: find the excluded credential the authenticator
-            // holds, if any, and send only it (the authenticator then asks for presence
-            // before it answers CREDENTIAL_EXCLUDED, as CTAP requires).
-            exclude = ceremony
-                .probe(&rp_id, &client_data_hash, &exclude, info.max_list)?
-                .into_iter()
-                .collect();
+        if !exclude.is_empty() {
+            // A request bound to fail is refused before anyone is asked for a PIN: a silent
+            // (up=false) preflight, as browsers do, finds an excluded credential this
+            // authenticator holds. The page may learn it only with the person's consent
+            // (WebAuthn §6.3.2 step 3): a notice in the trusted prompt where the host has
+            // one, otherwise the authenticator's own presence check before
+            // CREDENTIAL_EXCLUDED. Credentials that need verification to be found at all
+            // (credProtect 3) are not seen here and stay in the request's list.
+            let found = ceremony.probe(&rp_id, &client_data_hash, &exclude, info.max_list)?;
+            if let Some(found) = found {
+                if self.ui.shows_approvals() {
+                    let notice = ApprovalRequest {
+                        origin: caller.origin.as_str(),
+                        rp_id: &rp_id,
+                        purpose: Purpose::AlreadyRegistered {
+                            user_name: &options.user.name,
+                        },
+                        interaction: &ceremony.interaction,
+                    };
+                    return Err(match self.ui.approve(&notice) {
+                        Ok(()) => BridgeError::new(
+                            ErrorName::InvalidStateError,
+                            "this authenticator already holds a passkey for this account (CREDENTIAL_EXCLUDED)",
+                        ),
+                        Err(why) => ceremony.unanswered(why, "the notice was dismissed"),
+                    });
+                }
+                exclude = vec![found];
+            } else if exclude.len() > info.max_list {
+                // Longer than one request takes, and nothing was found silently.
+                exclude.clear();
+            }
         }
         let mut shared = None;
         let needs_uv = rk && info.client_pin == Some(true);

@@ -36,6 +36,14 @@ pub enum Purpose<'a> {
         /// before it is shown).
         payload: &'a str,
     },
+    /// Not a request to go ahead but a notice: the page asked to create a passkey for this
+    /// account, and this authenticator already holds one of the credentials the page
+    /// excluded. The person's acknowledgement is the consent WebAuthn requires before the
+    /// page learns it (`InvalidStateError`); nobody is asked for a PIN first.
+    AlreadyRegistered {
+        /// `user.name` from the creation options.
+        user_name: &'a str,
+    },
     /// Signing in from passkey autofill: a conditional request the page armed, started by
     /// a hint that the person is at a sign-in field (a hint the page could have given
     /// itself: the prompt decides, not the hint).
