@@ -664,14 +664,22 @@ journey('6-manage-passkeys: rename, add (excluded), add from another authenticat
   await shot(page, 'account-last-refused');
 });
 
-journey('7-approve-action: a signed action with user verification through the extension', async ({ page, shot }) => {
+journey('7-approve-action: a signed action through the extension, its text shown; a tampered text refused', async ({ page, shot }) => {
   assert.ok(registered, 'journey 1 registered a passkey');
   await goto(page, `${rp.base}/`);
   await signIn(page, registered.name);
   const payload = '{"pay": "Mozilla Foundation", "amount": "25.00", "currency": "EUR"}';
+  const before = pinentry.dialogs().length;
   const approved = await approveAction(page, rp.base, payload);
+  // The page handed the text to the extension beside the options (Chromium's proxy carries
+  // only the options); the native host's PIN dialog shows it, pretty-printed.
+  const shown = pinentry.dialogs().slice(before);
+  assert.deepEqual(shown.map((d) => [d.command, d.title ?? null]).slice(0, 1), [['GETPIN', 'passgate: approve an action']]);
+  assert.ok(shown[0].description.startsWith(`Approve on ${rp.base} (your passkey for localhost):\n\n    {\n      "amount": "25.00",`), shown[0].description);
   const receipt = JSON.parse(approved.body.receipt.receiptJson);
   assert.equal(receipt.payload, payload);
+  assert.equal(receipt.payloadShown, true);
+  assert.match(await page.innerText('#receipt-shown'), /^yes: passgate's prompt showed this text/);
   assert.equal(receipt.userVerified, true);
   assert.equal(receipt.origin, rp.base);
   assert.equal(receipt.credentialId, registered.credentialId);
@@ -679,6 +687,26 @@ journey('7-approve-action: a signed action with user verification through the ex
   assert.match(await page.innerText('#receipt-uv'), /^yes/);
   assert.equal(await page.locator('#authenticator dd[data-field="aaguid"]').innerText(), PASSGATE_AAGUID);
   await shot(page, 'approve-receipt');
+
+  // A page that hands the extension one text and has another signed: refused before any
+  // prompt, nothing signed.
+  const options = await pageFetch(page, 'POST', '/api/actions/options', { payload });
+  assert.equal(options.status, 200);
+  const asked = pinentry.dialogs().length;
+  const tampered = await withTimeout(page.evaluate(async ({ pk, id }) => {
+    const told = await chrome.runtime.sendMessage(id, { type: 'payload', challenge: pk.challenge, payload: '{"pay": "Mozilla Foundation", "amount": "2.50", "currency": "EUR"}' });
+    try {
+      await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(pk) });
+      return { told, ok: true };
+    } catch (e) {
+      return { told, ok: false, name: e.name, message: e.message };
+    }
+  }, { pk: options.body.publicKey, id: extensionId() }), 'tampered get');
+  assert.deepEqual(tampered.told, { ok: true });
+  assert.equal(tampered.ok, false);
+  assert.equal(tampered.name, 'SecurityError');
+  assert.match(tampered.message, /does not match what the challenge commits to/);
+  assert.equal(pinentry.dialogs().length, asked, 'no prompt was shown');
 });
 
 journey('8-relay-origin: a relay on another origin gets an assertion the RP refuses, and the prompt names the relay', async ({ page, shot }) => {
