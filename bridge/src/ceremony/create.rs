@@ -61,7 +61,9 @@ impl Bridge {
         );
         let client_data_hash = sha256(&client_data);
 
-        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
+        let mut ceremony = self
+            .begin(timeout_of(options.timeout), interaction)
+            .for_tab(caller);
         let info = ceremony.info()?;
         let params: Vec<i64> = if options.pub_key_cred_params.is_empty() {
             vec![-7, -257]
@@ -119,6 +121,7 @@ impl Bridge {
                         purpose: Purpose::AlreadyRegistered {
                             user_name: &options.user.name,
                         },
+                        label: ceremony.label(),
                         interaction: &ceremony.interaction,
                     };
                     return Err(match self.ui.approve(&notice) {

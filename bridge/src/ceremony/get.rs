@@ -166,7 +166,9 @@ impl Bridge {
             options,
             matches!(purpose, Purpose::Approve { .. }) && self.ui.shows_approvals(),
         )?;
-        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
+        let mut ceremony = self
+            .begin(timeout_of(options.timeout), interaction)
+            .for_tab(caller);
         let info = ceremony.info()?;
         let mut allow: Vec<Vec<u8>> = allow
             .into_iter()
@@ -197,6 +199,7 @@ impl Bridge {
                     origin: caller.origin.as_str(),
                     rp_id: &rp_id,
                     purpose,
+                    label: ceremony.label(),
                     interaction: &ceremony.interaction,
                 };
                 if let Err(why) = self.ui.approve(&request) {
@@ -264,12 +267,20 @@ impl Bridge {
                 }
             })
             .collect();
+        // The person chooses after the one verification, not before: without user
+        // verification an authenticator returns only user handles, never names (CTAP 2.1
+        // §6.2.2 step 12), and listing accounts with credentialManagement needs a `cm` token,
+        // that is, the PIN. A list of opaque handles would be a blind choice, and a list kept
+        // by the bridge would record who uses this device outside the authenticator. So: one
+        // verification (the PIN dialog, which is also the approval in `passgate demo`), then
+        // this one list (docs/src/security/bridge.md, "Several accounts").
         let chosen = if accounts.len() > 1 {
             let choice = AccountChoice {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
                 purpose,
                 accounts: &accounts,
+                label: ceremony.label(),
                 interaction: &ceremony.interaction,
             };
             match self.ui.choose_account(&choice) {

@@ -137,18 +137,26 @@ impl Ceremony<'_> {
         shared: &mut Option<SharedSecret>,
     ) -> Result<Uv, BridgeError> {
         // A PIN that cannot work now is not asked for: three wrong ones in a row block PIN
-        // use until the authenticator restarts (powerCycleState), eight block the PIN.
+        // use until the authenticator restarts (powerCycleState), eight block the PIN. Where
+        // the host can restart the authenticator, the person may unlock the first.
+        let mut after_wrong_pin = None;
         if let Some(status) = self.pin_unusable() {
-            return Err(BridgeError::from_status(status));
+            if !self.offer_unlock(status, context)? {
+                return Err(BridgeError::from_status(status));
+            }
+            // The last PIN entered was wrong: the dialog says how many attempts are left.
+            after_wrong_pin = Some(self.pin_retries());
         }
         let mut last = StatusCode::PinInvalid.byte();
-        let mut after_wrong_pin = None;
-        for _ in 0..PIN_ATTEMPTS {
+        let mut attempts = 0;
+        while attempts < PIN_ATTEMPTS {
+            attempts += 1;
             let request = PinRequest {
                 origin: context.origin,
                 rp_id: context.rp_id,
                 purpose: context.purpose,
                 after_wrong_pin,
+                label: self.label(),
                 interaction: &self.interaction,
             };
             let pin = match self.bridge.ui.pin(&request) {
@@ -182,10 +190,77 @@ impl Ceremony<'_> {
                     last = status;
                     after_wrong_pin = Some(self.pin_retries());
                 }
+                Err(status) if status == StatusCode::PinAuthBlocked.byte() => {
+                    self.bridge.tokens().forget_on(status);
+                    if !self.offer_unlock(status, context)? {
+                        return Err(BridgeError::from_status(status));
+                    }
+                    // Unlocked: the PIN is asked again, as after a restart.
+                    attempts = 0;
+                    after_wrong_pin = Some(self.pin_retries());
+                }
                 Err(status) => return Err(BridgeError::from_status(status)),
             }
         }
         Err(BridgeError::from_status(last))
+    }
+
+    /// PIN_AUTH_BLOCKED where the host can power-cycle the authenticator: offers the person
+    /// to unlock, and after their yes (and the delay since the block) power-cycles it.
+    /// `Ok(false)` when nothing is offered (another status, no power cycle here, a UI without
+    /// the dialog): the caller fails as before.
+    fn offer_unlock(&mut self, status: u8, context: &UvContext<'_>) -> Result<bool, BridgeError> {
+        if status != StatusCode::PinAuthBlocked.byte() {
+            return Ok(false);
+        }
+        let Some((power_cycle, delay)) = self.bridge.power_cycle.clone() else {
+            return Ok(false);
+        };
+        let blocked_at = *self
+            .bridge
+            .blocked_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Instant::now);
+        let remaining = delay.saturating_sub(blocked_at.elapsed());
+        let retries = self.pin_retries();
+        let request = UnlockRequest {
+            origin: context.origin,
+            rp_id: context.rp_id,
+            purpose: context.purpose,
+            retries,
+            delay_seconds: remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0),
+            label: self.label(),
+            interaction: &self.interaction,
+        };
+        match self.bridge.ui.unlock(&request) {
+            Ok(()) => {}
+            Err(Unanswered::Unavailable) => return Ok(false),
+            Err(why) => return Err(self.unanswered(why, "the PIN stayed locked")),
+        }
+        // The delay slows guessing: three PINs per unlock, and the durable count (eight in
+        // all) still blocks the PIN for good.
+        while blocked_at.elapsed() < delay {
+            if self.interaction.is_cancelled() {
+                return Err(self.cancelled());
+            }
+            std::thread::sleep(
+                delay
+                    .saturating_sub(blocked_at.elapsed())
+                    .min(Duration::from_millis(100)),
+            );
+        }
+        power_cycle().map_err(|e| {
+            BridgeError::unknown(format!("passgate's authenticator could not restart: {e}"))
+        })?;
+        self.bridge.tokens().clear();
+        *self
+            .bridge
+            .blocked_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        tracing::info!("the person unlocked the PIN: the authenticator was power-cycled");
+        Ok(true)
     }
 
     /// Keeps a token just obtained with the PIN, for the window.
@@ -269,6 +344,7 @@ impl Ceremony<'_> {
                 purpose: context.purpose,
                 min_length: info.min_pin_length,
                 problem: problem.as_deref(),
+                label: self.label(),
                 interaction: &self.interaction,
             };
             let pin = match self.bridge.ui.new_pin(&request) {
