@@ -129,7 +129,12 @@ fn three_wrong_pins_then_unlock_and_the_right_pin_signs_in() {
     assert_eq!(dialogs[4]["error"], "Wrong PIN. 5 attempts left.");
     // The authenticator's own presence check (this rig shares no grants).
     assert_eq!(dialogs[5]["title"], "passgate");
-    assert!(dialogs[5]["description"].as_str().unwrap().contains("example.com"));
+    assert!(
+        dialogs[5]["description"]
+            .as_str()
+            .unwrap()
+            .contains("example.com")
+    );
 }
 
 #[test]

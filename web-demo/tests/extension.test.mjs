@@ -625,9 +625,13 @@ journey('6-manage-passkeys: rename, add (excluded), add from another authenticat
   await rename(page, registered.credentialId, mine.name, 'Extension laptop');
   await shot(page, 'account-renamed');
 
-  // The same authenticator already holds a passkey for this account.
+  // The same authenticator already holds a passkey for this account: found silently before
+  // any PIN, one notice in the native host's prompt, then InvalidStateError.
+  const noticeFrom = pinentry.dialogs().length;
   await page.click('#add');
   assert.match(await statusText(page, 'InvalidStateError'), /already registered/);
+  assert.deepEqual(pinentry.dialogs().slice(noticeFrom).map((d) => [d.command, d.title ?? null]),
+    [['CONFIRM', 'passgate: passkey already here']]);
   await shot(page, 'account-already-registered');
 
   // Another device: a second passgate authenticator behind the same extension.

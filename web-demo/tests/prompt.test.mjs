@@ -6,6 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS, captureResponse } from './harness.mjs';
 import { username, goto, statusText, clientData, signUp, signOut, signIn, approve, deletePasskey } from './flows.mjs';
 
@@ -251,13 +253,19 @@ journey('4-two-tabs: two tabs ask at once, queued, each prompt names its tab; ad
 
     // Tab one approves an action; its first PIN is mistyped after a while, so that tab two's
     // request (add a passkey) is queued behind it when tab one's second PIN dialog opens.
-    demo.pinentry.direct({ script: { GETPIN: [{ answer: '000000', delay_ms: 2500 }] } });
+    demo.pinentry.direct({ script: { GETPIN: [{ answer: '000000', delay_ms: 3000 }] } });
     const from = demo.pinentry.dialogs().length;
     const payload = '{"pay": "Two Tabs Ltd", "amount": "3.00", "currency": "EUR"}';
     await approvePage.fill('#payload', payload);
     const approved = captureResponse(approvePage, 'POST', '/api/actions/verify', () => approvePage.click('#approve'));
-    // Tab one's first PIN dialog is open (it answers after 2.5 s): tab two asks meanwhile.
-    await new Promise((resolve) => { setTimeout(resolve, 800); });
+    // Tab one's first PIN dialog is open (the scripted pinentry took its scripted answer, which
+    // it gives after 3 s): tab two asks meanwhile.
+    const control = join(dirname(demo.pinentry.program), 'pinentry-control.json');
+    const deadline = Date.now() + STEP_MS;
+    while (JSON.parse(readFileSync(control, 'utf8')).script.GETPIN.length > 0) {
+      assert.ok(Date.now() < deadline, 'tab one never opened its PIN dialog');
+      await new Promise((resolve) => { setTimeout(resolve, 25); });
+    }
     const added = accountPage.click('#add');
     const verified = await approved;
     assert.equal(verified.status, 200, JSON.stringify(verified.body));
