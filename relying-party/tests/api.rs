@@ -1158,6 +1158,17 @@ async fn json_errors_for_unknown_routes_and_methods_and_openapi_is_served() {
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
 }
 
+#[tokio::test]
+async fn the_local_bridge_address_is_served_as_configured() {
+    let s = Server::start(|_| {}).await;
+    let r = s.get("/api/local-bridge", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, serde_json::json!({"url": null}));
+    let s = Server::start(|c| c.local_bridge = Some("http://127.0.0.1:8781".into())).await;
+    let r = s.get("/api/local-bridge", None).await;
+    assert_eq!(r.body, serde_json::json!({"url": "http://127.0.0.1:8781"}));
+}
+
 /// Runs a future to completion from synchronous test-building code (the table is built with
 /// closures that need server round trips).
 fn futures_lite<F: Future>(f: F) -> F::Output {
@@ -1303,7 +1314,8 @@ async fn passkey_deletion_ends_its_sessions_and_sign_out_everywhere_ends_all() {
 }
 
 #[tokio::test]
-async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
+async fn adding_or_renaming_a_passkey_needs_a_recent_verification_and_deleting_the_last_is_refused_first()
+ {
     let s = Server::start(|c| c.step_up_max_age_secs = 1).await;
     let (cred, session) = s.sign_up("heidi").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -1328,6 +1340,22 @@ async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
     assert_eq!(
         (rename.status, rename.code()),
         (StatusCode::FORBIDDEN, "step_up_required")
+    );
+    // Deleting the only passkey is bound to fail: refused as such before any step-up, so the
+    // page never asks the person to verify for it.
+    let delete_last = s
+        .raw(
+            Method::DELETE,
+            &format!("/api/credentials/{}", b64(&cred.id)),
+            None,
+            Vec::new(),
+            Some(&session),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (delete_last.status, delete_last.code()),
+        (StatusCode::CONFLICT, "last_credential")
     );
     assert_eq!(s.fingerprint().await, before);
 }

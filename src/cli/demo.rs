@@ -12,7 +12,7 @@ use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
-use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge, pairings_path};
 use passgate_bridge::prompt::{PresenceGrants, PromptPresence, PromptUi};
 
 use super::app::app_router;
@@ -52,6 +52,24 @@ pub struct DemoArgs {
     /// relying party still accepts passkeys for its own origin only.
     #[arg(long = "bridge-allow-origin")]
     bridge_allow_origins: Vec<String>,
+}
+
+/// How long after three wrong PINs the prompt's Unlock restarts the authenticator.
+const UNLOCK_DELAY: Duration = Duration::from_secs(10);
+
+/// "Unplugging" the demo's in-process authenticator: its PIN/UV state power-cycles; passkeys,
+/// the PIN, its durable retry count and the local bridge's pairings are kept.
+fn power_cycle(
+    authenticator: &Arc<Mutex<passgate_authenticator::Authenticator>>,
+) -> passgate_bridge::PowerCycle {
+    let authenticator = Arc::clone(authenticator);
+    Arc::new(move || {
+        authenticator
+            .lock()
+            .map_err(|_| "the authenticator's lock is poisoned".to_owned())?
+            .power_cycle();
+        Ok(())
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -164,12 +182,16 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // One authenticator for WebAuthn and the app APIs: the vault and proof credentials live
     // next to the passkeys, and both ask in the same trusted prompt.
     let authenticator = Arc::new(Mutex::new(authenticator));
-    let bridge = Arc::new(passgate_bridge::Bridge::new(
-        Box::new(passgate_bridge::InProcess::shared(Arc::clone(
-            &authenticator,
-        ))),
-        Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
-    ));
+    let bridge = Arc::new(
+        passgate_bridge::Bridge::new(
+            Box::new(passgate_bridge::InProcess::shared(Arc::clone(
+                &authenticator,
+            ))),
+            Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
+        )
+        .with_pin_token_ttl(args.prompt.pin_token_ttl())
+        .with_power_cycle(power_cycle(&authenticator), UNLOCK_DELAY),
+    );
     let app = app_router(
         passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
         &authenticator_dir.join("app"),
@@ -179,7 +201,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
     passgate_app_api::channel::register(&mut router, app)?;
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
-    let local_bridge = LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(bridge_origins))?;
+    let mut bridge_config = LocalBridgeConfig::new(bridge_origins);
+    // Pages paired before a restart stay paired (`passgate bridge unpair` revokes).
+    bridge_config.pairings = Some(pairings_path(&state_dir));
+    let local_bridge = LocalBridge::new(Arc::new(router), bridge_config)?;
     // A code pairs one page; the next one is shown where the first was.
     local_bridge.on_new_code(|code| {
         use std::io::Write;
@@ -190,7 +215,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // shown only in this terminal. The app-APIs page plays the app's backend with it.
     let api_token = demo_api_token()?;
 
-    let config = passgate_relying_party::RpConfig {
+    let mut config = passgate_relying_party::RpConfig {
         listen: args.listen,
         database: format!("sqlite://{}", state_dir.join("demo-rp.sqlite3").display()),
         rp_id: "localhost".into(),
@@ -207,15 +232,17 @@ pub fn main(args: DemoArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listen = config.listen;
+        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
+            .await
+            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
+        let bridge_addr = bridge_listener.local_addr()?;
+        // The pairing dialog pre-fills the address actually bound (port 0 picks one).
+        config.local_bridge = Some(format!("http://{bridge_addr}"));
         let state = passgate_relying_party::build_state(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
-            .await
-            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
         let local = listener.local_addr()?;
-        let bridge_addr = bridge_listener.local_addr()?;
         let url = format!("http://localhost:{}", local.port());
         println!("listening on http://{local}");
         println!();
@@ -233,6 +260,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
             "      pairing code: {}",
             local_bridge.pairing_code().as_str()
         );
+        println!(
+            "    A paired page stays paired when passgate restarts; revoke with `passgate bridge unpair"
+        );
+        println!("    --all --state-dir {}`.", state_dir.display());
         println!(
             "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
         );

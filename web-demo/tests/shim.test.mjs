@@ -271,13 +271,14 @@ journey('3-manage-passkeys: rename, add (excluded), add with the browser\'s auth
   await rename(page, registered.credentialId, mine.name, 'passgate laptop');
   assert.equal(await page.locator('#passkeys .name').first().innerText(), 'passgate laptop');
 
-  // passgate already holds a passkey for this account: excluded, after the person approved.
+  // passgate already holds a passkey for this account: found silently, no PIN asked, one
+  // notice the person acknowledges, then InvalidStateError.
   const excluded = await dialogsDuring(async () => {
     await page.click('#add');
     return statusText(page, 'InvalidStateError');
   });
   assert.match(excluded.result, /already registered/);
-  assert.deepEqual(excluded.dialogs.map((d) => d.command), ['GETPIN']);
+  assert.deepEqual(excluded.dialogs.map((d) => [d.command, d.title]), [['CONFIRM', 'passgate: passkey already here']]);
   await shot(page, 'account-already-registered');
 
   // Back to the browser's authenticators (a CDP virtual authenticator here) for a second passkey.
@@ -293,10 +294,11 @@ journey('3-manage-passkeys: rename, add (excluded), add with the browser\'s auth
   await page.locator('#passkeys tr').nth(1).waitFor();
   await shot(page, 'account-two-passkeys');
 
-  // passgate again: pair once more and delete the browser's passkey, re-authenticating with
-  // passgate's.
-  await pairThroughPage(page);
+  // passgate again (the site stayed paired: no code this time) and delete the browser's
+  // passkey, re-authenticating with passgate's.
+  await page.click('#use-passgate');
   await page.locator('#authenticator-choice[data-kind="passgate"]').waitFor();
+  assert.equal(await page.locator('#pair-dialog[open]').count(), 0);
   const second = added.result.body.credential;
   const removal = await dialogsDuring(() => deletePasskey(page, second.id, second.name));
   assert.equal(removal.result.reauth.status, 200);
@@ -310,9 +312,9 @@ journey('3-manage-passkeys: rename, add (excluded), add with the browser\'s auth
   await page.waitForFunction(() => document.querySelectorAll('#passkeys tr').length === 1);
   await shot(page, 'account-after-delete');
 
-  // The last passkey: re-authenticated, then refused by the server.
-  const last = await deletePasskey(page, registered.credentialId, 'passgate laptop');
-  assert.equal(last.reauth.status, 200);
+  // The last passkey: refused by the server, with no re-authentication (no prompt).
+  const last = await deletePasskey(page, registered.credentialId, 'passgate laptop', { last: true });
+  assert.equal(last.reauth, undefined);
   assert.equal(last.deleted.status, 409);
   assert.equal(last.deleted.body.error.code, 'last_credential');
   await statusText(page, 'last_credential');
@@ -426,7 +428,7 @@ journey('5-other-origins: no bridge path gives another origin an assertion for t
   r = await httpRequest(message, { headers: { ...json, origin: demo.base }, body: { type: 'get', requestId: 1, options: { challenge: 'AAAA' } } });
   assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_required']);
   r = await httpRequest(message, { headers: { ...json, origin: demo.base, authorization: `Bearer ${Buffer.alloc(32).toString('base64url')}` }, body: { type: 'get', requestId: 1, options: { challenge: 'AAAA' } } });
-  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_invalid']);
+  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_stale']);
   r = await httpRequest(`${demo.bridgeUrl}/v1/pair`, { headers: { ...json, origin: demo.base }, body: { code: 'ZZZZ-ZZZZ-ZZZZ' } });
   assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_code_wrong']);
   // A DNS-rebinding name for the bridge is refused whatever the Origin.
