@@ -43,19 +43,38 @@ ES256 = -7
 # -- transport ---------------------------------------------------------------------------------
 
 
+# `cargo xtask fuzz --seed` sets this to a directory: every connection's reports are appended
+# there (`N.sent`, `N.received`, 64 bytes each), and the fuzz seeder turns python-fido2's
+# traffic into seeds for the CTAP and CTAPHID targets.
+RECORD_DIR_ENV = "PASSGATE_CTAPHID_RECORD"
+_recorded_connections = 0
+
+
 class TcpCtapHidConnection(CtapHidConnection):
     """64-byte HID reports carried as-is over a TCP stream, in both directions."""
 
+    # (sent, received) files while recording (subclasses that connect otherwise never record).
+    record = None
+
     def __init__(self, host: str, port: int, timeout: float = SOCKET_TIMEOUT):
+        global _recorded_connections
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Every read and write times out: a silent authenticator fails the test, never hangs it.
         self.sock.settimeout(timeout)
+        self.record = None
+        record_dir = os.environ.get(RECORD_DIR_ENV)
+        if record_dir:
+            _recorded_connections += 1
+            stem = os.path.join(record_dir, f"{os.getpid()}-{_recorded_connections}")
+            self.record = (open(stem + ".sent", "ab", buffering=0), open(stem + ".received", "ab", buffering=0))
 
     def write_packet(self, data: bytes) -> None:
         if len(data) != REPORT_SIZE:
             raise ValueError(f"HID report must be {REPORT_SIZE} bytes, got {len(data)}")
         self.sock.sendall(data)
+        if self.record:
+            self.record[0].write(data)
 
     def read_packet(self) -> bytes:
         packet = b""
@@ -66,10 +85,16 @@ class TcpCtapHidConnection(CtapHidConnection):
                     f"authenticator closed the connection after {len(packet)} bytes of a report"
                 )
             packet += chunk
+        if self.record:
+            self.record[1].write(packet)
         return packet
 
     def close(self) -> None:
         self.sock.close()
+        if self.record:
+            for f in self.record:
+                f.close()
+            self.record = None
 
 
 def open_device(port: int, host: str = "127.0.0.1") -> CtapHidDevice:

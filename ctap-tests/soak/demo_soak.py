@@ -1,14 +1,24 @@
 """The `passgate demo` soak (`cargo xtask soak --minutes N`): one demo process, driven for N
-minutes by scripted sign-ups and sign-ins exactly as a page would do them (the RP's HTTP API for
-options and verification, the local bridge's /v1/message for the authenticator, the scripted
-pinentry as the person at the prompt), while the demo's resident memory (VmRSS) and open file
-descriptors are sampled every 30 s.
+minutes by scripted ceremonies exactly as a page would do them (the RP's HTTP API for options
+and verification, the local bridge's /v1/message for the authenticator, the scripted pinentry as
+the person at the prompt), while the demo's resident memory (VmRSS) and open file descriptors are
+sampled every 30 s.
 
-Passes when, after a warm-up, neither grows: the last quarter's median RSS is within 10% + 4 MiB
-of the first post-warm-up quarter's, and its median descriptor count within 8. Prints the series
-and a summary (first/last/max RSS and fds, ceremonies done), writes it as JSON with --json.
+Two phases (`--phase`):
+- `mixed`: a sign-up, then three sign-ins, over and over. Every sign-up adds an account and a
+  passkey that the RP and the authenticator keep, so RSS may rise with the data kept.
+- `sign-in`: a fixed set of accounts (`--accounts`, created before the clock starts), then only
+  sign-ins over them, with a passkey rename (a step-up-guarded write) every `--rename-every`
+  sign-ins. Nothing is added, so RSS and descriptors must stay flat: the least-squares slope of
+  RSS against sign-ins after the warm-up is reported (KiB per 1,000 sign-ins) and must stay
+  under `--max-slope-kib` (default 64: a leak of 64 bytes per sign-in).
 
-    python demo_soak.py --binary target/debug/passgate --minutes 60 [--json out.json]
+Both pass when, after a warm-up, neither grows: the last quarter's median RSS is within 10% +
+4 MiB of the first post-warm-up quarter's, and its median descriptor count within 8. Prints the
+series and a summary (first/last/max RSS and fds, ceremonies done, slopes), writes it as JSON with
+--json.
+
+    python demo_soak.py --binary target/debug/passgate --minutes 60 [--phase sign-in] [--json out.json]
 """
 
 import argparse
@@ -99,14 +109,7 @@ class Demo:
         return reply["result"]
 
     def rp_post(self, opener, path, body):
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json", "Host": f"localhost:{self.port}"},
-                                         method="POST")
-        try:
-            with opener.open(request, timeout=60) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return self.rp_request(opener, "POST", path, body)
 
     def expect(self, opener, path, body):
         status, answer = self.rp_post(opener, path, body)
@@ -120,14 +123,59 @@ class Demo:
         credential = self.message({"type": "create", "requestId": "c", "options": options})
         self.expect(opener, "/api/register/verify", credential)
 
-    def sign_in(self, username):
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    def sign_in(self, username, rename_to=None):
+        """Signs in (with UV, so the session counts as recently verified) and out; with
+        `rename_to`, renames the account's passkey in between and checks the new name is kept."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         options = self.expect(opener, "/api/login/options", {"username": username})
         assertion = self.message({"type": "get", "requestId": "g", "options": options})
         done = self.expect(opener, "/api/login/verify", assertion)
         if done["verdict"]["userVerified"] is not True:
             raise RuntimeError(f"sign-in without UV: {done}")
-        self.expect(opener, "/api/logout", {})
+        # The session cookie is `Secure` (as on a real origin), which the cookie jar keeps off
+        # plain http: the session-bound calls below carry it themselves.
+        cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+        if rename_to is not None:
+            self.rename_current(opener, cookie, rename_to)
+        status, answer = self.rp_request(opener, "POST", "/api/logout", {}, cookie)
+        if status != 200:
+            raise RuntimeError(f"/api/logout: {status} {answer}")
+
+    def credentials(self, opener, cookie):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/credentials",
+                                         headers={"Host": f"localhost:{self.port}", "Cookie": cookie})
+        with opener.open(request, timeout=60) as response:
+            return json.loads(response.read())["credentials"]
+
+    def rename_current(self, opener, cookie, name):
+        current = next(c for c in self.credentials(opener, cookie) if c["current"])
+        status, answer = self.rp_request(opener, "PATCH", f"/api/credentials/{current['id']}", {"name": name}, cookie)
+        if status != 200 or answer.get("name") != name:
+            raise RuntimeError(f"rename: {status} {answer}")
+        names = [c.get("name") for c in self.credentials(opener, cookie) if c["current"]]
+        if names != [name]:
+            raise RuntimeError(f"the rename was not kept: {names}")
+
+    def rp_request(self, opener, method, path, body, cookie=None):
+        headers = {"Content-Type": "application/json", "Host": f"localhost:{self.port}"}
+        if cookie:
+            headers["Cookie"] = cookie
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
+                                         headers=headers, method=method)
+        try:
+            with opener.open(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+
+def slope(xs, ys):
+    """The least-squares slope of ys against xs (None with fewer than 2 distinct xs)."""
+    if len(set(xs)) < 2:
+        return None
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
 def quarter_median(values, which):
@@ -143,17 +191,28 @@ def main():
     parser.add_argument("--warmup-minutes", type=float, default=None,
                         help="samples ignored by the growth check (default: a tenth of the run, at most 5)")
     parser.add_argument("--json")
+    parser.add_argument("--phase", choices=["mixed", "sign-in"], default="mixed")
+    parser.add_argument("--accounts", type=int, default=20, help="the fixed accounts of the sign-in phase")
+    parser.add_argument("--rename-every", type=int, default=50,
+                        help="sign-ins between passkey renames in the sign-in phase")
+    parser.add_argument("--max-slope-kib", type=float, default=64.0,
+                        help="the sign-in phase fails when RSS grows faster, KiB per 1,000 sign-ins")
     args = parser.parse_args()
     warmup = args.warmup_minutes if args.warmup_minutes is not None else min(5.0, args.minutes / 10)
     with tempfile.TemporaryDirectory(prefix="passgate-soak-") as tmp:
         work = Path(tmp)
         demo = Demo(Path(args.binary), work)
+        users = []
+        if args.phase == "sign-in":
+            # The fixed set, made before the clock starts: the phase itself adds nothing.
+            for i in range(args.accounts):
+                demo.sign_up(f"fixed-{i}")
+                users.append(f"fixed-{i}")
         started = time.monotonic()
         end = started + args.minutes * 60
         next_sample = started
         series = []
-        sign_ups = sign_ins = 0
-        users = []
+        sign_ups = sign_ins = renames = 0
         failure = None
         try:
             while time.monotonic() < end:
@@ -161,12 +220,20 @@ def main():
                 if now >= next_sample:
                     rss, fds = sample(demo.proc.pid)
                     series.append({"t": round(now - started), "rssKiB": rss, "fds": fds,
-                                   "signUps": sign_ups, "signIns": sign_ins})
+                                   "signUps": sign_ups, "signIns": sign_ins, "renames": renames})
                     print(f"t={now - started:6.0f}s rss={rss / 1024:7.1f} MiB fds={fds:4d} "
-                          f"sign-ups={sign_ups} sign-ins={sign_ins}", flush=True)
+                          f"sign-ups={sign_ups} sign-ins={sign_ins} renames={renames}", flush=True)
                     next_sample += SAMPLE_EVERY
                 if demo.proc.poll() is not None:
                     raise RuntimeError(f"passgate demo exited with {demo.proc.returncode}")
+                if args.phase == "sign-in":
+                    # Sign-ins only, round the fixed accounts; now and then a rename.
+                    rename = sign_ins % args.rename_every == args.rename_every - 1
+                    demo.sign_in(users[sign_ins % len(users)],
+                                 rename_to=f"passkey {renames}" if rename else None)
+                    renames += rename
+                    sign_ins += 1
+                    continue
                 # One sign-up, then sign-ins by users old and new.
                 username = f"soak-{sign_ups}"
                 demo.sign_up(username)
@@ -177,7 +244,7 @@ def main():
                     sign_ins += 1
             rss, fds = sample(demo.proc.pid)
             series.append({"t": round(time.monotonic() - started), "rssKiB": rss, "fds": fds,
-                           "signUps": sign_ups, "signIns": sign_ins})
+                           "signUps": sign_ups, "signIns": sign_ins, "renames": renames})
         except Exception as e:  # noqa: BLE001 - reported as the soak's failure
             failure = f"{type(e).__name__}: {e}"
         finally:
@@ -186,7 +253,15 @@ def main():
     steady = [s for s in series if s["t"] >= warmup * 60] or series
     rss = [s["rssKiB"] for s in steady]
     fds = [s["fds"] for s in steady]
+    rss_slope = slope([s["signIns"] for s in steady], [s["rssKiB"] for s in steady])
+    fd_slope = slope([s["signIns"] for s in steady], [s["fds"] for s in steady])
     summary = {
+        "phase": args.phase,
+        "accounts": len(users) if args.phase == "sign-in" else sign_ups,
+        "renames": renames,
+        "warmupMinutes": warmup,
+        "rssSlopeKiBPer1000SignIns": None if rss_slope is None else round(rss_slope * 1000, 2),
+        "fdSlopePer1000SignIns": None if fd_slope is None else round(fd_slope * 1000, 3),
         "minutes": args.minutes,
         "samples": len(series),
         "signUps": sign_ups,
@@ -212,6 +287,8 @@ def main():
             problems.append(f"descriptors grew: {summary['fds']}")
     if sign_ins == 0:
         problems.append("no ceremony completed")
+    if args.phase == "sign-in" and rss_slope is not None and rss_slope * 1000 > args.max_slope_kib:
+        problems.append(f"RSS grows {rss_slope * 1000:.1f} KiB per 1,000 sign-ins (limit {args.max_slope_kib})")
     summary["growth"] = any(p.startswith(("RSS", "descriptors")) for p in problems)
     summary["passed"] = not problems
     print(json.dumps(summary, indent=2))

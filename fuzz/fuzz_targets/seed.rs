@@ -4,10 +4,12 @@
 //! so seeding costs no second build of the tree:
 //!
 //! - the CTAP 2.1 conformance suite (`passgate-ctap-tests`, all checks, resets allowed) runs
-//!   against the authenticator over TCP through a recording proxy: its report sequences seed
-//!   `ctaphid_reports`, its CBOR requests `ctap_command`, the authenticator data and COSE keys
-//!   in the answers `authenticator_data` and `cose_key`, and the state files it left
-//!   (decrypted) `authenticator_state`;
+//!   against the authenticator over TCP through a recording proxy, and python-fido2's traffic
+//!   in the python interop tests is read from their recording (`$PASSGATE_CTAPHID_RECORD`,
+//!   written by `ctap-tests/python/helpers.py` when `cargo xtask fuzz --seed` runs them): the
+//!   report sequences seed `ctaphid_reports`, the CBOR requests `ctap_command`, the
+//!   authenticator data and COSE keys in the answers `authenticator_data` and `cose_key`, and
+//!   the state files the conformance suite left (decrypted) `authenticator_state`;
 //! - testkit's software passkey (what the relying-party tests sign with) gives the WebAuthn
 //!   JSON, clientDataJSON and the verify API body; the bridge tests' messages seed the native
 //!   messaging and local bridge targets; app-api's vault sealing and SOTER's forms the rest.
@@ -142,9 +144,48 @@ fn cbor_messages(reports: &[Packet]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// python-fido2's traffic, as the python interop tests recorded it (`N.sent` and
+/// `N.received` per connection, 64-byte reports, in `$PASSGATE_CTAPHID_RECORD`; see
+/// `ctap-tests/python/helpers.py`).
+fn recorded_python_sessions() -> Vec<Session> {
+    let Some(dir) = std::env::var_os("PASSGATE_CTAPHID_RECORD") else {
+        eprintln!("seed: no python-fido2 recording (PASSGATE_CTAPHID_RECORD unset)");
+        return Vec::new();
+    };
+    let reports = |path: &Path| -> Vec<Packet> {
+        std::fs::read(path)
+            .unwrap_or_default()
+            .chunks_exact(PACKET_SIZE)
+            .map(|c| c.try_into().unwrap())
+            .collect()
+    };
+    let mut sessions = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return sessions;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for sent in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sent"))
+    {
+        sessions.push(Session {
+            sent: reports(sent),
+            received: reports(&sent.with_extension("received")),
+        });
+    }
+    eprintln!(
+        "seed: {} python-fido2 connections, {} reports sent",
+        sessions.len(),
+        sessions.iter().map(|s| s.sent.len()).sum::<usize>()
+    );
+    sessions
+}
+
 fn seed_ctap(corpus: &mut Corpus) {
     let dir = passgate_fuzz::scratch_dir("seed-conformance");
-    let sessions = record_conformance_suite(&dir);
+    let mut sessions = record_conformance_suite(&dir);
+    sessions.extend(recorded_python_sessions());
     for session in &sessions {
         for chunk in session.sent.chunks(REPORTS_PER_SEED) {
             let mut seed = Vec::with_capacity(chunk.len() * (1 + PACKET_SIZE));
@@ -354,7 +395,7 @@ fuzz_target!(
         seed_vault(&mut corpus);
         seed_ctap(&mut corpus);
         eprintln!("seed: {} new seed files in {}", corpus.written, corpus.root.display());
-        std::process::exit(0);
+        // `cargo xtask fuzz --seed` runs this with `-runs=0`: no input follows.
     },
     |_data: &[u8]| {}
 );

@@ -23,6 +23,7 @@ mod cross;
 mod deps;
 mod device_suite;
 mod fuzz;
+mod fuzz_results;
 mod parse;
 mod run;
 mod soak;
@@ -45,8 +46,7 @@ usage: cargo xtask <command>
 
 commands:
   test [--only SUITES] [--filter TEXT | -- TEXT]
-                         install what the selected suites need, then run them (default: all
-                         but fuzz, whose first build does not fit CI's time budget)
+                         install what the selected suites need, then run them (default: all)
                          SUITES is a comma-separated list of:
                            fmt, clippy, lint (= fmt,clippy), rust, build,
                            python (= build,python), device (= build,device-suite:
@@ -59,17 +59,21 @@ commands:
                          filter, pytest -k, node --test-name-pattern)
   vm-test                the uhid VM test alone (= test --only vm-test)
   setup                  only install every suite's Debian packages and the Python venv
-  fuzz [--time N] [--only TARGETS] [--seed] [--no-build]
+  fuzz [--time N] [--only TARGETS] [--jobs J] [--seed] [--no-build] [--no-record]
                          build the cargo-fuzz targets in fuzz/ (nightly) and run each for N
-                         seconds (default 30) within 256 MiB and 1 s per input; prints
-                         executions, crashes, hangs and peak RSS per target, fails on any;
-                         --seed rewrites fuzz/corpus from the test suites, minimised
+                         seconds (default 30), J at a time (default 1), within 256 MiB and
+                         1 s per input; prints executions, crashes, hangs and peak RSS per
+                         target, fails on any, and adds the figures to fuzz/RESULTS.md
+                         (not with --no-record); --seed rewrites fuzz/corpus from the test
+                         suites, minimised; --no-build runs the targets as last built
   bench [uhid]           run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run (`uhid`: only the
                          getAssertion round trip over uhid vs TCP, in a QEMU guest)
-  soak [--minutes N]     one `passgate demo` driven by scripted sign-ups and sign-ins for
+  soak [--minutes N] [--sign-in-only]
+                         one `passgate demo` driven by scripted sign-ups and sign-ins for
                          N minutes (default 60), RSS and open fds sampled every 30 s;
-                         fails if either grows
+                         fails if either grows; --sign-in-only: 20 fixed accounts, sign-ins
+                         and passkey renames only, RSS slope per 1,000 sign-ins bounded
   soak --postgres        PostgreSQL killed and restarted under load on two `passgate rp`
                          instances, then 10,000 ceremonies across both
   help                   this text
@@ -401,7 +405,8 @@ mod tests {
                 "browser",
                 "tauri",
                 "cross-targets",
-                "vm-test"
+                "vm-test",
+                "fuzz"
             ]
         );
         assert_eq!(selection.filter, None);
@@ -429,7 +434,7 @@ mod tests {
         assert_eq!(selection.filter.as_deref(), Some("pin"));
         let selection = parse_test_args(&strings(&["--filter=pin"])).unwrap();
         assert_eq!(selection.suites.len(), SUITES.len() - suites::OPT_IN.len());
-        assert!(!names(&selection).contains(&"fuzz"));
+        assert!(names(&selection).contains(&"fuzz"));
         assert_eq!(selection.filter.as_deref(), Some("pin"));
         let selection = parse_test_args(&strings(&["--only", "fuzz"])).unwrap();
         assert_eq!(names(&selection), vec!["fuzz"]);

@@ -5,6 +5,10 @@
 //!   bridge, the scripted pinentry) for N minutes while its RSS and open descriptors are
 //!   sampled every 30 s; it fails when either grows. The series goes to
 //!   `target/soak/demo-soak.json`.
+//! - `--minutes N --sign-in-only`: the same demo on a fixed set of 20 accounts, signing in
+//!   only (with a passkey rename every 50 sign-ins): nothing is added, so RSS and descriptors
+//!   must stay flat; it reports and bounds the slope of RSS per 1,000 sign-ins. The series goes
+//!   to `target/soak/demo-soak-sign-in.json`.
 //! - `--postgres`: PostgreSQL killed and restarted under load on two `passgate rp` instances,
 //!   then 10,000 ceremonies across both (`ctap-tests/python/test_rp_postgres_outage.py` with
 //!   `PASSGATE_PG_CEREMONIES=10000`; the python-interop suite runs it with 2,000).
@@ -16,13 +20,14 @@ use anyhow::{Context as _, Result, bail};
 
 /// What `soak` was asked to run.
 enum Soak {
-    Demo { minutes: String },
+    Demo { minutes: String, sign_in_only: bool },
     Postgres,
 }
 
 fn parse(args: &[String]) -> Result<Soak> {
     let mut minutes = String::from("60");
     let mut postgres = false;
+    let mut sign_in_only = false;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if let Some(value) = arg.strip_prefix("--minutes=") {
@@ -31,8 +36,12 @@ fn parse(args: &[String]) -> Result<Soak> {
             minutes.clone_from(iter.next().context("--minutes needs a value, e.g. 60")?);
         } else if arg == "--postgres" {
             postgres = true;
+        } else if arg == "--sign-in-only" {
+            sign_in_only = true;
         } else {
-            bail!("unknown argument `{arg}` for `soak` (expected --minutes N or --postgres)");
+            bail!(
+                "unknown argument `{arg}` for `soak` (expected --minutes N, --sign-in-only or --postgres)"
+            );
         }
     }
     if postgres {
@@ -44,7 +53,10 @@ fn parse(args: &[String]) -> Result<Soak> {
     if parsed.is_nan() || parsed <= 0.0 {
         bail!("--minutes must be positive");
     }
-    Ok(Soak::Demo { minutes })
+    Ok(Soak::Demo {
+        minutes,
+        sign_in_only,
+    })
 }
 
 /// Parses the arguments and runs the soak they name.
@@ -61,16 +73,24 @@ pub fn run(root: &Path, target_dir: &Path, args: &[String]) -> Result<ExitCode> 
     }
     let binary = target_dir.join("debug/passgate");
     let status = match soak {
-        Soak::Demo { minutes } => {
+        Soak::Demo {
+            minutes,
+            sign_in_only,
+        } => {
             let out_dir = target_dir.join("soak");
             std::fs::create_dir_all(&out_dir)
                 .with_context(|| format!("creating {}", out_dir.display()))?;
-            let json = out_dir.join("demo-soak.json");
+            let (phase, file) = if sign_in_only {
+                ("sign-in", "demo-soak-sign-in.json")
+            } else {
+                ("mixed", "demo-soak.json")
+            };
+            let json = out_dir.join(file);
             let status = Command::new(crate::deps::venv_python(root))
                 .arg(root.join("ctap-tests/soak/demo_soak.py"))
                 .arg("--binary")
                 .arg(&binary)
-                .args(["--minutes", &minutes, "--json"])
+                .args(["--minutes", &minutes, "--phase", phase, "--json"])
                 .arg(&json)
                 .current_dir(root)
                 .status()
@@ -109,13 +129,19 @@ mod tests {
 
     #[test]
     fn soak_arguments() {
-        assert!(matches!(parse(&args(&[])), Ok(Soak::Demo { minutes }) if minutes == "60"));
         assert!(
-            matches!(parse(&args(&["--minutes", "5"])), Ok(Soak::Demo { minutes }) if minutes == "5")
+            matches!(parse(&args(&[])), Ok(Soak::Demo { minutes, sign_in_only: false }) if minutes == "60")
         );
         assert!(
-            matches!(parse(&args(&["--minutes=0.5"])), Ok(Soak::Demo { minutes }) if minutes == "0.5")
+            matches!(parse(&args(&["--minutes", "5"])), Ok(Soak::Demo { minutes, .. }) if minutes == "5")
         );
+        assert!(
+            matches!(parse(&args(&["--minutes=0.5"])), Ok(Soak::Demo { minutes, .. }) if minutes == "0.5")
+        );
+        assert!(matches!(
+            parse(&args(&["--sign-in-only", "--minutes", "30"])),
+            Ok(Soak::Demo { minutes, sign_in_only: true }) if minutes == "30"
+        ));
         assert!(matches!(parse(&args(&["--postgres"])), Ok(Soak::Postgres)));
         for bad in [
             &["--minutes", "0"][..],

@@ -36,7 +36,11 @@ impl DecodeError {
     }
 }
 
-/// Decodes one CBOR item that spans all of `bytes` (not checked for canonical form).
+/// Decodes one CBOR item that spans all of `bytes`. The bytes need not be in canonical form,
+/// but the item must have one: a map with the same key twice, a tag or a float (none of which
+/// CTAP2 uses, and which the authenticator answers with `CTAP2_ERR_INVALID_CBOR`) is refused
+/// here, at any depth, so whatever decodes also encodes again (a raw value kept inside a typed
+/// message, such as a COSE key, would otherwise carry it to the encoder).
 pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut rest = bytes;
     let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, 16)
@@ -44,6 +48,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     if !rest.is_empty() {
         return Err(DecodeError::Cbor("trailing bytes".into()));
     }
+    super::canonical::encode(&value).map_err(|e| DecodeError::Cbor(e.to_string()))?;
     Ok(value)
 }
 

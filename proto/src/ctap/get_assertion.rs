@@ -236,6 +236,61 @@ mod tests {
         assert_eq!(GetNextAssertion.encode().unwrap(), [0x08]);
     }
 
+    /// Found by the `ctap_command` fuzz target: a getAssertion whose hmac-secret keyAgreement
+    /// (a COSE key, kept as a raw CBOR value) has the label -1 twice decoded, and then could
+    /// not be encoded again. It is refused at decoding now, with the status the authenticator
+    /// answers it with.
+    #[test]
+    fn a_duplicate_key_deep_inside_is_refused_at_decoding() {
+        let mut key_agreement = vec![
+            0xa5, 0x01, 0x02, 0x03, 0x38, 0x18, 0x20, 0x01, 0x21, 0x58, 0x20,
+        ];
+        key_agreement.extend_from_slice(&[0xea; 32]);
+        key_agreement.extend_from_slice(&[0x20, 0x58, 0x20]); // -1 again, where -3 belongs
+        key_agreement.extend_from_slice(&[0x15; 32]);
+        let mut message = vec![0xa3, 0x01, 0x61, b'a', 0x02, 0x58, 0x20];
+        message.extend_from_slice(&[0x22; 32]);
+        message.extend_from_slice(&[0x04, 0xa1, 0x6b]);
+        message.extend_from_slice(b"hmac-secret");
+        message.extend_from_slice(&[0xa3, 0x01]);
+        message.extend_from_slice(&key_agreement);
+        message.extend_from_slice(&[0x02, 0x58, 0x20]);
+        message.extend_from_slice(&[0x91; 32]);
+        message.extend_from_slice(&[0x03, 0x50]);
+        message.extend_from_slice(&[0xf6; 16]);
+        let error = fields::decode_value(&message).unwrap_err();
+        assert_eq!(error, DecodeError::Cbor("duplicate map key".into()));
+        assert_eq!(error.status(), super::super::StatusCode::InvalidCbor);
+
+        // The same message with -3 where it belongs decodes and encodes again.
+        let fixed_at = 7 + 32 + 3 + 11 + 2 + 11 + 32;
+        assert_eq!(message[fixed_at], 0x20);
+        message[fixed_at] = 0x22;
+        let request = Request::from_value(fields::decode_value(&message).unwrap()).unwrap();
+        let encoded = request.encode().unwrap();
+        assert_eq!(
+            Request::from_value(fields::decode_value(&encoded[1..]).unwrap()).unwrap(),
+            request
+        );
+    }
+
+    #[test]
+    fn floats_and_tags_inside_are_refused_at_decoding() {
+        // {1: "a", 2: h'22..', 4: {"x": 1.5}} and {.., 4: {"x": 1(0)}}
+        let mut head = vec![0xa3, 0x01, 0x61, b'a', 0x02, 0x58, 0x20];
+        head.extend_from_slice(&[0x22; 32]);
+        let mut float = head.clone();
+        float.extend_from_slice(&[0x04, 0xa1, 0x61, b'x', 0xf9, 0x3e, 0x00]);
+        let mut tag = head;
+        tag.extend_from_slice(&[0x04, 0xa1, 0x61, b'x', 0xc1, 0x00]);
+        for message in [float, tag] {
+            assert_eq!(
+                fields::decode_value(&message).unwrap_err().status(),
+                super::super::StatusCode::InvalidCbor
+            );
+        }
+    }
+
     #[test]
     fn response_round_trips_and_requires_its_signature() {
         let r = Response {
