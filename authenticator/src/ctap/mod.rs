@@ -1,7 +1,7 @@
 //! The CTAP 2.1 command layer: one file per command, dispatched by [`Authenticator::handle`].
 
 mod bio_enrollment;
-pub mod cbor;
+pub use passgate_proto::ctap::cbor;
 mod client_pin;
 mod config;
 mod credential_management;

@@ -5,6 +5,7 @@
 //! names the field that is wrong.
 
 pub mod canonical;
+pub mod cbor;
 pub mod client_pin;
 pub mod config;
 pub mod credential_management;
