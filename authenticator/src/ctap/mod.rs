@@ -10,7 +10,7 @@ mod get_assertion;
 mod get_info;
 mod large_blobs;
 mod make_credential;
-pub mod pin_protocol;
+pub use passgate_proto::ctap::pin_protocol;
 mod reset;
 mod selection;
 pub mod status;
