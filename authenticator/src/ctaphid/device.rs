@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use super::packet::{encode_message, error_packet, packet_bcnt, packet_cid};
 use super::{
     BROADCAST_CID, CMD_CANCEL, CMD_CBOR, CMD_INIT, CMD_PING, CMD_WINK, CONT_DATA, DEVICE_VERSION,
     MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Packet, REASSEMBLY_TIMEOUT, TRANSACTION_TIMEOUT,
     capability, error,
 };
+use super::{encode_message, error_packet, packet_bcnt, packet_cid};
 
 /// Identifies one connection (one open handle) to the device.
 pub type ConnectionId = u64;
