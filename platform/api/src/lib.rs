@@ -11,8 +11,13 @@
 pub mod bio_enrollment;
 pub mod clock;
 pub mod credential_store;
+// Files and sockets: Unix only (the Windows backend is checked for its target without them).
+#[cfg(unix)]
+pub mod fs;
 pub mod key_store;
 pub mod prompt_text;
 pub mod rng;
 pub mod state_store;
+#[cfg(unix)]
+pub mod transport;
 pub mod user_verifier;
