@@ -11,8 +11,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ciborium::value::Value;
-use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::{Interaction, VerifierStatus};
+use passgate_authenticator::ctaphid::LocalAuthenticator;
 use passgate_client::pin::SharedSecret;
 use passgate_client::{CtapClient, CtapTransport};
 use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
@@ -120,7 +120,7 @@ pub struct Device {
 
 impl Device {
     /// An authenticator in this process: status comes from its verifier directly.
-    pub fn in_process(authenticator: Arc<Mutex<Authenticator>>) -> Self {
+    pub fn in_process<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
         Self {
             client: CtapClient::in_process(authenticator),
         }
@@ -144,27 +144,26 @@ impl Device {
         self.client.info()
     }
 
-    fn with_local<T>(&self, f: impl FnOnce(&Authenticator) -> T) -> Option<T> {
+    fn with_local<T>(&self, f: impl FnOnce(&dyn LocalAuthenticator) -> T) -> Option<T> {
         self.client
             .local()
-            .map(|a| f(&a.lock().unwrap_or_else(PoisonError::into_inner)))
+            .map(|a| f(&*a.lock().unwrap_or_else(PoisonError::into_inner)))
     }
 
     /// The verifier's own status, for an authenticator in this process.
     pub fn verifier_status(&self) -> Option<VerifierStatus> {
-        self.with_local(|a| a.env().user.status())
+        self.with_local(|a| a.verifier_status())
     }
 
     /// The identity of the current biometric enrollment, for an authenticator in this process.
     pub fn enrollment_state(&self) -> Option<[u8; 32]> {
-        self.with_local(|a| a.env().user.enrollment_state())
-            .flatten()
+        self.with_local(|a| a.enrollment_state()).flatten()
     }
 
     /// What the key store is (`software`, `tpm`) and its detail, in this process.
     pub fn key_store_info(&self) -> Option<(String, String)> {
         self.with_local(|a| {
-            let info = a.env().key_store.info();
+            let info = a.key_store_info();
             (info.backend.to_owned(), info.detail)
         })
     }

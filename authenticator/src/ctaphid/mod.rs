@@ -6,17 +6,11 @@
 //! itself (reports, constants, [`encode_message`], [`MessageAssembler`]) is
 //! `passgate_proto::ctaphid`, shared with the client, and re-exported here.
 
-use crate::api::user_verifier::Interaction;
+use crate::api::key_store::KeyStoreInfo;
+use crate::api::user_verifier::{Interaction, VerifierStatus};
 
+pub use passgate_platform_api::ctap_handler::{CtapHandler, LocalAuthenticator};
 pub use passgate_proto::ctaphid::*;
-
-/// Runs CTAP2 commands for a CTAPHID device.
-pub trait CtapHandler: Send {
-    /// Runs one CTAP2 command (command byte + CBOR) and returns status byte + CBOR.
-    fn handle_cbor(&mut self, request: &[u8], interaction: &Interaction) -> Vec<u8>;
-    /// Flashes/notifies so the person can tell which authenticator this is.
-    fn wink(&mut self) {}
-}
 
 impl CtapHandler for crate::Authenticator {
     fn handle_cbor(&mut self, request: &[u8], interaction: &Interaction) -> Vec<u8> {
@@ -25,6 +19,20 @@ impl CtapHandler for crate::Authenticator {
 
     fn wink(&mut self) {
         tracing::info!("wink: this is the authenticator the client is talking to");
+    }
+}
+
+impl LocalAuthenticator for crate::Authenticator {
+    fn verifier_status(&self) -> VerifierStatus {
+        self.env().user.status()
+    }
+
+    fn enrollment_state(&self) -> Option<[u8; 32]> {
+        self.env().user.enrollment_state()
+    }
+
+    fn key_store_info(&self) -> KeyStoreInfo {
+        self.env().key_store.info()
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod bio_enrollment;
 pub mod clock;
 pub mod credential_store;
+pub mod ctap_handler;
 // Files and sockets: Unix only (the Windows backend is checked for its target without them).
 #[cfg(unix)]
 pub mod fs;
