@@ -235,7 +235,7 @@ impl LocalBridge {
 
     fn new_session(&self, origin: &str) -> Result<Zeroizing<String>, LocalBridgeError> {
         let token = Zeroizing::new(b64::encode(&random_bytes::<32>()?));
-        let id = passgate_authenticator::fs::hex(&random_bytes::<8>()?);
+        let id = passgate_platform_api::fs::hex(&random_bytes::<8>()?);
         self.lock().sessions.push(Session {
             token_hash: sha256(token.as_bytes()),
             origin: origin.to_owned(),
