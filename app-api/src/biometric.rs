@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use passgate_authenticator::api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
-use passgate_bridge::client_data::{CeremonyType, client_data_json};
+use passgate_proto::client_data::{CeremonyType, client_data_json};
 use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};

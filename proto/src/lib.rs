@@ -9,6 +9,7 @@
 
 pub mod authenticator_data;
 pub mod b64;
+pub mod client_data;
 pub mod cose;
 pub mod ctap;
 pub mod ctaphid;
