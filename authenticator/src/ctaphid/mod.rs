@@ -1,6 +1,6 @@
 //! CTAPHID (CTAP 2.1 §11.2) as a pure state machine.
 //!
-//! [`Device`] takes 64-byte reports and the current time and says what to do: reply with
+//! [`HidDevice`] takes 64-byte reports and the current time and says what to do: reply with
 //! reports, dispatch a complete CBOR request, cancel the running one. It performs no I/O, so
 //! the TCP transport of today and a Linux uhid device later drive the same code. The framing
 //! itself (reports, constants, [`encode_message`], [`MessageAssembler`]) is
@@ -40,4 +40,4 @@ mod device;
 #[cfg(test)]
 mod tests;
 
-pub use device::{Action, ConnectionId, Device};
+pub use device::{Action, ConnectionId, HidDevice};

@@ -1,6 +1,6 @@
 //! CTAPHID framing (CTAP 2.1 §11.2): reports, the constants of the protocol, a message's
 //! encoding into reports and its reassembly. Both ends of the wire use it: the authenticator's
-//! device state machine (`passgate_authenticator::ctaphid::Device`) and the client's transport.
+//! device state machine (`passgate_authenticator::ctaphid::HidDevice`) and the client's transport.
 
 use std::time::Duration;
 
