@@ -1,4 +1,4 @@
-//! [`Device`]: the CTAP 2.1 client the app APIs run on. It speaks to passgate's authenticator
+//! [`AppDevice`]: the CTAP 2.1 client the app APIs run on. It speaks to passgate's authenticator
 //! in this process ([`passgate_client::InProcess`]) or over CTAPHID/TCP ([`passgate_client::TcpCtapHid`]) and keeps every CTAP
 //! status, because the app APIs must tell a wrong finger (`authenticationFailed`) from a
 //! locked-out sensor (`biometryLockout`) — distinctions a WebAuthn `NotAllowedError` erases.
@@ -114,11 +114,11 @@ pub struct Assertion {
 
 /// The authenticator the app APIs use, and (in this process) its platform for status.
 #[derive(Debug)]
-pub struct Device {
+pub struct AppDevice {
     client: CtapClient,
 }
 
-impl Device {
+impl AppDevice {
     /// An authenticator in this process: status comes from its verifier directly.
     pub fn in_process<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
         Self {

@@ -171,11 +171,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
         Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
     ));
     let app = app_router(
-        passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
+        passgate_app_api::AppDevice::in_process(Arc::clone(&authenticator)),
         &authenticator_dir.join("app"),
         Some(&prompt),
     )?;
-    let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+    let mut router = passgate_bridge::channel::ChannelRouter::webauthn(bridge);
     passgate_app_api::channel::register(&mut router, app)?;
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
