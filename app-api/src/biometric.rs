@@ -12,8 +12,8 @@
 
 use std::path::PathBuf;
 
-use passgate_authenticator::api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
 use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
+use passgate_platform_api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
 use passgate_proto::client_data::{CeremonyType, client_data_json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};

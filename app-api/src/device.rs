@@ -11,10 +11,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ciborium::value::Value;
-use passgate_authenticator::api::user_verifier::{Interaction, VerifierStatus};
-use passgate_authenticator::ctaphid::LocalAuthenticator;
 use passgate_client::pin::SharedSecret;
 use passgate_client::{CtapClient, CtapTransport};
+use passgate_platform_api::ctap_handler::LocalAuthenticator;
+use passgate_platform_api::user_verifier::{Interaction, VerifierStatus};
 use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
 use passgate_proto::ctap::extensions::ExtensionOutputs;
 use passgate_proto::ctap::{Permissions, get_assertion, make_credential};

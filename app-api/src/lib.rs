@@ -32,8 +32,8 @@ pub mod vault;
 pub mod verify;
 
 /// Private directories and atomic, durable writes (with the fault-injection hook the vault tests
-/// use): the authenticator's, so that every store keeps its files the same way.
-pub use passgate_authenticator::fs;
+/// use): platform-api's, the authenticator's too, so that every store keeps its files the same way.
+pub use passgate_platform_api::fs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -39,7 +39,7 @@
 
 use std::sync::Arc;
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 

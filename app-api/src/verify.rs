@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use passgate_authenticator::api::user_verifier::{Interaction, VerifierErrorCode};
-use passgate_authenticator::ctap::StatusCode;
 use passgate_bridge::prompt::{Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin};
+use passgate_platform_api::user_verifier::{Interaction, VerifierErrorCode};
+use passgate_proto::ctap::StatusCode;
 use zeroize::Zeroizing;
 
 use crate::device::{AppDevice, DeviceError, PinToken, Verification};

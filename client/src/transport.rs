@@ -67,9 +67,7 @@ impl InProcess {
 
     /// A transport to an authenticator the caller keeps a handle to.
     pub fn shared<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
-        Self {
-            authenticator: authenticator as Arc<Mutex<dyn LocalAuthenticator>>,
-        }
+        Self { authenticator }
     }
 
     /// The authenticator.

@@ -47,7 +47,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 
 use crate::{CallerId, Platform, sha256};
 pub use config::{AuthMode, VaultConfig, VaultDescriptor, VaultEvent, VaultOptions};
