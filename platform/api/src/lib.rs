@@ -19,6 +19,7 @@ pub mod key_store;
 pub mod prompt_text;
 pub mod rng;
 pub mod state_store;
-#[cfg(unix)]
+// SO_PEERCRED, which the Unix socket's same-user check needs, is Linux's.
+#[cfg(target_os = "linux")]
 pub mod transport;
 pub mod user_verifier;
