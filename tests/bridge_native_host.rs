@@ -545,4 +545,42 @@ fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry()
         std::thread::sleep(Duration::from_millis(50));
     }
     server.stop().unwrap();
+
+    // The pairing outlived the process (a private file in a private directory) until
+    // `passgate bridge unpair` revokes it.
+    use std::os::unix::fs::PermissionsExt;
+    let pairings = dir.path().join("host/local-bridge/pairings.json");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&pairings), 0o600);
+    assert_eq!(mode(pairings.parent().unwrap()), 0o700);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&pairings).unwrap()).unwrap();
+    assert_eq!(stored["pairings"][0]["origin"], origin);
+    let unpair = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+            .args(["bridge", "unpair", "--state-dir"])
+            .arg(dir.path().join("host"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        unpair(&["--origin", "http://localhost:9999"]),
+        format!("no pairing to revoke in {}\n", pairings.display())
+    );
+    let revoked = unpair(&["--origin", "http://LOCALHOST:3000/"]);
+    assert!(
+        revoked.starts_with("revoked pairing ")
+            && revoked.trim_end().ends_with(" of http://localhost:3000"),
+        "{revoked}"
+    );
+    let stored: Value = serde_json::from_slice(&std::fs::read(&pairings).unwrap()).unwrap();
+    assert_eq!(stored["pairings"], json!([]));
+    let refused = Command::new(env!("CARGO_BIN_EXE_passgate"))
+        .args(["bridge", "unpair", "--state-dir"])
+        .arg(dir.path().join("host"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "--origin or --all is required");
 }

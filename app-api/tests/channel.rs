@@ -281,7 +281,7 @@ fn app_messages_pass_only_the_local_bridges_origin_and_pairing_checks() {
     );
     assert_eq!(
         (code, body["error"]["code"].as_str()),
-        (401, Some("pairing_invalid"))
+        (401, Some("pairing_stale"))
     );
     // A token of one allowed origin does not work for another.
     let shop = host.pair(SHOP);

@@ -55,6 +55,7 @@ mod swtpm_benches {
         let tcti = format!("swtpm:host=127.0.0.1,port={port}");
         tpm_command_counts(port);
         tpm_bare_sign(c, &tcti);
+        tpm_round_trips(c, &tcti);
         let mut tpm = passgate_authenticator::tpm::TpmKeyStore::open(&tcti).expect("tpm");
         // No PIN set: the release is the store's open one. Each signature decrypts the key's
         // authorization value, loads the key and signs with that authorization.
@@ -106,12 +107,26 @@ mod swtpm_benches {
         let _ = swtpm.wait();
     }
 
+    /// What one TPM round trip costs on this rig, whatever the command: `TPM2_GetRandom` (no
+    /// session, no cryptography worth the name) through the same TCTI, over loopback TCP.
+    /// tpm2-tss's swtpm TCTI opens a new TCP connection for every command and writes each
+    /// command in one segment (no Nagle/delayed-ACK stall). (swtpm could also listen on a Unix
+    /// socket, which tpm2-tss 3.2's swtpm TCTI reaches with `path=`, but tss-esapi 7.7 parses
+    /// `swtpm:` configurations itself and knows only `host` and `port`.)
+    fn tpm_round_trips(c: &mut Criterion, tcti: &str) {
+        let mut tpm = passgate_authenticator::tpm::connect_esys(tcti).expect("tpm");
+        c.bench_function("tpm_get_random_swtpm", |b| {
+            b.iter(|| tpm.get_random(8).expect("random"))
+        });
+    }
+
     /// One bare `TPM2_Sign` of a loaded key (the key stays loaded: each iteration is exactly one
     /// Sign command, authorized by the connection's session): the peer of the TPM targets.
     fn tpm_bare_sign(c: &mut Criterion, tcti: &str) {
         use passgate_authenticator::tpm::{Encrypt, Residency, TpmContext, signing_key_template};
         use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
-        use tss_esapi::structures::{Auth, Digest, HashcheckTicket, SignatureScheme};
+        use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+        use tss_esapi::structures::{Auth, Digest, HashScheme, HashcheckTicket, SignatureScheme};
         use tss_esapi::traits::Marshall;
         use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 
@@ -138,7 +153,12 @@ mod swtpm_benches {
                     Auth::default(),
                     Residency::Cached,
                     Encrypt::Neither,
-                    |ctx, key| ctx.sign(key, digest.clone(), SignatureScheme::Null, ticket()),
+                    |ctx, key| {
+                        let scheme = SignatureScheme::EcDsa {
+                            hash_scheme: HashScheme::new(HashingAlgorithm::Sha256),
+                        };
+                        ctx.sign(key, digest.clone(), scheme, ticket())
+                    },
                 )
                 .expect("sign")
             })

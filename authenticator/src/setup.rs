@@ -208,6 +208,24 @@ fn open_tpm(
     Ok(Box::new(store))
 }
 
+/// The TPM key store of the authenticator in `state_dir`, for setup commands (the attestation
+/// key): opened as `serve` opens it, without changing who may release keys.
+#[cfg(feature = "tpm")]
+pub fn open_tpm_key_store(
+    state_dir: &Path,
+    tcti: &str,
+) -> Result<crate::tpm::TpmKeyStore, SetupError> {
+    let device_key = open_device_key(state_dir)?;
+    let state = open_state_store(state_dir, &device_key)?;
+    // Biometric release on: opening never erases a copy kept for a configured verifier
+    // (`serve` decides that); it only adds one after a PIN verification, which setup does not do.
+    Ok(crate::tpm::TpmKeyStore::open_with_state(
+        tcti,
+        Box::new(state),
+        true,
+    )?)
+}
+
 #[cfg(not(feature = "tpm"))]
 fn open_tpm(_: &str, _: SharedStateStore, _: bool) -> Result<Box<dyn KeyStore>, SetupError> {
     Err(SetupError::TpmUnsupported)

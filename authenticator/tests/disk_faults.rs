@@ -1,5 +1,5 @@
 //! A full disk (`ENOSPC`) and I/O errors (`EIO`) injected into the atomic writes (`fs::faults`)
-//! while the authenticator stores a credential, the PIN state and the counter epoch: the
+//! while the authenticator stores a credential, the PIN state and a signature-counter block: the
 //! command fails with a precise status, nothing stored before is lost, no temp file is left,
 //! and the next start on the same directory is clean.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_authenticator::fs::faults::{self, Op};
 use passgate_client::CtapClient;
@@ -155,22 +154,49 @@ fn a_pin_change_that_fails_keeps_the_old_state() {
     }
 }
 
+/// The signature counter of a sign-in at [`RP`].
+fn sign_in_counter(client: &CtapClient) -> Result<u32, passgate_client::ClientError> {
+    let request = get_assertion::Request::new(RP, &[7; 32]);
+    let response = client.get_assertion(&request, &Interaction::new())?;
+    Ok(
+        passgate_proto::AuthenticatorData::parse(&response.auth_data)
+            .unwrap()
+            .sign_count,
+    )
+}
+
 #[test]
-fn a_start_whose_counter_epoch_cannot_be_written_fails_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(auto_presence_authenticator(dir.path(), 32));
-    let epoch = std::fs::read(dir.path().join("counter.epoch")).unwrap();
-    {
-        let _fault = faults::inject(Op::Rename, 1, ENOSPC);
-        let key = passgate_authenticator::software::DeviceKey::load_or_create(dir.path()).unwrap();
-        let err = passgate_authenticator::software::FileCredentialStore::open(dir.path(), &key, 32)
-            .unwrap_err();
-        assert!(err.to_string().contains("No space left on device"), "{err}");
+fn a_sign_in_whose_counter_cannot_be_reserved_fails_and_no_value_repeats() {
+    use passgate_authenticator::software::COUNTER_BLOCK;
+    for (op, errno) in [(Op::Rename, ENOSPC), (Op::Fsync, EIO), (Op::Write, EIO)] {
+        let dir = tempfile::tempdir().unwrap();
+        let client = client(dir.path());
+        register(&client, 1).unwrap();
+        // A new passkey counts 1, 2, 3, … up to the first reserved block.
+        for n in 1..=COUNTER_BLOCK {
+            assert_eq!(sign_in_counter(&client).unwrap(), n);
+        }
+        {
+            // The next sign-in must reserve a block first: when that write fails, the
+            // sign-in fails and hands out nothing.
+            let fault = faults::inject(op, 1, errno);
+            let err = sign_in_counter(&client).unwrap_err();
+            assert!(
+                err.is(StatusCode::Other) || err.is(StatusCode::KeyStoreFull),
+                "{op:?}: {err}"
+            );
+            assert!(fault.fired() >= 1, "{op:?}");
+        }
+        assert!(temp_files(dir.path()).is_empty());
+        assert_eq!(sign_in_counter(&client).unwrap(), COUNTER_BLOCK + 1);
+        // A crash (no clean shutdown) and a new start: strictly above every value handed out,
+        // and by at most a block.
+        drop(client);
+        let client = self::client(dir.path());
+        let after = sign_in_counter(&client).unwrap();
+        assert!(
+            after > COUNTER_BLOCK + 1 && after <= 2 * COUNTER_BLOCK + 1,
+            "{op:?}: {after}"
+        );
     }
-    assert_eq!(
-        std::fs::read(dir.path().join("counter.epoch")).unwrap(),
-        epoch
-    );
-    assert!(temp_files(dir.path()).is_empty());
-    let _: Authenticator = auto_presence_authenticator(dir.path(), 32);
 }

@@ -4,55 +4,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use passgate_authenticator::api::credential_store::{
-    CredRandom32, CredentialRecord, CredentialStore, HmacSecretKeys, StoreError,
-};
-use passgate_authenticator::api::key_store::{CredRandomWithUv, KeyAlgorithm, KeyStore};
-use passgate_authenticator::software::{DeviceKey, FileCredentialStore, SoftwareKeyStore};
+use passgate_authenticator::api::credential_store::{CredentialStore, StoreError};
+use passgate_authenticator::api::key_store::{KeyAlgorithm, KeyStore};
+use passgate_authenticator::software::DeviceKey;
 
-fn record(
-    keys: &mut SoftwareKeyStore,
-    rp: &str,
-    id: &[u8],
-    user: &[u8],
-    rk: bool,
-    created: u64,
-) -> CredentialRecord {
-    let key = keys.create_key(KeyAlgorithm::Es256, None).unwrap();
-    CredentialRecord {
-        id: id.to_vec(),
-        rp_id: rp.into(),
-        rp_name: Some("Example Corp".into()),
-        user_id: user.to_vec(),
-        user_name: Some("alice@example.com".into()),
-        user_display_name: Some("Alice".into()),
-        discoverable: rk,
-        algorithm: KeyAlgorithm::Es256,
-        key: key.handle,
-        public_key: key.public_key,
-        created_at: created,
-        created_ns: created * 1_000_000_000,
-        cred_protect: 1,
-        cred_blob: Some(b"blob".to_vec()),
-        biometric_set: Some([5; 32]),
-        large_blob_key: Some(CredRandom32(zeroize::Zeroizing::new([7; 32]))),
-        hmac_secret: Some(HmacSecretKeys {
-            with_uv: CredRandomWithUv::InRecord(CredRandom32(zeroize::Zeroizing::new(
-                [created; 32].map(|b| u8::try_from(b % 251).unwrap()),
-            ))),
-            without_uv: CredRandom32(zeroize::Zeroizing::new(
-                [created + 1; 32].map(|b| u8::try_from(b % 251).unwrap()),
-            )),
-        }),
-    }
-}
-
-fn open(dir: &Path, capacity: usize) -> (DeviceKey, SoftwareKeyStore, FileCredentialStore) {
-    let key = DeviceKey::load_or_create(dir).unwrap();
-    let keys = SoftwareKeyStore::new(&key);
-    let store = FileCredentialStore::open(dir, &key, capacity).unwrap();
-    (key, keys, store)
-}
+mod stores;
+use stores::{open, record};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -329,31 +286,6 @@ fn discoverable_order_is_newest_first_within_one_second() {
 }
 
 #[test]
-fn counters_increase_across_reopen_and_epoch_rollover() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_k, mut keys, mut store) = open(dir.path(), 100);
-    store
-        .insert(&record(&mut keys, "example.com", b"c1", b"u", true, 1))
-        .unwrap();
-    store
-        .insert(&record(&mut keys, "example.com", b"c2", b"v", true, 1))
-        .unwrap();
-    let mut last = 0;
-    for _ in 0..5000 {
-        let c = store.next_sign_count("example.com", b"c1").unwrap();
-        assert!(c > last, "{c} after {last}");
-        last = c;
-    }
-    let other = store.next_sign_count("example.com", b"c2").unwrap();
-    assert!(other > 0);
-    drop(store); // no clean shutdown needed: nothing is written per assertion
-    let (_k, _keys, mut store) = open(dir.path(), 100);
-    let after = store.next_sign_count("example.com", b"c1").unwrap();
-    assert!(after > last, "{after} after reopen must exceed {last}");
-    assert!(store.next_sign_count("example.com", b"c2").unwrap() > other);
-}
-
-#[test]
 fn capacity_delete_and_reset() {
     let dir = tempfile::tempdir().unwrap();
     let (_k, mut keys, mut store) = open(dir.path(), 2);
@@ -547,67 +479,6 @@ fn delete_removes_the_empty_rp_directory() {
 }
 
 #[test]
-fn counter_values_are_epoch_and_use_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_k, _keys, mut store) = open(dir.path(), 10);
-    // First open: epoch 1.
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 1);
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | 2);
-    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (1 << 12) | 1);
-    for n in 3..=4095 {
-        assert_eq!(store.next_sign_count("r", b"a").unwrap(), (1 << 12) | n);
-    }
-    // The 4096th use bumps the epoch durably; every counter restarts in epoch 2.
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (2 << 12) | 1);
-    assert_eq!(store.next_sign_count("r", b"b").unwrap(), (2 << 12) | 1);
-    drop(store);
-    let (_k, _keys, mut store) = open(dir.path(), 10);
-    assert_eq!(store.next_sign_count("r", b"a").unwrap(), (3 << 12) | 1);
-    let epoch = std::fs::read(dir.path().join("counter.epoch")).unwrap();
-    assert_eq!(&epoch[epoch.len() - 4..], &3u32.to_be_bytes());
-}
-
-#[test]
-fn counter_epoch_exhaustion_is_an_error_never_a_wrap() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_k, _keys, store) = open(dir.path(), 10);
-    drop(store);
-    let epoch_file = dir.path().join("counter.epoch");
-    let mut bytes = std::fs::read(&epoch_file).unwrap();
-    let at = bytes.len() - 4;
-    // The last usable epoch is 2^20 - 1; the next open uses it.
-    bytes[at..].copy_from_slice(&((1u32 << 20) - 2).to_be_bytes());
-    std::fs::write(&epoch_file, &bytes).unwrap();
-    let (_k, _keys, mut store) = open(dir.path(), 10);
-    let mut last = 0;
-    for _ in 0..4095 {
-        last = store.next_sign_count("r", b"a").unwrap();
-    }
-    assert_eq!(last, u32::MAX);
-    assert!(store.next_sign_count("r", b"a").is_err());
-    assert!(store.next_sign_count("r", b"a").is_err());
-    drop(store);
-    let key = DeviceKey::load_or_create(dir.path()).unwrap();
-    let on_disk = std::fs::read(&epoch_file).unwrap();
-    assert!(FileCredentialStore::open(dir.path(), &key, 10).is_err());
-    assert_eq!(std::fs::read(&epoch_file).unwrap(), on_disk);
-}
-
-#[test]
-fn corrupt_epoch_file_is_an_error_and_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = DeviceKey::load_or_create(dir.path()).unwrap();
-    let epoch_file = dir.path().join("counter.epoch");
-    std::fs::write(&epoch_file, b"junk").unwrap();
-    let err = FileCredentialStore::open(dir.path(), &key, 10).unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Corrupt { path, .. } if *path == epoch_file),
-        "{err}"
-    );
-    assert_eq!(std::fs::read(&epoch_file).unwrap(), b"junk");
-}
-
-#[test]
 fn stale_temp_files_in_the_state_directory_are_removed_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let (_k, _keys, store) = open(dir.path(), 10);
@@ -621,10 +492,7 @@ fn stale_temp_files_in_the_state_directory_are_removed_at_open() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        vec!["counter.epoch", "credentials", "device.key", "unrelated"]
-    );
+    assert_eq!(names, vec!["credentials", "device.key", "unrelated"]);
 }
 
 #[test]

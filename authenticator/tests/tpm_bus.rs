@@ -20,6 +20,7 @@ use passgate_authenticator::software::{DeviceKey, FileCredentialStore, FileState
 use passgate_authenticator::tpm::STORAGE_PRIMARY_HANDLE;
 use passgate_authenticator::tpm::capture::{Exchange, TpmBusRecorder, command_names};
 use passgate_testkit::swtpm::Swtpm;
+use passgate_testkit::tpm_ca::{AttestationKeySubject, TestCa};
 use support::ctap::{bytes, call, member};
 use support::tpm::{authenticator, open_store};
 use zeroize::Zeroizing;
@@ -343,8 +344,19 @@ fn tpm_commands_per_operation_are_few_and_no_secret_crosses_the_bus_in_the_clear
     drop(a);
 
     // A restart: no CreatePrimary, ever again.
-    let store = measure(&bus, &mut report, "start", || open_store(&tcti, dir.path()));
+    let mut store = measure(&bus, &mut report, "start", || open_store(&tcti, dir.path()));
     assert!(!names(&report, "start").contains(&"CreatePrimary"));
+    // An attestation key certified by the test CA, for the `tpm` attestation below.
+    let ak = store.attestation_key().unwrap();
+    let ca = TestCa::new();
+    store
+        .install_attestation_chain(vec![ca.issue_attestation_key(&AttestationKeySubject {
+            public_key_sec1: ak.public_key.to_sec1_uncompressed().to_vec(),
+            tpm_manufacturer: ak.tpm_manufacturer,
+            tpm_model: ak.tpm_model,
+            tpm_version: ak.tpm_version,
+        })])
+        .unwrap();
     let mut a = authenticator(store, dir.path());
     let p = Platform::new(&mut a);
     bus.take();
@@ -383,6 +395,17 @@ fn tpm_commands_per_operation_are_few_and_no_secret_crosses_the_bus_in_the_clear
         "makeCredential with PIN set (hmac-secret)",
         || make_credential_uv(&mut a, &p),
     );
+    let attested = measure(
+        &bus,
+        &mut report,
+        "makeCredential with PIN set and tpm attestation (hmac-secret)",
+        || make_credential_attested(&mut a),
+    );
+    let attested_names = names(
+        &report,
+        "makeCredential with PIN set and tpm attestation (hmac-secret)",
+    );
+    assert!(attested_names.contains(&"Certify"), "{attested_names:?}");
     let cold = measure(
         &bus,
         &mut report,
@@ -445,7 +468,7 @@ fn tpm_commands_per_operation_are_few_and_no_secret_crosses_the_bus_in_the_clear
         ("hmac-secret output 2".into(), with_pin[32..].to_vec()),
         ("hmac-secret output (cold)".into(), cold.to_vec()),
     ];
-    for cred in [&id, &other] {
+    for cred in [&id, &other, &attested] {
         let record = credentials.get(RP, cred).unwrap().unwrap();
         secrets.push((
             "signing key authValue".into(),
@@ -479,7 +502,7 @@ fn tpm_commands_per_operation_are_few_and_no_secret_crosses_the_bus_in_the_clear
             .iter()
             .filter(|(n, _)| n.contains("authValue"))
             .count(),
-        5
+        7
     );
     drop(store);
 
@@ -539,6 +562,16 @@ fn tpm_commands_per_operation_are_few_and_no_secret_crosses_the_bus_in_the_clear
                 };
                 assert_eq!(auth.attributes & (DECRYPT | ENCRYPT), want, "{name}");
             }
+            "Certify" => {
+                // The credential key through the salted session (its authValue proven, not
+                // sent); the attestation key's empty authValue as a password.
+                let auths = authorizations(c);
+                assert_eq!(auths.len(), 2, "Certify: {auths:?}");
+                assert_eq!(auths[0].session >> 24, 0x02, "Certify: {auths:?}");
+                assert_eq!(auths[0].hmac.len(), 32);
+                assert_eq!(auths[1].session, TPM_RS_PW);
+                assert!(auths[1].hmac.is_empty(), "only the AK's empty password");
+            }
             "CreatePrimary" | "EvictControl" => {
                 for auth in authorizations(c) {
                     assert_eq!(auth.session, TPM_RS_PW);
@@ -571,6 +604,36 @@ fn make_credential_uv(a: &mut Authenticator, p: &Platform) -> Vec<u8> {
         ],
     );
     let _ = p;
+    let auth_data = bytes(member(&response, &int(2)));
+    let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    auth_data[55..55 + len].to_vec()
+}
+
+/// makeCredential with UV (the stand-in verifier) and `tpm` attestation; the credential ID.
+fn make_credential_attested(a: &mut Authenticator) -> Vec<u8> {
+    let response = call(
+        a,
+        command::MAKE_CREDENTIAL,
+        vec![
+            (1, Value::Bytes(CLIENT_DATA_HASH.to_vec())),
+            (2, text_map([("id", Some(Value::Text(RP.into())))])),
+            (
+                3,
+                text_map([("id", Some(Value::Bytes(b"attested".to_vec())))]),
+            ),
+            (
+                4,
+                Value::Array(vec![text_map([
+                    ("alg", Some(int(-7))),
+                    ("type", Some(Value::Text("public-key".into()))),
+                ])]),
+            ),
+            (6, text_map([("hmac-secret", Some(Value::Bool(true)))])),
+            (7, text_map([("uv", Some(Value::Bool(true)))])),
+            (0x0b, Value::Array(vec![Value::Text("tpm".into())])),
+        ],
+    );
+    assert_eq!(member(&response, &int(1)), &Value::Text("tpm".into()));
     let auth_data = bytes(member(&response, &int(2)));
     let len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
     auth_data[55..55 + len].to_vec()

@@ -357,7 +357,7 @@ fn only_paired_pages_of_allowed_origins_reach_the_authenticator() {
     );
     assert_eq!(
         (r.status, r.body["error"]["code"].as_str()),
-        (401, Some("pairing_invalid"))
+        (401, Some("pairing_stale"))
     );
 
     // Pairing: wrong code counted, right code (typed loosely) gives a token for this origin.

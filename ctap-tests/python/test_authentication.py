@@ -20,6 +20,8 @@ def test_allow_list_assertions_have_increasing_sign_counts(passgate):
 
     assert all(a < b for a, b in zip(counts[1:], counts[2:])), f"counters {counts}"
     assert counts[1] > counts[0] or counts[0] == 0, f"counters {counts}"
+    # passgate counts per passkey: 0 at registration, then 1, 2, 3 (not a store-wide value).
+    assert counts == [0, 1, 2, 3], f"counters {counts}"
 
 
 def test_allow_list_with_discoverable_credential(passgate):

@@ -59,6 +59,10 @@ pub struct RpConfig {
     pub header_timeout_secs: u64,
     /// Seconds a request may take to send its whole body.
     pub body_timeout_secs: u64,
+    /// The local bridge the demo pages pair with (`http://127.0.0.1:PORT`), served at
+    /// `GET /api/local-bridge` so that the pairing dialog names the address in use, not a
+    /// guess (`passgate demo` sets it; a plain relying party has none).
+    pub local_bridge: Option<String>,
 }
 
 impl Default for RpConfig {
@@ -85,6 +89,7 @@ impl Default for RpConfig {
             max_connections: 4096,
             header_timeout_secs: 10,
             body_timeout_secs: 10,
+            local_bridge: None,
         }
     }
 }

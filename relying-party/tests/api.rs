@@ -1158,6 +1158,17 @@ async fn json_errors_for_unknown_routes_and_methods_and_openapi_is_served() {
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
 }
 
+#[tokio::test]
+async fn the_local_bridge_address_is_served_as_configured() {
+    let s = Server::start(|_| {}).await;
+    let r = s.get("/api/local-bridge", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, serde_json::json!({"url": null}));
+    let s = Server::start(|c| c.local_bridge = Some("http://127.0.0.1:8781".into())).await;
+    let r = s.get("/api/local-bridge", None).await;
+    assert_eq!(r.body, serde_json::json!({"url": "http://127.0.0.1:8781"}));
+}
+
 /// Runs a future to completion from synchronous test-building code (the table is built with
 /// closures that need server round trips).
 fn futures_lite<F: Future>(f: F) -> F::Output {

@@ -22,6 +22,11 @@ pub enum AuthenticatorCommand {
     /// Serve the authenticator over CTAPHID: 64-byte HID reports carried as-is over a Unix
     /// socket or loopback TCP, or as a HID security key on /dev/uhid (`--transport uhid`).
     Serve(ServeArgs),
+    /// The TPM attestation key (`--key-store tpm`): creates it the first time and prints, as
+    /// JSON, what a CA needs to certify it (its P-256 public key, the TPM's manufacturer,
+    /// model and version); with `--install-chain`, installs the certificate chain the CA
+    /// issued, after which `serve --attestation tpm` answers in WebAuthn's `tpm` format.
+    AttestationKey(AttestationKeyArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -40,6 +45,9 @@ enum AttestationArg {
     None,
     /// Packed self-attestation (signed by the credential key, no certificate).
     Packed,
+    /// WebAuthn's `tpm` format (`--key-store tpm` with an attestation key and its installed
+    /// certificate chain); packed self-attestation where the key store cannot attest.
+    Tpm,
 }
 
 #[derive(clap::Args)]
@@ -81,11 +89,63 @@ pub struct ServeArgs {
     verifier: VerifierArgs,
 }
 
+#[derive(clap::Args)]
+pub struct AttestationKeyArgs {
+    /// The authenticator's state directory (default: $PASSGATE_STATE_DIR, else
+    /// ~/.local/state/passgate).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The TPM, as a TCTI string (default: $TPM2TOOLS_TCTI, $TSS2_TCTI, then
+    /// device:/dev/tpmrm0).
+    #[arg(long)]
+    tcti: Option<String>,
+    /// Installs the chain the CA issued: DER certificate files, the attestation key's first,
+    /// then its issuers (`--install-chain ak.der --install-chain ca.der`).
+    #[arg(long)]
+    install_chain: Vec<PathBuf>,
+}
+
 /// Runs `passgate authenticator …`.
 pub fn main(command: AuthenticatorCommand) -> Result<()> {
     match command {
         AuthenticatorCommand::Serve(args) => serve(args),
+        AuthenticatorCommand::AttestationKey(args) => attestation_key(args),
     }
+}
+
+#[cfg(feature = "tpm")]
+fn attestation_key(args: AttestationKeyArgs) -> Result<()> {
+    use passgate_authenticator::api::key_store::KeyStore;
+    use passgate_authenticator::setup::{open_tpm_key_store, resolve_tcti};
+    let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
+    let tcti = resolve_tcti(args.tcti.as_deref());
+    let mut store = open_tpm_key_store(&state_dir, &tcti)?;
+    let key = store.attestation_key()?;
+    if !args.install_chain.is_empty() {
+        let chain = args
+            .install_chain
+            .iter()
+            .map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display())))
+            .collect::<Result<Vec<_>>>()?;
+        store.install_attestation_chain(chain)?;
+    }
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    println!(
+        "{}",
+        serde_json::json!({
+            "public_key": hex(&key.public_key.to_sec1_uncompressed()),
+            "tpm_manufacturer": key.tpm_manufacturer,
+            "tpm_model": key.tpm_model,
+            "tpm_version": key.tpm_version,
+            "chain_installed": store.can_attest(),
+        })
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "tpm"))]
+fn attestation_key(_: AttestationKeyArgs) -> Result<()> {
+    anyhow::bail!("this passgate was built without TPM support: rebuild with `--features tpm`")
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
@@ -118,6 +178,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         attestation: match args.attestation {
             AttestationArg::None => AttestationFormat::None,
             AttestationArg::Packed => AttestationFormat::PackedSelf,
+            AttestationArg::Tpm => AttestationFormat::Tpm,
         },
         capacity: args.capacity,
         max_uv_attempts: args.verifier.max_attempts,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+use passgate_bridge::local_http::{
+    Config as LocalBridgeConfig, LocalBridge, PairingStore, Revoke, normalize_origin, pairings_path,
+};
 
 use super::app::app_router;
 use super::prompt::{PinPromptArgs, PinPromptKind, bridge_ui, trusted_prompt};
@@ -25,6 +27,25 @@ pub enum BridgeCommand {
     /// (`web-demo/site/shim/passgate-webview.js`): configured origins only, after pairing with
     /// the code it prints.
     LocalHttp(LocalHttpArgs),
+    /// Revoke pages' pairings with the local bridge (`passgate demo`'s or `passgate bridge
+    /// local-http`'s): those pages must pair again with a new code. A running bridge sees it
+    /// before its next answer.
+    Unpair(UnpairArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["origin", "all"])))]
+pub struct UnpairArgs {
+    /// Revoke every pairing of this origin, e.g. http://localhost:8080.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Revoke every pairing.
+    #[arg(long)]
+    all: bool,
+    /// The state directory the bridge keeps its pairings in (`passgate demo --state-dir`,
+    /// `passgate bridge local-http --state-dir`; default: the state directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -93,15 +114,35 @@ pub struct LocalHttpArgs {
     #[command(flatten)]
     prompt: PinPromptArgs,
     /// The app APIs' files (vaults, proof and SOTER keys) live in DIR/app, as for
-    /// `passgate app --state-dir DIR` (default: the state directory).
+    /// `passgate app --state-dir DIR`, and pages' pairings in DIR/local-bridge (default: the
+    /// state directory).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+}
+
+/// `passgate bridge unpair`: revokes stored pairings and says which.
+fn unpair(args: &UnpairArgs) -> Result<()> {
+    let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
+    let store = PairingStore::new(pairings_path(&state_dir));
+    let which = match &args.origin {
+        Some(origin) => Revoke::Origin(normalize_origin(origin)?),
+        None => Revoke::All,
+    };
+    let revoked = store.revoke(&which)?;
+    if revoked.is_empty() {
+        println!("no pairing to revoke in {}", store.path().display());
+    }
+    for pairing in &revoked {
+        println!("revoked pairing {} of {}", pairing.id, pairing.origin);
+    }
+    Ok(())
 }
 
 /// Runs `passgate bridge …`.
 pub fn main(command: BridgeCommand) -> Result<()> {
     use passgate_bridge::native;
     match command {
+        BridgeCommand::Unpair(args) => unpair(&args),
         BridgeCommand::NativeHost(args) => {
             let kind = args.pin_prompt;
             // Without a usable prompt the host still answers (ceremonies needing user
@@ -186,8 +227,10 @@ pub fn main(command: BridgeCommand) -> Result<()> {
             )?;
             let mut router = passgate_bridge::channel::ChannelRouter::webauthn(bridge);
             passgate_app_api::channel::register(&mut router, app)?;
-            let local =
-                LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(args.allow_origins))?;
+            let mut config = LocalBridgeConfig::new(args.allow_origins);
+            // Pages paired before a restart stay paired (`passgate bridge unpair` revokes).
+            config.pairings = Some(pairings_path(&state_dir));
+            let local = LocalBridge::new(Arc::new(router), config)?;
             // A code pairs one page; the next one is shown where the first was.
             local.on_new_code(|code| {
                 use std::io::Write;

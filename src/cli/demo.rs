@@ -12,7 +12,7 @@ use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
-use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge};
+use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge, pairings_path};
 use passgate_bridge::prompt::{PresenceGrants, PromptPresence, PromptUi};
 
 use super::app::app_router;
@@ -179,7 +179,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
     passgate_app_api::channel::register(&mut router, app)?;
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());
-    let local_bridge = LocalBridge::new(Arc::new(router), LocalBridgeConfig::new(bridge_origins))?;
+    let mut bridge_config = LocalBridgeConfig::new(bridge_origins);
+    // Pages paired before a restart stay paired (`passgate bridge unpair` revokes).
+    bridge_config.pairings = Some(pairings_path(&state_dir));
+    let local_bridge = LocalBridge::new(Arc::new(router), bridge_config)?;
     // A code pairs one page; the next one is shown where the first was.
     local_bridge.on_new_code(|code| {
         use std::io::Write;
@@ -190,7 +193,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // shown only in this terminal. The app-APIs page plays the app's backend with it.
     let api_token = demo_api_token()?;
 
-    let config = passgate_relying_party::RpConfig {
+    let mut config = passgate_relying_party::RpConfig {
         listen: args.listen,
         database: format!("sqlite://{}", state_dir.join("demo-rp.sqlite3").display()),
         rp_id: "localhost".into(),
@@ -207,15 +210,17 @@ pub fn main(args: DemoArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let listen = config.listen;
+        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
+            .await
+            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
+        let bridge_addr = bridge_listener.local_addr()?;
+        // The pairing dialog pre-fills the address actually bound (port 0 picks one).
+        config.local_bridge = Some(format!("http://{bridge_addr}"));
         let state = passgate_relying_party::build_state(config).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let bridge_listener = tokio::net::TcpListener::bind(args.bridge_listen)
-            .await
-            .with_context(|| format!("binding {} (--bridge-listen)", args.bridge_listen))?;
         let local = listener.local_addr()?;
-        let bridge_addr = bridge_listener.local_addr()?;
         let url = format!("http://localhost:{}", local.port());
         println!("listening on http://{local}");
         println!();
@@ -233,6 +238,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
             "      pairing code: {}",
             local_bridge.pairing_code().as_str()
         );
+        println!(
+            "    A paired page stays paired when passgate restarts; revoke with `passgate bridge unpair"
+        );
+        println!("    --all --state-dir {}`.", state_dir.display());
         println!(
             "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
         );

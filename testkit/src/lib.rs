@@ -21,6 +21,7 @@
 mod every_scan_matches;
 pub mod soft_credential;
 pub mod swtpm;
+pub mod tpm_ca;
 
 pub use every_scan_matches::EveryScanMatches;
 

@@ -96,7 +96,12 @@ impl Default for Tamper {
     }
 }
 
-fn client_data(type_: &str, challenge: &[u8], origin: &str, cross_origin: Option<bool>) -> Vec<u8> {
+pub fn client_data(
+    type_: &str,
+    challenge: &[u8],
+    origin: &str,
+    cross_origin: Option<bool>,
+) -> Vec<u8> {
     let mut cd = json!({
         "type": type_,
         "challenge": b64(challenge),

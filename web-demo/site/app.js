@@ -2,11 +2,24 @@
 // the choice of authenticator (this browser's own, or passgate's through the webview shim and
 // the local bridge that `passgate demo` runs).
 
+// The pairing (bridge address and token) is the site's, shared by its tabs (localStorage);
+// which authenticator answers is each tab's own choice (sessionStorage), so switching in one
+// tab leaves the others, and the pairing, as they are.
 const BRIDGE_KEY = 'passgate.localBridge';
-const DEFAULT_BRIDGE = 'http://127.0.0.1:8781';
+const TAB_CHOICE_KEY = 'passgate.tabChoice';
 
-/** Which authenticator answers: { kind: 'browser' } or { kind: 'passgate', url }. */
-export const authenticatorChoice = { kind: 'browser', url: null };
+/**
+ * Which authenticator answers: { kind: 'browser' } or { kind: 'passgate', url }; `notice`
+ * says why passgate's pairing no longer works (revoked, or removed in another tab): the tab
+ * stays on passgate, whose requests then say "pair again", until the person pairs again or
+ * picks the browser's (a request is never silently sent to another authenticator); `token`
+ * is the pairing this tab's shim uses.
+ */
+export const authenticatorChoice = { kind: 'browser', url: null, notice: null, token: null };
+
+/** Error codes of the local bridge that mean "this page must pair again". */
+const PAIR_AGAIN = new Set(['pairing_stale', 'pairing_invalid', 'pairing_required']);
+const PAIR_AGAIN_TEXT = "passgate no longer knows this site's pairing (it was revoked with “passgate bridge unpair”, or passgate's pairings were reset). passgate asked nothing and signed nothing. Pair again: press “Use passgate's authenticator” and type the code passgate shows";
 
 function storedBridge() {
   try {
@@ -22,14 +35,16 @@ async function loadShim() {
   return globalThis.passgateWebview;
 }
 
-// A paired page uses passgate's authenticator from the first WebAuthn call on.
+// A paired page uses passgate's authenticator from the first WebAuthn call on, unless this
+// tab chose the browser's.
 {
   const paired = storedBridge();
-  if (paired) {
+  if (paired && sessionStorage.getItem(TAB_CHOICE_KEY) !== 'browser') {
     try {
       (await loadShim()).install({ channel: 'http', http: paired });
       authenticatorChoice.kind = 'passgate';
       authenticatorChoice.url = paired.url;
+      authenticatorChoice.token = paired.token;
     } catch (e) {
       console.warn('passgate shim:', e);
       localStorage.removeItem(BRIDGE_KEY);
@@ -136,6 +151,12 @@ function credentialJSON(credential) {
 function webauthnError(e, ceremony, waited) {
   if (waited?.cancelledHere) {
     return new DemoError('AbortError', 'You cancelled the request on this page; nothing was signed.');
+  }
+  if (PAIR_AGAIN.has(e?.passgateCode)) {
+    // Not "cancelled or timed out": the bridge refused before anything was asked.
+    const out = new DemoError(e.passgateCode, `${PAIR_AGAIN_TEXT}.`);
+    out.details = e.message.replace(/^passgate: /, '');
+    return out;
   }
   if (authenticatorChoice.kind === 'passgate' && e?.message && !['InvalidStateError', 'NotSupportedError'].includes(e.name)) {
     // passgate says why in words (declined in its prompt, no answer within N s, a text that
@@ -392,7 +413,8 @@ function pairDialog() {
       element('p', {}, 'The terminal running ', element('code', {}, 'passgate demo'),
         ' shows the local bridge address and a pairing code. Pairing lets this site, and only this site, ask passgate for passkeys. Your PIN is never typed here: passgate asks for it in its own prompt.'),
       element('label', { for: 'pair-url' }, 'Local bridge'),
-      element('input', { id: 'pair-url', name: 'url', value: DEFAULT_BRIDGE, autocomplete: 'off', spellcheck: false, required: true }),
+      element('input', { id: 'pair-url', name: 'url', placeholder: 'http://127.0.0.1:PORT', autocomplete: 'off', spellcheck: false, required: true }),
+      element('p', { id: 'pair-url-source', class: 'muted' }),
       element('label', { for: 'pair-code' }, 'Pairing code'),
       element('input', { id: 'pair-code', name: 'code', placeholder: 'XXXX-XXXX-XXXX', autocomplete: 'off', spellcheck: false, autocapitalize: 'characters', required: true }),
       element('p', { id: 'pair-error', class: 'form-error', role: 'alert' }),
@@ -413,8 +435,11 @@ function pairDialog() {
       const paired = { url: url.replace(/\/+$/, ''), token };
       shim.install({ channel: 'http', http: paired });
       localStorage.setItem(BRIDGE_KEY, JSON.stringify(paired));
+      sessionStorage.removeItem(TAB_CHOICE_KEY);
       authenticatorChoice.kind = 'passgate';
       authenticatorChoice.url = paired.url;
+      authenticatorChoice.token = paired.token;
+      authenticatorChoice.notice = null;
       dialog.close();
       renderChoice();
       status("Paired: passkeys on this site now come from passgate's authenticator. passgate asks for your PIN and approval in its own prompt.");
@@ -426,21 +451,87 @@ function pairDialog() {
   return dialog;
 }
 
-async function useBrowser() {
+/**
+ * The address of the local bridge that the server runs beside it (`passgate demo` says), so
+ * the dialog names the one in use rather than a guess; null when the server runs none.
+ */
+async function serverBridgeUrl() {
+  try {
+    const response = await fetch('/api/local-bridge', { cache: 'no-store' });
+    const body = response.ok ? await response.json() : null;
+    return typeof body?.url === 'string' ? body.url : null;
+  } catch {
+    return null;
+  }
+}
+
+async function openPairDialog() {
+  const dialog = pairDialog();
+  dialog.querySelector('#pair-error').textContent = '';
+  const input = dialog.querySelector('#pair-url');
+  const source = dialog.querySelector('#pair-url-source');
+  const url = await serverBridgeUrl();
+  if (url) {
+    input.value = url;
+    source.textContent = 'The address passgate demo runs its local bridge on, as this server reports it.';
+  } else {
+    source.textContent = "This server runs no local bridge: type the address passgate's terminal shows.";
+  }
+  dialog.showModal();
+  dialog.querySelector(url ? '#pair-code' : '#pair-url').focus();
+}
+
+/** Goes back to the pairing this site already has, in this tab only. */
+async function usePaired(paired) {
+  (await loadShim()).install({ channel: 'http', http: paired });
+  sessionStorage.removeItem(TAB_CHOICE_KEY);
+  authenticatorChoice.kind = 'passgate';
+  authenticatorChoice.url = paired.url;
+  authenticatorChoice.token = paired.token;
+  authenticatorChoice.notice = null;
+  renderChoice();
+  status("Passkeys in this tab now come from passgate's authenticator again (this site's pairing was kept).");
+  document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+}
+
+function switchToBrowser() {
+  globalThis.passgateWebview?.uninstall();
+  authenticatorChoice.kind = 'browser';
+  authenticatorChoice.url = null;
+  authenticatorChoice.token = null;
+  authenticatorChoice.notice = null;
+  renderChoice();
+  document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+}
+
+/** passgate's pairing no longer works in this tab: say so, offer to pair again. */
+function markUnpaired(notice) {
+  if (authenticatorChoice.kind !== 'passgate' || authenticatorChoice.notice) return;
+  authenticatorChoice.notice = notice;
+  authenticatorChoice.token = null;
+  renderChoice();
+}
+
+/** This tab uses the browser's authenticators; the pairing stays for the site's other tabs. */
+function useBrowser() {
+  sessionStorage.setItem(TAB_CHOICE_KEY, 'browser');
+  switchToBrowser();
+  status("Passkeys in this tab now come from this browser's own authenticators. The site stays paired with passgate: other tabs keep using it, and “Use passgate's authenticator” comes back without a code.");
+}
+
+/** Forgets the pairing everywhere: the bridge revokes the token, every tab of the site hears it. */
+async function forgetPairing() {
   const paired = storedBridge();
   localStorage.removeItem(BRIDGE_KEY);
   if (paired) {
-    // Tell the bridge to forget this page's token (best effort: it may be gone already).
+    // Tell the bridge to forget this site's token (best effort: it may be gone already).
     await fetch(`${paired.url}/v1/unpair`, {
       method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${paired.token}` }, body: '{}',
     }).catch(() => {});
   }
-  globalThis.passgateWebview?.uninstall();
-  authenticatorChoice.kind = 'browser';
-  authenticatorChoice.url = null;
-  renderChoice();
-  status("Passkeys on this site now come from this browser's own authenticators.");
-  document.dispatchEvent(new CustomEvent('demo-authenticator-changed'));
+  sessionStorage.removeItem(TAB_CHOICE_KEY);
+  switchToBrowser();
+  status("This site is no longer paired with passgate: its tabs use this browser's authenticators until you pair again.");
 }
 
 /** The bar at the top of each page: which authenticator answers, and a button to switch. */
@@ -455,29 +546,64 @@ export function renderChoice() {
     else main.prepend(bar);
   }
   const passgate = authenticatorChoice.kind === 'passgate';
-  bar.dataset.kind = authenticatorChoice.kind;
+  const unpaired = passgate && Boolean(authenticatorChoice.notice);
+  const paired = storedBridge();
+  bar.dataset.kind = unpaired ? 'unpaired' : authenticatorChoice.kind;
+  bar.dataset.paired = paired ? 'yes' : 'no';
+  const detail = unpaired ? ' (this site is not paired with it any more)'
+    : passgate ? ` through the local bridge at ${authenticatorChoice.url}`
+      : paired ? ' in this tab (the site stays paired with passgate)' : ' (platform passkeys, phone, security keys)';
   const label = element('p', { id: 'choice-label' }, 'Authenticator: ',
     element('strong', {}, passgate ? "passgate's authenticator" : "this browser's"),
-    passgate ? element('span', { class: 'muted' }, ` through the local bridge at ${authenticatorChoice.url}`)
-      : element('span', { class: 'muted' }, ' (platform passkeys, phone, security keys)'));
-  const button = passgate
-    ? element('button', { type: 'button', class: 'secondary', id: 'use-browser' }, "Use this browser's authenticators")
-    : element('button', { type: 'button', class: 'secondary', id: 'use-passgate' }, "Use passgate's authenticator");
-  button.addEventListener('click', passgate ? () => useBrowser() : () => {
-    const dialog = pairDialog();
-    dialog.querySelector('#pair-error').textContent = '';
-    dialog.showModal();
-    dialog.querySelector('#pair-code').focus();
-  });
-  bar.replaceChildren(label, button);
+    element('span', { class: 'muted' }, detail));
+  const children = [label];
+  if (unpaired) {
+    children.push(element('p', { id: 'choice-notice', class: 'form-error', role: 'alert' }, authenticatorChoice.notice));
+  }
+  const buttons = element('div', { class: 'choice-actions' });
+  if (!passgate || unpaired) {
+    const toPassgate = element('button', { type: 'button', class: unpaired ? '' : 'secondary', id: 'use-passgate' },
+      unpaired ? 'Pair again with passgate' : "Use passgate's authenticator");
+    toPassgate.addEventListener('click', () => (paired ? usePaired(paired) : openPairDialog()));
+    buttons.append(toPassgate);
+  }
+  if (passgate) {
+    const toBrowser = element('button', { type: 'button', class: 'secondary', id: 'use-browser' }, "Use this browser's authenticators");
+    toBrowser.addEventListener('click', () => useBrowser());
+    buttons.append(toBrowser);
+  }
+  if (paired) {
+    const forget = element('button', { type: 'button', class: 'secondary', id: 'forget-pairing' }, 'Unpair this site');
+    forget.addEventListener('click', () => forgetPairing());
+    buttons.append(forget);
+  }
+  children.push(buttons);
+  bar.replaceChildren(...children);
 }
 
-globalThis.addEventListener('passgate-webview-unpaired', () => {
+// The bridge no longer knows the pairing (revoked, or passgate's pairings reset): say so and
+// offer to pair again, here and in the site's other tabs (which hear the storage change).
+globalThis.addEventListener('passgate-webview-unpaired', (event) => {
   localStorage.removeItem(BRIDGE_KEY);
-  globalThis.passgateWebview?.uninstall();
-  authenticatorChoice.kind = 'browser';
-  authenticatorChoice.url = null;
-  renderChoice();
+  const code = event.detail?.code;
+  markUnpaired(`passgate no longer knows this site's pairing (revoked, or its pairings were reset${code ? `: ${code}` : ''}). Pair again to go on using passgate's authenticator.`);
+});
+
+globalThis.addEventListener('storage', (event) => {
+  if (event.key !== BRIDGE_KEY && event.key !== null) return;
+  const paired = storedBridge();
+  if (!paired && authenticatorChoice.kind === 'passgate') {
+    markUnpaired("This site's pairing with passgate was removed in another tab: pair again to use passgate's authenticator here.");
+  } else if (paired && authenticatorChoice.kind === 'passgate' && paired.token !== authenticatorChoice.token) {
+    // Another tab paired again: use the new pairing here too.
+    globalThis.passgateWebview?.install({ channel: 'http', http: paired });
+    authenticatorChoice.url = paired.url;
+    authenticatorChoice.token = paired.token;
+    authenticatorChoice.notice = null;
+    renderChoice();
+  } else {
+    renderChoice();
+  }
 });
 
 renderChoice();

@@ -359,7 +359,7 @@ journey('5-forged-origin: an origin named in page script, or a forged Origin hea
   let r = await httpRequest(`${demo.bridgeUrl}/v1/message`, { headers: { ...json, origin: demo.base }, body: { type: 'vault.getKeys', vaultId: VAULT } });
   assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_required']);
   r = await httpRequest(`${demo.bridgeUrl}/v1/message`, { headers: { ...json, origin: demo.base, authorization: `Bearer ${Buffer.alloc(32).toString('base64url')}` }, body: { type: 'vault.getKeys', vaultId: VAULT } });
-  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_invalid']);
+  assert.deepEqual([r.status, r.body.error.code], [401, 'pairing_stale']);
   await shot(page, 'app-apis-forged-origin-ignored');
 });
 

@@ -94,6 +94,10 @@ pub const SUITES: &[Suite] = &[
             "python3-dbusmock",
             "python3-gi",
             "postgresql",
+            // test_tpm_attestation.py verifies with SimpleWebAuthn (node, npm ci of
+            // relying-party/loadtest's pinned @simplewebauthn/server).
+            "nodejs",
+            "npm",
         ],
         venv: true,
         run: python,

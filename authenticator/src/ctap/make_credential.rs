@@ -49,7 +49,9 @@ struct Request {
     exclude_list: Vec<super::data::CredentialDescriptor>,
     ext: Extensions,
     options: Options,
-    attestation: Option<AttestationFormat>,
+    /// The formats of attestationFormatsPreference passgate can produce, in the client's
+    /// order (empty: the configured default).
+    attestation: Vec<AttestationFormat>,
     pin_uv_auth: Option<PinUvAuth>,
 }
 
@@ -79,23 +81,17 @@ fn parse(body: &[u8], max_list: usize, algorithms: &[KeyAlgorithm]) -> Result<Re
         // Not enterprise-attestation capable (§6.1.2 step 9).
         return Err(StatusCode::InvalidParameter);
     }
-    let attestation = match params.take(key::ATTESTATION_FORMATS_PREFERENCE) {
-        None => None,
-        Some(list) => {
-            let mut chosen = None;
-            for f in list.ctap_array()? {
-                let f = f.ctap_text()?;
-                if chosen.is_none() {
-                    chosen = match f.as_str() {
-                        "packed" => Some(AttestationFormat::PackedSelf),
-                        "none" => Some(AttestationFormat::None),
-                        _ => None,
-                    };
-                }
+    let mut attestation = Vec::new();
+    if let Some(list) = params.take(key::ATTESTATION_FORMATS_PREFERENCE) {
+        for f in list.ctap_array()? {
+            match f.ctap_text()?.as_str() {
+                "packed" => attestation.push(AttestationFormat::PackedSelf),
+                "none" => attestation.push(AttestationFormat::None),
+                "tpm" => attestation.push(AttestationFormat::Tpm),
+                _ => {}
             }
-            chosen
         }
-    };
+    }
     if client_data_hash.len() != 32 {
         return Err(StatusCode::InvalidParameter);
     }
@@ -480,15 +476,29 @@ impl Authenticator {
             Some((&self.config.aaguid, &id, &created.public_key)),
             extensions.as_ref(),
         )?;
-        let format = request
-            .attestation
-            .unwrap_or(self.config.default_attestation);
-        let (fmt, att_stmt) = match format {
-            AttestationFormat::None => ("none", Value::Map(Vec::new())),
-            AttestationFormat::PackedSelf => {
-                let mut signed = Vec::with_capacity(auth_data.len() + 32);
-                signed.extend_from_slice(&auth_data);
-                signed.extend_from_slice(&request.client_data_hash);
+        // The client's first format we can produce (CTAP 2.2 §6.1.2 step 19), else ours.
+        let can_attest = self.env.key_store.can_attest();
+        let producible = |f: &AttestationFormat| *f != AttestationFormat::Tpm || can_attest;
+        let format = match request.attestation.iter().copied().find(producible) {
+            Some(format) => format,
+            None if producible(&self.config.default_attestation) => self.config.default_attestation,
+            None => AttestationFormat::PackedSelf,
+        };
+        let mut signed = Vec::with_capacity(auth_data.len() + 32);
+        signed.extend_from_slice(&auth_data);
+        signed.extend_from_slice(&request.client_data_hash);
+        let tpm_statement = match format {
+            AttestationFormat::Tpm => self
+                .env
+                .key_store
+                .attest(&created.handle, &signed, release.as_ref())
+                .map_err(super::sign_error_status)?,
+            _ => None,
+        };
+        let (fmt, att_stmt) = match (format, tpm_statement) {
+            (AttestationFormat::Tpm, Some(statement)) => ("tpm", tpm_statement_value(statement)),
+            (AttestationFormat::None, _) => ("none", Value::Map(Vec::new())),
+            (AttestationFormat::PackedSelf | AttestationFormat::Tpm, _) => {
                 let sig = self
                     .env
                     .key_store
@@ -517,4 +527,21 @@ impl Authenticator {
             ),
         ])))
     }
+}
+
+/// WebAuthn's `tpm` attestation statement (L3 §8.3.1).
+fn tpm_statement_value(statement: crate::api::key_store::KeyAttestation) -> Value {
+    text_map([
+        ("ver", Some(Value::Text("2.0".to_owned()))),
+        ("alg", Some(int(statement.alg))),
+        (
+            "x5c",
+            Some(Value::Array(
+                statement.x5c.into_iter().map(Value::Bytes).collect(),
+            )),
+        ),
+        ("sig", Some(Value::Bytes(statement.sig))),
+        ("certInfo", Some(Value::Bytes(statement.cert_info))),
+        ("pubArea", Some(Value::Bytes(statement.pub_area))),
+    ])
 }

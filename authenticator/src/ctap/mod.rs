@@ -66,6 +66,10 @@ pub enum AttestationFormat {
     None,
     /// Packed self-attestation: signed by the credential key itself, no certificate.
     PackedSelf,
+    /// WebAuthn's `tpm` format: `TPM2_Certify` of the credential key by the TPM's attestation
+    /// key, with its certificate chain; only where the key store can attest
+    /// ([`crate::api::key_store::KeyStore::can_attest`]), packed self-attestation otherwise.
+    Tpm,
 }
 
 /// Behaviour settings of an authenticator.

@@ -32,7 +32,8 @@ use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Auth, CapabilityData, CreateKeyResult, Private, Public, SensitiveData, SymmetricDefinition,
+    Attest, Auth, CapabilityData, CreateKeyResult, Data, Private, Public, SensitiveData, Signature,
+    SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::UnMarshall;
@@ -294,6 +295,82 @@ impl TpmContext {
             self.flush(handle);
         } else {
             self.keep(Loaded { id, handle }, residency);
+        }
+        result.map_err(ObjectUseError::Use)
+    }
+
+    /// `TPM2_Certify` of the object of `object` (public area, private area, authValue) by the
+    /// restricted signing key of `signer` (public and private areas; empty authValue),
+    /// `qualifying_data` in the attestation's `extraData`. The object stays loaded as
+    /// [`Residency::Cached`]; the signer is flushed afterwards (it is needed once per
+    /// credential, and keeping it would push out the objects of the hot paths). The object's
+    /// authorization (ADMIN role, by its authValue) goes
+    /// through the salted session, the signer's through a password session carrying its
+    /// empty authValue (a command may not use one session twice; nothing secret is in either
+    /// direction).
+    pub fn certify(
+        &mut self,
+        object: (&[u8], &[u8], Auth),
+        signer: (&[u8], &[u8]),
+        qualifying_data: Data,
+    ) -> Result<(Attest, Signature), ObjectUseError> {
+        let signer_handle = self.load(signer.0, signer.1)?;
+        let (public, private, auth) = object;
+        let object_id = blob_id(public, private);
+        let object_handle = match self.take_loaded(&object_id) {
+            Some(handle) => handle,
+            // Room for the object beside the signer, which is loaded but not counted among
+            // the kept objects while it is in use.
+            None => {
+                self.make_room(2);
+                match self.load(public, private) {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        self.flush(signer_handle);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let result = self
+            .context
+            .tr_set_auth(object_handle.into(), auth)
+            .and_then(|()| self.session())
+            .and_then(|session| {
+                let (attributes, mask) = SessionAttributesBuilder::new()
+                    .with_continue_session(true)
+                    .build();
+                self.context
+                    .tr_sess_set_attributes(session, attributes, mask)?;
+                self.context.execute_with_sessions(
+                    (Some(session), Some(AuthSession::Password), None),
+                    |ctx| {
+                        ctx.certify(
+                            object_handle.into(),
+                            signer_handle,
+                            qualifying_data,
+                            SignatureScheme::Null,
+                        )
+                    },
+                )
+            });
+        if result.is_err() {
+            self.drop_session();
+        }
+        let cleared = self
+            .context
+            .tr_set_auth(object_handle.into(), Auth::default());
+        self.flush(signer_handle);
+        if cleared.is_err() {
+            self.flush(object_handle);
+        } else {
+            self.keep(
+                Loaded {
+                    id: object_id,
+                    handle: object_handle,
+                },
+                Residency::Cached,
+            );
         }
         result.map_err(ObjectUseError::Use)
     }

@@ -6,8 +6,9 @@ use aws_lc_rs::digest;
 use tss_esapi::Context;
 use tss_esapi::constants::CapabilityType;
 use tss_esapi::constants::ecc::EccCurveIdentifier;
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::structures::{CapabilityData, Digest, Public};
+use tss_esapi::structures::{CapabilityData, Digest, HashScheme, Public, SignatureScheme};
 use tss_esapi::traits::UnMarshall;
 
 use super::templates::{signing_key_template, signing_key_template_p384};
@@ -69,6 +70,20 @@ pub(super) fn message_digest(
     };
     Digest::try_from(digest::digest(hash, message).as_ref().to_vec())
         .map_err(|e| KeyStoreError::Backend(format!("TPM digest failed: {e}")))
+}
+
+/// The TPM2_Sign scheme of `algorithm`: ECDSA with the curve's hash. Passed explicitly (the
+/// key templates leave the scheme `TPM_ALG_NULL`); keys made before with the scheme in their
+/// template accept it too (TPM 2.0 Part 1, 27: the same scheme as the key's).
+pub(super) fn signature_scheme(algorithm: KeyAlgorithm) -> Result<SignatureScheme, KeyStoreError> {
+    let hash = match algorithm {
+        KeyAlgorithm::Es256 => HashingAlgorithm::Sha256,
+        KeyAlgorithm::Es384 => HashingAlgorithm::Sha384,
+        KeyAlgorithm::EdDsa => return Err(KeyStoreError::UnsupportedAlgorithm(algorithm)),
+    };
+    Ok(SignatureScheme::EcDsa {
+        hash_scheme: HashScheme::new(hash),
+    })
 }
 
 /// The credential public key of a key the TPM created.

@@ -33,6 +33,7 @@
 //! it. Keys kept in the record (credentials made before, [`CredRandomWithUv::InRecord`]) are
 //! still evaluated in software. The without-UV key is never the store's business.
 
+mod attestation;
 mod context;
 mod ecdsa;
 mod release;
@@ -47,13 +48,12 @@ use tss_esapi::constants::PropertyTag;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::tss::{TPM2_RH_NULL, TPM2_ST_HASHCHECK};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::structures::{
-    Auth, HashcheckTicket, MaxBuffer, Public, SensitiveData, Signature, SignatureScheme,
-};
+use tss_esapi::structures::{Auth, HashcheckTicket, MaxBuffer, Public, SensitiveData, Signature};
 use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use zeroize::Zeroizing;
 
+pub use attestation::AttestationKeyInfo;
 pub use context::{
     Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext, connect_esys,
 };
@@ -62,8 +62,9 @@ use release::{PinObject, ReleaseState, auth_wrapping_key, pin_auth, random_secre
 pub use templates::{signing_key_template, signing_key_template_p384};
 
 use crate::api::key_store::{
-    CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyHandle, KeyRelease,
-    KeyStore, KeyStoreError, KeyStoreInfo, PinCheckError, check_salts, hmac_secret_in_software,
+    CreatedKey, CredRandomWithUv, HMAC_SECRET_SALT_LEN, KeyAlgorithm, KeyAttestation, KeyHandle,
+    KeyRelease, KeyStore, KeyStoreError, KeyStoreInfo, PinCheckError, check_salts,
+    hmac_secret_in_software,
 };
 use crate::api::state_store::StateStore;
 use crate::api::user_verifier::{UserVerified, VerificationMethod};
@@ -101,6 +102,8 @@ pub struct TpmKeyStore {
     foreign_primary: bool,
     /// The credential algorithms this TPM implements (probed at connect).
     algorithms: &'static [KeyAlgorithm],
+    /// The attestation key and its certificates, once created (see [`attestation`]).
+    attestation: Option<attestation::AttestationState>,
 }
 
 /// The TPM's dictionary-attack state (TPM2_GetCapability, TPM_PT_LOCKOUT_*).
@@ -182,6 +185,7 @@ impl TpmKeyStore {
             biometric_release: false,
             foreign_primary: false,
             algorithms,
+            attestation: None,
         })
     }
 
@@ -224,6 +228,14 @@ impl TpmKeyStore {
                 store.foreign_primary = true;
             }
             _ => {}
+        }
+        if let Some(bytes) = state
+            .load(attestation::ATTESTATION_STATE)
+            .map_err(|e| KeyStoreError::Backend(format!("TPM attestation key: {e}")))?
+        {
+            store.attestation = Some(attestation::AttestationState::decode(&bytes).ok_or_else(
+                || KeyStoreError::Backend("TPM attestation key state does not decode".into()),
+            )?);
         }
         if store.release.pin.is_some() && !biometric_release && store.release.biometric.is_some() {
             store.release.biometric = None;
@@ -585,7 +597,9 @@ impl KeyStore for TpmKeyStore {
     ) -> Result<Vec<u8>, KeyStoreError> {
         // The curve (and so the hash) is the key's, from its public area.
         let public = Self::handle_public(handle)?;
-        let digest = ecdsa::message_digest(ecdsa::algorithm_of(public)?, message)?;
+        let algorithm = ecdsa::algorithm_of(public)?;
+        let digest = ecdsa::message_digest(algorithm, message)?;
+        let scheme = ecdsa::signature_scheme(algorithm)?;
         let validation = HashcheckTicket::try_from(TPMT_TK_HASHCHECK {
             tag: TPM2_ST_HASHCHECK,
             hierarchy: TPM2_RH_NULL,
@@ -597,7 +611,7 @@ impl KeyStore for TpmKeyStore {
             release,
             ObjectKind::Signing,
             Encrypt::Neither,
-            |ctx, key| ctx.sign(key, digest, SignatureScheme::Null, validation),
+            |ctx, key| ctx.sign(key, digest, scheme, validation),
         )?;
         match signature {
             Signature::EcDsa(sig) => Ok(der_signature(
@@ -722,6 +736,19 @@ impl KeyStore for TpmKeyStore {
             }
             _ => None,
         }
+    }
+
+    fn can_attest(&self) -> bool {
+        self.attestation_ready()
+    }
+
+    fn attest(
+        &mut self,
+        handle: &KeyHandle,
+        to_be_signed: &[u8],
+        release: Option<&KeyRelease>,
+    ) -> Result<Option<KeyAttestation>, KeyStoreError> {
+        self.certify_key(handle, to_be_signed, release)
     }
 
     fn reset(&mut self) -> Result<(), KeyStoreError> {

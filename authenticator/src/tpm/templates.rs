@@ -4,8 +4,9 @@ use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::structures::{
-    Digest, EccPoint, EccScheme, HashScheme, KeyedHashScheme, Public, PublicBuilder,
-    PublicEccParametersBuilder, PublicKeyedHashParameters, SymmetricDefinitionObject,
+    Digest, EccPoint, EccScheme, HashScheme, KeyDerivationFunctionScheme, KeyedHashScheme, Public,
+    PublicBuilder, PublicEccParametersBuilder, PublicKeyedHashParameters,
+    SymmetricDefinitionObject,
 };
 
 /// The storage primary: a restricted ECC P-256 decryption key (AES-128-CFB for its children),
@@ -35,21 +36,24 @@ pub(crate) fn storage_primary_template() -> Result<Public, tss_esapi::Error> {
         .build()
 }
 
-/// A credential signing key: unrestricted ECDSA P-256 with SHA-256, `noDA` (its authValue is
-/// random; a failure must not count towards the PIN's lockout).
+/// A credential signing key for ES256: unrestricted P-256 (ECDSA with SHA-256), `noDA` (its
+/// authValue is random; a failure must not count towards the PIN's lockout).
 pub fn signing_key_template() -> Result<Public, tss_esapi::Error> {
-    ecdsa_key_template(EccCurve::NistP256, HashingAlgorithm::Sha256)
+    ecdsa_key_template(EccCurve::NistP256)
 }
 
-/// A credential signing key for ES384: unrestricted ECDSA P-384 with SHA-384.
+/// A credential signing key for ES384: unrestricted P-384 (ECDSA with SHA-384).
 pub fn signing_key_template_p384() -> Result<Public, tss_esapi::Error> {
-    ecdsa_key_template(EccCurve::NistP384, HashingAlgorithm::Sha384)
+    ecdsa_key_template(EccCurve::NistP384)
 }
 
-/// An unrestricted ECDSA key on `curve` signing `hash` digests. The name algorithm stays
-/// SHA-256 for every key: a key's name is what `TPM2_Certify` attests, and WebAuthn verifiers
-/// recompute it (SHA-256 is the one every verifier supports).
-fn ecdsa_key_template(curve: EccCurve, hash: HashingAlgorithm) -> Result<Public, tss_esapi::Error> {
+/// An unrestricted signing key on `curve`, for ECDSA with `hash` (given at each TPM2_Sign:
+/// the template's scheme is `TPM_ALG_NULL`, as WebAuthn's `tpm` verifiers expect of a
+/// credential key's `pubArea` — py_webauthn and webauthn-rs parse `TPMS_ECC_PARMS` without
+/// scheme details). The name algorithm stays SHA-256 for every key: a key's name is what
+/// `TPM2_Certify` attests, and WebAuthn verifiers recompute it (SHA-256 is the one every
+/// verifier supports).
+fn ecdsa_key_template(curve: EccCurve) -> Result<Public, tss_esapi::Error> {
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
@@ -63,11 +67,15 @@ fn ecdsa_key_template(curve: EccCurve, hash: HashingAlgorithm) -> Result<Public,
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
         .with_object_attributes(attributes)
         .with_ecc_parameters(
-            PublicEccParametersBuilder::new_unrestricted_signing_key(
-                EccScheme::EcDsa(HashScheme::new(hash)),
-                curve,
-            )
-            .build()?,
+            // tss-esapi's builder checks a signing key's scheme against the sign-capable
+            // ones (TPM_ALG_NULL is not among them, though the TPM accepts it): built as a
+            // parameter set without the builder's signing flag; the object's `sign`
+            // attribute above is what makes it a signing key.
+            PublicEccParametersBuilder::new()
+                .with_ecc_scheme(EccScheme::Null)
+                .with_curve(curve)
+                .with_key_derivation_function_scheme(KeyDerivationFunctionScheme::Null)
+                .build()?,
         )
         .with_ecc_unique_identifier(EccPoint::default())
         .build()
@@ -112,5 +120,34 @@ pub(crate) fn pin_object_template() -> Result<Public, tss_esapi::Error> {
         .with_object_attributes(attributes)
         .with_keyed_hash_parameters(PublicKeyedHashParameters::new(KeyedHashScheme::Null))
         .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+}
+
+/// The attestation key (AK): a restricted ECDSA P-256 signing key with SHA-256 (it signs only
+/// structures the TPM generated, such as `TPM2_Certify`'s `TPMS_ATTEST`), `noDA`, empty
+/// authValue, bound to this TPM (`fixedTPM`, `fixedParent`, `sensitiveDataOrigin`).
+pub(crate) fn attestation_key_template() -> Result<Public, tss_esapi::Error> {
+    let attributes = ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_restricted(true)
+        .with_sign_encrypt(true)
+        .build()?;
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::Ecc)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes)
+        .with_ecc_parameters(
+            PublicEccParametersBuilder::new_unrestricted_signing_key(
+                EccScheme::EcDsa(HashScheme::new(HashingAlgorithm::Sha256)),
+                EccCurve::NistP256,
+            )
+            .with_restricted(true)
+            .build()?,
+        )
+        .with_ecc_unique_identifier(EccPoint::default())
         .build()
 }

@@ -20,6 +20,12 @@
 //! after each one (other origins are not held up, so a local process cannot lock the person
 //! out by guessing in another origin's name for ever).
 //!
+//! Pairings outlive the process when [`Config::pairings`] names a file (`passgate demo` and
+//! `passgate bridge local-http` keep them in `STATE/local-bridge/pairings.json`, see
+//! [`PairingStore`]); `passgate bridge unpair` revokes them, and a running bridge sees that
+//! before its next answer. A token the bridge does not know gets 401 `pairing_stale` ("pair
+//! again"), one issued to another origin 401 `pairing_invalid`.
+//!
 //! Bodies are JSON of at most [`Config::max_body_bytes`]; headers and bodies must arrive
 //! within their timeouts; a request whose client goes away is cancelled; every refusal is
 //! `{"error": {"code", "message"}}` with a 4xx status.
@@ -27,6 +33,7 @@
 mod pairing;
 mod refusal;
 mod routes;
+mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,8 +45,11 @@ use zeroize::Zeroizing;
 use crate::b64;
 use crate::channel::ChannelRouter;
 use crate::conditional;
-use pairing::{Pairing, Session, grouped, new_code};
+use pairing::{Pairing, Session, grouped, new_code, unix_now};
 use routes::{AppState, entry};
+pub use store::{
+    MAX_PAIRINGS_PER_ORIGIN, PairingStore, PairingStoreError, Revoke, StoredPairing, pairings_path,
+};
 
 /// Limits and timeouts of the local bridge.
 #[derive(Debug, Clone)]
@@ -68,12 +78,15 @@ pub struct Config {
     /// Connections open at once; more are closed as they arrive (a local process opening
     /// thousands must not exhaust the descriptors the ceremonies need).
     pub max_connections: usize,
+    /// Where pairings are kept so that they outlive the process (see [`PairingStore`]);
+    /// `None` keeps them in memory only.
+    pub pairings: Option<std::path::PathBuf>,
 }
 
 impl Config {
     /// Defaults for `allowed_origins`: 256 KiB bodies, 10 s for headers and for bodies,
     /// 11 min per message, 3 wrong pairing codes before waits of up to 5 min, 8 messages at
-    /// once, 64 connections.
+    /// once, 64 connections, pairings in memory only.
     pub fn new(allowed_origins: Vec<String>) -> Self {
         Self {
             allowed_origins,
@@ -85,6 +98,7 @@ impl Config {
             pairing_max_backoff: Duration::from_secs(300),
             max_in_flight: 8,
             max_connections: 64,
+            pairings: None,
         }
     }
 }
@@ -104,6 +118,9 @@ pub enum LocalBridgeError {
     /// No randomness for the pairing code.
     #[error("no randomness for the pairing code")]
     Random,
+    /// The stored pairings cannot be read or written.
+    #[error(transparent)]
+    Store(#[from] PairingStoreError),
     /// An I/O error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -151,8 +168,9 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Serialises an origin as browsers send it in `Origin`.
-fn normalize_origin(origin: &str) -> Result<String, LocalBridgeError> {
+/// Serialises an origin as browsers send it in `Origin` (`http://LOCALHOST:8080/` is
+/// `http://localhost:8080`).
+pub fn normalize_origin(origin: &str) -> Result<String, LocalBridgeError> {
     let url = url::Url::parse(origin).map_err(|_| LocalBridgeError::Origin(origin.into()))?;
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(LocalBridgeError::Origin(origin.into()));
@@ -177,6 +195,17 @@ impl LocalBridge {
             return Err(LocalBridgeError::NoOrigins);
         }
         let code = new_code()?;
+        let store = config.pairings.clone().map(PairingStore::new);
+        let (stored, stamp) = match &store {
+            Some(store) => store.load_stamped()?,
+            None => (Vec::new(), None),
+        };
+        if !stored.is_empty() {
+            tracing::info!(
+                pairings = stored.len(),
+                "local bridge: pages paired before stay paired"
+            );
+        }
         Ok(Self {
             shared: Arc::new(LocalBridgeState {
                 router,
@@ -188,7 +217,9 @@ impl LocalBridge {
                 pairing: Mutex::new(Pairing {
                     code,
                     tries: std::collections::HashMap::new(),
-                    sessions: Vec::new(),
+                    sessions: stored.iter().map(Session::from_stored).collect(),
+                    store,
+                    stamp,
                 }),
                 code_display: Mutex::new(None),
             }),
@@ -217,13 +248,14 @@ impl LocalBridge {
     }
 
     /// Pairs `origin` without a code and returns its token: for a native app that loads its
-    /// own page into a webview and injects the token with the shim.
+    /// own page into a webview and injects the token with the shim. The token lives as long
+    /// as this bridge (the app injects a new one each run), so it is never stored.
     pub fn issue_token(&self, origin: &str) -> Result<Zeroizing<String>, LocalBridgeError> {
         let origin = normalize_origin(origin)?;
         if !self.shared.allowed.contains(&origin) {
             return Err(LocalBridgeError::Origin(origin));
         }
-        self.new_session(&origin)
+        self.new_session(&origin, false)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pairing> {
@@ -233,14 +265,41 @@ impl LocalBridge {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn new_session(&self, origin: &str) -> Result<Zeroizing<String>, LocalBridgeError> {
+    /// A new session for `origin` and its bearer token; `stored`: kept in the pairing store
+    /// (when there is one), so that it outlives this process.
+    fn new_session(
+        &self,
+        origin: &str,
+        stored: bool,
+    ) -> Result<Zeroizing<String>, LocalBridgeError> {
         let token = Zeroizing::new(b64::encode(&random_bytes::<32>()?));
         let id = passgate_platform_api::fs::hex(&random_bytes::<8>()?);
-        self.lock().sessions.push(Session {
-            token_hash: sha256(token.as_bytes()),
-            origin: origin.to_owned(),
-            id,
-        });
+        let token_hash = Zeroizing::new(sha256(token.as_bytes()));
+        let store = if stored {
+            self.lock().store.clone()
+        } else {
+            None
+        };
+        match store {
+            Some(store) => {
+                let (all, stamp) = store.add(StoredPairing {
+                    origin: origin.to_owned(),
+                    id,
+                    paired_at: unix_now(),
+                    token_hash,
+                })?;
+                let gone = self.lock().replace_stored(&all, stamp);
+                for id in gone {
+                    self.shared.router.cancel_session(&id);
+                }
+            }
+            None => self.lock().sessions.push(Session {
+                token_hash,
+                origin: origin.to_owned(),
+                id,
+                stored: false,
+            }),
+        }
         Ok(token)
     }
 

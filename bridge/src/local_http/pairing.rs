@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
 use super::refusal::{Refusal, refusal};
+use super::store::{PairingStore, Stamp, StoredPairing};
 use super::{LocalBridge, LocalBridgeError, random_bytes, sha256};
 
 /// The alphabet of pairing codes: Crockford's base 32 (no I, L, O, U to misread).
@@ -20,11 +21,25 @@ pub(super) const CODE_LENGTH: usize = 12;
 /// A paired page.
 pub(super) struct Session {
     /// SHA-256 of its token (the token itself is not kept).
-    pub(super) token_hash: [u8; 32],
+    pub(super) token_hash: Zeroizing<[u8; 32]>,
     /// The origin that paired.
     pub(super) origin: String,
     /// The router session its requests run in.
     pub(super) id: String,
+    /// Whether it is in the pairing store (pairings by code are; tokens a native app has
+    /// injected with [`LocalBridge::issue_token`] live as long as the process).
+    pub(super) stored: bool,
+}
+
+impl Session {
+    pub(super) fn from_stored(p: &StoredPairing) -> Self {
+        Self {
+            token_hash: p.token_hash.clone(),
+            origin: p.origin.clone(),
+            id: p.id.clone(),
+            stored: true,
+        }
+    }
 }
 
 /// An origin's wrong pairing codes.
@@ -39,6 +54,63 @@ pub(super) struct Pairing {
     /// Per origin (only allowed origins get this far, so the map stays small).
     pub(super) tries: std::collections::HashMap<String, Tries>,
     pub(super) sessions: Vec<Session>,
+    /// Where pairings outlive the process, if anywhere.
+    pub(super) store: Option<PairingStore>,
+    /// The version of the store's file the stored sessions were read from.
+    pub(super) stamp: Option<Stamp>,
+}
+
+impl Pairing {
+    /// Replaces the stored sessions with `stored` (keeping the in-memory ones); returns the
+    /// router sessions that are gone.
+    pub(super) fn replace_stored(
+        &mut self,
+        stored: &[StoredPairing],
+        stamp: Option<Stamp>,
+    ) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.sessions.retain(|s| {
+            let keep = !s.stored || stored.iter().any(|p| p.id == s.id);
+            if !keep {
+                gone.push(s.id.clone());
+            }
+            keep
+        });
+        for p in stored {
+            if !self.sessions.iter().any(|s| s.id == p.id) {
+                self.sessions.push(Session::from_stored(p));
+            }
+        }
+        self.stamp = stamp;
+        gone
+    }
+
+    /// Re-reads the store when another process (`passgate bridge unpair`) changed it; returns
+    /// the router sessions revoked. A store that cannot be read revokes every stored session
+    /// (it fails closed) until it can be.
+    pub(super) fn refresh(&mut self) -> Vec<String> {
+        let Some(store) = self.store.clone() else {
+            return Vec::new();
+        };
+        match store.stamp() {
+            Ok(stamp) if stamp == self.stamp => return Vec::new(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "local bridge: the pairing store"),
+        }
+        match store.load_stamped() {
+            Ok((stored, stamp)) => self.replace_stored(&stored, stamp),
+            Err(e) => {
+                tracing::warn!(error = %e, "local bridge: stored pairings are not trusted");
+                self.replace_stored(&[], None)
+            }
+        }
+    }
+}
+
+pub(super) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The canonical form of a typed code: upper case, separators dropped, Crockford's
@@ -157,7 +229,7 @@ pub(super) fn pair(bridge: &LocalBridge, origin: &str, body: &Json) -> Response 
             display(&code);
         }
     }
-    match bridge.new_session(origin) {
+    match bridge.new_session(origin, true) {
         Ok(token) => {
             tracing::info!(%origin, "local bridge: a page paired");
             (
@@ -192,23 +264,39 @@ pub(super) fn session_of(
             "pair first: POST /v1/pair with the code passgate shows, then send Authorization: Bearer TOKEN",
         ));
     };
-    let hash = sha256(token.as_bytes());
-    let pairing = bridge.lock();
+    let hash = Zeroizing::new(sha256(token.as_bytes()));
+    let mut pairing = bridge.lock();
+    let revoked = pairing.refresh();
     // Every session is compared, in constant time, whatever matches.
     let mut found = None;
     for session in &pairing.sessions {
-        if aws_lc_rs::constant_time::verify_slices_are_equal(&hash, &session.token_hash).is_ok() {
+        if aws_lc_rs::constant_time::verify_slices_are_equal(
+            hash.as_ref(),
+            session.token_hash.as_ref(),
+        )
+        .is_ok()
+        {
             found = Some(session);
         }
     }
-    match found {
+    let answer = match found {
         Some(session) if session.origin == origin => Ok(session.id.clone()),
-        _ => Err(Refusal::new(
+        Some(_) => Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
             "pairing_invalid",
-            "this token is not one passgate issued to this origin (passgate restarted?): pair again",
+            "this token was issued to another origin: pair this page with its own code",
         )),
+        None => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "pairing_stale",
+            "passgate does not know this page's pairing any more (it was revoked with `passgate bridge unpair`, or passgate's pairings were reset): pair again with the code passgate shows",
+        )),
+    };
+    drop(pairing);
+    for id in revoked {
+        bridge.shared.router.cancel_session(&id);
     }
+    answer
 }
 
 pub(super) fn unpair(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) -> Response {
@@ -216,7 +304,30 @@ pub(super) fn unpair(bridge: &LocalBridge, origin: &str, headers: &HeaderMap) ->
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    bridge.lock().sessions.retain(|s| s.id != id);
+    let stored = {
+        let mut pairing = bridge.lock();
+        pairing.sessions.retain(|s| s.id != id);
+        pairing.store.clone()
+    };
+    if let Some(store) = stored {
+        match store.remove_id(&id) {
+            Ok((stored, stamp)) => {
+                let gone = bridge.lock().replace_stored(&stored, stamp);
+                for other in gone {
+                    bridge.shared.router.cancel_session(&other);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "local bridge: forgetting a pairing");
+                bridge.shared.router.cancel_session(&id);
+                return refusal(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "pairing_store",
+                    "this page is unpaired until passgate restarts, but its stored pairing could not be removed (see passgate's log)",
+                );
+            }
+        }
+    }
     bridge.shared.router.cancel_session(&id);
     (StatusCode::OK, axum::Json(json!({ "unpaired": true }))).into_response()
 }

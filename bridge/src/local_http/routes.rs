@@ -86,12 +86,31 @@ pub(super) async fn entry(State(state): State<AppState>, request: Request<Body>)
     let response = match read_json(&state.bridge.shared.config, &parts.headers, body).await {
         Err(r) => r.into_response(),
         Ok(body) => match path {
-            "/v1/pair" => pair(&state.bridge, &origin, &body),
-            "/v1/unpair" => unpair(&state.bridge, &origin, &parts.headers),
+            // Pairing and unpairing write the pairing store (fsync): off the async workers.
+            "/v1/pair" => {
+                let (bridge, caller) = (state.bridge.clone(), origin.clone());
+                blocking(move || pair(&bridge, &caller, &body)).await
+            }
+            "/v1/unpair" => {
+                let (bridge, caller, headers) =
+                    (state.bridge.clone(), origin.clone(), parts.headers.clone());
+                blocking(move || unpair(&bridge, &caller, &headers)).await
+            }
             _ => message(&state.bridge, &origin, &parts.headers, body).await,
         },
     };
     with_cors(response, &origin)
+}
+
+/// Runs `work` (file I/O) on the blocking pool.
+async fn blocking(work: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| {
+        refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request failed",
+        )
+    })
 }
 
 /// Answers a CORS preflight from an allowed origin: POST with the two headers the shim uses.

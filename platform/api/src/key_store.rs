@@ -335,6 +335,24 @@ pub enum PinCheckError {
     Backend(String),
 }
 
+/// A key store's hardware vouching for a credential key: the members of WebAuthn's `tpm`
+/// attestation statement (WebAuthn L3 §8.3), which the authenticator puts in the statement as
+/// they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttestation {
+    /// The COSE algorithm of `sig` (the attestation key's, e.g. -7 for ES256).
+    pub alg: i64,
+    /// The attestation key's signature over `cert_info` (ASN.1 DER for ECDSA).
+    pub sig: Vec<u8>,
+    /// The attestation key's certificate, then the chain that issued it (DER).
+    pub x5c: Vec<Vec<u8>>,
+    /// The marshalled `TPMS_ATTEST` the TPM signed: `TPM_ST_ATTEST_CERTIFY` of the credential
+    /// key, with `extraData` = the hash of attToBeSigned.
+    pub cert_info: Vec<u8>,
+    /// The credential key's marshalled `TPMT_PUBLIC`, whose name `cert_info` certifies.
+    pub pub_area: Vec<u8>,
+}
+
 /// Creates keys and signs with them; never exports a private key.
 pub trait KeyStore: Send {
     /// What this store is.
@@ -444,5 +462,21 @@ pub trait KeyStore: Send {
     /// Forgets the PIN and every release secret (authenticatorReset).
     fn reset(&mut self) -> Result<(), KeyStoreError> {
         Ok(())
+    }
+    /// Whether [`Self::attest`] can vouch for keys now (an attestation key with its
+    /// certificate). None by default.
+    fn can_attest(&self) -> bool {
+        false
+    }
+    /// Has the hardware vouch for the key behind `handle`, bound to `to_be_signed`
+    /// (attToBeSigned: authenticatorData then clientDataHash). `Ok(None)` where the store
+    /// cannot (the default).
+    fn attest(
+        &mut self,
+        _handle: &KeyHandle,
+        _to_be_signed: &[u8],
+        _release: Option<&KeyRelease>,
+    ) -> Result<Option<KeyAttestation>, KeyStoreError> {
+        Ok(None)
     }
 }

@@ -64,6 +64,11 @@ async fn readyz(State(state): State<Shared>) -> Response {
     }
 }
 
+/// Where the demo's local bridge listens (`null` when this server runs none).
+async fn local_bridge(State(state): State<Shared>) -> Response {
+    Json(json!({ "url": state.rp.config().local_bridge })).into_response()
+}
+
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -88,6 +93,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/api/local-bridge", get(local_bridge))
         .route(
             "/api/register/options",
             post(registration::register_options),

@@ -284,7 +284,12 @@
         const body = await response.json().catch(() => null);
         if (response.status === 401) {
           global.dispatchEvent?.(new CustomEvent('passgate-webview-unpaired', { detail: body && body.error }));
-          throw new DOMException(`passgate: this page is not paired with passgate (${body?.error?.code ?? 'HTTP 401'}): pair again`, 'NotAllowedError');
+          // Not "cancelled or timed out": nothing reached passgate. `passgateCode` says why
+          // (pairing_stale: the bridge does not know the token; pairing_invalid: another
+          // origin's; pairing_required: none sent), so the page can offer to pair again.
+          const e = new DOMException(`passgate: this page is not paired with passgate (${body?.error?.code ?? 'HTTP 401'}): pair again`, 'NotAllowedError');
+          e.passgateCode = body?.error?.code ?? 'http_401';
+          throw e;
         }
         if (!response.ok || !body) {
           throw new DOMException(`passgate: the local bridge refused the request (${body?.error?.code ?? `HTTP ${response.status}`}: ${body?.error?.message ?? ''})`, 'NotAllowedError');

@@ -102,7 +102,8 @@ fn none_attestation_when_the_client_prefers_it() {
     );
     assert_eq!(made.fmt, "none");
     assert_eq!(made.att_stmt, Value::Map(vec![]));
-    // An unknown format first does not hide a later one the authenticator knows.
+    // A format this key store cannot produce (`tpm`: software keys) does not hide a later
+    // one it can.
     let made = make(
         &mut a,
         "example.com",
@@ -111,6 +112,23 @@ fn none_attestation_when_the_client_prefers_it() {
         vec![(0x0b, Value::Array(vec![text("tpm"), text("none")]))],
     );
     assert_eq!(made.fmt, "none");
+}
+
+#[test]
+fn a_tpm_preference_the_key_store_cannot_meet_gets_the_default() {
+    let mut a = authenticator(10);
+    let made = make(
+        &mut a,
+        "example.com",
+        b"u",
+        false,
+        vec![(0x0b, Value::Array(vec![text("tpm"), text("fido-u2f")]))],
+    );
+    assert_eq!(made.fmt, "packed", "the configured default");
+    // A `tpm` default on a store that cannot attest: packed self-attestation.
+    a.config_mut().default_attestation = crate::ctap::AttestationFormat::Tpm;
+    let made = make(&mut a, "example.com", b"v", false, vec![]);
+    assert_eq!(made.fmt, "packed");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! credentials/<rp-tag>/<cred-tag>.rk     a discoverable credential
 //! credentials/<rp-tag>/<cred-tag>.cred   a non-discoverable credential
 //! credentials/<rp-tag>/<user-tag>.user   which discoverable credential a user handle has now
-//! counter.epoch                          the signature-counter epoch
+//! credentials/<rp-tag>/<cred-tag>.ctr    a credential's signature-counter ceiling
 //! ```
 //!
 //! Tags are the first 16 bytes of HMAC-SHA256 under a key derived from the device key, so file
@@ -33,12 +33,9 @@
 //! store's handle of a with-UV key it keeps (the TPM's). Both are read; a record with both is
 //! corrupt.
 //!
-//! Signature counters avoid a disk write per assertion with an epoch: `counter.epoch` is
-//! incremented durably each time the store opens, and a credential's counter is
-//! `epoch << 12 | n`, where `n` counts its uses in this epoch (1..=4095; when one credential
-//! would pass 4095 the epoch is bumped durably and every `n` restarts). Every value of a newer
-//! epoch is larger than every value of an older one, so each credential's counter strictly
-//! increases across restarts and crashes, without any per-assertion fsync.
+//! Signature counters are per credential, start at 1 and are reserved in small durable blocks
+//! (see [`counter`]): strictly increasing across restarts and crashes, without an fsync per
+//! assertion.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,8 +53,11 @@ use crate::fs::{
     write_atomic_with,
 };
 
+mod counter;
 pub(crate) mod record;
-/// The epoch in the bytes of `counter.epoch` (`PGEPOCH1` then a big-endian u32).
+pub use counter::COUNTER_BLOCK;
+use counter::Counters;
+/// The epoch in the bytes of the legacy `counter.epoch` (`PGEPOCH1` then a big-endian u32).
 pub(crate) fn parse_epoch(bytes: &[u8]) -> Option<u32> {
     let number = bytes.strip_prefix(&EPOCH_MAGIC[..])?;
     Some(u32::from_be_bytes(number.try_into().ok()?))
@@ -69,11 +69,7 @@ mod tests;
 use record::{decode_record, encode_record};
 
 const RECORD_VERSION: u8 = 1;
-const EPOCH_FILE: &str = "counter.epoch";
 const EPOCH_MAGIC: &[u8; 8] = b"PGEPOCH1";
-const EPOCH_SHIFT: u32 = 12;
-const MAX_USES_PER_EPOCH: u16 = 4095;
-const MAX_EPOCH: u32 = (1 << (32 - EPOCH_SHIFT)) - 1;
 /// A credentials directory being removed by `reset`.
 const DELETING_PREFIX: &str = "credentials.deleting-";
 const RECORD_CACHE_CAPACITY: usize = 1024;
@@ -89,12 +85,12 @@ pub struct FileCredentialStore {
     root: PathBuf,
     record_key: LessSafeKey,
     tag_key: hmac::Key,
+    counter_key: hmac::Key,
     rng: SystemRandom,
     capacity: usize,
     total: usize,
     discoverable: usize,
-    epoch: u32,
-    uses: HashMap<Tag, u16>,
+    counters: Counters,
     cache: HashMap<Tag, CredentialRecord>,
 }
 
@@ -159,7 +155,8 @@ fn classify(name: &str) -> Entry {
 impl FileCredentialStore {
     /// Opens (creating if needed) the store in `state_dir`, holding at most `capacity`
     /// credentials. Counts stored credentials from directory entries (no decryption), removes
-    /// temp files left by a crash, and starts a new counter epoch.
+    /// temp files left by a crash, and moves a store with the legacy counter epoch to
+    /// per-credential counters.
     pub fn open(
         state_dir: &Path,
         device_key: &DeviceKey,
@@ -167,8 +164,8 @@ impl FileCredentialStore {
     ) -> Result<Self, StoreError> {
         let root = state_dir.join("credentials");
         private_dir(&root).map_err(io_error(&root))?;
-        // Leftovers of a crash: a reset that was interrupted, temp files of counter-epoch or
-        // device-key writes.
+        // Leftovers of a crash: a reset that was interrupted, temp files of device-key (or
+        // legacy counter-epoch) writes; counters' temp files are in the RP directories, below.
         for entry in std::fs::read_dir(state_dir).map_err(io_error(state_dir))? {
             let entry = entry.map_err(io_error(state_dir))?;
             let name = entry.file_name();
@@ -209,21 +206,22 @@ impl FileCredentialStore {
             .map_err(|_| StoreError::Crypto("invalid record key".into()))?;
         let tag_key = device_key.derive(b"credential store: file name tags");
         let tag_key = hmac::Key::new(hmac::HMAC_SHA256, tag_key.as_ref());
+        let counter_key = device_key.derive(b"credential store: signature counters");
+        let counter_key = hmac::Key::new(hmac::HMAC_SHA256, counter_key.as_ref());
         let mut store = Self {
             state_dir: state_dir.to_path_buf(),
             root,
             record_key,
             tag_key,
+            counter_key,
             rng: SystemRandom::new(),
             capacity,
             total,
             discoverable,
-            epoch: 0,
-            uses: HashMap::new(),
+            counters: Counters::default(),
             cache: HashMap::new(),
         };
-        let previous = store.read_epoch()?;
-        store.write_epoch(previous.saturating_add(1))?;
+        store.migrate_epoch()?;
         Ok(store)
     }
 
@@ -268,35 +266,6 @@ impl FileCredentialStore {
     fn user_path(&self, rp_tag: &Tag, user_tag: &Tag) -> PathBuf {
         self.rp_dir(rp_tag)
             .join(format!("{}.{USER_EXT}", hex(user_tag)))
-    }
-
-    fn epoch_path(&self) -> PathBuf {
-        self.state_dir.join(EPOCH_FILE)
-    }
-
-    fn read_epoch(&self) -> Result<u32, StoreError> {
-        let path = self.epoch_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => parse_epoch(&bytes)
-                .ok_or_else(|| corrupt(&path, "not a passgate counter epoch file")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(io_error(&path)(e)),
-        }
-    }
-
-    fn write_epoch(&mut self, epoch: u32) -> Result<(), StoreError> {
-        if epoch > MAX_EPOCH {
-            return Err(StoreError::Crypto(
-                "signature counter space exhausted (epoch overflow)".into(),
-            ));
-        }
-        let path = self.epoch_path();
-        let mut bytes = EPOCH_MAGIC.to_vec();
-        bytes.extend_from_slice(&epoch.to_be_bytes());
-        write_atomic(&path, &bytes, &NoHook).map_err(io_error(&path))?;
-        self.epoch = epoch;
-        self.uses.clear();
-        Ok(())
     }
 
     fn aad(rp_tag: &Tag, cred_tag: &Tag) -> Vec<u8> {
@@ -466,6 +435,7 @@ impl FileCredentialStore {
                     self.total = self.total.saturating_sub(1);
                     self.discoverable = self.discoverable.saturating_sub(1);
                 }
+                self.remove_counter(&rp_tag, &old);
                 self.cache.remove(&old);
             }
         }
@@ -636,6 +606,7 @@ impl CredentialStore for FileCredentialStore {
                     self.remove_file(&user_path, Durability::Synced)?;
                 }
             }
+            self.remove_counter(&rp_tag, &cred_tag);
             let dir = rp_dir.path();
             // Removing an empty RP directory fails harmlessly when it is not empty.
             if std::fs::remove_dir(&dir).is_ok() {
@@ -714,6 +685,7 @@ impl CredentialStore for FileCredentialStore {
                 self.total = self.total.saturating_sub(1);
                 self.discoverable = self.discoverable.saturating_sub(1);
             }
+            self.remove_counter(&rp_tag, &tag);
             self.cache.remove(&tag);
         }
         Ok(result.into_iter().map(|(_, record)| record).collect())
@@ -757,17 +729,8 @@ impl CredentialStore for FileCredentialStore {
         Ok(self.capacity.saturating_sub(self.total))
     }
 
-    fn next_sign_count(&mut self, _rp_id: &str, id: &[u8]) -> Result<u32, StoreError> {
-        let tag = self.cred_tag(id);
-        let used = self.uses.get(&tag).copied().unwrap_or(0);
-        let n = if used >= MAX_USES_PER_EPOCH {
-            self.write_epoch(self.epoch.saturating_add(1))?;
-            1
-        } else {
-            used + 1
-        };
-        self.uses.insert(tag, n);
-        Ok((self.epoch << EPOCH_SHIFT) | u32::from(n))
+    fn next_sign_count(&mut self, rp_id: &str, id: &[u8]) -> Result<u32, StoreError> {
+        self.next_count(rp_id, id)
     }
 
     fn reset(&mut self) -> Result<(), StoreError> {
@@ -787,7 +750,7 @@ impl CredentialStore for FileCredentialStore {
         self.total = 0;
         self.discoverable = 0;
         self.cache.clear();
-        self.uses.clear();
+        self.counters.clear();
         Ok(())
     }
 }
