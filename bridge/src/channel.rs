@@ -152,15 +152,15 @@ impl Handler for WebAuthn {
             }
             _ => {}
         }
-        // Only `type`, `options` and an action's `payload` (checked against the challenge
-        // before it is shown) go to the bridge: whatever else the page put in the message (an
-        // "origin" of its choosing, say) is dropped here.
+        // Only `type`, `options`, an action's `payload` (checked against the challenge before
+        // it is shown) and the tab's title (`tab`, shown as the page's own label) go to the
+        // bridge: whatever else the page put in the message (an "origin" of its choosing,
+        // say) is dropped here.
         let mut request = json!({ "type": kind });
-        if let Some(options) = message.get("options") {
-            request["options"] = options.clone();
-        }
-        if let Some(payload) = message.get("payload") {
-            request["payload"] = payload.clone();
+        for member in ["options", "payload", "tab"] {
+            if let Some(value) = message.get(member) {
+                request[member] = value.clone();
+            }
         }
         let _immediate =
             matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));

@@ -238,7 +238,8 @@ impl Conditional {
             .get("options")
             .ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
         let options: RequestOptions = options::parse(options, "request options")?;
-        let caller = Caller::new(&sender.origin, sender.top_origin.as_deref())?;
+        let caller = Caller::new(&sender.origin, sender.top_origin.as_deref())?
+            .with_tab_title(message.get("tab"));
         // Refused at once when it could never succeed, as browsers do.
         Bridge::check_get(&caller, &options)?;
         let document = match message.get("documentId") {

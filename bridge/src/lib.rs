@@ -35,7 +35,8 @@ pub mod prompt;
 
 pub use ceremony::{
     Account, AccountChoice, ApprovalRequest, Bridge, MAX_PAYLOAD_BYTES, NewPinRequest,
-    NoUserInterface, PinRequest, Purpose, Unanswered, UserInterface,
+    NoUserInterface, PinRequest, PowerCycle, Purpose, RequestLabel, Unanswered, UnlockRequest,
+    UserInterface,
 };
 pub use error::{BridgeError, ErrorName};
 pub use origin::{Caller, CallerOrigin};

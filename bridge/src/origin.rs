@@ -149,6 +149,9 @@ fn normalize_rp_id(rp_id: &str) -> Result<String, BridgeError> {
     }
 }
 
+/// The longest tab title kept, in bytes.
+pub const MAX_TAB_TITLE_BYTES: usize = 120;
+
 /// A caller: its origin and, for a nested browsing context, the top-level origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -156,6 +159,10 @@ pub struct Caller {
     pub origin: CallerOrigin,
     /// The top-level origin when it differs from `origin` (a cross-origin iframe).
     pub top_origin: Option<String>,
+    /// The requesting tab's title as the page gives it (`"tab"` beside the options), so that
+    /// a person with two tabs of one site open knows which one asks. Untrusted: the prompt
+    /// cleans it and says it is the page's own name.
+    pub tab_title: Option<String>,
 }
 
 impl Caller {
@@ -170,7 +177,28 @@ impl Caller {
                 (top.as_str() != origin.as_str()).then(|| top.as_str().to_owned())
             }
         };
-        Ok(Self { origin, top_origin })
+        Ok(Self {
+            origin,
+            top_origin,
+            tab_title: None,
+        })
+    }
+
+    /// The caller with the tab title a request carries (its `"tab"`: a string; anything else, or
+    /// an empty one, is no title). Over [`MAX_TAB_TITLE_BYTES`] it is cut at a character
+    /// boundary: a title is a label, not a message.
+    pub fn with_tab_title(mut self, tab: Option<&serde_json::Value>) -> Self {
+        self.tab_title = tab
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| {
+                let mut end = t.len().min(MAX_TAB_TITLE_BYTES);
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                t.get(..end).unwrap_or_default().to_owned()
+            });
+        self
     }
 
     /// Whether the caller is nested in a document of another origin.

@@ -19,6 +19,7 @@ pub mod grant;
 pub mod pinentry;
 pub mod shown;
 pub mod terminal;
+mod wording;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +31,14 @@ use passgate_platform_api::user_verifier::{
 use zeroize::Zeroizing;
 
 use crate::ceremony::{
-    AccountChoice, ApprovalRequest, NewPinRequest, PinRequest, Purpose, Unanswered, UserInterface,
+    AccountChoice, ApprovalRequest, NewPinRequest, PinRequest, Purpose, Unanswered, UnlockRequest,
+    UserInterface,
 };
 
 pub use grant::PresenceGrants;
 pub use pinentry::Pinentry;
 pub use terminal::TerminalPrompt;
+use wording::{labelled, operation_button, operation_title, request_line};
 
 /// The presence prompt names the app instead of a site for credentials under this prefix.
 use passgate_proto::APP_RP_ID_PREFIX;
@@ -160,52 +163,10 @@ pub trait TrustedPrompt: Send + Sync {
     }
 }
 
-/// "http://localhost:9000 wants to sign in to localhost" and the like. Every part is cleaned
-/// ([`passgate_proto::display::clean`]): the page chose the RP ID, the user name and an
-/// action's text.
-fn request_line(origin: &str, rp_id: &str, purpose: Purpose<'_>) -> String {
-    let clean = passgate_proto::display::clean;
-    let (origin, rp_id) = (clean(origin), clean(rp_id));
-    match purpose {
-        Purpose::Create { user_name } => {
-            let user_name = clean(user_name);
-            format!(
-                "{origin} wants to create a passkey for \u{201c}{user_name}\u{201d} on {rp_id}."
-            )
-        }
-        Purpose::Get => format!("{origin} wants to sign in with your passkey for {rp_id}."),
-        Purpose::Approve { payload } => format!(
-            "Approve on {origin} (your passkey for {rp_id}):\n\n{}",
-            shown::payload_block(payload)
-        ),
-        Purpose::Autofill => {
-            format!("Passkey autofill: {origin} offers to sign you in with a passkey for {rp_id}.")
-        }
-    }
-}
-
-/// The operation, for a dialog's title: every prompt names what it is for.
-fn operation_title(purpose: Purpose<'_>) -> &'static str {
-    match purpose {
-        Purpose::Create { .. } => "passgate: create a passkey",
-        Purpose::Get | Purpose::Autofill => "passgate: sign in",
-        Purpose::Approve { .. } => "passgate: approve an action",
-    }
-}
-
-/// The label of the button that goes ahead.
-fn operation_button(purpose: Purpose<'_>) -> &'static str {
-    match purpose {
-        Purpose::Create { .. } => "Create passkey",
-        Purpose::Get | Purpose::Autofill => "Sign in",
-        Purpose::Approve { .. } => "Approve",
-    }
-}
-
 /// The authenticator's operation a ceremony for `purpose` approves.
 fn presence_action(purpose: Purpose<'_>) -> PromptAction {
     match purpose {
-        Purpose::Create { .. } => PromptAction::Register,
+        Purpose::Create { .. } | Purpose::AlreadyRegistered { .. } => PromptAction::Register,
         Purpose::Get | Purpose::Autofill | Purpose::Approve { .. } => PromptAction::SignIn,
     }
 }
@@ -335,7 +296,10 @@ impl UserInterface for PromptUi {
     fn pin(&self, request: &PinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
         let description = format!(
             "{}\n\nEnter your passgate PIN to {}.",
-            request_line(request.origin, request.rp_id, request.purpose),
+            labelled(
+                request_line(request.origin, request.rp_id, request.purpose),
+                request.label,
+            ),
             match request.purpose {
                 Purpose::Approve { .. } => "approve exactly this",
                 _ => "confirm it is you",
@@ -374,7 +338,10 @@ impl UserInterface for PromptUi {
     }
 
     fn new_pin(&self, request: &NewPinRequest<'_>) -> Result<Zeroizing<String>, Unanswered> {
-        let head = request_line(request.origin, request.rp_id, request.purpose);
+        let head = labelled(
+            request_line(request.origin, request.rp_id, request.purpose),
+            request.label,
+        );
         let choose = format!(
             "This needs user verification, and passgate has no PIN yet. Choose a PIN (at least {} characters): you will type it whenever a site needs to know it is you.",
             request.min_length
@@ -415,25 +382,73 @@ impl UserInterface for PromptUi {
     }
 
     fn approve(&self, request: &ApprovalRequest<'_>) -> Result<(), Unanswered> {
-        let description = format!(
-            "{}\n\nApprove only if you started this yourself.",
-            request_line(request.origin, request.rp_id, request.purpose)
-        );
+        let notice = matches!(request.purpose, Purpose::AlreadyRegistered { .. });
+        let description = if notice {
+            labelled(
+                request_line(request.origin, request.rp_id, request.purpose),
+                request.label,
+            )
+        } else {
+            format!(
+                "{}\n\nApprove only if you started this yourself.",
+                labelled(
+                    request_line(request.origin, request.rp_id, request.purpose),
+                    request.label,
+                )
+            )
+        };
         let dialog = Dialog {
             title: operation_title(request.purpose),
             description: &description,
             ok: operation_button(request.purpose),
-            cancel: "Deny",
+            cancel: if notice { "Cancel" } else { "Deny" },
             ..Dialog::default()
         };
         match self.prompt.confirm(&dialog, request.interaction) {
             Ok(Answer::Ok) => {
-                self.granted(request.rp_id, request.purpose);
+                if !notice {
+                    self.granted(request.rp_id, request.purpose);
+                }
                 Ok(())
             }
             Ok(Answer::NotOk) => Err(Unanswered::Declined),
             Err(e) => {
                 self.log_failure("approval", &e);
+                Err(self.unanswered(&e))
+            }
+        }
+    }
+
+    fn unlock(&self, request: &UnlockRequest<'_>) -> Result<(), Unanswered> {
+        let left = match request.retries {
+            Some(1) => " 1 PIN attempt is left before the PIN is blocked for good.".to_owned(),
+            Some(n) => format!(" {n} PIN attempts are left before the PIN is blocked for good."),
+            None => String::new(),
+        };
+        let wait = match request.delay_seconds {
+            0 => String::new(),
+            1 => " It waits 1 s first.".to_owned(),
+            n => format!(" It waits {n} s first."),
+        };
+        let description = format!(
+            "{}\n\nThree wrong PINs in a row: passgate's authenticator stopped taking the PIN until it restarts, so you are not asked for it now.{left}\n\nUnlock restarts only the authenticator: your passkeys, your PIN and this page's pairing are kept.{wait} Then enter the PIN again.",
+            labelled(
+                request_line(request.origin, request.rp_id, request.purpose),
+                request.label,
+            )
+        );
+        let dialog = Dialog {
+            title: "passgate: PIN locked for now",
+            description: &description,
+            ok: "Unlock",
+            cancel: "Cancel",
+            ..Dialog::default()
+        };
+        match self.prompt.confirm(&dialog, request.interaction) {
+            Ok(Answer::Ok) => Ok(()),
+            Ok(Answer::NotOk) => Err(Unanswered::Declined),
+            Err(e) => {
+                self.log_failure("unlock", &e);
                 Err(self.unanswered(&e))
             }
         }
@@ -463,7 +478,10 @@ impl UserInterface for PromptUi {
             .collect();
         let description = format!(
             "{}\n\nThis device holds {} passkeys for {}. Which account?",
-            request_line(choice.origin, choice.rp_id, choice.purpose),
+            labelled(
+                request_line(choice.origin, choice.rp_id, choice.purpose),
+                choice.label,
+            ),
             options.len(),
             passgate_proto::display::clean(choice.rp_id)
         );

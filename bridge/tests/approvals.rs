@@ -291,3 +291,41 @@ fn after_three_wrong_pins_the_pin_is_no_longer_asked_for() {
     assert_eq!(again.message, blocked.message);
     assert_eq!(pinentry.dialogs().len(), before + 3, "no prompt");
 }
+
+#[test]
+fn an_excluded_credential_is_refused_after_a_notice_and_no_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pinentry, bridge, counting) = rig(dir.path(), true);
+    let cred = bridge.create(ORIGIN, None, &creation("alice")).unwrap();
+    let mut again = creation("alice");
+    again["excludeCredentials"] = json!([{"type": "public-key", "id": cred["id"]}]);
+
+    let asked = pinentry.dialogs().len();
+    let sent = counting.commands().len();
+    let e = bridge.create(ORIGIN, None, &again).unwrap_err();
+    assert_eq!(e.name, ErrorName::InvalidStateError, "{e}");
+    // One notice, no PIN; only getInfo and the silent probe reached the authenticator.
+    let dialogs = pinentry.dialogs();
+    assert_eq!(commands(&dialogs[asked..]), ["CONFIRM"]);
+    assert_eq!(dialogs[asked]["title"], "passgate: passkey already here");
+    let text = dialogs[asked]["description"].as_str().unwrap();
+    assert!(
+        text.starts_with("https://shop.example.com asked to create a passkey for \u{201c}alice\u{201d} on example.com, but this authenticator already holds one"),
+        "{text}"
+    );
+    assert_eq!(counting.commands()[sent..], [0x04, 0x02]);
+
+    // Dismissed: the page learns nothing more than a refusal.
+    pinentry.direct(json!({"getpin": common::PIN, "confirm": "cancel"}));
+    let e = bridge.create(ORIGIN, None, &again).unwrap_err();
+    assert_eq!(e.name, ErrorName::NotAllowedError, "{e}");
+    assert!(e.message.contains("you declined"), "{e}");
+
+    // An exclude list that names nothing here still creates, with the PIN.
+    pinentry.direct(json!({"getpin": common::PIN, "confirm": "ok"}));
+    let mut other = creation("bob");
+    other["excludeCredentials"] = json!([{"type": "public-key", "id": b64::encode(&[3u8; 16])}]);
+    let asked = pinentry.dialogs().len();
+    bridge.create(ORIGIN, None, &other).unwrap();
+    assert_eq!(commands(&pinentry.dialogs()[asked..]), ["GETPIN"]);
+}

@@ -31,6 +31,9 @@ pub struct AuthenticatorInfo {
     pub max_id_length: usize,
     /// The shortest PIN the authenticator accepts, `minPINLength` (4 when not said).
     pub min_pin_length: usize,
+    /// The AAGUID (empty when not said): which authenticator model answered, e.g. to drop
+    /// state kept for another one.
+    pub aaguid: Vec<u8>,
 }
 
 impl AuthenticatorInfo {
@@ -75,6 +78,9 @@ impl AuthenticatorInfo {
             max_id_length: size(8, 1024),
             // CTAP 2.1 §6.4: absent means the default minimum of 4.
             min_pin_length: size(0x0D, 4),
+            aaguid: crate::cbor::bytes(int_key(v, 3))
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
         }
     }
 

@@ -6,6 +6,8 @@
 //!   inputs and the PRF salt.
 //! - [`info`]: getInfo as a client needs it ([`AuthenticatorInfo`]).
 //! - [`CtapClient`]: typed requests and responses (`passgate_proto::ctap`) over a transport.
+//! - [`token_cache`]: a pinUvAuthToken kept for a short window, under CTAP 2.1's token rules.
+//! - [`uv_plan`]: how a ceremony verifies the user (built-in UV, PIN token, first PIN).
 //! - [`cbor`]: value-level helpers for what proto does not type yet.
 //!
 //! Errors ([`ClientError`]) keep the authenticator's status byte; mapping it to a DOMException
@@ -16,7 +18,9 @@ pub mod ctap_client;
 pub mod error;
 pub mod info;
 pub mod pin;
+pub mod token_cache;
 pub mod transport;
+pub mod uv_plan;
 
 pub use ctap_client::{CtapClient, PinToken, is_rp_id_hash};
 pub use error::ClientError;

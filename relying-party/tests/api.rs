@@ -1314,7 +1314,8 @@ async fn passkey_deletion_ends_its_sessions_and_sign_out_everywhere_ends_all() {
 }
 
 #[tokio::test]
-async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
+async fn adding_or_renaming_a_passkey_needs_a_recent_verification_and_deleting_the_last_is_refused_first()
+ {
     let s = Server::start(|c| c.step_up_max_age_secs = 1).await;
     let (cred, session) = s.sign_up("heidi").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -1339,6 +1340,22 @@ async fn adding_or_renaming_a_passkey_needs_a_recent_verification() {
     assert_eq!(
         (rename.status, rename.code()),
         (StatusCode::FORBIDDEN, "step_up_required")
+    );
+    // Deleting the only passkey is bound to fail: refused as such before any step-up, so the
+    // page never asks the person to verify for it.
+    let delete_last = s
+        .raw(
+            Method::DELETE,
+            &format!("/api/credentials/{}", b64(&cred.id)),
+            None,
+            Vec::new(),
+            Some(&session),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (delete_last.status, delete_last.code()),
+        (StatusCode::CONFLICT, "last_credential")
     );
     assert_eq!(s.fingerprint().await, before);
 }

@@ -152,10 +152,13 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 None
             });
             tracing::info!(caller = ?args.browser_args, authenticator = ?args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
-            let bridge = Arc::new(passgate_bridge::Bridge::new(
-                Box::new(authenticator_client(args.authenticator.as_deref())?),
-                bridge_ui(prompt.as_ref()),
-            ));
+            let bridge = Arc::new(
+                passgate_bridge::Bridge::new(
+                    Box::new(authenticator_client(args.authenticator.as_deref())?),
+                    bridge_ui(prompt.as_ref()),
+                )
+                .with_pin_token_ttl(args.prompt.pin_token_ttl()),
+            );
             native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
                 .context("native messaging")?;
             Ok(())
@@ -212,10 +215,13 @@ pub fn main(command: BridgeCommand) -> Result<()> {
         }
         BridgeCommand::LocalHttp(args) => {
             let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
-            let bridge = Arc::new(passgate_bridge::Bridge::new(
-                Box::new(authenticator_client(args.authenticator.as_deref())?),
-                bridge_ui(prompt.as_ref()),
-            ));
+            let bridge = Arc::new(
+                passgate_bridge::Bridge::new(
+                    Box::new(authenticator_client(args.authenticator.as_deref())?),
+                    bridge_ui(prompt.as_ref()),
+                )
+                .with_pin_token_ttl(args.prompt.pin_token_ttl()),
+            );
             let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
             // The app APIs on the same authenticator, over a connection of their own.
             let app = app_router(

@@ -54,6 +54,24 @@ pub struct DemoArgs {
     bridge_allow_origins: Vec<String>,
 }
 
+/// How long after three wrong PINs the prompt's Unlock restarts the authenticator.
+const UNLOCK_DELAY: Duration = Duration::from_secs(10);
+
+/// "Unplugging" the demo's in-process authenticator: its PIN/UV state power-cycles; passkeys,
+/// the PIN, its durable retry count and the local bridge's pairings are kept.
+fn power_cycle(
+    authenticator: &Arc<Mutex<passgate_authenticator::Authenticator>>,
+) -> passgate_bridge::PowerCycle {
+    let authenticator = Arc::clone(authenticator);
+    Arc::new(move || {
+        authenticator
+            .lock()
+            .map_err(|_| "the authenticator's lock is poisoned".to_owned())?
+            .power_cycle();
+        Ok(())
+    })
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum DemoVerifier {
     /// fprintd when a finger is enrolled, the PIN otherwise.
@@ -164,12 +182,16 @@ pub fn main(args: DemoArgs) -> Result<()> {
     // One authenticator for WebAuthn and the app APIs: the vault and proof credentials live
     // next to the passkeys, and both ask in the same trusted prompt.
     let authenticator = Arc::new(Mutex::new(authenticator));
-    let bridge = Arc::new(passgate_bridge::Bridge::new(
-        Box::new(passgate_bridge::InProcess::shared(Arc::clone(
-            &authenticator,
-        ))),
-        Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
-    ));
+    let bridge = Arc::new(
+        passgate_bridge::Bridge::new(
+            Box::new(passgate_bridge::InProcess::shared(Arc::clone(
+                &authenticator,
+            ))),
+            Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
+        )
+        .with_pin_token_ttl(args.prompt.pin_token_ttl())
+        .with_power_cycle(power_cycle(&authenticator), UNLOCK_DELAY),
+    );
     let app = app_router(
         passgate_app_api::AppDevice::in_process(Arc::clone(&authenticator)),
         &authenticator_dir.join("app"),

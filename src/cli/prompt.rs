@@ -34,6 +34,19 @@ pub struct PinPromptArgs {
     /// Seconds a prompt waits for the person.
     #[arg(long, default_value_t = 120)]
     pub prompt_timeout: u64,
+    /// Seconds a pinUvAuthToken is kept after the PIN was entered (0: never), so that a
+    /// ceremony the authenticator never ran (aborted after the PIN) is retried without asking
+    /// again. CTAP 2.1 lets a token authorise one makeCredential/getAssertion: a second
+    /// ceremony asks for the PIN whatever this says.
+    #[arg(long, default_value_t = 120)]
+    pub pin_token_ttl: u64,
+}
+
+impl PinPromptArgs {
+    /// `--pin-token-ttl` as a duration.
+    pub fn pin_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.pin_token_ttl)
+    }
 }
 
 /// The trusted prompt `kind` names; `None` for [`PinPromptKind::None`].

@@ -13,6 +13,15 @@
 // that already carries it is not proxied). That value is the only origin used here: nothing a
 // page sends can reach this worker any other way (no externally_connectable, no content script).
 // A request without it is answered with SecurityError, never guessed from tabs.
+//
+// The one thing pages may send here (externally_connectable, the demo's origins only): a signed
+// action's text, `{type: "payload", challenge, payload}`, which Chromium's proxy cannot carry
+// (it forwards the WebAuthn options only). It is keyed by the sender's origin as Chromium
+// reports it (`sender.origin`, never the page's word) and the challenge, kept for a minute, and
+// attached to the get request of that origin with that challenge. The native host shows it only
+// after checking that the challenge's last 32 bytes are SHA-256 of exactly that text, so a page
+// cannot show one thing and sign another, and another origin cannot put text on this one's
+// request.
 
 const HOST = 'dev.passgate.bridge';
 // Bounds on waiting for the native host. Chromium puts the ceremony's timeout into the proxied
@@ -28,6 +37,30 @@ const config = {
 };
 globalThis.passgateConfig = config;
 const ATTACH_RETRY_MS = 1_000;
+
+/** Longest action text accepted (the bridge's own limit is the same). */
+const MAX_PAYLOAD_BYTES = 8192;
+/** How long a page's action text waits for its get request. */
+const PAYLOAD_TTL_MS = 60_000;
+/** `${origin} ${challenge}` -> { payload, expires } for texts pages announced. */
+const payloads = new Map();
+
+function payloadKey(origin, challenge) {
+  return `${origin} ${challenge}`;
+}
+
+function prunePayloads(now = Date.now()) {
+  for (const [key, entry] of payloads) if (entry.expires <= now) payloads.delete(key);
+}
+
+/** Takes the text announced for (origin, challenge), if any: one request uses it. */
+function takePayload(origin, challenge) {
+  prunePayloads();
+  const key = payloadKey(origin, challenge);
+  const entry = payloads.get(key);
+  payloads.delete(key);
+  return entry?.payload;
+}
 
 /** requestId -> { kind, timer, settle(reply) } for requests the native host has not answered. */
 const pending = new Map();
@@ -211,7 +244,15 @@ async function ceremony(kind, { requestId, requestDetailsJson }) {
     return;
   }
   note('request', { kind, requestId, origin: parsed.origin, rpId: kind === 'create' ? parsed.options.rp?.id ?? null : parsed.options.rpId ?? null });
-  const reply = await ask(requestId, { type: kind, origin: parsed.origin, options: parsed.options }, ceremonyTimeout(parsed.options));
+  const message = { type: kind, origin: parsed.origin, options: parsed.options };
+  if (kind === 'get' && typeof parsed.options.challenge === 'string') {
+    const payload = takePayload(parsed.origin, parsed.options.challenge);
+    if (payload !== undefined) {
+      message.payload = payload;
+      note('payload-attached', { requestId, origin: parsed.origin, bytes: payload.length });
+    }
+  }
+  const reply = await ask(requestId, message, ceremonyTimeout(parsed.options));
   if (reply.cancelled) return;
   if (!reply.ok) {
     await complete(kind, { requestId, error: domError(reply.error) });
@@ -244,7 +285,28 @@ async function isUvpaa({ requestId }) {
   }
 }
 
+/** A page's `{type: "payload", challenge, payload}`: remembered for its next get request. */
+function onPageMessage(message, sender, sendResponse) {
+  const origin = sender?.origin;
+  const refuse = (name, text) => {
+    note('payload-refused', { origin: origin ?? null, error: name });
+    sendResponse({ ok: false, error: { name, message: text } });
+  };
+  if (typeof origin !== 'string' || origin === '' || origin === 'null') return refuse('SecurityError', 'the browser did not name the sending origin');
+  if (message?.type !== 'payload') return refuse('NotSupportedError', 'pages may send only {type: "payload", challenge, payload}');
+  if (typeof message.challenge !== 'string' || !/^[A-Za-z0-9_-]{16,}$/.test(message.challenge)) return refuse('TypeError', '"challenge" is not base64url');
+  if (typeof message.payload !== 'string') return refuse('TypeError', '"payload" is not a string');
+  if (new TextEncoder().encode(message.payload).length > MAX_PAYLOAD_BYTES) return refuse('TypeError', `"payload" is over ${MAX_PAYLOAD_BYTES} bytes`);
+  prunePayloads();
+  if (payloads.size >= 64) return refuse('NotAllowedError', 'too many action texts are waiting');
+  payloads.set(payloadKey(origin, message.challenge), { payload: message.payload, expires: Date.now() + PAYLOAD_TTL_MS });
+  note('payload', { origin, bytes: message.payload.length });
+  sendResponse({ ok: true });
+  return undefined;
+}
+
 // Listeners are registered synchronously at top level so a restarted worker gets its events.
+chrome.runtime.onMessageExternal.addListener(onPageMessage);
 chrome.webAuthenticationProxy.onCreateRequest.addListener((request) => { ceremony('create', request); });
 chrome.webAuthenticationProxy.onGetRequest.addListener((request) => { ceremony('get', request); });
 chrome.webAuthenticationProxy.onIsUvpaaRequest.addListener((request) => { isUvpaa(request); });

@@ -247,6 +247,29 @@ export async function createPasskey(options) {
   return credentialJSON(credential);
 }
 
+/** passgate's browser extension (its ID is fixed by the key in its manifest). */
+const PASSGATE_EXTENSION_ID = 'hmlnhjpdmkbchiglodcohceffkghmmpo';
+
+/**
+ * Hands a signed action's text to passgate's extension, which Chromium's WebAuthn proxy cannot
+ * carry: the extension attaches it to this origin's get request with this challenge, and the
+ * bridge shows it only if the challenge commits to it. Without the extension (no
+ * `chrome.runtime` for this page, or another one answers) nothing happens.
+ */
+async function offerPayloadToExtension(challenge, payload) {
+  const send = globalThis.chrome?.runtime?.sendMessage;
+  if (typeof send !== 'function') return false;
+  try {
+    const reply = await Promise.race([
+      chrome.runtime.sendMessage(PASSGATE_EXTENSION_ID, { type: 'payload', challenge, payload }),
+      new Promise((resolve) => { setTimeout(() => resolve(null), 2000); }),
+    ]);
+    return reply?.ok === true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * navigator.credentials.get; resolves null when a conditional request is aborted. `payload`:
  * a signed action's text, which passgate shows in its prompt (a browser ignores it).
@@ -263,7 +286,11 @@ export async function getPasskey(options, { mediation, signal, payload, what = '
     if (signal || waited.signal) {
       request.signal = signal && waited.signal ? AbortSignal.any([signal, waited.signal]) : signal ?? waited.signal;
     }
-    if (payload !== undefined) request.payload = payload;
+    if (payload !== undefined) {
+      // The shim reads it from the request; the extension is told beside it.
+      request.payload = payload;
+      if (authenticatorChoice.kind === 'browser') await offerPayloadToExtension(options.challenge, payload);
+    }
     credential = await navigator.credentials.get(request);
   } catch (e) {
     if (signal?.aborted) return null;

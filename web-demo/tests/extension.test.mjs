@@ -408,12 +408,14 @@ journey('2-other-origin: http://127.0.0.1 cannot get an assertion for RP ID loca
 journey('3-forged-origin: page script cannot choose the origin', async ({ page, shot }) => {
   assert.ok(registered, 'journey 1 registered a passkey');
   await goto(page, `${rp.base}/`);
-  // The page cannot reach the extension itself: no externally_connectable, so no runtime API.
+  // The page can send the extension one thing only, an action's text (externally_connectable):
+  // a request with an origin of its choosing is refused there and reaches no host.
   const reach = await withTimeout(page.evaluate(async (id) => {
     if (!globalThis.chrome?.runtime?.sendMessage) return 'no chrome.runtime';
-    try { await chrome.runtime.sendMessage(id, { type: 'get', origin: 'https://evil.example' }); return 'sent'; } catch (e) { return `refused: ${e.message}`; }
+    try { return await chrome.runtime.sendMessage(id, { type: 'get', origin: 'https://evil.example' }); } catch (e) { return `refused: ${e.message}`; }
   }, EXTENSION_ID), 'runtime.sendMessage from the page');
-  assert.notEqual(reach, 'sent');
+  assert.equal(reach?.ok, false, JSON.stringify(reach));
+  assert.equal(reach.error.name, 'NotSupportedError');
 
   // What Chromium hands the extension: record the raw requestDetailsJson of the next gets.
   await inWorker(() => {
@@ -625,9 +627,13 @@ journey('6-manage-passkeys: rename, add (excluded), add from another authenticat
   await rename(page, registered.credentialId, mine.name, 'Extension laptop');
   await shot(page, 'account-renamed');
 
-  // The same authenticator already holds a passkey for this account.
+  // The same authenticator already holds a passkey for this account: found silently before
+  // any PIN, one notice in the native host's prompt, then InvalidStateError.
+  const noticeFrom = pinentry.dialogs().length;
   await page.click('#add');
   assert.match(await statusText(page, 'InvalidStateError'), /already registered/);
+  assert.deepEqual(pinentry.dialogs().slice(noticeFrom).map((d) => [d.command, d.title ?? null]),
+    [['CONFIRM', 'passgate: passkey already here']]);
   await shot(page, 'account-already-registered');
 
   // Another device: a second passgate authenticator behind the same extension.
@@ -656,22 +662,30 @@ journey('6-manage-passkeys: rename, add (excluded), add from another authenticat
   await page.waitForFunction(() => document.querySelectorAll('#passkeys tr').length === 1);
   await shot(page, 'account-after-delete');
 
-  const last = await deletePasskey(page, registered.credentialId, 'Extension laptop');
-  assert.equal(last.reauth.status, 200);
+  const last = await deletePasskey(page, registered.credentialId, 'Extension laptop', { last: true });
+  assert.equal(last.reauth, undefined);
   assert.equal(last.deleted.status, 409);
   assert.equal(last.deleted.body.error.code, 'last_credential');
   await statusText(page, 'last_credential');
   await shot(page, 'account-last-refused');
 });
 
-journey('7-approve-action: a signed action with user verification through the extension', async ({ page, shot }) => {
+journey('7-approve-action: a signed action through the extension, its text shown; a tampered text refused', async ({ page, shot }) => {
   assert.ok(registered, 'journey 1 registered a passkey');
   await goto(page, `${rp.base}/`);
   await signIn(page, registered.name);
   const payload = '{"pay": "Mozilla Foundation", "amount": "25.00", "currency": "EUR"}';
+  const before = pinentry.dialogs().length;
   const approved = await approveAction(page, rp.base, payload);
+  // The page handed the text to the extension beside the options (Chromium's proxy carries
+  // only the options); the native host's PIN dialog shows it, pretty-printed.
+  const shown = pinentry.dialogs().slice(before);
+  assert.deepEqual(shown.map((d) => [d.command, d.title ?? null]).slice(0, 1), [['GETPIN', 'passgate: approve an action']]);
+  assert.ok(shown[0].description.startsWith(`Approve on ${rp.base} (your passkey for localhost):\n\n    {\n      "amount": "25.00",`), shown[0].description);
   const receipt = JSON.parse(approved.body.receipt.receiptJson);
   assert.equal(receipt.payload, payload);
+  assert.equal(receipt.payloadShown, true);
+  assert.match(await page.innerText('#receipt-shown'), /^yes: passgate's prompt showed this text/);
   assert.equal(receipt.userVerified, true);
   assert.equal(receipt.origin, rp.base);
   assert.equal(receipt.credentialId, registered.credentialId);
@@ -679,6 +693,26 @@ journey('7-approve-action: a signed action with user verification through the ex
   assert.match(await page.innerText('#receipt-uv'), /^yes/);
   assert.equal(await page.locator('#authenticator dd[data-field="aaguid"]').innerText(), PASSGATE_AAGUID);
   await shot(page, 'approve-receipt');
+
+  // A page that hands the extension one text and has another signed: refused before any
+  // prompt, nothing signed.
+  const options = await pageFetch(page, 'POST', '/api/actions/options', { payload });
+  assert.equal(options.status, 200);
+  const asked = pinentry.dialogs().length;
+  const tampered = await withTimeout(page.evaluate(async ({ pk, id }) => {
+    const told = await chrome.runtime.sendMessage(id, { type: 'payload', challenge: pk.challenge, payload: '{"pay": "Mozilla Foundation", "amount": "2.50", "currency": "EUR"}' });
+    try {
+      await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(pk) });
+      return { told, ok: true };
+    } catch (e) {
+      return { told, ok: false, name: e.name, message: e.message };
+    }
+  }, { pk: options.body.publicKey, id: extensionId() }), 'tampered get');
+  assert.deepEqual(tampered.told, { ok: true });
+  assert.equal(tampered.ok, false);
+  assert.equal(tampered.name, 'SecurityError');
+  assert.match(tampered.message, /does not match what the challenge commits to/);
+  assert.equal(pinentry.dialogs().length, asked, 'no prompt was shown');
 });
 
 journey('8-relay-origin: a relay on another origin gets an assertion the RP refuses, and the prompt names the relay', async ({ page, shot }) => {

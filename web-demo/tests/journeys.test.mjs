@@ -286,7 +286,7 @@ journey('4-manage-passkeys: rename, add a second, delete after re-auth, last one
   assert.equal(session.body.recentlyVerified, true);
   await shot(page, 'account-after-delete');
 
-  // The last passkey: re-authentication succeeds, the server refuses the delete.
+  // The last passkey: refused by the server before any re-authentication (no passkey prompt).
   const lastName = added.body.credential.name;
   await page.click(`button[aria-label="Delete ${lastName}"]`);
   assert.match(await page.innerText('#delete-text'), /only passkey/);

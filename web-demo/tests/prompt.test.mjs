@@ -6,8 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS } from './harness.mjs';
-import { username, goto, statusText, clientData, signUp, signOut, signIn, approve } from './flows.mjs';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS, captureResponse } from './harness.mjs';
+import { username, goto, statusText, clientData, signUp, signOut, signIn, approve, deletePasskey } from './flows.mjs';
 
 const JOURNEY_TIMEOUT_MS = 120_000;
 /** The demo's prompt waits this long (s) before it gives up: the timeout journey waits it out. */
@@ -201,27 +203,101 @@ journey('2-failures: declined, no answer in time and cancelled on the page each 
   await bothWidths(page, shot, 'account-signed-in');
 });
 
-journey('3-wrong-pin: three wrong PINs, then the page says why and passgate stops asking for the PIN', async ({ page, shot }) => {
+journey('3-wrong-pin: three wrong PINs, the prompt stops asking for the PIN and offers Unlock; after it the right PIN signs in, the demo never restarted', async ({ page, shot }) => {
   assert.ok(account, 'journey 1 made an account');
   await goto(page, `${demo.base}/`);
   await pageFetch(page, 'POST', '/api/logout', {});
   await goto(page, `${demo.base}/`);
   await ensurePaired(page);
-  demo.pinentry.direct({ getpin: '000000' });
+  // Three wrong PINs; the person first declines the Unlock the prompt then offers.
+  demo.pinentry.direct({ getpin: '000000', script: { CONFIRM: ['cancel'] } });
   const from = demo.pinentry.dialogs().length;
   await page.fill('#signin-username', account.name);
   await page.click('#signin-button');
-  const blocked = await statusText(page, 'Three wrong PINs');
-  assert.match(blocked, /^Three wrong PINs in a row: passgate stops asking for the PIN until its authenticator restarts/);
-  assert.match(blocked, /details: CTAP PinAuthBlocked/);
+  const blocked = await statusText(page, 'stayed locked');
+  assert.match(blocked, /^You declined on passgate's prompt \(the PIN stayed locked\)\./);
   const asked = demo.pinentry.dialogs().slice(from);
   assert.deepEqual(asked.map((d) => [d.command, d.error ?? null]),
-    [['GETPIN', null], ['GETPIN', 'Wrong PIN. 7 attempts left.'], ['GETPIN', 'Wrong PIN. 6 attempts left.']]);
+    [['GETPIN', null], ['GETPIN', 'Wrong PIN. 7 attempts left.'], ['GETPIN', 'Wrong PIN. 6 attempts left.'], ['CONFIRM', null]]);
+  assert.equal(asked[3].title, 'passgate: PIN locked for now');
+  assert.equal(asked[3].ok, 'Unlock');
+  assert.match(asked[3].description, /Three wrong PINs in a row: passgate's authenticator stopped taking the PIN until it restarts, so you are not asked for it now\. 5 PIN attempts are left before the PIN is blocked for good\./);
+  assert.match(asked[3].description, /Unlock restarts only the authenticator: your passkeys, your PIN and this page's pairing are kept\./);
   await bothWidths(page, shot, 'index-pin-blocked');
-  // The next request is refused at once: no prompt for a PIN that cannot work now.
+  // The next request asks for no PIN that cannot work: it offers Unlock first, then (after the
+  // delay since the block) the PIN; the pairing and the demo are the same.
   demo.pinentry.direct({});
   await page.evaluate(() => { document.getElementById('status').textContent = ''; });
-  await page.click('#signin-button');
-  await statusText(page, 'Three wrong PINs');
-  assert.equal(demo.pinentry.dialogs().length, from + 3, 'no prompt');
+  const unlocked = await timed('sign in after three wrong PINs (Unlock, then the PIN)', () => signIn(page, demo.base, account.name));
+  assert.deepEqual(unlocked.dialogs.map((d) => [d.command, d.title]),
+    [['CONFIRM', 'passgate: PIN locked for now'], ['GETPIN', 'passgate: sign in']]);
+  assert.equal(unlocked.dialogs[1].error ?? null, 'Wrong PIN. 5 attempts left.');
+  await bothWidths(page, shot, 'account-after-unlock');
+});
+
+journey('4-two-tabs: two tabs ask at once, queued, each prompt names its tab; adding a passkey this authenticator holds is refused after a notice, no PIN; the last passkey is not deleted and nobody is asked', async ({ page, shot }) => {
+  assert.ok(account, 'journey 1 made an account');
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+  demo.pinentry.direct({});
+  await signIn(page, demo.base, account.name);
+  const approvePage = page;
+  const accountPage = await withTimeout(browser.context.newPage(), 'second tab');
+  try {
+    accountPage.setDefaultTimeout(STEP_MS);
+    await withTimeout(accountPage.addInitScript(withoutAutofillToken), 'init script');
+    await goto(accountPage, `${demo.base}/account.html`);
+    await accountPage.locator('#passkeys tr').first().waitFor();
+    await goto(approvePage, `${demo.base}/approve.html`);
+    await approvePage.locator('#key-jwk', { hasText: '"kty"' }).waitFor();
+
+    // Tab one approves an action; its first PIN is mistyped after a while, so that tab two's
+    // request (add a passkey) is queued behind it when tab one's second PIN dialog opens.
+    demo.pinentry.direct({ script: { GETPIN: [{ answer: '000000', delay_ms: 3000 }] } });
+    const from = demo.pinentry.dialogs().length;
+    const payload = '{"pay": "Two Tabs Ltd", "amount": "3.00", "currency": "EUR"}';
+    await approvePage.fill('#payload', payload);
+    const approved = captureResponse(approvePage, 'POST', '/api/actions/verify', () => approvePage.click('#approve'));
+    // Tab one's first PIN dialog is open (the scripted pinentry took its scripted answer, which
+    // it gives after 3 s): tab two asks meanwhile.
+    const control = join(dirname(demo.pinentry.program), 'pinentry-control.json');
+    const deadline = Date.now() + STEP_MS;
+    while (JSON.parse(readFileSync(control, 'utf8')).script.GETPIN.length > 0) {
+      assert.ok(Date.now() < deadline, 'tab one never opened its PIN dialog');
+      await new Promise((resolve) => { setTimeout(resolve, 25); });
+    }
+    const added = accountPage.click('#add');
+    const verified = await approved;
+    assert.equal(verified.status, 200, JSON.stringify(verified.body));
+    await added;
+    const excluded = await statusText(accountPage, 'already');
+    assert.match(excluded, /already holds a passkey for this account/);
+    const dialogs = demo.pinentry.dialogs().slice(from);
+    assert.deepEqual(dialogs.map((d) => [d.command, d.title]), [
+      ['GETPIN', 'passgate: approve an action'],
+      ['GETPIN', 'passgate: approve an action'],
+      ['CONFIRM', 'passgate: passkey already here'],
+    ]);
+    assert.match(dialogs[0].description, /\nFrom the tab that calls itself “passgate demo — approve an action”\.\n/);
+    assert.doesNotMatch(dialogs[0].description, /waiting/);
+    assert.match(dialogs[1].description, /“passgate demo — approve an action”\.\n1 more request is waiting; it is asked next\./);
+    // Tab two's request: no PIN for a passkey that cannot be added, a notice naming its tab.
+    assert.match(dialogs[2].description, new RegExp(`^${demo.base} asked to create a passkey for “${account.name}” on localhost, but this authenticator already holds one for that account\\.`));
+    assert.match(dialogs[2].description, /From the tab that calls itself “passgate demo — your passkeys”\./);
+    await bothWidths(accountPage, shot, 'account-already-registered');
+
+    // The only passkey: the page sends the delete without a re-authentication, and the server
+    // refuses it first; nobody is asked.
+    const before = demo.pinentry.dialogs().length;
+    const { credentials } = (await pageFetch(accountPage, 'GET', '/api/credentials')).body;
+    assert.equal(credentials.length, 1);
+    const last = await timed('delete the last passkey (refused, no prompt)', () => deletePasskey(accountPage, credentials[0].id, credentials[0].name, { last: true }));
+    assert.equal(last.result.deleted.status, 409);
+    assert.equal(last.dialogs.length, 0);
+    assert.equal(demo.pinentry.dialogs().length, before);
+    await statusText(accountPage, 'only passkey');
+    await bothWidths(accountPage, shot, 'account-last-refused-no-prompt');
+  } finally {
+    await withTimeout(accountPage.close(), 'close tab').catch(() => {});
+  }
 });

@@ -61,7 +61,9 @@ impl Bridge {
         );
         let client_data_hash = sha256(&client_data);
 
-        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
+        let mut ceremony = self
+            .begin(timeout_of(options.timeout), interaction)
+            .for_tab(caller);
         let info = ceremony.info()?;
         let params: Vec<i64> = if options.pub_key_cred_params.is_empty() {
             vec![-7, -257]
@@ -102,31 +104,51 @@ impl Bridge {
             .into_iter()
             .filter(|id| id.len() <= info.max_id_length)
             .collect();
-        if exclude.len() > info.max_list {
-            // Longer than one request takes: find the excluded credential the authenticator
-            // holds, if any, and send only it (the authenticator then asks for presence
-            // before it answers CREDENTIAL_EXCLUDED, as CTAP requires).
-            exclude = ceremony
-                .probe(&rp_id, &client_data_hash, &exclude, info.max_list)?
-                .into_iter()
-                .collect();
+        if !exclude.is_empty() {
+            // A request bound to fail is refused before anyone is asked for a PIN: a silent
+            // (up=false) preflight, as browsers do, finds an excluded credential this
+            // authenticator holds. The page may learn it only with the person's consent
+            // (WebAuthn §6.3.2 step 3): a notice in the trusted prompt where the host has
+            // one, otherwise the authenticator's own presence check before
+            // CREDENTIAL_EXCLUDED. Credentials that need verification to be found at all
+            // (credProtect 3) are not seen here and stay in the request's list.
+            let found = ceremony.probe(&rp_id, &client_data_hash, &exclude, info.max_list)?;
+            if let Some(found) = found {
+                if self.ui.shows_approvals() {
+                    let notice = ApprovalRequest {
+                        origin: caller.origin.as_str(),
+                        rp_id: &rp_id,
+                        purpose: Purpose::AlreadyRegistered {
+                            user_name: &options.user.name,
+                        },
+                        label: ceremony.label(),
+                        interaction: &ceremony.interaction,
+                    };
+                    return Err(match self.ui.approve(&notice) {
+                        Ok(()) => BridgeError::new(
+                            ErrorName::InvalidStateError,
+                            "this authenticator already holds a passkey for this account (CREDENTIAL_EXCLUDED)",
+                        ),
+                        Err(why) => ceremony.unanswered(why, "the notice was dismissed"),
+                    });
+                }
+                exclude = vec![found];
+            } else if exclude.len() > info.max_list {
+                // Longer than one request takes, and nothing was found silently.
+                exclude.clear();
+            }
         }
         let mut shared = None;
         let needs_uv = rk && info.client_pin == Some(true);
-        let uv = ceremony.plan_uv(
-            &info,
-            requirement,
-            needs_uv,
-            &UvContext {
-                origin: caller.origin.as_str(),
-                rp_id: &rp_id,
-                purpose: Purpose::Create {
-                    user_name: &options.user.name,
-                },
-                permission: Permissions::MAKE_CREDENTIAL,
+        let uv_context = UvContext {
+            origin: caller.origin.as_str(),
+            rp_id: &rp_id,
+            purpose: Purpose::Create {
+                user_name: &options.user.name,
             },
-            &mut shared,
-        )?;
+            permission: Permissions::MAKE_CREDENTIAL,
+        };
+        let mut uv = ceremony.plan_uv(&info, requirement, needs_uv, &uv_context, &mut shared)?;
 
         let want_prf = prf.is_some() && info.has_extension("hmac-secret");
         let user = UserEntity {
@@ -158,7 +180,7 @@ impl Bridge {
             .iter()
             .map(|id| CredentialDescriptor::public_key(id))
             .collect();
-        if let Uv::Token(token) = &uv {
+        if let Some(token) = uv.token() {
             request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
         if conveyance_none {
@@ -170,9 +192,13 @@ impl Bridge {
         {
             request.attestation_formats_preference = Some(formats.clone());
         }
-        let response = ceremony.call(
-            Command::MakeCredential.byte(),
-            ctap::Request::to_value(&request).as_ref(),
+        let response = ceremony.call_verified(
+            &mut request,
+            &mut uv,
+            &info,
+            &uv_context,
+            &client_data_hash,
+            |request, auth| request.pin_uv_auth = Some(auth),
         )?;
 
         let auth_data_bytes = bytes(int_key(&response, 2))

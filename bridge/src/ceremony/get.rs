@@ -166,7 +166,9 @@ impl Bridge {
             options,
             matches!(purpose, Purpose::Approve { .. }) && self.ui.shows_approvals(),
         )?;
-        let mut ceremony = self.begin(timeout_of(options.timeout), interaction);
+        let mut ceremony = self
+            .begin(timeout_of(options.timeout), interaction)
+            .for_tab(caller);
         let info = ceremony.info()?;
         let mut allow: Vec<Vec<u8>> = allow
             .into_iter()
@@ -183,18 +185,13 @@ impl Bridge {
             allow = vec![id];
         }
         let mut shared = None;
-        let uv = ceremony.plan_uv(
-            &info,
-            requirement,
-            false,
-            &UvContext {
-                origin: caller.origin.as_str(),
-                rp_id: &rp_id,
-                purpose,
-                permission: Permissions::GET_ASSERTION,
-            },
-            &mut shared,
-        )?;
+        let uv_context = UvContext {
+            origin: caller.origin.as_str(),
+            rp_id: &rp_id,
+            purpose,
+            permission: Permissions::GET_ASSERTION,
+        };
+        let mut uv = ceremony.plan_uv(&info, requirement, false, &uv_context, &mut shared)?;
         if let Purpose::Approve { .. } = purpose {
             // The PIN dialog showed the action's text; without one, the host shows it now.
             if !matches!(uv, Uv::Token(_)) && self.ui.shows_approvals() {
@@ -202,6 +199,7 @@ impl Bridge {
                     origin: caller.origin.as_str(),
                     rp_id: &rp_id,
                     purpose,
+                    label: ceremony.label(),
                     interaction: &ceremony.interaction,
                 };
                 if let Err(why) = self.ui.approve(&request) {
@@ -235,12 +233,16 @@ impl Bridge {
             .iter()
             .map(|id| CredentialDescriptor::public_key(id))
             .collect();
-        if let Uv::Token(token) = &uv {
+        if let Some(token) = uv.token() {
             request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
-        let first = ceremony.call(
-            Command::GetAssertion.byte(),
-            ctap::Request::to_value(&request).as_ref(),
+        let first = ceremony.call_verified(
+            &mut request,
+            &mut uv,
+            &info,
+            &uv_context,
+            &client_data_hash,
+            |request, auth| request.pin_uv_auth = Some(auth),
         )?;
         let count = integer(int_key(&first, 5)).unwrap_or(1);
         let mut assertions = vec![first];
@@ -265,12 +267,20 @@ impl Bridge {
                 }
             })
             .collect();
+        // The person chooses after the one verification, not before: without user
+        // verification an authenticator returns only user handles, never names (CTAP 2.1
+        // §6.2.2 step 12), and listing accounts with credentialManagement needs a `cm` token,
+        // that is, the PIN. A list of opaque handles would be a blind choice, and a list kept
+        // by the bridge would record who uses this device outside the authenticator. So: one
+        // verification (the PIN dialog, which is also the approval in `passgate demo`), then
+        // this one list (docs/src/security/bridge.md, "Several accounts").
         let chosen = if accounts.len() > 1 {
             let choice = AccountChoice {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
                 purpose,
                 accounts: &accounts,
+                label: ceremony.label(),
                 interaction: &ceremony.interaction,
             };
             match self.ui.choose_account(&choice) {

@@ -8,7 +8,7 @@ mod get;
 mod ui;
 mod uv;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use ciborium::value::Value;
 use passgate_client::cbor::{self, bytes, int_key, integer, text, text_key, text_map};
 use passgate_client::pin::{self, SharedSecret};
+use passgate_client::token_cache::TokenCache;
 use passgate_client::{AuthenticatorInfo, ClientError, CtapTransport};
 use passgate_platform_api::user_verifier::Interaction;
 use passgate_proto::AuthenticatorData;
@@ -52,7 +53,7 @@ const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub use approval::MAX_PAYLOAD_BYTES;
 pub use ui::{
     Account, AccountChoice, ApprovalRequest, NewPinRequest, NoUserInterface, PinRequest, Purpose,
-    Unanswered, UserInterface,
+    RequestLabel, Unanswered, UnlockRequest, UserInterface,
 };
 use uv::{Uv, UvContext};
 
@@ -66,7 +67,22 @@ pub struct Bridge {
     /// the authenticator, so that how long they take does not tell a page that a prompt is
     /// open (e.g. an autofill prompt, which would say that a passkey exists).
     last_info: Mutex<Option<AuthenticatorInfo>>,
+    /// The pinUvAuthToken of the last PIN entry, offered for the window CTAP's rules allow
+    /// (`passgate_client::token_cache`).
+    tokens: Mutex<TokenCache>,
+    /// Ceremonies waiting for the authenticator (they run one at a time): each prompt says
+    /// how many wait behind it.
+    waiting: AtomicUsize,
+    /// Power-cycles only the authenticator (PIN_AUTH_BLOCKED recovery), where the host runs
+    /// it in process; with the delay it waits after a block.
+    power_cycle: Option<(PowerCycle, Duration)>,
+    /// When the bridge first saw the PIN blocked until a power cycle (the unlock's delay
+    /// counts from then).
+    blocked_since: Mutex<Option<std::time::Instant>>,
 }
+
+/// What power-cycles the authenticator's PIN/UV state for the bridge; an error says why not.
+pub type PowerCycle = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,6 +100,8 @@ pub(super) struct Ceremony<'a> {
     timeout: Duration,
     /// Dropping it wakes and ends the timer thread.
     _timer: Option<mpsc::Sender<()>>,
+    /// The requesting tab's title, when the page gave one.
+    tab_title: Option<String>,
 }
 
 impl Drop for Ceremony<'_> {
@@ -98,6 +116,20 @@ impl Drop for Ceremony<'_> {
 }
 
 impl Ceremony<'_> {
+    /// What the prompts say about where this request comes from and what waits behind it.
+    pub(super) fn label(&self) -> RequestLabel<'_> {
+        RequestLabel {
+            tab_title: self.tab_title.as_deref(),
+            waiting: self.bridge.waiting.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Names the tab this ceremony is for in its prompts.
+    pub(super) fn for_tab(mut self, caller: &Caller) -> Self {
+        self.tab_title.clone_from(&caller.tab_title);
+        self
+    }
+
     pub(super) fn cancelled(&self) -> BridgeError {
         if self.timed_out.load(Ordering::SeqCst) {
             BridgeError::not_allowed(format!(
@@ -122,17 +154,29 @@ impl Ceremony<'_> {
         cmd: u8,
         params: Option<&Value>,
     ) -> Result<Result<Value, u8>, BridgeError> {
+        let reply = self.exchange(cmd, params)?;
+        if self.interaction.is_cancelled() {
+            // Cancelled while the authenticator worked: the page has been told it is over,
+            // whatever the answer (as browsers do).
+            return Err(self.cancelled());
+        }
+        Ok(reply)
+    }
+
+    /// [`Self::call_status`] that returns the authenticator's answer even when the ceremony
+    /// was cancelled while it worked (the caller checks afterwards): for answers worth
+    /// keeping whatever happens to this ceremony, such as a pinUvAuthToken.
+    pub(super) fn exchange(
+        &mut self,
+        cmd: u8,
+        params: Option<&Value>,
+    ) -> Result<Result<Value, u8>, BridgeError> {
         if self.interaction.is_cancelled() {
             return Err(self.cancelled());
         }
         let response = self
             .transport
             .call(&cbor::request(cmd, params), &self.interaction)?;
-        if self.interaction.is_cancelled() {
-            // Cancelled while the authenticator worked: the page has been told it is over,
-            // whatever the answer (as browsers do).
-            return Err(self.cancelled());
-        }
         match cbor::reply(&response)? {
             Err(status) if status == StatusCode::KeepaliveCancel.byte() => Err(self.cancelled()),
             reply => Ok(reply),
@@ -280,7 +324,34 @@ impl Bridge {
             ui,
             current: Mutex::new(None),
             last_info: Mutex::new(None),
+            tokens: Mutex::new(TokenCache::default()),
+            waiting: AtomicUsize::new(0),
+            power_cycle: None,
+            blocked_since: Mutex::new(None),
         }
+    }
+
+    /// After three wrong PINs in a row, lets the person unlock from the prompt: `power_cycle`
+    /// restarts only the authenticator's PIN/UV state (the in-process authenticator's
+    /// [`passgate_authenticator::Authenticator::power_cycle`]), at least `delay` after the
+    /// block. Pairing, passkeys and the PIN's durable retry count are kept.
+    #[must_use]
+    pub fn with_power_cycle(mut self, power_cycle: PowerCycle, delay: Duration) -> Self {
+        self.power_cycle = Some((power_cycle, delay));
+        self
+    }
+
+    /// Keeps a pinUvAuthToken for `ttl` after the PIN was entered (zero: never), instead of
+    /// [`passgate_client::token_cache::DEFAULT_TTL`].
+    #[must_use]
+    pub fn with_pin_token_ttl(self, ttl: Duration) -> Self {
+        *self.tokens.lock().unwrap_or_else(PoisonError::into_inner) = TokenCache::new(ttl);
+        self
+    }
+
+    /// The kept-token cache.
+    fn tokens(&self) -> MutexGuard<'_, TokenCache> {
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// getInfo for a feature query: the last answer while a ceremony holds the
@@ -318,10 +389,13 @@ impl Bridge {
 
     /// Starts a ceremony that `interaction` (or [`Self::cancel`]) can cancel.
     fn begin(&self, timeout: Duration, interaction: Option<&Interaction>) -> Ceremony<'_> {
+        // Counted while it waits for the one before it: that one's prompts say so.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         let transport = self
             .transport
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         let interaction = interaction.cloned().unwrap_or_default();
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(interaction.clone());
         let timed_out = Arc::new(AtomicBool::new(false));
@@ -343,6 +417,7 @@ impl Bridge {
             timed_out,
             timeout,
             _timer: timer.ok().map(|_| stop),
+            tab_title: None,
         }
     }
 
@@ -388,6 +463,7 @@ impl Bridge {
         let (kind, options) = kind_and_options(request)?;
         let payload = approval::payload_of(request)?;
         self.execute(
+            request,
             kind,
             Some(origin),
             top_origin,
@@ -418,11 +494,21 @@ impl Bridge {
             Some(_) => return Err(BridgeError::type_error("\"topOrigin\" is not a string")),
         };
         let payload = approval::payload_of(request)?;
-        self.execute(kind, origin, top_origin, options, payload, interaction)
+        self.execute(
+            request,
+            kind,
+            origin,
+            top_origin,
+            options,
+            payload,
+            interaction,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
+        request: &Json,
         kind: &str,
         origin: Option<&str>,
         top_origin: Option<&str>,
@@ -459,7 +545,7 @@ impl Bridge {
             origin.ok_or_else(|| BridgeError::type_error("the request has no \"origin\""))?;
         let options =
             options.ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
-        let caller = Caller::new(origin, top_origin)?;
+        let caller = Caller::new(origin, top_origin)?.with_tab_title(request.get("tab"));
         if kind == "create" {
             let options: CreationOptions = options::parse(options, "creation options")?;
             self.create_inner(&caller, &options, interaction)

@@ -36,10 +36,29 @@ pub enum Purpose<'a> {
         /// before it is shown).
         payload: &'a str,
     },
+    /// Not a request to go ahead but a notice: the page asked to create a passkey for this
+    /// account, and this authenticator already holds one of the credentials the page
+    /// excluded. The person's acknowledgement is the consent WebAuthn requires before the
+    /// page learns it (`InvalidStateError`); nobody is asked for a PIN first.
+    AlreadyRegistered {
+        /// `user.name` from the creation options.
+        user_name: &'a str,
+    },
     /// Signing in from passkey autofill: a conditional request the page armed, started by
     /// a hint that the person is at a sign-in field (a hint the page could have given
     /// itself: the prompt decides, not the hint).
     Autofill,
+}
+
+/// Which page a request comes from, beyond its origin, and how many more wait behind it:
+/// with two tabs of one site open, each prompt says which tab it is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestLabel<'a> {
+    /// The requesting tab's title, as the page gives it (untrusted: cleaned, and shown as
+    /// the page's own name for itself).
+    pub tab_title: Option<&'a str>,
+    /// Requests queued for the authenticator after this one (they are answered in turn).
+    pub waiting: usize,
 }
 
 /// A request to enter the authenticator's PIN.
@@ -54,6 +73,8 @@ pub struct PinRequest<'a> {
     /// The PIN entered before was wrong; this many attempts are left before the PIN is
     /// blocked (when the authenticator said).
     pub after_wrong_pin: Option<Option<u64>>,
+    /// Which tab asks, and what waits behind it.
+    pub label: RequestLabel<'a>,
     /// Cancelled when the page aborts or the ceremony times out: the prompt must close then.
     pub interaction: &'a Interaction,
 }
@@ -72,6 +93,8 @@ pub struct NewPinRequest<'a> {
     pub min_length: usize,
     /// Why the previous choice was refused, if it was.
     pub problem: Option<&'a str>,
+    /// Which tab asks, and what waits behind it.
+    pub label: RequestLabel<'a>,
     /// Cancelled when the page aborts or the ceremony times out.
     pub interaction: &'a Interaction,
 }
@@ -87,6 +110,8 @@ pub struct AccountChoice<'a> {
     pub purpose: Purpose<'a>,
     /// The accounts, newest first.
     pub accounts: &'a [Account],
+    /// Which tab asks, and what waits behind it.
+    pub label: RequestLabel<'a>,
     /// Cancelled when the page aborts or the ceremony times out.
     pub interaction: &'a Interaction,
 }
@@ -101,6 +126,28 @@ pub struct ApprovalRequest<'a> {
     pub rp_id: &'a str,
     /// What the ceremony does ([`Purpose::Approve`] with the action's text).
     pub purpose: Purpose<'a>,
+    /// Which tab asks, and what waits behind it.
+    pub label: RequestLabel<'a>,
+    /// Cancelled when the page aborts or the ceremony times out.
+    pub interaction: &'a Interaction,
+}
+
+/// The PIN is blocked until the authenticator power-cycles (three wrong PINs in a row): the
+/// person may unlock it here, and then enter the PIN again.
+#[derive(Debug, Clone, Copy)]
+pub struct UnlockRequest<'a> {
+    /// The caller's origin.
+    pub origin: &'a str,
+    /// The RP ID of the ceremony that needs the PIN.
+    pub rp_id: &'a str,
+    /// What the ceremony does.
+    pub purpose: Purpose<'a>,
+    /// PIN attempts left before the PIN is blocked for good, when the authenticator says.
+    pub retries: Option<u64>,
+    /// Seconds the unlock waits after the block before it power-cycles.
+    pub delay_seconds: u64,
+    /// Which tab asks, and what waits behind it.
+    pub label: RequestLabel<'a>,
     /// Cancelled when the page aborts or the ceremony times out.
     pub interaction: &'a Interaction,
 }
@@ -158,6 +205,14 @@ pub trait UserInterface: Send + Sync {
 
     /// Shows what is about to be signed and asks the person to approve it.
     fn approve(&self, _request: &ApprovalRequest<'_>) -> Result<(), Unanswered> {
+        Err(Unanswered::Unavailable)
+    }
+
+    /// After three wrong PINs in a row (PIN_AUTH_BLOCKED), offers to unlock: power-cycling
+    /// only the authenticator, where the host can ([`crate::Bridge::with_power_cycle`]).
+    /// `Ok` when the person chose to. The default offers nothing: the ceremony fails and
+    /// says to restart the authenticator.
+    fn unlock(&self, _request: &UnlockRequest<'_>) -> Result<(), Unanswered> {
         Err(Unanswered::Unavailable)
     }
 

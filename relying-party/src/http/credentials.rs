@@ -73,7 +73,8 @@ pub(super) async fn rename_credential(
     Ok(Json(json!({ "id": id, "name": name })))
 }
 
-/// `DELETE /api/credentials/{id}`: needs a recent verification, and never the last passkey.
+/// `DELETE /api/credentials/{id}`: never the last passkey (refused first, before any step-up),
+/// and needs a recent verification.
 /// The sessions signed in with that passkey end with it.
 pub(super) async fn delete_credential(
     State(state): State<Shared>,
@@ -81,7 +82,8 @@ pub(super) async fn delete_credential(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (session, user) = require_session(&state, &headers).await?;
-    require_step_up(&state, &session, "deleting a passkey")?;
+    // A request bound to fail is refused before the step-up: nobody is asked to verify for
+    // a delete that cannot happen.
     let creds = state.rp.store().credentials_of(&user.id).await?;
     if !creds.iter().any(|c| c.id == id) {
         return Err(unknown_credential());
@@ -93,6 +95,7 @@ pub(super) async fn delete_credential(
             "this is your only passkey; add another before deleting it",
         ));
     }
+    require_step_up(&state, &session, "deleting a passkey")?;
     state.rp.store().delete_credential(&user.id, &id).await?;
     Ok(Json(json!({ "deleted": id })))
 }

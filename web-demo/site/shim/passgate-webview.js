@@ -18,6 +18,8 @@
  * Signed actions: navigator.credentials.get({publicKey, payload}) sends `payload` (the action's
  * text, whose SHA-256 ends the challenge) beside the options; passgate's prompt shows it.
  *
+ * Each create and get carries `tab`, the document's title: the prompt names the tab it is for.
+ *
  * Passkey autofill: when the host channel offers it (getClientCapabilities().conditionalGet),
  * a get with mediation 'conditional' is armed at the host and stays pending, silently, until
  * the person focuses (or types in, or clicks) a field whose autocomplete has the "webauthn"
@@ -344,6 +346,11 @@
     if (signal && signal.aborted) return Promise.reject(abortReason(signal));
     const used = channel;
     const message = { ...payload, type, requestId };
+    // Which tab asks: the prompt names it (as this page's own name for itself) so that a
+    // person with two tabs of one site open knows which one a prompt is for.
+    if ((type === 'create' || type === 'get') && typeof document !== 'undefined' && document.title) {
+      message.tab = document.title.slice(0, 120);
+    }
     const transportAbort = typeof AbortController !== 'undefined' ? new AbortController() : null;
     return new Promise((resolve, reject) => {
       let done = false;

@@ -122,6 +122,19 @@ impl Authenticator {
         self.pin.key_agreement = KeyAgreement::generate().ok();
     }
 
+    /// What a power cycle does to PIN/UV auth, without stopping the rest of the
+    /// authenticator: new key-agreement keys, no pinUvAuthToken, and the count of wrong PINs
+    /// in a row cleared, which lifts PIN_AUTH_BLOCKED (CTAP 2.1 §6.5.2's power-up
+    /// initialisation). The durable retry count is untouched: eight wrong PINs in all still
+    /// block the PIN. For a platform that runs this authenticator in its own process and can
+    /// only "unplug" it this way (`passgate demo`'s unlock after three wrong PINs).
+    pub fn power_cycle(&mut self) {
+        self.regenerate_key_agreement();
+        self.pin.token = None;
+        self.pin.mismatches = 0;
+        tracing::info!("PIN/UV auth state power-cycled: key agreement renewed, token dropped");
+    }
+
     /// Erases the PIN and every token (authenticatorReset).
     pub(super) fn reset_pin(&mut self) -> Result<(), StatusCode> {
         self.env

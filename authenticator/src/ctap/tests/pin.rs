@@ -180,6 +180,38 @@ fn wrong_pins_count_down_block_after_three_and_reset_clears() {
     assert_eq!(token(&mut a, Protocol::Two, 2, "1234", None), Err(0x35));
 }
 
+#[test]
+fn a_power_cycle_lifts_the_three_in_a_row_block_and_keeps_the_durable_count() {
+    let mut a = authenticator(10);
+    assert_eq!(set_pin(&mut a, Protocol::Two, 2, "1234"), vec![0]);
+    for _ in 0..2 {
+        assert_eq!(token(&mut a, Protocol::Two, 2, "0000", None), Err(0x31));
+    }
+    assert_eq!(token(&mut a, Protocol::Two, 2, "0000", None), Err(0x34));
+    let before = token(&mut a, Protocol::Two, 2, "1234", None);
+    assert_eq!(before, Err(0x34), "blocked until power cycle");
+    a.power_cycle();
+    // The right PIN works again; the wrong ones stayed counted until it did.
+    assert_eq!(retries(&mut a), int(5));
+    let fresh = token(&mut a, Protocol::Two, 2, "1234", None).unwrap();
+    assert_eq!(fresh.len(), 32);
+    assert_eq!(retries(&mut a), int(8));
+    // A power cycle drops the token: a ceremony authorised by it is refused.
+    a.power_cycle();
+    let hash = [7u8; 32];
+    let param = Protocol::Two.authenticate(&fresh, &hash);
+    let resp = a.handle(&request(
+        0x02,
+        vec![
+            (1, Value::Text("example.com".into())),
+            (2, Value::Bytes(hash.to_vec())),
+            (6, Value::Bytes(param)),
+            (7, int(2)),
+        ],
+    ));
+    assert_eq!(resp, vec![0x33], "PIN_AUTH_INVALID");
+}
+
 /// Test double of a key store that gates keys on verification and checks the PIN itself
 /// (like the TPM store): PlainKeys plus a release secret, a PIN hash and a lockout switch.
 #[derive(Default)]
