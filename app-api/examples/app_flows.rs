@@ -16,7 +16,7 @@ use std::time::Duration;
 use passgate_app_api::biometric::{self, AuthOptions};
 use passgate_app_api::soter::{self, StartRequest};
 use passgate_app_api::vault::{AuthMode, Vault, VaultDescriptor, VaultEvent, VaultOptions};
-use passgate_app_api::{CallerId, Device, NoPasscode, Platform, b64};
+use passgate_app_api::{AppDevice, CallerId, NoPasscode, Platform, b64};
 use passgate_authenticator::api::clock::SystemClock;
 use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::Interaction;
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let authenticator = Authenticator::new(env, AuthenticatorConfig::default());
     let platform = Arc::new(Platform::new(
-        Device::in_process(Arc::new(Mutex::new(authenticator))),
+        AppDevice::in_process(Arc::new(Mutex::new(authenticator))),
         &state.join("app"),
         Box::new(NoPasscode),
     )?);

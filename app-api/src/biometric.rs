@@ -12,9 +12,9 @@
 
 use std::path::PathBuf;
 
-use passgate_authenticator::api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
-use passgate_bridge::client_data::{CeremonyType, client_data_json};
 use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
+use passgate_platform_api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
+use passgate_proto::client_data::{CeremonyType, client_data_json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -392,7 +392,7 @@ fn plan_error(e: PlanError) -> BiometricError {
 /// against its state so that an unplugged reader reports `biometryNotAvailable`, not
 /// `userCancel`; a denied presence prompt is `userCancel`.
 fn failure_error(
-    device: &crate::Device,
+    device: &crate::AppDevice,
     e: &DeviceError,
     failure: Failure,
     scanned: bool,

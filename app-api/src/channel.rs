@@ -1,5 +1,5 @@
 //! The app APIs on the bridge's host channel: [`register`] puts the `biometric.*`, `vault.*`
-//! and `soter.*` namespaces on a [`passgate_bridge::channel::Router`] — the one a webview host
+//! and `soter.*` namespaces on a [`passgate_bridge::channel::ChannelRouter`] — the one a webview host
 //! or the local HTTP bridge already runs for WebAuthn — so a page reaches both through the
 //! same channel, the same origin checks and the same pairing.
 //!
@@ -27,17 +27,17 @@ use passgate_bridge::channel::{self, Context, Handler, RegisterError};
 use passgate_bridge::{BridgeError, ErrorName};
 use serde_json::{Map, Value as Json};
 
-use crate::router::Router;
+use crate::router::AppRouter;
 
 /// The host-channel handler of every app-API message type.
 #[derive(Debug, Clone)]
 pub struct AppHandler {
-    router: Arc<Router>,
+    router: Arc<AppRouter>,
 }
 
 impl AppHandler {
     /// A handler that answers through `router` (one per process, shared by every caller).
-    pub fn new(router: Arc<Router>) -> Self {
+    pub fn new(router: Arc<AppRouter>) -> Self {
         Self { router }
     }
 }
@@ -74,7 +74,10 @@ impl Handler for AppHandler {
 pub const NAMESPACES: [&str; 3] = ["biometric.", "vault.", "soter."];
 
 /// Registers the app-API namespaces on `channel`, answered by `router`.
-pub fn register(channel: &mut channel::Router, router: Arc<Router>) -> Result<(), RegisterError> {
+pub fn register(
+    channel: &mut channel::ChannelRouter,
+    router: Arc<AppRouter>,
+) -> Result<(), RegisterError> {
     let handler: Arc<dyn Handler> = Arc::new(AppHandler::new(router));
     for namespace in NAMESPACES {
         channel.register_namespace(namespace, Arc::clone(&handler))?;

@@ -1,4 +1,4 @@
-//! [`Device`]: the CTAP 2.1 client the app APIs run on. It speaks to passgate's authenticator
+//! [`AppDevice`]: the CTAP 2.1 client the app APIs run on. It speaks to passgate's authenticator
 //! in this process ([`passgate_client::InProcess`]) or over CTAPHID/TCP ([`passgate_client::TcpCtapHid`]) and keeps every CTAP
 //! status, because the app APIs must tell a wrong finger (`authenticationFailed`) from a
 //! locked-out sensor (`biometryLockout`) — distinctions a WebAuthn `NotAllowedError` erases.
@@ -11,10 +11,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ciborium::value::Value;
-use passgate_authenticator::Authenticator;
-use passgate_authenticator::api::user_verifier::{Interaction, VerifierStatus};
 use passgate_client::pin::SharedSecret;
 use passgate_client::{CtapClient, CtapTransport};
+use passgate_platform_api::ctap_handler::LocalAuthenticator;
+use passgate_platform_api::user_verifier::{Interaction, VerifierStatus};
 use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};
 use passgate_proto::ctap::extensions::ExtensionOutputs;
 use passgate_proto::ctap::{Permissions, get_assertion, make_credential};
@@ -114,13 +114,13 @@ pub struct Assertion {
 
 /// The authenticator the app APIs use, and (in this process) its platform for status.
 #[derive(Debug)]
-pub struct Device {
+pub struct AppDevice {
     client: CtapClient,
 }
 
-impl Device {
+impl AppDevice {
     /// An authenticator in this process: status comes from its verifier directly.
-    pub fn in_process(authenticator: Arc<Mutex<Authenticator>>) -> Self {
+    pub fn in_process<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
         Self {
             client: CtapClient::in_process(authenticator),
         }
@@ -144,34 +144,32 @@ impl Device {
         self.client.info()
     }
 
-    fn with_local<T>(&self, f: impl FnOnce(&Authenticator) -> T) -> Option<T> {
+    fn with_local<T>(&self, f: impl FnOnce(&dyn LocalAuthenticator) -> T) -> Option<T> {
         self.client
             .local()
-            .map(|a| f(&a.lock().unwrap_or_else(PoisonError::into_inner)))
+            .map(|a| f(&*a.lock().unwrap_or_else(PoisonError::into_inner)))
     }
 
     /// The verifier's own status, for an authenticator in this process.
     pub fn verifier_status(&self) -> Option<VerifierStatus> {
-        self.with_local(|a| a.env().user.status())
+        self.with_local(|a| a.verifier_status())
     }
 
     /// The finger that matched in the last fingerprint verification, for an authenticator in
     /// this process, when its sensor said which (see `UserVerifier::matched_template`).
     pub fn matched_template(&self) -> Option<String> {
-        self.with_local(|a| a.env().user.matched_template())
-            .flatten()
+        self.with_local(|a| a.matched_template()).flatten()
     }
 
     /// The identity of the current biometric enrollment, for an authenticator in this process.
     pub fn enrollment_state(&self) -> Option<[u8; 32]> {
-        self.with_local(|a| a.env().user.enrollment_state())
-            .flatten()
+        self.with_local(|a| a.enrollment_state()).flatten()
     }
 
     /// What the key store is (`software`, `tpm`) and its detail, in this process.
     pub fn key_store_info(&self) -> Option<(String, String)> {
         self.with_local(|a| {
-            let info = a.env().key_store.info();
+            let info = a.key_store_info();
             (info.backend.to_owned(), info.detail)
         })
     }

@@ -32,13 +32,13 @@ pub mod vault;
 pub mod verify;
 
 /// Private directories and atomic, durable writes (with the fault-injection hook the vault tests
-/// use): the authenticator's, so that every store keeps its files the same way.
-pub use passgate_authenticator::fs;
+/// use): platform-api's, the authenticator's too, so that every store keeps its files the same way.
+pub use passgate_platform_api::fs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use device::Device;
+pub use device::AppDevice;
 pub use verify::{NoPasscode, PasscodeFile, PasscodeProvider, PasscodeRequest, PromptPasscode};
 
 /// base64url without padding, as WebAuthn JSON uses it: the project's one (`passgate_proto::b64`).
@@ -103,7 +103,7 @@ impl CallerId {
 /// What the app APIs run on: the authenticator, the state directory, the trusted PIN prompt
 /// and where SOTER keys live. Shared by every caller.
 pub struct Platform {
-    device: Device,
+    device: AppDevice,
     state_dir: PathBuf,
     passcodes: Box<dyn PasscodeProvider>,
     soter_keys: soter::KeyBackend,
@@ -123,7 +123,7 @@ impl Platform {
     /// The app APIs on `device`, keeping their files under `state_dir` (created 0700), with
     /// PINs from `passcodes` and software SOTER keys.
     pub fn new(
-        device: Device,
+        device: AppDevice,
         state_dir: &Path,
         passcodes: Box<dyn PasscodeProvider>,
     ) -> std::io::Result<Self> {
@@ -150,7 +150,7 @@ impl Platform {
     }
 
     /// The authenticator.
-    pub fn device(&self) -> &Device {
+    pub fn device(&self) -> &AppDevice {
         &self.device
     }
 

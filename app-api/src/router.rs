@@ -1,4 +1,4 @@
-//! [`Router::handle`]`(caller, json) -> json`: the message types the host channel carries to the
+//! [`AppRouter::handle`]`(caller, json) -> json`: the message types the host channel carries to the
 //! app APIs. The host (a webview's native side, `passgate app serve`) supplies the caller — a
 //! page's true origin or an app's ID — never the page.
 //!
@@ -39,14 +39,14 @@
 
 use std::sync::Arc;
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::vault::routes::VaultRoutes;
 use crate::{CallerId, Platform, biometric, soter};
 
-/// Every message type [`Router::handle`] routes.
+/// Every message type [`AppRouter::handle`] routes.
 pub const MESSAGE_TYPES: &[&str] = &[
     "biometric.checkStatus",
     "biometric.authenticate",
@@ -78,14 +78,14 @@ pub const MESSAGE_TYPES: &[&str] = &[
 ];
 
 /// Routes host-channel messages to the app APIs; one per process, shared by every caller.
-pub struct Router {
+pub struct AppRouter {
     platform: Arc<Platform>,
     vaults: VaultRoutes,
 }
 
-impl std::fmt::Debug for Router {
+impl std::fmt::Debug for AppRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
+        f.debug_struct("AppRouter")
             .field("platform", &self.platform)
             .finish_non_exhaustive()
     }
@@ -119,7 +119,7 @@ struct EnrolledRequest {
     check_auth_mode: String,
 }
 
-impl Router {
+impl AppRouter {
     /// A router over `platform`.
     pub fn new(platform: Arc<Platform>) -> Self {
         Self {

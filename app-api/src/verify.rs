@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
-use passgate_authenticator::api::user_verifier::{Interaction, VerifierErrorCode};
-use passgate_authenticator::ctap::StatusCode;
 use passgate_bridge::prompt::{Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin};
+use passgate_platform_api::user_verifier::{Interaction, VerifierErrorCode};
+use passgate_proto::ctap::StatusCode;
 use zeroize::Zeroizing;
 
-use crate::device::{Device, DeviceError, PinToken, Verification};
+use crate::device::{AppDevice, DeviceError, PinToken, Verification};
 
 /// What the person is asked to approve when a PIN is needed.
 #[derive(Debug, Clone, Copy)]
@@ -361,7 +361,9 @@ pub enum PlanError {
 }
 
 /// Whether the built-in biometric method can verify now; the mobile error code if not.
-pub fn biometric_readiness(device: &Device) -> Result<Result<(), VerifierErrorCode>, DeviceError> {
+pub fn biometric_readiness(
+    device: &AppDevice,
+) -> Result<Result<(), VerifierErrorCode>, DeviceError> {
     if let Some(status) = device.verifier_status() {
         if !status.available {
             return Ok(Err(status
@@ -387,7 +389,7 @@ pub fn biometric_readiness(device: &Device) -> Result<Result<(), VerifierErrorCo
 /// Plans the verification for one operation with `permissions` on `rp_id`. For the PIN, the
 /// token is obtained here (one wrong PIN ends the plan: the caller counts the attempt).
 pub fn plan(
-    device: &Device,
+    device: &AppDevice,
     accept: Accept,
     passcodes: &dyn PasscodeProvider,
     request: &PasscodeRequest<'_>,
@@ -413,7 +415,7 @@ pub fn plan(
 }
 
 fn passcode_token(
-    device: &Device,
+    device: &AppDevice,
     passcodes: &dyn PasscodeProvider,
     request: &PasscodeRequest<'_>,
     permissions: passgate_proto::ctap::Permissions,

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Sensor, authenticator};
-use passgate_app_api::{Device, Platform, PromptPasscode};
+use passgate_app_api::{AppDevice, Platform, PromptPasscode};
 use passgate_authenticator::Authenticator;
-use passgate_bridge::channel::Router as ChannelRouter;
+use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge};
 use passgate_bridge::prompt::{Pinentry, TrustedPrompt};
 use passgate_bridge::{Bridge, InProcess, NoUserInterface};
@@ -101,12 +101,12 @@ impl Host {
             Box::new(NoUserInterface),
         ));
         let platform = Platform::new(
-            Device::in_process(Arc::clone(&shared)),
+            AppDevice::in_process(Arc::clone(&shared)),
             &dir.path().join("state/app"),
             Box::new(PromptPasscode::new(pinentry.prompt())),
         )
         .unwrap();
-        let app = Arc::new(passgate_app_api::router::Router::new(Arc::new(platform)));
+        let app = Arc::new(passgate_app_api::router::AppRouter::new(Arc::new(platform)));
         let mut router = ChannelRouter::webauthn(bridge);
         passgate_app_api::channel::register(&mut router, app).unwrap();
         assert_eq!(

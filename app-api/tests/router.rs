@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Rig, Touch};
-use passgate_app_api::router::{MESSAGE_TYPES, Router};
+use passgate_app_api::router::{AppRouter, MESSAGE_TYPES};
 use serde_json::{Value, json};
 
 const PAGE: &str = "https://shop.example";
 
-fn call(router: &Router, caller: &str, message: Value) -> Value {
+fn call(router: &AppRouter, caller: &str, message: Value) -> Value {
     serde_json::from_str(&router.handle(caller, &message.to_string())).unwrap()
 }
 
@@ -22,7 +22,7 @@ fn call(router: &Router, caller: &str, message: Value) -> Value {
 fn every_message_type_routes_and_bad_requests_get_precise_errors() {
     let rig = Rig::new();
     rig.sensor.enroll("right-index");
-    let router = Router::new(Arc::clone(&rig.platform));
+    let router = AppRouter::new(Arc::clone(&rig.platform));
     assert_eq!(MESSAGE_TYPES.len(), 27);
     for kind in MESSAGE_TYPES {
         let reply = call(&router, PAGE, json!({"type": kind, "unexpected": true}));
@@ -145,7 +145,7 @@ fn every_message_type_routes_and_bad_requests_get_precise_errors() {
 fn a_vault_through_the_router_reports_its_events_and_callers_are_isolated() {
     let rig = Rig::new();
     rig.sensor.enroll("right-index");
-    let router = Router::new(Arc::clone(&rig.platform));
+    let router = AppRouter::new(Arc::clone(&rig.platform));
     let opened = call(
         &router,
         PAGE,

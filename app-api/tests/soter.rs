@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::{Rig, Touch};
 use passgate_app_api::soter::{self, StartRequest};
-use passgate_app_api::{CallerId, Device, NoPasscode, Platform};
+use passgate_app_api::{AppDevice, CallerId, NoPasscode, Platform};
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_relying_party::soter::{
     KeyJson, ResultJson, decode_base64, pem_to_spki, rsa_2048, verify_pss20,
@@ -157,7 +157,7 @@ fn a_prepared_key_signs_results_the_relying_party_verifier_accepts() {
 
     // The counter is durable: a new process (platform) on the same state continues it.
     let platform = Platform::new(
-        Device::in_process(Arc::clone(&rig.authenticator)),
+        AppDevice::in_process(Arc::clone(&rig.authenticator)),
         &rig.app_dir(),
         Box::new(NoPasscode),
     )
@@ -316,7 +316,7 @@ fn the_counter_of_tpm_keys_is_a_tpm_nv_counter_that_survives_state_rollback() {
     drop(tpm);
     let tpm = passgate_testkit::swtpm::Swtpm::start(tpm_state.path());
     let platform = Platform::new(
-        Device::in_process(Arc::clone(&rig.authenticator)),
+        AppDevice::in_process(Arc::clone(&rig.authenticator)),
         &rig.app_dir(),
         Box::new(NoPasscode),
     )

@@ -548,7 +548,7 @@ fn a_write_that_fails_before_the_rename_leaves_the_old_vault_intact() {
 
     // The same state directory, with a platform whose vault writes fail before the rename.
     let platform = passgate_app_api::Platform::new(
-        passgate_app_api::Device::in_process(Arc::clone(&rig.authenticator)),
+        passgate_app_api::AppDevice::in_process(Arc::clone(&rig.authenticator)),
         &rig.app_dir(),
         Box::new(passgate_app_api::NoPasscode),
     )

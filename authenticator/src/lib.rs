@@ -16,7 +16,7 @@ pub mod env;
 pub mod fprintd;
 #[cfg(feature = "fprintd")]
 pub mod fprintd_enroll;
-pub mod fs;
+pub use passgate_platform_api::fs;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod presence;

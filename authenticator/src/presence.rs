@@ -10,19 +10,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use crate::api::user_verifier::{
-    BiometryType, Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError,
-    UserVerified, UserVerifier, VerifierErrorCode, VerifierStatus,
+    Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError, UserVerified,
+    UserVerifier, VerifierErrorCode, VerifierStatus,
 };
 
-/// The status of a platform with no user-verification method (presence only).
-pub fn no_verification_status() -> VerifierStatus {
-    VerifierStatus {
-        available: false,
-        biometry: BiometryType::None,
-        enrolled: false,
-        error: Some(VerifierErrorCode::BiometryNotAvailable),
-    }
-}
+pub use crate::api::user_verifier::no_verification_status;
 
 /// Approves every presence check at once. Tests only.
 #[derive(Debug)]

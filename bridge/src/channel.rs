@@ -9,12 +9,12 @@
 //! page -> host:  {"type": "cancel", "requestId": "c1", "target": "r1"}
 //! ```
 //!
-//! The transport carries opaque JSON; the [`Router`] picks the handler by `type`. WebAuthn is
-//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`Router::webauthn`]),
+//! The transport carries opaque JSON; the [`ChannelRouter`] picks the handler by `type`. WebAuthn is
+//! four types (`create`, `get`, `isUvpaa`, `getClientCapabilities`, see [`ChannelRouter::webauthn`]),
 //! plus `autofill` and `wait` for conditional requests (passkey autofill, see
 //! [`crate::conditional`]); `cancel` is the router's own and works for every type. Other
-//! features register their own types on the same router ([`Router::register`]), or a whole
-//! namespace of them ([`Router::register_namespace`]: the app-facing APIs register theirs from
+//! features register their own types on the same router ([`ChannelRouter::register`]), or a whole
+//! namespace of them ([`ChannelRouter::register_namespace`]: the app-facing APIs register theirs from
 //! their side), and need no change to any transport.
 //!
 //! Who sent a message is the host's knowledge, never the message's: every handler gets the
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
 use crate::Bridge;
@@ -39,7 +39,7 @@ pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
 /// The namespace of a namespaced message type (`"vault."` for `"vault.open"`), if it has one.
-/// WebAuthn's types have none; features registered with [`Router::register_namespace`] (the
+/// WebAuthn's types have none; features registered with [`ChannelRouter::register_namespace`] (the
 /// app APIs) do, and a host that does not serve them (the extension's native-messaging host)
 /// refuses them by it.
 pub fn namespace_of(kind: &str) -> Option<&str> {
@@ -187,7 +187,7 @@ impl Handler for WebAuthn {
 }
 
 /// Routes messages to handlers by `type`, and cancels requests in flight.
-pub struct Router {
+pub struct ChannelRouter {
     handlers: HashMap<String, Arc<dyn Handler>>,
     /// (prefix ending in `.`, handler): every type starting with the prefix. Prefixes never
     /// overlap each other or a type in `handlers`, so a type has at most one handler.
@@ -198,15 +198,15 @@ pub struct Router {
     conditional: Option<Arc<Conditional>>,
 }
 
-impl std::fmt::Debug for Router {
+impl std::fmt::Debug for ChannelRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Router")
+        f.debug_struct("ChannelRouter")
             .field("types", &self.types())
             .finish_non_exhaustive()
     }
 }
 
-impl Default for Router {
+impl Default for ChannelRouter {
     fn default() -> Self {
         Self::new()
     }
@@ -214,7 +214,7 @@ impl Default for Router {
 
 /// Removes a request from the pending table when it ends, however it ends.
 struct PendingGuard<'a> {
-    router: &'a Router,
+    router: &'a ChannelRouter,
     key: Option<(String, String)>,
 }
 
@@ -246,7 +246,7 @@ fn request_key(id: &Json) -> Option<String> {
     }
 }
 
-impl Router {
+impl ChannelRouter {
     /// A router with no handlers (only `cancel`).
     pub fn new() -> Self {
         Self {
@@ -520,7 +520,7 @@ mod tests {
 
     #[test]
     fn routes_by_type_with_the_hosts_origin() {
-        let mut router = Router::new();
+        let mut router = ChannelRouter::new();
         router.register("demo.echo", echo()).unwrap();
         assert_eq!(router.types(), ["cancel", "demo.echo"]);
         let sender = Sender::new("https://app.example");
@@ -552,7 +552,7 @@ mod tests {
 
     #[test]
     fn registration_refuses_taken_reserved_and_invalid_types() {
-        let mut router = Router::new();
+        let mut router = ChannelRouter::new();
         router.register("vault.open", echo()).unwrap();
         assert_eq!(
             router.register("vault.open", echo()),
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn a_namespace_takes_every_type_under_its_prefix() {
-        let mut router = Router::new();
+        let mut router = ChannelRouter::new();
         router.register("vault.exact", echo()).unwrap();
         assert_eq!(
             router.register_namespace("vault.", echo()),
@@ -627,7 +627,7 @@ mod tests {
 
     #[test]
     fn cancel_reaches_the_running_request_of_the_same_session_only() {
-        let mut router = Router::new();
+        let mut router = ChannelRouter::new();
         router
             .register(
                 "wait",

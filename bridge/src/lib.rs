@@ -24,7 +24,7 @@
 
 mod ceremony;
 pub mod channel;
-pub mod client_data;
+pub use passgate_proto::client_data;
 pub mod conditional;
 pub mod error;
 pub mod local_http;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde_json::{Value as Json, json};
 
 use crate::Bridge;
@@ -333,11 +333,11 @@ fn shell_quote(s: &str) -> String {
 /// Writes `contents` to `path` atomically and durably with exactly `mode` (temp file, fsync,
 /// rename, directory fsync).
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let options = passgate_authenticator::fs::WriteOptions {
+    let options = passgate_platform_api::fs::WriteOptions {
         mode,
-        ..passgate_authenticator::fs::WriteOptions::default()
+        ..passgate_platform_api::fs::WriteOptions::default()
     };
-    passgate_authenticator::fs::write_atomic_with(path, contents, &options)
+    passgate_platform_api::fs::write_atomic_with(path, contents, &options)
 }
 
 /// Writes the launcher script and the host manifest; returns the manifest's path.

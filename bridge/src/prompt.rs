@@ -24,7 +24,7 @@ mod wording;
 use std::sync::Arc;
 use std::time::Duration;
 
-use passgate_authenticator::api::user_verifier::{
+use passgate_platform_api::user_verifier::{
     Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError, UserVerified,
     UserVerifier, VerifierErrorCode, VerifierStatus,
 };
@@ -528,7 +528,7 @@ impl PromptPresence {
 
 impl UserVerifier for PromptPresence {
     fn status(&self) -> VerifierStatus {
-        passgate_authenticator::presence::no_verification_status()
+        passgate_platform_api::user_verifier::no_verification_status()
     }
 
     fn check_presence(
@@ -644,9 +644,7 @@ mod tests {
 
     use std::sync::Mutex;
 
-    use passgate_authenticator::api::user_verifier::{
-        Interaction, Prompt, PromptAction, UserVerifier,
-    };
+    use passgate_platform_api::user_verifier::{Interaction, Prompt, PromptAction, UserVerifier};
     use zeroize::Zeroizing;
 
     use super::{APP_RP_ID_PREFIX, Answer, Dialog, PromptError, PromptPresence, TrustedPrompt};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{PIN, Scripted, authenticator_with_prompt};
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_bridge::channel::{Router, Sender};
+use passgate_bridge::channel::{ChannelRouter, Sender};
 use passgate_bridge::conditional::Limits;
 use passgate_bridge::prompt::PromptUi;
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TransportError, b64};
@@ -66,7 +66,7 @@ impl CtapTransport for Recording {
 }
 
 struct Host {
-    router: Arc<Router>,
+    router: Arc<ChannelRouter>,
     pinentry: Scripted,
     calls: Arc<Mutex<Vec<Call>>>,
     sender: Sender,
@@ -82,7 +82,7 @@ impl Host {
             calls: Arc::clone(&calls),
         };
         let bridge = Bridge::new(Box::new(transport), Box::new(PromptUi::new(prompt)));
-        let router = Router::webauthn_with(
+        let router = ChannelRouter::webauthn_with(
             Arc::new(bridge),
             Limits {
                 wait_window: WINDOW,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Counting, PIN, PinEntry, authenticator};
-use passgate_bridge::channel::Router;
+use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge};
 use passgate_bridge::{Bridge, InProcess, b64};
 use serde_json::{Value, json};
@@ -53,7 +53,7 @@ fn start(configure: impl FnOnce(&mut Config), stall: bool) -> Server {
     ));
     let mut config = Config::new(vec![ORIGIN.into(), format!("{OTHER_ALLOWED}/")]);
     configure(&mut config);
-    let local = LocalBridge::new(Arc::new(Router::webauthn(bridge)), config).unwrap();
+    let local = LocalBridge::new(Arc::new(ChannelRouter::webauthn(bridge)), config).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready, addr) = std::sync::mpsc::channel();
     let serving = local.clone();
@@ -771,8 +771,11 @@ fn a_cancel_message_or_a_vanished_client_stops_the_ceremony() {
 
 #[test]
 fn it_listens_on_loopback_only() {
-    let local =
-        LocalBridge::new(Arc::new(Router::new()), Config::new(vec![ORIGIN.into()])).unwrap();
+    let local = LocalBridge::new(
+        Arc::new(ChannelRouter::new()),
+        Config::new(vec![ORIGIN.into()]),
+    )
+    .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -788,7 +791,7 @@ fn it_listens_on_loopback_only() {
     });
     assert!(
         LocalBridge::new(
-            Arc::new(Router::new()),
+            Arc::new(ChannelRouter::new()),
             Config::new(vec!["localhost:8080".into()])
         )
         .is_err()

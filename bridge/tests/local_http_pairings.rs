@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use common::{PIN, PinEntry, authenticator};
-use passgate_bridge::channel::Router;
+use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge, PairingStore, Revoke, pairings_path};
 use passgate_bridge::{Bridge, InProcess};
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ fn bridge(state: &std::path::Path) -> LocalBridge {
     ));
     let mut config = Config::new(vec![ORIGIN.into(), OTHER.into()]);
     config.pairings = Some(pairings_path(state));
-    LocalBridge::new(Arc::new(Router::webauthn(bridge)), config).unwrap()
+    LocalBridge::new(Arc::new(ChannelRouter::webauthn(bridge)), config).unwrap()
 }
 
 async fn post(
@@ -175,7 +175,7 @@ async fn an_unreadable_store_fails_closed() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert_eq!(ask(&running, ORIGIN, &page).await, stale());
     // And a new bridge refuses to start on it, naming the file.
-    let error = LocalBridge::new(Arc::new(Router::new()), {
+    let error = LocalBridge::new(Arc::new(ChannelRouter::new()), {
         let mut config = Config::new(vec![ORIGIN.into()]);
         config.pairings = Some(path.clone());
         config

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ciborium::value::Value;
-use passgate_authenticator::Authenticator;
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::ctap_handler::LocalAuthenticator;
+use passgate_platform_api::user_verifier::Interaction;
 use passgate_proto::ctap::client_pin::{self, SubCommand};
 use passgate_proto::ctap::{
     self, Permissions, StatusCode, get_assertion, get_info, make_credential,
@@ -39,7 +39,7 @@ impl PinToken {
 /// An authenticator behind a transport (and, in this process, the authenticator itself).
 pub struct CtapClient {
     transport: Mutex<Box<dyn CtapTransport>>,
-    local: Option<Arc<Mutex<Authenticator>>>,
+    local: Option<Arc<Mutex<dyn LocalAuthenticator>>>,
 }
 
 impl std::fmt::Debug for CtapClient {
@@ -52,9 +52,10 @@ impl std::fmt::Debug for CtapClient {
 
 impl CtapClient {
     /// An authenticator in this process.
-    pub fn in_process(authenticator: Arc<Mutex<Authenticator>>) -> Self {
+    pub fn in_process<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
+        let transport = InProcess::shared(Arc::clone(&authenticator));
         Self {
-            transport: Mutex::new(Box::new(InProcess::shared(Arc::clone(&authenticator)))),
+            transport: Mutex::new(Box::new(transport)),
             local: Some(authenticator),
         }
     }
@@ -69,7 +70,7 @@ impl CtapClient {
     }
 
     /// The authenticator, when it runs in this process.
-    pub fn local(&self) -> Option<&Arc<Mutex<Authenticator>>> {
+    pub fn local(&self) -> Option<&Arc<Mutex<dyn LocalAuthenticator>>> {
         self.local.as_ref()
     }
 

@@ -3,11 +3,11 @@
 //! hmac-secret input and salts the PRF extension rides on.
 
 use ciborium::value::Value;
-use passgate_authenticator::ctap::pin_protocol::{KeyAgreement, Protocol};
 use passgate_proto::ctap::Permissions;
 use passgate_proto::ctap::PinUvAuth;
 use passgate_proto::ctap::client_pin::{self, SubCommand};
 use passgate_proto::ctap::extensions::HmacSecretInput;
+use passgate_proto::ctap::pin_protocol::{KeyAgreement, Protocol};
 use zeroize::Zeroizing;
 
 use crate::error::ClientError;

@@ -1,7 +1,7 @@
 //! How the bridge reaches an authenticator: one CTAP2 request (command byte + CBOR) in, one
 //! response (status byte + CBOR) out.
 //!
-//! - [`InProcess`]: an [`Authenticator`] in this process (webviews, tests).
+//! - [`InProcess`]: an authenticator in this process ([`LocalAuthenticator`]: webviews, tests).
 //! - [`CtapHidSocket`]: a `passgate authenticator serve` over CTAPHID reports carried on its Unix
 //!   socket (`unix:PATH`, the default) or loopback TCP (`tcp://HOST:PORT`): the browser
 //!   extension's native-messaging host, the local HTTP bridge, `passgate app`.
@@ -11,14 +11,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use passgate_authenticator::Authenticator;
-use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_authenticator::ctaphid::{
+use passgate_platform_api::ctap_handler::LocalAuthenticator;
+use passgate_platform_api::transport::secret::ConnectionSecret;
+use passgate_platform_api::transport::stream::{Address, Stream};
+use passgate_platform_api::user_verifier::Interaction;
+use passgate_proto::ctaphid::{
     BROADCAST_CID, CMD_CANCEL, CMD_CBOR, CMD_ERROR, CMD_INIT, CMD_KEEPALIVE, MessageAssembler,
     PACKET_SIZE, Packet, encode_message,
 };
-use passgate_authenticator::transport::secret::ConnectionSecret;
-use passgate_authenticator::transport::stream::{Address, Stream};
 
 /// Why a request did not reach the authenticator or got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -48,24 +48,30 @@ pub trait CtapTransport: Send {
 
 /// An authenticator in this process. The authenticator is shared so that the embedding
 /// application can keep managing it (credential management, reset) between ceremonies.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InProcess {
-    authenticator: Arc<Mutex<Authenticator>>,
+    authenticator: Arc<Mutex<dyn LocalAuthenticator>>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcess(..)")
+    }
 }
 
 impl InProcess {
     /// A transport to `authenticator`.
-    pub fn new(authenticator: Authenticator) -> Self {
+    pub fn new(authenticator: impl LocalAuthenticator + 'static) -> Self {
         Self::shared(Arc::new(Mutex::new(authenticator)))
     }
 
     /// A transport to an authenticator the caller keeps a handle to.
-    pub fn shared(authenticator: Arc<Mutex<Authenticator>>) -> Self {
+    pub fn shared<A: LocalAuthenticator + 'static>(authenticator: Arc<Mutex<A>>) -> Self {
         Self { authenticator }
     }
 
     /// The authenticator.
-    pub fn authenticator(&self) -> &Arc<Mutex<Authenticator>> {
+    pub fn authenticator(&self) -> &Arc<Mutex<dyn LocalAuthenticator>> {
         &self.authenticator
     }
 }
@@ -80,7 +86,7 @@ impl CtapTransport for InProcess {
             .authenticator
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(authenticator.handle_with(request, interaction))
+        Ok(authenticator.handle_cbor(request, interaction))
     }
 }
 
@@ -120,7 +126,7 @@ impl CtapHidSocket {
     }
 
     /// Sends `secret` first on every connection (a TCP authenticator with a real presence
-    /// prompt asks for it; see `passgate_authenticator::transport::secret`).
+    /// prompt asks for it; see `passgate_platform_api::transport::secret`).
     pub fn with_secret(mut self, secret: ConnectionSecret) -> Self {
         self.secret = Some(secret);
         self
@@ -319,10 +325,10 @@ mod tests {
 
     use std::time::Duration;
 
-    use passgate_authenticator::api::user_verifier::Interaction;
-    use passgate_authenticator::ctaphid::CtapHandler;
-    use passgate_authenticator::transport::secret::{ConnectionSecret, SECRET_FILE};
     use passgate_authenticator::transport::tcp::{ServeOptions, TcpServer, UnixServer};
+    use passgate_platform_api::ctap_handler::CtapHandler;
+    use passgate_platform_api::transport::secret::{ConnectionSecret, SECRET_FILE};
+    use passgate_platform_api::user_verifier::Interaction;
 
     use super::{CtapHidSocket, CtapTransport, TransportError};
 

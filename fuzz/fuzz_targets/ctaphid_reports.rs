@@ -1,4 +1,4 @@
-//! CTAPHID report sequences through the device state machine (`ctaphid::Device`), as the TCP
+//! CTAPHID report sequences through the device state machine (`ctaphid::HidDevice`), as the TCP
 //! and uhid transports drive it, with several connections and the clock moving.
 //!
 //! Input: records of 1 control byte + a 64-byte report. The control byte's low 2 bits pick
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use passgate_authenticator::ctaphid::{
-    Action, Device, MAX_MESSAGE_SIZE, MessageAssembler, PACKET_SIZE, Packet, encode_message,
+    Action, HidDevice, MAX_MESSAGE_SIZE, MessageAssembler, PACKET_SIZE, Packet, encode_message,
     packet_cid,
 };
 
@@ -38,7 +38,7 @@ fn check_replies(replies: &[Packet]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut device = Device::new();
+    let mut device = HidDevice::new();
     let mut now = Instant::now();
     for record in data.chunks_exact(1 + PACKET_SIZE) {
         let control = record[0];

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use libfuzzer_sys::fuzz_target;
-use passgate_bridge::channel::Router;
+use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge};
 use passgate_bridge::{Bridge, NoUserInterface};
 use passgate_client::InProcess;
@@ -42,7 +42,7 @@ fn rig() -> &'static Rig {
             Box::new(NoUserInterface),
         ));
         let local = LocalBridge::new(
-            Arc::new(Router::webauthn(bridge)),
+            Arc::new(ChannelRouter::webauthn(bridge)),
             Config::new(vec![ORIGIN.to_owned()]),
         )
         .unwrap();

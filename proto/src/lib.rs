@@ -3,13 +3,16 @@
 //! and app APIs (WebAuthn and SOTER JSON) and the relying party (authenticator data, COSE keys).
 //!
 //! One definition per concept, in the spirit of passkey-rs's `passkey-types` and OpenSK's
-//! `ctap/command.rs` / `response.rs`. Nothing here does I/O or cryptography, so the crate
-//! builds for every target without a C compiler.
+//! `ctap/command.rs` / `response.rs`. Nothing here does I/O, and nothing does cryptography but
+//! `ctap::pin_protocol` (the `pin-protocol` feature), so the crate builds for every target
+//! without a C compiler.
 
 pub mod authenticator_data;
 pub mod b64;
+pub mod client_data;
 pub mod cose;
 pub mod ctap;
+pub mod ctaphid;
 pub mod display;
 pub mod soter;
 pub mod webauthn;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use passgate_app_api::router::{MESSAGE_TYPES, Router};
+use passgate_app_api::router::{AppRouter, MESSAGE_TYPES};
 use passgate_app_api::soter::KeyBackend;
 use passgate_app_api::{
-    Device, NoPasscode, PasscodeFile, PasscodeProvider, Platform, PromptPasscode,
+    AppDevice, NoPasscode, PasscodeFile, PasscodeProvider, Platform, PromptPasscode,
 };
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::AttestationFormat;
@@ -219,25 +219,25 @@ pub enum SoterCommand {
 /// The app APIs' router (one per process) on `device`, with their files in `state_dir` and
 /// PINs asked in `prompt` (the one WebAuthn uses); without a prompt no PIN can be given.
 pub(super) fn app_router(
-    device: Device,
+    device: AppDevice,
     state_dir: &std::path::Path,
     prompt: Option<&Arc<dyn TrustedPrompt>>,
-) -> Result<Arc<Router>> {
+) -> Result<Arc<AppRouter>> {
     let passcodes: Box<dyn PasscodeProvider> = match prompt {
         Some(p) => Box::new(PromptPasscode::new(Arc::clone(p))),
         None => Box::new(NoPasscode),
     };
     let platform = Platform::new(device, state_dir, passcodes)
         .with_context(|| format!("opening {}", state_dir.display()))?;
-    Ok(Arc::new(Router::new(Arc::new(platform))))
+    Ok(Arc::new(AppRouter::new(Arc::new(platform))))
 }
 
 /// Builds the platform the app APIs run on.
 fn platform(args: &PlatformArgs) -> Result<Arc<Platform>> {
     let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
     let device = match &args.authenticator {
-        Some(target) => Device::remote(Box::new(super::authenticator_client(Some(target))?)),
-        None => Device::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
+        Some(target) => AppDevice::remote(Box::new(super::authenticator_client(Some(target))?)),
+        None => AppDevice::in_process(Arc::new(Mutex::new(authenticator(args, &state_dir)?))),
     };
     let passcodes: Box<dyn PasscodeProvider> = match (&args.pin_file, &args.pinentry) {
         (Some(path), _) => Box::new(PasscodeFile::new(path)),
@@ -326,7 +326,7 @@ fn authenticator(args: &PlatformArgs, state_dir: &std::path::Path) -> Result<Aut
 }
 
 fn serve(args: &PlatformArgs) -> Result<std::process::ExitCode> {
-    let router = Router::new(platform(args)?);
+    let router = AppRouter::new(platform(args)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(
@@ -366,7 +366,7 @@ fn serve(args: &PlatformArgs) -> Result<std::process::ExitCode> {
 
 /// Sends `messages` in order, stopping at the first error; prints the last reply.
 fn run(target: &CallerPlatform, messages: &[Json]) -> Result<std::process::ExitCode> {
-    let router = Router::new(platform(&target.platform)?);
+    let router = AppRouter::new(platform(&target.platform)?);
     let mut reply = Json::Null;
     for message in messages {
         reply = router.dispatch(
@@ -419,7 +419,7 @@ fn vault(action: VaultAction) -> Result<std::process::ExitCode> {
         VaultAction::Keys(_) => Some(json!({"type": "vault.getKeys", "vaultId": id})),
         VaultAction::Clear(_) => Some(json!({"type": "vault.clear", "vaultId": id})),
     };
-    let router = Router::new(platform(&v.target.platform)?);
+    let router = AppRouter::new(platform(&v.target.platform)?);
     let send = |message: &Json| {
         router.dispatch(
             &v.target.caller,

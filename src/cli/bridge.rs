@@ -225,13 +225,13 @@ pub fn main(command: BridgeCommand) -> Result<()> {
             let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
             // The app APIs on the same authenticator, over a connection of their own.
             let app = app_router(
-                passgate_app_api::Device::remote(Box::new(authenticator_client(
+                passgate_app_api::AppDevice::remote(Box::new(authenticator_client(
                     args.authenticator.as_deref(),
                 )?)),
                 &state_dir.join("app"),
                 prompt.as_ref(),
             )?;
-            let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+            let mut router = passgate_bridge::channel::ChannelRouter::webauthn(bridge);
             passgate_app_api::channel::register(&mut router, app)?;
             let mut config = LocalBridgeConfig::new(args.allow_origins);
             // Pages paired before a restart stay paired (`passgate bridge unpair` revokes).

@@ -193,11 +193,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
         .with_power_cycle(power_cycle(&authenticator), UNLOCK_DELAY),
     );
     let app = app_router(
-        passgate_app_api::Device::in_process(Arc::clone(&authenticator)),
+        passgate_app_api::AppDevice::in_process(Arc::clone(&authenticator)),
         &authenticator_dir.join("app"),
         Some(&prompt),
     )?;
-    let mut router = passgate_bridge::channel::Router::webauthn(bridge);
+    let mut router = passgate_bridge::channel::ChannelRouter::webauthn(bridge);
     passgate_app_api::channel::register(&mut router, app)?;
     let mut bridge_origins = vec![origin.clone()];
     bridge_origins.extend(args.bridge_allow_origins.iter().cloned());

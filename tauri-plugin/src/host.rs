@@ -11,7 +11,7 @@ use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
 use passgate_authenticator::setup::{
     AuthenticatorParts, KeyStoreChoice, VerifierChoice, build_authenticator, user_verification,
 };
-use passgate_bridge::channel::{Router, Sender};
+use passgate_bridge::channel::{ChannelRouter, Sender};
 use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
 use serde_json::{Value as Json, json};
@@ -69,7 +69,7 @@ const CAPACITY: usize = 10_000;
 
 /// The running host.
 pub struct Host {
-    router: Router,
+    router: ChannelRouter,
     origins: OriginPolicy,
 }
 
@@ -107,7 +107,7 @@ impl Host {
             .map_err(|e| HostError::Prompt(e.to_string()))?
             .with_timeout(PROMPT_TIMEOUT);
         let prompt: Arc<dyn TrustedPrompt> = Arc::new(pinentry);
-        let (bridge_transport, device): (Box<dyn CtapTransport>, passgate_app_api::Device) =
+        let (bridge_transport, device): (Box<dyn CtapTransport>, passgate_app_api::AppDevice) =
             match source {
                 AuthenticatorSource::InProcess => {
                     let authenticator = in_process_authenticator(
@@ -120,12 +120,12 @@ impl Host {
                     let shared = Arc::new(Mutex::new(authenticator));
                     (
                         Box::new(InProcess::shared(Arc::clone(&shared))),
-                        passgate_app_api::Device::in_process(shared),
+                        passgate_app_api::AppDevice::in_process(shared),
                     )
                 }
                 AuthenticatorSource::Connect(target) => (
                     Box::new(TcpCtapHid::new(target)),
-                    passgate_app_api::Device::remote(Box::new(TcpCtapHid::new(target))),
+                    passgate_app_api::AppDevice::remote(Box::new(TcpCtapHid::new(target))),
                 ),
             };
         let bridge = Arc::new(Bridge::new(
@@ -137,8 +137,8 @@ impl Host {
         let platform =
             passgate_app_api::Platform::new(device, &authenticator_dir.join("app"), passcodes)
                 .map_err(|e| state(&e))?;
-        let app = Arc::new(passgate_app_api::router::Router::new(Arc::new(platform)));
-        let mut router = Router::webauthn(bridge);
+        let app = Arc::new(passgate_app_api::router::AppRouter::new(Arc::new(platform)));
+        let mut router = ChannelRouter::webauthn(bridge);
         passgate_app_api::channel::register(&mut router, app)
             .map_err(|e| HostError::AppApis(e.to_string()))?;
         Ok(Self { router, origins })

@@ -27,7 +27,7 @@ mod tpm;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use passgate_authenticator::api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
+use passgate_platform_api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 

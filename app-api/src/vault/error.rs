@@ -1,6 +1,6 @@
 //! Identity Vault's `VaultErrorCodes`, and what each failed verification means for a vault.
 
-use passgate_authenticator::api::user_verifier::VerifierErrorCode;
+use passgate_platform_api::user_verifier::VerifierErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 

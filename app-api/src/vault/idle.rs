@@ -10,7 +10,7 @@
 use std::sync::{PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::{Inner, Shared, lock};
+use super::{Inner, VaultState, lock};
 
 /// What the host said about the app's visibility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl Inner {
 }
 
 /// Locks the vault at its deadline, even if nobody calls it.
-pub(super) fn spawn_timer(shared: Weak<Shared>) {
+pub(super) fn spawn_timer(shared: Weak<VaultState>) {
     let spawned = std::thread::Builder::new()
         .name("vault-idle-lock".into())
         .spawn(move || {

@@ -47,7 +47,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 
 use crate::{CallerId, Platform, sha256};
 pub use config::{AuthMode, VaultConfig, VaultDescriptor, VaultEvent, VaultOptions};
@@ -91,14 +91,14 @@ struct Inner {
     subscribers: Vec<Sender<VaultEvent>>,
 }
 
-struct Shared {
+struct VaultState {
     inner: Mutex<Inner>,
     wake: Condvar,
 }
 
 /// One vault of one caller. Cheap to share between threads.
 pub struct Vault {
-    shared: Arc<Shared>,
+    shared: Arc<VaultState>,
     platform: Arc<Platform>,
     caller: CallerId,
 }
@@ -127,7 +127,7 @@ impl Drop for Vault {
     }
 }
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+fn lock(shared: &VaultState) -> MutexGuard<'_, Inner> {
     shared.inner.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -330,7 +330,7 @@ impl Vault {
             subscribers: Vec::new(),
         };
         inner.refresh_flags();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(VaultState {
             inner: Mutex::new(inner),
             wake: Condvar::new(),
         });

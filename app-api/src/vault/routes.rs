@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 

@@ -2,7 +2,7 @@
 //! hmac-secret output (with the app passcode on the passcode path), counting failed attempts
 //! before they are evaluated, and writing the vault file and its counter.
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use zeroize::Zeroizing;
 
 use super::attempts::{self, Counter, Stored, Verdict};

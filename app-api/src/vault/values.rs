@@ -1,6 +1,6 @@
 //! Reading and changing a vault's values, clearing it, and changing its configuration.
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use serde_json::Value as Json;
 use zeroize::Zeroizing;
 

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use passgate_app_api::{Device, PasscodeFile, PasscodeProvider, Platform};
+use passgate_app_api::{AppDevice, PasscodeFile, PasscodeProvider, Platform};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::{
     BiometryType, Interaction, Prompt, UserActionError, UserVerified, UserVerifier,
@@ -197,7 +197,7 @@ impl Rig {
         let passcodes: Box<dyn PasscodeProvider> =
             Box::new(PasscodeFile::new(dir.path().join("pin")));
         let platform = Platform::new(
-            Device::in_process(Arc::clone(&authenticator)),
+            AppDevice::in_process(Arc::clone(&authenticator)),
             &dir.path().join("state/app"),
             passcodes,
         )

@@ -1,7 +1,7 @@
 //! The CTAP 2.1 command layer: one file per command, dispatched by [`Authenticator::handle`].
 
 mod bio_enrollment;
-pub mod cbor;
+pub use passgate_proto::ctap::cbor;
 mod client_pin;
 mod config;
 mod credential_management;
@@ -10,7 +10,7 @@ mod get_assertion;
 mod get_info;
 mod large_blobs;
 mod make_credential;
-pub mod pin_protocol;
+pub use passgate_proto::ctap::pin_protocol;
 mod reset;
 mod selection;
 pub mod status;

@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use super::packet::{encode_message, error_packet, packet_bcnt, packet_cid};
 use super::{
     BROADCAST_CID, CMD_CANCEL, CMD_CBOR, CMD_INIT, CMD_PING, CMD_WINK, CONT_DATA, DEVICE_VERSION,
     MAX_MESSAGE_SIZE, PROTOCOL_VERSION, Packet, REASSEMBLY_TIMEOUT, TRANSACTION_TIMEOUT,
     capability, error,
 };
+use super::{encode_message, error_packet, packet_bcnt, packet_cid};
 
 /// Identifies one connection (one open handle) to the device.
 pub type ConnectionId = u64;
@@ -19,7 +19,7 @@ pub enum Action {
     None,
     /// Send these reports to the connection that sent the packet.
     Reply(Vec<Packet>),
-    /// Run this CBOR request for `cid`; the device stays busy until [`Device::finish`].
+    /// Run this CBOR request for `cid`; the device stays busy until [`HidDevice::finish`].
     Dispatch {
         /// The channel.
         cid: u32,
@@ -35,7 +35,7 @@ pub enum Action {
     Wink(Vec<Packet>),
     /// INIT arrived on the channel whose request is running: cancel that request and discard
     /// its response (the channel is resynchronised), then send `reply` to the sender. The device
-    /// stays busy until [`Device::finish`].
+    /// stays busy until [`HidDevice::finish`].
     Resync {
         /// The channel.
         cid: u32,
@@ -70,7 +70,7 @@ impl Reassembly {
 /// Channels are device-wide and the device runs one transaction at a time: while a message
 /// is being reassembled or a CBOR request is running, requests on other channels are answered
 /// with [`error::CHANNEL_BUSY`] (INIT is always answered).
-pub struct Device {
+pub struct HidDevice {
     /// The CID the next INIT on the broadcast channel allocates.
     pub(super) next_cid: u32,
     /// Every CID in 1..=0xfffffffe has been handed out once (allocation wrapped around).
@@ -80,15 +80,15 @@ pub struct Device {
     busy: Option<(ConnectionId, u32)>,
 }
 
-impl Default for Device {
+impl Default for HidDevice {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl std::fmt::Debug for Device {
+impl std::fmt::Debug for HidDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device")
+        f.debug_struct("HidDevice")
             .field("next_cid", &self.next_cid)
             .field("reassembling", &self.rx.as_ref().map(|rx| rx.cid))
             .field("busy", &self.busy)
@@ -96,7 +96,7 @@ impl std::fmt::Debug for Device {
     }
 }
 
-impl Device {
+impl HidDevice {
     /// A device with no channels allocated.
     pub fn new() -> Self {
         Self {

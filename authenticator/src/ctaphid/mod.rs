@@ -1,99 +1,16 @@
-//! CTAPHID framing (CTAP 2.1 §11.2) as a pure state machine.
+//! CTAPHID (CTAP 2.1 §11.2) as a pure state machine.
 //!
-//! [`Device`] takes 64-byte reports and the current time and says what to do: reply with
+//! [`HidDevice`] takes 64-byte reports and the current time and says what to do: reply with
 //! reports, dispatch a complete CBOR request, cancel the running one. It performs no I/O, so
-//! the TCP transport of today and a Linux uhid device later drive the same code. The client
-//! side helpers ([`encode_message`], [`MessageAssembler`]) serve tests, benchmarks and tools.
+//! the TCP transport of today and a Linux uhid device later drive the same code. The framing
+//! itself (reports, constants, [`encode_message`], [`MessageAssembler`]) is
+//! `passgate_proto::ctaphid`, shared with the client, and re-exported here.
 
-use std::time::Duration;
+use crate::api::key_store::KeyStoreInfo;
+use crate::api::user_verifier::{Interaction, VerifierStatus};
 
-use crate::api::user_verifier::Interaction;
-
-/// Size of one HID report.
-pub const PACKET_SIZE: usize = 64;
-/// One HID report.
-pub type Packet = [u8; PACKET_SIZE];
-/// The broadcast channel, used to allocate channels with INIT.
-pub const BROADCAST_CID: u32 = 0xffff_ffff;
-/// Largest message: one init packet (57 bytes) and 128 continuation packets (59 bytes each).
-pub const MAX_MESSAGE_SIZE: usize = 7609;
-/// How long the device waits for the next continuation packet.
-pub const REASSEMBLY_TIMEOUT: Duration = Duration::from_millis(500);
-/// The longest a message may take to arrive, from its init packet to its last continuation
-/// (CTAP's transaction timeout): a client that drip-feeds continuations just inside
-/// [`REASSEMBLY_TIMEOUT`] would otherwise hold the device for a minute (129 packets) while
-/// every other channel is answered CHANNEL_BUSY. A whole 7609-byte message takes
-/// milliseconds on any transport.
-pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often KEEPALIVE is sent while a request runs.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(100);
-
-const INIT_DATA: usize = PACKET_SIZE - 7;
-const CONT_DATA: usize = PACKET_SIZE - 5;
-
-/// CTAPHID_PING.
-pub const CMD_PING: u8 = 0x01;
-/// CTAPHID_MSG (CTAP1/U2F; not supported: NMSG).
-pub const CMD_MSG: u8 = 0x03;
-/// CTAPHID_LOCK (not supported).
-pub const CMD_LOCK: u8 = 0x04;
-/// CTAPHID_INIT.
-pub const CMD_INIT: u8 = 0x06;
-/// CTAPHID_WINK.
-pub const CMD_WINK: u8 = 0x08;
-/// CTAPHID_CBOR.
-pub const CMD_CBOR: u8 = 0x10;
-/// CTAPHID_CANCEL.
-pub const CMD_CANCEL: u8 = 0x11;
-/// CTAPHID_KEEPALIVE.
-pub const CMD_KEEPALIVE: u8 = 0x3b;
-/// CTAPHID_ERROR.
-pub const CMD_ERROR: u8 = 0x3f;
-
-/// CTAPHID error codes.
-pub mod error {
-    /// The command in the request is invalid.
-    pub const INVALID_CMD: u8 = 0x01;
-    /// A parameter in the request is invalid.
-    pub const INVALID_PAR: u8 = 0x02;
-    /// The length field (BCNT) is invalid for the request.
-    pub const INVALID_LEN: u8 = 0x03;
-    /// The sequence does not match the expected value.
-    pub const INVALID_SEQ: u8 = 0x04;
-    /// The message has timed out.
-    pub const MSG_TIMEOUT: u8 = 0x05;
-    /// The device is busy for the requesting channel.
-    pub const CHANNEL_BUSY: u8 = 0x06;
-    /// The command requires channel lock.
-    pub const LOCK_REQUIRED: u8 = 0x0a;
-    /// CID is not valid.
-    pub const INVALID_CHANNEL: u8 = 0x0b;
-    /// Unspecified error.
-    pub const OTHER: u8 = 0x7f;
-}
-
-/// Capability flags sent in the INIT response.
-pub mod capability {
-    /// Implements WINK.
-    pub const WINK: u8 = 0x01;
-    /// Implements CBOR.
-    pub const CBOR: u8 = 0x04;
-    /// Does NOT implement MSG (CTAP1).
-    pub const NMSG: u8 = 0x08;
-}
-
-/// CTAPHID protocol version.
-pub const PROTOCOL_VERSION: u8 = 2;
-/// Device version reported by INIT (major, minor, build).
-pub const DEVICE_VERSION: [u8; 3] = [0, 1, 0];
-
-/// Runs CTAP2 commands for a CTAPHID device.
-pub trait CtapHandler: Send {
-    /// Runs one CTAP2 command (command byte + CBOR) and returns status byte + CBOR.
-    fn handle_cbor(&mut self, request: &[u8], interaction: &Interaction) -> Vec<u8>;
-    /// Flashes/notifies so the person can tell which authenticator this is.
-    fn wink(&mut self) {}
-}
+pub use passgate_platform_api::ctap_handler::{CtapHandler, LocalAuthenticator};
+pub use passgate_proto::ctaphid::*;
 
 impl CtapHandler for crate::Authenticator {
     fn handle_cbor(&mut self, request: &[u8], interaction: &Interaction) -> Vec<u8> {
@@ -105,12 +22,26 @@ impl CtapHandler for crate::Authenticator {
     }
 }
 
-mod assembler;
+impl LocalAuthenticator for crate::Authenticator {
+    fn verifier_status(&self) -> VerifierStatus {
+        self.env().user.status()
+    }
+
+    fn enrollment_state(&self) -> Option<[u8; 32]> {
+        self.env().user.enrollment_state()
+    }
+
+    fn matched_template(&self) -> Option<String> {
+        self.env().user.matched_template()
+    }
+
+    fn key_store_info(&self) -> KeyStoreInfo {
+        self.env().key_store.info()
+    }
+}
+
 mod device;
-mod packet;
 #[cfg(test)]
 mod tests;
 
-pub use assembler::{AssembleError, MessageAssembler};
-pub use device::{Action, ConnectionId, Device};
-pub use packet::{encode_message, error_packet, keepalive_packet, packet_cid};
+pub use device::{Action, ConnectionId, HidDevice};

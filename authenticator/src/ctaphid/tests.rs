@@ -23,7 +23,7 @@ fn err(cid: u32, code: u8) -> Action {
     Action::Reply(vec![error_packet(cid, code)])
 }
 
-fn allocate(d: &mut Device) -> u32 {
+fn allocate(d: &mut HidDevice) -> u32 {
     let Action::Reply(r) = d.on_packet(
         1,
         &init_packet(BROADCAST_CID, CMD_INIT, 8, &[9; 8]),
@@ -38,7 +38,7 @@ fn allocate(d: &mut Device) -> u32 {
 
 #[test]
 fn init_response_exact_bytes() {
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let nonce = [1, 2, 3, 4, 5, 6, 7, 8];
     let Action::Reply(r) = d.on_packet(
         1,
@@ -59,7 +59,7 @@ fn init_response_exact_bytes() {
 
 #[test]
 fn init_allocates_distinct_channels_and_resyncs_allocated_ones() {
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let a = allocate(&mut d);
     let b = allocate(&mut d);
     assert_eq!((a, b), (1, 2));
@@ -83,7 +83,7 @@ fn init_allocates_distinct_channels_and_resyncs_allocated_ones() {
 
 #[test]
 fn cid_allocation_wraps_without_reusing_reserved_ids() {
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     d.next_cid = BROADCAST_CID - 1;
     assert_eq!(allocate(&mut d), 0xffff_fffe);
     assert!(d.is_allocated(0xffff_fffe));
@@ -99,7 +99,7 @@ fn cid_allocation_wraps_without_reusing_reserved_ids() {
 #[test]
 fn framing_error_table() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let cases: Vec<(&str, Vec<Packet>, Action)> = vec![
         (
@@ -248,7 +248,7 @@ fn framing_error_table() {
 #[test]
 fn reassembly_times_out_for_its_connection_only() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let other = allocate(&mut d);
     assert_eq!(
@@ -301,7 +301,7 @@ fn reassembly_times_out_for_its_connection_only() {
 #[test]
 fn a_drip_fed_message_times_out_after_the_transaction_timeout() {
     let start = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let other = allocate(&mut d);
     // The largest message: 129 packets, each continuation 400 ms after the last.
@@ -335,7 +335,7 @@ fn a_drip_fed_message_times_out_after_the_transaction_timeout() {
 #[test]
 fn disconnect_drops_the_partial_message() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let other = allocate(&mut d);
     assert_eq!(
@@ -358,7 +358,7 @@ fn disconnect_drops_the_partial_message() {
 #[test]
 fn busy_channel_cancel_and_resync() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let a = allocate(&mut d);
     let b = allocate(&mut d);
     assert_eq!(
@@ -421,7 +421,7 @@ fn busy_channel_cancel_and_resync() {
 #[test]
 fn init_drops_the_channels_partial_message() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let a = allocate(&mut d);
     let b = allocate(&mut d);
     assert_eq!(
@@ -449,7 +449,7 @@ fn init_drops_the_channels_partial_message() {
 #[test]
 fn multi_packet_cbor_is_dispatched_whole() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let request: Vec<u8> = (0..200u8).collect();
     let packets = encode_message(cid, CMD_CBOR, &request);
@@ -491,7 +491,7 @@ fn encode_message_packet_boundaries() {
 #[test]
 fn multi_packet_round_trip_through_assembler() {
     let now = Instant::now();
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let cid = allocate(&mut d);
     let payload: Vec<u8> = (0..MAX_MESSAGE_SIZE)
         .map(|i| u8::try_from(i % 251).unwrap())
@@ -566,7 +566,7 @@ fn xorshift(state: &mut u64) -> u64 {
 
 #[test]
 fn random_packets_never_panic_and_the_device_recovers() {
-    let mut d = Device::new();
+    let mut d = HidDevice::new();
     let mut asm = MessageAssembler::new();
     let mut state = 0x1234_5678_9abc_def0_u64;
     let start = Instant::now();

@@ -1,7 +1,6 @@
 //! Byte pipes that carry CTAPHID reports to the authenticator.
 
 pub mod limits;
-pub mod secret;
-pub mod stream;
+pub use passgate_platform_api::transport::{secret, stream};
 pub mod tcp;
 pub mod uhid;

@@ -2,7 +2,7 @@
 //! every 64-byte HID report is written and read as-is, in both directions, with no extra
 //! framing.
 //!
-//! All connections share one [`Device`], like several open handles on one USB authenticator:
+//! All connections share one [`HidDevice`], like several open handles on one USB authenticator:
 //! channels are device-wide and one transaction runs at a time. Threads:
 //!
 //! - one per connection reads reports, answers framing, PING, INIT and errors itself, sends
@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use crate::api::user_verifier::Interaction;
 use crate::ctaphid::{
-    Action, CMD_CBOR, ConnectionId, CtapHandler, Device, KEEPALIVE_INTERVAL, PACKET_SIZE, Packet,
-    encode_message, error, error_packet, keepalive_packet,
+    Action, CMD_CBOR, ConnectionId, CtapHandler, HidDevice, KEEPALIVE_INTERVAL, PACKET_SIZE,
+    Packet, encode_message, error, error_packet, keepalive_packet,
 };
 use crate::transport::secret::{self, ConnectionSecret};
 use crate::transport::stream::{Address, Listener, Stream};
@@ -98,8 +98,9 @@ struct RunningRequest {
     settled: AtomicBool,
 }
 
-struct Shared {
-    device: Mutex<Device>,
+/// What the TCP and Unix servers' accept, connection and request threads share.
+struct ServerState {
+    device: Mutex<HidDevice>,
     /// `None` once the server stops: the request thread then ends.
     jobs: Mutex<Option<Sender<Job>>>,
     running: Mutex<Option<Arc<RunningRequest>>>,
@@ -117,12 +118,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Shared {
+impl ServerState {
     /// Creates the shared state and starts the request thread running `handler`.
     fn start<H: CtapHandler + 'static>(handler: H, options: ServeOptions) -> io::Result<Arc<Self>> {
         let (jobs, queue) = channel();
         let shared = Arc::new(Self {
-            device: Mutex::new(Device::new()),
+            device: Mutex::new(HidDevice::new()),
             jobs: Mutex::new(Some(jobs)),
             running: Mutex::new(None),
             connections: Mutex::new(HashMap::new()),
@@ -186,7 +187,7 @@ pub fn serve_with<H: CtapHandler + 'static>(
     handler: H,
     options: ServeOptions,
 ) -> io::Result<()> {
-    let shared = Shared::start(handler, options)?;
+    let shared = ServerState::start(handler, options)?;
     let result = accept_loop(&listener, &shared);
     shared.stop();
     remove_socket_file(&listener);
@@ -201,7 +202,7 @@ fn remove_socket_file(listener: &Listener) {
 
 /// A server running on background threads; [`TcpServer`] and [`UnixServer`] say where.
 struct Background {
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     accept: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -211,7 +212,7 @@ impl Background {
         handler: H,
         options: ServeOptions,
     ) -> io::Result<Self> {
-        let shared = Shared::start(handler, options)?;
+        let shared = ServerState::start(handler, options)?;
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("ctaphid-accept".into())
@@ -269,9 +270,9 @@ impl std::fmt::Debug for TcpServer {
     }
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for ServerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("ServerState")
             .field("stopping", &self.stopping)
             .finish_non_exhaustive()
     }
@@ -416,7 +417,7 @@ fn accept_error_is_transient(e: &io::Error) -> bool {
 }
 
 /// Decrements the open-connection count when a connection thread ends (or never starts).
-struct OpenSlot(Arc<Shared>);
+struct OpenSlot(Arc<ServerState>);
 
 impl Drop for OpenSlot {
     fn drop(&mut self) {
@@ -424,7 +425,7 @@ impl Drop for OpenSlot {
     }
 }
 
-fn accept_loop(listener: &Listener, shared: &Arc<Shared>) -> io::Result<()> {
+fn accept_loop(listener: &Listener, shared: &Arc<ServerState>) -> io::Result<()> {
     loop {
         let accepted = listener.accept();
         if shared.stopping.load(Ordering::SeqCst) {
@@ -484,7 +485,7 @@ fn write_packets(writer: &Mutex<Stream>, packets: &[Packet]) -> io::Result<()> {
     }
 }
 
-fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Job>, shared: &Shared) {
+fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Job>, shared: &ServerState) {
     while let Ok(job) = queue.recv() {
         match job {
             Job::Wink => {
@@ -544,7 +545,7 @@ struct Running {
     last_keepalive: Instant,
 }
 
-fn connection(stream: Stream, shared: &Arc<Shared>, id: ConnectionId) -> io::Result<()> {
+fn connection(stream: Stream, shared: &Arc<ServerState>, id: ConnectionId) -> io::Result<()> {
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     lock(&shared.connections).insert(id, stream.try_clone()?);
@@ -631,7 +632,7 @@ fn connection(stream: Stream, shared: &Arc<Shared>, id: ConnectionId) -> io::Res
 
 /// Reassembly timeout and keepalives, checked after every read (at least every [`TICK`]).
 fn on_tick(
-    shared: &Shared,
+    shared: &ServerState,
     writer: &Mutex<Stream>,
     id: ConnectionId,
     running: &mut Option<Running>,
@@ -660,7 +661,7 @@ fn on_tick(
 }
 
 fn on_packet(
-    shared: &Shared,
+    shared: &ServerState,
     writer: &Arc<Mutex<Stream>>,
     id: ConnectionId,
     packet: &Packet,

@@ -6,7 +6,7 @@
 //! client writes to the hidraw node arrives here as a `UHID_OUTPUT` event and each report
 //! written back as `UHID_INPUT2` reaches every open hidraw handle, exactly like a USB key:
 //! clients tell their answers apart by channel ID. So the whole device is one CTAPHID
-//! connection to the transport-independent [`Device`] state machine, which keeps several
+//! connection to the transport-independent [`HidDevice`] state machine, which keeps several
 //! channels apart, answers CHANNEL_BUSY, and resynchronises on INIT.
 //!
 //! Threads: one reads kernel events and hands them to the device thread, which answers
@@ -36,7 +36,7 @@ use event::{EVENT_SIZE, KernelEvent};
 
 use crate::api::user_verifier::Interaction;
 use crate::ctaphid::{
-    Action, CMD_CBOR, ConnectionId, CtapHandler, DEVICE_VERSION, Device, KEEPALIVE_INTERVAL,
+    Action, CMD_CBOR, ConnectionId, CtapHandler, DEVICE_VERSION, HidDevice, KEEPALIVE_INTERVAL,
     Packet, encode_message, error, error_packet, keepalive_packet,
 };
 
@@ -156,16 +156,16 @@ enum Work {
 }
 
 /// State shared by the device thread and the request thread.
-struct Shared {
+struct UhidState {
     pipe: Arc<dyn EventPipe>,
     /// Serialises writes of input reports, so a multi-report message is not interleaved.
     output: Mutex<()>,
-    device: Mutex<Device>,
+    device: Mutex<HidDevice>,
     running: Mutex<Option<Arc<RunningRequest>>>,
     stopping: AtomicBool,
 }
 
-impl Shared {
+impl UhidState {
     fn write_reports(&self, _output: &MutexGuard<'_, ()>, reports: &[Packet]) -> io::Result<()> {
         let paced = reports.len() > PACE_AFTER;
         for (i, report) in reports.iter().enumerate() {
@@ -205,7 +205,7 @@ impl Shared {
 /// # Ok(()) }
 /// ```
 pub struct UhidServer {
-    shared: Arc<Shared>,
+    shared: Arc<UhidState>,
     device_thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -247,10 +247,10 @@ impl UhidServer {
     ) -> io::Result<Self> {
         pipe.write_event(&event::create2(identity)[..])
             .map_err(|e| io::Error::new(e.kind(), format!("creating the uhid device: {e}")))?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(UhidState {
             pipe,
             output: Mutex::new(()),
-            device: Mutex::new(Device::new()),
+            device: Mutex::new(HidDevice::new()),
             running: Mutex::new(None),
             stopping: AtomicBool::new(false),
         });
@@ -341,7 +341,7 @@ pub fn serve<H: CtapHandler + 'static>(handler: H) -> io::Result<()> {
 
 /// Reads kernel events; answers report requests at once (a FIDO device has none) and hands
 /// everything else to the device thread. Ends when the device stops or reading fails.
-fn read_events(shared: &Shared, events: &Sender<io::Result<KernelEvent>>) {
+fn read_events(shared: &UhidState, events: &Sender<io::Result<KernelEvent>>) {
     let mut buf = vec![0u8; EVENT_SIZE];
     loop {
         let parsed = match shared.pipe.read_event(&mut buf) {
@@ -377,7 +377,7 @@ fn read_events(shared: &Shared, events: &Sender<io::Result<KernelEvent>>) {
     }
 }
 
-fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Work>, shared: &Shared) {
+fn run_requests<H: CtapHandler>(mut handler: H, queue: &Receiver<Work>, shared: &UhidState) {
     while let Ok(work) = queue.recv() {
         let Job {
             cid,
@@ -423,7 +423,7 @@ struct Running {
 }
 
 fn device_loop(
-    shared: &Shared,
+    shared: &UhidState,
     incoming: &Receiver<io::Result<KernelEvent>>,
     work: Sender<Work>,
 ) -> io::Result<()> {
@@ -468,7 +468,7 @@ fn device_loop(
 }
 
 /// Reassembly timeout and keepalives, checked after every event (at least every [`TICK`]).
-fn on_tick(shared: &Shared, running: &mut Option<Running>) -> io::Result<()> {
+fn on_tick(shared: &UhidState, running: &mut Option<Running>) -> io::Result<()> {
     let now = Instant::now();
     let timeout_packet = lock(&shared.device).on_tick(CONNECTION, now);
     if let Some(p) = timeout_packet {
@@ -493,7 +493,7 @@ fn on_tick(shared: &Shared, running: &mut Option<Running>) -> io::Result<()> {
 }
 
 fn on_packet(
-    shared: &Shared,
+    shared: &UhidState,
     work: &Sender<Work>,
     packet: &Packet,
     running: &mut Option<Running>,

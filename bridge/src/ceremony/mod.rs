@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use ciborium::value::Value;
-use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_client::cbor::{self, bytes, int_key, integer, text, text_key, text_map};
 use passgate_client::pin::{self, SharedSecret};
 use passgate_client::token_cache::TokenCache;
 use passgate_client::{AuthenticatorInfo, ClientError, CtapTransport};
+use passgate_platform_api::user_verifier::Interaction;
 use passgate_proto::AuthenticatorData;
 use passgate_proto::ctap::client_pin::{self, SubCommand};
 use passgate_proto::ctap::data::{CredentialDescriptor, RpEntity, UserEntity};

@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 
 /// One of several discoverable credentials the person picks from.
 #[derive(Debug, Clone, PartialEq, Eq)]

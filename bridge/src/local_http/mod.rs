@@ -43,7 +43,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use crate::b64;
-use crate::channel::Router;
+use crate::channel::ChannelRouter;
 use crate::conditional;
 use pairing::{Pairing, Session, grouped, new_code, unix_now};
 use routes::{AppState, entry};
@@ -132,7 +132,7 @@ type CodeDisplay = Box<dyn Fn(&str) + Send + Sync>;
 /// What every clone of a [`LocalBridge`] (the server, each request's route state) shares:
 /// its limits, the pairing state and the semaphores that bound the work in flight.
 struct LocalBridgeState {
-    router: Arc<Router>,
+    router: Arc<ChannelRouter>,
     config: Config,
     allowed: Vec<String>,
     pairing: Mutex<Pairing>,
@@ -142,7 +142,7 @@ struct LocalBridgeState {
     conditional_waits: tokio::sync::Semaphore,
 }
 
-/// The local HTTP bridge over a [`Router`].
+/// The local HTTP bridge over a [`ChannelRouter`].
 #[derive(Clone)]
 pub struct LocalBridge {
     shared: Arc<LocalBridgeState>,
@@ -185,7 +185,7 @@ pub fn normalize_origin(origin: &str) -> Result<String, LocalBridgeError> {
 impl LocalBridge {
     /// A local bridge answering `config.allowed_origins` through `router`, with a fresh
     /// pairing code.
-    pub fn new(router: Arc<Router>, config: Config) -> Result<Self, LocalBridgeError> {
+    pub fn new(router: Arc<ChannelRouter>, config: Config) -> Result<Self, LocalBridgeError> {
         let allowed = config
             .allowed_origins
             .iter()
@@ -273,7 +273,7 @@ impl LocalBridge {
         stored: bool,
     ) -> Result<Zeroizing<String>, LocalBridgeError> {
         let token = Zeroizing::new(b64::encode(&random_bytes::<32>()?));
-        let id = passgate_authenticator::fs::hex(&random_bytes::<8>()?);
+        let id = passgate_platform_api::fs::hex(&random_bytes::<8>()?);
         let token_hash = Zeroizing::new(sha256(token.as_bytes()));
         let store = if stored {
             self.lock().store.clone()
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn pairing_codes_are_twelve_crockford_symbols() {
         let bridge = LocalBridge::new(
-            Arc::new(Router::new()),
+            Arc::new(ChannelRouter::new()),
             Config::new(vec!["http://localhost:8080".into()]),
         )
         .unwrap();
@@ -420,13 +420,13 @@ mod tests {
         assert_eq!(symbols.len(), CODE_LENGTH);
         assert!(symbols.bytes().all(|b| CODE_ALPHABET.contains(&b)));
         let other = LocalBridge::new(
-            Arc::new(Router::new()),
+            Arc::new(ChannelRouter::new()),
             Config::new(vec!["http://localhost:8080".into()]),
         )
         .unwrap();
         assert_ne!(*code, *other.pairing_code());
         assert!(matches!(
-            LocalBridge::new(Arc::new(Router::new()), Config::new(vec![])),
+            LocalBridge::new(Arc::new(ChannelRouter::new()), Config::new(vec![])),
             Err(LocalBridgeError::NoOrigins)
         ));
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use passgate_authenticator::fs::{NoHook, private_dir, write_atomic};
+use passgate_platform_api::fs::{NoHook, private_dir, write_atomic};
 
 /// The most pairings kept per origin: pairing again past this forgets that origin's oldest
 /// (each pairing needs a code typed from passgate's terminal, so this is a bound, not a
@@ -289,7 +289,7 @@ impl PairingStore {
                     origin: p.origin.clone(),
                     id: p.id.clone(),
                     paired_at: p.paired_at,
-                    token_sha256: passgate_authenticator::fs::hex(p.token_hash.as_ref()),
+                    token_sha256: passgate_platform_api::fs::hex(p.token_hash.as_ref()),
                 })
                 .collect(),
         };
@@ -382,7 +382,7 @@ impl PrivateMode for std::fs::OpenOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use passgate_authenticator::fs::faults;
+    use passgate_platform_api::fs::faults;
 
     fn pairing(origin: &str, id: &str, byte: u8) -> StoredPairing {
         StoredPairing {

@@ -16,7 +16,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use passgate_authenticator::api::user_verifier::PromptAction;
+use passgate_platform_api::user_verifier::PromptAction;
 
 /// How long an approval waits for the operation it approved (the ceremony's next CTAP
 /// request, milliseconds later; generous for a slow machine).

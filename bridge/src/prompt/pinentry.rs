@@ -19,7 +19,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use passgate_authenticator::api::user_verifier::Interaction;
+use passgate_platform_api::user_verifier::Interaction;
 use zeroize::Zeroizing;
 
 use super::{Answer, Dialog, PromptError, TrustedPrompt};

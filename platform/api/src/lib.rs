@@ -11,8 +11,15 @@
 pub mod bio_enrollment;
 pub mod clock;
 pub mod credential_store;
+pub mod ctap_handler;
+// Files and sockets: Unix only (the Windows backend is checked for its target without them).
+#[cfg(unix)]
+pub mod fs;
 pub mod key_store;
 pub mod prompt_text;
 pub mod rng;
 pub mod state_store;
+// SO_PEERCRED, which the Unix socket's same-user check needs, is Linux's.
+#[cfg(target_os = "linux")]
+pub mod transport;
 pub mod user_verifier;

@@ -290,6 +290,16 @@ pub fn biometric_set_allows(bound_to: Option<&[u8; 32]>, current: Option<&[u8; 3
     }
 }
 
+/// The status of a platform with no user-verification method (presence only).
+pub fn no_verification_status() -> VerifierStatus {
+    VerifierStatus {
+        available: false,
+        biometry: BiometryType::None,
+        enrolled: false,
+        error: Some(VerifierErrorCode::BiometryNotAvailable),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

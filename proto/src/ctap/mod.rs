@@ -5,6 +5,7 @@
 //! names the field that is wrong.
 
 pub mod canonical;
+pub mod cbor;
 pub mod client_pin;
 pub mod config;
 pub mod credential_management;
@@ -16,6 +17,10 @@ pub mod get_info;
 pub mod large_blobs;
 pub mod make_credential;
 pub mod permissions;
+// The PIN/UV auth protocols' crypto needs aws-lc-rs (C code), which the platform backends that
+// are checked for Apple and Windows targets cannot build: an opt-in feature.
+#[cfg(feature = "pin-protocol")]
+pub mod pin_protocol;
 pub mod reset;
 pub mod selection;
 pub mod status;

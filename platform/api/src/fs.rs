@@ -143,7 +143,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 fn temp_path(dir: &Path) -> io::Result<std::path::PathBuf> {
     let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes)
+    getrandom::fill(&mut bytes)
         .map_err(|_| io::Error::other("the system random number generator failed"))?;
     Ok(dir.join(format!("{TEMP_PREFIX}{}", hex(&bytes))))
 }

@@ -35,11 +35,11 @@ pub fn decode_canonical(bytes: &[u8]) -> Result<Value, StatusCode> {
 pub fn encode(value: &Value) -> Vec<u8> {
     // Values built by this crate never hold tags/floats/duplicate keys, so this cannot fail;
     // if it ever did, an empty body makes the caller's response an obvious error.
-    passgate_proto::ctap::canonical::encode(value).unwrap_or_default()
+    crate::ctap::canonical::encode(value).unwrap_or_default()
 }
 
 fn encode_into(value: &Value, out: &mut Vec<u8>) -> Result<(), StatusCode> {
-    passgate_proto::ctap::canonical::encode_into(value, out).map_err(|_| StatusCode::InvalidCbor)
+    crate::ctap::canonical::encode_into(value, out).map_err(|_| StatusCode::InvalidCbor)
 }
 
 /// Integer-keyed parameters of a request map. Keys that are not small unsigned integers are

@@ -13,9 +13,10 @@
 use std::io;
 use std::path::Path;
 
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::ctaphid::{PACKET_SIZE, Packet};
+use passgate_proto::ctaphid::{PACKET_SIZE, Packet};
 
 /// The name of the secret's file in the authenticator's state directory.
 pub const SECRET_FILE: &str = "authenticator.tcp-secret";
@@ -41,7 +42,7 @@ impl ConnectionSecret {
     /// A fresh random secret.
     pub fn generate() -> io::Result<Self> {
         let mut bytes = [0u8; SECRET_LEN];
-        aws_lc_rs::rand::fill(&mut bytes)
+        getrandom::fill(&mut bytes)
             .map_err(|_| io::Error::other("no randomness for the connection secret"))?;
         Ok(Self(bytes))
     }
@@ -78,12 +79,7 @@ impl ConnectionSecret {
 
     /// Whether `packet` is the hello report with this secret (compared in constant time).
     pub fn accepts(&self, packet: &Packet) -> bool {
-        is_hello(packet)
-            && aws_lc_rs::constant_time::verify_slices_are_equal(
-                &packet[DATA..DATA + SECRET_LEN],
-                &self.0,
-            )
-            .is_ok()
+        is_hello(packet) && bool::from(packet[DATA..DATA + SECRET_LEN].ct_eq(&self.0))
     }
 }
 

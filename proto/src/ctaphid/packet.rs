@@ -10,7 +10,7 @@ pub fn packet_cid(packet: &Packet) -> u32 {
 }
 
 /// The BCNT field of an init packet.
-pub(super) fn packet_bcnt(packet: &Packet) -> usize {
+pub fn packet_bcnt(packet: &Packet) -> usize {
     usize::from(u16::from_be_bytes([packet[5], packet[6]]))
 }
 
