@@ -10,7 +10,7 @@
 // - site/seed/soter.html: WeChat's and Taro's SOTER snippets. This machine's demo has no
 //   fingerprint sensor, so the documented results are those of a device without SOTER support:
 //   supportMode [], isEnrolled false, and fail with errCode 90001. (With a sensor, the same
-//   calls run against the real fprintd in ctap-tests/python/test_app_api.py.)
+//   page runs against the real fprintd in ctap-tests/python/test_seed_soter_fingerprint.py.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDemo, launchBrowser, screenshots, withTimeout, STEP_MS } from './harness.mjs';

@@ -95,9 +95,11 @@ pub const SUITES: &[Suite] = &[
             "python3-gi",
             "postgresql",
             // test_tpm_attestation.py verifies with SimpleWebAuthn (node, npm ci of
-            // relying-party/loadtest's pinned @simplewebauthn/server).
+            // relying-party/loadtest's pinned @simplewebauthn/server);
+            // test_seed_soter_fingerprint.py drives the SOTER snippets in Chromium.
             "nodejs",
             "npm",
+            "chromium",
         ],
         venv: true,
         run: python,
