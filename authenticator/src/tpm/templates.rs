@@ -1,6 +1,6 @@
 //! The templates of the objects passgate creates in a TPM.
 
-use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::attributes::{ObjectAttributes, ObjectAttributesBuilder};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::structures::{
@@ -54,14 +54,7 @@ pub fn signing_key_template_p384() -> Result<Public, tss_esapi::Error> {
 /// `TPM2_Certify` attests, and WebAuthn verifiers recompute it (SHA-256 is the one every
 /// verifier supports).
 fn ecdsa_key_template(curve: EccCurve) -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .with_sign_encrypt(true)
-        .build()?;
+    let attributes = bound_signing_key_attributes(false)?;
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
@@ -78,6 +71,21 @@ fn ecdsa_key_template(curve: EccCurve) -> Result<Public, tss_esapi::Error> {
                 .build()?,
         )
         .with_ecc_unique_identifier(EccPoint::default())
+        .build()
+}
+
+/// The attributes of a signing key bound to this TPM (`fixedTPM`, `fixedParent`,
+/// `sensitiveDataOrigin`), used with its authValue, `noDA`; `restricted` for the attestation
+/// key, which signs only structures the TPM generated.
+fn bound_signing_key_attributes(restricted: bool) -> Result<ObjectAttributes, tss_esapi::Error> {
+    ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(true)
+        .with_user_with_auth(true)
+        .with_no_da(true)
+        .with_restricted(restricted)
+        .with_sign_encrypt(true)
         .build()
 }
 
@@ -127,15 +135,7 @@ pub(crate) fn pin_object_template() -> Result<Public, tss_esapi::Error> {
 /// structures the TPM generated, such as `TPM2_Certify`'s `TPMS_ATTEST`), `noDA`, empty
 /// authValue, bound to this TPM (`fixedTPM`, `fixedParent`, `sensitiveDataOrigin`).
 pub(crate) fn attestation_key_template() -> Result<Public, tss_esapi::Error> {
-    let attributes = ObjectAttributesBuilder::new()
-        .with_fixed_tpm(true)
-        .with_fixed_parent(true)
-        .with_sensitive_data_origin(true)
-        .with_user_with_auth(true)
-        .with_no_da(true)
-        .with_restricted(true)
-        .with_sign_encrypt(true)
-        .build()?;
+    let attributes = bound_signing_key_attributes(true)?;
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
