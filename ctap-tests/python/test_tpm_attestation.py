@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from fido2.attestation import AttestationVerifier, UntrustedAttestation
+from fido2.ctap2 import Ctap2
 from fido2.server import Fido2Server
 from fido2.utils import websafe_encode
 from fido2.webauthn import (
@@ -204,6 +205,11 @@ def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtp
     assert installed["public_key"] == ak["public_key"], "the same AK, reloaded"
 
     pg = spawn(attestation="tpm", state_dir=state_dir, extra=["--key-store", "tpm", "--tcti", tcti])
+    # getInfo's attestationFormats (CTAP 2.2, 0x16) as python-fido2 parses it: the configured
+    # default first, "none" implied and unlisted (python-fido2 assumes ["packed"] when absent).
+    ctap2 = Ctap2(pg.device())
+    assert ctap2.get_info().attestation_formats == ["tpm", "packed"]
+    assert ctap2.send_cbor(Ctap2.CMD.GET_INFO)[0x16] == ["tpm", "packed"]
     server = Fido2Server(RP, attestation=AttestationConveyancePreference.DIRECT,
                          verify_attestation=_TrustCa(ca.der()))
     options, state = server.register_begin(
