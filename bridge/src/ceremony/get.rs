@@ -282,6 +282,12 @@ impl Bridge {
                         // Deleted on the authenticator (or by another client): the record
                         // forgets it, so the next choice does not offer it.
                         self.forget_stale_account(&rp_id, only);
+                        if chose_first {
+                            return Err(BridgeError::not_allowed(
+                                "the account you chose no longer has a passkey on this \
+                                 authenticator (passgate has forgotten it): sign in again",
+                            ));
+                        }
                     }
                 }
                 return Err(e);
