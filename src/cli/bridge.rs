@@ -81,7 +81,8 @@ pub struct NativeHostArgs {
     #[command(flatten)]
     prompt: PinPromptArgs,
     /// The state directory whose `bridge/accounts.json` records the accounts seen per site
-    /// (default: the state directory).
+    /// (default: the directory of a `unix:` authenticator socket, or the state directory when
+    /// no authenticator is named; none for a `tcp://` authenticator).
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// What the browser passes: the calling extension's origin (informational).
@@ -162,6 +163,19 @@ fn unpair(args: &UnpairArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the native host keeps the account record for `authenticator` (see its call).
+fn native_record_dir(state_dir: Option<&PathBuf>, authenticator: Option<&str>) -> Option<PathBuf> {
+    match (state_dir, authenticator) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, None) => state_dir_or_default(None).ok(),
+        (None, Some(target)) => target
+            .strip_prefix("unix:")
+            .and_then(|socket| std::path::Path::new(socket).parent())
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(std::path::Path::to_path_buf),
+    }
+}
+
 /// `passgate bridge forget`: clears the account record and says how much.
 fn forget(args: &ForgetArgs) -> Result<()> {
     let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
@@ -204,14 +218,17 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 bridge_ui(prompt.as_ref()),
             )
             .with_pin_token_ttl(args.prompt.pin_token_ttl());
-            // Without a state directory the host still answers, choosing accounts after the
-            // verification as without a record.
-            match state_dir_or_default(args.state_dir.as_ref()) {
-                Ok(dir) => {
+            // The record lives with the authenticator's state: `--state-dir`, else the
+            // directory of a `unix:` socket (STATE/authenticator.sock), else the default when
+            // no authenticator is named. A TCP authenticator without `--state-dir` (a test
+            // rig) gets none: its accounts are not this user's. Without a record the host
+            // chooses accounts after the verification, as before.
+            match native_record_dir(args.state_dir.as_ref(), args.authenticator.as_deref()) {
+                Some(dir) => {
                     bridge = bridge.with_account_record(AccountRecord::new(accounts_path(&dir)));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "no state directory: no account record");
+                None => {
+                    tracing::info!("no state directory for this authenticator: no account record");
                 }
             }
             let bridge = Arc::new(bridge);
@@ -323,5 +340,31 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_host_keeps_its_record_with_the_authenticator_state() {
+        let given = PathBuf::from("/s");
+        assert_eq!(
+            native_record_dir(Some(&given), Some("tcp://127.0.0.1:1")),
+            Some(given.clone())
+        );
+        assert_eq!(
+            native_record_dir(
+                None,
+                Some("unix:/home/u/.local/state/passgate/authenticator.sock")
+            ),
+            Some(PathBuf::from("/home/u/.local/state/passgate"))
+        );
+        assert_eq!(native_record_dir(None, Some("tcp://127.0.0.1:1")), None);
+        assert_eq!(
+            native_record_dir(None, Some("unix:authenticator.sock")),
+            None
+        );
     }
 }

@@ -750,8 +750,9 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const signedOutMark = traffic.mark();
   await signOut(page, host.base);
 
-  // Autofill: focus the field; passgate's prompt asks for the PIN (the approval), then lists
-  // both accounts (newest first) and the person picks the second one listed, Ada.
+  // Autofill: focus the field; passgate's prompt lists both accounts first (the bridge
+  // recorded them when they were made, the newest first), the person picks the second one
+  // listed, Ada, then enters the PIN once (the approval).
   const armedAgain = await traffic.waitFor(isArm, 'armed after signing out', signedOutMark);
   const pickFrom = host.pinentry.dialogs().length;
   const pickMark = traffic.mark();
@@ -760,15 +761,17 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   assert.equal(login.status, 200, JSON.stringify(login.body));
   await statusText(page, 'from autofill');
   const shown = host.pinentry.dialogs().slice(pickFrom);
-  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
-  assert.ok(shown[0].description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), shown[0].description);
-  assert.equal(shown[0].prompt, 'PIN:');
-  for (const chooser of shown.slice(1)) {
-    assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost. Which account?\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
+  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['CONFIRM', 'notok'], ['CONFIRM', 'ok'], ['GETPIN', 'pin']]);
+  for (const dialog of shown) {
+    assert.ok(dialog.description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), dialog.description);
   }
-  assert.ok(shown[1].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
-  assert.equal(shown[1].notok, 'Next account');
-  assert.ok(shown[2].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
+  assert.equal(shown[2].prompt, 'PIN:');
+  for (const chooser of shown.slice(0, 2)) {
+    assert.ok(chooser.description.includes(`passgate has seen 2 accounts of yours on localhost. Which account? You verify once, for that account only, next.\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
+  }
+  assert.ok(shown[0].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
+  assert.equal(shown[0].notok, 'Next account');
+  assert.ok(shown[1].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
   assert.equal(login.body.user.name, ada.name);
   assert.equal(login.body.verdict.userVerified, true);
   assert.equal(login.request.id, ada.credentialId);
