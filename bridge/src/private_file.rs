@@ -85,11 +85,12 @@ pub(crate) fn lock(path: &Path) -> Result<Locked, PrivateFileError> {
     Ok(Locked { _file: file })
 }
 
+/// A file's bytes (zeroized when dropped) and the metadata they were read with.
+pub(crate) type Contents = (Zeroizing<Vec<u8>>, std::fs::Metadata);
+
 /// The file's bytes and metadata (`None` when there is no file), after checking that
 /// neither it nor its directory may be written by others.
-pub(crate) fn read(
-    path: &Path,
-) -> Result<Option<(Zeroizing<Vec<u8>>, std::fs::Metadata)>, PrivateFileError> {
+pub(crate) fn read(path: &Path) -> Result<Option<Contents>, PrivateFileError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -868,7 +868,8 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   // The person dismisses the autofill prompt: the request keeps waiting; focusing again
   // (the window regaining focus) or typing does not bring the prompt back; a click does.
   const dismissFrom = host.pinentry.dialogs().length;
-  host.pinentry.direct({ script: { GETPIN: ['cancel'] } });
+  // (Both accounts are in the bridge's record: the prompt is the choice, dismissed there.)
+  host.pinentry.direct({ script: { CONFIRM: ['cancel'] } });
   await page.focus('#signin-username');
   await host.pinentry.waitForDialogs(dismissFrom + 1);
   await sleep(500);
@@ -879,14 +880,14 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   assert.equal(host.pinentry.dialogs().length, dismissFrom + 1, 'no prompt from refocusing or typing');
   assert.equal((await conditionalState(page, 'second')).outcome, 'pending');
   await shot(page, 'index-autofill-dismissed');
-  host.pinentry.direct({ script: { CONFIRM: ['ok'] } }); // the first account listed (Grace)
+  host.pinentry.direct({ script: { CONFIRM: ['ok'] } }); // the first listed: Grace, used last
   await page.click('#signin-username');
   await page.waitForFunction(() => globalThis.conditional.second.outcome !== 'pending', null, { timeout: STEP_MS });
   const picked = await conditionalState(page, 'second');
   assert.equal(picked.outcome, 'credential', JSON.stringify(picked));
   assert.equal(picked.json.response.userHandle, grace.userId);
   assert.deepEqual(host.pinentry.dialogs().slice(dismissFrom).map((d) => [d.command, d.answer]),
-    [['GETPIN', 'cancel'], ['GETPIN', 'pin'], ['CONFIRM', 'ok']]);
+    [['CONFIRM', 'cancel'], ['CONFIRM', 'ok'], ['GETPIN', 'pin']]);
   const signedIn = await pageFetch(page, 'POST', '/api/login/verify', picked.json);
   assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
   assert.equal(signedIn.body.user.name, grace.name);
