@@ -811,7 +811,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   await signOut(page, host.base);
   await traffic.waitFor(isArm, 'armed after signing out', abortMark);
   const abortFrom = host.pinentry.dialogs().length;
-  host.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+  host.pinentry.direct({ script: { CONFIRM: [{ hang: true }] } }); // the choice comes first
   await page.focus('#signin-username');
   const open = await host.pinentry.waitForDialogs(abortFrom + 1);
   assert.ok(open[abortFrom].description.startsWith('Passkey autofill:'), open[abortFrom].description);
@@ -820,7 +820,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const byName = await signIn(page, host.base, grace.name);
   await closed(open[abortFrom].pid);
   const afterAbort = host.pinentry.dialogs().slice(abortFrom);
-  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['GETPIN', 'hang'], ['GETPIN', 'pin']]);
+  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['CONFIRM', 'hang'], ['GETPIN', 'pin']]);
   assert.ok(afterAbort[1].description.startsWith(`${host.base} wants to sign in with your passkey for localhost.`), afterAbort[1].description);
   assert.equal(byName.body.user.name, grace.name);
   assert.equal((await pageFetch(page, 'GET', '/api/session')).body.user.name, grace.name);
