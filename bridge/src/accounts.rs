@@ -102,6 +102,53 @@ fn bounded(name: Option<&str>) -> Option<String> {
     name.get(..end).map(str::to_owned)
 }
 
+/// Puts `account` first among `accounts` (merged with what was recorded of it); whether
+/// anything was recorded.
+fn learn_one(accounts: &mut Vec<EntryForm>, rp_id: &str, account: &Account) -> bool {
+    if account.credential_id.is_empty() {
+        return false;
+    }
+    let id = b64::encode(&account.credential_id);
+    let old = accounts
+        .iter()
+        .position(|e| e.rp_id == rp_id && e.credential_id == id)
+        .map(|i| accounts.remove(i));
+    let entry = EntryForm {
+        rp_id: rp_id.to_owned(),
+        credential_id: id,
+        user_handle: account
+            .user_handle
+            .as_deref()
+            .map(b64::encode)
+            .or_else(|| old.as_ref().and_then(|o| o.user_handle.clone())),
+        name: bounded(account.name.as_deref())
+            .or_else(|| old.as_ref().and_then(|o| o.name.clone())),
+        display_name: bounded(account.display_name.as_deref())
+            .or_else(|| old.as_ref().and_then(|o| o.display_name.clone())),
+    };
+    if entry.name.is_none() && entry.display_name.is_none() {
+        return false;
+    }
+    accounts.insert(0, entry);
+    true
+}
+
+/// Forgets `rp_id`'s least recently used accounts past [`MAX_ACCOUNTS_PER_RP`].
+fn bound(accounts: &mut Vec<EntryForm>, rp_id: &str) {
+    let mut of_rp = accounts.iter().filter(|e| e.rp_id == rp_id).count();
+    // Least recently used last: drop from the end.
+    let mut kept = Vec::with_capacity(accounts.len());
+    for entry in std::mem::take(accounts).into_iter().rev() {
+        if entry.rp_id == rp_id && of_rp > MAX_ACCOUNTS_PER_RP {
+            of_rp -= 1;
+        } else {
+            kept.push(entry);
+        }
+    }
+    kept.reverse();
+    *accounts = kept;
+}
+
 impl AccountRecord {
     /// The record at `path` (created, with its 0700 directory, on the first write).
     pub fn new(path: PathBuf) -> Self {
@@ -182,50 +229,20 @@ impl AccountRecord {
             .collect())
     }
 
-    /// Records `account` of `rp_id` as the most recently used: new, or updated (names the
-    /// account already has stay when `account` brings none). Accounts without a name or
-    /// display name are not recorded (a choice between unnamed accounts is a blind one).
-    pub fn learn(&self, rp_id: &str, account: &Account) -> Result<(), AccountRecordError> {
-        if account.credential_id.is_empty() {
-            return Ok(());
-        }
-        let id = b64::encode(&account.credential_id);
-        let name = bounded(account.name.as_deref());
-        let display_name = bounded(account.display_name.as_deref());
+    /// Records `seen` accounts of `rp_id`, the first as the most recently used, in one
+    /// write: new, or updated (names an account already has stay when it comes with none).
+    /// Accounts without a name or display name are not recorded (a choice between unnamed
+    /// accounts is a blind one).
+    pub fn learn(&self, rp_id: &str, seen: &[&Account]) -> Result<(), AccountRecordError> {
         self.update(|accounts| {
-            let old = accounts
-                .iter()
-                .position(|e| e.rp_id == rp_id && e.credential_id == id)
-                .map(|i| accounts.remove(i));
-            let entry = EntryForm {
-                rp_id: rp_id.to_owned(),
-                credential_id: id,
-                user_handle: account
-                    .user_handle
-                    .as_deref()
-                    .map(b64::encode)
-                    .or_else(|| old.as_ref().and_then(|o| o.user_handle.clone())),
-                name: name.or_else(|| old.as_ref().and_then(|o| o.name.clone())),
-                display_name: display_name
-                    .or_else(|| old.as_ref().and_then(|o| o.display_name.clone())),
-            };
-            if entry.name.is_none() && entry.display_name.is_none() {
-                return ((), false);
+            let mut changed = false;
+            for account in seen.iter().rev() {
+                changed |= learn_one(accounts, rp_id, account);
             }
-            accounts.insert(0, entry);
-            let mut of_rp = accounts.iter().filter(|e| e.rp_id == rp_id).count();
-            // Oldest last: drop this site's from the end past the bound.
-            let mut kept = Vec::with_capacity(accounts.len());
-            for entry in std::mem::take(accounts).into_iter().rev() {
-                if entry.rp_id == rp_id && of_rp > MAX_ACCOUNTS_PER_RP {
-                    of_rp -= 1;
-                } else {
-                    kept.push(entry);
-                }
+            if changed {
+                bound(accounts, rp_id);
             }
-            kept.reverse();
-            *accounts = kept;
-            ((), true)
+            ((), changed)
         })
     }
 
@@ -301,9 +318,13 @@ mod tests {
         let record = AccountRecord::new(accounts_path(state.path()));
         assert!(record.accounts("example.com").unwrap().is_empty());
         assert!(!record.path().exists(), "reading creates nothing");
-        record.learn("example.com", &account(1, "olivia")).unwrap();
-        record.learn("example.com", &account(2, "peggy")).unwrap();
-        record.learn("other.org", &account(3, "trent")).unwrap();
+        record
+            .learn("example.com", &[&account(1, "olivia")])
+            .unwrap();
+        record
+            .learn("example.com", &[&account(2, "peggy")])
+            .unwrap();
+        record.learn("other.org", &[&account(3, "trent")]).unwrap();
         assert_eq!(names(&record, "example.com"), ["peggy", "olivia"]);
         assert_eq!(names(&record, "other.org"), ["trent"]);
         let olivia = &record.accounts("example.com").unwrap()[1];
@@ -314,7 +335,7 @@ mod tests {
             display_name: None,
             ..account(1, "olivia")
         };
-        record.learn("example.com", &nameless).unwrap();
+        record.learn("example.com", &[&nameless]).unwrap();
         assert_eq!(names(&record, "example.com"), ["olivia", "peggy"]);
         assert_eq!(
             record.accounts("example.com").unwrap()[0]
@@ -326,13 +347,17 @@ mod tests {
         record
             .learn(
                 "example.com",
-                &Account {
+                &[&Account {
                     credential_id: vec![9; 16],
                     ..nameless
-                },
+                }],
             )
             .unwrap();
         assert_eq!(record.accounts("example.com").unwrap().len(), 2);
+        // Several at once (a verified discoverable sign-in): the first is the one used.
+        let (walter, peggy) = (account(4, "walter"), account(2, "peggy"));
+        record.learn("example.com", &[&walter, &peggy]).unwrap();
+        assert_eq!(names(&record, "example.com"), ["walter", "peggy", "olivia"]);
         assert_eq!(mode(record.path()), 0o600);
         assert_eq!(mode(record.path().parent().unwrap()), 0o700);
         let mut files: Vec<_> = std::fs::read_dir(record.path().parent().unwrap())
@@ -356,9 +381,13 @@ mod tests {
             !record.path().exists(),
             "forgetting nothing creates nothing"
         );
-        record.learn("example.com", &account(1, "olivia")).unwrap();
-        record.learn("example.com", &account(2, "peggy")).unwrap();
-        record.learn("other.org", &account(3, "trent")).unwrap();
+        record
+            .learn("example.com", &[&account(1, "olivia")])
+            .unwrap();
+        record
+            .learn("example.com", &[&account(2, "peggy")])
+            .unwrap();
+        record.learn("other.org", &[&account(3, "trent")]).unwrap();
         assert!(record.forget_credential("example.com", &[2; 16]).unwrap());
         assert!(
             !record.forget_credential("other.org", &[1; 16]).unwrap(),
@@ -376,11 +405,13 @@ mod tests {
     fn a_failed_write_keeps_the_accounts_recorded_before() {
         let state = tempfile::tempdir().unwrap();
         let record = AccountRecord::new(accounts_path(state.path()));
-        record.learn("example.com", &account(1, "olivia")).unwrap();
+        record
+            .learn("example.com", &[&account(1, "olivia")])
+            .unwrap();
         for op in [faults::Op::Write, faults::Op::Fsync, faults::Op::Rename] {
             let fault = faults::inject(op, 1, rustix::io::Errno::NOSPC.raw_os_error());
             let error = record
-                .learn("example.com", &account(2, "peggy"))
+                .learn("example.com", &[&account(2, "peggy")])
                 .unwrap_err();
             assert!(
                 matches!(error, AccountRecordError::File(PrivateFileError::Io { .. })),
@@ -400,7 +431,9 @@ mod tests {
     fn a_record_others_may_write_is_refused() {
         let state = tempfile::tempdir().unwrap();
         let record = AccountRecord::new(accounts_path(state.path()));
-        record.learn("example.com", &account(1, "olivia")).unwrap();
+        record
+            .learn("example.com", &[&account(1, "olivia")])
+            .unwrap();
         std::fs::set_permissions(record.path(), std::fs::Permissions::from_mode(0o620)).unwrap();
         assert!(matches!(
             record.accounts("example.com"),
@@ -413,7 +446,7 @@ mod tests {
         let dir = record.path().parent().unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o757)).unwrap();
         assert!(matches!(
-            record.learn("example.com", &account(2, "peggy")),
+            record.learn("example.com", &[&account(2, "peggy")]),
             Err(AccountRecordError::File(PrivateFileError::NotPrivate {
                 mode: 0o757,
                 ..
@@ -428,7 +461,7 @@ mod tests {
         for n in 0..MAX_ACCOUNTS_PER_RP + 2 {
             let byte = u8::try_from(n).unwrap();
             record
-                .learn("example.com", &account(byte, &format!("u{n}")))
+                .learn("example.com", &[&account(byte, &format!("u{n}"))])
                 .unwrap();
         }
         let kept = names(&record, "example.com");
@@ -441,7 +474,7 @@ mod tests {
         );
         // 40 two-byte characters: cut to 64 bytes, at a character boundary.
         let long = "é".repeat(40);
-        record.learn("long.example", &account(1, &long)).unwrap();
+        record.learn("long.example", &[&account(1, &long)]).unwrap();
         assert_eq!(names(&record, "long.example"), ["é".repeat(32)]);
         for bad in [
             "{",

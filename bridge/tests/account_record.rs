@@ -280,12 +280,12 @@ fn a_passkey_gone_from_the_authenticator_is_forgotten() {
     rig.record
         .learn(
             "example.com",
-            &Account {
+            &[&Account {
                 credential_id: vec![0x6b; 32],
                 user_handle: Some(b"ghost".to_vec()),
                 name: Some("ghost".into()),
                 display_name: None,
-            },
+            }],
         )
         .unwrap();
     rig.pinentry.direct(json!({"getpin": PIN, "confirm": "ok"}));
@@ -327,4 +327,30 @@ fn a_passkey_gone_from_the_authenticator_is_forgotten() {
     );
     assert!(rig.known().is_empty());
     let _ = &rig.shared;
+}
+
+#[test]
+fn a_record_others_may_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::new();
+    let bridge = rig.bridge(true);
+    let olivia = bridge.create(ORIGIN, None, &creation("olivia")).unwrap();
+    bridge.create(ORIGIN, None, &creation("peggy")).unwrap();
+    let path = rig.record.path().to_owned();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let before_bytes = std::fs::read(&path).unwrap();
+    // Its names are not trusted: the sign-in goes as without a record (the PIN, then the
+    // authenticator's own list), and nothing is written to it.
+    rig.pinentry
+        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+    let before = rig.pinentry.dialogs().len();
+    let a = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap();
+    assert_eq!(a["id"], olivia["id"]);
+    let order: Vec<String> = rig
+        .dialogs_since(before)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(order, ["GETPIN", "CONFIRM", "CONFIRM"]);
+    assert_eq!(std::fs::read(&path).unwrap(), before_bytes);
 }

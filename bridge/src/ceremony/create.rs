@@ -256,14 +256,14 @@ impl Bridge {
         if rk {
             // A discoverable passkey: the account record learns its names from the options
             // (what the person will choose between at the next sign-in here).
-            self.learn_account(
+            self.learn_accounts(
                 &rp_id,
-                &Account {
+                &[&Account {
                     credential_id: attested.credential_id.clone(),
                     user_handle: Some(user_handle),
                     name: Some(options.user.name.clone()),
                     display_name: Some(options.user.display_name.clone()),
-                },
+                }],
             );
         }
         let id = b64::encode(&attested.credential_id);

@@ -355,12 +355,15 @@ impl Bridge {
         }
         if auth_data.flags.user_verified() {
             // Only a verified assertion names its accounts; the one used goes first.
-            for (i, seen) in accounts.iter().enumerate().rev() {
-                if i != chosen {
-                    self.learn_account(&rp_id, seen);
-                }
-            }
-            self.learn_account(&rp_id, account);
+            let mut seen = vec![account];
+            seen.extend(
+                accounts
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != chosen)
+                    .map(|(_, a)| a),
+            );
+            self.learn_accounts(&rp_id, &seen);
         }
         let mut extension_results = ClientExtensionResults::default();
         if prf_requested {

@@ -364,10 +364,11 @@ impl Bridge {
         }
     }
 
-    /// Records `account` of `rp_id` as seen (after a create or a verified assertion).
-    fn learn_account(&self, rp_id: &str, account: &Account) {
+    /// Records `seen` accounts of `rp_id` (after a create or a verified assertion), the
+    /// first as the one used.
+    fn learn_accounts(&self, rp_id: &str, seen: &[&Account]) {
         if let Some(record) = &self.accounts {
-            if let Err(e) = record.learn(rp_id, account) {
+            if let Err(e) = record.learn(rp_id, seen) {
                 tracing::warn!(error = %e, "the account record cannot be written");
             }
         }
