@@ -246,6 +246,32 @@ impl AccountRecord {
         })
     }
 
+    /// After a verified discoverable sign-in, which found every passkey the authenticator
+    /// holds for `rp_id`: the record of that site becomes exactly `found` (the first as the
+    /// one used), so passkeys deleted elsewhere or by a reset stop being offered. An empty
+    /// `found` (NO_CREDENTIALS) forgets the site.
+    pub fn replace(&self, rp_id: &str, found: &[&Account]) -> Result<(), AccountRecordError> {
+        if found.is_empty() && !self.path.exists() {
+            return Ok(());
+        }
+        let ids: Vec<String> = found
+            .iter()
+            .map(|a| b64::encode(&a.credential_id))
+            .collect();
+        self.update(|accounts| {
+            let before = accounts.len();
+            accounts.retain(|e| e.rp_id != rp_id || ids.contains(&e.credential_id));
+            let mut changed = accounts.len() != before;
+            for account in found.iter().rev() {
+                changed |= learn_one(accounts, rp_id, account);
+            }
+            if changed {
+                bound(accounts, rp_id);
+            }
+            ((), changed)
+        })
+    }
+
     /// Forgets one credential of `rp_id` (the authenticator no longer holds it); whether it
     /// was recorded.
     pub fn forget_credential(
@@ -399,6 +425,44 @@ mod tests {
         assert_eq!(names(&record, "other.org"), ["trent"]);
         assert_eq!(record.forget(&Forget::All).unwrap(), 1);
         assert!(names(&record, "other.org").is_empty());
+    }
+
+    #[test]
+    fn a_complete_list_replaces_the_site() {
+        let state = tempfile::tempdir().unwrap();
+        let record = AccountRecord::new(accounts_path(state.path()));
+        record.replace("example.com", &[]).unwrap();
+        assert!(
+            !record.path().exists(),
+            "nothing to forget, nothing created"
+        );
+        let (olivia, peggy, trent) = (
+            account(1, "olivia"),
+            account(2, "peggy"),
+            account(3, "trent"),
+        );
+        record.learn("example.com", &[&olivia, &peggy]).unwrap();
+        record.learn("other.org", &[&trent]).unwrap();
+        // The authenticator found trent's passkey for example.com and olivia's (peggy's is
+        // gone); a nameless answer keeps olivia's recorded names.
+        let nameless = Account {
+            name: None,
+            display_name: None,
+            ..olivia.clone()
+        };
+        let trent_here = account(4, "trent");
+        record
+            .replace("example.com", &[&trent_here, &nameless])
+            .unwrap();
+        assert_eq!(names(&record, "example.com"), ["trent", "olivia"]);
+        assert_eq!(
+            names(&record, "other.org"),
+            ["trent"],
+            "other sites untouched"
+        );
+        record.replace("example.com", &[]).unwrap();
+        assert!(names(&record, "example.com").is_empty());
+        assert_eq!(names(&record, "other.org"), ["trent"]);
     }
 
     #[test]

@@ -354,3 +354,31 @@ fn a_record_others_may_write_is_not_used() {
     assert_eq!(order, ["GETPIN", "CONFIRM", "CONFIRM"]);
     assert_eq!(std::fs::read(&path).unwrap(), before_bytes);
 }
+
+#[test]
+fn a_verified_discoverable_sign_in_resyncs_the_site() {
+    let rig = Rig::new();
+    let ghost = Account {
+        credential_id: vec![0x6b; 32],
+        user_handle: Some(b"ghost".to_vec()),
+        name: Some("ghost".into()),
+        display_name: None,
+    };
+    // The authenticator holds no passkey for the site (a reset, say) but the record names
+    // one: the verified look-up finds none and the record forgets the site.
+    rig.record.learn("example.com", &[&ghost]).unwrap();
+    let bridge = rig.bridge(true);
+    let e = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap_err();
+    assert_eq!(e.name, ErrorName::NotAllowedError);
+    assert!(rig.known().is_empty(), "{:?}", rig.known());
+    // Made elsewhere (no record), then a ghost: the verified discoverable sign-in found
+    // olivia only, so the record of the site is olivia alone.
+    let olivia = rig
+        .bridge(false)
+        .create(ORIGIN, None, &creation("olivia"))
+        .unwrap();
+    rig.record.learn("example.com", &[&ghost]).unwrap();
+    let a = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap();
+    assert_eq!(a["id"], olivia["id"]);
+    assert_eq!(rig.known(), ["olivia"]);
+}

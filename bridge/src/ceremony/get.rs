@@ -277,6 +277,15 @@ impl Bridge {
         ) {
             Ok(first) => first,
             Err(e) => {
+                let verified = matches!(uv, Uv::BuiltIn) || uv.token().is_some();
+                if allow.is_empty()
+                    && verified
+                    && e == BridgeError::from_status(StatusCode::NoCredentials.byte())
+                {
+                    // A verified discoverable look-up finds every passkey of the site (even
+                    // credProtect level 3): there is none, so the record forgets the site.
+                    self.replace_accounts(&rp_id, &[]);
+                }
                 if let [only] = allow.as_slice() {
                     if e == BridgeError::from_status(StatusCode::NoCredentials.byte()) {
                         // Deleted on the authenticator (or by another client): the record
@@ -354,7 +363,9 @@ impl Bridge {
             return Err(BridgeError::not_allowed("the user was not verified"));
         }
         if auth_data.flags.user_verified() {
-            // Only a verified assertion names its accounts; the one used goes first.
+            // Only a verified assertion names its accounts; the one used goes first. A
+            // discoverable one (no allow list) found every passkey of the site (all of them
+            // read, at most 100): the record of the site becomes exactly that list.
             let mut seen = vec![account];
             seen.extend(
                 accounts
@@ -363,7 +374,12 @@ impl Bridge {
                     .filter(|&(i, _)| i != chosen)
                     .map(|(_, a)| a),
             );
-            self.learn_accounts(&rp_id, &seen);
+            let complete = i64::try_from(assertions.len()).ok() == Some(count);
+            if allow.is_empty() && complete {
+                self.replace_accounts(&rp_id, &seen);
+            } else {
+                self.learn_accounts(&rp_id, &seen);
+            }
         }
         let mut extension_results = ClientExtensionResults::default();
         if prf_requested {

@@ -374,6 +374,15 @@ impl Bridge {
         }
     }
 
+    /// After a verified discoverable sign-in: `rp_id`'s record becomes exactly `found`.
+    fn replace_accounts(&self, rp_id: &str, found: &[&Account]) {
+        if let Some(record) = &self.accounts {
+            if let Err(e) = record.replace(rp_id, found) {
+                tracing::warn!(error = %e, "the account record cannot be written");
+            }
+        }
+    }
+
     /// Forgets a credential the authenticator says it no longer holds.
     fn forget_stale_account(&self, rp_id: &str, credential_id: &[u8]) {
         if let Some(record) = &self.accounts {
