@@ -12,8 +12,9 @@
 //! passkey metadata does), so it is written like the pairings: 0600 in a 0700 directory,
 //! atomically and durably, every change under `accounts.lock`, and a file others may write
 //! is refused. An entry goes when the authenticator says the credential is gone
-//! (NO_CREDENTIALS for an allow list of just it), and `passgate bridge forget` clears a site
-//! or everything. Names are stored as the relying party gave them (bounded) and cleaned by
+//! (NO_CREDENTIALS for an allow list of just it); a verified discoverable sign-in, which
+//! finds all of a site's passkeys, replaces that site's record ([`AccountRecord::replace`]);
+//! `passgate bridge forget` clears a site or everything. Names are stored as the relying party gave them (bounded) and cleaned by
 //! `passgate_proto::display` before any prompt shows them.
 
 use std::path::{Path, PathBuf};
