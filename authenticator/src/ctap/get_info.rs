@@ -115,10 +115,7 @@ impl Authenticator {
             (
                 22,
                 Some(Value::Array(
-                    self.attestation_formats()
-                        .into_iter()
-                        .map(|f| text(f))
-                        .collect(),
+                    self.attestation_formats().into_iter().map(text).collect(),
                 )),
             ),
         ]);
