@@ -11,6 +11,7 @@
 mod support;
 
 use passgate_authenticator::api::key_store::{KeyStore, KeyStoreError};
+use passgate_authenticator::tpm::capture::TpmBusRecorder;
 use passgate_authenticator::tpm::{
     ActivationChallenge, ActivationRequest, CREDENTIAL_LEN, TpmKeyStore, attestation_key_name,
     make_credential, seal_attestation_chain,
@@ -22,6 +23,15 @@ use support::tpm::open_store;
 /// The test CA's side: MakeCredential on `ca_tpm` for `request`'s EK and AK, the AK
 /// certificate issued from `request`, sealed under the credential.
 fn answer(ca: &TestCa, ca_tpm: &Swtpm, request: &ActivationRequest) -> ActivationChallenge {
+    answer_with_credential(ca, ca_tpm, request).0
+}
+
+/// [`answer`], and the credential it protects.
+fn answer_with_credential(
+    ca: &TestCa,
+    ca_tpm: &Swtpm,
+    request: &ActivationRequest,
+) -> (ActivationChallenge, [u8; CREDENTIAL_LEN]) {
     let mut credential = [0u8; CREDENTIAL_LEN];
     aws_lc_rs::rand::fill(&mut credential).unwrap();
     let (credential_blob, encrypted_secret) =
@@ -33,11 +43,12 @@ fn answer(ca: &TestCa, ca_tpm: &Swtpm, request: &ActivationRequest) -> Activatio
         tpm_model: ak.tpm_model.clone(),
         tpm_version: ak.tpm_version.clone(),
     });
-    ActivationChallenge {
+    let challenge = ActivationChallenge {
         credential_blob,
         encrypted_secret,
         sealed_chain: seal_attestation_chain(&credential, &[certificate]).unwrap(),
-    }
+    };
+    (challenge, credential)
 }
 
 fn activation_error(store: &mut TpmKeyStore, challenge: &ActivationChallenge) -> String {
@@ -108,11 +119,31 @@ fn only_this_tpms_endorsement_key_and_attestation_key_activate_the_certificate()
     assert!(message.contains("does not open"), "{message}");
     assert!(!store.can_attest());
 
-    // This TPM's EK and AK: activated, the chain opens and is installed.
-    store
-        .activate_attestation_chain(&answer(&ca, &ca_tpm, &request))
-        .unwrap();
+    // This TPM's EK and AK: activated, the chain opens and is installed. Recorded on the bus:
+    // the TPM returns the credential encrypted by the salted session, never in the clear.
+    drop(store);
+    let bus = TpmBusRecorder::start(tpm.port).unwrap();
+    let mut store = open_store(&bus.tcti(), dir.path());
+    let (challenge, credential) = answer_with_credential(&ca, &ca_tpm, &request);
+    bus.take();
+    store.activate_attestation_chain(&challenge).unwrap();
     assert!(store.can_attest());
+    let exchanges = bus.take();
+    const TPM_CC_ACTIVATE_CREDENTIAL: u32 = 0x147;
+    assert!(
+        exchanges
+            .iter()
+            .any(|e| e.command_code() == Some(TPM_CC_ACTIVATE_CREDENTIAL)
+                && e.response_code() == Some(0)),
+        "ActivateCredential succeeded on the recorded bus"
+    );
+    let in_the_clear = |bytes: &[u8]| bytes.windows(CREDENTIAL_LEN).any(|w| w == credential);
+    assert!(
+        !exchanges
+            .iter()
+            .any(|e| in_the_clear(&e.command) || in_the_clear(&e.response)),
+        "the activated credential crossed the bus in the clear"
+    );
     drop(store);
     // Kept in the state store, like a chain installed by hand.
     assert!(open_store(&tpm.tcti(), dir.path()).can_attest());
