@@ -225,7 +225,7 @@ impl Authenticator {
             }
             sub::UPDATE_USER_INFORMATION => {
                 let id = descriptor_id(sub_params.required(0x02)?)?;
-                let user = super::data::UserEntity::parse(sub_params.required(0x03)?)?;
+                let user = passgate_proto::ctap::strict::user_entity(sub_params.required(0x03)?)?;
                 let mut record = self.find_discoverable(&id)?;
                 check_rp(&record.rp_id)?;
                 if user.id != record.user_id {

@@ -95,7 +95,10 @@ impl Request {
             sub_command: SubCommand(fields::integer(f.required(1, "subCommand")?, "subCommand")?),
             params: f.take(2).map(SetMinPinLength::from_value).transpose()?,
             pin_uv_auth: match (param, protocol) {
-                (Some(param), Some(protocol)) => Some(PinUvAuth { param, protocol }),
+                (Some(param), Some(protocol)) => Some(PinUvAuth {
+                    param,
+                    protocol: Some(protocol),
+                }),
                 (Some(_), None) => return Err(DecodeError::Missing("pinUvAuthProtocol")),
                 (None, _) => None,
             },
@@ -112,7 +115,7 @@ impl super::Request for Request {
             .int(2, self.params.as_ref().map(SetMinPinLength::to_value));
         Some(
             match &self.pin_uv_auth {
-                Some(a) => map.int(3, Some(i(a.protocol))).int(4, Some(b(&a.param))),
+                Some(a) => map.int(3, a.protocol.map(i)).int(4, Some(b(&a.param))),
                 None => map,
             }
             .build(),
@@ -135,7 +138,7 @@ mod tests {
             }),
             pin_uv_auth: Some(PinUvAuth {
                 param: vec![7],
-                protocol: 1,
+                protocol: Some(1),
             }),
         };
         let bytes = r.encode().unwrap();

@@ -99,7 +99,10 @@ impl Request {
             sub_command: SubCommand(fields::integer(f.required(1, "subCommand")?, "subCommand")?),
             params: f.take(2).map(Params::from_value).transpose()?,
             pin_uv_auth: match (param, protocol) {
-                (Some(param), Some(protocol)) => Some(PinUvAuth { param, protocol }),
+                (Some(param), Some(protocol)) => Some(PinUvAuth {
+                    param,
+                    protocol: Some(protocol),
+                }),
                 (Some(_), None) => return Err(DecodeError::Missing("pinUvAuthProtocol")),
                 (None, _) => None,
             },
@@ -124,7 +127,7 @@ impl Request {
             .int(1, Some(i(self.sub_command.0)))
             .int(2, self.params.as_ref().map(Params::to_value));
         match &self.pin_uv_auth {
-            Some(a) => map.int(3, Some(i(a.protocol))).int(4, Some(b(&a.param))),
+            Some(a) => map.int(3, a.protocol.map(i)).int(4, Some(b(&a.param))),
             None => map,
         }
         .build()
@@ -234,7 +237,7 @@ mod tests {
             }),
             pin_uv_auth: Some(PinUvAuth {
                 param: vec![9],
-                protocol: 2,
+                protocol: Some(2),
             }),
             preview: false,
         };
