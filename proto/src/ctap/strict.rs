@@ -197,7 +197,7 @@ pub fn pin_uv_auth(
 mod tests {
     use super::*;
     use crate::ctap::cbor::{encode, int, int_map, text_map};
-    use crate::ctap::{client_pin, get_assertion, make_credential};
+    use crate::ctap::{client_pin, config, credential_management, get_assertion, make_credential};
 
     const LIMITS: Limits = Limits {
         max_credential_count_in_list: 2,
@@ -395,5 +395,64 @@ mod tests {
         assert_eq!(request.sub_command, client_pin::SubCommand(0x1_0005));
         // No permission the authenticator can grant: the empty set, refused at its step.
         assert_eq!(request.permissions, Some(crate::ctap::Permissions::NONE));
+    }
+
+    #[test]
+    fn config_keeps_the_sub_command_params_the_mac_covers() {
+        // setMinPINLength with a member this crate does not know: the MAC covers it too.
+        let sub_params = int_map([
+            (1, Some(int(6))),
+            (0x10, Some(text_map([("x", text("y"))]))),
+        ]);
+        let raw = encode(&sub_params);
+        let body = encode(&int_map([
+            (1, Some(int(3))),
+            (2, Some(sub_params)),
+            (4, Some(Value::Bytes(vec![1; 16]))),
+        ]));
+        let request = config::Request::decode_strict(&body).unwrap();
+        assert_eq!(encode(request.params.as_ref().unwrap()), raw);
+        assert_eq!(request.pin_uv_auth.unwrap().protocol, None);
+        // The typed parameters are read only when asked for (after the MAC).
+        let typed = config::SetMinPinLength::decode_strict(request.params).unwrap();
+        assert_eq!(typed.new_min_pin_length, Some(6));
+        assert_eq!(
+            config::SetMinPinLength::decode_strict(Some(int(1))).err(),
+            Some(StatusCode::CborUnexpectedType)
+        );
+    }
+
+    #[test]
+    fn credential_management_reads_what_the_sub_command_uses_after_the_mac() {
+        use credential_management::{Params, Request, SubCommand};
+        let descriptor = text_map([("id", Some(Value::Bytes(vec![7; 16])))]);
+        let sub_params = int_map([(2, Some(descriptor)), (9, Some(int(1)))]);
+        let raw = encode(&sub_params);
+        let body = encode(&int_map([
+            (1, Some(int(6))),
+            (2, Some(sub_params)),
+            (3, Some(int(2))),
+            (4, Some(Value::Bytes(vec![1; 32]))),
+        ]));
+        let request = Request::decode_strict(&body).unwrap();
+        assert_eq!(request.sub_command, SubCommand::DELETE_CREDENTIAL);
+        assert_eq!(encode(request.params.as_ref().unwrap()), raw);
+        // A credentialID without type is a public-key descriptor.
+        let params = Params::decode_strict(request.params, SubCommand::DELETE_CREDENTIAL).unwrap();
+        let id = params.credential_id.unwrap();
+        assert_eq!((id.kind.as_str(), id.id), ("public-key", vec![7; 16]));
+        // Every subcommand's parameters must be a map; each reads only its own members.
+        assert_eq!(
+            Params::decode_strict(Some(int(1)), SubCommand::GET_CREDS_METADATA).err(),
+            Some(StatusCode::CborUnexpectedType)
+        );
+        assert_eq!(
+            Params::decode_strict(None, SubCommand::UPDATE_USER_INFORMATION).err(),
+            Some(StatusCode::MissingParameter)
+        );
+        assert_eq!(
+            Params::decode_strict(None, SubCommand::GET_CREDS_METADATA),
+            Ok(Params::default())
+        );
     }
 }
