@@ -8,7 +8,6 @@ use passgate_proto::ctap::data::{CredentialParameter, PUBLIC_KEY};
 use super::status::StatusCode;
 use crate::api::key_store::{KeyAlgorithm, PublicKey};
 
-pub use passgate_proto::ctap::strict::{MAX_RP_ID_LENGTH, MAX_USER_ID_LENGTH};
 /// Names longer than this are truncated, as CTAP 2.1 allows (§6.1.2, step "user").
 pub const MAX_NAME_LENGTH: usize = 64;
 
