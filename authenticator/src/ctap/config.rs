@@ -8,8 +8,6 @@ use super::client_pin::permission;
 use super::pin_protocol::Protocol;
 use super::{Authenticator, CommandResult, StatusCode};
 
-type Sub = SubCommand;
-
 /// Most RP IDs that may receive the minimum PIN length (maxRPIDsForSetMinPINLength).
 pub const MAX_RP_IDS_FOR_SET_MIN_PIN_LENGTH: usize = 8;
 
@@ -22,7 +20,9 @@ impl Authenticator {
         } = Request::decode_strict(body)?;
         if !matches!(
             sub_command,
-            Sub::ENABLE_ENTERPRISE_ATTESTATION | Sub::TOGGLE_ALWAYS_UV | Sub::SET_MIN_PIN_LENGTH
+            SubCommand::ENABLE_ENTERPRISE_ATTESTATION
+                | SubCommand::TOGGLE_ALWAYS_UV
+                | SubCommand::SET_MIN_PIN_LENGTH
         ) {
             return Err(StatusCode::InvalidSubcommand);
         }
@@ -40,15 +40,15 @@ impl Authenticator {
         }
         match sub_command {
             // passgate has no enterprise attestation certificate: the feature does not exist.
-            Sub::ENABLE_ENTERPRISE_ATTESTATION => Err(StatusCode::InvalidSubcommand),
-            Sub::TOGGLE_ALWAYS_UV => {
+            SubCommand::ENABLE_ENTERPRISE_ATTESTATION => Err(StatusCode::InvalidSubcommand),
+            SubCommand::TOGGLE_ALWAYS_UV => {
                 let mut state = self.pin.state()?.clone();
                 state.always_uv = !state.always_uv;
                 tracing::info!(always_uv = state.always_uv, "alwaysUv toggled");
                 self.save_pin_state(state)?;
                 Ok(Vec::new())
             }
-            Sub::SET_MIN_PIN_LENGTH => {
+            SubCommand::SET_MIN_PIN_LENGTH => {
                 let SetMinPinLength {
                     new_min_pin_length: new_min,
                     min_pin_length_rp_ids: rp_ids,

@@ -12,8 +12,6 @@ use super::pin_protocol::Protocol;
 use super::{Authenticator, CommandResult, StatusCode, store_error_status};
 use crate::api::credential_store::CredentialRecord;
 
-type Sub = SubCommand;
-
 /// What an enumeration still has to return.
 pub enum Enumeration {
     /// Relying parties: (RP ID, name).
@@ -86,25 +84,25 @@ impl Authenticator {
 
         // Continuations need no token (§6.8.3, §6.8.5).
         match sub_command {
-            Sub::ENUMERATE_RPS_NEXT => {
+            SubCommand::ENUMERATE_RPS_NEXT => {
                 let Some(Enumeration::RelyingParties(it)) = self.enumeration.as_mut() else {
                     return Err(StatusCode::NotAllowed);
                 };
                 let (rp_id, name) = it.next().ok_or(StatusCode::NotAllowed)?;
                 return Ok(rp_response(&rp_id, name.as_deref(), None));
             }
-            Sub::ENUMERATE_CREDENTIALS_NEXT => {
+            SubCommand::ENUMERATE_CREDENTIALS_NEXT => {
                 let Some(Enumeration::Credentials(it)) = self.enumeration.as_mut() else {
                     return Err(StatusCode::NotAllowed);
                 };
                 let record = it.next().ok_or(StatusCode::NotAllowed)?;
                 return credential_response(&record, None);
             }
-            Sub::GET_CREDS_METADATA
-            | Sub::ENUMERATE_RPS_BEGIN
-            | Sub::ENUMERATE_CREDENTIALS_BEGIN
-            | Sub::DELETE_CREDENTIAL
-            | Sub::UPDATE_USER_INFORMATION => {}
+            SubCommand::GET_CREDS_METADATA
+            | SubCommand::ENUMERATE_RPS_BEGIN
+            | SubCommand::ENUMERATE_CREDENTIALS_BEGIN
+            | SubCommand::DELETE_CREDENTIAL
+            | SubCommand::UPDATE_USER_INFORMATION => {}
             _ => return Err(StatusCode::InvalidSubcommand),
         }
         self.enumeration = None;
@@ -124,7 +122,7 @@ impl Authenticator {
         };
 
         match sub_command {
-            Sub::GET_CREDS_METADATA => {
+            SubCommand::GET_CREDS_METADATA => {
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
@@ -143,7 +141,7 @@ impl Authenticator {
                     (2, Some(uint(remaining))),
                 ])))
             }
-            Sub::ENUMERATE_RPS_BEGIN => {
+            SubCommand::ENUMERATE_RPS_BEGIN => {
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
@@ -163,7 +161,7 @@ impl Authenticator {
                 }
                 Ok(rp_response(&rp_id, name.as_deref(), Some(total)))
             }
-            Sub::ENUMERATE_CREDENTIALS_BEGIN => {
+            SubCommand::ENUMERATE_CREDENTIALS_BEGIN => {
                 let hash = sub_params.rp_id_hash.ok_or(StatusCode::MissingParameter)?;
                 let rp_id = self
                     .env
@@ -188,7 +186,7 @@ impl Authenticator {
                 }
                 credential_response(&first, Some(total))
             }
-            Sub::DELETE_CREDENTIAL => {
+            SubCommand::DELETE_CREDENTIAL => {
                 let id = sub_params
                     .credential_id
                     .ok_or(StatusCode::MissingParameter)?
@@ -206,7 +204,7 @@ impl Authenticator {
                 tracing::info!(rp = %record.rp_id, "credential deleted by credential management");
                 Ok(Vec::new())
             }
-            Sub::UPDATE_USER_INFORMATION => {
+            SubCommand::UPDATE_USER_INFORMATION => {
                 let (Some(credential), Some(user)) = (sub_params.credential_id, sub_params.user)
                 else {
                     return Err(StatusCode::MissingParameter);

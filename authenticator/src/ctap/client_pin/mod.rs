@@ -60,9 +60,6 @@ pub mod permission {
     pub const ACFG: u8 = 0x20;
 }
 
-/// The subcommands, by their proto names.
-type Sub = SubCommand;
-
 impl Authenticator {
     pub(super) fn save_pin_state(&mut self, state: PinState) -> Result<(), StatusCode> {
         let uv_retries = state.uv_retries;
@@ -156,7 +153,7 @@ impl Authenticator {
             Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)
         };
         match sub_command {
-            Sub::GET_PIN_RETRIES => {
+            SubCommand::GET_PIN_RETRIES => {
                 let state = self.pin.state()?;
                 // No PIN, no retries to count: python-fido2's device suite and current
                 // security keys answer PIN_NOT_SET rather than a counter of a PIN that isn't.
@@ -173,12 +170,12 @@ impl Authenticator {
                     ),
                 ])))
             }
-            Sub::GET_KEY_AGREEMENT => {
+            SubCommand::GET_KEY_AGREEMENT => {
                 protocol()?;
                 let ka = self.pin.key_agreement.as_ref().ok_or(StatusCode::Other)?;
                 Ok(encode(&int_map([(1, Some(ka.cose_public_key()))])))
             }
-            Sub::SET_PIN => {
+            SubCommand::SET_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(param), Some(new_pin_enc)) =
                     (key_agreement, auth_param, new_pin_enc)
@@ -197,7 +194,7 @@ impl Authenticator {
                 self.save_pin_state(state)?;
                 Ok(Vec::new())
             }
-            Sub::CHANGE_PIN => {
+            SubCommand::CHANGE_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(param), Some(new_pin_enc), Some(pin_hash_enc)) =
                     (key_agreement, auth_param, new_pin_enc, pin_hash_enc)
@@ -224,12 +221,12 @@ impl Authenticator {
                 self.pin.token = None;
                 Ok(Vec::new())
             }
-            Sub::GET_PIN_TOKEN | Sub::GET_TOKEN_USING_PIN => {
+            SubCommand::GET_PIN_TOKEN | SubCommand::GET_TOKEN_USING_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(pin_hash_enc)) = (key_agreement, pin_hash_enc) else {
                     return Err(StatusCode::MissingParameter);
                 };
-                let (permissions, rp_id) = if sub_command == Sub::GET_PIN_TOKEN {
+                let (permissions, rp_id) = if sub_command == SubCommand::GET_PIN_TOKEN {
                     if permissions.is_some() || rp_id.is_some() {
                         return Err(StatusCode::InvalidParameter);
                     }
@@ -255,7 +252,7 @@ impl Authenticator {
                     release,
                 )
             }
-            Sub::GET_TOKEN_USING_UV => {
+            SubCommand::GET_TOKEN_USING_UV => {
                 let protocol = protocol()?;
                 let Some(ka) = key_agreement else {
                     return Err(StatusCode::MissingParameter);
@@ -276,7 +273,7 @@ impl Authenticator {
                 let release = self.env.key_store.release_for(Some(&verified));
                 self.issue_token(protocol, &shared, permissions, rp_id, verified, release)
             }
-            Sub::GET_UV_RETRIES => {
+            SubCommand::GET_UV_RETRIES => {
                 if !self.env.user.status().available {
                     return Err(StatusCode::InvalidSubcommand);
                 }
