@@ -233,7 +233,7 @@ pub async fn serve_connections<V>(
 
 /// Whether `request` is `POST /api/verify/assertion`, which the main port serves without the
 /// router (see [`super::verify_route`]).
-pub(crate) fn is_verify_route<B>(request: &hyper::Request<B>) -> bool {
+pub fn is_verify_route<B>(request: &hyper::Request<B>) -> bool {
     request.method() == hyper::Method::POST && request.uri().path() == "/api/verify/assertion"
 }
 
