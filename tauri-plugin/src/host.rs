@@ -12,7 +12,8 @@ use passgate_authenticator::setup::{
     AuthenticatorParts, KeyStoreChoice, VerifierChoice, build_authenticator, user_verification,
 };
 use passgate_bridge::channel::{ChannelRouter, Sender};
-use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
+use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
 use serde_json::{Value as Json, json};
 use url::Url;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_bridge::prompt::{Pinentry, PromptPresence, TrustedPrompt};
+use passgate_bridge::prompt::{Pinentry, PromptPresence};
 use passgate_bridge::{CtapTransport, InProcess, TransportError, UserInterface};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use passgate_testkit::ScriptedPinentry;
 use zeroize::Zeroizing;
 

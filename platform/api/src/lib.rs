@@ -22,4 +22,5 @@ pub mod state_store;
 // SO_PEERCRED, which the Unix socket's same-user check needs, is Linux's.
 #[cfg(target_os = "linux")]
 pub mod transport;
+pub mod trusted_prompt;
 pub mod user_verifier;
