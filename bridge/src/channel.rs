@@ -21,6 +21,7 @@
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
 //! of a paired page). `origin`/`topOrigin` members in a message are never read.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -85,6 +86,33 @@ pub struct Context<'a> {
     pub interaction: &'a Interaction,
 }
 
+/// Why a message failed, as the page gets it: the reply's `error`, `{"name": ..., "message":
+/// ...}`. Each feature names its own failures: the WebAuthn types reject with the DOMException
+/// names a `navigator.credentials` call would, the app APIs with theirs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ChannelError {
+    /// The error's name (a DOMException name for WebAuthn, e.g. `NotAllowedError`).
+    pub name: Cow<'static, str>,
+    /// A human-readable explanation; never a secret.
+    pub message: String,
+}
+
+impl ChannelError {
+    /// An error named `name`.
+    pub fn new(name: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `{"name": ..., "message": ...}`.
+    pub fn to_json(&self) -> Json {
+        json!({ "name": self.name, "message": self.message })
+    }
+}
+
 /// Handles one message type.
 pub trait Handler: Send + Sync {
     /// The result for `message` (the whole message object, `type` and `requestId`
@@ -93,20 +121,34 @@ pub trait Handler: Send + Sync {
         &self,
         context: &Context<'_>,
         message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError>;
+    ) -> Result<Json, ChannelError>;
 }
 
 impl<F> Handler for F
 where
-    F: Fn(&Context<'_>, &Map<String, Json>) -> Result<Json, BridgeError> + Send + Sync,
+    F: Fn(&Context<'_>, &Map<String, Json>) -> Result<Json, ChannelError> + Send + Sync,
 {
     fn handle(
         &self,
         context: &Context<'_>,
         message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError> {
+    ) -> Result<Json, ChannelError> {
         self(context, message)
     }
+}
+
+/// Where a feature registers its message types: a host's channel router. The app APIs
+/// register their namespaces through it, so they need not know the router.
+pub trait HandlerRegistry {
+    /// Adds a handler for the message type `kind`.
+    fn register(&mut self, kind: &str, handler: Arc<dyn Handler>) -> Result<(), RegisterError>;
+
+    /// Adds `handler` for every message type that starts with `prefix` (`"vault."`).
+    fn register_namespace(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RegisterError>;
 }
 
 /// Why a handler could not be registered.
@@ -137,18 +179,20 @@ impl Handler for WebAuthn {
         &self,
         context: &Context<'_>,
         message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError> {
+    ) -> Result<Json, ChannelError> {
         let kind = message.get("type").and_then(Json::as_str).unwrap_or("");
         let sender = context.sender;
         let conditional = message.get("mediation").and_then(Json::as_str) == Some("conditional");
         match kind {
             "get" if conditional => {
                 let request_id = message.get("requestId").and_then(request_key);
-                return self.conditional.arm(sender, request_id, message);
+                return Ok(self.conditional.arm(sender, request_id, message)?);
             }
-            conditional::AUTOFILL => return self.conditional.hint(sender, message),
+            conditional::AUTOFILL => return Ok(self.conditional.hint(sender, message)?),
             conditional::WAIT => {
-                return self.conditional.wait(sender, message, context.interaction);
+                return Ok(self
+                    .conditional
+                    .wait(sender, message, context.interaction)?);
             }
             _ => {}
         }
@@ -358,7 +402,7 @@ impl ChannelRouter {
             Ok(message) => self.handle_value(sender, &message, None),
             Err(e) => failure(
                 &Json::Null,
-                &BridgeError::type_error(format!("the message is not JSON: {e}")),
+                BridgeError::type_error(format!("the message is not JSON: {e}")),
             ),
         };
         reply.to_string()
@@ -375,7 +419,7 @@ impl ChannelRouter {
         let Some(object) = message.as_object() else {
             return failure(
                 &Json::Null,
-                &BridgeError::type_error("the message is not a JSON object"),
+                BridgeError::type_error("the message is not a JSON object"),
             );
         };
         let request_id = object.get("requestId").cloned().unwrap_or(Json::Null);
@@ -386,7 +430,7 @@ impl ChannelRouter {
                 None => {
                     return failure(
                         &Json::Null,
-                        &BridgeError::type_error(format!(
+                        BridgeError::type_error(format!(
                             "\"requestId\" must be a string or number of at most {MAX_REQUEST_ID} bytes"
                         )),
                     );
@@ -396,7 +440,7 @@ impl ChannelRouter {
         let Some(kind) = object.get("type").and_then(Json::as_str) else {
             return failure(
                 &request_id,
-                &BridgeError::type_error("the message has no \"type\""),
+                BridgeError::type_error("the message has no \"type\""),
             );
         };
         if kind == CANCEL {
@@ -405,7 +449,7 @@ impl ChannelRouter {
         let Some(handler) = self.handlers.get(kind).or_else(|| self.namespace_of(kind)) else {
             return failure(
                 &request_id,
-                &BridgeError::new(
+                BridgeError::new(
                     ErrorName::NotSupportedError,
                     format!("this host does not handle {kind:?} messages"),
                 ),
@@ -421,7 +465,7 @@ impl ChannelRouter {
             if pending.len() >= MAX_PENDING {
                 return failure(
                     &request_id,
-                    &BridgeError::not_allowed("too many requests are in flight"),
+                    BridgeError::not_allowed("too many requests are in flight"),
                 );
             }
             let full_key = (sender.session.clone(), key);
@@ -429,7 +473,7 @@ impl ChannelRouter {
                 Entry::Occupied(_) => {
                     return failure(
                         &request_id,
-                        &BridgeError::new(
+                        BridgeError::new(
                             ErrorName::InvalidStateError,
                             "a request with this requestId is still running",
                         ),
@@ -450,12 +494,12 @@ impl ChannelRouter {
         }))
         .unwrap_or_else(|_| {
             tracing::error!(kind, "a message handler panicked");
-            Err(BridgeError::unknown("internal error"))
+            Err(BridgeError::unknown("internal error").into())
         });
         drop(guard);
         match outcome {
             Ok(result) => json!({ "requestId": request_id, "ok": true, "result": result }),
-            Err(e) => failure(&request_id, &e),
+            Err(e) => failure(&request_id, e),
         }
     }
 
@@ -464,7 +508,7 @@ impl ChannelRouter {
         let Some(target) = object.get("target").and_then(request_key) else {
             return failure(
                 request_id,
-                &BridgeError::type_error("a cancel message names its \"target\" requestId"),
+                BridgeError::type_error("a cancel message names its \"target\" requestId"),
             );
         };
         let running = {
@@ -502,8 +546,22 @@ impl ChannelRouter {
     }
 }
 
-fn failure(request_id: &Json, error: &BridgeError) -> Json {
-    json!({ "requestId": request_id, "ok": false, "error": error.to_json() })
+impl HandlerRegistry for ChannelRouter {
+    fn register(&mut self, kind: &str, handler: Arc<dyn Handler>) -> Result<(), RegisterError> {
+        ChannelRouter::register(self, kind, handler)
+    }
+
+    fn register_namespace(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RegisterError> {
+        ChannelRouter::register_namespace(self, prefix, handler)
+    }
+}
+
+fn failure(request_id: &Json, error: impl Into<ChannelError>) -> Json {
+    json!({ "requestId": request_id, "ok": false, "error": error.into().to_json() })
 }
 
 #[cfg(test)]
@@ -639,7 +697,7 @@ mod tests {
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(BridgeError::new(ErrorName::AbortError, "cancelled"))
+                    Err(BridgeError::new(ErrorName::AbortError, "cancelled").into())
                 }),
             )
             .unwrap();
