@@ -23,7 +23,9 @@
 
 use std::sync::Arc;
 
-use passgate_bridge::channel::{ChannelError, Context, Handler, HandlerRegistry, RegisterError};
+use passgate_platform_api::host_channel::{
+    ChannelError, Context, Handler, HandlerRegistry, RegisterError,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::router::AppRouter;
@@ -91,7 +93,7 @@ pub fn register(
 
 #[cfg(test)]
 mod tests {
-    use passgate_bridge::channel::namespace_of;
+    use passgate_platform_api::host_channel::namespace_of;
 
     use super::*;
 

@@ -21,11 +21,13 @@
 //! [`Sender`] the host established (the webview's committed origin, the HTTP `Origin` header
 //! of a paired page). `origin`/`topOrigin` members in a message are never read.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use passgate_platform_api::host_channel::{
+    ChannelError, Context, Handler, HandlerRegistry, RegisterError, Sender,
+};
 use passgate_platform_api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
@@ -39,135 +41,6 @@ pub const CANCEL: &str = "cancel";
 pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
-/// The namespace of a namespaced message type (`"vault."` for `"vault.open"`), if it has one.
-/// WebAuthn's types have none; features registered with [`ChannelRouter::register_namespace`] (the
-/// app APIs) do, and a host that does not serve them (the extension's native-messaging host)
-/// refuses them by it.
-pub fn namespace_of(kind: &str) -> Option<&str> {
-    kind.find('.').map(|dot| &kind[..=dot])
-}
-
-/// Who sent a message, as the host established it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sender {
-    /// The origin of the calling document.
-    pub origin: String,
-    /// The top-level origin, when the caller is a cross-origin frame.
-    pub top_origin: Option<String>,
-    /// Requests are cancelled only from within the same session (a webview, a pairing).
-    pub session: String,
-}
-
-impl Sender {
-    /// A top-level document of `origin`, in a session of its own origin.
-    pub fn new(origin: impl Into<String>) -> Self {
-        let origin = origin.into();
-        Self {
-            session: origin.clone(),
-            origin,
-            top_origin: None,
-        }
-    }
-
-    /// The same sender in `session`.
-    pub fn in_session(mut self, session: impl Into<String>) -> Self {
-        self.session = session.into();
-        self
-    }
-}
-
-/// What a handler gets besides the message.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    /// Who sent it.
-    pub sender: &'a Sender,
-    /// Cancelled by a `cancel` message for this request (or by the host, e.g. when the HTTP
-    /// client went away); long handlers must watch it.
-    pub interaction: &'a Interaction,
-}
-
-/// Why a message failed, as the page gets it: the reply's `error`, `{"name": ..., "message":
-/// ...}`. Each feature names its own failures: the WebAuthn types reject with the DOMException
-/// names a `navigator.credentials` call would, the app APIs with theirs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name}: {message}")]
-pub struct ChannelError {
-    /// The error's name (a DOMException name for WebAuthn, e.g. `NotAllowedError`).
-    pub name: Cow<'static, str>,
-    /// A human-readable explanation; never a secret.
-    pub message: String,
-}
-
-impl ChannelError {
-    /// An error named `name`.
-    pub fn new(name: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            message: message.into(),
-        }
-    }
-
-    /// `{"name": ..., "message": ...}`.
-    pub fn to_json(&self) -> Json {
-        json!({ "name": self.name, "message": self.message })
-    }
-}
-
-/// Handles one message type.
-pub trait Handler: Send + Sync {
-    /// The result for `message` (the whole message object, `type` and `requestId`
-    /// included), or the error the page gets.
-    fn handle(
-        &self,
-        context: &Context<'_>,
-        message: &Map<String, Json>,
-    ) -> Result<Json, ChannelError>;
-}
-
-impl<F> Handler for F
-where
-    F: Fn(&Context<'_>, &Map<String, Json>) -> Result<Json, ChannelError> + Send + Sync,
-{
-    fn handle(
-        &self,
-        context: &Context<'_>,
-        message: &Map<String, Json>,
-    ) -> Result<Json, ChannelError> {
-        self(context, message)
-    }
-}
-
-/// Where a feature registers its message types: a host's channel router. The app APIs
-/// register their namespaces through it, so they need not know the router.
-pub trait HandlerRegistry {
-    /// Adds a handler for the message type `kind`.
-    fn register(&mut self, kind: &str, handler: Arc<dyn Handler>) -> Result<(), RegisterError>;
-
-    /// Adds `handler` for every message type that starts with `prefix` (`"vault."`).
-    fn register_namespace(
-        &mut self,
-        prefix: &str,
-        handler: Arc<dyn Handler>,
-    ) -> Result<(), RegisterError>;
-}
-
-/// Why a handler could not be registered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
-    /// Another handler has the type.
-    #[error("the message type {0:?} already has a handler")]
-    Taken(String),
-    /// `cancel` belongs to the router.
-    #[error("the message type {0:?} is reserved")]
-    Reserved(String),
-    /// Types are 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
-    #[error("{0:?} is not a message type (1 to 64 of A-Z a-z 0-9 . _ -)")]
-    Invalid(String),
-    /// A namespace is a type prefix ending in `.` (`vault.`).
-    #[error("{0:?} is not a namespace (a message type prefix ending in \".\")")]
-    InvalidNamespace(String),
-}
-
 /// The WebAuthn message types, handled by a [`Bridge`].
 struct WebAuthn {
     bridge: Arc<Bridge>,
@@ -567,6 +440,8 @@ fn failure(request_id: &Json, error: impl Into<ChannelError>) -> Json {
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use passgate_platform_api::host_channel::namespace_of;
 
     use super::*;
 

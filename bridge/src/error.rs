@@ -2,7 +2,7 @@
 
 use passgate_client::{ClientError, TransportError};
 
-use crate::channel::ChannelError;
+use passgate_platform_api::host_channel::ChannelError;
 use passgate_proto::ctap::StatusCode;
 use serde_json::{Value, json};
 

@@ -131,7 +131,7 @@ fn run(
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    if let Some(namespace) = crate::channel::namespace_of(kind) {
+    if let Some(namespace) = passgate_platform_api::host_channel::namespace_of(kind) {
         return Err(BridgeError::new(
             crate::ErrorName::NotSupportedError,
             format!(

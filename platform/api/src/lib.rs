@@ -15,6 +15,7 @@ pub mod ctap_handler;
 // Files and sockets: Unix only (the Windows backend is checked for its target without them).
 #[cfg(unix)]
 pub mod fs;
+pub mod host_channel;
 pub mod key_store;
 pub mod prompt_text;
 pub mod rng;
