@@ -1,7 +1,9 @@
-//! The app APIs on the bridge's host channel: [`register`] puts the `biometric.*`, `vault.*`
-//! and `soter.*` namespaces on a [`passgate_bridge::channel::ChannelRouter`] — the one a webview host
-//! or the local HTTP bridge already runs for WebAuthn — so a page reaches both through the
-//! same channel, the same origin checks and the same pairing.
+//! The app APIs on a host channel: [`register`] puts the `biometric.*`, `vault.*` and
+//! `soter.*` namespaces on a host's router (any [`HandlerRegistry`]; in passgate the bridge's
+//! `ChannelRouter`, which the binary and the Tauri plugin compose) — the one a webview host or
+//! the local HTTP bridge already runs for WebAuthn — so a page reaches both through the same
+//! channel, the same origin checks and the same pairing. This crate knows only the seam
+//! (`passgate_platform_api::host_channel`), not the bridge.
 //!
 //! ```text
 //! page -> host  {"type": "vault.unlock", "requestId": "r7", "vaultId": "session"}
