@@ -31,9 +31,9 @@ use passgate_platform_api::host_channel::{
 use passgate_platform_api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
-use crate::Bridge;
 use crate::conditional::{self, Conditional, Limits};
 use crate::error::{BridgeError, ErrorName};
+use crate::{Bridge, WebAuthnRequest};
 
 /// The message type the router keeps for itself.
 pub const CANCEL: &str = "cancel";
@@ -69,24 +69,15 @@ impl Handler for WebAuthn {
             }
             _ => {}
         }
-        // Only `type`, `options`, an action's `payload` (checked against the challenge before
-        // it is shown) and the tab's title (`tab`, shown as the page's own label) go to the
-        // bridge: whatever else the page put in the message (an "origin" of its choosing,
-        // say) is dropped here.
-        let mut request = json!({ "type": kind });
-        for member in ["options", "payload", "tab"] {
-            if let Some(value) = message.get(member) {
-                request[member] = value.clone();
-            }
-        }
         let _immediate =
             matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));
-        let reply = self.bridge.run(
-            &sender.origin,
-            sender.top_origin.as_deref(),
-            &request,
-            Some(context.interaction),
-        )?;
+        // Only `type`, `options`, an action's `payload` (checked against the challenge before
+        // it is shown) and the tab's title (`tab`, shown as the page's own label) are read:
+        // whatever else the page put in the message (an "origin" of its choosing, say) is
+        // ignored; the origin is the host's.
+        let request =
+            WebAuthnRequest::from_page(&sender.origin, sender.top_origin.as_deref(), message)?;
+        let reply = self.bridge.execute(&request, Some(context.interaction))?;
         Ok(match kind {
             "isUvpaa" => reply.get("result").cloned().unwrap_or(Json::Null),
             "getClientCapabilities" => {

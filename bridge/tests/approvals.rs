@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counting, Scripted};
+use common::{Counting, PageCalls, Scripted};
 use passgate_authenticator::ctap::AuthenticatorConfig;
 use passgate_bridge::prompt::{Pinentry, PresenceGrants, PromptPresence, PromptUi};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};

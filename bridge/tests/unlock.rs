@@ -11,7 +11,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{PIN, Scripted};
+use common::{PIN, PageCalls, Scripted};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::AuthenticatorConfig;
 use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi};
