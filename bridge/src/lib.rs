@@ -26,8 +26,11 @@
 //! pinentry or the terminal, never the page), [`channel`] (the request/reply layer webview
 //! hosts speak, routed by message type; [`conditional`] is passkey autofill on it),
 //! [`local_http`] (that channel over HTTP on loopback, for configured and paired origins) and
-//! [`native`] (Chrome native messaging for the extension).
+//! [`native`] (Chrome native messaging for the extension); [`accounts`] is the record of the
+//! accounts seen per site, so that a sign-in with several shows the choice before the one
+//! verification.
 
+pub mod accounts;
 mod ceremony;
 pub mod channel;
 pub use passgate_proto::client_data;
@@ -37,6 +40,7 @@ pub mod local_http;
 pub mod native;
 pub mod options;
 pub mod origin;
+pub mod private_file;
 pub mod prompt;
 
 pub use ceremony::{

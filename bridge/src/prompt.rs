@@ -285,7 +285,7 @@ impl UserInterface for PromptUi {
         }
     }
 
-    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Result<usize, Unanswered> {
         let options: Vec<String> = choice
             .accounts
             .iter()
@@ -302,18 +302,23 @@ impl UserInterface for PromptUi {
             })
             .collect();
         let description = format!(
-            "{}\n\nThis device holds {} passkeys for {}. Which account?",
+            "{}\n\n{}",
             labelled(
                 request_line(choice.origin, choice.rp_id, choice.purpose),
                 choice.label,
             ),
-            options.len(),
-            passgate_proto::display::clean(choice.rp_id)
+            wording::account_question(
+                options.len(),
+                &passgate_proto::display::clean(choice.rp_id),
+                choice.before_verification
+            )
         );
         self.prompt
             .choose(&description, &options, choice.interaction)
-            .map_err(|e| self.log_failure("account choice", &e))
-            .ok()
+            .map_err(|e| {
+                self.log_failure("account choice", &e);
+                self.unanswered(&e)
+            })
     }
 }
 

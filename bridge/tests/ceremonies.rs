@@ -350,11 +350,15 @@ impl passgate_bridge::UserInterface for Chooser {
     ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
         Ok(zeroize::Zeroizing::new(PIN.to_owned()))
     }
-    fn choose_account(&self, choice: &passgate_bridge::AccountChoice<'_>) -> Option<usize> {
+    fn choose_account(
+        &self,
+        choice: &passgate_bridge::AccountChoice<'_>,
+    ) -> Result<usize, passgate_bridge::Unanswered> {
         choice
             .accounts
             .iter()
             .position(|a| a.name.as_deref() == Some(self.0))
+            .ok_or(passgate_bridge::Unanswered::Declined)
     }
 }
 

@@ -33,6 +33,7 @@ use passgate_proto::webauthn::{
 use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
+use crate::accounts::AccountRecord;
 use crate::b64;
 use crate::client_data::{CeremonyType, client_data_json, client_data_json_payload_shown};
 use crate::error::{BridgeError, ErrorName};
@@ -81,6 +82,9 @@ pub struct Bridge {
     /// When the bridge first saw the PIN blocked until a power cycle (the unlock's delay
     /// counts from then).
     blocked_since: Mutex<Option<std::time::Instant>>,
+    /// The accounts seen per site, when the host keeps them ([`Self::with_account_record`]):
+    /// with two or more for a site, sign-in shows the choice before the one verification.
+    accounts: Option<AccountRecord>,
 }
 
 /// What power-cycles the authenticator's PIN/UV state for the bridge; an error says why not.
@@ -318,6 +322,67 @@ impl Bridge {
             waiting: AtomicUsize::new(0),
             power_cycle: None,
             blocked_since: Mutex::new(None),
+            accounts: None,
+        }
+    }
+
+    /// Keeps the accounts seen per site in `record` ([`crate::accounts`]): a sign-in on a
+    /// site with two or more known accounts shows the choice first, then verifies once for
+    /// the chosen account.
+    #[must_use]
+    pub fn with_account_record(mut self, record: AccountRecord) -> Self {
+        self.accounts = Some(record);
+        self
+    }
+
+    /// The recorded accounts of `rp_id` that `allow` lets answer (all of them when it is
+    /// empty). The record is a convenience: one that cannot be read is logged and offers
+    /// nothing, and the sign-in goes on as without it.
+    fn known_accounts(&self, rp_id: &str, allow: &[Vec<u8>]) -> Vec<Account> {
+        let Some(record) = &self.accounts else {
+            return Vec::new();
+        };
+        match record.accounts(rp_id) {
+            Ok(accounts) => accounts
+                .into_iter()
+                .filter(|a| allow.is_empty() || allow.contains(&a.credential_id))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the account record cannot be read");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Records `seen` accounts of `rp_id` (after a create or a verified assertion), the
+    /// first as the one used.
+    fn learn_accounts(&self, rp_id: &str, seen: &[&Account]) {
+        if let Some(record) = &self.accounts {
+            if let Err(e) = record.learn(rp_id, seen) {
+                tracing::warn!(error = %e, "the account record cannot be written");
+            }
+        }
+    }
+
+    /// After a verified discoverable sign-in: `rp_id`'s record becomes exactly `found`.
+    fn replace_accounts(&self, rp_id: &str, found: &[&Account]) {
+        if let Some(record) = &self.accounts {
+            if let Err(e) = record.replace(rp_id, found) {
+                tracing::warn!(error = %e, "the account record cannot be written");
+            }
+        }
+    }
+
+    /// Forgets a credential the authenticator says it no longer holds.
+    fn forget_stale_account(&self, rp_id: &str, credential_id: &[u8]) {
+        if let Some(record) = &self.accounts {
+            match record.forget_credential(rp_id, credential_id) {
+                Ok(true) => {
+                    tracing::info!(rp_id, "forgot a passkey the authenticator no longer holds")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "the account record cannot be written"),
+            }
         }
     }
 
