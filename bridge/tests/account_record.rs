@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Counting, PIN, Scripted, authenticator};
+use common::{Counting, PIN, PageCalls, Scripted, authenticator};
 use passgate_bridge::accounts::{AccountRecord, Forget, accounts_path};
 use passgate_bridge::prompt::PromptUi;
 use passgate_bridge::{Account, Bridge, ErrorName, InProcess, b64};

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Counting, PIN, PinEntry, authenticator};
+use common::{Counting, PIN, PageCalls, PinEntry, authenticator};
 use passgate_bridge::{Bridge, ErrorName, InProcess, NoUserInterface, TcpCtapHid, b64};
 use serde_json::{Value, json};
 

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Scripted, authenticator, authenticator_with_prompt};
+use common::{PageCalls, Scripted, authenticator, authenticator_with_prompt};
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_bridge::prompt::{
-    Answer, Dialog, Pinentry, PromptError, PromptUi, TerminalPrompt, TrustedPrompt,
-};
+use passgate_bridge::prompt::{Pinentry, PromptUi, TerminalPrompt};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
+use passgate_platform_api::trusted_prompt::{Answer, Dialog, PromptError, TrustedPrompt};
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";

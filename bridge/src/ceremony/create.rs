@@ -4,15 +4,7 @@
 use super::*;
 
 impl Bridge {
-    /// The create ceremony on typed options.
-    pub fn create_with(
-        &self,
-        caller: &Caller,
-        options: &CreationOptions,
-    ) -> Result<Json, BridgeError> {
-        self.create_inner(caller, options, None)
-    }
-
+    /// The create ceremony.
     pub(super) fn create_inner(
         &self,
         caller: &Caller,

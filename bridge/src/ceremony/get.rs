@@ -96,11 +96,6 @@ impl PreparedGet {
 }
 
 impl Bridge {
-    /// The get ceremony on typed options.
-    pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
-        self.get_inner(caller, options, None, Purpose::Get)
-    }
-
     /// Checks what a get ceremony checks before it reaches the authenticator (the RP ID
     /// against the origin, the options' encodings): a conditional request is refused at once
     /// if it could never succeed, before it waits for the person.
