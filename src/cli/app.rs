@@ -120,10 +120,10 @@ pub struct AuthenticateArgs {
     #[command(flatten)]
     target: CallerPlatform,
     /// Why (shown to the user).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     reason: String,
-    /// base64url bytes to sign into a proof.
-    #[arg(long)]
+    /// base64url bytes to sign into a proof (may begin with `-`, a base64url letter).
+    #[arg(long, allow_hyphen_values = true)]
     challenge: Option<String>,
     /// Fall back to the PIN when biometrics cannot be used.
     #[arg(long)]
@@ -207,11 +207,11 @@ pub enum SoterCommand {
     Start {
         #[command(flatten)]
         target: CallerPlatform,
-        /// The challenge (signed as `raw`).
-        #[arg(long)]
+        /// The challenge (signed as `raw`; may begin with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         challenge: String,
         /// The prompt text.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         auth_content: String,
     },
 }
@@ -503,5 +503,68 @@ pub fn main(command: AppCommand) -> Result<std::process::ExitCode> {
                 })],
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(subcommand)]
+        command: AppCommand,
+    }
+
+    /// A random base64url challenge begins with `-` one time in 64 (and a reason may too): it is
+    /// the option's value, not an unknown flag.
+    #[test]
+    fn values_may_begin_with_a_hyphen() {
+        let probe = Probe::try_parse_from([
+            "app",
+            "biometric",
+            "authenticate",
+            "--reason",
+            "-why",
+            "--challenge",
+            "-iAbc_",
+        ])
+        .unwrap();
+        let AppCommand::Biometric {
+            command: BiometricCommand::Authenticate(args),
+        } = probe.command
+        else {
+            panic!("not biometric authenticate");
+        };
+        assert_eq!(args.reason, "-why");
+        assert_eq!(args.challenge.as_deref(), Some("-iAbc_"));
+
+        let probe = Probe::try_parse_from([
+            "app",
+            "soter",
+            "start",
+            "--challenge",
+            "-c",
+            "--auth-content",
+            "-- pay 5 EUR",
+        ])
+        .unwrap();
+        let AppCommand::Soter {
+            command:
+                SoterCommand::Start {
+                    challenge,
+                    auth_content,
+                    ..
+                },
+        } = probe.command
+        else {
+            panic!("not soter start");
+        };
+        assert_eq!(
+            (challenge.as_str(), auth_content.as_str()),
+            ("-c", "-- pay 5 EUR")
+        );
     }
 }
