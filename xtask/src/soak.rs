@@ -48,7 +48,11 @@ fn parse(args: &[String]) -> Result<Soak> {
         } else if let Some(value) = arg.strip_prefix("--pace=") {
             pace = Some(value.to_owned());
         } else if arg == "--pace" {
-            pace = Some(iter.next().context("--pace needs a value, e.g. 2.5")?.clone());
+            pace = Some(
+                iter.next()
+                    .context("--pace needs a value, e.g. 2.5")?
+                    .clone(),
+            );
         } else if arg == "--sign-in-only" {
             sign_in_only = true;
         } else {
