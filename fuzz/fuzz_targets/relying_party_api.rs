@@ -29,7 +29,9 @@ use passgate_relying_party::{RpConfig, build_state, server};
 use tower::ServiceExt;
 
 const TOKEN: &str = "fuzz-backend-token";
-const USER_ID: &str = "fuzz-user";
+/// The account's user handle, base64url as the server makes them ("fuzz-user-handle"): a
+/// signed-in `register/options` decodes it.
+const USER_ID: &str = "ZnV6ei11c2VyLWhhbmRsZQ";
 /// The cookie tokens of the rig's two sessions.
 const VERIFIED_TOKEN: &str = "fuzz-session-verified";
 const STALE_TOKEN: &str = "fuzz-session-stale";
