@@ -583,4 +583,37 @@ fn local_http_bridge_command_pairs_and_verifies_with_the_pin_typed_in_pinentry()
         .output()
         .unwrap();
     assert!(!refused.status.success(), "--origin or --all is required");
+
+    // The passkey made above was recorded (its account, for the choice before the
+    // verification), privately, until `passgate bridge forget` clears it.
+    let accounts = dir.path().join("host/bridge/accounts.json");
+    assert_eq!(mode(&accounts), 0o600);
+    assert_eq!(mode(accounts.parent().unwrap()), 0o700);
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&accounts).unwrap()).unwrap();
+    assert_eq!(recorded["accounts"][0]["rp_id"], "localhost");
+    assert_eq!(recorded["accounts"][0]["name"], "kim");
+    assert_eq!(recorded["accounts"][0]["display_name"], "Kim");
+    let forget = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_passgate"))
+            .args(["bridge", "forget", "--state-dir"])
+            .arg(dir.path().join("host"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        forget(&["--rp", "example.com"]),
+        format!(
+            "forgot 0 account(s) of example.com in {}\n",
+            accounts.display()
+        )
+    );
+    assert_eq!(
+        forget(&["--all"]),
+        format!("forgot 1 account(s) in {}\n", accounts.display())
+    );
+    let recorded: Value = serde_json::from_slice(&std::fs::read(&accounts).unwrap()).unwrap();
+    assert_eq!(recorded["accounts"], json!([]));
 }

@@ -450,3 +450,53 @@ fn an_api_token_on_the_command_line_is_refused_and_a_token_file_is_read() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `--workers 1` runs on one thread (tokio's current-thread runtime): the database, the router
+/// and the direct verify route all answer, and SIGTERM still exits cleanly.
+#[test]
+fn one_worker_serves_the_database_the_router_and_the_verify_route_on_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start_with(
+        dir.path(),
+        &[("PASSGATE_API_TOKEN", "backend-token")],
+        &["--workers", "1"],
+    );
+    let ready = request(
+        &addr,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.contains(r#""status":"ready""#), "{ready}");
+    let wrong_method = request(
+        &addr,
+        "GET /api/verify/assertion HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(wrong_method.starts_with("HTTP/1.1 405"), "{wrong_method}");
+    let unauthorized = request(
+        &addr,
+        "POST /api/verify/assertion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
+    assert!(
+        unauthorized.contains(r#""code":"invalid_api_token""#),
+        "{unauthorized}"
+    );
+    let malformed = request(
+        &addr,
+        "POST /api/verify/assertion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer backend-token\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    assert!(
+        malformed.contains(r#""code":"malformed_request""#),
+        "{malformed}"
+    );
+    // No tokio worker threads besides the main one (SQLite's own threads are the store's).
+    assert!(
+        std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .all(|name| !name.starts_with("tokio-runtime-w")),
+        "a worker thread in a one-worker server"
+    );
+    assert!(sigterm_and_wait(&mut child).success());
+}

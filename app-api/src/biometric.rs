@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
+use passgate_platform_api::trusted_prompt::{Answer, PromptError, TrustedPrompt};
 use passgate_platform_api::user_verifier::{BiometryType, Interaction, VerifierErrorCode};
 use passgate_proto::client_data::{CeremonyType, client_data_json};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,9 @@
-//! The app APIs on the bridge's host channel: [`register`] puts the `biometric.*`, `vault.*`
-//! and `soter.*` namespaces on a [`passgate_bridge::channel::ChannelRouter`] — the one a webview host
-//! or the local HTTP bridge already runs for WebAuthn — so a page reaches both through the
-//! same channel, the same origin checks and the same pairing.
+//! The app APIs on a host channel: [`register`] puts the `biometric.*`, `vault.*` and
+//! `soter.*` namespaces on a host's router (any [`HandlerRegistry`]; in passgate the bridge's
+//! `ChannelRouter`, which the binary and the Tauri plugin compose) — the one a webview host or
+//! the local HTTP bridge already runs for WebAuthn — so a page reaches both through the same
+//! channel, the same origin checks and the same pairing. This crate knows only the seam
+//! (`passgate_platform_api::host_channel`), not the bridge.
 //!
 //! ```text
 //! page -> host  {"type": "vault.unlock", "requestId": "r7", "vaultId": "session"}
@@ -23,8 +25,9 @@
 
 use std::sync::Arc;
 
-use passgate_bridge::channel::{self, Context, Handler, RegisterError};
-use passgate_bridge::{BridgeError, ErrorName};
+use passgate_platform_api::host_channel::{
+    ChannelError, Context, Handler, HandlerRegistry, RegisterError,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::router::AppRouter;
@@ -47,7 +50,7 @@ impl Handler for AppHandler {
         &self,
         context: &Context<'_>,
         message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError> {
+    ) -> Result<Json, ChannelError> {
         let sender = context.sender;
         if sender
             .top_origin
@@ -56,8 +59,8 @@ impl Handler for AppHandler {
         {
             // A frame of another origin inside the app's page (an ad, a widget) must not get a
             // vault of its own through the app's host.
-            return Err(BridgeError::new(
-                ErrorName::SecurityError,
+            return Err(ChannelError::new(
+                FRAME_REFUSED,
                 "the app APIs answer top-level documents only, not cross-origin frames",
             ));
         }
@@ -70,12 +73,17 @@ impl Handler for AppHandler {
     }
 }
 
+/// The error name a cross-origin frame gets (the channel's own failure, before any app API:
+/// the name a browser gives the same refusal).
+pub const FRAME_REFUSED: &str = "SecurityError";
+
 /// The namespaces of the app APIs on a host channel: every type in them goes to one handler.
 pub const NAMESPACES: [&str; 3] = ["biometric.", "vault.", "soter."];
 
-/// Registers the app-API namespaces on `channel`, answered by `router`.
+/// Registers the app-API namespaces on `channel` (a host's channel router), answered by
+/// `router`.
 pub fn register(
-    channel: &mut channel::ChannelRouter,
+    channel: &mut dyn HandlerRegistry,
     router: Arc<AppRouter>,
 ) -> Result<(), RegisterError> {
     let handler: Arc<dyn Handler> = Arc::new(AppHandler::new(router));
@@ -87,13 +95,15 @@ pub fn register(
 
 #[cfg(test)]
 mod tests {
+    use passgate_platform_api::host_channel::namespace_of;
+
     use super::*;
 
     #[test]
     fn every_routed_type_lies_in_an_app_namespace() {
         for kind in crate::router::MESSAGE_TYPES {
             assert!(
-                channel::namespace_of(kind).is_some_and(|ns| NAMESPACES.contains(&ns)),
+                namespace_of(kind).is_some_and(|ns| NAMESPACES.contains(&ns)),
                 "{kind} would not reach the app router through the host channel"
             );
         }

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use passgate_bridge::prompt::{Answer, PromptError, TrustedPrompt};
+use passgate_platform_api::trusted_prompt::{Answer, PromptError, TrustedPrompt};
 use passgate_platform_api::user_verifier::Interaction;
 
 use crate::verify::{DialogText, PasscodeRequest, caller_lines};

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use passgate_bridge::prompt::{Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin};
+use passgate_platform_api::trusted_prompt::{
+    Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin,
+};
 use passgate_platform_api::user_verifier::{Interaction, VerifierErrorCode};
 use passgate_proto::ctap::StatusCode;
 use zeroize::Zeroizing;
@@ -568,7 +570,7 @@ mod tests {
             &self,
             _: &Dialog<'_>,
             _: &Interaction,
-        ) -> Result<passgate_bridge::prompt::Answer, PromptError> {
+        ) -> Result<passgate_platform_api::trusted_prompt::Answer, PromptError> {
             Err(PromptError::Declined)
         }
     }

@@ -20,8 +20,9 @@ use passgate_app_api::{AppDevice, Platform, PromptPasscode};
 use passgate_authenticator::Authenticator;
 use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::local_http::{Config, LocalBridge};
-use passgate_bridge::prompt::{Pinentry, TrustedPrompt};
+use passgate_bridge::prompt::Pinentry;
 use passgate_bridge::{Bridge, InProcess, NoUserInterface};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use passgate_testkit::ScriptedPinentry;
 use serde_json::{Value, json};
 

@@ -89,6 +89,21 @@ fn text(value: &Value) -> &str {
     value.as_text().expect("a text string")
 }
 
+/// getInfo's attestationFormats (CTAP 2.2 member 0x16).
+fn attestation_formats(a: &mut Authenticator) -> Vec<String> {
+    let response = a.handle(&[command::GET_INFO]);
+    assert_eq!(response[0], 0, "getInfo status");
+    let Value::Map(info) = ciborium::from_reader(&response[1..]).unwrap() else {
+        panic!("getInfo answers a map");
+    };
+    member(&info, &int(0x16))
+        .as_array()
+        .expect("attestationFormats is an array")
+        .iter()
+        .map(|f| text(f).to_owned())
+        .collect()
+}
+
 /// webauthn-rs 0.6.2 (our relying party's library) cannot verify any `tpm` statement: its
 /// `only_hash_from_type` answers COSEKeyInvalidType for every algorithm but RS1
 /// (kanidm/webauthn-rs#535). It gets as far as that step — the statement parses, the
@@ -141,6 +156,11 @@ fn the_statement_certifies_the_credential_key_and_formats_fall_back_in_order() {
     assert!(store.install_attestation_chain(Vec::new()).is_err());
     assert!(!store.can_attest());
     let mut a = authenticator(store, dir.path());
+    assert_eq!(
+        attestation_formats(&mut a),
+        ["packed"],
+        "no tpm in getInfo without a certified attestation key"
+    );
     let (response, _, _) = make_credential(&mut a, &[1u8; 32], &["tpm", "none"]);
     assert_eq!(text(member(&response, &int(1))), "none");
     let (response, _, _) = make_credential(&mut a, &[1u8; 32], &["tpm"]);
@@ -155,6 +175,7 @@ fn the_statement_certifies_the_credential_key_and_formats_fall_back_in_order() {
     let mut store = open_store(&tpm.tcti(), dir.path());
     let subject = certify_attestation_key(&mut store, &ca);
     let mut a = authenticator(store, dir.path());
+    assert_eq!(attestation_formats(&mut a), ["packed", "tpm"]);
     let (response, _, _) = make_credential(&mut a, &[2u8; 32], &["packed", "tpm"]);
     assert_eq!(
         text(member(&response, &int(1))),

@@ -25,12 +25,15 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use passgate_platform_api::host_channel::{
+    ChannelError, Context, Handler, HandlerRegistry, RegisterError, Sender,
+};
 use passgate_platform_api::user_verifier::Interaction;
 use serde_json::{Map, Value as Json, json};
 
-use crate::Bridge;
 use crate::conditional::{self, Conditional, Limits};
 use crate::error::{BridgeError, ErrorName};
+use crate::{Bridge, WebAuthnRequest};
 
 /// The message type the router keeps for itself.
 pub const CANCEL: &str = "cancel";
@@ -38,94 +41,6 @@ pub const CANCEL: &str = "cancel";
 pub const MAX_PENDING: usize = 32;
 /// The longest `requestId` accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
-/// The namespace of a namespaced message type (`"vault."` for `"vault.open"`), if it has one.
-/// WebAuthn's types have none; features registered with [`ChannelRouter::register_namespace`] (the
-/// app APIs) do, and a host that does not serve them (the extension's native-messaging host)
-/// refuses them by it.
-pub fn namespace_of(kind: &str) -> Option<&str> {
-    kind.find('.').map(|dot| &kind[..=dot])
-}
-
-/// Who sent a message, as the host established it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sender {
-    /// The origin of the calling document.
-    pub origin: String,
-    /// The top-level origin, when the caller is a cross-origin frame.
-    pub top_origin: Option<String>,
-    /// Requests are cancelled only from within the same session (a webview, a pairing).
-    pub session: String,
-}
-
-impl Sender {
-    /// A top-level document of `origin`, in a session of its own origin.
-    pub fn new(origin: impl Into<String>) -> Self {
-        let origin = origin.into();
-        Self {
-            session: origin.clone(),
-            origin,
-            top_origin: None,
-        }
-    }
-
-    /// The same sender in `session`.
-    pub fn in_session(mut self, session: impl Into<String>) -> Self {
-        self.session = session.into();
-        self
-    }
-}
-
-/// What a handler gets besides the message.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    /// Who sent it.
-    pub sender: &'a Sender,
-    /// Cancelled by a `cancel` message for this request (or by the host, e.g. when the HTTP
-    /// client went away); long handlers must watch it.
-    pub interaction: &'a Interaction,
-}
-
-/// Handles one message type.
-pub trait Handler: Send + Sync {
-    /// The result for `message` (the whole message object, `type` and `requestId`
-    /// included), or the error the page gets.
-    fn handle(
-        &self,
-        context: &Context<'_>,
-        message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError>;
-}
-
-impl<F> Handler for F
-where
-    F: Fn(&Context<'_>, &Map<String, Json>) -> Result<Json, BridgeError> + Send + Sync,
-{
-    fn handle(
-        &self,
-        context: &Context<'_>,
-        message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError> {
-        self(context, message)
-    }
-}
-
-/// Why a handler could not be registered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
-    /// Another handler has the type.
-    #[error("the message type {0:?} already has a handler")]
-    Taken(String),
-    /// `cancel` belongs to the router.
-    #[error("the message type {0:?} is reserved")]
-    Reserved(String),
-    /// Types are 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
-    #[error("{0:?} is not a message type (1 to 64 of A-Z a-z 0-9 . _ -)")]
-    Invalid(String),
-    /// A namespace is a type prefix ending in `.` (`vault.`).
-    #[error("{0:?} is not a namespace (a message type prefix ending in \".\")")]
-    InvalidNamespace(String),
-}
-
 /// The WebAuthn message types, handled by a [`Bridge`].
 struct WebAuthn {
     bridge: Arc<Bridge>,
@@ -137,39 +52,32 @@ impl Handler for WebAuthn {
         &self,
         context: &Context<'_>,
         message: &Map<String, Json>,
-    ) -> Result<Json, BridgeError> {
+    ) -> Result<Json, ChannelError> {
         let kind = message.get("type").and_then(Json::as_str).unwrap_or("");
         let sender = context.sender;
         let conditional = message.get("mediation").and_then(Json::as_str) == Some("conditional");
         match kind {
             "get" if conditional => {
                 let request_id = message.get("requestId").and_then(request_key);
-                return self.conditional.arm(sender, request_id, message);
+                return Ok(self.conditional.arm(sender, request_id, message)?);
             }
-            conditional::AUTOFILL => return self.conditional.hint(sender, message),
+            conditional::AUTOFILL => return Ok(self.conditional.hint(sender, message)?),
             conditional::WAIT => {
-                return self.conditional.wait(sender, message, context.interaction);
+                return Ok(self
+                    .conditional
+                    .wait(sender, message, context.interaction)?);
             }
             _ => {}
         }
-        // Only `type`, `options`, an action's `payload` (checked against the challenge before
-        // it is shown) and the tab's title (`tab`, shown as the page's own label) go to the
-        // bridge: whatever else the page put in the message (an "origin" of its choosing,
-        // say) is dropped here.
-        let mut request = json!({ "type": kind });
-        for member in ["options", "payload", "tab"] {
-            if let Some(value) = message.get(member) {
-                request[member] = value.clone();
-            }
-        }
         let _immediate =
             matches!(kind, "create" | "get").then(|| self.conditional.immediate(&sender.session));
-        let reply = self.bridge.run(
-            &sender.origin,
-            sender.top_origin.as_deref(),
-            &request,
-            Some(context.interaction),
-        )?;
+        // Only `type`, `options`, an action's `payload` (checked against the challenge before
+        // it is shown) and the tab's title (`tab`, shown as the page's own label) are read:
+        // whatever else the page put in the message (an "origin" of its choosing, say) is
+        // ignored; the origin is the host's.
+        let request =
+            WebAuthnRequest::from_page(&sender.origin, sender.top_origin.as_deref(), message)?;
+        let reply = self.bridge.execute(&request, Some(context.interaction))?;
         Ok(match kind {
             "isUvpaa" => reply.get("result").cloned().unwrap_or(Json::Null),
             "getClientCapabilities" => {
@@ -358,7 +266,7 @@ impl ChannelRouter {
             Ok(message) => self.handle_value(sender, &message, None),
             Err(e) => failure(
                 &Json::Null,
-                &BridgeError::type_error(format!("the message is not JSON: {e}")),
+                BridgeError::type_error(format!("the message is not JSON: {e}")),
             ),
         };
         reply.to_string()
@@ -375,7 +283,7 @@ impl ChannelRouter {
         let Some(object) = message.as_object() else {
             return failure(
                 &Json::Null,
-                &BridgeError::type_error("the message is not a JSON object"),
+                BridgeError::type_error("the message is not a JSON object"),
             );
         };
         let request_id = object.get("requestId").cloned().unwrap_or(Json::Null);
@@ -386,7 +294,7 @@ impl ChannelRouter {
                 None => {
                     return failure(
                         &Json::Null,
-                        &BridgeError::type_error(format!(
+                        BridgeError::type_error(format!(
                             "\"requestId\" must be a string or number of at most {MAX_REQUEST_ID} bytes"
                         )),
                     );
@@ -396,7 +304,7 @@ impl ChannelRouter {
         let Some(kind) = object.get("type").and_then(Json::as_str) else {
             return failure(
                 &request_id,
-                &BridgeError::type_error("the message has no \"type\""),
+                BridgeError::type_error("the message has no \"type\""),
             );
         };
         if kind == CANCEL {
@@ -405,7 +313,7 @@ impl ChannelRouter {
         let Some(handler) = self.handlers.get(kind).or_else(|| self.namespace_of(kind)) else {
             return failure(
                 &request_id,
-                &BridgeError::new(
+                BridgeError::new(
                     ErrorName::NotSupportedError,
                     format!("this host does not handle {kind:?} messages"),
                 ),
@@ -421,7 +329,7 @@ impl ChannelRouter {
             if pending.len() >= MAX_PENDING {
                 return failure(
                     &request_id,
-                    &BridgeError::not_allowed("too many requests are in flight"),
+                    BridgeError::not_allowed("too many requests are in flight"),
                 );
             }
             let full_key = (sender.session.clone(), key);
@@ -429,7 +337,7 @@ impl ChannelRouter {
                 Entry::Occupied(_) => {
                     return failure(
                         &request_id,
-                        &BridgeError::new(
+                        BridgeError::new(
                             ErrorName::InvalidStateError,
                             "a request with this requestId is still running",
                         ),
@@ -450,12 +358,12 @@ impl ChannelRouter {
         }))
         .unwrap_or_else(|_| {
             tracing::error!(kind, "a message handler panicked");
-            Err(BridgeError::unknown("internal error"))
+            Err(BridgeError::unknown("internal error").into())
         });
         drop(guard);
         match outcome {
             Ok(result) => json!({ "requestId": request_id, "ok": true, "result": result }),
-            Err(e) => failure(&request_id, &e),
+            Err(e) => failure(&request_id, e),
         }
     }
 
@@ -464,7 +372,7 @@ impl ChannelRouter {
         let Some(target) = object.get("target").and_then(request_key) else {
             return failure(
                 request_id,
-                &BridgeError::type_error("a cancel message names its \"target\" requestId"),
+                BridgeError::type_error("a cancel message names its \"target\" requestId"),
             );
         };
         let running = {
@@ -502,13 +410,29 @@ impl ChannelRouter {
     }
 }
 
-fn failure(request_id: &Json, error: &BridgeError) -> Json {
-    json!({ "requestId": request_id, "ok": false, "error": error.to_json() })
+impl HandlerRegistry for ChannelRouter {
+    fn register(&mut self, kind: &str, handler: Arc<dyn Handler>) -> Result<(), RegisterError> {
+        ChannelRouter::register(self, kind, handler)
+    }
+
+    fn register_namespace(
+        &mut self,
+        prefix: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RegisterError> {
+        ChannelRouter::register_namespace(self, prefix, handler)
+    }
+}
+
+fn failure(request_id: &Json, error: impl Into<ChannelError>) -> Json {
+    json!({ "requestId": request_id, "ok": false, "error": error.into().to_json() })
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
+
+    use passgate_platform_api::host_channel::namespace_of;
 
     use super::*;
 
@@ -639,7 +563,7 @@ mod tests {
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
-                    Err(BridgeError::new(ErrorName::AbortError, "cancelled"))
+                    Err(BridgeError::new(ErrorName::AbortError, "cancelled").into())
                 }),
             )
             .unwrap();

@@ -55,10 +55,10 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::Bridge;
 use crate::ceremony::Purpose;
-use crate::channel::Sender;
 use crate::error::{BridgeError, ErrorName};
 use crate::options::{self, RequestOptions};
 use crate::origin::Caller;
+use passgate_platform_api::host_channel::Sender;
 
 /// The message type of the hint that the person is at a passkey autofill field.
 pub const AUTOFILL: &str = "autofill";

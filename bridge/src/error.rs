@@ -1,6 +1,8 @@
 //! Errors as the DOMException names a page's `navigator.credentials` call rejects with.
 
 use passgate_client::{ClientError, TransportError};
+
+use passgate_platform_api::host_channel::ChannelError;
 use passgate_proto::ctap::StatusCode;
 use serde_json::{Value, json};
 
@@ -169,6 +171,13 @@ impl BridgeError {
         };
         let detail = code.map_or_else(|| format!("0x{status:02x}"), |c| c.to_string());
         Self::new(name, format!("{message} (CTAP {detail})"))
+    }
+}
+
+impl From<BridgeError> for ChannelError {
+    /// A WebAuthn failure on the host channel: its DOMException name and message.
+    fn from(e: BridgeError) -> Self {
+        Self::new(e.name.as_str(), e.message)
     }
 }
 

@@ -10,18 +10,27 @@
 //! the PRF extension), and turns the answer back into JSON.
 //!
 //! ```text
-//! Bridge::handle("https://example.com", r#"{"type":"create","options":{...creation options JSON...}}"#)
-//!   -> {"id":...,"rawId":...,"type":"public-key","authenticatorAttachment":"platform",
-//!       "response":{...},"clientExtensionResults":{...}}
-//!   or {"error":{"name":"NotAllowedError","message":"..."}}
+//! let request = WebAuthnRequest::from_page("https://example.com", None, &message)?;
+//!     // message: {"type":"create","options":{...creation options JSON...}}, parsed once by the host
+//! bridge.execute(&request, Some(&interaction))
+//!   -> Ok({"id":...,"rawId":...,"type":"public-key","authenticatorAttachment":"platform",
+//!          "response":{...},"clientExtensionResults":{...}})
+//!   or Err(BridgeError { name: NotAllowedError, message: "..." })
 //! ```
+//!
+//! [`Bridge::execute`] is the one entry point; every host decodes a request where it receives
+//! it ([`WebAuthnRequest::from_page`] for an origin the host established,
+//! [`WebAuthnRequest::from_extension`] for the extension's native-messaging messages).
 //!
 //! Around it: [`prompt`] (the trusted prompts where the PIN is typed and presence approved:
 //! pinentry or the terminal, never the page), [`channel`] (the request/reply layer webview
 //! hosts speak, routed by message type; [`conditional`] is passkey autofill on it),
 //! [`local_http`] (that channel over HTTP on loopback, for configured and paired origins) and
-//! [`native`] (Chrome native messaging for the extension).
+//! [`native`] (Chrome native messaging for the extension); [`accounts`] is the record of the
+//! accounts seen per site, so that a sign-in with several shows the choice before the one
+//! verification.
 
+pub mod accounts;
 mod ceremony;
 pub mod channel;
 pub use passgate_proto::client_data;
@@ -31,12 +40,13 @@ pub mod local_http;
 pub mod native;
 pub mod options;
 pub mod origin;
+pub mod private_file;
 pub mod prompt;
 
 pub use ceremony::{
     Account, AccountChoice, ApprovalRequest, Bridge, MAX_PAYLOAD_BYTES, NewPinRequest,
     NoUserInterface, PinRequest, PowerCycle, Purpose, RequestLabel, Unanswered, UnlockRequest,
-    UserInterface,
+    UserInterface, WebAuthnRequest,
 };
 pub use error::{BridgeError, ErrorName};
 pub use origin::{Caller, CallerOrigin};

@@ -34,10 +34,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use passgate_platform_api::user_verifier::Interaction;
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 
-use crate::Bridge;
 use crate::error::BridgeError;
+use crate::{Bridge, WebAuthnRequest};
 
 /// The longest message accepted from, and sent to, the browser (Chrome's limit for messages
 /// from a native host; the bridge holds the other direction to it too).
@@ -124,14 +124,14 @@ fn send<W: Write>(output: &Mutex<W>, message: &Json) -> io::Result<()> {
 /// Runs one request on the bridge, never unwinding into the host loop.
 fn run(
     bridge: &Bridge,
-    request: &Json,
+    request: &Map<String, Json>,
     interaction: &Interaction,
 ) -> Result<(String, Json), BridgeError> {
     let kind = request
         .get("type")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    if let Some(namespace) = crate::channel::namespace_of(kind) {
+    if let Some(namespace) = passgate_platform_api::host_channel::namespace_of(kind) {
         return Err(BridgeError::new(
             crate::ErrorName::NotSupportedError,
             format!(
@@ -140,7 +140,8 @@ fn run(
         ));
     }
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        bridge.dispatch(request, Some(interaction))
+        WebAuthnRequest::from_extension(request)
+            .and_then(|request| bridge.execute(&request, Some(interaction)))
     }))
     .unwrap_or_else(|_| Err(BridgeError::unknown("internal error")));
     let value = outcome?;
@@ -156,7 +157,7 @@ fn run(
 
 struct Job {
     request_id: Json,
-    request: Json,
+    request: Map<String, Json>,
     /// Cancels this request, queued or running.
     interaction: Interaction,
 }
@@ -224,8 +225,8 @@ pub fn serve<R: Read, W: Write + Send + 'static>(
                 break Err(e);
             }
         };
-        let request: Json = match serde_json::from_slice(&message) {
-            Ok(r @ Json::Object(_)) => r,
+        let request = match serde_json::from_slice(&message) {
+            Ok(Json::Object(r)) => r,
             Ok(_) => {
                 let error = BridgeError::type_error("the message is not a JSON object");
                 send(&output, &reply(&Json::Null, Err(error)))?;

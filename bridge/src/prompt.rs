@@ -22,8 +22,10 @@ pub mod terminal;
 mod wording;
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use passgate_platform_api::trusted_prompt::{
+    Answer, Dialog, NewPinDialogs, PromptError, TrustedPrompt, ask_new_pin,
+};
 use passgate_platform_api::user_verifier::{
     Interaction, KeepaliveStatus, Prompt, PromptAction, UserActionError, UserVerified,
     UserVerifier, VerifierErrorCode, VerifierStatus,
@@ -43,189 +45,12 @@ use wording::{labelled, operation_button, operation_title, request_line};
 /// The presence prompt names the app instead of a site for credentials under this prefix.
 use passgate_proto::APP_RP_ID_PREFIX;
 
-/// One dialog: what the person reads and the choices they have.
-#[derive(Debug, Clone, Copy)]
-pub struct Dialog<'a> {
-    /// The window title.
-    pub title: &'a str,
-    /// What is asked and why (may span lines).
-    pub description: &'a str,
-    /// The label in front of a secret's input field.
-    pub prompt: &'a str,
-    /// Why the previous answer was refused, shown prominently.
-    pub error: Option<&'a str>,
-    /// The label of the approving button.
-    pub ok: &'a str,
-    /// The label of the declining button.
-    pub cancel: &'a str,
-    /// A third choice, when there is one (e.g. "Another account").
-    pub not_ok: Option<&'a str>,
-}
-
-impl Default for Dialog<'_> {
-    fn default() -> Self {
-        Self {
-            title: "passgate",
-            description: "",
-            prompt: "PIN:",
-            error: None,
-            ok: "OK",
-            cancel: "Cancel",
-            not_ok: None,
-        }
-    }
-}
-
-/// The person's answer to a confirmation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    /// The approving button.
-    Ok,
-    /// The third choice ([`Dialog::not_ok`]).
-    NotOk,
-}
-
-/// Why a prompt gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PromptError {
-    /// The person declined (Cancel, Escape, `n`, end of input).
-    #[error("the user declined")]
-    Declined,
-    /// The request was cancelled (the page aborted, the ceremony timed out): the prompt was
-    /// closed.
-    #[error("the request was cancelled")]
-    Cancelled,
-    /// Nobody answered within the prompt's timeout.
-    #[error("nobody answered the prompt in time")]
-    TimedOut,
-    /// The prompt cannot be shown (no pinentry program, no terminal, a broken protocol).
-    #[error("the prompt is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// A place to ask the person that web content cannot reach.
-pub trait TrustedPrompt: Send + Sync {
-    /// A short name for logs and messages ("pinentry", "terminal").
-    fn name(&self) -> &'static str;
-
-    /// How long a dialog waits for the person, when it has its own timeout (named in the
-    /// page's error when nobody answered).
-    fn timeout(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Asks for a secret (a PIN); the input is not echoed.
-    fn secret(
-        &self,
-        dialog: &Dialog<'_>,
-        interaction: &Interaction,
-    ) -> Result<Zeroizing<String>, PromptError>;
-
-    /// Asks for a yes/no (or the third choice, when the dialog offers one).
-    fn confirm(
-        &self,
-        dialog: &Dialog<'_>,
-        interaction: &Interaction,
-    ) -> Result<Answer, PromptError>;
-
-    /// Lets the person pick one of `options`; the default asks about each in turn, every
-    /// question naming all of them (so each dialog shows the whole choice).
-    fn choose(
-        &self,
-        description: &str,
-        options: &[String],
-        interaction: &Interaction,
-    ) -> Result<usize, PromptError> {
-        let listed: String = options
-            .iter()
-            .map(|o| format!("\n  \u{2022} {o}"))
-            .collect();
-        for (i, option) in options.iter().enumerate() {
-            let last = i + 1 == options.len();
-            let text = format!(
-                "{description}{listed}\n\n{option} ({} of {})",
-                i + 1,
-                options.len()
-            );
-            let dialog = Dialog {
-                description: &text,
-                ok: "Use this account",
-                cancel: "Cancel",
-                not_ok: (!last).then_some("Next account"),
-                ..Dialog::default()
-            };
-            match self.confirm(&dialog, interaction)? {
-                Answer::Ok => return Ok(i),
-                Answer::NotOk => {}
-            }
-        }
-        Err(PromptError::Declined)
-    }
-}
-
 /// The authenticator's operation a ceremony for `purpose` approves.
 fn presence_action(purpose: Purpose<'_>) -> PromptAction {
     match purpose {
         Purpose::Create { .. } | Purpose::AlreadyRegistered { .. } => PromptAction::Register,
         Purpose::Get | Purpose::Autofill | Purpose::Approve { .. } => PromptAction::SignIn,
     }
-}
-
-/// The two dialogs that choose a first PIN: what they say, and what they refuse at once.
-#[derive(Debug, Clone, Copy)]
-pub struct NewPinDialogs<'a> {
-    /// Who asks and for what: the first lines of both dialogs.
-    pub head: &'a str,
-    /// Below the head in the first dialog: why a PIN is chosen now, and its rules.
-    pub choose: &'a str,
-    /// Why an earlier choice was refused, shown on the first dialog of the first round.
-    pub problem: Option<&'a str>,
-    /// Refuses a PIN shorter than this (in Unicode code points) before it is typed again;
-    /// `None` leaves the length to the caller.
-    pub min_length: Option<usize>,
-}
-
-/// Asks for a new PIN, typed twice so a typo is not locked in, in up to three rounds (a
-/// mismatch or a too-short PIN starts the next one, saying why). `secret` shows one dialog and
-/// answers the secret typed, or `None` when there is none to use (declined, cancelled, the
-/// prompt unavailable: it logs why). The answer is the PIN once both entries match, `None`
-/// when `secret` gave none or three rounds failed.
-pub fn ask_new_pin(
-    dialogs: &NewPinDialogs<'_>,
-    mut secret: impl FnMut(&Dialog<'_>) -> Option<Zeroizing<String>>,
-) -> Option<Zeroizing<String>> {
-    let head = dialogs.head;
-    let first_text = format!("{head}\n\n{}", dialogs.choose);
-    let again_text = format!("{head}\n\nType the new PIN again.");
-    let mut problem = dialogs.problem.map(str::to_owned);
-    for _ in 0..3 {
-        let pin = secret(&Dialog {
-            description: &first_text,
-            prompt: "New PIN:",
-            error: problem.as_deref(),
-            ok: "Next",
-            ..Dialog::default()
-        })?;
-        if let Some(min_length) = dialogs.min_length.filter(|&min| pin.chars().count() < min) {
-            problem = Some(format!(
-                "The PIN must have at least {min_length} characters."
-            ));
-            continue;
-        }
-        let repeated = secret(&Dialog {
-            description: &again_text,
-            prompt: "Repeat:",
-            ok: "Set PIN",
-            ..Dialog::default()
-        })?;
-        if aws_lc_rs::constant_time::verify_slices_are_equal(pin.as_bytes(), repeated.as_bytes())
-            .is_ok()
-        {
-            return Some(pin);
-        }
-        problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
-    }
-    None
 }
 
 /// The bridge's [`UserInterface`] on a trusted prompt.
@@ -460,7 +285,7 @@ impl UserInterface for PromptUi {
         }
     }
 
-    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Result<usize, Unanswered> {
         let options: Vec<String> = choice
             .accounts
             .iter()
@@ -477,18 +302,23 @@ impl UserInterface for PromptUi {
             })
             .collect();
         let description = format!(
-            "{}\n\nThis device holds {} passkeys for {}. Which account?",
+            "{}\n\n{}",
             labelled(
                 request_line(choice.origin, choice.rp_id, choice.purpose),
                 choice.label,
             ),
-            options.len(),
-            passgate_proto::display::clean(choice.rp_id)
+            wording::account_question(
+                options.len(),
+                &passgate_proto::display::clean(choice.rp_id),
+                choice.before_verification
+            )
         );
         self.prompt
             .choose(&description, &options, choice.interaction)
-            .map_err(|e| self.log_failure("account choice", &e))
-            .ok()
+            .map_err(|e| {
+                self.log_failure("account choice", &e);
+                self.unanswered(&e)
+            })
     }
 }
 
@@ -647,7 +477,9 @@ mod tests {
     use passgate_platform_api::user_verifier::{Interaction, Prompt, PromptAction, UserVerifier};
     use zeroize::Zeroizing;
 
-    use super::{APP_RP_ID_PREFIX, Answer, Dialog, PromptError, PromptPresence, TrustedPrompt};
+    use passgate_platform_api::trusted_prompt::{Answer, Dialog, PromptError, TrustedPrompt};
+
+    use super::{APP_RP_ID_PREFIX, PromptPresence};
 
     /// Records each confirmation's text and button, answers with `answer`.
     struct Recording {

@@ -11,10 +11,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Counting, Scripted};
+use common::{Counting, PageCalls, Scripted};
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_bridge::prompt::{Pinentry, PresenceGrants, PromptPresence, PromptUi, TrustedPrompt};
+use passgate_bridge::prompt::{Pinentry, PresenceGrants, PromptPresence, PromptUi};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";

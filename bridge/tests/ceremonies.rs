@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Counting, PIN, PinEntry, authenticator};
+use common::{Counting, PIN, PageCalls, PinEntry, authenticator};
 use passgate_bridge::{Bridge, ErrorName, InProcess, NoUserInterface, TcpCtapHid, b64};
 use serde_json::{Value, json};
 
@@ -350,11 +350,15 @@ impl passgate_bridge::UserInterface for Chooser {
     ) -> Result<zeroize::Zeroizing<String>, passgate_bridge::Unanswered> {
         Ok(zeroize::Zeroizing::new(PIN.to_owned()))
     }
-    fn choose_account(&self, choice: &passgate_bridge::AccountChoice<'_>) -> Option<usize> {
+    fn choose_account(
+        &self,
+        choice: &passgate_bridge::AccountChoice<'_>,
+    ) -> Result<usize, passgate_bridge::Unanswered> {
         choice
             .accounts
             .iter()
             .position(|a| a.name.as_deref() == Some(self.0))
+            .ok_or(passgate_bridge::Unanswered::Declined)
     }
 }
 

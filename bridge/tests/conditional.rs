@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use common::{PIN, Scripted, authenticator_with_prompt};
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_bridge::channel::{ChannelRouter, Sender};
+use passgate_bridge::channel::ChannelRouter;
 use passgate_bridge::conditional::Limits;
 use passgate_bridge::prompt::PromptUi;
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TransportError, b64};
 use passgate_client::cbor;
+use passgate_platform_api::host_channel::Sender;
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{PIN, PinEntry, authenticator};
+use common::{PIN, PageCalls, PinEntry, authenticator};
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_bridge::{Bridge, CtapTransport, ErrorName, InProcess, TransportError, b64};
 use serde_json::{Value, json};

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Scripted, authenticator, authenticator_with_prompt};
+use common::{PageCalls, Scripted, authenticator, authenticator_with_prompt};
 use passgate_authenticator::api::user_verifier::Interaction;
-use passgate_bridge::prompt::{
-    Answer, Dialog, Pinentry, PromptError, PromptUi, TerminalPrompt, TrustedPrompt,
-};
+use passgate_bridge::prompt::{Pinentry, PromptUi, TerminalPrompt};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
+use passgate_platform_api::trusted_prompt::{Answer, Dialog, PromptError, TrustedPrompt};
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";
@@ -472,4 +471,64 @@ fn the_terminal_prompt_reads_the_pin_without_echo_and_ignores_typed_ahead_answer
     pty.wait_for("2. olivia", 1);
     pty.type_line("2");
     assert_eq!(choose.join().unwrap(), Ok(1));
+}
+
+#[test]
+fn on_the_terminal_known_accounts_are_chosen_first_then_one_pin() {
+    use passgate_bridge::accounts::{AccountRecord, accounts_path};
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = Pty::open();
+    let shared = InProcess::new(authenticator(dir.path()));
+    let record = AccountRecord::new(accounts_path(dir.path()));
+    // The accounts are made (and recorded) by a bridge whose PIN entry is not the terminal.
+    let maker = Bridge::new(
+        Box::new(shared.clone()),
+        Box::new(common::PinEntry::with(PIN)),
+    )
+    .with_account_record(record.clone());
+    maker.set_pin(PIN).unwrap();
+    let olivia = maker.create(ORIGIN, None, &creation("olivia")).unwrap();
+    maker.create(ORIGIN, None, &creation("peggy")).unwrap();
+
+    let prompt: Arc<dyn TrustedPrompt> = Arc::new(TerminalPrompt::on(&pty.slave).unwrap());
+    let bridge = Arc::new(
+        Bridge::new(Box::new(shared), Box::new(PromptUi::new(prompt)))
+            .with_pin_token_ttl(Duration::ZERO)
+            .with_account_record(record),
+    );
+    let mut discoverable = request(&[]);
+    discoverable
+        .as_object_mut()
+        .unwrap()
+        .remove("allowCredentials");
+    let sign_in = {
+        let bridge = Arc::clone(&bridge);
+        std::thread::spawn(move || bridge.get(ORIGIN, None, &discoverable))
+    };
+    pty.wait_for("Type its number and Enter", 1);
+    let screen = pty.screen();
+    assert!(
+        screen.contains("passgate has seen 2 accounts of yours on example.com. Which account?"),
+        "{screen}"
+    );
+    assert!(screen.contains("1. peggy"), "{screen}");
+    assert!(screen.contains("2. olivia"), "{screen}");
+    assert!(
+        !screen.contains("PIN: "),
+        "no PIN asked before the choice: {screen}"
+    );
+    pty.type_line("2");
+    pty.wait_for("PIN: ", 1);
+    pty.type_line(PIN);
+    let a = sign_in.join().unwrap().unwrap();
+    assert_eq!(a["id"], olivia["id"]);
+    assert_eq!(flags(&a) & 0x05, 0x05, "UP and UV");
+    std::thread::sleep(Duration::from_millis(100));
+    let screen = pty.screen();
+    assert_eq!(
+        screen.matches("PIN: ").count(),
+        1,
+        "one verification: {screen}"
+    );
+    assert!(!screen.contains(PIN), "the PIN was echoed: {screen:?}");
 }

@@ -11,11 +11,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{PIN, Scripted};
+use common::{PIN, PageCalls, Scripted};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
+use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use serde_json::{Value, json};
 
 const ORIGIN: &str = "https://shop.example.com";

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{Counting, PIN, PinEntry, authenticator};
+use common::{Counting, PIN, PageCalls, PinEntry, authenticator};
 use passgate_bridge::{Bridge, ErrorName, InProcess, b64};
 use passgate_relying_party::server::router;
 use passgate_relying_party::{RpConfig, build_state};

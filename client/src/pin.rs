@@ -135,7 +135,7 @@ impl SharedSecret {
             key_agreement: self.platform_key.clone(),
             salt_enc,
             salt_auth,
-            protocol: Some(PROTOCOL_NUMBER),
+            protocol: Some(u64::from(PROTOCOL_NUMBER)),
         })
     }
 
@@ -166,7 +166,7 @@ pub fn pin_uv_auth_param(token: &[u8], client_data_hash: &[u8]) -> Vec<u8> {
 pub fn pin_uv_auth(token: &[u8], client_data_hash: &[u8]) -> PinUvAuth {
     PinUvAuth {
         param: pin_uv_auth_param(token, client_data_hash),
-        protocol: PROTOCOL_NUMBER,
+        protocol: Some(u64::from(PROTOCOL_NUMBER)),
     }
 }
 

@@ -26,6 +26,10 @@ def test_get_info_fields(passgate):
     assert info.min_pin_length == 4
 
     assert {"type": "public-key", "alg": ES256} in [dict(a) for a in info.algorithms]
+    # attestationFormats (CTAP 2.2, 0x16): sent, not python-fido2's default for an absent
+    # member; a store that cannot attest self-attests ("none" is implied, never listed).
+    assert info.attestation_formats == ["packed"]
+    assert Ctap2(passgate.device()).send_cbor(Ctap2.CMD.GET_INFO)[0x16] == ["packed"]
 
 
 def test_aaguid_is_stable_across_connections_and_restarts(passgate):

@@ -1,8 +1,10 @@
 """WebAuthn's `tpm` attestation from the real binary on swtpm: swtpm_setup manufactures the
 TPM with endorsement key certificates issued by a test CA made here (swtpm_localca configured
 with that CA's key, in a temporary directory), `passgate authenticator attestation-key` creates
-the TPM's attestation key (AK), the same CA certifies it
-(the certificate WebAuthn L3 §8.3.1 asks for: version 3, empty subject, a critical subject
+the TPM's attestation key (AK), the same CA certifies it only after credential activation
+(tpm2-tools' software TPM2_MakeCredential to the EK whose certificate it issued, bound to the
+AK's name; `attestation-key --activate` runs TPM2_ActivateCredential and opens the chain sealed
+under the secret; a credential bound to another name is refused) (the certificate WebAuthn L3 §8.3.1 asks for: version 3, empty subject, a critical subject
 alternative name with the TPM's manufacturer, model and version, the tcg-kp-AIKCertificate
 extended key usage, CA=false), the chain is installed, and a credential made through
 python-fido2 with `--attestation tpm` is verified by three independent verifiers with the test
@@ -12,7 +14,9 @@ to another CA is refused by all three. (webauthn-rs 0.6.2 cannot verify `tpm` st
 kanidm/webauthn-rs#535; authenticator/tests/tpm_attestation.rs pins that.)"""
 
 import datetime
+import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,10 +24,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from fido2.attestation import AttestationVerifier, UntrustedAttestation
+from fido2 import cbor
+from fido2.ctap2 import Ctap2
 from fido2.server import Fido2Server
-from fido2.utils import websafe_encode
+from fido2.utils import websafe_decode, websafe_encode
 from fido2.webauthn import (
     AttestationConveyancePreference,
     PublicKeyCredentialUserEntity,
@@ -138,14 +145,59 @@ def _manufacture_tpm(tmp_path: Path, ca: "LocalCa") -> Path:
     return work / "ek-certs"
 
 
-def _attestation_key(binary, state_dir, tcti, *chain):
+def _attestation_key(binary, state_dir, tcti, *chain, extra=(), expect_ok=True):
     args = [str(binary), "authenticator", "attestation-key", "--state-dir", str(state_dir),
-            "--tcti", tcti]
+            "--tcti", tcti, *extra]
     for path in chain:
         args += ["--install-chain", str(path)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if not expect_ok:
+        assert out.returncode != 0, out.stdout
+        return out.stderr
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def _activation_answer(request: dict, ca: "LocalCa", tmp_path: Path, name: bytes) -> Path:
+    """The privacy CA's side of credential activation, independent of passgate: the EK
+    certificate must chain to `ca` and carry the EK's key; `name` is the AK name the credential
+    is bound to; tpm2-tools' software TPM2_MakeCredential (`-T none`) protects a random secret
+    for the EK; the AK certificate is sealed under that secret (AES-256-GCM, the format of
+    docs/src/security/tpm-key-store.md)."""
+    ek_public = websafe_decode(request["ek_public"])
+    ek_cert = x509.load_der_x509_certificate(websafe_decode(request["ek_certificate"]))
+    ek_cert.verify_directly_issued_by(ca.cert)
+    modulus = ek_cert.public_key().public_numbers().n.to_bytes(256, "big")
+    # TPMT_PUBLIC of an RSA 2048 key ends with its unique field: TPM2B of the modulus.
+    assert ek_public[-258:] == b"\x01\x00" + modulus, "the EK certificate is not the EK's"
+    secret = os.urandom(32)
+    (tmp_path / "ek.pub").write_bytes(len(ek_public).to_bytes(2, "big") + ek_public)
+    (tmp_path / "secret.bin").write_bytes(secret)
+    out = subprocess.run(
+        ["tpm2_makecredential", "-T", "none", "-u", str(tmp_path / "ek.pub"),
+         "-s", str(tmp_path / "secret.bin"), "-n", name.hex(),
+         "-o", str(tmp_path / "credential.bin")],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    blob = (tmp_path / "credential.bin").read_bytes()
+    # tpm2-tools' file: magic, version, then TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET.
+    assert blob[:8] == bytes.fromhex("badcc0de00000001")
+    id_len = int.from_bytes(blob[8:10], "big")
+    credential_blob = blob[10:10 + id_len]
+    rest = blob[10 + id_len:]
+    encrypted_secret = rest[2:2 + int.from_bytes(rest[:2], "big")]
+    ak = {k: request[k] for k in ("tpm_manufacturer", "tpm_model", "tpm_version")}
+    ak["public_key"] = websafe_decode(request["public_key"]).hex()
+    nonce = os.urandom(12)
+    sealed = nonce + AESGCM(secret).encrypt(
+        nonce, cbor.encode([ca.issue_ak(ak)]), b"passgate attestation chain v1")
+    answer = tmp_path / "activation-answer.json"
+    answer.write_text(json.dumps({
+        "credential_blob": websafe_encode(credential_blob),
+        "encrypted_secret": websafe_encode(encrypted_secret),
+        "sealed_chain": websafe_encode(sealed),
+    }))
+    return answer
 
 
 LOADTEST = Path(__file__).resolve().parents[2] / "relying-party" / "loadtest"
@@ -196,14 +248,33 @@ def test_tpm_attestation_is_verified_by_py_webauthn_and_python_fido2(spawn, swtp
     assert ak["chain_installed"] is False
     assert ak["tpm_manufacturer"] == "id:49424D00"  # swtpm: IBM
     assert len(bytes.fromhex(ak["public_key"])) == 65
-    # The chain is the AK certificate and any intermediates; the root is the verifier's trust
-    # anchor and stays out of x5c (SimpleWebAuthn refuses a path that repeats its anchor).
-    (tmp_path / "ak.der").write_bytes(ca.issue_ak(ak))
-    installed = _attestation_key(_binary(), state_dir, tcti, tmp_path / "ak.der")
+    # The CA certifies the AK only through credential activation with the TPM's EK. The chain
+    # is the AK certificate and any intermediates; the root is the verifier's trust anchor and
+    # stays out of x5c (SimpleWebAuthn refuses a path that repeats its anchor).
+    request_path = tmp_path / "activation-request.json"
+    _attestation_key(_binary(), state_dir, tcti, extra=["--activation-request", str(request_path)])
+    request = json.loads(request_path.read_text())
+    ak_public = websafe_decode(request["ak_public"])
+    name = bytes.fromhex("000b") + hashlib.sha256(ak_public).digest()
+    assert websafe_decode(request["ak_name"]) == name
+    assert websafe_decode(request["public_key"]).hex() == ak["public_key"]
+    # A credential bound to another name does not activate: nothing is installed.
+    wrong = _activation_answer(request, ca, tmp_path, name[:-1] + bytes([name[-1] ^ 1]))
+    error = _attestation_key(_binary(), state_dir, tcti, extra=["--activate", str(wrong)],
+                             expect_ok=False)
+    assert "credential activation failed" in error, error
+    assert _attestation_key(_binary(), state_dir, tcti)["chain_installed"] is False
+    answer = _activation_answer(request, ca, tmp_path, name)
+    installed = _attestation_key(_binary(), state_dir, tcti, extra=["--activate", str(answer)])
     assert installed["chain_installed"] is True
     assert installed["public_key"] == ak["public_key"], "the same AK, reloaded"
 
     pg = spawn(attestation="tpm", state_dir=state_dir, extra=["--key-store", "tpm", "--tcti", tcti])
+    # getInfo's attestationFormats (CTAP 2.2, 0x16) as python-fido2 parses it: the configured
+    # default first, "none" implied and unlisted (python-fido2 assumes ["packed"] when absent).
+    ctap2 = Ctap2(pg.device())
+    assert ctap2.get_info().attestation_formats == ["tpm", "packed"]
+    assert ctap2.send_cbor(Ctap2.CMD.GET_INFO)[0x16] == ["tpm", "packed"]
     server = Fido2Server(RP, attestation=AttestationConveyancePreference.DIRECT,
                          verify_attestation=_TrustCa(ca.der()))
     options, state = server.register_begin(

@@ -1,5 +1,6 @@
 //! The invariants of CTAP messages: proto's typed requests and responses decode → encode →
-//! decode to the same value, and every answer of the authenticator is a status byte followed
+//! decode to the same value (requests both as a platform decodes them and as the authenticator
+//! does, `decode_strict`), and every answer of the authenticator is a status byte followed
 //! (on success) by canonical CBOR that proto's typed response decodes.
 //!
 //! "The same value" is compared as encodings: the types hold raw CBOR values in places (a COSE
@@ -7,8 +8,8 @@
 
 use ciborium::value::Value;
 use passgate_proto::ctap::{
-    self, Command, client_pin, config, credential_management, fields, get_assertion, get_info,
-    large_blobs, make_credential,
+    self, Command, StatusCode, client_pin, config, credential_management, fields, get_assertion,
+    get_info, large_blobs, make_credential, strict,
 };
 
 /// Decodes `body` as `T`, re-encodes and decodes again; panics if the two values differ.
@@ -33,11 +34,65 @@ fn request_round_trip<T: ctap::Request>(
     );
 }
 
-/// The request invariant for the message `command byte || body`.
+/// The limits of the authenticator the fuzz targets run (`AuthenticatorConfig::default`).
+const LIMITS: strict::Limits = strict::Limits {
+    max_credential_count_in_list: 64,
+    enterprise_attestation: false,
+};
+
+/// What the authenticator's decoding (`decode_strict`) accepts, the client's encoder writes in a
+/// form it accepts again, unchanged from then on.
+fn strict_round_trip<T: ctap::Request>(
+    body: &[u8],
+    decode: impl Fn(&[u8]) -> Result<T, StatusCode>,
+) {
+    let Ok(first) = decode(body) else {
+        return;
+    };
+    let encoded = first.encode().expect("a strictly decoded request encodes");
+    let second = decode(&encoded[1..]).expect("the authenticator decodes our encoding");
+    let reencoded = second.encode().expect("a decoded request encodes");
+    assert_eq!(
+        encoded, reencoded,
+        "request changed across encode and strict decode"
+    );
+}
+
+/// The authenticator's decoding of the message `command byte || body`.
+fn check_strict_request(byte: u8, body: &[u8]) {
+    match Command::from_byte(byte) {
+        Some(Command::MakeCredential) => strict_round_trip(body, |b| {
+            make_credential::Request::decode_strict(b, &LIMITS)
+        }),
+        Some(Command::GetAssertion) => {
+            strict_round_trip(body, |b| get_assertion::Request::decode_strict(b, &LIMITS))
+        }
+        Some(Command::ClientPin) => strict_round_trip(body, client_pin::Request::decode_strict),
+        Some(Command::LargeBlobs) => strict_round_trip(body, large_blobs::Request::decode_strict),
+        Some(Command::Config) => strict_round_trip(body, config::Request::decode_strict),
+        Some(Command::CredentialManagement | Command::CredentialManagementPreview) => {
+            let Ok(first) = credential_management::Request::decode_strict(body) else {
+                return;
+            };
+            let encoded = first.encode().expect("a strictly decoded request encodes");
+            let second = credential_management::Request::decode_strict(&encoded[1..])
+                .expect("the authenticator decodes our encoding");
+            assert_eq!(
+                encoded,
+                second.encode().expect("a decoded request encodes"),
+                "request changed across encode and strict decode"
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The request invariants for the message `command byte || body`.
 pub fn check_request(message: &[u8]) {
     let Some((&byte, body)) = message.split_first() else {
         return;
     };
+    check_strict_request(byte, body);
     match Command::from_byte(byte) {
         Some(Command::MakeCredential) => {
             request_round_trip(body, make_credential::Request::from_value)

@@ -23,7 +23,7 @@ use passgate_authenticator::ctap::AttestationFormat;
 use serde_json::{Value as Json, json};
 
 use passgate_authenticator::setup::{AuthenticatorParts, build_authenticator};
-use passgate_bridge::prompt::TrustedPrompt;
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 
 use super::{
     KeyStoreArgs, KeyStoreKind, PresenceMode, UserArgs, VerifierArgs, state_dir_or_default,

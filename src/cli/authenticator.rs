@@ -25,7 +25,10 @@ pub enum AuthenticatorCommand {
     /// The TPM attestation key (`--key-store tpm`): creates it the first time and prints, as
     /// JSON, what a CA needs to certify it (its P-256 public key, the TPM's manufacturer,
     /// model and version); with `--install-chain`, installs the certificate chain the CA
-    /// issued, after which `serve --attestation tpm` answers in WebAuthn's `tpm` format.
+    /// issued, after which `serve --attestation tpm` answers in WebAuthn's `tpm` format. For
+    /// a privacy CA that checks the AK is in the TPM of a vendor-certified endorsement key:
+    /// `--activation-request` writes what it needs, `--activate` takes its answer (credential
+    /// activation), opens the chain with the activated secret and installs it.
     AttestationKey(AttestationKeyArgs),
 }
 
@@ -103,6 +106,19 @@ pub struct AttestationKeyArgs {
     /// then its issuers (`--install-chain ak.der --install-chain ca.der`).
     #[arg(long)]
     install_chain: Vec<PathBuf>,
+    /// Writes the credential-activation request for a privacy CA to this file, as JSON
+    /// (base64url): the endorsement key's public area (`ek_public`, a TPMT_PUBLIC) and its
+    /// certificate from the TPM's NV (`ek_certificate`, DER, or null), the attestation key's
+    /// public area (`ak_public`) and name (`ak_name`), and its public key and TPM identity.
+    #[arg(long, value_name = "FILE")]
+    activation_request: Option<PathBuf>,
+    /// Activates the CA's answer in this file (JSON, base64url: `credential_blob` and
+    /// `encrypted_secret` from TPM2_MakeCredential to the endorsement key and the attestation
+    /// key's name, and `sealed_chain`, the certificate chain AES-256-GCM-sealed under the
+    /// credential) and installs the chain. Fails, installing nothing, unless this TPM's keys
+    /// were the ones named.
+    #[arg(long, value_name = "FILE", conflicts_with = "install_chain")]
+    activate: Option<PathBuf>,
 }
 
 /// Runs `passgate authenticator …`.
@@ -129,6 +145,13 @@ fn attestation_key(args: AttestationKeyArgs) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         store.install_attestation_chain(chain)?;
     }
+    if let Some(path) = &args.activate {
+        let challenge = read_activation_challenge(path)?;
+        store.activate_attestation_chain(&challenge)?;
+    }
+    if let Some(path) = &args.activation_request {
+        write_activation_request(&mut store, path)?;
+    }
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     println!(
         "{}",
@@ -141,6 +164,52 @@ fn attestation_key(args: AttestationKeyArgs) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// Writes [`TpmKeyStore::activation_request`] as JSON to `path`.
+#[cfg(feature = "tpm")]
+fn write_activation_request(
+    store: &mut passgate_authenticator::tpm::TpmKeyStore,
+    path: &std::path::Path,
+) -> Result<()> {
+    use passgate_bridge::b64;
+    let request = store.activation_request()?;
+    let json = serde_json::json!({
+        "ek_public": b64::encode(&request.ek_public),
+        "ek_certificate": request.ek_certificate.as_deref().map(b64::encode),
+        "ak_public": b64::encode(&request.ak_public),
+        "ak_name": b64::encode(&passgate_authenticator::tpm::attestation_key_name(&request.ak_public)?),
+        "public_key": b64::encode(&request.attestation_key.public_key.to_sec1_uncompressed()),
+        "tpm_manufacturer": request.attestation_key.tpm_manufacturer,
+        "tpm_model": request.attestation_key.tpm_model,
+        "tpm_version": request.attestation_key.tpm_version,
+    });
+    std::fs::write(path, format!("{json:#}\n"))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a CA's answer to an activation request (JSON, base64url members).
+#[cfg(feature = "tpm")]
+fn read_activation_challenge(
+    path: &std::path::Path,
+) -> Result<passgate_authenticator::tpm::ActivationChallenge> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let member = |name: &str| -> Result<Vec<u8>> {
+        let text = json
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .with_context(|| format!("{}: no string member {name:?}", path.display()))?;
+        passgate_bridge::b64::decode(text)
+            .map_err(|e| anyhow::anyhow!("{}: {name:?} is not base64url: {e}", path.display()))
+    };
+    Ok(passgate_authenticator::tpm::ActivationChallenge {
+        credential_blob: member("credential_blob")?,
+        encrypted_secret: member("encrypted_secret")?,
+        sealed_chain: member("sealed_chain")?,
+    })
 }
 
 #[cfg(not(feature = "tpm"))]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
+use passgate_bridge::accounts::{AccountRecord, Forget, accounts_path};
 use passgate_bridge::local_http::{
     Config as LocalBridgeConfig, LocalBridge, PairingStore, Revoke, normalize_origin, pairings_path,
 };
@@ -31,6 +32,25 @@ pub enum BridgeCommand {
     /// local-http`'s): those pages must pair again with a new code. A running bridge sees it
     /// before its next answer.
     Unpair(UnpairArgs),
+    /// Clear the record of the accounts the bridge has seen on sites (the names its account
+    /// choice shows before the verification): for one RP ID, or all. Passkeys are untouched;
+    /// a verified sign-in or a new passkey records its account again.
+    Forget(ForgetArgs),
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["rp", "all"])))]
+pub struct ForgetArgs {
+    /// Forget the accounts of this RP ID, e.g. example.com or localhost.
+    #[arg(long)]
+    rp: Option<String>,
+    /// Forget every account.
+    #[arg(long)]
+    all: bool,
+    /// The state directory the bridge keeps its record in (`passgate demo --state-dir`,
+    /// `passgate bridge local-http --state-dir`; default: the state directory).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -60,6 +80,11 @@ pub struct NativeHostArgs {
     pin_prompt: PinPromptKind,
     #[command(flatten)]
     prompt: PinPromptArgs,
+    /// The state directory whose `bridge/accounts.json` records the accounts seen per site
+    /// (default: the directory of a `unix:` authenticator socket, or the state directory when
+    /// no authenticator is named; none for a `tcp://` authenticator).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// What the browser passes: the calling extension's origin (informational).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     browser_args: Vec<String>,
@@ -114,8 +139,8 @@ pub struct LocalHttpArgs {
     #[command(flatten)]
     prompt: PinPromptArgs,
     /// The app APIs' files (vaults, proof and SOTER keys) live in DIR/app, as for
-    /// `passgate app --state-dir DIR`, and pages' pairings in DIR/local-bridge (default: the
-    /// state directory).
+    /// `passgate app --state-dir DIR`, pages' pairings in DIR/local-bridge and the accounts
+    /// seen per site in DIR/bridge (default: the state directory).
     #[arg(long)]
     state_dir: Option<PathBuf>,
 }
@@ -138,11 +163,47 @@ fn unpair(args: &UnpairArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where the native host keeps the account record for `authenticator` (see its call).
+fn native_record_dir(state_dir: Option<&PathBuf>, authenticator: Option<&str>) -> Option<PathBuf> {
+    match (state_dir, authenticator) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, None) => state_dir_or_default(None).ok(),
+        (None, Some(target)) => target
+            .strip_prefix("unix:")
+            .and_then(|socket| std::path::Path::new(socket).parent())
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(std::path::Path::to_path_buf),
+    }
+}
+
+/// `passgate bridge forget`: clears the account record and says how much.
+fn forget(args: &ForgetArgs) -> Result<()> {
+    let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
+    let record = AccountRecord::new(accounts_path(&state_dir));
+    let which = match &args.rp {
+        Some(rp_id) => Forget::Rp(rp_id.clone()),
+        None => Forget::All,
+    };
+    let forgotten = record.forget(&which)?;
+    match &which {
+        Forget::Rp(rp_id) => println!(
+            "forgot {forgotten} account(s) of {rp_id} in {}",
+            record.path().display()
+        ),
+        Forget::All => println!(
+            "forgot {forgotten} account(s) in {}",
+            record.path().display()
+        ),
+    }
+    Ok(())
+}
+
 /// Runs `passgate bridge …`.
 pub fn main(command: BridgeCommand) -> Result<()> {
     use passgate_bridge::native;
     match command {
         BridgeCommand::Unpair(args) => unpair(&args),
+        BridgeCommand::Forget(args) => forget(&args),
         BridgeCommand::NativeHost(args) => {
             let kind = args.pin_prompt;
             // Without a usable prompt the host still answers (ceremonies needing user
@@ -152,13 +213,25 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 None
             });
             tracing::info!(caller = ?args.browser_args, authenticator = ?args.authenticator, prompt = prompt.as_ref().map(|p| p.name()), "native-messaging host started");
-            let bridge = Arc::new(
-                passgate_bridge::Bridge::new(
-                    Box::new(authenticator_client(args.authenticator.as_deref())?),
-                    bridge_ui(prompt.as_ref()),
-                )
-                .with_pin_token_ttl(args.prompt.pin_token_ttl()),
-            );
+            let mut bridge = passgate_bridge::Bridge::new(
+                Box::new(authenticator_client(args.authenticator.as_deref())?),
+                bridge_ui(prompt.as_ref()),
+            )
+            .with_pin_token_ttl(args.prompt.pin_token_ttl());
+            // The record lives with the authenticator's state: `--state-dir`, else the
+            // directory of a `unix:` socket (STATE/authenticator.sock), else the default when
+            // no authenticator is named. A TCP authenticator without `--state-dir` (a test
+            // rig) gets none: its accounts are not this user's. Without a record the host
+            // chooses accounts after the verification, as before.
+            match native_record_dir(args.state_dir.as_ref(), args.authenticator.as_deref()) {
+                Some(dir) => {
+                    bridge = bridge.with_account_record(AccountRecord::new(accounts_path(&dir)));
+                }
+                None => {
+                    tracing::info!("no state directory for this authenticator: no account record");
+                }
+            }
+            let bridge = Arc::new(bridge);
             native::serve(bridge, std::io::stdin().lock(), std::io::stdout())
                 .context("native messaging")?;
             Ok(())
@@ -215,14 +288,15 @@ pub fn main(command: BridgeCommand) -> Result<()> {
         }
         BridgeCommand::LocalHttp(args) => {
             let prompt = trusted_prompt(args.pin_prompt, &args.prompt)?;
+            let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
             let bridge = Arc::new(
                 passgate_bridge::Bridge::new(
                     Box::new(authenticator_client(args.authenticator.as_deref())?),
                     bridge_ui(prompt.as_ref()),
                 )
-                .with_pin_token_ttl(args.prompt.pin_token_ttl()),
+                .with_pin_token_ttl(args.prompt.pin_token_ttl())
+                .with_account_record(AccountRecord::new(accounts_path(&state_dir))),
             );
-            let state_dir = state_dir_or_default(args.state_dir.as_ref())?;
             // The app APIs on the same authenticator, over a connection of their own.
             let app = app_router(
                 passgate_app_api::AppDevice::remote(Box::new(authenticator_client(
@@ -266,5 +340,31 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 Ok(())
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_native_host_keeps_its_record_with_the_authenticator_state() {
+        let given = PathBuf::from("/s");
+        assert_eq!(
+            native_record_dir(Some(&given), Some("tcp://127.0.0.1:1")),
+            Some(given.clone())
+        );
+        assert_eq!(
+            native_record_dir(
+                None,
+                Some("unix:/home/u/.local/state/passgate/authenticator.sock")
+            ),
+            Some(PathBuf::from("/home/u/.local/state/passgate"))
+        );
+        assert_eq!(native_record_dir(None, Some("tcp://127.0.0.1:1")), None);
+        assert_eq!(
+            native_record_dir(None, Some("unix:authenticator.sock")),
+            None
+        );
     }
 }

@@ -12,6 +12,7 @@ use passgate_authenticator::api::rng::SystemRng;
 use passgate_authenticator::api::user_verifier::UserVerifier;
 use passgate_authenticator::ctap::AttestationFormat;
 use passgate_authenticator::setup::{AuthenticatorParts, KeyStoreChoice, build_authenticator};
+use passgate_bridge::accounts::{AccountRecord, accounts_path};
 use passgate_bridge::local_http::{Config as LocalBridgeConfig, LocalBridge, pairings_path};
 use passgate_bridge::prompt::{PresenceGrants, PromptPresence, PromptUi};
 
@@ -190,7 +191,9 @@ pub fn main(args: DemoArgs) -> Result<()> {
             Box::new(PromptUi::new(Arc::clone(&prompt)).with_presence_grants(grants)),
         )
         .with_pin_token_ttl(args.prompt.pin_token_ttl())
-        .with_power_cycle(power_cycle(&authenticator), UNLOCK_DELAY),
+        .with_power_cycle(power_cycle(&authenticator), UNLOCK_DELAY)
+        // With two or more accounts on a site, sign-in chooses first, then verifies once.
+        .with_account_record(AccountRecord::new(accounts_path(&state_dir))),
     );
     let app = app_router(
         passgate_app_api::AppDevice::in_process(Arc::clone(&authenticator)),
@@ -264,6 +267,12 @@ pub fn main(args: DemoArgs) -> Result<()> {
             "    A paired page stays paired when passgate restarts; revoke with `passgate bridge unpair"
         );
         println!("    --all --state-dir {}`.", state_dir.display());
+        println!(
+            "    With several accounts on a site, sign-in shows the choice first (the accounts"
+        );
+        println!(
+            "    passgate has seen there); clear that list with `passgate bridge forget --all`."
+        );
         println!(
             "    User verification: {verification}; the PIN is typed in the {prompt_name} prompt,"
         );

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::ValueEnum;
-use passgate_bridge::prompt::{Pinentry, PromptUi, TerminalPrompt, TrustedPrompt};
+use passgate_bridge::prompt::{Pinentry, PromptUi, TerminalPrompt};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 
 /// Where the PIN is typed: never into the page.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]

@@ -154,9 +154,18 @@ fn run_rp(
     workers: Option<usize>,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<()> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker: a current-thread runtime, so the accept loop and the connections share the
+    // one thread (a multi-thread runtime with one worker would still park the accept loop on
+    // this thread and hand every connection to the worker, with the cross-thread scheduler's
+    // atomics on every wake-up).
+    let one_thread = workers == Some(1);
+    let mut runtime = if one_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     runtime.enable_all();
-    if let Some(workers) = workers {
+    if let (false, Some(workers)) = (one_thread, workers) {
         runtime.worker_threads(workers.max(1));
     }
     runtime.build()?.block_on(async move {

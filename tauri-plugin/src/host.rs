@@ -11,9 +11,11 @@ use passgate_authenticator::ctap::{AttestationFormat, AuthenticatorConfig};
 use passgate_authenticator::setup::{
     AuthenticatorParts, KeyStoreChoice, VerifierChoice, build_authenticator, user_verification,
 };
-use passgate_bridge::channel::{ChannelRouter, Sender};
-use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi, TrustedPrompt};
+use passgate_bridge::channel::ChannelRouter;
+use passgate_bridge::prompt::{Pinentry, PromptPresence, PromptUi};
 use passgate_bridge::{Bridge, CtapTransport, InProcess, TcpCtapHid};
+use passgate_platform_api::host_channel::Sender;
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use serde_json::{Value as Json, json};
 use url::Url;
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS, captureResponse } from './harness.mjs';
+import { spawn } from 'node:child_process';
+import { binary, startDemo, launchBrowser, screenshots, pageFetch, withTimeout, STEP_MS, captureResponse } from './harness.mjs';
 import { username, goto, statusText, clientData, signUp, signOut, signIn, approve, deletePasskey } from './flows.mjs';
 
 const JOURNEY_TIMEOUT_MS = 120_000;
@@ -300,4 +301,76 @@ journey('4-two-tabs: two tabs ask at once, queued, each prompt names its tab; ad
   } finally {
     await withTimeout(accountPage.close(), 'close tab').catch(() => {});
   }
+});
+
+/** `passgate bridge forget ARGS` on the demo's state directory; resolves with its stdout. */
+function forget(...args) {
+  return withTimeout(new Promise((done, failed) => {
+    const child = spawn(binary, ['bridge', 'forget', '--state-dir', join(demo.work, 'state'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', failed);
+    child.on('exit', (code) => (code === 0 ? done(out) : failed(new Error(`passgate bridge forget exited ${code}: ${err}`))));
+  }), 'passgate bridge forget');
+}
+
+journey('5-several-accounts: two accounts on this authenticator; sign-in shows the choice first, then one PIN, and the RP signs in the account picked; without the record (forgotten) the PIN comes first, then the list', async ({ page, shot }) => {
+  assert.ok(account, 'journey 1 made an account');
+  await goto(page, `${demo.base}/`);
+  await ensurePaired(page);
+  const grace = { name: username('grace'), displayName: 'Grace Hopper' };
+  const registered = await signUp(page, demo.base, grace.name, grace.displayName);
+  grace.userId = registered.body.user.id;
+  grace.credentialId = registered.body.credential.id;
+  await signOut(page, demo.base);
+  const accountsFile = join(demo.work, 'state', 'bridge', 'accounts.json');
+
+  // Before (as on a bridge that keeps no record): forgotten with the real command, the sign-in
+  // is the PIN, then the authenticator's list (names only after the PIN), newest first: the
+  // second listed is journey 1's account.
+  assert.equal(await forget('--all'), `forgot 2 account(s) in ${accountsFile}\n`);
+  demo.pinentry.direct({ script: { CONFIRM: ['notok', 'ok'] } });
+  const listed = await timed('sign in, two accounts, no record (before): PIN, then the list', () => signIn(page, demo.base, ''));
+  assert.deepEqual(listed.dialogs.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
+  assert.ok(listed.dialogs[1].description.includes('This device holds 2 passkeys for localhost. Which account?'), listed.dialogs[1].description);
+  assert.equal(listed.result.body.user.name, account.name);
+  await signOut(page, demo.base);
+
+  // After: that verified sign-in taught the record both names (the one used first), so the
+  // choice comes first — naming the operation and the origin — then one PIN for the account
+  // picked, the second listed: Grace.
+  const recorded = JSON.parse(readFileSync(accountsFile, 'utf8'));
+  assert.deepEqual(recorded.accounts.map((a) => [a.rp_id, a.name, a.display_name]),
+    [['localhost', account.name, 'Ada Lovelace'], ['localhost', grace.name, grace.displayName]]);
+  demo.pinentry.direct({ script: { CONFIRM: ['notok', 'ok'] } });
+  const chosen = await timed('sign in, two accounts (after): the choice, then one PIN', () => signIn(page, demo.base, ''));
+  assert.deepEqual(chosen.dialogs.map((d) => [d.command, d.answer]), [['CONFIRM', 'notok'], ['CONFIRM', 'ok'], ['GETPIN', 'pin']]);
+  for (const chooser of chosen.dialogs.slice(0, 2)) {
+    assert.ok(chooser.description.startsWith(`${demo.base} wants to sign in with your passkey for localhost.`), chooser.description);
+    assert.ok(chooser.description.includes('passgate has seen 2 accounts of yours on localhost. Which account? You verify once, for that account only, next.'
+      + `\n  • Ada Lovelace (${account.name})\n  • ${grace.displayName} (${grace.name})\n\n`), chooser.description);
+  }
+  assert.equal(chosen.dialogs[0].notok, 'Next account');
+  assert.ok(chosen.dialogs[1].description.endsWith(`${grace.displayName} (${grace.name}) (2 of 2)`), chosen.dialogs[1].description);
+  assert.equal(chosen.dialogs[2].title, 'passgate: sign in');
+  const login = chosen.result;
+  assert.equal(login.body.user.name, grace.name);
+  assert.equal(login.body.verdict.userVerified, true);
+  assert.equal(login.request.id, grace.credentialId);
+  assert.equal(login.request.response.userHandle, grace.userId);
+  const session = await pageFetch(page, 'GET', '/api/session');
+  assert.equal(session.body.user.name, grace.name);
+  await bothWidths(page, shot, 'signed-in-after-choosing-first');
+
+  // Cancelling the choice: "you declined on passgate's prompt", and no PIN was asked.
+  await signOut(page, demo.base);
+  demo.pinentry.direct({ confirm: 'cancel' });
+  const before = demo.pinentry.dialogs().length;
+  await page.fill('#signin-username', '');
+  await page.click('#signin-button');
+  const declined = await statusText(page, 'declined');
+  assert.match(declined, /^You declined on passgate's prompt \(no account was chosen\)\. \(NotAllowedError\)$/);
+  assert.deepEqual(demo.pinentry.dialogs().slice(before).map((d) => d.command), ['CONFIRM']);
 });

@@ -750,8 +750,9 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const signedOutMark = traffic.mark();
   await signOut(page, host.base);
 
-  // Autofill: focus the field; passgate's prompt asks for the PIN (the approval), then lists
-  // both accounts (newest first) and the person picks the second one listed, Ada.
+  // Autofill: focus the field; passgate's prompt lists both accounts first (the bridge
+  // recorded them when they were made, the newest first), the person picks the second one
+  // listed, Ada, then enters the PIN once (the approval).
   const armedAgain = await traffic.waitFor(isArm, 'armed after signing out', signedOutMark);
   const pickFrom = host.pinentry.dialogs().length;
   const pickMark = traffic.mark();
@@ -760,15 +761,17 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   assert.equal(login.status, 200, JSON.stringify(login.body));
   await statusText(page, 'from autofill');
   const shown = host.pinentry.dialogs().slice(pickFrom);
-  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['GETPIN', 'pin'], ['CONFIRM', 'notok'], ['CONFIRM', 'ok']]);
-  assert.ok(shown[0].description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), shown[0].description);
-  assert.equal(shown[0].prompt, 'PIN:');
-  for (const chooser of shown.slice(1)) {
-    assert.ok(chooser.description.includes(`This device holds 2 passkeys for localhost. Which account?\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
+  assert.deepEqual(shown.map((d) => [d.command, d.answer]), [['CONFIRM', 'notok'], ['CONFIRM', 'ok'], ['GETPIN', 'pin']]);
+  for (const dialog of shown) {
+    assert.ok(dialog.description.startsWith(`Passkey autofill: ${host.base} offers to sign you in with a passkey for localhost.`), dialog.description);
   }
-  assert.ok(shown[1].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
-  assert.equal(shown[1].notok, 'Next account');
-  assert.ok(shown[2].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
+  assert.equal(shown[2].prompt, 'PIN:');
+  for (const chooser of shown.slice(0, 2)) {
+    assert.ok(chooser.description.includes(`passgate has seen 2 accounts of yours on localhost. Which account? You verify once, for that account only, next.\n  • ${grace.displayName} (${grace.name})\n  • ${ada.displayName} (${ada.name})\n\n`), chooser.description);
+  }
+  assert.ok(shown[0].description.endsWith(`${grace.displayName} (${grace.name}) (1 of 2)`));
+  assert.equal(shown[0].notok, 'Next account');
+  assert.ok(shown[1].description.endsWith(`${ada.displayName} (${ada.name}) (2 of 2)`));
   assert.equal(login.body.user.name, ada.name);
   assert.equal(login.body.verdict.userVerified, true);
   assert.equal(login.request.id, ada.credentialId);
@@ -808,7 +811,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   await signOut(page, host.base);
   await traffic.waitFor(isArm, 'armed after signing out', abortMark);
   const abortFrom = host.pinentry.dialogs().length;
-  host.pinentry.direct({ script: { GETPIN: [{ hang: true }] } });
+  host.pinentry.direct({ script: { CONFIRM: [{ hang: true }] } }); // the choice comes first
   await page.focus('#signin-username');
   const open = await host.pinentry.waitForDialogs(abortFrom + 1);
   assert.ok(open[abortFrom].description.startsWith('Passkey autofill:'), open[abortFrom].description);
@@ -817,7 +820,7 @@ journey('7-autofill: passkey autofill through the shim: silent without a passkey
   const byName = await signIn(page, host.base, grace.name);
   await closed(open[abortFrom].pid);
   const afterAbort = host.pinentry.dialogs().slice(abortFrom);
-  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['GETPIN', 'hang'], ['GETPIN', 'pin']]);
+  assert.deepEqual(afterAbort.map((d) => [d.command, d.answer]), [['CONFIRM', 'hang'], ['GETPIN', 'pin']]);
   assert.ok(afterAbort[1].description.startsWith(`${host.base} wants to sign in with your passkey for localhost.`), afterAbort[1].description);
   assert.equal(byName.body.user.name, grace.name);
   assert.equal((await pageFetch(page, 'GET', '/api/session')).body.user.name, grace.name);
@@ -865,7 +868,8 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   // The person dismisses the autofill prompt: the request keeps waiting; focusing again
   // (the window regaining focus) or typing does not bring the prompt back; a click does.
   const dismissFrom = host.pinentry.dialogs().length;
-  host.pinentry.direct({ script: { GETPIN: ['cancel'] } });
+  // (Both accounts are in the bridge's record: the prompt is the choice, dismissed there.)
+  host.pinentry.direct({ script: { CONFIRM: ['cancel'] } });
   await page.focus('#signin-username');
   await host.pinentry.waitForDialogs(dismissFrom + 1);
   await sleep(500);
@@ -876,14 +880,14 @@ journey('8-autofill-requests: a newer conditional request replaces the older; an
   assert.equal(host.pinentry.dialogs().length, dismissFrom + 1, 'no prompt from refocusing or typing');
   assert.equal((await conditionalState(page, 'second')).outcome, 'pending');
   await shot(page, 'index-autofill-dismissed');
-  host.pinentry.direct({ script: { CONFIRM: ['ok'] } }); // the first account listed (Grace)
+  host.pinentry.direct({ script: { CONFIRM: ['ok'] } }); // the first listed: Grace, used last
   await page.click('#signin-username');
   await page.waitForFunction(() => globalThis.conditional.second.outcome !== 'pending', null, { timeout: STEP_MS });
   const picked = await conditionalState(page, 'second');
   assert.equal(picked.outcome, 'credential', JSON.stringify(picked));
   assert.equal(picked.json.response.userHandle, grace.userId);
   assert.deepEqual(host.pinentry.dialogs().slice(dismissFrom).map((d) => [d.command, d.answer]),
-    [['GETPIN', 'cancel'], ['GETPIN', 'pin'], ['CONFIRM', 'ok']]);
+    [['CONFIRM', 'cancel'], ['CONFIRM', 'ok'], ['GETPIN', 'pin']]);
   const signedIn = await pageFetch(page, 'POST', '/api/login/verify', picked.json);
   assert.equal(signedIn.status, 200, JSON.stringify(signedIn.body));
   assert.equal(signedIn.body.user.name, grace.name);

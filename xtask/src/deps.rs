@@ -65,7 +65,7 @@ pub const APT_PACKAGES: &[AptPackage] = &[
     },
     AptPackage {
         name: "tpm2-tools",
-        why: "tpm2_dictionarylockout sets and reads the swtpm's dictionary-attack parameters in the TPM tests",
+        why: "tpm2_dictionarylockout sets and reads the swtpm's dictionary-attack parameters in the TPM tests; tpm2_makecredential (software, -T none) is the privacy CA's side of credential activation in test_tpm_attestation.py",
         satisfied_by: None,
     },
     AptPackage {

@@ -4,21 +4,13 @@
 
 use ciborium::value::Value;
 
-use super::cbor::{Params, TextMap, ValueExt, encode, int, int_map, text_map, uint};
+use passgate_proto::ctap::credential_management::{Params, Request, SubCommand};
+
+use super::cbor::{encode, int, int_map, text_map, uint};
 use super::data::{MAX_NAME_LENGTH, cose_public_key, rp_id_hash, truncate_utf8};
 use super::pin_protocol::Protocol;
 use super::{Authenticator, CommandResult, StatusCode, store_error_status};
 use crate::api::credential_store::CredentialRecord;
-
-mod sub {
-    pub const GET_CREDS_METADATA: u64 = 0x01;
-    pub const ENUMERATE_RPS_BEGIN: u64 = 0x02;
-    pub const ENUMERATE_RPS_NEXT: u64 = 0x03;
-    pub const ENUMERATE_CREDENTIALS_BEGIN: u64 = 0x04;
-    pub const ENUMERATE_CREDENTIALS_NEXT: u64 = 0x05;
-    pub const DELETE_CREDENTIAL: u64 = 0x06;
-    pub const UPDATE_USER_INFORMATION: u64 = 0x07;
-}
 
 /// What an enumeration still has to return.
 pub enum Enumeration {
@@ -81,70 +73,56 @@ fn credential_response(
     ])))
 }
 
-fn descriptor_id(value: Value) -> Result<Vec<u8>, StatusCode> {
-    let mut map = TextMap::new(value.ctap_map()?)?;
-    let id = map
-        .take("id")
-        .ok_or(StatusCode::MissingParameter)?
-        .ctap_bytes()?;
-    if let Some(kind) = map.take("type") {
-        kind.ctap_text()?;
-    }
-    Ok(id)
-}
-
 impl Authenticator {
     pub(super) fn credential_management(&mut self, body: &[u8]) -> CommandResult {
-        let mut p = Params::parse(body)?;
-        let sub_command = p.required(0x01)?.ctap_uint()?;
-        let sub_params = p.take(0x02);
-        let protocol = p.take(0x03).map(Value::ctap_uint).transpose()?;
-        let param = p.take(0x04).map(Value::ctap_bytes).transpose()?;
+        let Request {
+            sub_command,
+            params: sub_params,
+            pin_uv_auth,
+            ..
+        } = Request::decode_strict(body)?;
 
         // Continuations need no token (§6.8.3, §6.8.5).
         match sub_command {
-            sub::ENUMERATE_RPS_NEXT => {
+            SubCommand::ENUMERATE_RPS_NEXT => {
                 let Some(Enumeration::RelyingParties(it)) = self.enumeration.as_mut() else {
                     return Err(StatusCode::NotAllowed);
                 };
                 let (rp_id, name) = it.next().ok_or(StatusCode::NotAllowed)?;
                 return Ok(rp_response(&rp_id, name.as_deref(), None));
             }
-            sub::ENUMERATE_CREDENTIALS_NEXT => {
+            SubCommand::ENUMERATE_CREDENTIALS_NEXT => {
                 let Some(Enumeration::Credentials(it)) = self.enumeration.as_mut() else {
                     return Err(StatusCode::NotAllowed);
                 };
                 let record = it.next().ok_or(StatusCode::NotAllowed)?;
                 return credential_response(&record, None);
             }
-            sub::GET_CREDS_METADATA
-            | sub::ENUMERATE_RPS_BEGIN
-            | sub::ENUMERATE_CREDENTIALS_BEGIN
-            | sub::DELETE_CREDENTIAL
-            | sub::UPDATE_USER_INFORMATION => {}
+            SubCommand::GET_CREDS_METADATA
+            | SubCommand::ENUMERATE_RPS_BEGIN
+            | SubCommand::ENUMERATE_CREDENTIALS_BEGIN
+            | SubCommand::DELETE_CREDENTIAL
+            | SubCommand::UPDATE_USER_INFORMATION => {}
             _ => return Err(StatusCode::InvalidSubcommand),
         }
         self.enumeration = None;
 
-        let param = param.ok_or(StatusCode::PuatRequired)?;
-        let protocol = Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
+        let auth = pin_uv_auth.ok_or(StatusCode::PuatRequired)?;
+        let protocol = Protocol::from_number(auth.protocol.ok_or(StatusCode::MissingParameter)?)?;
         let mut message =
-            vec![u8::try_from(sub_command).map_err(|_| StatusCode::InvalidSubcommand)?];
+            vec![u8::try_from(sub_command.0).map_err(|_| StatusCode::InvalidSubcommand)?];
         if let Some(params) = &sub_params {
             message.extend(encode(params));
         }
-        let token_rp = self.verify_management_token(protocol, &param, &message)?;
-        let mut sub_params = match sub_params {
-            Some(v) => Params::from_value(v)?,
-            None => Params::empty(),
-        };
+        let token_rp = self.verify_management_token(protocol, &auth.param, &message)?;
+        let sub_params = Params::decode_strict(sub_params, sub_command)?;
         let check_rp = |rp_id: &str| match &token_rp {
             Some(bound) if bound != rp_id => Err(StatusCode::PinAuthInvalid),
             _ => Ok(()),
         };
 
         match sub_command {
-            sub::GET_CREDS_METADATA => {
+            SubCommand::GET_CREDS_METADATA => {
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
@@ -163,7 +141,7 @@ impl Authenticator {
                     (2, Some(uint(remaining))),
                 ])))
             }
-            sub::ENUMERATE_RPS_BEGIN => {
+            SubCommand::ENUMERATE_RPS_BEGIN => {
                 if token_rp.is_some() {
                     return Err(StatusCode::PinAuthInvalid);
                 }
@@ -183,8 +161,8 @@ impl Authenticator {
                 }
                 Ok(rp_response(&rp_id, name.as_deref(), Some(total)))
             }
-            sub::ENUMERATE_CREDENTIALS_BEGIN => {
-                let hash = sub_params.required(0x01)?.ctap_bytes()?;
+            SubCommand::ENUMERATE_CREDENTIALS_BEGIN => {
+                let hash = sub_params.rp_id_hash.ok_or(StatusCode::MissingParameter)?;
                 let rp_id = self
                     .env
                     .credentials
@@ -208,8 +186,11 @@ impl Authenticator {
                 }
                 credential_response(&first, Some(total))
             }
-            sub::DELETE_CREDENTIAL => {
-                let id = descriptor_id(sub_params.required(0x02)?)?;
+            SubCommand::DELETE_CREDENTIAL => {
+                let id = sub_params
+                    .credential_id
+                    .ok_or(StatusCode::MissingParameter)?
+                    .id;
                 let record = self.find_discoverable(&id)?;
                 check_rp(&record.rp_id)?;
                 self.env
@@ -223,9 +204,12 @@ impl Authenticator {
                 tracing::info!(rp = %record.rp_id, "credential deleted by credential management");
                 Ok(Vec::new())
             }
-            sub::UPDATE_USER_INFORMATION => {
-                let id = descriptor_id(sub_params.required(0x02)?)?;
-                let user = super::data::UserEntity::parse(sub_params.required(0x03)?)?;
+            SubCommand::UPDATE_USER_INFORMATION => {
+                let (Some(credential), Some(user)) = (sub_params.credential_id, sub_params.user)
+                else {
+                    return Err(StatusCode::MissingParameter);
+                };
+                let id = credential.id;
                 let mut record = self.find_discoverable(&id)?;
                 check_rp(&record.rp_id)?;
                 if user.id != record.user_id {

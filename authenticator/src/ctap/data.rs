@@ -3,14 +3,11 @@
 use aws_lc_rs::digest;
 use ciborium::value::Value;
 
-use super::cbor::{TextMap, ValueExt};
+use passgate_proto::ctap::data::{CredentialParameter, PUBLIC_KEY};
+
 use super::status::StatusCode;
 use crate::api::key_store::{KeyAlgorithm, PublicKey};
 
-/// Longest RP ID accepted (a DNS name is at most 253 characters).
-pub const MAX_RP_ID_LENGTH: usize = 253;
-/// Longest user handle (WebAuthn: at most 64 bytes).
-pub const MAX_USER_ID_LENGTH: usize = 64;
 /// Names longer than this are truncated, as CTAP 2.1 allows (§6.1.2, step "user").
 pub const MAX_NAME_LENGTH: usize = 64;
 
@@ -26,66 +23,6 @@ pub mod flags {
     pub const ED: u8 = 0x80;
 }
 
-/// `PublicKeyCredentialRpEntity`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpEntity {
-    /// The RP ID.
-    pub id: String,
-    /// Display name.
-    pub name: Option<String>,
-}
-
-impl RpEntity {
-    /// Parses the `rp` parameter.
-    pub fn parse(value: Value) -> Result<Self, StatusCode> {
-        let mut map = TextMap::new(value.ctap_map()?)?;
-        let id = map
-            .take("id")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_text()?;
-        if id.is_empty() || id.len() > MAX_RP_ID_LENGTH {
-            return Err(StatusCode::InvalidParameter);
-        }
-        let name = map.take("name").map(Value::ctap_text).transpose()?;
-        Ok(Self {
-            id,
-            name: name.map(|n| truncate_utf8(n, MAX_NAME_LENGTH)),
-        })
-    }
-}
-
-/// `PublicKeyCredentialUserEntity`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserEntity {
-    /// The user handle.
-    pub id: Vec<u8>,
-    /// Account name.
-    pub name: Option<String>,
-    /// Display name.
-    pub display_name: Option<String>,
-}
-
-impl UserEntity {
-    /// Parses the `user` parameter.
-    pub fn parse(value: Value) -> Result<Self, StatusCode> {
-        let mut map = TextMap::new(value.ctap_map()?)?;
-        let id = map
-            .take("id")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_bytes()?;
-        if id.is_empty() || id.len() > MAX_USER_ID_LENGTH {
-            return Err(StatusCode::InvalidParameter);
-        }
-        let name = map.take("name").map(Value::ctap_text).transpose()?;
-        let display_name = map.take("displayName").map(Value::ctap_text).transpose()?;
-        Ok(Self {
-            id,
-            name: name.map(|n| truncate_utf8(n, MAX_NAME_LENGTH)),
-            display_name: display_name.map(|n| truncate_utf8(n, MAX_NAME_LENGTH)),
-        })
-    }
-}
-
 /// Truncates to at most `max` bytes on a character boundary.
 pub fn truncate_utf8(mut s: String, max: usize) -> String {
     if s.len() > max {
@@ -98,104 +35,17 @@ pub fn truncate_utf8(mut s: String, max: usize) -> String {
     s
 }
 
-/// A `PublicKeyCredentialDescriptor` of type "public-key" (others are skipped).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialDescriptor {
-    /// The credential ID.
-    pub id: Vec<u8>,
-}
-
-/// Parses an allowList / excludeList, keeping only "public-key" descriptors.
-pub fn parse_descriptor_list(
-    value: Value,
-    max_count: usize,
-) -> Result<Vec<CredentialDescriptor>, StatusCode> {
-    let items = value.ctap_array()?;
-    if items.len() > max_count {
-        return Err(StatusCode::LimitExceeded);
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let mut map = TextMap::new(item.ctap_map()?)?;
-        let kind = map
-            .take("type")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_text()?;
-        let id = map
-            .take("id")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_bytes()?;
-        if let Some(transports) = map.take("transports") {
-            for t in transports.ctap_array()? {
-                t.ctap_text()?;
-            }
-        }
-        if kind == "public-key" {
-            out.push(CredentialDescriptor { id });
-        }
-    }
-    Ok(out)
-}
-
-/// Parses `pubKeyCredParams` and returns the first algorithm of `supported` (the key store's),
-/// in the caller's order of preference.
+/// The first algorithm of `pubKeyCredParams` (in the caller's order of preference, only
+/// `"public-key"` entries) that `supported` (the key store's) holds.
 pub fn choose_algorithm(
-    value: Value,
+    params: &[CredentialParameter],
     supported: &[KeyAlgorithm],
 ) -> Result<KeyAlgorithm, StatusCode> {
-    let items = value.ctap_array()?;
-    let mut chosen = None;
-    for item in items {
-        let mut map = TextMap::new(item.ctap_map()?)?;
-        let alg = map
-            .take("alg")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_int()?;
-        let kind = map
-            .take("type")
-            .ok_or(StatusCode::MissingParameter)?
-            .ctap_text()?;
-        if chosen.is_none() && kind == "public-key" {
-            chosen = KeyAlgorithm::from_cose_id(alg).filter(|alg| supported.contains(alg));
-        }
-    }
-    chosen.ok_or(StatusCode::UnsupportedAlgorithm)
-}
-
-/// The `options` parameter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Options {
-    /// "rk".
-    pub rk: Option<bool>,
-    /// "up".
-    pub up: Option<bool>,
-    /// "uv".
-    pub uv: Option<bool>,
-}
-
-impl Options {
-    /// Parses the options map; unknown options are ignored, known ones must be booleans.
-    pub fn parse(value: Option<Value>) -> Result<Self, StatusCode> {
-        let Some(value) = value else {
-            return Ok(Self::default());
-        };
-        let mut map = TextMap::new(value.ctap_map()?)?;
-        let mut take = |k| map.take(k).map(Value::ctap_bool).transpose();
-        Ok(Self {
-            rk: take("rk")?,
-            up: take("up")?,
-            uv: take("uv")?,
-        })
-    }
-}
-
-/// The largeBlobKey extension input: only ever `true` (§12.3); `false` is INVALID_OPTION.
-pub fn large_blob_key_input(value: Option<Value>) -> Result<bool, StatusCode> {
-    match value.map(Value::ctap_bool).transpose()? {
-        None => Ok(false),
-        Some(true) => Ok(true),
-        Some(false) => Err(StatusCode::InvalidOption),
-    }
+    params
+        .iter()
+        .filter(|p| p.kind == PUBLIC_KEY)
+        .find_map(|p| KeyAlgorithm::from_cose_id(p.alg).filter(|alg| supported.contains(alg)))
+        .ok_or(StatusCode::UnsupportedAlgorithm)
 }
 
 /// SHA-256 of an RP ID.
@@ -284,6 +134,14 @@ mod tests {
         assert_eq!(truncate_utf8("abc".into(), 64), "abc");
     }
 
+    /// pubKeyCredParams decoded as the request decoder does, then chosen from.
+    fn choose(params: Value, supported: &[KeyAlgorithm]) -> Result<KeyAlgorithm, StatusCode> {
+        choose_algorithm(
+            &passgate_proto::ctap::strict::credential_parameters(params)?,
+            supported,
+        )
+    }
+
     #[test]
     fn algorithm_choice_follows_caller_order_and_skips_unknown() {
         let params = Value::Array(vec![
@@ -301,7 +159,7 @@ mod tests {
             ]),
         ]);
         assert_eq!(
-            choose_algorithm(params.clone(), &KeyAlgorithm::ALL),
+            choose(params.clone(), &KeyAlgorithm::ALL),
             Ok(KeyAlgorithm::Es256)
         );
         let eddsa_first = Value::Array(vec![
@@ -319,12 +177,12 @@ mod tests {
             ]),
         ]);
         assert_eq!(
-            choose_algorithm(eddsa_first.clone(), &KeyAlgorithm::ALL),
+            choose(eddsa_first.clone(), &KeyAlgorithm::ALL),
             Ok(KeyAlgorithm::EdDsa)
         );
         // A store with ES256 only (the TPM's) skips what it cannot make.
         assert_eq!(
-            choose_algorithm(eddsa_first, &[KeyAlgorithm::Es256]),
+            choose(eddsa_first, &[KeyAlgorithm::Es256]),
             Ok(KeyAlgorithm::Es256)
         );
         let none = Value::Array(vec![text_map([
@@ -332,7 +190,7 @@ mod tests {
             ("type", Some(Value::Text("public-key".into()))),
         ])]);
         assert_eq!(
-            choose_algorithm(none, &[KeyAlgorithm::Es256]),
+            choose(none, &[KeyAlgorithm::Es256]),
             Err(StatusCode::UnsupportedAlgorithm)
         );
         let missing = Value::Array(vec![text_map([(
@@ -340,7 +198,7 @@ mod tests {
             Some(Value::Text("public-key".into())),
         )])]);
         assert_eq!(
-            choose_algorithm(missing, &KeyAlgorithm::ALL),
+            choose(missing, &KeyAlgorithm::ALL),
             Err(StatusCode::MissingParameter)
         );
     }

@@ -4,9 +4,13 @@ use std::time::{Duration, Instant};
 
 use ciborium::value::Value;
 
-use super::cbor::{Params, TextMap, ValueExt, encode, int_map, text_map, uint};
-use super::client_pin::{PinUvAuth, permission};
-use super::data::{Options, authenticator_data, flags, parse_descriptor_list, rp_id_hash};
+use passgate_proto::ctap::data::{CredentialDescriptor, PUBLIC_KEY};
+use passgate_proto::ctap::extensions::HmacSecretInput;
+use passgate_proto::ctap::get_assertion::Request;
+
+use super::cbor::{encode, int_map, text_map, uint};
+use super::client_pin::{PinUvAuthInput, permission};
+use super::data::{authenticator_data, flags, rp_id_hash};
 use super::make_credential::cred_protect;
 use super::pin_protocol::Protocol;
 use super::{
@@ -22,16 +26,6 @@ use zeroize::Zeroizing;
 
 /// How long getNextAssertion may follow getAssertion (§6.3: 30 seconds).
 const NEXT_ASSERTION_WINDOW: Duration = Duration::from_secs(30);
-
-mod key {
-    pub const RP_ID: u64 = 0x01;
-    pub const CLIENT_DATA_HASH: u64 = 0x02;
-    pub const ALLOW_LIST: u64 = 0x03;
-    pub const EXTENSIONS: u64 = 0x04;
-    pub const OPTIONS: u64 = 0x05;
-    pub const PIN_UV_AUTH_PARAM: u64 = 0x06;
-    pub const PIN_UV_AUTH_PROTOCOL: u64 = 0x07;
-}
 
 /// The rest of a multi-credential getAssertion, served by getNextAssertion.
 pub struct PendingAssertions {
@@ -59,37 +53,6 @@ impl std::fmt::Debug for PendingAssertions {
             .field("rp_id", &self.context.rp_id)
             .field("remaining", &self.remaining.len())
             .finish_non_exhaustive()
-    }
-}
-
-struct Request {
-    rp_id: String,
-    client_data_hash: Vec<u8>,
-    allow_list: Option<Vec<super::data::CredentialDescriptor>>,
-    options: Options,
-    pin_uv_auth: Option<PinUvAuth>,
-    hmac_secret: Option<HmacSecretInput>,
-    get_cred_blob: bool,
-    large_blob_key: bool,
-}
-
-/// The hmac-secret extension input (CTAP 2.1 §12.5).
-pub(super) struct HmacSecretInput {
-    key_agreement: Value,
-    salt_enc: Vec<u8>,
-    salt_auth: Vec<u8>,
-    protocol: u64,
-}
-
-impl HmacSecretInput {
-    pub(super) fn parse(value: Value) -> Result<Self, StatusCode> {
-        let mut p = Params::from_value(value)?;
-        Ok(Self {
-            key_agreement: p.required(1)?,
-            salt_enc: p.required(2)?.ctap_bytes()?,
-            salt_auth: p.required(3)?.ctap_bytes()?,
-            protocol: p.take(4).map(Value::ctap_uint).transpose()?.unwrap_or(1),
-        })
     }
 }
 
@@ -127,60 +90,15 @@ impl HmacSecret {
     }
 }
 
-fn parse(body: &[u8], max_list: usize) -> Result<Request, StatusCode> {
-    let mut params = Params::parse(body)?;
-    let rp_id = params.required(key::RP_ID)?.ctap_text()?;
-    let client_data_hash = params.required(key::CLIENT_DATA_HASH)?.ctap_bytes()?;
-    let allow_list = params
-        .take(key::ALLOW_LIST)
-        .map(|v| parse_descriptor_list(v, max_list))
-        .transpose()?
-        .filter(|list| !list.is_empty());
-    let (hmac_secret, get_cred_blob, large_blob_key) = match params.take(key::EXTENSIONS) {
-        None => (None, false, false),
-        Some(ext) => {
-            // Unknown extensions are ignored.
-            let mut ext = TextMap::new(ext.ctap_map()?)?;
-            let hmac = ext
-                .take("hmac-secret")
-                .map(HmacSecretInput::parse)
-                .transpose()?;
-            // The authenticator extension is `credBlob: true` (CTAP 2.1 §12.2);
-            // `getCredBlob` is only the WebAuthn client extension's name.
-            let blob = ext
-                .take("credBlob")
-                .map(Value::ctap_bool)
-                .transpose()?
-                .unwrap_or(false);
-            let lbk = super::data::large_blob_key_input(ext.take("largeBlobKey"))?;
-            (hmac, blob, lbk)
-        }
-    };
-    let options = Options::parse(params.take(key::OPTIONS))?;
-    let pin_uv_auth = PinUvAuth::take(
-        &mut params,
-        key::PIN_UV_AUTH_PARAM,
-        key::PIN_UV_AUTH_PROTOCOL,
-    )?;
-    if rp_id.is_empty() || rp_id.len() > super::data::MAX_RP_ID_LENGTH {
-        return Err(StatusCode::InvalidParameter);
-    }
-    if client_data_hash.len() != 32 {
-        return Err(StatusCode::InvalidParameter);
-    }
-    if options.rk.is_some() {
-        return Err(StatusCode::UnsupportedOption);
-    }
-    Ok(Request {
-        rp_id,
-        client_data_hash,
-        allow_list,
-        options,
-        pin_uv_auth,
-        hmac_secret,
-        get_cred_blob,
-        large_blob_key,
-    })
+/// The credentials an allowList names: its `"public-key"` descriptors, `None` when there are
+/// none (a discoverable sign-in).
+fn allowed_credentials(request: &Request) -> Option<Vec<&CredentialDescriptor>> {
+    let list: Vec<_> = request
+        .allow_list
+        .iter()
+        .filter(|d| d.kind == PUBLIC_KEY)
+        .collect();
+    (!list.is_empty()).then_some(list)
 }
 
 impl Authenticator {
@@ -189,7 +107,7 @@ impl Authenticator {
         &mut self,
         input: HmacSecretInput,
     ) -> Result<HmacSecret, StatusCode> {
-        let protocol = Protocol::from_number(input.protocol)?;
+        let protocol = Protocol::from_number(input.protocol.unwrap_or(1))?;
         let shared = self.pin_decapsulate(protocol, input.key_agreement)?;
         if !protocol.verify(&shared, &input.salt_enc, &input.salt_auth) {
             return Err(StatusCode::PinAuthInvalid);
@@ -210,7 +128,9 @@ impl Authenticator {
         body: &[u8],
         interaction: &Interaction,
     ) -> CommandResult {
-        let mut request = parse(body, self.config.max_credential_count_in_list)?;
+        let mut request = Request::decode_strict(body, &self.limits())?;
+        let hmac_secret_input = request.extensions.hmac_secret.take();
+        let allow_list = allowed_credentials(&request);
         let pin_set = self.pin.state()?.is_set();
         let want_up = request.options.up.unwrap_or(true);
         let select_prompt = Prompt {
@@ -219,7 +139,7 @@ impl Authenticator {
             user_name: None,
         };
         let token_use = self.authorize_pin_uv_auth(
-            request.pin_uv_auth.as_ref(),
+            PinUvAuthInput::of(request.pin_uv_auth.as_ref(), request.pin_uv_auth_probe),
             &select_prompt,
             interaction,
             &request.client_data_hash,
@@ -250,10 +170,10 @@ impl Authenticator {
 
         // Locate applicable credentials (§6.2.2 step 7). credProtect is applied as if UV will
         // happen when UV was requested; UV failure aborts the request anyway.
-        let credentials: Vec<CredentialRecord> = match &request.allow_list {
+        let credentials: Vec<CredentialRecord> = match &allow_list {
             Some(list) => {
                 let mut found = Vec::new();
-                for descriptor in list {
+                for descriptor in list.iter() {
                     if descriptor.id.len() > self.config.max_credential_id_length {
                         continue;
                     }
@@ -301,7 +221,7 @@ impl Authenticator {
             return Err(StatusCode::NoCredentials);
         };
 
-        let hmac_secret = match request.hmac_secret.take() {
+        let hmac_secret = match hmac_secret_input {
             None => None,
             Some(input) => Some(self.check_hmac_secret(input)?),
         };
@@ -340,7 +260,7 @@ impl Authenticator {
         }
 
         let total = credentials.len();
-        let with_count = request.allow_list.is_none() && total > 1;
+        let with_count = allow_list.is_none() && total > 1;
         let mut iter = credentials.into_iter();
         let Some(record) = iter.next() else {
             return Err(StatusCode::NoCredentials);
@@ -351,8 +271,8 @@ impl Authenticator {
             flags: flag_bits,
             verified: verified.is_some(),
             hmac_secret,
-            get_cred_blob: request.get_cred_blob,
-            large_blob_key: request.large_blob_key,
+            get_cred_blob: request.extensions.cred_blob == Some(true),
+            large_blob_key: request.extensions.large_blob_key == Some(true),
             release,
         };
         let response = self.assertion_response(&context, &record, with_count.then_some(total))?;

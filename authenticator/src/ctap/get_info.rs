@@ -112,8 +112,30 @@ impl Authenticator {
                     .then(|| Value::Integer(uv_modality(uv.biometry).into())),
             ),
             (20, Some(uint(remaining))),
+            (
+                22,
+                Some(Value::Array(
+                    self.attestation_formats().into_iter().map(text).collect(),
+                )),
+            ),
         ]);
         Ok(encode(&response))
+    }
+}
+
+impl Authenticator {
+    /// attestationFormats (CTAP 2.2 getInfo 0x16): the formats makeCredential can produce,
+    /// the configured default first. `"none"` is implied and must not be listed; `"tpm"` only
+    /// while the key store can attest (an attestation key with its certificate installed).
+    fn attestation_formats(&self) -> Vec<&'static str> {
+        use super::AttestationFormat;
+        if !self.env.key_store.can_attest() {
+            return vec!["packed"];
+        }
+        match self.config.default_attestation {
+            AttestationFormat::Tpm => vec!["tpm", "packed"],
+            AttestationFormat::None | AttestationFormat::PackedSelf => vec!["packed", "tpm"],
+        }
     }
 }
 

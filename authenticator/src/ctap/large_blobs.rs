@@ -5,7 +5,9 @@
 use aws_lc_rs::digest;
 use ciborium::value::Value;
 
-use super::cbor::{Params, ValueExt, encode, int_map};
+use passgate_proto::ctap::large_blobs::Request;
+
+use super::cbor::{encode, int_map};
 use super::client_pin::permission;
 use super::pin_protocol::Protocol;
 use super::{Authenticator, CommandResult, MAX_MSG_SIZE, StatusCode};
@@ -61,13 +63,13 @@ impl Authenticator {
     }
 
     pub(super) fn large_blobs(&mut self, body: &[u8]) -> CommandResult {
-        let mut p = Params::parse(body)?;
-        let get = p.take(0x01).map(Value::ctap_uint).transpose()?;
-        let set = p.take(0x02).map(Value::ctap_bytes).transpose()?;
-        let offset = p.required(0x03)?.ctap_uint()?;
-        let length = p.take(0x04).map(Value::ctap_uint).transpose()?;
-        let param = p.take(0x05).map(Value::ctap_bytes).transpose()?;
-        let protocol = p.take(0x06).map(Value::ctap_uint).transpose()?;
+        let Request {
+            get,
+            set,
+            offset,
+            length,
+            pin_uv_auth,
+        } = Request::decode_strict(body)?;
         let offset = usize::try_from(offset).map_err(|_| StatusCode::InvalidParameter)?;
         match (get, set) {
             (Some(_), Some(_)) | (None, None) => Err(StatusCode::InvalidParameter),
@@ -119,16 +121,16 @@ impl Authenticator {
                     return Err(StatusCode::InvalidSeq);
                 }
                 if self.uv_protected()? {
-                    let param = param.ok_or(StatusCode::PuatRequired)?;
+                    let auth = pin_uv_auth.as_ref().ok_or(StatusCode::PuatRequired)?;
                     let protocol =
-                        Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)?;
+                        Protocol::from_number(auth.protocol.ok_or(StatusCode::MissingParameter)?)?;
                     let offset32 =
                         u32::try_from(offset).map_err(|_| StatusCode::InvalidParameter)?;
                     let mut message = vec![0xff; 32];
                     message.extend_from_slice(&[0x0c, 0x00]);
                     message.extend_from_slice(&offset32.to_le_bytes());
                     message.extend_from_slice(digest::digest(&digest::SHA256, &fragment).as_ref());
-                    self.verify_token(protocol, &param, &message, permission::LBW)?;
+                    self.verify_token(protocol, &auth.param, &message, permission::LBW)?;
                 }
                 let write = self
                     .large_blob_write

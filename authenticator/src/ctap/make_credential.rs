@@ -2,13 +2,15 @@
 
 use ciborium::value::Value;
 
-use super::cbor::{Params, TextMap, ValueExt, encode, int, int_map, text_map};
-use super::client_pin::{PinUvAuth, permission};
+use passgate_proto::ctap::data::PUBLIC_KEY;
+use passgate_proto::ctap::make_credential::Request;
+use passgate_proto::ctap::strict::Limits;
+
+use super::cbor::{encode, int, int_map, text_map};
+use super::client_pin::{PinUvAuthInput, permission};
 use super::data::{
-    Options, RpEntity, UserEntity, authenticator_data, choose_algorithm, flags,
-    parse_descriptor_list, rp_id_hash,
+    MAX_NAME_LENGTH, authenticator_data, choose_algorithm, flags, rp_id_hash, truncate_utf8,
 };
-use super::get_assertion::HmacSecretInput;
 use super::{
     AttestationFormat, Authenticator, CREDENTIAL_ID_LENGTH, CommandResult, StatusCode,
     store_error_status, user_error_status,
@@ -19,161 +21,43 @@ use crate::api::user_verifier::{
     Interaction, Prompt, PromptAction, UserVerified, VerificationMethod,
 };
 
-/// Parameter keys.
-mod key {
-    pub const CLIENT_DATA_HASH: u64 = 0x01;
-    pub const RP: u64 = 0x02;
-    pub const USER: u64 = 0x03;
-    pub const PUB_KEY_CRED_PARAMS: u64 = 0x04;
-    pub const EXCLUDE_LIST: u64 = 0x05;
-    pub const EXTENSIONS: u64 = 0x06;
-    pub const OPTIONS: u64 = 0x07;
-    pub const PIN_UV_AUTH_PARAM: u64 = 0x08;
-    pub const PIN_UV_AUTH_PROTOCOL: u64 = 0x09;
-    pub const ENTERPRISE_ATTESTATION: u64 = 0x0a;
-    pub const ATTESTATION_FORMATS_PREFERENCE: u64 = 0x0b;
-}
-
 /// credProtect levels (CTAP 2.1 §12.1).
-pub(crate) mod cred_protect {
-    pub const UV_OPTIONAL: u8 = 1;
-    pub const UV_REQUIRED: u8 = 3;
-}
-
-/// A parsed makeCredential request.
-struct Request {
-    client_data_hash: Vec<u8>,
-    rp: RpEntity,
-    user: UserEntity,
-    algorithm: KeyAlgorithm,
-    exclude_list: Vec<super::data::CredentialDescriptor>,
-    ext: Extensions,
-    options: Options,
-    /// The formats of attestationFormatsPreference passgate can produce, in the client's
-    /// order (empty: the configured default).
-    attestation: Vec<AttestationFormat>,
-    pin_uv_auth: Option<PinUvAuth>,
-}
-
-fn parse(body: &[u8], max_list: usize, algorithms: &[KeyAlgorithm]) -> Result<Request, StatusCode> {
-    let mut params = Params::parse(body)?;
-    let client_data_hash = params.required(key::CLIENT_DATA_HASH)?.ctap_bytes()?;
-    let rp = RpEntity::parse(params.required(key::RP)?)?;
-    let user = UserEntity::parse(params.required(key::USER)?)?;
-    let algorithm = choose_algorithm(params.required(key::PUB_KEY_CRED_PARAMS)?, algorithms);
-    let exclude_list = params
-        .take(key::EXCLUDE_LIST)
-        .map(|v| parse_descriptor_list(v, max_list))
-        .transpose()?
-        .unwrap_or_default();
-    let ext = match params.take(key::EXTENSIONS) {
-        None => Extensions::default(),
-        Some(ext) => parse_extensions(ext)?,
-    };
-    let options = Options::parse(params.take(key::OPTIONS))?;
-    let pin_uv_auth = PinUvAuth::take(
-        &mut params,
-        key::PIN_UV_AUTH_PARAM,
-        key::PIN_UV_AUTH_PROTOCOL,
-    )?;
-    if let Some(ep) = params.take(key::ENTERPRISE_ATTESTATION) {
-        ep.ctap_uint()?;
-        // Not enterprise-attestation capable (§6.1.2 step 9).
-        return Err(StatusCode::InvalidParameter);
-    }
-    let mut attestation = Vec::new();
-    if let Some(list) = params.take(key::ATTESTATION_FORMATS_PREFERENCE) {
-        for f in list.ctap_array()? {
-            match f.ctap_text()?.as_str() {
-                "packed" => attestation.push(AttestationFormat::PackedSelf),
-                "none" => attestation.push(AttestationFormat::None),
-                "tpm" => attestation.push(AttestationFormat::Tpm),
-                _ => {}
-            }
-        }
-    }
-    if client_data_hash.len() != 32 {
-        return Err(StatusCode::InvalidParameter);
-    }
-    let algorithm = algorithm?;
-    Ok(Request {
-        client_data_hash,
-        rp,
-        user,
-        algorithm,
-        exclude_list,
-        ext,
-        options,
-        attestation,
-        pin_uv_auth,
-    })
-}
+pub(crate) use passgate_proto::ctap::extensions::cred_protect;
 
 /// The extension that binds a credential to the current biometric set: it stops working when
 /// fingerprints are enrolled or deleted.
-pub const BIOMETRIC_SET_EXTENSION: &str = "passgateBiometricSet";
+pub use passgate_proto::ctap::extensions::BIOMETRIC_SET as BIOMETRIC_SET_EXTENSION;
 
 /// Longest credBlob stored (reported as maxCredBlobLength).
 pub const MAX_CRED_BLOB_LENGTH: usize = 32;
 
-/// The makeCredential extension inputs passgate implements.
-#[derive(Default)]
-struct Extensions {
-    cred_protect: Option<u8>,
-    hmac_secret: bool,
-    hmac_secret_mc: Option<HmacSecretInput>,
-    cred_blob: Option<Vec<u8>>,
-    large_blob_key: bool,
-    min_pin_length: bool,
-    biometric_set: bool,
-}
-
-/// Parses the extensions map. Unknown extensions are ignored, as CTAP requires.
-fn parse_extensions(ext: Value) -> Result<Extensions, StatusCode> {
-    let mut map = TextMap::new(ext.ctap_map()?)?;
-    let cred_protect = match map.take("credProtect") {
-        None => None,
-        Some(level) => {
-            let level =
-                u8::try_from(level.ctap_uint()?).map_err(|_| StatusCode::InvalidParameter)?;
-            if !(cred_protect::UV_OPTIONAL..=cred_protect::UV_REQUIRED).contains(&level) {
-                return Err(StatusCode::InvalidParameter);
-            }
-            Some(level)
-        }
-    };
-    let hmac_secret = map
-        .take("hmac-secret")
-        .map(Value::ctap_bool)
-        .transpose()?
-        .unwrap_or(false);
-    // hmac-secret-mc (CTAP 2.2) evaluates the PRF at creation; it needs hmac-secret itself.
-    let hmac_secret_mc = match map.take("hmac-secret-mc") {
-        Some(v) if hmac_secret => Some(HmacSecretInput::parse(v)?),
-        Some(_) | None => None,
-    };
-    let cred_blob = map.take("credBlob").map(Value::ctap_bytes).transpose()?;
-    // passgate's own extension: bind the credential to the current biometric enrollment.
-    let biometric_set = map
-        .take(BIOMETRIC_SET_EXTENSION)
-        .map(Value::ctap_bool)
-        .transpose()?
-        .unwrap_or(false);
-    let large_blob_key = super::data::large_blob_key_input(map.take("largeBlobKey"))?;
-    let min_pin_length = map
-        .take("minPinLength")
-        .map(Value::ctap_bool)
-        .transpose()?
-        .unwrap_or(false);
-    Ok(Extensions {
-        cred_protect,
-        hmac_secret,
-        hmac_secret_mc,
-        cred_blob,
-        large_blob_key,
-        min_pin_length,
-        biometric_set,
-    })
+/// A decoded request with what the authenticator reads from it before its steps: the
+/// algorithm to create (the first of pubKeyCredParams the key store supports) and the formats
+/// of attestationFormatsPreference passgate can produce, in the client's order (empty: the
+/// configured default). Names are truncated as CTAP 2.1 allows (§6.1.2, step "user").
+fn decode(
+    body: &[u8],
+    limits: &Limits,
+    algorithms: &[KeyAlgorithm],
+) -> Result<(Request, KeyAlgorithm, Vec<AttestationFormat>), StatusCode> {
+    let mut request = Request::decode_strict(body, limits)?;
+    let algorithm = choose_algorithm(&request.pub_key_cred_params, algorithms)?;
+    let attestation = request
+        .attestation_formats_preference
+        .iter()
+        .flatten()
+        .filter_map(|format| match format.as_str() {
+            "packed" => Some(AttestationFormat::PackedSelf),
+            "none" => Some(AttestationFormat::None),
+            "tpm" => Some(AttestationFormat::Tpm),
+            _ => None,
+        })
+        .collect();
+    let truncate = |name: Option<String>| name.map(|n| truncate_utf8(n, MAX_NAME_LENGTH));
+    request.rp.name = truncate(request.rp.name.take());
+    request.user.name = truncate(request.user.name.take());
+    request.user.display_name = truncate(request.user.display_name.take());
+    Ok((request, algorithm, attestation))
 }
 
 impl Authenticator {
@@ -219,12 +103,9 @@ impl Authenticator {
         body: &[u8],
         interaction: &Interaction,
     ) -> CommandResult {
-        let mut request = parse(
-            body,
-            self.config.max_credential_count_in_list,
-            self.env.key_store.algorithms(),
-        )?;
-        let hmac_mc_input = request.ext.hmac_secret_mc.take();
+        let (mut request, algorithm, attestation) =
+            decode(body, &self.limits(), self.env.key_store.algorithms())?;
+        let hmac_mc_input = request.extensions.hmac_secret_mc.take();
         let pin_set = self.pin.state()?.is_set();
         let prompt = Prompt {
             action: PromptAction::Register,
@@ -237,11 +118,11 @@ impl Authenticator {
             return Err(StatusCode::InvalidOption);
         }
         let discoverable = request.options.rk.unwrap_or(false);
-        if request.ext.large_blob_key && !discoverable {
+        if (request.extensions.large_blob_key == Some(true)) && !discoverable {
             return Err(StatusCode::InvalidOption);
         }
         let token_use = self.authorize_pin_uv_auth(
-            request.pin_uv_auth.as_ref(),
+            PinUvAuthInput::of(request.pin_uv_auth.as_ref(), request.pin_uv_auth_probe),
             &prompt,
             interaction,
             &request.client_data_hash,
@@ -291,7 +172,7 @@ impl Authenticator {
         // A PIN proves who, not that someone is here now: presence is still asked for.
         let presence_done = verified.is_some_and(|v| v.method() != VerificationMethod::Pin);
 
-        for descriptor in &request.exclude_list {
+        for descriptor in request.exclude_list.iter().filter(|d| d.kind == PUBLIC_KEY) {
             if descriptor.id.len() > self.config.max_credential_id_length {
                 continue;
             }
@@ -335,7 +216,7 @@ impl Authenticator {
         let created = self
             .env
             .key_store
-            .create_key(request.algorithm, release.as_ref())
+            .create_key(algorithm, release.as_ref())
             .map_err(|e| match e {
                 KeyStoreError::Full => StatusCode::KeyStoreFull,
                 KeyStoreError::UnsupportedAlgorithm(_) => StatusCode::UnsupportedAlgorithm,
@@ -347,7 +228,7 @@ impl Authenticator {
             })?;
         let mut id = vec![0u8; CREDENTIAL_ID_LENGTH];
         self.env.rng.fill(&mut id).map_err(|_| StatusCode::Other)?;
-        let biometric_set = if request.ext.biometric_set {
+        let biometric_set = if request.extensions.biometric_set() {
             let biometric =
                 verified.is_some_and(|v| matches!(v.method(), VerificationMethod::Biometric(_)));
             match (biometric, self.env.user.enrollment_state()) {
@@ -358,7 +239,7 @@ impl Authenticator {
         } else {
             None
         };
-        let hmac_secret = if request.ext.hmac_secret {
+        let hmac_secret = if request.extensions.hmac_secret == Some(true) {
             match self.create_hmac_secret_keys(release.as_ref()) {
                 Ok(keys) => Some(keys),
                 Err(status) => {
@@ -370,11 +251,11 @@ impl Authenticator {
             None
         };
         let stored_blob = request
-            .ext
+            .extensions
             .cred_blob
             .clone()
             .filter(|b| b.len() <= MAX_CRED_BLOB_LENGTH);
-        let large_blob_key = if request.ext.large_blob_key {
+        let large_blob_key = if request.extensions.large_blob_key == Some(true) {
             let mut key = zeroize::Zeroizing::new([0u8; 32]);
             self.env
                 .rng
@@ -393,13 +274,13 @@ impl Authenticator {
             user_name: request.user.name.clone(),
             user_display_name: request.user.display_name.clone(),
             discoverable,
-            algorithm: request.algorithm,
+            algorithm,
             key: created.handle.clone(),
             public_key: created.public_key.clone(),
             created_at: created_ns / 1_000_000_000,
             created_ns,
             cred_protect: request
-                .ext
+                .extensions
                 .cred_protect
                 .unwrap_or(cred_protect::UV_OPTIONAL),
             cred_blob: stored_blob.clone(),
@@ -433,7 +314,7 @@ impl Authenticator {
         if verified.is_some() {
             flag_bits |= flags::UV;
         }
-        let min_pin_length = if request.ext.min_pin_length {
+        let min_pin_length = if request.extensions.min_pin_length == Some(true) {
             let pin = self.pin.state()?;
             pin.min_pin_length_rp_ids
                 .contains(&request.rp.id)
@@ -445,18 +326,21 @@ impl Authenticator {
             (
                 "credBlob",
                 request
-                    .ext
+                    .extensions
                     .cred_blob
                     .as_ref()
                     .map(|_| Value::Bool(stored_blob.is_some())),
             ),
             (
                 "credProtect",
-                request.ext.cred_protect.map(|level| int(i64::from(level))),
+                request
+                    .extensions
+                    .cred_protect
+                    .map(|level| int(i64::from(level))),
             ),
             (
                 "hmac-secret",
-                request.ext.hmac_secret.then_some(Value::Bool(true)),
+                (request.extensions.hmac_secret == Some(true)).then_some(Value::Bool(true)),
             ),
             ("hmac-secret-mc", mc_output),
             ("minPinLength", min_pin_length),
@@ -479,7 +363,7 @@ impl Authenticator {
         // The client's first format we can produce (CTAP 2.2 §6.1.2 step 19), else ours.
         let can_attest = self.env.key_store.can_attest();
         let producible = |f: &AttestationFormat| *f != AttestationFormat::Tpm || can_attest;
-        let format = match request.attestation.iter().copied().find(producible) {
+        let format = match attestation.iter().copied().find(producible) {
             Some(format) => format,
             None if producible(&self.config.default_attestation) => self.config.default_attestation,
             None => AttestationFormat::PackedSelf,
@@ -507,7 +391,7 @@ impl Authenticator {
                 (
                     "packed",
                     text_map([
-                        ("alg", Some(int(request.algorithm.cose_id()))),
+                        ("alg", Some(int(algorithm.cose_id()))),
                         ("sig", Some(Value::Bytes(sig))),
                     ]),
                 )

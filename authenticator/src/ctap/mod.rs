@@ -184,6 +184,15 @@ impl Authenticator {
         &mut self.config
     }
 
+    /// The limits and capabilities request decoding checks against.
+    fn limits(&self) -> passgate_proto::ctap::strict::Limits {
+        passgate_proto::ctap::strict::Limits {
+            max_credential_count_in_list: self.config.max_credential_count_in_list,
+            // Not enterprise-attestation capable (§6.1.2 step 9).
+            enterprise_attestation: false,
+        }
+    }
+
     /// The platform.
     pub fn env(&self) -> &Env {
         &self.env

@@ -26,14 +26,14 @@ use tss_esapi::Context;
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::response_code::Tss2ResponseCodeKind;
 use tss_esapi::constants::{CapabilityType, PropertyTag, SessionType};
-use tss_esapi::handles::{KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
-use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    Attest, Auth, CapabilityData, CreateKeyResult, Data, Private, Public, SensitiveData, Signature,
-    SignatureScheme, SymmetricDefinition,
+    Attest, Auth, CapabilityData, CreateKeyResult, Data, Digest, EncryptedSecret, IdObject,
+    Private, Public, SensitiveData, Signature, SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::UnMarshall;
@@ -373,6 +373,89 @@ impl TpmContext {
             );
         }
         result.map_err(ObjectUseError::Use)
+    }
+
+    /// `TPM2_ActivateCredential`: the TPM decrypts a credential a CA made with
+    /// `TPM2_MakeCredential` for the endorsement key `ek` and the name of the attestation key
+    /// `ak` (public and private areas; empty authValue), and returns it only if `ak` is loaded
+    /// in this TPM and `ek`'s private key decrypts the seed. The AK's authorization (ADMIN)
+    /// goes through the salted session, which also encrypts the response (the credential); the
+    /// EK's through a policy session satisfied by `PolicySecret` on the endorsement hierarchy,
+    /// as the TCG's default EK template asks. Every kept object is flushed first (an EK
+    /// primary, the AK and the parent need the slots); the AK is flushed afterwards.
+    pub fn activate_credential(
+        &mut self,
+        ak: (&[u8], &[u8]),
+        ek: KeyHandle,
+        credential_blob: IdObject,
+        secret: EncryptedSecret,
+    ) -> Result<Digest, ObjectUseError> {
+        self.flush_all();
+        let ak_handle = self.load(ak.0, ak.1)?;
+        let result = self.activate_loaded(ak_handle, ek, credential_blob, secret);
+        if result.is_err() {
+            self.drop_session();
+        }
+        self.flush(ak_handle);
+        result.map_err(ObjectUseError::Use)
+    }
+
+    fn activate_loaded(
+        &mut self,
+        ak: KeyHandle,
+        ek: KeyHandle,
+        credential_blob: IdObject,
+        secret: EncryptedSecret,
+    ) -> Result<Digest, tss_esapi::Error> {
+        let policy = self
+            .context
+            .execute_without_session(|ctx| {
+                ctx.start_auth_session(
+                    None,
+                    None,
+                    None,
+                    SessionType::Policy,
+                    SymmetricDefinition::AES_128_CFB,
+                    HashingAlgorithm::Sha256,
+                )
+            })?
+            .ok_or(tss_esapi::Error::WrapperError(
+                tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+            ))?;
+        let policy_session = PolicySession::try_from(policy)?;
+        let activated = self
+            .context
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.policy_secret(
+                    policy_session,
+                    AuthHandle::Endorsement,
+                    Default::default(),
+                    Default::default(),
+                    Default::default(),
+                    None,
+                )
+            })
+            .and_then(|_| self.session())
+            .and_then(|session| {
+                self.context.tr_set_auth(ak.into(), Auth::default())?;
+                let (attributes, mask) = SessionAttributesBuilder::new()
+                    .with_continue_session(true)
+                    .with_encrypt(true)
+                    .build();
+                self.context
+                    .tr_sess_set_attributes(session, attributes, mask)?;
+                self.context
+                    .execute_with_sessions((Some(session), Some(policy), None), |ctx| {
+                        ctx.activate_credential(ak, ek, credential_blob, secret)
+                    })
+            });
+        // A policy session without continueSession ends with its command; after a failure it
+        // may still be loaded.
+        if activated.is_err() {
+            let handle = ObjectHandle::from(tss_esapi::handles::SessionHandle::from(policy));
+            let _ = self.context.flush_context(handle);
+        }
+        activated
     }
 
     fn load(&mut self, public: &[u8], private: &[u8]) -> Result<KeyHandle, ObjectUseError> {

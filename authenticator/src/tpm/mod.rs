@@ -33,6 +33,7 @@
 //! it. Keys kept in the record (credentials made before, [`CredRandomWithUv::InRecord`]) are
 //! still evaluated in software. The without-UV key is never the store's business.
 
+mod activation;
 mod attestation;
 mod context;
 mod ecdsa;
@@ -53,6 +54,10 @@ use tss_esapi::traits::Marshall;
 use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use zeroize::Zeroizing;
 
+pub use activation::{
+    ActivationChallenge, ActivationRequest, CHAIN_AAD, CREDENTIAL_LEN, attestation_key_name,
+    make_credential, seal_attestation_chain,
+};
 pub use attestation::AttestationKeyInfo;
 pub use context::{
     Encrypt, ObjectUseError, Residency, STORAGE_PRIMARY_HANDLE, TpmContext, connect_esys,

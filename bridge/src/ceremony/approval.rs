@@ -4,6 +4,8 @@
 //! `receipts::action_challenge`). The bridge checks that before anyone is asked, so a page
 //! cannot show one text in passgate's prompt and have another signed.
 
+use serde_json::Map;
+
 use super::*;
 
 /// The longest action text accepted (the relying party takes 1 to 8192 bytes).
@@ -15,7 +17,7 @@ const MIN_NONCE_BYTES: usize = 16;
 const HASH_BYTES: usize = 32;
 
 /// The `"payload"` member of a request: absent (a sign-in) or the action's text.
-pub(super) fn payload_of(request: &Json) -> Result<Option<&str>, BridgeError> {
+pub(super) fn payload_of(request: &Map<String, Json>) -> Result<Option<&str>, BridgeError> {
     match request.get("payload") {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(text)) => Ok(Some(text.as_str())),
@@ -106,14 +108,21 @@ mod tests {
 
     #[test]
     fn the_payload_member_is_a_string_or_absent() {
-        assert_eq!(payload_of(&json!({"type": "get"})), Ok(None));
-        assert_eq!(payload_of(&json!({"payload": null})), Ok(None));
-        assert_eq!(payload_of(&json!({"payload": "pay"})), Ok(Some("pay")));
+        assert_eq!(payload_of(&object(json!({"type": "get"}))), Ok(None));
+        assert_eq!(payload_of(&object(json!({"payload": null}))), Ok(None));
         assert_eq!(
-            payload_of(&json!({"payload": {"pay": 1}}))
+            payload_of(&object(json!({"payload": "pay"}))),
+            Ok(Some("pay"))
+        );
+        assert_eq!(
+            payload_of(&object(json!({"payload": {"pay": 1}})))
                 .unwrap_err()
                 .name,
             ErrorName::TypeError
         );
+    }
+
+    fn object(value: Json) -> Map<String, Json> {
+        value.as_object().cloned().unwrap()
     }
 }

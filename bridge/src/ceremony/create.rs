@@ -4,15 +4,7 @@
 use super::*;
 
 impl Bridge {
-    /// The create ceremony on typed options.
-    pub fn create_with(
-        &self,
-        caller: &Caller,
-        options: &CreationOptions,
-    ) -> Result<Json, BridgeError> {
-        self.create_inner(caller, options, None)
-    }
-
+    /// The create ceremony.
     pub(super) fn create_inner(
         &self,
         caller: &Caller,
@@ -151,6 +143,7 @@ impl Bridge {
         let mut uv = ceremony.plan_uv(&info, requirement, needs_uv, &uv_context, &mut shared)?;
 
         let want_prf = prf.is_some() && info.has_extension("hmac-secret");
+        let user_handle = user_id.clone();
         let user = UserEntity {
             id: user_id,
             name: Some(options.user.name.clone()),
@@ -252,6 +245,19 @@ impl Bridge {
             extension_results.prf = Some(prf_out);
         }
 
+        if rk {
+            // A discoverable passkey: the account record learns its names from the options
+            // (what the person will choose between at the next sign-in here).
+            self.learn_accounts(
+                &rp_id,
+                &[&Account {
+                    credential_id: attested.credential_id.clone(),
+                    user_handle: Some(user_handle),
+                    name: Some(options.user.name.clone()),
+                    display_name: Some(options.user.display_name.clone()),
+                }],
+            );
+        }
         let id = b64::encode(&attested.credential_id);
         to_json(&RegistrationResponseJson {
             raw_id: id.clone(),

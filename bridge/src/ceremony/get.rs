@@ -1,5 +1,7 @@
 //! The get ceremony (WebAuthn L3 §5.1.4): request options to authenticatorGetAssertion (with
-//! silent probes for long allow lists and the account choice) and the assertion back to
+//! silent probes for long allow lists, and the account choice: first, from the bridge's
+//! account record, when it knows two or more accounts on the site; else after the one
+//! verification) and the assertion back to
 //! `AuthenticationResponseJSON`.
 
 use super::*;
@@ -94,11 +96,6 @@ impl PreparedGet {
 }
 
 impl Bridge {
-    /// The get ceremony on typed options.
-    pub fn get_with(&self, caller: &Caller, options: &RequestOptions) -> Result<Json, BridgeError> {
-        self.get_inner(caller, options, None, Purpose::Get)
-    }
-
     /// Checks what a get ceremony checks before it reaches the authenticator (the RP ID
     /// against the origin, the options' encodings): a conditional request is refused at once
     /// if it could never succeed, before it waits for the person.
@@ -170,10 +167,39 @@ impl Bridge {
             .begin(timeout_of(options.timeout), interaction)
             .for_tab(caller);
         let info = ceremony.info()?;
+        // The accounts this bridge has seen on the site (those the page allows).
+        let known = self.known_accounts(&rp_id, &allow);
         let mut allow: Vec<Vec<u8>> = allow
             .into_iter()
             .filter(|id| id.len() <= info.max_id_length)
             .collect();
+        // Two or more: the person chooses first, as Chrome's and the operating systems'
+        // passkey pickers do, and then verifies once, for that account only (allowList =
+        // [its ID]). Nothing reaches the authenticator before the choice: no silent probe,
+        // which would count as a use (signature counters). The names come from the bridge's
+        // account record (`crate::accounts`), learned after a create or a verified sign-in,
+        // because an authenticator tells them only after verification (CTAP 2.1 §6.2.2).
+        let mut chose_first = false;
+        if known.len() >= 2 {
+            let choice = AccountChoice {
+                origin: caller.origin.as_str(),
+                rp_id: &rp_id,
+                purpose,
+                accounts: &known,
+                before_verification: true,
+                label: ceremony.label(),
+                interaction: &ceremony.interaction,
+            };
+            let chosen = self
+                .ui
+                .choose_account(&choice)
+                .map_err(|why| ceremony.unanswered(why, "no account was chosen"))?;
+            let account = known
+                .get(chosen)
+                .ok_or_else(|| BridgeError::not_allowed("no account was chosen"))?;
+            allow = vec![account.credential_id.clone()];
+            chose_first = true;
+        }
         // Which credential answers must be known before the request when the list is longer
         // than the authenticator takes, or when PRF salts depend on the credential: a silent
         // (up=false) probe finds it, batch by batch.
@@ -236,14 +262,41 @@ impl Bridge {
         if let Some(token) = uv.token() {
             request.pin_uv_auth = Some(pin::pin_uv_auth(token, &client_data_hash));
         }
-        let first = ceremony.call_verified(
+        let first = match ceremony.call_verified(
             &mut request,
             &mut uv,
             &info,
             &uv_context,
             &client_data_hash,
             |request, auth| request.pin_uv_auth = Some(auth),
-        )?;
+        ) {
+            Ok(first) => first,
+            Err(e) => {
+                let verified = matches!(uv, Uv::BuiltIn) || uv.token().is_some();
+                if allow.is_empty()
+                    && verified
+                    && e == BridgeError::from_status(StatusCode::NoCredentials.byte())
+                {
+                    // A verified discoverable look-up finds every passkey of the site (even
+                    // credProtect level 3): there is none, so the record forgets the site.
+                    self.replace_accounts(&rp_id, &[]);
+                }
+                if let [only] = allow.as_slice() {
+                    if e == BridgeError::from_status(StatusCode::NoCredentials.byte()) {
+                        // Deleted on the authenticator (or by another client): the record
+                        // forgets it, so the next choice does not offer it.
+                        self.forget_stale_account(&rp_id, only);
+                        if chose_first {
+                            return Err(BridgeError::not_allowed(
+                                "the account you chose no longer has a passkey on this \
+                                 authenticator (passgate has forgotten it): sign in again",
+                            ));
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
         let count = integer(int_key(&first, 5)).unwrap_or(1);
         let mut assertions = vec![first];
         if allow.is_empty() {
@@ -267,31 +320,24 @@ impl Bridge {
                 }
             })
             .collect();
-        // The person chooses after the one verification, not before: without user
-        // verification an authenticator returns only user handles, never names (CTAP 2.1
-        // §6.2.2 step 12), and listing accounts with credentialManagement needs a `cm` token,
-        // that is, the PIN. A list of opaque handles would be a blind choice, and a list kept
-        // by the bridge would record who uses this device outside the authenticator. So: one
-        // verification (the PIN dialog, which is also the approval in `passgate demo`), then
-        // this one list (docs/src/security/bridge.md, "Several accounts").
-        let chosen = if accounts.len() > 1 {
+        // Not chosen first (fewer than two accounts recorded for the site): the choice, if
+        // the authenticator found several, comes after the one verification, which is when
+        // an authenticator reveals the names (CTAP 2.1 §6.2.2 step 12). The record learns
+        // them then, so the next sign-in here chooses first (docs/src/security/bridge.md,
+        // "Several accounts").
+        let chosen = if accounts.len() > 1 && !chose_first {
             let choice = AccountChoice {
                 origin: caller.origin.as_str(),
                 rp_id: &rp_id,
                 purpose,
                 accounts: &accounts,
+                before_verification: false,
                 label: ceremony.label(),
                 interaction: &ceremony.interaction,
             };
-            match self.ui.choose_account(&choice) {
-                Some(i) => i,
-                None if ceremony.interaction.is_cancelled() => return Err(ceremony.cancelled()),
-                None => {
-                    return Err(BridgeError::not_allowed(
-                        "the user did not choose an account",
-                    ));
-                }
-            }
+            self.ui
+                .choose_account(&choice)
+                .map_err(|why| ceremony.unanswered(why, "no account was chosen"))?
         } else {
             0
         };
@@ -310,6 +356,25 @@ impl Bridge {
         check_rp_id_hash(&auth_data, &rp_id)?;
         if requirement == UserVerification::Required && !auth_data.flags.user_verified() {
             return Err(BridgeError::not_allowed("the user was not verified"));
+        }
+        if auth_data.flags.user_verified() {
+            // Only a verified assertion names its accounts; the one used goes first. A
+            // discoverable one (no allow list) found every passkey of the site (all of them
+            // read, at most 100): the record of the site becomes exactly that list.
+            let mut seen = vec![account];
+            seen.extend(
+                accounts
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != chosen)
+                    .map(|(_, a)| a),
+            );
+            let complete = i64::try_from(assertions.len()).ok() == Some(count);
+            if allow.is_empty() && complete {
+                self.replace_accounts(&rp_id, &seen);
+            } else {
+                self.learn_accounts(&rp_id, &seen);
+            }
         }
         let mut extension_results = ClientExtensionResults::default();
         if prf_requested {

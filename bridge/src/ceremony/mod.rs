@@ -5,6 +5,7 @@
 mod approval;
 mod create;
 mod get;
+mod request;
 mod ui;
 mod uv;
 
@@ -32,6 +33,7 @@ use passgate_proto::webauthn::{
 use serde_json::{Value as Json, json};
 use zeroize::Zeroizing;
 
+use crate::accounts::AccountRecord;
 use crate::b64;
 use crate::client_data::{CeremonyType, client_data_json, client_data_json_payload_shown};
 use crate::error::{BridgeError, ErrorName};
@@ -51,6 +53,7 @@ const PIN_ATTEMPTS: usize = 3;
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub use approval::MAX_PAYLOAD_BYTES;
+pub use request::WebAuthnRequest;
 pub use ui::{
     Account, AccountChoice, ApprovalRequest, NewPinRequest, NoUserInterface, PinRequest, Purpose,
     RequestLabel, Unanswered, UnlockRequest, UserInterface,
@@ -79,6 +82,9 @@ pub struct Bridge {
     /// When the bridge first saw the PIN blocked until a power cycle (the unlock's delay
     /// counts from then).
     blocked_since: Mutex<Option<std::time::Instant>>,
+    /// The accounts seen per site, when the host keeps them ([`Self::with_account_record`]):
+    /// with two or more for a site, sign-in shows the choice before the one verification.
+    accounts: Option<AccountRecord>,
 }
 
 /// What power-cycles the authenticator's PIN/UV state for the bridge; an error says why not.
@@ -298,18 +304,6 @@ pub(super) fn check_rp_id_hash(
     }
 }
 
-/// The request's `type` and `options`.
-pub(super) fn kind_and_options(request: &Json) -> Result<(&str, Option<&Json>), BridgeError> {
-    let Some(object) = request.as_object() else {
-        return Err(BridgeError::type_error("the request is not a JSON object"));
-    };
-    let kind = object
-        .get("type")
-        .and_then(Json::as_str)
-        .ok_or_else(|| BridgeError::type_error("the request has no \"type\""))?;
-    Ok((kind, object.get("options")))
-}
-
 pub(super) fn timeout_of(ms: Option<u64>) -> Duration {
     ms.map_or(DEFAULT_TIMEOUT, |ms| {
         Duration::from_millis(ms).clamp(MIN_TIMEOUT, MAX_TIMEOUT)
@@ -328,6 +322,67 @@ impl Bridge {
             waiting: AtomicUsize::new(0),
             power_cycle: None,
             blocked_since: Mutex::new(None),
+            accounts: None,
+        }
+    }
+
+    /// Keeps the accounts seen per site in `record` ([`crate::accounts`]): a sign-in on a
+    /// site with two or more known accounts shows the choice first, then verifies once for
+    /// the chosen account.
+    #[must_use]
+    pub fn with_account_record(mut self, record: AccountRecord) -> Self {
+        self.accounts = Some(record);
+        self
+    }
+
+    /// The recorded accounts of `rp_id` that `allow` lets answer (all of them when it is
+    /// empty). The record is a convenience: one that cannot be read is logged and offers
+    /// nothing, and the sign-in goes on as without it.
+    fn known_accounts(&self, rp_id: &str, allow: &[Vec<u8>]) -> Vec<Account> {
+        let Some(record) = &self.accounts else {
+            return Vec::new();
+        };
+        match record.accounts(rp_id) {
+            Ok(accounts) => accounts
+                .into_iter()
+                .filter(|a| allow.is_empty() || allow.contains(&a.credential_id))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the account record cannot be read");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Records `seen` accounts of `rp_id` (after a create or a verified assertion), the
+    /// first as the one used.
+    fn learn_accounts(&self, rp_id: &str, seen: &[&Account]) {
+        if let Some(record) = &self.accounts {
+            if let Err(e) = record.learn(rp_id, seen) {
+                tracing::warn!(error = %e, "the account record cannot be written");
+            }
+        }
+    }
+
+    /// After a verified discoverable sign-in: `rp_id`'s record becomes exactly `found`.
+    fn replace_accounts(&self, rp_id: &str, found: &[&Account]) {
+        if let Some(record) = &self.accounts {
+            if let Err(e) = record.replace(rp_id, found) {
+                tracing::warn!(error = %e, "the account record cannot be written");
+            }
+        }
+    }
+
+    /// Forgets a credential the authenticator says it no longer holds.
+    fn forget_stale_account(&self, rp_id: &str, credential_id: &[u8]) {
+        if let Some(record) = &self.accounts {
+            match record.forget_credential(rp_id, credential_id) {
+                Ok(true) => {
+                    tracing::info!(rp_id, "forgot a passkey the authenticator no longer holds")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "the account record cannot be written"),
+            }
         }
     }
 
@@ -421,154 +476,50 @@ impl Bridge {
         }
     }
 
-    /// What every host calls: handles one request from the page whose origin the host
-    /// established, `origin`, and returns the reply JSON.
+    /// The bridge's one entry point: runs `request` (decoded where the host received it, see
+    /// [`WebAuthnRequest`]), cancellable through `interaction` (the request and only it, even
+    /// before it started) or [`Self::cancel`].
     ///
-    /// The request is `{"type": "create" | "get" | "isUvpaa" | "getClientCapabilities",
-    /// "options": {...}}` (Level 3 JSON options for create and get). The reply is the
-    /// credential in `PublicKeyCredential.toJSON()` form for create and get, `{"result": bool}`
-    /// for isUvpaa, `{"result": {...}}` for getClientCapabilities, or
-    /// `{"error": {"name", "message"}}`. Any `origin` or `topOrigin` member in the request is
-    /// ignored: only the host knows the origin.
-    pub fn handle(&self, origin: &str, request_json: &str) -> String {
-        self.handle_nested(origin, None, request_json)
-    }
-
-    /// [`Self::handle`] for a caller in a cross-origin frame of `top_origin` (the host has
-    /// checked the `publickey-credentials-*` permissions policy).
-    pub fn handle_nested(
+    /// The reply is the credential in `PublicKeyCredential.toJSON()` form for create and get,
+    /// `{"result": bool}` for isUvpaa (which never fails: an unreachable authenticator is "not
+    /// available"), `{"result": {...}}` for getClientCapabilities.
+    pub fn execute(
         &self,
-        origin: &str,
-        top_origin: Option<&str>,
-        request_json: &str,
-    ) -> String {
-        let reply = serde_json::from_str::<Json>(request_json)
-            .map_err(|e| BridgeError::type_error(format!("the request is not JSON: {e}")))
-            .and_then(|request| self.run(origin, top_origin, &request, None));
-        match reply {
-            Ok(value) => value.to_string(),
-            Err(e) => json!({ "error": e.to_json() }).to_string(),
-        }
-    }
-
-    /// [`Self::handle_nested`] on parsed JSON, cancellable through `interaction` (the request
-    /// and only it, even before it started).
-    pub fn run(
-        &self,
-        origin: &str,
-        top_origin: Option<&str>,
-        request: &Json,
+        request: &WebAuthnRequest,
         interaction: Option<&Interaction>,
     ) -> Result<Json, BridgeError> {
-        let (kind, options) = kind_and_options(request)?;
-        let payload = approval::payload_of(request)?;
-        self.execute(
-            request,
-            kind,
-            Some(origin),
-            top_origin,
-            options,
-            payload,
-            interaction,
-        )
-    }
-
-    /// A request whose origin is inside it: `{"type", "origin", "topOrigin"?, "options"}`. For
-    /// a host whose messages come from a trusted part of itself (the browser extension fills
-    /// `origin` from what Chromium says, never from the page), such as the native-messaging
-    /// host. `interaction`, when given, cancels this request (and only it).
-    pub fn dispatch(
-        &self,
-        request: &Json,
-        interaction: Option<&Interaction>,
-    ) -> Result<Json, BridgeError> {
-        let (kind, options) = kind_and_options(request)?;
-        let origin = match request.get("origin") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(BridgeError::type_error("\"origin\" is not a string")),
-        };
-        let top_origin = match request.get("topOrigin") {
-            None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(BridgeError::type_error("\"topOrigin\" is not a string")),
-        };
-        let payload = approval::payload_of(request)?;
-        self.execute(
-            request,
-            kind,
-            origin,
-            top_origin,
-            options,
-            payload,
-            interaction,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn execute(
-        &self,
-        request: &Json,
-        kind: &str,
-        origin: Option<&str>,
-        top_origin: Option<&str>,
-        options: Option<&Json>,
-        payload: Option<&str>,
-        interaction: Option<&Interaction>,
-    ) -> Result<Json, BridgeError> {
-        if payload.is_some() && kind != "get" {
-            return Err(BridgeError::type_error(
-                "\"payload\" (an action's text to approve) goes with \"get\" requests only",
-            ));
-        }
-        match kind {
-            "isUvpaa" => {
+        match request {
+            WebAuthnRequest::IsUvpaa => {
                 // Like the browser's, this promise never rejects: an unreachable
                 // authenticator is "not available".
                 let available = self.is_uvpaa_with(interaction).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "isUVPAA: the authenticator did not answer");
                     false
                 });
-                return Ok(json!({ "result": available }));
+                Ok(json!({ "result": available }))
             }
-            "getClientCapabilities" => {
-                return Ok(json!({ "result": self.client_capabilities_with(interaction) }));
+            WebAuthnRequest::GetClientCapabilities => {
+                Ok(json!({ "result": self.client_capabilities_with(interaction) }))
             }
-            "create" | "get" => {}
-            other => {
-                return Err(BridgeError::type_error(format!(
-                    "unknown request type {other:?}"
-                )));
+            WebAuthnRequest::Create { caller, options } => {
+                self.create_inner(caller, options, interaction)
             }
-        }
-        let origin =
-            origin.ok_or_else(|| BridgeError::type_error("the request has no \"origin\""))?;
-        let options =
-            options.ok_or_else(|| BridgeError::type_error("the request has no \"options\""))?;
-        let caller = Caller::new(origin, top_origin)?.with_tab_title(request.get("tab"));
-        if kind == "create" {
-            let options: CreationOptions = options::parse(options, "creation options")?;
-            self.create_inner(&caller, &options, interaction)
-        } else {
-            let options: RequestOptions = options::parse(options, "request options")?;
-            let purpose = match payload {
-                Some(payload) => {
-                    // Before anything else: a text that is not the one signed is never shown.
-                    approval::check_payload(&options.challenge, payload)?;
-                    Purpose::Approve { payload }
-                }
-                None => Purpose::Get,
-            };
-            self.get_inner(&caller, &options, interaction, purpose)
+            WebAuthnRequest::Get {
+                caller,
+                options,
+                payload,
+            } => {
+                let purpose = match payload {
+                    Some(payload) => Purpose::Approve { payload },
+                    None => Purpose::Get,
+                };
+                self.get_inner(caller, options, interaction, purpose)
+            }
         }
     }
 
     /// `PublicKeyCredential.getClientCapabilities()` (WebAuthn L3 §5.1.7) for this host and
     /// authenticator. Never fails: an unreachable authenticator offers nothing.
-    pub fn client_capabilities(&self) -> Json {
-        self.client_capabilities_with(None)
-    }
-
     fn client_capabilities_with(&self, interaction: Option<&Interaction>) -> Json {
         let info = self.query_info(interaction);
         let (verifies, prf) = match &info {
@@ -595,10 +546,6 @@ impl Bridge {
 
     /// `isUserVerifyingPlatformAuthenticatorAvailable()`: built-in verification, or a PIN
     /// this host can collect.
-    pub fn is_uvpaa(&self) -> Result<bool, BridgeError> {
-        self.is_uvpaa_with(None)
-    }
-
     fn is_uvpaa_with(&self, interaction: Option<&Interaction>) -> Result<bool, BridgeError> {
         let info = self.query_info(interaction)?;
         Ok(self.can_verify(&info))
@@ -618,29 +565,5 @@ impl Bridge {
         let secret = ceremony.shared_secret()?;
         let _: client_pin::Response = ceremony.send(&pin::set_pin_request(&secret, new_pin)?)?;
         Ok(())
-    }
-
-    /// `navigator.credentials.create()` from JSON options.
-    pub fn create(
-        &self,
-        origin: &str,
-        top_origin: Option<&str>,
-        options: &Json,
-    ) -> Result<Json, BridgeError> {
-        let caller = Caller::new(origin, top_origin)?;
-        let options: CreationOptions = options::parse(options, "creation options")?;
-        self.create_with(&caller, &options)
-    }
-
-    /// `navigator.credentials.get()` from JSON options.
-    pub fn get(
-        &self,
-        origin: &str,
-        top_origin: Option<&str>,
-        options: &Json,
-    ) -> Result<Json, BridgeError> {
-        let caller = Caller::new(origin, top_origin)?;
-        let options: RequestOptions = options::parse(options, "request options")?;
-        self.get_with(&caller, &options)
     }
 }

@@ -108,8 +108,11 @@ pub struct AccountChoice<'a> {
     pub rp_id: &'a str,
     /// What the sign-in is for ([`Purpose::Get`] or [`Purpose::Autofill`]).
     pub purpose: Purpose<'a>,
-    /// The accounts, newest first.
+    /// The accounts, newest (or most recently used) first.
     pub accounts: &'a [Account],
+    /// The choice comes first, from the account record: one verification follows, for the
+    /// chosen account only.
+    pub before_verification: bool,
     /// Which tab asks, and what waits behind it.
     pub label: RequestLabel<'a>,
     /// Cancelled when the page aborts or the ceremony times out.
@@ -190,10 +193,16 @@ pub trait UserInterface: Send + Sync {
         Err(Unanswered::Unavailable)
     }
 
-    /// Lets the person pick one of several accounts in a discoverable sign-in; `None` when
-    /// they decline. The default takes the first (the authenticator lists newest first).
-    fn choose_account(&self, choice: &AccountChoice<'_>) -> Option<usize> {
-        (!choice.accounts.is_empty()).then_some(0)
+    /// Lets the person pick one of several accounts: before the verification when the
+    /// bridge's account record knows them ([`AccountChoice::before_verification`]), else
+    /// after it in a discoverable sign-in; why not, when they picked none. The default takes
+    /// the first (the most recently used, or the authenticator's newest).
+    fn choose_account(&self, choice: &AccountChoice<'_>) -> Result<usize, Unanswered> {
+        if choice.accounts.is_empty() {
+            Err(Unanswered::Unavailable)
+        } else {
+            Ok(0)
+        }
     }
 
     /// Whether this host shows an action's text ([`Purpose::Approve`]) before it is signed:

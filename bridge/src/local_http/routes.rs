@@ -13,8 +13,8 @@ use serde_json::Value as Json;
 use super::pairing::{pair, session_of, unpair};
 use super::refusal::{Refusal, refusal, with_cors};
 use super::{Config, LocalBridge};
-use crate::channel::Sender;
 use crate::conditional;
+use passgate_platform_api::host_channel::Sender;
 
 #[derive(Clone)]
 pub(super) struct AppState {

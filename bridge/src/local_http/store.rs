@@ -16,13 +16,13 @@
 //! checked before each token is looked up.
 
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use passgate_platform_api::fs::{NoHook, private_dir, write_atomic};
+use crate::private_file::{self, PrivateFileError};
 
 /// The most pairings kept per origin: pairing again past this forgets that origin's oldest
 /// (each pairing needs a code typed from passgate's terminal, so this is a bound, not a
@@ -34,24 +34,10 @@ const FORMAT_VERSION: u32 = 1;
 /// Why the pairing store cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum PairingStoreError {
-    /// Reading, writing or locking failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What failed.
-        source: io::Error,
-    },
-    /// The file or its directory may be written by other users: its pairings are not trusted.
-    #[error(
-        "{path} may be written by other users (mode {mode:o}): its pairings are not trusted; make it private (chmod go-rwx) or remove it"
-    )]
-    NotPrivate {
-        /// The file or directory.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// The file or its directory cannot be used (I/O, or others may write it: then its
+    /// pairings are not trusted, as anyone who could write it could add a pairing).
+    #[error(transparent)]
+    File(#[from] PrivateFileError),
     /// The file is not a pairing store of this version.
     #[error("{path} is not a pairing store passgate can read: {reason}")]
     Malformed {
@@ -152,13 +138,6 @@ pub fn pairings_path(state_dir: &Path) -> PathBuf {
     state_dir.join("local-bridge").join("pairings.json")
 }
 
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PairingStoreError + '_ {
-    move |source| PairingStoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 fn from_hex(text: &str) -> Option<Zeroizing<[u8; 32]>> {
     let bytes = text.as_bytes();
     if bytes.len() != 64 {
@@ -176,23 +155,6 @@ fn from_hex(text: &str) -> Option<Zeroizing<[u8; 32]>> {
     Some(out)
 }
 
-/// Refuses a file or directory that users other than its owner may write.
-fn check_private(path: &Path, metadata: &std::fs::Metadata) -> Result<(), PairingStoreError> {
-    let mode = metadata.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(PairingStoreError::NotPrivate {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    Ok(())
-}
-
-/// Holds the advisory lock until dropped.
-struct Locked {
-    _file: std::fs::File,
-}
-
 impl PairingStore {
     /// The store at `path` (created, with its 0700 directory, on the first write).
     pub fn new(path: PathBuf) -> Self {
@@ -204,35 +166,12 @@ impl PairingStore {
         &self.path
     }
 
-    fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or_else(|| Path::new("."))
-    }
-
-    fn lock(&self) -> Result<Locked, PairingStoreError> {
-        let dir = self.dir();
-        private_dir(dir).map_err(io_error(dir))?;
-        let metadata = std::fs::metadata(dir).map_err(io_error(dir))?;
-        check_private(dir, &metadata)?;
-        let lock_path = self.path.with_extension("lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode_private()
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| io_error(&lock_path)(io::Error::from(e)))?;
-        Ok(Locked { _file: file })
-    }
-
     /// The file's current stamp (`None` when there is no file).
     pub(super) fn stamp(&self) -> Result<Option<Stamp>, PairingStoreError> {
         match std::fs::metadata(&self.path) {
             Ok(m) => Ok(Some(Stamp::of(&m))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&self.path)(e)),
+            Err(e) => Err(private_file::io_error(&self.path)(e).into()),
         }
     }
 
@@ -245,18 +184,9 @@ impl PairingStore {
         &self,
     ) -> Result<(Vec<StoredPairing>, Option<Stamp>), PairingStoreError> {
         let path = &self.path;
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-            Err(e) => return Err(io_error(path)(e)),
+        let Some((bytes, metadata)) = private_file::read(path)? else {
+            return Ok((Vec::new(), None));
         };
-        let metadata = file.metadata().map_err(io_error(path))?;
-        check_private(path, &metadata)?;
-        if let Ok(dir) = std::fs::metadata(self.dir()) {
-            check_private(self.dir(), &dir)?;
-        }
-        let mut bytes = Zeroizing::new(Vec::new());
-        io::Read::read_to_end(&mut &file, &mut bytes).map_err(io_error(path))?;
         let malformed = |reason: String| PairingStoreError::Malformed {
             path: path.clone(),
             reason,
@@ -299,7 +229,7 @@ impl PairingStore {
                 reason: e.to_string(),
             }
         })?);
-        write_atomic(&self.path, &bytes, &NoHook).map_err(io_error(&self.path))
+        Ok(private_file::write(&self.path, &bytes)?)
     }
 
     /// Applies `change` to the stored pairings under the lock and writes the result; returns
@@ -308,7 +238,7 @@ impl PairingStore {
         &self,
         change: impl FnOnce(&mut Vec<StoredPairing>) -> T,
     ) -> Result<(T, Vec<StoredPairing>, Option<Stamp>), PairingStoreError> {
-        let _locked = self.lock()?;
+        let _locked = private_file::lock(&self.path)?;
         let mut pairings = self.load()?;
         let out = change(&mut pairings);
         self.save(&pairings)?;
@@ -368,21 +298,12 @@ impl PairingStore {
     }
 }
 
-/// `OpenOptions::mode(0o600)` under a name that says why.
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for std::fs::OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use passgate_platform_api::fs::faults;
+    use std::os::unix::fs::PermissionsExt;
+
+    use passgate_platform_api::fs::{NoHook, faults, write_atomic};
 
     fn pairing(origin: &str, id: &str, byte: u8) -> StoredPairing {
         StoredPairing {
@@ -478,7 +399,7 @@ mod tests {
                 .add(pairing("http://localhost:8080", "a2", 2))
                 .unwrap_err();
             assert!(
-                matches!(error, PairingStoreError::Io { .. }),
+                matches!(error, PairingStoreError::File(PrivateFileError::Io { .. })),
                 "{op:?}: {error}"
             );
             assert!(fault.fired() >= 1, "{op:?}");
@@ -502,14 +423,20 @@ mod tests {
         std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o622)).unwrap();
         assert!(matches!(
             store.load(),
-            Err(PairingStoreError::NotPrivate { mode: 0o622, .. })
+            Err(PairingStoreError::File(PrivateFileError::NotPrivate {
+                mode: 0o622,
+                ..
+            }))
         ));
         std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
         let dir = store.path().parent().unwrap();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(
             store.add(pairing("http://localhost:8080", "a2", 2)),
-            Err(PairingStoreError::NotPrivate { mode: 0o777, .. })
+            Err(PairingStoreError::File(PrivateFileError::NotPrivate {
+                mode: 0o777,
+                ..
+            }))
         ));
     }
 

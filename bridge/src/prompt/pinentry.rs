@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use passgate_platform_api::user_verifier::Interaction;
 use zeroize::Zeroizing;
 
-use super::{Answer, Dialog, PromptError, TrustedPrompt};
+use passgate_platform_api::trusted_prompt::{Answer, Dialog, PromptError, TrustedPrompt};
 
 /// How long one dialog waits for the person, unless set otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);

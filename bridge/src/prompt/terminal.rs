@@ -15,7 +15,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::termios::{LocalModes, OptionalActions, QueueSelector, tcflush, tcgetattr, tcsetattr};
 use zeroize::Zeroizing;
 
-use super::{Answer, Dialog, PromptError, TrustedPrompt};
+use passgate_platform_api::trusted_prompt::{Answer, Dialog, PromptError, TrustedPrompt};
 
 /// How long a question waits for the person, unless set otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -77,3 +77,17 @@ pub(super) fn operation_button(purpose: Purpose<'_>) -> &'static str {
         Purpose::AlreadyRegistered { .. } => "OK",
     }
 }
+
+/// The account choice's question; `rp_id` is cleaned already. Before the verification, it
+/// says the choice comes first and that the record is passgate's own (what the person may
+/// clear with `passgate bridge forget`).
+pub(super) fn account_question(count: usize, rp_id: &str, before_verification: bool) -> String {
+    if before_verification {
+        format!(
+            "passgate has seen {count} accounts of yours on {rp_id}. Which account? \
+             You verify once, for that account only, next."
+        )
+    } else {
+        format!("This device holds {count} passkeys for {rp_id}. Which account?")
+    }
+}

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 use passgate_authenticator::Authenticator;
 use passgate_authenticator::api::user_verifier::Interaction;
 use passgate_authenticator::ctap::AuthenticatorConfig;
-use passgate_bridge::prompt::{Pinentry, PromptPresence, TrustedPrompt};
-use passgate_bridge::{CtapTransport, InProcess, TransportError, UserInterface};
+use passgate_bridge::prompt::{Pinentry, PromptPresence};
+use passgate_bridge::{
+    Bridge, BridgeError, CtapTransport, InProcess, TransportError, UserInterface, WebAuthnRequest,
+};
+use passgate_platform_api::trusted_prompt::TrustedPrompt;
 use passgate_testkit::ScriptedPinentry;
 use zeroize::Zeroizing;
 
@@ -131,4 +134,94 @@ pub fn authenticator_with_prompt(dir: &Path, prompt: Arc<dyn TrustedPrompt>) -> 
         1000,
         AuthenticatorConfig::default(),
     )
+}
+
+/// The page calls these tests make, each through the bridge's one entry point
+/// ([`Bridge::execute`]) the way a host makes it: the JSON decoded once into a
+/// [`WebAuthnRequest`], then executed.
+pub trait PageCalls {
+    /// A request as JSON text from `origin`; the reply as JSON text (`{"error": {...}}` on
+    /// failure).
+    fn handle(&self, origin: &str, request_json: &str) -> String;
+    /// `navigator.credentials.create()` from JSON options.
+    fn create(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &serde_json::Value,
+    ) -> Result<serde_json::Value, BridgeError>;
+    /// `navigator.credentials.get()` from JSON options.
+    fn get(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &serde_json::Value,
+    ) -> Result<serde_json::Value, BridgeError>;
+    /// A request with its origin inside, as the native-messaging host passes it on.
+    fn dispatch(
+        &self,
+        request: &serde_json::Value,
+        interaction: Option<&Interaction>,
+    ) -> Result<serde_json::Value, BridgeError>;
+    /// `isUserVerifyingPlatformAuthenticatorAvailable()`.
+    fn is_uvpaa(&self) -> Result<bool, BridgeError>;
+}
+
+fn object(
+    value: &serde_json::Value,
+) -> Result<&serde_json::Map<String, serde_json::Value>, BridgeError> {
+    value
+        .as_object()
+        .ok_or_else(|| BridgeError::type_error("the request is not a JSON object"))
+}
+
+impl PageCalls for Bridge {
+    fn handle(&self, origin: &str, request_json: &str) -> String {
+        let reply = serde_json::from_str::<serde_json::Value>(request_json)
+            .map_err(|e| BridgeError::type_error(format!("the request is not JSON: {e}")))
+            .and_then(|request| {
+                let request = WebAuthnRequest::from_page(origin, None, object(&request)?)?;
+                self.execute(&request, None)
+            });
+        match reply {
+            Ok(value) => value.to_string(),
+            Err(e) => serde_json::json!({ "error": e.to_json() }).to_string(),
+        }
+    }
+
+    fn create(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &serde_json::Value,
+    ) -> Result<serde_json::Value, BridgeError> {
+        let message = serde_json::json!({ "type": "create", "options": options });
+        let request = WebAuthnRequest::from_page(origin, top_origin, object(&message)?)?;
+        self.execute(&request, None)
+    }
+
+    fn get(
+        &self,
+        origin: &str,
+        top_origin: Option<&str>,
+        options: &serde_json::Value,
+    ) -> Result<serde_json::Value, BridgeError> {
+        let message = serde_json::json!({ "type": "get", "options": options });
+        let request = WebAuthnRequest::from_page(origin, top_origin, object(&message)?)?;
+        self.execute(&request, None)
+    }
+
+    fn dispatch(
+        &self,
+        request: &serde_json::Value,
+        interaction: Option<&Interaction>,
+    ) -> Result<serde_json::Value, BridgeError> {
+        let request = WebAuthnRequest::from_extension(object(request)?)?;
+        self.execute(&request, interaction)
+    }
+
+    fn is_uvpaa(&self) -> Result<bool, BridgeError> {
+        let reply = self.execute(&WebAuthnRequest::IsUvpaa, None)?;
+        Ok(reply["result"].as_bool().unwrap_or(false))
+    }
 }

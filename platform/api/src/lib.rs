@@ -15,6 +15,7 @@ pub mod ctap_handler;
 // Files and sockets: Unix only (the Windows backend is checked for its target without them).
 #[cfg(unix)]
 pub mod fs;
+pub mod host_channel;
 pub mod key_store;
 pub mod prompt_text;
 pub mod rng;
@@ -22,4 +23,5 @@ pub mod state_store;
 // SO_PEERCRED, which the Unix socket's same-user check needs, is Linux's.
 #[cfg(target_os = "linux")]
 pub mod transport;
+pub mod trusted_prompt;
 pub mod user_verifier;

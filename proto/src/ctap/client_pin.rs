@@ -2,13 +2,15 @@
 
 use ciborium::value::Value;
 
+use super::cbor::{Params, ValueExt};
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i, t};
-use super::{Command, Permissions};
+use super::strict;
+use super::{Command, Permissions, StatusCode};
 
-/// A clientPIN subcommand. Kept as its number so that an authenticator can answer
-/// CTAP2_ERR_INVALID_SUBCOMMAND for the ones it does not know.
+/// A clientPIN subcommand. Kept as its number (any unsigned CBOR integer) so that an
+/// authenticator can answer CTAP2_ERR_INVALID_SUBCOMMAND for the ones it does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubCommand(pub u8);
+pub struct SubCommand(pub u64);
 
 impl SubCommand {
     /// getPINRetries.
@@ -52,8 +54,8 @@ pub mod key {
 /// The request.
 #[derive(Clone, PartialEq)]
 pub struct Request {
-    /// The PIN/UV auth protocol (absent only for getPINRetries/getUVRetries).
-    pub protocol: Option<u8>,
+    /// The PIN/UV auth protocol (absent only for getPINRetries/getUVRetries), as sent.
+    pub protocol: Option<u64>,
     /// What to do.
     pub sub_command: SubCommand,
     /// The platform's COSE key-agreement key.
@@ -86,7 +88,7 @@ impl Request {
     /// getUVRetries).
     pub fn new(protocol: u8, sub_command: SubCommand) -> Self {
         Self {
-            protocol: Some(protocol),
+            protocol: Some(u64::from(protocol)),
             sub_command,
             key_agreement: None,
             pin_uv_auth_param: None,
@@ -126,6 +128,50 @@ impl Request {
                 .take(key::RP_ID)
                 .map(|v| fields::text(v, "rpId"))
                 .transpose()?,
+        })
+    }
+}
+
+impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): the
+    /// subcommand first, then the members in key order, each of its exact type. keyAgreement
+    /// is kept as sent (the subcommand that uses it checks it). A permissions number beyond
+    /// one byte names no permission the authenticator has: it is decoded as the empty set,
+    /// which the authenticator refuses at the same step (`INVALID_PARAMETER`).
+    pub fn decode_strict(body: &[u8]) -> Result<Self, StatusCode> {
+        let mut p = Params::parse(body)?;
+        let sub_command = SubCommand(strict::required(&mut p, key::SUB_COMMAND)?.ctap_uint()?);
+        let protocol = strict::take(&mut p, key::PIN_UV_AUTH_PROTOCOL)
+            .map(ValueExt::ctap_uint)
+            .transpose()?;
+        let key_agreement = strict::take(&mut p, key::KEY_AGREEMENT);
+        let mut bytes = |key| {
+            strict::take(&mut p, key)
+                .map(ValueExt::ctap_bytes)
+                .transpose()
+        };
+        let pin_uv_auth_param = bytes(key::PIN_UV_AUTH_PARAM)?;
+        let new_pin_enc = bytes(key::NEW_PIN_ENC)?;
+        let pin_hash_enc = bytes(key::PIN_HASH_ENC)?;
+        let permissions = strict::take(&mut p, key::PERMISSIONS)
+            .map(|v| {
+                v.ctap_uint().map(|bits| {
+                    u8::try_from(bits).map_or(Permissions::NONE, Permissions::from_bits)
+                })
+            })
+            .transpose()?;
+        let rp_id = strict::take(&mut p, key::RP_ID)
+            .map(ValueExt::ctap_text)
+            .transpose()?;
+        Ok(Self {
+            protocol,
+            sub_command,
+            key_agreement,
+            pin_uv_auth_param,
+            new_pin_enc,
+            pin_hash_enc,
+            permissions,
+            rp_id,
         })
     }
 }

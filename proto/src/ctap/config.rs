@@ -2,12 +2,14 @@
 
 use ciborium::value::Value;
 
+use super::cbor::{Params, ValueExt};
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i, t};
-use super::{Command, PinUvAuth};
+use super::{Command, PinUvAuth, StatusCode};
 
-/// An authenticatorConfig subcommand (kept as its number).
+/// An authenticatorConfig subcommand (kept as its number, see
+/// [`super::client_pin::SubCommand`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubCommand(pub u8);
+pub struct SubCommand(pub u64);
 
 impl SubCommand {
     /// enableEnterpriseAttestation.
@@ -34,8 +36,11 @@ pub struct SetMinPinLength {
 pub struct Request {
     /// What to do.
     pub sub_command: SubCommand,
-    /// setMinPINLength's parameters.
-    pub params: Option<SetMinPinLength>,
+    /// subCommandParams as sent (setMinPINLength's: [`SetMinPinLength::to_value`]). Kept as a
+    /// value because the pinUvAuthParam covers its bytes (canonical CBOR re-encodes to exactly
+    /// them) and an authenticator reads it only once that MAC has been checked
+    /// ([`SetMinPinLength::decode_strict`]).
+    pub params: Option<Value>,
     /// The pinUvAuthParam and its protocol.
     pub pin_uv_auth: Option<PinUvAuth>,
 }
@@ -79,7 +84,49 @@ impl SetMinPinLength {
     }
 }
 
+impl SetMinPinLength {
+    /// The authenticator's decoding of setMinPINLength's subCommandParams (see
+    /// [`super::strict`]), after the MAC check: each member of its exact type.
+    pub fn decode_strict(params: Option<Value>) -> Result<Self, StatusCode> {
+        let mut p = match params {
+            Some(v) => Params::from_value(v)?,
+            None => Params::empty(),
+        };
+        let new_min_pin_length = p.take(0x01).map(ValueExt::ctap_uint).transpose()?;
+        let min_pin_length_rp_ids = p
+            .take(0x02)
+            .map(|v| {
+                v.ctap_array()?
+                    .into_iter()
+                    .map(ValueExt::ctap_text)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let force_change_pin = p.take(0x03).map(ValueExt::ctap_bool).transpose()?;
+        Ok(Self {
+            new_min_pin_length,
+            min_pin_length_rp_ids,
+            force_change_pin,
+        })
+    }
+}
+
 impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): the
+    /// members in key order, each of its exact type; subCommandParams kept as sent.
+    pub fn decode_strict(body: &[u8]) -> Result<Self, StatusCode> {
+        let mut p = Params::parse(body)?;
+        let sub_command = SubCommand(p.required(0x01)?.ctap_uint()?);
+        let params = p.take(0x02);
+        let protocol = p.take(0x03).map(ValueExt::ctap_uint).transpose()?;
+        let param = p.take(0x04).map(ValueExt::ctap_bytes).transpose()?;
+        Ok(Self {
+            sub_command,
+            params,
+            pin_uv_auth: param.map(|param| PinUvAuth { param, protocol }),
+        })
+    }
+
     /// Reads the parameter map.
     pub fn from_value(value: Value) -> Result<Self, DecodeError> {
         let mut f = Fields::new(value, "authenticatorConfig parameters")?;
@@ -93,9 +140,12 @@ impl Request {
             .transpose()?;
         Ok(Self {
             sub_command: SubCommand(fields::integer(f.required(1, "subCommand")?, "subCommand")?),
-            params: f.take(2).map(SetMinPinLength::from_value).transpose()?,
+            params: f.take(2),
             pin_uv_auth: match (param, protocol) {
-                (Some(param), Some(protocol)) => Some(PinUvAuth { param, protocol }),
+                (Some(param), Some(protocol)) => Some(PinUvAuth {
+                    param,
+                    protocol: Some(protocol),
+                }),
                 (Some(_), None) => return Err(DecodeError::Missing("pinUvAuthProtocol")),
                 (None, _) => None,
             },
@@ -109,10 +159,10 @@ impl super::Request for Request {
     fn to_value(&self) -> Option<Value> {
         let map = MapBuilder::new()
             .int(1, Some(i(self.sub_command.0)))
-            .int(2, self.params.as_ref().map(SetMinPinLength::to_value));
+            .int(2, self.params.clone());
         Some(
             match &self.pin_uv_auth {
-                Some(a) => map.int(3, Some(i(a.protocol))).int(4, Some(b(&a.param))),
+                Some(a) => map.int(3, a.protocol.map(i)).int(4, Some(b(&a.param))),
                 None => map,
             }
             .build(),
@@ -129,13 +179,16 @@ mod tests {
     fn set_min_pin_length_round_trips_and_is_byte_exact() {
         let r = Request {
             sub_command: SubCommand::SET_MIN_PIN_LENGTH,
-            params: Some(SetMinPinLength {
-                new_min_pin_length: Some(6),
-                ..SetMinPinLength::default()
-            }),
+            params: Some(
+                SetMinPinLength {
+                    new_min_pin_length: Some(6),
+                    ..SetMinPinLength::default()
+                }
+                .to_value(),
+            ),
             pin_uv_auth: Some(PinUvAuth {
                 param: vec![7],
-                protocol: 1,
+                protocol: Some(1),
             }),
         };
         let bytes = r.encode().unwrap();

@@ -2,13 +2,15 @@
 
 use ciborium::value::Value;
 
-use super::data::{CredentialDescriptor, RpEntity, UserEntity};
+use super::cbor::{TextMap, ValueExt};
+use super::data::{CredentialDescriptor, PUBLIC_KEY, RpEntity, UserEntity};
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i};
-use super::{Command, PinUvAuth};
+use super::strict;
+use super::{Command, PinUvAuth, StatusCode};
 
 /// A credentialManagement subcommand (kept as its number, see [`super::client_pin::SubCommand`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubCommand(pub u8);
+pub struct SubCommand(pub u64);
 
 impl SubCommand {
     /// getCredsMetadata.
@@ -70,13 +72,61 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The authenticator's decoding of subCommandParams (see [`super::strict`]), after the MAC
+    /// check: a map whatever the subcommand, then the members `sub_command` uses, in the order
+    /// it uses them (rpIDHash; credentialID; credentialID then user). A credentialID without
+    /// `type` is taken as `"public-key"`, the only type there is.
+    pub fn decode_strict(
+        params: Option<Value>,
+        sub_command: SubCommand,
+    ) -> Result<Self, StatusCode> {
+        let mut p = match params {
+            Some(v) => super::cbor::Params::from_value(v)?,
+            None => super::cbor::Params::empty(),
+        };
+        let mut out = Self::default();
+        match sub_command {
+            SubCommand::ENUMERATE_CREDENTIALS_BEGIN => {
+                out.rp_id_hash = Some(p.required(0x01)?.ctap_bytes()?);
+            }
+            SubCommand::DELETE_CREDENTIAL => {
+                out.credential_id = Some(credential_id(p.required(0x02)?)?);
+            }
+            SubCommand::UPDATE_USER_INFORMATION => {
+                out.credential_id = Some(credential_id(p.required(0x02)?)?);
+                out.user = Some(strict::user_entity(p.required(0x03)?)?);
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// A credentialID descriptor as the authenticator reads it: `id` required, `type` optional.
+fn credential_id(value: Value) -> Result<CredentialDescriptor, StatusCode> {
+    let mut map = TextMap::new(value.ctap_map()?)?;
+    let id = map
+        .take("id")
+        .ok_or(StatusCode::MissingParameter)?
+        .ctap_bytes()?;
+    let kind = map.take("type").map(ValueExt::ctap_text).transpose()?;
+    Ok(CredentialDescriptor {
+        kind: kind.unwrap_or_else(|| PUBLIC_KEY.to_owned()),
+        id,
+        transports: None,
+    })
+}
+
 /// The request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     /// What to do.
     pub sub_command: SubCommand,
-    /// Its parameters.
-    pub params: Option<Params>,
+    /// subCommandParams as sent ([`Params::to_value`]). Kept as a value because the
+    /// pinUvAuthParam covers its bytes (canonical CBOR re-encodes to exactly them) and an
+    /// authenticator reads it only once that MAC has been checked ([`Params::decode_strict`]).
+    pub params: Option<Value>,
     /// The pinUvAuthParam (over subCommand || subCommandParams) and its protocol.
     pub pin_uv_auth: Option<PinUvAuth>,
     /// The preview command byte (0x41) instead of 0x0A.
@@ -84,6 +134,22 @@ pub struct Request {
 }
 
 impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): the
+    /// members in key order, each of its exact type; subCommandParams kept as sent.
+    pub fn decode_strict(body: &[u8]) -> Result<Self, StatusCode> {
+        let mut p = super::cbor::Params::parse(body)?;
+        let sub_command = SubCommand(p.required(0x01)?.ctap_uint()?);
+        let params = p.take(0x02);
+        let protocol = p.take(0x03).map(ValueExt::ctap_uint).transpose()?;
+        let param = p.take(0x04).map(ValueExt::ctap_bytes).transpose()?;
+        Ok(Self {
+            sub_command,
+            params,
+            pin_uv_auth: param.map(|param| PinUvAuth { param, protocol }),
+            preview: false,
+        })
+    }
+
     /// Reads the parameter map.
     pub fn from_value(value: Value) -> Result<Self, DecodeError> {
         let mut f = Fields::new(value, "credentialManagement parameters")?;
@@ -97,9 +163,12 @@ impl Request {
             .transpose()?;
         Ok(Self {
             sub_command: SubCommand(fields::integer(f.required(1, "subCommand")?, "subCommand")?),
-            params: f.take(2).map(Params::from_value).transpose()?,
+            params: f.take(2),
             pin_uv_auth: match (param, protocol) {
-                (Some(param), Some(protocol)) => Some(PinUvAuth { param, protocol }),
+                (Some(param), Some(protocol)) => Some(PinUvAuth {
+                    param,
+                    protocol: Some(protocol),
+                }),
                 (Some(_), None) => return Err(DecodeError::Missing("pinUvAuthProtocol")),
                 (None, _) => None,
             },
@@ -122,9 +191,9 @@ impl Request {
     pub fn to_value(&self) -> Value {
         let map = MapBuilder::new()
             .int(1, Some(i(self.sub_command.0)))
-            .int(2, self.params.as_ref().map(Params::to_value));
+            .int(2, self.params.clone());
         match &self.pin_uv_auth {
-            Some(a) => map.int(3, Some(i(a.protocol))).int(4, Some(b(&a.param))),
+            Some(a) => map.int(3, a.protocol.map(i)).int(4, Some(b(&a.param))),
             None => map,
         }
         .build()
@@ -228,13 +297,16 @@ mod tests {
     fn delete_request_round_trips_and_is_byte_exact() {
         let r = Request {
             sub_command: SubCommand::DELETE_CREDENTIAL,
-            params: Some(Params {
-                credential_id: Some(CredentialDescriptor::public_key(&[1, 2])),
-                ..Params::default()
-            }),
+            params: Some(
+                Params {
+                    credential_id: Some(CredentialDescriptor::public_key(&[1, 2])),
+                    ..Params::default()
+                }
+                .to_value(),
+            ),
             pin_uv_auth: Some(PinUvAuth {
                 param: vec![9],
-                protocol: 2,
+                protocol: Some(2),
             }),
             preview: false,
         };

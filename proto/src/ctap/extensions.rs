@@ -4,7 +4,10 @@
 
 use ciborium::value::Value;
 
+use super::StatusCode;
+use super::cbor::{TextMap, ValueExt};
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i};
+use super::strict;
 
 /// `hmac-secret`.
 pub const HMAC_SECRET: &str = "hmac-secret";
@@ -18,6 +21,10 @@ pub const CRED_BLOB: &str = "credBlob";
 pub const LARGE_BLOB_KEY: &str = "largeBlobKey";
 /// `minPinLength`.
 pub const MIN_PIN_LENGTH: &str = "minPinLength";
+
+/// passgate's own extension (`true`): bind the credential to the current biometric
+/// enrollment, so that it stops working when fingerprints are enrolled or deleted.
+pub const BIOMETRIC_SET: &str = "passgateBiometricSet";
 
 /// credProtect levels (§12.1).
 pub mod cred_protect {
@@ -38,8 +45,8 @@ pub struct HmacSecretInput {
     pub salt_enc: Vec<u8>,
     /// authenticate(sharedSecret, saltEnc).
     pub salt_auth: Vec<u8>,
-    /// The PIN/UV auth protocol (absent means 1).
-    pub protocol: Option<u8>,
+    /// The PIN/UV auth protocol (absent means 1), as sent.
+    pub protocol: Option<u64>,
 }
 
 impl HmacSecretInput {
@@ -143,6 +150,58 @@ impl MakeCredentialExtensions {
     }
 }
 
+impl MakeCredentialExtensions {
+    /// The authenticator's decoding (see [`super::strict`]): the extensions it implements in
+    /// the order it reads them, each of the exact type; a credProtect level outside 1–3 is
+    /// `INVALID_PARAMETER`, `largeBlobKey: false` `INVALID_OPTION`. hmac-secret-mc counts only
+    /// beside `hmac-secret: true` (otherwise it is dropped unread). [`BIOMETRIC_SET`] and the
+    /// extensions it does not know are kept in `other`.
+    pub fn decode_strict(value: Value) -> Result<Self, StatusCode> {
+        let mut map = TextMap::new(value.ctap_map()?)?;
+        let cred_protect = match map.take(CRED_PROTECT) {
+            None => None,
+            Some(level) => {
+                let level =
+                    u8::try_from(level.ctap_uint()?).map_err(|_| StatusCode::InvalidParameter)?;
+                if !(cred_protect::UV_OPTIONAL..=cred_protect::UV_REQUIRED).contains(&level) {
+                    return Err(StatusCode::InvalidParameter);
+                }
+                Some(level)
+            }
+        };
+        let hmac_secret = map.take(HMAC_SECRET).map(Value::ctap_bool).transpose()?;
+        let hmac_secret_mc = match map.take(HMAC_SECRET_MC) {
+            Some(input) if hmac_secret == Some(true) => Some(strict::hmac_secret_input(input)?),
+            Some(_) | None => None,
+        };
+        let cred_blob = map.take(CRED_BLOB).map(Value::ctap_bytes).transpose()?;
+        let biometric_set = map.take(BIOMETRIC_SET).map(Value::ctap_bool).transpose()?;
+        let large_blob_key = strict::large_blob_key(map.take(LARGE_BLOB_KEY))?;
+        let min_pin_length = map.take(MIN_PIN_LENGTH).map(Value::ctap_bool).transpose()?;
+        let mut other: Vec<(String, Value)> = biometric_set
+            .map(|set| (BIOMETRIC_SET.to_owned(), Value::Bool(set)))
+            .into_iter()
+            .collect();
+        other.extend(map.into_rest());
+        Ok(Self {
+            hmac_secret,
+            hmac_secret_mc,
+            cred_protect,
+            cred_blob,
+            large_blob_key,
+            min_pin_length,
+            other,
+        })
+    }
+
+    /// Whether [`BIOMETRIC_SET`] is asked for.
+    pub fn biometric_set(&self) -> bool {
+        self.other
+            .iter()
+            .any(|(name, value)| name == BIOMETRIC_SET && *value == Value::Bool(true))
+    }
+}
+
 /// getAssertion extension inputs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GetAssertionExtensions {
@@ -187,6 +246,27 @@ impl GetAssertionExtensions {
                 .map(|v| fields::boolean(v, LARGE_BLOB_KEY))
                 .transpose()?,
             other: f.rest_text(),
+        })
+    }
+}
+
+impl GetAssertionExtensions {
+    /// The authenticator's decoding (see [`super::strict`]): hmac-secret, then `credBlob: true`
+    /// (the authenticator extension's name; `getCredBlob` is the WebAuthn client extension's),
+    /// then largeBlobKey (`false` is `INVALID_OPTION`); other extensions are kept in `other`.
+    pub fn decode_strict(value: Value) -> Result<Self, StatusCode> {
+        let mut map = TextMap::new(value.ctap_map()?)?;
+        let hmac_secret = map
+            .take(HMAC_SECRET)
+            .map(strict::hmac_secret_input)
+            .transpose()?;
+        let cred_blob = map.take(CRED_BLOB).map(Value::ctap_bool).transpose()?;
+        let large_blob_key = strict::large_blob_key(map.take(LARGE_BLOB_KEY))?;
+        Ok(Self {
+            hmac_secret,
+            cred_blob,
+            large_blob_key,
+            other: map.into_rest(),
         })
     }
 }

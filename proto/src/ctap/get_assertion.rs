@@ -3,13 +3,15 @@
 
 use ciborium::value::Value;
 
+use super::cbor::{Params, ValueExt};
 use super::data::{
     CredentialDescriptor, Options, UserEntity, descriptors_from_value, descriptors_to_value,
 };
 use super::extensions::GetAssertionExtensions;
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i, t};
 use super::make_credential::{pin_uv_auth, pin_uv_auth_entries};
-use super::{Command, PinUvAuth};
+use super::strict::{self, Limits};
+use super::{Command, PinUvAuth, StatusCode};
 
 /// Parameter keys.
 pub mod key {
@@ -95,6 +97,50 @@ impl Request {
                 .map(Options::from_value)
                 .transpose()?
                 .unwrap_or_default(),
+            pin_uv_auth,
+            pin_uv_auth_probe,
+        })
+    }
+}
+
+impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): the
+    /// members in the order of §6.2.2, the exact CTAP status for the first bad one. `rk` is
+    /// `UNSUPPORTED_OPTION` (§6.2.2 step 5).
+    pub fn decode_strict(body: &[u8], limits: &Limits) -> Result<Self, StatusCode> {
+        let mut params = Params::parse(body)?;
+        let rp_id = strict::required(&mut params, key::RP_ID)?.ctap_text()?;
+        let client_data_hash =
+            strict::required(&mut params, key::CLIENT_DATA_HASH)?.ctap_bytes()?;
+        let allow_list = strict::take(&mut params, key::ALLOW_LIST)
+            .map(|v| strict::descriptor_list(v, limits.max_credential_count_in_list))
+            .transpose()?
+            .unwrap_or_default();
+        let extensions = strict::take(&mut params, key::EXTENSIONS)
+            .map(GetAssertionExtensions::decode_strict)
+            .transpose()?
+            .unwrap_or_default();
+        let options = strict::options(strict::take(&mut params, key::OPTIONS))?;
+        let (pin_uv_auth, pin_uv_auth_probe) = strict::pin_uv_auth(
+            &mut params,
+            key::PIN_UV_AUTH_PARAM,
+            key::PIN_UV_AUTH_PROTOCOL,
+        )?;
+        if rp_id.is_empty() || rp_id.len() > strict::MAX_RP_ID_LENGTH {
+            return Err(StatusCode::InvalidParameter);
+        }
+        if client_data_hash.len() != strict::CLIENT_DATA_HASH_LENGTH {
+            return Err(StatusCode::InvalidParameter);
+        }
+        if options.rk.is_some() {
+            return Err(StatusCode::UnsupportedOption);
+        }
+        Ok(Self {
+            rp_id,
+            client_data_hash,
+            allow_list,
+            extensions,
+            options,
             pin_uv_auth,
             pin_uv_auth_probe,
         })
@@ -226,7 +272,7 @@ mod tests {
         r.options.uv = Some(true);
         r.pin_uv_auth = Some(PinUvAuth {
             param: vec![3; 16],
-            protocol: 1,
+            protocol: Some(1),
         });
         let bytes = r.encode().unwrap();
         assert_eq!(
@@ -260,7 +306,7 @@ mod tests {
         message.extend_from_slice(&[0xf6; 16]);
         let error = fields::decode_value(&message).unwrap_err();
         assert_eq!(error, DecodeError::Cbor("duplicate map key".into()));
-        assert_eq!(error.status(), super::super::StatusCode::InvalidCbor);
+        assert_eq!(error.status(), StatusCode::InvalidCbor);
 
         // The same message with -3 where it belongs decodes and encodes again.
         let fixed_at = 7 + 32 + 3 + 11 + 2 + 11 + 32;
@@ -286,7 +332,7 @@ mod tests {
         for message in [float, tag] {
             assert_eq!(
                 fields::decode_value(&message).unwrap_err().status(),
-                super::super::StatusCode::InvalidCbor
+                StatusCode::InvalidCbor
             );
         }
     }

@@ -59,6 +59,9 @@ pub struct Response {
     pub uv_modality: Option<u64>,
     /// 0x14 remainingDiscoverableCredentials.
     pub remaining_discoverable_credentials: Option<u64>,
+    /// 0x16 attestationFormats (CTAP 2.2), in the authenticator's order of preference;
+    /// `"none"` is implied and never listed. Absent: the reader assumes `["packed"]`.
+    pub attestation_formats: Option<Vec<String>>,
 }
 
 impl Response {
@@ -127,6 +130,7 @@ impl super::Response for Response {
             .int(0x11, self.preferred_platform_uv_attempts.map(i))
             .int(0x12, self.uv_modality.map(i))
             .int(0x14, self.remaining_discoverable_credentials.map(i))
+            .int(0x16, self.attestation_formats.as_deref().map(texts))
             .build()
     }
 
@@ -180,6 +184,7 @@ impl super::Response for Response {
                 0x14,
                 "remainingDiscoverableCredentials",
             )?,
+            attestation_formats: text_list(&mut f, 0x16, "attestationFormats")?,
         })
     }
 }
@@ -217,6 +222,32 @@ mod tests {
         assert_eq!(decoded.option("clientPin"), Some(false));
         assert_eq!(decoded.option("uv"), None);
         assert_eq!(decoded.versions, r.versions);
+    }
+
+    #[test]
+    fn attestation_formats_round_trip_as_member_0x16() {
+        let r = Response {
+            versions: vec!["FIDO_2_1".into()],
+            attestation_formats: Some(vec!["packed".into(), "tpm".into()]),
+            ..Response::default()
+        };
+        let bytes = r.encode().unwrap();
+        // ... 0x16: ["packed", "tpm"] is the map's last member.
+        let mut tail = vec![0x16, 0x82, 0x66];
+        tail.extend_from_slice(b"packed");
+        tail.push(0x63);
+        tail.extend_from_slice(b"tpm");
+        assert!(bytes.ends_with(&tail), "{bytes:02x?}");
+        assert_eq!(
+            Response::decode(&bytes).unwrap().attestation_formats,
+            Some(vec!["packed".to_owned(), "tpm".to_owned()])
+        );
+        let wrong = MapBuilder::new()
+            .int(1, Some(texts(&["FIDO_2_1".into()])))
+            .int(3, Some(b(&[0; 16])))
+            .int(0x16, Some(t("packed")))
+            .build();
+        assert!(Response::from_value(wrong).is_err());
     }
 
     #[test]

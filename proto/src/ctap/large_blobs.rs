@@ -2,8 +2,9 @@
 
 use ciborium::value::Value;
 
+use super::cbor::{Params, ValueExt};
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i};
-use super::{Command, PinUvAuth};
+use super::{Command, PinUvAuth, StatusCode};
 
 /// The request: a read (`get`) or a write fragment (`set`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +42,35 @@ impl Request {
                 .map(|v| fields::integer(v, "length"))
                 .transpose()?,
             pin_uv_auth: match (param, protocol) {
-                (Some(param), Some(protocol)) => Some(PinUvAuth { param, protocol }),
+                (Some(param), Some(protocol)) => Some(PinUvAuth {
+                    param,
+                    protocol: Some(protocol),
+                }),
                 (Some(_), None) => return Err(DecodeError::Missing("pinUvAuthProtocol")),
                 (None, _) => None,
             },
+        })
+    }
+}
+
+impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): every
+    /// member in key order, each of its exact type; which of get/set, the offset and the
+    /// pinUvAuthProtocol are acceptable is the authenticator's step (§6.10.2) to judge.
+    pub fn decode_strict(body: &[u8]) -> Result<Self, StatusCode> {
+        let mut p = Params::parse(body)?;
+        let get = p.take(0x01).map(ValueExt::ctap_uint).transpose()?;
+        let set = p.take(0x02).map(ValueExt::ctap_bytes).transpose()?;
+        let offset = p.required(0x03)?.ctap_uint()?;
+        let length = p.take(0x04).map(ValueExt::ctap_uint).transpose()?;
+        let param = p.take(0x05).map(ValueExt::ctap_bytes).transpose()?;
+        let protocol = p.take(0x06).map(ValueExt::ctap_uint).transpose()?;
+        Ok(Self {
+            get,
+            set,
+            offset,
+            length,
+            pin_uv_auth: param.map(|param| PinUvAuth { param, protocol }),
         })
     }
 }
@@ -60,7 +86,7 @@ impl super::Request for Request {
             .int(4, self.length.map(i));
         Some(
             match &self.pin_uv_auth {
-                Some(a) => map.int(5, Some(b(&a.param))).int(6, Some(i(a.protocol))),
+                Some(a) => map.int(5, Some(b(&a.param))).int(6, a.protocol.map(i)),
                 None => map,
             }
             .build(),

@@ -2,13 +2,15 @@
 
 use ciborium::value::Value;
 
+use super::cbor::{Params, ValueExt};
 use super::data::{
     CredentialDescriptor, CredentialParameter, Options, RpEntity, UserEntity,
     descriptors_from_value, descriptors_to_value,
 };
 use super::extensions::MakeCredentialExtensions;
 use super::fields::{self, DecodeError, Fields, MapBuilder, b, i, t};
-use super::{Command, PinUvAuth};
+use super::strict::{self, Limits};
+use super::{Command, PinUvAuth, StatusCode};
 
 /// Parameter keys.
 pub mod key {
@@ -146,15 +148,88 @@ impl Request {
     }
 }
 
+impl Request {
+    /// The authenticator's decoding of the body (canonical CBOR, see [`super::strict`]): the
+    /// members in the order of §6.1.2, the exact CTAP status for the first bad one.
+    /// pubKeyCredParams is read last, after the clientDataHash length, and every entry is
+    /// kept: the authenticator picks the first algorithm its key store supports
+    /// (`UNSUPPORTED_ALGORITHM` when none), so that a request with two faults answers the
+    /// same status whichever store is behind it.
+    pub fn decode_strict(body: &[u8], limits: &Limits) -> Result<Self, StatusCode> {
+        let mut params = Params::parse(body)?;
+        let client_data_hash =
+            strict::required(&mut params, key::CLIENT_DATA_HASH)?.ctap_bytes()?;
+        let rp = strict::rp_entity(strict::required(&mut params, key::RP)?)?;
+        let user = strict::user_entity(strict::required(&mut params, key::USER)?)?;
+        let pub_key_cred_params = strict::required(&mut params, key::PUB_KEY_CRED_PARAMS)?;
+        let exclude_list = strict::take(&mut params, key::EXCLUDE_LIST)
+            .map(|v| strict::descriptor_list(v, limits.max_credential_count_in_list))
+            .transpose()?
+            .unwrap_or_default();
+        let extensions = strict::take(&mut params, key::EXTENSIONS)
+            .map(MakeCredentialExtensions::decode_strict)
+            .transpose()?
+            .unwrap_or_default();
+        let options = strict::options(strict::take(&mut params, key::OPTIONS))?;
+        let (pin_uv_auth, pin_uv_auth_probe) = strict::pin_uv_auth(
+            &mut params,
+            key::PIN_UV_AUTH_PARAM,
+            key::PIN_UV_AUTH_PROTOCOL,
+        )?;
+        let enterprise_attestation = match strict::take(&mut params, key::ENTERPRISE_ATTESTATION) {
+            None => None,
+            Some(kind) => {
+                let kind = kind.ctap_uint()?;
+                if !limits.enterprise_attestation {
+                    return Err(StatusCode::InvalidParameter);
+                }
+                Some(kind)
+            }
+        };
+        let attestation_formats_preference =
+            strict::take(&mut params, key::ATTESTATION_FORMATS_PREFERENCE)
+                .map(|list| {
+                    list.ctap_array()?
+                        .into_iter()
+                        .map(ValueExt::ctap_text)
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?;
+        if client_data_hash.len() != strict::CLIENT_DATA_HASH_LENGTH {
+            return Err(StatusCode::InvalidParameter);
+        }
+        let pub_key_cred_params = strict::credential_parameters(pub_key_cred_params)?;
+        Ok(Self {
+            client_data_hash,
+            rp,
+            user,
+            pub_key_cred_params,
+            exclude_list,
+            extensions,
+            options,
+            pin_uv_auth,
+            pin_uv_auth_probe,
+            enterprise_attestation,
+            attestation_formats_preference,
+        })
+    }
+}
+
 /// The pinUvAuthParam/protocol pair of a request as sent: a MAC with its protocol, or the
 /// zero-length probe. A MAC without a protocol is `MissingParameter` (§6.1.2 step 1).
 pub(super) fn pin_uv_auth(
     param: Option<Vec<u8>>,
-    protocol: Option<u8>,
+    protocol: Option<u64>,
 ) -> Result<(Option<PinUvAuth>, bool), DecodeError> {
     match (param, protocol) {
         (Some(p), _) if p.is_empty() => Ok((None, true)),
-        (Some(param), Some(protocol)) => Ok((Some(PinUvAuth { param, protocol }), false)),
+        (Some(param), Some(protocol)) => Ok((
+            Some(PinUvAuth {
+                param,
+                protocol: Some(protocol),
+            }),
+            false,
+        )),
         (Some(_), None) => Err(DecodeError::Missing("pinUvAuthProtocol")),
         (None, _) => Ok((None, false)),
     }
@@ -170,7 +245,7 @@ pub(super) fn pin_uv_auth_entries(
     match auth {
         Some(a) => map
             .int(param_key, Some(b(&a.param)))
-            .int(param_key + 1, Some(i(a.protocol))),
+            .int(param_key + 1, a.protocol.map(i)),
         None if probe => map.int(param_key, Some(Value::Bytes(Vec::new()))),
         None => map,
     }
@@ -295,7 +370,7 @@ mod tests {
         r.options.rk = Some(true);
         r.pin_uv_auth = Some(PinUvAuth {
             param: vec![5; 32],
-            protocol: 2,
+            protocol: Some(2),
         });
         r
     }
@@ -342,11 +417,11 @@ mod tests {
         let no_rp = MapBuilder::new().int(1, Some(b(&[0; 32]))).build();
         let e = Request::from_value(no_rp).unwrap_err();
         assert_eq!(e, DecodeError::Missing("rp"));
-        assert_eq!(e.status(), super::super::StatusCode::MissingParameter);
+        assert_eq!(e.status(), StatusCode::MissingParameter);
         let bad_hash = MapBuilder::new().int(1, Some(t("x"))).build();
         assert_eq!(
             Request::from_value(bad_hash).unwrap_err().status(),
-            super::super::StatusCode::CborUnexpectedType
+            StatusCode::CborUnexpectedType
         );
         let mac_without_protocol = request().to_value().unwrap();
         let Value::Map(mut entries) = mac_without_protocol else {

@@ -24,6 +24,7 @@ pub mod pin_protocol;
 pub mod reset;
 pub mod selection;
 pub mod status;
+pub mod strict;
 
 use ciborium::value::Value;
 
@@ -150,8 +151,9 @@ pub enum ResponseStatus {
 pub struct PinUvAuth {
     /// The MAC over the request's authenticated bytes.
     pub param: Vec<u8>,
-    /// The PIN/UV auth protocol number (1 or 2).
-    pub protocol: u8,
+    /// The PIN/UV auth protocol number (1 or 2), as sent: a number outside 1–2 or none at all
+    /// reaches the authenticator, which answers it at the step CTAP defines for it.
+    pub protocol: Option<u64>,
 }
 
 impl std::fmt::Debug for PinUvAuth {

@@ -12,6 +12,11 @@
 //!   head is answered 408 and closed.
 //! - **Body timeout**: the JSON extractor's deadline for the whole body
 //!   ([`super::extract::BodyTimeout`]), answered 408 `body_timeout`.
+//!
+//! `POST /api/verify/assertion` goes straight to its handler under the same layers
+//! ([`super::verify_route`]) rather than through the router: hyper still parses every request,
+//! and only the router's dispatch (matching, boxing, the method router) is skipped for the
+//! route that carries the backend load. Every other request goes to the router.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,6 +26,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -111,12 +118,20 @@ impl Drop for InFlight {
 
 /// Accepts on `listener` and serves `app` on each connection under `limits` until `shutdown`
 /// resolves; then stops accepting, lets in-flight requests finish and closes idle connections.
-pub async fn serve_connections(
+pub async fn serve_connections<V>(
     listener: TcpListener,
     app: Router,
+    verify: V,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
-) {
+) where
+    V: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    V::Future: Send + 'static,
+{
     let max = limits.effective_max_connections();
     if max < limits.max_connections {
         tracing::warn!(
@@ -154,6 +169,7 @@ pub async fn serve_connections(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let verify = verify.clone();
         let table = Arc::clone(&table);
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
@@ -161,9 +177,15 @@ pub async fn serve_connections(
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 let in_flight = InFlight::new(&service_slot);
                 req.extensions_mut().insert(ConnectInfo(peer));
+                let to_verify = is_verify_route(&req);
                 let app = app.clone();
+                let verify = verify.clone();
                 async move {
-                    let response = app.oneshot(req).await;
+                    let response = if to_verify {
+                        verify.oneshot(req.map(axum::body::Body::new)).await
+                    } else {
+                        app.oneshot(req).await
+                    };
                     drop(in_flight);
                     Ok::<_, Infallible>(match response {
                         Ok(r) => r,
@@ -209,6 +231,12 @@ pub async fn serve_connections(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Whether `request` is `POST /api/verify/assertion`, which the main port serves without the
+/// router (see [`super::verify_route`]).
+pub fn is_verify_route<B>(request: &hyper::Request<B>) -> bool {
+    request.method() == hyper::Method::POST && request.uri().path() == "/api/verify/assertion"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +260,32 @@ mod tests {
         drop((busy, also_busy));
         assert!(table.admit(2).is_some());
         assert_eq!(table.open.len(), 2);
+    }
+
+    #[test]
+    fn only_a_post_to_the_verify_path_skips_the_router() {
+        let request = |method: &str, uri: &str| {
+            hyper::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(())
+                .unwrap()
+        };
+        assert!(is_verify_route(&request("POST", "/api/verify/assertion")));
+        assert!(is_verify_route(&request(
+            "POST",
+            "/api/verify/assertion?x=1"
+        )));
+        for (method, uri) in [
+            ("GET", "/api/verify/assertion"),
+            ("PUT", "/api/verify/assertion"),
+            ("POST", "/api/verify/assertion/"),
+            ("POST", "/api/verify/Assertion"),
+            ("POST", "/api/verify/%61ssertion"),
+            ("POST", "/api/verify"),
+        ] {
+            assert!(!is_verify_route(&request(method, uri)), "{method} {uri}");
+        }
     }
 
     #[test]

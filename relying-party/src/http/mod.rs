@@ -145,6 +145,31 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// `POST /api/verify/assertion` under the same layers as in [`router`], in the same order,
+/// without the router in front: the main port sends that route's requests here directly
+/// ([`connections::is_verify_route`]), and everything else to the router.
+pub fn verify_route(
+    state: Shared,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
+    use axum::handler::Handler;
+    use tower::Layer;
+    let body_limit = state.rp.config().body_limit_bytes;
+    let body_timeout =
+        extract::BodyTimeout(Duration::from_secs(state.rp.config().body_timeout_secs));
+    let handler = backend_verify::verify_for_backend.with_state(state);
+    let limited = Layer::layer(&DefaultBodyLimit::max(body_limit), handler);
+    let with_timeout = Layer::layer(&axum::Extension(body_timeout), limited);
+    Layer::layer(&RequestContextLayer, with_timeout)
+}
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
 /// Connections are bounded as [`connections`] describes.
 pub async fn serve(
@@ -164,7 +189,8 @@ pub async fn serve(
         }
     });
     let limits = state.rp.config().connection_limits();
-    connections::serve_connections(listener, router(state), limits, shutdown).await;
+    let verify = verify_route(state.clone());
+    connections::serve_connections(listener, router(state), verify, limits, shutdown).await;
     purger.abort();
     store.close().await;
     Ok(())

@@ -11,7 +11,10 @@ use std::time::Duration;
 use ciborium::value::Value;
 use zeroize::Zeroizing;
 
-use super::cbor::{Params, ValueExt, encode, int_map};
+use passgate_proto::ctap::Permissions;
+use passgate_proto::ctap::client_pin::{Request, SubCommand};
+
+use super::cbor::{encode, int_map};
 use super::pin_protocol::{KeyAgreement, Protocol};
 use super::{Authenticator, CommandResult, StatusCode};
 use crate::api::key_store::{KeyRelease, PinCheckError};
@@ -24,7 +27,7 @@ mod token;
 
 use state::Token;
 pub use state::{PinRuntime, PinState};
-pub(crate) use token::PinUvAuth;
+pub(crate) use token::PinUvAuthInput;
 
 /// PIN retries after a correct PIN (CTAP: 8).
 pub const MAX_PIN_RETRIES: u8 = 8;
@@ -55,28 +58,6 @@ pub mod permission {
     pub const LBW: u8 = 0x10;
     /// authenticatorConfig.
     pub const ACFG: u8 = 0x20;
-}
-
-mod sub {
-    pub const GET_PIN_RETRIES: u64 = 0x01;
-    pub const GET_KEY_AGREEMENT: u64 = 0x02;
-    pub const SET_PIN: u64 = 0x03;
-    pub const CHANGE_PIN: u64 = 0x04;
-    pub const GET_PIN_TOKEN: u64 = 0x05;
-    pub const GET_TOKEN_USING_UV: u64 = 0x06;
-    pub const GET_UV_RETRIES: u64 = 0x07;
-    pub const GET_TOKEN_USING_PIN: u64 = 0x09;
-}
-
-mod key {
-    pub const PROTOCOL: u64 = 0x01;
-    pub const SUB_COMMAND: u64 = 0x02;
-    pub const KEY_AGREEMENT: u64 = 0x03;
-    pub const PIN_UV_AUTH_PARAM: u64 = 0x04;
-    pub const NEW_PIN_ENC: u64 = 0x05;
-    pub const PIN_HASH_ENC: u64 = 0x06;
-    pub const PERMISSIONS: u64 = 0x09;
-    pub const RP_ID: u64 = 0x0a;
 }
 
 impl Authenticator {
@@ -158,29 +139,21 @@ impl Authenticator {
     }
 
     pub(super) fn client_pin(&mut self, body: &[u8], interaction: &Interaction) -> CommandResult {
-        let mut p = Params::parse(body)?;
-        let sub_command = p.required(key::SUB_COMMAND)?.ctap_uint()?;
-        let protocol = p.take(key::PROTOCOL).map(Value::ctap_uint).transpose()?;
-        let key_agreement = p.take(key::KEY_AGREEMENT);
-        let auth_param = p
-            .take(key::PIN_UV_AUTH_PARAM)
-            .map(Value::ctap_bytes)
-            .transpose()?;
-        let new_pin_enc = p
-            .take(key::NEW_PIN_ENC)
-            .map(Value::ctap_bytes)
-            .transpose()?;
-        let pin_hash_enc = p
-            .take(key::PIN_HASH_ENC)
-            .map(Value::ctap_bytes)
-            .transpose()?;
-        let permissions = p.take(key::PERMISSIONS).map(Value::ctap_uint).transpose()?;
-        let rp_id = p.take(key::RP_ID).map(Value::ctap_text).transpose()?;
+        let Request {
+            protocol,
+            sub_command,
+            key_agreement,
+            pin_uv_auth_param: auth_param,
+            new_pin_enc,
+            pin_hash_enc,
+            permissions,
+            rp_id,
+        } = Request::decode_strict(body)?;
         let protocol = || -> Result<Protocol, StatusCode> {
             Protocol::from_number(protocol.ok_or(StatusCode::MissingParameter)?)
         };
         match sub_command {
-            sub::GET_PIN_RETRIES => {
+            SubCommand::GET_PIN_RETRIES => {
                 let state = self.pin.state()?;
                 // No PIN, no retries to count: python-fido2's device suite and current
                 // security keys answer PIN_NOT_SET rather than a counter of a PIN that isn't.
@@ -197,12 +170,12 @@ impl Authenticator {
                     ),
                 ])))
             }
-            sub::GET_KEY_AGREEMENT => {
+            SubCommand::GET_KEY_AGREEMENT => {
                 protocol()?;
                 let ka = self.pin.key_agreement.as_ref().ok_or(StatusCode::Other)?;
                 Ok(encode(&int_map([(1, Some(ka.cose_public_key()))])))
             }
-            sub::SET_PIN => {
+            SubCommand::SET_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(param), Some(new_pin_enc)) =
                     (key_agreement, auth_param, new_pin_enc)
@@ -221,7 +194,7 @@ impl Authenticator {
                 self.save_pin_state(state)?;
                 Ok(Vec::new())
             }
-            sub::CHANGE_PIN => {
+            SubCommand::CHANGE_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(param), Some(new_pin_enc), Some(pin_hash_enc)) =
                     (key_agreement, auth_param, new_pin_enc, pin_hash_enc)
@@ -248,12 +221,12 @@ impl Authenticator {
                 self.pin.token = None;
                 Ok(Vec::new())
             }
-            sub::GET_PIN_TOKEN | sub::GET_TOKEN_USING_PIN => {
+            SubCommand::GET_PIN_TOKEN | SubCommand::GET_TOKEN_USING_PIN => {
                 let protocol = protocol()?;
                 let (Some(ka), Some(pin_hash_enc)) = (key_agreement, pin_hash_enc) else {
                     return Err(StatusCode::MissingParameter);
                 };
-                let (permissions, rp_id) = if sub_command == sub::GET_PIN_TOKEN {
+                let (permissions, rp_id) = if sub_command == SubCommand::GET_PIN_TOKEN {
                     if permissions.is_some() || rp_id.is_some() {
                         return Err(StatusCode::InvalidParameter);
                     }
@@ -279,7 +252,7 @@ impl Authenticator {
                     release,
                 )
             }
-            sub::GET_TOKEN_USING_UV => {
+            SubCommand::GET_TOKEN_USING_UV => {
                 let protocol = protocol()?;
                 let Some(ka) = key_agreement else {
                     return Err(StatusCode::MissingParameter);
@@ -300,7 +273,7 @@ impl Authenticator {
                 let release = self.env.key_store.release_for(Some(&verified));
                 self.issue_token(protocol, &shared, permissions, rp_id, verified, release)
             }
-            sub::GET_UV_RETRIES => {
+            SubCommand::GET_UV_RETRIES => {
                 if !self.env.user.status().available {
                     return Err(StatusCode::InvalidSubcommand);
                 }
@@ -327,8 +300,8 @@ impl Authenticator {
             .decapsulate(protocol, peer)
     }
 
-    fn check_permissions(&mut self, permissions: u64) -> Result<u8, StatusCode> {
-        let permissions = u8::try_from(permissions).map_err(|_| StatusCode::InvalidParameter)?;
+    fn check_permissions(&mut self, permissions: Permissions) -> Result<u8, StatusCode> {
+        let permissions = permissions.bits();
         if permissions == 0 {
             return Err(StatusCode::InvalidParameter);
         }

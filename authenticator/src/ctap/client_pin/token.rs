@@ -1,34 +1,32 @@
 //! pinUvAuthToken checks for the other commands: makeCredential/getAssertion's
 //! pinUvAuthParam, credentialManagement, largeBlobs and config tokens, built-in UV.
 
-use ciborium::value::Value;
+use passgate_proto::ctap::PinUvAuth;
 
-use super::super::cbor::{Params, ValueExt};
 use super::super::pin_protocol::Protocol;
 use super::super::user_error_status;
 use super::{Authenticator, StatusCode, TOKEN_LIFETIME, permission};
 use crate::api::key_store::KeyRelease;
 use crate::api::user_verifier::{Interaction, Prompt, UserActionError, UserVerified};
 
-/// The pinUvAuthParam and pinUvAuthProtocol of a makeCredential/getAssertion request.
-pub(crate) struct PinUvAuth {
-    pub(super) param: Vec<u8>,
-    pub(super) protocol: Option<u64>,
+/// The pinUvAuthParam of a makeCredential/getAssertion request, as the steps see it.
+pub(crate) enum PinUvAuthInput<'a> {
+    /// None sent.
+    Absent,
+    /// A zero-length pinUvAuthParam: "is a PIN set?" after a touch.
+    Probe,
+    /// A MAC with its protocol number as sent.
+    Mac(&'a PinUvAuth),
 }
 
-impl PinUvAuth {
-    /// Takes both parameters from a request map.
-    pub(crate) fn take(
-        params: &mut Params,
-        param_key: u64,
-        protocol_key: u64,
-    ) -> Result<Option<Self>, StatusCode> {
-        let param = params.take(param_key).map(Value::ctap_bytes).transpose()?;
-        let protocol = params
-            .take(protocol_key)
-            .map(Value::ctap_uint)
-            .transpose()?;
-        Ok(param.map(|param| Self { param, protocol }))
+impl<'a> PinUvAuthInput<'a> {
+    /// The input of a request's decoded pinUvAuth and probe flag.
+    pub(crate) fn of(auth: Option<&'a PinUvAuth>, probe: bool) -> Self {
+        match (auth, probe) {
+            (_, true) => Self::Probe,
+            (Some(auth), false) => Self::Mac(auth),
+            (None, false) => Self::Absent,
+        }
     }
 }
 
@@ -200,27 +198,28 @@ impl Authenticator {
     /// otherwise the token must verify for `permission` and `rp_id`.
     pub(in crate::ctap) fn authorize_pin_uv_auth(
         &mut self,
-        auth: Option<&PinUvAuth>,
+        input: PinUvAuthInput<'_>,
         prompt: &Prompt<'_>,
         interaction: &Interaction,
         client_data_hash: &[u8],
         required: u8,
         consume: bool,
     ) -> Result<Option<TokenUse>, StatusCode> {
-        let Some(auth) = auth else {
-            return Ok(None);
+        let auth = match input {
+            PinUvAuthInput::Absent => return Ok(None),
+            PinUvAuthInput::Mac(auth) => auth,
+            PinUvAuthInput::Probe => {
+                self.env
+                    .user
+                    .check_presence(prompt, interaction)
+                    .map_err(user_error_status)?;
+                return Err(if self.pin.state()?.is_set() {
+                    StatusCode::PinInvalid
+                } else {
+                    StatusCode::PinNotSet
+                });
+            }
         };
-        if auth.param.is_empty() {
-            self.env
-                .user
-                .check_presence(prompt, interaction)
-                .map_err(user_error_status)?;
-            return Err(if self.pin.state()?.is_set() {
-                StatusCode::PinInvalid
-            } else {
-                StatusCode::PinNotSet
-            });
-        }
         let protocol = Protocol::from_number(auth.protocol.ok_or(StatusCode::MissingParameter)?)?;
         let rp_id = prompt.rp_id.unwrap_or_default();
         self.use_pin_uv_auth_token(

@@ -25,6 +25,11 @@ fn get_info_reports_versions_aaguid_and_options() {
     );
     assert_eq!(info[&5], int(7609));
     assert_eq!(info[&20], int(10));
+    assert_eq!(
+        info[&0x16],
+        Value::Array(vec![text("packed")]),
+        "attestationFormats: a store that cannot attest self-attests; none is implied, unlisted"
+    );
 }
 
 #[test]

@@ -404,3 +404,113 @@ fn malformed_requests_get_exact_status_codes() {
         assert_eq!(a.handle(&req), vec![expected], "{name}");
     }
 }
+
+/// Requests with two faults, or with values only a later step judges: the status is the one
+/// the authenticator's steps meet first, as when each command parsed its own map (proto's
+/// `decode_strict` keeps what a later step decides as sent).
+#[test]
+fn later_steps_judge_what_decoding_keeps() {
+    let rp = || text_map([("id", Some(text("example.com")))]);
+    let user = || text_map([("id", Some(Value::Bytes(vec![1])))]);
+    let cdh = || Value::Bytes(vec![0; 32]);
+    let up_false = || text_map([("up", Some(Value::Bool(false)))]);
+    let mac = || Value::Bytes(vec![1; 16]);
+    let mc = |entries: Vec<(i64, Value)>| request(command::MAKE_CREDENTIAL, entries);
+    let cases: Vec<(&str, Vec<u8>, u8)> = vec![
+        (
+            "a MAC without pinUvAuthProtocol is judged after options (up: false)",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (7, up_false()),
+                (8, mac()),
+            ]),
+            0x2c,
+        ),
+        (
+            "pinUvAuthProtocol 300 is judged after options (up: false)",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (4, es256()),
+                (7, up_false()),
+                (8, mac()),
+                (9, Value::Integer(300.into())),
+            ]),
+            0x2c,
+        ),
+        (
+            "a short clientDataHash before a malformed pubKeyCredParams",
+            mc(vec![
+                (1, Value::Bytes(vec![0; 16])),
+                (2, rp()),
+                (3, user()),
+                (4, Value::Array(vec![Value::Integer(1.into())])),
+            ]),
+            0x02,
+        ),
+        (
+            "only an algorithm no key store makes",
+            mc(vec![
+                (1, cdh()),
+                (2, rp()),
+                (3, user()),
+                (
+                    4,
+                    Value::Array(vec![text_map([
+                        ("alg", Some(Value::Integer((-65535).into()))),
+                        ("type", Some(text("public-key"))),
+                    ])]),
+                ),
+            ]),
+            0x26,
+        ),
+        (
+            "clientPIN permissions beyond one byte",
+            request(
+                command::CLIENT_PIN,
+                vec![
+                    (1, Value::Integer(2.into())),
+                    (2, Value::Integer(6.into())),
+                    (3, text_map([])),
+                    (9, Value::Integer(0x100.into())),
+                ],
+            ),
+            0x02,
+        ),
+        (
+            "clientPIN subcommand beyond one byte",
+            request(
+                command::CLIENT_PIN,
+                vec![
+                    (1, Value::Integer(2.into())),
+                    (2, Value::Integer(0x1_0001.into())),
+                ],
+            ),
+            0x3e,
+        ),
+        (
+            "credentialManagement subCommandParams are read after the token",
+            request(
+                command::CREDENTIAL_MANAGEMENT,
+                vec![(1, Value::Integer(1.into())), (2, Value::Integer(1.into()))],
+            ),
+            0x36,
+        ),
+        (
+            "setMinPINLength subCommandParams not a map",
+            request(
+                command::CONFIG,
+                vec![(1, Value::Integer(3.into())), (2, Value::Integer(1.into()))],
+            ),
+            0x11,
+        ),
+    ];
+    let mut a = authenticator(10);
+    for (name, req, expected) in cases {
+        assert_eq!(a.handle(&req), vec![expected], "{name}");
+    }
+}
