@@ -124,7 +124,7 @@ fn with_two_known_accounts_sign_in_chooses_first_then_verifies_once() {
 
     // Most recently used first: "Next account" past peggy, olivia, then her PIN.
     rig.pinentry
-        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok"]}}));
     let (dialogs, commands) = (rig.pinentry.dialogs().len(), rig.transport.commands().len());
     let a = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap();
     assert_eq!(a["id"], olivia["id"]);
@@ -133,8 +133,8 @@ fn with_two_known_accounts_sign_in_chooses_first_then_verifies_once() {
     let order: Vec<&str> = shown.iter().map(|(c, _)| c.as_str()).collect();
     assert_eq!(
         order,
-        ["CONFIRM", "CONFIRM", "GETPIN"],
-        "choose, then one PIN"
+        ["CONFIRM", "GETPIN"],
+        "choose (one dialog), then one PIN"
     );
     let (_, first) = &shown[0];
     assert!(
@@ -147,8 +147,14 @@ fn with_two_known_accounts_sign_in_chooses_first_then_verifies_once() {
         first.contains("passgate has seen 2 accounts of yours on example.com. Which account? You verify once, for that account only, next."),
         "{first}"
     );
-    assert!(first.contains("peggy Example (peggy) (1 of 2)"), "{first}");
-    assert!(shown[1].1.contains("olivia Example (olivia) (2 of 2)"));
+    assert!(
+        first.contains("\u{2022} peggy Example (peggy)\n  \u{2022} olivia Example (olivia)"),
+        "{first}"
+    );
+    // Two accounts: one dialog, a button for each.
+    let choice = &rig.pinentry.dialogs()[dialogs];
+    assert_eq!(choice["ok"], "Use peggy Example (peggy)");
+    assert_eq!(choice["notok"], "Use olivia Example (olivia)");
     // No silent probe, one getAssertion: the chosen account's, verified.
     assert_eq!(rig.get_assertions_since(commands), 1);
     let flags = b64::decode(a["response"]["authenticatorData"].as_str().unwrap()).unwrap()[32];
@@ -202,17 +208,13 @@ fn a_verified_discoverable_sign_in_teaches_the_record_for_next_time() {
     // The first sign-in: the PIN, then the authenticator's list (names after UV).
     let bridge = rig.bridge(true);
     rig.pinentry
-        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok"]}}));
     let before = rig.pinentry.dialogs().len();
     let a = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap();
     assert_eq!(a["id"], olivia["id"]);
     let shown = rig.dialogs_since(before);
     let order: Vec<&str> = shown.iter().map(|(c, _)| c.as_str()).collect();
-    assert_eq!(
-        order,
-        ["GETPIN", "CONFIRM", "CONFIRM"],
-        "PIN, then the list"
-    );
+    assert_eq!(order, ["GETPIN", "CONFIRM"], "PIN, then the list");
     assert!(
         shown[1]
             .1
@@ -258,14 +260,14 @@ fn the_page_allow_list_narrows_the_choice() {
     assert_eq!(order, ["GETPIN"]);
     // Two of the three allowed: the choice names only those two.
     rig.pinentry
-        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok"]}}));
     let before = rig.pinentry.dialogs().len();
     let b = bridge
         .get(ORIGIN, None, &sign_in(&[&olivia, &peggy]))
         .unwrap();
     let shown = rig.dialogs_since(before);
     let order: Vec<&str> = shown.iter().map(|(c, _)| c.as_str()).collect();
-    assert_eq!(order, ["CONFIRM", "CONFIRM", "GETPIN"]);
+    assert_eq!(order, ["CONFIRM", "GETPIN"]);
     assert!(shown[0].1.contains("seen 2 accounts"), "{}", shown[0].1);
     assert!(!shown[0].1.contains("trent"), "{}", shown[0].1);
     assert_eq!(b["id"], olivia["id"], "peggy (used last) was offered first");
@@ -342,7 +344,7 @@ fn a_record_others_may_write_is_not_used() {
     // Its names are not trusted: the sign-in goes as without a record (the PIN, then the
     // authenticator's own list), and nothing is written to it.
     rig.pinentry
-        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok"]}}));
     let before = rig.pinentry.dialogs().len();
     let a = bridge.get(ORIGIN, None, &sign_in(&[])).unwrap();
     assert_eq!(a["id"], olivia["id"]);
@@ -351,7 +353,7 @@ fn a_record_others_may_write_is_not_used() {
         .into_iter()
         .map(|(c, _)| c)
         .collect();
-    assert_eq!(order, ["GETPIN", "CONFIRM", "CONFIRM"]);
+    assert_eq!(order, ["GETPIN", "CONFIRM"]);
     assert_eq!(std::fs::read(&path).unwrap(), before_bytes);
 }
 

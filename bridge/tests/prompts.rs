@@ -178,27 +178,23 @@ fn several_accounts_are_chosen_in_the_prompt() {
         .as_object_mut()
         .unwrap()
         .remove("allowCredentials");
-    // Newest first: "Next account" past peggy, then olivia.
-    pinentry
-        .direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok", "ok"]}}));
+    // Newest first: peggy's button, then olivia's, in one dialog.
+    pinentry.direct(json!({"getpin": PIN, "confirm": "ok", "script": {"CONFIRM": ["notok"]}}));
     let before = pinentry.dialogs().len();
     let a = bridge.get(ORIGIN, None, &discoverable).unwrap();
     assert_eq!(a["id"], olivia["id"]);
     let dialogs = &pinentry.dialogs()[before..];
-    assert_eq!(dialogs.len(), 3, "PIN, two account questions");
+    assert_eq!(dialogs.len(), 2, "PIN, one account question");
     assert!(
         dialogs[1]["description"]
             .as_str()
             .unwrap()
-            .contains("peggy (1 of 2)")
+            .ends_with("\u{2022} peggy\n  \u{2022} olivia"),
+        "{}",
+        dialogs[1]["description"]
     );
-    assert_eq!(dialogs[1]["notok"], "Next account");
-    assert!(
-        dialogs[2]["description"]
-            .as_str()
-            .unwrap()
-            .contains("olivia (2 of 2)")
-    );
+    assert_eq!(dialogs[1]["ok"], "Use peggy");
+    assert_eq!(dialogs[1]["notok"], "Use olivia");
     // Cancelling the choice is NotAllowedError.
     pinentry.direct(json!({"getpin": PIN, "confirm": "cancel"}));
     let e = bridge.get(ORIGIN, None, &discoverable).unwrap_err();

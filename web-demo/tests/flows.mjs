@@ -101,3 +101,10 @@ export async function approve(page, base, payload) {
   await page.locator('#receipt-valid', { hasText: 'valid' }).waitFor();
   return approved;
 }
+
+/** The label of the button that picks `account` in passgate's two-account choice: "Use NAME",
+ * the name cut after 32 characters with an ellipsis (as platform-api's `use_label`). */
+export function useLabel(account) {
+  const chars = [...account];
+  return `Use ${chars.length > 32 ? `${chars.slice(0, 32).join('')}\u2026` : account}`;
+}

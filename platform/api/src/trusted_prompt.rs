@@ -99,7 +99,9 @@ pub trait TrustedPrompt: Send + Sync {
     ) -> Result<Answer, PromptError>;
 
     /// Lets the person pick one of `options`; the default asks about each in turn, every
-    /// question naming all of them (so each dialog shows the whole choice).
+    /// question naming all of them (so each dialog shows the whole choice). When two options
+    /// are left, one dialog offers both as its two buttons, so a choice between two accounts is
+    /// a single dialog (a dialog has at most three buttons: two choices and Cancel).
     fn choose(
         &self,
         description: &str,
@@ -110,7 +112,23 @@ pub trait TrustedPrompt: Send + Sync {
             .iter()
             .map(|o| format!("\n  \u{2022} {o}"))
             .collect();
-        for (i, option) in options.iter().enumerate() {
+        let mut i = 0;
+        while let Some(option) = options.get(i) {
+            if let Some(other) = options.get(i + 1).filter(|_| i + 2 == options.len()) {
+                let text = format!("{description}{listed}");
+                let (first, second) = (use_label(option), use_label(other));
+                let dialog = Dialog {
+                    description: &text,
+                    ok: &first,
+                    cancel: "Cancel",
+                    not_ok: Some(&second),
+                    ..Dialog::default()
+                };
+                return match self.confirm(&dialog, interaction)? {
+                    Answer::Ok => Ok(i),
+                    Answer::NotOk => Ok(i + 1),
+                };
+            }
             let last = i + 1 == options.len();
             let text = format!(
                 "{description}{listed}\n\n{option} ({} of {})",
@@ -126,11 +144,22 @@ pub trait TrustedPrompt: Send + Sync {
             };
             match self.confirm(&dialog, interaction)? {
                 Answer::Ok => return Ok(i),
-                Answer::NotOk => {}
+                Answer::NotOk => i += 1,
             }
         }
         Err(PromptError::Declined)
     }
+}
+
+/// A button that picks `option`: "Use NAME", the name cut (at a character boundary) so that the
+/// button stays a button; the dialog's text lists every option in full.
+fn use_label(option: &str) -> String {
+    const MAX_CHARS: usize = 32;
+    let mut label: String = option.chars().take(MAX_CHARS).collect();
+    if option.chars().nth(MAX_CHARS).is_some() {
+        label.push('\u{2026}');
+    }
+    format!("Use {label}")
 }
 
 /// The two dialogs that choose a first PIN: what they say, and what they refuse at once.
@@ -187,4 +216,123 @@ pub fn ask_new_pin(
         problem = Some("The two PINs were different. Choose the PIN again.".to_owned());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers each confirm from a script and records the buttons every dialog offered.
+    struct Scripted {
+        answers: Mutex<Vec<Answer>>,
+        shown: Mutex<Vec<(String, Option<String>)>>,
+    }
+
+    impl Scripted {
+        fn new(answers: &[Answer]) -> Self {
+            Self {
+                answers: Mutex::new(answers.iter().rev().copied().collect()),
+                shown: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn shown(&self) -> Vec<(String, Option<String>)> {
+            self.shown.lock().unwrap().clone()
+        }
+    }
+
+    impl TrustedPrompt for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+
+        fn secret(
+            &self,
+            _: &Dialog<'_>,
+            _: &Interaction,
+        ) -> Result<Zeroizing<String>, PromptError> {
+            Err(PromptError::Unavailable("no secrets here".into()))
+        }
+
+        fn confirm(&self, dialog: &Dialog<'_>, _: &Interaction) -> Result<Answer, PromptError> {
+            self.shown
+                .lock()
+                .unwrap()
+                .push((dialog.ok.to_owned(), dialog.not_ok.map(str::to_owned)));
+            self.answers
+                .lock()
+                .unwrap()
+                .pop()
+                .ok_or(PromptError::Declined)
+        }
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn two_accounts_are_one_dialog_with_a_button_each() {
+        let prompt = Scripted::new(&[Answer::NotOk]);
+        let chosen = prompt
+            .choose(
+                "Which account?",
+                &names(&["alice", "grace"]),
+                &Interaction::new(),
+            )
+            .unwrap();
+        assert_eq!(chosen, 1);
+        assert_eq!(
+            prompt.shown(),
+            vec![("Use alice".to_owned(), Some("Use grace".to_owned()))]
+        );
+    }
+
+    #[test]
+    fn three_accounts_page_until_two_are_left() {
+        let prompt = Scripted::new(&[Answer::NotOk, Answer::Ok]);
+        let chosen = prompt
+            .choose("Which?", &names(&["a", "b", "c"]), &Interaction::new())
+            .unwrap();
+        assert_eq!(chosen, 1);
+        assert_eq!(
+            prompt.shown(),
+            vec![
+                (
+                    "Use this account".to_owned(),
+                    Some("Next account".to_owned())
+                ),
+                ("Use b".to_owned(), Some("Use c".to_owned())),
+            ]
+        );
+        let last = Scripted::new(&[Answer::NotOk, Answer::NotOk]);
+        let chosen = last
+            .choose("Which?", &names(&["a", "b", "c"]), &Interaction::new())
+            .unwrap();
+        assert_eq!(chosen, 2);
+    }
+
+    #[test]
+    fn one_account_has_no_second_button_and_cancel_declines() {
+        let prompt = Scripted::new(&[Answer::Ok]);
+        let chosen = prompt
+            .choose("Which?", &names(&["solo"]), &Interaction::new())
+            .unwrap();
+        assert_eq!(chosen, 0);
+        assert_eq!(prompt.shown(), vec![("Use this account".to_owned(), None)]);
+        let cancelled = Scripted::new(&[]);
+        assert!(matches!(
+            cancelled.choose("Which?", &names(&["a", "b"]), &Interaction::new()),
+            Err(PromptError::Declined)
+        ));
+    }
+
+    #[test]
+    fn a_long_name_is_cut_on_its_button() {
+        let long = "é".repeat(40);
+        assert_eq!(use_label(&long), format!("Use {}\u{2026}", "é".repeat(32)));
+        assert_eq!(use_label("grace"), "Use grace");
+    }
 }
