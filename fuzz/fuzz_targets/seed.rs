@@ -325,6 +325,9 @@ fn seed_json(corpus: &mut Corpus) {
     for (selector, body) in &bodies {
         corpus.add_json("relying_party_api", Some(*selector), body);
     }
+    for (selector, body) in relying_party_session_seeds() {
+        corpus.add_json("relying_party_api", Some(selector), &body);
+    }
 
     // Native messaging: the messages the bridge's host-loop tests send, framed.
     let messages = [
@@ -399,3 +402,57 @@ fuzz_target!(
     },
     |_data: &[u8]| {}
 );
+
+/// The signed-in routes of `relying_party_api` (and two step-up options), with the rig's
+/// sessions: the selector bytes from `passgate_fuzz::rp`, then the body.
+fn relying_party_session_seeds() -> Vec<(u8, serde_json::Value)> {
+    use passgate_fuzz::rp::{Cookie, ROUTES, Selector};
+    let route = |path: &str, method: &str| {
+        ROUTES
+            .iter()
+            .position(|r| *r == (method, path))
+            .unwrap()
+    };
+    let list = route("/api/credentials", "GET");
+    let rename = route("/api/credentials/{id}", "PATCH");
+    let delete = route("/api/credentials/{id}", "DELETE");
+    let everywhere = route("/api/logout/all", "POST");
+    let logout = route("/api/logout", "POST");
+    let reauth = route("/api/reauth/options", "POST");
+    let actions = route("/api/actions/options", "POST");
+    let seeds = [
+        (list, Cookie::Verified, 0, json!({})),
+        (list, Cookie::None, 0, json!({})),
+        (rename, Cookie::Verified, 0, json!({"name": "Laptop"})),
+        (rename, Cookie::Verified, 1, json!({"name": "  Phone  "})),
+        (rename, Cookie::Verified, 2, json!({"name": "x"})),
+        (rename, Cookie::Verified, 3, json!({"name": "x"})),
+        (rename, Cookie::Stale, 0, json!({"name": "x"})),
+        (rename, Cookie::None, 0, json!({"name": "x"})),
+        (delete, Cookie::Verified, 1, json!({})),
+        (delete, Cookie::Verified, 0, json!({})),
+        (delete, Cookie::Verified, 2, json!({})),
+        (delete, Cookie::Stale, 1, json!({})),
+        (everywhere, Cookie::Verified, 0, json!({})),
+        (everywhere, Cookie::Stale, 0, json!({})),
+        (logout, Cookie::Verified, 0, json!({})),
+        (reauth, Cookie::Verified, 0, json!({})),
+        (
+            actions,
+            Cookie::Verified,
+            0,
+            json!({"action": "transfer", "payload": {"amount": "10.00", "to": "bob"}}),
+        ),
+    ];
+    seeds
+        .into_iter()
+        .map(|(route, cookie, credential, body)| {
+            let selector = Selector {
+                route,
+                cookie,
+                credential,
+            };
+            (selector.encode().unwrap(), body)
+        })
+        .collect()
+}

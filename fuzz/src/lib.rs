@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod ctap;
+pub mod rp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1360,6 +1360,51 @@ async fn adding_or_renaming_a_passkey_needs_a_recent_verification_and_deleting_t
     assert_eq!(s.fingerprint().await, before);
 }
 
+/// A path parameter that does not decode (a percent-escape that is not UTF-8) is a 400 JSON
+/// `invalid_path`, not axum's plain text, and changes nothing (found by the
+/// `relying_party_api` fuzz target once it had a session).
+#[tokio::test]
+async fn an_undecodable_path_parameter_is_a_json_400() {
+    let s = Server::start(|_| {}).await;
+    let (_cred, session) = s.sign_up("ivan").await;
+    let before = s.fingerprint().await;
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            "/api/credentials/%ff%2F..",
+            br#"{"name":"x"}"#.to_vec(),
+        ),
+        (Method::DELETE, "/api/credentials/a%ffb", Vec::new()),
+        (Method::GET, "/api/receipts/%c3%28", Vec::new()),
+    ] {
+        let reply = s
+            .raw(
+                method.clone(),
+                path,
+                Some("application/json"),
+                body,
+                Some(&session),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "invalid_path"),
+            "{method} {path}: {}",
+            reply.body
+        );
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("UTF-8"),
+            "{}",
+            reply.body
+        );
+    }
+    assert_eq!(s.fingerprint().await, before);
+}
+
 /// Registration stores the decoded public key (schema version 3), and a credential stored
 /// before that version, with only its COSE bytes, still signs in.
 #[tokio::test]

@@ -9,6 +9,10 @@
 //!   only (with a passkey rename every 50 sign-ins): nothing is added, so RSS and descriptors
 //!   must stay flat; it reports and bounds the slope of RSS per 1,000 sign-ins. The series goes
 //!   to `target/soak/demo-soak-sign-in.json`.
+//! - `--pace R` (with either): at most R sign-ins a second on average, so a soak on a shared
+//!   machine leaves the other work its CPU. Both phases sample RSS in its parts (anonymous:
+//!   heap, stacks; file-backed: the mapped binary) and report slopes per 1,000 sign-ins after
+//!   the warm-up and over the last 30 minutes, each with whether it is within noise of zero.
 //! - `--postgres`: PostgreSQL killed and restarted under load on two `passgate rp` instances,
 //!   then 10,000 ceremonies across both (`ctap-tests/python/test_rp_postgres_outage.py` with
 //!   `PASSGATE_PG_CEREMONIES=10000`; the python-interop suite runs it with 2,000).
@@ -20,7 +24,11 @@ use anyhow::{Context as _, Result, bail};
 
 /// What `soak` was asked to run.
 enum Soak {
-    Demo { minutes: String, sign_in_only: bool },
+    Demo {
+        minutes: String,
+        sign_in_only: bool,
+        pace: Option<String>,
+    },
     Postgres,
 }
 
@@ -28,6 +36,7 @@ fn parse(args: &[String]) -> Result<Soak> {
     let mut minutes = String::from("60");
     let mut postgres = false;
     let mut sign_in_only = false;
+    let mut pace = None;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         if let Some(value) = arg.strip_prefix("--minutes=") {
@@ -36,11 +45,19 @@ fn parse(args: &[String]) -> Result<Soak> {
             minutes.clone_from(iter.next().context("--minutes needs a value, e.g. 60")?);
         } else if arg == "--postgres" {
             postgres = true;
+        } else if let Some(value) = arg.strip_prefix("--pace=") {
+            pace = Some(value.to_owned());
+        } else if arg == "--pace" {
+            pace = Some(
+                iter.next()
+                    .context("--pace needs a value, e.g. 2.5")?
+                    .clone(),
+            );
         } else if arg == "--sign-in-only" {
             sign_in_only = true;
         } else {
             bail!(
-                "unknown argument `{arg}` for `soak` (expected --minutes N, --sign-in-only or --postgres)"
+                "unknown argument `{arg}` for `soak` (expected --minutes N, --sign-in-only, --pace R or --postgres)"
             );
         }
     }
@@ -53,9 +70,18 @@ fn parse(args: &[String]) -> Result<Soak> {
     if parsed.is_nan() || parsed <= 0.0 {
         bail!("--minutes must be positive");
     }
+    if let Some(value) = &pace {
+        let rate: f64 = value
+            .parse()
+            .with_context(|| format!("--pace {value:?} is not a number"))?;
+        if rate.is_nan() || rate <= 0.0 {
+            bail!("--pace must be positive");
+        }
+    }
     Ok(Soak::Demo {
         minutes,
         sign_in_only,
+        pace,
     })
 }
 
@@ -76,6 +102,7 @@ pub fn run(root: &Path, target_dir: &Path, args: &[String]) -> Result<ExitCode> 
         Soak::Demo {
             minutes,
             sign_in_only,
+            pace,
         } => {
             let out_dir = target_dir.join("soak");
             std::fs::create_dir_all(&out_dir)
@@ -86,13 +113,17 @@ pub fn run(root: &Path, target_dir: &Path, args: &[String]) -> Result<ExitCode> 
                 ("mixed", "demo-soak.json")
             };
             let json = out_dir.join(file);
-            let status = Command::new(crate::deps::venv_python(root))
-                .arg(root.join("ctap-tests/soak/demo_soak.py"))
+            let mut soak = Command::new(crate::deps::venv_python(root));
+            soak.arg(root.join("ctap-tests/soak/demo_soak.py"))
                 .arg("--binary")
                 .arg(&binary)
                 .args(["--minutes", &minutes, "--phase", phase, "--json"])
                 .arg(&json)
-                .current_dir(root)
+                .current_dir(root);
+            if let Some(pace) = &pace {
+                soak.args(["--pace", pace]);
+            }
+            let status = soak
                 .status()
                 .context("running ctap-tests/soak/demo_soak.py")?;
             println!("series: {}", json.display());
@@ -130,7 +161,7 @@ mod tests {
     #[test]
     fn soak_arguments() {
         assert!(
-            matches!(parse(&args(&[])), Ok(Soak::Demo { minutes, sign_in_only: false }) if minutes == "60")
+            matches!(parse(&args(&[])), Ok(Soak::Demo { minutes, sign_in_only: false, pace: None }) if minutes == "60")
         );
         assert!(
             matches!(parse(&args(&["--minutes", "5"])), Ok(Soak::Demo { minutes, .. }) if minutes == "5")
@@ -140,13 +171,25 @@ mod tests {
         );
         assert!(matches!(
             parse(&args(&["--sign-in-only", "--minutes", "30"])),
-            Ok(Soak::Demo { minutes, sign_in_only: true }) if minutes == "30"
+            Ok(Soak::Demo { minutes, sign_in_only: true, pace: None }) if minutes == "30"
+        ));
+        assert!(matches!(
+            parse(&args(&["--sign-in-only", "--pace", "2.5"])),
+            Ok(Soak::Demo { sign_in_only: true, pace: Some(p), .. }) if p == "2.5"
+        ));
+        assert!(matches!(
+            parse(&args(&["--pace=3"])),
+            Ok(Soak::Demo { sign_in_only: false, pace: Some(p), .. }) if p == "3"
         ));
         assert!(matches!(parse(&args(&["--postgres"])), Ok(Soak::Postgres)));
         for bad in [
             &["--minutes", "0"][..],
             &["--minutes", "x"],
             &["--minutes"],
+            &["--pace"],
+            &["--pace", "0"],
+            &["--pace", "-1"],
+            &["--pace", "fast"],
             &["--bogus"],
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad:?}");

@@ -2,14 +2,14 @@
 //! `GET /api/receipts/key`, `POST /api/receipts/verify`, `GET /api/receipts/{id}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::extract::RateLimited;
-use super::extract::{ApiJson, JsonBody};
+use super::extract::{ApiJson, ApiPath, JsonBody};
 use super::session::require_session;
 use super::state::Shared;
 use crate::b64;
@@ -78,7 +78,7 @@ pub(super) async fn action_verify(
 /// `GET /api/receipts/{id}`.
 pub(super) async fn get_receipt(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         serde_json::to_value(state.rp.receipt(&id).await?).map_err(ApiError::internal)?,

@@ -2,13 +2,13 @@
 //! /api/credentials/{id}`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::extract::JsonBody;
+use super::extract::{ApiPath, JsonBody};
 use super::session::{require_session, require_step_up};
 use super::state::Shared;
 use crate::rp::CredentialView;
@@ -47,7 +47,7 @@ fn unknown_credential() -> ApiError {
 /// `PATCH /api/credentials/{id}`: renames a passkey (needs a recent verification).
 pub(super) async fn rename_credential(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Json<Value>, ApiError> {
@@ -78,7 +78,7 @@ pub(super) async fn rename_credential(
 /// The sessions signed in with that passkey end with it.
 pub(super) async fn delete_credential(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (session, user) = require_session(&state, &headers).await?;

@@ -1,6 +1,6 @@
 //! Extractors: the JSON body ([`ApiJson`], or [`JsonBody`] for handlers that parse it later
-//! themselves), the backend API token ([`ApiToken`]) and the option endpoints' rate limit
-//! ([`RateLimited`]). Each rejects with the JSON [`ApiError`] that names the problem.
+//! themselves), path parameters ([`ApiPath`]), the backend API token ([`ApiToken`]) and the
+//! option endpoints' rate limit ([`RateLimited`]). Each rejects with the JSON [`ApiError`] that names the problem.
 
 use std::net::SocketAddr;
 
@@ -87,6 +87,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let body = JsonBody::from_request(req, state).await?;
         body.parse().map(Self)
+    }
+}
+
+/// A path parameter (`/api/credentials/{id}`): 400 `invalid_path` naming the problem when it
+/// does not decode (a percent-escape that is not UTF-8), where axum's own `Path` would answer
+/// in plain text.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
     }
 }
 

@@ -107,6 +107,14 @@ fn create_private_database(path: &std::path::Path) -> Result<(), StoreError> {
     }
 }
 
+/// Each SQLite connection's page cache, in KiB: at most 2 MiB a connection, 8 MiB for the pool of
+/// four. SQLite's default is about the same (2,000 KiB); it is set here so the bound does not depend on how the library
+/// was compiled: the page cache fills up to it as the database grows and then stays there.
+pub const SQLITE_CACHE_KIB: i64 = 2048;
+
+/// `PRAGMA cache_size` takes a negative number as KiB (a positive one counts pages).
+const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -2048";
+
 impl Store {
     /// Connects (creating a SQLite file if needed, 0600 in a 0700 directory) and applies
     /// pending migrations.
@@ -138,6 +146,7 @@ impl Store {
                                 "PRAGMA synchronous = FULL",
                                 "PRAGMA busy_timeout = 5000",
                                 "PRAGMA foreign_keys = ON",
+                                SQLITE_CACHE_PRAGMA,
                             ] {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
                             }
@@ -283,6 +292,107 @@ mod tests {
         if wal.exists() {
             assert_eq!(mode(&wal), 0o600);
         }
+        store.close().await;
+    }
+
+    /// Every pooled connection has the documented page-cache bound.
+    #[tokio::test]
+    async fn every_sqlite_connection_caps_its_page_cache() {
+        assert_eq!(
+            SQLITE_CACHE_PRAGMA,
+            format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        );
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("rp.sqlite3");
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        // Hold four at once, so each is a separate connection of the pool.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(cache, -SQLITE_CACHE_KIB);
+        }
+        drop(held);
+        store.close().await;
+    }
+
+    async fn count(store: &Store, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Challenges and sessions do not pile up: once expired, the purge (run every minute by
+    /// the server) deletes them, and only them.
+    #[tokio::test]
+    async fn expired_ceremonies_and_sessions_are_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("rp.sqlite3");
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, name, display_name, created_at) VALUES ('u', 'ann', 'Ann', 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let now = 1_000_000;
+        for i in 0..200 {
+            // 150 expired (one millisecond ago or more), 50 live.
+            let expires_at = if i < 150 { now - 1 - i } else { now + i };
+            store
+                .put_ceremony(&CeremonyRow {
+                    challenge: format!("challenge-{i}"),
+                    kind: "authentication".into(),
+                    user_id: Some("u".into()),
+                    state: "{}".into(),
+                    expires_at,
+                })
+                .await
+                .unwrap();
+            store
+                .create_session(&SessionRow {
+                    token_hash: format!("token-{i}"),
+                    user_id: "u".into(),
+                    credential_id: "c".into(),
+                    created_at: 0,
+                    expires_at,
+                    verified_at: 0,
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(count(&store, "ceremonies").await, 200);
+        assert_eq!(count(&store, "sessions").await, 200);
+        assert_eq!(store.purge_expired(now).await.unwrap(), 300);
+        assert_eq!(count(&store, "ceremonies").await, 50);
+        assert_eq!(count(&store, "sessions").await, 50);
+        // What is left is what is live, and a second purge finds nothing.
+        assert!(
+            store
+                .take_ceremony("challenge-150")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .take_ceremony("challenge-149")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+        assert_eq!(count(&store, "sessions").await, 50);
         store.close().await;
     }
 }
