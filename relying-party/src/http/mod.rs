@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower::layer::util::{Identity, Stack};
 
 pub use error::ApiError;
 pub use rate_limit::RateLimiter;
@@ -85,9 +86,27 @@ async fn method_not_allowed() -> ApiError {
     ApiError::wrong_method()
 }
 
+/// [`request_layers`]' stack, innermost first (as tower nests them).
+type RequestLayers = Stack<
+    DefaultBodyLimit,
+    Stack<axum::Extension<extract::BodyTimeout>, Stack<RequestContextLayer, Identity>>,
+>;
+
+/// The layers every request passes, outermost first: its request context (ID, span, log
+/// line), the JSON extractor's body deadline, and the body limit. The router and the verify
+/// route ([`verify_route`]) both take them from here, so the two paths cannot drift apart.
+fn request_layers(state: &Shared) -> tower::ServiceBuilder<RequestLayers> {
+    let config = state.rp.config();
+    tower::ServiceBuilder::new()
+        .layer(RequestContextLayer)
+        .layer(axum::Extension(extract::BodyTimeout(Duration::from_secs(
+            config.body_timeout_secs,
+        ))))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+}
+
 /// The router with every endpoint and layer.
 pub fn router(state: Shared) -> Router {
-    let body_limit = state.rp.config().body_limit_bytes;
     let static_dir = state.rp.config().static_dir.clone();
     let api = Router::new()
         .route("/healthz", get(healthz))
@@ -137,12 +156,7 @@ pub fn router(state: Shared) -> Router {
         ),
         None => api.fallback(not_found),
     };
-    let body_timeout =
-        extract::BodyTimeout(Duration::from_secs(state.rp.config().body_timeout_secs));
-    app.layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::Extension(body_timeout))
-        .layer(RequestContextLayer)
-        .with_state(state)
+    app.layer(request_layers(&state)).with_state(state)
 }
 
 /// `POST /api/verify/assertion` under the same layers as in [`router`], in the same order,
@@ -160,14 +174,8 @@ pub fn verify_route(
 + Sync
 + 'static {
     use axum::handler::Handler;
-    use tower::Layer;
-    let body_limit = state.rp.config().body_limit_bytes;
-    let body_timeout =
-        extract::BodyTimeout(Duration::from_secs(state.rp.config().body_timeout_secs));
-    let handler = backend_verify::verify_for_backend.with_state(state);
-    let limited = Layer::layer(&DefaultBodyLimit::max(body_limit), handler);
-    let with_timeout = Layer::layer(&axum::Extension(body_timeout), limited);
-    Layer::layer(&RequestContextLayer, with_timeout)
+    let layers = request_layers(&state);
+    layers.service(backend_verify::verify_for_backend.with_state(state))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests and closes the store.
