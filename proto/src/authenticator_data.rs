@@ -98,6 +98,11 @@ pub struct AuthenticatorData {
     pub attested_credential_data: Option<AttestedCredentialData>,
     /// The extension outputs map (present exactly when ED is set).
     pub extensions: Option<Value>,
+    /// The extensions' bytes as received. [`AuthenticatorData::to_bytes`] writes these, not a
+    /// re-encoding of `extensions`: the signature covers the bytes as sent, and ciborium does
+    /// not re-encode every value it decodes to the same bytes (a bignum tag on an indefinite
+    /// byte string decodes to a tag, on a definite one to an integer: found by fuzzing).
+    extensions_cbor: Vec<u8>,
 }
 
 impl AuthenticatorData {
@@ -145,6 +150,7 @@ impl AuthenticatorData {
         } else {
             None
         };
+        let extensions_start = tail;
         let extensions = if flags.extension_data() {
             let value: Value =
                 ciborium::from_reader(&mut tail).map_err(|_| E::Extensions("not CBOR"))?;
@@ -155,6 +161,7 @@ impl AuthenticatorData {
         } else {
             None
         };
+        let extensions_cbor = extensions_start[..extensions_start.len() - tail.len()].to_vec();
         if !tail.is_empty() {
             return Err(E::TrailingBytes);
         }
@@ -164,6 +171,7 @@ impl AuthenticatorData {
             sign_count,
             attested_credential_data,
             extensions,
+            extensions_cbor,
         })
     }
 
@@ -189,9 +197,8 @@ impl AuthenticatorData {
             out.extend_from_slice(&acd.credential_id);
             out.extend_from_slice(&acd.public_key_cbor);
         }
-        if let Some(ext) = &self.extensions {
-            // Writing a Value into a Vec cannot fail.
-            let _ = ciborium::into_writer(ext, &mut out);
+        if self.extensions.is_some() {
+            out.extend_from_slice(&self.extensions_cbor);
         }
         out
     }
@@ -236,6 +243,24 @@ mod tests {
         assert_eq!(acd.public_key, cose);
         assert_eq!(parsed.extensions, Some(ext));
         assert_eq!(parsed.to_bytes(), data);
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/authenticator_data`): a negative-bignum tag on an
+    /// indefinite-length empty byte string decodes to a tag, which ciborium writes as a tag on
+    /// a definite empty string, which decodes to the integer -1: re-encoding changed the bytes.
+    #[test]
+    fn writes_the_extensions_as_received() {
+        let (mut data, _, _) = sample();
+        let ext_at = data.len() - 14;
+        data.truncate(ext_at);
+        // {"x": 3(h'' indefinite)}
+        let ext: &[u8] = &[0xa1, 0x61, b'x', 0xc3, 0x5f, 0xff];
+        data.extend_from_slice(ext);
+        let parsed = AuthenticatorData::parse(&data).unwrap();
+        assert!(parsed.extensions.is_some());
+        assert_eq!(parsed.to_bytes(), data);
+        let again = AuthenticatorData::parse(&parsed.to_bytes()).unwrap();
+        assert_eq!(again.to_bytes(), data);
     }
 
     #[test]
