@@ -107,14 +107,6 @@ fn create_private_database(path: &std::path::Path) -> Result<(), StoreError> {
     }
 }
 
-/// Each SQLite connection's page cache, in KiB: at most 2 MiB a connection, 8 MiB for the pool of
-/// four. SQLite's default is about the same (2,000 KiB); it is set here so the bound does not depend on how the library
-/// was compiled: the page cache fills up to it as the database grows and then stays there.
-pub const SQLITE_CACHE_KIB: i64 = 2048;
-
-/// `PRAGMA cache_size` takes a negative number as KiB (a positive one counts pages).
-const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -2048";
-
 impl Store {
     /// Connects (creating a SQLite file if needed, 0600 in a 0700 directory) and applies
     /// pending migrations.
@@ -141,12 +133,15 @@ impl Store {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; FULL makes each commit
                             // durable; the busy timeout queues writers instead of failing them.
+                            // The page cache is bounded explicitly (a negative size is KiB):
+                            // 2 MiB a connection, 8 MiB for the pool of four, whatever the
+                            // library's compiled-in default; it fills up to that and stays.
                             for pragma in [
                                 "PRAGMA journal_mode = WAL",
                                 "PRAGMA synchronous = FULL",
                                 "PRAGMA busy_timeout = 5000",
                                 "PRAGMA foreign_keys = ON",
-                                SQLITE_CACHE_PRAGMA,
+                                "PRAGMA cache_size = -2048",
                             ] {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
                             }
@@ -298,10 +293,6 @@ mod tests {
     /// Every pooled connection has the documented page-cache bound.
     #[tokio::test]
     async fn every_sqlite_connection_caps_its_page_cache() {
-        assert_eq!(
-            SQLITE_CACHE_PRAGMA,
-            format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        );
         let root = tempfile::tempdir().unwrap();
         let path = root.path().join("rp.sqlite3");
         let store = Store::connect(&format!("sqlite://{}", path.display()))
@@ -317,7 +308,7 @@ mod tests {
                 .fetch_one(&mut **conn)
                 .await
                 .unwrap();
-            assert_eq!(cache, -SQLITE_CACHE_KIB);
+            assert_eq!(cache, -2048, "2 MiB, in KiB");
         }
         drop(held);
         store.close().await;
