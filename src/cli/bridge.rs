@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
+use passgate_authenticator::transport::stream::Address;
 use passgate_bridge::accounts::{AccountRecord, Forget, accounts_path};
 use passgate_bridge::local_http::{
     Config as LocalBridgeConfig, LocalBridge, PairingStore, Revoke, normalize_origin, pairings_path,
@@ -168,11 +169,13 @@ fn native_record_dir(state_dir: Option<&PathBuf>, authenticator: Option<&str>) -
     match (state_dir, authenticator) {
         (Some(dir), _) => Some(dir.clone()),
         (None, None) => state_dir_or_default(None).ok(),
-        (None, Some(target)) => target
-            .strip_prefix("unix:")
-            .and_then(|socket| std::path::Path::new(socket).parent())
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .map(std::path::Path::to_path_buf),
+        (None, Some(target)) => match Address::parse(target) {
+            Ok(Address::Unix(socket)) => socket
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf),
+            _ => None,
+        },
     }
 }
 
@@ -273,10 +276,10 @@ pub fn main(command: BridgeCommand) -> Result<()> {
                 extension_id: args.extension_id,
                 authenticator: match args.authenticator {
                     Some(target) => target,
-                    None => passgate_authenticator::transport::stream::Address::default_in(
-                        &passgate_authenticator::setup::default_state_dir()?,
-                    )
-                    .to_string(),
+                    None => {
+                        Address::default_in(&passgate_authenticator::setup::default_state_dir()?)
+                            .to_string()
+                    }
                 },
                 host_args,
             })?;
