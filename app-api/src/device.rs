@@ -25,8 +25,8 @@ use zeroize::Zeroizing;
 pub const CRED_PROTECT_UV_REQUIRED: u8 =
     passgate_proto::ctap::extensions::cred_protect::UV_REQUIRED;
 
-/// The extension that binds a credential to the current biometric set.
-pub const BIOMETRIC_SET_EXTENSION: &str = "passgateBiometricSet";
+/// The extension that binds a credential to the current biometric set (proto's one name).
+pub const BIOMETRIC_SET_EXTENSION: &str = passgate_proto::ctap::extensions::BIOMETRIC_SET;
 
 /// Why a CTAP exchange failed: the CTAP client's error, which keeps every status.
 pub type DeviceError = passgate_client::ClientError;
