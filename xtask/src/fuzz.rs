@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::prebuild::{self, Task};
+use crate::run::Step;
+
 /// Every fuzz target, in running order (the `seed` binary in `fuzz/` is not one).
 pub const TARGETS: &[&str] = &[
     "ctap_command",
@@ -234,22 +237,20 @@ fn binary(root: &Path, target: &str) -> PathBuf {
 
 /// `cargo +nightly ...` through rustup's proxy, not the stable cargo that runs xtask, with
 /// the fuzz crate's own target directory.
-fn nightly_cargo(root: &Path) -> Command {
-    let mut command = Command::new("cargo");
-    command
-        .arg("+nightly")
-        .current_dir(fuzz_dir(root))
+fn nightly_cargo(root: &Path, args: &[&str]) -> Step {
+    let mut full = vec!["+nightly"];
+    full.extend(args);
+    Step::new("cargo", &full, &fuzz_dir(root))
         .env("CARGO_TARGET_DIR", fuzz_dir(root).join("target"))
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTC")
         .env_remove("RUSTDOC")
-        .env_remove("CARGO");
-    command
+        .env_remove("CARGO")
 }
 
-/// Installs cargo-fuzz when missing, then builds every target (and the seeder).
-pub fn build(root: &Path) -> Result<Duration> {
-    let started = Instant::now();
+/// The steps that build every target (and the seeder): cargo-fuzz's installation when it is
+/// missing, then `cargo fuzz build`; an error when there is no nightly toolchain.
+pub fn build_steps(root: &Path) -> Result<Vec<Step>> {
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .stdout(Stdio::null())
@@ -259,29 +260,41 @@ pub fn build(root: &Path) -> Result<Duration> {
     if !has_nightly {
         bail!("the fuzz targets need the nightly toolchain (`rustup toolchain install nightly`)");
     }
-    let has_cargo_fuzz = nightly_cargo(root)
-        .args(["fuzz", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let mut steps = Vec::new();
+    let has_cargo_fuzz = nightly_cargo(root, &["fuzz", "--version"])
+        .quiet()
+        .run()
+        .is_ok_and(|captured| captured.success);
     if !has_cargo_fuzz {
-        println!("$ cargo install cargo-fuzz --version 0.13.2 --locked");
-        let status = Command::new("cargo")
-            .args(["install", "cargo-fuzz", "--version", "0.13.2", "--locked"])
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .context("running cargo install")?;
-        if !status.success() {
-            bail!("installing cargo-fuzz failed");
-        }
+        steps.push(
+            Step::new(
+                "cargo",
+                &["install", "cargo-fuzz", "--version", "0.13.2", "--locked"],
+                root,
+            )
+            .env_remove("CARGO_TARGET_DIR"),
+        );
     }
-    let mut build = nightly_cargo(root);
-    build.args(["fuzz", "build", "-s", "none"]);
-    println!("$ cargo +nightly fuzz build -s none");
-    let status = build.status().context("running cargo fuzz build")?;
-    if !status.success() {
-        bail!("`cargo fuzz build` failed");
+    steps.push(nightly_cargo(root, &["fuzz", "build", "-s", "none"]));
+    Ok(steps)
+}
+
+/// The build for the background (see `crate::prebuild`).
+pub fn background_build(root: &Path, _target: &Path, log: &Path) -> Result<Vec<Task>> {
+    Ok(build_steps(root)?
+        .into_iter()
+        .map(|step| prebuild::step(step.in_background(log)))
+        .collect())
+}
+
+/// Installs cargo-fuzz when missing, then builds every target (and the seeder).
+pub fn build(root: &Path) -> Result<Duration> {
+    let started = Instant::now();
+    for step in build_steps(root)? {
+        let captured = step.run()?;
+        if !captured.success {
+            bail!("{}", captured.status_text());
+        }
     }
     Ok(started.elapsed())
 }

@@ -25,6 +25,7 @@ mod device_suite;
 mod fuzz;
 mod fuzz_results;
 mod parse;
+mod prebuild;
 mod run;
 mod soak;
 mod suites;
@@ -305,7 +306,14 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
         filter: selection.filter.as_deref(),
     };
     let mut results: Vec<(&Suite, SuiteResult)> = Vec::new();
-    for &suite in &selection.suites {
+    let mut background = prebuild::Prebuilds::default();
+    let builds_binary = selection.suites.iter().any(|s| s.name == "build");
+    for (index, &suite) in selection.suites.iter().enumerate() {
+        // The background builds start once nothing in front needs cargo any more: after the
+        // binary's build (or at once when it is not selected).
+        if !background.started() && (!builds_binary || ctx.binary.is_some()) {
+            start_background_builds(root, &selection.suites[index..], &mut background);
+        }
         run::banner(suite.name);
         ctx.setup_error = if suite.venv {
             venv_error.clone().or_else(|| apt_error.clone())
@@ -313,6 +321,15 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
             apt_error.clone().filter(|_| !suite.packages.is_empty())
         };
         let started = Instant::now();
+        if let Some(outcome) = background.wait(suite.name) {
+            println!(
+                "xtask: {}'s background build {} in {} (log: {})",
+                suite.name,
+                if outcome.ok { "finished" } else { "FAILED" },
+                seconds(outcome.elapsed),
+                outcome.log.display()
+            );
+        }
         let mut result = (suite.run)(&mut ctx);
         result.elapsed = started.elapsed();
         println!(
@@ -324,7 +341,41 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
         results.push((suite, result));
     }
 
+    background.finish();
     Ok(summarise(setup_time, &results))
+}
+
+/// Starts the background builds of `suites` that have one (see `prebuild`). A build that
+/// cannot even be planned is left to its suite, which reports the same error in its turn.
+fn start_background_builds(
+    root: &Path,
+    suites: &[&'static Suite],
+    background: &mut prebuild::Prebuilds,
+) {
+    let target = match target_dir(root) {
+        Ok(target) => target,
+        Err(err) => {
+            println!("xtask: no background builds: {err:#}");
+            return;
+        }
+    };
+    let mut jobs = Vec::new();
+    for suite in suites {
+        let Some(plan) = suite.background_build else {
+            continue;
+        };
+        let log = prebuild::log_path(&target, suite.name);
+        match plan(root, &target, &log) {
+            Ok(tasks) => jobs.push(prebuild::Job {
+                suite: suite.name,
+                tasks,
+            }),
+            Err(err) => println!("xtask: no background build for {}: {err:#}", suite.name),
+        }
+    }
+    if let Err(err) = background.start(&target, jobs) {
+        println!("xtask: no background builds: {err:#}");
+    }
 }
 
 /// `12.3 s`.
@@ -403,9 +454,9 @@ mod tests {
                 "python-interop",
                 "device-suite",
                 "browser",
+                "vm-test",
                 "tauri",
                 "cross-targets",
-                "vm-test",
                 "fuzz"
             ]
         );

@@ -21,7 +21,10 @@ pub struct Step {
     args: Vec<String>,
     dir: PathBuf,
     envs: Vec<(OsString, OsString)>,
+    removed_envs: Vec<OsString>,
     echo: bool,
+    /// Set for a background build: the output goes to this file, not the terminal.
+    log: Option<PathBuf>,
 }
 
 /// What a finished command printed, and how it ended.
@@ -56,12 +59,13 @@ impl Step {
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             dir: dir.to_path_buf(),
             envs: Vec::new(),
+            removed_envs: Vec::new(),
             echo: true,
+            log: None,
         }
     }
 
-    /// Captures the output without echoing it (used by tests).
-    #[cfg(test)]
+    /// Captures the output without echoing it.
     pub fn quiet(mut self) -> Self {
         self.echo = false;
         self
@@ -71,6 +75,20 @@ impl Step {
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.envs
             .push((OsString::from(key), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Removes an environment variable for the command.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.removed_envs.push(OsString::from(key));
+        self
+    }
+
+    /// Runs the command as a background build: at the lowest CPU priority (`nice -n 19`, so
+    /// the tests running meanwhile keep the CPU they need), its output appended to `log`
+    /// instead of the terminal (still captured).
+    pub fn in_background(mut self, log: &Path) -> Self {
+        self.log = Some(log.to_path_buf());
         self
     }
 
@@ -86,10 +104,34 @@ impl Step {
     /// Runs the command with stdin closed, echoing its stdout and stderr as they come and
     /// keeping every line for parsing.
     pub fn run(&self) -> Result<Captured> {
-        if self.echo {
+        let log = match &self.log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => None,
+        };
+        if let Some(mut log) = log.as_ref() {
+            writeln!(log, "$ {}", self.display())
+                .with_context(|| format!("writing to {:?}", self.log))?;
+        } else if self.echo {
             println!("$ {}", self.display());
         }
-        let mut child = Command::new(&self.program)
+        let mut command = match &self.log {
+            Some(_) => {
+                let mut nice = Command::new("nice");
+                nice.args(["-n", "19"]).arg(&self.program);
+                nice
+            }
+            None => Command::new(&self.program),
+        };
+        for key in &self.removed_envs {
+            command.env_remove(key);
+        }
+        let mut child = command
             .args(&self.args)
             .current_dir(&self.dir)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
@@ -100,9 +142,22 @@ impl Step {
             .with_context(|| format!("starting `{}`", self.display()))?;
         let stdout = child.stdout.take().context("child stdout was not piped")?;
         let stderr = child.stderr.take().context("child stderr was not piped")?;
-        let echo = self.echo;
-        let out_thread = thread::spawn(move || tee(stdout, echo.then(std::io::stdout)));
-        let err_thread = thread::spawn(move || tee(stderr, echo.then(std::io::stderr)));
+        let (out_thread, err_thread) = match log {
+            Some(log) => {
+                let log_err = log.try_clone().context("duplicating the log file")?;
+                (
+                    thread::spawn(move || tee(stdout, Some(log))),
+                    thread::spawn(move || tee(stderr, Some(log_err))),
+                )
+            }
+            None => {
+                let echo = self.echo;
+                (
+                    thread::spawn(move || tee(stdout, echo.then(std::io::stdout))),
+                    thread::spawn(move || tee(stderr, echo.then(std::io::stderr))),
+                )
+            }
+        };
         let status = child
             .wait()
             .with_context(|| format!("waiting for `{}`", self.display()))?;

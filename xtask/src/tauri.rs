@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use crate::parse::{self, TestCounts, cargo_test_counts};
+use crate::prebuild::{self, Task};
 use crate::run::{Step, probe};
 use crate::suites::{Context, SuiteResult, ready_binary};
 
@@ -27,10 +28,8 @@ pub fn run(ctx: &mut Context<'_>) -> SuiteResult {
         Ok(binary) => binary,
         Err(result) => return result,
     };
-    let outcome = crate::target_dir(ctx.root).and_then(|target| {
-        let locked = crate::locked_flag();
-        journeys(ctx.root, &binary, &target, &locked, ctx.filter)
-    });
+    let outcome = crate::target_dir(ctx.root)
+        .and_then(|target| journeys(ctx.root, &binary, &target, ctx.filter));
     match outcome {
         Ok((counts, notes)) => SuiteResult {
             ok: counts.failed == 0 && counts.passed > 0,
@@ -47,44 +46,89 @@ pub fn run(ctx: &mut Context<'_>) -> SuiteResult {
     }
 }
 
+/// The plugins both cargo commands name.
+const PLUGINS: [&str; 4] = [
+    "-p",
+    "tauri-plugin-passgate",
+    "-p",
+    "tauri-plugin-passgate-biometric",
+];
+
+/// The example's three cargo commands: the plugins' unit tests (with `--no-run` in a
+/// background build), clippy of the whole example workspace, the app's build.
+fn cargo_commands(root: &Path, target: &Path, no_run: bool) -> [Vec<String>; 3] {
+    let manifest = root.join(EXAMPLE).join("Cargo.toml");
+    let common = |command: &str| {
+        vec![
+            command.to_owned(),
+            "--manifest-path".to_owned(),
+            manifest.to_string_lossy().into_owned(),
+            "--target-dir".to_owned(),
+            target.to_string_lossy().into_owned(),
+        ]
+    };
+    let locked = crate::locked_flag();
+    let mut test = common("test");
+    test.extend(PLUGINS.map(str::to_owned));
+    if no_run {
+        test.push("--no-run".to_owned());
+    }
+    test.extend(locked.iter().map(|s| (*s).to_owned()));
+    let mut clippy = common("clippy");
+    clippy.extend(["--workspace", "--all-targets"].map(str::to_owned));
+    clippy.extend(locked.iter().map(|s| (*s).to_owned()));
+    clippy.extend(["--", "-D", "warnings"].map(str::to_owned));
+    let mut build = common("build");
+    build.extend(locked.iter().map(|s| (*s).to_owned()));
+    [test, clippy, build]
+}
+
+fn cargo_step(root: &Path, args: &[String]) -> Step {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Step::new(&crate::cargo(), &args, root)
+}
+
+/// The suite's builds, for the background (see `crate::prebuild`): tauri-driver, the tests'
+/// npm packages and the vendored guest modules (the app embeds `dist/` when it is built),
+/// then the three cargo commands with the tests not run.
+pub fn background_build(root: &Path, target: &Path, log: &Path) -> Result<Vec<Task>> {
+    let mut tasks: Vec<Task> = Vec::new();
+    if !tauri_driver_is_current()? {
+        tasks.push(prebuild::step(install_tauri_driver().in_background(log)));
+    }
+    let example = root.join(EXAMPLE);
+    let tests_dir = example.join("tests");
+    if npm_is_stale(&tests_dir) {
+        tasks.push(prebuild::step(
+            Step::new("npm", &["ci", "--no-audit", "--no-fund"], &tests_dir).in_background(log),
+        ));
+    }
+    tasks.push(Box::new(move || vendor_guest_js(&example)));
+    for args in cargo_commands(root, target, true) {
+        tasks.push(prebuild::step(cargo_step(root, &args).in_background(log)));
+    }
+    Ok(tasks)
+}
+
 /// Builds and runs everything; the counts (unit tests + journeys) and notes.
 fn journeys(
     root: &Path,
     binary: &Path,
     target: &Path,
-    locked: &[&str],
     filter: Option<&str>,
 ) -> Result<(TestCounts, Vec<String>)> {
     let driver = ensure_tauri_driver()?;
     let example = root.join(EXAMPLE);
-    let manifest = example.join("Cargo.toml");
-    let manifest_arg = manifest.to_string_lossy().into_owned();
-    let target_arg = target.to_string_lossy().into_owned();
     let tests_dir = example.join("tests");
     npm_ci(&tests_dir)?;
     vendor_guest_js(&example)?;
 
     let mut notes = Vec::new();
     let mut counts = TestCounts::default();
-    let cargo = crate::cargo();
-    let plugins = [
-        "-p",
-        "tauri-plugin-passgate",
-        "-p",
-        "tauri-plugin-passgate-biometric",
-    ];
+    let [test_args, clippy_args, build_args] = cargo_commands(root, target, false);
 
     // The plugins' unit tests and lints, then the app.
-    let mut test_args = vec![
-        "test",
-        "--manifest-path",
-        &manifest_arg,
-        "--target-dir",
-        &target_arg,
-    ];
-    test_args.extend(plugins);
-    test_args.extend(locked);
-    let unit = Step::new(&cargo, &test_args, root).run()?;
+    let unit = cargo_step(root, &test_args).run()?;
     let unit_counts = cargo_test_counts(unit.lines());
     counts.add(unit_counts);
     if !unit.success {
@@ -93,30 +137,12 @@ fn journeys(
             counts.failed = counts.failed.saturating_add(1);
         }
     }
-    let mut clippy_args = vec![
-        "clippy",
-        "--manifest-path",
-        &manifest_arg,
-        "--target-dir",
-        &target_arg,
-    ];
-    clippy_args.extend(["--workspace", "--all-targets"]);
-    clippy_args.extend(locked);
-    clippy_args.extend(["--", "-D", "warnings"]);
-    let clippy = Step::new(&cargo, &clippy_args, root).run()?;
+    let clippy = cargo_step(root, &clippy_args).run()?;
     if !clippy.success {
         notes.push(format!("clippy {}", clippy.status_text()));
         counts.failed = counts.failed.saturating_add(1);
     }
-    let mut build_args = vec![
-        "build",
-        "--manifest-path",
-        &manifest_arg,
-        "--target-dir",
-        &target_arg,
-    ];
-    build_args.extend(locked);
-    let build = Step::new(&cargo, &build_args, root).run()?;
+    let build = cargo_step(root, &build_args).run()?;
     if !build.success {
         bail!("building the example app {}", build.status_text());
     }
@@ -151,44 +177,60 @@ fn journeys(
     Ok((counts, notes))
 }
 
-/// `tauri-driver` at the pinned version, installed with cargo when missing.
-fn ensure_tauri_driver() -> Result<PathBuf> {
+/// Where cargo installs `tauri-driver`.
+fn tauri_driver_path() -> Result<PathBuf> {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .context("neither CARGO_HOME nor HOME is set")?;
-    let driver = home.join("bin").join("tauri-driver");
-    let current = probe(&driver.to_string_lossy(), &["--version"])
+    Ok(home.join("bin").join("tauri-driver"))
+}
+
+/// Whether the pinned `tauri-driver` is installed.
+fn tauri_driver_is_current() -> Result<bool> {
+    let driver = tauri_driver_path()?;
+    Ok(probe(&driver.to_string_lossy(), &["--version"])
         && std::process::Command::new(&driver)
             .arg("--version")
             .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(TAURI_DRIVER_VERSION));
-    if !current {
-        let version = format!("={TAURI_DRIVER_VERSION}");
-        let captured = Step::new(
-            &crate::cargo(),
-            &["install", "tauri-driver", "--version", &version, "--locked"],
-            Path::new("."),
-        )
-        .run()?;
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(TAURI_DRIVER_VERSION)))
+}
+
+fn install_tauri_driver() -> Step {
+    let version = format!("={TAURI_DRIVER_VERSION}");
+    Step::new(
+        &crate::cargo(),
+        &["install", "tauri-driver", "--version", &version, "--locked"],
+        Path::new("."),
+    )
+}
+
+/// `tauri-driver` at the pinned version, installed with cargo when missing.
+fn ensure_tauri_driver() -> Result<PathBuf> {
+    if !tauri_driver_is_current()? {
+        let captured = install_tauri_driver().run()?;
         if !captured.success {
             bail!("cargo install tauri-driver {}", captured.status_text());
         }
     }
-    Ok(driver)
+    tauri_driver_path()
 }
 
-/// `npm ci` when `node_modules` is missing or older than the lockfile.
-fn npm_ci(dir: &Path) -> Result<()> {
+/// Whether `node_modules` in `dir` is missing or older than the lockfile.
+fn npm_is_stale(dir: &Path) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let stale = match (
+    match (
         modified(&dir.join("package-lock.json")),
         modified(&dir.join("node_modules").join(".package-lock.json")),
     ) {
         (Some(lock), Some(installed)) => installed < lock,
         _ => true,
-    };
-    if stale {
+    }
+}
+
+/// `npm ci` when `node_modules` is missing or older than the lockfile.
+fn npm_ci(dir: &Path) -> Result<()> {
+    if npm_is_stale(dir) {
         let captured = Step::new("npm", &["ci", "--no-audit", "--no-fund"], dir).run()?;
         if !captured.success {
             bail!("npm ci in {} {}", dir.display(), captured.status_text());
