@@ -24,6 +24,7 @@ mod deps;
 mod device_suite;
 mod fuzz;
 mod fuzz_results;
+mod lints;
 mod parse;
 mod prebuild;
 mod run;

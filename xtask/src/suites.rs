@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::lints;
 use crate::parse::{self, TestCounts, cargo_test_counts, pytest_counts};
 use crate::run::{Captured, Step};
 use crate::{cargo, deps, locked_flag, target_dir};
@@ -287,14 +288,30 @@ fn fmt(ctx: &mut Context<'_>) -> SuiteResult {
     cargo_check(ctx.root, &["fmt", "--all", "--", "--check"])
 }
 
+/// Builds every target of the workspace as the tests use it, with clippy's lints (see
+/// `crate::lints`): the same lints as `cargo clippy --workspace --all-targets --all-features
+/// -- -D warnings`, without a second compilation of the dependencies.
 fn clippy(ctx: &mut Context<'_>) -> SuiteResult {
     if let Some(err) = &ctx.setup_error {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
-    let mut args = vec!["clippy", "--workspace", "--all-targets", "--all-features"];
+    let mut args = vec![
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--no-run",
+    ];
     args.extend(locked_flag());
-    args.extend(["--", "-D", "warnings"]);
-    cargo_check(ctx.root, &args)
+    match lints::cargo(&args, ctx.root).run() {
+        Ok(captured) => {
+            match lints::verdict(captured.success, &captured.status_text(), captured.lines()) {
+                None => SuiteResult::passed(String::new()),
+                Some(why) => SuiteResult::failed(why),
+            }
+        }
+        Err(err) => SuiteResult::failed(format!("could not run cargo: {err:#}")),
+    }
 }
 
 /// The arguments of the workspace's `cargo test`, with the test-name filter after `--`.
@@ -314,7 +331,8 @@ fn rust_tests(ctx: &mut Context<'_>) -> SuiteResult {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
     let args = rust_test_args(ctx.filter);
-    let captured = match Step::new(&cargo(), &args, ctx.root).run() {
+    // Through the lint wrapper, as the clippy suite built them: nothing is compiled again.
+    let captured = match lints::cargo(&args, ctx.root).run() {
         Ok(captured) => captured,
         Err(err) => return SuiteResult::failed(format!("could not run cargo: {err:#}")),
     };
@@ -349,21 +367,19 @@ fn build(ctx: &mut Context<'_>) -> SuiteResult {
     }
     let mut args = vec!["build", "--bin", "passgate", "--all-features"];
     args.extend(locked_flag());
-    let outcome = Step::new(&cargo(), &args, ctx.root)
-        .run()
-        .and_then(|captured| {
-            if !captured.success {
-                bail!("`cargo build --bin passgate` {}", captured.status_text());
-            }
-            let binary = target_dir(ctx.root)?.join("debug").join("passgate");
-            if !binary.is_file() {
-                bail!(
-                    "the build succeeded but {} does not exist",
-                    binary.display()
-                );
-            }
-            Ok(binary)
-        });
+    let outcome = lints::cargo(&args, ctx.root).run().and_then(|captured| {
+        if !captured.success {
+            bail!("`cargo build --bin passgate` {}", captured.status_text());
+        }
+        let binary = target_dir(ctx.root)?.join("debug").join("passgate");
+        if !binary.is_file() {
+            bail!(
+                "the build succeeded but {} does not exist",
+                binary.display()
+            );
+        }
+        Ok(binary)
+    });
     match outcome {
         Ok(binary) => {
             let note = binary.display().to_string();

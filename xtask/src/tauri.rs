@@ -1,4 +1,4 @@
-//! The Tauri suite: the plugin's unit tests and clippy, then the example app built against
+//! The Tauri suite: the plugins' unit tests and lints, then the example app built against
 //! Debian's WebKitGTK and driven in a real webview (tauri-driver + WebKitWebDriver under Xvfb)
 //! by `examples/tauri-app/tests` (webdriverio, TAP).
 //!
@@ -46,17 +46,10 @@ pub fn run(ctx: &mut Context<'_>) -> SuiteResult {
     }
 }
 
-/// The plugins both cargo commands name.
-const PLUGINS: [&str; 4] = [
-    "-p",
-    "tauri-plugin-passgate",
-    "-p",
-    "tauri-plugin-passgate-biometric",
-];
-
-/// The example's three cargo commands: the plugins' unit tests (with `--no-run` in a
-/// background build), clippy of the whole example workspace, the app's build.
-fn cargo_commands(root: &Path, target: &Path, no_run: bool) -> [Vec<String>; 3] {
+/// The example's three cargo commands, each through the lint wrapper (see `crate::lints`):
+/// every target of the example's workspace built with clippy's lints (`--no-run`), the
+/// workspace's unit tests (the plugins'), the app's build.
+fn cargo_commands(root: &Path, target: &Path) -> [Vec<String>; 3] {
     let manifest = root.join(EXAMPLE).join("Cargo.toml");
     let common = |command: &str| {
         vec![
@@ -67,30 +60,31 @@ fn cargo_commands(root: &Path, target: &Path, no_run: bool) -> [Vec<String>; 3] 
             target.to_string_lossy().into_owned(),
         ]
     };
-    let locked = crate::locked_flag();
+    let locked: Vec<String> = crate::locked_flag()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let mut lint = common("test");
+    lint.extend(["--workspace", "--all-targets", "--no-run"].map(str::to_owned));
+    lint.extend(locked.iter().cloned());
+    // The whole workspace, as the lint build: one feature set, nothing compiled again (the
+    // app itself has no unit tests; the plugins' run).
     let mut test = common("test");
-    test.extend(PLUGINS.map(str::to_owned));
-    if no_run {
-        test.push("--no-run".to_owned());
-    }
-    test.extend(locked.iter().map(|s| (*s).to_owned()));
-    let mut clippy = common("clippy");
-    clippy.extend(["--workspace", "--all-targets"].map(str::to_owned));
-    clippy.extend(locked.iter().map(|s| (*s).to_owned()));
-    clippy.extend(["--", "-D", "warnings"].map(str::to_owned));
+    test.push("--workspace".to_owned());
+    test.extend(locked.iter().cloned());
     let mut build = common("build");
-    build.extend(locked.iter().map(|s| (*s).to_owned()));
-    [test, clippy, build]
+    build.extend(locked);
+    [lint, test, build]
 }
 
 fn cargo_step(root: &Path, args: &[String]) -> Step {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Step::new(&crate::cargo(), &args, root)
+    crate::lints::cargo(&args, root)
 }
 
 /// The suite's builds, for the background (see `crate::prebuild`): tauri-driver, the tests'
 /// npm packages and the vendored guest modules (the app embeds `dist/` when it is built),
-/// then the three cargo commands with the tests not run.
+/// then the lint build and the app's build (the unit tests' binaries are the lint build's).
 pub fn background_build(root: &Path, target: &Path, log: &Path) -> Result<Vec<Task>> {
     let mut tasks: Vec<Task> = Vec::new();
     if !tauri_driver_is_current()? {
@@ -104,7 +98,8 @@ pub fn background_build(root: &Path, target: &Path, log: &Path) -> Result<Vec<Ta
         ));
     }
     tasks.push(Box::new(move || vendor_guest_js(&example)));
-    for args in cargo_commands(root, target, true) {
+    let [lint, _, build] = cargo_commands(root, target);
+    for args in [lint, build] {
         tasks.push(prebuild::step(cargo_step(root, &args).in_background(log)));
     }
     Ok(tasks)
@@ -125,9 +120,14 @@ fn journeys(
 
     let mut notes = Vec::new();
     let mut counts = TestCounts::default();
-    let [test_args, clippy_args, build_args] = cargo_commands(root, target, false);
+    let [lint_args, test_args, build_args] = cargo_commands(root, target);
 
-    // The plugins' unit tests and lints, then the app.
+    // The lint build (every target, clippy's lints), the plugins' unit tests, then the app.
+    let lint = cargo_step(root, &lint_args).run()?;
+    if let Some(why) = crate::lints::verdict(lint.success, &lint.status_text(), lint.lines()) {
+        notes.push(format!("clippy: {why}"));
+        counts.failed = counts.failed.saturating_add(1);
+    }
     let unit = cargo_step(root, &test_args).run()?;
     let unit_counts = cargo_test_counts(unit.lines());
     counts.add(unit_counts);
@@ -136,11 +136,6 @@ fn journeys(
         if unit_counts.failed == 0 {
             counts.failed = counts.failed.saturating_add(1);
         }
-    }
-    let clippy = cargo_step(root, &clippy_args).run()?;
-    if !clippy.success {
-        notes.push(format!("clippy {}", clippy.status_text()));
-        counts.failed = counts.failed.saturating_add(1);
     }
     let build = cargo_step(root, &build_args).run()?;
     if !build.success {
