@@ -310,6 +310,10 @@ def _prf_eval(client, server, credential, uv: str, first: bytes, second: bytes |
     return {k: _b(v) for k, v in results.items()}, response.response.authenticator_data.is_user_verified()
 
 
+# A long composite test (two swtpms, a restart, a lockout count, a copied state directory): it
+# ran out of the default 60 s once on a machine at a load average of 8. The timeout is there to
+# catch a hang, not to time the TPM.
+@pytest.mark.timeout(180)
 def test_prf_with_user_verification_is_computed_by_the_tpm(spawn, swtpm_factory, tmp_path):
     tcti = swtpm_factory("tpm-prf")
     _dictionary_lockout(tcti, "--setup-parameters", "--max-tries=8", "--recovery-time=600",
