@@ -159,12 +159,22 @@ pub const APT_PACKAGES: &[AptPackage] = &[
 #[derive(Debug, Default)]
 pub struct AptInstaller {
     updated: bool,
+    /// Set when installing in the background: apt's output goes to this file.
+    log: Option<PathBuf>,
 }
 
 impl AptInstaller {
     /// A fresh installer that has not run `apt-get update` yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An installer for the background, its output appended to `log`.
+    pub fn in_background(log: &Path) -> Self {
+        Self {
+            updated: false,
+            log: Some(log.to_path_buf()),
+        }
     }
 
     /// Installs `packages` (all at once).
@@ -199,9 +209,9 @@ impl AptInstaller {
                 }
                 None => ("apt-get", args.to_vec()),
             };
-            let captured = Step::new(program, &args, Path::new("/"))
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .run()?;
+            let step =
+                Step::new(program, &args, Path::new("/")).env("DEBIAN_FRONTEND", "noninteractive");
+            let captured = background(step, self.log.as_deref()).run()?;
             if !captured.success {
                 bail!("`apt-get {}` {}", args.join(" "), captured.status_text());
             }
@@ -250,9 +260,12 @@ pub fn ensure_apt_packages(installer: &mut AptInstaller, names: &[&str]) -> Resu
         if satisfied || dpkg_installed(package.name) {
             continue;
         }
-        println!(
-            "xtask: installing Debian package {} ({})",
-            package.name, package.why
+        say(
+            installer.log.as_deref(),
+            &format!(
+                "xtask: installing Debian package {} ({})",
+                package.name, package.why
+            ),
         );
         missing.push(package.name);
     }
@@ -281,21 +294,51 @@ fn stamp_file(root: &Path) -> PathBuf {
     venv_dir(root).join(".passgate-requirements.stamp")
 }
 
+/// A step as it is, or run in the background with its output in `log`.
+fn background(step: Step, log: Option<&Path>) -> Step {
+    match log {
+        Some(log) => step.in_background(log),
+        None => step,
+    }
+}
+
+/// Prints `text`, or appends it to `log` for a background setup.
+fn say(log: Option<&Path>, text: &str) {
+    match log {
+        Some(log) => {
+            use std::io::Write as _;
+            if let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(log) {
+                let _ = writeln!(file, "{text}");
+            }
+        }
+        None => println!("{text}"),
+    }
+}
+
 /// Creates `.venv` if needed and installs the pinned requirements when they changed since the
 /// last install (compared with a stamp file inside the venv).
 pub fn ensure_venv(root: &Path) -> Result<()> {
+    ensure_venv_logged(root, None)
+}
+
+/// [`ensure_venv`], with the output in `log` when it is set (a background setup).
+pub fn ensure_venv_logged(root: &Path, log: Option<&Path>) -> Result<()> {
     let venv = venv_dir(root);
     let python = venv_python(root);
     if venv.exists() && !probe(&python.to_string_lossy(), &["-c", "import sys"]) {
-        println!(
-            "xtask: {} is broken (no working interpreter), recreating it",
-            venv.display()
+        say(
+            log,
+            &format!(
+                "xtask: {} is broken (no working interpreter), recreating it",
+                venv.display()
+            ),
         );
         fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
     }
     if !venv.exists() {
         let venv_arg = venv.to_string_lossy().into_owned();
-        let created = Step::new("python3", &["-m", "venv", &venv_arg], root).run()?;
+        let created =
+            background(Step::new("python3", &["-m", "venv", &venv_arg], root), log).run()?;
         if !created.success {
             // Do not leave a half-made venv behind: the next run would think it exists.
             let _ = fs::remove_dir_all(&venv);
@@ -321,25 +364,28 @@ pub fn ensure_venv(root: &Path) -> Result<()> {
     );
     let stamp = stamp_file(root);
     if fs::read_to_string(&stamp).is_ok_and(|current| current == wanted_stamp) {
-        println!("xtask: {} is up to date", venv.display());
+        say(log, &format!("xtask: {} is up to date", venv.display()));
         return Ok(());
     }
 
     let python_str = python.to_string_lossy().into_owned();
     let requirements_arg = requirements_path.to_string_lossy().into_owned();
-    let installed = Step::new(
-        &python_str,
-        &[
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-            "-r",
-            &requirements_arg,
-        ],
-        root,
+    let installed = background(
+        Step::new(
+            &python_str,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "-r",
+                &requirements_arg,
+            ],
+            root,
+        ),
+        log,
     )
     .run()?;
     if !installed.success {

@@ -36,6 +36,7 @@ mod vm_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -280,26 +281,33 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
         println!("xtask: only tests whose name contains `{filter}`");
     }
 
-    // Install first, so a missing package fails the run before minutes of compiling; only
-    // the suites whose needs could not be met are marked, the others still run.
+    // Install first what the suites up to the binary's build need, so a missing package fails
+    // the run before minutes of compiling; what the later suites need (and the Python venv)
+    // installs in the background meanwhile, and each later suite waits for it. Only the suites
+    // whose needs could not be met are marked, the others still run.
     let started = Instant::now();
+    let split = selection
+        .suites
+        .iter()
+        .position(|s| s.name == "build")
+        .map_or(0, |index| index + 1);
+    let (early, late) = selection.suites.split_at(split);
     let mut installer = deps::AptInstaller::new();
-    let apt_error = deps::ensure_apt_packages(
-        &mut installer,
-        &suites::packages_of(selection.suites.iter().copied()),
-    )
-    .err()
-    .map(|err| format!("{err:#}"));
-    let venv_error = if selection.suites.iter().any(|s| s.venv) {
-        deps::ensure_venv(root).err().map(|err| format!("{err:#}"))
-    } else {
-        None
-    };
-    for err in apt_error.iter().chain(&venv_error) {
+    let early_apt_error =
+        deps::ensure_apt_packages(&mut installer, &suites::packages_of(early.iter().copied()))
+            .err()
+            .map(|err| format!("{err:#}"));
+    let early_venv_error = early
+        .iter()
+        .any(|s| s.venv)
+        .then(|| deps::ensure_venv(root).err())
+        .flatten()
+        .map(|err| format!("{err:#}"));
+    for err in early_apt_error.iter().chain(&early_venv_error) {
         eprintln!("xtask: setup failed: {err}");
     }
     let setup_time = started.elapsed();
-
+    let mut late_setup = LateSetup::start(root, late)?;
     let mut ctx = Context {
         root,
         binary: None,
@@ -316,10 +324,15 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
             start_background_builds(root, &selection.suites[index..], &mut background);
         }
         run::banner(suite.name);
-        ctx.setup_error = if suite.venv {
-            venv_error.clone().or_else(|| apt_error.clone())
+        let (apt_error, venv_error) = if index < split {
+            (early_apt_error.clone(), early_venv_error.clone())
         } else {
-            apt_error.clone().filter(|_| !suite.packages.is_empty())
+            late_setup.wait()
+        };
+        ctx.setup_error = if suite.venv {
+            venv_error.or(apt_error)
+        } else {
+            apt_error.filter(|_| !suite.packages.is_empty())
         };
         let started = Instant::now();
         if let Some(outcome) = background.wait(suite.name) {
@@ -344,6 +357,72 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
 
     background.finish();
     Ok(summarise(setup_time, &results))
+}
+
+/// The installation of what the suites after the binary's build need, on its own thread.
+struct LateSetup {
+    running: Option<thread::JoinHandle<(Option<String>, Option<String>)>>,
+    log: PathBuf,
+    started: Instant,
+    /// Once waited for: why the packages, and why the venv, could not be installed.
+    outcome: (Option<String>, Option<String>),
+}
+
+impl LateSetup {
+    /// Starts installing the packages and (if one of `suites` needs it) the venv.
+    fn start(root: &Path, suites: &[&'static Suite]) -> Result<Self> {
+        let log = target_dir(root)?.join("xtask").join("background-setup.log");
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&log, b"").with_context(|| format!("creating {}", log.display()))?;
+        let packages = suites::packages_of(suites.iter().copied());
+        let venv = suites.iter().any(|s| s.venv);
+        let running = (!packages.is_empty() || venv).then(|| {
+            println!(
+                "xtask: installing the later suites' needs in the background (log: {})",
+                log.display()
+            );
+            let (root, log) = (root.to_path_buf(), log.clone());
+            thread::spawn(move || {
+                let mut installer = deps::AptInstaller::in_background(&log);
+                let apt = deps::ensure_apt_packages(&mut installer, &packages)
+                    .err()
+                    .map(|err| format!("{err:#}"));
+                let venv = venv
+                    .then(|| deps::ensure_venv_logged(&root, Some(&log)).err())
+                    .flatten()
+                    .map(|err| format!("{err:#}"));
+                (apt, venv)
+            })
+        });
+        Ok(Self {
+            running,
+            log,
+            started: Instant::now(),
+            outcome: (None, None),
+        })
+    }
+
+    /// Waits for the installation (the first time) and returns why the packages, and why the
+    /// venv, could not be installed.
+    fn wait(&mut self) -> (Option<String>, Option<String>) {
+        if let Some(running) = self.running.take() {
+            self.outcome = running.join().unwrap_or_else(|_| {
+                let panicked = Some("the background setup panicked".to_owned());
+                (panicked.clone(), panicked)
+            });
+            println!(
+                "xtask: the background setup took {} (log: {})",
+                seconds(self.started.elapsed()),
+                self.log.display()
+            );
+            for err in self.outcome.0.iter().chain(&self.outcome.1) {
+                eprintln!("xtask: setup failed: {err}");
+            }
+        }
+        self.outcome.clone()
+    }
 }
 
 /// Starts the background builds of `suites` that have one (see `prebuild`). A build that

@@ -361,15 +361,25 @@ fn rust_tests(ctx: &mut Context<'_>) -> SuiteResult {
 }
 
 /// Builds the `passgate` binary; later suites find it in [`Context::binary`].
+///
+/// It is the binary the workspace's test build makes for the binary's own integration tests
+/// (`target/debug/passgate`), so it costs nothing after the clippy and rust-tests suites. A
+/// `cargo build --bin passgate` would resolve the dependencies' features without the
+/// dev-dependencies (they add `std`/`alloc` implementations and test-only APIs such as rsa's
+/// `hazmat` and rustix's `pty`) and so compile about a third of the dependency graph a second
+/// time: several minutes on a cold CI machine.
 fn build(ctx: &mut Context<'_>) -> SuiteResult {
     if let Some(err) = &ctx.setup_error {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
-    let mut args = vec!["build", "--bin", "passgate", "--all-features"];
+    let mut args = vec!["test", "--workspace", "--all-features", "--no-run"];
     args.extend(locked_flag());
     let outcome = lints::cargo(&args, ctx.root).run().and_then(|captured| {
         if !captured.success {
-            bail!("`cargo build --bin passgate` {}", captured.status_text());
+            bail!(
+                "`cargo test --workspace --all-features --no-run` {}",
+                captured.status_text()
+            );
         }
         let binary = target_dir(ctx.root)?.join("debug").join("passgate");
         if !binary.is_file() {
