@@ -54,6 +54,15 @@ mod swtpm_benches {
         }
         let tcti = format!("swtpm:host=127.0.0.1,port={port}");
         tpm_command_counts(port);
+        // Which tpm2-tss this run measures (`cargo xtask bench` can point LD_LIBRARY_PATH at
+        // another build): the libtss2-esys mapped into this process, by its real file name.
+        let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+        let esys = maps
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(5))
+            .find(|path| path.contains("libtss2-esys"))
+            .expect("libtss2-esys mapped");
+        println!("tss2-esys loaded: {esys}");
         tpm_bare_sign(c, &tcti);
         tpm_round_trips(c, &tcti);
         let mut tpm = passgate_authenticator::tpm::TpmKeyStore::open(&tcti).expect("tpm");

@@ -7,7 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use passgate_authenticator::api::credential_store::{CredentialStore, StoreError};
-use passgate_authenticator::software::{COUNTER_BLOCK, DeviceKey, FileCredentialStore};
+use passgate_authenticator::software::{
+    COUNTER_BLOCK, COUNTER_BLOCK_MAX, DeviceKey, FileCredentialStore, counter_block,
+};
 
 mod stores;
 use stores::{open, record};
@@ -33,8 +35,10 @@ fn counters_increase_across_reopens() {
         let (_k, _keys, reopened) = open(dir.path(), 100);
         store = reopened;
         let after = store.next_sign_count("example.com", b"c1").unwrap();
+        // A passkey used 5000 times reserves its largest blocks.
+        assert_eq!(counter_block(last), COUNTER_BLOCK_MAX);
         assert!(
-            after > last && after <= last + COUNTER_BLOCK,
+            after > last && after <= last + COUNTER_BLOCK_MAX,
             "round {round}: {after} after {last}"
         );
         last = after;
@@ -102,6 +106,57 @@ fn a_new_credential_counts_from_one_with_a_write_per_block() {
     );
     assert_eq!(store.next_sign_count("r", b"b").unwrap(), COUNTER_BLOCK + 1);
     assert!(!dir.path().join("counter.epoch").exists());
+}
+
+#[test]
+fn the_block_grows_with_the_counter_up_to_its_largest() {
+    assert_eq!(counter_block(1), COUNTER_BLOCK);
+    assert_eq!(counter_block(128), COUNTER_BLOCK);
+    assert_eq!(counter_block(136), 17);
+    assert_eq!(counter_block(2047), 255);
+    assert_eq!(counter_block(2048), COUNTER_BLOCK_MAX);
+    assert_eq!(counter_block(u32::MAX), COUNTER_BLOCK_MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let (_k, _keys, mut store) = open(dir.path(), 10);
+    let ceiling = |dir: &Path| -> u32 {
+        let rp = std::fs::read_dir(dir.join("credentials"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let file = std::fs::read_dir(rp)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        u32::from_be_bytes(std::fs::read(file).unwrap()[8..12].try_into().unwrap())
+    };
+    // Every ceiling written on the way is the value that needed it plus its block, minus one;
+    // the file changes only when the counter passes the ceiling.
+    let mut writes = Vec::new();
+    let mut on_disk = 0;
+    for n in 1..=5000 {
+        assert_eq!(store.next_sign_count("r", b"a").unwrap(), n);
+        let now = ceiling(dir.path());
+        if now != on_disk {
+            assert_eq!(now, n + counter_block(n) - 1, "after {n}");
+            writes.push(n);
+            on_disk = now;
+        }
+    }
+    // 16 values a write up to 128, then growing blocks, then one write in 256.
+    assert_eq!(&writes[..9], &[1, 17, 33, 49, 65, 81, 97, 113, 129]);
+    let tail: Vec<u32> = writes
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .rev()
+        .take(5)
+        .collect();
+    assert_eq!(tail, vec![COUNTER_BLOCK_MAX; 5]);
+    // 8 writes for the first 128, 24 growing blocks to 2048, 12 blocks of 256 to 5000.
+    assert_eq!(writes.len(), 44);
 }
 
 #[test]
@@ -180,7 +235,8 @@ fn a_store_with_the_legacy_epoch_keeps_its_counters_increasing() {
     drop(store);
     let (_k, _keys, mut store) = open(dir.path(), 10);
     let old = store.next_sign_count("example.com", b"old").unwrap();
-    assert!(old > 4 << 12 && old <= (4 << 12) + COUNTER_BLOCK, "{old}");
+    // From the ceiling the migration wrote: 16384 needed a block of 256 (an eighth of it).
+    assert_eq!(old, (4 << 12) + COUNTER_BLOCK_MAX);
 }
 
 #[test]

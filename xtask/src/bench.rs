@@ -107,7 +107,7 @@ fn modelled_ms(commands: &[&str]) -> f64 {
 /// Prints, for each benchmarked TPM operation, its latency on swtpm, its TPM commands
 /// (recorded on the bus by the benchmark, `tpm-commands.txt`) and their modelled latency on a
 /// discrete TPM.
-fn tpm_table(target_dir: &Path) -> Result<()> {
+pub(crate) fn tpm_table(target_dir: &Path) -> Result<()> {
     let path = target_dir.join("criterion").join("tpm-commands.txt");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -141,6 +141,55 @@ fn tpm_table(target_dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints one target's ratio from the figures under `target_dir` (`MET`/`MISS`, or `INFO` for an
+/// informational one or when `note` is not empty, then `note` after the ratio); whether it
+/// was met.
+fn print_target(target_dir: &Path, t: &Target, note: &str) -> Result<bool> {
+    let subject = mean_ns(target_dir, t.subject)?;
+    let mut peer = 0.0;
+    for p in t.peers {
+        peer += mean_ns(target_dir, p)?;
+    }
+    let ratio = subject / peer;
+    let ok = ratio <= t.limit;
+    if t.limit.is_infinite() {
+        println!(
+            "  INFO {}: {:.1} µs / {:.1} µs = {:.2}x",
+            t.what,
+            subject / 1000.0,
+            peer / 1000.0,
+            ratio
+        );
+        return Ok(ok);
+    }
+    let verdict = match (note.is_empty(), ok) {
+        (false, _) => "INFO",
+        (true, true) => "MET ",
+        (true, false) => "MISS",
+    };
+    println!(
+        "  {verdict} {}: {:.1} µs / {:.1} µs = {:.2}x (target <= {:.2}x){note}",
+        t.what,
+        subject / 1000.0,
+        peer / 1000.0,
+        ratio,
+        t.limit
+    );
+    Ok(ok)
+}
+
+/// Prints the TPM targets (those measured on swtpm) from the figures under `target_dir`; how
+/// many were missed. A non-empty `note` makes them informational (see [`print_target`]).
+pub(crate) fn print_tpm_targets(target_dir: &Path, note: &str) -> Result<usize> {
+    let mut missed = 0;
+    for t in TARGETS.iter().filter(|t| t.subject.ends_with("_tpm_swtpm")) {
+        if !print_target(target_dir, t, note)? {
+            missed += 1;
+        }
+    }
+    Ok(missed)
 }
 
 /// Mean time in nanoseconds from criterion's `estimates.json` under `target_dir/criterion`.
@@ -186,25 +235,7 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
         eprint!("{}", String::from_utf8_lossy(&output.stderr));
         anyhow::bail!("cargo bench failed");
     }
-    let tpm = Command::new(crate::cargo())
-        .args([
-            "bench",
-            "-p",
-            "passgate-authenticator",
-            "--bench",
-            "tpm",
-            "--features",
-            "tpm",
-        ])
-        .current_dir(root)
-        .output()
-        .context("running cargo bench for the TPM")?;
-    let tpm_stdout = String::from_utf8_lossy(&tpm.stdout);
-    print!("{tpm_stdout}");
-    if !tpm.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&tpm.stderr));
-        anyhow::bail!("cargo bench --bench tpm failed");
-    }
+    let tpm_stdout = crate::tpm_bench::run_tpm_bench(root, None)?;
     stdout.push_str(&tpm_stdout);
     let rp = Command::new(crate::cargo())
         .args(["bench", "-p", "passgate-relying-party", "--bench", "verify"])
@@ -224,35 +255,9 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
     println!("\nbenchmark targets (same run):");
     let mut missed = 0;
     for t in TARGETS {
-        let subject = mean_ns(target_dir, t.subject)?;
-        let mut peer = 0.0;
-        for p in t.peers {
-            peer += mean_ns(target_dir, p)?;
-        }
-        let ratio = subject / peer;
-        let ok = ratio <= t.limit;
-        if !ok {
+        if !print_target(target_dir, t, "")? {
             missed += 1;
         }
-        if t.limit.is_infinite() {
-            println!(
-                "  INFO {}: {:.1} µs / {:.1} µs = {:.2}x",
-                t.what,
-                subject / 1000.0,
-                peer / 1000.0,
-                ratio
-            );
-            continue;
-        }
-        println!(
-            "  {} {}: {:.1} µs / {:.1} µs = {:.2}x (target <= {:.2}x)",
-            if ok { "MET " } else { "MISS" },
-            t.what,
-            subject / 1000.0,
-            peer / 1000.0,
-            ratio,
-            t.limit
-        );
     }
     if let (Ok(software), Ok(tpm)) = (
         mean_ns(target_dir, "key_store_sign_software"),
@@ -293,7 +298,9 @@ pub fn run(root: &Path, target_dir: &Path) -> Result<ExitCode> {
             tpm_hmac / sw_hmac
         );
     }
+    println!("  INFO {}", crate::tpm_bench::loaded_tss(&tpm_stdout));
     tpm_table(target_dir)?;
+    crate::tpm_bench::tss_comparison(root, target_dir)?;
     for line in stdout.lines().filter(|l| l.starts_with("store_scale:")) {
         println!("  {line}");
     }

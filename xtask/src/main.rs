@@ -31,6 +31,7 @@ mod run;
 mod soak;
 mod suites;
 mod tauri;
+mod tpm_bench;
 mod vm;
 mod vm_bench;
 
@@ -69,9 +70,13 @@ commands:
                          target, fails on any, and adds the figures to fuzz/RESULTS.md
                          (not with --no-record); --seed rewrites fuzz/corpus from the test
                          suites, minimised; --no-build runs the targets as last built
-  bench [uhid]           run the criterion benchmarks and print each target as a ratio
+  bench [uhid|tpm]       run the criterion benchmarks and print each target as a ratio
                          against its peer measured in the same run (`uhid`: only the
-                         getAssertion round trip over uhid vs TCP, in a QEMU guest)
+                         getAssertion round trip over uhid vs TCP, in a QEMU guest; `tpm`:
+                         only the TPM benchmarks on swtpm). With PASSGATE_BENCH_TSS_LIB=DIR
+                         the TPM benchmarks run again against the tpm2-tss libraries in DIR
+                         (same sonames, e.g. a private build of a newer release) and both
+                         sets of figures are printed
   soak [--minutes N] [--sign-in-only]
                          one `passgate demo` driven by scripted sign-ups and sign-ins for
                          N minutes (default 60), RSS and open fds sampled every 30 s;
@@ -117,7 +122,8 @@ fn real_main() -> Result<ExitCode> {
             match args.get(1).map(String::as_str) {
                 None => bench::run(&root, &target),
                 Some("uhid") => bench::run_uhid(&root, &target),
-                Some(other) => bail!("unknown benchmark set `{other}` (try `uhid`)"),
+                Some("tpm") => tpm_bench::run(&root, &target),
+                Some(other) => bail!("unknown benchmark set `{other}` (try `uhid` or `tpm`)"),
             }
         }
         Some("soak") => {

@@ -12,7 +12,7 @@ mod key_store;
 mod state_store;
 pub(crate) mod system_rng;
 
-pub use credential_store::{COUNTER_BLOCK, FileCredentialStore};
+pub use credential_store::{COUNTER_BLOCK, COUNTER_BLOCK_MAX, FileCredentialStore, counter_block};
 pub use device_key::{DeviceKey, DeviceKeyError};
 pub use key_store::SoftwareKeyStore;
 pub use state_store::FileStateStore;

@@ -1,14 +1,19 @@
-//! Per-credential signature counters, reserved in small durable blocks.
+//! Per-credential signature counters, reserved in durable blocks.
 //!
 //! Each credential counts on its own: a new passkey's first assertion reads 1, then 2, 3, …
 //! (its registration reads 0). A counter is never written at every assertion (that would be
 //! an fsync per sign-in): `credentials/<rp-tag>/<cred-tag>.ctr` holds a *ceiling*, the
 //! highest value the store may hand out before it writes again, and values up to it are
 //! handed out from memory. When a credential reaches its ceiling (or is first used after the
-//! store opens) the next ceiling, [`COUNTER_BLOCK`] values higher, is written durably before
+//! store opens) the next ceiling, [`counter_block`] values higher, is written durably before
 //! the value is returned. After a crash or a restart the store cannot know how far below the
 //! ceiling it got, so it goes on from the ceiling: a counter never repeats, and jumps by at
-//! most [`COUNTER_BLOCK`] across a restart.
+//! most [`counter_block`] of its value across a restart.
+//!
+//! The block is [`COUNTER_BLOCK`] for a credential's first 128 sign-ins, then an eighth of its
+//! counter, at most [`COUNTER_BLOCK_MAX`]: a rarely used passkey skips at most 16 values
+//! across a restart, and a passkey used all the time pays its write (a temporary file, two
+//! fsyncs and a rename, milliseconds on a disk) once in 256 sign-ins instead of once in 16.
 //!
 //! The file is `PGCTR001 || ceiling (u32, big-endian) || 16 bytes of HMAC-SHA256` over the
 //! credential's tag and the ceiling, under a key derived from the device key: a file edited
@@ -28,10 +33,22 @@ use super::{FileCredentialStore, Tag, corrupt, io_error, parse_epoch, parse_tag}
 use crate::api::credential_store::StoreError;
 use crate::fs::{NoHook, hex, private_dir, remove_durably, write_atomic};
 
-/// How many values a durable write reserves: small, so that the first sign-ins read 1, 2,
-/// 3, … and a restart skips at most this many; large enough that sign-ins rarely wait for a
-/// write (one in 16).
+/// The smallest block a durable write reserves (a credential's first 128 sign-ins): a
+/// restart of a rarely used passkey skips at most this many values.
 pub const COUNTER_BLOCK: u32 = 16;
+/// The largest block a durable write reserves (from a counter of 2048 on): a passkey in
+/// constant use writes its counter once in this many sign-ins, and a restart skips at most
+/// this many of its values (an eighth of its counter or fewer).
+pub const COUNTER_BLOCK_MAX: u32 = 256;
+
+/// How many values a durable write reserves when a credential's next value is `next`: an
+/// eighth of it, at least [`COUNTER_BLOCK`] and at most [`COUNTER_BLOCK_MAX`]. It never
+/// decreases as `next` grows, so a restart after handing out `last` goes on at most
+/// `counter_block(last)` values higher.
+#[must_use]
+pub fn counter_block(next: u32) -> u32 {
+    (next / 8).clamp(COUNTER_BLOCK, COUNTER_BLOCK_MAX)
+}
 pub(super) const COUNTER_EXT: &str = "ctr";
 const COUNTER_MAGIC: &[u8; 8] = b"PGCTR001";
 const COUNTER_FILE_LEN: usize = 8 + 4 + 16;
@@ -126,9 +143,9 @@ impl FileCredentialStore {
         };
         let next = last.checked_add(1).ok_or_else(exhausted)?;
         let ceiling = if next > ceiling {
-            // Reserve next ..= next + BLOCK - 1 before handing out `next`: if the write fails,
+            // Reserve next ..= next + block - 1 before handing out `next`: if the write fails,
             // nothing is handed out and memory stays as it was.
-            let reserved = next.saturating_add(COUNTER_BLOCK - 1);
+            let reserved = next.saturating_add(counter_block(next) - 1);
             self.write_ceiling(&rp_tag, &cred_tag, reserved)?;
             reserved
         } else {

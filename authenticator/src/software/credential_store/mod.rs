@@ -55,8 +55,8 @@ use crate::fs::{
 
 mod counter;
 pub(crate) mod record;
-pub use counter::COUNTER_BLOCK;
 use counter::Counters;
+pub use counter::{COUNTER_BLOCK, COUNTER_BLOCK_MAX, counter_block};
 /// The epoch in the bytes of the legacy `counter.epoch` (`PGEPOCH1` then a big-endian u32).
 pub(crate) fn parse_epoch(bytes: &[u8]) -> Option<u32> {
     let number = bytes.strip_prefix(&EPOCH_MAGIC[..])?;
