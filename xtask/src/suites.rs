@@ -290,27 +290,34 @@ fn fmt(ctx: &mut Context<'_>) -> SuiteResult {
 
 /// Builds every target of the workspace as the tests use it, with clippy's lints (see
 /// `crate::lints`): the same lints as `cargo clippy --workspace --all-targets --all-features
-/// -- -D warnings`, without a second compilation of the dependencies.
+/// -- -D warnings`, without a second compilation of the dependencies. Two builds: `cargo
+/// test`'s own targets (what the rust-tests suite then runs without compiling anything;
+/// examples built as examples), then the benchmarks. `--all-targets` would build the examples
+/// as tests, a second kind of unit that `cargo test` does not reuse.
 fn clippy(ctx: &mut Context<'_>) -> SuiteResult {
     if let Some(err) = &ctx.setup_error {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
-    let mut args = vec![
-        "test",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--no-run",
-    ];
-    args.extend(locked_flag());
-    match lints::cargo(&args, ctx.root).run() {
-        Ok(captured) => {
-            match lints::verdict(captured.success, &captured.status_text(), captured.lines()) {
-                None => SuiteResult::passed(String::new()),
-                Some(why) => SuiteResult::failed(why),
+    let mut failures = Vec::new();
+    for targets in [&[][..], &["--benches"][..]] {
+        let mut args = vec!["test", "--workspace", "--all-features", "--no-run"];
+        args.extend(targets);
+        args.extend(locked_flag());
+        match lints::cargo(&args, ctx.root).run() {
+            Ok(captured) => {
+                if let Some(why) =
+                    lints::verdict(captured.success, &captured.status_text(), captured.lines())
+                {
+                    failures.push(format!("`cargo {}`: {why}", args.join(" ")));
+                }
             }
+            Err(err) => failures.push(format!("could not run cargo: {err:#}")),
         }
-        Err(err) => SuiteResult::failed(format!("could not run cargo: {err:#}")),
+    }
+    if failures.is_empty() {
+        SuiteResult::passed(String::new())
+    } else {
+        SuiteResult::failed(failures.join("; "))
     }
 }
 

@@ -65,7 +65,8 @@ fn cargo_commands(root: &Path, target: &Path) -> [Vec<String>; 3] {
         .map(|s| (*s).to_owned())
         .collect();
     let mut lint = common("test");
-    lint.extend(["--workspace", "--all-targets", "--no-run"].map(str::to_owned));
+    // The example's workspace has no examples or benchmarks: `cargo test`'s targets are all.
+    lint.extend(["--workspace", "--no-run"].map(str::to_owned));
     lint.extend(locked.iter().cloned());
     // The whole workspace, as the lint build: one feature set, nothing compiled again (the
     // app itself has no unit tests; the plugins' run).
