@@ -10,10 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
-
 use crate::parse::TestCounts;
-use crate::prebuild::{self, Task};
 use crate::run::Step;
 use crate::suites::{Context, SuiteResult};
 use crate::{cargo, locked_flag};
@@ -74,18 +71,10 @@ fn missing_targets(installed: &str) -> Vec<&'static str> {
 }
 
 /// Installs the missing targets' standard libraries.
-fn ensure_targets(root: &Path, log: Option<&Path>) -> Result<(), String> {
-    let background = |step: Step| match log {
-        Some(log) => step.in_background(log),
-        None => step,
-    };
-    let listed = background(Step::new(
-        "rustup",
-        &["target", "list", "--installed"],
-        root,
-    ))
-    .run()
-    .map_err(|e| format!("could not run rustup: {e:#}"))?;
+fn ensure_targets(root: &Path) -> Result<(), String> {
+    let listed = Step::new("rustup", &["target", "list", "--installed"], root)
+        .run()
+        .map_err(|e| format!("could not run rustup: {e:#}"))?;
     if !listed.success {
         return Err(format!("`rustup target list` {}", listed.status_text()));
     }
@@ -96,7 +85,7 @@ fn ensure_targets(root: &Path, log: Option<&Path>) -> Result<(), String> {
     }
     let mut args = vec!["target", "add"];
     args.extend(missing.iter().copied());
-    let added = background(Step::new("rustup", &args, root))
+    let added = Step::new("rustup", &args, root)
         .run()
         .map_err(|e| format!("could not run rustup: {e:#}"))?;
     if added.success {
@@ -110,28 +99,10 @@ fn ensure_targets(root: &Path, log: Option<&Path>) -> Result<(), String> {
     }
 }
 
-/// The suite's builds, for the background (see `crate::prebuild`): the targets' standard
-/// libraries, then every check (their results are cached, so the suite's own run is quick).
-pub(crate) fn background_build(root: &Path, _target: &Path, log: &Path) -> Result<Vec<Task>> {
-    let mut tasks: Vec<Task> = Vec::new();
-    let (root_owned, log_owned) = (root.to_path_buf(), log.to_path_buf());
-    tasks.push(Box::new(move || {
-        ensure_targets(&root_owned, Some(&log_owned)).map_err(anyhow::Error::msg)
-    }));
-    let cargo = cargo();
-    for check in plan(&locked_flag()) {
-        let args: Vec<&str> = check.args.iter().map(String::as_str).collect();
-        tasks.push(prebuild::step(
-            Step::new(&cargo, &args, root).in_background(log),
-        ));
-    }
-    Ok(tasks)
-}
-
 /// Runs the suite.
 pub(crate) fn run(ctx: &mut Context<'_>) -> SuiteResult {
     let root = ctx.root;
-    if let Err(note) = ensure_targets(root, None) {
+    if let Err(note) = ensure_targets(root) {
         return SuiteResult {
             ok: false,
             counts: None,

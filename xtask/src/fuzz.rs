@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::prebuild::{self, Task};
 use crate::run::Step;
 
 /// Every fuzz target, in running order (the `seed` binary in `fuzz/` is not one).
@@ -277,14 +276,6 @@ pub fn build_steps(root: &Path) -> Result<Vec<Step>> {
     }
     steps.push(nightly_cargo(root, &["fuzz", "build", "-s", "none"]));
     Ok(steps)
-}
-
-/// The build for the background (see `crate::prebuild`).
-pub fn background_build(root: &Path, _target: &Path, log: &Path) -> Result<Vec<Task>> {
-    Ok(build_steps(root)?
-        .into_iter()
-        .map(|step| prebuild::step(step.in_background(log)))
-        .collect())
 }
 
 /// Installs cargo-fuzz when missing, then builds every target (and the seeder).

@@ -88,7 +88,7 @@ mod tests {
     fn only_cargos_per_crate_warning_summaries_count() {
         let output = [
             "warning: length comparison to zero",
-            "  --> xtask/src/prebuild.rs:73:34",
+            "  --> xtask/src/main.rs:73:34",
             "warning: `xtask` (bin \"xtask\" test) generated 2 warnings (run `cargo clippy \
              --fix --bin \"xtask\" -p xtask --tests` to apply 2 suggestions)",
             "warning: `passgate-proto` (lib) generated 1 warning",

@@ -26,7 +26,6 @@ mod fuzz;
 mod fuzz_results;
 mod lints;
 mod parse;
-mod prebuild;
 mod run;
 mod soak;
 mod suites;
@@ -321,14 +320,7 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
         filter: selection.filter.as_deref(),
     };
     let mut results: Vec<(&Suite, SuiteResult)> = Vec::new();
-    let mut background = prebuild::Prebuilds::default();
-    let builds_binary = selection.suites.iter().any(|s| s.name == "build");
     for (index, &suite) in selection.suites.iter().enumerate() {
-        // The background builds start once nothing in front needs cargo any more: after the
-        // binary's build (or at once when it is not selected).
-        if !background.started() && (!builds_binary || ctx.binary.is_some()) {
-            start_background_builds(root, &selection.suites[index..], &mut background);
-        }
         run::banner(suite.name);
         let (apt_error, venv_error) = if index < split {
             (early_apt_error.clone(), early_venv_error.clone())
@@ -341,15 +333,6 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
             apt_error.filter(|_| !suite.packages.is_empty())
         };
         let started = Instant::now();
-        if let Some(outcome) = background.wait(suite.name) {
-            println!(
-                "xtask: {}'s background build {} in {} (log: {})",
-                suite.name,
-                if outcome.ok { "finished" } else { "FAILED" },
-                seconds(outcome.elapsed),
-                outcome.log.display()
-            );
-        }
         let mut result = (suite.run)(&mut ctx);
         result.elapsed = started.elapsed();
         println!(
@@ -361,15 +344,17 @@ fn test(root: &Path, selection: &Selection) -> Result<ExitCode> {
         results.push((suite, result));
     }
 
-    background.finish();
     Ok(summarise(setup_time, &results))
 }
 
+/// How the background installation ended: why the packages, and why the venv, could not be
+/// installed, and how long it took.
+type LateOutcome = (Option<String>, Option<String>, Duration);
+
 /// The installation of what the suites after the binary's build need, on its own thread.
 struct LateSetup {
-    running: Option<thread::JoinHandle<(Option<String>, Option<String>)>>,
+    running: Option<thread::JoinHandle<LateOutcome>>,
     log: PathBuf,
-    started: Instant,
     /// Once waited for: why the packages, and why the venv, could not be installed.
     outcome: (Option<String>, Option<String>),
 }
@@ -391,6 +376,7 @@ impl LateSetup {
             );
             let (root, log) = (root.to_path_buf(), log.clone());
             thread::spawn(move || {
+                let started = Instant::now();
                 let mut installer = deps::AptInstaller::in_background(&log);
                 let apt = deps::ensure_apt_packages(&mut installer, &packages)
                     .err()
@@ -399,13 +385,12 @@ impl LateSetup {
                     .then(|| deps::ensure_venv_logged(&root, Some(&log)).err())
                     .flatten()
                     .map(|err| format!("{err:#}"));
-                (apt, venv)
+                (apt, venv, started.elapsed())
             })
         });
         Ok(Self {
             running,
             log,
-            started: Instant::now(),
             outcome: (None, None),
         })
     }
@@ -414,13 +399,14 @@ impl LateSetup {
     /// venv, could not be installed.
     fn wait(&mut self) -> (Option<String>, Option<String>) {
         if let Some(running) = self.running.take() {
-            self.outcome = running.join().unwrap_or_else(|_| {
+            let (apt, venv, took) = running.join().unwrap_or_else(|_| {
                 let panicked = Some("the background setup panicked".to_owned());
-                (panicked.clone(), panicked)
+                (panicked.clone(), panicked, Duration::ZERO)
             });
+            self.outcome = (apt, venv);
             println!(
                 "xtask: the background setup took {} (log: {})",
-                seconds(self.started.elapsed()),
+                seconds(took),
                 self.log.display()
             );
             for err in self.outcome.0.iter().chain(&self.outcome.1) {
@@ -428,39 +414,6 @@ impl LateSetup {
             }
         }
         self.outcome.clone()
-    }
-}
-
-/// Starts the background builds of `suites` that have one (see `prebuild`). A build that
-/// cannot even be planned is left to its suite, which reports the same error in its turn.
-fn start_background_builds(
-    root: &Path,
-    suites: &[&'static Suite],
-    background: &mut prebuild::Prebuilds,
-) {
-    let target = match target_dir(root) {
-        Ok(target) => target,
-        Err(err) => {
-            println!("xtask: no background builds: {err:#}");
-            return;
-        }
-    };
-    let mut jobs = Vec::new();
-    for suite in suites {
-        let Some(plan) = suite.background_build else {
-            continue;
-        };
-        let log = prebuild::log_path(&target, suite.name);
-        match plan(root, &target, &log) {
-            Ok(tasks) => jobs.push(prebuild::Job {
-                suite: suite.name,
-                tasks,
-            }),
-            Err(err) => println!("xtask: no background build for {}: {err:#}", suite.name),
-        }
-    }
-    if let Err(err) = background.start(&target, jobs) {
-        println!("xtask: no background builds: {err:#}");
     }
 }
 
@@ -540,9 +493,9 @@ mod tests {
                 "python-interop",
                 "device-suite",
                 "browser",
-                "vm-test",
                 "tauri",
                 "cross-targets",
+                "vm-test",
                 "fuzz"
             ]
         );

@@ -23,7 +23,7 @@ pub struct Step {
     envs: Vec<(OsString, OsString)>,
     removed_envs: Vec<OsString>,
     echo: bool,
-    /// Set for a background build: the output goes to this file, not the terminal.
+    /// Set for a background step: the output goes to this file, not the terminal.
     log: Option<PathBuf>,
 }
 
@@ -84,9 +84,10 @@ impl Step {
         self
     }
 
-    /// Runs the command as a background build: at the lowest CPU priority (`nice -n 19`, so
-    /// the tests running meanwhile keep the CPU they need), its output appended to `log`
-    /// instead of the terminal (still captured).
+    /// Runs the command in the background (the installation of the later suites' needs while
+    /// the workspace compiles): at the lowest CPU and I/O priority (`ionice -c 3 nice -n 19`, so
+    /// the compiler in front keeps the CPU and disk), its output appended to `log` instead of the
+    /// terminal (still captured).
     pub fn in_background(mut self, log: &Path) -> Self {
         self.log = Some(log.to_path_buf());
         self
@@ -121,10 +122,12 @@ impl Step {
             println!("$ {}", self.display());
         }
         let mut command = match &self.log {
+            // The idle I/O class too: dpkg's unpacking must not hold up the compiler's writes.
             Some(_) => {
-                let mut nice = Command::new("nice");
-                nice.args(["-n", "19"]).arg(&self.program);
-                nice
+                let mut idle = Command::new("ionice");
+                idle.args(["-c", "3", "nice", "-n", "19"])
+                    .arg(&self.program);
+                idle
             }
             None => Command::new(&self.program),
         };

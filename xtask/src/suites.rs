@@ -31,14 +31,7 @@ pub struct Suite {
     pub venv: bool,
     /// Runs it.
     pub run: fn(&mut Context<'_>) -> SuiteResult,
-    /// Its builds, run in the background before its turn (see `crate::prebuild`), from the
-    /// workspace root, the target directory and the log file.
-    pub background_build: Option<BackgroundBuild>,
 }
-
-/// Makes a suite's background build: from the workspace root, cargo's target directory and the
-/// log file, the tasks.
-pub type BackgroundBuild = fn(&Path, &Path, &Path) -> Result<Vec<crate::prebuild::Task>>;
 
 /// Packages every build of the workspace with `--all-features` needs: the TPM key store links
 /// libtss2 (tss-esapi finds it with pkg-config).
@@ -52,7 +45,6 @@ pub const SUITES: &[Suite] = &[
         requires: &[],
         packages: &[],
         venv: false,
-        background_build: None,
         run: fmt,
     },
     Suite {
@@ -61,7 +53,6 @@ pub const SUITES: &[Suite] = &[
         requires: &[],
         packages: BUILD_PACKAGES,
         venv: false,
-        background_build: None,
         run: clippy,
     },
     Suite {
@@ -79,7 +70,6 @@ pub const SUITES: &[Suite] = &[
             "python3",
         ],
         venv: false,
-        background_build: None,
         run: rust_tests,
     },
     Suite {
@@ -88,7 +78,6 @@ pub const SUITES: &[Suite] = &[
         requires: &[],
         packages: BUILD_PACKAGES,
         venv: false,
-        background_build: None,
         run: build,
     },
     Suite {
@@ -114,7 +103,6 @@ pub const SUITES: &[Suite] = &[
             "chromium",
         ],
         venv: true,
-        background_build: None,
         run: python,
     },
     Suite {
@@ -131,7 +119,6 @@ pub const SUITES: &[Suite] = &[
             "python3-gi",
         ],
         venv: true,
-        background_build: None,
         run: device,
     },
     Suite {
@@ -140,26 +127,7 @@ pub const SUITES: &[Suite] = &[
         requires: &["build"],
         packages: &["python3", "chromium", "nodejs", "npm", "postgresql"],
         venv: false,
-        background_build: None,
         run: browser,
-    },
-    Suite {
-        name: "vm-test",
-        aliases: &["vm", "uhid"],
-        requires: &["build"],
-        packages: &[
-            "qemu-system-x86",
-            "linux-image-amd64",
-            "busybox-static",
-            "udev",
-            "fido2-tools",
-            "openssh-server",
-            "python3",
-            "python3-venv",
-        ],
-        venv: true,
-        background_build: None,
-        run: vm_test,
     },
     Suite {
         name: "tauri",
@@ -179,7 +147,6 @@ pub const SUITES: &[Suite] = &[
             "swtpm-tools",
         ],
         venv: false,
-        background_build: Some(crate::tauri::background_build),
         run: crate::tauri::run,
     },
     Suite {
@@ -190,8 +157,24 @@ pub const SUITES: &[Suite] = &[
         requires: &[],
         packages: &[],
         venv: false,
-        background_build: Some(crate::cross::background_build),
         run: crate::cross::run,
+    },
+    Suite {
+        name: "vm-test",
+        aliases: &["vm", "uhid"],
+        requires: &["build"],
+        packages: &[
+            "qemu-system-x86",
+            "linux-image-amd64",
+            "busybox-static",
+            "udev",
+            "fido2-tools",
+            "openssh-server",
+            "python3",
+            "python3-venv",
+        ],
+        venv: true,
+        run: vm_test,
     },
     Suite {
         // Every cargo-fuzz target in fuzz/ for up to 30 s each (see `fuzz.rs`): one passed
@@ -202,7 +185,6 @@ pub const SUITES: &[Suite] = &[
         // libFuzzer is C++, built by libfuzzer-sys.
         packages: &["g++"],
         venv: false,
-        background_build: Some(crate::fuzz::background_build),
         run: fuzz,
     },
 ];

@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use crate::parse::{self, TestCounts, cargo_test_counts};
-use crate::prebuild::{self, Task};
 use crate::run::{Step, probe};
 use crate::suites::{Context, SuiteResult, ready_binary};
 
@@ -81,29 +80,6 @@ fn cargo_commands(root: &Path, target: &Path) -> [Vec<String>; 3] {
 fn cargo_step(root: &Path, args: &[String]) -> Step {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     crate::lints::cargo(&args, root)
-}
-
-/// The suite's builds, for the background (see `crate::prebuild`): tauri-driver, the tests'
-/// npm packages and the vendored guest modules (the app embeds `dist/` when it is built),
-/// then the lint build and the app's build (the unit tests' binaries are the lint build's).
-pub fn background_build(root: &Path, target: &Path, log: &Path) -> Result<Vec<Task>> {
-    let mut tasks: Vec<Task> = Vec::new();
-    if !tauri_driver_is_current()? {
-        tasks.push(prebuild::step(install_tauri_driver().in_background(log)));
-    }
-    let example = root.join(EXAMPLE);
-    let tests_dir = example.join("tests");
-    if npm_is_stale(&tests_dir) {
-        tasks.push(prebuild::step(
-            Step::new("npm", &["ci", "--no-audit", "--no-fund"], &tests_dir).in_background(log),
-        ));
-    }
-    tasks.push(Box::new(move || vendor_guest_js(&example)));
-    let [lint, _, build] = cargo_commands(root, target);
-    for args in [lint, build] {
-        tasks.push(prebuild::step(cargo_step(root, &args).in_background(log)));
-    }
-    Ok(tasks)
 }
 
 /// Builds and runs everything; the counts (unit tests + journeys) and notes.
