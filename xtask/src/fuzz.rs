@@ -227,10 +227,41 @@ fn fuzz_dir(root: &Path) -> PathBuf {
     root.join("fuzz")
 }
 
+/// How the targets are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// cargo-fuzz's default (release, one codegen unit): the fastest targets, for the campaigns
+    /// of `cargo xtask fuzz` whose figures go to `fuzz/RESULTS.md`.
+    Campaign,
+    /// `--dev` (the fuzz workspace's dev profile: unoptimised but for the crypto): a cold build
+    /// in a fraction of the time, slower targets; for `cargo xtask test`, whose 30 s per target
+    /// check that the committed corpus and a short run find nothing.
+    Smoke,
+}
+
+impl Profile {
+    /// `cargo fuzz build`'s arguments for it.
+    fn build_args(self) -> &'static [&'static str] {
+        match self {
+            Profile::Campaign => &["fuzz", "build", "-s", "none"],
+            Profile::Smoke => &["fuzz", "build", "-s", "none", "--dev"],
+        }
+    }
+
+    /// Cargo's output directory for it.
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Campaign => "release",
+            Profile::Smoke => "debug",
+        }
+    }
+}
+
 /// Where `cargo fuzz build` puts the target binaries.
-fn binary(root: &Path, target: &str) -> PathBuf {
+fn binary(root: &Path, profile: Profile, target: &str) -> PathBuf {
     fuzz_dir(root)
-        .join("target/x86_64-unknown-linux-gnu/release")
+        .join("target/x86_64-unknown-linux-gnu")
+        .join(profile.dir())
         .join(target)
 }
 
@@ -249,7 +280,7 @@ fn nightly_cargo(root: &Path, args: &[&str]) -> Step {
 
 /// The steps that build every target (and the seeder): cargo-fuzz's installation when it is
 /// missing, then `cargo fuzz build`; an error when there is no nightly toolchain.
-pub fn build_steps(root: &Path) -> Result<Vec<Step>> {
+pub fn build_steps(root: &Path, profile: Profile) -> Result<Vec<Step>> {
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .stdout(Stdio::null())
@@ -274,14 +305,14 @@ pub fn build_steps(root: &Path) -> Result<Vec<Step>> {
             .env_remove("CARGO_TARGET_DIR"),
         );
     }
-    steps.push(nightly_cargo(root, &["fuzz", "build", "-s", "none"]));
+    steps.push(nightly_cargo(root, profile.build_args()));
     Ok(steps)
 }
 
 /// Installs cargo-fuzz when missing, then builds every target (and the seeder).
-pub fn build(root: &Path) -> Result<Duration> {
+pub fn build(root: &Path, profile: Profile) -> Result<Duration> {
     let started = Instant::now();
-    for step in build_steps(root)? {
+    for step in build_steps(root, profile)? {
         let captured = step.run()?;
         if !captured.success {
             bail!("{}", captured.status_text());
@@ -291,7 +322,7 @@ pub fn build(root: &Path) -> Result<Duration> {
 }
 
 /// Runs `target` for `seconds` on the committed corpus, its log in `fuzz/target/logs/`.
-pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> {
+pub fn run_target(root: &Path, profile: Profile, target: &str, seconds: u64) -> Result<TargetRun> {
     let fuzz = fuzz_dir(root);
     let work = fuzz.join("target/corpus").join(target);
     let seeds = fuzz.join("corpus").join(target);
@@ -303,7 +334,7 @@ pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> 
     let log_path = logs.join(format!("{target}.log"));
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
-    let status = Command::new(binary(root, target))
+    let status = Command::new(binary(root, profile, target))
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
         .arg(format!("-timeout={TIMEOUT_SECS}"))
@@ -316,7 +347,7 @@ pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> 
         .stdout(log.try_clone()?)
         .stderr(log)
         .status()
-        .with_context(|| format!("starting {}", binary(root, target).display()))?;
+        .with_context(|| format!("starting {}", binary(root, profile, target).display()))?;
     let text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut run = parse_libfuzzer(text.lines());
     if !status.success() && run.ok() {
@@ -325,7 +356,7 @@ pub fn run_target(root: &Path, target: &str, seconds: u64) -> Result<TargetRun> 
     }
     if run.hangs > 0 {
         if let Some(artifact) = run.artifact.clone() {
-            match replay(root, target, Path::new(&artifact), &logs)? {
+            match replay(root, profile, target, Path::new(&artifact), &logs)? {
                 Replay::Hang => {}
                 Replay::Crash => {
                     run.hangs -= 1;
@@ -353,12 +384,18 @@ enum Replay {
 }
 
 /// Runs `artifact` alone through `target`, up to three times, with the same limits.
-fn replay(root: &Path, target: &str, artifact: &Path, logs: &Path) -> Result<Replay> {
+fn replay(
+    root: &Path,
+    profile: Profile,
+    target: &str,
+    artifact: &Path,
+    logs: &Path,
+) -> Result<Replay> {
     for attempt in 1..=3 {
         let log_path = logs.join(format!("{target}.replay-{attempt}.log"));
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let status = Command::new(binary(root, target))
+        let status = Command::new(binary(root, profile, target))
             .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
             .arg(format!("-timeout={TIMEOUT_SECS}"))
             .arg(artifact)
@@ -383,6 +420,7 @@ fn replay(root: &Path, target: &str, artifact: &Path, logs: &Path) -> Result<Rep
 /// the order they end). A target that could not be started is passed as its error.
 pub fn run_many(
     root: &Path,
+    profile: Profile,
     targets: &[&'static str],
     seconds: u64,
     jobs: usize,
@@ -398,7 +436,7 @@ pub fn run_many(
                 loop {
                     let next = queue.lock().map_or(None, |mut q| q.next());
                     let Some(target) = next else { break };
-                    let result = run_target(root, target, seconds);
+                    let result = run_target(root, profile, target, seconds);
                     if sender.send((target, result)).is_err() {
                         break;
                     }
@@ -415,7 +453,7 @@ pub fn run_many(
 /// Runs the selected targets and prints a line per target; returns whether all were clean.
 pub fn run(root: &Path, options: &Options) -> Result<bool> {
     if !options.no_build {
-        let build_time = build(root)?;
+        let build_time = build(root, Profile::Campaign)?;
         println!(
             "xtask: fuzz targets built in {:.1} s",
             build_time.as_secs_f64()
@@ -434,6 +472,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool> {
     );
     run_many(
         root,
+        Profile::Campaign,
         &options.targets,
         options.seconds,
         options.jobs,
@@ -517,7 +556,7 @@ fn seed(root: &Path) -> Result<bool> {
     let _ = std::fs::remove_dir_all(&recording);
     std::fs::create_dir_all(&recording)?;
     record_python_fido2(root, &recording)?;
-    let status = Command::new(binary(root, "seed"))
+    let status = Command::new(binary(root, Profile::Campaign, "seed"))
         .arg("-runs=0")
         .env("PASSGATE_FUZZ_SEEDS", &raw)
         .env("PASSGATE_CTAPHID_RECORD", &recording)
@@ -535,7 +574,7 @@ fn seed(root: &Path) -> Result<bool> {
         std::fs::create_dir_all(&merged)?;
         // Inputs kept from earlier findings (`fuzz/regressions/TARGET`) are offered too.
         let regressions = fuzz.join("regressions").join(target);
-        let status = Command::new(binary(root, target))
+        let status = Command::new(binary(root, Profile::Campaign, target))
             .arg("-merge=1")
             .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
             .arg(format!("-timeout={TIMEOUT_SECS}"))

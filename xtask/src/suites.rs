@@ -626,7 +626,7 @@ fn fuzz(ctx: &mut Context<'_>) -> SuiteResult {
     if let Some(err) = &ctx.setup_error {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
-    let build_time = match fuzz::build(ctx.root) {
+    let build_time = match fuzz::build(ctx.root, fuzz::Profile::Smoke) {
         Ok(time) => time,
         Err(err) => return SuiteResult::failed(format!("{err:#}")),
     };
@@ -640,6 +640,7 @@ fn fuzz(ctx: &mut Context<'_>) -> SuiteResult {
     let mut failures = Vec::new();
     fuzz::run_many(
         ctx.root,
+        fuzz::Profile::Smoke,
         &targets,
         seconds,
         fuzz::CI_JOBS,
