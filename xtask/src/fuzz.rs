@@ -278,9 +278,9 @@ fn nightly_cargo(root: &Path, args: &[&str]) -> Step {
         .env_remove("CARGO")
 }
 
-/// The steps that build every target (and the seeder): cargo-fuzz's installation when it is
-/// missing, then `cargo fuzz build`; an error when there is no nightly toolchain.
-pub fn build_steps(root: &Path, profile: Profile) -> Result<Vec<Step>> {
+/// Installs cargo-fuzz when missing, then builds every target (and the seeder).
+pub fn build(root: &Path, profile: Profile) -> Result<Duration> {
+    let started = Instant::now();
     let has_nightly = Command::new("rustup")
         .args(["run", "nightly", "rustc", "--version"])
         .stdout(Stdio::null())
@@ -290,33 +290,25 @@ pub fn build_steps(root: &Path, profile: Profile) -> Result<Vec<Step>> {
     if !has_nightly {
         bail!("the fuzz targets need the nightly toolchain (`rustup toolchain install nightly`)");
     }
-    let mut steps = Vec::new();
     let has_cargo_fuzz = nightly_cargo(root, &["fuzz", "--version"])
         .quiet()
         .run()
         .is_ok_and(|captured| captured.success);
     if !has_cargo_fuzz {
-        steps.push(
-            Step::new(
-                "cargo",
-                &["install", "cargo-fuzz", "--version", "0.13.2", "--locked"],
-                root,
-            )
-            .env_remove("CARGO_TARGET_DIR"),
-        );
-    }
-    steps.push(nightly_cargo(root, profile.build_args()));
-    Ok(steps)
-}
-
-/// Installs cargo-fuzz when missing, then builds every target (and the seeder).
-pub fn build(root: &Path, profile: Profile) -> Result<Duration> {
-    let started = Instant::now();
-    for step in build_steps(root, profile)? {
-        let captured = step.run()?;
-        if !captured.success {
-            bail!("{}", captured.status_text());
+        let installed = Step::new(
+            "cargo",
+            &["install", "cargo-fuzz", "--version", "0.13.2", "--locked"],
+            root,
+        )
+        .env_remove("CARGO_TARGET_DIR")
+        .run()?;
+        if !installed.success {
+            bail!("installing cargo-fuzz {}", installed.status_text());
         }
+    }
+    let built = nightly_cargo(root, profile.build_args()).run()?;
+    if !built.success {
+        bail!("`cargo fuzz build` {}", built.status_text());
     }
     Ok(started.elapsed())
 }

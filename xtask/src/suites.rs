@@ -554,14 +554,7 @@ fn npm_test(
     binary: &Path,
     filter: Option<&str>,
 ) -> std::result::Result<(TestCounts, bool), String> {
-    let lock = dir.join("package-lock.json");
-    let installed = dir.join("node_modules").join(".package-lock.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let stale = match (modified(&lock), modified(&installed)) {
-        (Some(lock), Some(installed)) => installed < lock,
-        _ => true,
-    };
-    if stale {
+    if crate::tauri::npm_is_stale(dir) {
         match Step::new("npm", &["ci", "--no-audit", "--no-fund"], dir).run() {
             Ok(c) if c.success => {}
             Ok(c) => return Err(format!("`npm ci` {}", c.status_text())),

@@ -149,47 +149,35 @@ fn journeys(
     Ok((counts, notes))
 }
 
-/// Where cargo installs `tauri-driver`.
-fn tauri_driver_path() -> Result<PathBuf> {
+/// `tauri-driver` at the pinned version, installed with cargo when missing.
+fn ensure_tauri_driver() -> Result<PathBuf> {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .context("neither CARGO_HOME nor HOME is set")?;
-    Ok(home.join("bin").join("tauri-driver"))
-}
-
-/// Whether the pinned `tauri-driver` is installed.
-fn tauri_driver_is_current() -> Result<bool> {
-    let driver = tauri_driver_path()?;
-    Ok(probe(&driver.to_string_lossy(), &["--version"])
+    let driver = home.join("bin").join("tauri-driver");
+    let current = probe(&driver.to_string_lossy(), &["--version"])
         && std::process::Command::new(&driver)
             .arg("--version")
             .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(TAURI_DRIVER_VERSION)))
-}
-
-fn install_tauri_driver() -> Step {
-    let version = format!("={TAURI_DRIVER_VERSION}");
-    Step::new(
-        &crate::cargo(),
-        &["install", "tauri-driver", "--version", &version, "--locked"],
-        Path::new("."),
-    )
-}
-
-/// `tauri-driver` at the pinned version, installed with cargo when missing.
-fn ensure_tauri_driver() -> Result<PathBuf> {
-    if !tauri_driver_is_current()? {
-        let captured = install_tauri_driver().run()?;
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(TAURI_DRIVER_VERSION));
+    if !current {
+        let version = format!("={TAURI_DRIVER_VERSION}");
+        let captured = Step::new(
+            &crate::cargo(),
+            &["install", "tauri-driver", "--version", &version, "--locked"],
+            Path::new("."),
+        )
+        .run()?;
         if !captured.success {
             bail!("cargo install tauri-driver {}", captured.status_text());
         }
     }
-    tauri_driver_path()
+    Ok(driver)
 }
 
 /// Whether `node_modules` in `dir` is missing or older than the lockfile.
-fn npm_is_stale(dir: &Path) -> bool {
+pub(crate) fn npm_is_stale(dir: &Path) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match (
         modified(&dir.join("package-lock.json")),
