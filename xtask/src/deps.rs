@@ -399,3 +399,15 @@ pub fn ensure_venv_logged(root: &Path, log: Option<&Path>) -> Result<()> {
     fs::write(&stamp, wanted_stamp).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(())
 }
+
+/// Whether `node_modules` in `dir` is missing or older than the lockfile.
+pub fn npm_is_stale(dir: &Path) -> bool {
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(&dir.join("package-lock.json")),
+        modified(&dir.join("node_modules").join(".package-lock.json")),
+    ) {
+        (Some(lock), Some(installed)) => installed < lock,
+        _ => true,
+    }
+}

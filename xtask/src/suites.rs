@@ -554,7 +554,7 @@ fn npm_test(
     binary: &Path,
     filter: Option<&str>,
 ) -> std::result::Result<(TestCounts, bool), String> {
-    if crate::tauri::npm_is_stale(dir) {
+    if deps::npm_is_stale(dir) {
         match Step::new("npm", &["ci", "--no-audit", "--no-fund"], dir).run() {
             Ok(c) if c.success => {}
             Ok(c) => return Err(format!("`npm ci` {}", c.status_text())),

@@ -176,21 +176,9 @@ fn ensure_tauri_driver() -> Result<PathBuf> {
     Ok(driver)
 }
 
-/// Whether `node_modules` in `dir` is missing or older than the lockfile.
-pub(crate) fn npm_is_stale(dir: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (
-        modified(&dir.join("package-lock.json")),
-        modified(&dir.join("node_modules").join(".package-lock.json")),
-    ) {
-        (Some(lock), Some(installed)) => installed < lock,
-        _ => true,
-    }
-}
-
 /// `npm ci` when `node_modules` is missing or older than the lockfile.
 fn npm_ci(dir: &Path) -> Result<()> {
-    if npm_is_stale(dir) {
+    if crate::deps::npm_is_stale(dir) {
         let captured = Step::new("npm", &["ci", "--no-audit", "--no-fund"], dir).run()?;
         if !captured.success {
             bail!("npm ci in {} {}", dir.display(), captured.status_text());
