@@ -282,9 +282,7 @@ fn clippy(ctx: &mut Context<'_>) -> SuiteResult {
     }
     let mut failures = Vec::new();
     for targets in [&[][..], &["--benches"][..]] {
-        let mut args = vec!["test", "--workspace", "--all-features", "--no-run"];
-        args.extend(targets);
-        args.extend(locked_flag());
+        let args = test_build_args(targets);
         match lints::cargo(&args, ctx.root).run() {
             Ok(captured) => {
                 if let Some(why) =
@@ -301,6 +299,16 @@ fn clippy(ctx: &mut Context<'_>) -> SuiteResult {
     } else {
         SuiteResult::failed(failures.join("; "))
     }
+}
+
+/// `cargo test --workspace --all-features --no-run` with `targets`: the workspace's test
+/// build, which the clippy suite lints and whose `passgate` binary the build suite takes (both
+/// must be the same command, or the second compiles again).
+fn test_build_args(targets: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec!["test", "--workspace", "--all-features", "--no-run"];
+    args.extend(targets);
+    args.extend(locked_flag());
+    args
 }
 
 /// The arguments of the workspace's `cargo test`, with the test-name filter after `--`.
@@ -361,14 +369,10 @@ fn build(ctx: &mut Context<'_>) -> SuiteResult {
     if let Some(err) = &ctx.setup_error {
         return SuiteResult::failed(format!("not run: setup failed: {err}"));
     }
-    let mut args = vec!["test", "--workspace", "--all-features", "--no-run"];
-    args.extend(locked_flag());
+    let args = test_build_args(&[]);
     let outcome = lints::cargo(&args, ctx.root).run().and_then(|captured| {
         if !captured.success {
-            bail!(
-                "`cargo test --workspace --all-features --no-run` {}",
-                captured.status_text()
-            );
+            bail!("`cargo {}` {}", args.join(" "), captured.status_text());
         }
         let binary = target_dir(ctx.root)?.join("debug").join("passgate");
         if !binary.is_file() {
